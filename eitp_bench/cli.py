@@ -1,0 +1,104 @@
+"""The `eitp-bench` command: every command is thin (parse, call, print).
+
+Each command lives in `eitp_bench/commands/<name>.py` and exposes `register(app)`.
+Command modules import heavy libraries (torch, pandas, matplotlib) inside the
+command body, so `eitp-bench --help` and `doctor` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from eitp_bench.errors import UserError
+
+try:  # typer >= 0.24 vendors click
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - older typer on real click
+    from click.exceptions import ClickException, UsageError
+
+app = typer.Typer(
+    name="eitp-bench",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Measure real joules and judge claimed speed/energy gains (EIT-P vs GPT-2).",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Measure real joules and judge claimed speed/energy gains (EIT-P vs GPT-2)."""
+
+
+@app.command("version")
+def version() -> None:
+    """Print the eitp-bench version."""
+    from eitp_bench import __version__
+
+    print(__version__)
+
+
+def _register_commands() -> None:
+    from eitp_bench.commands import (
+        bounds,
+        compare,
+        doctor,
+        measure,
+        profile,
+        regress,
+        report,
+        run,
+        store_io,
+    )
+
+    for module in (measure, doctor, run, report, compare, regress, store_io, profile, bounds):
+        module.register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: turns every expected failure into one clear message and an exit code."""
+    try:
+        result = app(args=argv, prog_name="eitp-bench", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except UserError as err:
+        print(f"eitp-bench: error: {err.message}", file=sys.stderr)
+        if err.fix:
+            print(f"  fix: {err.fix}", file=sys.stderr)
+        code = err.exit_code
+    except UsageError as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # bare `eitp-bench`: just the help
+            print(err.format_message())
+            return _exit(0, argv)
+        # One line naming the problem, then the usage line; exit 2 like every CLI.
+        print(f"eitp-bench: error: {err.format_message()}", file=sys.stderr)
+        if err.ctx is not None:
+            print(err.ctx.get_usage(), file=sys.stderr)
+        code = 2
+    except typer.Exit as err:
+        code = err.exit_code
+    except typer.Abort:
+        print("eitp-bench: interrupted", file=sys.stderr)
+        code = 130
+    except KeyboardInterrupt:
+        print("eitp-bench: interrupted", file=sys.stderr)
+        code = 130
+    except ClickException as err:
+        print(f"eitp-bench: error: {err.format_message()}", file=sys.stderr)
+        code = err.exit_code
+    return _exit(code, argv)
+
+
+def _exit(code: int, argv: list[str] | None) -> int:
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

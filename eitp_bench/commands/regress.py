@@ -1,0 +1,5 @@
+"""`eitp-bench regress` (placeholder until its issue lands)."""
+
+
+def register(app) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""`eitp-bench report` (placeholder until its issue lands)."""
+
+
+def register(app) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Meters turn hardware counters into joules; the monitor turns them into named windows."""
