@@ -1,5 +1,90 @@
-"""`eitp-bench doctor` (placeholder until its issue lands)."""
+"""`eitp-bench doctor`: every meter, available or not, with the reason and the fix."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import typer
+
+
+def collect_statuses() -> list[Any]:
+    from eitp_bench.energy.estimate import CpuTimeEstimateMeter
+    from eitp_bench.energy.nvml import NvmlMeter
+    from eitp_bench.energy.pyrapl_meter import PyRaplMeter
+    from eitp_bench.energy.rapl import RaplMeter
+
+    statuses = []
+    for meter in (RaplMeter, NvmlMeter, PyRaplMeter, CpuTimeEstimateMeter):
+        statuses.extend(meter.probe())
+    statuses.extend(_co2_status())
+    return statuses
+
+
+def _co2_status() -> list[Any]:
+    from eitp_bench.energy.base import MeterStatus
+
+    try:
+        import codecarbon  # noqa: F401
+    except ImportError:
+        return [
+            MeterStatus(
+                meter="codecarbon",
+                available=False,
+                reason="codecarbon is not installed (optional: CO2 figures only)",
+                fix="pip install 'eitp-bench[co2]'",
+            )
+        ]
+    return [
+        MeterStatus(
+            meter="codecarbon",
+            available=True,
+            reason=f"codecarbon {codecarbon.__version__}: offline CO2 figures (its energy is a peer's figure)",
+        )
+    ]
+
+
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """List every meter, whether it can read here, and for those that cannot, why and how to fix it.
+
+    Exit 0 when at least one sensor measures real joules, 1 when only estimates are possible.
+    """
+    statuses = collect_statuses()
+    measured = [s for s in statuses if s.available and s.meter in ("rapl", "nvml", "pyrapl")]
+    if as_json:
+        print(json.dumps({"meters": [asdict(s) for s in statuses], "can_measure": bool(measured)}, default=str))
+    else:
+        _print(statuses, bool(measured))
+    raise typer.Exit(0 if measured else 1)
+
+
+def _print(statuses, can_measure: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="eitp-bench doctor: meters on this machine", show_lines=True)
+    for col in ("meter", "device", "domain", "status", "reason", "fix"):
+        table.add_column(col, overflow="fold")
+    for s in statuses:
+        table.add_row(
+            s.meter,
+            s.device or "",
+            s.domain or "",
+            "[green]available[/green]" if s.available else "[red]unavailable[/red]",
+            s.reason,
+            s.fix or "",
+        )
+    console.print(table)
+    if can_measure:
+        console.print("[green]Real joules can be measured here.[/green]")
+    else:
+        console.print(
+            "[yellow]No sensor can read here: energy will be ESTIMATED from CPU time × TDP "
+            "and energy claims will be NOT MEASURED.[/yellow]"
+        )
 
 
 def register(app) -> None:
-    pass
+    app.command("doctor")(doctor)

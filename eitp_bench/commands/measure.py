@@ -1,5 +1,162 @@
-"""`eitp-bench measure` (placeholder until its issue lands)."""
+"""`eitp-bench measure -- COMMAND [ARGS...]`: a `perf stat` for joules.
+
+The report goes to stderr (like perf stat) so the command's own output stays
+clean; with --json, stdout is exactly one JSON object and the command's stdout
+is sent to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Optional
+
+import typer
+
+from eitp_bench.errors import UserError
+
+
+def measure(
+    command: Optional[list[str]] = typer.Argument(None, help="The command to run, after `--`."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+    interval: float = typer.Option(0.1, "--interval", help="Sampling interval for power samplers, seconds."),
+    idle: Optional[float] = typer.Option(None, "--idle", help="Measure an idle baseline of S seconds first."),
+    timeline: bool = typer.Option(False, "--timeline", help="Include the power timeline in --json output."),
+) -> None:
+    """Run COMMAND and report the energy it used, per device and domain."""
+    if not command:
+        raise UserError("no COMMAND given", fix="eitp-bench measure [OPTIONS] -- COMMAND [ARGS...]")
+    if interval <= 0:
+        raise UserError(f"--interval must be positive, got {interval}")
+    if idle is not None and idle <= 0:
+        raise UserError(f"--idle must be a positive number of seconds, got {idle}")
+
+    from eitp_bench.energy.monitor import EnergyMonitor
+
+    monitor = EnergyMonitor(interval=interval, timeline=timeline)
+    try:
+        baseline = monitor.measure_idle(idle) if idle else None
+        exit_code, result = _run_measured(monitor, command, quiet_stdout=as_json)
+    finally:
+        monitor.close()
+
+    payload = _payload(command, exit_code, result, baseline, monitor, timeline)
+    if as_json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        _print_table(payload)
+    raise typer.Exit(exit_code)
+
+
+def _run_measured(monitor, command: list[str], *, quiet_stdout: bool):
+    stdout = sys.stderr if quiet_stdout else None
+    window = monitor.begin("command")
+    try:
+        proc = subprocess.Popen(command, stdout=stdout)
+    except FileNotFoundError:
+        window.end()
+        raise UserError(f"command not found: {command[0]}", fix="check the name and your PATH", exit_code=127)
+    except PermissionError:
+        window.end()
+        raise UserError(f"command is not executable: {command[0]}", fix=f"chmod +x {command[0]}", exit_code=126)
+    try:
+        exit_code = proc.wait()
+    except KeyboardInterrupt:
+        # The child got the same SIGINT from the terminal; wait for it so its energy is counted.
+        proc.send_signal(signal.SIGINT)
+        exit_code = proc.wait()
+    result = window.end()
+    if exit_code < 0:  # killed by a signal: report it the way shells do
+        exit_code = 128 - exit_code
+    return exit_code, result
+
+
+def _energy_row(e) -> dict[str, Any]:
+    row = {
+        "device": e.device,
+        "domain": e.domain,
+        "joules": e.joules,
+        "method": e.method,
+        "meter": e.meter,
+        "duration_s": e.duration_s,
+        "watts": e.watts,
+        "samples": e.samples,
+        "sample_rate_hz": e.sample_rate_hz,
+        "max_gap_s": e.max_gap_s,
+        "wraps": e.wraps,
+        "flags": list(e.flags),
+    }
+    if e.idle_watts is not None:
+        row["idle_watts"] = e.idle_watts
+        row["net_joules"] = e.net_joules
+    return row
+
+
+def _payload(command, exit_code, result, baseline, monitor, timeline: bool) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "command": list(command),
+        "exit_code": exit_code,
+        "duration_s": result.duration_s,
+        "energy": [_energy_row(e) for e in result.energy],
+        "measured_joules": result.measured_joules,
+        "net_measured_joules": result.net_measured_joules,
+        "estimated_joules": result.estimated_joules,
+        "unavailable": [
+            {"meter": s.meter, "device": s.device, "domain": s.domain, "reason": s.reason, "fix": s.fix}
+            for s in monitor.statuses
+            if not s.available
+        ],
+    }
+    if baseline is not None:
+        payload["idle"] = {"duration_s": baseline.duration_s, "watts": baseline.as_list()}
+    if timeline:
+        payload["timeline"] = [
+            {"t": p.t, "device": p.device, "domain": p.domain, "watts": p.watts}
+            for p in result.timeline_points(result.start)
+        ]
+    return payload
+
+
+def _fmt(x: Optional[float], spec: str) -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def _print_table(payload: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    cmd = " ".join(payload["command"])
+    table = Table(title=f"energy of: {cmd}  ({payload['duration_s']:.3f} s, exit {payload['exit_code']})")
+    for col in ("device", "domain", "joules", "watts", "method", "samples", "net J", "flags"):
+        table.add_column(col)
+    for row in payload["energy"]:
+        table.add_row(
+            row["device"],
+            row["domain"],
+            _fmt(row["joules"], ".3f"),
+            _fmt(row["watts"], ".2f"),
+            row["method"],
+            str(row["samples"]),
+            _fmt(row.get("net_joules"), ".3f"),
+            "; ".join(row["flags"]),
+        )
+    console.print(table)
+    measured = payload["measured_joules"]
+    console.print(f"measured total (gpu+package+dram): {_fmt(measured, '.3f')} J")
+    if payload["estimated_joules"] is not None:
+        console.print(f"estimated (not measured): {_fmt(payload['estimated_joules'], '.3f')} J")
+    for s in payload["unavailable"]:
+        where = " ".join(x for x in (s["meter"], s["device"], s["domain"]) if x)
+        console.print(f"[dim]unavailable: {where}: {s['reason']}[/dim]")
 
 
 def register(app) -> None:
-    pass
+    app.command(
+        "measure",
+        context_settings={"allow_interspersed_args": False},
+    )(measure)

@@ -1,0 +1,292 @@
+"""Named measurement windows over every meter that can read on this machine.
+
+    monitor = EnergyMonitor()
+    with monitor.window("train-step") as w:
+        ...
+    w.result.energy            # one DomainEnergy per device × domain
+
+A window is two marks per meter (see energy/base.py), so windows nest and overlap.
+CUDA work is synchronised at both edges, so a window holds the GPU work queued
+inside it and none from before it.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+from eitp_bench.energy.base import ADDITIVE_DOMAINS, DomainEnergy, Meter, MeterStatus, PowerSample
+from eitp_bench.records import MEASURED_METHODS, EnergyEntry, TimelinePoint
+
+ChannelKey = tuple[str, str, str]  # meter, device, domain
+
+
+def _key(e: DomainEnergy) -> ChannelKey:
+    return (e.meter, e.device, e.domain)
+
+
+@dataclass
+class WindowResult:
+    name: str
+    start: float  # time.monotonic()
+    end: float
+    energy: list[DomainEnergy]
+    timeline: list[PowerSample] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end - self.start
+
+    @property
+    def measured(self) -> list[DomainEnergy]:
+        """Valid counter/sampled entries of additive domains (gpu, package, dram)."""
+        return [
+            e
+            for e in self.energy
+            if e.valid and e.method in MEASURED_METHODS and e.domain in ADDITIVE_DOMAINS
+        ]
+
+    @property
+    def measured_joules(self) -> Optional[float]:
+        """Sum of measured joules over additive domains; None when nothing was measured."""
+        measured = self.measured
+        return sum(e.joules for e in measured) if measured else None  # type: ignore[misc]
+
+    @property
+    def net_measured_joules(self) -> Optional[float]:
+        measured = self.measured
+        if not measured or any(e.net_joules is None for e in measured):
+            return None
+        return sum(e.net_joules for e in measured)  # type: ignore[misc]
+
+    @property
+    def estimated_joules(self) -> Optional[float]:
+        """Estimated joules, kept apart: never part of `measured_joules`."""
+        est = [e for e in self.energy if e.valid and e.method == "estimated" and e.domain in ADDITIVE_DOMAINS]
+        return sum(e.joules for e in est) if est else None  # type: ignore[misc]
+
+    @property
+    def complete(self) -> bool:
+        """True when no measured additive domain was flagged invalid in this window."""
+        return all(e.valid for e in self.energy if e.method != "estimated" and e.domain in ADDITIVE_DOMAINS)
+
+    def entries(self, window: Optional[str] = None) -> list[EnergyEntry]:
+        return [e.to_entry(window or self.name) for e in self.energy]
+
+    def timeline_points(self, t_ref: float, window: Optional[str] = None) -> list[TimelinePoint]:
+        return [
+            TimelinePoint(window=window or self.name, device=s.device, domain=s.domain, t=s.t - t_ref, watts=s.watts)
+            for s in self.timeline
+        ]
+
+
+@dataclass
+class IdleBaseline:
+    duration_s: float
+    watts: dict[ChannelKey, float]
+    result: WindowResult
+
+    def as_list(self) -> list[dict[str, Any]]:
+        methods = {_key(e): e.method for e in self.result.energy}
+        return [
+            {"meter": m, "device": d, "domain": dom, "watts": w, "method": methods.get((m, d, dom))}
+            for (m, d, dom), w in sorted(self.watts.items())
+        ]
+
+
+def _cuda_synchronize() -> None:
+    # Only if the workload already uses torch with CUDA: never import torch just for this.
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    try:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+    except Exception:  # a broken CUDA context must not break the measurement itself
+        pass
+
+
+class Window:
+    """One measurement window; a context manager. `result` is set when it closes."""
+
+    def __init__(self, monitor: "EnergyMonitor", name: str):
+        self.monitor = monitor
+        self.name = name
+        self.result: Optional[WindowResult] = None
+        self._begin: Optional[list[Any]] = None
+        self._t0 = 0.0
+
+    def __enter__(self) -> "Window":
+        return self.begin()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.end()
+
+    def begin(self) -> "Window":
+        if self.monitor.cuda_sync:
+            _cuda_synchronize()
+        self._t0 = time.monotonic()
+        self._begin = [m.mark() for m in self.monitor.meters]
+        return self
+
+    def end(self) -> WindowResult:
+        if self._begin is None:
+            raise RuntimeError(f"window {self.name!r} was never opened")
+        if self.monitor.cuda_sync:
+            _cuda_synchronize()
+        end_marks = [m.mark() for m in self.monitor.meters]
+        t1 = time.monotonic()
+        energy: list[DomainEnergy] = []
+        timeline: list[PowerSample] = []
+        for meter, b, e in zip(self.monitor.meters, self._begin, end_marks):
+            energy.extend(meter.energy_between(b, e))
+            if self.monitor.timeline:
+                timeline.extend(meter.power_samples(self._t0, t1))
+        for entry in energy:
+            if entry.idle_watts is None:
+                entry.idle_watts = self.monitor.idle_watts.get(_key(entry))
+        self.result = WindowResult(self.name, self._t0, t1, energy, sorted(timeline, key=lambda s: s.t))
+        self.monitor._finished(self.result)
+        return self.result
+
+
+class EnergyMonitor:
+    """Every meter that can read here, behind named windows.
+
+    meters: explicit meters (tests, custom set-ups); by default `discover_meters()`.
+    interval: sampling interval in seconds for samplers and the power timeline.
+    timeline: keep power timelines in window results.
+    estimate: "auto" adds the CPU-time estimate only when no sensor can read,
+              "never" leaves it out, "always" adds it beside the sensors.
+    """
+
+    def __init__(
+        self,
+        meters: Optional[Iterable[Meter]] = None,
+        *,
+        interval: float = 0.1,
+        timeline: bool = False,
+        cuda_sync: bool = True,
+        estimate: str = "auto",
+        tdp_w: Optional[float] = None,
+        keep_results: int = 10_000,
+    ):
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.interval = interval
+        self.timeline = timeline
+        self.cuda_sync = cuda_sync
+        self.statuses: list[MeterStatus] = []
+        if meters is None:
+            meters, self.statuses = discover_meters(interval=interval, estimate=estimate, tdp_w=tdp_w)
+        self.meters: list[Meter] = list(meters)
+        self.idle_watts: dict[ChannelKey, float] = {}
+        self.idle: Optional[IdleBaseline] = None
+        self.results: list[WindowResult] = []
+        self._keep = keep_results
+        self._lock = threading.Lock()
+        self._closed = False
+        self.started_at = time.monotonic()
+        for meter in self.meters:
+            meter.start()
+
+    # -- windows ---------------------------------------------------------------------------
+    def window(self, name: str) -> Window:
+        """A named window: `with monitor.window("x") as w:` or `@monitor.window("x")`."""
+        return _WindowFactory(self, name)  # type: ignore[return-value]
+
+    def begin(self, name: str) -> Window:
+        """Open a window explicitly; close it with `.end()` (returns the result)."""
+        return Window(self, name).begin()
+
+    def _finished(self, result: WindowResult) -> None:
+        with self._lock:
+            self.results.append(result)
+            if len(self.results) > self._keep:
+                del self.results[: len(self.results) - self._keep]
+
+    # -- idle baseline ---------------------------------------------------------------------
+    def measure_idle(self, seconds: float) -> IdleBaseline:
+        """Measure the same meters over an idle period; later windows carry idle watts and net joules."""
+        if seconds <= 0:
+            raise ValueError("idle period must be positive")
+        with self.window("idle") as w:
+            time.sleep(seconds)
+        result = w.result
+        assert result is not None
+        watts = {_key(e): e.watts for e in result.energy if e.watts is not None}
+        self.idle_watts = watts  # type: ignore[assignment]
+        self.idle = IdleBaseline(result.duration_s, watts, result)  # type: ignore[arg-type]
+        return self.idle
+
+    # -- facts -----------------------------------------------------------------------------
+    @property
+    def measures_anything(self) -> bool:
+        return any(m.name != "estimate" for m in self.meters)
+
+    def info(self) -> dict[str, Any]:
+        return {m.name: m.info() for m in self.meters}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for meter in self.meters:
+            meter.stop()
+
+    def __enter__(self) -> "EnergyMonitor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class _WindowFactory(Window):
+    """A Window that can also decorate: each call of the function gets its own window."""
+
+    def __call__(self, fn: Callable) -> Callable:
+        monitor, name = self.monitor, self.name
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            w = Window(monitor, name)
+            with w:
+                out = fn(*args, **kwargs)
+            wrapper.result = w.result  # type: ignore[attr-defined]
+            return out
+
+        wrapper.result = None  # type: ignore[attr-defined]
+        return wrapper
+
+
+def discover_meters(
+    *, interval: float = 0.1, estimate: str = "auto", tdp_w: Optional[float] = None
+) -> tuple[list[Meter], list[MeterStatus]]:
+    """Build every meter that can read on this machine; return them with all probe statuses."""
+    from eitp_bench.energy.estimate import CpuTimeEstimateMeter
+    from eitp_bench.energy.nvml import NvmlMeter
+    from eitp_bench.energy.rapl import RaplMeter
+
+    if estimate not in ("auto", "never", "always"):
+        raise ValueError("estimate must be auto, never or always")
+    meters: list[Meter] = []
+    statuses: list[MeterStatus] = []
+
+    rapl_status = RaplMeter.probe()
+    statuses.extend(rapl_status)
+    if any(s.available for s in rapl_status):
+        meters.append(RaplMeter())
+
+    nvml_status = NvmlMeter.probe()
+    statuses.extend(nvml_status)
+    if any(s.available for s in nvml_status):
+        meters.append(NvmlMeter(interval=interval))
+
+    if estimate == "always" or (estimate == "auto" and not meters):
+        meters.append(CpuTimeEstimateMeter(tdp_w=tdp_w))
+    statuses.extend(CpuTimeEstimateMeter.probe())
+    return meters, statuses
