@@ -1,0 +1,8 @@
+"""Workloads: GPT-2 models, the arms' training objectives, and the compression pipeline.
+
+models.py      build_model, count_parameters, SIZES
+objectives.py  make_objective(arm) -> baseline | eitp-paper | eitp-coded
+eitp_paper.py  the paper's formulas, computed honestly and differentiably
+eitp_coded.py  the reference code's loss, reproduced term by term
+compress.py    serialized size, int8 control arm, EIT-P's prune → distil → quantise pipeline
+"""

@@ -1,0 +1,223 @@
+"""EIT-P's objective as the paper writes it, computed honestly and differentiably.
+
+    L = L_task + λ1·L_thermo + λ2·L_chaos + λ3·L_coherence
+    IEM = α·H(θ)·T·C          T = T0·(1 + β·epoch)^(−γ)
+    L_thermo = |E − E_min|,   E_min = k_B·T·ln2·H(θ)
+
+The reference code implements none of these formulas (see reference/eitp-as-coded.md and
+eitp_coded.py). Our operationalisations, since the paper leaves them open:
+
+- H(θ): soft-histogram entropy of the parameters in bits per parameter. Each tensor is binned
+  into `entropy_bins` equal bins over its own [min, max]; every value splits its unit mass
+  linearly between the two nearest bin centres, so the histogram (and H) is differentiable in
+  the weights. Per-tensor entropies are averaged weighted by element count.
+- C: mean coherence |⟨h_t|h_{t+1}⟩|²/(⟨h_t|h_t⟩⟨h_{t+1}|h_{t+1}⟩) of consecutive last-layer
+  hidden states.
+- E: the IEM itself (dimensionless). E_min puts the dimensionless schedule temperature T
+  (≈1) into k_B·T·ln2·H "as the paper writes it", giving E_min ≈ 1e-23 "J" — physically
+  meaningless (theory.md §6), so in practice L_thermo ≈ IEM and pushes H and C down.
+- Lyapunov λ: Benettin-style estimate through the transformer blocks. A random unit tangent
+  is pushed through each block's Jacobian with a forward-mode JVP at the block's real input
+  (the forward pass's hidden state); λ = mean over blocks of log(‖J_i v_i‖/‖v_i‖), v renormalised
+  after each block. The JVP keeps the autograd graph, so L_chaos = λ² has gradients.
+  It runs on the first `chaos_batch` sequences only, to bound its cost.
+- L_coherence = ‖R − I‖_F with R = torch.corrcoef of the last hidden features over all tokens.
+
+The paper gives no values for λ1..λ3, β, γ in the material we have: the defaults below are ours,
+every coefficient is configurable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+K_B = 1.380649e-23  # Boltzmann constant, J/K (exact in SI since 2019)
+LN2 = math.log(2.0)
+
+DEFAULTS = dict(
+    lr=1e-3,  # the paper's learning rate
+    T0=1.0,
+    alpha=0.1,
+    beta=0.1,  # schedule decay rate (ours: not given)
+    gamma=0.5,  # schedule exponent (ours: not given)
+    lambda_thermo=0.1,
+    lambda_chaos=0.1,
+    lambda_coherence=0.1,
+    entropy_bins=256,
+    chaos_batch=1,
+    seed=0,
+)
+
+
+# ---- pure pieces -------------------------------------------------------------------------
+
+
+def temperature(epoch: float, T0: float = 1.0, beta: float = 0.1, gamma: float = 0.5) -> float:
+    """The paper's dimensionless schedule T = T0·(1 + β·epoch)^(−γ)."""
+    return T0 * (1.0 + beta * epoch) ** (-gamma)
+
+
+def iem(alpha, H, T, C):
+    """Intelligence-emergence measure IEM = α·H·T·C (tensors or floats)."""
+    return alpha * H * T * C
+
+
+def landauer_e_min(H, T):
+    """E_min = k_B·T·ln2·H as the paper writes it (T in kelvin would make it physical; T≈1 does not)."""
+    return K_B * T * LN2 * H
+
+
+def thermo_loss(E, H, T):
+    """L_thermo = |E − E_min|."""
+    return (E - landauer_e_min(H, T)).abs() if isinstance(E, Tensor) else abs(E - landauer_e_min(H, T))
+
+
+def coherence(psi: Tensor, phi: Tensor, eps: float = 1e-12) -> Tensor:
+    """|⟨ψ|φ⟩|² / (⟨ψ|ψ⟩⟨φ|φ⟩) along the last dimension (cos² for real vectors)."""
+    inner = (psi.conj() * phi).sum(-1).abs() ** 2
+    norms = (psi.abs() ** 2).sum(-1) * (phi.abs() ** 2).sum(-1)
+    return inner / (norms + eps)
+
+
+def sequence_coherence(hidden: Tensor) -> Tensor:
+    """Mean coherence of consecutive positions: ψ = h_t, φ = h_{t+1}; hidden is [B, T, D]."""
+    return coherence(hidden[:, :-1], hidden[:, 1:]).mean()
+
+
+def coherence_loss(hidden: Tensor) -> Tensor:
+    """‖R − I‖_F, R = correlation matrix of the hidden features (columns) over all tokens (rows)."""
+    features = hidden.reshape(-1, hidden.shape[-1]).float()
+    R = torch.corrcoef(features.T)
+    R = torch.nan_to_num(R)  # a constant feature has no correlation: count it as 0, not NaN
+    return torch.linalg.matrix_norm(R - torch.eye(R.shape[0], device=R.device, dtype=R.dtype))
+
+
+def soft_histogram_entropy(values: Tensor, bins: int = 256) -> Tensor:
+    """Entropy in bits of a linearly-interpolated histogram of `values`; differentiable in values."""
+    x = values.reshape(-1).float()
+    lo, hi = x.detach().min(), x.detach().max()
+    if bins < 2 or x.numel() < 2 or hi <= lo:
+        return x.sum() * 0.0  # a single value carries no information
+    u = (x - lo) / (hi - lo) * (bins - 1)  # position in bin-centre units
+    left = u.detach().floor().clamp(0, bins - 2)
+    frac = u - left
+    idx = left.long()
+    counts = torch.zeros(bins, device=x.device, dtype=x.dtype)
+    counts = counts.scatter_add(0, idx, 1.0 - frac).scatter_add(0, idx + 1, frac)
+    p = counts / x.numel()
+    p = p[p > 0]
+    return -(p * torch.log2(p)).sum()
+
+
+def parameter_entropy(params: Iterable[Tensor], bins: int = 256) -> Tensor:
+    """H(θ) in bits per parameter: element-weighted mean of per-tensor soft-histogram entropies."""
+    total, count = None, 0
+    for p in params:
+        h = soft_histogram_entropy(p, bins) * p.numel()
+        total = h if total is None else total + h
+        count += p.numel()
+    if total is None:
+        raise ValueError("parameter_entropy needs at least one parameter tensor")
+    return total / count
+
+
+def lyapunov_from_jvp(
+    maps: Sequence[Callable[[Tensor], Tensor]],
+    z0: Tensor,
+    v0: Tensor,
+    *,
+    points: Optional[Sequence[Tensor]] = None,
+) -> tuple[Tensor, list[Tensor]]:
+    """λ = (1/n)·Σ_i log(‖J_i v_i‖/‖v_i‖) through the maps z_{i+1} = f_i(z_i).
+
+    Each J_i v_i is a forward-mode JVP (torch.func.jvp) at z_i; v is renormalised after each
+    map. `points` gives the linearisation points z_i directly (e.g. a forward pass's hidden
+    states); otherwise they are chained from z0. The result keeps the autograd graph.
+    """
+    v = v0 / v0.norm()
+    z = z0
+    logs: list[Tensor] = []
+    for i, f in enumerate(maps):
+        at = points[i] if points is not None else z
+        z, jv = torch.func.jvp(f, (at,), (v,))
+        growth = jv.norm()
+        logs.append(torch.log(growth + 1e-30))
+        v = jv / (growth + 1e-30)
+    return torch.stack(logs).mean(), logs
+
+
+# ---- model-level pieces ----------------------------------------------------------------------
+
+
+def causal_mask(length: int, like: Tensor) -> Tensor:
+    """Additive causal mask [1, 1, T, T]: a block called alone must still attend causally."""
+    mask = torch.full((length, length), float("-inf"), device=like.device, dtype=like.dtype)
+    return mask.triu(1)[None, None]
+
+
+def block_lyapunov(model, hidden_states: Sequence[Tensor], *, n_sequences: int = 1, seed: int = 0) -> Tensor:
+    """λ through GPT-2's transformer blocks, at the forward pass's own block inputs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    blocks = list(model.transformer.h)
+    inputs = [h[:n_sequences] for h in hidden_states[: len(blocks)]]  # hidden_states[i] feeds block i
+    mask = causal_mask(inputs[0].shape[1], inputs[0])
+    maps = [lambda z, b=b: _block_output(b(z, attention_mask=mask)) for b in blocks]
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    v0 = torch.randn(inputs[0].shape, generator=g, dtype=torch.float32).to(inputs[0])
+    # Fused CPU/GPU attention kernels have no forward-mode AD; the math kernel does.
+    with sdpa_kernel(SDPBackend.MATH):
+        lam, _ = lyapunov_from_jvp(maps, inputs[0], v0, points=inputs)
+    return lam
+
+
+def _block_output(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+class PaperObjective:
+    """The paper's L_task + λ1·L_thermo + λ2·L_chaos + λ3·L_coherence."""
+
+    name = "eitp-paper"
+    # One full model forward (task loss and hidden states together); the chaos term then
+    # re-runs every transformer block once more in forward mode (a JVP, ~2-3× a block pass)
+    # on `chaos_batch` sequences. Backward goes through both.
+    forward_passes_per_step = 1
+    jvp_block_passes_per_step = 1
+    max_grad_norm = None
+
+    def __init__(self, config: dict | None = None):
+        self.config = {**DEFAULTS, **(config or {})}
+        self.default_lr = float(self.config["lr"])
+
+    def temperature(self, epoch: float) -> float:
+        c = self.config
+        return temperature(epoch, c["T0"], c["beta"], c["gamma"])
+
+    def loss(self, model, input_ids: Tensor, labels: Tensor, *, step: int, epoch: int):
+        c = self.config
+        out = model(input_ids, labels=labels, output_hidden_states=True)
+        last = out.hidden_states[-1]
+        T = self.temperature(epoch)
+        H = parameter_entropy(model.parameters(), int(c["entropy_bins"]))
+        C = sequence_coherence(last)
+        E = iem(c["alpha"], H, T, C)
+        thermo = thermo_loss(E, H, T)
+        lam = block_lyapunov(
+            model, out.hidden_states, n_sequences=int(c["chaos_batch"]), seed=int(c["seed"]) * 1_000_003 + step
+        )
+        chaos = lam**2
+        coh = coherence_loss(last)
+        total = out.loss + c["lambda_thermo"] * thermo + c["lambda_chaos"] * chaos + c["lambda_coherence"] * coh
+        parts = dict(
+            task=out.loss, thermo=thermo, chaos=chaos, coherence=coh, coherence_C=C, iem=E,
+            entropy_bits=H, lyapunov=lam, total=total,
+        )
+        components = {k: float(v.detach()) for k, v in parts.items()}
+        components["temperature"] = T
+        components["e_min"] = float(landauer_e_min(H.detach(), T))  # "joules" with T≈1: see module doc
+        return total, components

@@ -1,0 +1,96 @@
+"""GPT-2 family models for every arm: built from a config, or loaded from local disk only.
+
+Never downloads: `pretrained` is a local directory, or a hub id already in the local
+Hugging Face cache (loaded with local_files_only=True).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from eitp_bench.errors import UserError
+
+SIZES = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64),
+    "small": dict(n_layer=12, n_head=12, n_embd=768),  # GPT-2 124M
+    "medium": dict(n_layer=24, n_head=16, n_embd=1024),  # GPT-2 355M
+}
+
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+
+
+def build_model(
+    size: str,
+    *,
+    vocab_size: int,
+    n_positions: int,
+    seed: int,
+    pretrained: str | None = None,
+    attn_implementation: str = "sdpa",
+    dropout: float = 0.0,
+):
+    """A GPT2LMHeadModel: fresh from SIZES[size] (seeded), or `pretrained` from local files."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise UserError(
+            f"attn_implementation {attn_implementation!r} is not supported",
+            fix=f"use one of {', '.join(ATTN_IMPLEMENTATIONS)}",
+        )
+    torch.manual_seed(seed)
+    if pretrained:
+        return _load_pretrained(pretrained, vocab_size, n_positions, attn_implementation, dropout)
+    if size not in SIZES:
+        raise UserError(
+            f"unknown model size {size!r}",
+            fix=f"use one of {', '.join(SIZES)} (or give `pretrained:` a local model directory)",
+        )
+    # GPT-2's bos/eos id 50256 does not exist in a small test vocabulary: use the last id there.
+    special = min(50256, vocab_size - 1)
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        bos_token_id=special,
+        eos_token_id=special,
+        **SIZES[size],
+    )
+    config._attn_implementation = attn_implementation
+    return GPT2LMHeadModel(config)
+
+
+def _load_pretrained(name: str, vocab_size: int, n_positions: int, attn_implementation: str, dropout: float):
+    from transformers import GPT2LMHeadModel
+
+    overrides = dict(resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
+    try:
+        model = GPT2LMHeadModel.from_pretrained(
+            name, local_files_only=True, attn_implementation=attn_implementation, **overrides
+        )
+    except (OSError, ValueError) as err:
+        where = "directory" if os.path.isdir(name) else "local Hugging Face cache entry"
+        raise UserError(
+            f"cannot load pretrained model {name!r} from a {where}: {str(err).splitlines()[0]}",
+            fix="give a directory with config.json and model weights (save_pretrained), "
+            "or download the model once yourself; eitp-bench never downloads",
+        ) from err
+    if model.config.vocab_size != vocab_size:
+        raise UserError(
+            f"pretrained model {name!r} has vocab_size {model.config.vocab_size}, the data has {vocab_size}",
+            fix="use the tokenizer that belongs to the pretrained model",
+        )
+    if model.config.n_positions < n_positions:
+        raise UserError(
+            f"pretrained model {name!r} has n_positions {model.config.n_positions} < the requested {n_positions}",
+            fix=f"use block/sequence lengths of at most {model.config.n_positions}",
+        )
+    return model
+
+
+def count_parameters(model) -> int:
+    """Distinct parameters (tied lm_head/wte counted once, as model.parameters() does)."""
+    return sum(p.numel() for p in model.parameters())
