@@ -1,0 +1,605 @@
+"""NVIDIA GPU energy through NVML (the `pynvml` module of nvidia-ml-py).
+
+Primary source: the total-energy counter (`nvmlDeviceGetTotalEnergyConsumption`, mJ since driver
+load, 64-bit, Volta and later), read synchronously at every `mark()`: method "counter".
+A sampler *thread* records power every `interval` seconds (the instant power field 186 where the GPU
+has it, else `nvmlDeviceGetPowerUsage`, which is a 1-s mean on Ampere and later). The samples give a
+timeline, a cross-check of the counter (flagged when > 5 % apart) and, on pre-Volta GPUs, the energy
+itself (trapezoid integral): method "sampled". Every mark also takes a power sample, so a window's
+integral starts and ends exactly at its edges.
+
+Short windows. The counter only moves every ~20–100 ms; the sampler infers that update period (the
+smallest interval between observed changes). A window shorter than the period, or one where the
+counter did not move while power was drawn, would read 0 J or a whole extra update: we then report the
+sampled integral instead, with method "sampled" and a flag saying why. Never a silent 0 J.
+
+Faults. An NVML error on one GPU invalidates that GPU's windows (joules=None, flag with the reason);
+the other GPUs and the sampler thread go on. A counter that goes backwards (driver reload, GPU reset)
+invalidates the windows that span it; joules are never negative.
+
+Grace Hopper: where the GPU power scope reads nothing, the instant field is read at
+NVML_POWER_SCOPE_MODULE (GPU + CPU + memory of the superchip) and every window says so.
+MIG: NVML reports whole-GPU energy only; every window of a MIG GPU says so.
+CUDA synchronisation at window edges is the monitor's job, not this meter's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from eitp_bench.energy.base import Channel, DomainEnergy, Meter, MeterStatus, PowerSample
+from eitp_bench.errors import UserError
+
+FI_DEV_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT
+CROSS_CHECK_TOLERANCE = 0.05  # counter vs integrated samples
+ARCH_AMPERE = 7  # NVML_DEVICE_ARCH_AMPERE: GetPowerUsage becomes a 1-s mean
+
+FIX_PYNVML = "pip install nvidia-ml-py (it provides the `pynvml` module; the PyPI `pynvml` distribution is deprecated)"
+FIX_LIBRARY = (
+    "install the NVIDIA driver, or run the container with --gpus all and the NVIDIA container toolkit"
+)
+
+
+def load_pynvml() -> Any:
+    """Import `pynvml` lazily; a UserError with the fix if it is missing."""
+    try:
+        with warnings.catch_warnings():  # the deprecated `pynvml` distribution warns on import
+            warnings.simplefilter("ignore", FutureWarning)
+            import pynvml
+    except ImportError as err:
+        raise UserError(f"the pynvml module is not importable ({err})", fix=FIX_PYNVML) from err
+    return pynvml
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _uuid_key(uuid: str) -> str:
+    """Compare UUIDs without the GPU-/MIG- prefix: torch prints them bare."""
+    u = _text(uuid).strip().lower()
+    for prefix in ("gpu-", "mig-"):
+        if u.startswith(prefix):
+            return u[len(prefix) :]
+    return u
+
+
+def _field_number(fv: Any) -> float:
+    """The value of an nvmlFieldValue_t, whatever its declared type."""
+    attr = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+    return float(getattr(fv.value, attr.get(int(fv.valueType), "uiVal")))
+
+
+# --- which GPUs, in torch's order -----------------------------------------------------------------
+
+
+@dataclass
+class VisibleGpu:
+    ordinal: int  # torch / CUDA device ordinal
+    handle: Any  # NVML handle of the physical GPU
+    uuid: str  # the physical GPU's NVML UUID
+    mig_instance: Optional[str] = None  # the MIG UUID, when the visible device is a MIG instance
+    mapped_by: str = "nvml order"
+
+
+def torch_device_uuids() -> Optional[list[str]]:
+    """UUIDs of torch's CUDA devices by ordinal, or None. Uses torch only if it is already imported."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if not torch.cuda.is_available():
+            return None
+        return [str(torch.cuda.get_device_properties(i).uuid) for i in range(torch.cuda.device_count())]
+    except Exception:  # torch without CUDA, or an old torch without .uuid
+        return None
+
+
+def visible_gpus(
+    nvml: Any, env: Optional[dict[str, str]] = None, torch_uuids: Optional[list[str]] = None
+) -> list[VisibleGpu]:
+    """Map torch ordinals to NVML handles: by UUID via torch if given, else by CUDA_VISIBLE_DEVICES.
+
+    CUDA_VISIBLE_DEVICES entries are indices or GPU-/MIG- UUIDs (GPU- ones may be prefixes); like CUDA,
+    we stop at the first entry that names no device. Indices assume PCI bus order (NVML's order).
+    """
+    env = os.environ if env is None else env
+    physical = []
+    for i in range(nvml.nvmlDeviceGetCount()):
+        h = nvml.nvmlDeviceGetHandleByIndex(i)
+        physical.append((h, _text(nvml.nvmlDeviceGetUUID(h))))
+
+    def by_uuid(uuid: str, ordinal: int, how: str) -> Optional[VisibleGpu]:
+        key = _uuid_key(uuid)
+        hits = [(h, u) for h, u in physical if _uuid_key(u).startswith(key)]
+        if len(hits) == 1:
+            return VisibleGpu(ordinal, hits[0][0], hits[0][1], mapped_by=how)
+        if len(hits) > 1 or not hasattr(nvml, "nvmlDeviceGetHandleByUUID"):
+            return None
+        for candidate in (uuid, "MIG-" + key):  # a MIG instance: energy only exists for its parent
+            try:
+                mig = nvml.nvmlDeviceGetHandleByUUID(candidate)
+                parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
+                return VisibleGpu(ordinal, parent, _text(nvml.nvmlDeviceGetUUID(parent)), candidate, how)
+            except (nvml.NVMLError, AttributeError):
+                continue
+        return None
+
+    if torch_uuids is not None:
+        out = [by_uuid(u, i, "uuid via torch") for i, u in enumerate(torch_uuids)]
+        return [g for g in out if g is not None]
+
+    spec = env.get("CUDA_VISIBLE_DEVICES")
+    if spec is None:
+        return [VisibleGpu(i, h, u) for i, (h, u) in enumerate(physical)]
+    out: list[VisibleGpu] = []
+    for entry in (e.strip() for e in spec.split(",")):
+        ordinal = len(out)
+        if entry.lstrip("-").isdigit():
+            n = int(entry)
+            if not 0 <= n < len(physical):
+                break
+            gpu = VisibleGpu(ordinal, physical[n][0], physical[n][1], mapped_by="CUDA_VISIBLE_DEVICES index")
+        elif entry:
+            gpu = by_uuid(entry, ordinal, "CUDA_VISIBLE_DEVICES uuid")
+            if gpu is None:
+                break
+        else:
+            break
+        if any(g.uuid == gpu.uuid and g.mig_instance == gpu.mig_instance for g in out):
+            break  # CUDA rejects duplicates
+        out.append(gpu)
+    return out
+
+
+# --- per-GPU running state ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuMark:
+    counter_mj: Optional[int]
+    sampled_j: float  # cumulative trapezoid integral of the power samples
+    samples: int
+    resets: int  # times the counter went backwards so far
+    errors: int  # NVML errors so far
+    error: Optional[str]  # the error of this very read, if any
+
+
+@dataclass(frozen=True)
+class NvmlMark:
+    t: float
+    gpus: tuple[GpuMark, ...]
+
+
+class _GpuState:
+    def __init__(self, gpu: VisibleGpu, timeline_capacity: int):
+        self.gpu = gpu
+        self.device = f"gpu:{gpu.ordinal}"
+        self.has_counter = False
+        self.counter_note: Optional[str] = None  # why there is no counter
+        self.power_source = "none"  # instant | instant-module | usage | none
+        self.arch: Optional[int] = None
+        self.mig = gpu.mig_instance is not None
+        # running state, guarded by the meter's lock
+        self.counter_mj: Optional[int] = None
+        self.last_change_t: Optional[float] = None
+        self.update_period_s: Optional[float] = None
+        self.last_t: Optional[float] = None
+        self.last_w: Optional[float] = None
+        self.sampled_j = 0.0
+        self.samples = 0
+        self.resets = 0
+        self.errors = 0
+        self.last_error: Optional[str] = None
+        self.timeline: deque[tuple[float, float]] = deque(maxlen=timeline_capacity)
+
+    def snapshot(self, error: Optional[str]) -> GpuMark:
+        return GpuMark(self.counter_mj, self.sampled_j, self.samples, self.resets, self.errors, error)
+
+
+class NvmlMeter(Meter):
+    """GPU energy per visible GPU: counter joules, cross-checked by (or falling back to) sampled power."""
+
+    name = "nvml"
+
+    def __init__(
+        self,
+        nvml: Any = None,
+        interval: Optional[float] = 0.1,
+        devices: Optional[list[int]] = None,
+        timeline_capacity: int = 100_000,  # 2.8 h of samples at 10 Hz, about 10 MB
+        clock: Callable[[], float] = time.monotonic,
+        env: Optional[dict[str, str]] = None,
+        torch_uuids: Optional[list[str]] = None,
+    ):
+        """`interval=None` or 0: no sampler thread (samples only at marks and `sample_now()`)."""
+        self._nvml = nvml if nvml is not None else load_pynvml()
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+        self.sampler_errors = 0  # unexpected exceptions the sampler survived
+        self.last_sampler_error: Optional[str] = None
+        N = self._nvml
+        try:
+            N.nvmlInit()
+        except N.NVMLError as err:
+            status = _init_status(N, err)
+            raise UserError(f"NVML cannot start: {status.reason}", fix=status.fix) from err
+        try:
+            uuids = torch_uuids if torch_uuids is not None else torch_device_uuids()
+            gpus = visible_gpus(N, env, uuids)
+            if devices is not None:
+                gpus = [g for g in gpus if g.ordinal in set(devices)]
+            if not gpus:
+                raise UserError(
+                    f"no NVIDIA GPU visible to NVML (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}, "
+                    f"devices={devices})",
+                    fix="check CUDA_VISIBLE_DEVICES and `nvidia-smi`, or measure without the nvml meter",
+                )
+            self._gpus = [_GpuState(g, timeline_capacity) for g in gpus]
+            for st in self._gpus:
+                self._detect(st)
+        except BaseException:
+            N.nvmlShutdown()
+            raise
+
+    # --- set-up ---
+
+    def _detect(self, st: _GpuState) -> None:
+        """What this GPU can read: the counter, and which power source."""
+        N, h = self._nvml, st.gpu.handle
+        try:
+            st.arch = int(N.nvmlDeviceGetArchitecture(h))
+        except (N.NVMLError, AttributeError):
+            st.arch = None
+        try:
+            st.mig = st.mig or bool(N.nvmlDeviceGetMigMode(h)[0])
+        except (N.NVMLError, AttributeError, TypeError, IndexError):
+            pass
+        try:
+            N.nvmlDeviceGetTotalEnergyConsumption(h)
+            st.has_counter = True
+        except N.NVMLError_NotSupported:
+            st.counter_note = "no energy counter (pre-Volta): power is sampled and integrated"
+        except N.NVMLError as err:
+            st.counter_note = f"energy counter unreadable at start ({err}): power is sampled and integrated"
+        sources = ["instant", "instant-module"] if hasattr(N, "NVML_POWER_SCOPE_MODULE") else ["instant"]
+        for source in sources:
+            try:
+                fv = N.nvmlDeviceGetFieldValues(h, [self._instant_field(source)])[0]
+                if int(fv.nvmlReturn) == 0:
+                    st.power_source = source
+                    return
+            except (N.NVMLError, AttributeError, TypeError):
+                pass
+        try:
+            N.nvmlDeviceGetPowerUsage(h)
+            st.power_source = "usage"
+        except N.NVMLError:
+            st.power_source = "none"
+
+    def channels(self) -> list[Channel]:
+        return [Channel(self.name, st.device, "gpu") for st in self._gpus]
+
+    # --- reading ---
+
+    def _instant_field(self, source: str) -> Any:
+        """Field 186 at the default (GPU) scope, or as (field, scope) at the module scope."""
+        if source == "instant":
+            return FI_DEV_POWER_INSTANT
+        return (FI_DEV_POWER_INSTANT, self._nvml.NVML_POWER_SCOPE_MODULE)
+
+    def _read_watts(self, st: _GpuState) -> Optional[float]:
+        N, h = self._nvml, st.gpu.handle
+        if st.power_source in ("instant", "instant-module"):
+            fv = N.nvmlDeviceGetFieldValues(h, [self._instant_field(st.power_source)])[0]
+            if int(fv.nvmlReturn) != 0:
+                raise N.NVMLError(int(fv.nvmlReturn))
+            return _field_number(fv) / 1000.0
+        if st.power_source == "usage":
+            return N.nvmlDeviceGetPowerUsage(h) / 1000.0
+        return None
+
+    def _read(self, st: _GpuState, now: float) -> Optional[str]:
+        """One read of counter and power into the running state (lock held). Returns the error, if any."""
+        N = self._nvml
+        try:
+            watts = self._read_watts(st)
+            counter = int(N.nvmlDeviceGetTotalEnergyConsumption(st.gpu.handle)) if st.has_counter else None
+        except N.NVMLError as err:
+            st.errors += 1
+            st.last_error = f"NVML error on {st.device}: {type(err).__name__}: {err}"
+            st.last_t = None  # never integrate across a failed read
+            return st.last_error
+        if counter is not None:
+            if st.counter_mj is not None and counter < st.counter_mj:
+                st.resets += 1
+                st.last_change_t = None
+            elif st.counter_mj is not None and counter != st.counter_mj:
+                if st.last_change_t is not None:
+                    dt = now - st.last_change_t
+                    if dt > 0 and (st.update_period_s is None or dt < st.update_period_s):
+                        st.update_period_s = dt
+                st.last_change_t = now
+            st.counter_mj = counter
+        if watts is not None and not (st.last_t is not None and now <= st.last_t):  # one sample per instant
+            if st.last_t is not None:
+                st.sampled_j += (watts + st.last_w) / 2 * (now - st.last_t)
+            st.last_t, st.last_w = now, watts
+            st.samples += 1
+            st.timeline.append((now, watts))
+        return None
+
+    def sample_now(self) -> None:
+        """Take one sample on every GPU now (what the sampler thread does every interval)."""
+        with self._lock:
+            now = self._clock()
+            for st in self._gpus:
+                self._read(st, now)
+
+    def mark(self) -> NvmlMark:
+        with self._lock:
+            now = self._clock()
+            return NvmlMark(now, tuple(st.snapshot(self._read(st, now)) for st in self._gpus))
+
+    # --- sampler thread ---
+
+    def start(self) -> None:
+        self.sample_now()  # the first read happens before any window opens
+        if self.interval and self._thread is None:
+            self._stop_event.clear()
+            self._thread = threading.Thread(target=self._run, name="eitp-bench-nvml-sampler", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        next_t = time.monotonic()
+        while True:
+            next_t += self.interval
+            if self._stop_event.wait(max(0.0, next_t - time.monotonic())):
+                return
+            try:
+                self.sample_now()
+            except Exception as err:  # the sampler must never die: count it and go on
+                self.sampler_errors += 1
+                self.last_sampler_error = repr(err)
+            if next_t < time.monotonic():  # fell behind (suspended?): don't burst to catch up
+                next_t = time.monotonic()
+
+    @property
+    def sampler_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop_event.set()
+            self._thread.join(timeout=5)
+            self._thread = None
+        if not self._closed:
+            self._closed = True
+            try:
+                self._nvml.nvmlShutdown()
+            except self._nvml.NVMLError:
+                pass
+
+    # --- results ---
+
+    def update_period_s(self, ordinal: int) -> Optional[float]:
+        """The counter's inferred update period for gpu:<ordinal>, once two changes have been seen."""
+        return next(st.update_period_s for st in self._gpus if st.gpu.ordinal == ordinal)
+
+    def energy_between(self, begin: NvmlMark, end: NvmlMark) -> list[DomainEnergy]:
+        with self._lock:
+            return [self._energy(st, b, e, begin.t, end.t) for st, b, e in zip(self._gpus, begin.gpus, end.gpus)]
+
+    def _energy(self, st: _GpuState, b: GpuMark, e: GpuMark, t0: float, t1: float) -> DomainEnergy:
+        duration = t1 - t0
+        samples = e.samples - b.samples + 1 if st.power_source != "none" else 0
+        gap, gap_note = self._max_gap(st, t0, t1)
+        out = DomainEnergy(self.name, st.device, "gpu", None, "counter" if st.has_counter else "sampled",
+                           duration, samples=max(samples, 0), max_gap_s=gap)
+        flags = out.flags
+        if gap_note:
+            flags.append(gap_note)
+        if st.mig:
+            flags.append("MIG mode: NVML reports energy for the whole GPU, not for one MIG instance")
+        if st.power_source == "instant-module":
+            flags.append("power read at NVML_POWER_SCOPE_MODULE (Grace Hopper: GPU + CPU + memory), not the GPU alone")
+        if st.power_source == "usage" and (st.arch or 0) >= ARCH_AMPERE:
+            flags.append("power samples are NVML's 1-s average (Ampere+): they lag changes in power")
+
+        if b.error or e.error or b.errors != e.errors:
+            reason = e.error or b.error or st.last_error
+            flags.append(f"invalid: {reason} (during or at the edge of this window)")
+            return out
+        if b.resets != e.resets or (st.has_counter and e.counter_mj < b.counter_mj):
+            flags.append("invalid: the energy counter went backwards (driver reload or GPU reset) in this window")
+            return out
+        sampled = e.sampled_j - b.sampled_j if st.power_source != "none" else None
+
+        if not st.has_counter:
+            if sampled is None:
+                flags.append(f"invalid: {st.device} reports neither an energy counter nor power")
+                return out
+            flags.append(st.counter_note or "no energy counter: power is sampled and integrated")
+            out.joules = sampled
+            return out
+
+        counter_j = (e.counter_mj - b.counter_mj) / 1000.0
+        period = st.update_period_s
+        short = period is not None and duration < period
+        stuck = counter_j == 0 and sampled is not None and sampled > 0
+        if short or stuck:
+            why = f"~{period * 1000:.0f} ms" if period else "not yet inferred"
+            if short or period is None:
+                flags.append(
+                    f"window shorter than the energy counter's update period ({why}): counter read "
+                    f"{counter_j:.3f} J, power samples {sampled or 0:.3f} J; reporting the sampled integral"
+                )
+            else:  # long enough, yet the counter stood still: a frozen counter, not a short window
+                flags.append(
+                    f"the energy counter did not move in {duration:.3f} s (update period {why}) while power "
+                    f"samples show {sampled:.3f} J; reporting the sampled integral"
+                )
+            if sampled is None:
+                flags.append(f"invalid: {st.device} has no power reading to fall back on")
+                return out
+            out.method, out.joules = "sampled", sampled
+            return out
+
+        out.joules = counter_j
+        if sampled is not None and counter_j > 0:
+            apart = abs(counter_j - sampled) / counter_j
+            if apart > CROSS_CHECK_TOLERANCE:
+                flags.append(
+                    f"cross-check: counter {counter_j:.3f} J vs sampled power integral {sampled:.3f} J "
+                    f"are {apart * 100:.1f} % apart (> {CROSS_CHECK_TOLERANCE * 100:.0f} %)"
+                )
+        return out
+
+    @staticmethod
+    def _window_samples(st: _GpuState, t0: float, t1: float) -> list[tuple[float, float]]:
+        """Samples with t0 <= t <= t1, oldest first; scans from the newest end, where windows usually are."""
+        out = []
+        for t, w in reversed(st.timeline):
+            if t < t0:
+                break
+            if t <= t1:
+                out.append((t, w))
+        return out[::-1]
+
+    def _max_gap(self, st: _GpuState, t0: float, t1: float) -> tuple[Optional[float], Optional[str]]:
+        times = [t for t, _ in self._window_samples(st, t0, t1)]
+        note = None
+        if len(st.timeline) == st.timeline.maxlen and st.timeline[0][0] > t0:
+            note = f"timeline capacity exceeded: max gap is over the last {len(times)} samples only"
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        return (max(gaps) if gaps else None), note
+
+    def power_samples(self, t0: float, t1: float) -> list[PowerSample]:
+        with self._lock:
+            return [
+                PowerSample(t, st.device, "gpu", w)
+                for st in self._gpus
+                for t, w in self._window_samples(st, t0, t1)
+            ]
+
+    # --- facts for provenance and doctor ---
+
+    def info(self) -> dict[str, Any]:
+        N = self._nvml
+
+        def ask(fn: str, *args: Any) -> Any:
+            try:
+                return getattr(N, fn)(*args)
+            except (N.NVMLError, AttributeError):
+                return None
+
+        def scaled(v: Any, k: float) -> Optional[float]:
+            return None if v is None else v / k
+
+        gpus = []
+        with self._lock:
+            for st in self._gpus:
+                h = st.gpu.handle
+                name = ask("nvmlDeviceGetName", h)
+                gpus.append({
+                    "device": st.device,
+                    "name": _text(name) if name is not None else None,
+                    "uuid": st.gpu.uuid,
+                    "mig_instance": st.gpu.mig_instance,
+                    "mapped_by": st.gpu.mapped_by,
+                    "architecture": _ARCH_NAMES.get(st.arch, st.arch),
+                    "power_limit_w": scaled(ask("nvmlDeviceGetEnforcedPowerLimit", h), 1000),
+                    "sm_clock_mhz": ask("nvmlDeviceGetClockInfo", h, getattr(N, "NVML_CLOCK_SM", 1)),
+                    "mem_clock_mhz": ask("nvmlDeviceGetClockInfo", h, getattr(N, "NVML_CLOCK_MEM", 2)),
+                    "temperature_c": ask("nvmlDeviceGetTemperature", h, getattr(N, "NVML_TEMPERATURE_GPU", 0)),
+                    "persistence_mode": ask("nvmlDeviceGetPersistenceMode", h),
+                    "energy_counter": st.has_counter,
+                    "power_source": st.power_source,
+                    "mig_mode": st.mig,
+                    "counter_update_period_s": st.update_period_s,
+                })
+        driver, version = ask("nvmlSystemGetDriverVersion"), ask("nvmlSystemGetNVMLVersion")
+        return {
+            "driver_version": _text(driver) if driver is not None else None,
+            "nvml_version": _text(version) if version is not None else None,
+            "sampler_interval_s": self.interval,
+            "gpus": gpus,
+        }
+
+    @classmethod
+    def probe(cls, nvml: Any = None, env: Optional[dict[str, str]] = None, **_: Any) -> list[MeterStatus]:
+        """Doctor's view, without starting a sampler: one status per visible GPU, or why there is none."""
+        if nvml is None:
+            try:
+                nvml = load_pynvml()
+            except UserError as err:
+                return [MeterStatus("nvml", False, reason=err.message, fix=err.fix)]
+        N = nvml
+        try:
+            N.nvmlInit()
+        except N.NVMLError as err:
+            return [_init_status(N, err)]
+        try:
+            try:
+                gpus = visible_gpus(N, env)
+            except N.NVMLError as err:
+                return [MeterStatus("nvml", False, reason=f"NVML cannot list GPUs: {err}", fix=FIX_LIBRARY)]
+            if not gpus:
+                spec = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
+                return [MeterStatus("nvml", False, reason=f"no NVIDIA GPU visible (CUDA_VISIBLE_DEVICES={spec!r})",
+                                    fix="check `nvidia-smi` and CUDA_VISIBLE_DEVICES")]
+            return [_gpu_status(N, g) for g in gpus]
+        finally:
+            N.nvmlShutdown()
+
+
+_ARCH_NAMES = {2: "kepler", 3: "maxwell", 4: "pascal", 5: "volta", 6: "turing", 7: "ampere", 8: "ada",
+               9: "hopper", 10: "blackwell"}
+
+
+def _init_status(N: Any, err: Exception) -> MeterStatus:
+    if isinstance(err, getattr(N, "NVMLError_LibraryNotFound", ())):
+        return MeterStatus("nvml", False, reason="NVIDIA driver library libnvidia-ml.so not found", fix=FIX_LIBRARY)
+    if isinstance(err, getattr(N, "NVMLError_NoPermission", ())):
+        return MeterStatus("nvml", False, reason=f"NVML permission denied: {err}",
+                           fix="run as a user with access to /dev/nvidia* (the video group, or --gpus in a container)")
+    return MeterStatus("nvml", False, reason=f"NVML failed to initialise: {type(err).__name__}: {err}",
+                       fix=FIX_LIBRARY)
+
+
+def _gpu_status(N: Any, gpu: VisibleGpu) -> MeterStatus:
+    device = f"gpu:{gpu.ordinal}"
+    try:
+        name = _text(N.nvmlDeviceGetName(gpu.handle))
+    except N.NVMLError as err:
+        return MeterStatus("nvml", False, device, "gpu", reason=f"{device} unreadable: {err}", fix=FIX_LIBRARY)
+    details: dict[str, Any] = {"name": name, "uuid": gpu.uuid}
+    try:
+        N.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
+        return MeterStatus("nvml", True, device, "gpu", reason=f"{name}: energy counter",
+                           details={**details, "method": "counter"})
+    except N.NVMLError as err:
+        no_counter = isinstance(err, N.NVMLError_NotSupported)
+        counter_err = str(err)
+    try:
+        N.nvmlDeviceGetPowerUsage(gpu.handle)
+    except N.NVMLError as err:
+        return MeterStatus("nvml", False, device, "gpu",
+                           reason=f"{name}: power reading not supported ({err}) and no energy counter",
+                           fix="none for this GPU: its energy can only be estimated", details=details)
+    reason = ("no energy counter (pre-Volta): power will be sampled and integrated" if no_counter
+              else f"energy counter unreadable ({counter_err}): power will be sampled and integrated")
+    return MeterStatus(
+        "nvml", True, device, "gpu", reason=f"{name}: {reason}", details={**details, "method": "sampled"}
+    )

@@ -1,0 +1,398 @@
+"""A fake `pynvml` module for tests: simulated GPUs with a synthetic power trace.
+
+    clock = ManualClock()
+    nvml = FakeNvml(gpus=[FakeGpu(name="NVIDIA H100", watts=lambda t: 300.0)], clock=clock)
+    meter = NvmlMeter(nvml=nvml, interval=None, clock=clock)
+
+What it simulates (the behaviours the meter must cope with):
+- the total-energy counter (mJ, integer) that only updates every `counter_period_s`, integrating the
+  trace exactly up to each update time (trapezoid on 1 ms steps: exact for piecewise-linear traces
+  whose breakpoints fall on the millisecond grid);
+- `nvmlDeviceGetPowerUsage`: a 1-s average on Ampere and later, instantaneous before;
+- the instant power field (`NVML_FI_DEV_POWER_INSTANT`, 186), which pre-Ampere GPUs lack here;
+- a pre-Volta GPU (no energy counter), a GPU with no power reading, a counter that under- or
+  over-reports (`counter_scale`), a counter reset (driver reload), errors injected mid-run, a missing
+  driver library, MIG mode, and Grace Hopper (GPU power scope unsupported, module scope works).
+
+The error classes mirror pynvml's: `NVMLError(code)` returns the subclass for that code.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+# --- constants (same values as pynvml) ------------------------------------------------------------
+
+NVML_SUCCESS = 0
+NVML_ERROR_UNINITIALIZED = 1
+NVML_ERROR_INVALID_ARGUMENT = 2
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_DRIVER_NOT_LOADED = 9
+NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_GPU_IS_LOST = 15
+NVML_ERROR_UNKNOWN = 999
+
+NVML_FI_DEV_POWER_AVERAGE = 185
+NVML_FI_DEV_POWER_INSTANT = 186
+NVML_POWER_SCOPE_GPU = 0
+NVML_POWER_SCOPE_MODULE = 1
+
+NVML_VALUE_TYPE_DOUBLE = 0
+NVML_VALUE_TYPE_UNSIGNED_INT = 1
+
+NVML_CLOCK_GRAPHICS = 0
+NVML_CLOCK_SM = 1
+NVML_CLOCK_MEM = 2
+NVML_TEMPERATURE_GPU = 0
+
+NVML_DEVICE_ARCH_KEPLER = 2
+NVML_DEVICE_ARCH_MAXWELL = 3
+NVML_DEVICE_ARCH_PASCAL = 4
+NVML_DEVICE_ARCH_VOLTA = 5
+NVML_DEVICE_ARCH_TURING = 6
+NVML_DEVICE_ARCH_AMPERE = 7
+NVML_DEVICE_ARCH_ADA = 8
+NVML_DEVICE_ARCH_HOPPER = 9
+
+_ARCH = {
+    "kepler": NVML_DEVICE_ARCH_KEPLER,
+    "maxwell": NVML_DEVICE_ARCH_MAXWELL,
+    "pascal": NVML_DEVICE_ARCH_PASCAL,
+    "volta": NVML_DEVICE_ARCH_VOLTA,
+    "turing": NVML_DEVICE_ARCH_TURING,
+    "ampere": NVML_DEVICE_ARCH_AMPERE,
+    "ada": NVML_DEVICE_ARCH_ADA,
+    "hopper": NVML_DEVICE_ARCH_HOPPER,
+}
+
+# --- the error hierarchy --------------------------------------------------------------------------
+
+
+class NVMLError(Exception):
+    _by_code: dict[int, type] = {}
+
+    def __new__(cls, value):
+        if cls is NVMLError:
+            cls = NVMLError._by_code.get(value, cls)
+        obj = Exception.__new__(cls)
+        obj.value = value
+        return obj
+
+    def __init__(self, value):
+        super().__init__(value)
+        self.value = value
+
+    def __str__(self):
+        return _MESSAGES.get(self.value, f"NVML Error with code {self.value}")
+
+
+_MESSAGES = {
+    NVML_ERROR_UNINITIALIZED: "Uninitialized",
+    NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
+    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
+    NVML_ERROR_NOT_FOUND: "Not Found",
+    NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
+    NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+    NVML_ERROR_UNKNOWN: "Unknown Error",
+}
+
+
+def _subclass(name: str, code: int) -> type:
+    cls = type(name, (NVMLError,), {"__new__": lambda typ, *a: NVMLError.__new__(typ, code)})
+    NVMLError._by_code[code] = cls
+    return cls
+
+
+NVMLError_Uninitialized = _subclass("NVMLError_Uninitialized", NVML_ERROR_UNINITIALIZED)
+NVMLError_InvalidArgument = _subclass("NVMLError_InvalidArgument", NVML_ERROR_INVALID_ARGUMENT)
+NVMLError_NotSupported = _subclass("NVMLError_NotSupported", NVML_ERROR_NOT_SUPPORTED)
+NVMLError_NoPermission = _subclass("NVMLError_NoPermission", NVML_ERROR_NO_PERMISSION)
+NVMLError_NotFound = _subclass("NVMLError_NotFound", NVML_ERROR_NOT_FOUND)
+NVMLError_DriverNotLoaded = _subclass("NVMLError_DriverNotLoaded", NVML_ERROR_DRIVER_NOT_LOADED)
+NVMLError_LibraryNotFound = _subclass("NVMLError_LibraryNotFound", NVML_ERROR_LIBRARY_NOT_FOUND)
+NVMLError_GpuIsLost = _subclass("NVMLError_GpuIsLost", NVML_ERROR_GPU_IS_LOST)
+NVMLError_Unknown = _subclass("NVMLError_Unknown", NVML_ERROR_UNKNOWN)
+
+
+# --- clocks and GPUs ------------------------------------------------------------------------------
+
+
+class ManualClock:
+    """A clock tests advance by hand, so every sample time is known exactly."""
+
+    def __init__(self, t: float = 0.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> float:
+        self.t += seconds
+        return self.t
+
+
+@dataclass
+class FakeGpu:
+    name: str = "NVIDIA H100 80GB HBM3"
+    watts: Callable[[float], float] = lambda t: 300.0  # the power trace, W, as a function of clock time
+    arch: str = "hopper"  # pascal or older: no energy counter; ampere or newer: GetPowerUsage is a 1-s mean
+    uuid: Optional[str] = None  # default GPU-00000000-0000-0000-0000-00000000000<index>
+    counter_period_s: float = 0.1
+    counter_scale: float = 1.0  # 0.9: the counter under-reports by 10 %
+    counter_start_mj: int = 123_456_789  # energy since driver load
+    instant_field: Optional[bool] = None  # None: Volta+ have it
+    power_supported: bool = True
+    gpu_scope_power: bool = True  # False: Grace Hopper, where only NVML_POWER_SCOPE_MODULE reads
+    mig: bool = False
+    mig_uuids: list[str] = field(default_factory=list)
+    power_limit_w: float = 700.0
+    sm_clock_mhz: int = 1980
+    mem_clock_mhz: int = 2619
+    temperature_c: int = 41
+    persistence: int = 1
+    fail_from: Optional[float] = None  # clock time from which every call on this GPU raises `fail_code`
+    fail_code: int = NVML_ERROR_GPU_IS_LOST
+
+
+@dataclass
+class _FieldValue:
+    fieldId: int
+    scopeId: int
+    timestamp: int
+    latencyUsec: int
+    valueType: int
+    nvmlReturn: int
+    value: "_Value"
+
+
+@dataclass
+class _Value:
+    dVal: float = 0.0
+    uiVal: int = 0
+    ulVal: int = 0
+    ullVal: int = 0
+    sllVal: int = 0
+    siVal: int = 0
+    usVal: int = 0
+
+
+class _Handle:
+    def __init__(self, index: int, mig_uuid: Optional[str] = None):
+        self.index = index
+        self.mig_uuid = mig_uuid
+
+
+class _GpuState:
+    """The simulated internals of one GPU: the counter's integral since the fake started."""
+
+    def __init__(self, gpu: FakeGpu, index: int, t0: float):
+        self.gpu = gpu
+        self.index = index
+        self.t0 = t0
+        self.integrated_until = t0
+        self.integral_j = 0.0  # exact trapezoid integral of the trace from t0 to integrated_until
+        self.offset_mj = float(gpu.counter_start_mj)
+        if gpu.uuid is None:
+            gpu.uuid = f"GPU-00000000-0000-0000-0000-{index:012d}"
+
+    def integrate_to(self, t: float) -> None:
+        # 1 ms trapezoid steps on an absolute grid, so results do not depend on how often we are asked.
+        steps = int(round((t - self.integrated_until) * 1000))
+        w = self.gpu.watts
+        a = self.integrated_until
+        for k in range(steps):
+            lo, hi = a + k / 1000, a + (k + 1) / 1000
+            self.integral_j += (w(lo) + w(hi)) / 2 * 0.001
+        self.integrated_until = a + steps / 1000
+
+    def counter_mj(self, now: float) -> int:
+        period = self.gpu.counter_period_s
+        last_update = self.t0 + math.floor((now - self.t0) / period + 1e-9) * period
+        if last_update > self.integrated_until:
+            self.integrate_to(last_update)
+        # integrate_to only moves forward; the value at `last_update` is cached in integral_j
+        return int(self.offset_mj + self.integral_j * 1000 * self.gpu.counter_scale)
+
+
+class FakeNvml:
+    """Stands in for the `pynvml` module (nvidia-ml-py): pass it as `NvmlMeter(nvml=FakeNvml(...))`."""
+
+    def __init__(
+        self,
+        gpus: Optional[list[FakeGpu]] = None,
+        clock: Callable[[], float] = time.monotonic,
+        library_found: bool = True,
+        driver_version: str = "550.54.15",
+        nvml_version: str = "12.550.54.15",
+    ):
+        self.clock = clock
+        self.library_found = library_found
+        self.driver_version = driver_version
+        self.nvml_version = nvml_version
+        t0 = clock()
+        self._gpus = [_GpuState(g, i, t0) for i, g in enumerate(gpus if gpus is not None else [FakeGpu()])]
+        self._init_count = 0
+        self._lock = threading.Lock()  # the sampler thread and marks call in concurrently
+        self.calls: dict[str, int] = {}
+        # expose the error classes and constants as module attributes, like pynvml
+        g = globals()
+        for name, value in g.items():
+            if name.startswith(("NVML", "NVMLError")):
+                setattr(self, name, value)
+
+    # --- test controls ---
+
+    def gpu(self, index: int) -> FakeGpu:
+        return self._gpus[index].gpu
+
+    def reset_counter(self, index: int, to_mj: int = 0) -> None:
+        """Simulate a driver reload: the counter restarts from `to_mj`."""
+        with self._lock:
+            st = self._gpus[index]
+            st.counter_mj(self.clock())
+            st.offset_mj = to_mj - st.integral_j * 1000 * st.gpu.counter_scale
+
+    def exact_joules(self, index: int, t0: float, t1: float, step: float = 1e-4) -> float:
+        """The trace's integral over [t0, t1] (fine trapezoid), the truth tests compare against."""
+        n = max(1, int(round((t1 - t0) / step)))
+        h = (t1 - t0) / n
+        w = self._gpus[index].gpu.watts
+        return h * (sum(w(t0 + k * h) for k in range(1, n)) + (w(t0) + w(t1)) / 2)
+
+    # --- pynvml's interface ---
+
+    def _call(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if not self.library_found:
+            raise NVMLError(NVML_ERROR_LIBRARY_NOT_FOUND)
+        if name != "nvmlInit" and self._init_count <= 0:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+
+    def _state(self, handle: _Handle, name: str) -> _GpuState:
+        self._call(name)
+        st = self._gpus[handle.index]
+        if st.gpu.fail_from is not None and self.clock() >= st.gpu.fail_from:
+            raise NVMLError(st.gpu.fail_code)
+        return st
+
+    def nvmlInit(self):
+        self._call("nvmlInit")
+        self._init_count += 1
+
+    def nvmlShutdown(self):
+        self._call("nvmlShutdown")
+        self._init_count -= 1
+
+    def nvmlSystemGetDriverVersion(self):
+        self._call("nvmlSystemGetDriverVersion")
+        return self.driver_version
+
+    def nvmlSystemGetNVMLVersion(self):
+        self._call("nvmlSystemGetNVMLVersion")
+        return self.nvml_version
+
+    def nvmlDeviceGetCount(self):
+        self._call("nvmlDeviceGetCount")
+        return len(self._gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        self._call("nvmlDeviceGetHandleByIndex")
+        if not 0 <= index < len(self._gpus):
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return _Handle(index)
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        self._call("nvmlDeviceGetHandleByUUID")
+        uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+        for st in self._gpus:
+            if st.gpu.uuid == uuid:
+                return _Handle(st.index)
+            if uuid in st.gpu.mig_uuids:
+                return _Handle(st.index, mig_uuid=uuid)
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle):
+        self._call("nvmlDeviceGetDeviceHandleFromMigDeviceHandle")
+        return _Handle(handle.index)
+
+    def nvmlDeviceGetUUID(self, handle):
+        st = self._state(handle, "nvmlDeviceGetUUID")
+        return handle.mig_uuid or st.gpu.uuid
+
+    def nvmlDeviceGetName(self, handle):
+        return self._state(handle, "nvmlDeviceGetName").gpu.name
+
+    def nvmlDeviceGetArchitecture(self, handle):
+        return _ARCH[self._state(handle, "nvmlDeviceGetArchitecture").gpu.arch]
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        with self._lock:
+            st = self._state(handle, "nvmlDeviceGetTotalEnergyConsumption")
+            if _ARCH[st.gpu.arch] < NVML_DEVICE_ARCH_VOLTA:
+                raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+            return st.counter_mj(self.clock())
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        st = self._state(handle, "nvmlDeviceGetPowerUsage")
+        if not st.gpu.power_supported:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        now, w = self.clock(), st.gpu.watts
+        if _ARCH[st.gpu.arch] >= NVML_DEVICE_ARCH_AMPERE:  # a 1-s mean (midpoint rule, 100 points)
+            return int(round(1000 * sum(w(now - 1 + (k + 0.5) / 100) for k in range(100)) / 100))
+        return int(round(1000 * w(now)))
+
+    def nvmlDeviceGetFieldValues(self, handle, fieldIds):
+        st = self._state(handle, "nvmlDeviceGetFieldValues")
+        now = self.clock()
+        out = []
+        for fid in fieldIds:
+            fid, scope = fid if isinstance(fid, tuple) else (fid, 0)
+            has_instant = st.gpu.instant_field
+            if has_instant is None:
+                has_instant = _ARCH[st.gpu.arch] >= NVML_DEVICE_ARCH_VOLTA
+            ok = (
+                fid == NVML_FI_DEV_POWER_INSTANT
+                and has_instant
+                and st.gpu.power_supported
+                and (scope == NVML_POWER_SCOPE_MODULE or st.gpu.gpu_scope_power)
+            )
+            value = _Value(uiVal=int(round(1000 * st.gpu.watts(now)))) if ok else _Value()
+            out.append(
+                _FieldValue(
+                    fieldId=fid,
+                    scopeId=scope,
+                    timestamp=int(now * 1e6),
+                    latencyUsec=0,
+                    valueType=NVML_VALUE_TYPE_UNSIGNED_INT,
+                    nvmlReturn=NVML_SUCCESS if ok else NVML_ERROR_NOT_SUPPORTED,
+                    value=value,
+                )
+            )
+        return out
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle):
+        return int(self._state(handle, "nvmlDeviceGetEnforcedPowerLimit").gpu.power_limit_w * 1000)
+
+    def nvmlDeviceGetClockInfo(self, handle, clock_type):
+        g = self._state(handle, "nvmlDeviceGetClockInfo").gpu
+        return g.mem_clock_mhz if clock_type == NVML_CLOCK_MEM else g.sm_clock_mhz
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return self._state(handle, "nvmlDeviceGetTemperature").gpu.temperature_c
+
+    def nvmlDeviceGetPersistenceMode(self, handle):
+        return self._state(handle, "nvmlDeviceGetPersistenceMode").gpu.persistence
+
+    def nvmlDeviceGetMigMode(self, handle):
+        g = self._state(handle, "nvmlDeviceGetMigMode").gpu
+        if _ARCH[g.arch] < NVML_DEVICE_ARCH_AMPERE:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return [int(g.mig), int(g.mig)]
