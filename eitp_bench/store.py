@@ -1,0 +1,555 @@
+"""The results store: one embedded SQLite file, normalised tables, schema migrations.
+
+Tables: runs (identity, provenance, config JSON), metrics, energy, timeline, and
+meta (app marker + schema_version). Each repetition is written in ONE transaction,
+so a crash never leaves half a run; WAL + busy_timeout let several `eitp-bench run`
+processes write the same file at once. Frames for analysis are built with joined
+SQL queries (pd.read_sql), never per-record Python loops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from eitp_bench.errors import UserError
+from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
+
+DEFAULT_STORE = Path("eitp-results") / "results.sqlite"
+APP_MARKER = "eitp-bench"
+BUSY_TIMEOUT_MS = 30_000
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+RUN_COLUMNS = [
+    "run_id", "suite", "suite_config_hash", "arm", "task", "size", "seed", "repetition",
+    "device", "status", "error", "started_at", "finished_at", "hardware_profile_id",
+]  # fmt: skip
+
+
+# --- migrations: each takes a connection inside an open transaction -------------------------
+
+
+def _v1_create_tables(conn: sqlite3.Connection) -> None:
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            record_schema_version INTEGER NOT NULL,
+            suite TEXT NOT NULL,
+            suite_config_hash TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            task TEXT NOT NULL,
+            size TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            repetition INTEGER NOT NULL,
+            device TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            error TEXT,
+            hardware_profile_id TEXT,
+            config_json TEXT NOT NULL,
+            provenance_json TEXT NOT NULL
+        );
+        CREATE TABLE metrics (
+            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            unit TEXT NOT NULL,
+            window TEXT,
+            PRIMARY KEY (run_id, idx)
+        );
+        CREATE TABLE energy (
+            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            window TEXT NOT NULL,
+            device TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            joules REAL,
+            method TEXT NOT NULL,
+            meter TEXT NOT NULL,
+            duration_s REAL NOT NULL,
+            samples INTEGER NOT NULL,
+            max_gap_s REAL,
+            wraps INTEGER NOT NULL,
+            flags_json TEXT NOT NULL,
+            idle_watts REAL,
+            net_joules REAL,
+            PRIMARY KEY (run_id, idx)
+        );
+        CREATE TABLE timeline (
+            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            window TEXT NOT NULL,
+            device TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            t REAL NOT NULL,
+            watts REAL NOT NULL,
+            PRIMARY KEY (run_id, idx)
+        );
+        CREATE INDEX runs_by_suite ON runs(suite, arm, task);
+        CREATE INDEX metrics_by_name ON metrics(name);
+        """
+    )
+
+
+def _v2_add_stored_at(conn: sqlite3.Connection) -> None:
+    # v2: when a run landed in this store (differs from started_at for imported runs),
+    # and an index for the energy queries of reports.
+    conn.execute("ALTER TABLE runs ADD COLUMN stored_at TEXT")
+    conn.execute("CREATE INDEX energy_by_domain ON energy(device, domain)")
+
+
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    # Not conn.executescript(): it COMMITs first, which would break the migration's transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_create_tables, _v2_add_stored_at]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def resolve_path(path_or_url: str | os.PathLike | None) -> Path:
+    """A path, or a sqlite URL (sqlite:///relative.db, sqlite:////abs.db); None → default."""
+    if path_or_url is None:
+        path_or_url = os.environ.get("EITP_BENCH_STORE") or DEFAULT_STORE
+    text = os.fspath(path_or_url)
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if scheme.lower() != "sqlite":
+            raise UserError(
+                f"store URL {text!r} uses scheme {scheme!r}; only SQLite stores are supported",
+                fix="pass a file path or a sqlite:///path/to/results.sqlite URL",
+            )
+        if not rest.startswith("/") or rest == "/":
+            raise UserError(
+                f"store URL {text!r} has no file path",
+                fix="write sqlite:///relative/results.sqlite or sqlite:////absolute/results.sqlite",
+            )
+        text = rest[1:]  # SQLAlchemy style: three slashes, then the path (a 4th slash = absolute)
+    return Path(text).expanduser()
+
+
+def _inspect_existing(path: Path) -> int:
+    """Schema version of an existing eitp-bench store; UserError for anything else. Writes nothing."""
+    with open(path, "rb") as f:
+        head = f.read(len(_SQLITE_MAGIC))
+    if not head:
+        return 0  # an empty file is an empty SQLite database: safe to initialise
+    if head != _SQLITE_MAGIC:
+        raise UserError(
+            f"{path} is not a SQLite file, so it is not an eitp-bench results store",
+            fix="pass the path of a results.sqlite written by eitp-bench, or a new path to create one",
+        )
+    try:
+        # With no -wal beside it nobody is writing: open it immutable, so not even -wal/-shm side files
+        # appear next to a file we may refuse. Otherwise read-only, seeing the live WAL.
+        live = path.with_name(path.name + "-wal").exists()
+        mode = "mode=ro" if live else "mode=ro&immutable=1"
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables:
+                return 0
+            if "meta" not in tables:
+                raise UserError(
+                    f"{path} is a SQLite database but not an eitp-bench store (tables: {', '.join(sorted(tables))})",
+                    fix="pass a different path; eitp-bench will not write into a foreign database",
+                )
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as err:
+        raise UserError(
+            f"{path} is a corrupt or unreadable SQLite file ({err})",
+            fix="restore it from a backup or an `eitp-bench export --format jsonl`, or pass a new path",
+        ) from None
+    if meta.get("app") != APP_MARKER or "schema_version" not in meta:
+        raise UserError(
+            f"{path} has a meta table but is not an eitp-bench store",
+            fix="pass a different path; eitp-bench will not write into a foreign database",
+        )
+    version = int(meta["schema_version"])
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{path} was written by a newer eitp-bench (store schema v{version}; this one knows up to v{SCHEMA_VERSION})",
+            fix="upgrade eitp-bench (pip install -U eitp-bench) to read this store",
+        )
+    return version
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema to SCHEMA_VERSION; re-read inside the write lock so concurrent openers agree."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if not has_meta:
+            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("INSERT INTO meta VALUES ('app', ?), ('schema_version', '0')", (APP_MARKER,))
+        version = int(conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+        if version > SCHEMA_VERSION:  # another, newer eitp-bench won the race
+            raise UserError(
+                f"{path} was written by a newer eitp-bench (store schema v{version})",
+                fix="upgrade eitp-bench to read this store",
+            )
+        for step in MIGRATIONS[version:]:
+            step(conn)
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _io_error(path: Path, err: sqlite3.Error) -> UserError:
+    return UserError(
+        f"cannot write the results store {path}: {err}",
+        fix="check the file and its folder are writable, the disk has space, and no process holds it locked",
+    )
+
+
+class Store:
+    """Results of many repetitions, arms, suites and machines, in one SQLite file."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path_or_url: str | os.PathLike | None = None, *, create: bool = True) -> "Store":
+        path = resolve_path(path_or_url)
+        if path.is_dir():
+            raise UserError(f"store path {path} is a directory", fix=f"pass a file path such as {path / 'results.sqlite'}")
+        if path.exists():
+            _inspect_existing(path)  # raises before anything touches the file
+        elif not create:
+            raise UserError(f"no results store at {path}", fix="run `eitp-bench run` first, or pass --store PATH")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as err:
+            raise _io_error(path, err) from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against app crashes
+            _migrate(conn, path)
+        except sqlite3.OperationalError as err:
+            conn.close()
+            raise _io_error(path, err) from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    # --- context manager -----------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def add(self, record: RunRecord) -> bool:
+        """Store one repetition in one transaction; False if its run_id is already stored."""
+        return self.add_many([record]) == 1
+
+    def add_many(self, records: Iterable[RunRecord]) -> int:
+        """Store many records in ONE transaction (all or nothing); returns how many were new."""
+        from eitp_bench.records import utc_now
+
+        stored_at = utc_now()
+        added = 0
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # take the write lock up front: no lock upgrades, no deadlock
+            for r in records:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO runs (run_id, record_schema_version, suite, suite_config_hash, arm, task,"
+                    " size, seed, repetition, device, started_at, finished_at, status, error, hardware_profile_id,"
+                    " config_json, provenance_json, stored_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        r.run_id, r.schema_version, r.suite, r.suite_config_hash, r.arm, r.task, r.size, r.seed,
+                        r.repetition, r.device, r.started_at, r.finished_at, r.status, r.error,
+                        r.provenance.hardware_profile_id, json.dumps(r.config), r.provenance.model_dump_json(),
+                        stored_at,
+                    ),
+                )  # fmt: skip
+                if cur.rowcount == 0:
+                    continue  # already stored: idempotent
+                added += 1
+                conn.executemany(
+                    "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
+                    [(r.run_id, i, m.name, m.value, m.unit, m.window) for i, m in enumerate(r.metrics)],
+                )
+                conn.executemany(
+                    "INSERT INTO energy VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            r.run_id, i, e.window, e.device, e.domain, e.joules, e.method, e.meter, e.duration_s,
+                            e.samples, e.max_gap_s, e.wraps, json.dumps(e.flags), e.idle_watts, e.net_joules,
+                        )  # fmt: skip
+                        for i, e in enumerate(r.energy)
+                    ],
+                )
+                conn.executemany(
+                    "INSERT INTO timeline VALUES (?,?,?,?,?,?,?)",
+                    [(r.run_id, i, p.window, p.device, p.domain, p.t, p.watts) for i, p in enumerate(r.timeline)],
+                )
+            conn.execute("COMMIT")
+        except BaseException as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(err, sqlite3.OperationalError):  # locked past busy_timeout, disk full, read-only
+                raise _io_error(self.path, err) from None
+            raise
+        return added
+
+    # --- reading records -------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Number of stored runs (no __len__: an empty store must still be truthy)."""
+        return self._conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+
+    def run_ids(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT run_id FROM runs")}
+
+    def records(self, *, suite: Optional[str] = None, status: Optional[str] = None) -> list[RunRecord]:
+        """Rebuild the stored RunRecords exactly, in the order they were stored."""
+        where, params = _run_filter(suite, status)
+        runs = self._conn.execute(
+            "SELECT run_id, record_schema_version, suite, suite_config_hash, arm, task, size, seed, repetition,"
+            f" device, started_at, finished_at, status, error, config_json, provenance_json FROM runs r {where}"
+            " ORDER BY rowid",
+            params,
+        ).fetchall()
+        children = {name: self._children(name, where, params) for name in ("metrics", "energy", "timeline")}
+        out = []
+        for row in runs:
+            run_id = row[0]
+            out.append(
+                RunRecord(
+                    schema_version=row[1], run_id=run_id, suite=row[2], suite_config_hash=row[3], arm=row[4],
+                    task=row[5], size=row[6], seed=row[7], repetition=row[8], device=row[9], started_at=row[10],
+                    finished_at=row[11], status=row[12], error=row[13], config=json.loads(row[14]),
+                    provenance=Provenance.model_validate_json(row[15]),
+                    metrics=children["metrics"].get(run_id, []),
+                    energy=children["energy"].get(run_id, []),
+                    timeline=children["timeline"].get(run_id, []),
+                )  # fmt: skip
+            )
+        return out
+
+    def _children(self, table: str, where: str, params: list) -> dict[str, list]:
+        columns = {
+            "metrics": "c.name, c.value, c.unit, c.window",
+            "energy": "c.window, c.device, c.domain, c.joules, c.method, c.meter, c.duration_s, c.samples,"
+            " c.max_gap_s, c.wraps, c.flags_json, c.idle_watts, c.net_joules",
+            "timeline": "c.window, c.device, c.domain, c.t, c.watts",
+        }[table]
+        rows = self._conn.execute(
+            f"SELECT c.run_id, {columns} FROM {table} c JOIN runs r USING (run_id) {where} ORDER BY c.run_id, c.idx",
+            params,
+        )
+        grouped: dict[str, list] = {}
+        for row in rows:
+            run_id, v = row[0], row[1:]
+            if table == "metrics":
+                item = Metric(name=v[0], value=v[1], unit=v[2], window=v[3])
+            elif table == "energy":
+                item = EnergyEntry(
+                    window=v[0], device=v[1], domain=v[2], joules=v[3], method=v[4], meter=v[5], duration_s=v[6],
+                    samples=v[7], max_gap_s=v[8], wraps=v[9], flags=json.loads(v[10]), idle_watts=v[11],
+                    net_joules=v[12],
+                )  # fmt: skip
+            else:
+                item = TimelinePoint(window=v[0], device=v[1], domain=v[2], t=v[3], watts=v[4])
+            grouped.setdefault(run_id, []).append(item)
+        return grouped
+
+    # --- frames for analysis and reports ---------------------------------------------------
+    # Child rows are read bare and merged onto the runs frame in pandas: ~3x faster than letting
+    # SQL repeat every run column on every child row.
+
+    def runs_frame(self):
+        return self._runs(RUN_COLUMNS).drop(columns="_row")
+
+    def metrics_frame(self):
+        return self._with_runs(RUN_COLUMNS, "metrics", ["name", "value", "unit", "window"])
+
+    def energy_frame(self):
+        df = self._with_runs(
+            RUN_COLUMNS,
+            "energy",
+            ["window", "device AS energy_device", "domain", "joules", "method", "meter", "duration_s", "samples",
+             "max_gap_s", "wraps", "flags_json", "idle_watts", "net_joules"],
+        )  # fmt: skip
+        # The energy row's device (gpu:0, cpu:0) is what analysis groups by; the run's torch device
+        # stays available as run_device.
+        df = df.rename(columns={"device": "run_device", "energy_device": "device"})
+        df["flags"] = [";".join(json.loads(f)) if f != "[]" else "" for f in df.pop("flags_json")]
+        for column in ("joules", "max_gap_s", "idle_watts", "net_joules"):  # None → NaN, never object dtype
+            df[column] = df[column].astype(float)
+        return df
+
+    def timeline_frame(self):
+        return self._with_runs(["run_id", "arm", "task"], "timeline", ["window", "device", "domain", "t", "watts"])
+
+    def provenance_frame(self):
+        """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry."""
+        import pandas as pd
+
+        rows = []
+        for run_id, text in self._conn.execute("SELECT run_id, provenance_json FROM runs ORDER BY rowid"):
+            prov = json.loads(text)
+            hardware = prov.pop("hardware", None) or {}
+            rows.append({"run_id": run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
+        columns = ["run_id", *Provenance.model_fields.keys()]
+        columns.remove("hardware")
+        return pd.DataFrame(rows, columns=None if rows else columns)
+
+    def _runs(self, columns: list[str]):
+        import pandas as pd
+
+        sql = f"SELECT rowid AS _row, {', '.join(columns)} FROM runs ORDER BY rowid"
+        return pd.read_sql_query(sql, self._conn)
+
+    def _with_runs(self, run_columns: list[str], table: str, columns: list[str]):
+        import pandas as pd
+
+        runs = self._runs(run_columns)
+        child = pd.read_sql_query(f"SELECT run_id, idx, {', '.join(columns)} FROM {table}", self._conn)
+        df = runs.merge(child, on="run_id", how="inner").sort_values(["_row", "idx"], kind="stable")
+        return df.drop(columns=["_row", "idx"]).reset_index(drop=True)
+
+
+def _run_filter(suite: Optional[str], status: Optional[str]) -> tuple[str, list]:
+    clauses, params = [], []
+    if suite is not None:
+        clauses.append("r.suite = ?")
+        params.append(suite)
+    if status is not None:
+        clauses.append("r.status = ?")
+        params.append(status)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+# --- import / export -------------------------------------------------------------------------
+
+RECORD_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+TABLES = ("runs", "metrics", "energy", "timeline")
+
+
+def find_record_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand directories (recursively) into the result files inside them, sorted."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(RECORD_SUFFIXES))
+            if not found:
+                raise UserError(
+                    f"{path} holds no result files ({', '.join(RECORD_SUFFIXES)})",
+                    fix="pass a jsonl export, per-repetition JSON files, or a directory of them",
+                )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{path} does not exist", fix="check the path of the file or directory to import")
+    return files
+
+
+def read_record_file(path: Path) -> list[RunRecord]:
+    """All records of one file (jsonl export, or one RunRecord JSON, or a JSON list); UserError if any is bad."""
+    import gzip
+
+    from pydantic import ValidationError
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise UserError(f"cannot read {path}: {err}", fix="check the file is an eitp-bench JSON/JSONL result") from None
+    stripped = text.lstrip()
+    if path.name.endswith((".jsonl", ".jsonl.gz")) or (stripped.startswith("{") and "\n{" in stripped):
+        chunks = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    else:
+        chunks = [(None, text)]
+    records: list[RunRecord] = []
+    for line_no, chunk in chunks:
+        where = f"{path}" + (f" line {line_no}" if line_no else "")
+        try:
+            data = json.loads(chunk)
+            items = data if isinstance(data, list) else [data]
+            records.extend(RunRecord.model_validate(item) for item in items)
+        except json.JSONDecodeError as err:
+            raise UserError(
+                f"{where} is not valid JSON ({err.msg} at column {err.colno})",
+                fix="re-export it (`eitp-bench export --format jsonl`) or remove it; nothing from it was imported",
+            ) from None
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "record"
+            raise UserError(
+                f"{where} is not an eitp-bench RunRecord: field {field!r}: {first['msg']}",
+                fix="import only files written by eitp-bench (run outputs or jsonl exports); nothing from it was imported",
+            ) from None
+    return records
+
+
+def export_jsonl(store: Store, out) -> int:
+    """One full RunRecord JSON per line: the lossless interchange format. `out` is a text stream."""
+    records = store.records()
+    for r in records:
+        out.write(r.model_dump_json() + "\n")
+    return len(records)
+
+
+def export_tables(store: Store, out_dir: Path, fmt: str) -> list[Path]:
+    """One csv or parquet file per table (runs, metrics, energy, timeline) in out_dir."""
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "parquet export needs pyarrow, which is not installed",
+                fix="pip install 'eitp-bench[parquet]' (or pip install pyarrow), or use --format csv",
+            ) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = {
+        "runs": store.runs_frame(),
+        "metrics": store.metrics_frame(),
+        "energy": store.energy_frame(),
+        "timeline": store.timeline_frame(),
+    }
+    written = []
+    for name, df in frames.items():
+        path = out_dir / f"{name}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            df.to_parquet(path, index=False)
+        written.append(path)
+    return written

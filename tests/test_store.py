@@ -1,0 +1,317 @@
+"""The results store: exact round trip, idempotence, concurrency, refusal of foreign files, migrations."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from eitp_bench.errors import UserError
+from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
+from eitp_bench.store import MIGRATIONS, SCHEMA_VERSION, Store, resolve_path
+
+
+def make_record(i: int = 0, *, suite: str = "smoke", arm: str = "baseline", status: str = "ok") -> RunRecord:
+    return RunRecord(
+        suite=suite,
+        suite_config_hash="cfg123",
+        arm=arm,
+        task="lm",
+        size="tiny",
+        seed=1000 + i,
+        repetition=i,
+        device="cuda:0",
+        finished_at="2026-01-01T00:00:10.000+00:00",
+        status=status,
+        error="boom" if status == "failed" else None,
+        config={"steps": 10, "lr": 3e-4, "nested": {"a": [1, 2.5, None]}},
+        provenance=Provenance(
+            eitp_bench_version="0.1.0",
+            git_commit="abc",
+            python="3.11.7",
+            torch="2.13.0",
+            platform="Linux-x86_64",
+            hardware_profile_id="fcf2358a6de5",
+            hardware={"gpu": "NVIDIA H100 80GB HBM3", "power_limit_w": 700.0},
+        ),
+        metrics=[
+            Metric(name="tokens_per_s", value=1234.5 + i, unit="tok/s", window="generate"),
+            Metric(name="val_ppl", value=0.1 + 0.2, unit="1"),  # a float that must survive exactly
+        ],
+        energy=[
+            EnergyEntry(window="train", device="gpu:0", domain="gpu", joules=100.0 + i, method="counter",
+                        meter="nvml", duration_s=2.5, samples=250, max_gap_s=0.011, wraps=0,
+                        idle_watts=60.0, net_joules=100.0 + i - 150.0),
+            EnergyEntry(window="train", device="cpu:0", domain="package", joules=None, method="counter",
+                        meter="rapl", duration_s=2.5, wraps=3, flags=["wrapped past repair", "a;b"]),
+        ],  # fmt: skip
+        timeline=[
+            TimelinePoint(window="train", device="gpu:0", domain="gpu", t=0.0, watts=250.0),
+            TimelinePoint(window="train", device="gpu:0", domain="gpu", t=0.1, watts=260.5),
+        ],
+    )
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    return tmp_path / "results.sqlite"
+
+
+def test_round_trip_is_exact(store_path):
+    records = [make_record(i) for i in range(3)] + [make_record(9, status="failed"), make_record(5, suite="other")]
+    with Store.open(store_path) as store:
+        for r in records:
+            assert store.add(r) is True
+    with Store.open(store_path, create=False) as store:
+        back = store.records()
+        assert back == records  # every field: flags, None joules, timeline, nested config
+        assert back[0].energy[1].joules is None and back[0].energy[1].flags == ["wrapped past repair", "a;b"]
+        assert back[0].metrics[1].value == 0.1 + 0.2
+        assert store.records(suite="other") == [records[4]]
+        assert store.records(status="failed") == [records[3]]
+        assert store.records(suite="smoke", status="ok") == records[:3]
+
+
+def test_add_is_idempotent_per_run_id(store_path):
+    r = make_record()
+    with Store.open(store_path) as store:
+        assert store.add(r) is True
+        assert store.add(r) is False
+        r1 = make_record(1)
+        assert store.add_many([r, r1, r1]) == 1  # duplicates inside one batch count once
+        assert store.count() == 2
+        metrics = store.metrics_frame()
+        assert len(metrics) == 4  # children of a duplicate are never added twice
+
+
+def test_add_many_is_all_or_nothing(store_path):
+    good = make_record(0)
+    with Store.open(store_path) as store:
+
+        def records():
+            yield good
+            raise RuntimeError("reader died mid-file")
+
+        with pytest.raises(RuntimeError):
+            store.add_many(records())
+        assert store.count() == 0 and store.records() == []
+
+
+def test_frames_have_the_contract_columns_and_values(store_path):
+    with Store.open(store_path) as store:
+        store.add(make_record(0))
+        store.add(make_record(1, arm="eitp-paper"))
+        runs = store.runs_frame()
+        assert list(runs.columns) == [
+            "run_id", "suite", "suite_config_hash", "arm", "task", "size", "seed", "repetition",
+            "device", "status", "error", "started_at", "finished_at", "hardware_profile_id",
+        ]  # fmt: skip
+        assert list(runs.arm) == ["baseline", "eitp-paper"]
+        metrics = store.metrics_frame()
+        assert set(runs.columns) <= set(metrics.columns)
+        row = metrics[(metrics.arm == "eitp-paper") & (metrics.name == "tokens_per_s")].iloc[0]
+        assert row.value == 1235.5 and row.unit == "tok/s" and row.window == "generate"
+        energy = store.energy_frame()
+        for column in ("window", "device", "domain", "joules", "method", "meter", "duration_s", "samples",
+                       "max_gap_s", "wraps", "flags", "idle_watts", "net_joules", "run_device"):  # fmt: skip
+            assert column in energy.columns
+        gpu = energy[(energy.domain == "gpu") & (energy.arm == "baseline")].iloc[0]
+        assert gpu.device == "gpu:0" and gpu.run_device == "cuda:0"
+        assert gpu.joules == 100.0 and gpu.net_joules == -50.0
+        package = energy[energy.domain == "package"].iloc[0]
+        assert math.isnan(package.joules) and package["flags"] == "wrapped past repair;a;b"
+        assert energy.joules.dtype == float
+        timeline = store.timeline_frame()
+        assert list(timeline.columns) == ["run_id", "arm", "task", "window", "device", "domain", "t", "watts"]
+        assert list(timeline.watts) == [250.0, 260.5, 250.0, 260.5]
+
+
+def test_provenance_frame(store_path):
+    with Store.open(store_path) as store:
+        assert list(store.provenance_frame().columns)[:2] == ["run_id", "eitp_bench_version"]
+        r = make_record()
+        store.add(r)
+        prov = store.provenance_frame()
+        assert len(prov) == 1 and prov.run_id[0] == r.run_id
+        assert prov["hardware.gpu"][0] == "NVIDIA H100 80GB HBM3" and prov["hardware.power_limit_w"][0] == 700.0
+        assert prov.hardware_profile_id[0] == "fcf2358a6de5" and prov.torch[0] == "2.13.0"
+
+
+def test_frames_of_an_empty_store(store_path):
+    with Store.open(store_path) as store:
+        assert len(store.runs_frame()) == 0 and "hardware_profile_id" in store.runs_frame().columns
+        energy = store.energy_frame()
+        assert len(energy) == 0 and {"flags", "joules", "run_device"} <= set(energy.columns)
+        assert len(store.metrics_frame()) == 0 and len(store.timeline_frame()) == 0
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from eitp_bench.store import Store
+    sys.path.insert(0, sys.argv[3])
+    from test_store import make_record
+    with Store.open(sys.argv[1]) as store:
+        for i in range(50):
+            assert store.add(make_record(i, arm=sys.argv[2]))
+    """
+)
+
+
+def test_two_processes_writing_at_once_both_land(store_path, tmp_path):
+    tests_dir = str(__import__("pathlib").Path(__file__).parent)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(store_path), arm, tests_dir], stderr=subprocess.PIPE)
+        for arm in ("baseline", "eitp-paper")
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    with Store.open(store_path, create=False) as store:
+        runs = store.runs_frame()
+        assert len(runs) == 100
+        assert runs.arm.value_counts().to_dict() == {"baseline": 50, "eitp-paper": 50}
+        assert len(store.metrics_frame()) == 200 and len(store.energy_frame()) == 200
+
+
+def test_a_store_locked_past_the_busy_timeout_is_a_clear_error(store_path, monkeypatch):
+    import eitp_bench.store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)
+    with Store.open(store_path) as store:
+        holder = sqlite3.connect(store_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process mid-write, for longer than the timeout
+        try:
+            with pytest.raises(UserError, match="locked"):
+                store.add(make_record())
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert store.add(make_record()) is True  # and the store still works afterwards
+
+
+# --- files that are not ours are refused and left untouched ---------------------------------
+
+
+def _assert_refused_untouched(path, *words):
+    before = path.read_bytes()
+    with pytest.raises(UserError) as info:
+        Store.open(path)
+    message = str(info.value)
+    assert str(path) in message
+    for w in words:
+        assert w in message
+    assert path.read_bytes() == before
+    assert not path.with_name(path.name + "-wal").exists()
+
+
+def test_non_sqlite_file_is_refused(tmp_path):
+    path = tmp_path / "notes.sqlite"
+    path.write_text("these are my notes, not a database\n")
+    _assert_refused_untouched(path, "not a SQLite file")
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO users VALUES (1, 'ada')")
+    conn.commit()
+    conn.close()
+    _assert_refused_untouched(path, "not an eitp-bench store", "users")
+
+
+def test_foreign_meta_table_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.commit()
+    conn.close()
+    _assert_refused_untouched(path, "not an eitp-bench store")
+
+
+def test_corrupt_store_is_refused(store_path):
+    with Store.open(store_path) as store:
+        store.add(make_record())
+    data = bytearray(store_path.read_bytes())
+    data[100:4096] = b"\xa5" * (4096 - 100)  # smash page 1 (the schema) after the 100-byte header
+    store_path.write_bytes(bytes(data))
+    _assert_refused_untouched(store_path, "corrupt")
+
+
+def test_newer_schema_is_refused(store_path):
+    with Store.open(store_path) as store:
+        store.add(make_record())
+    conn = sqlite3.connect(store_path)
+    conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    _assert_refused_untouched(store_path, "newer eitp-bench", "upgrade")
+
+
+def test_missing_store_without_create(tmp_path):
+    with pytest.raises(UserError, match="no results store"):
+        Store.open(tmp_path / "nope.sqlite", create=False)
+    assert not (tmp_path / "nope.sqlite").exists()
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+
+def test_v1_store_is_migrated_and_keeps_its_runs(store_path):
+    # A store exactly as schema v1 left it, with one run written by v1 code (no stored_at column).
+    r = make_record(7)
+    conn = sqlite3.connect(store_path, isolation_level=None)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('app', 'eitp-bench'), ('schema_version', '1')")
+    conn.execute("BEGIN")
+    MIGRATIONS[0](conn)
+    conn.execute("COMMIT")
+    conn.execute(
+        "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (r.run_id, 1, r.suite, r.suite_config_hash, r.arm, r.task, r.size, r.seed, r.repetition, r.device,
+         r.started_at, r.finished_at, r.status, r.error, r.provenance.hardware_profile_id,
+         __import__("json").dumps(r.config), r.provenance.model_dump_json()),
+    )  # fmt: skip
+    for i, m in enumerate(r.metrics):
+        conn.execute("INSERT INTO metrics VALUES (?,?,?,?,?,?)", (r.run_id, i, m.name, m.value, m.unit, m.window))
+    conn.close()
+    assert "stored_at" not in {row[1] for row in sqlite3.connect(store_path).execute("PRAGMA table_info(runs)")}
+
+    with Store.open(store_path) as store:
+        back = store.records()
+        assert back == [r.model_copy(update={"energy": [], "timeline": []})]
+        assert store.add(make_record(8)) is True
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    stored = dict(conn.execute("SELECT repetition, stored_at FROM runs").fetchall())
+    conn.close()
+    assert stored[7] is None and stored[8] is not None  # the v2 column exists and new runs fill it
+
+
+def test_schema_version_matches_migration_count():
+    assert SCHEMA_VERSION == len(MIGRATIONS) >= 2
+
+
+# --- where the store lives -------------------------------------------------------------------
+
+
+def test_paths_and_urls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_path("sqlite:///rel/r.sqlite").as_posix() == "rel/r.sqlite"
+    assert resolve_path("sqlite:////abs/r.sqlite").as_posix() == "/abs/r.sqlite"
+    monkeypatch.delenv("EITP_BENCH_STORE", raising=False)
+    assert resolve_path(None).as_posix() == "eitp-results/results.sqlite"
+    monkeypatch.setenv("EITP_BENCH_STORE", str(tmp_path / "env.sqlite"))
+    with Store.open() as store:
+        store.add(make_record())
+    assert (tmp_path / "env.sqlite").exists()
+    with pytest.raises(UserError, match="postgresql"):
+        Store.open("postgresql://host/db")
+    with pytest.raises(UserError, match="directory"):
+        Store.open(tmp_path)
