@@ -1,0 +1,521 @@
+"""CPU energy from RAPL counters, read straight from the powercap sysfs tree.
+
+Layout (Linux): /sys/class/powercap lists every zone flat as a symlink (intel-rapl:0,
+intel-rapl:0:0, intel-rapl-mmio:0 …); each package zone also holds its children as
+sub-folders. A zone has `name`, `energy_uj` (a counter in µJ that wraps at
+`max_energy_range_uj`) and updates about every millisecond.
+
+What we report, one channel per zone, each zone counted once (by real path):
+- `package-N`            -> cpu:N / package   (contains core and uncore: never add those to it)
+- core, uncore, dram     -> cpu:N / core, uncore, dram (dram is NOT inside package: its own domain)
+- `package-N-die-M` (AMD multi-die, also Cascade Lake-AP) -> cpu:N / package-die-M, and when no plain
+  `package-N` zone exists, a summed cpu:N / package channel so totals still have one package per socket
+- psys                   -> platform / psys (the whole SoC platform; contains package)
+- an `intel-rapl-mmio` zone whose name matches an MSR zone is the same package twice: dropped.
+
+Wraparound: a poller thread reads every zone every P seconds, P = range / (2 · Pmax) clamped to
+[1 ms, 1 s], so at most one wrap can pass between reads. A backwards step is one wrap; a step
+that even one wrap cannot explain (over Pmax, a reset, an unreadable range, a gap long enough
+for a whole range) makes that zone invalid from then on, with the reason. Marks read every zone
+synchronously under the same lock, so window edges are exact.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from eitp_bench.energy.base import Channel, DomainEnergy, Meter, MeterStatus, PowerSample
+from eitp_bench.errors import UserError
+
+DEFAULT_ROOT = "/sys/class/powercap"
+ROOT_ENV = "EITP_BENCH_POWERCAP_ROOT"
+
+# Stated maximum power per zone kind (W), used to pick the poll period and to reject jumps.
+# Generous on purpose: the largest server sockets draw ~400 W, DRAM a few tens of W.
+DEFAULT_PMAX_W = {"package": 1000.0, "core": 1000.0, "uncore": 500.0, "dram": 500.0, "psys": 2000.0}
+FALLBACK_PMAX_W = 2000.0
+POLL_FLOOR_S = 0.001  # the counters update about every 1 ms: polling faster reads the same value
+POLL_CAP_S = 1.0
+UPDATE_PERIOD_S = 0.001
+# Slack added to dt when judging a jump: counters update in ~1 ms steps and a read can
+# land just after a late update, so a very short dt may legitimately see a whole step.
+JUMP_GRACE_S = 0.01
+DEFAULT_HISTORY = 50_000  # reads kept for gaps and power timelines (ring buffer)
+
+ZONE_DIR = re.compile(r"^intel-rapl(-mmio)?:\d+(:\d+)*$")
+PACKAGE_NAME = re.compile(r"^package-(\d+)$")
+DIE_NAME = re.compile(r"^package-(\d+)-die-(\d+)$")
+
+PERMISSION_FIX = (
+    "run as root, or `sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj "
+    "/sys/class/powercap/intel-rapl:*/*/energy_uj` (until reboot), or make it permanent with a udev rule in "
+    "/etc/udev/rules.d/99-rapl.rules: "
+    'ACTION=="add", SUBSYSTEM=="powercap", KERNEL=="intel-rapl:*", RUN+="/bin/chmod o+r /sys%p/energy_uj"'
+)
+
+Reader = Callable[[Path], str]
+
+
+def read_sysfs(path: Path) -> str:
+    """Read one sysfs file afresh (a new open each time: sysfs values are produced on open/read)."""
+    with open(path, "r") as f:
+        return f.read()
+
+
+def resolve_root(root: Optional[os.PathLike | str] = None) -> Path:
+    return Path(root or os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
+
+
+# --- discovery --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Zone:
+    zone_id: str  # intel-rapl:0:1
+    path: Path  # the real folder
+    name: str  # package-0, core, dram …
+    kind: str  # package, core, uncore, dram, psys or the raw name
+    device: str  # cpu:0, platform
+    domain: str  # package, dram, package-die-1, core-die-1 …
+    die: Optional[int] = None
+    max_range_uj: Optional[int] = None
+    pmax_w: float = FALLBACK_PMAX_W
+    unavailable: Optional[str] = None  # why energy_uj could not be read at start
+
+
+@dataclass
+class Discovery:
+    zones: list[Zone] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # human-readable: what was skipped and why
+
+
+def _zone_dirs(root: Path) -> list[tuple[str, Path]]:
+    """(zone id, real folder) for every zone, flat links and nested children alike, each once."""
+    found: dict[str, tuple[str, Path]] = {}
+
+    def visit(entry: Path) -> None:
+        if not ZONE_DIR.match(entry.name) or not entry.is_dir():
+            return
+        real = entry.resolve()
+        if str(real) in found:
+            return
+        found[str(real)] = (entry.name, real)
+        for child in sorted(real.iterdir()):
+            if child.name.startswith(entry.name + ":"):
+                visit(child)
+
+    for entry in sorted(root.iterdir()):
+        visit(entry)
+        # The control-type folders (intel-rapl, intel-rapl-mmio) hold the zones too.
+        if entry.name in ("intel-rapl", "intel-rapl-mmio") and entry.is_dir():
+            for sub in sorted(entry.iterdir()):
+                visit(sub)
+    return sorted(found.values(), key=lambda item: _zone_sort_key(item[0]))
+
+
+def _zone_sort_key(zone_id: str) -> tuple:
+    control, *nums = zone_id.split(":")
+    return (control != "intel-rapl", [int(n) for n in nums])
+
+
+def _read_int(reader: Reader, path: Path) -> int:
+    return int(reader(path).strip())
+
+
+def discover(root: Path, reader: Reader = read_sysfs, pmax_w: Optional[dict[str, float]] = None) -> Discovery:
+    """Classify every zone under root. Never raises for a bad zone: it lands in `dropped` or `unavailable`."""
+    pmax = {**DEFAULT_PMAX_W, **(pmax_w or {})}
+    out = Discovery()
+    raw: list[tuple[str, Path, str]] = []
+    for zone_id, real in _zone_dirs(root):
+        try:
+            name = reader(real / "name").strip()
+        except (OSError, ValueError) as err:
+            out.dropped.append(f"{zone_id}: name unreadable ({_describe(err)})")
+            continue
+        raw.append((zone_id, real, name))
+
+    msr_names = {name for zid, _, name in raw if not zid.startswith("intel-rapl-mmio")}
+    names_by_id = {zid: name for zid, _, name in raw}
+    dropped_ids: set[str] = set()
+    for zone_id, real, name in raw:
+        top = ":".join(zone_id.split(":")[:2])
+        if zone_id.startswith("intel-rapl-mmio") and names_by_id.get(top) in msr_names:
+            dropped_ids.add(zone_id)
+            if zone_id == top:
+                out.dropped.append(f"{zone_id}: MMIO duplicate of the MSR zone named {name!r}")
+
+    for zone_id, real, name in raw:
+        if zone_id in dropped_ids:
+            continue
+        parent_id = ":".join(zone_id.split(":")[:2])
+        parent_name = names_by_id.get(parent_id, "") if parent_id != zone_id else name
+        kind, device, domain, die = _classify(zone_id, name, parent_name)
+        try:
+            max_range: Optional[int] = _read_int(reader, real / "max_energy_range_uj")
+        except (OSError, ValueError):
+            max_range = None  # still usable until the first wrap, which then cannot be corrected
+        unavailable = None
+        try:
+            _read_int(reader, real / "energy_uj")
+        except (OSError, ValueError) as err:
+            unavailable = f"energy_uj unreadable ({_describe(err)})"
+        out.zones.append(Zone(zone_id, real, name, kind, device, domain, die, max_range,
+                              pmax.get(kind, FALLBACK_PMAX_W), unavailable))
+    return out
+
+
+def _classify(zone_id: str, name: str, parent_name: str) -> tuple[str, str, str, Optional[int]]:
+    """(kind, device, domain, die) of a zone from its name and its top-level zone's name."""
+    index = int(zone_id.split(":")[1])
+    if name == "psys":
+        return "psys", "platform", "psys", None
+    if m := PACKAGE_NAME.match(name):
+        return "package", f"cpu:{m.group(1)}", "package", None
+    if m := DIE_NAME.match(name):
+        die = int(m.group(2))
+        return "package", f"cpu:{m.group(1)}", f"package-die-{die}", die
+    # A child: its socket comes from its package's name.
+    if m := PACKAGE_NAME.match(parent_name):
+        return name, f"cpu:{m.group(1)}", name, None
+    if m := DIE_NAME.match(parent_name):
+        die = int(m.group(2))
+        return name, f"cpu:{m.group(1)}", f"{name}-die-{die}", die
+    return name, f"cpu:{index}", name, None
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, PermissionError):
+        return "PermissionError: root-only since CVE-2020-8694"
+    return f"{type(err).__name__}: {err}"
+
+
+# --- unwrapping -------------------------------------------------------------------------
+
+def unwrap_step(prev_raw: int, new_raw: int, dt: float, range_uj: Optional[int], pmax_w: float,
+                grace_s: float = JUMP_GRACE_S) -> tuple[int, int, Optional[str]]:
+    """(delta µJ, wraps, reason). A reason means the step cannot be trusted: the zone turns invalid."""
+    wraps = 0
+    delta = new_raw - prev_raw
+    if delta < 0:
+        if range_uj is None:
+            return 0, 0, (f"counter went back from {prev_raw} to {new_raw} µJ but max_energy_range_uj is "
+                          "unreadable, so the wrap cannot be corrected")
+        delta += range_uj
+        wraps = 1
+    limit_uj = pmax_w * (max(dt, 0.0) + grace_s) * 1e6
+    if delta > limit_uj:
+        what = (f"counter went back from {prev_raw} to {new_raw} µJ; as one wrap that is" if wraps
+                else "counter jumped by")
+        return 0, 0, (f"{what} {delta / 1e6:.3f} J in {dt:.3f} s, over the {pmax_w:g} W maximum "
+                      "(a counter reset or missed wraps)")
+    if range_uj is not None and pmax_w * dt * 1e6 >= delta + range_uj:
+        return 0, 0, (f"{dt:.3f} s between reads is long enough for a whole counter range at {pmax_w:g} W "
+                      f"({range_uj / 1e6 / pmax_w:.3f} s): wraps may have been missed")
+    return delta, wraps, None
+
+
+# --- the meter --------------------------------------------------------------------------
+
+@dataclass
+class _ZoneState:
+    raw: Optional[int] = None  # last raw counter; None before the first read
+    total_uj: int = 0  # corrected, monotonic
+    wraps: int = 0
+    invalid: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RaplMark:
+    """An immutable snapshot: per zone the corrected cumulative µJ (None once invalid) and wrap count."""
+
+    meter_id: int
+    seq: int
+    t: float
+    totals: tuple[Optional[int], ...]
+    wraps: tuple[int, ...]
+    invalid: tuple[Optional[str], ...]
+
+
+@dataclass(frozen=True)
+class _Read:
+    seq: int
+    t: float
+    by_poller: bool
+    totals: tuple[Optional[int], ...]
+
+
+@dataclass(frozen=True)
+class _ChannelSpec:
+    channel: Channel
+    zones: tuple[int, ...]  # indices into the meter's zones (several for a summed die package)
+    note: Optional[str] = None
+
+
+class RaplMeter(Meter):
+    """RAPL package/core/uncore/dram/psys energy from powercap, wrap-corrected by a poller thread."""
+
+    name = "rapl"
+
+    def __init__(self, root: Optional[os.PathLike | str] = None, *, reader: Reader = read_sysfs,
+                 pmax_w: Optional[dict[str, float]] = None, poll_interval: Optional[float] = None,
+                 history: int = DEFAULT_HISTORY, clock: Callable[[], float] = time.monotonic,
+                 background: bool = True, jump_grace_s: float = JUMP_GRACE_S):
+        """reader: reads one file (inject failures in tests); pmax_w: per-kind maximum watts;
+        poll_interval: poll faster than the safe period (never slower); background=False: no
+        thread, call `poll()` yourself (deterministic tests); jump_grace_s: slack on dt when judging
+        a jump (raise it for simulated counters that update in bursts)."""
+        self.root = resolve_root(root)
+        self._reader = reader
+        self._clock = clock
+        self._grace_s = jump_grace_s
+        self._background = background
+        if not self.root.is_dir():
+            status = _root_problem(self.root)
+            raise UserError(status.reason, fix=status.fix)
+        try:
+            found = discover(self.root, reader, pmax_w)
+        except OSError as err:
+            raise UserError(f"cannot list {self.root}: {_describe(err)}", fix=PERMISSION_FIX) from err
+        self.zones = found.zones
+        self.dropped = found.dropped
+        if not self.zones:
+            status = _no_zones(self.root)
+            raise UserError(status.reason, fix=status.fix)
+        if all(z.unavailable for z in self.zones):
+            raise UserError(f"no RAPL zone under {self.root} is readable: {self.zones[0].unavailable}",
+                            fix=PERMISSION_FIX)
+        self.poll_interval = self._poll_period(poll_interval)
+        self._specs = self._channel_specs()
+        self._state = [_ZoneState(invalid=f"unavailable: {z.unavailable}" if z.unavailable else None)
+                       for z in self.zones]
+        self._lock = threading.Lock()
+        self._seq = -1
+        self._last_t: Optional[float] = None
+        self._history: deque[_Read] = deque(maxlen=history)
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    # --- set-up -----------------------------------------------------------------------
+    def _poll_period(self, requested: Optional[float]) -> float:
+        safe = [z.max_range_uj / 1e6 / (2 * z.pmax_w) for z in self.zones if z.max_range_uj and not z.unavailable]
+        period = min(safe, default=POLL_CAP_S)
+        if requested is not None:
+            period = min(period, requested)
+        return max(POLL_FLOOR_S, min(POLL_CAP_S, period))
+
+    def _channel_specs(self) -> list[_ChannelSpec]:
+        specs, seen = [], set()
+        for i, z in enumerate(self.zones):
+            # Two zones with one device/domain should not happen; if it does, keep both apart.
+            domain = z.domain if (z.device, z.domain) not in seen else f"{z.domain}@{z.zone_id}"
+            seen.add((z.device, domain))
+            specs.append(_ChannelSpec(Channel(self.name, z.device, domain), (i,)))
+        plain = {z.device for z in self.zones if z.domain == "package"}
+        dies: dict[str, list[int]] = {}
+        for i, z in enumerate(self.zones):
+            if z.kind == "package" and z.die is not None and z.device not in plain:
+                dies.setdefault(z.device, []).append(i)
+        for device, idx in sorted(dies.items()):
+            names = ", ".join(self.zones[i].name for i in idx)
+            specs.append(_ChannelSpec(Channel(self.name, device, "package"), tuple(idx),
+                                      note=f"sum of die zones ({names}): no plain package zone"))
+        return specs
+
+    def channels(self) -> list[Channel]:
+        return [s.channel for s in self._specs]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "poll_interval_s": self.poll_interval,
+            "zones": [{"zone": z.zone_id, "name": z.name, "device": z.device, "domain": z.domain,
+                       "max_energy_range_uj": z.max_range_uj, "pmax_w": z.pmax_w,
+                       "unavailable": z.unavailable} for z in self.zones],
+            "dropped": list(self.dropped),
+        }
+
+    # --- polling ----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self.poll()  # the baseline read: before any window opens
+        if self._background:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="rapl-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> "RaplMeter":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            self.poll()
+
+    def poll(self) -> None:
+        """One poller read of every zone (what the thread does each period)."""
+        with self._lock:
+            self._read_all(by_poller=True)
+
+    def _read_all(self, by_poller: bool) -> _Read:
+        raws: list[Optional[int] | BaseException] = []
+        t0 = self._clock()
+        for z, st in zip(self.zones, self._state):
+            if st.invalid:
+                raws.append(None)
+                continue
+            try:
+                raws.append(_read_int(self._reader, z.path / "energy_uj"))
+            except (OSError, ValueError) as err:
+                raws.append(err)
+        t = (t0 + self._clock()) / 2
+        dt = t - self._last_t if self._last_t is not None else 0.0
+        for z, st, raw in zip(self.zones, self._state, raws):
+            if raw is None:
+                continue
+            if isinstance(raw, BaseException):
+                st.invalid = f"energy_uj read failed at t={t:.3f}: {_describe(raw)}"
+                continue
+            if st.raw is not None:
+                delta, wraps, reason = unwrap_step(st.raw, raw, dt, z.max_range_uj, z.pmax_w, self._grace_s)
+                if reason:
+                    st.invalid = reason
+                    continue
+                st.total_uj += delta
+                st.wraps += wraps
+            st.raw = raw
+        self._seq += 1
+        self._last_t = t
+        read = _Read(self._seq, t, by_poller, tuple(None if s.invalid else s.total_uj for s in self._state))
+        self._history.append(read)
+        return read
+
+    # --- windows ----------------------------------------------------------------------
+    def mark(self) -> RaplMark:
+        """A fresh synchronous read of every zone (exact window edge), as an immutable snapshot."""
+        with self._lock:
+            read = self._read_all(by_poller=False)
+            return RaplMark(id(self), read.seq, read.t, read.totals,
+                            tuple(s.wraps for s in self._state), tuple(s.invalid for s in self._state))
+
+    def energy_between(self, begin: RaplMark, end: RaplMark) -> list[DomainEnergy]:
+        if begin.meter_id != id(self) or end.meter_id != id(self):
+            raise ValueError("marks come from another meter")
+        if end.seq < begin.seq:
+            raise ValueError("end mark was taken before begin mark")
+        duration = end.t - begin.t
+        samples = end.seq - begin.seq + 1
+        max_gap, gap_note = self._max_gap(begin, end)
+        common: list[str] = []
+        if duration < UPDATE_PERIOD_S:
+            common.append("window shorter than the counter update period (~1 ms): 0 or 1 counter steps")
+        elif duration < 10 * UPDATE_PERIOD_S:
+            common.append("window under 10 counter updates (~1 ms each): quantisation error up to ~1 ms of energy")
+        if gap_note:
+            common.append(gap_note)
+        out = []
+        for spec in self._specs:
+            flags = list(common)
+            if spec.note:
+                flags.append(spec.note)
+            reasons = [end.invalid[i] or begin.invalid[i] for i in spec.zones if end.invalid[i] or begin.invalid[i]]
+            if reasons:
+                joules = None
+                flags.extend(r if r.startswith("unavailable") else f"invalid: {r}" for r in reasons)
+            else:
+                joules = sum(end.totals[i] - begin.totals[i] for i in spec.zones) / 1e6
+            wraps = sum(end.wraps[i] - begin.wraps[i] for i in spec.zones)
+            out.append(DomainEnergy(meter=self.name, device=spec.channel.device, domain=spec.channel.domain,
+                                    joules=joules, method="counter", duration_s=duration, samples=samples,
+                                    max_gap_s=max_gap, wraps=wraps, flags=flags))
+        return out
+
+    def _max_gap(self, begin: RaplMark, end: RaplMark) -> tuple[Optional[float], Optional[str]]:
+        with self._lock:
+            times = [r.t for r in self._history if begin.seq <= r.seq <= end.seq]
+            oldest = self._history[0].seq if self._history else None
+        if len(times) < 2:
+            return (end.t - begin.t if begin.seq != end.seq else None), None
+        gap = max(b - a for a, b in zip(times, times[1:]))
+        if oldest is not None and oldest > begin.seq:
+            # Older reads fell out of the ring buffer: this is the largest gap among those kept.
+            return gap, f"max_gap_s covers only the last {len(times)} reads (history buffer)"
+        return gap, None
+
+    def power_samples(self, t0: float, t1: float) -> list[PowerSample]:
+        """ΔE/Δt between consecutive poller reads ending in [t0, t1], per channel."""
+        with self._lock:
+            reads = [r for r in self._history if r.by_poller]
+        out = []
+        for a, b in zip(reads, reads[1:]):
+            if not (t0 <= b.t <= t1) or b.t - a.t <= 0:
+                continue
+            for spec in self._specs:
+                vals = [(a.totals[i], b.totals[i]) for i in spec.zones]
+                if any(x is None or y is None for x, y in vals):
+                    continue
+                watts = sum(y - x for x, y in vals) / 1e6 / (b.t - a.t)
+                out.append(PowerSample(b.t, spec.channel.device, spec.channel.domain, watts))
+        return out
+
+    # --- doctor -----------------------------------------------------------------------
+    @classmethod
+    def probe(cls, root: Optional[os.PathLike | str] = None, reader: Reader = read_sysfs,
+              **_: Any) -> list[MeterStatus]:
+        path = resolve_root(root)
+        if not path.is_dir():
+            return [_root_problem(path)]
+        try:
+            found = discover(path, reader)
+        except OSError as err:
+            return [MeterStatus(cls.name, False, reason=f"cannot list {path}: {_describe(err)}",
+                                fix="run as root or mount /sys/class/powercap into the container")]
+        if not found.zones:
+            return [_no_zones(path)]
+        statuses = []
+        for z in found.zones:
+            details = {"zone": z.zone_id, "name": z.name, "max_energy_range_uj": z.max_range_uj}
+            if z.unavailable:
+                perm = "PermissionError" in z.unavailable
+                statuses.append(MeterStatus(cls.name, False, z.device, z.domain,
+                                            reason=f"{z.zone_id} ({z.name}): {z.unavailable}",
+                                            fix=PERMISSION_FIX if perm else "check the powercap driver (dmesg)",
+                                            details=details))
+            else:
+                reason = "" if z.max_range_uj else "max_energy_range_uj unreadable: a wrap will invalidate it"
+                statuses.append(MeterStatus(cls.name, True, z.device, z.domain, reason=reason, details=details))
+        return statuses
+
+
+def _root_problem(path: Path) -> MeterStatus:
+    return MeterStatus(
+        "rapl", False,
+        reason=f"no powercap sysfs at {path} (typical inside containers, which hide /sys/class/powercap)",
+        fix="run on the host, or mount it read-only into the container "
+            "(docker run -v /sys/class/powercap:/sys/class/powercap:ro …)",
+    )
+
+
+def _no_zones(path: Path) -> MeterStatus:
+    return MeterStatus(
+        "rapl", False,
+        reason=f"{path} exists but has no intel-rapl zones",
+        fix="load the RAPL driver (`sudo modprobe intel_rapl_msr intel_rapl_common`; `rapl` on older kernels); "
+            "AMD CPUs need Linux >= 5.11 for RAPL in powercap",
+    )

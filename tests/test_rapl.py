@@ -1,0 +1,450 @@
+"""RaplMeter against fake powercap trees whose true energy is known to the µJ."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+
+import pytest
+
+from eitp_bench.energy.rapl import POLL_CAP_S, RaplMeter, unwrap_step
+from eitp_bench.errors import UserError
+from fake_powercap import INTEL_RANGE_UJ, FailingReader, FakePowercap
+
+RANGE_20J = 20_000_000
+
+
+class FakeClock:
+    def __init__(self, t: float = 100.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def by_channel(results):
+    return {(r.device, r.domain): r for r in results}
+
+
+def scripted(fake, clock=None, **kw):
+    """A meter with no poller thread: the test calls poll() where the poller would have read."""
+    return RaplMeter(fake.root, clock=clock or FakeClock(), background=False, **kw)
+
+
+# --- layout ---------------------------------------------------------------------------
+
+def test_kernel_layout_every_zone_once_mmio_dropped(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0)
+    fake.add_package(1)
+    fake.add_psys(2)
+    fake.add_mmio_duplicate(0, "package-0")
+    # The flat links and the nested folders both exist, like the kernel's.
+    assert (fake.root / "intel-rapl:0:2").is_symlink()
+    assert (fake.root / "intel-rapl:0" / "intel-rapl:0:2" / "name").read_text() == "dram\n"
+
+    meter = scripted(fake)
+    channels = [(c.device, c.domain) for c in meter.channels()]
+    assert sorted(channels) == sorted([
+        ("cpu:0", "package"), ("cpu:0", "core"), ("cpu:0", "uncore"), ("cpu:0", "dram"),
+        ("cpu:1", "package"), ("cpu:1", "core"), ("cpu:1", "uncore"), ("cpu:1", "dram"),
+        ("platform", "psys"),
+    ])
+    assert len({z.path for z in meter.zones}) == len(meter.zones) == 9
+    assert any("intel-rapl-mmio:0" in d and "duplicate" in d for d in meter.dropped)
+
+
+def test_mmio_zone_kept_when_it_is_the_only_package(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_mmio_duplicate(0, "package-0")
+    assert [(c.device, c.domain) for c in scripted(fake).channels()] == [("cpu:0", "package")]
+
+
+def test_root_from_env_var(tmp_path, monkeypatch):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    monkeypatch.setenv("EITP_BENCH_POWERCAP_ROOT", str(fake.root))
+    assert RaplMeter(background=False).root == fake.root
+    assert [s.available for s in RaplMeter.probe()] == [True]
+
+
+# --- exact joules -----------------------------------------------------------------------
+
+def test_steady_package_excludes_core_uncore_dram_separate(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, energy_uj=1_000_000)
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    for _ in range(4):  # 4 s: package 10 W of which core 6 W and uncore 2 W; dram 3 W besides
+        clock.t += 1.0
+        fake.advance_uj("intel-rapl:0", 10_000_001)
+        fake.advance_uj("intel-rapl:0:0", 6_000_000)
+        fake.advance_uj("intel-rapl:0:1", 2_000_000)
+        fake.advance_uj("intel-rapl:0:2", 3_000_003)
+        meter.poll()
+    end = meter.mark()
+    got = by_channel(meter.energy_between(begin, end))
+    assert got[("cpu:0", "package")].joules == 40.000004  # package alone, never + core + uncore
+    assert got[("cpu:0", "core")].joules == 24.0
+    assert got[("cpu:0", "uncore")].joules == 8.0
+    assert got[("cpu:0", "dram")].joules == 12.000012
+    pkg = got[("cpu:0", "package")]
+    assert (pkg.method, pkg.meter, pkg.duration_s, pkg.wraps, pkg.flags) == ("counter", "rapl", 4.0, 0, [])
+    assert pkg.samples == 6 and pkg.max_gap_s == 1.0  # begin + 4 polls + end
+    assert pkg.watts == pytest.approx(10.000001)
+
+
+def test_one_wrap_corrected(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, max_range_uj=RANGE_20J, children=("dram",), energy_uj=19_500_000)
+    clock = FakeClock()
+    meter = scripted(fake, clock, pmax_w={"package": 100.0})
+    meter.start()
+    begin = meter.mark()
+    clock.t += 0.1
+    assert fake.advance_uj("intel-rapl:0", 1_200_000) == 700_000  # wrapped at 20 J
+    meter.poll()
+    clock.t += 0.1
+    fake.advance_uj("intel-rapl:0", 345)
+    pkg = by_channel(meter.energy_between(begin, meter.mark()))[("cpu:0", "package")]
+    assert pkg.joules == 1.200345 and pkg.wraps == 1
+
+
+def test_mark_before_start_takes_the_baseline(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=(), energy_uj=123)
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    begin = meter.mark()
+    clock.t += 1
+    fake.advance_uj("intel-rapl:0", 5_000_000)
+    assert meter.energy_between(begin, meter.mark())[0].joules == 5.0
+
+
+def test_marks_nest_and_overlap(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    marks = [meter.mark()]
+    for uj in (1_000_000, 2_000_000, 4_000_000):
+        clock.t += 1
+        fake.advance_uj("intel-rapl:0", uj)
+        marks.append(meter.mark())
+    joules = lambda a, b: meter.energy_between(marks[a], marks[b])[0].joules  # noqa: E731
+    assert (joules(0, 3), joules(1, 2), joules(0, 2), joules(1, 3)) == (7.0, 2.0, 3.0, 6.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        marks[0].t = 0.0
+    with pytest.raises(ValueError):
+        meter.energy_between(marks[2], marks[1])
+
+
+def test_several_wraps_in_one_window_caught_by_poller_thread(tmp_path):
+    """40 W into a 20 J counter wraps every 0.5 s; a 1.3 s window holds two or three wraps."""
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, max_range_uj=RANGE_20J, children=("dram",))
+    with fake.simulate({"intel-rapl:0": 40.0, "intel-rapl:0:0": 5.0}) as sim:
+        # Pmax above the simulator's catch-up rate (3 × 40 W); a 50 ms grace absorbs its ≤ 1 J
+        # bursts after a stall on a loaded machine (real counters step every ~1 ms).
+        meter = RaplMeter(fake.root, pmax_w={"package": 150.0, "dram": 150.0}, jump_grace_s=0.05)
+        assert meter.poll_interval == pytest.approx(20 / 300)
+        with meter:
+            with sim.paused():
+                begin, truth0 = meter.mark(), fake.total_uj("intel-rapl:0")
+                dram0 = fake.total_uj("intel-rapl:0:0")
+            time.sleep(1.3)
+            with sim.paused():
+                end, truth1 = meter.mark(), fake.total_uj("intel-rapl:0")
+                dram1 = fake.total_uj("intel-rapl:0:0")
+        got = by_channel(meter.energy_between(begin, end))
+    pkg = got[("cpu:0", "package")]
+    assert pkg.joules is not None, pkg.flags
+    assert round(pkg.joules * 1e6) == truth1 - truth0  # exact to the µJ
+    assert round(got[("cpu:0", "dram")].joules * 1e6) == dram1 - dram0
+    assert truth1 - truth0 > 2 * RANGE_20J  # the counter itself went round at least twice
+    assert pkg.wraps >= 2
+    assert pkg.samples >= 6  # the poller read inside the window
+
+
+def test_without_poller_missed_wraps_are_invalid_not_wrong(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, max_range_uj=RANGE_20J, children=())
+    clock = FakeClock()
+    meter = scripted(fake, clock, pmax_w={"package": 100.0})
+    meter.start()
+    begin = meter.mark()
+    clock.t += 1.3
+    fake.advance("intel-rapl:0", 52.0)  # 2.6 ranges, read only at the end
+    pkg = meter.energy_between(begin, meter.mark())[0]
+    assert pkg.joules is None
+    assert any("wraps may have been missed" in f for f in pkg.flags)
+
+
+def test_reset_is_invalid_with_reason_never_negative(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=("dram",), energy_uj=200_000_000_000)
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    clock.t += 0.5
+    fake.set_energy("intel-rapl:0", 5_000)  # counter reset: back to ~0 long before the range
+    fake.advance_uj("intel-rapl:0:0", 1_000_000)
+    meter.poll()
+    clock.t += 0.5
+    fake.advance_uj("intel-rapl:0", 1_000_000)  # counting again does not make it valid
+    got = by_channel(meter.energy_between(begin, meter.mark()))
+    pkg = got[("cpu:0", "package")]
+    assert pkg.joules is None
+    assert any(f.startswith("invalid: counter went back") and "reset" in f for f in pkg.flags)
+    assert got[("cpu:0", "dram")].joules == 1.0  # the other zone goes on
+
+
+def test_unreadable_max_range_then_wrap_is_invalid(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, max_range_uj=RANGE_20J, children=(), energy_uj=19_000_000)
+    fake.remove_file("intel-rapl:0", "max_energy_range_uj")
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    status = RaplMeter.probe(fake.root)[0]
+    assert status.available and "max_energy_range_uj unreadable" in status.reason
+    meter.start()
+    m0 = meter.mark()
+    clock.t += 0.1
+    fake.advance_uj("intel-rapl:0", 500_000)  # 19.5 J: no wrap yet
+    m1 = meter.mark()
+    assert meter.energy_between(m0, m1)[0].joules == 0.5
+    clock.t += 0.1
+    fake.advance_uj("intel-rapl:0", 1_000_000)  # wraps to 0.5 J
+    pkg = meter.energy_between(m0, meter.mark())[0]
+    assert pkg.joules is None
+    assert any("max_energy_range_uj is unreadable" in f for f in pkg.flags)
+    # A window that closed before the wrap keeps its number.
+    assert meter.energy_between(m0, m1)[0].joules == 0.5
+
+
+# --- unreadable files -----------------------------------------------------------------
+
+def test_permission_denied_at_start_flags_zone_and_probe_gives_fix(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0)
+    reader = FailingReader()
+    reader.fail("intel-rapl:0:2/energy_uj", PermissionError(13, "Permission denied"))
+    clock = FakeClock()
+    meter = RaplMeter(fake.root, reader=reader, clock=clock, background=False)
+    meter.start()
+    begin = meter.mark()
+    clock.t += 1
+    fake.advance_uj("intel-rapl:0", 7_000_000)
+    got = by_channel(meter.energy_between(begin, meter.mark()))
+    assert got[("cpu:0", "package")].joules == 7.0
+    dram = got[("cpu:0", "dram")]
+    assert dram.joules is None and "unavailable" in dram.flags[0] and "CVE-2020-8694" in dram.flags[0]
+
+    statuses = {(s.device, s.domain): s for s in RaplMeter.probe(fake.root, reader=reader)}
+    assert statuses[("cpu:0", "package")].available
+    denied = statuses[("cpu:0", "dram")]
+    assert not denied.available and "PermissionError" in denied.reason
+    assert "chmod o+r" in denied.fix
+    assert 'KERNEL=="intel-rapl:*", RUN+="/bin/chmod o+r /sys%p/energy_uj"' in denied.fix
+
+
+def test_all_zones_unreadable_is_a_user_error(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    reader = FailingReader()
+    reader.fail("energy_uj", PermissionError(13, "Permission denied"))
+    with pytest.raises(UserError) as err:
+        RaplMeter(fake.root, reader=reader)
+    assert "udev" in err.value.fix
+
+
+def test_read_error_mid_run_invalidates_only_that_zone(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=("dram",))
+    reader = FailingReader()
+    clock = FakeClock()
+    meter = RaplMeter(fake.root, reader=reader, clock=clock, background=False)
+    meter.start()
+    begin = meter.mark()
+    clock.t += 1
+    fake.advance_uj("intel-rapl:0", 2_000_000)
+    fake.advance_uj("intel-rapl:0:0", 1_000_000)
+    reader.fail("intel-rapl:0:0/energy_uj", OSError(5, "Input/output error"))
+    meter.poll()
+    reader.heal()  # readable again, but what happened meanwhile is unknown: stays invalid
+    clock.t += 1
+    got = by_channel(meter.energy_between(begin, meter.mark()))
+    assert got[("cpu:0", "package")].joules == 2.0
+    dram = got[("cpu:0", "dram")]
+    assert dram.joules is None and "Input/output error" in dram.flags[0]
+
+
+# --- AMD dies and psys ----------------------------------------------------------------
+
+def test_amd_die_zones_summed_into_package(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, name="package-0-die-0", children=("core",))
+    fake.add_package(1, name="package-0-die-1", children=("core",))
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    clock.t += 1
+    fake.advance_uj("intel-rapl:0", 30_000_000)
+    fake.advance_uj("intel-rapl:1", 25_000_001)
+    fake.advance_uj("intel-rapl:0:0", 20_000_000)
+    got = by_channel(meter.energy_between(begin, meter.mark()))
+    assert set(got) == {("cpu:0", "package-die-0"), ("cpu:0", "package-die-1"), ("cpu:0", "core-die-0"),
+                        ("cpu:0", "core-die-1"), ("cpu:0", "package")}
+    assert got[("cpu:0", "package")].joules == 55.000001
+    assert any("sum of die zones" in f for f in got[("cpu:0", "package")].flags)
+    assert got[("cpu:0", "core-die-0")].joules == 20.0
+
+
+def test_die_zones_not_summed_when_plain_package_exists(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    fake.add_package(1, name="package-0-die-1", children=())
+    domains = [(c.device, c.domain) for c in scripted(fake).channels()]
+    assert sorted(domains) == [("cpu:0", "package"), ("cpu:0", "package-die-1")]
+
+
+def test_psys_is_its_own_platform_channel(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    fake.add_psys(1)
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    clock.t += 2
+    fake.advance_uj("intel-rapl:0", 10_000_000)
+    fake.advance_uj("intel-rapl:1", 16_000_000)
+    got = by_channel(meter.energy_between(begin, meter.mark()))
+    assert got[("platform", "psys")].joules == 16.0 and got[("cpu:0", "package")].joules == 10.0
+
+
+# --- timing, timeline, poll period ------------------------------------------------------
+
+def test_tiny_window_flagged(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    clock.t += 0.0004
+    pkg = meter.energy_between(begin, meter.mark())[0]
+    assert pkg.joules == 0.0 and pkg.samples == 2
+    assert any("shorter than the counter update period" in f for f in pkg.flags)
+
+
+def test_power_samples_from_poller_reads(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=("dram",))
+    clock = FakeClock(0.0)
+    meter = scripted(fake, clock)
+    meter.start()  # poll at t=0
+    for watts in (10.0, 20.0, 5.0):
+        clock.t += 0.5
+        fake.advance("intel-rapl:0", watts * 0.5)
+        fake.advance("intel-rapl:0:0", 1.0)
+        meter.poll()
+    meter.mark()  # marks are not timeline points
+    pkg = [(s.t, s.watts) for s in meter.power_samples(0.0, 10.0) if s.domain == "package"]
+    assert pkg == [(0.5, 10.0), (1.0, 20.0), (1.5, 5.0)]
+    assert [s.watts for s in meter.power_samples(0.9, 1.2)] == [20.0, 2.0]
+
+
+def test_history_is_bounded(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    clock = FakeClock()
+    meter = scripted(fake, clock, history=5)
+    meter.start()
+    begin = meter.mark()
+    for _ in range(20):
+        clock.t += 1
+        meter.poll()
+    pkg = meter.energy_between(begin, meter.mark())[0]
+    assert len(meter.power_samples(0, 1e9)) == 3  # 4 poller reads left of 5 → 3 intervals
+    assert pkg.samples == 22 and pkg.max_gap_s == 1.0
+    assert any("history buffer" in f for f in pkg.flags)
+
+
+def test_poll_period_from_range_and_pmax(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    assert scripted(fake).poll_interval == POLL_CAP_S  # 262 kJ at 1000 W: 131 s, capped
+    assert scripted(fake, poll_interval=0.05).poll_interval == 0.05
+    small = FakePowercap(tmp_path / "small")
+    small.add_package(0, max_range_uj=RANGE_20J, children=())
+    assert scripted(small, pmax_w={"package": 50.0}).poll_interval == pytest.approx(0.2)
+    assert scripted(small, pmax_w={"package": 50.0}, poll_interval=5.0).poll_interval == pytest.approx(0.2)
+    assert scripted(small, pmax_w={"package": 1e6}).poll_interval == 0.001  # floor
+
+
+def test_unwrap_step_rules():
+    r = RANGE_20J  # at Pmax 100 W: 11 J plausible in 0.1 s (10 ms grace); a whole range takes 0.2 s
+    assert unwrap_step(100, 350, 0.1, r, 100.0) == (250, 0, None)
+    assert unwrap_step(r - 900, 100, 0.1, r, 100.0) == (1000, 1, None)
+    assert unwrap_step(r - 900, 100, 0.1, None, 100.0)[2].endswith("cannot be corrected")
+    assert "over the 100 W maximum" in unwrap_step(0, 11_000_001, 0.1, r, 100.0)[2]
+    assert unwrap_step(0, 11_000_000, 0.1, r, 100.0) == (11_000_000, 0, None)
+    assert "wraps may have been missed" in unwrap_step(0, 1, 0.21, r, 100.0)[2]
+    # 5 J in 0.1 s at Pmax 10 W: impossible even with the 10 ms grace.
+    assert "over the 10 W maximum" in unwrap_step(0, 5_000_000, 0.1, INTEL_RANGE_UJ, 10.0)[2]
+    assert unwrap_step(0, 1_000_000, 0.1, INTEL_RANGE_UJ, 10.0) == (1_000_000, 0, None)
+
+
+# --- probe ------------------------------------------------------------------------------
+
+def test_probe_without_root_says_container_and_fix(tmp_path):
+    (status,) = RaplMeter.probe(tmp_path / "absent")
+    assert not status.available and "no powercap sysfs" in status.reason and "container" in status.fix
+    with pytest.raises(UserError):
+        RaplMeter(tmp_path / "absent")
+
+
+def test_probe_root_without_zones_says_load_module(tmp_path):
+    (status,) = RaplMeter.probe(tmp_path)
+    assert not status.available and "no intel-rapl zones" in status.reason
+    assert "modprobe" in status.fix and "5.11" in status.fix
+
+
+def test_probe_lists_each_zone(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0)
+    fake.add_mmio_duplicate()
+    statuses = RaplMeter.probe(fake.root)
+    assert [(s.device, s.domain, s.available) for s in statuses] == [
+        ("cpu:0", "package", True), ("cpu:0", "core", True), ("cpu:0", "uncore", True), ("cpu:0", "dram", True)]
+
+
+def test_pyrapl_probe_without_package_gives_install_fix(monkeypatch):
+    from eitp_bench.energy.pyrapl_meter import PyRaplMeter
+
+    monkeypatch.setitem(sys.modules, "pyRAPL", None)  # import fails as if not installed
+    (status,) = PyRaplMeter.probe()
+    assert not status.available and status.fix == "pip install 'eitp-bench[pyrapl]'"
+    with pytest.raises(UserError):
+        PyRaplMeter()
+
+
+def test_fake_simulator_never_jumps_a_whole_range(tmp_path):
+    """The fake's own guarantee that the poller tests rely on: a stalled simulator catches up gently."""
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, max_range_uj=RANGE_20J, children=())
+    sim = fake.simulate({"intel-rapl:0": 1000.0}, period_s=10.0)  # thread idle: we tick by hand
+    sim.start()
+    try:
+        time.sleep(0.1)  # 100 J due
+        sim.tick()
+        assert fake.total_uj("intel-rapl:0") == RANGE_20J // 20 and not sim.caught_up
+    finally:
+        sim.stop()
