@@ -1,0 +1,135 @@
+"""`eitp-bench measure` and `doctor` end to end, against a fake powercap tree.
+
+The tree is driven by a simulator thread at known constant watts, and the CLI
+runs as a real subprocess with EITP_BENCH_POWERCAP_ROOT pointing at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from fake_powercap import FakePowercap
+
+PKG_W, CORE_W, DRAM_W = 40.0, 25.0, 6.0
+SLEEP = [sys.executable, "-c", "import time; time.sleep(0.6)"]
+
+
+def cli(*args: str, env_root=None, timeout=60):
+    env = dict(os.environ)
+    if env_root is not None:
+        env["EITP_BENCH_POWERCAP_ROOT"] = str(env_root)
+    return subprocess.run(
+        [sys.executable, "-m", "eitp_bench.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+@pytest.fixture
+def tree(tmp_path):
+    fake = FakePowercap(tmp_path / "sys")
+    fake.add_package(0, max_range_uj=50_000_000)  # 50 J: wraps about once a second at 40 W
+    fake.add_mmio_duplicate(0)
+    return fake
+
+
+def test_measure_json_reports_known_watts(tree):
+    watts = {"intel-rapl:0": PKG_W, "intel-rapl:0:0": CORE_W, "intel-rapl:0:2": DRAM_W}
+    with tree.simulate(watts):
+        proc = cli("measure", "--json", "--", *SLEEP, env_root=tree.root)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # stdout is exactly one JSON object
+    assert out["exit_code"] == 0 and out["command"] == SLEEP
+    assert out["duration_s"] >= 0.6
+    rows = {(r["device"], r["domain"]): r for r in out["energy"]}
+    assert ("cpu:0", "package") in rows and ("cpu:0", "dram") in rows
+    assert not any(r["meter"] == "estimate" for r in out["energy"])
+    pkg, dram = rows[("cpu:0", "package")], rows[("cpu:0", "dram")]
+    assert pkg["method"] == "counter" and pkg["meter"] == "rapl"
+    # Real time on a loaded machine: the simulator may lag a few ms behind the wall clock.
+    assert pkg["watts"] == pytest.approx(PKG_W, rel=0.05)
+    assert dram["watts"] == pytest.approx(DRAM_W, rel=0.05)
+    # package already contains core: the total is package + dram, never + core
+    assert out["measured_joules"] == pytest.approx(pkg["joules"] + dram["joules"])
+    assert out["estimated_joules"] is None
+    # the mmio duplicate of package-0 is dropped: one package channel only
+    assert sum(1 for r in out["energy"] if r["domain"] == "package") == 1
+
+
+def test_measure_idle_gives_net_joules(tree):
+    with tree.simulate({"intel-rapl:0": PKG_W, "intel-rapl:0:2": DRAM_W}):
+        proc = cli("measure", "--json", "--idle", "0.4", "--", *SLEEP, env_root=tree.root)
+    out = json.loads(proc.stdout)
+    idle = {(w["device"], w["domain"]): w["watts"] for w in out["idle"]["watts"]}
+    assert idle[("cpu:0", "package")] == pytest.approx(PKG_W, rel=0.05)
+    pkg = next(r for r in out["energy"] if r["domain"] == "package")
+    # constant power: the command drew nothing above idle
+    assert abs(pkg["net_joules"]) < 0.05 * pkg["joules"]
+    assert pkg["net_joules"] == pytest.approx(pkg["joules"] - pkg["idle_watts"] * pkg["duration_s"])
+
+
+def test_measure_keeps_the_commands_exit_code_and_stdout_clean(tree):
+    with tree.simulate({"intel-rapl:0": PKG_W}):
+        proc = cli("measure", "--json", "--", "sh", "-c", "echo hello; exit 3", env_root=tree.root)
+    assert proc.returncode == 3
+    assert json.loads(proc.stdout)["exit_code"] == 3  # 'hello' went to stderr
+    assert "hello" in proc.stderr
+
+
+def test_measure_table_goes_to_stderr(tree):
+    with tree.simulate({"intel-rapl:0": PKG_W}):
+        proc = cli("measure", "--", "sh", "-c", "echo out", env_root=tree.root)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == "out"
+    assert "package" in proc.stderr and "counter" in proc.stderr
+
+
+def test_measure_missing_command_is_127(tree):
+    proc = cli("measure", "--", "no-such-command-xyz", env_root=tree.root)
+    assert proc.returncode == 127
+    assert "command not found: no-such-command-xyz" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["measure"], ["measure", "--bogus", "--", "true"], ["measure", "--interval", "0", "--", "true"]])
+def test_measure_bad_usage_is_one_line_and_exit_2(tree, args):
+    proc = cli(*args, env_root=tree.root)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[0].startswith("eitp-bench: error:")
+
+
+def test_measure_without_sensors_estimates_and_says_so(tmp_path):
+    proc = cli("measure", "--json", "--", *SLEEP, env_root=tmp_path / "nothing")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["measured_joules"] is None
+    assert all(r["method"] == "estimated" for r in out["energy"])
+    assert any(u["meter"] == "rapl" and u["fix"] for u in out["unavailable"])
+
+
+def test_doctor_lists_fake_rapl_zones(tree):
+    proc = cli("doctor", "--json", env_root=tree.root)
+    assert proc.returncode == 0, proc.stderr
+    meters = json.loads(proc.stdout)["meters"]
+    rapl = [m for m in meters if m["meter"] == "rapl" and m["available"]]
+    assert {m["domain"] for m in rapl} >= {"package", "core", "uncore", "dram"}
+    nvml = [m for m in meters if m["meter"] == "nvml"]
+    assert nvml and all(m["reason"] for m in nvml)
+
+
+def test_doctor_explains_a_missing_tree(tmp_path):
+    proc = cli("doctor", "--json", env_root=tmp_path / "nothing")
+    assert proc.returncode == 1  # nothing can measure real joules
+    out = json.loads(proc.stdout)
+    assert out["can_measure"] is False
+    rapl = [m for m in out["meters"] if m["meter"] == "rapl"]
+    assert rapl and not rapl[0]["available"] and rapl[0]["fix"]
+
+
+def test_doctor_table(tree):
+    proc = cli("doctor", env_root=tree.root)
+    assert proc.returncode == 0
+    assert "rapl" in proc.stdout and "Real joules can be measured here" in proc.stdout
