@@ -61,6 +61,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
 
 def _print(statuses, can_measure: bool) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -69,12 +70,12 @@ def _print(statuses, can_measure: bool) -> None:
         table.add_column(col, overflow="fold")
     for s in statuses:
         table.add_row(
-            s.meter,
-            s.device or "",
-            s.domain or "",
+            escape(s.meter),
+            escape(s.device or ""),
+            escape(s.domain or ""),
             "[green]available[/green]" if s.available else "[red]unavailable[/red]",
-            s.reason,
-            s.fix or "",
+            escape(s.reason),
+            escape(s.fix or ""),
         )
     console.print(table)
     if can_measure:

@@ -127,6 +127,7 @@ def _fmt(x: Optional[float], spec: str) -> str:
 
 def _print_table(payload: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(stderr=True)
@@ -134,7 +135,13 @@ def _print_table(payload: dict[str, Any]) -> None:
     table = Table(title=f"energy of: {cmd}  ({payload['duration_s']:.3f} s, exit {payload['exit_code']})")
     for col in ("device", "domain", "joules", "watts", "method", "samples", "net J", "flags"):
         table.add_column(col)
+    notes: list[str] = []
     for row in payload["energy"]:
+        marks = []
+        for flag in row["flags"]:
+            if flag not in notes:
+                notes.append(flag)
+            marks.append(f"[{notes.index(flag) + 1}]")
         table.add_row(
             row["device"],
             row["domain"],
@@ -143,16 +150,18 @@ def _print_table(payload: dict[str, Any]) -> None:
             row["method"],
             str(row["samples"]),
             _fmt(row.get("net_joules"), ".3f"),
-            "; ".join(row["flags"]),
+            escape(" ".join(marks)),
         )
     console.print(table)
+    for i, note in enumerate(notes, 1):
+        console.print(escape(f"[{i}] {note}"), soft_wrap=True)
     measured = payload["measured_joules"]
     console.print(f"measured total (gpu+package+dram): {_fmt(measured, '.3f')} J")
     if payload["estimated_joules"] is not None:
         console.print(f"estimated (not measured): {_fmt(payload['estimated_joules'], '.3f')} J")
     for s in payload["unavailable"]:
         where = " ".join(x for x in (s["meter"], s["device"], s["domain"]) if x)
-        console.print(f"[dim]unavailable: {where}: {s['reason']}[/dim]")
+        console.print(f"[dim]unavailable: {escape(where)}: {escape(s['reason'])}[/dim]")
 
 
 def register(app) -> None:
