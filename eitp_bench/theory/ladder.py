@@ -1,0 +1,97 @@
+"""The energy ladder: Landauer's bit, hardware per-op/per-byte figures, measured J/token and J/step."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Optional
+
+from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, LANDAUER_SOURCE, check_temperature, landauer_j_per_bit
+
+
+def profile_figures(profile, kind: str) -> list[tuple[str, float, str]]:
+    """(label, joules, basis) for kind "flop" or "byte" from a hardware profile dict.
+
+    Accepts `energy_per_<kind>: {joules, basis}` (hardware_profiles/*.yaml), or
+    `energy_per_<kind>_j` as a number or a {precision/memory: number} dict.
+    """
+    if profile is None:
+        return []
+    if hasattr(profile, "model_dump"):
+        profile = profile.model_dump()
+    out = []
+    for key in (f"energy_per_{kind}", f"energy_per_{kind}_j"):
+        value = profile.get(key)
+        if isinstance(value, (int, float)):
+            out.append(("", float(value), ""))
+        elif isinstance(value, dict) and isinstance(value.get("joules"), (int, float)):
+            out.append(("", float(value["joules"]), str(value.get("basis", ""))))
+        elif isinstance(value, dict):
+            out += [(str(k), float(v), "") for k, v in value.items() if isinstance(v, (int, float))]
+    return out
+
+
+def profile_source(profile) -> str:
+    if hasattr(profile, "model_dump"):
+        profile = profile.model_dump()
+    sources = profile.get("sources") or ([profile["source"]] if profile.get("source") else [])
+    name = profile.get("name", "hardware profile")
+    return f"{name}: {'; '.join(sources)}" if sources else str(name)
+
+
+def ladder_rungs(temperature_k: float = DEFAULT_TEMPERATURE_K, *, profile: Optional[dict] = None,
+                 joules_per_token: Optional[float] = None, joules_per_step: Optional[float] = None,
+                 extra: Optional[list[dict]] = None) -> list[dict[str, Any]]:
+    """Rungs sorted by joules, each with its ratio to Landauer's bit and to the rung below."""
+    t = check_temperature(temperature_k)
+    e_l = landauer_j_per_bit(t)
+    rungs = [{"name": f"Landauer: erase 1 bit at {t:g} K", "joules": e_l, "per": "bit",
+              "method": "physics", "source": LANDAUER_SOURCE}]
+    if profile:
+        src = profile_source(profile)
+        for kind in ("flop", "byte"):
+            for label, joules, basis in profile_figures(profile, kind):
+                rungs.append({"name": f"{kind.upper() if kind == 'flop' else kind}{' ' + label if label else ''}",
+                              "joules": joules, "per": "FLOP" if kind == "flop" else "byte",
+                              "method": "hardware profile", "source": src + (f" ({basis})" if basis else "")})
+    if joules_per_token is not None:
+        rungs.append({"name": "measured inference", "joules": float(joules_per_token), "per": "token",
+                      "method": "measured", "source": "this run"})
+    if joules_per_step is not None:
+        rungs.append({"name": "measured training step", "joules": float(joules_per_step), "per": "step",
+                      "method": "measured", "source": "this run"})
+    rungs += list(extra or [])
+    rungs.sort(key=lambda r: r["joules"])
+    prev = None
+    for r in rungs:
+        r["ratio_to_landauer"] = r["joules"] / e_l
+        r["ratio_to_previous"] = None if prev is None or prev <= 0 else r["joules"] / prev
+        r["temperature_k"] = t
+        prev = r["joules"]
+    return rungs
+
+
+def ladder_svg(rungs: list[dict[str, Any]]) -> str:
+    """The rungs on one logarithmic joule axis, as an SVG string."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rungs) + 1.2))
+    ys = range(len(rungs))
+    colors = ["#1f77b4" if r.get("method") != "measured" else "#d62728" for r in rungs]
+    ax.barh(list(ys), [r["joules"] for r in rungs], color=colors, left=[min(r["joules"] for r in rungs) / 10] * len(rungs))
+    ax.set_xscale("log")
+    lo, hi = min(r["joules"] for r in rungs), max(r["joules"] for r in rungs)
+    ax.set_xlim(lo / 10, hi * 1e4)  # room for the ratio labels
+    ax.set_yticks(list(ys), [f"{r['name']} (J/{r['per']})" for r in rungs], fontsize=8)
+    for y, r in zip(ys, rungs):
+        ax.text(r["joules"], y, f"  {r['ratio_to_landauer']:.2g}× E_L", va="center", fontsize=7)
+    ax.set_xlabel("joules (log scale)")
+    ax.set_title("Energy ladder (ratios to Landauer's bit)", fontsize=9)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]  # drop the XML prolog so it can be inlined in HTML

@@ -1,0 +1,55 @@
+"""`eitp-bench bounds` end to end."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from eitp_bench.cli import main
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The shared 2-core test machine oversubscribes badly with 2 intra-op threads.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _numbers(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _numbers(v)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield obj
+
+
+def test_bounds_tiny_json(capsys):
+    assert main(["bounds", "--model", "tiny", "--json", "--temperature", "300"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out)  # exactly one JSON object: json.loads rejects trailing text
+    assert isinstance(result, dict)
+    assert all(math.isfinite(x) for x in _numbers(result))
+    assert result["temperature"]["value"] == 300.0
+    assert result["constants"]["landauer_j_per_bit"]["value"] == pytest.approx(2.871e-21, rel=1e-3)
+    assert result["model"]["parameters"] > 0
+    assert result["transitions"]["reset_per_inference"] > 0
+    assert "WITHDRAWN" in result["lipschitz"]["withdrawn"]
+    assert len(result["lipschitz"]["blocks"]) == 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "abc", "nan"])
+def test_bad_temperature_exits_2(bad, capsys):
+    assert main(["bounds", "--model", "tiny", f"--temperature={bad}"]) == 2
+    err = capsys.readouterr().err
+    assert "temperature" in err and "kelvin" in err and "Traceback" not in err
+
+
+def test_missing_model_directory(tmp_path, capsys):
+    assert main(["bounds", "--model", str(tmp_path / "nowhere")]) == 2
+    assert "local model directory" in capsys.readouterr().err
