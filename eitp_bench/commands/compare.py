@@ -1,5 +1,39 @@
-"""`eitp-bench compare` (placeholder until its issue lands)."""
+"""`eitp-bench compare`: workloads × hardware profiles, normalised to a reference profile."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def compare(
+    store: Optional[str] = typer.Option(None, "--store", help="results store (default ./eitp-results/results.sqlite)"),
+    by: str = typer.Option("hardware", "--by", help="what to compare across (only 'hardware' for now)"),
+    reference: Optional[str] = typer.Option(None, "--reference", help="hardware profile id to normalise to"),
+    html_out: Optional[str] = typer.Option(None, "--html", help="also write the tables as an HTML file"),
+) -> None:
+    """Compare s/step, tokens/s, J/token and tokens/J across hardware profiles (same config hash only)."""
+    from pathlib import Path
+
+    from eitp_bench.compare import compare_hardware, compare_html, print_tables
+    from eitp_bench.errors import UserError
+    from eitp_bench.report.build import load_frames
+
+    if by != "hardware":
+        raise UserError(f"--by {by!r} is not supported", fix="use --by hardware")
+    frames = load_frames(store)
+    if len(frames.runs) == 0:
+        raise UserError(f"no runs in {frames.source}: nothing to compare", fix="run a suite first")
+    tables = compare_hardware(frames.metrics, reference=reference)
+    print_tables(tables)
+    if html_out:
+        try:
+            Path(html_out).write_text(compare_html(tables), encoding="utf-8")
+        except OSError as err:
+            raise UserError(f"cannot write {html_out}: {err.strerror}", fix="choose a writable --html path") from None
+        print(f"wrote {html_out}")
 
 
 def register(app) -> None:
-    pass
+    app.command("compare")(compare)

@@ -1,5 +1,37 @@
-"""`eitp-bench regress` (placeholder until its issue lands)."""
+"""`eitp-bench regress`: change points across every stored series; exit 1 on a confirmed regression."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def regress(
+    store: Optional[str] = typer.Option(None, "--store", help="results store (default ./eitp-results/results.sqlite)"),
+    window: int = typer.Option(8, "--window", help="points before/after a change point for the Mann–Whitney test"),
+    threshold: str = typer.Option("5%", "--threshold", help="minimum relative change, e.g. 5% or 0.05"),
+    html_out: Optional[str] = typer.Option(None, "--html", help="also write a report with a regressions section"),
+) -> int:
+    """Find confirmed regressions and improvements in every series (exit 1 if any regression)."""
+    from eitp_bench.regress import confirmed, find_changes, parse_threshold, regressions_section
+    from eitp_bench.report.build import load_frames, write_report
+
+    rel = parse_threshold(threshold)
+    frames = load_frames(store)
+    changes = find_changes(frames.metrics, window=window, threshold=rel)
+    found = confirmed(changes)
+    regressions = [c for c in found if c.kind == "regression"]
+    for label, group in (("regressions", regressions), ("improvements", [c for c in found if c.kind != "regression"])):
+        print(f"{len(group)} {label}")
+        for c in group:
+            print(f"  {c.kind:<11} {c.series}: {c.before:.4g} → {c.after:.4g} ({100 * c.relative:+.1f} %)"
+                  f" at {c.started_at} run {c.run_id[:8]}  p={c.p_value:.2g} q={c.q_value:.2g}")
+    if html_out:
+        write_report(frames, html_out, extra_sections=[regressions_section(changes, window=window, threshold=rel)])
+        print(f"wrote {html_out}")
+    return 1 if regressions else 0
 
 
 def register(app) -> None:
-    pass
+    app.command("regress")(regress)

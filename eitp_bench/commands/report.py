@@ -1,5 +1,31 @@
-"""`eitp-bench report` (placeholder until its issue lands)."""
+"""`eitp-bench report`: one self-contained HTML file with verdicts, plots and warnings."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def report(
+    store: Optional[str] = typer.Option(None, "--store", help="results store (default ./eitp-results/results.sqlite)"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="only this suite's runs"),
+    out: str = typer.Option("report.html", "--out", help="the HTML file to write"),
+    claims: str = typer.Option("eitp", "--claims", help="claims file: a built-in name or a YAML path"),
+    regress: bool = typer.Option(False, "--regress", help="add a nightly-regressions section (default window/threshold)"),
+) -> None:
+    """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
+    from eitp_bench.report.build import load_frames, write_report
+
+    frames = load_frames(store)
+    extra = []
+    if regress and len(frames.metrics):
+        from eitp_bench.regress import find_changes, regressions_section
+
+        extra.append(regressions_section(find_changes(frames.metrics), window=8, threshold=0.05))
+    path = write_report(frames, out, suite=suite, claims=claims, extra_sections=extra)
+    print(f"wrote {path}")
 
 
 def register(app) -> None:
-    pass
+    app.command("report")(report)

@@ -1,0 +1,156 @@
+"""Cross-hardware comparison: workloads × hardware profiles, normalised to a reference.
+
+Only runs with the same suite_config_hash are comparable (same model, data, steps),
+so there is one table per hash. Cells are medians with a distribution-free 95 % CI;
+the normalised figure is "× reference, higher is better" (inverted for
+lower-is-better metrics), summarised by a geometric-mean row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from eitp_bench.errors import UserError
+
+# (metric in the store, label, higher is better): the workloads' names first, then older aliases.
+# tokens_per_j is derived per run as 1 / (J/token).
+COMPARED = [
+    ("step_s", "s/step", False),
+    ("train_step_s", "s/step", False),
+    ("tokens_per_s", "tokens/s", True),
+    ("joules_per_token", "J/token", False),
+    ("gen_joules_per_token", "J/token", False),
+    ("tokens_per_j", "tokens/J", True),
+]
+JOULES_PER_TOKEN = ("joules_per_token", "gen_joules_per_token")
+
+
+@dataclass
+class Cell:
+    median: float
+    ci_low: float
+    ci_high: float
+    n: int
+    normalised: Optional[float] = None  # × reference, > 1 better
+
+
+@dataclass
+class Row:
+    task: str
+    arm: str
+    metric: str
+    label: str
+    higher_is_better: bool
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+
+@dataclass
+class CompareTable:
+    config_hash: str
+    suites: list[str]
+    profiles: list[str]
+    reference: Optional[str]
+    rows: list[Row]
+    geomean: dict[str, Optional[float]]
+    note: str = ""
+
+
+def compare_hardware(metrics_df, *, reference: Optional[str] = None) -> list[CompareTable]:
+    """One table per suite_config_hash; `reference` defaults to the profile with the most runs."""
+    import pandas as pd
+
+    from eitp_bench.stats import median_ci
+
+    df = metrics_df
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    df = df[df["name"].isin([m for m, _, _ in COMPARED])]
+    per_token = df[df["name"].isin(JOULES_PER_TOKEN)]
+    per_token = per_token[per_token["value"] > 0]
+    df = pd.concat([df, per_token.assign(name="tokens_per_j", value=1.0 / per_token["value"])], ignore_index=True)
+    df = df.assign(hardware_profile_id=df["hardware_profile_id"].fillna("unknown").astype(str))
+    if df.empty:
+        raise UserError("no comparable metrics in the store (s/step, tokens/s, J/token)",
+                        fix="run a suite with training or generation tasks first")
+    all_profiles = sorted(df["hardware_profile_id"].unique())
+    if reference is not None and reference not in all_profiles:
+        raise UserError(f"--reference {reference!r} is not a hardware profile in the store",
+                        fix=f"use one of: {', '.join(all_profiles)}")
+    labels = {m: (label, hib) for m, label, hib in COMPARED}
+    order = {m: i for i, (m, _, _) in enumerate(COMPARED)}
+    tables = []
+    for config_hash, group in df.groupby("suite_config_hash", sort=True):
+        profiles = sorted(group["hardware_profile_id"].unique())
+        ref = reference or group.groupby("hardware_profile_id")["run_id"].nunique().idxmax()
+        note = "" if ref in profiles else f"reference {ref} has no runs with this config hash: not normalised"
+        rows = []
+        keys = sorted(group.groupby(["task", "arm", "name"]).groups, key=lambda k: (k[0], k[1], order[k[2]]))
+        for task, arm, name in keys:
+            sel = group[(group["task"] == task) & (group["arm"] == arm) & (group["name"] == name)]
+            label, hib = labels[name]
+            row = Row(str(task), str(arm), name, label, hib)
+            for profile, values in sel.groupby("hardware_profile_id")["value"]:
+                med, lo, hi = median_ci(values.to_numpy())
+                row.cells[profile] = Cell(med, lo, hi, len(values))
+            ref_cell = row.cells.get(ref)
+            for cell in row.cells.values():
+                if ref_cell and ref_cell.median > 0 and cell.median > 0:
+                    ratio = cell.median / ref_cell.median
+                    cell.normalised = ratio if hib else 1 / ratio
+            rows.append(row)
+        geomean = {}
+        for p in profiles:
+            logs = [math.log(r.cells[p].normalised) for r in rows if p in r.cells and r.cells[p].normalised]
+            geomean[p] = math.exp(sum(logs) / len(logs)) if logs else None
+        tables.append(CompareTable(str(config_hash), sorted(map(str, group["suite"].unique())), profiles,
+                                   ref if ref in profiles else None, rows, geomean, note))
+    return tables
+
+
+def hash_note(tables: list[CompareTable]) -> str:
+    if len(tables) <= 1:
+        return "All runs share one suite config hash."
+    return (f"{len(tables)} different suite config hashes: runs are compared only within the same hash, "
+            "one table each.")
+
+
+def print_tables(tables: list[CompareTable], console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    console.print(hash_note(tables))
+    for t in tables:
+        table = Table(title=f"config {t.config_hash} ({', '.join(t.suites)}); reference: {t.reference or '—'}")
+        table.add_column("workload")
+        table.add_column("metric")
+        for p in t.profiles:
+            table.add_column(p, justify="right")
+        for r in t.rows:
+            table.add_row(f"{r.task}/{r.arm}", r.label, *[_cell_text(r.cells.get(p)) for p in t.profiles])
+        table.add_row("geometric mean", "× ref", *[_fmt(t.geomean.get(p)) + "×" if t.geomean.get(p) else "—"
+                                                  for p in t.profiles])
+        console.print(table)
+        if t.note:
+            console.print(t.note)
+
+
+def _fmt(x: Optional[float]) -> str:
+    return "—" if x is None or x != x else f"{x:.3g}"
+
+
+def _cell_text(cell: Optional[Cell]) -> str:
+    if cell is None:
+        return "—"
+    ci = f" [{_fmt(cell.ci_low)}, {_fmt(cell.ci_high)}]" if cell.ci_low == cell.ci_low else ""
+    norm = f" ({_fmt(cell.normalised)}×)" if cell.normalised else ""
+    return f"{_fmt(cell.median)}{ci}{norm} n={cell.n}"
+
+
+def compare_html(tables: list[CompareTable]) -> str:
+    """A self-contained HTML page with the same tables (every string autoescaped)."""
+    from eitp_bench.report.build import _env
+
+    return _env().get_template("compare.html.j2").render(tables=tables, note=hash_note(tables), fmt=_fmt)

@@ -1,0 +1,142 @@
+"""Nightly regression detection over every stored series.
+
+A series is (suite, task, arm, metric, hardware profile) ordered by start time, one
+point per ok run. Candidate change points come from PELT (stats.change_points); each
+is confirmed by a two-sided Mann–Whitney test of the N points before against the N
+after, a minimum relative effect, and Benjamini–Hochberg across all candidates.
+The metric's direction turns a confirmed change into a regression or an improvement.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from eitp_bench.errors import UserError
+
+SERIES_KEYS = ["suite", "task", "arm", "name", "hardware_profile_id"]
+
+# Which way is better, by metric name (before any "@setting"): specific lower-is-better words first
+# (accuracy_drop is not an accuracy), then higher-is-better, then units. Unknown metrics: "change".
+_LOWER_WORDS = re.compile(r"(drop|increase|loss|ppl|latency|joules|bytes|watts|steps_to)")
+_HIGHER = re.compile(r"(per_s$|acc|throughput|ratio|reached|tokens_per_j)")
+_LOWER_UNITS = re.compile(r"(_s$|_s_|_j$|_per_token$|_per_step$)")
+
+
+def metric_direction(name: str) -> Optional[str]:
+    base = name.split("@")[0]
+    if _LOWER_WORDS.search(base):
+        return "lower_is_better"
+    if _HIGHER.search(base):
+        return "higher_is_better"
+    if _LOWER_UNITS.search(base):
+        return "lower_is_better"
+    return None
+
+
+def parse_threshold(text: str) -> float:
+    """'5%' → 0.05, '0.05' → 0.05; anything else is a UserError."""
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise UserError(f"--threshold {text!r} is not a number or a percentage",
+                        fix="give a relative change such as 5% or 0.05") from None
+    if not 0 < value < 10:
+        raise UserError(f"--threshold {text!r} must be a positive relative change below 1000 %",
+                        fix="give a relative change such as 5% or 0.05")
+    return value
+
+
+@dataclass
+class Change:
+    suite: str
+    task: str
+    arm: str
+    metric: str
+    hardware_profile_id: Optional[str]
+    index: int  # position in the series of the first point after the change
+    run_id: str  # the first run after the change
+    started_at: str
+    before: float  # median of the window before
+    after: float  # median of the window after
+    relative: float  # after ÷ before − 1
+    p_value: float
+    q_value: float = 1.0
+    kind: str = "change"  # regression, improvement or change (unknown direction)
+    confirmed: bool = False
+
+    @property
+    def series(self) -> str:
+        return f"{self.suite}/{self.task}/{self.arm}/{self.metric}@{self.hardware_profile_id}"
+
+
+def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha: float = 0.05,
+                 min_size: int = 3) -> list[Change]:
+    """Every candidate change point, with q-values; `confirmed` marks the ones that pass all three tests."""
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    from eitp_bench.stats import benjamini_hochberg, change_points
+
+    if window < 2:
+        raise UserError(f"--window {window} is too small", fix="use at least 2 points per side (8 is typical)")
+    df = metrics_df
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    df = df.sort_values("started_at", kind="stable")
+    candidates: list[Change] = []
+    for key, series in df.groupby(SERIES_KEYS, sort=True, dropna=False):
+        values = series["value"].to_numpy(dtype=float)
+        if len(values) < 2 * min_size:
+            continue
+        for k in change_points(values, min_size=min_size):
+            before, after = values[max(0, k - window):k], values[k:k + window]
+            b, a = float(np.median(before)), float(np.median(after))
+            if b == 0 or (np.ptp(np.r_[before, after]) == 0):
+                continue
+            p = float(mannwhitneyu(before, after, alternative="two-sided").pvalue)
+            row = series.iloc[k]
+            candidates.append(Change(*[_plain(v) for v in key], index=int(k), run_id=str(row["run_id"]),
+                                     started_at=str(row["started_at"]), before=b, after=a,
+                                     relative=a / b - 1, p_value=p))
+    if not candidates:
+        return []
+    q = benjamini_hochberg([c.p_value for c in candidates])
+    for c, qv in zip(candidates, q):
+        c.q_value = float(qv)
+        c.confirmed = c.q_value <= alpha and abs(c.relative) >= threshold
+        direction = metric_direction(c.metric)
+        if direction:
+            better = c.relative > 0 if direction == "higher_is_better" else c.relative < 0
+            c.kind = "improvement" if better else "regression"
+    return candidates
+
+
+def _plain(v):
+    return None if v is None or (isinstance(v, float) and v != v) else v
+
+
+def confirmed(changes: list[Change]) -> list[Change]:
+    return [c for c in changes if c.confirmed]
+
+
+def regressions_section(changes: list[Change], *, window: int, threshold: float) -> tuple[str, str]:
+    """A (title, html) section for build_report's extra_sections."""
+    rows = confirmed(changes)
+    head = (f"<p>Series: suite/task/arm/metric@hardware. Change points (PELT) confirmed by Mann–Whitney "
+            f"({window} points before vs after), |effect| ≥ {100 * threshold:g} %, Benjamini–Hochberg q ≤ 0.05."
+            f" {len(changes)} candidate(s), {len(rows)} confirmed.</p>")
+    if not rows:
+        return "Nightly regressions", head + "<p>No confirmed changes.</p>"
+    lines = ["<table><thead><tr><th>kind</th><th>series</th><th>first run after</th><th>before</th><th>after</th>"
+             "<th>change</th><th>p</th><th>q</th></tr></thead><tbody>"]
+    for c in rows:
+        lines.append(
+            f"<tr class='{html.escape(c.kind)}'><td>{html.escape(c.kind)}</td><td>{html.escape(c.series)}</td>"
+            f"<td>{html.escape(c.started_at)} (#{c.index})</td><td>{c.before:.4g}</td><td>{c.after:.4g}</td>"
+            f"<td>{100 * c.relative:+.1f} %</td><td>{c.p_value:.2g}</td><td>{c.q_value:.2g}</td></tr>")
+    lines.append("</tbody></table>")
+    return "Nightly regressions", head + "".join(lines)

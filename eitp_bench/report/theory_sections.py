@@ -1,0 +1,303 @@
+"""Report sections for the theory tasks: measured joules against Landauer, E_min, floors, derivation.
+
+Input is build.py's `Frames` (or a dict of frames). Every string from the data is escaped; the
+only raw markup is the SVG matplotlib draws (its text is rendered as glyph paths).
+Medians over repetitions, per arm. A section whose metrics are absent is omitted.
+"""
+
+from __future__ import annotations
+
+import io
+from html import escape
+from typing import Any, Optional
+
+from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, K_B, LN2, check_temperature, landauer_j_per_bit
+
+LANDAUER_SRC = "Tkachenko, arXiv:2503.09980 (v1–v3); Landauer 1961"
+EMIN_SRC = "EIT-P paper (E_min = k_B·T·ln2·H(θ)); theory.md §6"
+DERIVE_SRC = "Xu &amp; Li, arXiv:2511.19156 (formulas not retrieved: operationalised, theory.md §2)"
+O = '<span class="op">[O]</span>'  # our operationalisation
+S = '<span class="src">[S]</span>'  # the cited paper's definition
+
+
+def _e(x: Any) -> str:
+    return escape(str(x), quote=True)
+
+
+def _num(v: Optional[float], digits: int = 3) -> str:
+    if v is None or v != v:
+        return "—"
+    return f"{v:.{digits}g}"
+
+
+def _ok_metrics(frames):
+    m = frames.metrics
+    if m is None or len(m) == 0:
+        return None
+    return m[m["status"] == "ok"] if "status" in m.columns else m
+
+
+def _per_arm(m, name: str) -> dict[str, float]:
+    """Median of metric `name` over repetitions, per arm."""
+    if m is None:
+        return {}
+    rows = m[m["name"] == name]
+    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].median().items()}
+
+
+def _first(m, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """Per arm, the first of `names` present, and which one (so an estimate says it is one)."""
+    values, which = {}, {}
+    for name in names:
+        for arm, v in _per_arm(m, name).items():
+            if arm not in values:
+                values[arm], which[arm] = v, name
+    return values, which
+
+
+def _generate_methods(frames) -> dict[str, str]:
+    """Per arm, the joule methods seen in the generate task's headline (sample, batch 1) windows."""
+    e = frames.energy
+    if e is None or len(e) == 0:
+        return {}
+    e = e[(e["task"] == "generate") & e["joules"].notna() & e["window"].astype(str).str.startswith("generate")]
+    head = e[e["window"].astype(str).str.contains("sample-bs1")]
+    e = head if len(head) else e
+    return {str(a): ", ".join(sorted(set(g["method"]))) for a, g in e.groupby("arm")}
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Cells are pre-escaped HTML."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="theory"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
+
+
+# ----------------------------------------------------------------------------- (a) Landauer
+
+
+def _landauer_section(frames, m, t: float) -> Optional[str]:
+    bounds = {c: _per_arm(m, f"landauer_{c}_j_per_token") for c in ("reset", "flips", "entropy")}
+    arms = sorted(set().union(*bounds.values()))
+    if not arms:
+        return None
+    jpt, which = _first(m, ["joules_per_token", "gen_joules_per_token", "joules_per_token_estimated"])
+    methods = _generate_methods(frames)
+    rows = []
+    for arm in arms:
+        measured = jpt.get(arm)
+        estimated = "estimated" in which.get(arm, "") or methods.get(arm) == "estimated"
+        method = "ESTIMATED (not measured)" if estimated else (methods.get(arm) or ("—" if measured is None else "measured"))
+        row = [_e(arm), _num(measured), f"<strong>{_e(method)}</strong>" if estimated else _e(method)]
+        for c in ("reset", "flips", "entropy"):
+            b = bounds[c].get(arm)
+            row += [_num(b), _num(_ratio(measured, b))]
+        rows.append(row)
+    header = ["arm", "J/token", "method", "bound: reset (J)", "ratio", "bound: flips (J)", "ratio",
+              "bound: entropy (J)", "ratio"]
+    any_est = any("ESTIMATED" in r[2] for r in rows)
+    return (
+        f"<p>E<sub>inf</sub> ≥ k<sub>B</sub>·T·ln2·⟨N<sub>tr</sub>⟩ per inference (one token) {S}, at the heat-sink "
+        f"temperature T = {_num(t, 4)} K (E<sub>L</sub> = {_num(landauer_j_per_bit(t))} J/bit). Source: {LANDAUER_SRC}.</p>"
+        "<ul><li>reset: N<sub>tr</sub> = Σ<sub>i</sub> s<sub>i</sub>, s = 1[z&gt;0] of each activation's input "
+        f"(every active unit returns to rest) {S}</li>"
+        f"<li>flips: N<sub>tr</sub> = Σ<sub>i</sub> s<sub>i</sub>(t) XOR s<sub>i</sub>(t−1), consecutive tokens {S}</li>"
+        f"<li>entropy: Σ<sub>i</sub> H<sub>b</sub>(p<sub>i</sub>), p<sub>i</sub> = P(s<sub>i</sub>=1) over validation tokens {O}</li>"
+        f"<li>GELU's sign gate is a soft-ReLU proxy for the neuron state {O}; linear operations count zero.</li></ul>"
+        + (f'<p class="warn"><strong>ESTIMATED joules:</strong> no energy sensor read on this machine; the ratios '
+           "use a CPU-time estimate, not a measurement.</p>" if any_est else "")
+        + _table(header, rows)
+        + "<p>ratio = measured J/token ÷ bound: how far above Landauer's floor the hardware runs.</p>"
+    )
+
+
+# ----------------------------------------------------------------------------- (b) E_min, theorems
+
+
+def _emin_section(m, t: float) -> Optional[str]:
+    from eitp_bench.theory.param_entropy import theorem_checks
+
+    h = _per_arm(m, "h_theta_bits_per_param")
+    emin = _per_arm(m, "e_min_j")
+    if not emin:
+        return None
+    t1 = _per_arm(m, "e_min_paper_t1_j")
+    measured = _per_arm(m, "train_joules")
+    estimated = _per_arm(m, "train_joules_estimated")
+    rows, verdicts = [], []
+    for arm in sorted(emin):
+        e_train = measured.get(arm)
+        label = _num(e_train) if e_train is not None else (
+            f"{_num(estimated.get(arm))} <strong>ESTIMATED</strong>" if arm in estimated else "—")
+        rows.append([_e(arm), _num(h.get(arm), 4), _num(emin[arm]), _num(t1.get(arm)), label,
+                     _num(_ratio(e_train, emin[arm]))])
+        checks = theorem_checks(e_train, emin[arm])
+        verdicts.append(f"<li>{_e(arm)}: Theorem 2 — {_e(checks['theorem_2']['verdict'])} "
+                        f"({_e(checks['theorem_2']['reason'])}); Theorem 3 — {_e(checks['theorem_3']['verdict'])} "
+                        f"({_e(checks['theorem_3']['reason'])})</li>")
+    header = ["arm", "H(θ) (bit/param)", f"E_min at {_num(t, 4)} K (J)", "E_min at paper's T = 1.0 (J)",
+              "measured training (J)", "measured ÷ E_min"]
+    return (
+        f"<p>E<sub>min</sub> = k<sub>B</sub>·T·ln2·N·H(θ) {S}: H(θ) is the Miller–Madow entropy of the histogram of "
+        f"the parameters' native storage codes, in bits per parameter {O}; N parameters; T in kelvin. Source: {EMIN_SRC}.</p>"
+        "<p>The paper's T = 1.0 is a dimensionless loss temperature: putting it into k<sub>B</sub>·T gives a figure "
+        f"{_num(t, 4)}× smaller than at {_num(t, 4)} K and means nothing physically (k<sub>B</sub>·1·ln2 = "
+        f"{_num(K_B * LN2)} J). A histogram entropy is arbitrary unless its bins are the real storage codes.</p>"
+        + _table(header, rows)
+        + "<p><strong>Theorem 2</strong> (E ≥ E<sub>min</sub>) holds trivially for any physical process: every "
+        "computation exceeds a Landauer floor, so consistency says nothing about EIT-P. <strong>Theorem 3</strong> "
+        "(E ≤ E<sub>min</sub> + ε) is refuted by many orders of magnitude whenever joules are measured, unless ε "
+        "is chosen after the fact (the paper fixes none). Only measured (counter/sampled) joules are judged.</p>"
+        f"<ul>{''.join(verdicts)}</ul>"
+    )
+
+
+# ----------------------------------------------------------------------------- (c) floors
+
+
+FLOORS = [
+    ("floor_write_once_j", "write-once model", "E_L·N·H_codes: write the final model once", O, "theory.md §6 (i)"),
+    ("floor_state_overwrite_j", "state overwrite", "K·N·b_state·E_L: every step overwrites weights, grads and Adam "
+     "state (128 bits/param)", O, "theory.md §6 (ii)"),
+    ("floor_tkachenko_j", "Tkachenko", "2·N·D·k_B·T (D = training tokens seen)", S, "Tkachenko, arXiv:2503.09980 v3"),
+]
+
+
+def _floors_section(m) -> Optional[str]:
+    values = {name: _per_arm(m, name) for name, *_ in FLOORS}
+    arms = sorted(set().union(*values.values()))
+    if not arms:
+        return None
+    train = _per_arm(m, "train_joules")
+    rows = []
+    for name, label, definition, tag, source in FLOORS:
+        for arm in arms:
+            v = values[name].get(arm)
+            rows.append([_e(label), f"{_e(definition)} {tag}", _e(source), _e(arm), _num(v),
+                         _num(train.get(arm)), _num(_ratio(train.get(arm), v))])
+    return _table(["floor", "definition", "source", "arm", "floor (J)", "measured training (J)", "measured ÷ floor"],
+                  rows) + "<p>Measured training joules are counter/sampled only; estimates are not compared.</p>"
+
+
+# ----------------------------------------------------------------------------- (d) ladder
+
+
+def _ladder_section(m, t: float, profile) -> Optional[str]:
+    from eitp_bench.theory.ladder import ladder_rungs, ladder_svg
+
+    extra = []
+    for names, per, what in ((["joules_per_token", "joules_per_token_estimated"], "token", "inference"),
+                             (["train_joules_per_step", "train_joules_per_step_estimated"], "step", "training step")):
+        values, which = _first(m, names)
+        for arm, v in sorted(values.items()):
+            est = which[arm].endswith("_estimated")
+            extra.append({"name": f"{arm}: {what}{' (ESTIMATED)' if est else ''}", "joules": v, "per": per,
+                          "method": "estimated" if est else "measured", "source": "this suite"})
+    if not extra:
+        return None
+    rungs = ladder_rungs(t, profile=profile, extra=extra)
+    rows = [[_e(r["name"]), _e(r["per"]), _num(r["joules"]), _num(r["ratio_to_landauer"]),
+             _num(r["ratio_to_previous"]), _e(r["method"]), _e(r["source"])] for r in rungs]
+    return (ladder_svg(rungs)
+            + _table(["rung", "per", "J", "× E_L", "× rung below", "method", "source"], rows)
+            + ("" if profile else "<p>No hardware profile given: per-FLOP and per-byte rungs omitted.</p>"))
+
+
+# ----------------------------------------------------------------------------- (e) derivation
+
+
+def _series(m, prefix: str) -> dict[str, dict[int, float]]:
+    """arm → {L: median} for metrics named `<prefix>@L`."""
+    if m is None:
+        return {}
+    rows = m[m["name"].astype(str).str.startswith(prefix + "@")]
+    out: dict[str, dict[int, float]] = {}
+    for (arm, name), g in rows.groupby(["arm", "name"]):
+        try:
+            L = int(str(name).split("@", 1)[1])
+        except ValueError:
+            continue
+        out.setdefault(str(arm), {})[L] = float(g["value"].median())
+    return out
+
+
+def _derivation_svg(retrieve: dict, derive: dict, unit: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, arm in enumerate(sorted(set(retrieve) | set(derive))):
+        color = f"C{i % 10}"
+        for curves, style, what in ((retrieve, "-o", "retrieve (KV reuse)"), (derive, "--s", "derive (recompute)")):
+            pts = sorted(curves.get(arm, {}).items())
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, label=f"{arm}: {what}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("prefix length L (tokens)")
+    ax.set_ylabel(f"next-token cost ({unit})")
+    ax.legend(fontsize=7)
+    ax.set_title("Retrieve vs derive", fontsize=9)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def _derivation_section(m, t: float) -> Optional[str]:
+    retrieve, derive = _series(m, "retrieve_j"), _series(m, "derive_j")
+    unit = "J"
+    if not retrieve and not derive:
+        retrieve, derive, unit = _series(m, "retrieve_s"), _series(m, "derive_s"), "s"
+        if not retrieve and not derive:
+            return None
+    measured_flag = _per_arm(m, "derivation_energy_measured")
+    cross_m, cross_p = _per_arm(m, "crossover_measured_len"), _per_arm(m, "crossover_predicted_len")
+    h = _series(m, "h_derive_bits")
+    rows = []
+    for arm in sorted(set(retrieve) | set(derive)):
+        method = "seconds only" if unit == "s" else ("measured" if measured_flag.get(arm) == 1.0 else
+                                                       "<strong>ESTIMATED</strong>")
+        hs = ", ".join(f"L={L}: {_num(v)}" for L, v in sorted(h.get(arm, {}).items())) or "—"
+        rows.append([_e(arm), method, _num(cross_m.get(arm)) if arm in cross_m else "none in sweep",
+                     _num(cross_p.get(arm)) if arm in cross_p else "no profile / no crossover", _e(hs)])
+    return (
+        f"<p>Retrieve the stored KV cache or derive it again by recomputing the prefix? Both are measured per prefix "
+        f"length L, and priced as derivation entropy H<sub>derive</sub> = E<sub>derive</sub>/(k<sub>B</sub>·T·ln2) "
+        f"bits of negentropy at T = {_num(t, 4)} K {O}. Source: {DERIVE_SRC}. The crossover is where the two curves "
+        f"meet (log–log interpolation); the prediction uses the hardware profile's J/FLOP and J/byte {O}.</p>"
+        + _derivation_svg(retrieve, derive, unit)
+        + _table(["arm", "joules", "measured crossover L", "predicted crossover L", "H_derive (bits)"], rows)
+    )
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def theory_sections(frames, *, temperature_k: float = DEFAULT_TEMPERATURE_K, profile=None) -> list[tuple[str, str]]:
+    """(title, HTML) for each theory section that has data; none when no theory metrics were stored."""
+    from eitp_bench.report.build import load_frames
+
+    frames = load_frames(frames)
+    t = check_temperature(temperature_k)
+    if hasattr(profile, "model_dump"):
+        profile = profile.model_dump()
+    m = _ok_metrics(frames)
+    if m is None:
+        return []
+    sections = [
+        ("Landauer's bound per inference", _landauer_section(frames, m, t)),
+        ("EIT-P's E_min and Theorems 2–3", _emin_section(m, t)),
+        ("Training floors", _floors_section(m)),
+        ("Energy ladder", _ladder_section(m, t, profile)),
+        ("Derivation entropy", _derivation_section(m, t)),
+    ]
+    return [(title, body) for title, body in sections if body]

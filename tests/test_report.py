@@ -1,0 +1,161 @@
+"""The HTML report and the cross-hardware tables, from synthetic stores."""
+
+import re
+
+import pytest
+from synthetic_store import eitp_records, frames_from_records
+
+from eitp_bench import cli
+from eitp_bench.compare import compare_hardware, compare_html
+from eitp_bench.errors import UserError
+from eitp_bench.report import build_report, write_report
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return frames_from_records(eitp_records(n_reps=6, seed=1))
+
+
+def test_report_has_every_section_and_badges(frames):
+    html = build_report(frames, n_resamples=2000)
+    for heading in ("Claim verdicts", "Distributions per arm", "Power timelines", "Energy breakdown",
+                    "Time against energy", "Environment and hardware", "Warnings"):
+        assert f">{heading}</h2>" in html
+    assert html.count('class="badge bad">REFUTED') >= 5  # the synthetic EIT-P gains are all far below the claims
+    assert html.count("<svg") >= 8
+    assert "CUDA out of memory" in html  # the failed repetition's error is shown
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:|//)", html)  # nothing external to fetch
+    assert "@import" not in html and not re.search(r"url\((?!#)", html)  # only in-page clip paths
+    assert "<link" not in html and "<script" not in html
+
+
+def test_hostile_strings_are_escaped():
+    recs = eitp_records(n_reps=5, suite=HOSTILE, failed=1)
+    for r in recs:
+        r.arm = HOSTILE if r.arm == "baseline" else r.arm
+        if r.error:
+            r.error = HOSTILE
+    html = build_report(frames_from_records(recs), n_resamples=500,
+                        extra_sections=[(HOSTILE, "<p>trusted body</p>")])
+    assert HOSTILE not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<p>trusted body</p>" in html
+
+
+def test_estimated_energy_is_warned_and_not_measured():
+    html = build_report(frames_from_records(eitp_records(n_reps=5, energy_method="estimated")), n_resamples=500)
+    assert "Estimated energy (not a measurement)" in html
+    assert 'class="badge grey">NOT MEASURED' in html
+    assert "permission denied" in html
+
+
+def test_high_variance_is_warned():
+    recs = eitp_records(n_reps=6)
+    for i, r in enumerate(recs):
+        for m in r.metrics:
+            if m.name == "val_ppl":
+                m.value *= 1.5 if i % 2 else 0.6
+    html = build_report(frames_from_records(recs), n_resamples=500)
+    assert "High variance (CV &gt; 10 %)" in html and "val_ppl" in html
+
+
+def test_extra_sections_and_suite_filter(frames, tmp_path):
+    out = write_report(frames, tmp_path / "sub" / "r.html", suite="synthetic", n_resamples=500,
+                       extra_sections=[("Landauer ladder", "<table><tr><td>rung</td></tr></table>")])
+    text = out.read_text()
+    assert ">Landauer ladder</h2>" in text and "<td>rung</td>" in text
+    with pytest.raises(UserError, match="no runs of suite 'other'"):
+        build_report(frames, suite="other")
+
+
+def test_empty_store_is_a_user_error():
+    empty = frames_from_records([])
+    with pytest.raises(UserError, match="no runs"):
+        build_report(empty)
+
+
+def test_cli_report_on_empty_store_exits_non_zero(monkeypatch, capsys, tmp_path):
+    import eitp_bench.report.build as build
+
+    frames = build.load_frames(frames_from_records([]))
+    monkeypatch.setattr(build, "load_frames", lambda store=None: frames)
+    assert cli.main(["report", "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "no runs" in err and "fix:" in err and "Traceback" not in err
+
+
+def test_cli_report_writes_file(monkeypatch, capsys, tmp_path, frames):
+    import eitp_bench.report.build as build
+
+    monkeypatch.setattr(build, "load_frames", lambda store=None: build.Frames(
+        frames["runs"], frames["metrics"], frames["energy"], frames["timeline"], frames["provenance"]))
+    out = tmp_path / "r.html"
+    assert cli.main(["report", "--out", str(out), "--regress"]) == 0
+    assert ">Nightly regressions</h2>" in out.read_text()
+
+
+def test_compare_normalises_to_reference_with_geomean():
+    recs = eitp_records(n_reps=5, profile="a100", seed=1) + eitp_records(n_reps=5, profile="h100", seed=2)
+    for r in recs:  # the h100 is exactly twice as fast per step
+        if r.provenance.hardware_profile_id == "h100":
+            for m in r.metrics:
+                if m.name == "step_s":
+                    m.value = 0.1
+        else:
+            for m in r.metrics:
+                if m.name == "step_s":
+                    m.value = 0.2
+    (table,) = compare_hardware(frames_from_records(recs)["metrics"], reference="a100")
+    step = next(r for r in table.rows if r.metric == "step_s" and r.arm == "baseline")
+    assert step.cells["h100"].normalised == pytest.approx(2.0)  # lower s/step → 2× better
+    assert step.cells["a100"].normalised == pytest.approx(1.0)
+    assert table.geomean["a100"] == pytest.approx(1.0)
+    tpj = next(r for r in table.rows if r.metric == "tokens_per_j" and r.arm == "baseline")
+    jpt = next(r for r in table.rows if r.metric == "joules_per_token" and r.arm == "baseline")
+    # odd n: the median of 1/x is 1/median(x), so tokens/J and J/token normalise alike
+    assert tpj.cells["h100"].normalised == pytest.approx(jpt.cells["h100"].normalised)
+    html = compare_html([table])
+    assert "geometric mean" in html and "h100" in html
+
+
+def test_compare_separates_config_hashes_and_checks_reference():
+    recs = eitp_records(n_reps=5, profile="a100") + [
+        r.model_copy(update={"suite_config_hash": "cfg2"}) for r in eitp_records(n_reps=5, profile="h100")]
+    tables = compare_hardware(frames_from_records(recs)["metrics"])
+    assert [t.config_hash for t in tables] == ["cfg1", "cfg2"]
+    assert all(len(t.profiles) == 1 for t in tables)
+    with pytest.raises(UserError, match="--reference 'v100'"):
+        compare_hardware(frames_from_records(recs)["metrics"], reference="v100")
+
+
+def test_compare_html_escapes():
+    recs = eitp_records(n_reps=5, profile=HOSTILE)
+    html = compare_html(compare_hardware(frames_from_records(recs)["metrics"]))
+    assert HOSTILE not in html and re.search("&lt;script&gt;", html)
+
+
+def test_cli_report_and_compare_through_a_real_store(tmp_path, capsys):
+    from eitp_bench.store import Store
+
+    path = tmp_path / "results.sqlite"
+    store = Store.open(str(path))
+    store.add_many(eitp_records(n_reps=5, profile="a100", energy_method="estimated")
+                   + eitp_records(n_reps=5, profile="h100", seed=4))
+    store.close()
+    out = tmp_path / "r.html"
+    assert cli.main(["report", "--store", str(path), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "Suite synthetic · hardware a100" in html and "Suite synthetic · hardware h100" in html
+    assert 'class="badge grey">NOT MEASURED' in html  # a100's joules were estimated
+    assert "hardware.cpu" in html  # provenance from the store
+    assert cli.main(["compare", "--store", str(path), "--reference", "a100", "--html", str(tmp_path / "c.html")]) == 0
+    assert "geometric mean" in capsys.readouterr().out
+    assert cli.main(["regress", "--store", str(path)]) == 0  # no planted change in these series
+
+
+def test_cli_missing_store_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["report", "--store", str(tmp_path / "nope.sqlite"), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "no results store" in err and not (tmp_path / "nope.sqlite").exists()
