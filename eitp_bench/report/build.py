@@ -71,7 +71,7 @@ def _for_suite(frames: Frames, suite: Optional[str]) -> Frames:
 
 def build_report(store_or_frames, *, suite: Optional[str] = None,
                  extra_sections: Iterable[tuple[str, str]] = (), claims="eitp", n_resamples: int = 10_000,
-                 max_groups: int = 5) -> str:
+                 max_groups: int = 5, theory: bool = True) -> str:
     """The whole report as one self-contained HTML string.
 
     Verdicts are judged per (suite, hardware profile); only the `max_groups` most recent
@@ -84,6 +84,11 @@ def build_report(store_or_frames, *, suite: Optional[str] = None,
     frames = _for_suite(load_frames(store_or_frames), suite)
     claim_set = claims if isinstance(claims, ClaimSet) else load_claims(claims)
     groups, omitted = _verdict_groups(frames, claim_set, n_resamples, max_groups)
+    extra_sections = list(extra_sections)
+    if theory:  # measured joules against the physical floors, when the suite ran the theory tasks
+        from eitp_bench.report.theory_sections import theory_sections
+
+        extra_sections += theory_sections(frames, temperature_k=_heat_sink_k(frames))
     context = {
         "title": f"eitp-bench report — {suite}" if suite else "eitp-bench report",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -104,6 +109,16 @@ def build_report(store_or_frames, *, suite: Optional[str] = None,
         "extra_sections": [(title, Markup(body)) for title, body in extra_sections],
     }
     return _env().get_template("report.html.j2").render(**context)
+
+
+def _heat_sink_k(frames: Frames) -> float:
+    """The heat-sink temperature the theory task used (the same for every run), else 300 K."""
+    m = frames.metrics
+    if m is not None and len(m):
+        t = m.loc[m["name"] == "heat_sink_temperature_k", "value"]
+        if len(t):
+            return float(t.median())
+    return 300.0
 
 
 def write_report(store_or_frames, out: str | Path = "report.html", **kwargs) -> Path:

@@ -1,0 +1,65 @@
+"""theory_sections on synthetic frames: sections render, show the stored numbers, escape names."""
+
+from eitp_bench.report.theory_sections import theory_sections
+from synthetic_store import frames_from_records, record
+
+HOSTILE = "<script>x</script>"
+THEORY = {"landauer_reset_j_per_token": 2.0e-18, "landauer_flips_j_per_token": 1.0e-18,
+          "landauer_entropy_j_per_token": 4.0e-18, "h_theta_bits_per_param": 17.25, "e_min_j": 5.0e-15,
+          "e_min_paper_t1_j": 5.0e-15 / 300, "floor_write_once_j": 5.0e-15, "floor_state_overwrite_j": 8.0e-14,
+          "floor_tkachenko_j": 4.0e-13}
+DERIVE = {"retrieve_j@8": 0.01, "derive_j@8": 0.005, "retrieve_j@32": 0.01, "derive_j@32": 0.02,
+          "h_derive_bits@8": 1.7e18, "derivation_energy_measured": 1.0, "crossover_measured_len": 16.0}
+
+
+def frames(method="counter", arm="baseline"):
+    recs = []
+    for rep in range(2):
+        recs.append(record(arm, "theory", rep, THEORY))
+        recs.append(record(arm, "derivation", rep, DERIVE))
+        recs.append(record(arm, "train", rep, {"train_joules": 1000.0, "train_joules_per_step": 10.0},
+                           energy_window="train", energy_joules=1000.0, energy_method=method))
+        jpt = "joules_per_token" if method != "estimated" else "joules_per_token_estimated"
+        recs.append(record(arm, "generate", rep, {jpt: 0.5}, energy_window="generate@sample-bs1",
+                           energy_joules=500.0, energy_method=method))
+    return frames_from_records(recs)
+
+
+def test_all_sections_render_with_the_numbers_and_ratios():
+    profile = {"name": "test gpu", "energy_per_flop": {"joules": 7.075e-13, "basis": "tdp/peak"}, "sources": ["spec"]}
+    sections = dict(theory_sections(frames(), profile=profile))
+    assert list(sections) == ["Landauer's bound per inference", "EIT-P's E_min and Theorems 2–3", "Training floors",
+                              "Energy ladder", "Derivation entropy"]
+    land = sections["Landauer's bound per inference"]
+    assert "2e-18" in land and "2.5e+17" in land  # 0.5 J/token ÷ 2e-18 J
+    assert "ESTIMATED" not in land
+    emin = sections["EIT-P's E_min and Theorems 2–3"]
+    assert "17.25" in emin and "5e-15" in emin and "2e+17" in emin  # 1000 J ÷ 5e-15 J
+    assert "CONSISTENT" in emin and "UNTESTABLE" in emin and "[O]" in emin
+    floors = sections["Training floors"]
+    assert "1.25e+16" in floors and "2.5e+15" in floors  # 1000 ÷ 8e-14, 1000 ÷ 4e-13
+    ladder = sections["Energy ladder"]
+    assert "<svg" in ladder and "7.07e-13" in ladder and "test gpu" in ladder
+    derive = sections["Derivation entropy"]
+    assert "<svg" in derive and "16" in derive and "1.7e+18" in derive and "measured" in derive
+
+
+def test_estimated_joules_are_said_loudly_and_not_judged():
+    sections = dict(theory_sections(frames(method="estimated")))
+    assert "ESTIMATED" in sections["Landauer's bound per inference"]
+    # train_joules here is still the stored metric; the generate method comes from the energy frame
+    assert "estimated" in sections["Landauer's bound per inference"].lower()
+    assert "per-FLOP" in sections["Energy ladder"]  # no profile: said so
+
+
+def test_hostile_arm_name_is_escaped():
+    sections = theory_sections(frames(arm=HOSTILE))
+    assert sections
+    for _, body in sections:
+        assert HOSTILE not in body
+    assert any("&lt;script&gt;x&lt;/script&gt;" in body for _, body in sections)
+
+
+def test_no_theory_metrics_means_no_sections_or_only_the_ladder():
+    recs = [record("baseline", "lm", 0, {"val_loss": 3.0})]
+    assert theory_sections(frames_from_records(recs)) == []
