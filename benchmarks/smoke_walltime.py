@@ -1,0 +1,56 @@
+"""Wall time of `eitp-bench run smoke` (the budget: two minutes on a 2-core CPU machine).
+
+    python benchmarks/smoke_walltime.py                 # the smoke suite as shipped
+    python benchmarks/smoke_walltime.py --set repetitions=1
+
+Runs the real command in a subprocess and prints total seconds, repetitions, and the slowest
+repetitions from the records' timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from eitp_bench.records import RunRecord
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suite", default="smoke")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        cmd = [sys.executable, "-m", "eitp_bench.cli", "run", args.suite, "--out", str(out), "--quiet"]
+        for o in args.overrides:
+            cmd += ["--set", o]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        records = [RunRecord.model_validate_json(f.read_text()) for f in out.glob("*-*.json")]
+    per_rep: dict[tuple, list[RunRecord]] = {}
+    for r in records:
+        per_rep.setdefault((r.repetition, r.arm), []).append(r)
+    spans = []
+    for key, recs in per_rep.items():
+        start = min(datetime.fromisoformat(r.started_at) for r in recs)
+        end = max(datetime.fromisoformat(r.finished_at) for r in recs if r.finished_at)
+        spans.append(((end - start).total_seconds(), key))
+    ok = sum(r.status == "ok" for r in records)
+    print(f"eitp-bench run {args.suite} {' '.join(args.overrides)}: exit {proc.returncode}, wall {wall:.1f} s")
+    print(f"{len(per_rep)} repetitions, {len(records)} records ({ok} ok)")
+    print("work inside each worker (excludes ~process start and imports):")
+    for secs, (rep, arm) in sorted(spans, reverse=True):
+        print(f"  r{rep} {arm:16s} {secs:6.1f} s")
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,382 @@
+"""Plan repetitions, run each in a fresh process, collect RunRecords as they finish.
+
+Protocol (reference/harness.md): a repetition is one fresh Python process running one arm
+through every task of the suite (so nothing is carried over between samples); arms are
+interleaved A B C A B C … within each repetition round, and every arm gets the same seed in a
+round. The worker (`python -m eitp_bench.runner --worker spec.json`) writes each task's record
+atomically into a staging folder; the parent moves a repetition's records into the results
+folder only once its process has ended, so an interrupted repetition leaves nothing behind.
+
+A crashed, failing or timed-out repetition becomes records with status "failed" and the last
+lines of its log, and the suite goes on. Ctrl-C kills the running worker and keeps every finished
+repetition (`RunInterrupted`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Optional
+
+from eitp_bench.records import RunRecord, utc_now
+from eitp_bench.suite import Suite, suite_config_hash
+
+ERROR_TAIL_LINES = 20
+
+
+@dataclass
+class RepetitionSpec:
+    """Everything a worker process needs; written as JSON, so nothing else leaks in."""
+
+    suite: dict
+    suite_name: str
+    config_hash: str
+    arm: str
+    size: str
+    seed: int
+    repetition: int
+    tasks: list[str]
+    staging: str = ""
+    hardware_profile_id: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.size}-r{self.repetition:03d}-{self.arm}"
+
+
+def plan(suite: Suite, hardware_profile_id: Optional[str] = None) -> list[RepetitionSpec]:
+    """All repetitions in run order: per size, per round, every arm once (interleaved)."""
+    from eitp_bench.workloads.tasks import tasks_for_arm  # light: no torch work at import
+
+    config, digest = suite.model_dump(mode="json"), suite_config_hash(suite)
+    specs = []
+    for size in suite.sizes:
+        for rep in range(suite.repetitions):
+            for arm in suite.arms:
+                tasks = tasks_for_arm(arm, list(suite.tasks))
+                if tasks:
+                    specs.append(
+                        RepetitionSpec(config, suite.name, digest, arm, size, suite.seed_for(rep), rep, tasks,
+                                       hardware_profile_id=hardware_profile_id)
+                    )
+    return specs
+
+
+def write_json_atomic(path: Path, data: str) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def default_out_dir(suite_name: str) -> Path:
+    return Path("eitp-results") / f"{suite_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+class RunInterrupted(Exception):
+    def __init__(self, summary: "RunSummary"):
+        super().__init__("interrupted")
+        self.summary = summary
+
+
+@dataclass
+class RunSummary:
+    out_dir: Path
+    planned: int
+    finished: int = 0  # repetitions (processes) that ended, ok or failed
+    records: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.records if r.status != "ok"]
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+class Runner:
+    """Runs a suite's plan, one process per repetition. `on_record` callbacks see each record."""
+
+    def __init__(
+        self,
+        suite: Suite,
+        out_dir: Optional[Path] = None,
+        *,
+        on_record: Optional[list[Callable[[RunRecord], object]]] = None,
+        hardware_profile_id: Optional[str] = None,
+        progress: bool = True,
+        python: Optional[str] = None,
+    ):
+        self.suite = suite
+        self.out_dir = Path(out_dir) if out_dir else default_out_dir(suite.name)
+        self.on_record = list(on_record or [])
+        self.hardware_profile_id = hardware_profile_id
+        self.progress = progress
+        self.python = python or sys.executable
+        self._provenance = None
+
+    def run(self) -> RunSummary:
+        specs = plan(self.suite, self.hardware_profile_id)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            self.out_dir / "suite.json",
+            json.dumps({"config_hash": suite_config_hash(self.suite), "suite": self.suite.model_dump(mode="json")}, indent=2),
+        )
+        summary = RunSummary(self.out_dir, planned=len(specs))
+        with _Progress(len(specs), enabled=self.progress) as bar:
+            for i, spec in enumerate(specs):
+                bar.describe(f"{spec.label} ({i + 1}/{len(specs)})")
+                try:
+                    records = self._run_one(spec, bar)
+                except KeyboardInterrupt:
+                    raise RunInterrupted(summary) from None
+                for record in records:
+                    self._publish(record)
+                summary.records.extend(records)
+                summary.finished += 1
+                bar.advance(spec, records)
+        return summary
+
+    def _publish(self, record: RunRecord) -> None:
+        for callback in self.on_record:
+            callback(record)
+
+    def _run_one(self, spec: RepetitionSpec, bar: "_Progress") -> list[RunRecord]:
+        staging = Path(tempfile.mkdtemp(prefix=f".{spec.label}-", dir=self.out_dir))
+        spec.staging = str(staging)
+        spec_path = staging / "spec.json"
+        spec_path.write_text(json.dumps(asdict(spec)), encoding="utf-8")
+        log_path = staging / "worker.log"
+        started = utc_now()
+        error: Optional[str] = None
+        proc = None
+        try:
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    [self.python, "-m", "eitp_bench.runner", "--worker", str(spec_path)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+                deadline = time.monotonic() + self.suite.timeout_s
+                while True:
+                    try:
+                        code = proc.wait(timeout=0.25)
+                        break
+                    except subprocess.TimeoutExpired:
+                        bar.phase(_read_phase(staging))
+                        if time.monotonic() > deadline:
+                            _stop(proc)
+                            code = None
+                            error = f"timed out after {self.suite.timeout_s:g} s (suite timeout_s)"
+                            break
+            if code not in (0, None) and error is None:
+                error = f"worker exited with code {code}"
+            records = self._collect(spec, staging, started, error, log_path)
+            self._keep_log(spec, log_path, failed=any(r.status != "ok" for r in records))
+            return records
+        except KeyboardInterrupt:
+            if proc is not None:
+                _stop(proc)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _collect(self, spec, staging: Path, started: str, error: Optional[str], log_path: Path) -> list[RunRecord]:
+        """Move the worker's records to the results folder; tasks without one become failed records."""
+        records = []
+        for task in spec.tasks:
+            path = staging / f"{task}.json"
+            if path.exists():
+                record = RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
+            else:
+                tail = _tail(log_path)
+                reason = error or "worker ended without a record for this task"
+                record = RunRecord(
+                    suite=spec.suite_name, suite_config_hash=spec.config_hash, arm=spec.arm, task=task,
+                    size=spec.size, seed=spec.seed, repetition=spec.repetition, started_at=started,
+                    finished_at=utc_now(), status="failed", error=f"{reason}\n{tail}".strip(),
+                    config=spec.suite, provenance=self._parent_provenance(spec),
+                )
+            write_json_atomic(self.out_dir / f"{spec.label}-{task}.json", record.model_dump_json(indent=1))
+            records.append(record)
+        return records
+
+    def _keep_log(self, spec, log_path: Path, failed: bool) -> None:
+        if log_path.exists() and (failed or log_path.stat().st_size):
+            logs = self.out_dir / "logs"
+            logs.mkdir(exist_ok=True)
+            os.replace(log_path, logs / f"{spec.label}.log")
+
+    def _parent_provenance(self, spec):
+        if self._provenance is None:
+            from eitp_bench.provenance import provenance
+
+            self._provenance = provenance(spec.hardware_profile_id)
+        return self._provenance
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate a worker, then kill it if it does not go within 5 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _tail(path: Path, lines: int = ERROR_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _read_phase(staging: Path) -> str:
+    try:
+        return (staging / "phase").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+class _Progress:
+    """A rich progress bar on a terminal; one line per finished repetition otherwise."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = enabled
+        self.live = enabled and self.console.is_terminal
+        self.total = total
+        self.done = 0
+        self._desc = ""
+
+    def __enter__(self):
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=self.console,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("repetitions", total=self.total)
+        return self
+
+    def __exit__(self, *exc):
+        if self.live:
+            self._bar.stop()
+        return False
+
+    def describe(self, text: str) -> None:
+        self._desc = text
+        if self.live:
+            self._bar.update(self._task, description=text)
+
+    def phase(self, phase: str) -> None:
+        if self.live and phase:
+            self._bar.update(self._task, description=f"{self._desc} · {phase}")
+
+    def advance(self, spec: RepetitionSpec, records: list[RunRecord]) -> None:
+        self.done += 1
+        if self.live:
+            self._bar.advance(self._task)
+        elif self.enabled:
+            bad = [r.task for r in records if r.status != "ok"]
+            status = f"failed: {', '.join(bad)}" if bad else "ok"
+            print(f"[{self.done}/{self.total}] {spec.label} {status}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+def _resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("suite asks for device cuda but torch sees no CUDA GPU")
+    return requested
+
+
+def worker_main(spec_path: str) -> int:
+    """Run one repetition: every task of one arm, each record written atomically as it finishes."""
+    spec = RepetitionSpec(**json.loads(Path(spec_path).read_text(encoding="utf-8")))
+    staging = Path(spec.staging)
+    suite = Suite.model_validate(spec.suite)
+    if spec.arm in suite.debug.crash_arms and suite.debug.crash_mode == "exit":
+        print(f"injected crash of arm {spec.arm} (debug.crash_arms)", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    import torch
+
+    from eitp_bench.energy.monitor import EnergyMonitor
+    from eitp_bench.provenance import provenance
+    from eitp_bench.workloads.tasks import TASKS, TaskContext
+
+    if suite.threads is not None:  # fewer threads than cores: far less jitter on a shared CPU
+        torch.set_num_threads(suite.threads)
+    device = _resolve_device(suite.device)
+    monitor = EnergyMonitor(interval=suite.meters.interval, timeline=suite.meters.timeline)
+    try:
+        if suite.meters.idle_s > 0:
+            write_json_atomic(staging / "phase", "idle")
+            monitor.measure_idle(suite.meters.idle_s)
+        torch.manual_seed(spec.seed)
+        prov = provenance(spec.hardware_profile_id, hardware={"meters": [m.name for m in monitor.meters]})
+        ctx = TaskContext(suite, spec.arm, spec.size, spec.seed, spec.repetition, device, monitor)
+        t_ref = time.monotonic()
+        for task in spec.tasks:
+            write_json_atomic(staging / "phase", task)
+            record = RunRecord(
+                suite=spec.suite_name, suite_config_hash=spec.config_hash, arm=spec.arm, task=task, size=spec.size,
+                seed=spec.seed, repetition=spec.repetition, device=device, config=spec.suite, provenance=prov,
+            )
+            ctx.energy = []
+            first_window = len(monitor.results)
+            try:
+                if spec.arm in suite.debug.crash_arms:
+                    raise RuntimeError(f"injected failure of arm {spec.arm} (debug.crash_arms)")
+                if task not in TASKS:
+                    raise RuntimeError(f"task {task!r} has no implementation in workloads.tasks.TASKS")
+                record.metrics = TASKS[task](ctx)
+                record.energy = list(ctx.energy)
+                if suite.meters.timeline:
+                    for w in monitor.results[first_window:]:
+                        record.timeline.extend(w.timeline_points(t_ref))
+            except Exception:
+                record.status = "failed"
+                record.error = "\n".join(traceback.format_exc().strip().splitlines()[-ERROR_TAIL_LINES:])
+                print(record.error, file=sys.stderr, flush=True)
+            record.finished_at = utc_now()
+            write_json_atomic(staging / f"{task}.json", record.model_dump_json())
+    finally:
+        monitor.close()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        sys.exit(worker_main(sys.argv[2]))
+    print("usage: python -m eitp_bench.runner --worker SPEC.json", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,277 @@
+"""Suites: a validated description of what to run (arms, tasks, sizes, repetitions, data, meters).
+
+`load_suite("smoke")` finds a bundled suite in eitp_bench/suites/; `load_suite("my.yaml")` reads a
+file. Every problem (unknown key, bad value, YAML syntax, missing file) is one `UserError` that
+names the file, the dotted field, the value and what was expected. Nothing runs on a bad suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from eitp_bench.errors import UserError
+
+ARMS = ("baseline", "eitp-paper", "eitp-coded", "eitp-compressed", "baseline-int8")
+TASKS = ("train", "lm", "retrieval", "generate", "compress", "derivation")
+SIZES = ("tiny", "small", "medium")
+CLAIMS = ("inference_speedup", "training_energy", "model_size", "perplexity", "long_range", "theorem3")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetersConfig(_Section):
+    interval: float = Field(0.1, gt=0, description="seconds between power samples")
+    idle_s: float = Field(0.0, ge=0, description="idle baseline measured before each repetition's work")
+    timeline: bool = False
+
+
+class ModelConfig(_Section):
+    pretrained: Optional[str] = None  # a local checkpoint or a cached hub id (never downloaded)
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class DataConfig(_Section):
+    kind: Literal["markov", "text_file", "wikitext2"] = "markov"
+    vocab_size: int = Field(64, ge=8, description="markov only; text uses its tokenizer's vocabulary")
+    order: int = Field(1, ge=1, le=4)
+    concentration: float = Field(0.1, gt=0)
+    block_size: int = Field(64, ge=4)
+    train_tokens: int = Field(200_000, ge=1)
+    val_tokens: int = Field(20_000, ge=1)
+    text_file: Optional[str] = None
+    tokenizer: Literal["byte", "gpt2"] = "byte"
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    seed: int = 1234  # the data is the same for every arm and repetition
+
+    @model_validator(mode="after")
+    def _text_file_given(self):
+        if self.kind == "text_file" and not self.text_file:
+            raise ValueError("data.kind is text_file but data.text_file is not set")
+        return self
+
+
+class TrainConfig(_Section):
+    steps: int = Field(100, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(5e-5, gt=0)  # used by arms whose objective has no lr of its own
+    eval_every: int = Field(25, ge=1)
+    eval_batches: int = Field(8, ge=1, description="validation blocks of batch_size for each evaluation")
+    target_val_loss: Optional[float] = Field(None, gt=0, description="nats; energy-to-quality target")
+    target_excess_nats: Optional[float] = Field(
+        0.5, gt=0, description="markov only: target = entropy rate + this, when target_val_loss is unset"
+    )
+
+
+class GenerateConfig(_Section):
+    new_tokens: int = Field(100, ge=1)
+    prompt_len: int = Field(16, ge=1)
+    batch_sizes: list[int] = Field(default_factory=lambda: [1])
+    modes: list[Literal["sample", "greedy"]] = Field(default_factory=lambda: ["sample", "greedy"])
+    warmups: int = Field(2, ge=0)
+    runs: int = Field(10, ge=1)
+    temperature: float = Field(0.7, gt=0)  # EIT-P's serving settings
+    top_p: float = Field(0.9, gt=0, le=1)
+
+
+class RetrievalConfig(_Section):
+    seq_len: int = Field(64, ge=8)
+    distances: list[int] = Field(default_factory=lambda: [4, 16, 48])
+    n_keys: int = Field(4, ge=1)
+    vocab_size: int = Field(64, ge=16)
+    steps: int = Field(200, ge=1)
+    batch_size: int = Field(16, ge=1)
+    eval_per_distance: int = Field(64, ge=1)
+
+
+class CompressConfig(_Section):
+    calib_batches: int = Field(4, ge=1)
+    eval_blocks: int = Field(64, ge=1, description="validation blocks scored before and after (on CPU)")
+
+
+class DebugConfig(_Section):
+    """Test-only fault injection: makes the named arms' repetitions fail on purpose."""
+
+    crash_arms: list[str] = Field(default_factory=list)
+    crash_mode: Literal["exception", "exit"] = "exception"
+
+
+class Suite(_Section):
+    name: str
+    description: str = ""
+    arms: list[Literal[ARMS]] = Field(min_length=1)  # type: ignore[valid-type]
+    tasks: list[Literal[TASKS]] = Field(min_length=1)  # type: ignore[valid-type]
+    sizes: list[Literal[SIZES]] = Field(default_factory=lambda: ["tiny"])  # type: ignore[valid-type]
+    repetitions: int = Field(5, ge=1)
+    seed: int = 0  # repetition r uses seed + r, for every arm alike
+    seeds: Optional[list[int]] = None  # or explicit seeds, one per repetition
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    timeout_s: float = Field(3600, gt=0, description="per repetition (one process)")
+    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; None = torch's default")
+    meters: MetersConfig = Field(default_factory=MetersConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    compress: CompressConfig = Field(default_factory=CompressConfig)
+    objectives: dict[str, dict[str, Any]] = Field(default_factory=dict)  # arm → coefficient overrides
+    claims: list[Literal[CLAIMS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    thresholds: dict[str, float] = Field(default_factory=dict)  # claim name → threshold override
+    debug: DebugConfig = Field(default_factory=DebugConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.seeds is not None and len(self.seeds) != self.repetitions:
+            raise ValueError(f"seeds has {len(self.seeds)} entries but repetitions is {self.repetitions}")
+        bad_arms = sorted(set(self.objectives) - set(ARMS))
+        if bad_arms:
+            raise ValueError(f"objectives names unknown arms {bad_arms}; known: {list(ARMS)}")
+        unknown = sorted(set(self.thresholds) - set(CLAIMS))
+        if unknown:
+            raise ValueError(f"thresholds names unknown claims {unknown}; known: {list(CLAIMS)}")
+        return self
+
+    def seed_for(self, repetition: int) -> int:
+        return self.seeds[repetition] if self.seeds is not None else self.seed + repetition
+
+
+# ----------------------------------------------------------------------------- loading
+
+SUITES_PACKAGE_DIR = "suites"
+
+
+def bundled_suites() -> list[str]:
+    from importlib.resources import files
+
+    folder = files("eitp_bench") / SUITES_PACKAGE_DIR
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_suite_text(name_or_path: str) -> tuple[str, str]:
+    """(text, label for messages) of a suite file given by path or bundled name."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in name_or_path:
+        if not path.is_file():
+            raise UserError(
+                f"suite file {name_or_path!r} does not exist",
+                fix=f"give a path to a suite YAML file, or a bundled suite name: {', '.join(bundled_suites())}",
+            )
+        return path.read_text(encoding="utf-8"), str(path)
+    from importlib.resources import files
+
+    resource = files("eitp_bench") / SUITES_PACKAGE_DIR / f"{name_or_path}.yaml"
+    if not resource.is_file():
+        raise UserError(
+            f"no suite named {name_or_path!r}",
+            fix=f"use one of {', '.join(bundled_suites())}, or a path to a suite YAML file",
+        )
+    return resource.read_text(encoding="utf-8"), f"{name_or_path} ({resource})"
+
+
+def _parse_yaml(text: str, label: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"suite {label}: YAML syntax error at{where}: {problem}", fix="correct the YAML at that line") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"suite {label}: expected a mapping of settings at the top, got {type(raw).__name__}", fix="write the suite as `key: value` lines")
+    return raw
+
+
+def _field_type(model: type[BaseModel], key: str):
+    """The annotation of `key` in a pydantic model, or None if there is no such field."""
+    field = model.model_fields.get(key)
+    if field is None:
+        return None
+    ann = field.annotation
+    if typing.get_origin(ann) is typing.Union:  # Optional[X] → X
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        ann = args[0] if len(args) == 1 else ann
+    return ann
+
+
+def apply_override(raw: dict[str, Any], assignment: str, label: str = "--set") -> None:
+    """Apply one `dotted.key=value` (value parsed as a YAML scalar/list) to a raw suite dict."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"--set {assignment!r} is not KEY=VALUE", fix="write it like --set train.steps=50")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    parts = key.split(".")
+    model: Any = Suite
+    node = raw
+    for i, part in enumerate(parts):
+        dotted = ".".join(parts[: i + 1])
+        last = i == len(parts) - 1
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            ann = _field_type(model, part)
+            if ann is None:
+                known = ", ".join(sorted(model.model_fields))
+                raise UserError(f"--set {key}: unknown setting {dotted!r}", fix=f"known settings here: {known}")
+        elif typing.get_origin(model) is dict and last:
+            ann = None  # a free-form mapping such as thresholds: any key
+        else:
+            raise UserError(f"--set {key}: {'.'.join(parts[:i])!r} is not a section", fix="set that value directly")
+        if last:
+            node[part] = value
+        else:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node, model = child, ann
+
+
+def _format_validation_error(err: ValidationError, label: str) -> UserError:
+    problems = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            problems.append(f"unknown key {field!r}")
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            problems.append(f"field {field!r} is required")
+        elif e["loc"]:
+            problems.append(f"field {field!r} has value {e.get('input')!r}: {msg}")
+        else:
+            problems.append(msg)
+    more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
+    return UserError(f"suite {label}: {problems[0]}{more}", fix="correct the suite file or the --set value")
+
+
+def load_suite(name_or_path: str, overrides: Optional[list[str]] = None) -> Suite:
+    """A validated Suite from a bundled name or a path, with `--set` overrides applied."""
+    text, label = _read_suite_text(name_or_path)
+    raw = _parse_yaml(text, label)
+    for assignment in overrides or []:
+        apply_override(raw, assignment, label)
+    raw.setdefault("name", Path(name_or_path).stem)
+    try:
+        return Suite.model_validate(raw)
+    except ValidationError as err:
+        raise _format_validation_error(err, label) from None
+
+
+def suite_config_hash(suite: Suite) -> str:
+    """sha256 of the canonical resolved config: identical for equal suites whatever the key order."""
+    canonical = json.dumps(suite.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,126 @@
+"""Autoregressive generation, timed and metered: exactly N new tokens per sequence, KV cache on.
+
+`min_new_tokens == max_new_tokens` so EOS can never cut a run short: every arm generates the
+same number of tokens. Warm-up runs are discarded. One monitor window spans the timed runs of a
+setting, and joules per token = that window's joules / tokens generated in it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from eitp_bench.records import EnergyEntry, Metric
+from eitp_bench.workloads.train import cuda_sync
+
+
+@dataclass
+class GenerationSetting:
+    mode: str  # "sample" (EIT-P's serving settings) or "greedy"
+    batch_size: int
+    new_tokens: int = 100
+    temperature: float = 0.7
+    top_p: float = 0.9
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode}-b{self.batch_size}"
+
+
+def generate_kwargs(model, setting: GenerationSetting) -> dict:
+    pad = model.config.pad_token_id
+    if pad is None:
+        pad = model.config.eos_token_id if model.config.eos_token_id is not None else 0
+    kwargs = dict(
+        max_new_tokens=setting.new_tokens,
+        min_new_tokens=setting.new_tokens,
+        use_cache=True,
+        pad_token_id=pad,
+        do_sample=setting.mode == "sample",
+    )
+    if setting.mode == "sample":
+        kwargs.update(temperature=setting.temperature, top_p=setting.top_p, top_k=0)
+    else:
+        # Neutralise sampling defaults a checkpoint's generation_config may carry.
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+@torch.no_grad()
+def generate_once(model, prompts: torch.Tensor, setting: GenerationSetting) -> torch.Tensor:
+    """The new tokens only, (batch, new_tokens)."""
+    mask = torch.ones_like(prompts)
+    out = model.generate(input_ids=prompts, attention_mask=mask, **generate_kwargs(model, setting))
+    return out[:, prompts.shape[1] :]
+
+
+@dataclass
+class GenerationResult:
+    setting: GenerationSetting
+    latencies: list[float]  # seconds per generate() call, timed runs only
+    tokens: int  # new tokens generated in the timed runs
+    window: Optional[object] = None  # the monitor WindowResult around the timed runs
+
+    @property
+    def window_name(self) -> str:
+        return f"generate@{self.setting.label}"
+
+    def metrics(self, headline: bool = False) -> list[Metric]:
+        lat = np.asarray(self.latencies)
+        total = float(lat.sum())
+        tag = self.setting.label
+        w = self.window_name
+        out = [
+            Metric(name=f"latency_p50_s@{tag}", value=float(np.percentile(lat, 50)), unit="s", window=w),
+            Metric(name=f"latency_p90_s@{tag}", value=float(np.percentile(lat, 90)), unit="s", window=w),
+            Metric(name=f"latency_p99_s@{tag}", value=float(np.percentile(lat, 99)), unit="s", window=w),
+            Metric(name=f"tokens_per_s@{tag}", value=self.tokens / total, unit="tokens/s", window=w),
+        ]
+        if self.window is not None:
+            for kind, attr in (("", "measured_joules"), ("_estimated", "estimated_joules")):
+                joules = getattr(self.window, attr)
+                if joules is not None:
+                    out.append(Metric(name=f"joules_per_token{kind}@{tag}", value=joules / self.tokens, unit="J/token", window=w))
+        if headline:  # EIT-P's own setting (sampling, batch 1) under the plain names the claims read
+            out += [Metric(name=m.name.split("@")[0], value=m.value, unit=m.unit, window=m.window) for m in out]
+        return out
+
+    def energy_entries(self) -> list[EnergyEntry]:
+        return self.window.entries(self.window_name) if self.window is not None else []
+
+
+def benchmark_generation(
+    model,
+    prompts: torch.Tensor,
+    setting: GenerationSetting,
+    *,
+    warmups: int,
+    runs: int,
+    seed: int,
+    device,
+    monitor=None,
+) -> GenerationResult:
+    """Time `runs` generate() calls of `prompts[:batch_size]` after `warmups` discarded ones."""
+    model.to(device).eval()
+    batch = prompts[: setting.batch_size].to(device)
+    if batch.shape[0] != setting.batch_size:
+        raise ValueError(f"need {setting.batch_size} prompts, have {prompts.shape[0]}")
+    torch.manual_seed(seed)  # sampling runs draw the same random numbers in every arm
+    for _ in range(warmups):
+        generate_once(model, batch, setting)
+    latencies: list[float] = []
+    win = monitor.begin(f"generate@{setting.label}") if monitor is not None else None
+    for _ in range(runs):
+        cuda_sync(device)
+        t0 = time.perf_counter()
+        new = generate_once(model, batch, setting)
+        cuda_sync(device)
+        latencies.append(time.perf_counter() - t0)
+        if new.shape[1] != setting.new_tokens:  # never report a shortened run
+            raise RuntimeError(f"generate() returned {new.shape[1]} new tokens, expected {setting.new_tokens}")
+    window = win.end() if win is not None else None
+    return GenerationResult(setting, latencies, runs * setting.batch_size * setting.new_tokens, window)

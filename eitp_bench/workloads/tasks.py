@@ -1,0 +1,336 @@
+"""The task registry: `TASKS[name](ctx) -> list[Metric]`, one RunRecord per task.
+
+One repetition (one process) runs one arm through every task of the suite, in TASK_ORDER. The
+language model is trained once per repetition (`ctx.trained_lm()`) and shared by train, lm,
+generate and compress: every arm gets the same data, steps and seed, so sharing keeps it fair and
+saves retraining. Retrieval trains its own model on the retrieval task (same steps for every arm).
+
+Compression arms are transformations of a trained arm: "eitp-compressed" = compress_eitp on the
+eitp-paper model, "baseline-int8" = int8 dynamic quantisation of the baseline. They run only the
+compress task. Add a task with `@register_task("name")`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from eitp_bench.records import EnergyEntry, Metric
+from eitp_bench.suite import Suite
+from eitp_bench.workloads.data import LMData, RetrievalTask, as_tensors, build_lm_data
+from eitp_bench.workloads.train import TrainResult, evaluate_lm, lm_quality, train
+
+TASK_ORDER = ("train", "lm", "retrieval", "generate", "compress", "derivation")
+COMPRESSION_ARMS = {"eitp-compressed": "eitp-paper", "baseline-int8": "baseline"}  # arm → trained arm
+COMPRESSION_TASKS = ("compress",)
+
+TaskFn = Callable[["TaskContext"], list[Metric]]
+TASKS: dict[str, TaskFn] = {}
+
+
+def register_task(name: str) -> Callable[[TaskFn], TaskFn]:
+    def add(fn: TaskFn) -> TaskFn:
+        TASKS[name] = fn
+        return fn
+
+    return add
+
+
+def tasks_for_arm(arm: str, tasks: list[str]) -> list[str]:
+    """The suite's tasks this arm runs, in TASK_ORDER (compression arms: compress only)."""
+    allowed = COMPRESSION_TASKS if arm in COMPRESSION_ARMS else TASK_ORDER
+    return [t for t in TASK_ORDER if t in tasks and t in allowed]
+
+
+def trained_arm(arm: str) -> str:
+    """The objective an arm trains with (a compression arm trains as its base arm)."""
+    return COMPRESSION_ARMS.get(arm, arm)
+
+
+@dataclass
+class TaskContext:
+    """What a task sees: its arm, the suite, device, monitor, and shared per-repetition state."""
+
+    suite: Suite
+    arm: str
+    size: str
+    seed: int
+    repetition: int
+    device: str
+    monitor: Any = None
+    energy: list[EnergyEntry] = field(default_factory=list)  # the current task's entries
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    # -- shared pieces ---------------------------------------------------------------------
+    def lm_data(self) -> LMData:
+        if "lm_data" not in self.cache:
+            self.cache["lm_data"] = build_lm_data(self.suite.data, self.suite.data.seed)
+        return self.cache["lm_data"]
+
+    @property
+    def n_positions(self) -> int:
+        s = self.suite
+        return max(s.data.block_size, s.retrieval.seq_len, s.generate.prompt_len + s.generate.new_tokens)
+
+    def build_model(self, vocab_size: int):
+        from eitp_bench.workloads.models import build_model
+
+        m = self.suite.model
+        return build_model(
+            self.size,
+            vocab_size=vocab_size,
+            n_positions=self.n_positions,
+            seed=self.seed,
+            pretrained=m.pretrained,
+            attn_implementation=m.attn_implementation,
+            dropout=m.dropout,
+        )
+
+    def objective(self):
+        from eitp_bench.workloads.objectives import make_objective
+
+        arm = trained_arm(self.arm)
+        return make_objective(arm, self.suite.objectives.get(arm))
+
+    def lr_for(self, objective) -> float:
+        return objective.default_lr if objective.default_lr is not None else self.suite.train.lr
+
+    def target_val_loss(self) -> Optional[float]:
+        t = self.suite.train
+        if t.target_val_loss is not None:
+            return t.target_val_loss
+        data = self.lm_data()
+        if data.entropy_rate_nats is not None and t.target_excess_nats is not None:
+            return data.entropy_rate_nats + t.target_excess_nats
+        return None
+
+    def trained_lm(self) -> tuple[Any, TrainResult]:
+        """The arm's language model trained on the suite's data, once per repetition."""
+        if "trained_lm" not in self.cache:
+            data, t = self.lm_data(), self.suite.train
+            model = self.build_model(data.vocab_size)
+            objective = self.objective()
+            gen = data.train_batches(t.batch_size, seed=self.seed)
+            batches = (as_tensors(b, self.device) for b in gen)
+            eval_blocks = data.val_blocks(t.eval_batches * t.batch_size)
+            result = train(
+                model,
+                objective,
+                batches,
+                steps=t.steps,
+                lr=self.lr_for(objective),
+                device=self.device,
+                evaluate=lambda m: evaluate_lm(m, eval_blocks, batch_size=t.batch_size, device=self.device),
+                eval_every=t.eval_every,
+                tokens_per_step=t.batch_size * data.block_size,
+                steps_per_epoch=max(1.0, len(data.train) / (t.batch_size * data.block_size)),
+                monitor=self.monitor,
+                target_val_loss=self.target_val_loss(),
+                window="train",
+            )
+            self.cache["trained_lm"] = (model, result)
+        return self.cache["trained_lm"]
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+@register_task("train")
+def train_task(ctx: TaskContext) -> list[Metric]:
+    """Training cost and speed: step time, joules per step, time and joules to the target loss."""
+    model, result = ctx.trained_lm()
+    ctx.energy.extend(result.energy_entries("train"))
+    from eitp_bench.workloads.models import count_parameters
+
+    return result.metrics() + [Metric(name="parameters", value=count_parameters(model), unit="1")]
+
+
+def _perplexity_metrics(loss: float, acc: float, data: LMData, suffix: str = "") -> list[Metric]:
+    out = [
+        Metric(name=f"val_loss{suffix}", value=loss, unit="nats/token"),
+        Metric(name=f"val_ppl{suffix}", value=math.exp(loss), unit="1"),
+        Metric(name=f"val_accuracy{suffix}", value=acc, unit="1"),
+    ]
+    if data.optimal_perplexity is not None:
+        # The source's entropy rate bounds every model: report how far above it the arm is.
+        out += [
+            Metric(name="optimal_ppl", value=data.optimal_perplexity, unit="1"),
+            Metric(name=f"ppl_ratio_to_optimal{suffix}", value=math.exp(loss) / data.optimal_perplexity, unit="1"),
+        ]
+    return out
+
+
+@register_task("lm")
+def lm_task(ctx: TaskContext) -> list[Metric]:
+    """Validation perplexity of the trained model on the whole validation split."""
+    model, _ = ctx.trained_lm()
+    data = ctx.lm_data()
+    with ctx.monitor.window("lm-eval") if ctx.monitor else _null() as w:
+        loss, acc = lm_quality(model, data.val_blocks(), batch_size=ctx.suite.train.batch_size, device=ctx.device)
+    if ctx.monitor:
+        ctx.energy.extend(w.result.entries())
+    return _perplexity_metrics(loss, acc, data)
+
+
+@register_task("retrieval")
+def retrieval_task(ctx: TaskContext) -> list[Metric]:
+    """Key→value retrieval accuracy by distance, after training on the retrieval task."""
+    r = ctx.suite.retrieval
+    vocab = ctx.lm_data().vocab_size if ctx.suite.model.pretrained else r.vocab_size
+    task = RetrievalTask(vocab, r.seq_len, r.distances, n_keys=r.n_keys, seed=ctx.suite.data.seed)
+    model = ctx.build_model(vocab)
+    objective = ctx.objective()
+    gen = task.train_batches(r.batch_size, seed=ctx.seed)
+
+    def batches():
+        for b in gen:
+            yield (torch.as_tensor(b.input_ids, device=ctx.device), torch.as_tensor(b.labels, device=ctx.device))
+
+    eval_set = list(task.eval_batches(r.eval_per_distance))
+    result = train(
+        model,
+        objective,
+        batches(),
+        steps=r.steps,
+        lr=ctx.lr_for(objective),
+        device=ctx.device,
+        evaluate=lambda m: _retrieval_loss(m, eval_set, ctx.device),
+        eval_every=r.steps,  # one evaluation at the end
+        tokens_per_step=r.batch_size * r.seq_len,
+        steps_per_epoch=float(r.steps),
+        monitor=ctx.monitor,
+        window="retrieval-train",
+    )
+    ctx.energy.extend(result.energy_entries("retrieval-train"))
+    accuracy = retrieval_accuracy(model, eval_set, ctx.device)
+    out = [Metric(name=f"retrieval_acc@{d}", value=a, unit="1") for d, a in sorted(accuracy.items())]
+    out.append(Metric(name="retrieval_acc", value=float(np.mean(list(accuracy.values()))), unit="1"))
+    # "Long range" = distances in the second half of the context (GPT-2 cannot see 8k tokens).
+    long = [a for d, a in accuracy.items() if d >= r.seq_len // 2]
+    if long:
+        out.append(Metric(name="retrieval_acc_long", value=float(np.mean(long)), unit="1"))
+    out.append(Metric(name="retrieval_final_loss", value=result.final_val_loss, unit="nats"))
+    out.append(Metric(name="retrieval_chance", value=1.0 / task.n_symbols, unit="1"))
+    return out
+
+
+@torch.no_grad()
+def _answer_logits(model, batch, device) -> torch.Tensor:
+    model.eval()
+    ids = torch.as_tensor(batch.input_ids, device=device)
+    return model(input_ids=ids).logits[:, -2].float()  # the prediction made at the query key
+
+
+def _retrieval_loss(model, eval_set, device) -> float:
+    total, n = 0.0, 0
+    for b in eval_set:
+        logits = _answer_logits(model, b, device)
+        answers = torch.as_tensor(b.answers, device=device)
+        total += float(torch.nn.functional.cross_entropy(logits, answers, reduction="sum"))
+        n += len(b.answers)
+    model.train()
+    return total / n
+
+
+def retrieval_accuracy(model, eval_set, device) -> dict[int, float]:
+    hits: dict[int, list[bool]] = {}
+    for b in eval_set:
+        pred = _answer_logits(model, b, device).argmax(-1).cpu().numpy()
+        for d, ok in zip(b.distances, pred == b.answers):
+            hits.setdefault(int(d), []).append(bool(ok))
+    model.train()
+    return {d: float(np.mean(v)) for d, v in hits.items()}
+
+
+@register_task("generate")
+def generate_task(ctx: TaskContext) -> list[Metric]:
+    """Generation speed and joules per token of the trained model, per mode and batch size."""
+    from eitp_bench.workloads.generate import GenerationSetting, benchmark_generation
+
+    g = ctx.suite.generate
+    model, _ = ctx.trained_lm()
+    data = ctx.lm_data()
+    n_prompts = max(g.batch_sizes)
+    blocks = data.val_blocks()
+    if len(blocks) < n_prompts or data.block_size < g.prompt_len:
+        raise ValueError(f"need {n_prompts} validation blocks of ≥{g.prompt_len} tokens for prompts")
+    prompts = torch.as_tensor(blocks[:n_prompts, : g.prompt_len], dtype=torch.long)
+    out: list[Metric] = []
+    for mode in g.modes:
+        for bs in g.batch_sizes:
+            setting = GenerationSetting(mode, bs, g.new_tokens, g.temperature, g.top_p)
+            res = benchmark_generation(
+                model, prompts, setting, warmups=g.warmups, runs=g.runs, seed=ctx.seed, device=ctx.device, monitor=ctx.monitor
+            )
+            out += res.metrics(headline=(mode == "sample" and bs == 1))
+            ctx.energy.extend(res.energy_entries())
+    out.append(Metric(name="new_tokens", value=g.new_tokens, unit="tokens"))
+    return out
+
+
+@register_task("compress")
+def compress_task(ctx: TaskContext) -> list[Metric]:
+    """Serialized size and quality after the arm's compression (none for plain arms), on CPU."""
+    from eitp_bench.workloads import compress
+
+    model, _ = ctx.trained_lm()
+    data, t = ctx.lm_data(), ctx.suite.train
+    # int8 dynamic quantisation runs on CPU: measure every arm there, on a copy (later tasks keep theirs).
+    model = copy.deepcopy(model).to("cpu").eval()
+    blocks = data.val_blocks(ctx.suite.compress.eval_blocks)
+    loss_before, acc_before = lm_quality(model, blocks, batch_size=t.batch_size, device="cpu")
+    bytes_before = compress.serialized_bytes(model)
+    if ctx.arm in COMPRESSION_ARMS:
+        with ctx.monitor.window("compress") if ctx.monitor else _null() as w:
+            if ctx.arm == "baseline-int8":
+                model = compress.quantize_int8_dynamic(model)
+            else:
+                calib = [torch.as_tensor(b) for b in _calibration_batches(data, ctx)]
+                model = compress.compress_eitp(model, calib_batches=calib, seed=ctx.seed)
+        if ctx.monitor:
+            ctx.energy.extend(w.result.entries())
+    loss, acc = lm_quality(model, blocks, batch_size=t.batch_size, device="cpu")
+    size = compress.serialized_bytes(model)
+    out = _perplexity_metrics(loss, acc, data)
+    out += [
+        Metric(name="model_bytes", value=size, unit="B"),
+        Metric(name="model_bytes_uncompressed", value=bytes_before, unit="B"),
+        Metric(name="compression_ratio", value=bytes_before / size, unit="1"),
+        Metric(name="val_loss_uncompressed", value=loss_before, unit="nats/token"),
+        Metric(name="val_ppl_uncompressed", value=math.exp(loss_before), unit="1"),
+        Metric(name="val_accuracy_uncompressed", value=acc_before, unit="1"),
+        # Relative quality lost by compressing this arm's own model (the paper's "≤ 3 %").
+        Metric(name="accuracy_drop", value=(acc_before - acc) / acc_before if acc_before else 0.0, unit="1"),
+        Metric(name="ppl_increase", value=math.exp(loss) / math.exp(loss_before) - 1.0, unit="1"),
+    ]
+    return out
+
+
+@register_task("derivation")
+def derivation_task(ctx: TaskContext) -> list[Metric]:
+    """Landauer bound vs measured joules of the trained model (workloads/theory_tasks.py)."""
+    from eitp_bench.workloads.theory_tasks import derivation_task as run_derivation
+
+    return run_derivation(ctx)
+
+
+def _calibration_batches(data: LMData, ctx: TaskContext) -> list[np.ndarray]:
+    gen = data.train_batches(ctx.suite.train.batch_size, seed=ctx.seed + 10_000)
+    return [next(gen) for _ in range(ctx.suite.compress.calib_batches)]
+
+
+class _null:
+    """A stand-in for a monitor window when there is no monitor."""
+
+    result = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

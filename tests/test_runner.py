@@ -1,0 +1,185 @@
+"""The runner: plan and interleaving, one process per repetition, failures, Ctrl-C, end to end."""
+
+import _thread
+import json
+import os
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from eitp_bench.cli import main
+from eitp_bench.records import RunRecord
+from eitp_bench.runner import Runner, plan, worker_main, write_json_atomic
+from eitp_bench.suite import load_suite
+
+FAST = [
+    "train.steps=2", "train.eval_every=2", "train.eval_batches=1", "data.train_tokens=3000", "data.val_tokens=512",
+    "retrieval.steps=2", "retrieval.eval_per_distance=4", "generate.new_tokens=4", "generate.runs=1",
+    "generate.warmups=0", "generate.batch_sizes=[1]", "compress.calib_batches=1", "compress.eval_blocks=4",
+]
+
+
+def records_in(folder: Path) -> list[RunRecord]:
+    return [RunRecord.model_validate_json(p.read_text()) for p in sorted(folder.glob("*.json")) if p.name != "suite.json"]
+
+
+def test_plan_interleaves_arms_with_shared_seeds():
+    suite = load_suite("smoke", ["repetitions=3", "seed=10"])
+    specs = plan(suite)
+    arms = list(suite.arms)
+    assert [s.arm for s in specs] == arms * 3  # A B C … A B C …
+    for rep in range(3):
+        rnd = specs[rep * len(arms) : (rep + 1) * len(arms)]
+        assert {s.seed for s in rnd} == {10 + rep} and {s.repetition for s in rnd} == {rep}
+    by_arm = {s.arm: s.tasks for s in specs}
+    assert by_arm["baseline"] == ["train", "lm", "retrieval", "generate", "compress"]
+    assert by_arm["baseline-int8"] == by_arm["eitp-compressed"] == ["compress"]
+
+
+def test_atomic_write_leaves_only_the_final_file(tmp_path):
+    target = tmp_path / "sub" / "r.json"
+    write_json_atomic(target, '{"a": 1}')
+    write_json_atomic(target, '{"a": 2}')
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert [p.name for p in target.parent.iterdir()] == ["r.json"]
+
+
+# ----------------------------------------------------------------------------- a fake worker
+
+FAKE_WORKER = '''
+import json, os, sys, time
+from pathlib import Path
+from eitp_bench.records import Provenance, RunRecord
+spec = json.loads(Path(sys.argv[-1]).read_text())
+staging = Path(spec["staging"])
+if spec["arm"] == "eitp-coded":  # hangs until killed
+    (Path(os.environ["FAKE_PID_DIR"]) / "pid").write_text(str(os.getpid()))
+    time.sleep(120)
+for task in spec["tasks"]:
+    rec = RunRecord(suite=spec["suite_name"], suite_config_hash=spec["config_hash"], arm=spec["arm"], task=task,
+                    size=spec["size"], seed=spec["seed"], repetition=spec["repetition"],
+                    provenance=Provenance(eitp_bench_version="0", python="3", platform="fake"))
+    (staging / f"{task}.json").write_text(rec.model_dump_json())
+'''
+
+
+@pytest.fixture
+def fake_python(tmp_path, monkeypatch):
+    script = tmp_path / "fake_worker.py"
+    script.write_text(FAKE_WORKER)
+    wrapper = tmp_path / "fake-python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("FAKE_PID_DIR", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(wrapper))  # the runner launches workers with this
+    return tmp_path
+
+
+def suite_file(tmp_path, body):
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_ctrl_c_kills_the_worker_and_keeps_finished_repetitions(fake_python, tmp_path, capsys):
+    path = suite_file(tmp_path, "name: s\narms: [baseline, eitp-coded]\ntasks: [train]\nrepetitions: 2\n")
+    out = tmp_path / "out"
+
+    def interrupt_when_hanging():
+        deadline = time.time() + 30
+        while not (tmp_path / "pid").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_when_hanging, daemon=True).start()
+    assert main(["run", str(path), "--out", str(out)]) == 130
+    assert "1 of 4 repetitions finished" in capsys.readouterr().err
+    [rec] = records_in(out)
+    assert (rec.arm, rec.status) == ("baseline", "ok")
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):  # the hanging worker is gone …
+        os.kill(pid, 0)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # … and so is its staging folder
+
+
+def test_timeout_is_recorded_as_failed_and_the_suite_goes_on(fake_python, tmp_path, capsys):
+    path = suite_file(tmp_path, "name: s\narms: [eitp-coded, baseline]\ntasks: [train, lm]\nrepetitions: 1\ntimeout_s: 1\n")
+    out = tmp_path / "out"
+    seen = []
+    summary = Runner(load_suite(str(path)), out, on_record=[seen.append], progress=False).run()
+    recs = {(r.arm, r.task): r for r in records_in(out)}
+    assert {k: r.status for k, r in recs.items()} == {
+        ("eitp-coded", "train"): "failed", ("eitp-coded", "lm"): "failed",
+        ("baseline", "train"): "ok", ("baseline", "lm"): "ok",
+    }
+    assert "timed out after 1 s" in recs[("eitp-coded", "train")].error
+    assert len(seen) == 4 and summary.finished == 2 and len(summary.failed) == 2
+
+
+# ----------------------------------------------------------------------------- real workers
+
+
+def test_exception_in_a_task_becomes_a_failed_record(tmp_path):
+    suite = load_suite("smoke", FAST + ["arms=[baseline]", "tasks=[train, lm]", "debug.crash_arms=[baseline]"])
+    [spec] = plan(suite)[:1]
+    spec.staging = str(tmp_path)
+    spec_path = tmp_path / "spec.json"
+    from dataclasses import asdict
+
+    spec_path.write_text(json.dumps(asdict(spec)))
+    assert worker_main(str(spec_path)) == 0
+    for task in ("train", "lm"):
+        rec = RunRecord.model_validate_json((tmp_path / f"{task}.json").read_text())
+        assert rec.status == "failed" and "injected failure of arm baseline" in rec.error
+        assert rec.finished_at is not None and rec.provenance.eitp_bench_version
+
+
+def test_crashing_process_is_recorded_as_failed_and_others_finish(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run", "smoke", "--out", str(out), "--set", "arms=[eitp-coded, baseline]", "--set", "tasks=[train]",
+                 "--set", "repetitions=1", "--set", "debug.crash_arms=[eitp-coded]", "--set", "debug.crash_mode=exit",
+                 *sum((["--set", s] for s in FAST), [])])
+    assert code == 1
+    recs = {r.arm: r for r in records_in(out)}
+    assert recs["eitp-coded"].status == "failed"
+    assert "worker exited with code 3" in recs["eitp-coded"].error and "injected crash" in recs["eitp-coded"].error
+    assert recs["baseline"].status == "ok" and recs["baseline"].metric("step_s") > 0
+    assert (out / "logs" / "tiny-r000-eitp-coded.log").exists()
+    assert "failed: eitp-coded/train" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_smoke_end_to_end(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run", "smoke", "--out", str(out), "--set", "repetitions=1", *sum((["--set", s] for s in FAST), [])])
+    assert code == 0, capsys.readouterr().err
+    recs = records_in(out)
+    assert all(r.status == "ok" for r in recs)
+    got = {(r.arm, r.task) for r in recs}
+    full = {(a, t) for a in ("baseline", "eitp-paper", "eitp-coded") for t in ("train", "lm", "retrieval", "generate", "compress")}
+    assert got == full | {("eitp-compressed", "compress"), ("baseline-int8", "compress")}
+    suite_hash = json.loads((out / "suite.json").read_text())["config_hash"]
+    assert {r.suite_config_hash for r in recs} == {suite_hash} and {r.seed for r in recs} == {0}
+    by = {(r.arm, r.task): r for r in recs}
+    assert by[("baseline", "generate")].metric("tokens_per_s") > 0
+    assert by[("baseline-int8", "compress")].metric("compression_ratio") > 1.5  # int8 really shrank it
+    assert by[("baseline", "compress")].metric("compression_ratio") == 1.0
+    assert by[("eitp-coded", "train")].metric("forward_passes_per_step") == 3
+    assert by[("baseline", "lm")].metric("optimal_ppl") > 1
+    assert any(e.window == "train" for e in by[("baseline", "train")].energy)
+    assert str(out) in capsys.readouterr().out
+
+
+def test_provenance_names_versions_and_survives_outside_git(tmp_path):
+    from eitp_bench import __version__
+    from eitp_bench.provenance import git_commit, provenance
+
+    prov = provenance(hardware_profile_id="h100-test")
+    assert prov.eitp_bench_version == __version__ and prov.hardware_profile_id == "h100-test"
+    assert prov.python.count(".") == 2 and prov.torch and prov.transformers and prov.platform
+    assert git_commit(tmp_path) is None  # not a checkout: no error, no commit

@@ -1,0 +1,179 @@
+"""The training loop and generation on the tiny model: real steps, exact token counts, joules wiring."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from eitp_bench.energy.base import Channel, DomainEnergy, Meter
+from eitp_bench.energy.monitor import EnergyMonitor
+from eitp_bench.workloads.data import LMData, MarkovCorpus, as_tensors
+from eitp_bench.workloads.generate import GenerationSetting, benchmark_generation, generate_once
+from eitp_bench.workloads.models import build_model
+from eitp_bench.workloads.objectives import make_objective
+from eitp_bench.workloads.train import evaluate_lm, merge_windows, train
+
+torch.set_num_threads(1)  # the machine is shared; tiny models gain nothing from more
+
+
+class ConstantPowerMeter(Meter):
+    """A fake *measured* meter: exactly `watts` × elapsed seconds, as a counter would give."""
+
+    name = "fake"
+
+    def __init__(self, watts=10.0):
+        self.watts = watts
+
+    def channels(self):
+        return [Channel("fake", "cpu:0", "package")]
+
+    def mark(self):
+        return time.monotonic()
+
+    def energy_between(self, begin, end):
+        return [DomainEnergy("fake", "cpu:0", "package", self.watts * (end - begin), "counter", end - begin)]
+
+
+def tiny_data(vocab=16, block=16):
+    corpus = MarkovCorpus(vocab, seed=0, concentration=0.05)
+    return LMData(corpus.sample(20_000, 1), corpus.sample(2_048, 2), vocab, block, corpus.optimal_perplexity, corpus.entropy_rate_nats)
+
+
+def run_train(data, steps, monitor=None, target=None, lr=3e-3, arm="baseline"):
+    model = build_model("tiny", vocab_size=data.vocab_size, n_positions=data.block_size, seed=0)
+    blocks = data.val_blocks(32)
+    batches = (as_tensors(b, "cpu") for b in data.train_batches(8, seed=0))
+    result = train(
+        model, make_objective(arm), batches, steps=steps, lr=lr, device="cpu",
+        evaluate=lambda m: evaluate_lm(m, blocks, batch_size=16, device="cpu"), eval_every=max(1, steps // 2),
+        tokens_per_step=8 * data.block_size, steps_per_epoch=100.0, monitor=monitor, target_val_loss=target,
+    )
+    return model, result
+
+
+def test_training_lowers_validation_loss_towards_the_source_entropy():
+    data = tiny_data()
+    model = build_model("tiny", vocab_size=16, n_positions=16, seed=0)
+    before = evaluate_lm(model, data.val_blocks(32), batch_size=16, device="cpu")
+    _, result = run_train(data, steps=40)
+    assert len(result.step_times) == 40 and [e.step for e in result.evals] == [20, 40]
+    assert result.final_val_loss < before - 0.3  # it learned something real
+    assert result.final_val_loss > data.entropy_rate_nats - 0.05  # and cannot beat the source
+    names = {m.name for m in result.metrics()}
+    assert {"step_s", "train_tokens_per_s", "final_val_ppl", "loss_component:task"} <= names
+    assert "train_joules" not in names  # no monitor, no joules
+
+
+def test_training_is_seeded():
+    data = tiny_data()
+    _, a = run_train(data, steps=4)
+    _, b = run_train(data, steps=4)
+    assert a.final_val_loss == b.final_val_loss
+
+
+def test_measured_joules_and_energy_to_target():
+    data = tiny_data()
+    monitor = EnergyMonitor(meters=[ConstantPowerMeter(10.0)])
+    _, result = run_train(data, steps=6, monitor=monitor, target=100.0)  # reached at the first eval
+    m = {x.name: x.value for x in result.metrics()}
+    window_s = sum(w.duration_s for w in result.windows)
+    assert len(result.windows) == 2
+    # The meter's marks sit just inside each window's edges: joules = 10 W × (marked time) ≤ 10 W × window.
+    assert m["train_joules"] == pytest.approx(10.0 * window_s, rel=1e-2)
+    assert m["train_joules"] <= 10.0 * window_s
+    assert m["train_joules"] >= 10.0 * m["train_s"] * 0.999  # windows hold every timed step
+    assert m["train_joules_per_step"] == pytest.approx(m["train_joules"] / 6)
+    assert m["target_reached"] == 1.0 and m["steps_to_target"] == 3
+    assert m["joules_to_target"] == pytest.approx(10.0 * result.windows[0].duration_s, rel=1e-2)
+    assert m["joules_to_target"] == pytest.approx(result.windows[0].measured_joules)
+    assert "train_joules_estimated" not in m
+    [entry] = result.energy_entries("train")
+    assert entry.window == "train" and entry.method == "counter" and entry.joules == pytest.approx(m["train_joules"])
+
+
+def test_unreached_target_is_flagged_not_invented():
+    _, result = run_train(tiny_data(), steps=2, target=1e-6)
+    m = {x.name: x.value for x in result.metrics()}
+    assert m["target_reached"] == 0.0
+    assert "time_to_target_s" not in m and "joules_to_target" not in m
+
+
+def test_merge_windows_sums_and_keeps_invalid_segments_invalid():
+    class R:
+        def __init__(self, energy):
+            self.energy = energy
+
+    ok = DomainEnergy("m", "gpu:0", "gpu", 2.0, "counter", 1.0, samples=3, max_gap_s=0.1)
+    ok2 = DomainEnergy("m", "gpu:0", "gpu", 3.0, "counter", 2.0, samples=4, max_gap_s=0.3)
+    [e] = merge_windows([R([ok]), R([ok2])], "train")
+    assert (e.joules, e.duration_s, e.samples, e.max_gap_s) == (5.0, 3.0, 7, 0.3)
+    bad = DomainEnergy("m", "gpu:0", "gpu", None, "counter", 1.0, flags=["counter wrapped"])
+    [e] = merge_windows([R([ok]), R([bad])], "train")
+    assert e.joules is None and e.flags == ["counter wrapped"]
+
+
+def test_eitp_arm_trains_through_the_same_loop():
+    _, result = run_train(tiny_data(), steps=2, arm="eitp-coded", lr=1e-3)
+    assert math.isfinite(result.final_val_loss)
+    assert result.forward_passes_per_step == 3
+    assert len(result.components) > 2  # every loss term is reported
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def eos_loving_model(vocab=32):
+    """A tiny model whose every step prefers EOS: generation would stop at once if allowed."""
+    model = build_model("tiny", vocab_size=vocab, n_positions=64, seed=0).eval()
+    eos = model.config.eos_token_id
+
+    def push_eos(module, inputs, output):
+        output[..., eos] += 1e4
+        return output
+
+    model.lm_head.register_forward_hook(push_eos)
+    return model, eos
+
+
+@pytest.mark.parametrize("mode", ["greedy", "sample"])
+def test_generation_produces_exactly_n_new_tokens_even_when_eos_wins(mode):
+    model, eos = eos_loving_model()
+    prompts = torch.randint(0, 31, (2, 5), generator=torch.Generator().manual_seed(0))
+    # Control: without the min_new_tokens guard, generation stops right after EOS.
+    plain = model.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=12,
+                           pad_token_id=eos, do_sample=False)
+    assert plain.shape[1] - 5 < 12
+    new = generate_once(model, prompts, GenerationSetting(mode, 2, new_tokens=12))
+    assert new.shape == (2, 12)
+    assert (new != eos).all()  # EOS was suppressed, not merely padded over
+
+
+def test_benchmark_generation_counts_tokens_and_joules_per_token():
+    model = build_model("tiny", vocab_size=32, n_positions=64, seed=0)
+    prompts = torch.randint(0, 32, (4, 6), generator=torch.Generator().manual_seed(1))
+    monitor = EnergyMonitor(meters=[ConstantPowerMeter(5.0)])
+    res = benchmark_generation(model, prompts, GenerationSetting("sample", 4, new_tokens=10),
+                               warmups=1, runs=3, seed=0, device="cpu", monitor=monitor)
+    assert len(res.latencies) == 3 and res.tokens == 3 * 4 * 10
+    m = {x.name: x.value for x in res.metrics(headline=True)}
+    assert m["tokens_per_s@sample-b4"] == pytest.approx(120 / sum(res.latencies))
+    assert m["joules_per_token@sample-b4"] == pytest.approx(res.window.measured_joules / 120)
+    assert m["joules_per_token@sample-b4"] == pytest.approx(5.0 * res.window.duration_s / 120, rel=1e-2)
+    assert m["tokens_per_s"] == m["tokens_per_s@sample-b4"]  # headline alias
+    assert m["latency_p50_s@sample-b4"] <= m["latency_p99_s@sample-b4"]
+    [entry] = res.energy_entries()
+    assert entry.window == "generate@sample-b4"
+
+
+def test_sampling_is_reproducible_across_arms_by_seed():
+    model = build_model("tiny", vocab_size=32, n_positions=64, seed=0).eval()
+    prompts = torch.randint(0, 32, (1, 4), generator=torch.Generator().manual_seed(2))
+    setting = GenerationSetting("sample", 1, new_tokens=8)
+    torch.manual_seed(5)
+    a = generate_once(model, prompts, setting)
+    torch.manual_seed(5)
+    b = generate_once(model, prompts, setting)
+    assert torch.equal(a, b)
+    assert np.unique(a.numpy()).size > 1
