@@ -231,6 +231,23 @@ class Runner:
         return self._provenance
 
 
+def _hardware() -> dict:
+    """The matched hardware profiles of this machine, its stable profile id, and the CPU's TDP
+    (for the estimate meter, used only when no sensor reads)."""
+    from eitp_bench.hardware import describe
+    from eitp_bench.hardware.profiles import load_profiles
+
+    hw = describe()
+    tdp = next((p.tdp_w for p in load_profiles() if p.name == hw["cpu_profile"]), None)
+    return {
+        "profile_id": hw["profile_id"],
+        "alias": hw["alias"],
+        "gpu_profiles": hw["gpu_profiles"],
+        "cpu_profile": hw["cpu_profile"],
+        "cpu_tdp_w": tdp,
+    }
+
+
 def _stop(proc: subprocess.Popen) -> None:
     """Terminate a worker, then kill it if it does not go within 5 s."""
     if proc.poll() is None:
@@ -337,13 +354,15 @@ def worker_main(spec_path: str) -> int:
     if suite.threads is not None:  # fewer threads than cores: far less jitter on a shared CPU
         torch.set_num_threads(suite.threads)
     device = _resolve_device(suite.device)
-    monitor = EnergyMonitor(interval=suite.meters.interval, timeline=suite.meters.timeline)
+    hw = _hardware()
+    monitor = EnergyMonitor(interval=suite.meters.interval, timeline=suite.meters.timeline, tdp_w=hw.pop("cpu_tdp_w"))
     try:
         if suite.meters.idle_s > 0:
             write_json_atomic(staging / "phase", "idle")
             monitor.measure_idle(suite.meters.idle_s)
         torch.manual_seed(spec.seed)
-        prov = provenance(spec.hardware_profile_id, hardware={"meters": [m.name for m in monitor.meters]})
+        prov = provenance(spec.hardware_profile_id or hw.pop("profile_id"),
+                          hardware={"meters": [m.name for m in monitor.meters], **hw})
         ctx = TaskContext(suite, spec.arm, spec.size, spec.seed, spec.repetition, device, monitor)
         t_ref = time.monotonic()
         for task in spec.tasks:

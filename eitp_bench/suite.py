@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from eitp_bench.errors import UserError
 
 ARMS = ("baseline", "eitp-paper", "eitp-coded", "eitp-compressed", "baseline-int8")
-TASKS = ("train", "lm", "retrieval", "generate", "compress", "derivation")
+TASKS = ("train", "lm", "retrieval", "generate", "compress", "theory", "derivation")
 SIZES = ("tiny", "small", "medium")
 CLAIMS = ("inference_speedup", "training_energy", "model_size", "perplexity", "long_range", "theorem3")
 
@@ -98,6 +98,14 @@ class CompressConfig(_Section):
     eval_blocks: int = Field(64, ge=1, description="validation blocks scored before and after (on CPU)")
 
 
+class TheoryConfig(_Section):
+    """Physical floors (theory and derivation tasks)."""
+
+    temperature_k: float = Field(300.0, gt=0, description="heat-sink temperature in kelvin (Landauer)")
+    seq_lens: Optional[list[int]] = None  # derivation prefix lengths; default 8..64 below n_positions
+    repeats: int = Field(3, ge=1)
+
+
 class DebugConfig(_Section):
     """Test-only fault injection: makes the named arms' repetitions fail on purpose."""
 
@@ -124,6 +132,7 @@ class Suite(_Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
+    theory: TheoryConfig = Field(default_factory=TheoryConfig)
     objectives: dict[str, dict[str, Any]] = Field(default_factory=dict)  # arm → coefficient overrides
     claims: list[Literal[CLAIMS]] = Field(default_factory=list)  # type: ignore[valid-type]
     thresholds: dict[str, float] = Field(default_factory=dict)  # claim name → threshold override

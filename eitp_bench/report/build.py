@@ -60,10 +60,14 @@ def _for_suite(frames: Frames, suite: Optional[str]) -> Frames:
     if suite not in set(frames.runs["suite"]):
         known = ", ".join(sorted(set(frames.runs["suite"]))[:10])
         raise UserError(f"no runs of suite {suite!r} in {frames.source}", fix=f"use one of: {known}")
-    ids = set(frames.runs.loc[frames.runs["suite"] == suite, "run_id"])
+    return only_runs(frames, set(frames.runs.loc[frames.runs["suite"] == suite, "run_id"]))
+
+
+def only_runs(frames: Frames, run_ids: set) -> Frames:
+    """The frames restricted to these runs."""
 
     def keep(df):
-        return df if df is None or len(df) == 0 else df[df["run_id"].isin(ids)]
+        return df if df is None or len(df) == 0 else df[df["run_id"].isin(run_ids)]
 
     return Frames(keep(frames.runs), keep(frames.metrics), keep(frames.energy), keep(frames.timeline),
                   keep(frames.provenance), frames.source)
@@ -340,5 +344,5 @@ def _warnings(frames: Frames) -> dict:
         stats = g.agg(["count", "mean", "std"]).reset_index()
         stats["cv"] = stats["std"] / stats["mean"].abs()
         high = stats[(stats["count"] >= 2) & (stats["cv"] > HIGH_CV)]
-        out["high_cv"] = high.to_dict("records")
+        out["high_cv"] = high.sort_values("cv", ascending=False).to_dict("records")
     return out

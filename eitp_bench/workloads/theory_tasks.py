@@ -32,6 +32,20 @@ def temperature_k(ctx) -> float:
     return check_temperature(DEFAULT_TEMPERATURE_K if t is None else t)
 
 
+def _parameter_code_entropy(model) -> tuple[int, float]:
+    """(N parameters, Miller–Madow H(θ) in bits per parameter over their real storage codes)."""
+    from eitp_bench.theory import param_entropy
+
+    h = param_entropy.code_entropy(list(model.parameters()), param_entropy.storage_of(model))
+    return h["parameters"], h["miller_madow_bits_per_param"]
+
+
+def e_min_metric(model, ctx) -> Metric:
+    """EIT-P's E_min = k_B·T·ln2·N·H(θ) at the heat-sink temperature in kelvin."""
+    n_params, h1 = _parameter_code_entropy(model)
+    return Metric(name="e_min_j", value=landauer_j_per_bit(temperature_k(ctx)) * n_params * h1, unit="J")
+
+
 def theory_task(ctx) -> list[Metric]:
     """Transitions and Landauer bounds per token, H(θ) and E_min, and the three training floors."""
     from eitp_bench.theory import floors, landauer, param_entropy
@@ -53,9 +67,7 @@ def theory_task(ctx) -> list[Metric]:
         out.append(Metric(name=f"landauer_{convention}_j_per_token", value=e_l * n_tr, unit="J"))
 
     storage = param_entropy.storage_of(model)
-    params = list(model.parameters())
-    h = param_entropy.code_entropy(params, storage)
-    n_params, h1 = h["parameters"], h["miller_madow_bits_per_param"]
+    n_params, h1 = _parameter_code_entropy(model)
     out += [
         Metric(name="h_theta_bits_per_param", value=h1, unit="bits"),
         Metric(name="e_min_j", value=e_l * n_params * h1, unit="J"),
