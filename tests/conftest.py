@@ -16,3 +16,12 @@ try:
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover
     pass
+
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_store(tmp_path, monkeypatch):
+    """Every test gets its own default results store: nothing is written into the checkout."""
+    monkeypatch.setenv("EITP_BENCH_STORE", str(tmp_path / "store" / "results.sqlite"))

@@ -36,7 +36,7 @@ def test_plan_interleaves_arms_with_shared_seeds():
         rnd = specs[rep * len(arms) : (rep + 1) * len(arms)]
         assert {s.seed for s in rnd} == {10 + rep} and {s.repetition for s in rnd} == {rep}
     by_arm = {s.arm: s.tasks for s in specs}
-    assert by_arm["baseline"] == ["train", "lm", "retrieval", "generate", "compress"]
+    assert by_arm["baseline"] == ["train", "lm", "retrieval", "generate", "compress", "theory", "derivation"]
     assert by_arm["baseline-int8"] == by_arm["eitp-compressed"] == ["compress"]
 
 
@@ -161,7 +161,8 @@ def test_smoke_end_to_end(tmp_path, capsys):
     recs = records_in(out)
     assert all(r.status == "ok" for r in recs)
     got = {(r.arm, r.task) for r in recs}
-    full = {(a, t) for a in ("baseline", "eitp-paper", "eitp-coded") for t in ("train", "lm", "retrieval", "generate", "compress")}
+    tasks = ("train", "lm", "retrieval", "generate", "compress", "theory", "derivation")
+    full = {(a, t) for a in ("baseline", "eitp-paper", "eitp-coded") for t in tasks}
     assert got == full | {("eitp-compressed", "compress"), ("baseline-int8", "compress")}
     suite_hash = json.loads((out / "suite.json").read_text())["config_hash"]
     assert {r.suite_config_hash for r in recs} == {suite_hash} and {r.seed for r in recs} == {0}
@@ -172,7 +173,17 @@ def test_smoke_end_to_end(tmp_path, capsys):
     assert by[("eitp-coded", "train")].metric("forward_passes_per_step") == 3
     assert by[("baseline", "lm")].metric("optimal_ppl") > 1
     assert any(e.window == "train" for e in by[("baseline", "train")].energy)
-    assert str(out) in capsys.readouterr().out
+    assert by[("eitp-paper", "theory")].metric("landauer_reset_j_per_token") > 0
+    assert by[("eitp-paper", "train")].metric("e_min_j") > 0  # beside train joules, for Theorem 3
+    printed = capsys.readouterr().out
+    assert str(out) in printed
+    # every record went into the store, and the report over this run was written
+    from eitp_bench.store import Store
+
+    with Store.open(os.environ["EITP_BENCH_STORE"], create=False) as store:
+        assert store.run_ids() == {r.run_id for r in recs}
+    html = (out / "report.html").read_text()
+    assert "Claim verdicts" in html and "Landauer" in html
 
 
 def test_provenance_names_versions_and_survives_outside_git(tmp_path):

@@ -36,7 +36,7 @@ def test_bundled_suites_load_and_smoke_covers_every_arm_and_task():
     smoke = load_suite("smoke")
     assert smoke.sizes == ["tiny"] and smoke.device == "cpu"
     assert set(smoke.arms) == {"baseline", "eitp-paper", "eitp-coded", "eitp-compressed", "baseline-int8"}
-    assert set(smoke.tasks) == {"train", "lm", "retrieval", "generate", "compress"}
+    assert set(smoke.tasks) == {"train", "lm", "retrieval", "generate", "compress", "theory", "derivation"}
     assert load_suite("standard").repetitions >= 5
 
 
