@@ -1,6 +1,7 @@
 """The result record: the one contract between runner, store, analysis and reports.
 
-One `RunRecord` is one repetition (one fresh process) of one arm on one task.
+One repetition is one fresh process running one arm through the suite's tasks; it
+writes one `RunRecord` per task (same repetition number and seed).
 Every energy entry says how it was obtained (`method`); estimated joules are kept
 in their own entries and never added to measured ones.
 """
