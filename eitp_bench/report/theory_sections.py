@@ -7,7 +7,6 @@ Medians over repetitions, per arm. A section whose metrics are absent is omitted
 
 from __future__ import annotations
 
-import io
 from html import escape
 from typing import Any, Optional
 
@@ -245,11 +244,9 @@ def _derivation_svg(retrieve: dict, derive: dict, unit: str) -> str:
     ax.legend(fontsize=7)
     ax.set_title("Retrieve vs derive", fontsize=9)
     fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
+    from eitp_bench.report.plots import to_svg
+
+    return to_svg(fig)
 
 
 def _derivation_section(m, t: float) -> Optional[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any, Optional
 
 from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, LANDAUER_SOURCE, check_temperature, landauer_j_per_bit
@@ -90,8 +89,6 @@ def ladder_svg(rungs: list[dict[str, Any]]) -> str:
     ax.set_xlabel("joules (log scale)")
     ax.set_title("Energy ladder (ratios to Landauer's bit)", fontsize=9)
     fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]  # drop the XML prolog so it can be inlined in HTML
+    from eitp_bench.report.plots import to_svg
+
+    return to_svg(fig)
