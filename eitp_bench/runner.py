@@ -248,6 +248,35 @@ def _hardware() -> dict:
     }
 
 
+def _jsonable(value):
+    """Meter facts (GPU names, power limits, clocks) as plain JSON for the provenance."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _co2_tracker(suite):
+    """codecarbon's offline tracker around a task when the suite names a country, else a no-op."""
+    from contextlib import nullcontext
+
+    if not suite.meters.co2_country:
+        return nullcontext()
+    from eitp_bench.energy.carbon import Co2Tracker
+
+    return Co2Tracker(country_iso_code=suite.meters.co2_country)
+
+
+def _co2_metrics(tracker) -> list:
+    """CO2 and codecarbon's own energy figure (a peer's estimate, named as such: never our joules)."""
+    result = getattr(tracker, "result", None)
+    if not result:
+        return []
+    from eitp_bench.records import Metric
+
+    return [
+        Metric(name="co2_kg", value=result["emissions_kg"], unit=f"kg CO2eq ({result['country']}, codecarbon)"),
+        Metric(name="codecarbon_peer_energy_kwh", value=result["energy_kwh_codecarbon"], unit="kWh (codecarbon's estimate)"),
+    ]
+
+
 def _stop(proc: subprocess.Popen) -> None:
     """Terminate a worker, then kill it if it does not go within 5 s."""
     if proc.poll() is None:
@@ -362,7 +391,8 @@ def worker_main(spec_path: str) -> int:
             monitor.measure_idle(suite.meters.idle_s)
         torch.manual_seed(spec.seed)
         prov = provenance(spec.hardware_profile_id or hw.pop("profile_id"),
-                          hardware={"meters": [m.name for m in monitor.meters], **hw})
+                          hardware={"meters": [m.name for m in monitor.meters], "meter_info": _jsonable(monitor.info()),
+                                    **hw})
         ctx = TaskContext(suite, spec.arm, spec.size, spec.seed, spec.repetition, device, monitor)
         t_ref = time.monotonic()
         for task in spec.tasks:
@@ -378,7 +408,9 @@ def worker_main(spec_path: str) -> int:
                     raise RuntimeError(f"injected failure of arm {spec.arm} (debug.crash_arms)")
                 if task not in TASKS:
                     raise RuntimeError(f"task {task!r} has no implementation in workloads.tasks.TASKS")
-                record.metrics = TASKS[task](ctx)
+                with _co2_tracker(suite) as co2:
+                    record.metrics = TASKS[task](ctx)
+                record.metrics += _co2_metrics(co2)
                 record.energy = list(ctx.energy)
                 if suite.meters.timeline:
                     for w in monitor.results[first_window:]:

@@ -32,6 +32,7 @@ class MetersConfig(_Section):
     interval: float = Field(0.1, gt=0, description="seconds between power samples")
     idle_s: float = Field(0.0, ge=0, description="idle baseline measured before each repetition's work")
     timeline: bool = False
+    co2_country: Optional[str] = Field(None, description="ISO code: codecarbon's offline CO2 figure per repetition")
 
 
 class ModelConfig(_Section):

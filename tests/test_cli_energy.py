@@ -133,3 +133,25 @@ def test_doctor_table(tree):
     proc = cli("doctor", env_root=tree.root)
     assert proc.returncode == 0
     assert "rapl" in proc.stdout and "Real joules can be measured here" in proc.stdout
+
+
+def test_measure_co2_is_codecarbons_figure_labelled_as_theirs(tmp_path):
+    # codecarbon starts in our process and can stall the poller for tens of ms: a 50 J range would
+    # (rightly) be flagged invalid, so this tree has a 2 kJ range like a slow-wrapping real counter.
+    tree = FakePowercap(tmp_path / "sys")
+    tree.add_package(0, max_range_uj=2_000_000_000)
+    with tree.simulate({"intel-rapl:0": PKG_W}):
+        proc = cli("measure", "--json", "--co2", "FRA", "--", *SLEEP, env_root=tree.root)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    co2 = out["co2"]
+    assert co2["country"] == "FRA" and "codecarbon" in co2["source"]
+    assert co2["emissions_kg"] >= 0
+    # our joules come from our meters, never from codecarbon
+    assert out["measured_joules"] == pytest.approx(sum(r["joules"] for r in out["energy"] if r["domain"] in ("package", "dram")))
+
+
+def test_measure_co2_unknown_country_is_a_clear_error(tree):
+    proc = cli("measure", "--co2", "XXX", "--", "true", env_root=tree.root)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "XXX" in proc.stderr

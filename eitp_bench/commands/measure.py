@@ -26,6 +26,9 @@ def measure(
     interval: float = typer.Option(0.1, "--interval", help="Sampling interval for power samplers, seconds."),
     idle: Optional[float] = typer.Option(None, "--idle", help="Measure an idle baseline of S seconds first."),
     timeline: bool = typer.Option(False, "--timeline", help="Include the power timeline in --json output."),
+    co2: Optional[str] = typer.Option(
+        None, "--co2", help="Also run codecarbon's offline tracker for a CO2 figure (ISO country code, e.g. FRA)."
+    ),
 ) -> None:
     """Run COMMAND and report the energy it used, per device and domain."""
     if not command:
@@ -37,14 +40,24 @@ def measure(
 
     from eitp_bench.energy.monitor import EnergyMonitor
 
+    from contextlib import nullcontext
+
+    tracker = None
+    if co2:
+        from eitp_bench.energy.carbon import Co2Tracker
+
+        tracker = Co2Tracker(country_iso_code=co2)
     monitor = EnergyMonitor(interval=interval, timeline=timeline)
     try:
         baseline = monitor.measure_idle(idle) if idle else None
-        exit_code, result = _run_measured(monitor, command, quiet_stdout=as_json)
+        with tracker if tracker is not None else nullcontext():
+            exit_code, result = _run_measured(monitor, command, quiet_stdout=as_json)
     finally:
         monitor.close()
 
     payload = _payload(command, exit_code, result, baseline, monitor, timeline)
+    if tracker is not None:
+        payload["co2"] = tracker.result  # codecarbon's figures, labelled as theirs
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
@@ -159,6 +172,10 @@ def _print_table(payload: dict[str, Any]) -> None:
     console.print(f"measured total (gpu+package+dram): {_fmt(measured, '.3f')} J")
     if payload["estimated_joules"] is not None:
         console.print(f"estimated (not measured): {_fmt(payload['estimated_joules'], '.3f')} J")
+    if payload.get("co2"):
+        c = payload["co2"]
+        console.print(escape(f"CO2: {c['emissions_kg'] * 1000:.4g} g ({c['country']}; {c['source']}; "
+                             f"its own energy figure {c['energy_kwh_codecarbon'] * 3.6e6:.4g} J is a peer's, not ours)"))
     for s in payload["unavailable"]:
         where = " ".join(x for x in (s["meter"], s["device"], s["domain"]) if x)
         console.print(f"[dim]unavailable: {escape(where)}: {escape(s['reason'])}[/dim]")
