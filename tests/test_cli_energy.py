@@ -27,10 +27,16 @@ def cli(*args: str, env_root=None, timeout=60):
     )
 
 
+RANGE_UJ = 400_000_000  # 400 J
+
+
 @pytest.fixture
 def tree(tmp_path):
+    # The range is large enough (the meter refuses gaps that could hide a whole range at 1000 W:
+    # 0.4 s here) that a stall of a loaded CI machine does not invalidate the window; wraps, fast
+    # and repeated, are tested with the poller thread in test_rapl.py.
     fake = FakePowercap(tmp_path / "sys")
-    fake.add_package(0, max_range_uj=50_000_000)  # 50 J: wraps about once a second at 40 W
+    fake.add_package(0, max_range_uj=RANGE_UJ)
     fake.add_mmio_duplicate(0)
     return fake
 
