@@ -32,17 +32,23 @@ def temperature_k(ctx) -> float:
     return check_temperature(DEFAULT_TEMPERATURE_K if t is None else t)
 
 
-def _parameter_code_entropy(model) -> tuple[int, float]:
-    """(N parameters, Miller–Madow H(θ) in bits per parameter over their real storage codes)."""
-    from eitp_bench.theory import param_entropy
+def _parameter_code_entropy(model, ctx) -> tuple[int, float]:
+    """(N parameters, Miller–Madow H(θ) in bits per parameter over their real storage codes).
 
-    h = param_entropy.code_entropy(list(model.parameters()), param_entropy.storage_of(model))
-    return h["parameters"], h["miller_madow_bits_per_param"]
+    Cached per repetition: train and theory both need it, and on GPT-2 small it is a
+    unique-count over 124 M values."""
+    key = ("code_entropy", id(model))
+    if key not in ctx.cache:
+        from eitp_bench.theory import param_entropy
+
+        h = param_entropy.code_entropy(list(model.parameters()), param_entropy.storage_of(model))
+        ctx.cache[key] = (h["parameters"], h["miller_madow_bits_per_param"])
+    return ctx.cache[key]
 
 
 def e_min_metric(model, ctx) -> Metric:
     """EIT-P's E_min = k_B·T·ln2·N·H(θ) at the heat-sink temperature in kelvin."""
-    n_params, h1 = _parameter_code_entropy(model)
+    n_params, h1 = _parameter_code_entropy(model, ctx)
     return Metric(name="e_min_j", value=landauer_j_per_bit(temperature_k(ctx)) * n_params * h1, unit="J")
 
 
@@ -67,7 +73,7 @@ def theory_task(ctx) -> list[Metric]:
         out.append(Metric(name=f"landauer_{convention}_j_per_token", value=e_l * n_tr, unit="J"))
 
     storage = param_entropy.storage_of(model)
-    n_params, h1 = _parameter_code_entropy(model)
+    n_params, h1 = _parameter_code_entropy(model, ctx)
     out += [
         Metric(name="h_theta_bits_per_param", value=h1, unit="bits"),
         Metric(name="e_min_j", value=e_l * n_params * h1, unit="J"),
