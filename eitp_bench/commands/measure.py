@@ -89,23 +89,10 @@ def _run_measured(monitor, command: list[str], *, quiet_stdout: bool):
 
 
 def _energy_row(e) -> dict[str, Any]:
-    row = {
-        "device": e.device,
-        "domain": e.domain,
-        "joules": e.joules,
-        "method": e.method,
-        "meter": e.meter,
-        "duration_s": e.duration_s,
-        "watts": e.watts,
-        "samples": e.samples,
-        "sample_rate_hz": e.sample_rate_hz,
-        "max_gap_s": e.max_gap_s,
-        "wraps": e.wraps,
-        "flags": list(e.flags),
-    }
-    if e.idle_watts is not None:
-        row["idle_watts"] = e.idle_watts
-        row["net_joules"] = e.net_joules
+    """One `energy` object of the JSON schema: idle fields only when an idle baseline was taken."""
+    row = e.as_dict()
+    if e.idle_watts is None:
+        del row["idle_watts"], row["net_joules"]
     return row
 
 
