@@ -1,9 +1,9 @@
 """Plan repetitions, run each in a fresh process, collect RunRecords as they finish.
 
-Protocol (reference/harness.md): a repetition is one fresh Python process running one arm
-through every task of the suite (so nothing is carried over between samples); arms are
-interleaved A B C A B C … within each repetition round, and every arm gets the same seed in a
-round. The worker (`python -m eitp_bench.runner --worker spec.json`) writes each task's record
+Protocol: a repetition is one fresh Python process running one arm through every task of the
+suite (so nothing is carried over between samples); arms are interleaved within each repetition
+round in an order shuffled by the round's seed (recorded as `round_position`), so no arm always
+runs first on a cold machine or last on a hot one; every arm gets the same seed in a round. The worker (`python -m eitp_bench.runner --worker spec.json`) writes each task's record
 atomically into a staging folder; the parent moves a repetition's records into the results
 folder only once its process has ended, so an interrupted repetition leaves nothing behind.
 
@@ -47,26 +47,46 @@ class RepetitionSpec:
     tasks: list[str]
     staging: str = ""
     hardware_profile_id: Optional[str] = None
+    position: int = 0  # place of this arm in its round's shuffled order
+
+    def plan_entry(self, suite: Suite) -> dict:
+        """This repetition as the dry-run plan shows it: identity, tasks and every effective setting."""
+        from eitp_bench.suite import effective_settings
+
+        return {
+            "arm": self.arm, "size": self.size, "seed": self.seed, "repetition": self.repetition,
+            "position": self.position, "tasks": list(self.tasks), "settings": effective_settings(suite, self.arm),
+        }
 
     @property
     def label(self) -> str:
         return f"{self.size}-r{self.repetition:03d}-{self.arm}"
 
 
+def round_order(arms: list[str], seed: int, size: str) -> list[str]:
+    """The arms of one round in a shuffled order, reproducible from the round's seed and size."""
+    import random
+
+    order = list(arms)
+    random.Random(f"{seed}:{size}:arm-order").shuffle(order)
+    return order
+
+
 def plan(suite: Suite, hardware_profile_id: Optional[str] = None) -> list[RepetitionSpec]:
-    """All repetitions in run order: per size, per round, every arm once (interleaved)."""
-    from eitp_bench.workloads.tasks import tasks_for_arm  # light: no torch work at import
+    """All repetitions in run order: per size, per round, every arm once, in a seeded random order."""
+    from eitp_bench.workloads.arms import tasks_for_arm  # light: no torch
 
     config, digest = suite.model_dump(mode="json"), suite_config_hash(suite)
     specs = []
     for size in suite.sizes:
         for rep in range(suite.repetitions):
-            for arm in suite.arms:
+            seed = suite.seed_for(rep)
+            for position, arm in enumerate(round_order(list(suite.arms), seed, size)):
                 tasks = tasks_for_arm(arm, list(suite.tasks))
                 if tasks:
                     specs.append(
-                        RepetitionSpec(config, suite.name, digest, arm, size, suite.seed_for(rep), rep, tasks,
-                                       hardware_profile_id=hardware_profile_id)
+                        RepetitionSpec(config, suite.name, digest, arm, size, seed, rep, tasks,
+                                       hardware_profile_id=hardware_profile_id, position=position)
                     )
     return specs
 
@@ -378,6 +398,7 @@ def worker_main(spec_path: str) -> int:
 
     from eitp_bench.energy.monitor import EnergyMonitor
     from eitp_bench.provenance import provenance
+    from eitp_bench.records import Metric
     from eitp_bench.workloads.tasks import TASKS, TaskContext
 
     if suite.threads is not None:  # fewer threads than cores: far less jitter on a shared CPU
@@ -411,6 +432,7 @@ def worker_main(spec_path: str) -> int:
                 with _co2_tracker(suite) as co2:
                     record.metrics = TASKS[task](ctx)
                 record.metrics += _co2_metrics(co2)
+                record.metrics.append(Metric(name="round_position", value=spec.position, unit="1"))
                 record.energy = list(ctx.energy)
                 if suite.meters.timeline:
                     for w in monitor.results[first_window:]:

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from eitp_bench.errors import UserError
 
-ARMS = ("baseline", "eitp-paper", "eitp-coded", "eitp-compressed", "baseline-int8")
+# The paper's ablation arms train with the task loss plus ONE of its three terms.
+ABLATION_ARMS = ("eitp-paper-thermo", "eitp-paper-chaos", "eitp-paper-coherence")
+ARMS = ("baseline", "eitp-paper", "eitp-coded", "eitp-compressed", "baseline-int8", *ABLATION_ARMS)
 TASKS = ("train", "lm", "retrieval", "generate", "compress", "theory", "derivation")
 SIZES = ("tiny", "small", "medium")
 CLAIMS = ("inference_speedup", "training_energy", "model_size", "perplexity", "long_range", "theorem3")
@@ -61,16 +63,41 @@ class DataConfig(_Section):
         return self
 
 
+# Settings every arm shares: an arm's objective may add loss terms, never its own optimizer settings.
+OPTIMIZER_SETTINGS = (
+    "lr", "lr_schedule", "warmup_steps", "weight_decay", "grad_clip", "batch_size", "steps", "precision",
+)
+
+
 class TrainConfig(_Section):
     steps: int = Field(100, ge=1)
     batch_size: int = Field(8, ge=1)
-    lr: float = Field(5e-5, gt=0)  # used by arms whose objective has no lr of its own
+    lr: float = Field(5e-5, gt=0, description="AdamW learning rate of every arm (lr_policy: equal)")
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up from 0 to lr, then the schedule")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (torch's default 0.01)")
+    grad_clip: Optional[float] = Field(None, gt=0, description="max global gradient norm; None = no clipping")
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    lr_policy: Literal["equal", "tuned"] = Field(
+        "equal", description="equal: every arm at train.lr; tuned: every arm picks its lr from lr_grid alike"
+    )
+    lr_grid: list[float] = Field(default_factory=lambda: [1e-4, 3e-4, 1e-3], min_length=1)
+    tune_steps: int = Field(50, ge=1, description="lr_policy tuned: steps per grid point (same for every arm)")
+    tune_fraction: float = Field(
+        0.1, gt=0, lt=1, description="lr_policy tuned: share of the training split held out to score the grid"
+    )
     eval_every: int = Field(25, ge=1)
     eval_batches: int = Field(8, ge=1, description="validation blocks of batch_size for each evaluation")
     target_val_loss: Optional[float] = Field(None, gt=0, description="nats; energy-to-quality target")
     target_excess_nats: Optional[float] = Field(
         0.5, gt=0, description="markov only: target = entropy rate + this, when target_val_loss is unset"
     )
+
+    @model_validator(mode="after")
+    def _grid_positive(self):
+        if any(not (v > 0 and v < float("inf")) for v in self.lr_grid):
+            raise ValueError(f"train.lr_grid must hold positive finite learning rates, got {self.lr_grid}")
+        return self
 
 
 class GenerateConfig(_Section):
@@ -134,7 +161,11 @@ class Suite(_Section):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
     theory: TheoryConfig = Field(default_factory=TheoryConfig)
-    objectives: dict[str, dict[str, Any]] = Field(default_factory=dict)  # arm → coefficient overrides
+    objectives: dict[str, dict[str, Any]] = Field(default_factory=dict)  # arm → loss coefficient overrides
+    # Per-arm training settings are refused (an unfair experiment) unless a user forces them; then
+    # every verdict over those arms is marked NOT COMPARABLE.
+    arm_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    allow_unequal_settings: bool = False
     claims: list[Literal[CLAIMS]] = Field(default_factory=list)  # type: ignore[valid-type]
     thresholds: dict[str, float] = Field(default_factory=dict)  # claim name → threshold override
     debug: DebugConfig = Field(default_factory=DebugConfig)
@@ -149,10 +180,94 @@ class Suite(_Section):
         unknown = sorted(set(self.thresholds) - set(CLAIMS))
         if unknown:
             raise ValueError(f"thresholds names unknown claims {unknown}; known: {list(CLAIMS)}")
+        for arm, coefficients in self.objectives.items():
+            optimizer = sorted(set(coefficients) & set(OPTIMIZER_SETTINGS + ("max_grad_norm",)))
+            if optimizer:
+                raise ValueError(
+                    f"objectives.{arm}.{optimizer[0]} is an optimizer setting: every arm trains with the same "
+                    f"train.{'grad_clip' if optimizer[0] == 'max_grad_norm' else optimizer[0]} "
+                    "(use train.lr_policy: tuned to tune each arm's lr on the same grid)"
+                )
+        for arm, settings in self.arm_settings.items():
+            if arm not in ARMS:
+                raise ValueError(f"arm_settings names unknown arm {arm!r}; known: {list(ARMS)}")
+            unknown = sorted(set(settings) - set(OPTIMIZER_SETTINGS))
+            if unknown:
+                raise ValueError(f"arm_settings.{arm}.{unknown[0]} is not a training setting; known: {list(OPTIMIZER_SETTINGS)}")
+            if settings and not self.allow_unequal_settings:
+                key = sorted(settings)[0]
+                raise ValueError(
+                    f"arm_settings.{arm}.{key} gives arm {arm!r} its own {key}: every arm must train with the same "
+                    f"settings (train.{key}); set allow_unequal_settings: true to force it, and every verdict over "
+                    "that arm will be marked NOT COMPARABLE"
+                )
         return self
 
     def seed_for(self, repetition: int) -> int:
         return self.seeds[repetition] if self.seeds is not None else self.seed + repetition
+
+    def train_settings(self, arm: str) -> "TrainConfig":
+        """The training settings an arm really uses: train, plus forced arm_settings (if any)."""
+        overrides = self.arm_settings.get(arm) or {}
+        return self.train.model_copy(update=overrides) if overrides else self.train
+
+
+def effective_settings(suite: "Suite", arm: str) -> dict[str, Any]:
+    """Every setting that shapes an arm's results, for the plan and the report's fairness table.
+
+    Keys other than `objective` must be equal across the arms of a claim; the objective (the loss)
+    is what the experiment varies. With lr_policy tuned, `lr` is "tuned" and the grid is shown:
+    each repetition records the lr it chose (metric `lr`).
+    """
+    from eitp_bench.workloads.arms import objective_arm  # light: no torch
+
+    t = suite.train_settings(arm)
+    settings: dict[str, Any] = {
+        "lr": "tuned" if t.lr_policy == "tuned" else t.lr,
+        "lr_policy": t.lr_policy,
+        "lr_schedule": t.lr_schedule,
+        "warmup_steps": t.warmup_steps,
+        "weight_decay": t.weight_decay,
+        "grad_clip": t.grad_clip,
+        "batch_size": t.batch_size,
+        "steps": t.steps,
+        "precision": t.precision,
+        "optimizer": "AdamW",
+        "model": suite.model.pretrained or "fresh weights (GPT2Config)",
+        "data": suite.data.kind,
+        "block_size": suite.data.block_size,
+        "target": _target_text(suite, t),
+        "objective": objective_arm(arm),
+    }
+    if t.lr_policy == "tuned":
+        settings.update(lr_grid=list(t.lr_grid), tune_steps=t.tune_steps)
+    coefficients = suite.objectives.get(objective_arm(arm))
+    if coefficients:
+        settings["objective"] += " " + json.dumps(coefficients, sort_keys=True)
+    return settings
+
+
+def _target_text(suite: "Suite", t: "TrainConfig") -> Optional[str]:
+    """The quality target of energy- and time-to-target, as defined once for the suite."""
+    if t.target_val_loss is not None:
+        return f"val loss {t.target_val_loss:g} nats"
+    if suite.data.kind == "markov" and t.target_excess_nats is not None:
+        return f"entropy rate + {t.target_excess_nats:g} nats"
+    return None
+
+
+LOSS_KEYS = ("objective",)  # the one thing arms may differ in
+
+
+def unequal_settings(settings_by_arm: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{setting: {arm: value}} for every setting other than the loss that differs between arms."""
+    keys = sorted({k for s in settings_by_arm.values() for k in s} - set(LOSS_KEYS))
+    out = {}
+    for key in keys:
+        values = {arm: s.get(key) for arm, s in settings_by_arm.items()}
+        if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+            out[key] = values
+    return out
 
 
 # ----------------------------------------------------------------------------- loading

@@ -39,8 +39,11 @@ def test_coherence_term_contributes_no_gradient(model):
 
 def test_reference_defaults_and_knobs():
     obj = make_objective("eitp-coded")
-    assert obj.default_lr == 5e-5 and obj.max_grad_norm == 0.1
+    # The reference's lr and clipping are training settings every arm shares, not the objective's.
+    assert not hasattr(obj, "default_lr") and not hasattr(obj, "max_grad_norm")
+    assert "lr" not in K.DEFAULTS and "max_grad_norm" not in K.DEFAULTS
     d = K.REFERENCE_DEFAULTS
+    assert d["lr"] == 5e-5 and d["max_grad_norm"] == 0.1
     assert d["block_size_range"] == (16, 64) and d["max_grad_norm_range"] == (0.1, 0.3)
     assert d["batch_size"] == 1 and d["gradient_accumulation_steps"] == 16
     assert K.LOSS_WEIGHTS == dict(ce=1.0, path_norm=1.0, entropy=1.0, chaos=1.0, coherence=0.1, thermodynamic=0.1)

@@ -126,7 +126,7 @@ def test_paper_objective_one_forward_and_total_from_components(model):
     total, c = obj.loss(model, ids, ids, step=3, epoch=1)
     hook.remove()
     assert len(calls) == obj.forward_passes_per_step == 1
-    assert obj.default_lr == 1e-3 and obj.max_grad_norm is None
+    assert not hasattr(obj, "default_lr") and "lr" not in P.DEFAULTS
     assert c["temperature"] == pytest.approx(0.5)
     assert c["iem"] == pytest.approx(0.1 * c["entropy_bits"] * 0.5 * c["coherence_C"], rel=1e-5)
     assert c["chaos"] == pytest.approx(c["lyapunov"] ** 2, rel=1e-5)
@@ -144,4 +144,19 @@ def test_make_objective_errors_and_baseline():
     with pytest.raises(UserError, match="lambda_x"):
         make_objective("eitp-paper", {"lambda_x": 1})
     base = make_objective("baseline")
-    assert base.default_lr is None and base.forward_passes_per_step == 1
+    assert base.forward_passes_per_step == 1
+
+
+@pytest.mark.parametrize("arm,term", [("eitp-paper-thermo", "thermo"), ("eitp-paper-chaos", "chaos"),
+                                      ("eitp-paper-coherence", "coherence")])
+def test_ablation_arm_is_task_loss_plus_one_term(model, arm, term):
+    ids = torch.randint(0, 97, (2, 12))
+    obj = make_objective(arm)
+    total, c = obj.loss(model, ids, ids, step=0, epoch=0)
+    others = {"thermo", "chaos", "coherence"} - {term}
+    assert term in c and not (others & set(c))
+    lam = obj.config[f"lambda_{term}"]
+    assert float(total) == pytest.approx(c["task"] + lam * c[term], rel=1e-5)
+    full = make_objective("eitp-paper")
+    _, cf = full.loss(model, ids, ids, step=0, epoch=0)
+    assert c[term] == pytest.approx(cf[term], rel=1e-4)  # the same term as in the full objective

@@ -13,7 +13,7 @@ import pytest
 
 from eitp_bench.cli import main
 from eitp_bench.records import RunRecord
-from eitp_bench.runner import Runner, plan, worker_main, write_json_atomic
+from eitp_bench.runner import Runner, plan, round_order, worker_main, write_json_atomic
 from eitp_bench.suite import load_suite
 
 FAST = [
@@ -31,10 +31,15 @@ def test_plan_interleaves_arms_with_shared_seeds():
     suite = load_suite("smoke", ["repetitions=3", "seed=10"])
     specs = plan(suite)
     arms = list(suite.arms)
-    assert [s.arm for s in specs] == arms * 3  # A B C … A B C …
+    orders = []
     for rep in range(3):
         rnd = specs[rep * len(arms) : (rep + 1) * len(arms)]
+        # every arm once per round, in a shuffled order recorded as its position
+        assert sorted(s.arm for s in rnd) == sorted(arms) and [s.position for s in rnd] == list(range(len(arms)))
         assert {s.seed for s in rnd} == {10 + rep} and {s.repetition for s in rnd} == {rep}
+        orders.append([s.arm for s in rnd])
+    assert len({tuple(o) for o in orders}) > 1  # not one fixed order (5! orders; these seeds give several)
+    assert [s.arm for s in plan(suite)] == [s.arm for s in specs]  # reproducible from the seeds
     by_arm = {s.arm: s.tasks for s in specs}
     assert by_arm["baseline"] == ["train", "lm", "retrieval", "generate", "compress", "theory", "derivation"]
     assert by_arm["baseline-int8"] == by_arm["eitp-compressed"] == ["compress"]
@@ -85,8 +90,14 @@ def suite_file(tmp_path, body):
     return path
 
 
+def seed_where_first(arm: str, arms: list[str]) -> int:
+    """A suite seed whose first round starts with `arm` (rounds are shuffled by their seed)."""
+    return next(seed for seed in range(100) if round_order(arms, seed, "tiny")[0] == arm)
+
+
 def test_ctrl_c_kills_the_worker_and_keeps_finished_repetitions(fake_python, tmp_path, capsys):
-    path = suite_file(tmp_path, "name: s\narms: [baseline, eitp-coded]\ntasks: [train]\nrepetitions: 2\n")
+    seed = seed_where_first("baseline", ["baseline", "eitp-coded"])
+    path = suite_file(tmp_path, f"name: s\narms: [baseline, eitp-coded]\ntasks: [train]\nrepetitions: 2\nseed: {seed}\n")
     out = tmp_path / "out"
 
     def interrupt_when_hanging():

@@ -13,7 +13,7 @@ from eitp_bench.workloads.data import LMData, MarkovCorpus, as_tensors
 from eitp_bench.workloads.generate import GenerationSetting, benchmark_generation, generate_once
 from eitp_bench.workloads.models import build_model
 from eitp_bench.workloads.objectives import make_objective
-from eitp_bench.workloads.train import evaluate_lm, merge_windows, train
+from eitp_bench.workloads.train import OptimSettings, evaluate_lm, merge_windows, train
 
 torch.set_num_threads(1)  # the machine is shared; tiny models gain nothing from more
 
@@ -46,7 +46,7 @@ def run_train(data, steps, monitor=None, target=None, lr=3e-3, arm="baseline"):
     blocks = data.val_blocks(32)
     batches = (as_tensors(b, "cpu") for b in data.train_batches(8, seed=0))
     result = train(
-        model, make_objective(arm), batches, steps=steps, lr=lr, device="cpu",
+        model, make_objective(arm), batches, steps=steps, settings=OptimSettings(lr), device="cpu",
         evaluate=lambda m: evaluate_lm(m, blocks, batch_size=16, device="cpu"), eval_every=max(1, steps // 2),
         tokens_per_step=8 * data.block_size, steps_per_epoch=100.0, monitor=monitor, target_val_loss=target,
     )

@@ -18,19 +18,26 @@ def run(
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="write <out>/report.html at the end"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate the suite, print the plan and what is missing; run nothing"),
+    as_json: bool = typer.Option(False, "--json", help="with --dry-run: print the plan as one JSON object"),
 ) -> int:
     """Run a suite: arms interleaved, one process per repetition; exit 1 if any repetition failed."""
     from eitp_bench.errors import UserError
+    from eitp_bench.preflight import check_objectives, missing_requirements, stop_if_blocked
     from eitp_bench.runner import Runner, RunInterrupted
     from eitp_bench.suite import load_suite
 
+    if as_json and not dry_run:
+        raise UserError("--json prints the plan of a dry run", fix="add --dry-run, or drop --json")
     cfg = load_suite(suite, set_)
-    if cfg.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError(f"suite {cfg.name!r} asks for device cuda, but torch sees no CUDA GPU here",
-                            fix="run it on a GPU machine with a CUDA build of torch, or --set device=cpu")
+    check_objectives(cfg)
+    missing = missing_requirements(cfg)
+    if dry_run:
+        _print_plan(cfg, missing, as_json)
+        return 0
+    stop_if_blocked(cfg, missing)
+    for m in missing:  # what does not stop the run, said before it starts
+        print(f"eitp-bench: warning: {m.what}: {m.why} (fix: {m.fix})", file=sys.stderr)
     from eitp_bench.store import Store
 
     results = Store.open(store)  # opened (and checked) before anything runs
@@ -55,6 +62,50 @@ def run(
         print(f"{len(failed)} failed: {', '.join(names)} (errors in the records and {summary.out_dir / 'logs'})", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_plan(cfg, missing, as_json: bool) -> None:
+    """The dry run: every repetition with its arm's effective settings, and what this machine lacks."""
+    import json
+
+    from eitp_bench.runner import plan
+    from eitp_bench.suite import effective_settings, suite_config_hash, unequal_settings
+
+    entries = [spec.plan_entry(cfg) for spec in plan(cfg)]
+    differ = unequal_settings({arm: effective_settings(cfg, arm) for arm in cfg.arms})
+    if as_json:
+        print(json.dumps({
+            "suite": cfg.name, "config_hash": suite_config_hash(cfg), "repetitions": entries,
+            "unequal_settings": differ, "missing": [m.as_dict() for m in missing],
+        }, indent=1, default=str))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"suite [bold]{escape(cfg.name)}[/] ({suite_config_hash(cfg)[:12]}): {len(entries)} repetitions, "
+                  f"{len(cfg.arms)} arms × {cfg.repetitions} rounds × {len(cfg.sizes)} sizes; nothing will run (--dry-run)")
+    table = Table("setting", *cfg.arms, title="effective settings per arm (a difference other than the objective is highlighted)")
+    settings = {arm: effective_settings(cfg, arm) for arm in cfg.arms}
+    for key in dict.fromkeys(k for s in settings.values() for k in s):
+        style = "bold red" if key in differ else None
+        table.add_row(escape(key), *(escape(str(settings[a].get(key, "—"))) for a in cfg.arms), style=style)
+    console.print(table)
+    rounds = {}
+    for e in entries:
+        rounds.setdefault((e["size"], e["repetition"], e["seed"]), []).append(e["arm"])
+    for (size, rep, seed), arms in rounds.items():
+        console.print(f"  {escape(size)} round {rep} (seed {seed}): {escape(' → '.join(arms))}")
+    if differ:
+        console.print(f"[bold red]arms differ in {', '.join(differ)}: verdicts over them will be NOT COMPARABLE[/]")
+    if missing:
+        console.print("[bold]missing on this machine:[/]")
+        for m in missing:
+            kind = "stops the run" if m.blocking else "run goes on"
+            console.print(f"  - {escape(m.what)} ({kind}): {escape(m.why)}; fix: {escape(m.fix)}")
+    else:
+        console.print("nothing missing: this machine can run the suite as planned")
 
 
 def _write_report(store_path, summary) -> None:

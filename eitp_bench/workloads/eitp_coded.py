@@ -57,9 +57,9 @@ REFERENCE_DEFAULTS = dict(
 
 LOSS_WEIGHTS = dict(ce=1.0, path_norm=1.0, entropy=1.0, chaos=1.0, coherence=0.1, thermodynamic=0.1)
 
+# Loss settings only: the reference's lr (5e-5) and clipping (0.1) are training settings, which
+# every arm shares through the suite's `train` section (train.lr, train.grad_clip).
 DEFAULTS = dict(
-    lr=REFERENCE_DEFAULTS["lr"],
-    max_grad_norm=REFERENCE_DEFAULTS["max_grad_norm"],
     seed=0,
     hypernetwork_hidden=8,
     hypernetwork_dropout=0.5,
@@ -205,8 +205,6 @@ class CodedObjective:
 
     def __init__(self, config: dict | None = None):
         self.config = {**DEFAULTS, **(config or {})}
-        self.default_lr = float(self.config["lr"])
-        self.max_grad_norm = float(self.config["max_grad_norm"])
         self._state = None  # KNIFE kernels and hypernetwork, built at the first step (need n_embd)
 
     def _build(self, dim: int, device) -> dict:

@@ -2,24 +2,27 @@
 
 Labels follow Hugging Face's convention (the same ids as the input, -100 to ignore): the
 model shifts them itself, so every arm's task loss is the model's own LM loss.
+
+An objective is a loss and nothing more: learning rate, schedule, clipping, precision and batch
+are the suite's `train` settings, the same for every arm (a fair experiment varies one thing).
 """
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Protocol
 
 from torch import Tensor
 
 from eitp_bench.errors import UserError
 
-ARMS = ("baseline", "eitp-paper", "eitp-coded")
+from eitp_bench.workloads.arms import ABLATION_TERMS
+
+ARMS = ("baseline", "eitp-paper", "eitp-coded", *ABLATION_TERMS)
 
 
 class Objective(Protocol):
     name: str  # one of ARMS
-    default_lr: Optional[float]  # None: use the suite's lr
     forward_passes_per_step: int  # full model forward passes per step
-    max_grad_norm: Optional[float]  # None: no clipping of its own
 
     def loss(
         self, model, input_ids: Tensor, labels: Tensor, *, step: int, epoch: int
@@ -31,9 +34,7 @@ class BaselineObjective:
     """Plain cross-entropy: the model's own LM loss, one forward pass."""
 
     name = "baseline"
-    default_lr = None
     forward_passes_per_step = 1
-    max_grad_norm = None
 
     def __init__(self, config: dict | None = None):
         self.config = dict(config or {})
@@ -55,6 +56,11 @@ def make_objective(arm: str, config: dict | None = None) -> Objective:
 
         _check_keys(arm, config, eitp_paper.DEFAULTS)
         return eitp_paper.PaperObjective(config)
+    if arm in ABLATION_TERMS:
+        from eitp_bench.workloads import eitp_paper
+
+        _check_keys(arm, config, eitp_paper.DEFAULTS)
+        return eitp_paper.PaperObjective(config, only=ABLATION_TERMS[arm], name=arm)
     if arm == "eitp-coded":
         from eitp_bench.workloads import eitp_coded
 

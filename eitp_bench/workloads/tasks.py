@@ -1,6 +1,6 @@
 """The task registry: `TASKS[name](ctx) -> list[Metric]`, one RunRecord per task.
 
-One repetition (one process) runs one arm through every task of the suite, in TASK_ORDER. The
+One repetition (one process) runs one arm through every task of the suite, in arms.TASK_ORDER. The
 language model is trained once per repetition (`ctx.trained_lm()`) and shared by train, lm,
 generate and compress: every arm gets the same data, steps and seed, so sharing keeps it fair and
 saves retraining. Retrieval trains its own model on the retrieval task (same steps for every arm).
@@ -22,12 +22,10 @@ import torch
 
 from eitp_bench.records import EnergyEntry, Metric
 from eitp_bench.suite import Suite
+from eitp_bench.workloads.arms import COMPRESSION_ARMS, objective_arm
 from eitp_bench.workloads.data import LMData, RetrievalTask, as_tensors, build_lm_data
-from eitp_bench.workloads.train import TrainResult, evaluate_lm, lm_quality, train
+from eitp_bench.workloads.train import OptimSettings, TrainResult, evaluate_lm, lm_quality, train
 
-TASK_ORDER = ("train", "lm", "retrieval", "generate", "compress", "theory", "derivation")
-COMPRESSION_ARMS = {"eitp-compressed": "eitp-paper", "baseline-int8": "baseline"}  # arm → trained arm
-COMPRESSION_TASKS = ("compress",)
 
 TaskFn = Callable[["TaskContext"], list[Metric]]
 TASKS: dict[str, TaskFn] = {}
@@ -39,17 +37,6 @@ def register_task(name: str) -> Callable[[TaskFn], TaskFn]:
         return fn
 
     return add
-
-
-def tasks_for_arm(arm: str, tasks: list[str]) -> list[str]:
-    """The suite's tasks this arm runs, in TASK_ORDER (compression arms: compress only)."""
-    allowed = COMPRESSION_TASKS if arm in COMPRESSION_ARMS else TASK_ORDER
-    return [t for t in TASK_ORDER if t in tasks and t in allowed]
-
-
-def trained_arm(arm: str) -> str:
-    """The objective an arm trains with (a compression arm trains as its base arm)."""
-    return COMPRESSION_ARMS.get(arm, arm)
 
 
 @dataclass
@@ -94,14 +81,60 @@ class TaskContext:
     def objective(self):
         from eitp_bench.workloads.objectives import make_objective
 
-        arm = trained_arm(self.arm)
+        arm = objective_arm(self.arm)
         return make_objective(arm, self.suite.objectives.get(arm))
 
-    def lr_for(self, objective) -> float:
-        return objective.default_lr if objective.default_lr is not None else self.suite.train.lr
+    @property
+    def train_config(self):
+        """The arm's training settings: the suite's (forced per-arm overrides only with allow_unequal_settings)."""
+        return self.suite.train_settings(self.arm)
+
+    def optim_settings(self) -> OptimSettings:
+        """Optimizer settings: train.lr for every arm, or (lr_policy tuned) the lr this arm chose on the
+        same grid, budget and held-out split as every other arm."""
+        t = self.train_config
+        if t.lr_policy == "equal":
+            return OptimSettings.from_train_config(t)
+        return OptimSettings.from_train_config(t, lr=self.tuned_lr()[0])
+
+    def tuned_lr(self) -> tuple[float, list[Metric]]:
+        """lr_policy tuned: train a fresh model (this repetition's seed) for tune_steps at each lr of the
+        grid on the training split minus a held-out tail, score it on that tail, keep the best.
+        The validation split is never seen. Runs outside the energy windows; its time is recorded."""
+        if "tuned_lr" not in self.cache:
+            import time
+
+            data, t = self.lm_data(), self.train_config
+            n_held = max(data.block_size + 1, int(len(data.train) * t.tune_fraction))
+            fit = LMData(data.train[:-n_held], data.train[-n_held:], data.vocab_size, data.block_size, source=data.source)
+            held = fit.val_blocks(t.eval_batches * t.batch_size)
+            objective = self.objective()
+            scores: dict[float, float] = {}
+            started = time.perf_counter()
+            for lr in t.lr_grid:
+                model = self.build_model(data.vocab_size)
+                batches = (as_tensors(b, self.device) for b in fit.train_batches(t.batch_size, seed=self.seed))
+                result = train(
+                    model, objective, batches, steps=t.tune_steps,
+                    settings=OptimSettings.from_train_config(t, lr=lr), device=self.device,
+                    evaluate=lambda m: evaluate_lm(m, held, batch_size=t.batch_size, device=self.device),
+                    eval_every=t.tune_steps, tokens_per_step=t.batch_size * data.block_size,
+                    steps_per_epoch=max(1.0, len(fit.train) / (t.batch_size * data.block_size)),
+                )
+                loss = result.final_val_loss
+                scores[lr] = loss if math.isfinite(loss) else math.inf
+                del model
+            best = min(scores, key=lambda lr: (scores[lr], lr))
+            metrics = [Metric(name=f"lr_tuning_loss@{lr:g}", value=loss, unit="nats/token") for lr, loss in scores.items()]
+            metrics += [
+                Metric(name="lr_tuning_s", value=time.perf_counter() - started, unit="s"),
+                Metric(name="lr_tuning_grid_points", value=len(scores), unit="1"),
+            ]
+            self.cache["tuned_lr"] = (best, metrics)
+        return self.cache["tuned_lr"]
 
     def target_val_loss(self) -> Optional[float]:
-        t = self.suite.train
+        t = self.train_config
         if t.target_val_loss is not None:
             return t.target_val_loss
         data = self.lm_data()
@@ -112,7 +145,8 @@ class TaskContext:
     def trained_lm(self) -> tuple[Any, TrainResult]:
         """The arm's language model trained on the suite's data, once per repetition."""
         if "trained_lm" not in self.cache:
-            data, t = self.lm_data(), self.suite.train
+            data, t = self.lm_data(), self.train_config
+            settings = self.optim_settings()  # before the model: tuning builds models of its own
             model = self.build_model(data.vocab_size)
             objective = self.objective()
             gen = data.train_batches(t.batch_size, seed=self.seed)
@@ -123,7 +157,7 @@ class TaskContext:
                 objective,
                 batches,
                 steps=t.steps,
-                lr=self.lr_for(objective),
+                settings=settings,
                 device=self.device,
                 evaluate=lambda m: evaluate_lm(m, eval_blocks, batch_size=t.batch_size, device=self.device),
                 eval_every=t.eval_every,
@@ -150,7 +184,8 @@ def train_task(ctx: TaskContext) -> list[Metric]:
     from eitp_bench.workloads.theory_tasks import e_min_metric
 
     # E_min sits beside train_joules in the same record: Theorem 3 is judged per run.
-    return result.metrics() + [
+    tuning = ctx.tuned_lr()[1] if ctx.train_config.lr_policy == "tuned" else []
+    return result.metrics() + tuning + [
         Metric(name="parameters", value=count_parameters(model), unit="1"),
         e_min_metric(model, ctx),
     ]
@@ -189,6 +224,7 @@ def retrieval_task(ctx: TaskContext) -> list[Metric]:
     r = ctx.suite.retrieval
     vocab = ctx.lm_data().vocab_size if ctx.suite.model.pretrained else r.vocab_size
     task = RetrievalTask(vocab, r.seq_len, r.distances, n_keys=r.n_keys, seed=ctx.suite.data.seed)
+    settings = ctx.optim_settings()  # the LM's settings (and, when tuned, the lr the arm chose there)
     model = ctx.build_model(vocab)
     objective = ctx.objective()
     gen = task.train_batches(r.batch_size, seed=ctx.seed)
@@ -203,7 +239,7 @@ def retrieval_task(ctx: TaskContext) -> list[Metric]:
         objective,
         batches(),
         steps=r.steps,
-        lr=ctx.lr_for(objective),
+        settings=settings,
         device=ctx.device,
         evaluate=lambda m: _retrieval_loss(m, eval_set, ctx.device),
         eval_every=r.steps,  # one evaluation at the end

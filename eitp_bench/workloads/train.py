@@ -1,6 +1,7 @@
 """The training loop every arm shares: AdamW, fixed steps, seeded, measured.
 
-The arm changes only the objective (its loss, lr, clipping). Training runs in segments of
+The arm changes only the objective (its loss). Optimizer settings (lr, schedule, warm-up, weight
+decay, clipping, precision) come from the suite and are the same for every arm. Training runs in segments of
 `eval_every` steps, each inside its own monitor window; evaluations run between windows, so
 train energy and time never include evaluation. Energy-to-quality = the joules and step time
 spent until the first evaluation at or below the target validation loss.
@@ -80,6 +81,39 @@ def _sum_joules(results: list, attr: str) -> Optional[float]:
     return None if not values or any(v is None for v in values) else float(sum(values))
 
 
+@dataclass(frozen=True)
+class OptimSettings:
+    """The optimizer settings of a training run: the same for every arm of a suite."""
+
+    lr: float
+    schedule: str = "constant"  # constant | linear (decay to 0) | cosine (to 0)
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    grad_clip: Optional[float] = None
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler)
+
+    @classmethod
+    def from_train_config(cls, t, lr: Optional[float] = None) -> "OptimSettings":
+        return cls(lr if lr is not None else t.lr, t.lr_schedule, t.warmup_steps, t.weight_decay, t.grad_clip, t.precision)
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """Multiplier of lr at `step` (0-based): linear warm-up, then the schedule down to 0."""
+        if self.warmup_steps and step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return 1.0
+        span = max(1, total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        if self.schedule == "linear":
+            return 1.0 - progress
+        if self.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        raise ValueError(f"unknown lr schedule {self.schedule!r}")
+
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @dataclass
 class EvalPoint:
     step: int
@@ -157,7 +191,7 @@ def train(
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
     *,
     steps: int,
-    lr: float,
+    settings: OptimSettings,
     device,
     evaluate: Callable[[Any], float],
     eval_every: int,
@@ -169,12 +203,15 @@ def train(
 ) -> TrainResult:
     """Train `model` for `steps` AdamW steps with `objective`; evaluate every `eval_every` steps.
 
-    `lr` is the arm's: the objective's default_lr if it has one, else the suite's (the caller decides).
+    `settings` are the suite's, identical for every arm; only `objective` differs between arms.
     The caller seeds torch before building the model; batches are already deterministic.
     """
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    clip = getattr(objective, "max_grad_norm", None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: settings.lr_factor(s, steps))
+    device_type = torch.device(device).type
+    dtype = _AUTOCAST_DTYPES.get(settings.precision)
+    scaler = torch.amp.GradScaler(device_type) if settings.precision == "fp16" else None
     step_times: list[float] = []
     evals: list[EvalPoint] = []
     segments: list[Any] = []
@@ -187,12 +224,22 @@ def train(
             input_ids, labels = next(batches)
             cuda_sync(device)
             t0 = time.perf_counter()
-            loss, components = objective.loss(model, input_ids, labels, step=step, epoch=step / steps_per_epoch)
+            with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+                loss, components = objective.loss(model, input_ids, labels, step=step, epoch=step / steps_per_epoch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if settings.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
             cuda_sync(device)
             step_times.append(time.perf_counter() - t0)
             step += 1
@@ -219,5 +266,5 @@ def train(
         windows=segments,
         target_val_loss=target_val_loss,
         forward_passes_per_step=getattr(objective, "forward_passes_per_step", None),
-        lr=lr,
+        lr=settings.lr,
     )

@@ -1,0 +1,33 @@
+"""What each arm is, declared once and free of torch: the plan, the report and the workloads read it.
+
+- Trained arms: an objective (the loss) and nothing else of their own; every arm shares the
+  suite's training settings.
+- Ablation arms: the paper's task loss plus ONE of its three terms (thermo, chaos, coherence),
+  as in the paper's ablation table.
+- Compression arms: a transformation of a trained arm's model (they train as that arm).
+"""
+
+from __future__ import annotations
+
+TASK_ORDER = ("train", "lm", "retrieval", "generate", "compress", "theory", "derivation")
+COMPRESSION_ARMS = {"eitp-compressed": "eitp-paper", "baseline-int8": "baseline"}  # arm → trained arm
+
+COMPRESSION_TASKS = ("compress",)
+
+# ablation arm → the one EIT-P term it keeps (the λ of the other two is 0)
+ABLATION_TERMS = {
+    "eitp-paper-thermo": "thermo",
+    "eitp-paper-chaos": "chaos",
+    "eitp-paper-coherence": "coherence",
+}
+
+
+def objective_arm(arm: str) -> str:
+    """The objective an arm trains with (a compression arm trains as its base arm)."""
+    return COMPRESSION_ARMS.get(arm, arm)
+
+
+def tasks_for_arm(arm: str, tasks: list[str]) -> list[str]:
+    """The suite's tasks this arm runs, in TASK_ORDER (compression arms: compress only)."""
+    allowed = COMPRESSION_TASKS if arm in COMPRESSION_ARMS else TASK_ORDER
+    return [t for t in TASK_ORDER if t in tasks and t in allowed]
