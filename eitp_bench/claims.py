@@ -9,6 +9,15 @@ metric that must stay within `epsilon` of a bound metric. Verdicts:
   INCONCLUSIVE  the CI straddles the claimed value (with an estimate of the reps needed)
   NOT MEASURED  an energy claim for which only estimated joules exist
   NO DATA       the metric is missing or there are fewer than 5 repetitions per arm
+  NOT COMPARABLE the claim's arms trained with different settings (other than their loss)
+
+Rules of a fair experiment, applied before any statistics:
+- Equal settings: arms that differ in anything but the objective are NOT COMPARABLE.
+- To-target claims (MLPerf's rule): a repetition that does not reach the quality target within its
+  step budget has no time or energy to target. A candidate that mostly fails where the baseline
+  converges is REFUTED; if the baseline mostly fails, there is nothing to compare with (NO DATA).
+- Learned tasks: a long-range claim is judged only when the baseline has learned the task (its
+  pooled accuracy at the longest distance is above chance by a 95 % Clopper–Pearson interval).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from eitp_bench.records import MEASURED_METHODS
 
 VERIFIED, REFUTED, INCONCLUSIVE = "VERIFIED", "REFUTED", "INCONCLUSIVE"
 NOT_MEASURED, NO_DATA = "NOT MEASURED", "NO DATA"
+NOT_COMPARABLE = "NOT COMPARABLE"
 
 Direction = Literal["higher_is_better", "lower_is_better"]
 
@@ -55,6 +65,14 @@ class QualityGate(_Model):
         return self
 
 
+class LearnedGate(_Model):
+    """The baseline must have learned the task: pooled accuracy at the longest distance above chance."""
+
+    metric: str  # e.g. retrieval_acc@* (the longest distance is used)
+    count_prefix: str  # e.g. retrieval_n@: queries per distance, to pool accuracies as counts
+    chance_metric: str  # e.g. retrieval_chance
+
+
 class Claim(_Model):
     id: str
     quote: str  # the paper's wording
@@ -70,6 +88,12 @@ class Claim(_Model):
     epsilon: Optional[float] = Field(default=None, ge=0)  # kind: bound, absolute units of `metric`
     quality_gate: Optional[QualityGate] = None
     energy: bool = False
+    to_target: bool = False  # the metric exists only for repetitions that reached the quality target
+    learned: Optional[LearnedGate] = None
+    group: Literal["headline", "ablation"] = "headline"
+    component: Optional[str] = None  # ablation: the EIT-P term the arm keeps
+    aspect: Optional[str] = None  # ablation: speed, energy or accuracy
+    note: Optional[str] = None  # shown with the verdict (e.g. where each arm ran)
 
     @model_validator(mode="after")
     def _complete(self):
@@ -153,11 +177,35 @@ class Verdict:
 # ---------------------------------------------------------------- judging
 
 
-def judge_claims(metrics_df, energy_df, claims, *, n_resamples: int = 10_000, seed: int = 0) -> list[Verdict]:
-    """One verdict per claim from the store's metrics and energy frames (ok runs only)."""
+def judge_claims(metrics_df, energy_df, claims, *, settings: Optional[dict[str, dict]] = None,
+                 n_resamples: int = 10_000, seed: int = 0) -> list[Verdict]:
+    """One verdict per claim from the store's metrics and energy frames (ok runs only).
+
+    `settings` maps each arm to its effective training settings (suite.effective_settings): a claim
+    whose arms differ in anything but the loss is NOT COMPARABLE, whatever its statistics say.
+    """
     claim_list = claims.claims if isinstance(claims, ClaimSet) else list(claims)
     ok = _ok_rows(metrics_df)
-    return [_judge(c, ok, energy_df, n_resamples=n_resamples, seed=seed) for c in claim_list]
+    verdicts = []
+    for c in claim_list:
+        v = _judge(c, ok, energy_df, n_resamples=n_resamples, seed=seed)
+        verdicts.append(_mark_not_comparable(v, settings) if settings else v)
+    return verdicts
+
+
+def _mark_not_comparable(v: Verdict, settings: dict[str, dict]) -> Verdict:
+    from eitp_bench.suite import unequal_settings
+
+    arms = [a for a in (v.claim.candidate, v.claim.baseline) if a]
+    if any(a not in settings for a in arms):
+        return v
+    differ = unequal_settings({a: settings[a] for a in arms})
+    if not differ:
+        return v
+    what = "; ".join(f"{k}: " + ", ".join(f"{a} {val}" for a, val in vals.items()) for k, vals in differ.items())
+    v.reason = f"arms trained with different settings ({what}); the statistics would say {v.verdict}: {v.reason}"
+    v.verdict, v.reps_needed = NOT_COMPARABLE, None
+    return v
 
 
 def _ok_rows(df):
@@ -199,7 +247,100 @@ def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed) -> Verdict
 
     if claim.kind == "bound":
         return _judge_bound(claim, rows, samples[claim.candidate], metric, n_resamples, seed)
-    return _judge_ratio(claim, metrics_df, samples, metric, n_resamples, seed)
+    converged_note = ""
+    if claim.to_target:
+        stop, converged_note = _convergence(claim, rows, metric)
+        if stop is not None:
+            return stop
+    if claim.learned is not None:
+        stop = _learned(claim, rows, metric)
+        if stop is not None:
+            return stop
+    v = _judge_ratio(claim, metrics_df, samples, metric, n_resamples, seed)
+    notes = [n for n in (converged_note, _device_note(claim, rows), claim.note) if n]
+    if notes:
+        v.reason = f"{v.reason}; {'; '.join(notes)}"
+    return v
+
+
+def convergence_counts(rows, task: Optional[str] = None) -> dict[str, tuple[int, int]]:
+    """{arm: (repetitions that reached the quality target, repetitions with a target)}."""
+    sel = rows[rows["name"] == "target_reached"]
+    if task is not None and "task" in sel.columns:
+        sel = sel[sel["task"] == task]
+    return {str(arm): (int((g["value"] > 0.5).sum()), len(g)) for arm, g in sel.groupby("arm")}
+
+
+def _convergence(claim: Claim, rows, metric: str) -> tuple[Optional[Verdict], str]:
+    """MLPerf's rule for to-target claims: (a verdict that ends the judging, or None; a note)."""
+    counts = convergence_counts(rows, claim.task)
+    cand, base = counts.get(claim.candidate), counts.get(claim.baseline)
+    n_c, n_b = (cand or (0, 0))[1], (base or (0, 0))[1]
+
+    def stop(verdict, reason):
+        return Verdict(claim, verdict, reason, metric=metric, n_candidate=(cand or (0, 0))[0],
+                       n_baseline=(base or (0, 0))[0])
+
+    if not base or not cand:
+        return stop(NO_DATA, "no quality target was recorded for these arms (set train.target_val_loss, "
+                             "or train.target_excess_nats on the Markov corpus)"), ""
+    text = (f"reached the target in {cand[0]} of {n_c} repetitions ({claim.candidate}) and {base[0]} of {n_b} "
+            f"({claim.baseline})")
+    if 2 * base[0] < n_b or base[0] == 0:
+        return stop(NO_DATA, f"baseline did not converge: {text}; with no baseline time to target there is "
+                             "nothing to compare (raise train.steps or loosen the target)"), ""
+    if 2 * cand[0] < n_c or cand[0] == 0:
+        return stop(REFUTED, f"candidate did not converge within the step budget: {text} (a run that misses the "
+                             "quality target has no energy or time to target)"), ""
+    return None, f"judged on converged repetitions only: {text}"
+
+
+def _learned(claim: Claim, rows, metric: str) -> Optional[Verdict]:
+    """INCONCLUSIVE unless the baseline learned the task (pooled accuracy above chance, 95 % Clopper–Pearson)."""
+    import numpy as np
+    from scipy.stats import beta
+
+    gate = claim.learned
+    base_rows = rows[rows["arm"] == claim.baseline]
+    acc_name = _resolve_metric(gate.metric, rows, [claim.baseline])
+    if acc_name is None:
+        return Verdict(claim, NO_DATA, f"no {gate.metric} for {claim.baseline}", metric=metric)
+    suffix = acc_name.rsplit("@", 1)[-1]
+    acc = base_rows[base_rows["name"] == acc_name][["run_id", "value"]]
+    n = base_rows[base_rows["name"] == f"{gate.count_prefix}{suffix}"][["run_id", "value"]]
+    chance = base_rows.loc[base_rows["name"] == gate.chance_metric, "value"]
+    if n.empty or chance.empty:
+        return Verdict(claim, INCONCLUSIVE, f"cannot tell whether {claim.baseline} learned the task: no query counts "
+                       f"({gate.count_prefix}{suffix}) or chance level recorded", metric=metric)
+    both = acc.merge(n, on="run_id", suffixes=("", "_n"))
+    correct = int(np.round((both["value"] * both["value_n"]).sum()))
+    total = int(both["value_n"].sum())
+    p0 = float(chance.median())
+    lower = float(beta.ppf(0.025, correct, total - correct + 1)) if correct > 0 else 0.0
+    if lower > p0:
+        return None
+    return Verdict(
+        claim, INCONCLUSIVE,
+        f"task not learned: {claim.baseline}'s accuracy at the longest distance ({acc_name}) is {correct}/{total} = "
+        f"{correct / max(total, 1):.3f}, 95 % interval from {lower:.3f}, not above chance {p0:.3f}; a gain over a "
+        "model that has not learned the task says nothing (raise retrieval.steps)",
+        metric=metric, n_candidate=len(rows[(rows['arm'] == claim.candidate) & (rows['name'] == metric)]),
+        n_baseline=len(acc),
+    )
+
+
+def _device_note(claim: Claim, rows) -> str:
+    """Where each arm's runs executed, when they differ (e.g. an INT8 artefact that runs only on CPU)."""
+    if "device" not in rows.columns:
+        return ""
+    where = {}
+    for arm in (claim.candidate, claim.baseline):
+        devices = sorted(map(str, rows.loc[rows["arm"] == arm, "device"].dropna().unique()))
+        if devices:
+            where[arm] = "/".join(devices)
+    if len(set(where.values())) <= 1:
+        return ""
+    return "arms ran on different devices: " + ", ".join(f"{a} on {d}" for a, d in where.items())
 
 
 def _too_few(claim, metric, counts: dict[str, int]) -> Optional[Verdict]:

@@ -428,6 +428,14 @@ class Store:
         columns.remove("hardware")
         return pd.DataFrame(rows, columns=None if rows else columns)
 
+    def configs(self) -> dict[str, dict]:
+        """{suite_config_hash: the resolved suite config}: one per configuration (its runs share it)."""
+        rows = self._conn.execute(
+            "SELECT suite_config_hash, config_json FROM runs WHERE rowid IN "
+            "(SELECT MIN(rowid) FROM runs GROUP BY suite_config_hash)"
+        ).fetchall()
+        return {h: json.loads(c) for h, c in rows}
+
     def _runs(self, columns: list[str]):
         import pandas as pd
 

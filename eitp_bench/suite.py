@@ -144,6 +144,8 @@ class DebugConfig(_Section):
 class Suite(_Section):
     name: str
     description: str = ""
+    # smoke: checks the pipeline; its report says its figures are not verdicts on EIT-P
+    kind: Literal["smoke", "benchmark"] = "benchmark"
     arms: list[Literal[ARMS]] = Field(min_length=1)  # type: ignore[valid-type]
     tasks: list[Literal[TASKS]] = Field(min_length=1)  # type: ignore[valid-type]
     sizes: list[Literal[SIZES]] = Field(default_factory=lambda: ["tiny"])  # type: ignore[valid-type]
@@ -208,7 +210,9 @@ class Suite(_Section):
 
     def train_settings(self, arm: str) -> "TrainConfig":
         """The training settings an arm really uses: train, plus forced arm_settings (if any)."""
-        overrides = self.arm_settings.get(arm) or {}
+        from eitp_bench.workloads.arms import objective_arm  # a compression arm trains as its base arm
+
+        overrides = self.arm_settings.get(arm) or self.arm_settings.get(objective_arm(arm)) or {}
         return self.train.model_copy(update=overrides) if overrides else self.train
 
 
@@ -351,8 +355,8 @@ def apply_override(raw: dict[str, Any], assignment: str, label: str = "--set") -
             if ann is None:
                 known = ", ".join(sorted(model.model_fields))
                 raise UserError(f"--set {key}: unknown setting {dotted!r}", fix=f"known settings here: {known}")
-        elif typing.get_origin(model) is dict and last:
-            ann = None  # a free-form mapping such as thresholds: any key
+        elif typing.get_origin(model) is dict:
+            ann = typing.get_args(model)[1]  # a free-form mapping (thresholds, arm_settings.<arm>): any key
         else:
             raise UserError(f"--set {key}: {'.'.join(parts[:i])!r} is not a section", fix="set that value directly")
         if last:

@@ -110,10 +110,13 @@ def lognormal(rng, median: float, n: int, cv: float = 0.05) -> np.ndarray:
 def eitp_records(n_reps: int = 8, seed: int = 0, *, suite: str = "synthetic", profile: str = "hp-test-cpu",
                  energy_method: str = "counter", speedup: float = 1.1, energy_ratio: float = 1.3,
                  size_ratio: float = 0.26, ppl_ratio: float = 1.02, retrieval_ratio: float = 1.0,
-                 failed: int = 1, timeline: bool = True, started0: int = 0) -> list[RunRecord]:
+                 failed: int = 1, timeline: bool = True, started0: int = 0, converged: tuple[int, int] | None = None,
+                 base_acc: float = 0.5, chance: float = 0.1, queries: int = 64) -> list[RunRecord]:
     """A whole EIT-P suite's records, with the workloads' metric names, and known true effects
     (candidate ÷ baseline medians). Plain arms run train, lm, retrieval, generate and compress;
-    eitp-compressed runs compress only. With estimated energy, joules metrics carry `_estimated`."""
+    eitp-compressed runs compress only. With estimated energy, joules metrics carry `_estimated`.
+    `converged` = (candidate, baseline) repetitions that reach the quality target (default: all);
+    a repetition that misses it has no joules_to_target, as in the workloads."""
     rng = np.random.default_rng(seed)
     est = "_estimated" if energy_method == "estimated" else ""
     out: list[RunRecord] = []
@@ -129,16 +132,21 @@ def eitp_records(n_reps: int = 8, seed: int = 0, *, suite: str = "synthetic", pr
                 continue
             cand = arm == "eitp-paper"
             e = lognormal(rng, 1000.0 * (energy_ratio if cand else 1.0), 1)[0]
-            train = {f"train_joules{est}": e, f"train_joules_per_step{est}": e / 100, f"joules_to_target{est}": e * 0.8,
-                     "step_s": e / 4000, "final_val_loss": lognormal(rng, 3.0, 1, 0.002)[0], "e_min_j": 1e-9}
+            reached = rep < (converged[0 if cand else 1] if converged else n_reps)
+            train = {f"train_joules{est}": e, f"train_joules_per_step{est}": e / 100,
+                     "step_s": e / 4000, "final_val_loss": lognormal(rng, 3.0, 1, 0.002)[0], "e_min_j": 1e-9,
+                     "target_val_loss": 3.1, "target_reached": float(reached), "lr": 5e-5}
+            if reached:
+                train[f"joules_to_target{est}"] = e * 0.8
             out.append(record(arm, "train", rep, train, energy_window="train", energy_joules=e,
                               energy_method=energy_method, started=t, **kw))
             out.append(record(arm, "lm", rep, {"val_loss": lognormal(rng, 3.0, 1, 0.002)[0],
                                                "val_ppl": lognormal(rng, 20.0 * (ppl_ratio if cand else 1.0), 1)[0]},
                               started=t, **kw))
-            acc = {f"retrieval_acc@{d}": min(1.0, lognormal(rng, 0.5 * (retrieval_ratio if cand else 1.0), 1)[0])
+            acc = {f"retrieval_acc@{d}": min(1.0, lognormal(rng, base_acc * (retrieval_ratio if cand else 1.0), 1)[0])
                    for d in (64, 256)}
             acc["retrieval_acc_long"] = acc["retrieval_acc@256"]
+            acc.update({"retrieval_n@64": queries, "retrieval_n@256": queries, "retrieval_chance": chance})
             out.append(record(arm, "retrieval", rep, acc, started=t, **kw))
             jpt = lognormal(rng, 0.5 / (speedup if cand else 1.0), 1)[0]
             gen = {"tokens_per_s": lognormal(rng, 100.0 * (speedup if cand else 1.0), 1)[0], f"joules_per_token{est}": jpt}

@@ -147,7 +147,7 @@ def test_cli_report_and_compare_through_a_real_store(tmp_path, capsys):
     out = tmp_path / "r.html"
     assert cli.main(["report", "--store", str(path), "--out", str(out)]) == 0
     html = out.read_text()
-    assert "Suite synthetic · hardware a100" in html and "Suite synthetic · hardware h100" in html
+    assert "Suite synthetic · config cfg1 · hardware a100" in html and "Suite synthetic · config cfg1 · hardware h100" in html
     assert 'class="badge grey">NOT MEASURED' in html  # a100's joules were estimated
     assert "hardware.cpu" in html  # provenance from the store
     assert cli.main(["compare", "--store", str(path), "--reference", "a100", "--html", str(tmp_path / "c.html")]) == 0

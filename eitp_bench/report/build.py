@@ -16,7 +16,8 @@ from eitp_bench.errors import UserError
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
 HIGH_CV = 0.10
-BADGE = {"VERIFIED": "ok", "REFUTED": "bad", "INCONCLUSIVE": "warn", "NOT MEASURED": "grey", "NO DATA": "grey"}
+BADGE = {"VERIFIED": "ok", "REFUTED": "bad", "INCONCLUSIVE": "warn", "NOT MEASURED": "grey", "NO DATA": "grey",
+         "NOT COMPARABLE": "bad"}
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Frames:
     timeline: Any
     provenance: Any = None  # one row per run: run_id + provenance fields, when the store provides it
     source: str = "frames"
+    configs: dict = None  # suite_config_hash → the stored suite config (None: unknown)
 
 
 def load_frames(store_or_frames=None) -> Frames:
@@ -38,7 +40,8 @@ def load_frames(store_or_frames=None) -> Frames:
     if isinstance(store_or_frames, dict):
         empty = pd.DataFrame()
         return Frames(*(store_or_frames.get(k, empty) for k in ("runs", "metrics", "energy", "timeline")),
-                      provenance=store_or_frames.get("provenance"), source="frames")
+                      provenance=store_or_frames.get("provenance"), source="frames",
+                      configs=store_or_frames.get("configs"))
     store = store_or_frames
     if store is None or isinstance(store, (str, Path)):
         try:
@@ -48,7 +51,8 @@ def load_frames(store_or_frames=None) -> Frames:
         store = Store.open(str(store) if store is not None else None, create=False)  # a typo is not a new store
     provenance = store.provenance_frame() if hasattr(store, "provenance_frame") else None
     return Frames(store.runs_frame(), store.metrics_frame(), store.energy_frame(), store.timeline_frame(),
-                  provenance=provenance, source=str(getattr(store, "path", store_or_frames or "default store")))
+                  provenance=provenance, source=str(getattr(store, "path", store_or_frames or "default store")),
+                  configs=store.configs() if hasattr(store, "configs") else None)
 
 
 def _for_suite(frames: Frames, suite: Optional[str]) -> Frames:
@@ -70,7 +74,7 @@ def only_runs(frames: Frames, run_ids: set) -> Frames:
         return df if df is None or len(df) == 0 else df[df["run_id"].isin(run_ids)]
 
     return Frames(keep(frames.runs), keep(frames.metrics), keep(frames.energy), keep(frames.timeline),
-                  keep(frames.provenance), frames.source)
+                  keep(frames.provenance), frames.source, frames.configs)
 
 
 def build_report(store_or_frames, *, suite: Optional[str] = None,
@@ -169,28 +173,49 @@ def _summary(frames: Frames) -> dict:
 
 
 def _verdict_groups(frames: Frames, claim_set, n_resamples, max_groups) -> tuple[list[dict], list[str]]:
-    """One verdict table per (suite, hardware profile): claims are never judged across machines."""
+    """One verdict table per (suite, configuration, hardware profile): claims are never judged across
+    machines or across different configurations that share a suite name."""
+    from eitp_bench.analysis.experiment import describe_experiment
     from eitp_bench.claims import judge_claims
 
     metrics, energy = frames.metrics, frames.energy
     if len(metrics) == 0:
         return [], []
-    keys = ["suite", "hardware_profile_id"]
+    keys = ["suite", "suite_config_hash", "hardware_profile_id"]
     metrics = metrics.assign(hardware_profile_id=metrics["hardware_profile_id"].fillna("unknown"))
     if energy is not None and len(energy):
         energy = energy.assign(hardware_profile_id=energy["hardware_profile_id"].fillna("unknown"))
     latest = metrics.groupby(keys, dropna=False, sort=False)["started_at"].max().sort_values(ascending=False)
-    omitted = [f"{s} · {p}" for s, p in latest.index[max_groups:]]
+    omitted = [f"{s} ({h[:8]}) · {p}" for s, h, p in latest.index[max_groups:]]
     groups = []
     by_key = dict(iter(metrics.groupby(keys, dropna=False, sort=False)))
-    for suite, profile in latest.index[:max_groups]:  # most recent first
-        m = by_key[(suite, profile)]
+    for suite, config_hash, profile in latest.index[:max_groups]:  # most recent first
+        m = by_key[(suite, config_hash, profile)]
         e = energy
         if energy is not None and len(energy):
-            e = energy[(energy["suite"] == suite) & (energy["hardware_profile_id"] == profile)]
-        verdicts = judge_claims(m, e, claim_set, n_resamples=n_resamples)
-        groups.append({"suite": str(suite), "profile": str(profile), "verdicts": verdicts, "metrics": m})
+            e = energy[(energy["suite_config_hash"] == config_hash) & (energy["hardware_profile_id"] == profile)]
+        experiment = describe_experiment(str(suite), str(config_hash), (frames.configs or {}).get(config_hash), m)
+        arms = set(map(str, m["arm"].unique()))
+        claims = [c for c in claim_set.claims if c.candidate in arms and (c.baseline is None or c.baseline in arms)]
+        not_run = [c.id for c in claim_set.claims if c not in claims]
+        verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples)
+        groups.append({
+            "suite": str(suite), "config_hash": str(config_hash), "profile": str(profile), "metrics": m,
+            "verdicts": [v for v in verdicts if v.claim.group != "ablation"],
+            "ablation": _ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
+            "experiment": experiment, "claims_not_run": not_run,
+        })
     return groups, omitted
+
+
+def _ablation_table(verdicts: list) -> list[dict]:
+    """The paper's ablation table beside ours: one row per component, one cell per aspect."""
+    rows: dict[str, dict] = {}
+    for v in verdicts:
+        row = rows.setdefault(v.claim.component or v.claim.candidate, {"component": v.claim.component,
+                                                                      "arm": v.claim.candidate, "cells": {}})
+        row["cells"][v.claim.aspect or v.claim.id] = v
+    return list(rows.values())
 
 
 def _distributions(frames: Frames, groups: list[dict]) -> list[str]:

@@ -251,6 +251,12 @@ def retrieval_task(ctx: TaskContext) -> list[Metric]:
     ctx.energy.extend(result.energy_entries("retrieval-train"))
     accuracy = retrieval_accuracy(model, eval_set, ctx.device)
     out = [Metric(name=f"retrieval_acc@{d}", value=a, unit="1") for d, a in sorted(accuracy.items())]
+    # Query counts per distance: accuracies are judged as counts (a binomial interval), not as bare ratios.
+    counts: dict[int, int] = {}
+    for b in eval_set:
+        for d in b.distances.tolist():
+            counts[int(d)] = counts.get(int(d), 0) + 1
+    out += [Metric(name=f"retrieval_n@{d}", value=n, unit="queries") for d, n in sorted(counts.items())]
     out.append(Metric(name="retrieval_acc", value=float(np.mean(list(accuracy.values()))), unit="1"))
     # "Long range" = distances in the second half of the context (GPT-2 cannot see 8k tokens).
     long = [a for d, a in accuracy.items() if d >= r.seq_len // 2]

@@ -1,0 +1,1 @@
+"""Analysis: the one stage between the store and every output (report, compare, regress)."""
