@@ -1,5 +1,6 @@
 """The HTML report and the cross-hardware tables, from synthetic stores."""
 
+import json
 import re
 
 import pytest
@@ -159,3 +160,41 @@ def test_cli_missing_store_is_a_clear_error(tmp_path, capsys):
     assert cli.main(["report", "--store", str(tmp_path / "nope.sqlite"), "--out", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err
     assert "no results store" in err and not (tmp_path / "nope.sqlite").exists()
+
+
+def test_report_json_and_html_come_from_the_same_findings(tmp_path, capsys):
+    from eitp_bench.store import Store
+
+    path = tmp_path / "r.sqlite"
+    store = Store.open(str(path))
+    store.add_many(eitp_records(n_reps=6, speedup=5.0))
+    store.close()
+    assert cli.main(["report", "--store", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    [group] = data["groups"]
+    rows = {v["claim"]: v for v in group["verdicts"]}
+    speed = rows["inference-speedup"]
+    assert speed["verdict"] == "VERIFIED" and speed["n"] == [6, 6] and speed["ci"][0] > 4.0
+    assert set(speed) >= {"claim", "verdict", "effect", "ci", "p", "p_adjusted", "n", "why"}
+    out = tmp_path / "r.html"
+    assert cli.main(["report", "--store", str(path), "--out", str(out)]) == 0
+    html = out.read_text()
+    for claim, row in rows.items():  # every JSON verdict appears in the HTML with the same word
+        if row.get("group", "headline") == "headline":
+            assert claim in html
+    assert html.count(">VERIFIED<") >= sum(r["verdict"] == "VERIFIED" for r in rows.values() if r["group"] == "headline")
+
+
+def test_two_configurations_under_one_suite_name_are_judged_apart():
+    recs = eitp_records(n_reps=6, speedup=5.0) + [
+        r.model_copy(update={"suite_config_hash": "cfg2", "run_id": r.run_id + "x"})
+        for r in eitp_records(n_reps=6, speedup=1.0, seed=3, started0=1000)
+    ]
+    from eitp_bench.analysis.findings import analyse
+    from eitp_bench.claims import load_claims
+    from eitp_bench.report.build import load_frames
+
+    findings = analyse(load_frames(frames_from_records(recs)), load_claims("eitp"), n_resamples=2000)
+    by_hash = {g.config_hash: {v.claim.id: v.verdict for v in g.verdicts} for g in findings.groups}
+    assert by_hash["cfg1"]["inference-speedup"] == "VERIFIED"
+    assert by_hash["cfg2"]["inference-speedup"] == "REFUTED"

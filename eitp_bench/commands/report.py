@@ -13,11 +13,19 @@ def report(
     out: str = typer.Option("report.html", "--out", help="the HTML file to write"),
     claims: str = typer.Option("eitp", "--claims", help="claims file: a built-in name or a YAML path"),
     regress: bool = typer.Option(False, "--regress", help="add a nightly-regressions section (default window/threshold)"),
+    as_json: bool = typer.Option(False, "--json", help="print the findings (one verdict row per claim) as JSON; no HTML"),
 ) -> None:
     """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
-    from eitp_bench.report.build import load_frames, write_report
+    from eitp_bench.report.build import for_suite, load_frames, write_report
 
     frames = load_frames(store)
+    if as_json:  # the same Findings the HTML renders
+        import json
+
+        from eitp_bench.report.build import findings_of
+
+        print(json.dumps(findings_of(for_suite(frames, suite), claims).to_json(), indent=1))
+        return
     extra = []
     if regress and len(frames.metrics):
         from eitp_bench.regress import find_changes, regressions_section

@@ -1,0 +1,327 @@
+"""Findings: everything a report, `report --json`, compare or regress shows, computed in one place.
+
+`analyse(frames, claims)` groups runs by configuration hash and hardware profile (never by suite
+name alone), describes each experiment (regime, settings, convergence), asks the claims judge — the
+only place a verdict is made — and prepares every table and every plot's data. Renderers (HTML, JSON)
+compute nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from eitp_bench.analysis.experiment import Experiment, describe_experiment
+from eitp_bench.analysis.frames import Frames
+
+ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
+HIGH_CV = 0.10
+
+
+@dataclass
+class GroupFindings:
+    """One configuration on one machine: what ran, how fair it was, and the verdict per claim."""
+
+    suite: str
+    config_hash: str
+    profile: str
+    experiment: Experiment
+    verdicts: list  # claims.Verdict, headline claims
+    ablation: list[dict]  # one row per component: {component, arm, cells: {aspect: Verdict}}
+    claims_not_run: list[str]
+    metrics: Any = field(repr=False, default=None)  # the group's metrics frame (for plots)
+
+
+@dataclass
+class Findings:
+    source: str
+    paper: str
+    summary: dict
+    groups: list[GroupFindings]
+    omitted_groups: list[str]
+    distributions: list[dict]  # {title, unit, samples: {arm: array}} for the most recent group
+    timelines: list[dict]  # {title, series: {label: (t, watts)}}
+    energy_table: list[dict]
+    energy_breakdown: Any  # frame of median joules per group × channel, or None
+    pareto: list[dict]  # {title, points, frontier}
+    environment: list[dict]
+    warnings: dict
+    heat_sink_k: float = 300.0
+
+    def to_json(self) -> dict:
+        """The findings as plain JSON (the report's --json): groups and one verdict row per claim."""
+        return {
+            "source": self.source,
+            "paper": self.paper,
+            "groups": [
+                {
+                    "suite": g.suite,
+                    "config_hash": g.config_hash,
+                    "hardware": g.profile,
+                    "regime": g.experiment.regime,
+                    "regime_text": g.experiment.regime_text,
+                    "smoke": g.experiment.smoke,
+                    "unequal_settings": g.experiment.differ,
+                    "convergence": {a: {"reached": r, "runs": n} for a, (r, n) in g.experiment.convergence.items()},
+                    "verdicts": [verdict_json(v) for v in g.verdicts]
+                    + [verdict_json(v) for row in g.ablation for v in row["cells"].values()],
+                    "claims_not_run": g.claims_not_run,
+                }
+                for g in self.groups
+            ],
+            "omitted_groups": self.omitted_groups,
+        }
+
+
+def verdict_json(v) -> dict:
+    def num(x):
+        return None if x is None or x != x else float(x)
+
+    return {
+        "claim": v.claim.id,
+        "group": v.claim.group,
+        "verdict": v.verdict,
+        "effect": num(v.ratio),
+        "ci": [num(v.ci_low), num(v.ci_high)] if v.ci_low is not None else None,
+        "p": num(v.p_value),
+        "p_adjusted": num(getattr(v, "p_adjusted", None)),
+        "n": [v.n_candidate, v.n_baseline],
+        "metric": v.metric,
+        "why": v.reason,
+    }
+
+
+def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups: int = 5) -> Findings:
+    """Every finding of a report over these frames (already restricted to the runs wanted)."""
+    groups, omitted = _verdict_groups(frames, claim_set, n_resamples, max_groups)
+    return Findings(
+        source=frames.source,
+        paper=claim_set.paper,
+        summary=_summary(frames),
+        groups=groups,
+        omitted_groups=omitted,
+        distributions=_distributions(groups),
+        timelines=_timelines(frames),
+        energy_table=_energy_table(frames),
+        energy_breakdown=_energy_breakdown(frames),
+        pareto=_pareto(frames),
+        environment=_environment(frames),
+        warnings=_warnings(frames),
+        heat_sink_k=heat_sink_k(frames),
+    )
+
+
+def _verdict_groups(frames: Frames, claim_set, n_resamples, max_groups) -> tuple[list[GroupFindings], list[str]]:
+    """One verdict table per (suite, configuration, hardware profile): claims are never judged across
+    machines or across different configurations that share a suite name."""
+    from eitp_bench.claims import judge_claims
+
+    metrics, energy = frames.metrics, frames.energy
+    if len(metrics) == 0:
+        return [], []
+    keys = ["suite", "suite_config_hash", "hardware_profile_id"]
+    metrics = metrics.assign(hardware_profile_id=metrics["hardware_profile_id"].fillna("unknown"))
+    if energy is not None and len(energy):
+        energy = energy.assign(hardware_profile_id=energy["hardware_profile_id"].fillna("unknown"))
+    latest = metrics.groupby(keys, dropna=False, sort=False)["started_at"].max().sort_values(ascending=False)
+    omitted = [f"{s} ({h[:8]}) · {p}" for s, h, p in latest.index[max_groups:]]
+    groups = []
+    by_key = dict(iter(metrics.groupby(keys, dropna=False, sort=False)))
+    for suite, config_hash, profile in latest.index[:max_groups]:  # most recent first
+        m = by_key[(suite, config_hash, profile)]
+        e = energy
+        if energy is not None and len(energy):
+            e = energy[(energy["suite_config_hash"] == config_hash) & (energy["hardware_profile_id"] == profile)]
+        experiment = describe_experiment(str(suite), str(config_hash), (frames.configs or {}).get(config_hash), m)
+        arms = set(map(str, m["arm"].unique()))
+        claims = [c for c in claim_set.claims if c.candidate in arms and (c.baseline is None or c.baseline in arms)]
+        not_run = [c.id for c in claim_set.claims if c not in claims]
+        verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples)
+        groups.append(GroupFindings(
+            str(suite), str(config_hash), str(profile), experiment,
+            verdicts=[v for v in verdicts if v.claim.group != "ablation"],
+            ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
+            claims_not_run=not_run, metrics=m,
+        ))
+    return groups, omitted
+
+
+def _ablation_table(verdicts: list) -> list[dict]:
+    """The paper's ablation table beside ours: one row per component, one cell per aspect."""
+    rows: dict[str, dict] = {}
+    for v in verdicts:
+        row = rows.setdefault(v.claim.component or v.claim.candidate, {"component": v.claim.component,
+                                                                      "arm": v.claim.candidate, "cells": {}})
+        row["cells"][v.claim.aspect or v.claim.id] = v
+    return list(rows.values())
+
+
+def _distributions(groups: list[GroupFindings]) -> list[dict]:
+    """Samples of each claim metric per arm, for the most recent group only (figures are the slow part)."""
+    out, seen = [], set()
+    for g in groups[:1]:
+        m = g.metrics
+        m = m[m["status"] == "ok"] if "status" in m.columns else m
+        for v in g.verdicts:
+            c = v.claim
+            if v.metric is None or (c.task, v.metric) in seen:
+                continue
+            seen.add((c.task, v.metric))
+            rows = m[(m["name"] == v.metric) & ((m["task"] == c.task) if c.task else True)]
+            arms = [a for a in (c.candidate, c.baseline) if a] + sorted(set(rows["arm"]) - {c.candidate, c.baseline})
+            samples = {a: rows.loc[rows["arm"] == a, "value"].to_numpy() for a in arms}
+            samples = {a: s for a, s in samples.items() if len(s)}
+            if samples:
+                unit = str(rows["unit"].iloc[0]) if "unit" in rows.columns and len(rows) else ""
+                out.append({"title": f"{c.task}: {v.metric}\n{g.suite} · {g.profile}", "unit": unit, "samples": samples})
+    return out
+
+
+def _timelines(frames: Frames, max_runs: int = 6) -> list[dict]:
+    tl = frames.timeline
+    if tl is None or len(tl) == 0:
+        return []
+    out = []
+    for device, d in tl.groupby("device", sort=True):
+        run_ids = list(dict.fromkeys(d["run_id"]))[:max_runs]
+        series = {}
+        for (run_id, domain), r in d[d["run_id"].isin(run_ids)].groupby(["run_id", "domain"], sort=False):
+            label = f"{r['arm'].iloc[0]} {r['task'].iloc[0]} {str(run_id)[:6]} {domain}"
+            r = r.sort_values("t")
+            series[label] = (r["t"].to_numpy(), r["watts"].to_numpy())
+        out.append({"title": f"power on {device} (first {len(run_ids)} runs)", "series": series})
+    return out
+
+
+def _energy_breakdown(frames: Frames):
+    e = _measured_additive(frames)
+    if e is None:
+        return None
+    e = e.assign(hardware_profile_id=e["hardware_profile_id"].fillna("unknown").astype(str))
+    per = e.groupby(["hardware_profile_id", "task", "arm", "window", "device", "domain"],
+                    sort=True)["joules"].median().reset_index()
+    per["group"] = (per["hardware_profile_id"] + ": " + per["task"] + " / " + per["window"].astype(str) + " / "
+                    + per["arm"])
+    per["channel"] = per["device"] + " " + per["domain"]
+    return per
+
+
+def _pareto(frames: Frames, max_plots: int = 4) -> list[dict]:
+    import pandas as pd
+
+    e = _measured_additive(frames)
+    if e is None:
+        return []
+    e = e.assign(hardware_profile_id=e["hardware_profile_id"].fillna("unknown").astype(str))
+    per_run = e.groupby(["hardware_profile_id", "task", "window", "arm", "run_id"], sort=True).agg(
+        joules=("joules", "sum"), seconds=("duration_s", "max")).reset_index()
+    out = []
+    groups = per_run.groupby(["hardware_profile_id", "task", "window"], sort=True)
+    for (profile, task, window), pts in list(groups)[:max_plots]:  # never mix machines on one frontier
+        pts = pts.assign(label=pts["arm"])
+        med = pts.groupby("label")[["seconds", "joules"]].median().sort_values(["seconds", "joules"])
+        frontier, best = [], float("inf")
+        for label, row in med.iterrows():  # faster first; keep only arms that also save energy
+            if row["joules"] < best:
+                frontier.append(row)
+                best = row["joules"]
+        out.append({"title": f"time vs energy: {task} / {window} ({profile})", "points": pts,
+                    "frontier": pd.DataFrame(frontier)})
+    return out
+
+
+def heat_sink_k(frames: Frames) -> float:
+    """The heat-sink temperature the theory task used (the same for every run), else 300 K."""
+    m = frames.metrics
+    if m is not None and len(m):
+        t = m.loc[m["name"] == "heat_sink_temperature_k", "value"]
+        if len(t):
+            return float(t.median())
+    return 300.0
+
+
+def _summary(frames: Frames) -> dict:
+    runs = frames.runs
+    return {
+        "suites": sorted(map(str, runs["suite"].unique())),
+        "runs": len(runs),
+        "ok": int((runs["status"] == "ok").sum()),
+        "failed": int((runs["status"] != "ok").sum()),
+        "arms": sorted(map(str, runs["arm"].unique())),
+        "tasks": sorted(map(str, runs["task"].unique())),
+        "profiles": sorted(map(str, runs["hardware_profile_id"].dropna().unique())),
+        "config_hashes": sorted(map(str, runs["suite_config_hash"].unique())),
+    }
+
+
+def _ok_energy(frames: Frames):
+    e = frames.energy
+    if e is None or len(e) == 0:
+        return None
+    return e[e["status"] == "ok"] if "status" in e.columns else e
+
+
+def _energy_table(frames: Frames) -> list[dict]:
+    """Median gross and net-of-idle joules per (task, arm, window, device, domain, method)."""
+    e = _ok_energy(frames)
+    if e is None:
+        return []
+    keys = ["hardware_profile_id", "task", "arm", "window", "device", "domain", "method", "meter"]
+    e = e.assign(hardware_profile_id=e["hardware_profile_id"].fillna("unknown"))
+    agg = e.groupby(keys, dropna=False, sort=True).agg(
+        n=("run_id", "size"), valid=("joules", "count"), joules=("joules", "median"),
+        net=("net_joules", "median"), idle=("idle_watts", "median"), seconds=("duration_s", "median"))
+    return agg.reset_index().to_dict("records")
+
+
+def _measured_additive(frames: Frames):
+    from eitp_bench.records import MEASURED_METHODS
+
+    e = _ok_energy(frames)
+    if e is None:
+        return None
+    e = e[e["method"].isin(MEASURED_METHODS) & e["joules"].notna() & e["domain"].isin(ADDITIVE_DOMAINS)]
+    return e if len(e) else None
+
+
+def _environment(frames: Frames) -> list[dict]:
+    """Each provenance field with its distinct values (and counts): a mixed environment shows at once."""
+    p = frames.provenance
+    if p is None or len(p) == 0:
+        p = frames.runs[["hardware_profile_id", "device", "suite_config_hash"]]
+    rows = []
+    for col in p.columns:
+        if col == "run_id":
+            continue
+        counts = p[col].fillna("—").astype(str).value_counts()
+        rows.append({"field": col, "seen": [(v, int(n)) for v, n in counts.head(6).items()],
+                     "more": max(0, len(counts) - 6)})
+    return rows
+
+
+def _warnings(frames: Frames) -> dict:
+    runs = frames.runs
+    failed = runs[runs["status"] != "ok"]
+    out = {"failed": failed[["suite", "arm", "task", "repetition", "status", "error"]].head(50).to_dict("records"),
+           "failed_total": len(failed), "flags": [], "estimated": [], "high_cv": []}
+    e = _ok_energy(frames)
+    if e is not None:
+        flagged = e[e["flags"].fillna("").astype(str) != ""]
+        if len(flagged):
+            split = flagged.assign(flag=flagged["flags"].astype(str).str.split(";")).explode("flag")
+            split = split[split["flag"] != ""]
+            counts = split.groupby(["meter", "device", "domain", "flag"], sort=True).size()
+            out["flags"] = [dict(zip(["meter", "device", "domain", "flag"], k), n=int(n)) for k, n in counts.items()]
+        est = e[e["method"] == "estimated"]
+        if len(est):
+            counts = est.groupby(["task", "arm", "window"], sort=True).size()
+            out["estimated"] = [dict(zip(["task", "arm", "window"], k), n=int(n)) for k, n in counts.items()]
+    m = frames.metrics
+    if len(m):
+        m = m[m["status"] == "ok"] if "status" in m.columns else m
+        g = m.groupby(["suite", "task", "arm", "name", "hardware_profile_id"], dropna=False, sort=True)["value"]
+        stats = g.agg(["count", "mean", "std"]).reset_index()
+        stats["cv"] = stats["std"] / stats["mean"].abs()
+        high = stats[(stats["count"] >= 2) & (stats["cv"] > HIGH_CV)]
+        out["high_cv"] = high.sort_values("cv", ascending=False).to_dict("records")
+    return out

@@ -1,0 +1,70 @@
+"""The store's rows as frames, loaded once: the input of every analysis.
+
+`load_frames` accepts a Store, a store path/URL, a dict of frames (tests) or Frames; it opens a store
+read-only in spirit (never creates one: a typo is not a new store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from eitp_bench.errors import UserError
+
+
+@dataclass
+class Frames:
+    runs: Any
+    metrics: Any
+    energy: Any
+    timeline: Any
+    provenance: Any = None  # one row per run: run_id + provenance fields, when the store provides it
+    source: str = "frames"
+    configs: dict = None  # suite_config_hash → the stored suite config (None: unknown)
+
+
+def load_frames(store_or_frames=None) -> Frames:
+    """Frames from a Frames, a dict of frames, a Store, or a store path/URL (None: the default store)."""
+    import pandas as pd
+
+    if isinstance(store_or_frames, Frames):
+        return store_or_frames
+    if isinstance(store_or_frames, dict):
+        empty = pd.DataFrame()
+        return Frames(*(store_or_frames.get(k, empty) for k in ("runs", "metrics", "energy", "timeline")),
+                      provenance=store_or_frames.get("provenance"), source="frames",
+                      configs=store_or_frames.get("configs"))
+    store = store_or_frames
+    if store is None or isinstance(store, (str, Path)):
+        try:
+            from eitp_bench.store import Store
+        except ImportError as err:  # pragma: no cover - until the store lands
+            raise UserError(f"the results store is not available ({err})", fix="install eitp-bench completely") from None
+        store = Store.open(str(store) if store is not None else None, create=False)  # a typo is not a new store
+    provenance = store.provenance_frame() if hasattr(store, "provenance_frame") else None
+    return Frames(store.runs_frame(), store.metrics_frame(), store.energy_frame(), store.timeline_frame(),
+                  provenance=provenance, source=str(getattr(store, "path", store_or_frames or "default store")),
+                  configs=store.configs() if hasattr(store, "configs") else None)
+
+
+def for_suite(frames: Frames, suite: Optional[str]) -> Frames:
+    if frames.runs is None or len(frames.runs) == 0:
+        raise UserError(f"no runs in {frames.source}: nothing to report",
+                        fix="run a suite first (eitp-bench run SUITE) or point --store at a results store")
+    if suite is None:
+        return frames
+    if suite not in set(frames.runs["suite"]):
+        known = ", ".join(sorted(set(frames.runs["suite"]))[:10])
+        raise UserError(f"no runs of suite {suite!r} in {frames.source}", fix=f"use one of: {known}")
+    return only_runs(frames, set(frames.runs.loc[frames.runs["suite"] == suite, "run_id"]))
+
+
+def only_runs(frames: Frames, run_ids: set) -> Frames:
+    """The frames restricted to these runs."""
+
+    def keep(df):
+        return df if df is None or len(df) == 0 else df[df["run_id"].isin(run_ids)]
+
+    return Frames(keep(frames.runs), keep(frames.metrics), keep(frames.energy), keep(frames.timeline),
+                  keep(frames.provenance), frames.source, frames.configs)
