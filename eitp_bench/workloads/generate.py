@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from eitp_bench import names
 from eitp_bench.records import EnergyEntry, Metric
 from eitp_bench.workloads.train import cuda_sync
 
@@ -28,7 +29,7 @@ class GenerationSetting:
 
     @property
     def label(self) -> str:
-        return f"{self.mode}-b{self.batch_size}"
+        return names.generate_tag(self.mode, self.batch_size)
 
 
 def generate_kwargs(model, setting: GenerationSetting) -> dict:
@@ -67,7 +68,7 @@ class GenerationResult:
 
     @property
     def window_name(self) -> str:
-        return f"generate@{self.setting.label}"
+        return names.generate_window(self.setting.mode, self.setting.batch_size)
 
     def metrics(self, headline: bool = False) -> list[Metric]:
         lat = np.asarray(self.latencies)
@@ -75,18 +76,19 @@ class GenerationResult:
         tag = self.setting.label
         w = self.window_name
         out = [
-            Metric(name=f"latency_p50_s@{tag}", value=float(np.percentile(lat, 50)), unit="s", window=w),
-            Metric(name=f"latency_p90_s@{tag}", value=float(np.percentile(lat, 90)), unit="s", window=w),
-            Metric(name=f"latency_p99_s@{tag}", value=float(np.percentile(lat, 99)), unit="s", window=w),
-            Metric(name=f"tokens_per_s@{tag}", value=self.tokens / total, unit="tokens/s", window=w),
+            Metric(name=names.at("latency_p50_s", tag), value=float(np.percentile(lat, 50)), unit="s", window=w),
+            Metric(name=names.at("latency_p90_s", tag), value=float(np.percentile(lat, 90)), unit="s", window=w),
+            Metric(name=names.at("latency_p99_s", tag), value=float(np.percentile(lat, 99)), unit="s", window=w),
+            Metric(name=names.at("tokens_per_s", tag), value=self.tokens / total, unit="tokens/s", window=w),
         ]
         if self.window is not None:
             for kind, attr in (("", "measured_joules"), ("_estimated", "estimated_joules")):
                 joules = getattr(self.window, attr)
                 if joules is not None:
-                    out.append(Metric(name=f"joules_per_token{kind}@{tag}", value=joules / self.tokens, unit="J/token", window=w))
+                    out.append(Metric(name=names.at(f"joules_per_token{kind}", tag), value=joules / self.tokens,
+                                      unit="J/token", window=w))
         if headline:  # EIT-P's own setting (sampling, batch 1) under the plain names the claims read
-            out += [Metric(name=m.name.split("@")[0], value=m.value, unit=m.unit, window=m.window) for m in out]
+            out += [Metric(name=names.split_at(m.name)[0], value=m.value, unit=m.unit, window=m.window) for m in out]
         return out
 
     def energy_entries(self) -> list[EnergyEntry]:
@@ -113,7 +115,7 @@ def benchmark_generation(
     for _ in range(warmups):
         generate_once(model, batch, setting)
     latencies: list[float] = []
-    win = monitor.begin(f"generate@{setting.label}") if monitor is not None else None
+    win = monitor.begin(names.generate_window(setting.mode, setting.batch_size)) if monitor is not None else None
     for _ in range(runs):
         cuda_sync(device)
         t0 = time.perf_counter()

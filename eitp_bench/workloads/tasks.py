@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from eitp_bench import names
 from eitp_bench.records import EnergyEntry, Metric
 from eitp_bench.suite import Suite
 from eitp_bench.workloads.arms import COMPRESSION_ARMS, objective_arm
@@ -165,7 +166,7 @@ class TaskContext:
                 steps_per_epoch=max(1.0, len(data.train) / (t.batch_size * data.block_size)),
                 monitor=self.monitor,
                 target_val_loss=self.target_val_loss(),
-                window="train",
+                window=names.TRAIN_WINDOW,
             )
             self.cache["trained_lm"] = (model, result)
         return self.cache["trained_lm"]
@@ -178,7 +179,7 @@ class TaskContext:
 def train_task(ctx: TaskContext) -> list[Metric]:
     """Training cost and speed: step time, joules per step, time and joules to the target loss."""
     model, result = ctx.trained_lm()
-    ctx.energy.extend(result.energy_entries("train"))
+    ctx.energy.extend(result.energy_entries(names.TRAIN_WINDOW))
     from eitp_bench.workloads.models import count_parameters
 
     from eitp_bench.workloads.theory_tasks import e_min_metric
@@ -211,7 +212,7 @@ def lm_task(ctx: TaskContext) -> list[Metric]:
     """Validation perplexity of the trained model on the whole validation split."""
     model, _ = ctx.trained_lm()
     data = ctx.lm_data()
-    with ctx.monitor.window("lm-eval") if ctx.monitor else _null() as w:
+    with ctx.monitor.window(names.LM_EVAL_WINDOW) if ctx.monitor else _null() as w:
         loss, acc = lm_quality(model, data.val_blocks(), batch_size=ctx.suite.train.batch_size, device=ctx.device)
     if ctx.monitor:
         ctx.energy.extend(w.result.entries())
@@ -246,17 +247,17 @@ def retrieval_task(ctx: TaskContext) -> list[Metric]:
         tokens_per_step=r.batch_size * r.seq_len,
         steps_per_epoch=float(r.steps),
         monitor=ctx.monitor,
-        window="retrieval-train",
+        window=names.RETRIEVAL_TRAIN_WINDOW,
     )
-    ctx.energy.extend(result.energy_entries("retrieval-train"))
+    ctx.energy.extend(result.energy_entries(names.RETRIEVAL_TRAIN_WINDOW))
     accuracy = retrieval_accuracy(model, eval_set, ctx.device)
-    out = [Metric(name=f"retrieval_acc@{d}", value=a, unit="1") for d, a in sorted(accuracy.items())]
+    out = [Metric(name=names.at("retrieval_acc", d), value=a, unit="1") for d, a in sorted(accuracy.items())]
     # Query counts per distance: accuracies are judged as counts (a binomial interval), not as bare ratios.
     counts: dict[int, int] = {}
     for b in eval_set:
         for d in b.distances.tolist():
             counts[int(d)] = counts.get(int(d), 0) + 1
-    out += [Metric(name=f"retrieval_n@{d}", value=n, unit="queries") for d, n in sorted(counts.items())]
+    out += [Metric(name=names.at("retrieval_n", d), value=n, unit="queries") for d, n in sorted(counts.items())]
     out.append(Metric(name="retrieval_acc", value=float(np.mean(list(accuracy.values()))), unit="1"))
     # "Long range" = distances in the second half of the context (GPT-2 cannot see 8k tokens).
     long = [a for d, a in accuracy.items() if d >= r.seq_len // 2]
@@ -315,7 +316,7 @@ def generate_task(ctx: TaskContext) -> list[Metric]:
             res = benchmark_generation(
                 model, prompts, setting, warmups=g.warmups, runs=g.runs, seed=ctx.seed, device=ctx.device, monitor=ctx.monitor
             )
-            out += res.metrics(headline=(mode == "sample" and bs == 1))
+            out += res.metrics(headline=(mode, bs) == names.HEADLINE_GENERATE)
             ctx.energy.extend(res.energy_entries())
     out.append(Metric(name="new_tokens", value=g.new_tokens, unit="tokens"))
     return out
@@ -334,7 +335,7 @@ def compress_task(ctx: TaskContext) -> list[Metric]:
     loss_before, acc_before = lm_quality(model, blocks, batch_size=t.batch_size, device="cpu")
     bytes_before = compress.serialized_bytes(model)
     if ctx.arm in COMPRESSION_ARMS:
-        with ctx.monitor.window("compress") if ctx.monitor else _null() as w:
+        with ctx.monitor.window(names.COMPRESS_WINDOW) if ctx.monitor else _null() as w:
             if ctx.arm == "baseline-int8":
                 model = compress.quantize_int8_dynamic(model)
             else:
