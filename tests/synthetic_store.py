@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
+from eitp_bench import names
 from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
 
 RUN_COLUMNS = ["run_id", "suite", "suite_config_hash", "arm", "task", "size", "seed", "repetition", "device",
@@ -150,7 +151,7 @@ def eitp_records(n_reps: int = 8, seed: int = 0, *, suite: str = "synthetic", pr
             out.append(record(arm, "retrieval", rep, acc, started=t, **kw))
             jpt = lognormal(rng, 0.5 / (speedup if cand else 1.0), 1)[0]
             gen = {"tokens_per_s": lognormal(rng, 100.0 * (speedup if cand else 1.0), 1)[0], f"joules_per_token{est}": jpt}
-            out.append(record(arm, "generate", rep, gen, energy_window="generate@sample-bs1", energy_joules=jpt * 1000,
+            out.append(record(arm, "generate", rep, gen, energy_window=names.headline_generate_window(), energy_joules=jpt * 1000,
                               energy_method=energy_method, started=t, timeline=timeline and rep == 0, **kw))
             out.append(record(arm, "compress", rep, {"model_bytes": 500e6, "accuracy_drop": 0.0}, started=t, **kw))
     for i in range(failed):

@@ -1,5 +1,6 @@
 """theory_sections on synthetic frames: sections render, show the stored numbers, escape names."""
 
+from eitp_bench import names
 from eitp_bench.report.theory_sections import theory_sections
 from synthetic_store import frames_from_records, record
 
@@ -20,7 +21,7 @@ def frames(method="counter", arm="baseline"):
         recs.append(record(arm, "train", rep, {"train_joules": 1000.0, "train_joules_per_step": 10.0},
                            energy_window="train", energy_joules=1000.0, energy_method=method))
         jpt = "joules_per_token" if method != "estimated" else "joules_per_token_estimated"
-        recs.append(record(arm, "generate", rep, {jpt: 0.5}, energy_window="generate@sample-bs1",
+        recs.append(record(arm, "generate", rep, {jpt: 0.5}, energy_window=names.headline_generate_window(),
                            energy_joules=500.0, energy_method=method))
     return frames_from_records(recs)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Optional
 
+from eitp_bench import names
 from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, K_B, LN2, check_temperature, landauer_j_per_bit
 
 LANDAUER_SRC = "Tkachenko, arXiv:2503.09980 (v1–v3); Landauer 1961"
@@ -60,7 +61,7 @@ def _generate_methods(frames) -> dict[str, str]:
     if e is None or len(e) == 0:
         return {}
     e = e[(e["task"] == "generate") & e["joules"].notna() & e["window"].astype(str).str.startswith("generate")]
-    head = e[e["window"].astype(str).str.contains("sample-bs1")]
+    head = e[e["window"].astype(str) == names.headline_generate_window()]
     e = head if len(head) else e
     return {str(a): ", ".join(sorted(set(g["method"]))) for a, g in e.groupby("arm")}
 
