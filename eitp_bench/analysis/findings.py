@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from eitp_bench.analysis.experiment import Experiment, describe_experiment
 from eitp_bench.analysis.frames import Frames
+from eitp_bench.analysis.task_tables import task_tables
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
 HIGH_CV = 0.10
@@ -29,6 +30,7 @@ class GroupFindings:
     verdicts: list  # claims.Verdict, headline claims
     ablation: list[dict]  # one row per component: {component, arm, cells: {aspect: Verdict}}
     claims_not_run: list[str]
+    tables: list = field(default_factory=list)  # task_tables.Table: what each task measured per arm
     metrics: Any = field(repr=False, default=None)  # the group's metrics frame (for plots)
 
 
@@ -66,6 +68,7 @@ class Findings:
                     "verdicts": [verdict_json(v) for v in g.verdicts]
                     + [verdict_json(v) for row in g.ablation for v in row["cells"].values()],
                     "claims_not_run": g.claims_not_run,
+                    "tables": [t.to_json() for t in g.tables],
                 }
                 for g in self.groups
             ],
@@ -141,7 +144,7 @@ def _verdict_groups(frames: Frames, claim_set, n_resamples, max_groups) -> tuple
             str(suite), str(config_hash), str(profile), experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
-            claims_not_run=not_run, metrics=m,
+            claims_not_run=not_run, tables=task_tables(m), metrics=m,
         ))
     return groups, omitted
 
