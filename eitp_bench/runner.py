@@ -413,6 +413,9 @@ def worker_main(spec_path: str) -> int:
         torch.manual_seed(spec.seed)
         prov = provenance(spec.hardware_profile_id or hw.pop("profile_id"),
                           hardware={"meters": [m.name for m in monitor.meters], "meter_info": _jsonable(monitor.info()),
+                                    # sensors that could not read here, with the reason: the report names them
+                                    "meters_unavailable": sorted({f"{s.meter}: {s.reason}" for s in monitor.statuses
+                                                                  if not s.available and s.meter != "estimate"}),
                                     **hw})
         ctx = TaskContext(suite, spec.arm, spec.size, spec.seed, spec.repetition, device, monitor)
         t_ref = time.monotonic()

@@ -243,9 +243,22 @@ def heat_sink_k(frames: Frames) -> float:
     return 300.0
 
 
+def _sensors(frames: Frames) -> dict:
+    """Meters that read in these runs, and those that could not, with the reason (from provenance)."""
+    p = frames.provenance
+    present, missing = set(), set()
+    if p is not None and len(p):
+        for col, into in (("hardware.meters", present), ("hardware.meters_unavailable", missing)):
+            if col in p.columns:
+                for value in p[col].dropna():
+                    into.update(map(str, value if isinstance(value, (list, tuple)) else [value]))
+    return {"present": sorted(present), "missing": sorted(missing)}
+
+
 def _summary(frames: Frames) -> dict:
     runs = frames.runs
     return {
+        "sensors": _sensors(frames),
         "suites": sorted(map(str, runs["suite"].unique())),
         "runs": len(runs),
         "ok": int((runs["status"] == "ok").sum()),
