@@ -151,6 +151,6 @@ def _cell_text(cell: Optional[Cell]) -> str:
 
 def compare_html(tables: list[CompareTable]) -> str:
     """A self-contained HTML page with the same tables (every string autoescaped)."""
-    from eitp_bench.report.build import _env
+    from eitp_bench.report.build import _env  # rendering only
 
     return _env().get_template("compare.html.j2").render(tables=tables, note=hash_note(tables), fmt=_fmt)

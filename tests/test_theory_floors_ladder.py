@@ -5,7 +5,8 @@ import pytest
 from eitp_bench.errors import UserError
 from eitp_bench.theory import floors
 from eitp_bench.theory.constants import landauer_j_per_bit
-from eitp_bench.theory.ladder import ladder_rungs, ladder_svg
+from eitp_bench.report.plots import ladder_svg
+from eitp_bench.theory.ladder import ladder_rungs
 
 E_L = landauer_j_per_bit(300.0)
 

@@ -187,7 +187,8 @@ def _floors_section(m) -> Optional[str]:
 
 
 def _ladder_section(m, t: float, profile) -> Optional[str]:
-    from eitp_bench.theory.ladder import ladder_rungs, ladder_svg
+    from eitp_bench.report.plots import ladder_svg
+    from eitp_bench.theory.ladder import ladder_rungs
 
     extra = []
     for names, per, what in ((["joules_per_token", "joules_per_token_estimated"], "token", "inference"),
@@ -282,7 +283,7 @@ def _derivation_section(m, t: float) -> Optional[str]:
 
 def theory_sections(frames, *, temperature_k: float = DEFAULT_TEMPERATURE_K, profile=None) -> list[tuple[str, str]]:
     """(title, HTML) for each theory section that has data; none when no theory metrics were stored."""
-    from eitp_bench.report.build import load_frames
+    from eitp_bench.analysis.frames import load_frames
 
     frames = load_frames(frames)
     t = check_temperature(temperature_k)

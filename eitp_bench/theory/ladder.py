@@ -67,28 +67,3 @@ def ladder_rungs(temperature_k: float = DEFAULT_TEMPERATURE_K, *, profile: Optio
         r["temperature_k"] = t
         prev = r["joules"]
     return rungs
-
-
-def ladder_svg(rungs: list[dict[str, Any]]) -> str:
-    """The rungs on one logarithmic joule axis, as an SVG string."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rungs) + 1.2))
-    ys = range(len(rungs))
-    colors = ["#1f77b4" if r.get("method") != "measured" else "#d62728" for r in rungs]
-    ax.barh(list(ys), [r["joules"] for r in rungs], color=colors, left=[min(r["joules"] for r in rungs) / 10] * len(rungs))
-    ax.set_xscale("log")
-    lo, hi = min(r["joules"] for r in rungs), max(r["joules"] for r in rungs)
-    ax.set_xlim(lo / 10, hi * 1e4)  # room for the ratio labels
-    ax.set_yticks(list(ys), [f"{r['name']} (J/{r['per']})" for r in rungs], fontsize=8)
-    for y, r in zip(ys, rungs):
-        ax.text(r["joules"], y, f"  {r['ratio_to_landauer']:.2g}× E_L", va="center", fontsize=7)
-    ax.set_xlabel("joules (log scale)")
-    ax.set_title("Energy ladder (ratios to Landauer's bit)", fontsize=9)
-    fig.tight_layout()
-    from eitp_bench.report.plots import to_svg
-
-    return to_svg(fig)
