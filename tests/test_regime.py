@@ -74,6 +74,10 @@ def test_prepare_mirror_fills_the_hub_layout_once(hub_cache, mirror, capsys):
 
 
 def test_prepare_downloads_from_a_hub_and_then_stays_offline(hub_cache, mirror, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    if huggingface_hub.constants.HF_HUB_OFFLINE:  # fixed when huggingface_hub was first imported
+        pytest.skip("HF_HUB_OFFLINE was set when huggingface_hub was imported")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with FakeHub(mirror) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
@@ -174,6 +178,15 @@ def test_wikitext2_blocks_are_gpt2_tokens_from_the_cache(cached):
     assert np.array_equal(data.val, tok(wikitext2_text("validation"))["input_ids"])
     assert data.val_blocks().shape == (len(data.val) // 16, 16)
     assert "Valkyria Chronicles" in tok.decode(data.train[:64])
+
+
+def test_wikitext2_chunked_encoding_equals_the_whole_text(cached):
+    from eitp_bench.workloads.data import local_gpt2_tokenizer, wikitext2_text, wikitext2_tokens
+
+    tok = local_gpt2_tokenizer()
+    whole = tok(wikitext2_text("train"), verbose=False)["input_ids"]
+    chunked, _ = wikitext2_tokens("train", rows_per_chunk=3)  # ~130 chunk boundaries
+    assert chunked.tolist() == whole
 
 
 def test_pretrained_gpt2_loads_from_the_cache_only(cached):

@@ -44,7 +44,9 @@ def write_mirror(root: Path, *, vocab_size: int = 300, n_positions: int = 128) -
     tok = GPT2TokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>")
     tok.save_pretrained(model_dir)
     eos = tok.convert_tokens_to_ids("<|endoftext|>")
-    config = GPT2Config(vocab_size=len(tok), n_positions=n_positions, n_layer=2, n_embd=32, n_head=2, bos_token_id=eos, eos_token_id=eos)
+    config = GPT2Config(
+        vocab_size=len(tok), n_positions=n_positions, n_layer=2, n_embd=32, n_head=2, bos_token_id=eos, eos_token_id=eos
+    )
     import torch
 
     torch.manual_seed(0)

@@ -22,7 +22,9 @@ WIKITEXT2_CONFIG = "wikitext-2-raw-v1"
 DATASET_ALIASES = {"wikitext-2": "wikitext-2", "wikitext2": "wikitext-2", "wikitext-2-raw-v1": "wikitext-2"}
 
 MODEL_PATTERNS = ("config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json")
-TOKENIZER_PATTERNS = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
+TOKENIZER_PATTERNS = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json", "config.json",
+)
 
 # A hub id: "gpt2" or "owner/name" (what transformers would look up in the cache).
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -96,7 +98,8 @@ def hub_cache_dir() -> Path:
     $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
     """
     env = os.environ
-    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+    xdg = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    home = env.get("HF_HOME") or os.path.join(xdg, "huggingface")
     hub = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE") or os.path.join(home, "hub")
     return Path(os.path.expandvars(os.path.expanduser(hub)))
 

@@ -169,9 +169,9 @@ def local_gpt2_tokenizer():
     if cache in _TOKENIZERS:
         return _TOKENIZERS[cache]
     try:
-        from transformers import AutoTokenizer
+        from transformers import GPT2TokenizerFast  # GPT-2's own class: no config.json needed to pick it
 
-        tok = AutoTokenizer.from_pretrained("gpt2", local_files_only=True, cache_dir=cache)
+        tok = GPT2TokenizerFast.from_pretrained("gpt2", local_files_only=True, cache_dir=cache)
         _TOKENIZERS[cache] = tok
         return tok
     except Exception as err:  # OSError / ValueError when not cached
@@ -205,7 +205,7 @@ def text_file_tokens(path: str | os.PathLike, tokenizer: str = "byte") -> tuple[
     return _tokenize(text, tokenizer)
 
 
-def wikitext2_text(split: str) -> str:
+def wikitext2_rows(split: str) -> list[str]:
     """One split of WikiText-2 (raw) from the parquet files in the local hub cache; never downloads.
 
     The rows are the corpus' lines (each ends in a newline; blank lines are empty rows), so joining
@@ -224,18 +224,45 @@ def wikitext2_text(split: str) -> str:
     import pandas as pd
 
     try:
-        texts = [pd.read_parquet(f, columns=["text"])["text"] for f in files]
+        columns = [pd.read_parquet(f, columns=["text"])["text"] for f in files]
     except Exception as err:  # a truncated copy, or a file that is not WikiText's
         raise UserError(
             f"cannot read WikiText-2 ({split}) from {files[0].parent}: {type(err).__name__}: {str(err).splitlines()[0]}",
             fix="run `eitp-bench prepare --data wikitext-2` again (or re-copy the cache folder)",
         ) from None
-    return "".join(t for s in texts for t in s.fillna("").astype(str))
+    return [t for col in columns for t in col.fillna("").astype(str)]
 
 
-def wikitext2_tokens(split: str, tokenizer: str = "gpt2") -> tuple[np.ndarray, int]:
+def wikitext2_text(split: str) -> str:
+    return "".join(wikitext2_rows(split))
+
+
+def _word_start_chunks(rows: list[str], rows_per_chunk: int = 1000) -> list[str]:
+    """The rows joined into chunks that are cut only before a row starting " <non-space>".
+
+    GPT-2's pre-tokenizer always starts a new piece at a single space before a non-space, so
+    encoding these chunks separately gives exactly the ids of the whole text (tested), and the
+    fast tokenizer encodes a batch on every core.
+    """
+    chunks, current = [], []
+    for row in rows:
+        if len(current) >= rows_per_chunk and len(row) > 1 and row[0] == " " and not row[1].isspace():
+            chunks.append("".join(current))
+            current = []
+        current.append(row)
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+def wikitext2_tokens(split: str, tokenizer: str = "gpt2", rows_per_chunk: int = 1000) -> tuple[np.ndarray, int]:
     """Tokens of one WikiText-2 (raw) split from the local cache, and the vocabulary size."""
-    return _tokenize(wikitext2_text(split), tokenizer)
+    rows = wikitext2_rows(split)
+    if tokenizer != "gpt2":
+        return _tokenize("".join(rows), tokenizer)
+    tok = local_gpt2_tokenizer()
+    ids = tok(_word_start_chunks(rows, rows_per_chunk), verbose=False)["input_ids"]
+    return np.fromiter((i for chunk in ids for i in chunk), dtype=np.int64), len(tok)
 
 
 # ----------------------------------------------------------------------------- language-model batches

@@ -84,7 +84,8 @@ def _load_pretrained(name: str, vocab_size: int, n_positions: int, attn_implemen
     if model.config.vocab_size != vocab_size:
         raise UserError(
             f"pretrained model {name!r} has vocab_size {model.config.vocab_size}, the data has {vocab_size}",
-            fix="use the tokenizer that belongs to the pretrained model",
+            fix="use the tokenizer that belongs to the pretrained model (data.tokenizer: gpt2 for gpt2); "
+            "for the synthetic regime (data.kind: markov) train fresh weights: --set model.pretrained=null",
         )
     if model.config.n_positions < n_positions:
         raise UserError(
