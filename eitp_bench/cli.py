@@ -47,6 +47,7 @@ def _register_commands() -> None:
         compare,
         doctor,
         measure,
+        prepare,
         profile,
         regress,
         report,
@@ -54,7 +55,7 @@ def _register_commands() -> None:
         store_io,
     )
 
-    for module in (measure, doctor, run, report, compare, regress, store_io, profile, bounds):
+    for module in (measure, doctor, run, prepare, report, compare, regress, store_io, profile, bounds):
         module.register(app)
 
 

@@ -88,9 +88,9 @@ class TrainConfig(_Section):
     )
     eval_every: int = Field(25, ge=1)
     eval_batches: int = Field(8, ge=1, description="validation blocks of batch_size for each evaluation")
-    target_val_loss: Optional[float] = Field(None, gt=0, description="nats; energy-to-quality target")
+    target_val_loss: Optional[float] = Field(None, gt=0, description="nats: the quality target on real text")
     target_excess_nats: Optional[float] = Field(
-        0.5, gt=0, description="markov only: target = entropy rate + this, when target_val_loss is unset"
+        0.5, gt=0, description="markov only: target = the source's entropy rate + this (the known optimum + a fixed excess)"
     )
 
     @model_validator(mode="after")
@@ -208,6 +208,12 @@ class Suite(_Section):
     def seed_for(self, repetition: int) -> int:
         return self.seeds[repetition] if self.seeds is not None else self.seed + repetition
 
+    @property
+    def pretrained(self) -> Optional[str]:
+        """The checkpoint the arms start from. The synthetic regime (Markov data, made-up token ids)
+        always trains fresh weights, so `--set data.kind=markov` on a pretrained suite needs nothing else."""
+        return None if self.data.kind == "markov" else self.model.pretrained
+
     def train_settings(self, arm: str) -> "TrainConfig":
         """The training settings an arm really uses: train, plus forced arm_settings (if any)."""
         from eitp_bench.workloads.arms import objective_arm  # a compression arm trains as its base arm
@@ -237,7 +243,7 @@ def effective_settings(suite: "Suite", arm: str) -> dict[str, Any]:
         "steps": t.steps,
         "precision": t.precision,
         "optimizer": "AdamW",
-        "model": suite.model.pretrained or "fresh weights (GPT2Config)",
+        "model": suite.pretrained or "fresh weights (GPT2Config)",
         "data": suite.data.kind,
         "block_size": suite.data.block_size,
         "target": _target_text(suite, t),
@@ -253,10 +259,10 @@ def effective_settings(suite: "Suite", arm: str) -> dict[str, Any]:
 
 def _target_text(suite: "Suite", t: "TrainConfig") -> Optional[str]:
     """The quality target of energy- and time-to-target, as defined once for the suite."""
-    if t.target_val_loss is not None:
-        return f"val loss {t.target_val_loss:g} nats"
     if suite.data.kind == "markov" and t.target_excess_nats is not None:
         return f"entropy rate + {t.target_excess_nats:g} nats"
+    if t.target_val_loss is not None:
+        return f"val loss {t.target_val_loss:g} nats"
     return None
 
 

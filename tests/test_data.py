@@ -115,15 +115,11 @@ def test_markov_lm_data_reports_its_optimum():
     assert data.optimal_perplexity == pytest.approx(MarkovCorpus(16, seed=3, concentration=0.1).optimal_perplexity)
 
 
-def test_wikitext_without_cache_is_a_clear_error():
-    try:
-        import datasets  # noqa: F401
-    except ImportError:
-        with pytest.raises(UserError, match="datasets") as err:
-            wikitext2_tokens("train")
-        assert "text_file" in err.value.fix
-    else:  # pragma: no cover - only where datasets is installed
-        pytest.skip("datasets installed: cache state unknown")
+def test_wikitext_without_cache_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))  # never the real ~/.cache
+    with pytest.raises(UserError, match="not in the local Hugging Face cache") as err:
+        wikitext2_tokens("train")
+    assert "eitp-bench prepare" in err.value.fix and "text_file" in err.value.fix
 
 
 # ----------------------------------------------------------------------------- retrieval

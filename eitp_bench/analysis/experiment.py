@@ -63,14 +63,14 @@ def describe_experiment(suite: str, config_hash: str, config: Optional[dict], me
 
 
 def _regime(suite) -> tuple[str, str]:
-    data, model = suite.data, suite.model
-    if data.kind == "wikitext2" and model.pretrained:
-        return "paper", f"the paper's regime: pretrained {model.pretrained} fine-tuned on WikiText-2 (block {data.block_size})"
+    data, pretrained = suite.data, suite.pretrained
+    if data.kind == "wikitext2" and pretrained:
+        return "paper", f"the paper's regime: pretrained {pretrained} fine-tuned on WikiText-2 (block {data.block_size})"
     if data.kind == "markov":
-        weights = f"pretrained {model.pretrained}" if model.pretrained else "fresh GPT-2 weights"
+        weights = "fresh GPT-2 weights"
         return "synthetic", (f"synthetic regime: {weights} on a seeded Markov corpus with a known optimum "
                              "(not the paper's pretrained GPT-2 on WikiText-2)")
-    weights = f"pretrained {model.pretrained}" if model.pretrained else "fresh GPT-2 weights"
+    weights = f"pretrained {pretrained}" if pretrained else "fresh GPT-2 weights"
     return "text", f"{weights} on {data.kind} ({data.text_file or 'WikiText-2'}) — not the paper's exact regime"
 
 

@@ -5,7 +5,8 @@ where a batch is handed to a model (`as_tensors`).
 
 - `MarkovCorpus`: a k-th order Markov source with a seeded Dirichlet transition matrix and its
   analytic entropy rate, so the best achievable perplexity (exp H) is known exactly.
-- `text_file_tokens` / `wikitext2_tokens`: real text, byte-tokenized (or GPT-2's tokenizer if cached).
+- `text_file_tokens` / `wikitext2_tokens`: real text, GPT-2's tokenizer (from the local hub cache) or bytes;
+  WikiText-2 is read from the parquet files `eitp-bench prepare` put in the hub cache.
 - `LMData`: train/validation split, fixed-length blocks, deterministic batches by seed.
 - `RetrievalTask`: key→value pairs placed at controlled distances before a query of the key.
 """
@@ -157,17 +158,27 @@ class ByteTokenizer:
         return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
 
 
+_TOKENIZERS: dict[str, object] = {}  # cache folder → tokenizer (train and validation share one load)
+
+
 def local_gpt2_tokenizer():
     """GPT-2's tokenizer from the local Hugging Face cache only; a UserError if it is not there."""
-    try:
-        from transformers import AutoTokenizer
+    from eitp_bench.workloads.assets import hub_cache_dir
 
-        return AutoTokenizer.from_pretrained("gpt2", local_files_only=True)
+    cache = str(hub_cache_dir())  # read from the environment now: huggingface_hub fixes its default at import
+    if cache in _TOKENIZERS:
+        return _TOKENIZERS[cache]
+    try:
+        from transformers import GPT2TokenizerFast  # GPT-2's own class: no config.json needed to pick it
+
+        tok = GPT2TokenizerFast.from_pretrained("gpt2", local_files_only=True, cache_dir=cache)
+        _TOKENIZERS[cache] = tok
+        return tok
     except Exception as err:  # OSError / ValueError when not cached
         raise UserError(
-            f"the GPT-2 tokenizer is not in the local Hugging Face cache ({type(err).__name__})",
-            fix="use data.tokenizer: byte, or cache it once on a connected machine: "
-            "python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('gpt2')\"",
+            f"the GPT-2 tokenizer is not in the local Hugging Face cache {hub_cache_dir()} ({type(err).__name__})",
+            fix="run `eitp-bench prepare --model gpt2` (on a connected machine, then copy the cache here), "
+            "or use data.tokenizer: byte",
         ) from None
 
 
@@ -177,7 +188,9 @@ def _tokenize(text: str, tokenizer: str) -> tuple[np.ndarray, int]:
         return tok.encode(text), tok.vocab_size
     if tokenizer == "gpt2":
         tok = local_gpt2_tokenizer()
-        return np.asarray(tok(text)["input_ids"], dtype=np.int64), len(tok)
+        # One string, tokenised whole: verbose=False silences the "longer than 1024 tokens" warning,
+        # which is about feeding a model, not about making a corpus.
+        return np.asarray(tok(text, verbose=False)["input_ids"], dtype=np.int64), len(tok)
     raise UserError(f"unknown tokenizer {tokenizer!r}", fix="use data.tokenizer: byte or gpt2")
 
 
@@ -192,23 +205,64 @@ def text_file_tokens(path: str | os.PathLike, tokenizer: str = "byte") -> tuple[
     return _tokenize(text, tokenizer)
 
 
-def wikitext2_tokens(split: str, tokenizer: str = "byte") -> tuple[np.ndarray, int]:
-    """WikiText-2 (raw) from the local `datasets` cache only; never downloads."""
-    how = (
-        "on a connected machine run: pip install datasets && python -c \"import datasets; "
-        "datasets.load_dataset('wikitext', 'wikitext-2-raw-v1')\" and copy ~/.cache/huggingface here, "
-        "or use data.kind: text_file"
-    )
+def wikitext2_rows(split: str) -> list[str]:
+    """One split of WikiText-2 (raw) from the parquet files in the local hub cache; never downloads.
+
+    The rows are the corpus' lines (each ends in a newline; blank lines are empty rows), so joining
+    them gives back the original text.
+    """
+    from eitp_bench.workloads.assets import WIKITEXT2_REPO, hub_cache_dir, repo_folder, wikitext2_split_files
+
+    files = wikitext2_split_files(split)
+    if not files:
+        raise UserError(
+            f"WikiText-2 ({split} split) is not in the local Hugging Face cache "
+            f"({repo_folder(WIKITEXT2_REPO, 'dataset', hub_cache_dir())})",
+            fix="run `eitp-bench prepare --data wikitext-2` (on a connected machine, then copy the cache here), "
+            "or use data.kind: text_file / markov",
+        )
+    import pandas as pd
+
     try:
-        import datasets  # noqa: F401
-    except ImportError:
-        raise UserError("WikiText-2 needs the `datasets` package, which is not installed", fix=how) from None
-    os.environ["HF_DATASETS_OFFLINE"] = "1"  # cache only: never touch the network
-    try:
-        ds = datasets.load_dataset("wikitext", "wikitext-2-raw-v1", split=split)
-    except Exception as err:
-        raise UserError(f"WikiText-2 ({split}) is not in the local datasets cache ({type(err).__name__})", fix=how) from None
-    return _tokenize("".join(ds["text"]), tokenizer)
+        columns = [pd.read_parquet(f, columns=["text"])["text"] for f in files]
+    except Exception as err:  # a truncated copy, or a file that is not WikiText's
+        raise UserError(
+            f"cannot read WikiText-2 ({split}) from {files[0].parent}: {type(err).__name__}: {str(err).splitlines()[0]}",
+            fix="run `eitp-bench prepare --data wikitext-2` again (or re-copy the cache folder)",
+        ) from None
+    return [t for col in columns for t in col.fillna("").astype(str)]
+
+
+def wikitext2_text(split: str) -> str:
+    return "".join(wikitext2_rows(split))
+
+
+def _word_start_chunks(rows: list[str], rows_per_chunk: int = 1000) -> list[str]:
+    """The rows joined into chunks that are cut only before a row starting " <non-space>".
+
+    GPT-2's pre-tokenizer always starts a new piece at a single space before a non-space, so
+    encoding these chunks separately gives exactly the ids of the whole text (tested), and the
+    fast tokenizer encodes a batch on every core.
+    """
+    chunks, current = [], []
+    for row in rows:
+        if len(current) >= rows_per_chunk and len(row) > 1 and row[0] == " " and not row[1].isspace():
+            chunks.append("".join(current))
+            current = []
+        current.append(row)
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+def wikitext2_tokens(split: str, tokenizer: str = "gpt2", rows_per_chunk: int = 1000) -> tuple[np.ndarray, int]:
+    """Tokens of one WikiText-2 (raw) split from the local cache, and the vocabulary size."""
+    rows = wikitext2_rows(split)
+    if tokenizer != "gpt2":
+        return _tokenize("".join(rows), tokenizer)
+    tok = local_gpt2_tokenizer()
+    ids = tok(_word_start_chunks(rows, rows_per_chunk), verbose=False)["input_ids"]
+    return np.fromiter((i for chunk in ids for i in chunk), dtype=np.int64), len(tok)
 
 
 # ----------------------------------------------------------------------------- language-model batches

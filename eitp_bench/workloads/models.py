@@ -1,12 +1,10 @@
 """GPT-2 family models for every arm: built from a config, or loaded from local disk only.
 
 Never downloads: `pretrained` is a local directory, or a hub id already in the local
-Hugging Face cache (loaded with local_files_only=True).
+Hugging Face cache (`eitp-bench prepare` puts it there; loaded with local_files_only=True).
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 
@@ -66,22 +64,28 @@ def build_model(
 def _load_pretrained(name: str, vocab_size: int, n_positions: int, attn_implementation: str, dropout: float):
     from transformers import GPT2LMHeadModel
 
+    from eitp_bench.workloads.assets import hub_cache_dir, is_hub_id
+
     overrides = dict(resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
     try:
+        # local_files_only: a run never downloads. cache_dir is read from the environment now,
+        # because huggingface_hub fixes its default when it is first imported.
         model = GPT2LMHeadModel.from_pretrained(
-            name, local_files_only=True, attn_implementation=attn_implementation, **overrides
+            name, local_files_only=True, cache_dir=str(hub_cache_dir()), attn_implementation=attn_implementation, **overrides
         )
     except (OSError, ValueError) as err:
-        where = "directory" if os.path.isdir(name) else "local Hugging Face cache entry"
-        raise UserError(
-            f"cannot load pretrained model {name!r} from a {where}: {str(err).splitlines()[0]}",
-            fix="give a directory with config.json and model weights (save_pretrained), "
-            "or download the model once yourself; eitp-bench never downloads",
-        ) from err
+        if is_hub_id(name):
+            where = f"the local Hugging Face cache ({hub_cache_dir()})"
+            fix = f"run `eitp-bench prepare --model {name}` (on a connected machine, then copy the cache here); a run never downloads"
+        else:
+            where = "a local directory"
+            fix = "give a directory with config.json and model weights (save_pretrained)"
+        raise UserError(f"cannot load pretrained model {name!r} from {where}: {str(err).splitlines()[0]}", fix=fix) from err
     if model.config.vocab_size != vocab_size:
         raise UserError(
             f"pretrained model {name!r} has vocab_size {model.config.vocab_size}, the data has {vocab_size}",
-            fix="use the tokenizer that belongs to the pretrained model",
+            fix="use the tokenizer that belongs to the pretrained model (data.tokenizer: gpt2 for gpt2); "
+            "or the synthetic regime, which trains fresh weights: --set data.kind=markov",
         )
     if model.config.n_positions < n_positions:
         raise UserError(

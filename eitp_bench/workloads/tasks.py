@@ -74,7 +74,7 @@ class TaskContext:
             vocab_size=vocab_size,
             n_positions=self.n_positions,
             seed=self.seed,
-            pretrained=m.pretrained,
+            pretrained=self.suite.pretrained,
             attn_implementation=m.attn_implementation,
             dropout=m.dropout,
         )
@@ -135,13 +135,12 @@ class TaskContext:
         return self.cache["tuned_lr"]
 
     def target_val_loss(self) -> Optional[float]:
-        t = self.train_config
-        if t.target_val_loss is not None:
-            return t.target_val_loss
-        data = self.lm_data()
+        """The suite's quality target: on the Markov corpus its known optimum + a fixed excess, else a
+        fixed validation loss. Defined once per suite; each train record carries it."""
+        t, data = self.train_config, self.lm_data()
         if data.entropy_rate_nats is not None and t.target_excess_nats is not None:
             return data.entropy_rate_nats + t.target_excess_nats
-        return None
+        return t.target_val_loss
 
     def trained_lm(self) -> tuple[Any, TrainResult]:
         """The arm's language model trained on the suite's data, once per repetition."""
@@ -223,7 +222,7 @@ def lm_task(ctx: TaskContext) -> list[Metric]:
 def retrieval_task(ctx: TaskContext) -> list[Metric]:
     """Key→value retrieval accuracy by distance, after training on the retrieval task."""
     r = ctx.suite.retrieval
-    vocab = ctx.lm_data().vocab_size if ctx.suite.model.pretrained else r.vocab_size
+    vocab = ctx.lm_data().vocab_size if ctx.suite.pretrained else r.vocab_size
     task = RetrievalTask(vocab, r.seq_len, r.distances, n_keys=r.n_keys, seed=ctx.suite.data.seed)
     settings = ctx.optim_settings()  # the LM's settings (and, when tuned, the lr the arm chose there)
     model = ctx.build_model(vocab)
