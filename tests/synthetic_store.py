@@ -130,7 +130,7 @@ def eitp_records(n_reps: int = 8, seed: int = 0, *, suite: str = "synthetic", pr
             cand = arm == "eitp-paper"
             e = lognormal(rng, 1000.0 * (energy_ratio if cand else 1.0), 1)[0]
             train = {f"train_joules{est}": e, f"train_joules_per_step{est}": e / 100, f"joules_to_target{est}": e * 0.8,
-                     "step_s": e / 4000, "final_val_loss": lognormal(rng, 3.0, 1, 0.002)[0], "e_min_j": 1e-9}
+                     "step_s": e / 4000, "final_val_loss": lognormal(rng, 3.0, 1, 0.002)[0], "e_min_j@bf16": 1e-9}
             out.append(record(arm, "train", rep, train, energy_window="train", energy_joules=e,
                               energy_method=energy_method, started=t, **kw))
             out.append(record(arm, "lm", rep, {"val_loss": lognormal(rng, 3.0, 1, 0.002)[0],

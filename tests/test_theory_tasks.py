@@ -41,16 +41,23 @@ def test_theory_task_bounds_are_transitions_times_landauer(ctx):
     assert m["transitions_reset_per_token"].value <= units
     assert m["transitions_entropy_bits_per_token"].value <= units
     n_params = sum(p.numel() for p in model.parameters())
-    h = m["h_theta_bits_per_param"].value
-    assert 0 < h <= 32
-    assert m["e_min_j"].value == pytest.approx(e_l * n_params * h, rel=1e-12)
-    assert m["e_min_paper_t1_j"].value == pytest.approx(m["e_min_j"].value / 300.0, rel=1e-12)
-    assert m["floor_write_once_j"].value == pytest.approx(m["e_min_j"].value, rel=1e-12)
+    for storage, bits in (("bf16", 16), ("int8", 8), ("fp32", 32)):
+        h = m[f"param_entropy_bits@{storage}"].value
+        assert 0 < h <= bits + 1  # + Miller–Madow's correction
+        assert m[f"e_min_j@{storage}"].value == pytest.approx(e_l * n_params * h, rel=1e-12)
+    # smoke's tiny model: its fp32 weights are nearly all distinct; its bf16 and int8 codes are not
+    assert m["param_entropy_degenerate@fp32"].value == 1.0
+    assert m["param_entropy_degenerate@bf16"].value == 0.0 and m["param_entropy_degenerate@int8"].value == 0.0
+    assert m["param_entropy_bits@fp32"].value == pytest.approx(math.log2(n_params) + 0.72, abs=0.3)
+    assert m["param_entropy_bits@bf16"].value < m["param_entropy_bits@fp32"].value - 3
+    # floors and the T = 1.0 misuse use the bf16 codes
+    assert m["e_min_paper_t1_j"].value == pytest.approx(m["e_min_j@bf16"].value / 300.0, rel=1e-12)
+    assert m["floor_write_once_j"].value == pytest.approx(m["e_min_j@bf16"].value, rel=1e-12)
     assert m["floor_state_overwrite_j"].value == pytest.approx(result.steps * n_params * 128 * e_l, rel=1e-12)
     d = result.steps * result.tokens_per_step
     assert m["training_tokens_seen"].value == d
     assert m["floor_tkachenko_j"].value == pytest.approx(2 * n_params * d * K_B * 300.0, rel=1e-12)
-    assert all(x.unit in ("transitions", "bits", "J", "K", "tokens") for x in m.values())
+    assert all(x.unit in ("transitions", "bits", "J", "K", "tokens", "bool") for x in m.values())
 
 
 def test_derivation_task_reports_both_strategies_per_length(ctx, monkeypatch):

@@ -32,24 +32,37 @@ def temperature_k(ctx) -> float:
     return check_temperature(DEFAULT_TEMPERATURE_K if t is None else t)
 
 
-def _parameter_code_entropy(model, ctx) -> tuple[int, float]:
-    """(N parameters, Miller–Madow H(θ) in bits per parameter over their real storage codes).
+def _parameter_code_entropy(model, ctx, storage: str) -> dict[str, Any]:
+    """param_entropy.code_entropy of the model's parameters over `storage` codes (N, Miller–Madow H, degenerate).
 
-    Cached per repetition: train and theory both need it, and on GPT-2 small it is a
+    Cached per repetition and storage: train and theory both need it, and fp32 on GPT-2 small is a
     unique-count over 124 M values."""
-    key = ("code_entropy", id(model))
+    key = ("code_entropy", id(model), storage)
     if key not in ctx.cache:
         from eitp_bench.theory import param_entropy
 
-        h = param_entropy.code_entropy(list(model.parameters()), param_entropy.storage_of(model))
-        ctx.cache[key] = (h["parameters"], h["miller_madow_bits_per_param"])
+        ctx.cache[key] = param_entropy.code_entropy(list(model.parameters()), storage)
     return ctx.cache[key]
 
 
-def e_min_metric(model, ctx) -> Metric:
-    """EIT-P's E_min = k_B·T·ln2·N·H(θ) at the heat-sink temperature in kelvin."""
-    n_params, h1 = _parameter_code_entropy(model, ctx)
-    return Metric(name="e_min_j", value=landauer_j_per_bit(temperature_k(ctx)) * n_params * h1, unit="J")
+def e_min_metrics(model, ctx) -> list[Metric]:
+    """H(θ), EIT-P's E_min = k_B·T·ln2·N·H(θ) and the degenerate flag over each reported storage code.
+
+    bf16 and int8 are the figures that mean something; fp32 is kept with its degenerate flag (1.0)
+    so a reader sees why it is not used. T is the heat-sink temperature in kelvin."""
+    from eitp_bench.theory import param_entropy as pe
+
+    e_l = landauer_j_per_bit(temperature_k(ctx))
+    out = []
+    for storage in pe.REPORTED_STORAGES:
+        h = _parameter_code_entropy(model, ctx, storage)
+        h1 = h["miller_madow_bits_per_param"]
+        out += [
+            Metric(name=pe.param_entropy_metric(storage), value=h1, unit="bits"),
+            Metric(name=pe.e_min_metric_name(storage), value=e_l * h["parameters"] * h1, unit="J"),
+            Metric(name=pe.degenerate_metric(storage), value=1.0 if h["degenerate"] else 0.0, unit="bool"),
+        ]
+    return out
 
 
 def theory_task(ctx) -> list[Metric]:
@@ -73,18 +86,19 @@ def theory_task(ctx) -> list[Metric]:
         out.append(Metric(name=f"landauer_{convention}_j_per_token", value=e_l * n_tr, unit="J"))
 
     storage = param_entropy.storage_of(model)
-    n_params, h1 = _parameter_code_entropy(model, ctx)
-    out += [
-        Metric(name="h_theta_bits_per_param", value=h1, unit="bits"),
-        Metric(name="e_min_j", value=e_l * n_params * h1, unit="J"),
-        # The paper's dimensionless T = 1.0 put into k_B·T·ln2 (shown only to expose the misuse).
-        Metric(name="e_min_paper_t1_j", value=landauer_j_per_bit(1.0) * n_params * h1, unit="J"),
-    ]
+    out += e_min_metrics(model, ctx)
+    # Floors and the T = 1.0 figure use the primary (bf16) codes: the fp32 histogram is degenerate.
+    primary = _parameter_code_entropy(model, ctx, param_entropy.PRIMARY_STORAGE)
+    n_params, h1 = primary["parameters"], primary["miller_madow_bits_per_param"]
+    # The paper's dimensionless T = 1.0 put into k_B·T·ln2 (shown only to expose the misuse).
+    out.append(Metric(name=param_entropy.E_MIN_PAPER_T1_METRIC, value=landauer_j_per_bit(1.0) * n_params * h1,
+                      unit="J"))
 
     steps = result.steps
     tokens_seen = steps * result.tokens_per_step
     out += [
-        Metric(name="floor_write_once_j", value=floors.write_once_floor(n_params, h1, t).value, unit="J"),
+        Metric(name="floor_write_once_j",
+               value=floors.write_once_floor(n_params, h1, t, storage=param_entropy.PRIMARY_STORAGE).value, unit="J"),
         Metric(name="floor_state_overwrite_j",
                value=floors.state_overwrite_floor(n_params, steps, storage, t).value, unit="J"),
         Metric(name="floor_tkachenko_j", value=floors.tkachenko_training_floor(n_params, tokens_seen, t).value, unit="J"),
