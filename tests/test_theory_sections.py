@@ -73,3 +73,43 @@ def test_hostile_arm_name_is_escaped():
 def test_no_theory_metrics_means_no_sections_or_only_the_ladder():
     recs = [record("baseline", "lm", 0, {"val_loss": 3.0})]
     assert theory_sections(frames_from_records(recs)) == []
+
+
+def test_derivation_below_meter_resolution_is_said_and_not_drawn_as_measured():
+    unresolved = {k: v for k, v in DERIVE.items() if k != "crossover_measured_len"}
+    unresolved.update({"derivation_below_resolution": 1.0, "derivation_window_s": 0.05,
+                       "derivation_resolution_s": 1.0, "derivation_update_period_s": 0.001,
+                       "crossover_below_resolution_len": 16.0})
+    recs = [record("baseline", "derivation", rep, unresolved) for rep in range(2)]
+    recs += [record("eitp-paper", "derivation", rep, {**DERIVE, "derivation_below_resolution": 0.0,
+                                                      "derivation_window_s": 1.2, "derivation_resolution_s": 1.0})
+             for rep in range(2)]
+    body = dict(theory_sections(frames_from_records(recs)))["Derivation entropy"]
+    assert "below meter resolution:</strong> baseline:" in body  # the warning names only the unresolved arm
+    assert "windows as short as 0.05 s, under the 1 s the meters resolve" in body
+    rows = {r.split("</td>")[0].split("<td>")[1]: r for r in body.split("<tr>")[2:]}
+    assert "below meter resolution (L ≈ 16, not a measurement)" in rows["baseline"]
+    assert "<strong>below meter resolution</strong>" in rows["baseline"]
+    assert "below meter resolution" not in rows["eitp-paper"] and "<td>measured</td>" in rows["eitp-paper"]
+
+
+def test_unresolved_curves_are_drawn_dotted_and_labelled():
+    import matplotlib.pyplot as plt
+
+    from eitp_bench.report.theory_sections import _derivation_figure
+
+    curves = {"a": {8: 1.0, 16: 2.0}, "b": {8: 1.0, 16: 2.0}}
+    fig = _derivation_figure(curves, curves, "J", {"a"})
+    ax = fig.axes[0]
+    assert "below meter resolution: not a measurement" in ax.get_title()
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert {k for k in lines if "below meter resolution" in k} == {"a: retrieve (KV reuse) — below meter resolution",
+                                                                   "a: derive (recompute) — below meter resolution"}
+    assert all(ln.get_linestyle() == ":" for k, ln in lines.items() if k.startswith("a:"))
+    assert all(ln.get_linestyle() != ":" for k, ln in lines.items() if k.startswith("b:"))
+    plt.close(fig)
+
+
+def test_resolved_derivation_has_no_resolution_warning():
+    body = dict(theory_sections(frames()))["Derivation entropy"]
+    assert "below meter resolution" not in body

@@ -52,6 +52,14 @@ def _per_arm_max(m, name: str) -> dict[str, float]:
     return {str(a): float(v) for a, v in rows.groupby("arm")["value"].max().items()}
 
 
+def _per_arm_min(m, name: str) -> dict[str, float]:
+    """Smallest value of metric `name` over repetitions, per arm."""
+    if m is None:
+        return {}
+    rows = m[m["name"] == name]
+    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].min().items()}
+
+
 def _first(m, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
     """Per arm, the first of `names` present, and which one (so an estimate says it is one)."""
     values, which = {}, {}
@@ -256,7 +264,15 @@ def _series(m, prefix: str) -> dict[str, dict[int, float]]:
     return out
 
 
-def _derivation_svg(retrieve: dict, derive: dict, unit: str) -> str:
+def _derivation_svg(retrieve: dict, derive: dict, unit: str, unresolved: set[str]) -> str:
+    from eitp_bench.report.plots import to_svg
+
+    return to_svg(_derivation_figure(retrieve, derive, unit, unresolved))
+
+
+def _derivation_figure(retrieve: dict, derive: dict, unit: str, unresolved: set[str]):
+    """Curves per arm; an arm whose windows were below meter resolution is drawn dotted, hollow and faint
+    and labelled so, never like a measurement."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -265,23 +281,28 @@ def _derivation_svg(retrieve: dict, derive: dict, unit: str) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, arm in enumerate(sorted(set(retrieve) | set(derive))):
         color = f"C{i % 10}"
+        low = arm in unresolved
         for curves, style, what in ((retrieve, "-o", "retrieve (KV reuse)"), (derive, "--s", "derive (recompute)")):
             pts = sorted(curves.get(arm, {}).items())
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, label=f"{arm}: {what}")
+            if not pts:
+                continue
+            kw = dict(linestyle=":", marker=style[-1], mfc="none", alpha=0.5) if low else {}
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], *([] if low else [style]), color=color,
+                    label=f"{arm}: {what}{' — below meter resolution' if low else ''}", **kw)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("prefix length L (tokens)")
-    ax.set_ylabel(f"next-token cost ({unit})")
+    ax.set_ylabel(f"next-token cost ({unit} per operation)")
     ax.legend(fontsize=7)
-    ax.set_title("Retrieve vs derive", fontsize=9)
+    ax.set_title("Retrieve vs derive" + (" — below meter resolution: not a measurement" if unresolved else ""),
+                 fontsize=9)
     fig.tight_layout()
-    from eitp_bench.report.plots import to_svg
-
-    return to_svg(fig)
+    return fig
 
 
 def _derivation_section(m, t: float) -> Optional[str]:
+    from eitp_bench.theory import derivation as dv
+
     retrieve, derive = _series(m, "retrieve_j"), _series(m, "derive_j")
     unit = "J"
     if not retrieve and not derive:
@@ -289,22 +310,55 @@ def _derivation_section(m, t: float) -> Optional[str]:
         if not retrieve and not derive:
             return None
     measured_flag = _per_arm(m, "derivation_energy_measured")
-    cross_m, cross_p = _per_arm(m, "crossover_measured_len"), _per_arm(m, "crossover_predicted_len")
+    # Below resolution in any repetition counts: the flag is a max, the window a min.
+    unresolved = {a for a, v in _per_arm_max(m, dv.BELOW_RESOLUTION_METRIC).items() if v >= 1.0} if unit == "J" else set()
+    window = _per_arm_min(m, dv.WINDOW_S_METRIC)
+    needed = _per_arm_max(m, dv.RESOLUTION_S_METRIC)
+    period = _per_arm_max(m, dv.UPDATE_PERIOD_S_METRIC)
+    cross_m, cross_p = _per_arm(m, dv.CROSSOVER_MEASURED_METRIC), _per_arm(m, "crossover_predicted_len")
+    cross_u = _per_arm(m, dv.CROSSOVER_UNRESOLVED_METRIC)
     h = _series(m, "h_derive_bits")
     rows = []
     for arm in sorted(set(retrieve) | set(derive)):
-        method = "seconds only" if unit == "s" else ("measured" if measured_flag.get(arm) == 1.0 else
-                                                       "<strong>ESTIMATED</strong>")
+        low = arm in unresolved
+        if unit == "s":
+            method = "seconds only"
+        elif low:
+            method = "<strong>below meter resolution</strong>"
+        else:
+            method = "measured" if measured_flag.get(arm) == 1.0 else "<strong>ESTIMATED</strong>"
+        if low:
+            crossing = (f"below meter resolution (L ≈ {_num(cross_u[arm])}, not a measurement)" if arm in cross_u
+                        else "below meter resolution")
+        else:
+            crossing = _num(cross_m.get(arm)) if arm in cross_m else "none in sweep"
         hs = ", ".join(f"L={L}: {_num(v)}" for L, v in sorted(h.get(arm, {}).items())) or "—"
-        rows.append([_e(arm), method, _num(cross_m.get(arm)) if arm in cross_m else "none in sweep",
-                     _num(cross_p.get(arm)) if arm in cross_p else "no profile / no crossover", _e(hs)])
+        if low and hs != "—":
+            hs += " (below meter resolution)"
+        rows.append([_e(arm), method, _e(crossing),
+                     _num(cross_p.get(arm)) if arm in cross_p else "no profile / no crossover", _e(hs),
+                     _num(window.get(arm)), _num(needed.get(arm))])
+    warn = ""
+    if unresolved:
+        arms = sorted(unresolved)
+        shortest = min((window[a] for a in arms if a in window), default=None)
+        resolve = max((needed[a] for a in arms if a in needed), default=dv.RESOLUTION_FLOOR_S)
+        counter = max((period[a] for a in arms if a in period), default=dv.DEFAULT_UPDATE_PERIOD_S)
+        warn = (f'<p class="warn"><strong>below meter resolution:</strong> {_e(", ".join(arms))}: windows as short as '
+                f"{_num(shortest)} s, under the {_num(resolve)} s the meters resolve (max({dv.RESOLUTION_FLOOR_S:g} s, "
+                f"{dv.WINDOW_COUNTER_PERIODS} counter update periods of {_num(counter)} s)). Their joules, H_derive "
+                "and crossover are not measurements; set theory.min_window_s to at least that to measure them.</p>")
     return (
         f"<p>Retrieve the stored KV cache or derive it again by recomputing the prefix? Both are measured per prefix "
         f"length L, and priced as derivation entropy H<sub>derive</sub> = E<sub>derive</sub>/(k<sub>B</sub>·T·ln2) "
-        f"bits of negentropy at T = {_num(t, 4)} K {O}. Source: {DERIVE_SRC}. The crossover is where the two curves "
+        f"bits of negentropy at T = {_num(t, 4)} K {O}. Source: {DERIVE_SRC}. Each window repeats one operation until "
+        f"it lasts max(theory.min_window_s, {dv.WINDOW_COUNTER_PERIODS} counter update periods); the figures are per "
+        f"operation (window ÷ repetitions). The crossover is where the two curves "
         f"meet (log–log interpolation); the prediction uses the hardware profile's J/FLOP and J/byte {O}.</p>"
-        + _derivation_svg(retrieve, derive, unit)
-        + _table(["arm", "joules", "measured crossover L", "predicted crossover L", "H_derive (bits)"], rows)
+        + warn
+        + _derivation_svg(retrieve, derive, unit, unresolved)
+        + _table(["arm", "joules", "measured crossover L", "predicted crossover L", "H_derive (bits)",
+                  "shortest window (s)", "meters resolve (s)"], rows)
     )
 
 

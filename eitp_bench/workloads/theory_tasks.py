@@ -120,6 +120,15 @@ def derivation_settings(ctx, n_positions: int) -> tuple[list[int], int]:
     return sorted(set(int(L) for L in lens)), int(repeats or DEFAULT_REPEATS)
 
 
+def min_window_s(ctx) -> float:
+    """Shortest derivation window in seconds (suite.theory.min_window_s, else 1 s)."""
+    from eitp_bench.theory.derivation import DEFAULT_MIN_WINDOW_S
+
+    cfg = _theory_config(ctx)
+    value = getattr(cfg, "min_window_s", None) if cfg is not None else None
+    return DEFAULT_MIN_WINDOW_S if value is None else float(value)
+
+
 def hardware_profile(ctx) -> Optional[dict]:
     """The matched profile of the device the task runs on (a dict), or None on unknown hardware."""
     if "hardware_profile" in ctx.cache:  # set by the runner or a test
@@ -140,23 +149,28 @@ def hardware_profile(ctx) -> Optional[dict]:
 
 
 def derivation_task(ctx) -> list[Metric]:
-    """Retrieve (KV-cache reuse) vs derive (recompute) energy and time per prefix length, and crossovers."""
+    """Retrieve (KV-cache reuse) vs derive (recompute) energy and time per operation and prefix length, and crossovers.
+
+    Each window repeats its operation until it lasts max(theory.min_window_s, 10 counter update periods);
+    figures from windows shorter than max(1 s, 10 periods) carry derivation_below_resolution = 1.0 and
+    their crossover is written as crossover_below_resolution_len, never as a measured one."""
+    import time
+
     from eitp_bench.theory import derivation
     from eitp_bench.theory.param_entropy import storage_of
 
     model, _ = ctx.trained_lm()
     t = temperature_k(ctx)
     seq_lens, repeats = derivation_settings(ctx, model.config.n_positions)
+    kwargs = dict(seq_lens=seq_lens, device=ctx.device, repeats=repeats, temperature_k=t, seed=ctx.seed,
+                  min_window_s=min_window_s(ctx), clock=ctx.cache.get("derivation_clock", time.perf_counter))
     outer = ctx.monitor.window("derivation") if ctx.monitor is not None else None
     if outer is not None:
         with outer as w:
-            points = derivation.run_derivation_experiment(model, seq_lens=seq_lens, monitor=ctx.monitor,
-                                                          device=ctx.device, repeats=repeats, temperature_k=t,
-                                                          seed=ctx.seed)
+            points = derivation.run_derivation_experiment(model, monitor=ctx.monitor, **kwargs)
         ctx.energy.extend(w.result.entries())
     else:
-        points = derivation.run_derivation_experiment(model, seq_lens=seq_lens, device=ctx.device, repeats=repeats,
-                                                      temperature_k=t, seed=ctx.seed)
+        points = derivation.run_derivation_experiment(model, **kwargs)
 
     out: list[Metric] = []
     kv = [p for p in points if p["experiment"] == "kv_cache"]
@@ -172,10 +186,19 @@ def derivation_task(ctx) -> list[Metric]:
     # A metric cannot carry its method: 1.0 only when every KV point's joules were measured.
     measured = bool(kv) and all(p["joules_method"] == "measured" for p in kv)
     out.append(Metric(name="derivation_energy_measured", value=1.0 if measured else 0.0, unit="bool"))
+    below = any(p["below_resolution"] for p in points)
+    if points:
+        out += [
+            Metric(name=derivation.BELOW_RESOLUTION_METRIC, value=1.0 if below else 0.0, unit="bool"),
+            Metric(name=derivation.WINDOW_S_METRIC, value=min(p["window_s"] for p in points), unit="s"),
+            Metric(name=derivation.RESOLUTION_S_METRIC, value=points[0]["resolution_s"], unit="s"),
+            Metric(name=derivation.UPDATE_PERIOD_S_METRIC, value=points[0]["update_period_s"], unit="s"),
+        ]
 
     for c in derivation.measured_crossovers(points):
         if c["experiment"] == "kv_cache" and c["crossover"] is not None and math.isfinite(c["crossover"]):
-            out.append(Metric(name="crossover_measured_len", value=c["crossover"], unit="tokens"))
+            name = derivation.CROSSOVER_UNRESOLVED_METRIC if c["below_resolution"] else derivation.CROSSOVER_MEASURED_METRIC
+            out.append(Metric(name=name, value=c["crossover"], unit="tokens"))
             out.append(Metric(name="crossover_measured_on_joules", value=float(c["on"] == "joules"), unit="bool"))
     profile = hardware_profile(ctx)
     if profile is not None:
