@@ -52,8 +52,9 @@ def e_min_metrics(model, ctx) -> list[Metric]:
     so a reader sees why it is not used. T is the heat-sink temperature in kelvin."""
     from eitp_bench.theory import param_entropy as pe
 
-    e_l = landauer_j_per_bit(temperature_k(ctx))
-    out = []
+    t = temperature_k(ctx)
+    e_l = landauer_j_per_bit(t)
+    out = [Metric(name="heat_sink_temperature_k", value=t, unit="K")]  # the T every E_min here is at
     for storage in pe.REPORTED_STORAGES:
         h = _parameter_code_entropy(model, ctx, storage)
         h1 = h["miller_madow_bits_per_param"]
@@ -79,7 +80,6 @@ def theory_task(ctx) -> list[Metric]:
         Metric(name="transitions_reset_per_token", value=counts.reset, unit="transitions"),
         Metric(name="transitions_flips_per_token", value=counts.flips, unit="transitions"),
         Metric(name="transitions_entropy_bits_per_token", value=counts.entropy_bits, unit="bits"),
-        Metric(name="heat_sink_temperature_k", value=t, unit="K"),
     ]
     # E ≥ k_B·T·ln2·N_tr, one per counting convention (same arithmetic as landauer_bound_per_inference).
     for convention, n_tr in (("reset", counts.reset), ("flips", counts.flips), ("entropy", counts.entropy_bits)):
