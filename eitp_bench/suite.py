@@ -132,6 +132,9 @@ class TheoryConfig(_Section):
     temperature_k: float = Field(300.0, gt=0, description="heat-sink temperature in kelvin (Landauer)")
     seq_lens: Optional[list[int]] = None  # derivation prefix lengths; default 8..64 below n_positions
     repeats: int = Field(3, ge=1)
+    # Each derivation window repeats its operation until it lasts max(min_window_s, 10 counter update
+    # periods); windows under 1 s are reported "below meter resolution".
+    min_window_s: float = Field(1.0, gt=0, description="shortest derivation measurement window, seconds")
 
 
 class DebugConfig(_Section):

@@ -135,7 +135,7 @@ def eitp_records(n_reps: int = 8, seed: int = 0, *, suite: str = "synthetic", pr
             e = lognormal(rng, 1000.0 * (energy_ratio if cand else 1.0), 1)[0]
             reached = rep < (converged[0 if cand else 1] if converged else n_reps)
             train = {f"train_joules{est}": e, f"train_joules_per_step{est}": e / 100,
-                     "step_s": e / 4000, "final_val_loss": lognormal(rng, 3.0, 1, 0.002)[0], "e_min_j": 1e-9,
+                     "step_s": e / 4000, "final_val_loss": lognormal(rng, 3.0, 1, 0.002)[0], "e_min_j@bf16": 1e-9,
                      "target_val_loss": 3.1, "target_reached": float(reached), "lr": 5e-5}
             if reached:
                 train[f"joules_to_target{est}"] = e * 0.8

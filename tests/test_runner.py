@@ -185,7 +185,8 @@ def test_smoke_end_to_end(tmp_path, capsys):
     assert by[("baseline", "lm")].metric("optimal_ppl") > 1
     assert any(e.window == "train" for e in by[("baseline", "train")].energy)
     assert by[("eitp-paper", "theory")].metric("landauer_reset_j_per_token") > 0
-    assert by[("eitp-paper", "train")].metric("e_min_j") > 0  # beside train joules, for Theorem 3
+    assert by[("eitp-paper", "train")].metric("e_min_j@bf16") > 0  # beside train joules, for Theorem 3
+    assert by[("eitp-paper", "train")].metric("param_entropy_degenerate@fp32") == 1.0
     printed = capsys.readouterr().out
     assert str(out) in printed
     # every record went into the store, and the report over this run was written

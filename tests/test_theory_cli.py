@@ -41,6 +41,26 @@ def test_bounds_tiny_json(capsys):
     assert result["transitions"]["reset_per_inference"] > 0
     assert "WITHDRAWN" in result["lipschitz"]["withdrawn"]
     assert len(result["lipschitz"]["blocks"]) == 2
+    # E_min is headlined over bf16 codes; tiny's fp32 codes are nearly all distinct: flagged degenerate
+    e_min = result["e_min"]
+    assert e_min["primary_storage"] == "bf16" and list(e_min["by_storage"]) == ["bf16", "int8", "fp32"]
+    assert e_min["by_storage"]["fp32"]["degenerate"] is True
+    assert e_min["by_storage"]["bf16"]["degenerate"] is False and e_min["by_storage"]["int8"]["degenerate"] is False
+    assert any("degenerate" in n for n in e_min["by_storage"]["fp32"]["e_min_j"]["notes"])
+    bf16_e_min = e_min["by_storage"]["bf16"]["e_min_j"]["value"]
+    assert result["theorems"]["e_min_j"] == bf16_e_min and result["theorems"]["e_min_storage"] == "bf16"
+    write_once = next(q for q in result["floors"]["quantities"] if q["name"] == "floor_write_once_j")
+    assert write_once["value"] == bf16_e_min
+
+
+def test_bounds_table_says_degenerate_beside_every_fp32_figure(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    assert main(["bounds", "--model", "tiny"]) == 0
+    out = capsys.readouterr().out
+    fp32_rows = [line for line in out.splitlines() if "_fp32" in line]
+    assert len(fp32_rows) == 2  # H(θ) and E_min
+    assert all("(degenerate)" in line for line in fp32_rows)
+    assert not any("degenerate" in line for line in out.splitlines() if "_bf16" in line or "_int8" in line)
 
 
 @pytest.mark.parametrize("bad", ["0", "-5", "abc", "nan"])

@@ -8,13 +8,30 @@ import pytest
 import torch
 
 from eitp_bench.theory.constants import landauer_j_per_bit
+from eitp_bench.energy.base import Channel, DomainEnergy, Meter
+from eitp_bench.energy.estimate import CpuTimeEstimateMeter
+from eitp_bench.energy.monitor import EnergyMonitor
+from eitp_bench.theory import derivation
 from eitp_bench.theory.derivation import (
     find_crossover,
     kv_energy_model,
     measured_crossovers,
     predicted_crossover,
+    repeat_until,
     run_derivation_experiment,
 )
+
+
+class StepClock:
+    """A clock that advances `step` seconds per read: each operation of repeat_until 'takes' `step`."""
+
+    def __init__(self, step: float):
+        self.step, self.now, self.reads = step, 0.0, 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        self.now += self.step
+        return self.now
 
 
 def test_crossover_of_power_laws_is_exact_in_log_space():
@@ -92,12 +109,15 @@ def tiny_model():
 
 def test_experiment_points_carry_method_time_and_bits(tiny_model):
     monitor = _FakeMonitor()
-    points = run_derivation_experiment(tiny_model, seq_lens=[2, 8], depths=[1], monitor=monitor, repeats=1)
+    # 0.25 s per operation by the injected clock, 1 s windows: 4 operations per 2.0 J window
+    points = run_derivation_experiment(tiny_model, seq_lens=[2, 8], depths=[1], monitor=monitor, repeats=1,
+                                       min_window_s=1.0, clock=StepClock(0.25))
     assert len(points) == 2 * 2 + 2 * 2 + 2  # kv × L, checkpoint × L, checkpoint × depth
     for p in points:
-        assert p["seconds"] > 0
+        assert p["seconds"] == 0.25 and p["reps_per_window"] == 4 and p["window_s"] == 1.0
         assert p["joules_method"] == "estimated" and "ESTIMATED" in p["note"]
-        assert p["h_bits"] == pytest.approx(2.0 / landauer_j_per_bit(300.0))
+        assert p["joules"] == 2.0 / 4
+        assert p["h_bits"] == pytest.approx(0.5 / landauer_j_per_bit(300.0))
     assert {p["strategy"] for p in points} == {"retrieve", "derive"}
     assert len(monitor.names) == len(points)
     crossings = measured_crossovers(points)
@@ -106,8 +126,113 @@ def test_experiment_points_carry_method_time_and_bits(tiny_model):
 
 
 def test_experiment_measured_and_time_only(tiny_model):
-    measured = run_derivation_experiment(tiny_model, seq_lens=[4], monitor=_FakeMonitor(measured=True), repeats=1)
+    measured = run_derivation_experiment(tiny_model, seq_lens=[4], monitor=_FakeMonitor(measured=True), repeats=1,
+                                         min_window_s=1.0, clock=StepClock(0.5))
     assert {p["joules_method"] for p in measured} == {"measured"}
-    assert {p["joules"] for p in measured} == {5.0}
-    bare = run_derivation_experiment(tiny_model, seq_lens=[4], monitor=None, repeats=1)
-    assert all(p["joules"] is None and p["seconds"] > 0 for p in bare)
+    assert {p["joules"] for p in measured} == {5.0 / 2}  # 5 J window ÷ 2 operations
+    bare = run_derivation_experiment(tiny_model, seq_lens=[4], monitor=None, repeats=1, min_window_s=1.0,
+                                     clock=StepClock(0.5))
+    assert all(p["joules"] is None and p["seconds"] == 0.5 for p in bare)
+    assert not any(p["below_resolution"] for p in bare)  # time only: no meter to resolve
+
+
+# ---------------------------------------------------------------- windows the meters resolve
+
+
+def test_repetitions_grow_until_the_window_reaches_the_minimum():
+    calls = []
+    for step, min_s, reps in ((0.25, 1.0, 4), (0.3, 1.0, 4), (0.5, 0.5, 1), (0.125, 2.0, 16), (1.0, 1e-9, 1)):
+        clock = StepClock(step)
+        n, elapsed = repeat_until(lambda: calls.append(1), min_s, clock)
+        assert n == reps and n == max(1, math.ceil(min_s / step - 1e-9))
+        assert elapsed >= min_s and elapsed - step < min_s  # one operation fewer would have been too short
+        assert clock.reads == reps + 1
+
+
+class FakeMeter(Meter):
+    """A meter with a stated counter update period that reads `joules_per_window` in every window."""
+
+    name = "fake"
+
+    def __init__(self, period=None, joules_per_window=6.0, method="counter"):
+        if period is not None:
+            self.counter_update_period_s = period
+        self.joules, self.method = joules_per_window, method
+
+    def channels(self):
+        return [Channel(self.name, "cpu:0", "package")]
+
+    def mark(self):
+        return 0
+
+    def energy_between(self, begin, end):
+        return [DomainEnergy(self.name, "cpu:0", "package", self.joules, self.method, 0.0)]
+
+
+def test_update_period_is_the_largest_known_among_the_meters():
+    assert derivation.meter_update_period_s(None) == derivation.DEFAULT_UPDATE_PERIOD_S == 0.001
+    assert derivation.meter_update_period_s(SimpleNamespace(meters=[CpuTimeEstimateMeter()])) == 0.001
+    both = SimpleNamespace(meters=[FakeMeter(0.002), FakeMeter(0.05), CpuTimeEstimateMeter()])
+    assert derivation.meter_update_period_s(both) == 0.05
+    rapl = SimpleNamespace(name="rapl")
+    assert derivation.meter_update_period_s(SimpleNamespace(meters=[rapl])) == 0.001
+
+    def nvml(period):
+        return SimpleNamespace(name="nvml", channels=lambda: [Channel("nvml", "gpu:0", "gpu")],
+                               update_period_s=lambda ordinal: period)
+
+    assert derivation.meter_update_period_s(SimpleNamespace(meters=[nvml(0.02), rapl])) == 0.02
+    # not yet inferred: the upper end of NVML's reported 20–100 ms
+    assert derivation.meter_update_period_s(SimpleNamespace(meters=[nvml(None)])) == 0.1
+    assert derivation.required_window_s(1.0, 0.25) == 2.5 and derivation.required_window_s(1.0, 0.001) == 1.0
+    assert derivation.resolution_s(0.001) == 1.0 and derivation.resolution_s(0.25) == 2.5
+
+
+def test_windows_last_ten_counter_periods_and_energy_per_op_is_joules_over_reps(tiny_model):
+    monitor = EnergyMonitor(meters=[FakeMeter(period=0.25, joules_per_window=6.0)])
+    points = run_derivation_experiment(tiny_model, seq_lens=[2, 4], monitor=monitor, repeats=1, min_window_s=1.0,
+                                       clock=StepClock(0.25))
+    for p in points:
+        # 10 periods of 0.25 s = 2.5 s > min_window_s: 10 operations of 0.25 s per window
+        assert p["required_window_s"] == 2.5 and p["resolution_s"] == 2.5 and p["update_period_s"] == 0.25
+        assert p["reps_per_window"] == 10 and p["window_s"] == 2.5
+        assert p["joules"] == 6.0 / 10 and p["joules_method"] == "measured"
+        assert p["below_resolution"] is False
+    assert all(c["below_resolution"] is False for c in measured_crossovers(points))
+
+
+def test_windows_shorter_than_the_resolution_are_labelled(tiny_model):
+    monitor = EnergyMonitor(meters=[FakeMeter(period=None, joules_per_window=3.0)])  # no period: 1 ms
+    points = run_derivation_experiment(tiny_model, seq_lens=[2, 4], monitor=monitor, repeats=1, min_window_s=0.5,
+                                       clock=StepClock(0.25))
+    for p in points:
+        assert p["window_s"] == 0.5 and p["reps_per_window"] == 2 and p["joules"] == 1.5
+        assert p["resolution_s"] == 1.0 and p["below_resolution"] is True
+    crossings = measured_crossovers(points)
+    assert crossings and all(c["on"] == "joules" and c["below_resolution"] is True for c in crossings)
+    # the same experiment with 1 s windows is resolved
+    ok = run_derivation_experiment(tiny_model, seq_lens=[2, 4], monitor=monitor, repeats=1, min_window_s=1.0,
+                                   clock=StepClock(0.25))
+    assert not any(p["below_resolution"] for p in ok)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf")])
+def test_bad_min_window_is_a_user_error(tiny_model, bad):
+    from eitp_bench.errors import UserError
+
+    with pytest.raises(UserError, match="min_window_s"):
+        run_derivation_experiment(tiny_model, seq_lens=[2], monitor=None, repeats=1, min_window_s=bad)
+
+
+def test_kv_reuse_repeated_in_one_window_keeps_the_stored_prefix(tiny_model):
+    # every repetition must reuse the same L cached positions: the next-token logits stay those of a full forward
+    ids = torch.randint(0, 50, (1, 9), generator=torch.Generator().manual_seed(0))
+    tiny_model.eval()
+    with torch.no_grad():
+        full = tiny_model(ids, use_cache=False).logits[:, -1]
+        past = tiny_model(ids[:, :8], use_cache=True).past_key_values
+        for _ in range(3):
+            out = tiny_model(ids[:, 8:], past_key_values=past, use_cache=True).logits[:, -1]
+            if hasattr(past, "crop"):
+                past.crop(-1)
+            assert torch.allclose(out, full, atol=1e-5)

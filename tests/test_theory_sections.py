@@ -6,7 +6,10 @@ from synthetic_store import frames_from_records, record
 
 HOSTILE = "<script>x</script>"
 THEORY = {"landauer_reset_j_per_token": 2.0e-18, "landauer_flips_j_per_token": 1.0e-18,
-          "landauer_entropy_j_per_token": 4.0e-18, "h_theta_bits_per_param": 17.25, "e_min_j": 5.0e-15,
+          "landauer_entropy_j_per_token": 4.0e-18,
+          "param_entropy_bits@bf16": 10.25, "e_min_j@bf16": 5.0e-15, "param_entropy_degenerate@bf16": 0.0,
+          "param_entropy_bits@int8": 7.5, "e_min_j@int8": 3.5e-15, "param_entropy_degenerate@int8": 0.0,
+          "param_entropy_bits@fp32": 17.25, "e_min_j@fp32": 8.25e-15, "param_entropy_degenerate@fp32": 1.0,
           "e_min_paper_t1_j": 5.0e-15 / 300, "floor_write_once_j": 5.0e-15, "floor_state_overwrite_j": 8.0e-14,
           "floor_tkachenko_j": 4.0e-13}
 DERIVE = {"retrieve_j@8": 0.01, "derive_j@8": 0.005, "retrieve_j@32": 0.01, "derive_j@32": 0.02,
@@ -35,8 +38,15 @@ def test_all_sections_render_with_the_numbers_and_ratios():
     assert "2e-18" in land and "2.5e+17" in land  # 0.5 J/token ÷ 2e-18 J
     assert "ESTIMATED" not in land
     emin = sections["EIT-P's E_min and Theorems 2–3"]
-    assert "17.25" in emin and "5e-15" in emin and "2e+17" in emin  # 1000 J ÷ 5e-15 J
+    # bf16 is the headline: the theorem ratio is 1000 J ÷ E_min@bf16 = 5e-15 J, never ÷ the fp32 figure
+    assert "10.25" in emin and "5e-15" in emin and "2e+17" in emin and "1.21e+17" not in emin
+    assert "7.5" in emin and "3.5e-15" in emin  # int8 shown beside it
     assert "CONSISTENT" in emin and "UNTESTABLE" in emin and "[O]" in emin
+    # the fp32 figures appear only with the word "degenerate" right after them, and bf16/int8 never carry it
+    assert "<td>17.25 <strong>degenerate</strong></td>" in emin and "<td>8.25e-15 <strong>degenerate</strong></td>" in emin
+    for plain in ("10.25", "5e-15", "7.5", "3.5e-15"):
+        assert f"<td>{plain}</td>" in emin
+    assert "fp32 histogram has more than" in emin
     floors = sections["Training floors"]
     assert "1.25e+16" in floors and "2.5e+15" in floors  # 1000 ÷ 8e-14, 1000 ÷ 4e-13
     ladder = sections["Energy ladder"]
@@ -64,3 +74,43 @@ def test_hostile_arm_name_is_escaped():
 def test_no_theory_metrics_means_no_sections_or_only_the_ladder():
     recs = [record("baseline", "lm", 0, {"val_loss": 3.0})]
     assert theory_sections(frames_from_records(recs)) == []
+
+
+def test_derivation_below_meter_resolution_is_said_and_not_drawn_as_measured():
+    unresolved = {k: v for k, v in DERIVE.items() if k != "crossover_measured_len"}
+    unresolved.update({"derivation_below_resolution": 1.0, "derivation_window_s": 0.05,
+                       "derivation_resolution_s": 1.0, "derivation_update_period_s": 0.001,
+                       "crossover_below_resolution_len": 16.0})
+    recs = [record("baseline", "derivation", rep, unresolved) for rep in range(2)]
+    recs += [record("eitp-paper", "derivation", rep, {**DERIVE, "derivation_below_resolution": 0.0,
+                                                      "derivation_window_s": 1.2, "derivation_resolution_s": 1.0})
+             for rep in range(2)]
+    body = dict(theory_sections(frames_from_records(recs)))["Derivation entropy"]
+    assert "below meter resolution:</strong> baseline:" in body  # the warning names only the unresolved arm
+    assert "windows as short as 0.05 s, under the 1 s the meters resolve" in body
+    rows = {r.split("</td>")[0].split("<td>")[1]: r for r in body.split("<tr>")[2:]}
+    assert "below meter resolution (L ≈ 16, not a measurement)" in rows["baseline"]
+    assert "<strong>below meter resolution</strong>" in rows["baseline"]
+    assert "below meter resolution" not in rows["eitp-paper"] and "<td>measured</td>" in rows["eitp-paper"]
+
+
+def test_unresolved_curves_are_drawn_dotted_and_labelled():
+    import matplotlib.pyplot as plt
+
+    from eitp_bench.report.theory_sections import _derivation_figure
+
+    curves = {"a": {8: 1.0, 16: 2.0}, "b": {8: 1.0, 16: 2.0}}
+    fig = _derivation_figure(curves, curves, "J", {"a"})
+    ax = fig.axes[0]
+    assert "below meter resolution: not a measurement" in ax.get_title()
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert {k for k in lines if "below meter resolution" in k} == {"a: retrieve (KV reuse) — below meter resolution",
+                                                                   "a: derive (recompute) — below meter resolution"}
+    assert all(ln.get_linestyle() == ":" for k, ln in lines.items() if k.startswith("a:"))
+    assert all(ln.get_linestyle() != ":" for k, ln in lines.items() if k.startswith("b:"))
+    plt.close(fig)
+
+
+def test_resolved_derivation_has_no_resolution_warning():
+    body = dict(theory_sections(frames()))["Derivation entropy"]
+    assert "below meter resolution" not in body

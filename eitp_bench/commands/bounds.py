@@ -79,12 +79,15 @@ def _print_tables(result: dict) -> None:
     table.add_column("quantity", overflow="fold")
     for col in ("value", "unit", "ours?", "source"):
         table.add_column(col)
-    rows = [result["constants"]["landauer_j_per_bit"], *result["landauer_per_inference"]]
+    rows = [(q, "") for q in [result["constants"]["landauer_j_per_bit"], *result["landauer_per_inference"]]]
     for storage in result["e_min"]["by_storage"].values():
-        rows += [storage["h_bits_per_param"], storage["e_min_j"]]
-    rows += [result["e_min"]["paper_t_1_misuse"]["j_per_bit"], *result["floors"]["quantities"]]
-    for q in rows:
-        table.add_row(q["name"], _fmt(q["value"]), q["unit"], "yes" if q["operationalisation"] else "no", q["source"])
+        # A degenerate histogram's figure is shown only with the word beside it.
+        label = " (degenerate)" if storage["degenerate"] else ""
+        rows += [(storage["h_bits_per_param"], label), (storage["e_min_j"], label)]
+    rows += [(q, "") for q in [result["e_min"]["paper_t_1_misuse"]["j_per_bit"], *result["floors"]["quantities"]]]
+    for q, label in rows:
+        table.add_row(q["name"] + label, _fmt(q["value"]), q["unit"], "yes" if q["operationalisation"] else "no",
+                      q["source"])
     console.print(table)
 
     ladder = Table(title="Energy ladder")
@@ -101,7 +104,13 @@ def _print_tables(result: dict) -> None:
         lip.add_row(str(b["block"]), _fmt(b["jacobian_spectral_norm"]["value"]),
                     _fmt(b["finite_difference_ratio"]["value"]), _fmt(b["relative_update"]))
     console.print(lip)
-    for note in result["transitions"]["notes"] + [result["e_min"]["binning_note"]] + result["floors"]["assumptions"]:
+    e_min = result["e_min"]
+    degenerate = [s for s, v in e_min["by_storage"].items() if v["degenerate"]]
+    notes = [f"E_min headline over {e_min['primary_storage']} storage codes (floors and theorems use it)"]
+    if degenerate:
+        notes.append(f"{', '.join(degenerate)}: degenerate — {e_min['degenerate_note']}")
+    for note in (result["transitions"]["notes"] + [e_min["binning_note"]] + notes
+                 + result["floors"]["assumptions"]):
         console.print(f"• {note}", highlight=False, markup=False)
 
 

@@ -45,6 +45,22 @@ def _per_arm(m, name: str) -> dict[str, float]:
     return {str(a): float(v) for a, v in rows.groupby("arm")["value"].median().items()}
 
 
+def _per_arm_max(m, name: str) -> dict[str, float]:
+    """Largest value of metric `name` over repetitions, per arm (for flags: set in any repetition)."""
+    if m is None:
+        return {}
+    rows = m[m["name"] == name]
+    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].max().items()}
+
+
+def _per_arm_min(m, name: str) -> dict[str, float]:
+    """Smallest value of metric `name` over repetitions, per arm."""
+    if m is None:
+        return {}
+    rows = m[m["name"] == name]
+    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].min().items()}
+
+
 def _first(m, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
     """Per arm, the first of `names` present, and which one (so an estimate says it is one)."""
     values, which = {}, {}
@@ -119,34 +135,57 @@ def _landauer_section(frames, m, t: float) -> Optional[str]:
 
 
 def _emin_section(m, t: float) -> Optional[str]:
-    from eitp_bench.theory.param_entropy import theorem_checks
+    from eitp_bench.theory import param_entropy as pe
 
-    h = _per_arm(m, "h_theta_bits_per_param")
-    emin = _per_arm(m, "e_min_j")
-    if not emin:
+    storages = [st for st in pe.REPORTED_STORAGES if _per_arm(m, pe.e_min_metric_name(st))]
+    if not storages:
         return None
-    t1 = _per_arm(m, "e_min_paper_t1_j")
+    primary = pe.PRIMARY_STORAGE if pe.PRIMARY_STORAGE in storages else storages[0]
+    h = {st: _per_arm(m, pe.param_entropy_metric(st)) for st in storages}
+    emin = {st: _per_arm(m, pe.e_min_metric_name(st)) for st in storages}
+    # Degenerate in any repetition counts: the flag is a max, not a median.
+    degenerate = {st: {a for a, v in _per_arm_max(m, pe.degenerate_metric(st)).items() if v >= 1.0} for st in storages}
+    t1 = _per_arm(m, pe.E_MIN_PAPER_T1_METRIC)
     measured = _per_arm(m, "train_joules")
     estimated = _per_arm(m, "train_joules_estimated")
+
+    def cell(value: Optional[float], st: str, arm: str, digits: int = 3) -> str:
+        text = _num(value, digits)
+        return f"{text} <strong>degenerate</strong>" if arm in degenerate[st] and value is not None else text
+
     rows, verdicts = [], []
-    for arm in sorted(emin):
+    for arm in sorted(set().union(*emin.values())):
         e_train = measured.get(arm)
         label = _num(e_train) if e_train is not None else (
             f"{_num(estimated.get(arm))} <strong>ESTIMATED</strong>" if arm in estimated else "—")
-        rows.append([_e(arm), _num(h.get(arm), 4), _num(emin[arm]), _num(t1.get(arm)), label,
-                     _num(_ratio(e_train, emin[arm]))])
-        checks = theorem_checks(e_train, emin[arm])
-        verdicts.append(f"<li>{_e(arm)}: Theorem 2 — {_e(checks['theorem_2']['verdict'])} "
-                        f"({_e(checks['theorem_2']['reason'])}); Theorem 3 — {_e(checks['theorem_3']['verdict'])} "
-                        f"({_e(checks['theorem_3']['reason'])})</li>")
-    header = ["arm", "H(θ) (bit/param)", f"E_min at {_num(t, 4)} K (J)", "E_min at paper's T = 1.0 (J)",
-              "measured training (J)", "measured ÷ E_min"]
+        bound = emin[primary].get(arm)
+        rows.append([_e(arm)] + [cell(h[st].get(arm), st, arm, 4) for st in storages]
+                    + [cell(emin[st].get(arm), st, arm) for st in storages]
+                    + [_num(t1.get(arm)), label, _num(_ratio(e_train, bound))])
+        if bound is None:
+            continue
+        checks = pe.theorem_checks(e_train, bound)
+        verdicts.append(f"<li>{_e(arm)} (E<sub>min</sub> over {_e(primary)} codes): Theorem 2 — "
+                        f"{_e(checks['theorem_2']['verdict'])} ({_e(checks['theorem_2']['reason'])}); Theorem 3 — "
+                        f"{_e(checks['theorem_3']['verdict'])} ({_e(checks['theorem_3']['reason'])})</li>")
+    header = ([_e(f"H(θ) {st} (bit/param)") for st in storages]
+              + [_e(f"E_min {st} at {_num(t, 4)} K (J)") for st in storages])
+    header = ["arm"] + header + [_e(f"E_min {primary} at paper's T = 1.0 (J)"), "measured training (J)",
+                                 _e(f"measured ÷ E_min {primary}")]
+    flagged = [st for st in storages if degenerate[st]]
+    warn = (f'<p class="warn"><strong>degenerate:</strong> the {_e(", ".join(flagged))} histogram has more than '
+            f"{pe.DEGENERATE_CODES_PER_PARAM:g} distinct codes per parameter, so its H(θ) ≈ log<sub>2</sub>N "
+            "(+ Miller–Madow's 0.72 bit when every code is distinct) is set by the parameter count, not the "
+            "weights: the same for every arm and seed. Those figures are shown only to say so; the theorems use "
+            f"the {_e(primary)} codes.</p>" if flagged else "")
     return (
         f"<p>E<sub>min</sub> = k<sub>B</sub>·T·ln2·N·H(θ) {S}: H(θ) is the Miller–Madow entropy of the histogram of "
-        f"the parameters' native storage codes, in bits per parameter {O}; N parameters; T in kelvin. Source: {EMIN_SRC}.</p>"
+        f"the parameters' storage codes, in bits per parameter, over bf16 codes (2<sup>16</sup>, the headline) and "
+        f"int8 codes (per-row absmax, 2<sup>8</sup>) {O}; N parameters; T in kelvin. Source: {EMIN_SRC}.</p>"
         "<p>The paper's T = 1.0 is a dimensionless loss temperature: putting it into k<sub>B</sub>·T gives a figure "
         f"{_num(t, 4)}× smaller than at {_num(t, 4)} K and means nothing physically (k<sub>B</sub>·1·ln2 = "
         f"{_num(K_B * LN2)} J). A histogram entropy is arbitrary unless its bins are the real storage codes.</p>"
+        + warn
         + _table(header, rows)
         + "<p><strong>Theorem 2</strong> (E ≥ E<sub>min</sub>) holds trivially for any physical process: every "
         "computation exceeds a Landauer floor, so consistency says nothing about EIT-P. <strong>Theorem 3</strong> "
@@ -160,7 +199,8 @@ def _emin_section(m, t: float) -> Optional[str]:
 
 
 FLOORS = [
-    ("floor_write_once_j", "write-once model", "E_L·N·H_codes: write the final model once", O, "theory.md §6 (i)"),
+    ("floor_write_once_j", "write-once model", "E_L·N·H_codes: write the final model once (H over bf16 codes)", O,
+     "theory.md §6 (i)"),
     ("floor_state_overwrite_j", "state overwrite", "K·N·b_state·E_L: every step overwrites weights, grads and Adam "
      "state (128 bits/param)", O, "theory.md §6 (ii)"),
     ("floor_tkachenko_j", "Tkachenko", "2·N·D·k_B·T (D = training tokens seen)", S, "Tkachenko, arXiv:2503.09980 v3"),
@@ -226,7 +266,15 @@ def _series(m, prefix: str) -> dict[str, dict[int, float]]:
     return out
 
 
-def _derivation_svg(retrieve: dict, derive: dict, unit: str) -> str:
+def _derivation_svg(retrieve: dict, derive: dict, unit: str, unresolved: set[str]) -> str:
+    from eitp_bench.report.plots import to_svg
+
+    return to_svg(_derivation_figure(retrieve, derive, unit, unresolved))
+
+
+def _derivation_figure(retrieve: dict, derive: dict, unit: str, unresolved: set[str]):
+    """Curves per arm; an arm whose windows were below meter resolution is drawn dotted, hollow and faint
+    and labelled so, never like a measurement."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,23 +283,28 @@ def _derivation_svg(retrieve: dict, derive: dict, unit: str) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, arm in enumerate(sorted(set(retrieve) | set(derive))):
         color = f"C{i % 10}"
+        low = arm in unresolved
         for curves, style, what in ((retrieve, "-o", "retrieve (KV reuse)"), (derive, "--s", "derive (recompute)")):
             pts = sorted(curves.get(arm, {}).items())
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, label=f"{arm}: {what}")
+            if not pts:
+                continue
+            kw = dict(linestyle=":", marker=style[-1], mfc="none", alpha=0.5) if low else {}
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], *([] if low else [style]), color=color,
+                    label=f"{arm}: {what}{' — below meter resolution' if low else ''}", **kw)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("prefix length L (tokens)")
-    ax.set_ylabel(f"next-token cost ({unit})")
+    ax.set_ylabel(f"next-token cost ({unit} per operation)")
     ax.legend(fontsize=7)
-    ax.set_title("Retrieve vs derive", fontsize=9)
+    ax.set_title("Retrieve vs derive" + (" — below meter resolution: not a measurement" if unresolved else ""),
+                 fontsize=9)
     fig.tight_layout()
-    from eitp_bench.report.plots import to_svg
-
-    return to_svg(fig)
+    return fig
 
 
 def _derivation_section(m, t: float) -> Optional[str]:
+    from eitp_bench.theory import derivation as dv
+
     retrieve, derive = _series(m, "retrieve_j"), _series(m, "derive_j")
     unit = "J"
     if not retrieve and not derive:
@@ -259,22 +312,55 @@ def _derivation_section(m, t: float) -> Optional[str]:
         if not retrieve and not derive:
             return None
     measured_flag = _per_arm(m, "derivation_energy_measured")
-    cross_m, cross_p = _per_arm(m, "crossover_measured_len"), _per_arm(m, "crossover_predicted_len")
+    # Below resolution in any repetition counts: the flag is a max, the window a min.
+    unresolved = {a for a, v in _per_arm_max(m, dv.BELOW_RESOLUTION_METRIC).items() if v >= 1.0} if unit == "J" else set()
+    window = _per_arm_min(m, dv.WINDOW_S_METRIC)
+    needed = _per_arm_max(m, dv.RESOLUTION_S_METRIC)
+    period = _per_arm_max(m, dv.UPDATE_PERIOD_S_METRIC)
+    cross_m, cross_p = _per_arm(m, dv.CROSSOVER_MEASURED_METRIC), _per_arm(m, "crossover_predicted_len")
+    cross_u = _per_arm(m, dv.CROSSOVER_UNRESOLVED_METRIC)
     h = _series(m, "h_derive_bits")
     rows = []
     for arm in sorted(set(retrieve) | set(derive)):
-        method = "seconds only" if unit == "s" else ("measured" if measured_flag.get(arm) == 1.0 else
-                                                       "<strong>ESTIMATED</strong>")
+        low = arm in unresolved
+        if unit == "s":
+            method = "seconds only"
+        elif low:
+            method = "<strong>below meter resolution</strong>"
+        else:
+            method = "measured" if measured_flag.get(arm) == 1.0 else "<strong>ESTIMATED</strong>"
+        if low:
+            crossing = (f"below meter resolution (L ≈ {_num(cross_u[arm])}, not a measurement)" if arm in cross_u
+                        else "below meter resolution")
+        else:
+            crossing = _num(cross_m.get(arm)) if arm in cross_m else "none in sweep"
         hs = ", ".join(f"L={L}: {_num(v)}" for L, v in sorted(h.get(arm, {}).items())) or "—"
-        rows.append([_e(arm), method, _num(cross_m.get(arm)) if arm in cross_m else "none in sweep",
-                     _num(cross_p.get(arm)) if arm in cross_p else "no profile / no crossover", _e(hs)])
+        if low and hs != "—":
+            hs += " (below meter resolution)"
+        rows.append([_e(arm), method, _e(crossing),
+                     _num(cross_p.get(arm)) if arm in cross_p else "no profile / no crossover", _e(hs),
+                     _num(window.get(arm)), _num(needed.get(arm))])
+    warn = ""
+    if unresolved:
+        arms = sorted(unresolved)
+        shortest = min((window[a] for a in arms if a in window), default=None)
+        resolve = max((needed[a] for a in arms if a in needed), default=dv.RESOLUTION_FLOOR_S)
+        counter = max((period[a] for a in arms if a in period), default=dv.DEFAULT_UPDATE_PERIOD_S)
+        warn = (f'<p class="warn"><strong>below meter resolution:</strong> {_e(", ".join(arms))}: windows as short as '
+                f"{_num(shortest)} s, under the {_num(resolve)} s the meters resolve (max({dv.RESOLUTION_FLOOR_S:g} s, "
+                f"{dv.WINDOW_COUNTER_PERIODS} counter update periods of {_num(counter)} s)). Their joules, H_derive "
+                "and crossover are not measurements; set theory.min_window_s to at least that to measure them.</p>")
     return (
         f"<p>Retrieve the stored KV cache or derive it again by recomputing the prefix? Both are measured per prefix "
         f"length L, and priced as derivation entropy H<sub>derive</sub> = E<sub>derive</sub>/(k<sub>B</sub>·T·ln2) "
-        f"bits of negentropy at T = {_num(t, 4)} K {O}. Source: {DERIVE_SRC}. The crossover is where the two curves "
+        f"bits of negentropy at T = {_num(t, 4)} K {O}. Source: {DERIVE_SRC}. Each window repeats one operation until "
+        f"it lasts max(theory.min_window_s, {dv.WINDOW_COUNTER_PERIODS} counter update periods); the figures are per "
+        f"operation (window ÷ repetitions). The crossover is where the two curves "
         f"meet (log–log interpolation); the prediction uses the hardware profile's J/FLOP and J/byte {O}.</p>"
-        + _derivation_svg(retrieve, derive, unit)
-        + _table(["arm", "joules", "measured crossover L", "predicted crossover L", "H_derive (bits)"], rows)
+        + warn
+        + _derivation_svg(retrieve, derive, unit, unresolved)
+        + _table(["arm", "joules", "measured crossover L", "predicted crossover L", "H_derive (bits)",
+                  "shortest window (s)", "meters resolve (s)"], rows)
     )
 
 

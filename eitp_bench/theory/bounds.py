@@ -34,7 +34,9 @@ def compute_bounds(model, *, temperature_k: float = 300.0, inputs=None, profile:
     counts = landauer.count_transitions(model, inputs)
     bounds = landauer.landauer_bound_per_inference(counts, t)
     e_min = param_entropy.e_min(model, t)
-    h_codes = e_min["by_storage"][e_min["native_storage"]]["entropy"]["miller_madow_bits_per_param"]
+    # Floors and theorems use the primary (bf16) codes: the fp32 histogram is degenerate (param_entropy).
+    primary = e_min["by_storage"][e_min["primary_storage"]]
+    h_codes = primary["entropy"]["miller_madow_bits_per_param"]
 
     assumed = []
     if training_tokens is None:
@@ -44,12 +46,12 @@ def compute_bounds(model, *, temperature_k: float = 300.0, inputs=None, profile:
         training_steps = max(1, int(training_tokens // (8 * 1024)))
         assumed.append("K = D / (8 × 1024 tokens per step) (assumed)")
     floor_list = [
-        floors.write_once_floor(n_params, h_codes, t),
+        floors.write_once_floor(n_params, h_codes, t, storage=e_min["primary_storage"]),
         floors.state_overwrite_floor(n_params, training_steps, e_min["native_storage"], t),
         floors.tkachenko_training_floor(n_params, training_tokens, t, d_unit="tokens"),
     ]
-    e_min_native = e_min["by_storage"][e_min["native_storage"]]["e_min_j"]["value"]
-    theorems = param_entropy.theorem_checks(None, e_min_native)
+    theorems = param_entropy.theorem_checks(None, primary["e_min_j"]["value"])
+    theorems["e_min_storage"] = e_min["primary_storage"]
 
     rungs = ladder.ladder_rungs(t, profile=profile, joules_per_token=joules_per_token, joules_per_step=joules_per_step,
                                 extra=[{"name": "Landauer bound, one token (reset count)", "joules": bounds[0].value,

@@ -25,70 +25,164 @@ from eitp_bench.theory.quantity import Quantity
 SOURCE = "Xu & Li, arXiv:2511.19156 (operationalised, theory.md §2)"
 
 
+# --- window length and meter resolution ------------------------------------------------
+
+# Each operation is repeated inside its window until the window lasts at least
+# max(min_window_s, WINDOW_COUNTER_PERIODS × the counter's update period): a window of a few
+# milliseconds is below what any meter resolves (NVML's counter moves every ~20–100 ms, its power is
+# a ~1 s average on Ampere+; RAPL's ~1 ms counter is read by a poller). Energy per operation is the
+# window's joules divided by the repetitions.
+DEFAULT_MIN_WINDOW_S = 1.0
+WINDOW_COUNTER_PERIODS = 10
+# A window shorter than max(RESOLUTION_FLOOR_S, WINDOW_COUNTER_PERIODS × period) is "below meter
+# resolution" whatever min_window_s asked for (issue 8: max(1 s, 10 counter update periods)).
+RESOLUTION_FLOOR_S = 1.0
+DEFAULT_UPDATE_PERIOD_S = 0.001  # no meter states one: RAPL's ~1 ms, the finest counter we read
+# NVML's counter before its sampler has seen two changes: the upper end of the reported 20–100 ms.
+NVML_UNINFERRED_PERIOD_S = 0.1
+MAX_REPS = 10_000_000  # a guard against a clock that never advances, not a limit a real op reaches
+
+# Metric names (derivation_task writes them, the report reads them).
+BELOW_RESOLUTION_METRIC = "derivation_below_resolution"  # 1.0: some energy window was below resolution
+WINDOW_S_METRIC = "derivation_window_s"  # the shortest energy window, s
+RESOLUTION_S_METRIC = "derivation_resolution_s"  # the window length the meters resolve, s
+UPDATE_PERIOD_S_METRIC = "derivation_update_period_s"  # the counter update period used, s
+CROSSOVER_MEASURED_METRIC = "crossover_measured_len"
+CROSSOVER_UNRESOLVED_METRIC = "crossover_below_resolution_len"  # from windows below resolution: not a measurement
+
+
+def _meter_period(meter) -> Optional[float]:
+    """A meter's counter update period in seconds, or None when it has no counter (the estimate)."""
+    stated = getattr(meter, "counter_update_period_s", None)  # a meter may state it (tests, future meters)
+    if stated is not None:
+        return stated() if callable(stated) else float(stated)
+    name = getattr(meter, "name", "")
+    if name in ("rapl", "pyrapl"):
+        from eitp_bench.energy.rapl import UPDATE_PERIOD_S
+
+        return UPDATE_PERIOD_S
+    if name == "nvml":
+        periods = []
+        for ch in meter.channels():
+            try:
+                p = meter.update_period_s(int(str(ch.device).split(":")[1]))
+            except (IndexError, ValueError, StopIteration):
+                p = None
+            periods.append(p if p is not None else NVML_UNINFERRED_PERIOD_S)
+        return max(periods, default=NVML_UNINFERRED_PERIOD_S)
+    return None
+
+
+def meter_update_period_s(monitor) -> float:
+    """The largest counter update period among the monitor's meters; DEFAULT_UPDATE_PERIOD_S if none is known."""
+    periods = [p for p in (_meter_period(m) for m in getattr(monitor, "meters", None) or []) if p is not None and p > 0]
+    return max(periods, default=DEFAULT_UPDATE_PERIOD_S)
+
+
+def required_window_s(min_window_s: float, update_period_s: float) -> float:
+    """How long each window runs: max(min_window_s, 10 counter update periods)."""
+    return max(min_window_s, WINDOW_COUNTER_PERIODS * update_period_s)
+
+
+def resolution_s(update_period_s: float) -> float:
+    """The shortest window the meters resolve: max(1 s, 10 counter update periods)."""
+    return max(RESOLUTION_FLOOR_S, WINDOW_COUNTER_PERIODS * update_period_s)
+
+
+def repeat_until(fn: Callable[[], Any], min_s: float, clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
+    """Call `fn` until `min_s` seconds of `clock` have passed (at least once): (repetitions, elapsed seconds)."""
+    t0 = clock()
+    reps = 0
+    while True:
+        fn()
+        reps += 1
+        elapsed = clock() - t0
+        if elapsed >= min_s or reps >= MAX_REPS:
+            return reps, elapsed
+
+
 # --- measuring ------------------------------------------------------------------------
 
-def _measure(monitor, name: str, fn: Callable[[], Any]) -> dict[str, Any]:
-    """Time always; joules from the monitor window: measured if any meter reads, else its estimate."""
+def _measure(monitor, name: str, fn: Callable[[], Any], *, min_window_s: float = 0.0,
+             clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Repeat `fn` inside one window for ≥ min_window_s; time and joules per call (window ÷ repetitions).
+
+    Joules from the monitor window: measured if any meter reads, else its estimate."""
     if monitor is None:
-        t0 = time.perf_counter()
-        fn()
-        return {"seconds": time.perf_counter() - t0, "joules": None, "method": "none",
+        reps, elapsed = repeat_until(fn, min_window_s, clock)
+        return {"seconds": elapsed / reps, "joules": None, "method": "none", "reps": reps, "window_s": elapsed,
                 "note": "no energy monitor given: time only"}
-    t0 = time.perf_counter()
     with monitor.window(name) as w:
-        fn()
-    seconds = time.perf_counter() - t0
+        reps, elapsed = repeat_until(fn, min_window_s, clock)
+    out = {"seconds": elapsed / reps, "reps": reps, "window_s": elapsed}
     result = w.result
     if result.measured_joules is not None:
-        return {"seconds": seconds, "joules": float(result.measured_joules), "method": "measured", "note": ""}
+        return {**out, "joules": float(result.measured_joules) / reps, "method": "measured", "note": ""}
     estimated = [e for e in result.energy if e.method == "estimated" and e.joules is not None]
     if estimated:
         meters = sorted({e.meter for e in estimated})
-        return {"seconds": seconds, "joules": float(sum(e.joules for e in estimated)), "method": "estimated",
+        return {**out, "joules": float(sum(e.joules for e in estimated)) / reps, "method": "estimated",
                 "note": f"no energy sensor read here: joules ESTIMATED by {', '.join(meters)}, not measured"}
-    return {"seconds": seconds, "joules": None, "method": "none", "note": "no meter returned joules for this window"}
+    return {**out, "joules": None, "method": "none", "note": "no meter returned joules for this window"}
 
 
-def _summarise(samples: list[dict[str, Any]], base: dict[str, Any], e_l: float) -> dict[str, Any]:
+def _summarise(samples: list[dict[str, Any]], base: dict[str, Any], e_l: float, window: dict[str, float]) -> dict[str, Any]:
     joules = [s["joules"] for s in samples if s["joules"] is not None]
     j = statistics.median(joules) if len(joules) == len(samples) else None
+    shortest = min(s["window_s"] for s in samples)
     point = dict(base)
     point.update({
         "seconds": statistics.median(s["seconds"] for s in samples),
         "joules": j, "joules_method": samples[0]["method"], "note": samples[0]["note"],
         "repeats": len(samples),
+        "reps_per_window": min(s["reps"] for s in samples),
+        "window_s": shortest,
+        **window,
+        # Only joules need a meter to resolve them: a time-only point is never "below resolution".
+        "below_resolution": j is not None and shortest < window["resolution_s"],
         "h_bits": None if j is None else j / e_l,  # H = E / (k_B·T·ln2)
     })
     return point
 
 
-def _kv_points(model, L: int, *, monitor, device, repeats: int, e_l: float, vocab: int, seed: int) -> list[dict]:
+def _kv_points(model, L: int, *, monitor, device, repeats: int, e_l: float, vocab: int, seed: int,
+               window: dict[str, float], clock) -> list[dict]:
     gen = torch.Generator().manual_seed(seed + L)
     ids = torch.randint(0, vocab, (1, L + 1), generator=gen).to(device)
     with torch.no_grad():
         past = model(ids[:, :L], use_cache=True).past_key_values  # stored before the window opens
+
+    def reuse():
+        with torch.no_grad():
+            model(ids[:, L:], past_key_values=past, use_cache=True)
+        # A Cache object grows in place: dropping the appended position (a view; crop(-1) means "remove
+        # one" in every transformers version that has crop) restores the stored prefix, so every
+        # repetition inside the window reuses the same L positions. A legacy tuple cache is not mutated.
+        if hasattr(past, "crop"):
+            past.crop(-1)
+        _sync(device)
+
+    def recompute():
+        with torch.no_grad():
+            model(ids, use_cache=False)
+        _sync(device)
+
+    reuse(), recompute()  # warm-up outside any window
+    if hasattr(past, "get_seq_length") and past.get_seq_length() != L:
+        raise RuntimeError(f"KV cache holds {past.get_seq_length()} positions after a reuse, expected {L}")
     retrieve, derive = [], []
     for r in range(repeats):
-        cache = copy.deepcopy(past)  # a fresh cache each time: a forward appends to it
-
-        def reuse(cache=cache):
-            with torch.no_grad():
-                model(ids[:, L:], past_key_values=cache, use_cache=True)
-            _sync(device)
-
-        def recompute():
-            with torch.no_grad():
-                model(ids, use_cache=False)
-            _sync(device)
-
         # alternate the order so drift (clocks, temperature) does not favour one strategy
         for fn, name, out in ((reuse, "retrieve", retrieve), (recompute, "derive", derive))[:: 1 if r % 2 == 0 else -1]:
-            out.append(_measure(monitor, f"derivation-kv-{name}-L{L}", fn))
+            out.append(_measure(monitor, f"derivation-kv-{name}-L{L}", fn, min_window_s=window["required_window_s"],
+                                clock=clock))
     base = {"experiment": "kv_cache", "x_name": "prefix_tokens", "x": L}
-    return [_summarise(retrieve, {**base, "strategy": "retrieve"}, e_l), _summarise(derive, {**base, "strategy": "derive"}, e_l)]
+    return [_summarise(retrieve, {**base, "strategy": "retrieve"}, e_l, window),
+            _summarise(derive, {**base, "strategy": "derive"}, e_l, window)]
 
 
-def _checkpoint_points(model, L: int, x_name: str, x: int, *, monitor, device, repeats, e_l, vocab, seed) -> list[dict]:
+def _checkpoint_points(model, L: int, x_name: str, x: int, *, monitor, device, repeats, e_l, vocab, seed,
+                       window: dict[str, float], clock) -> list[dict]:
     gen = torch.Generator().manual_seed(seed + 7 * L)
     ids = torch.randint(0, vocab, (1, L), generator=gen).to(device)
     was_training = model.training
@@ -107,8 +201,11 @@ def _checkpoint_points(model, L: int, x_name: str, x: int, *, monitor, device, r
         for r in range(repeats):
             pairs = ((False, "retrieve", stored), (True, "derive", recomputed))
             for checkpointing, name, out in pairs[:: 1 if r % 2 == 0 else -1]:
-                _set_checkpointing(model, checkpointing)  # outside the window: only the step is measured
-                out.append(_measure(monitor, f"derivation-ckpt-{name}-{x_name}{x}", step))
+                _set_checkpointing(model, checkpointing)  # outside the window: only the steps are measured
+                if r == 0:
+                    step()  # warm-up outside any window
+                out.append(_measure(monitor, f"derivation-ckpt-{name}-{x_name}{x}", step,
+                                    min_window_s=window["required_window_s"], clock=clock))
     finally:
         _set_checkpointing(model, False)
         for m in model.modules():
@@ -118,8 +215,8 @@ def _checkpoint_points(model, L: int, x_name: str, x: int, *, monitor, device, r
         model.train(was_training)
     base = {"experiment": "activation_checkpointing", "x_name": x_name, "x": x,
             "step_note": "forward + backward, no optimiser update (identical work every repeat)"}
-    return [_summarise(stored, {**base, "strategy": "retrieve"}, e_l),
-            _summarise(recomputed, {**base, "strategy": "derive"}, e_l)]
+    return [_summarise(stored, {**base, "strategy": "retrieve"}, e_l, window),
+            _summarise(recomputed, {**base, "strategy": "derive"}, e_l, window)]
 
 
 def _set_checkpointing(model, on: bool) -> None:
@@ -146,8 +243,15 @@ def _truncated(model, depth: int):
 
 def run_derivation_experiment(model, *, seq_lens: Sequence[int], depths: Optional[Sequence[int]] = None,
                               monitor=None, device="cpu", repeats: int = 3,
-                              temperature_k: float = DEFAULT_TEMPERATURE_K, seed: int = 0) -> list[dict[str, Any]]:
-    """Retrieve-vs-derive points (median time and joules over `repeats`) for both testbeds."""
+                              temperature_k: float = DEFAULT_TEMPERATURE_K, seed: int = 0,
+                              min_window_s: float = DEFAULT_MIN_WINDOW_S,
+                              clock: Callable[[], float] = time.perf_counter) -> list[dict[str, Any]]:
+    """Retrieve-vs-derive points (median per-operation time and joules over `repeats` windows) for both testbeds.
+
+    Each window repeats its operation until it lasts max(min_window_s, 10 counter update periods of the
+    monitor's meters); a point whose shortest window is under max(1 s, 10 periods) is `below_resolution`.
+    `clock` times the windows (injected by tests).
+    """
     e_l = landauer_j_per_bit(check_temperature(temperature_k))
     n_positions = getattr(model.config, "n_positions", 1024)
     bad = [L for L in seq_lens if not 1 <= L < n_positions]
@@ -156,19 +260,25 @@ def run_derivation_experiment(model, *, seq_lens: Sequence[int], depths: Optiona
                         fix="choose prefix lengths shorter than the model's n_positions")
     if repeats < 1:
         raise UserError(f"repeats = {repeats} must be ≥ 1", fix="use at least one repeat")
+    if not (isinstance(min_window_s, (int, float)) and math.isfinite(min_window_s) and min_window_s > 0):
+        raise UserError(f"theory.min_window_s = {min_window_s!r} must be a positive number of seconds",
+                        fix=f"set theory.min_window_s to e.g. {DEFAULT_MIN_WINDOW_S:g} (seconds per measurement window)")
+    period = meter_update_period_s(monitor)
+    window = {"update_period_s": period, "required_window_s": required_window_s(min_window_s, period),
+              "resolution_s": resolution_s(period)}
     model = model.to(device)
     vocab = model.config.vocab_size
     was_training = model.training
     model.eval()
     points = []
+    common = dict(monitor=monitor, device=device, repeats=repeats, e_l=e_l, vocab=vocab, seed=seed, window=window,
+                  clock=clock)
     for L in seq_lens:
-        points += _kv_points(model, L, monitor=monitor, device=device, repeats=repeats, e_l=e_l, vocab=vocab, seed=seed)
+        points += _kv_points(model, L, **common)
     for L in seq_lens:
-        points += _checkpoint_points(model, L, "seq_len", L, monitor=monitor, device=device, repeats=repeats,
-                                     e_l=e_l, vocab=vocab, seed=seed)
+        points += _checkpoint_points(model, L, "seq_len", L, **common)
     for d in depths or ():
-        points += _checkpoint_points(_truncated(model, d), seq_lens[-1], "depth", d, monitor=monitor, device=device,
-                                     repeats=repeats, e_l=e_l, vocab=vocab, seed=seed)
+        points += _checkpoint_points(_truncated(model, d), seq_lens[-1], "depth", d, **common)
     model.train(was_training)
     for p in points:
         p["temperature_k"] = temperature_k
@@ -210,8 +320,10 @@ def measured_crossovers(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         on = "joules" if all(r["joules"] and d["joules"] for r, d in pairs) else "seconds"
         methods = sorted({r["joules_method"] for r, _ in pairs}) if on == "joules" else []
         cross = find_crossover(xs, [r[on] for r, _ in pairs], [d[on] for _, d in pairs])
+        # A crossover on joules from any window below meter resolution is not a measurement.
+        below = on == "joules" and any(p.get("below_resolution") for pair in pairs for p in pair)
         out.append({"experiment": experiment, "x_name": x_name, "on": on, "joules_method": methods,
-                    "crossover": cross,
+                    "crossover": cross, "below_resolution": below,
                     "cheaper_at_largest_x": "retrieve" if pairs[-1][0][on] < pairs[-1][1][on] else "derive"})
     return out
 

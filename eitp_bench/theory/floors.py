@@ -21,14 +21,15 @@ def _positive(name: str, value) -> float:
     return float(value)
 
 
-def write_once_floor(n_params: int, h_codes_bits: float, temperature_k: float = DEFAULT_TEMPERATURE_K) -> Quantity:
+def write_once_floor(n_params: int, h_codes_bits: float, temperature_k: float = DEFAULT_TEMPERATURE_K,
+                     storage: str = "bf16") -> Quantity:
     t = check_temperature(temperature_k)
     n = _positive("n_params", n_params)
     return Quantity(
         "floor_write_once_j", landauer_j_per_bit(t) * n * h_codes_bits, "J",
         definition="E_L·N·H_codes: erase-and-write the final model once (N parameters × H bits of storage code)",
         source="theory.md §6 (i)", operationalisation=True, temperature_k=t,
-        notes=[f"N = {n:.6g}, H_codes = {h_codes_bits:.6g} bit/parameter"])
+        notes=[f"N = {n:.6g}, H_codes = {h_codes_bits:.6g} bit/parameter over {storage} codes"])
 
 
 def state_overwrite_floor(n_params: int, steps: int, dtype: str = "fp32", temperature_k: float = DEFAULT_TEMPERATURE_K) -> Quantity:

@@ -4,6 +4,10 @@ H(θ) of a histogram is in bits *per parameter*, and depends on the bins: with w
 H_Δ ≈ h(θ) − log2 Δ, so each halving of Δ adds ~1 bit. The only non-arbitrary bins are the
 codes the weights are stored in (fp32 → 2³² codes, bf16/fp16 → 2¹⁶, int8 → 2⁸), so that is
 what we count; the bin sensitivity is reported beside it.
+
+fp32 codes are degenerate on any model we run: nearly every fp32 value is distinct, so the histogram
+entropy is ≈ log2 N (+ 0.72 bit of Miller–Madow correction) for every arm and seed. E_min is therefore
+headlined over bf16 codes, with int8 beside it, and the fp32 figure is kept only with a degenerate flag.
 """
 
 from __future__ import annotations
@@ -21,6 +25,47 @@ from eitp_bench.theory.quantity import Quantity
 SOURCE = "EIT-P paper (E_min = k_B·T·ln2·H(θ)); theory.md §6"
 STORAGE_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "int8": 8}
 _TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# --- the storage codes E_min is reported over, and the metric names (writers and readers import these) ---
+
+# bf16 is the headline: 2¹⁶ codes, the format GPT-2 is trained and served in on GPUs, and far fewer
+# codes than any real model has parameters, so its histogram is well sampled. int8 (per-row absmax,
+# the INT8 control's format) is shown beside it. fp32 is kept only to show it is degenerate.
+PRIMARY_STORAGE = "bf16"
+REPORTED_STORAGES = ("bf16", "int8", "fp32")
+
+# A histogram is degenerate when it has more occupied codes than a tenth of its samples (fewer than ten
+# parameters per code on average): the plug-in entropy is then pinned near its sample-size ceiling
+# log2 N, Miller–Madow's first-order correction ((K−1)/2N nats, valid only for N ≫ K) is itself set by
+# N, and the figure says more about N than about the weights. fp32 weights of any model below ~10⁹
+# parameters are (K/N ≈ 0.98 on tiny, 0.56 on GPT-2 small at init); bf16 and int8 never are
+# beyond a few hundred thousand parameters (K ≤ 2¹⁶ and ≤ 255).
+DEGENERATE_CODES_PER_PARAM = 0.1
+DEGENERATE_NOTE = ("degenerate: nearly every parameter has a code of its own, so H ≈ log2 N is set by the "
+                   "parameter count, not by the weights")
+
+
+def param_entropy_metric(storage: str) -> str:
+    """Metric name of H(θ) over `storage` codes (Miller–Madow, bits per parameter)."""
+    return f"param_entropy_bits@{storage}"
+
+
+def e_min_metric_name(storage: str) -> str:
+    """Metric name of E_min = k_B·T·ln2·N·H(θ) over `storage` codes (J)."""
+    return f"e_min_j@{storage}"
+
+
+def degenerate_metric(storage: str) -> str:
+    """Metric name of the 1.0/0.0 flag: is the `storage` histogram degenerate (see is_degenerate)."""
+    return f"param_entropy_degenerate@{storage}"
+
+
+E_MIN_PAPER_T1_METRIC = "e_min_paper_t1_j"  # over PRIMARY_STORAGE codes, at the paper's dimensionless T = 1.0
+
+
+def is_degenerate(distinct_codes: int, parameters: int) -> bool:
+    """True when the histogram has more than DEGENERATE_CODES_PER_PARAM occupied codes per sample."""
+    return parameters <= 0 or distinct_codes > DEGENERATE_CODES_PER_PARAM * parameters
 
 
 # --- entropy of a histogram ------------------------------------------------------------
@@ -92,6 +137,7 @@ def code_entropy(tensors: list[torch.Tensor], storage: str) -> dict[str, Any]:
         "plugin_bits_per_param": plugin_entropy_bits(counts),
         "miller_madow_bits_per_param": miller_madow_entropy_bits(counts),
         "miller_madow_correction_bits": miller_madow_correction_bits(counts),
+        "degenerate": is_degenerate(int((counts > 0).sum()), int(counts.sum())),
     }
 
 
@@ -125,41 +171,51 @@ def binning_sensitivity(tensors: list[torch.Tensor], *, base_width: Optional[flo
 # --- E_min -----------------------------------------------------------------------------
 
 def e_min(model: torch.nn.Module, temperature_k: float = DEFAULT_TEMPERATURE_K, *, storages: Optional[list[str]] = None) -> dict[str, Any]:
-    """E_min over each storage format's codes, beside the paper's T = 1.0 misuse and the bin sensitivity."""
+    """E_min over each storage format's codes (bf16 first), beside the paper's T = 1.0 misuse and the bin sensitivity.
+
+    Each storage's entry says whether its histogram is degenerate (`is_degenerate`); the misuse figure
+    and callers' floors use the first storage, `primary_storage`.
+    """
     t = check_temperature(temperature_k)
     e_l = landauer_j_per_bit(t)
     params = [p for p in model.parameters()]
     native = storage_of(model)
-    storages = storages or [native] + [s for s in ("bf16", "int8") if s != native]
+    storages = list(storages or REPORTED_STORAGES)
     by_storage = {}
     for storage in storages:
         h = code_entropy(params, storage)
         n, h1 = h["parameters"], h["miller_madow_bits_per_param"]
+        degenerate = h["degenerate"]
+        why = ([f"{DEGENERATE_NOTE}: {h['distinct_codes']} distinct codes among {n} parameters "
+                f"(> {DEGENERATE_CODES_PER_PARAM:g} per parameter); plug-in {h['plugin_bits_per_param']:.4g} bits "
+                f"vs log2 N = {math.log2(n):.4g}"] if degenerate and n > 0 else [])
         by_storage[storage] = {
             "entropy": h,
+            "degenerate": degenerate,
             "h_bits_per_param": Quantity(
                 f"h_theta_{storage}", h1, "bit/parameter",
                 definition=f"Miller–Madow entropy of the pooled histogram of {storage} storage codes of all parameters",
                 source=SOURCE, operationalisation=True,
-                notes=[f"plug-in {h['plugin_bits_per_param']:.6g} bits + correction {h['miller_madow_correction_bits']:.3g}",
-                       f"{h['distinct_codes']} distinct codes of 2^{h['max_bits']}"]
+                notes=why + [f"plug-in {h['plugin_bits_per_param']:.6g} bits + correction {h['miller_madow_correction_bits']:.3g}",
+                             f"{h['distinct_codes']} distinct codes of 2^{h['max_bits']}"]
                 + (["int8 = symmetric per-row absmax quantization of the weights"] if storage == "int8" else [])
-                + ([f"sample-limited: {h['distinct_codes']} distinct codes among {n} parameters, so the plug-in "
-                    f"value cannot exceed log2 N = {math.log2(n):.3g} bits and Miller–Madow's correction is unreliable"]
-                   if h["distinct_codes"] > n / 10 else [])).as_dict(),
+                + ([f"the model is stored as {native}; {storage} codes are what it would be stored as"]
+                   if storage != native else [])).as_dict(),
             "e_min_j": Quantity(
                 f"e_min_{storage}", e_l * n * h1, "J",
                 definition="E_min = k_B·T·ln2 · N · H₁ (H₁ in bits per parameter, N parameters)",
                 source=SOURCE, operationalisation=True, temperature_k=t,
-                notes=["the histogram is permutation-invariant and similar before and after training: "
-                       "it does not bound learning (theory.md §6)", f"N = {n} parameters"]).as_dict(),
+                notes=why + ["the histogram is permutation-invariant and similar before and after training: "
+                             "it does not bound learning (theory.md §6)", f"N = {n} parameters"]).as_dict(),
         }
-    first = by_storage[storages[0]]
+    primary = storages[0]
+    first = by_storage[primary]
     h1 = first["entropy"]["miller_madow_bits_per_param"]
     n = first["entropy"]["parameters"]
     misuse = K_B * 1.0 * LN2
     return {
         "native_storage": native,
+        "primary_storage": primary,
         "temperature_k": t,
         "by_storage": by_storage,
         "paper_t_1_misuse": {
@@ -171,13 +227,15 @@ def e_min(model: torch.nn.Module, temperature_k: float = DEFAULT_TEMPERATURE_K, 
                        f"{e_l / misuse:.0f}× below the value at {t:g} K"]).as_dict(),
             "e_min_j": Quantity(
                 "e_min_at_dimensionless_t_1", misuse * n * h1, "J",
-                definition="k_B·(1.0)·ln2 · N · H₁ (misuse, see j_per_bit)", source=SOURCE,
+                definition=f"k_B·(1.0)·ln2 · N · H₁ over {primary} codes (misuse, see j_per_bit)", source=SOURCE,
                 operationalisation=False, temperature_k=1.0,
                 notes=["dimensionless-T misuse: meaningless as physics"]).as_dict(),
         },
         "binning_sensitivity": binning_sensitivity(params),
         "binning_note": "H_Δ ≈ h(θ) − log2 Δ: doubling the bin width removes ~1 bit per parameter, so a histogram "
                         "entropy is arbitrary unless the bins are the real storage codes",
+        "degenerate_note": f"a storage marked degenerate has more than {DEGENERATE_CODES_PER_PARAM:g} distinct codes "
+                           "per parameter: its H ≈ log2 N reflects the parameter count, not the weights",
     }
 
 
