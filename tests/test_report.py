@@ -198,3 +198,20 @@ def test_two_configurations_under_one_suite_name_are_judged_apart():
     by_hash = {g.config_hash: {v.claim.id: v.verdict for v in g.verdicts} for g in findings.groups}
     assert by_hash["cfg1"]["inference-speedup"] == "VERIFIED"
     assert by_hash["cfg2"]["inference-speedup"] == "REFUTED"
+
+
+def test_theorem_3_gets_exactly_one_verdict_in_the_whole_report():
+    """With measured joules, the claims judge decides Theorem 3; the theory section only quotes it."""
+    from synthetic_store import record
+
+    recs = []
+    for rep in range(6):
+        recs.append(record("eitp-paper", "train", rep, {"train_joules": 1000.0 + rep, "e_min_j@bf16": 5e-15},
+                           energy_window="train", energy_joules=1000.0 + rep, energy_method="counter"))
+        recs.append(record("baseline", "train", rep, {"train_joules": 900.0 + rep, "e_min_j@bf16": 5e-15},
+                           energy_window="train", energy_joules=900.0 + rep, energy_method="counter"))
+    html = build_report(frames_from_records(recs), n_resamples=1000)
+    verdict_words = ("VERIFIED", "REFUTED", "INCONCLUSIVE", "UNTESTABLE", "CONSISTENT", "VIOLATED", "NOT MEASURED")
+    theorem3_lines = [line for line in re.split(r"<li>|<tr>", html) if "Theorem 3" in line or "theorem-3" in line]
+    judged = [w for line in theorem3_lines for w in verdict_words if w in line]
+    assert judged.count("REFUTED") >= 1 and set(judged) == {"REFUTED"}, judged

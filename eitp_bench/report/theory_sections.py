@@ -134,7 +134,7 @@ def _landauer_section(frames, m, t: float) -> Optional[str]:
 # ----------------------------------------------------------------------------- (b) E_min, theorems
 
 
-def _emin_section(m, t: float) -> Optional[str]:
+def _emin_section(m, t: float, theorem3: Optional[list] = None) -> Optional[str]:
     from eitp_bench.theory import param_entropy as pe
 
     storages = [st for st in pe.REPORTED_STORAGES if _per_arm(m, pe.e_min_metric_name(st))]
@@ -164,10 +164,10 @@ def _emin_section(m, t: float) -> Optional[str]:
                     + [_num(t1.get(arm)), label, _num(_ratio(e_train, bound))])
         if bound is None:
             continue
+        # Theorem 2 is a consistency check, not a claim; Theorem 3 is judged once, by the claims judge.
         checks = pe.theorem_checks(e_train, bound)
-        verdicts.append(f"<li>{_e(arm)} (E<sub>min</sub> over {_e(primary)} codes): Theorem 2 — "
-                        f"{_e(checks['theorem_2']['verdict'])} ({_e(checks['theorem_2']['reason'])}); Theorem 3 — "
-                        f"{_e(checks['theorem_3']['verdict'])} ({_e(checks['theorem_3']['reason'])})</li>")
+        verdicts.append(f"<li>{_e(arm)} (E<sub>min</sub> over {_e(primary)} codes): Theorem 2 check — "
+                        f"{_e(checks['theorem_2']['verdict'])} ({_e(checks['theorem_2']['reason'])})</li>")
     header = ([_e(f"H(θ) {st} (bit/param)") for st in storages]
               + [_e(f"E_min {st} at {_num(t, 4)} K (J)") for st in storages])
     header = ["arm"] + header + [_e(f"E_min {primary} at paper's T = 1.0 (J)"), "measured training (J)",
@@ -191,8 +191,16 @@ def _emin_section(m, t: float) -> Optional[str]:
         "computation exceeds a Landauer floor, so consistency says nothing about EIT-P. <strong>Theorem 3</strong> "
         "(E ≤ E<sub>min</sub> + ε) is refuted by many orders of magnitude whenever joules are measured, unless ε "
         "is chosen after the fact (the paper fixes none). Only measured (counter/sampled) joules are judged.</p>"
-        f"<ul>{''.join(verdicts)}</ul>"
+        f"<ul>{''.join(verdicts)}{_theorem3_items(theorem3)}</ul>"
     )
+
+
+def _theorem3_items(theorem3: Optional[list]) -> str:
+    """Theorem 3 as the claims judge found it (the verdict table's row): never judged a second time here."""
+    if not theorem3:
+        return "<li>Theorem 3: see the claim verdicts (theorem-3); not judged in this section.</li>"
+    return "".join(f"<li>Theorem 3 ({_e(v.claim.candidate)}), from the claim verdicts: <strong>{_e(v.verdict)}</strong> "
+                   f"— {_e(v.reason)}</li>" for v in theorem3)
 
 
 # ----------------------------------------------------------------------------- (c) floors
@@ -367,8 +375,11 @@ def _derivation_section(m, t: float) -> Optional[str]:
 # ----------------------------------------------------------------------------- entry point
 
 
-def theory_sections(frames, *, temperature_k: float = DEFAULT_TEMPERATURE_K, profile=None) -> list[tuple[str, str]]:
-    """(title, HTML) for each theory section that has data; none when no theory metrics were stored."""
+def theory_sections(frames, *, temperature_k: float = DEFAULT_TEMPERATURE_K, profile=None,
+                    theorem3: Optional[list] = None) -> list[tuple[str, str]]:
+    """(title, HTML) for each theory section that has data; none when no theory metrics were stored.
+
+    `theorem3`: the claims judge's Theorem 3 verdicts, quoted (this section computes no verdict of a claim)."""
     from eitp_bench.analysis.frames import load_frames
 
     frames = load_frames(frames)
@@ -380,7 +391,7 @@ def theory_sections(frames, *, temperature_k: float = DEFAULT_TEMPERATURE_K, pro
         return []
     sections = [
         ("Landauer's bound per inference", _landauer_section(frames, m, t)),
-        ("EIT-P's E_min and Theorems 2–3", _emin_section(m, t)),
+        ("EIT-P's E_min and Theorems 2–3", _emin_section(m, t, theorem3)),
         ("Training floors", _floors_section(m)),
         ("Energy ladder", _ladder_section(m, t, profile)),
         ("Derivation entropy", _derivation_section(m, t)),
