@@ -12,10 +12,12 @@ SQL queries (pd.read_sql), never per-record Python loops.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 from pathlib import Path
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Iterable, Optional
 
 from pydantic import BaseModel
@@ -49,32 +51,44 @@ class _ChildTable:
     model: type[BaseModel]
     json_fields: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def fields(self) -> list[str]:
         return list(self.model.model_fields)
 
-    @property
+    @cached_property
     def stored(self) -> list[str]:
         return [*self.model.model_fields, *self.model.model_computed_fields]
 
     def column(self, field: str) -> str:
         return f"{field}_json" if field in self.json_fields else field
 
-    @property
+    @cached_property
     def columns(self) -> list[str]:
         return [self.column(f) for f in self.stored]
 
-    @property
+    @cached_property
     def insert_sql(self) -> str:
         columns = ["run_id", "idx", *self.columns]
         return f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
+    @cached_property
+    def _values(self) -> Callable[[Any], tuple]:
+        get = operator.attrgetter(*self.stored)
+        at = [i for i, f in enumerate(self.stored) if f in self.json_fields]
+        if not at:
+            return get
+
+        def values(item: Any) -> tuple:
+            v = list(get(item))
+            for i in at:
+                v[i] = "[]" if v[i] == [] else _to_json(v[i])  # most entries have no flags
+            return tuple(v)
+
+        return values
+
     def rows(self, record: RunRecord) -> list[tuple]:
-        getters = [(f, f in self.json_fields) for f in self.stored]
-        return [
-            (record.run_id, i, *(_to_json(getattr(item, f)) if js else getattr(item, f) for f, js in getters))
-            for i, item in enumerate(getattr(record, self.name))
-        ]
+        values = self._values
+        return [(record.run_id, i, *values(item)) for i, item in enumerate(getattr(record, self.name))]
 
     def item(self, values: Iterable[Any]) -> BaseModel:
         data = {f: json.loads(v) if f in self.json_fields else v for f, v in zip(self.fields, values)}
@@ -452,14 +466,16 @@ class Store:
         df = self._with_runs(RUN_COLUMNS, "energy", columns)
         df = df.rename(columns={"device": "run_device", "energy_device": "device"})
         codes, messages = [], []
+        at = df.columns.get_loc("flags_json")
         for text in df.pop("flags_json"):
             c, m = flag_columns(json.loads(text)) if text != "[]" else ([], [])
             codes.append(c)
             messages.append(m)
-        df["flags"], df["flag_messages"] = codes, messages
+        df.insert(at, "flags", codes)
+        df.insert(at + 1, "flag_messages", messages)
         for column in ("joules", "max_gap_s", "idle_watts", "net_joules"):  # None → NaN, never object dtype
             df[column] = df[column].astype(float)
-        return df[[*(c if c != "device" else "run_device" for c in RUN_COLUMNS), *ENERGY_COLUMNS]]
+        return df
 
     def timeline_frame(self):
         return self._with_runs(["run_id", "arm", "task"], "timeline", TIMELINE_COLUMNS)
