@@ -168,6 +168,7 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     """v2: a flag is {code, message}; v1 flags were plain strings (the message; code inferred)."""
     energy = [
         {**e, "flags": [legacy_flag(f).model_dump() if isinstance(f, str) else f for f in e.get("flags") or []]}
+        if isinstance(e, dict) else e  # an EnergyEntry already built is current
         for e in data.get("energy") or []
     ]
     return {**data, "energy": energy, "schema_version": 2}
