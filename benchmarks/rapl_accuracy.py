@@ -58,7 +58,7 @@ def measure_rapl(base: Path, seconds: float, windows: int) -> list[dict]:
                         "domain": domain, "nominal_w": WATTS[domain], "true_j": true_j, "measured_j": r.joules,
                         "err_uj": None if r.joules is None else round((r.joules - true_j) * 1e6),
                         "watts": r.watts, "duration_s": r.duration_s, "wraps": r.wraps,
-                        "samples": r.samples, "max_gap_s": r.max_gap_s, "flags": r.flags,
+                        "samples": r.samples, "max_gap_s": r.max_gap_s, "flags": [f.code for f in r.flags],
                         "edge_skew_ms": (skew1 - skew0) * 1e3,
                     })
         print(f"simulator: {sim.ticks} updates in {time.monotonic() - sim._t0:.1f} s; "

@@ -13,8 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from eitp_bench.flags import flag
 from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
 from eitp_bench.store import Store
+
+SHORT = flag("short_window", "window shorter than the counter update period (~1 ms): 0 or 1 counter steps")
 
 
 def synthetic_run(i: int, timeline_points: int) -> RunRecord:
@@ -25,7 +28,7 @@ def synthetic_run(i: int, timeline_points: int) -> RunRecord:
         metrics=[Metric(name=n, value=float(i + k), unit="u") for k, n in
                  enumerate(["tokens_per_s", "step_s", "val_ppl", "model_bytes", "retrieval_acc@512", "loss"])],
         energy=[EnergyEntry(window=w, device=d, domain=dom, joules=10.0 + i, method="counter", meter=m,
-                            duration_s=1.0, samples=100, flags=["short window"] if i % 7 == 0 else [])
+                            duration_s=1.0, samples=100, flags=[SHORT] if i % 7 == 0 else [])
                 for w in ("train", "generate") for d, dom, m in (("gpu:0", "gpu", "nvml"), ("cpu:0", "package", "rapl"))],
         timeline=[TimelinePoint(window="train", device="gpu:0", domain="gpu", t=k * 0.1, watts=300.0)
                   for k in range(timeline_points)],

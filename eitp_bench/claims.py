@@ -473,10 +473,12 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
             valid = e[e["method"].isin(MEASURED_METHODS) & e["joules"].notna()]
             measured_ids = set(valid["run_id"])
             # Why measured joules were missing: flags on the unmeasured runs' entries and the meters used.
-            cols = [c for c in ("meter", "device", "domain", "method", "flags") if c in e.columns]
-            unmeasured = e.loc[~e["run_id"].isin(measured_ids), cols].fillna("").astype(str).drop_duplicates()
+            cols = [c for c in ("meter", "device", "domain", "method") if c in e.columns]
+            unmeasured = e.loc[~e["run_id"].isin(measured_ids)]
+            messages = unmeasured["flag_messages"].map(tuple) if "flag_messages" in e.columns else None
+            unmeasured = unmeasured[cols].fillna("").astype(str).assign(flags=messages).drop_duplicates()
             for row in unmeasured.to_dict("records"):  # a few distinct rows, even for thousands of runs
-                flags = [f for f in row.get("flags", "").split(";") if f]
+                flags = list(row["flags"] or ())  # messages, never split: they may contain ';'
                 detail = f"{row['meter']} {row['device']}/{row['domain']} ({row['method']})"
                 explanations.add(f"{detail}: {'; '.join(flags)}" if flags else detail)
         keep[arm] = df[df["run_id"].isin(measured_ids)]

@@ -4,17 +4,24 @@ One repetition is one fresh process running one arm through the suite's tasks; i
 writes one `RunRecord` per task (same repetition number and seed).
 Every energy entry says how it was obtained (`method`); estimated joules are kept
 in their own entries and never added to measured ones.
+
+The schema is declared here once: meters, the monitor and workloads build these models, and the
+store derives its columns, inserts and frames from their fields. Records written under an older
+`schema_version` are brought up to date by `upgrade_record` (applied by `RunRecord` validation, so
+the store, `import` and the runner's per-record JSON all read old records alike).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-SCHEMA_VERSION = 1
+from eitp_bench.flags import Flag, legacy_flag
+
+SCHEMA_VERSION = 2  # 2: flags are coded (code + message); 1: flags were plain strings
 
 Method = Literal["counter", "sampled", "estimated"]
 MEASURED_METHODS = frozenset({"counter", "sampled"})
@@ -41,7 +48,12 @@ class Metric(_Model):
 
 
 class EnergyEntry(_Model):
-    window: str
+    """Energy of one device × domain over one window. `joules is None` means invalid: see flags.
+
+    Meters build these without a window (they only know two marks); the monitor names it.
+    """
+
+    window: Optional[str] = None  # None only while a meter computes it; every stored entry has one
     device: str  # gpu:0, cpu:0
     domain: str  # gpu, package, core, uncore, dram, psys
     joules: Optional[float]  # None when the domain is flagged invalid: never a silent 0
@@ -51,9 +63,42 @@ class EnergyEntry(_Model):
     samples: int = 0
     max_gap_s: Optional[float] = None
     wraps: int = 0
-    flags: list[str] = Field(default_factory=list)  # reasons, human readable
+    flags: list[Flag] = Field(default_factory=list)  # coded reasons (eitp_bench/flags.py)
     idle_watts: Optional[float] = None
-    net_joules: Optional[float] = None  # joules − idle_watts × duration_s
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        # net_joules is derived from the fields above; dumps carry it, reading recomputes it.
+        if isinstance(data, dict) and "net_joules" in data:
+            data = {k: v for k, v in data.items() if k != "net_joules"}
+        return data
+
+    @property
+    def valid(self) -> bool:
+        return self.joules is not None
+
+    @property
+    def watts(self) -> Optional[float]:
+        if self.joules is None or self.duration_s <= 0:
+            return None
+        return self.joules / self.duration_s
+
+    @property
+    def sample_rate_hz(self) -> Optional[float]:
+        return self.samples / self.duration_s if self.duration_s > 0 and self.samples else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def net_joules(self) -> Optional[float]:
+        """joules − idle_watts × duration_s (None without both)."""
+        if self.joules is None or self.idle_watts is None:
+            return None
+        return self.joules - self.idle_watts * self.duration_s
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form plus the derived rates (what `measure --json` prints)."""
+        return {**self.model_dump(mode="json"), "watts": self.watts, "sample_rate_hz": self.sample_rate_hz}
 
 
 class TimelinePoint(_Model):
@@ -88,18 +133,64 @@ class RunRecord(_Model):
     seed: int
     repetition: int
     device: str = "cpu"  # torch device the workload ran on
-    started_at: str = Field(default_factory=utc_now)
-    finished_at: Optional[str] = None
     status: Status = "ok"
     error: Optional[str] = None
+    started_at: str = Field(default_factory=utc_now)
+    finished_at: Optional[str] = None
     config: dict[str, Any] = Field(default_factory=dict)  # the exact resolved config of this repetition
     provenance: Provenance
     metrics: list[Metric] = Field(default_factory=list)
     energy: list[EnergyEntry] = Field(default_factory=list)
     timeline: list[TimelinePoint] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        return upgrade_record(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _windows_named(self) -> "RunRecord":
+        if any(e.window is None for e in self.energy):
+            raise ValueError("every energy entry of a record needs its window")
+        return self
+
     def metric(self, name: str) -> Optional[float]:
         for m in self.metrics:
             if m.name == name:
                 return m.value
         return None
+
+
+# --- upgrades: one step per schema version, applied in order ---------------------------------
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v2: a flag is {code, message}; v1 flags were plain strings (the message; code inferred)."""
+    energy = [
+        {**e, "flags": [legacy_flag(f).model_dump() if isinstance(f, str) else f for f in e.get("flags") or []]}
+        if isinstance(e, dict) else e  # an EnergyEntry already built is current
+        for e in data.get("energy") or []
+    ]
+    return {**data, "energy": energy, "schema_version": 2}
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}  # version n -> n + 1
+
+
+def upgrade_record(data: dict[str, Any], to: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """A record dict (JSON form) brought from its `schema_version` to `to`; the input is not changed.
+
+    A dict without `schema_version` is taken as current. ValueError for a record from a newer eitp-bench.
+    """
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"schema_version must be a positive integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ValueError(
+            f"record schema v{version} was written by a newer eitp-bench (this one reads up to v{SCHEMA_VERSION}); "
+            "upgrade eitp-bench to read it"
+        )
+    while version < to:
+        data = UPGRADES[version](data)
+        version += 1
+    return data

@@ -1,7 +1,9 @@
 """The results store: one embedded SQLite file, normalised tables, schema migrations.
 
 Tables: runs (identity, provenance, config JSON), metrics, energy, timeline, and
-meta (app marker + schema_version). Each repetition is written in ONE transaction,
+meta (app marker + schema_version). The columns, inserts, reads and frames are derived from the
+record models (records.py declares every field once); the CREATE TABLEs in the migrations are history,
+and a test checks that the migrated layout matches the models. Each repetition is written in ONE transaction,
 so a crash never leaves half a run; WAL + busy_timeout let several `eitp-bench run`
 processes write the same file at once. Frames for analysis are built with joined
 SQL queries (pd.read_sql), never per-record Python loops.
@@ -10,23 +12,115 @@ SQL queries (pd.read_sql), never per-record Python loops.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable, Iterable, Optional
+
+from pydantic import BaseModel
 
 from eitp_bench.errors import UserError
-from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
+from eitp_bench.records import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
+from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint, upgrade_record
 
 DEFAULT_STORE = Path("eitp-results") / "results.sqlite"
 APP_MARKER = "eitp-bench"
 BUSY_TIMEOUT_MS = 30_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
-RUN_COLUMNS = [
-    "run_id", "suite", "suite_config_hash", "arm", "task", "size", "seed", "repetition",
-    "device", "status", "error", "started_at", "finished_at", "hardware_profile_id",
-]  # fmt: skip
+
+# --- the layout, derived from the record models ---------------------------------------------
+
+
+def _to_json(value: Any) -> str:
+    return json.dumps(value, default=lambda o: o.model_dump(mode="json"))  # nested models (flags)
+
+
+@dataclass(frozen=True)
+class _ChildTable:
+    """A RunRecord list field stored one row per item: (run_id, idx, one column per model field).
+
+    Nested values (lists, models) are JSON text in a `<field>_json` column; computed fields (net_joules)
+    are stored too, for SQL readers, and recomputed when a record is rebuilt.
+    """
+
+    name: str  # the table, and the RunRecord field it holds
+    model: type[BaseModel]
+    json_fields: tuple[str, ...] = ()
+
+    @cached_property
+    def fields(self) -> list[str]:
+        return list(self.model.model_fields)
+
+    @cached_property
+    def stored(self) -> list[str]:
+        return [*self.model.model_fields, *self.model.model_computed_fields]
+
+    def column(self, field: str) -> str:
+        return f"{field}_json" if field in self.json_fields else field
+
+    @cached_property
+    def columns(self) -> list[str]:
+        return [self.column(f) for f in self.stored]
+
+    @cached_property
+    def insert_sql(self) -> str:
+        columns = ["run_id", "idx", *self.columns]
+        return f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+    @cached_property
+    def _values(self) -> Callable[[Any], tuple]:
+        get = operator.attrgetter(*self.stored)
+        at = [i for i, f in enumerate(self.stored) if f in self.json_fields]
+        if not at:
+            return get
+
+        def values(item: Any) -> tuple:
+            v = list(get(item))
+            for i in at:
+                v[i] = "[]" if v[i] == [] else _to_json(v[i])  # most entries have no flags
+            return tuple(v)
+
+        return values
+
+    def rows(self, record: RunRecord) -> list[tuple]:
+        values = self._values
+        return [(record.run_id, i, *values(item)) for i, item in enumerate(getattr(record, self.name))]
+
+    def item(self, values: Iterable[Any]) -> BaseModel:
+        data = {f: json.loads(v) if f in self.json_fields else v for f, v in zip(self.fields, values)}
+        return self.model.model_validate(data)
+
+
+CHILD_TABLES = {
+    t.name: t
+    for t in (_ChildTable("metrics", Metric), _ChildTable("energy", EnergyEntry, ("flags",)),
+              _ChildTable("timeline", TimelinePoint))
+}  # fmt: skip
+
+# runs: RunRecord's scalar fields (schema_version stored as record_schema_version), then the nested
+# ones as JSON, plus two storage-only columns: hardware_profile_id (copied out of provenance, for
+# grouping in SQL) and stored_at.
+_RUN_NESTED = ("config", "provenance", *CHILD_TABLES)
+RUN_FIELDS = [f for f in RunRecord.model_fields if f not in _RUN_NESTED]
+_RUN_RENAMED = {"schema_version": "record_schema_version"}
+_RUN_SQL_COLUMNS = [_RUN_RENAMED.get(f, f) for f in RUN_FIELDS] + ["config_json", "provenance_json"]
+
+# Frame columns (the contract in DEVELOPERS.md): runs, and after the run columns those of each child.
+RUN_COLUMNS = [f for f in RUN_FIELDS if f != "schema_version"] + ["hardware_profile_id"]
+METRIC_COLUMNS = CHILD_TABLES["metrics"].stored
+TIMELINE_COLUMNS = CHILD_TABLES["timeline"].stored
+# energy: flags as two list columns (codes, messages), never a joined string: messages contain ';'.
+ENERGY_COLUMNS = [c for f in CHILD_TABLES["energy"].stored for c in (("flags", "flag_messages") if f == "flags" else (f,))]
+
+
+def flag_columns(flags: list) -> tuple[list[str], list[str]]:
+    """(codes, messages) of a list of Flags or {code, message} dicts: the energy frame's two flag columns."""
+    items = [f if isinstance(f, dict) else f.model_dump() for f in flags]
+    return [f["code"] for f in items], [f["message"] for f in items]
 
 
 # --- migrations: each takes a connection inside an open transaction -------------------------
@@ -112,7 +206,22 @@ def _execute_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_create_tables, _v2_add_stored_at]
+def _v3_coded_flags(conn: sqlite3.Connection) -> None:
+    # v3: record schema 2, flags are {code, message}. Convert the plain-string flags of older runs with
+    # the records' own upgrade step (the one `import` applies), so old stores and old exports agree.
+    rows = conn.execute(
+        "SELECT e.rowid, r.record_schema_version, e.flags_json FROM energy e JOIN runs r USING (run_id)"
+        " WHERE r.record_schema_version < 2 AND e.flags_json != '[]'"
+    ).fetchall()
+    updates = []
+    for rowid, version, text in rows:
+        entry = upgrade_record({"schema_version": version, "energy": [{"flags": json.loads(text)}]}, to=2)
+        updates.append((json.dumps(entry["energy"][0]["flags"]), rowid))
+    conn.executemany("UPDATE energy SET flags_json = ? WHERE rowid = ?", updates)
+    conn.execute("UPDATE runs SET record_schema_version = 2 WHERE record_schema_version < 2")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_create_tables, _v2_add_stored_at, _v3_coded_flags]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -283,39 +392,17 @@ class Store:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")  # take the write lock up front: no lock upgrades, no deadlock
+            run_columns = [*_RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at"]
+            run_sql = (f"INSERT OR IGNORE INTO runs ({', '.join(run_columns)})"
+                       f" VALUES ({', '.join('?' * len(run_columns))})")
             for r in records:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO runs (run_id, record_schema_version, suite, suite_config_hash, arm, task,"
-                    " size, seed, repetition, device, started_at, finished_at, status, error, hardware_profile_id,"
-                    " config_json, provenance_json, stored_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        r.run_id, r.schema_version, r.suite, r.suite_config_hash, r.arm, r.task, r.size, r.seed,
-                        r.repetition, r.device, r.started_at, r.finished_at, r.status, r.error,
-                        r.provenance.hardware_profile_id, json.dumps(r.config), r.provenance.model_dump_json(),
-                        stored_at,
-                    ),
-                )  # fmt: skip
-                if cur.rowcount == 0:
+                values = (*(getattr(r, f) for f in RUN_FIELDS), json.dumps(r.config), r.provenance.model_dump_json(),
+                          r.provenance.hardware_profile_id, stored_at)
+                if conn.execute(run_sql, values).rowcount == 0:
                     continue  # already stored: idempotent
                 added += 1
-                conn.executemany(
-                    "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
-                    [(r.run_id, i, m.name, m.value, m.unit, m.window) for i, m in enumerate(r.metrics)],
-                )
-                conn.executemany(
-                    "INSERT INTO energy VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            r.run_id, i, e.window, e.device, e.domain, e.joules, e.method, e.meter, e.duration_s,
-                            e.samples, e.max_gap_s, e.wraps, json.dumps(e.flags), e.idle_watts, e.net_joules,
-                        )  # fmt: skip
-                        for i, e in enumerate(r.energy)
-                    ],
-                )
-                conn.executemany(
-                    "INSERT INTO timeline VALUES (?,?,?,?,?,?,?)",
-                    [(r.run_id, i, p.window, p.device, p.domain, p.t, p.watts) for i, p in enumerate(r.timeline)],
-                )
+                for table in CHILD_TABLES.values():
+                    conn.executemany(table.insert_sql, table.rows(r))
             conn.execute("COMMIT")
         except BaseException as err:
             if conn.in_transaction:
@@ -338,53 +425,27 @@ class Store:
         """Rebuild the stored RunRecords exactly, in the order they were stored."""
         where, params = _run_filter(suite, status)
         runs = self._conn.execute(
-            "SELECT run_id, record_schema_version, suite, suite_config_hash, arm, task, size, seed, repetition,"
-            f" device, started_at, finished_at, status, error, config_json, provenance_json FROM runs r {where}"
-            " ORDER BY rowid",
-            params,
+            f"SELECT {', '.join(_RUN_SQL_COLUMNS)} FROM runs r {where} ORDER BY rowid", params
         ).fetchall()
-        children = {name: self._children(name, where, params) for name in ("metrics", "energy", "timeline")}
+        children = {name: self._children(table, where, params) for name, table in CHILD_TABLES.items()}
         out = []
         for row in runs:
-            run_id = row[0]
-            out.append(
-                RunRecord(
-                    schema_version=row[1], run_id=run_id, suite=row[2], suite_config_hash=row[3], arm=row[4],
-                    task=row[5], size=row[6], seed=row[7], repetition=row[8], device=row[9], started_at=row[10],
-                    finished_at=row[11], status=row[12], error=row[13], config=json.loads(row[14]),
-                    provenance=Provenance.model_validate_json(row[15]),
-                    metrics=children["metrics"].get(run_id, []),
-                    energy=children["energy"].get(run_id, []),
-                    timeline=children["timeline"].get(run_id, []),
-                )  # fmt: skip
-            )
+            data = dict(zip(RUN_FIELDS, row))
+            data["config"] = json.loads(row[-2])
+            data["provenance"] = Provenance.model_validate_json(row[-1])
+            out.append(RunRecord(**data, **{name: rows.get(data["run_id"], []) for name, rows in children.items()}))
         return out
 
-    def _children(self, table: str, where: str, params: list) -> dict[str, list]:
-        columns = {
-            "metrics": "c.name, c.value, c.unit, c.window",
-            "energy": "c.window, c.device, c.domain, c.joules, c.method, c.meter, c.duration_s, c.samples,"
-            " c.max_gap_s, c.wraps, c.flags_json, c.idle_watts, c.net_joules",
-            "timeline": "c.window, c.device, c.domain, c.t, c.watts",
-        }[table]
+    def _children(self, table: _ChildTable, where: str, params: list) -> dict[str, list]:
+        columns = ", ".join(f"c.{table.column(f)}" for f in table.fields)
         rows = self._conn.execute(
-            f"SELECT c.run_id, {columns} FROM {table} c JOIN runs r USING (run_id) {where} ORDER BY c.run_id, c.idx",
+            f"SELECT c.run_id, {columns} FROM {table.name} c JOIN runs r USING (run_id) {where}"
+            " ORDER BY c.run_id, c.idx",
             params,
         )
         grouped: dict[str, list] = {}
         for row in rows:
-            run_id, v = row[0], row[1:]
-            if table == "metrics":
-                item = Metric(name=v[0], value=v[1], unit=v[2], window=v[3])
-            elif table == "energy":
-                item = EnergyEntry(
-                    window=v[0], device=v[1], domain=v[2], joules=v[3], method=v[4], meter=v[5], duration_s=v[6],
-                    samples=v[7], max_gap_s=v[8], wraps=v[9], flags=json.loads(v[10]), idle_watts=v[11],
-                    net_joules=v[12],
-                )  # fmt: skip
-            else:
-                item = TimelinePoint(window=v[0], device=v[1], domain=v[2], t=v[3], watts=v[4])
-            grouped.setdefault(run_id, []).append(item)
+            grouped.setdefault(row[0], []).append(table.item(row[1:]))
         return grouped
 
     # --- frames for analysis and reports ---------------------------------------------------
@@ -395,25 +456,29 @@ class Store:
         return self._runs(RUN_COLUMNS).drop(columns="_row")
 
     def metrics_frame(self):
-        return self._with_runs(RUN_COLUMNS, "metrics", ["name", "value", "unit", "window"])
+        return self._with_runs(RUN_COLUMNS, "metrics", METRIC_COLUMNS)
 
     def energy_frame(self):
-        df = self._with_runs(
-            RUN_COLUMNS,
-            "energy",
-            ["window", "device AS energy_device", "domain", "joules", "method", "meter", "duration_s", "samples",
-             "max_gap_s", "wraps", "flags_json", "idle_watts", "net_joules"],
-        )  # fmt: skip
+        table = CHILD_TABLES["energy"]
         # The energy row's device (gpu:0, cpu:0) is what analysis groups by; the run's torch device
         # stays available as run_device.
+        columns = ["device AS energy_device" if c == "device" else c for c in table.columns]
+        df = self._with_runs(RUN_COLUMNS, "energy", columns)
         df = df.rename(columns={"device": "run_device", "energy_device": "device"})
-        df["flags"] = [";".join(json.loads(f)) if f != "[]" else "" for f in df.pop("flags_json")]
+        codes, messages = [], []
+        at = df.columns.get_loc("flags_json")
+        for text in df.pop("flags_json"):
+            c, m = flag_columns(json.loads(text)) if text != "[]" else ([], [])
+            codes.append(c)
+            messages.append(m)
+        df.insert(at, "flags", codes)
+        df.insert(at + 1, "flag_messages", messages)
         for column in ("joules", "max_gap_s", "idle_watts", "net_joules"):  # None → NaN, never object dtype
             df[column] = df[column].astype(float)
         return df
 
     def timeline_frame(self):
-        return self._with_runs(["run_id", "arm", "task"], "timeline", ["window", "device", "domain", "t", "watts"])
+        return self._with_runs(["run_id", "arm", "task"], "timeline", TIMELINE_COLUMNS)
 
     def provenance_frame(self):
         """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry."""
@@ -511,7 +576,15 @@ def read_record_file(path: Path) -> list[RunRecord]:
         try:
             data = json.loads(chunk)
             items = data if isinstance(data, list) else [data]
-            records.extend(RunRecord.model_validate(item) for item in items)
+            for item in items:
+                version = item.get("schema_version") if isinstance(item, dict) else None
+                if isinstance(version, int) and version > RECORD_SCHEMA_VERSION:
+                    raise UserError(
+                        f"{where} holds a record of schema v{version}, written by a newer eitp-bench "
+                        f"(this one reads up to v{RECORD_SCHEMA_VERSION})",
+                        fix="upgrade eitp-bench (pip install -U eitp-bench) to import it; nothing from it was imported",
+                    )
+                records.append(RunRecord.model_validate(item))  # validation upgrades older schema versions
         except json.JSONDecodeError as err:
             raise UserError(
                 f"{where} is not valid JSON ({err.msg} at column {err.colno})",
@@ -556,7 +629,9 @@ def export_tables(store: Store, out_dir: Path, fmt: str) -> list[Path]:
     for name, df in frames.items():
         path = out_dir / f"{name}.{fmt}"
         if fmt == "csv":
-            df.to_csv(path, index=False)
+            # List columns (flags, flag_messages) as JSON text: a csv cell cannot hold a list.
+            lists = {c: df[c].map(json.dumps) for c in df.columns if c in ("flags", "flag_messages")}
+            df.assign(**lists).to_csv(path, index=False)
         else:
             df.to_parquet(path, index=False)
         written.append(path)

@@ -13,10 +13,9 @@ import numpy as np
 import pandas as pd
 
 from eitp_bench import names
+from eitp_bench.flags import Flag
 from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
-
-RUN_COLUMNS = ["run_id", "suite", "suite_config_hash", "arm", "task", "size", "seed", "repetition", "device",
-               "status", "error", "started_at", "finished_at", "hardware_profile_id"]
+from eitp_bench.store import ENERGY_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, TIMELINE_COLUMNS, flag_columns
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -30,7 +29,7 @@ def record(arm: str, task: str, repetition: int, metrics: dict[str, float], *, s
            config_hash: str = "cfg1", profile: str = "hp-test-cpu", energy_window: str | None = None,
            energy_joules: float | None = None, energy_method: str = "counter", started: int = 0,
            status: str = "ok", error: str | None = None, timeline: bool = False,
-           flags: list[str] | None = None) -> RunRecord:
+           flags: list[Flag] | None = None) -> RunRecord:
     """One repetition. Energy (if given) is one cpu package entry in `energy_window`."""
     window = energy_window
     rec_metrics = [Metric(name=k, value=float(v), unit=_unit(k), window=window) for k, v in metrics.items()]
@@ -44,7 +43,8 @@ def record(arm: str, task: str, repetition: int, metrics: dict[str, float], *, s
         if energy_method == "estimated":  # what the monitor leaves when RAPL cannot be read
             energy.append(EnergyEntry(window=window or "run", device="cpu:0", domain="package", joules=None,
                                       method="counter", meter="rapl", duration_s=10.0,
-                                      flags=["rapl: energy_uj not readable (permission denied)"]))
+                                      flags=[Flag(code="permission_denied",
+                                                  message="rapl: energy_uj not readable (permission denied)")]))
     tl = []
     if timeline:
         tl = [TimelinePoint(window=window or "run", device="cpu:0", domain="package", t=0.1 * i,
@@ -73,22 +73,20 @@ def frames_from_records(records: list[RunRecord]) -> dict[str, pd.DataFrame]:
         run = {c: getattr(r, c) for c in RUN_COLUMNS if c != "hardware_profile_id"}
         run["hardware_profile_id"] = r.provenance.hardware_profile_id
         runs.append(run)
-        metrics += [{**run, "name": m.name, "value": m.value, "unit": m.unit, "window": m.window} for m in r.metrics]
+        metrics += [{**run, **m.model_dump()} for m in r.metrics]
         for e in r.energy:
-            row = {**run, **e.model_dump()}
-            row["flags"] = ";".join(e.flags)
+            row = {**run, "run_device": r.device, **e.model_dump(exclude={"flags"})}
+            row["flags"], row["flag_messages"] = flag_columns(e.flags)
             energy.append(row)
         timeline += [{"run_id": r.run_id, "arm": r.arm, "task": r.task, **p.model_dump()} for p in r.timeline]
         prov.append({"run_id": r.run_id, **r.provenance.model_dump(exclude={"hardware"}),
                      **{f"hardware.{k}": v for k, v in r.provenance.hardware.items()}})
-    energy_cols = RUN_COLUMNS + ["window", "domain", "joules", "method", "meter", "duration_s", "samples",
-                                 "max_gap_s", "wraps", "flags", "idle_watts", "net_joules"]
+    run_device_columns = ["run_device" if c == "device" else c for c in RUN_COLUMNS]  # as energy_frame()
     return {
         "runs": pd.DataFrame(runs, columns=RUN_COLUMNS),
-        "metrics": pd.DataFrame(metrics, columns=RUN_COLUMNS + ["name", "value", "unit", "window"]),
-        "energy": pd.DataFrame(energy, columns=energy_cols),
-        "timeline": pd.DataFrame(timeline, columns=["run_id", "arm", "task", "window", "device", "domain", "t",
-                                                    "watts"]),
+        "metrics": pd.DataFrame(metrics, columns=RUN_COLUMNS + METRIC_COLUMNS),
+        "energy": pd.DataFrame(energy, columns=run_device_columns + ENERGY_COLUMNS),
+        "timeline": pd.DataFrame(timeline, columns=["run_id", "arm", "task", *TIMELINE_COLUMNS]),
         "provenance": pd.DataFrame(prov),
     }
 

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from eitp_bench.energy.base import Channel, DomainEnergy, Meter
+from eitp_bench.energy.base import Channel, Meter
+from eitp_bench.flags import flag
+from eitp_bench.records import EnergyEntry
 from eitp_bench.energy.monitor import EnergyMonitor
 
 
@@ -38,7 +40,7 @@ class ScriptedClockMeter(Meter):
         (t0, j0, bad0), (t1, j1, bad1) = begin, end
         bad = bad0 or bad1
         return [
-            DomainEnergy(
+            EnergyEntry(
                 meter=self.name,
                 device=self.device,
                 domain=self.domain,
@@ -46,7 +48,7 @@ class ScriptedClockMeter(Meter):
                 method=self.method,
                 duration_s=t1 - t0,
                 samples=2,
-                flags=["invalid: scripted failure"] if bad else [],
+                flags=[flag("unreadable", "scripted failure")] if bad else [],
             )
         ]
 
@@ -153,7 +155,8 @@ def test_invalid_domain_is_flagged_not_zero():
         bad.advance(1.0)
         bad.broken = True
     dram = next(e for e in w.result.energy if e.domain == "dram")
-    assert dram.joules is None and dram.flags and dram.watts is None
+    assert dram.joules is None and [f.code for f in dram.flags] == ["unreadable"] and dram.watts is None
+    assert {e.window for e in w.result.energy} == {"w"}  # the monitor names the meters' entries
     assert w.result.measured_joules == pytest.approx(10.0)
     assert not w.result.complete
 

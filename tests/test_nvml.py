@@ -13,6 +13,12 @@ from eitp_bench.errors import UserError
 from fake_nvml import FakeGpu, FakeNvml, ManualClock
 
 
+def has_flag(entry, code: str, text: str = "") -> bool:
+    """The entry carries a flag with this code whose message contains `text`."""
+    return any(f.code == code and text in f.message for f in entry.flags)
+
+
+
 def make(gpus, clock=None, **kw):
     clock = clock or ManualClock()
     nvml = FakeNvml(gpus=gpus, clock=clock)
@@ -42,7 +48,7 @@ def test_counter_joules_match_the_trace_integral_at_the_counters_granularity():
     assert e.method == "counter" and e.device == "gpu:0" and e.domain == "gpu" and e.meter == "nvml"
     assert abs(e.joules - truth) <= 0.001  # integer mJ at both ends
     assert e.duration_s == pytest.approx(3.12)
-    assert not [f for f in e.flags if "cross-check" in f]  # 2 % apart here: within 5 %
+    assert not has_flag(e, "crosscheck_mismatch")  # 2 % apart here: within 5 %
     assert e.samples == 33 and e.max_gap_s == pytest.approx(0.1, abs=1e-9)
     meter.stop()
 
@@ -69,7 +75,7 @@ def test_short_window_is_flagged_and_falls_back_to_sampled_power_not_zero():
         [e] = meter.energy_between(begin, meter.mark())
         assert e.method == "sampled"
         assert e.joules == pytest.approx(15.0)  # 300 W × 50 ms, never 0 J
-        assert any("window shorter than the energy counter's update period (~100 ms)" in f for f in e.flags)
+        assert has_flag(e, "short_window", "window shorter than the energy counter's update period (~100 ms)")
 
 
 def test_stuck_counter_with_power_drawn_is_flagged_even_before_the_period_is_known():
@@ -79,7 +85,7 @@ def test_stuck_counter_with_power_drawn_is_flagged_even_before_the_period_is_kno
     clock.t = 0.06
     [e] = meter.energy_between(begin, meter.mark())
     assert e.method == "sampled" and e.joules == pytest.approx(15.0)
-    assert any("not yet inferred" in f for f in e.flags)
+    assert has_flag(e, "short_window", "not yet inferred")
 
 
 def test_pre_volta_gpu_integrates_sampled_power_within_the_trapezoid_error_bound():
@@ -94,7 +100,7 @@ def test_pre_volta_gpu_integrates_sampled_power_within_the_trapezoid_error_bound
     bound = 3.3 * 0.1**2 * 100 * math.pi**2 / 12 + 0.002
     assert e.method == "sampled" and e.samples == 34
     assert 0 < abs(e.joules - exact) <= bound
-    assert any("pre-Volta" in f for f in e.flags)
+    assert has_flag(e, "sampled_fallback", "pre-Volta")
 
 
 @pytest.mark.parametrize("scale, flagged", [(0.9, True), (1.0, False)])
@@ -104,7 +110,7 @@ def test_cross_check_flags_a_counter_that_disagrees_with_the_samples(scale, flag
     run_sampling(meter, clock, 2.0, 0.1)
     [e] = meter.energy_between(begin, meter.mark())
     assert e.method == "counter" and e.joules == pytest.approx(600.0 * scale, abs=0.002)
-    cross = [f for f in e.flags if f.startswith("cross-check")]
+    cross = [f.message for f in e.flags if f.code == "crosscheck_mismatch"]
     if flagged:
         assert len(cross) == 1 and "540.000 J" in cross[0] and "600.000 J" in cross[0] and "11.1 %" in cross[0]
     else:
@@ -123,7 +129,7 @@ def test_nvml_error_on_one_gpu_invalidates_only_that_gpu():
     assert g1.joules == pytest.approx(300.0, abs=0.002)  # the window that closed before the failure is fine
     g0, g1 = meter.energy_between(before_failure, late)
     assert g0.joules == pytest.approx(600.0, abs=0.002) and g0.flags == []
-    assert g1.joules is None and any("invalid" in f and "GPU is lost" in f for f in g1.flags)
+    assert g1.joules is None and has_flag(g1, "nvml_error", "GPU is lost")
 
 
 def test_sampler_thread_survives_nvml_errors_and_unexpected_exceptions():
@@ -144,7 +150,7 @@ def test_sampler_thread_survives_nvml_errors_and_unexpected_exceptions():
     g0, g1 = meter.energy_between(begin, mid)
     # 300 W; the counter's 100 ms updates put its edges up to 0.1 s before the marks'
     assert g0.valid and g0.samples >= 5 and abs(g0.joules - 300 * g0.duration_s) <= 300 * 0.1 + 0.002
-    assert g1.joules is None and any("GpuIsLost" in f for f in g1.flags)
+    assert g1.joules is None and has_flag(g1, "nvml_error", "GpuIsLost")
     assert meter.energy_between(mid, end)[0].samples > 2  # still sampling after both faults
     meter.stop()
     assert not meter.sampler_alive
@@ -161,7 +167,7 @@ def test_counter_reset_invalidates_the_window_it_spans_and_never_goes_negative()
     end = meter.mark()
     assert end.gpus[0].counter_mj > begin.gpus[0].counter_mj
     [e] = meter.energy_between(begin, end)
-    assert e.joules is None and any("went backwards" in f for f in e.flags)
+    assert e.joules is None and has_flag(e, "reset", "went backwards")
     clock.t = 4.0
     [after] = meter.energy_between(end, meter.mark())
     assert after.joules == pytest.approx(300.0, abs=0.002)
@@ -169,7 +175,7 @@ def test_counter_reset_invalidates_the_window_it_spans_and_never_goes_negative()
     nvml.reset_counter(0, to_mj=0)
     clock.t = 5.0
     [e] = meter.energy_between(end, meter.mark())
-    assert e.joules is None and any("went backwards" in f for f in e.flags)
+    assert e.joules is None and has_flag(e, "reset", "went backwards")
 
 
 GPUS = [FakeGpu(uuid=f"GPU-{c * 8}-0000-0000-0000-000000000000") for c in "abc"]
@@ -207,7 +213,7 @@ def test_mig_instance_maps_to_its_parent_and_is_flagged():
     begin = meter.mark()
     clock.advance(1.0)
     [e] = meter.energy_between(begin, meter.mark())
-    assert e.valid and any("whole GPU" in f for f in e.flags)
+    assert e.valid and has_flag(e, "mig_whole_gpu", "whole GPU")
 
 
 def test_grace_hopper_reads_power_at_module_scope_and_says_so():
@@ -216,7 +222,7 @@ def test_grace_hopper_reads_power_at_module_scope_and_says_so():
     begin = meter.mark()
     clock.advance(1.0)
     [e] = meter.energy_between(begin, meter.mark())
-    assert e.method == "counter" and any("NVML_POWER_SCOPE_MODULE" in f for f in e.flags)
+    assert e.method == "counter" and has_flag(e, "module_scope", "NVML_POWER_SCOPE_MODULE")
 
 
 def test_ampere_without_the_instant_field_uses_the_averaged_reading_and_flags_it():
@@ -225,7 +231,7 @@ def test_ampere_without_the_instant_field_uses_the_averaged_reading_and_flags_it
     begin = meter.mark()
     clock.advance(1.0)
     [e] = meter.energy_between(begin, meter.mark())
-    assert any("1-s average" in f for f in e.flags)
+    assert has_flag(e, "averaged_power", "1-s average")
 
 
 def test_info_and_power_samples():
@@ -305,7 +311,7 @@ def test_frozen_counter_over_a_long_window_is_reported_as_frozen_not_short():
     run_sampling(meter, clock, 1.5, 0.1)
     [e] = meter.energy_between(begin, meter.mark())
     assert e.method == "sampled" and e.joules == pytest.approx(300.0)
-    assert any(f.startswith("the energy counter did not move in 1.000 s") for f in e.flags)
+    assert has_flag(e, "stalled", "the energy counter did not move in 1.000 s")
 
 
 def test_timeline_capacity_limits_the_gap_statistic_and_says_so():
@@ -314,4 +320,4 @@ def test_timeline_capacity_limits_the_gap_statistic_and_says_so():
     run_sampling(meter, clock, 1.0, 0.1)
     [e] = meter.energy_between(begin, meter.mark())
     assert e.joules == pytest.approx(300.0, abs=0.002) and e.samples == 11  # energy is unaffected
-    assert any("timeline capacity exceeded" in f for f in e.flags)
+    assert has_flag(e, "history_truncated", "timeline capacity exceeded")

@@ -15,6 +15,12 @@ from fake_powercap import INTEL_RANGE_UJ, FailingReader, FakePowercap
 RANGE_20J = 20_000_000
 
 
+def has_flag(entry, code: str, text: str = "") -> bool:
+    """The entry carries a flag with this code whose message contains `text`."""
+    return any(f.code == code and text in f.message for f in entry.flags)
+
+
+
 class FakeClock:
     def __init__(self, t: float = 100.0):
         self.t = t
@@ -181,7 +187,7 @@ def test_without_poller_missed_wraps_are_invalid_not_wrong(tmp_path):
     fake.advance("intel-rapl:0", 52.0)  # 2.6 ranges, read only at the end
     pkg = meter.energy_between(begin, meter.mark())[0]
     assert pkg.joules is None
-    assert any("wraps may have been missed" in f for f in pkg.flags)
+    assert has_flag(pkg, "wrap_unrepairable", "wraps may have been missed")
 
 
 def test_reset_is_invalid_with_reason_never_negative(tmp_path):
@@ -200,7 +206,8 @@ def test_reset_is_invalid_with_reason_never_negative(tmp_path):
     got = by_channel(meter.energy_between(begin, meter.mark()))
     pkg = got[("cpu:0", "package")]
     assert pkg.joules is None
-    assert any(f.startswith("invalid: counter went back") and "reset" in f for f in pkg.flags)
+    assert any(f.code == "implausible_jump" and f.message.startswith("counter went back") and "reset" in f.message
+               for f in pkg.flags)
     assert got[("cpu:0", "dram")].joules == 1.0  # the other zone goes on
 
 
@@ -222,7 +229,7 @@ def test_unreadable_max_range_then_wrap_is_invalid(tmp_path):
     fake.advance_uj("intel-rapl:0", 1_000_000)  # wraps to 0.5 J
     pkg = meter.energy_between(m0, meter.mark())[0]
     assert pkg.joules is None
-    assert any("max_energy_range_uj is unreadable" in f for f in pkg.flags)
+    assert has_flag(pkg, "wrap_unrepairable", "max_energy_range_uj is unreadable")
     # A window that closed before the wrap keeps its number.
     assert meter.energy_between(m0, m1)[0].joules == 0.5
 
@@ -243,7 +250,8 @@ def test_permission_denied_at_start_flags_zone_and_probe_gives_fix(tmp_path):
     got = by_channel(meter.energy_between(begin, meter.mark()))
     assert got[("cpu:0", "package")].joules == 7.0
     dram = got[("cpu:0", "dram")]
-    assert dram.joules is None and "unavailable" in dram.flags[0] and "CVE-2020-8694" in dram.flags[0]
+    assert dram.joules is None and dram.flags[0].code == "permission_denied"
+    assert "unavailable" in dram.flags[0].message and "CVE-2020-8694" in dram.flags[0].message
 
     statuses = {(s.device, s.domain): s for s in RaplMeter.probe(fake.root, reader=reader)}
     assert statuses[("cpu:0", "package")].available
@@ -281,7 +289,7 @@ def test_read_error_mid_run_invalidates_only_that_zone(tmp_path):
     got = by_channel(meter.energy_between(begin, meter.mark()))
     assert got[("cpu:0", "package")].joules == 2.0
     dram = got[("cpu:0", "dram")]
-    assert dram.joules is None and "Input/output error" in dram.flags[0]
+    assert dram.joules is None and dram.flags[0].code == "unreadable" and "Input/output error" in dram.flags[0].message
 
 
 # --- AMD dies and psys ----------------------------------------------------------------
@@ -302,7 +310,7 @@ def test_amd_die_zones_summed_into_package(tmp_path):
     assert set(got) == {("cpu:0", "package-die-0"), ("cpu:0", "package-die-1"), ("cpu:0", "core-die-0"),
                         ("cpu:0", "core-die-1"), ("cpu:0", "package")}
     assert got[("cpu:0", "package")].joules == 55.000001
-    assert any("sum of die zones" in f for f in got[("cpu:0", "package")].flags)
+    assert has_flag(got[("cpu:0", "package")], "die_sum", "sum of die zones")
     assert got[("cpu:0", "core-die-0")].joules == 20.0
 
 
@@ -341,7 +349,7 @@ def test_tiny_window_flagged(tmp_path):
     clock.t += 0.0004
     pkg = meter.energy_between(begin, meter.mark())[0]
     assert pkg.joules == 0.0 and pkg.samples == 2
-    assert any("shorter than the counter update period" in f for f in pkg.flags)
+    assert has_flag(pkg, "short_window", "shorter than the counter update period")
 
 
 def test_power_samples_from_poller_reads(tmp_path):
@@ -374,7 +382,7 @@ def test_history_is_bounded(tmp_path):
     pkg = meter.energy_between(begin, meter.mark())[0]
     assert len(meter.power_samples(0, 1e9)) == 3  # 4 poller reads left of 5 → 3 intervals
     assert pkg.samples == 22 and pkg.max_gap_s == 1.0
-    assert any("history buffer" in f for f in pkg.flags)
+    assert has_flag(pkg, "history_truncated", "history buffer")
 
 
 def test_poll_period_from_range_and_pmax(tmp_path):
@@ -393,12 +401,14 @@ def test_unwrap_step_rules():
     r = RANGE_20J  # at Pmax 100 W: 11 J plausible in 0.1 s (10 ms grace); a whole range takes 0.2 s
     assert unwrap_step(100, 350, 0.1, r, 100.0) == (250, 0, None)
     assert unwrap_step(r - 900, 100, 0.1, r, 100.0) == (1000, 1, None)
-    assert unwrap_step(r - 900, 100, 0.1, None, 100.0)[2].endswith("cannot be corrected")
-    assert "over the 100 W maximum" in unwrap_step(0, 11_000_001, 0.1, r, 100.0)[2]
+    unfixable = unwrap_step(r - 900, 100, 0.1, None, 100.0)[2]
+    assert unfixable.code == "wrap_unrepairable" and unfixable.message.endswith("cannot be corrected")
+    jump = unwrap_step(0, 11_000_001, 0.1, r, 100.0)[2]
+    assert jump.code == "implausible_jump" and "over the 100 W maximum" in jump.message
     assert unwrap_step(0, 11_000_000, 0.1, r, 100.0) == (11_000_000, 0, None)
-    assert "wraps may have been missed" in unwrap_step(0, 1, 0.21, r, 100.0)[2]
+    assert "wraps may have been missed" in unwrap_step(0, 1, 0.21, r, 100.0)[2].message
     # 5 J in 0.1 s at Pmax 10 W: impossible even with the 10 ms grace.
-    assert "over the 10 W maximum" in unwrap_step(0, 5_000_000, 0.1, INTEL_RANGE_UJ, 10.0)[2]
+    assert "over the 10 W maximum" in unwrap_step(0, 5_000_000, 0.1, INTEL_RANGE_UJ, 10.0)[2].message
     assert unwrap_step(0, 1_000_000, 0.1, INTEL_RANGE_UJ, 10.0) == (1_000_000, 0, None)
 
 

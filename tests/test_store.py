@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import subprocess
@@ -11,8 +12,13 @@ import textwrap
 import pytest
 
 from eitp_bench.errors import UserError
+from eitp_bench.flags import Flag
 from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
 from eitp_bench.store import MIGRATIONS, SCHEMA_VERSION, Store, resolve_path
+
+# An NVML error text really contains ';' (and quotes): it must come back unchanged, never split.
+NVML_MESSAGE = "NVML error on gpu:0: NVMLError_Unknown: Unknown Error; retry \"later\" (during or at the edge of this window)"
+FLAGS = [Flag(code="wrap_unrepairable", message="wrapped past repair"), Flag(code="nvml_error", message=NVML_MESSAGE)]
 
 
 def make_record(i: int = 0, *, suite: str = "smoke", arm: str = "baseline", status: str = "ok") -> RunRecord:
@@ -47,7 +53,7 @@ def make_record(i: int = 0, *, suite: str = "smoke", arm: str = "baseline", stat
                         meter="nvml", duration_s=2.5, samples=250, max_gap_s=0.011, wraps=0,
                         idle_watts=60.0, net_joules=100.0 + i - 150.0),
             EnergyEntry(window="train", device="cpu:0", domain="package", joules=None, method="counter",
-                        meter="rapl", duration_s=2.5, wraps=3, flags=["wrapped past repair", "a;b"]),
+                        meter="rapl", duration_s=2.5, wraps=3, flags=FLAGS),
         ],  # fmt: skip
         timeline=[
             TimelinePoint(window="train", device="gpu:0", domain="gpu", t=0.0, watts=250.0),
@@ -69,7 +75,8 @@ def test_round_trip_is_exact(store_path):
     with Store.open(store_path, create=False) as store:
         back = store.records()
         assert back == records  # every field: flags, None joules, timeline, nested config
-        assert back[0].energy[1].joules is None and back[0].energy[1].flags == ["wrapped past repair", "a;b"]
+        assert back[0].energy[1].joules is None and back[0].energy[1].flags == FLAGS
+        assert back[0].energy[1].flags[1].message == NVML_MESSAGE
         assert back[0].metrics[1].value == 0.1 + 0.2
         assert store.records(suite="other") == [records[4]]
         assert store.records(status="failed") == [records[3]]
@@ -117,13 +124,20 @@ def test_frames_have_the_contract_columns_and_values(store_path):
         assert row.value == 1235.5 and row.unit == "tok/s" and row.window == "generate"
         energy = store.energy_frame()
         for column in ("window", "device", "domain", "joules", "method", "meter", "duration_s", "samples",
-                       "max_gap_s", "wraps", "flags", "idle_watts", "net_joules", "run_device"):  # fmt: skip
+                       "max_gap_s", "wraps", "flags", "flag_messages", "idle_watts", "net_joules",
+                       "run_device"):  # fmt: skip
             assert column in energy.columns
+        assert list(energy.columns[-14:]) == [
+            "window", "device", "domain", "joules", "method", "meter", "duration_s", "samples", "max_gap_s", "wraps",
+            "flags", "flag_messages", "idle_watts", "net_joules",
+        ]  # fmt: skip
         gpu = energy[(energy.domain == "gpu") & (energy.arm == "baseline")].iloc[0]
         assert gpu.device == "gpu:0" and gpu.run_device == "cuda:0"
         assert gpu.joules == 100.0 and gpu.net_joules == -50.0
         package = energy[energy.domain == "package"].iloc[0]
-        assert math.isnan(package.joules) and package["flags"] == "wrapped past repair;a;b"
+        assert math.isnan(package.joules) and package["flags"] == ["wrap_unrepairable", "nvml_error"]
+        assert package["flag_messages"] == ["wrapped past repair", NVML_MESSAGE]
+        assert gpu["flags"] == [] and gpu["flag_messages"] == []
         assert energy.joules.dtype == float
         timeline = store.timeline_frame()
         assert list(timeline.columns) == ["run_id", "arm", "task", "window", "device", "domain", "t", "watts"]
@@ -295,7 +309,71 @@ def test_v1_store_is_migrated_and_keeps_its_runs(store_path):
 
 
 def test_schema_version_matches_migration_count():
-    assert SCHEMA_VERSION == len(MIGRATIONS) >= 2
+    assert SCHEMA_VERSION == len(MIGRATIONS) >= 3
+
+
+# Flags as eitp-bench wrote them under record schema 1: plain strings, one with ';' inside.
+V1_FLAGS = [
+    "invalid: counter went back from 900 to 100 µJ but max_energy_range_uj is unreadable, so the wrap cannot be corrected",
+    "unavailable: energy_uj unreadable (PermissionError: root-only since CVE-2020-8694)",
+    "something a user wrote; with a semicolon",
+]
+
+
+@pytest.mark.parametrize("store_version", [1, 2])
+def test_old_store_with_plain_string_flags_is_upgraded(store_path, store_version):
+    # A store as store schema v1 or v2 left it, holding a record-schema-1 run (flags as strings) written
+    # with the INSERTs of that time: positional, the old column order.
+    r = make_record(3)
+    conn = sqlite3.connect(store_path, isolation_level=None)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('app', 'eitp-bench'), ('schema_version', ?)", (str(store_version),))
+    conn.execute("BEGIN")
+    for step in MIGRATIONS[:store_version]:
+        step(conn)
+    conn.execute("COMMIT")
+    run = (r.run_id, 1, r.suite, r.suite_config_hash, r.arm, r.task, r.size, r.seed, r.repetition, r.device,
+           r.started_at, r.finished_at, r.status, r.error, r.provenance.hardware_profile_id,
+           json.dumps(r.config), r.provenance.model_dump_json())  # fmt: skip
+    conn.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(run))}{',NULL' * (store_version - 1)})", run)
+    for i, e in enumerate(r.energy):
+        flags = V1_FLAGS if e.joules is None else []
+        conn.execute("INSERT INTO energy VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (r.run_id, i, e.window, e.device, e.domain, e.joules, e.method, e.meter, e.duration_s, e.samples,
+                      e.max_gap_s, e.wraps, json.dumps(flags), e.idle_watts, e.net_joules))  # fmt: skip
+    conn.close()
+
+    with Store.open(store_path) as store:
+        (back,) = store.records()
+        assert back.schema_version == 2
+        assert back.energy[1].flags == [
+            Flag(code="wrap_unrepairable", message=V1_FLAGS[0]),
+            Flag(code="permission_denied", message=V1_FLAGS[1]),
+            Flag(code="legacy", message=V1_FLAGS[2]),
+        ]
+        assert back.energy[0].flags == [] and back.energy[0].net_joules == r.energy[0].net_joules
+        package = store.energy_frame().iloc[1]
+        assert package["flags"] == ["wrap_unrepairable", "permission_denied", "legacy"]
+        assert package["flag_messages"] == V1_FLAGS
+        assert store.add(make_record(4)) is True
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert {v for (v,) in conn.execute("SELECT record_schema_version FROM runs")} == {2}
+    conn.close()
+
+
+def test_migrated_layout_is_the_models_layout(store_path):
+    # The CREATE TABLEs are history; what they add up to must be what the models declare.
+    import eitp_bench.store as store_module
+
+    Store.open(store_path).close()
+    conn = sqlite3.connect(store_path)
+    columns = {t: [row[1] for row in conn.execute(f"PRAGMA table_info({t})")] for t in ("runs", *store_module.CHILD_TABLES)}
+    conn.close()
+    for name, table in store_module.CHILD_TABLES.items():
+        assert columns[name] == ["run_id", "idx", *table.columns]
+    assert set(columns["runs"]) == {*store_module._RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at"}
+    assert "flags_json" in columns["energy"] and "net_joules" in columns["energy"]
 
 
 # --- where the store lives -------------------------------------------------------------------

@@ -13,7 +13,7 @@ from eitp_bench.cli import main
 from eitp_bench.store import Store
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from test_store import make_record  # noqa: E402
+from test_store import FLAGS, NVML_MESSAGE, V1_FLAGS, make_record  # noqa: E402
 
 
 @pytest.fixture
@@ -37,6 +37,8 @@ def test_jsonl_export_then_import_into_empty_store_is_identical(filled, tmp_path
     assert "imported 4 new, 0 already present" in capsys.readouterr().out
     with Store.open(dst) as store:
         assert store.records() == records
+        assert store.records()[0].energy[1].flags == FLAGS  # the ';' inside an NVML message survives
+        assert store.energy_frame()["flag_messages"].iloc[1] == ["wrapped past repair", NVML_MESSAGE]
     # Importing the same file again adds nothing.
     assert main(["import", str(out), "--store", str(dst)]) == 0
     assert "imported 0 new, 4 already present" in capsys.readouterr().out
@@ -62,7 +64,8 @@ def test_csv_export_writes_one_file_per_table(filled, tmp_path):
     assert len(metrics) == 8
     assert sorted(metrics[metrics.name == "tokens_per_s"].value) == [1234.5, 1235.5, 1236.5, 1237.5]
     energy = pd.read_csv(out / "energy.csv", keep_default_na=False)
-    assert set(energy["flags"]) == {"", "wrapped past repair;a;b"}
+    assert [json.loads(f) for f in energy["flags"]][:2] == [[], ["wrap_unrepairable", "nvml_error"]]
+    assert json.loads(energy["flag_messages"][1]) == ["wrapped past repair", NVML_MESSAGE]
 
 
 def test_parquet_export_round_trips_the_frames(filled, tmp_path):
@@ -105,6 +108,36 @@ def test_import_per_repetition_files_and_directories(tmp_path, capsys):
     with Store.open(dst) as store:
         assert sorted(r.run_id for r in store.records()) == sorted(r.run_id for r in records)
         assert {r.run_id: r for r in store.records()} == {r.run_id: r for r in records}
+
+
+def test_schema_1_jsonl_export_still_imports_with_flags_coded(tmp_path, capsys):
+    # An export written by eitp-bench under record schema 1: flags were plain strings.
+    lines = []
+    for i in range(2):
+        data = json.loads(make_record(i).model_dump_json())
+        data["schema_version"] = 1
+        data["energy"][1]["flags"] = V1_FLAGS
+        lines.append(json.dumps(data))
+    old = tmp_path / "old.jsonl"
+    old.write_text("\n".join(lines) + "\n")
+    dst = tmp_path / "dst.sqlite"
+    assert main(["import", str(old), "--store", str(dst)]) == 0
+    assert "imported 2 new" in capsys.readouterr().out
+    with Store.open(dst) as store:
+        back = store.records()
+    assert [r.schema_version for r in back] == [2, 2]
+    assert [(f.code, f.message) for f in back[0].energy[1].flags] == [
+        ("wrap_unrepairable", V1_FLAGS[0]), ("permission_denied", V1_FLAGS[1]), ("legacy", V1_FLAGS[2])]
+
+
+def test_a_record_from_a_newer_eitp_bench_is_refused(tmp_path, capsys):
+    data = json.loads(make_record().model_dump_json())
+    data["schema_version"] = 99
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps(data))
+    assert main(["import", str(path), "--store", str(tmp_path / "dst.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "newer eitp-bench" in err and "upgrade eitp-bench" in err and "Traceback" not in err
 
 
 def test_corrupt_file_aborts_the_import_and_adds_nothing(tmp_path, capsys):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from eitp_bench.theory.constants import landauer_j_per_bit
-from eitp_bench.energy.base import Channel, DomainEnergy, Meter
+from eitp_bench.energy.base import Channel, Meter
+from eitp_bench.records import EnergyEntry
 from eitp_bench.energy.estimate import CpuTimeEstimateMeter
 from eitp_bench.energy.monitor import EnergyMonitor
 from eitp_bench.theory import derivation
@@ -166,7 +167,8 @@ class FakeMeter(Meter):
         return 0
 
     def energy_between(self, begin, end):
-        return [DomainEnergy(self.name, "cpu:0", "package", self.joules, self.method, 0.0)]
+        return [EnergyEntry(meter=self.name, device="cpu:0", domain="package", joules=self.joules, method=self.method,
+                            duration_s=0.0)]
 
 
 def test_update_period_is_the_largest_known_among_the_meters():

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from eitp_bench.energy.base import Channel, DomainEnergy, Meter
+from eitp_bench.energy.base import Channel, Meter
+from eitp_bench.flags import flag
+from eitp_bench.records import EnergyEntry
 from eitp_bench.energy.monitor import EnergyMonitor
 from eitp_bench.workloads.data import LMData, MarkovCorpus, as_tensors
 from eitp_bench.workloads.generate import GenerationSetting, benchmark_generation, generate_once
@@ -33,7 +35,8 @@ class ConstantPowerMeter(Meter):
         return time.monotonic()
 
     def energy_between(self, begin, end):
-        return [DomainEnergy("fake", "cpu:0", "package", self.watts * (end - begin), "counter", end - begin)]
+        return [EnergyEntry(meter="fake", device="cpu:0", domain="package", joules=self.watts * (end - begin),
+                            method="counter", duration_s=end - begin)]
 
 
 def tiny_data(vocab=16, block=16):
@@ -105,13 +108,16 @@ def test_merge_windows_sums_and_keeps_invalid_segments_invalid():
         def __init__(self, energy):
             self.energy = energy
 
-    ok = DomainEnergy("m", "gpu:0", "gpu", 2.0, "counter", 1.0, samples=3, max_gap_s=0.1)
-    ok2 = DomainEnergy("m", "gpu:0", "gpu", 3.0, "counter", 2.0, samples=4, max_gap_s=0.3)
+    gpu = dict(meter="m", device="gpu:0", domain="gpu", method="counter")
+    ok = EnergyEntry(**gpu, joules=2.0, duration_s=1.0, samples=3, max_gap_s=0.1, idle_watts=1.0)
+    ok2 = EnergyEntry(**gpu, joules=3.0, duration_s=2.0, samples=4, max_gap_s=0.3, idle_watts=1.0)
     [e] = merge_windows([R([ok]), R([ok2])], "train")
-    assert (e.joules, e.duration_s, e.samples, e.max_gap_s) == (5.0, 3.0, 7, 0.3)
-    bad = DomainEnergy("m", "gpu:0", "gpu", None, "counter", 1.0, flags=["counter wrapped"])
-    [e] = merge_windows([R([ok]), R([bad])], "train")
-    assert e.joules is None and e.flags == ["counter wrapped"]
+    assert (e.window, e.joules, e.duration_s, e.samples, e.max_gap_s) == ("train", 5.0, 3.0, 7, 0.3)
+    assert e.net_joules == 2.0 and (ok.joules, ok.window) == (2.0, None)  # the segments are left as they were
+    wrapped = flag("wrap_unrepairable", "counter wrapped")
+    bad = EnergyEntry(**gpu, joules=None, duration_s=1.0, flags=[wrapped])
+    [e] = merge_windows([R([ok]), R([bad]), R([bad])], "train")
+    assert e.joules is None and e.flags == [wrapped] and ok.flags == []
 
 
 def test_eitp_arm_trains_through_the_same_loop():

@@ -322,12 +322,12 @@ def _warnings(frames: Frames) -> dict:
            "failed_total": len(failed), "flags": [], "estimated": [], "high_cv": []}
     e = _ok_energy(frames)
     if e is not None:
-        flagged = e[e["flags"].fillna("").astype(str) != ""]
+        flagged = e[e["flags"].map(len) > 0]  # flags: list of codes, flag_messages: their messages
         if len(flagged):
-            split = flagged.assign(flag=flagged["flags"].astype(str).str.split(";")).explode("flag")
-            split = split[split["flag"] != ""]
-            counts = split.groupby(["meter", "device", "domain", "flag"], sort=True).size()
-            out["flags"] = [dict(zip(["meter", "device", "domain", "flag"], k), n=int(n)) for k, n in counts.items()]
+            split = flagged.explode(["flags", "flag_messages"]).rename(columns={"flags": "code", "flag_messages": "flag"})
+            counts = split.groupby(["meter", "device", "domain", "code", "flag"], sort=True).size()
+            out["flags"] = [dict(zip(["meter", "device", "domain", "code", "flag"], k), n=int(n))
+                            for k, n in counts.items()]
         est = e[e["method"] == "estimated"]
         if len(est):
             counts = est.groupby(["task", "arm", "window"], sort=True).size()

@@ -138,10 +138,11 @@ def _print_table(payload: dict[str, Any]) -> None:
     notes: list[str] = []
     for row in payload["energy"]:
         marks = []
-        for flag in row["flags"]:
-            if flag not in notes:
-                notes.append(flag)
-            marks.append(f"[{notes.index(flag) + 1}]")
+        for flag in row["flags"]:  # {code, message}
+            note = f"{flag['code']}: {flag['message']}"
+            if note not in notes:
+                notes.append(note)
+            marks.append(f"[{notes.index(note) + 1}]")
         table.add_row(
             row["device"],
             row["domain"],

@@ -1,7 +1,8 @@
 """What every meter shares: channels, point-in-time marks, per-domain results.
 
 A meter exposes *channels* (device × domain). The monitor asks it for a `mark()`
-at each window edge and later for `energy_between(begin, end)`. Because a mark is
+at each window edge and later for `energy_between(begin, end)`, one `records.EnergyEntry` per
+channel (the record's own type: there is no second energy type to convert from). Because a mark is
 an immutable snapshot of the meter's running state, windows can nest and overlap
 freely: a window is just a pair of marks.
 
@@ -12,10 +13,10 @@ mark always carries a monotonic, corrected cumulative energy.
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from eitp_bench.records import EnergyEntry, Method
+from eitp_bench.records import EnergyEntry
 
 # Domains whose joules may be added into a device or machine total.
 # core/uncore are inside package; psys contains package (and more): never add them.
@@ -27,67 +28,6 @@ class Channel:
     meter: str  # rapl, nvml, estimate
     device: str  # cpu:0, gpu:0
     domain: str  # package, core, uncore, dram, psys, gpu
-
-
-@dataclass
-class DomainEnergy:
-    """Energy of one channel over one window. `joules is None` means invalid: see flags."""
-
-    meter: str
-    device: str
-    domain: str
-    joules: Optional[float]
-    method: Method
-    duration_s: float
-    samples: int = 0
-    max_gap_s: Optional[float] = None
-    wraps: int = 0
-    flags: list[str] = field(default_factory=list)
-    idle_watts: Optional[float] = None
-
-    @property
-    def valid(self) -> bool:
-        return self.joules is not None
-
-    @property
-    def watts(self) -> Optional[float]:
-        if self.joules is None or self.duration_s <= 0:
-            return None
-        return self.joules / self.duration_s
-
-    @property
-    def sample_rate_hz(self) -> Optional[float]:
-        return self.samples / self.duration_s if self.duration_s > 0 and self.samples else None
-
-    @property
-    def net_joules(self) -> Optional[float]:
-        if self.joules is None or self.idle_watts is None:
-            return None
-        return self.joules - self.idle_watts * self.duration_s
-
-    def to_entry(self, window: str) -> EnergyEntry:
-        return EnergyEntry(
-            window=window,
-            device=self.device,
-            domain=self.domain,
-            joules=self.joules,
-            method=self.method,
-            meter=self.meter,
-            duration_s=self.duration_s,
-            samples=self.samples,
-            max_gap_s=self.max_gap_s,
-            wraps=self.wraps,
-            flags=list(self.flags),
-            idle_watts=self.idle_watts,
-            net_joules=self.net_joules,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["watts"] = self.watts
-        d["sample_rate_hz"] = self.sample_rate_hz
-        d["net_joules"] = self.net_joules
-        return d
 
 
 @dataclass(frozen=True)
@@ -131,8 +71,8 @@ class Meter(abc.ABC):
         """An immutable snapshot of the meter's cumulative state, taken now."""
 
     @abc.abstractmethod
-    def energy_between(self, begin: Any, end: Any) -> list[DomainEnergy]:
-        """Per-channel energy between two marks (one entry per channel, invalid ones flagged)."""
+    def energy_between(self, begin: Any, end: Any) -> list[EnergyEntry]:
+        """Per-channel energy between two marks (one entry per channel, invalid ones flagged; window unset)."""
 
     def power_samples(self, t0: float, t1: float) -> list[PowerSample]:
         """Power timeline points with t0 <= t <= t1 (time.monotonic()); empty if the meter has none."""

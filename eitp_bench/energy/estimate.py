@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from eitp_bench.energy.base import Channel, DomainEnergy, Meter, MeterStatus
+from eitp_bench.energy.base import Channel, Meter, MeterStatus
+from eitp_bench.flags import Flag, flag
+from eitp_bench.records import EnergyEntry
 
 DEFAULT_WATTS_PER_LOGICAL_CORE = 4.0  # CodeCarbon 3.3.2's fallback for an unknown CPU
-ESTIMATE_FLAG = "estimated from CPU time × TDP/cores, not measured"
-CHILDREN_FLAG = "children's CPU time counts only once they have been waited for"
+ESTIMATE_FLAG = flag("estimated", "estimated from CPU time × TDP/cores, not measured")
+CHILDREN_FLAG = flag("children_cpu_time", "children's CPU time counts only once they have been waited for")
 
 
 def process_cpu_seconds() -> float:
@@ -77,25 +79,24 @@ class CpuTimeEstimateMeter(Meter):
         with self._lock:
             return EstimateMark(self._clock(), self._cpu_seconds())
 
-    def flags(self) -> list[str]:
+    def flags(self) -> list[Flag]:
         out = [ESTIMATE_FLAG, CHILDREN_FLAG]
         if self.tdp_is_default:
-            out.append(
-                f"TDP default: no hardware profile ({DEFAULT_WATTS_PER_LOGICAL_CORE:g} W per logical core × "
-                f"{self.logical_cores} = {self.tdp_watts:g} W, CodeCarbon's fallback)"
-            )
+            out.append(flag(
+                "tdp_default", f"TDP default: no hardware profile ({DEFAULT_WATTS_PER_LOGICAL_CORE:g} W per logical "
+                f"core × {self.logical_cores} = {self.tdp_watts:g} W, CodeCarbon's fallback)"
+            ))
         return out
 
-    def energy_between(self, begin: EstimateMark, end: EstimateMark) -> list[DomainEnergy]:
+    def energy_between(self, begin: EstimateMark, end: EstimateMark) -> list[EnergyEntry]:
         cpu_s = end.cpu_s - begin.cpu_s
         flags = self.flags()
         joules: Optional[float] = cpu_s * self.watts_per_core
         if cpu_s < 0:  # getrusage never decreases; guard anyway: never negative energy
             joules = None
-            flags.append(f"invalid: CPU time went backwards ({cpu_s:.6f} s)")
-        return [
-            DomainEnergy(self.name, "cpu:0", "package", joules, "estimated", end.t - begin.t, flags=flags)
-        ]
+            flags.append(flag("reset", f"CPU time went backwards ({cpu_s:.6f} s)"))
+        return [EnergyEntry(meter=self.name, device="cpu:0", domain="package", joules=joules, method="estimated",
+                            duration_s=end.t - begin.t, flags=flags)]
 
     def info(self) -> dict[str, Any]:
         return {

@@ -3,7 +3,7 @@
     monitor = EnergyMonitor()
     with monitor.window("train-step") as w:
         ...
-    w.result.energy            # one DomainEnergy per device × domain
+    w.result.energy            # one records.EnergyEntry per device × domain, window named
 
 A window is two marks per meter (see energy/base.py), so windows nest and overlap.
 CUDA work is synchronised at both edges, so a window holds the GPU work queued
@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
-from eitp_bench.energy.base import ADDITIVE_DOMAINS, DomainEnergy, Meter, MeterStatus, PowerSample
+from eitp_bench.energy.base import ADDITIVE_DOMAINS, Meter, MeterStatus, PowerSample
 from eitp_bench.records import MEASURED_METHODS, EnergyEntry, TimelinePoint
 
 ChannelKey = tuple[str, str, str]  # meter, device, domain
 
 
-def _key(e: DomainEnergy) -> ChannelKey:
+def _key(e: EnergyEntry) -> ChannelKey:
     return (e.meter, e.device, e.domain)
 
 
@@ -34,7 +34,7 @@ class WindowResult:
     name: str
     start: float  # time.monotonic()
     end: float
-    energy: list[DomainEnergy]
+    energy: list[EnergyEntry]
     timeline: list[PowerSample] = field(default_factory=list)
 
     @property
@@ -42,7 +42,7 @@ class WindowResult:
         return self.end - self.start
 
     @property
-    def measured(self) -> list[DomainEnergy]:
+    def measured(self) -> list[EnergyEntry]:
         """Valid counter/sampled entries of additive domains (gpu, package, dram)."""
         return [
             e
@@ -75,7 +75,8 @@ class WindowResult:
         return all(e.valid for e in self.energy if e.method != "estimated" and e.domain in ADDITIVE_DOMAINS)
 
     def entries(self, window: Optional[str] = None) -> list[EnergyEntry]:
-        return [e.to_entry(window or self.name) for e in self.energy]
+        """Copies for a RunRecord, under `window` (default: this window's name)."""
+        return [e.model_copy(update={"window": window or self.name, "flags": list(e.flags)}) for e in self.energy]
 
     def timeline_points(self, t_ref: float, window: Optional[str] = None) -> list[TimelinePoint]:
         return [
@@ -140,13 +141,14 @@ class Window:
             _cuda_synchronize()
         end_marks = [m.mark() for m in self.monitor.meters]
         t1 = time.monotonic()
-        energy: list[DomainEnergy] = []
+        energy: list[EnergyEntry] = []
         timeline: list[PowerSample] = []
         for meter, b, e in zip(self.monitor.meters, self._begin, end_marks):
             energy.extend(meter.energy_between(b, e))
             if self.monitor.timeline:
                 timeline.extend(meter.power_samples(self._t0, t1))
         for entry in energy:
+            entry.window = self.name
             if entry.idle_watts is None:
                 entry.idle_watts = self.monitor.idle_watts.get(_key(entry))
         self.result = WindowResult(self.name, self._t0, t1, energy, sorted(timeline, key=lambda s: s.t))

@@ -34,8 +34,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from eitp_bench.energy.base import Channel, DomainEnergy, Meter, MeterStatus, PowerSample
+from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample
 from eitp_bench.errors import UserError
+from eitp_bench.flags import Flag, flag
+from eitp_bench.records import EnergyEntry
 
 FI_DEV_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT
 CROSS_CHECK_TOLERANCE = 0.05  # counter vs integrated samples
@@ -397,40 +399,42 @@ class NvmlMeter(Meter):
         """The counter's inferred update period for gpu:<ordinal>, once two changes have been seen."""
         return next(st.update_period_s for st in self._gpus if st.gpu.ordinal == ordinal)
 
-    def energy_between(self, begin: NvmlMark, end: NvmlMark) -> list[DomainEnergy]:
+    def energy_between(self, begin: NvmlMark, end: NvmlMark) -> list[EnergyEntry]:
         with self._lock:
             return [self._energy(st, b, e, begin.t, end.t) for st, b, e in zip(self._gpus, begin.gpus, end.gpus)]
 
-    def _energy(self, st: _GpuState, b: GpuMark, e: GpuMark, t0: float, t1: float) -> DomainEnergy:
+    def _energy(self, st: _GpuState, b: GpuMark, e: GpuMark, t0: float, t1: float) -> EnergyEntry:
         duration = t1 - t0
         samples = e.samples - b.samples + 1 if st.power_source != "none" else 0
         gap, gap_note = self._max_gap(st, t0, t1)
-        out = DomainEnergy(self.name, st.device, "gpu", None, "counter" if st.has_counter else "sampled",
-                           duration, samples=max(samples, 0), max_gap_s=gap)
+        out = EnergyEntry(meter=self.name, device=st.device, domain="gpu", joules=None,
+                          method="counter" if st.has_counter else "sampled", duration_s=duration,
+                          samples=max(samples, 0), max_gap_s=gap)
         flags = out.flags
         if gap_note:
             flags.append(gap_note)
         if st.mig:
-            flags.append("MIG mode: NVML reports energy for the whole GPU, not for one MIG instance")
+            flags.append(flag("mig_whole_gpu", "MIG mode: NVML reports energy for the whole GPU, not for one MIG instance"))
         if st.power_source == "instant-module":
-            flags.append("power read at NVML_POWER_SCOPE_MODULE (Grace Hopper: GPU + CPU + memory), not the GPU alone")
+            flags.append(flag("module_scope", "power read at NVML_POWER_SCOPE_MODULE (Grace Hopper: GPU + CPU + "
+                              "memory), not the GPU alone"))
         if st.power_source == "usage" and (st.arch or 0) >= ARCH_AMPERE:
-            flags.append("power samples are NVML's 1-s average (Ampere+): they lag changes in power")
+            flags.append(flag("averaged_power", "power samples are NVML's 1-s average (Ampere+): they lag changes in power"))
 
         if b.error or e.error or b.errors != e.errors:
             reason = e.error or b.error or st.last_error
-            flags.append(f"invalid: {reason} (during or at the edge of this window)")
+            flags.append(flag("nvml_error", f"{reason} (during or at the edge of this window)"))
             return out
         if b.resets != e.resets or (st.has_counter and e.counter_mj < b.counter_mj):
-            flags.append("invalid: the energy counter went backwards (driver reload or GPU reset) in this window")
+            flags.append(flag("reset", "the energy counter went backwards (driver reload or GPU reset) in this window"))
             return out
         sampled = e.sampled_j - b.sampled_j if st.power_source != "none" else None
 
         if not st.has_counter:
             if sampled is None:
-                flags.append(f"invalid: {st.device} reports neither an energy counter nor power")
+                flags.append(flag("unreadable", f"{st.device} reports neither an energy counter nor power"))
                 return out
-            flags.append(st.counter_note or "no energy counter: power is sampled and integrated")
+            flags.append(flag("sampled_fallback", st.counter_note or "no energy counter: power is sampled and integrated"))
             out.joules = sampled
             return out
 
@@ -441,17 +445,17 @@ class NvmlMeter(Meter):
         if short or stuck:
             why = f"~{period * 1000:.0f} ms" if period else "not yet inferred"
             if short or period is None:
-                flags.append(
-                    f"window shorter than the energy counter's update period ({why}): counter read "
+                flags.append(flag(
+                    "short_window", f"window shorter than the energy counter's update period ({why}): counter read "
                     f"{counter_j:.3f} J, power samples {sampled or 0:.3f} J; reporting the sampled integral"
-                )
+                ))
             else:  # long enough, yet the counter stood still: a frozen counter, not a short window
-                flags.append(
-                    f"the energy counter did not move in {duration:.3f} s (update period {why}) while power "
-                    f"samples show {sampled:.3f} J; reporting the sampled integral"
-                )
+                flags.append(flag(
+                    "stalled", f"the energy counter did not move in {duration:.3f} s (update period {why}) while "
+                    f"power samples show {sampled:.3f} J; reporting the sampled integral"
+                ))
             if sampled is None:
-                flags.append(f"invalid: {st.device} has no power reading to fall back on")
+                flags.append(flag("unreadable", f"{st.device} has no power reading to fall back on"))
                 return out
             out.method, out.joules = "sampled", sampled
             return out
@@ -460,10 +464,10 @@ class NvmlMeter(Meter):
         if sampled is not None and counter_j > 0:
             apart = abs(counter_j - sampled) / counter_j
             if apart > CROSS_CHECK_TOLERANCE:
-                flags.append(
-                    f"cross-check: counter {counter_j:.3f} J vs sampled power integral {sampled:.3f} J "
-                    f"are {apart * 100:.1f} % apart (> {CROSS_CHECK_TOLERANCE * 100:.0f} %)"
-                )
+                flags.append(flag(
+                    "crosscheck_mismatch", f"cross-check: counter {counter_j:.3f} J vs sampled power integral "
+                    f"{sampled:.3f} J are {apart * 100:.1f} % apart (> {CROSS_CHECK_TOLERANCE * 100:.0f} %)"
+                ))
         return out
 
     @staticmethod
@@ -477,11 +481,11 @@ class NvmlMeter(Meter):
                 out.append((t, w))
         return out[::-1]
 
-    def _max_gap(self, st: _GpuState, t0: float, t1: float) -> tuple[Optional[float], Optional[str]]:
+    def _max_gap(self, st: _GpuState, t0: float, t1: float) -> tuple[Optional[float], Optional[Flag]]:
         times = [t for t, _ in self._window_samples(st, t0, t1)]
         note = None
         if len(st.timeline) == st.timeline.maxlen and st.timeline[0][0] > t0:
-            note = f"timeline capacity exceeded: max gap is over the last {len(times)} samples only"
+            note = flag("history_truncated", f"timeline capacity exceeded: max gap is over the last {len(times)} samples only")
         gaps = [b - a for a, b in zip(times, times[1:])]
         return (max(gaps) if gaps else None), note
 

@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from eitp_bench.energy.base import Channel, DomainEnergy, Meter, MeterStatus
+from eitp_bench.energy.base import Channel, Meter, MeterStatus
+from eitp_bench.flags import flag
+from eitp_bench.records import EnergyEntry
 from eitp_bench.errors import UserError
 
 INSTALL_FIX = "pip install 'eitp-bench[pyrapl]'"
@@ -56,15 +58,16 @@ class PyRaplMeter(Meter):
         with self._lock:
             return PyRaplMark(time.monotonic(), tuple(self._sensor.energy()))
 
-    def energy_between(self, begin: PyRaplMark, end: PyRaplMark) -> list[DomainEnergy]:
+    def energy_between(self, begin: PyRaplMark, end: PyRaplMark) -> list[EnergyEntry]:
         out = []
         for i, ch in self._channels:
             delta = end.values[i] - begin.values[i]
             bad = delta < 0  # a wrap: pyRAPL cannot correct it
-            out.append(DomainEnergy(
+            out.append(EnergyEntry(
                 meter=self.name, device=ch.device, domain=ch.domain,
                 joules=None if bad else delta / 1e6, method="counter", duration_s=end.t - begin.t, samples=2,
-                flags=["invalid: counter wrapped inside the window (pyRAPL has no wraparound handling)"] if bad else [],
+                flags=[flag("wrap_unrepairable", "counter wrapped inside the window (pyRAPL has no wraparound "
+                            "handling)")] if bad else [],
             ))
         return out
 

@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from eitp_bench.energy.base import Channel, DomainEnergy, Meter, MeterStatus, PowerSample
+from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample
 from eitp_bench.errors import UserError
+from eitp_bench.flags import Flag, flag
+from eitp_bench.records import EnergyEntry
 
 DEFAULT_ROOT = "/sys/class/powercap"
 ROOT_ENV = "EITP_BENCH_POWERCAP_ROOT"
@@ -190,6 +192,11 @@ def _classify(zone_id: str, name: str, parent_name: str) -> tuple[str, str, str,
     return name, f"cpu:{index}", name, None
 
 
+def _unavailable_flag(unavailable: str) -> Flag:
+    code = "permission_denied" if "PermissionError" in unavailable else "unreadable"  # as _describe wrote it
+    return flag(code, f"unavailable: {unavailable}")
+
+
 def _describe(err: BaseException) -> str:
     if isinstance(err, PermissionError):
         return "PermissionError: root-only since CVE-2020-8694"
@@ -199,25 +206,25 @@ def _describe(err: BaseException) -> str:
 # --- unwrapping -------------------------------------------------------------------------
 
 def unwrap_step(prev_raw: int, new_raw: int, dt: float, range_uj: Optional[int], pmax_w: float,
-                grace_s: float = JUMP_GRACE_S) -> tuple[int, int, Optional[str]]:
+                grace_s: float = JUMP_GRACE_S) -> tuple[int, int, Optional[Flag]]:
     """(delta µJ, wraps, reason). A reason means the step cannot be trusted: the zone turns invalid."""
     wraps = 0
     delta = new_raw - prev_raw
     if delta < 0:
         if range_uj is None:
-            return 0, 0, (f"counter went back from {prev_raw} to {new_raw} µJ but max_energy_range_uj is "
-                          "unreadable, so the wrap cannot be corrected")
+            return 0, 0, flag("wrap_unrepairable", f"counter went back from {prev_raw} to {new_raw} µJ but "
+                              "max_energy_range_uj is unreadable, so the wrap cannot be corrected")
         delta += range_uj
         wraps = 1
     limit_uj = pmax_w * (max(dt, 0.0) + grace_s) * 1e6
     if delta > limit_uj:
         what = (f"counter went back from {prev_raw} to {new_raw} µJ; as one wrap that is" if wraps
                 else "counter jumped by")
-        return 0, 0, (f"{what} {delta / 1e6:.3f} J in {dt:.3f} s, over the {pmax_w:g} W maximum "
-                      "(a counter reset or missed wraps)")
+        return 0, 0, flag("implausible_jump", f"{what} {delta / 1e6:.3f} J in {dt:.3f} s, over the {pmax_w:g} W "
+                          "maximum (a counter reset or missed wraps)")
     if range_uj is not None and pmax_w * dt * 1e6 >= delta + range_uj:
-        return 0, 0, (f"{dt:.3f} s between reads is long enough for a whole counter range at {pmax_w:g} W "
-                      f"({range_uj / 1e6 / pmax_w:.3f} s): wraps may have been missed")
+        return 0, 0, flag("wrap_unrepairable", f"{dt:.3f} s between reads is long enough for a whole counter "
+                          f"range at {pmax_w:g} W ({range_uj / 1e6 / pmax_w:.3f} s): wraps may have been missed")
     return delta, wraps, None
 
 
@@ -228,7 +235,7 @@ class _ZoneState:
     raw: Optional[int] = None  # last raw counter; None before the first read
     total_uj: int = 0  # corrected, monotonic
     wraps: int = 0
-    invalid: Optional[str] = None
+    invalid: Optional[Flag] = None  # why this zone cannot be trusted from now on
 
 
 @dataclass(frozen=True)
@@ -240,7 +247,7 @@ class RaplMark:
     t: float
     totals: tuple[Optional[int], ...]
     wraps: tuple[int, ...]
-    invalid: tuple[Optional[str], ...]
+    invalid: tuple[Optional[Flag], ...]
 
 
 @dataclass(frozen=True)
@@ -255,7 +262,7 @@ class _Read:
 class _ChannelSpec:
     channel: Channel
     zones: tuple[int, ...]  # indices into the meter's zones (several for a summed die package)
-    note: Optional[str] = None
+    note: Optional[Flag] = None
 
 
 class RaplMeter(Meter):
@@ -293,7 +300,7 @@ class RaplMeter(Meter):
                             fix=PERMISSION_FIX)
         self.poll_interval = self._poll_period(poll_interval)
         self._specs = self._channel_specs()
-        self._state = [_ZoneState(invalid=f"unavailable: {z.unavailable}" if z.unavailable else None)
+        self._state = [_ZoneState(invalid=_unavailable_flag(z.unavailable) if z.unavailable else None)
                        for z in self.zones]
         self._lock = threading.Lock()
         self._seq = -1
@@ -325,7 +332,7 @@ class RaplMeter(Meter):
         for device, idx in sorted(dies.items()):
             names = ", ".join(self.zones[i].name for i in idx)
             specs.append(_ChannelSpec(Channel(self.name, device, "package"), tuple(idx),
-                                      note=f"sum of die zones ({names}): no plain package zone"))
+                                      note=flag("die_sum", f"sum of die zones ({names}): no plain package zone")))
         return specs
 
     def channels(self) -> list[Channel]:
@@ -390,7 +397,8 @@ class RaplMeter(Meter):
             if raw is None:
                 continue
             if isinstance(raw, BaseException):
-                st.invalid = f"energy_uj read failed at t={t:.3f}: {_describe(raw)}"
+                code = "permission_denied" if isinstance(raw, PermissionError) else "unreadable"
+                st.invalid = flag(code, f"energy_uj read failed at t={t:.3f}: {_describe(raw)}")
                 continue
             if st.raw is not None:
                 delta, wraps, reason = unwrap_step(st.raw, raw, dt, z.max_range_uj, z.pmax_w, self._grace_s)
@@ -414,7 +422,7 @@ class RaplMeter(Meter):
             return RaplMark(id(self), read.seq, read.t, read.totals,
                             tuple(s.wraps for s in self._state), tuple(s.invalid for s in self._state))
 
-    def energy_between(self, begin: RaplMark, end: RaplMark) -> list[DomainEnergy]:
+    def energy_between(self, begin: RaplMark, end: RaplMark) -> list[EnergyEntry]:
         if begin.meter_id != id(self) or end.meter_id != id(self):
             raise ValueError("marks come from another meter")
         if end.seq < begin.seq:
@@ -422,11 +430,13 @@ class RaplMeter(Meter):
         duration = end.t - begin.t
         samples = end.seq - begin.seq + 1
         max_gap, gap_note = self._max_gap(begin, end)
-        common: list[str] = []
+        common: list[Flag] = []
         if duration < UPDATE_PERIOD_S:
-            common.append("window shorter than the counter update period (~1 ms): 0 or 1 counter steps")
+            common.append(flag("short_window", "window shorter than the counter update period (~1 ms): 0 or 1 "
+                               "counter steps"))
         elif duration < 10 * UPDATE_PERIOD_S:
-            common.append("window under 10 counter updates (~1 ms each): quantisation error up to ~1 ms of energy")
+            common.append(flag("few_updates", "window under 10 counter updates (~1 ms each): quantisation error up "
+                               "to ~1 ms of energy"))
         if gap_note:
             common.append(gap_note)
         out = []
@@ -437,16 +447,16 @@ class RaplMeter(Meter):
             reasons = [end.invalid[i] or begin.invalid[i] for i in spec.zones if end.invalid[i] or begin.invalid[i]]
             if reasons:
                 joules = None
-                flags.extend(r if r.startswith("unavailable") else f"invalid: {r}" for r in reasons)
+                flags.extend(reasons)
             else:
                 joules = sum(end.totals[i] - begin.totals[i] for i in spec.zones) / 1e6
             wraps = sum(end.wraps[i] - begin.wraps[i] for i in spec.zones)
-            out.append(DomainEnergy(meter=self.name, device=spec.channel.device, domain=spec.channel.domain,
-                                    joules=joules, method="counter", duration_s=duration, samples=samples,
-                                    max_gap_s=max_gap, wraps=wraps, flags=flags))
+            out.append(EnergyEntry(meter=self.name, device=spec.channel.device, domain=spec.channel.domain,
+                                   joules=joules, method="counter", duration_s=duration, samples=samples,
+                                   max_gap_s=max_gap, wraps=wraps, flags=flags))
         return out
 
-    def _max_gap(self, begin: RaplMark, end: RaplMark) -> tuple[Optional[float], Optional[str]]:
+    def _max_gap(self, begin: RaplMark, end: RaplMark) -> tuple[Optional[float], Optional[Flag]]:
         with self._lock:
             times = [r.t for r in self._history if begin.seq <= r.seq <= end.seq]
             oldest = self._history[0].seq if self._history else None
@@ -455,7 +465,7 @@ class RaplMeter(Meter):
         gap = max(b - a for a, b in zip(times, times[1:]))
         if oldest is not None and oldest > begin.seq:
             # Older reads fell out of the ring buffer: this is the largest gap among those kept.
-            return gap, f"max_gap_s covers only the last {len(times)} reads (history buffer)"
+            return gap, flag("history_truncated", f"max_gap_s covers only the last {len(times)} reads (history buffer)")
         return gap, None
 
     def power_samples(self, t0: float, t1: float) -> list[PowerSample]:

@@ -17,7 +17,6 @@ from typing import Any, Callable, Iterator, Optional
 
 import torch
 
-from eitp_bench.energy.base import DomainEnergy
 from eitp_bench.records import EnergyEntry, Metric
 
 
@@ -55,16 +54,13 @@ def merge_windows(results: list, window: str) -> list[EnergyEntry]:
     A channel invalid in any segment is invalid in the sum (joules None, flags kept): a phase's
     total is never silently missing a piece.
     """
-    merged: dict[tuple, DomainEnergy] = {}
+    merged: dict[tuple, EnergyEntry] = {}
     for result in results:
         for e in result.energy:
             key = (e.meter, e.device, e.domain)
             m = merged.get(key)
             if m is None:
-                merged[key] = DomainEnergy(
-                    e.meter, e.device, e.domain, e.joules, e.method, e.duration_s, e.samples,
-                    e.max_gap_s, e.wraps, list(e.flags), e.idle_watts,
-                )
+                merged[key] = e.model_copy(update={"window": window, "flags": list(e.flags)})
                 continue
             m.joules = None if m.joules is None or e.joules is None else m.joules + e.joules
             m.duration_s += e.duration_s
@@ -73,7 +69,7 @@ def merge_windows(results: list, window: str) -> list[EnergyEntry]:
             m.max_gap_s = max(gaps) if gaps else None
             m.wraps += e.wraps
             m.flags.extend(f for f in e.flags if f not in m.flags)
-    return [d.to_entry(window) for d in merged.values()]
+    return list(merged.values())
 
 
 def _sum_joules(results: list, attr: str) -> Optional[float]:
