@@ -13,7 +13,8 @@ from eitp_bench.store import Store  # noqa: E402
 
 
 def test_report_warnings_count_flags_by_code_with_whole_messages(tmp_path):
-    from eitp_bench.report.build import _warnings, load_frames
+    from eitp_bench.analysis.findings import _warnings
+    from eitp_bench.analysis.frames import load_frames
 
     with Store.open(tmp_path / "s.sqlite") as store:
         store.add_many([make_record(i) for i in range(3)])
