@@ -232,9 +232,10 @@ def test_kv_reuse_repeated_in_one_window_keeps_the_stored_prefix(tiny_model):
     tiny_model.eval()
     with torch.no_grad():
         full = tiny_model(ids, use_cache=False).logits[:, -1]
-        past = tiny_model(ids[:, :8], use_cache=True).past_key_values
+        arg = derivation._cache_argument(tiny_model)
+        past = getattr(tiny_model(ids[:, :8], use_cache=True), arg)
         for _ in range(3):
-            out = tiny_model(ids[:, 8:], past_key_values=past, use_cache=True).logits[:, -1]
+            out = tiny_model(ids[:, 8:], use_cache=True, **{arg: past}).logits[:, -1]
             if hasattr(past, "crop"):
                 past.crop(-1)
             assert torch.allclose(out, full, atol=1e-5)

@@ -145,16 +145,25 @@ def _summarise(samples: list[dict[str, Any]], base: dict[str, Any], e_l: float, 
     return point
 
 
+def _cache_argument(model) -> str:
+    """transformers 5 renamed the KV cache argument and output `past_key_values` → `cache` (the old
+    name is removed in 5.40); 4.x knows only the old one. Use whichever this version's forward takes."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _kv_points(model, L: int, *, monitor, device, repeats: int, e_l: float, vocab: int, seed: int,
                window: dict[str, float], clock) -> list[dict]:
     gen = torch.Generator().manual_seed(seed + L)
     ids = torch.randint(0, vocab, (1, L + 1), generator=gen).to(device)
+    cache_arg = _cache_argument(model)
     with torch.no_grad():
-        past = model(ids[:, :L], use_cache=True).past_key_values  # stored before the window opens
+        past = getattr(model(ids[:, :L], use_cache=True), cache_arg)  # stored before the window opens
 
     def reuse():
         with torch.no_grad():
-            model(ids[:, L:], past_key_values=past, use_cache=True)
+            model(ids[:, L:], use_cache=True, **{cache_arg: past})
         # A Cache object grows in place: dropping the appended position (a view; crop(-1) means "remove
         # one" in every transformers version that has crop) restores the stored prefix, so every
         # repetition inside the window reuses the same L positions. A legacy tuple cache is not mutated.
