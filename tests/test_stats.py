@@ -372,3 +372,18 @@ def test_sequential_looks_top_up_by_repeated_rounds_and_by_idle_gap():
     # A long repetition is not a gap: the idle time counts from the end of the last run.
     looks = stats.sequential_looks([1, 2], [0, 7200], [7100, 7300])
     assert looks.batches == 1
+
+
+def test_fewest_rounds_to_verify_under_holm():
+    assert [stats.min_paired_rounds(m) for m in (1, 2, 7)] == [6, 7, 9]
+    for m in (1, 3, 7, 20):  # 2⁻ⁿ clears the first Holm step (α/2)/m; one round fewer does not
+        n = stats.min_paired_rounds(m)
+        assert 2.0**-n < 0.025 / m <= 2.0 ** -(n - 1)
+
+
+def test_methods_paragraph_states_the_rules():
+    text = stats.methods_paragraph(n_claims=7)
+    for phrase in ("Hodges–Lehmann", "Wilcoxon", "strictly beyond", "Holm-adjusted across the 7 claims",
+                   "below 0.025", "at least 9 paired rounds", "below 6 rounds", "10 000-resample BCa",
+                   "non-inferiority", "several batches"):
+        assert phrase in text

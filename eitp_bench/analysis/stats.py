@@ -748,6 +748,42 @@ def sequential_looks(
     return Looks(len(sizes), sizes, warning)
 
 
+def min_paired_rounds(n_claims: int = 1, alpha: float = 0.05) -> int:
+    """Fewest paired rounds with which any claim can be VERIFIED under Holm across `n_claims`.
+
+    With n rounds the smallest one-sided signed-rank p is 2⁻ⁿ (every round on the better side);
+    Holm's first step needs it below (α/2)/m: n = ⌊log2(2m/α)⌋ + 1 (6 for one claim, 9 for 7).
+    """
+    return int(math.floor(math.log2(2 * max(1, n_claims) / alpha))) + 1
+
+
+def methods_paragraph(*, confidence: float = 0.95, alpha: float = 0.05, n_claims: Optional[int] = None,
+                      resamples: int = DEFAULT_RESAMPLES) -> str:
+    """Every statistical choice, in one paragraph a reviewer can check (for the report and README)."""
+    pct = f"{100 * confidence:g} %"
+    draws = f"{resamples:,}".replace(",", " ")
+    few = next(n for n in range(2, 64) if 2.0 ** (1 - n) <= 1 - confidence + 1e-12)
+    family = f"the {n_claims} claims" if n_claims else "the claims"
+    need = (f"; with {n_claims} claims that needs at least {min_paired_rounds(n_claims, alpha)} paired rounds"
+            if n_claims else "")
+    return (
+        "Arms of a round share its seed, so they are compared round by round: the effect is the "
+        "Hodges–Lehmann estimate of the per-round log-ratios candidate ÷ baseline, with the exact Wilcoxon "
+        f"signed-rank {pct} interval and p-value (assumed: independent rounds, log-ratios symmetric about "
+        f"their centre; below {few} rounds the interval is [min, max], shown with its lower coverage). "
+        f"Unpaired rows use the ratio of medians, a {draws}-resample BCa bootstrap and a Mann–Whitney "
+        "test. Accuracies are judged as counts: ratio of pooled accuracies, log (Katz) interval with the larger "
+        "of the binomial and the run-to-run variance. A claim is VERIFIED only when its interval lies strictly "
+        "beyond the claimed value, is not degenerate (zero width, no correct answer, both arms at 100 %), and "
+        f"its one-sided p-value against the claimed value, Holm-adjusted across {family} in this report, is "
+        f"below {alpha / 2:g}{need}. REFUTED needs the interval strictly on the other side. A quality gate "
+        "holds when the upper bound of the relative quality loss is below the allowed loss (non-inferiority). "
+        "Repetitions are fixed by the suite; “repetitions needed” is an 80 %-power plan for the next suite, "
+        "and the report warns when a configuration's runs came in several batches (top-ups inflate false "
+        "verdicts)."
+    )
+
+
 def reps_needed(n: int, ci_low: float, ci_high: float, estimate: float, threshold: float) -> Optional[int]:
     """Superseded by `repetitions_for_power` (kept for existing callers).
 
