@@ -97,7 +97,8 @@ def main() -> None:
         if not v_first and not stats.falls_short(first, 1.0, "lower_is_better"):
             v_first = stats.clears(stats.paired_ratio_effect(c, b), 1.0, "lower_is_better")
         topped += v_first
-    print(f"null, 6 rounds, topped up to 12 when inconclusive:        fixed {fixed / seeds:6.1%}   topped {topped / seeds:6.1%}")
+    print(f"null, 6 rounds, topped up to 12 when inconclusive:        fixed {fixed / seeds:6.1%}"
+          f"   topped {topped / seeds:6.1%}")
     print(f"({seeds} seeds, {time.perf_counter() - t0:.0f} s)")
 
 
