@@ -387,3 +387,10 @@ def test_methods_paragraph_states_the_rules():
                    "below 0.025", "at least 9 paired rounds", "below 6 rounds", "10 000-resample BCa",
                    "non-inferiority", "several batches"):
         assert phrase in text
+
+
+def test_sequential_looks_reads_iso_times_with_offsets():
+    starts = ["2024-05-01T10:00:00Z", "2024-05-01T12:00:00+02:00", "2024-05-01 10:30:00"]
+    looks = stats.sequential_looks([("a", 0), ("a", 1), ("a", 2)], starts)  # 10:00, 10:00, 10:30 UTC
+    assert looks.sizes == [3]
+    assert stats.sequential_looks([], []).batches == 0

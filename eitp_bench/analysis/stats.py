@@ -16,8 +16,8 @@ claim is judged on *paired* rounds whenever it can be:
   resample instead of O(n)), so 10 000 resamples cost milliseconds at any n.
 - `proportion_ratio_effect`: accuracies that are counts (k correct of n queries per run) are judged
   as counts: ratio of pooled proportions with a Katz log interval whose variance is the larger of
-  the binomial variance and the between-run (cluster-robust, paired by round when possible)
-  variance, with a t quantile on (runs − 1) degrees of freedom.
+  the binomial variance (normal quantile) and the between-run variance (cluster-robust, paired by
+  round when possible; t quantile on runs − 1 degrees of freedom).
 - `clears` / `falls_short`: the one comparison with a threshold, strict, and never on a
   degenerate (zero-width or undefined) interval.
 - `holm` (family-wise, across the claims of one paper) and `benjamini_hochberg` (false discovery
@@ -466,8 +466,10 @@ def proportion_ratio_effect(
     var ln R = max(binomial, between-run), binomial = (1 − p_c)/K_c + (1 − p_b)/K_b (queries
     independent; the floor no run-level spread can go below), between-run = the cluster-robust
     (ratio-estimator) variance with runs as clusters (paired: per-round differences of the arms'
-    influence, so a seed effect shared by both arms cancels), t quantile on (runs − 1) degrees of
-    freedom (min over arms when unpaired). p-values from the same t statistic.
+    influence, so a seed effect shared by both arms cancels). The binomial variance takes a normal
+    quantile; the between-run one, being estimated, a t quantile on runs − 1 degrees of freedom (the
+    fewer of the two arms' when unpaired). p-values come from the same statistic and quantile.
+    `sd_log` is se·√runs, a per-round SD to feed `repetitions_for_power`.
     Degenerate (never verifies): no correct answer in an arm, both arms at 100 %, or zero variance.
     """
     kc, nc = _counts(k_cand, n_cand, "candidate")
@@ -701,8 +703,11 @@ def _seconds(values) -> np.ndarray:
             out.append(math.nan)
         elif isinstance(v, (int, float, np.integer, np.floating)):
             out.append(float(v))
-        else:
-            out.append(np.datetime64(str(v).replace("Z", "").split("+")[0], "ms").astype("int64") / 1e3)
+        else:  # ISO 8601; naive times are taken as UTC, as the records write them
+            from datetime import datetime, timezone
+
+            t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+            out.append((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp())
     return np.asarray(out, dtype=float)
 
 
