@@ -344,7 +344,7 @@ def _device_note(claim: Claim, rows) -> str:
 
 
 def _too_few(claim, metric, counts: dict[str, int]) -> Optional[Verdict]:
-    from eitp_bench.stats import MIN_REPETITIONS
+    from eitp_bench.analysis.stats import MIN_REPETITIONS
 
     short = {a: n for a, n in counts.items() if n < MIN_REPETITIONS}
     if not short:
@@ -358,7 +358,7 @@ def _too_few(claim, metric, counts: dict[str, int]) -> Optional[Verdict]:
 
 
 def _judge_ratio(claim, metrics_df, samples, metric, n_resamples, seed) -> Verdict:
-    from eitp_bench.stats import ratio_effect, reps_needed
+    from eitp_bench.analysis.stats import ratio_effect, reps_needed
 
     cand, base = samples[claim.candidate]["value"], samples[claim.baseline]["value"]
     short = _too_few(claim, metric, {claim.candidate: len(cand), claim.baseline: len(base)})
@@ -396,7 +396,7 @@ def _judge_ratio(claim, metrics_df, samples, metric, n_resamples, seed) -> Verdi
 
 
 def _judge_bound(claim, rows, cand, metric, n_resamples, seed) -> Verdict:
-    from eitp_bench.stats import median_difference_effect, reps_needed
+    from eitp_bench.analysis.stats import median_difference_effect, reps_needed
 
     bound = _values(rows, claim.candidate, claim.bound_metric)
     paired = cand.merge(bound[["run_id", "value"]], on="run_id", suffixes=("", "_bound"))
@@ -457,7 +457,7 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
     Looks at every run of each arm in the claim's task, not only those carrying the metric: workloads
     store estimated joules under `<metric>_estimated`, so an estimate-only run has no `<metric>` at all.
     """
-    from eitp_bench.stats import MIN_REPETITIONS
+    from eitp_bench.analysis.stats import MIN_REPETITIONS
 
     keep, unmeasured_runs, explanations = {}, {}, set()
     for arm, df in samples.items():

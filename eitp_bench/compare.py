@@ -61,7 +61,7 @@ def compare_hardware(metrics_df, *, reference: Optional[str] = None) -> list[Com
     """One table per suite_config_hash; `reference` defaults to the profile with the most runs."""
     import pandas as pd
 
-    from eitp_bench.stats import median_ci
+    from eitp_bench.analysis.stats import median_ci
 
     df = metrics_df
     if "status" in df.columns:

@@ -79,7 +79,7 @@ def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha:
     import numpy as np
     from scipy.stats import mannwhitneyu
 
-    from eitp_bench.stats import benjamini_hochberg, change_points
+    from eitp_bench.analysis.stats import benjamini_hochberg, change_points
 
     if window < 2:
         raise UserError(f"--window {window} is too small", fix="use at least 2 points per side (8 is typical)")
