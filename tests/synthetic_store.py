@@ -145,7 +145,8 @@ def eitp_records(n_reps: int = 8, seed: int = 0, *, suite: str = "synthetic", pr
             acc = {f"retrieval_acc@{d}": min(1.0, lognormal(rng, base_acc * (retrieval_ratio if cand else 1.0), 1)[0])
                    for d in (64, 256)}
             acc["retrieval_acc_long"] = acc["retrieval_acc@256"]
-            acc.update({"retrieval_n@64": queries, "retrieval_n@256": queries, "retrieval_chance": chance})
+            acc.update({"retrieval_n@64": queries, "retrieval_n@256": queries, "retrieval_n_long": queries,
+                        "retrieval_chance": chance})
             out.append(record(arm, "retrieval", rep, acc, started=t, **kw))
             jpt = lognormal(rng, 0.5 / (speedup if cand else 1.0), 1)[0]
             gen = {"tokens_per_s": lognormal(rng, 100.0 * (speedup if cand else 1.0), 1)[0], f"joules_per_token{est}": jpt}

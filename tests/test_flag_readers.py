@@ -25,7 +25,7 @@ def test_report_warnings_count_flags_by_code_with_whole_messages(tmp_path):
 
 
 def test_claims_explain_missing_joules_with_whole_messages():
-    from eitp_bench.claims import judge_claims, load_claims
+    from eitp_bench.analysis.claims import judge_claims, load_claims
 
     f = frames_from_records(eitp_records(n_reps=4, energy_method="estimated"))
     energy = f["energy"]

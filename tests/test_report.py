@@ -191,7 +191,7 @@ def test_two_configurations_under_one_suite_name_are_judged_apart():
         for r in eitp_records(n_reps=6, speedup=1.0, seed=3, started0=1000)
     ]
     from eitp_bench.analysis.findings import analyse
-    from eitp_bench.claims import load_claims
+    from eitp_bench.analysis.claims import load_claims
     from eitp_bench.report.build import load_frames
 
     findings = analyse(load_frames(frames_from_records(recs)), load_claims("eitp"), n_resamples=2000)

@@ -41,12 +41,6 @@ def test_zero_baseline_median_is_an_error():
         stats.ratio_effect([1, 2, 3], [0, 0, 0])
 
 
-def test_reps_needed_scales_with_inverse_square_of_distance():
-    # half-width 0.2, distance 0.1 from the threshold, n=8 → 8·(0.2/0.1)² = 32
-    assert stats.reps_needed(8, 0.9, 1.3, 1.1, 1.0) == 32
-    assert stats.reps_needed(8, 0.9, 1.3, 1.0, 1.0) is None
-
-
 def test_benjamini_hochberg_hand_computed():
     p = [0.01, 0.04, 0.03, 0.20]
     # sorted: .01,.03,.04,.20 → .01·4/1=.04, .03·4/2=.06, .04·4/3=.0533→min(.0533,.2)→ monotone: .04,.0533,.0533,.2

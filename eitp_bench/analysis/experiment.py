@@ -35,7 +35,7 @@ class Experiment:
 
 def describe_experiment(suite: str, config_hash: str, config: Optional[dict], metrics) -> Experiment:
     """The Experiment of one configuration from its stored config and its runs' metrics."""
-    from eitp_bench.claims import convergence_counts
+    from eitp_bench.analysis.claims import convergence_counts
 
     arms = sorted(map(str, metrics["arm"].unique())) if len(metrics) else []
     exp = Experiment(suite, config_hash, "unknown", "regime unknown (no suite config stored with these runs)")

@@ -31,6 +31,7 @@ class GroupFindings:
     ablation: list[dict]  # one row per component: {component, arm, cells: {aspect: Verdict}}
     claims_not_run: list[str]
     tables: list = field(default_factory=list)  # task_tables.Table: what each task measured per arm
+    batches_warning: Optional[str] = None  # several batches of one configuration: possible top-ups
     metrics: Any = field(repr=False, default=None)  # the group's metrics frame (for plots)
 
 
@@ -49,6 +50,8 @@ class Findings:
     environment: list[dict]
     warnings: dict
     heat_sink_k: float = 300.0
+    statement: str = ""  # every statistical choice, in one paragraph
+
 
     def to_json(self) -> dict:
         """The findings as plain JSON (the report's --json): groups and one verdict row per claim."""
@@ -69,10 +72,12 @@ class Findings:
                     + [verdict_json(v) for row in g.ablation for v in row["cells"].values()],
                     "claims_not_run": g.claims_not_run,
                     "tables": [t.to_json() for t in g.tables],
+                    "batches_warning": g.batches_warning,
                 }
                 for g in self.groups
             ],
             "omitted_groups": self.omitted_groups,
+            "statistics": self.statement,
         }
 
 
@@ -96,8 +101,12 @@ def verdict_json(v) -> dict:
 
 def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups: int = 5) -> Findings:
     """Every finding of a report over these frames (already restricted to the runs wanted)."""
+    from eitp_bench.analysis.stats import methods_paragraph
+
     groups, omitted = _verdict_groups(frames, claim_set, n_resamples, max_groups)
+    family = max((sum(v.claim.group == "headline" for v in g.verdicts) for g in groups), default=0)
     return Findings(
+        statement=methods_paragraph(n_claims=family or None, resamples=n_resamples),
         source=frames.source,
         paper=claim_set.paper,
         summary=_summary(frames),
@@ -117,7 +126,7 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
 def _verdict_groups(frames: Frames, claim_set, n_resamples, max_groups) -> tuple[list[GroupFindings], list[str]]:
     """One verdict table per (suite, configuration, hardware profile): claims are never judged across
     machines or across different configurations that share a suite name."""
-    from eitp_bench.claims import judge_claims
+    from eitp_bench.analysis.claims import judge_claims
 
     metrics, energy = frames.metrics, frames.energy
     if len(metrics) == 0:
@@ -144,9 +153,21 @@ def _verdict_groups(frames: Frames, claim_set, n_resamples, max_groups) -> tuple
             str(suite), str(config_hash), str(profile), experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
-            claims_not_run=not_run, tables=task_tables(m), metrics=m,
+            claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(m),
         ))
     return groups, omitted
+
+
+def _batches(metrics) -> Optional[str]:
+    """A warning when one configuration's runs came in several batches (possible top-ups)."""
+    from eitp_bench.analysis.stats import sequential_looks
+
+    runs = metrics.drop_duplicates("run_id")
+    if not {"arm", "task", "size", "repetition", "started_at"} <= set(runs.columns) or len(runs) < 2:
+        return None
+    slots = list(zip(runs["arm"], runs["task"], runs["size"], runs["repetition"]))
+    finished = runs["finished_at"] if "finished_at" in runs.columns else None
+    return sequential_looks(slots, list(runs["started_at"]), None if finished is None else list(finished)).warning
 
 
 def _ablation_table(verdicts: list) -> list[dict]:

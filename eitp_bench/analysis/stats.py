@@ -789,19 +789,6 @@ def methods_paragraph(*, confidence: float = 0.95, alpha: float = 0.05, n_claims
     )
 
 
-def reps_needed(n: int, ci_low: float, ci_high: float, estimate: float, threshold: float) -> Optional[int]:
-    """Superseded by `repetitions_for_power` (kept for existing callers).
-
-    Assumes the CI half-width shrinks as 1/√n and the point estimate stays put:
-    n_needed = n · (half-width / |estimate − threshold|)². None when the estimate sits on the threshold.
-    """
-    distance = abs(estimate - threshold)
-    if distance == 0 or n <= 0:
-        return None
-    half_width = (ci_high - ci_low) / 2
-    return max(n + 1, math.ceil(n * (half_width / distance) ** 2))
-
-
 # ---------------------------------------------------------------------------------------------
 # Descriptive helpers and change points (compare, regress)
 # ---------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def build_report(store_or_frames, *, suite: Optional[str] = None,
 def findings_of(frames: Frames, claims="eitp", **kwargs):
     """Findings over frames with a claims file (a built-in name, a path or a ClaimSet)."""
     from eitp_bench.analysis.findings import analyse
-    from eitp_bench.claims import ClaimSet, load_claims
+    from eitp_bench.analysis.claims import ClaimSet, load_claims
 
     claim_set = claims if isinstance(claims, ClaimSet) else load_claims(claims)
     return analyse(frames, claim_set, **kwargs)
@@ -59,6 +59,7 @@ def render_report(findings, *, title: str = "eitp-bench report", extra_sections:
         "source": findings.source,
         "paper": findings.paper,
         "summary": findings.summary,
+        "statement": findings.statement,
         "groups": findings.groups,
         "omitted_groups": findings.omitted_groups,
         "badge": BADGE,

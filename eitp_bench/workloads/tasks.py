@@ -257,9 +257,11 @@ def retrieval_task(ctx: TaskContext) -> list[Metric]:
     out += [Metric(name=names.at("retrieval_n", d), value=n, unit="queries") for d, n in sorted(counts.items())]
     out.append(Metric(name="retrieval_acc", value=float(np.mean(list(accuracy.values()))), unit="1"))
     # "Long range" = distances in the second half of the context (GPT-2 cannot see 8k tokens).
-    long = [a for d, a in accuracy.items() if d >= r.seq_len // 2]
-    if long:
-        out.append(Metric(name="retrieval_acc_long", value=float(np.mean(long)), unit="1"))
+    long = [d for d in accuracy if d >= r.seq_len // 2]
+    if long:  # pooled over the long distances, with its query count: judged as counts
+        n_long = sum(counts[d] for d in long)
+        out.append(Metric(name="retrieval_acc_long", value=sum(accuracy[d] * counts[d] for d in long) / n_long, unit="1"))
+        out.append(Metric(name="retrieval_n_long", value=n_long, unit="queries"))
     out.append(Metric(name="retrieval_final_loss", value=result.final_val_loss, unit="nats"))
     out.append(Metric(name="retrieval_chance", value=1.0 / task.n_symbols, unit="1"))
     return out

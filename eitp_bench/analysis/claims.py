@@ -90,6 +90,7 @@ class Claim(_Model):
     energy: bool = False
     to_target: bool = False  # the metric exists only for repetitions that reached the quality target
     learned: Optional[LearnedGate] = None
+    count_metric: Optional[str] = None  # queries behind an accuracy: judged as counts (k = value × n)
     group: Literal["headline", "ablation"] = "headline"
     component: Optional[str] = None  # ablation: the EIT-P term the arm keeps
     aspect: Optional[str] = None  # ablation: speed, energy or accuracy
@@ -168,17 +169,23 @@ class Verdict:
     p_value: Optional[float] = None
     n_candidate: int = 0
     n_baseline: int = 0
-    reps_needed: Optional[int] = None
     metric: Optional[str] = None  # the metric actually judged (resolves "@*")
     ci_method: Optional[str] = None
     gate: Optional[str] = None  # what the quality gate found, in words
+    design: Optional[str] = None  # paired (by round), unpaired, counts, exact (deterministic metric)
+    p_threshold: Optional[float] = None  # one-sided p against the claimed value (what Holm adjusts)
+    p_adjusted: Optional[float] = None  # Holm-adjusted across the claims of its family in this report
+    family_size: int = 0
+    plan: Optional[str] = None  # power-based advice for the next suite (never a reason to top up)
+    provisional: bool = False  # the interval clears; Holm decides
+    plan_inputs: Optional[tuple] = None  # (sd of a round's log-ratio, log estimate, log threshold)
 
 
 # ---------------------------------------------------------------- judging
 
 
 def judge_claims(metrics_df, energy_df, claims, *, settings: Optional[dict[str, dict]] = None,
-                 n_resamples: int = 10_000, seed: int = 0) -> list[Verdict]:
+                 n_resamples: int = 10_000, seed: int = 0, alpha: float = 0.05) -> list[Verdict]:
     """One verdict per claim from the store's metrics and energy frames (ok runs only).
 
     `settings` maps each arm to its effective training settings (suite.effective_settings): a claim
@@ -186,11 +193,36 @@ def judge_claims(metrics_df, energy_df, claims, *, settings: Optional[dict[str, 
     """
     claim_list = claims.claims if isinstance(claims, ClaimSet) else list(claims)
     ok = _ok_rows(metrics_df)
-    verdicts = []
-    for c in claim_list:
-        v = _judge(c, ok, energy_df, n_resamples=n_resamples, seed=seed)
-        verdicts.append(_mark_not_comparable(v, settings) if settings else v)
-    return verdicts
+    verdicts = [_judge(c, ok, energy_df, n_resamples=n_resamples, seed=seed) for c in claim_list]
+    for group in dict.fromkeys(v.claim.group for v in verdicts):
+        _holm_family([v for v in verdicts if v.claim.group == group], alpha)
+    return [_mark_not_comparable(v, settings) if settings else v for v in verdicts]
+
+
+def _holm_family(family: list[Verdict], alpha: float) -> None:
+    """Holm across the claims of one paper's family in one report: a clearing interval becomes VERIFIED
+    only if its one-sided p against the claimed value, adjusted, is below α/2. Also the power plan."""
+    import math
+
+    from eitp_bench.analysis.stats import holm
+
+    tested = [v for v in family if v.p_threshold is not None and math.isfinite(v.p_threshold)]
+    if not tested:
+        return
+    adjusted = holm([v.p_threshold for v in tested])
+    for v, p_adj in zip(tested, adjusted):
+        v.p_adjusted, v.family_size = float(p_adj), len(tested)
+        if v.provisional:
+            v.provisional = False
+            if p_adj < alpha / 2:
+                v.verdict = VERIFIED
+                v.reason = f"{v.reason}; Holm-adjusted p = {p_adj:.2g} < {alpha / 2:g} across {len(tested)} claims"
+            else:
+                v.verdict = INCONCLUSIVE
+                v.reason = (f"{v.reason}; but Holm-adjusted p = {p_adj:.2g} ≥ {alpha / 2:g} across {len(tested)} "
+                            "claims: not enough repetitions to verify this many claims at once")
+        if v.verdict == INCONCLUSIVE and v.plan_inputs:
+            v.plan = _power_plan(*v.plan_inputs, alpha=alpha / len(tested))
 
 
 def _mark_not_comparable(v: Verdict, settings: dict[str, dict]) -> Verdict:
@@ -204,7 +236,7 @@ def _mark_not_comparable(v: Verdict, settings: dict[str, dict]) -> Verdict:
         return v
     what = "; ".join(f"{k}: " + ", ".join(f"{a} {val}" for a, val in vals.items()) for k, vals in differ.items())
     v.reason = f"arms trained with different settings ({what}); the statistics would say {v.verdict}: {v.reason}"
-    v.verdict, v.reps_needed = NOT_COMPARABLE, None
+    v.verdict, v.plan = NOT_COMPARABLE, None
     return v
 
 
@@ -227,7 +259,8 @@ def _resolve_metric(pattern: str, rows, arms: list[str]) -> Optional[str]:
 
 def _values(rows, arm, metric):
     sel = rows[(rows["arm"] == arm) & (rows["name"] == metric)]
-    return sel[["run_id", "value", "window"]] if "window" in sel.columns else sel[["run_id", "value"]]
+    cols = ["run_id", "value"] + [c for c in ("window", *ROUND_KEYS) if c in sel.columns]
+    return sel[cols]
 
 
 def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed) -> Verdict:
@@ -256,7 +289,7 @@ def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed) -> Verdict
         stop = _learned(claim, rows, metric)
         if stop is not None:
             return stop
-    v = _judge_ratio(claim, metrics_df, samples, metric, n_resamples, seed)
+    v = _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed)
     notes = [n for n in (converged_note, _device_note(claim, rows), claim.note) if n]
     if notes:
         v.reason = f"{v.reason}; {'; '.join(notes)}"
@@ -357,46 +390,126 @@ def _too_few(claim, metric, counts: dict[str, int]) -> Optional[Verdict]:
                    n_baseline=values[1] if len(values) > 1 else 0)
 
 
-def _judge_ratio(claim, metrics_df, samples, metric, n_resamples, seed) -> Verdict:
-    from eitp_bench.analysis.stats import ratio_effect, reps_needed
+ROUND_KEYS = ["size", "seed", "repetition"]  # arms of one round share these: their results pair
+
+
+def _paired(samples: dict, claim: Claim):
+    """Candidate and baseline values aligned by round, or None when rounds cannot be identified."""
+    cand, base = samples[claim.candidate], samples[claim.baseline]
+    if not all(k in cand.columns and k in base.columns for k in ROUND_KEYS):
+        return None
+    both = cand.merge(base, on=ROUND_KEYS, suffixes=("_c", "_b"))
+    return both if len(both) else None
+
+
+def _effect(claim: Claim, rows, samples: dict, metric: str, n_resamples: int, seed: int):
+    """(Effect, design note): counts as counts, deterministic metrics exactly, otherwise paired by round
+    (Wilcoxon/Hodges–Lehmann) when rounds pair, else the unpaired ratio of medians."""
+    from eitp_bench.analysis import stats
+
+    t, direction = claim.threshold, claim.direction
+    cand, base = samples[claim.candidate], samples[claim.baseline]
+    pairs = _paired(samples, claim)
+    paired = pairs is not None and len(pairs) >= stats.MIN_REPETITIONS
+    if claim.count_metric:
+        counts = _count_samples(claim, rows, samples)
+        if counts is not None:
+            (k_c, n_c), (k_b, n_b) = counts
+            return stats.proportion_ratio_effect(k_c, n_c, k_b, n_b, paired=False, threshold=t,
+                                                 direction=direction), "counts"
+    if cand["value"].nunique() == 1 and base["value"].nunique() == 1:
+        return _exact_effect(float(cand["value"].iloc[0]), float(base["value"].iloc[0]), len(cand), len(base),
+                             t, direction), "exact"
+    if paired:
+        eff = stats.paired_ratio_effect(pairs["value_c"], pairs["value_b"], threshold=t, direction=direction)
+        return eff, "paired"
+    eff = stats.ratio_effect(cand["value"], base["value"], n_resamples=n_resamples, seed=seed, threshold=t,
+                             direction=direction)
+    return eff, "unpaired (rounds could not be paired)"
+
+
+def _exact_effect(c: float, b: float, n_c: int, n_b: int, threshold: float, direction: str):
+    """A deterministic metric (the same in every repetition, e.g. model bytes): the ratio is exact."""
+    from eitp_bench.analysis.stats import Effect
+
+    r = c / b if b else float("inf")
+    beyond = r > threshold if direction == "higher_is_better" else r < threshold
+    return Effect(ratio=r, ci_low=r, ci_high=r, p_value=0.0 if r != 1 else 1.0, n_candidate=n_c, n_baseline=n_b,
+                  ci_method="exact (identical in every repetition)", design="paired", estimator="exact ratio",
+                  p_threshold=0.0 if beyond else 1.0, threshold=threshold, direction=direction)
+
+
+def _count_samples(claim: Claim, rows, samples: dict):
+    """((k, n) candidate, (k, n) baseline) arrays per run from an accuracy and its query count."""
+    import numpy as np
+
+    out = []
+    for arm in (claim.candidate, claim.baseline):
+        n = rows[(rows["arm"] == arm) & (rows["name"] == claim.count_metric)][["run_id", "value"]]
+        both = samples[arm][["run_id", "value"]].merge(n, on="run_id", suffixes=("", "_n"))
+        if len(both) < len(samples[arm]) or not len(both):
+            return None  # older records without counts: judged as a continuous metric
+        n_arr = both["value_n"].to_numpy(dtype=float)
+        out.append((np.round(both["value"].to_numpy(dtype=float) * n_arr), n_arr))
+    return out
+
+
+def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed) -> Verdict:
+    import math
+
+    from eitp_bench.analysis import stats
 
     cand, base = samples[claim.candidate]["value"], samples[claim.baseline]["value"]
     short = _too_few(claim, metric, {claim.candidate: len(cand), claim.baseline: len(base)})
     if short:
         return short
     try:
-        eff = ratio_effect(cand, base, n_resamples=n_resamples, seed=seed)
+        eff, design = _effect(claim, rows, samples, metric, n_resamples, seed)
     except ValueError as err:
         return Verdict(claim, NO_DATA, f"{metric}: {err}", metric=metric,
                        n_candidate=len(cand), n_baseline=len(base))
     v = Verdict(claim, INCONCLUSIVE, "", eff.ratio, eff.ci_low, eff.ci_high, eff.p_value,
-                eff.n_candidate, eff.n_baseline, metric=metric, ci_method=eff.ci_method)
-    t = claim.threshold
-    higher = claim.direction == "higher_is_better"
-    clears = eff.ci_low >= t if higher else eff.ci_high <= t
-    short_of = eff.ci_high < t if higher else eff.ci_low > t
-    gate_ok, v.gate = _check_gate(claim, metrics_df)
-    ci_text = f"ratio {eff.ratio:.3g} [{eff.ci_low:.3g}, {eff.ci_high:.3g}] vs claimed {claim.claimed}"
+                eff.n_candidate, eff.n_baseline, metric=metric, ci_method=eff.ci_method, design=design,
+                p_threshold=eff.p_threshold)
+    t, direction = claim.threshold, claim.direction
+    gate = _check_gate(claim, metrics_df, paired=design != "unpaired (rounds could not be paired)")
+    v.gate = gate.text
+    cover = f"{100 * eff.confidence:.4g} %" if getattr(eff, "confidence", None) else "95 %"
+    ci_text = (f"ratio {eff.ratio:.3g} [{eff.ci_low:.3g}, {eff.ci_high:.3g}] ({cover}, {design}) "
+               f"vs claimed {claim.claimed}")
     note = f" ({eff.note})" if eff.note else ""
-    if gate_ok is False:
-        v.verdict, v.reason = REFUTED, f"quality gate failed: {v.gate}; {ci_text}"
-    elif short_of:
-        v.verdict, v.reason = REFUTED, f"whole CI falls short: {ci_text}{note}"
-    elif clears and gate_ok:
-        v.verdict, v.reason = VERIFIED, f"whole CI clears the claim: {ci_text}; quality gate: {v.gate}{note}"
-    elif clears:  # gate data missing: a gain of unknown quality is not a verified gain
-        v.reason = f"CI clears the claim but the quality gate cannot be checked: {v.gate}{note}"
+    if eff.degenerate:
+        v.reason = f"the interval is degenerate ({eff.reason}): {ci_text}; a degenerate interval never verifies{note}"
+    elif gate.shown_worse:
+        v.verdict, v.reason = REFUTED, f"quality gate failed: {gate.text}; {ci_text}"
+    elif stats.falls_short(eff, t, direction):
+        v.verdict, v.reason = REFUTED, f"whole interval falls short: {ci_text}{note}"
+    elif stats.clears(eff, t, direction) and gate.holds:
+        v.provisional, v.verdict = True, VERIFIED
+        v.reason = f"whole interval clears the claim: {ci_text}; quality gate: {gate.text}{note}"
+    elif stats.clears(eff, t, direction):  # a gain of unshown quality is not a verified gain
+        v.reason = f"the interval clears the claim but quality is not shown: {gate.text}{note}"
     else:
-        n = min(eff.n_candidate, eff.n_baseline)
-        v.reps_needed = reps_needed(n, eff.ci_low, eff.ci_high, eff.ratio, t)
-        more = (f"~{v.reps_needed} repetitions per arm would likely settle it (estimate, CI width ∝ 1/√n)"
-                if v.reps_needed else "the estimate sits on the claimed value; more repetitions will not settle it")
-        v.reason = f"CI straddles the claimed value: {ci_text}; {more}{note}"
+        v.reason = f"the interval straddles the claimed value: {ci_text}{note}"
+    sd = getattr(eff, "sd_log", float("nan"))
+    if v.verdict == INCONCLUSIVE and eff.ratio > 0 and math.isfinite(sd):
+        v.plan_inputs = (sd, math.log(eff.ratio), math.log(t))
+        v.plan = _power_plan(*v.plan_inputs, alpha=0.05)  # refined for the family size by _holm_family
     return v
 
 
+def _power_plan(sd_log: float, log_ratio: float, log_threshold: float, *, alpha: float) -> str:
+    from eitp_bench.analysis.stats import repetitions_for_power
+
+    plan = repetitions_for_power(sd_log, log_ratio, log_threshold, alpha=alpha)
+    if plan.repetitions is None:
+        return f"next suite: {plan.reason}"
+    return (f"next suite: about {plan.repetitions} repetitions per arm for 80 % power if the effect is as "
+            "estimated (fix it up front; topping this run up would inflate false verdicts)")
+
+
 def _judge_bound(claim, rows, cand, metric, n_resamples, seed) -> Verdict:
-    from eitp_bench.analysis.stats import median_difference_effect, reps_needed
+    from eitp_bench.analysis.stats import median_difference_effect
 
     bound = _values(rows, claim.candidate, claim.bound_metric)
     paired = cand.merge(bound[["run_id", "value"]], on="run_id", suffixes=("", "_bound"))
@@ -415,40 +528,53 @@ def _judge_bound(claim, rows, cand, metric, n_resamples, seed) -> Verdict:
     elif eff.ci_low > eps:
         v.verdict, v.reason = REFUTED, f"whole CI above the bound: {text}"
     else:
-        v.reps_needed = reps_needed(eff.n_candidate, eff.ci_low, eff.ci_high, eff.ratio, eps)
-        v.reason = f"CI straddles the bound: {text}; ~{v.reps_needed} repetitions would likely settle it (estimate)"
+        v.reason = f"the interval straddles the bound: {text}"
     return v
 
 
-def _check_gate(claim: Claim, metrics_df) -> tuple[Optional[bool], str]:
-    """(True/False, description) — or (None, why) when the gate's data is missing. No gate: (True, 'none')."""
-    import numpy as np
+@dataclass
+class GateResult:
+    holds: Optional[bool]  # None: quality cannot be shown (missing data, degenerate interval)
+    shown_worse: bool
+    text: str
+
+
+def _check_gate(claim: Claim, metrics_df, *, paired: bool = True) -> GateResult:
+    """Quality gates as non-inferiority: the gate holds when the upper confidence bound of the quality
+    loss is below the allowed loss; it fails (REFUTED) only when even the lower bound exceeds it."""
+    from eitp_bench.analysis import stats
 
     gate = claim.quality_gate
     if gate is None:
-        return True, "none"
+        return GateResult(True, False, "none")
     task = gate.task or claim.task
     rows = metrics_df if task is None else metrics_df[metrics_df["task"] == task]
     rows = rows[rows["name"] == gate.metric]
+    if "status" in rows.columns:
+        rows = rows[rows["status"] == "ok"]
     if gate.max_value is not None:
         arm = gate.arm or claim.candidate
-        values = rows.loc[rows["arm"] == arm, "value"]
-        if values.empty:
-            return None, f"no {gate.metric} for {arm} (task {task})"
-        med = float(np.median(values))
-        ok = med <= gate.max_value
-        return ok, f"median {gate.metric} of {arm} = {med:.3g} ({'≤' if ok else '>'} {gate.max_value:g})"
-    cand = rows.loc[rows["arm"] == claim.candidate, "value"]
-    base = rows.loc[rows["arm"] == claim.baseline, "value"]
+        values = rows.loc[rows["arm"] == arm, "value"].to_numpy(dtype=float)
+        if len(values) == 0:
+            return GateResult(None, False, f"no {gate.metric} for {arm} (task {task})")
+        med, lo, hi = stats.median_ci(values)
+        text = f"median {gate.metric} of {arm} = {med:.3g}, 95 % interval [{lo:.3g}, {hi:.3g}] vs allowed {gate.max_value:g}"
+        if hi < gate.max_value:
+            return GateResult(True, False, f"{text}: upper bound below the allowed value")
+        return GateResult(False, lo > gate.max_value, f"{text}: {'even the lower bound exceeds it' if lo > gate.max_value else 'upper bound not below it'}")
+    cand = rows[rows["arm"] == claim.candidate]
+    base = rows[rows["arm"] == claim.baseline]
     if cand.empty or base.empty:
-        return None, f"no {gate.metric} for both {claim.candidate} and {claim.baseline} (task {task})"
-    c, b = float(np.median(cand)), float(np.median(base))
-    if b == 0:
-        return None, f"baseline median {gate.metric} is 0"
-    loss = (c / b - 1) if gate.direction == "lower_is_better" else (1 - c / b)
-    ok = loss <= gate.max_relative_loss
-    return ok, (f"{gate.metric} {c:.4g} vs {b:.4g}: {100 * loss:+.2f} % quality loss "
-                f"({'≤' if ok else '>'} {100 * gate.max_relative_loss:g} %)")
+        return GateResult(None, False, f"no {gate.metric} for both {claim.candidate} and {claim.baseline} (task {task})")
+    keys = [k for k in ROUND_KEYS if k in rows.columns]
+    pairs = cand.merge(base, on=keys, suffixes=("_c", "_b")) if paired and len(keys) == len(ROUND_KEYS) else None
+    if pairs is not None and len(pairs) >= stats.MIN_REPETITIONS:
+        g = stats.non_inferiority(pairs["value_c"], pairs["value_b"], max_relative_loss=gate.max_relative_loss,
+                                  direction=gate.direction, paired=True)
+    else:
+        g = stats.non_inferiority(cand["value"], base["value"], max_relative_loss=gate.max_relative_loss,
+                                  direction=gate.direction, paired=False)
+    return GateResult(g.holds, bool(g.shown_worse), f"{gate.metric}: {g.reason}")
 
 
 def _measured_only(samples: dict, rows, energy_df, metric: str):
