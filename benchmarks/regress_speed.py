@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from eitp_bench.regress import confirmed, find_changes
+from eitp_bench.analysis.regress import confirmed, find_changes
 
 
 def synthetic_metrics(n_series: int, n_points: int, seed: int = 0):

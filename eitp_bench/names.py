@@ -7,6 +7,7 @@ call the same function. Each metric also declares its unit and which direction i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -93,6 +94,28 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("lr", "1", None, "the learning rate the run trained at"),
     )
 }
+
+
+# Undeclared metrics follow a naming convention (specific lower-is-better words first: accuracy_drop
+# is not an accuracy; then higher-is-better words; then units). Declared metrics always win.
+_LOWER_WORDS = re.compile(r"(drop|increase|loss|ppl|latency|joules|bytes|watts|steps_to)")
+_HIGHER = re.compile(r"(per_s$|acc|throughput|ratio|reached|tokens_per_j)")
+_LOWER_UNITS = re.compile(r"(_s$|_s_|_j$|_per_token$|_per_step$)")
+
+
+def direction(name: str) -> Optional[Direction]:
+    """Which way is better for a metric: its declaration, else the naming convention, else None."""
+    declared = spec(name)
+    if declared is not None:
+        return declared.direction
+    base = split_at(name)[0]
+    if _LOWER_WORDS.search(base):
+        return "lower_is_better"
+    if _HIGHER.search(base):
+        return "higher_is_better"
+    if _LOWER_UNITS.search(base):
+        return "lower_is_better"
+    return None
 
 
 def spec(name: str) -> Optional[MetricSpec]:

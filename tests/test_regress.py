@@ -6,7 +6,7 @@ from synthetic_store import frames_from_records, record
 
 from eitp_bench import cli
 from eitp_bench.errors import UserError
-from eitp_bench.regress import confirmed, find_changes, metric_direction, parse_threshold
+from eitp_bench.analysis.regress import confirmed, find_changes, metric_direction, parse_threshold
 
 
 def series_records(values, *, metric="tokens_per_s", arm="baseline", task="generate", profile="hp-a"):
@@ -112,3 +112,17 @@ def test_cli_bad_threshold_is_one_clear_line(use_frames, capsys):
     assert cli.main(["regress", "--threshold", "lots"]) == 2
     err = capsys.readouterr().err
     assert "--threshold 'lots' is not a number" in err and "Traceback" not in err
+
+
+def test_regress_says_nothing_testable_aloud_and_exits_0(tmp_path, capsys):
+    from eitp_bench.cli import main
+    from eitp_bench.store import Store
+    from synthetic_store import eitp_records
+
+    path = tmp_path / "few.sqlite"
+    store = Store.open(str(path))
+    store.add_many(eitp_records(n_reps=2))  # two points per series: no change point can be tested
+    store.close()
+    assert main(["regress", "--store", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "nothing testable" in out and "series" in out

@@ -16,7 +16,8 @@ def compare(
     """Compare s/step, tokens/s, J/token and tokens/J across hardware profiles (same config hash only)."""
     from pathlib import Path
 
-    from eitp_bench.compare import compare_hardware, compare_html, print_tables
+    from eitp_bench.analysis.compare import compare_hardware
+    from eitp_bench.report.compare import compare_html, print_tables
     from eitp_bench.errors import UserError
     from eitp_bench.report.build import load_frames
 

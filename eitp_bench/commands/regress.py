@@ -14,11 +14,18 @@ def regress(
     html_out: Optional[str] = typer.Option(None, "--html", help="also write a report with a regressions section"),
 ) -> int:
     """Find confirmed regressions and improvements in every series (exit 1 if any regression)."""
-    from eitp_bench.regress import confirmed, find_changes, parse_threshold, regressions_section
+    from eitp_bench.analysis.regress import confirmed, find_changes, parse_threshold, testable_series
     from eitp_bench.report.build import load_frames, write_report
+    from eitp_bench.report.regress import regressions_section
 
     rel = parse_threshold(threshold)
     frames = load_frames(store)
+    tested, total = testable_series(frames.metrics)
+    if tested == 0:  # said aloud: a green nightly job must not hide that nothing was checked
+        print(f"nothing testable: none of {total} series has the {2 * 3} or more ok runs a change point needs "
+              "(run the suite more nights)")
+        return 0
+    print(f"tested {tested} of {total} series (the others have fewer than 6 ok runs)")
     changes = find_changes(frames.metrics, window=window, threshold=rel)
     found = confirmed(changes)
     regressions = [c for c in found if c.kind == "regression"]

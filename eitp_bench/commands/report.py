@@ -28,7 +28,8 @@ def report(
         return
     extra = []
     if regress and len(frames.metrics):
-        from eitp_bench.regress import find_changes, regressions_section
+        from eitp_bench.analysis.regress import find_changes
+        from eitp_bench.report.regress import regressions_section
 
         extra.append(regressions_section(find_changes(frames.metrics), window=8, threshold=0.05))
     path = write_report(frames, out, suite=suite, claims=claims, extra_sections=extra)

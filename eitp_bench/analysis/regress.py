@@ -9,31 +9,17 @@ The metric's direction turns a confirmed change into a regression or an improvem
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 from typing import Optional
 
+from eitp_bench import names
 from eitp_bench.errors import UserError
 
 SERIES_KEYS = ["suite", "task", "arm", "name", "hardware_profile_id"]
 
-# Which way is better, by metric name (before any "@setting"): specific lower-is-better words first
-# (accuracy_drop is not an accuracy), then higher-is-better, then units. Unknown metrics: "change".
-_LOWER_WORDS = re.compile(r"(drop|increase|loss|ppl|latency|joules|bytes|watts|steps_to)")
-_HIGHER = re.compile(r"(per_s$|acc|throughput|ratio|reached|tokens_per_j)")
-_LOWER_UNITS = re.compile(r"(_s$|_s_|_j$|_per_token$|_per_step$)")
-
-
 def metric_direction(name: str) -> Optional[str]:
-    base = name.split("@")[0]
-    if _LOWER_WORDS.search(base):
-        return "lower_is_better"
-    if _HIGHER.search(base):
-        return "higher_is_better"
-    if _LOWER_UNITS.search(base):
-        return "lower_is_better"
-    return None
+    """Which way is better: the metric's declaration in eitp_bench.names (or its naming convention)."""
+    return names.direction(name)
 
 
 def parse_threshold(text: str) -> float:
@@ -71,6 +57,17 @@ class Change:
     @property
     def series(self) -> str:
         return f"{self.suite}/{self.task}/{self.arm}/{self.metric}@{self.hardware_profile_id}"
+
+
+def testable_series(metrics_df, *, min_size: int = 3) -> tuple[int, int]:
+    """(series with enough points for a change point, all series): regress says how many it could test."""
+    df = metrics_df
+    if len(df) == 0:
+        return 0, 0
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    sizes = df.groupby(SERIES_KEYS, sort=False, dropna=False).size()
+    return int((sizes >= 2 * min_size).sum()), len(sizes)
 
 
 def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha: float = 0.05,
@@ -121,22 +118,3 @@ def _plain(v):
 
 def confirmed(changes: list[Change]) -> list[Change]:
     return [c for c in changes if c.confirmed]
-
-
-def regressions_section(changes: list[Change], *, window: int, threshold: float) -> tuple[str, str]:
-    """A (title, html) section for build_report's extra_sections."""
-    rows = confirmed(changes)
-    head = (f"<p>Series: suite/task/arm/metric@hardware. Change points (PELT) confirmed by Mann–Whitney "
-            f"({window} points before vs after), |effect| ≥ {100 * threshold:g} %, Benjamini–Hochberg q ≤ 0.05."
-            f" {len(changes)} candidate(s), {len(rows)} confirmed.</p>")
-    if not rows:
-        return "Nightly regressions", head + "<p>No confirmed changes.</p>"
-    lines = ["<table><thead><tr><th>kind</th><th>series</th><th>first run after</th><th>before</th><th>after</th>"
-             "<th>change</th><th>p</th><th>q</th></tr></thead><tbody>"]
-    for c in rows:
-        lines.append(
-            f"<tr class='{html.escape(c.kind)}'><td>{html.escape(c.kind)}</td><td>{html.escape(c.series)}</td>"
-            f"<td>{html.escape(c.started_at)} (#{c.index})</td><td>{c.before:.4g}</td><td>{c.after:.4g}</td>"
-            f"<td>{100 * c.relative:+.1f} %</td><td>{c.p_value:.2g}</td><td>{c.q_value:.2g}</td></tr>")
-    lines.append("</tbody></table>")
-    return "Nightly regressions", head + "".join(lines)
