@@ -70,6 +70,7 @@ class Claim(_Model):
     epsilon: Optional[float] = Field(default=None, ge=0)  # kind: bound, absolute units of `metric`
     quality_gate: Optional[QualityGate] = None
     energy: bool = False
+    note: Optional[str] = None  # a fact the reader needs beside the verdict (shown under the claim)
 
     @model_validator(mode="after")
     def _complete(self):

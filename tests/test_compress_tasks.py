@@ -162,3 +162,27 @@ def test_a_compressed_arm_through_the_worker_meters_compression_once(tmp_path, m
     assert {p.window for p in gen.timeline} <= {e.window for e in gen.energy}
     assert comp.metric("model_bytes") < comp.metric("model_bytes_uncompressed")
 
+
+def test_the_shipped_artefact_has_its_own_speed_claim_with_a_quality_gate():
+    from synthetic_store import frames_from_records, record
+
+    from eitp_bench.claims import REFUTED, VERIFIED, judge_claims, load_claims
+
+    claim = next(c for c in load_claims("eitp").claims if c.id == "inference-speedup-compressed")
+    assert (claim.candidate, claim.baseline, claim.task) == ("eitp-compressed", "baseline", "generate")
+    assert "CPU" in claim.note
+
+    def recs(compressed_loss):
+        out = []
+        for rep in range(6):
+            for arm, tps, loss in (("baseline", 100.0 + rep, 3.0), ("eitp-compressed", 500.0 + rep, compressed_loss)):
+                out.append(record(arm, "generate", rep, {"tokens_per_s": tps}))
+                out.append(record(arm, "compress", rep, {"val_loss": loss}))
+        return frames_from_records(out)
+
+    f = recs(3.0 * 1.02)  # 5× the tokens/s, 2 % more validation loss: within the 3 % gate
+    v = judge_claims(f["metrics"], f["energy"], [claim], n_resamples=2000)[0]
+    assert v.verdict == VERIFIED and v.ratio == pytest.approx(5.0, rel=0.05)
+    f = recs(3.0 * 1.05)  # 5 % worse: the gate fails, however fast
+    v = judge_claims(f["metrics"], f["energy"], [claim], n_resamples=2000)[0]
+    assert v.verdict == REFUTED and "quality gate failed" in v.reason

@@ -187,6 +187,7 @@ def test_smoke_end_to_end(tmp_path, capsys):
         assert store.run_ids() == {r.run_id for r in recs}
     html = (out / "report.html").read_text()
     assert "Claim verdicts" in html and "Landauer" in html
+    assert "int8 dynamic quantization has CPU kernels only" in html  # the compressed speed row says where it ran
 
 
 def test_provenance_names_versions_and_survives_outside_git(tmp_path):
