@@ -3,11 +3,11 @@
 GPT-2 small with fresh weights from GPT2Config (nothing is downloaded): the fp32 model, the INT8
 control (`quantize_int8_dynamic`) and EIT-P's pipeline (`compress_eitp`: IEM pruning → distillation
 → int8), each sized as the packed artefact on disk (`serialized_bytes`, see workloads/compress.py),
-with the share of the tied embedding and of the block Linears, and, for comparison, the old measure
-("dense ÷ fp32": torch.save of the runnable module's state_dict, pruned zeros stored as zeros). Sizes do not depend
-on training: they follow from the shapes, the int8 format and the pruned fraction. With --verify the
-packed file is reloaded and must give bit-identical logits; with --speed each model's generation
-speed on CPU is printed too (sampling, batch 1).
+with the bytes of the tied embedding and of the block Linears. For comparison, "dense ÷ fp32" sizes
+torch.save of the runnable module's state_dict, where pruned zeros are stored as zeros. Sizes follow
+from the shapes, the int8 format and the pruned fraction; training moves them only through the few
+weights that round to int8 zero. With --verify each packed file is reloaded and must give
+bit-identical logits; with --speed each model's CPU generation speed is printed too (sampling, batch 1).
 
     python benchmarks/compression_size.py
     python benchmarks/compression_size.py --prune 0.3 0.5 --distill-steps 2 --speed
@@ -66,7 +66,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="small")
     p.add_argument("--vocab", type=int, default=50257)
-    p.add_argument("--prune", type=float, nargs="+", default=[0.3], help="EIT-P prune fractions (0.3: the compress task's)")
+    p.add_argument("--prune", type=float, nargs="+", default=[0.3],
+                   help="EIT-P prune fractions (0.3: the compress task's)")
     p.add_argument("--distill-steps", type=int, default=20, help="distillation steps (20: the compress task's)")
     p.add_argument("--calib", type=int, default=4, help="calibration batches of 4×64 random tokens")
     p.add_argument("--verify", action="store_true", help="reload each packed file and compare logits")
