@@ -215,7 +215,8 @@ def _maybe_masked(t: Tensor) -> Tensor | dict:
     if (n + 7) // 8 + kept * b >= n * b:
         return t
     bits = np.packbits(nonzero.reshape(-1).cpu().numpy())
-    return {"shape": list(t.shape), "mask": torch.from_numpy(bits), "values": t.reshape(-1)[nonzero.reshape(-1)].clone()}
+    values = t.reshape(-1)[nonzero.reshape(-1)].clone()
+    return {"shape": list(t.shape), "mask": torch.from_numpy(bits), "values": values}
 
 
 def _unmasked(entry: Tensor | dict) -> Tensor:
@@ -293,7 +294,9 @@ def unpack_state_dict(packed: dict) -> dict[str, Any]:
         if isinstance(entry, dict) and "int8" in entry:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                q = torch._make_per_tensor_quantized_tensor(_unmasked(entry["int8"]), entry["scale"], entry["zero_point"])
+                q = torch._make_per_tensor_quantized_tensor(
+                    _unmasked(entry["int8"]), entry["scale"], entry["zero_point"]
+                )
             out[key] = (q, entry["bias"])
         else:
             out[key] = _unmasked(entry) if isinstance(entry, (Tensor, dict)) else entry
@@ -479,6 +482,7 @@ def compression_report(original: nn.Module, compressed: nn.Module, eval_fn: Call
         quality_before=before,
         quality_after=after,
         quality_change=(after - before) / before if before else None,  # relative; + is worse for perplexity
-        size_method=f"bytes on disk of the packed artefact ({PACKED_FORMAT}): int8 tied embedding, bitmask + kept values for pruned matrices",
+        size_method=f"bytes on disk of the packed artefact ({PACKED_FORMAT}): int8 tied embedding,"
+                    " bitmask + kept values for pruned matrices",
         **({"pipeline": compressed.eitp_compression} if hasattr(compressed, "eitp_compression") else {}),
     )
