@@ -3,11 +3,13 @@
 import copy
 import json
 import math
+import time
 from dataclasses import asdict
 
 import pytest
 import torch
 
+from eitp_bench.energy.base import Channel, DomainEnergy, Meter, PowerSample
 from eitp_bench.energy.monitor import EnergyMonitor
 from eitp_bench.records import RunRecord
 from eitp_bench.runner import plan, worker_main
@@ -140,28 +142,48 @@ def run_worker(tmp_path, arm, overrides):
     return [RunRecord.model_validate_json(p.read_text()) for p in sorted((tmp_path / "staging").glob("*.json"))]
 
 
-def test_a_compressed_arm_through_the_worker_meters_compression_once(tmp_path, monkeypatch):
-    from fake_powercap import FakePowercap
+class ConstantPowerMeter(Meter):
+    """A fake counter: 10 W × elapsed seconds, with a power sample at each end of every window."""
 
-    fake = FakePowercap(tmp_path / "sys")
-    fake.add_package(0)
-    monkeypatch.setenv("EITP_BENCH_POWERCAP_ROOT", str(fake.root))
-    with fake.simulate({"intel-rapl:0": 20.0}):
-        recs = run_worker(tmp_path, "eitp-compressed",
-                          ["arms=[eitp-compressed]", "meters.timeline=true", "meters.interval=0.02"])
+    name = "fake"
+
+    def channels(self):
+        return [Channel("fake", "cpu:0", "package")]
+
+    def mark(self):
+        return time.monotonic()
+
+    def energy_between(self, begin, end):
+        return [DomainEnergy("fake", "cpu:0", "package", 10.0 * (end - begin), "counter", end - begin)]
+
+    def power_samples(self, t0, t1):
+        return [PowerSample(t, "cpu:0", "package", 10.0) for t in (t0, t1)]
+
+
+def test_a_compressed_arm_through_the_worker_meters_compression_once(tmp_path, monkeypatch):
+    import eitp_bench.energy.monitor as M
+
+    class FakeMonitor(M.EnergyMonitor):
+        def __init__(self, **kw):
+            super().__init__([ConstantPowerMeter()], **kw)
+
+    monkeypatch.setattr(M, "EnergyMonitor", FakeMonitor)  # the worker imports it when it starts
+    recs = run_worker(tmp_path, "eitp-compressed", ["arms=[eitp-compressed]", "meters.timeline=true"])
     by = {r.task: r for r in recs}
     assert set(by) == {"generate", "compress"} and all(r.status == "ok" for r in recs), [r.error for r in recs]
     gen, comp = by["generate"], by["compress"]
     assert gen.device == comp.device == "cpu" and gen.metric("tokens_per_s") > 0
     assert gen.metric("generate_device_cpu_only") == 0.0  # a CPU suite: nothing had to move
     # the compression ran during generate, yet its joules and power timeline are the compress record's
-    assert {e.window for e in comp.energy} == {"compress"} and "compress" not in {e.window for e in gen.energy}
-    assert any(e.joules and e.method == "counter" for e in comp.energy)
-    assert {p.window for p in comp.timeline} == {"compress"}
-    assert "compress" not in {p.window for p in gen.timeline}
-    assert {p.window for p in gen.timeline} <= {e.window for e in gen.energy}
+    [entry] = comp.energy
+    assert entry.window == "compress" and entry.joules > 0
+    assert entry.duration_s == pytest.approx(comp.metric("compress_s"), abs=0.05)
+    assert "compress" not in {e.window for e in gen.energy}
+    assert [p.window for p in comp.timeline] == ["compress", "compress"]
+    # (the arm trains inside its first task, generate, and that window's timeline stays there, as in
+    # any suite without the train task)
+    assert {p.window for p in gen.timeline} == {e.window for e in gen.energy} | {"train"}
     assert comp.metric("model_bytes") < comp.metric("model_bytes_uncompressed")
-
 
 def test_the_shipped_artefact_has_its_own_speed_claim_with_a_quality_gate():
     from synthetic_store import frames_from_records, record
