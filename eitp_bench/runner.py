@@ -426,6 +426,7 @@ def worker_main(spec_path: str) -> int:
                 seed=spec.seed, repetition=spec.repetition, device=device, config=spec.suite, provenance=prov,
             )
             ctx.energy = []
+            ctx.task_device = device  # a task that runs elsewhere (int8 generate on CPU) says so
             first_window = len(monitor.results)
             try:
                 if spec.arm in suite.debug.crash_arms:
@@ -438,12 +439,16 @@ def worker_main(spec_path: str) -> int:
                 record.metrics.append(Metric(name="round_position", value=spec.position, unit="1"))
                 record.energy = list(ctx.energy)
                 if suite.meters.timeline:
-                    for w in monitor.results[first_window:]:
+                    # windows opened here on behalf of a later task go with that task's record
+                    later = [w for ws in ctx.windows_for.values() for w in ws]
+                    windows = [w for w in monitor.results[first_window:] if not any(w is x for x in later)]
+                    for w in windows + ctx.windows_for.pop(task, []):
                         record.timeline.extend(w.timeline_points(t_ref))
             except Exception:
                 record.status = "failed"
                 record.error = "\n".join(traceback.format_exc().strip().splitlines()[-ERROR_TAIL_LINES:])
                 print(record.error, file=sys.stderr, flush=True)
+            record.device = ctx.task_device or device
             record.finished_at = utc_now()
             write_json_atomic(staging / f"{task}.json", record.model_dump_json())
     finally:

@@ -20,10 +20,12 @@ def ids(seed=0, shape=(2, 12)):
     return torch.randint(0, 97, shape, generator=torch.Generator().manual_seed(seed))
 
 
-def test_serialized_bytes_is_the_file_size(model, tmp_path):
+def test_serialized_bytes_is_the_size_of_the_packed_file(model, tmp_path):
     path = tmp_path / "model.pt"  # torch.save embeds the stem in the archive
+    assert Z.serialized_bytes(model) == Z.save_packed(model, path) == os.path.getsize(path)
+    # a dense fp32 model's packed file is its state_dict plus a small header (config, structure)
     torch.save(model.state_dict(), path)
-    assert Z.serialized_bytes(model) == os.path.getsize(path)
+    assert 0 < Z.serialized_bytes(model) - os.path.getsize(path) < 4000
 
 
 def test_int8_shrinks_linear_weights_about_four_times():
@@ -42,7 +44,7 @@ def test_conv1d_to_linear_is_exact_in_fp32(model):
     assert torch.equal(model(x).logits, converted(x).logits)
 
 
-def test_quantization_reaches_the_blocks(model):
+def test_quantization_reaches_the_blocks_and_the_tied_embedding(model):
     q = Z.quantize_int8_dynamic(model)
     from torch.ao.nn.quantized.dynamic import Linear as QLinear
     from transformers.pytorch_utils import Conv1D
@@ -50,13 +52,125 @@ def test_quantization_reaches_the_blocks(model):
     block_modules = list(q.transformer.h.modules())
     assert sum(isinstance(m, QLinear) for m in block_modules) == 4 * 2  # qkv, proj, fc, proj per block
     assert not any(type(m) in (nn.Linear, Conv1D) for m in block_modules)
-    assert type(q.lm_head) is nn.Linear  # tied to the embedding: left fp32 by default
-    # blocks' Linear weights go int8; the embeddings stay fp32: shrink by that share, not 4×
-    assert Z.serialized_bytes(q) < 0.5 * Z.serialized_bytes(model)
+    assert isinstance(q.transformer.wte, Z.Int8Embedding) and isinstance(q.lm_head, Z.Int8TiedHead)
+    assert q.lm_head.embedding is q.transformer.wte  # one set of int8 rows serves lookup and logits
+    assert Z.serialized_bytes(q) < 0.35 * Z.serialized_bytes(model)
+    # Each int8 step rounds within 1/254 of a tensor's (or row's) range, and 9 quantized products
+    # (4 per block + the head) compound that to a few percent at most; 5 % of the largest logit
+    # still catches a wrong scale, row or transpose (errors of order 100 %).
     x = ids()
     ref, got = model(x).logits, q(x).logits
     assert (got - ref).abs().max() < 0.05 * ref.abs().max()
     assert type(model.transformer.h[0].attn.c_attn).__name__ == "Conv1D"  # original untouched
+
+
+def test_int8_embedding_rows_are_within_half_a_step_and_looked_up_exactly(model):
+    w = model.transformer.wte.weight.detach()
+    e = Z.Int8Embedding.from_float(w)
+    assert e.qweight.dtype == torch.int8 and e.scale.dtype == torch.float32 and e.scale.shape == (w.shape[0],)
+    torch.testing.assert_close(e.scale, w.abs().amax(1) / 127)  # symmetric: the row maximum maps to ±127
+    assert int(e.qweight.abs().max()) == 127
+    assert ((e.dequantize() - w).abs() <= e.scale[:, None] / 2 + 1e-7).all()
+    x = ids()
+    assert torch.equal(e(x), e.dequantize()[x])
+    # the tied head computes x · dequantized rowsᵀ up to the 7-bit dynamic quantisation of x
+    h = torch.randn(3, w.shape[1], generator=torch.Generator().manual_seed(1))
+    exact = h @ e.dequantize().T
+    assert (Z.Int8TiedHead(e)(h) - exact).abs().max() < 0.02 * exact.abs().max()
+
+
+def test_tied_embedding_is_stored_once_in_int8():
+    dim, extra = 64, 1000  # "tiny": n_embd 64; a vocabulary 1000 rows larger
+
+    def sizes(vocab):
+        m = build_model("tiny", vocab_size=vocab, n_positions=32, seed=0)
+        return Z.serialized_bytes(m), Z.serialized_bytes(Z.quantize_int8_dynamic(m))
+
+    (fp_small, q_small), (fp_large, q_large) = sizes(97), sizes(97 + extra)
+    # fp32: 1000 more rows of 64 floats, once (lm_head shares wte's storage): exactly 256 000 bytes
+    assert fp_large - fp_small == extra * dim * 4
+    # int8: 1000 more int8 rows plus one fp32 scale each, once; the header differs by a few
+    # characters (vocab_size, eos id) and the archive pads each tensor to 64 bytes
+    assert abs((q_large - q_small) - extra * (dim + 4)) < 256
+    packed = Z.pack(Z.quantize_int8_dynamic(build_model("tiny", vocab_size=97, n_positions=32, seed=0)))
+    big = {k: v for k, v in packed["state"].items() if isinstance(v, torch.Tensor) and v.numel() >= 97 * dim}
+    assert {k: (v.dtype, tuple(v.shape)) for k, v in big.items()} == {"transformer.wte.qweight": (torch.int8, (97, dim))}
+
+
+def test_bitmask_is_used_exactly_when_it_is_smaller():
+    def stored(dtype, n, zeros):
+        t = torch.ones(n // 100, 100, dtype=dtype)
+        t.view(-1)[:zeros] = 0
+        return Z._maybe_masked(t)
+
+    # int8, n = 8000: the mask costs 1000 bytes, so it pays once more than 1000 values are zero
+    assert isinstance(stored(torch.int8, 8000, 1000), torch.Tensor)
+    packed = stored(torch.int8, 8000, 1001)
+    assert packed["mask"].numel() == 1000 and packed["values"].numel() == 6999
+    # fp32, n = 3200: the mask costs 400 bytes = 100 floats
+    assert isinstance(stored(torch.float32, 3200, 100), torch.Tensor)
+    packed = stored(torch.float32, 3200, 101)
+    assert packed["values"].dtype == torch.float32 and packed["values"].numel() == 3099
+    assert int((Z._unmasked(packed) == 0).sum()) == 101 and Z._unmasked(packed).shape == (32, 100)
+    t = torch.randint(-3, 4, (37, 29), generator=torch.Generator().manual_seed(0)).to(torch.int8)  # ~1/7 zeros
+    t[t.abs() == 1] = 0  # ~3/7 zeros
+    assert isinstance(Z._maybe_masked(t), dict) and torch.equal(Z._unmasked(Z._maybe_masked(t)), t)
+
+
+def test_a_half_pruned_int8_model_saves_what_the_mask_format_predicts(model):
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    dense = Z.quantize_int8_dynamic(model)
+    pruned = Z.compress_eitp(model, calib_batches=[ids(3), ids(4)], prune_amount=0.5, distill_steps=0)
+    # per pruned n-element int8 matrix: n bytes dense against n/8 (mask) + nnz (kept values)
+    predicted, total = 0, 0
+    for m in pruned.modules():
+        if isinstance(m, QLinear):
+            q = m.weight().int_repr()
+            n, nnz = q.numel(), int((q != 0).sum())
+            assert nnz <= n // 2
+            predicted += n - (n + 7) // 8 - nnz
+            total += n
+    assert predicted >= 0.375 * total  # at least 3/8 of the int8 bytes, since nnz ≤ n/2
+    saved = Z.serialized_bytes(dense) - Z.serialized_bytes(pruned)
+    # each masked matrix adds one archive record and a small dict (< 300 bytes): 8 matrices here
+    assert predicted - 8 * 300 < saved <= predicted
+
+
+@pytest.mark.parametrize("kind", ["fp32", "int8", "pruned-int8"])
+def test_the_packed_file_alone_rebuilds_the_same_model(model, tmp_path, kind):
+    built = {
+        "fp32": lambda: model,
+        "int8": lambda: Z.quantize_int8_dynamic(model),
+        "pruned-int8": lambda: Z.compress_eitp(model, calib_batches=[ids(3)], prune_amount=0.5, distill_steps=0),
+    }[kind]()
+    path = tmp_path / "model.pt"
+    Z.save_packed(built, path)
+    loaded = Z.load_packed(path)  # torch.load(weights_only=True): plain tensors and dicts only
+    x = ids(7)
+    assert torch.equal(loaded(x).logits, built(x).logits)
+    if kind == "fp32":
+        assert loaded.lm_head.weight is loaded.transformer.wte.weight  # still tied after loading
+    out = loaded.generate(ids(8, (1, 4)), max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    assert out.shape == (1, 9)
+
+
+def test_an_untied_head_is_quantized_as_a_linear():
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=32, n_layer=1, n_head=2, n_embd=64,
+                                   tie_word_embeddings=False)).eval()
+    q = Z.quantize_int8_dynamic(m)
+    assert isinstance(q.transformer.wte, Z.Int8Embedding) and isinstance(q.lm_head, QLinear)
+    x = ids()
+    assert (q(x).logits - m(x).logits).abs().max() < 0.05 * m(x).logits.abs().max()
+
+
+def test_not_a_packed_file_is_a_user_error():
+    with pytest.raises(UserError, match="packed"):
+        Z.unpack_state_dict({"state": {}})
 
 
 def test_iem_importance_by_hand():
@@ -86,6 +200,20 @@ def test_compress_eitp_gives_a_working_pruned_int8_model(model):
     out = c.generate(ids(5, (1, 4)), max_new_tokens=6, do_sample=False)
     assert out.shape == (1, 10)
     assert torch.isfinite(c(ids()).logits).all()
+    assert isinstance(c.transformer.wte, Z.Int8Embedding)  # the same embedding scheme as the control
+
+
+def test_quality_metrics_compute_on_the_compressed_models(model):
+    from eitp_bench.workloads.train import lm_quality
+
+    blocks = ids(9, (6, 32)).numpy()
+    loss, acc = lm_quality(model, blocks, batch_size=4, device="cpu")
+    for c in (Z.quantize_int8_dynamic(model),
+              Z.compress_eitp(model, calib_batches=[ids(3)], prune_amount=0.3, distill_steps=0)):
+        closs, cacc = lm_quality(c, blocks, batch_size=4, device="cpu")
+        assert math.isfinite(closs) and 0.0 <= cacc <= 1.0
+        # an untrained model sits near ln(97) = 4.57 nats; int8 and 30 % pruning move it by < 2 %
+        assert abs(closs - loss) < 0.02 * loss
 
 
 def test_compression_report_ratio_and_quality(model):
@@ -93,7 +221,7 @@ def test_compression_report_ratio_and_quality(model):
     x = ids(6)
 
     def ppl(m):
-        return math.exp(float(m(x, labels=x).loss))
+        return math.exp(float(m(x, labels=x).loss.detach()))
 
     r = Z.compression_report(model, c, ppl)
     assert r["size_ratio"] == pytest.approx(Z.serialized_bytes(c) / Z.serialized_bytes(model))

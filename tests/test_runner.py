@@ -42,7 +42,7 @@ def test_plan_interleaves_arms_with_shared_seeds():
     assert [s.arm for s in plan(suite)] == [s.arm for s in specs]  # reproducible from the seeds
     by_arm = {s.arm: s.tasks for s in specs}
     assert by_arm["baseline"] == ["train", "lm", "retrieval", "generate", "compress", "theory", "derivation"]
-    assert by_arm["baseline-int8"] == by_arm["eitp-compressed"] == ["compress"]
+    assert by_arm["baseline-int8"] == by_arm["eitp-compressed"] == ["generate", "compress"]
 
 
 def test_atomic_write_leaves_only_the_final_file(tmp_path):
@@ -174,13 +174,16 @@ def test_smoke_end_to_end(tmp_path, capsys):
     got = {(r.arm, r.task) for r in recs}
     tasks = ("train", "lm", "retrieval", "generate", "compress", "theory", "derivation")
     full = {(a, t) for a in ("baseline", "eitp-paper", "eitp-coded") for t in tasks}
-    assert got == full | {("eitp-compressed", "compress"), ("baseline-int8", "compress")}
+    compressed = {(a, t) for a in ("eitp-compressed", "baseline-int8") for t in ("generate", "compress")}
+    assert got == full | compressed
     suite_hash = json.loads((out / "suite.json").read_text())["config_hash"]
     assert {r.suite_config_hash for r in recs} == {suite_hash} and {r.seed for r in recs} == {0}
     by = {(r.arm, r.task): r for r in recs}
     assert by[("baseline", "generate")].metric("tokens_per_s") > 0
     assert by[("baseline-int8", "compress")].metric("compression_ratio") > 1.5  # int8 really shrank it
     assert by[("baseline", "compress")].metric("compression_ratio") == 1.0
+    assert by[("eitp-compressed", "generate")].metric("tokens_per_s") > 0  # the shipped artefact, timed
+    assert by[("eitp-compressed", "generate")].device == "cpu"
     assert by[("eitp-coded", "train")].metric("forward_passes_per_step") == 3
     assert by[("baseline", "lm")].metric("optimal_ppl") > 1
     assert any(e.window == "train" for e in by[("baseline", "train")].energy)
@@ -196,6 +199,7 @@ def test_smoke_end_to_end(tmp_path, capsys):
         assert store.run_ids() == {r.run_id for r in recs}
     html = (out / "report.html").read_text()
     assert "Claim verdicts" in html and "Landauer" in html
+    assert "inference-speedup-compressed" in html  # the shipped artefact's speed row
 
 
 def test_provenance_names_versions_and_survives_outside_git(tmp_path):

@@ -373,7 +373,11 @@ def _device_note(claim: Claim, rows) -> str:
             where[arm] = "/".join(devices)
     if len(set(where.values())) <= 1:
         return ""
-    return "arms ran on different devices: " + ", ".join(f"{a} on {d}" for a, d in where.items())
+    from eitp_bench.workloads.arms import COMPRESSION_ARMS
+
+    why = (" (int8 dynamic quantization has CPU kernels only: the shipped artefact runs where it can)"
+           if claim.candidate in COMPRESSION_ARMS and where.get(claim.candidate) == "cpu" else "")
+    return "arms ran on different devices: " + ", ".join(f"{a} on {d}" for a, d in where.items()) + why
 
 
 def _too_few(claim, metric, counts: dict[str, int]) -> Optional[Verdict]:
@@ -566,6 +570,12 @@ def _check_gate(claim: Claim, metrics_df, *, paired: bool = True) -> GateResult:
     base = rows[rows["arm"] == claim.baseline]
     if cand.empty or base.empty:
         return GateResult(None, False, f"no {gate.metric} for both {claim.candidate} and {claim.baseline} (task {task})")
+    if cand["value"].nunique() == 1 and base["value"].nunique() == 1:  # deterministic: compared exactly
+        c, b = float(cand["value"].iloc[0]), float(base["value"].iloc[0])
+        loss = (c / b - 1) if gate.direction == "lower_is_better" else (1 - c / b)
+        text = (f"{gate.metric}: quality loss {100 * loss:+.2f} % (the same in every repetition: exact) vs allowed "
+                f"{100 * gate.max_relative_loss:g} %")
+        return GateResult(loss < gate.max_relative_loss, loss > gate.max_relative_loss, text)
     keys = [k for k in ROUND_KEYS if k in rows.columns]
     pairs = cand.merge(base, on=keys, suffixes=("_c", "_b")) if paired and len(keys) == len(ROUND_KEYS) else None
     if pairs is not None and len(pairs) >= stats.MIN_REPETITIONS:

@@ -4,5 +4,6 @@ models.py      build_model, count_parameters, SIZES
 objectives.py  make_objective(arm) -> baseline | eitp-paper | eitp-coded
 eitp_paper.py  the paper's formulas, computed honestly and differentiably
 eitp_coded.py  the reference code's loss, reproduced term by term
-compress.py    serialized size, int8 control arm, EIT-P's prune → distil → quantise pipeline
+compress.py    packed size on disk (bitmask for pruned weights, int8 tied embedding), int8 control arm,
+               EIT-P's prune → distil → quantise pipeline
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 TASK_ORDER = ("train", "lm", "retrieval", "generate", "compress", "theory", "derivation")
 COMPRESSION_ARMS = {"eitp-compressed": "eitp-paper", "baseline-int8": "baseline"}  # arm → trained arm
 
-COMPRESSION_TASKS = ("compress",)
+COMPRESSION_TASKS = ("generate", "compress")  # what a compressed artefact can be asked to do
 
 # ablation arm → the one EIT-P term it keeps (the λ of the other two is 0)
 ABLATION_TERMS = {
@@ -28,6 +28,6 @@ def objective_arm(arm: str) -> str:
 
 
 def tasks_for_arm(arm: str, tasks: list[str]) -> list[str]:
-    """The suite's tasks this arm runs, in TASK_ORDER (compression arms: compress only)."""
+    """The suite's tasks this arm runs, in TASK_ORDER (compression arms: generate and compress)."""
     allowed = COMPRESSION_TASKS if arm in COMPRESSION_ARMS else TASK_ORDER
     return [t for t in TASK_ORDER if t in tasks and t in allowed]
