@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from eitp_bench.errors import UserError
-from eitp_bench.records import MEASURED_METHODS
+from eitp_bench.analysis.resultset import measured_only
 
 VERIFIED, REFUTED, INCONCLUSIVE = "VERIFIED", "REFUTED", "INCONCLUSIVE"
 NOT_MEASURED, NO_DATA = "NOT MEASURED", "NO DATA"
@@ -606,7 +606,7 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
         if e is not None:
             if windows:
                 e = e[e["window"].isin(windows)]
-            valid = e[e["method"].isin(MEASURED_METHODS) & e["joules"].notna()]
+            valid = measured_only(e)
             measured_ids = set(valid["run_id"])
             # Why measured joules were missing: flags on the unmeasured runs' entries and the meters used.
             cols = [c for c in ("meter", "device", "domain", "method") if c in e.columns]

@@ -124,33 +124,23 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
 
 
 def _verdict_groups(frames: Frames, claim_set, n_resamples, max_groups) -> tuple[list[GroupFindings], list[str]]:
-    """One verdict table per (suite, configuration, hardware profile): claims are never judged across
-    machines or across different configurations that share a suite name."""
+    """One verdict table per comparability key (configuration hash × hardware profile): claims are never
+    judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
+    from eitp_bench.analysis.resultset import ResultSet
 
-    metrics, energy = frames.metrics, frames.energy
-    if len(metrics) == 0:
-        return [], []
-    keys = ["suite", "suite_config_hash", "hardware_profile_id"]
-    metrics = metrics.assign(hardware_profile_id=metrics["hardware_profile_id"].fillna("unknown"))
-    if energy is not None and len(energy):
-        energy = energy.assign(hardware_profile_id=energy["hardware_profile_id"].fillna("unknown"))
-    latest = metrics.groupby(keys, dropna=False, sort=False)["started_at"].max().sort_values(ascending=False)
-    omitted = [f"{s} ({h[:8]}) · {p}" for s, h, p in latest.index[max_groups:]]
+    all_groups = ResultSet(frames).groups()
+    omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
     groups = []
-    by_key = dict(iter(metrics.groupby(keys, dropna=False, sort=False)))
-    for suite, config_hash, profile in latest.index[:max_groups]:  # most recent first
-        m = by_key[(suite, config_hash, profile)]
-        e = energy
-        if energy is not None and len(energy):
-            e = energy[(energy["suite_config_hash"] == config_hash) & (energy["hardware_profile_id"] == profile)]
-        experiment = describe_experiment(str(suite), str(config_hash), (frames.configs or {}).get(config_hash), m)
+    for g in all_groups[:max_groups]:  # most recent first
+        m, e = g.metrics, g.energy
+        experiment = describe_experiment(g.suite, g.key.config_hash, g.config, m)
         arms = set(map(str, m["arm"].unique()))
         claims = [c for c in claim_set.claims if c.candidate in arms and (c.baseline is None or c.baseline in arms)]
         not_run = [c.id for c in claim_set.claims if c not in claims]
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples)
         groups.append(GroupFindings(
-            str(suite), str(config_hash), str(profile), experiment,
+            g.suite, g.key.config_hash, g.key.hardware_profile_id, experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
             claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(m),
@@ -312,12 +302,12 @@ def _energy_table(frames: Frames) -> list[dict]:
 
 
 def _measured_additive(frames: Frames):
-    from eitp_bench.records import MEASURED_METHODS
+    from eitp_bench.analysis.resultset import measured_only
 
-    e = _ok_energy(frames)
+    e = measured_only(_ok_energy(frames))
     if e is None:
         return None
-    e = e[e["method"].isin(MEASURED_METHODS) & e["joules"].notna() & e["domain"].isin(ADDITIVE_DOMAINS)]
+    e = e[e["domain"].isin(ADDITIVE_DOMAINS)]
     return e if len(e) else None
 
 
