@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--store", action="store_true", help="also time through a real Store")
     args = parser.parse_args()
     reps = max(1, args.runs // 11 // args.suites)  # 11 runs per repetition
-    records = [r for s in range(args.suites)
+    # each suite its own configuration (hash), as in a real store: judged apart
+    records = [r.model_copy(update={"suite_config_hash": f"cfg-{s:03d}"}) for s in range(args.suites)
                for r in eitp_records(n_reps=reps, seed=s, suite=f"nightly-{s:03d}", failed=1, started0=10_000 * s)]
     frames = frames_from_records(records)
     print(f"suites={args.suites} repetitions per arm={reps} runs={len(frames['runs'])} metric rows={len(frames['metrics'])} energy rows={len(frames['energy'])}")

@@ -221,3 +221,19 @@ def test_quality_gate_is_non_inferiority():
     f = frames_from_records(recs)
     v = judge_claims(f["metrics"], f["energy"], [claim])[0]
     assert v.verdict == REFUTED and "quality gate failed" in v.reason
+
+
+def test_a_round_stored_twice_pairs_one_to_one():
+    """Two runs of one configuration (the same seeds twice) give 2n pairs, never n² cross pairs."""
+    from eitp_bench.analysis.claims import _paired
+
+    recs = ab_records("tokens_per_s", "generate", [200.0] * 5, [100.0] * 5)
+    recs += ab_records("tokens_per_s", "generate", [210.0] * 5, [100.0] * 5)
+    f = frames_from_records(recs)
+    claim = speed_claim(1.5)
+    m = f["metrics"]
+    cols = ["run_id", "value", "size", "seed", "repetition"]
+    samples = {a: m[m["arm"] == a][cols] for a in ("eitp-paper", "baseline")}
+    pairs = _paired(samples, claim)
+    assert len(pairs) == 10
+    assert sorted(pairs["value_c"] / pairs["value_b"]) == [2.0] * 5 + [2.1] * 5

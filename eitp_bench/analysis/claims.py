@@ -402,7 +402,10 @@ def _paired(samples: dict, claim: Claim):
     cand, base = samples[claim.candidate], samples[claim.baseline]
     if not all(k in cand.columns and k in base.columns for k in ROUND_KEYS):
         return None
-    both = cand.merge(base, on=ROUND_KEYS, suffixes=("_c", "_b"))
+    # One-to-one: a round stored twice (a rerun of the same configuration) pairs its n-th copy with
+    # the other arm's n-th copy, never every copy with every copy.
+    cand, base = (df.assign(_copy=df.groupby(ROUND_KEYS, sort=False).cumcount()) for df in (cand, base))
+    both = cand.merge(base, on=ROUND_KEYS + ["_copy"], suffixes=("_c", "_b"))
     return both if len(both) else None
 
 
@@ -576,8 +579,7 @@ def _check_gate(claim: Claim, metrics_df, *, paired: bool = True) -> GateResult:
         text = (f"{gate.metric}: quality loss {100 * loss:+.2f} % (the same in every repetition: exact) vs allowed "
                 f"{100 * gate.max_relative_loss:g} %")
         return GateResult(loss < gate.max_relative_loss, loss > gate.max_relative_loss, text)
-    keys = [k for k in ROUND_KEYS if k in rows.columns]
-    pairs = cand.merge(base, on=keys, suffixes=("_c", "_b")) if paired and len(keys) == len(ROUND_KEYS) else None
+    pairs = _paired({claim.candidate: cand, claim.baseline: base}, claim) if paired else None
     if pairs is not None and len(pairs) >= stats.MIN_REPETITIONS:
         g = stats.non_inferiority(pairs["value_c"], pairs["value_b"], max_relative_loss=gate.max_relative_loss,
                                   direction=gate.direction, paired=True)
