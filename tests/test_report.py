@@ -218,3 +218,10 @@ def test_theorem_3_gets_exactly_one_verdict_in_the_whole_report():
     theorem3_lines = [line for line in items if "Theorem 3" in line or "theorem-3" in line]
     judged = [w for line in theorem3_lines for w in verdict_words if w in line]
     assert judged.count("REFUTED") >= 1 and set(judged) == {"REFUTED"}, judged
+
+
+def test_the_verdict_column_comes_right_after_the_claim_so_narrow_screens_never_clip_it():
+    html = build_report(frames_from_records(eitp_records(n_reps=5)), n_resamples=500)
+    rows = re.findall(r"<tr>\s*<td><b>([^<]+)</b>.*?</td>\s*<td class=\"verdict\"><span class=\"badge", html, flags=re.S)
+    assert "inference-speedup" in rows and "perplexity" in rows
+    assert 'table.verdicts td.verdict { white-space: nowrap; }' in html
