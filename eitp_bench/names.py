@@ -118,6 +118,21 @@ def direction(name: str) -> Optional[Direction]:
     return None
 
 
+# ---- measured or estimated: one encoding for metric names ----------------------------------------
+# An energy figure's method is in its EnergyEntry (counter, sampled, estimated); a joules *metric* made
+# from estimates carries this suffix, so no estimate can pose as a measurement under the plain name.
+ESTIMATED_SUFFIX = "_estimated"
+
+
+def estimated(name: str) -> str:
+    """The name of a joules metric computed from estimated (not measured) energy."""
+    return f"{name}{ESTIMATED_SUFFIX}"
+
+
+def is_estimated(name: str) -> bool:
+    return split_at(name)[0].endswith(ESTIMATED_SUFFIX)
+
+
 def spec(name: str) -> Optional[MetricSpec]:
     """The declaration of a metric (by its base name), or None."""
-    return METRICS.get(split_at(name)[0].removesuffix("_estimated"))
+    return METRICS.get(split_at(name)[0].removesuffix(ESTIMATED_SUFFIX))

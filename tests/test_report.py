@@ -225,3 +225,15 @@ def test_the_verdict_column_comes_right_after_the_claim_so_narrow_screens_never_
     rows = re.findall(r"<tr>\s*<td><b>([^<]+)</b>.*?</td>\s*<td class=\"verdict\"><span class=\"badge", html, flags=re.S)
     assert "inference-speedup" in rows and "perplexity" in rows
     assert 'table.verdicts td.verdict { white-space: nowrap; }' in html
+
+
+def test_co2_is_shown_when_recorded():
+    from synthetic_store import record
+
+    from eitp_bench.analysis.task_tables import task_tables
+
+    recs = [record(arm, "train", rep, {"co2_kg": 0.002, "codecarbon_peer_energy_kwh": 0.01})
+            for arm in ("baseline", "eitp-paper") for rep in range(2)]
+    tables = {t.title: t for t in task_tables(frames_from_records(recs)["metrics"])}
+    co2 = tables["CO₂ (codecarbon, offline)"]
+    assert [row[:3] for row in co2.rows] == [["train", "baseline", 0.002], ["train", "eitp-paper", 0.002]]

@@ -32,6 +32,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from eitp_bench import names
 from eitp_bench.errors import UserError
 from eitp_bench.analysis.resultset import measured_only
 
@@ -601,7 +602,7 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
     for arm, df in samples.items():
         arm_rows = rows[rows["arm"] == arm]
         run_ids = set(arm_rows["run_id"])
-        named = arm_rows[arm_rows["name"].isin([metric, f"{metric}_estimated"])]
+        named = arm_rows[arm_rows["name"].isin([metric, names.estimated(metric)])]
         windows = set(named["window"].dropna()) if "window" in named.columns else set()
         e = energy_df[energy_df["run_id"].isin(run_ids)] if energy_df is not None and len(energy_df) else None
         measured_ids = set()

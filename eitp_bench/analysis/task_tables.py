@@ -31,7 +31,7 @@ def task_tables(metrics) -> list[Table]:
     m = metrics[metrics["status"] == "ok"] if "status" in metrics.columns else metrics
     med = m.groupby(["task", "arm", "name"], sort=True)["value"].median()
     count = m.groupby(["task", "arm", "name"], sort=True)["value"].size()
-    tables = [_generation(med, count), _retrieval(med), _compression(med), _perplexity(med)]
+    tables = [_generation(med, count), _retrieval(med), _compression(med), _perplexity(med), _co2(med)]
     return [t for t in tables if t is not None and t.rows]
 
 
@@ -100,3 +100,12 @@ def _perplexity(med) -> Optional[Table]:
                      _value(med, "lm", arm, "val_accuracy")])
     return Table("Language modelling", ["arm", "val ppl", "best achievable ppl", "ratio to best", "next-token accuracy"],
                  rows, "best achievable = exp(entropy rate) of the Markov source; empty on real text")
+
+
+def _co2(med) -> Optional[Table]:
+    """CO₂ per task and arm, when the suite recorded it (meters.co2_country): codecarbon's figures."""
+    rows = [[task, arm, float(med.loc[(task, arm, "co2_kg")]),
+             _value(med, task, arm, "codecarbon_peer_energy_kwh")]
+            for task, arm, name in med.index if name == "co2_kg"]
+    return Table("CO₂ (codecarbon, offline)", ["task", "arm", "kg CO₂eq", "codecarbon's energy estimate (kWh)"], rows,
+                 "codecarbon's own energy figure is a peer's estimate, never part of our joules")

@@ -61,10 +61,10 @@ def _per_arm_min(m, name: str) -> dict[str, float]:
     return {str(a): float(v) for a, v in rows.groupby("arm")["value"].min().items()}
 
 
-def _first(m, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
-    """Per arm, the first of `names` present, and which one (so an estimate says it is one)."""
+def _first(m, candidates: list[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """Per arm, the first of `candidates` present, and which one (so an estimate says it is one)."""
     values, which = {}, {}
-    for name in names:
+    for name in candidates:
         for arm, v in _per_arm(m, name).items():
             if arm not in values:
                 values[arm], which[arm] = v, name
@@ -101,7 +101,7 @@ def _landauer_section(frames, m, t: float) -> Optional[str]:
     arms = sorted(set().union(*bounds.values()))
     if not arms:
         return None
-    jpt, which = _first(m, ["joules_per_token", "gen_joules_per_token", "joules_per_token_estimated"])
+    jpt, which = _first(m, ["joules_per_token", "gen_joules_per_token", names.estimated("joules_per_token")])
     methods = _generate_methods(frames)
     rows = []
     for arm in arms:
@@ -147,7 +147,7 @@ def _emin_section(m, t: float, theorem3: Optional[list] = None) -> Optional[str]
     degenerate = {st: {a for a, v in _per_arm_max(m, pe.degenerate_metric(st)).items() if v >= 1.0} for st in storages}
     t1 = _per_arm(m, pe.E_MIN_PAPER_T1_METRIC)
     measured = _per_arm(m, "train_joules")
-    estimated = _per_arm(m, "train_joules_estimated")
+    estimated = _per_arm(m, names.estimated("train_joules"))
 
     def cell(value: Optional[float], st: str, arm: str, digits: int = 3) -> str:
         text = _num(value, digits)
@@ -239,11 +239,11 @@ def _ladder_section(m, t: float, profile) -> Optional[str]:
     from eitp_bench.theory.ladder import ladder_rungs
 
     extra = []
-    for names, per, what in ((["joules_per_token", "joules_per_token_estimated"], "token", "inference"),
-                             (["train_joules_per_step", "train_joules_per_step_estimated"], "step", "training step")):
-        values, which = _first(m, names)
+    for metrics, per, what in ((["joules_per_token", names.estimated("joules_per_token")], "token", "inference"),
+                               (["train_joules_per_step", names.estimated("train_joules_per_step")], "step", "training step")):
+        values, which = _first(m, metrics)
         for arm, v in sorted(values.items()):
-            est = which[arm].endswith("_estimated")
+            est = names.is_estimated(which[arm])
             extra.append({"name": f"{arm}: {what}{' (ESTIMATED)' if est else ''}", "joules": v, "per": per,
                           "method": "estimated" if est else "measured", "source": "this suite"})
     if not extra:

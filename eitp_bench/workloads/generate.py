@@ -82,10 +82,10 @@ class GenerationResult:
             Metric(name=names.at("tokens_per_s", tag), value=self.tokens / total, unit="tokens/s", window=w),
         ]
         if self.window is not None:
-            for kind, attr in (("", "measured_joules"), ("_estimated", "estimated_joules")):
+            for metric, attr in (("joules_per_token", "measured_joules"), (names.estimated("joules_per_token"), "estimated_joules")):
                 joules = getattr(self.window, attr)
                 if joules is not None:
-                    out.append(Metric(name=names.at(f"joules_per_token{kind}", tag), value=joules / self.tokens,
+                    out.append(Metric(name=names.at(metric, tag), value=joules / self.tokens,
                                       unit="J/token", window=w))
         if headline:  # EIT-P's own setting (sampling, batch 1) under the plain names the claims read
             out += [Metric(name=names.split_at(m.name)[0], value=m.value, unit=m.unit, window=m.window) for m in out]

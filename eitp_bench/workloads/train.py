@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import torch
 
+from eitp_bench import names
 from eitp_bench.records import EnergyEntry, Metric
 
 
@@ -160,11 +161,11 @@ class TrainResult:
         if self.forward_passes_per_step is not None:
             out.append(Metric(name="forward_passes_per_step", value=self.forward_passes_per_step, unit="1"))
         # Joules: measured and estimated are separate metrics; estimates never pose as measurements.
-        for kind, attr in (("", "measured_joules"), ("_estimated", "estimated_joules")):
+        for name, attr in ((lambda n: n, "measured_joules"), (names.estimated, "estimated_joules")):
             total = _sum_joules(self.windows, attr)
             if total is not None:
-                out.append(Metric(name=f"train_joules{kind}", value=total, unit="J", window="train"))
-                out.append(Metric(name=f"train_joules_per_step{kind}", value=total / self.steps, unit="J", window="train"))
+                out.append(Metric(name=name("train_joules"), value=total, unit="J", window="train"))
+                out.append(Metric(name=name("train_joules_per_step"), value=total / self.steps, unit="J", window="train"))
         if self.target_val_loss is not None:
             hit = self.reached
             out.append(Metric(name="target_val_loss", value=self.target_val_loss, unit="nats/token"))
@@ -175,7 +176,8 @@ class TrainResult:
                 if hit.measured_j is not None:
                     out.append(Metric(name="joules_to_target", value=hit.measured_j, unit="J", window="train"))
                 if hit.estimated_j is not None:
-                    out.append(Metric(name="joules_to_target_estimated", value=hit.estimated_j, unit="J", window="train"))
+                    out.append(Metric(name=names.estimated("joules_to_target"), value=hit.estimated_j, unit="J",
+                                      window="train"))
         for name, value in sorted(self.components.items()):
             out.append(Metric(name=f"loss_component:{name}", value=float(value), unit="1"))
         return out
