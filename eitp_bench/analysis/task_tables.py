@@ -77,27 +77,25 @@ def _retrieval(med) -> Optional[Table]:
                  rows, "median accuracy over repetitions; chance = 1 / number of value symbols")
 
 
-def _compression(med) -> Optional[Table]:
+def _arm_rows(med, task: str, metrics: list[str]) -> list[list[Any]]:
+    """One row per arm of `task`: the arm, then each metric's median; arms without the first are skipped."""
     rows = []
-    for arm in _arms(med, "compress"):
-        size = _value(med, "compress", arm, "model_bytes")
-        if size is None:
-            continue
-        rows.append([arm, size, _value(med, "compress", arm, "model_bytes_uncompressed"),
-                     _value(med, "compress", arm, "compression_ratio"), _value(med, "compress", arm, "val_ppl"),
-                     _value(med, "compress", arm, "val_ppl_uncompressed"), _value(med, "compress", arm, "accuracy_drop")])
+    for arm in _arms(med, task):
+        values = [_value(med, task, arm, name) for name in metrics]
+        if values[0] is not None:
+            rows.append([arm] + values)
+    return rows
+
+
+def _compression(med) -> Optional[Table]:
+    rows = _arm_rows(med, "compress", ["model_bytes", "model_bytes_uncompressed", "compression_ratio", "val_ppl",
+                                       "val_ppl_uncompressed", "accuracy_drop"])
     return Table("Compression", ["arm", "bytes", "bytes before", "ratio", "ppl after", "ppl before", "accuracy drop"],
                  rows, "bytes of the serialized artefact on disk")
 
 
 def _perplexity(med) -> Optional[Table]:
-    rows = []
-    for arm in _arms(med, "lm"):
-        ppl = _value(med, "lm", arm, "val_ppl")
-        if ppl is None:
-            continue
-        rows.append([arm, ppl, _value(med, "lm", arm, "optimal_ppl"), _value(med, "lm", arm, "ppl_ratio_to_optimal"),
-                     _value(med, "lm", arm, "val_accuracy")])
+    rows = _arm_rows(med, "lm", ["val_ppl", "optimal_ppl", "ppl_ratio_to_optimal", "val_accuracy"])
     return Table("Language modelling", ["arm", "val ppl", "best achievable ppl", "ratio to best", "next-token accuracy"],
                  rows, "best achievable = exp(entropy rate) of the Markov source; empty on real text")
 
