@@ -54,6 +54,9 @@ def describe_experiment(suite: str, config_hash: str, config: Optional[dict], me
         exp.note = f"the stored suite config does not validate under this version ({err.error_count()} problems)"
         return exp
     exp.regime, exp.regime_text = _regime(suite_cfg)
+    t = suite_cfg.train
+    exp.regime_text += (f"; scale: {'/'.join(suite_cfg.sizes)} model, {suite_cfg.repetitions} rounds per arm, "
+                        f"{t.steps} training steps × batch {t.batch_size} on {suite_cfg.device}")
     exp.smoke = suite_cfg.kind == "smoke"
     exp.settings = {arm: effective_settings(suite_cfg, arm) for arm in arms if arm in suite_cfg.arms}
     _check_recorded_lr(exp, metrics)
