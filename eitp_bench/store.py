@@ -321,6 +321,24 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying while another process opens the same new file: SQLite answers a
+    journal-mode change that races another connection with SQLITE_BUSY at once, without its busy handler."""
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _io_error(path: Path, err: sqlite3.Error) -> UserError:
     return UserError(
         f"cannot write the results store {path}: {err}",
@@ -352,7 +370,7 @@ class Store:
             raise _io_error(path, err) from None
         try:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against app crashes
             _migrate(conn, path)
