@@ -355,9 +355,13 @@ def test_amd_mirrored_dies_counted_once_and_said_so(tmp_path):
     fake = FakePowercap(tmp_path)
     watts, _ = build_layout(fake, "amd-mirrored-dies")
     clock = FakeClock()
-    got, truth = drive(fake, scripted(fake, clock), clock, watts, seconds=2.0)
+    meter = scripted(fake, clock)
+    got, truth = drive(fake, meter, clock, watts, seconds=2.0)
     pkg = got[("cpu:0", "package")]
     assert pkg.joules == truth["intel-rapl:0"] / 1e6 == pytest.approx(262.0)  # 131 W × 2 s, not 524 J
+    timeline = {round(s.watts, 6) for s in meter.power_samples(0, 1e9) if s.domain == "package"}
+    assert timeline == {131.0}  # the timeline counts the socket once too
+    assert meter.info()["die_groups"] == [{"zones": ["intel-rapl:0", "intel-rapl:1"], "mirrored": True}]
     assert has_flag(pkg, "die_mirror", "counted once") and not has_flag(pkg, "die_sum")
     die1 = got[("cpu:0", "package-die-1")]
     assert die1.joules == pkg.joules and has_flag(die1, "die_mirror", "never add it")  # kept, and flagged

@@ -22,7 +22,8 @@ What we report, one channel per zone, each zone counted once (by real path):
 Wraparound: a poller thread reads every zone every P seconds, P = range / (2 · Pmax) clamped to
 [1 ms, 1 s], so at most one wrap can pass between reads. A backwards step is one wrap; a step
 that even one wrap cannot explain (over Pmax, a reset, an unreadable range, a gap long enough
-for a whole range) makes that zone invalid from then on, with the reason. Marks read every zone
+for a whole range) makes that zone invalid for the windows that hold the step (below); a read
+error makes it invalid from then on, with the reason. Marks read every zone
 synchronously under the same lock, so window edges are exact.
 
 Faults are flagged, never passed off:
@@ -440,8 +441,11 @@ class RaplMeter(Meter):
             "root": str(self.root),
             "poll_interval_s": self.poll_interval,
             "zones": [{"zone": z.zone_id, "name": z.name, "device": z.device, "domain": z.domain,
-                       "max_energy_range_uj": z.max_range_uj, "pmax_w": z.pmax_w,
+                       "max_energy_range_uj": z.max_range_uj, "pmax_w": z.pmax_w, "pmax_source": z.pmax_source,
                        "unavailable": z.unavailable} for z in self.zones],
+            "die_groups": [{"zones": [self.zones[i].zone_id for i in idx], "mirrored": self._mirror[g]}
+                           for g, idx in enumerate(self._groups)],
+            "stall_threshold_s": STALL_S,
             "dropped": list(self.dropped),
         }
 
@@ -664,12 +668,16 @@ class RaplMeter(Meter):
         """ΔE/Δt between consecutive poller reads ending in [t0, t1], per channel."""
         with self._lock:
             reads = [r for r in self._history if r.by_poller]
+            mirrored = list(self._mirror)
         out = []
         for a, b in zip(reads, reads[1:]):
             if not (t0 <= b.t <= t1) or b.t - a.t <= 0:
                 continue
             for spec in self._specs:
-                vals = [(a.totals[i], b.totals[i]) for i in spec.zones]
+                zones = spec.zones
+                if spec.group is not None and mirrored[spec.group]:
+                    zones = zones[:1]  # one socket counter seen through each die: once
+                vals = [(a.totals[i], b.totals[i]) for i in zones]
                 if any(x is None or y is None for x, y in vals):
                     continue
                 watts = sum(y - x for x, y in vals) / 1e6 / (b.t - a.t)
