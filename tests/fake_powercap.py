@@ -251,7 +251,7 @@ class Simulator:
 # Each builder makes one machine's tree and returns (watts per driven zone, expected channels): the
 # channel (device, domain) -> the driven zones whose true energy it must report (summed).
 
-LAYOUTS = ("intel-1s", "intel-2s-psys-mmio", "amd-mirrored-dies", "cascade-lake-ap")
+LAYOUTS = ("intel-1s", "intel-2s-psys-mmio", "amd-mirrored-dies", "cascade-lake-ap", "intel-hybrid-client")
 
 
 def build_layout(fake: "FakePowercap", layout: str, max_range_uj: Optional[int] = INTEL_RANGE_UJ
@@ -289,6 +289,14 @@ def build_layout(fake: "FakePowercap", layout: str, max_range_uj: Optional[int] 
         expect = {("cpu:0", "package"): ["intel-rapl:0", "intel-rapl:1"],
                   ("cpu:0", "dram"): ["intel-rapl:0:0", "intel-rapl:1:0"],
                   ("cpu:0", "package-die-0"): ["intel-rapl:0"], ("cpu:0", "dram-die-1"): ["intel-rapl:1:0"]}
+    elif layout == "intel-hybrid-client":
+        # Alder Lake-like laptop: package (core, uncore = iGPU), psys, and the package again via MMIO.
+        fake.add_package(0, max_range_uj=max_range_uj, children=("core", "uncore"), energy_uj=42)
+        fake.add_psys(1, max_range_uj=max_range_uj)
+        fake.add_mmio_duplicate(0, "package-0", max_range_uj, mirror_of="intel-rapl:0")
+        watts = {"intel-rapl:0": 28.0, "intel-rapl:0:0": 19.0, "intel-rapl:0:1": 2.5, "intel-rapl:1": 45.0}
+        expect = {("cpu:0", "package"): ["intel-rapl:0"], ("cpu:0", "core"): ["intel-rapl:0:0"],
+                  ("cpu:0", "uncore"): ["intel-rapl:0:1"], ("platform", "psys"): ["intel-rapl:1"]}
     else:
         raise ValueError(f"unknown layout {layout!r}; have {LAYOUTS}")
     return watts, expect
