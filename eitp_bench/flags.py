@@ -26,13 +26,15 @@ CODES: dict[str, str] = {
     # joules are kept, with a caveat
     "short_window": "window shorter than the counter's update period: 0 or 1 steps, or the sampled integral instead",
     "few_updates": "window under 10 counter updates: quantisation error up to one update's energy",
-    "stalled": "the counter did not move while power was drawn: the sampled integral is reported instead",
+    "stalled": "the counter did not move for longer than its update period allows (RAPL: whole window -> joules "
+               "null, part of it -> kept with the span; NVML: the sampled integral is reported instead)",
     "sampled_fallback": "no usable energy counter: power samples are integrated over time",
     "crosscheck_mismatch": "the energy counter and the integrated power samples disagree beyond the tolerance",
     "averaged_power": "power samples are the driver's 1-s average: they lag changes in power",
     "module_scope": "power read at module scope (Grace Hopper: GPU + CPU + memory), not the GPU alone",
     "mig_whole_gpu": "MIG: the figure is the whole GPU's, not one MIG instance's",
     "die_sum": "package energy summed from per-die zones (no plain package zone)",
+    "die_mirror": "per-die zones advance identically (one socket counter mirrored per die, AMD): counted once",
     "history_truncated": "older reads fell out of the ring buffer: max_gap_s covers only the reads kept",
     # estimates
     "estimated": "estimated (CPU time × TDP ÷ cores), not measured",

@@ -50,12 +50,19 @@ class FakePowercap:
         self._range: dict[str, int] = {}
         self._total: dict[str, int] = {}  # µJ ever added, unwrapped: the truth
         self._raw: dict[str, int] = {}
+        self._mirrors: dict[str, list[str]] = {}  # zone -> zones that show its counter (AMD dies, MMIO)
+        self._mirror_of: dict[str, str] = {}
         self.lock = threading.RLock()  # held while a counter changes; `Simulator.paused` holds it
 
     # --- building -----------------------------------------------------------------------
     def add_zone(self, zone_id: str, name: str, max_range_uj: Optional[int] = INTEL_RANGE_UJ,
-                 parent: Optional[str] = None, energy_uj: int = 0) -> str:
-        """One zone folder with name, energy_uj and (unless None) max_energy_range_uj, plus its flat link."""
+                 parent: Optional[str] = None, energy_uj: int = 0, mirror_of: Optional[str] = None,
+                 max_power_uw: Optional[int] = None) -> str:
+        """One zone folder with name, energy_uj and (unless None) max_energy_range_uj, plus its flat link.
+
+        mirror_of: this zone shows another zone's counter (written together with it): an AMD die zone
+        that reads the socket-wide register, or an MMIO view of an MSR zone. max_power_uw: write the
+        constraint files (long_term limit and max power) the kernel exposes for a zone."""
         control = zone_id.split(":")[0]  # intel-rapl or intel-rapl-mmio
         control_dir = self.devices / control
         if not control_dir.exists():
@@ -67,10 +74,20 @@ class FakePowercap:
         (folder / "name").write_text(name + "\n")
         if max_range_uj is not None:
             (folder / "max_energy_range_uj").write_text(f"{max_range_uj}\n")
+        if max_power_uw is not None:
+            (folder / "constraint_0_name").write_text("long_term\n")
+            (folder / "constraint_0_power_limit_uw").write_text(f"{max_power_uw * 4 // 5}\n")
+            (folder / "constraint_0_max_power_uw").write_text(f"{max_power_uw}\n")
         _symlink(self.root / zone_id, folder)
         self._zones[zone_id] = folder
         self._range[zone_id] = max_range_uj if max_range_uj is not None else INTEL_RANGE_UJ
-        self.set_energy(zone_id, energy_uj)
+        if mirror_of is not None:
+            self._mirrors.setdefault(mirror_of, []).append(zone_id)
+            self._mirror_of[zone_id] = mirror_of
+            self._range[zone_id] = self._range[mirror_of]
+            self._write(zone_id, self._raw[mirror_of])
+        else:
+            self.set_energy(zone_id, energy_uj)
         return zone_id
 
     def add_package(self, index: int, name: Optional[str] = None, max_range_uj: Optional[int] = INTEL_RANGE_UJ,
@@ -84,9 +101,9 @@ class FakePowercap:
         return zone_id
 
     def add_mmio_duplicate(self, index: int = 0, name: str = "package-0",
-                           max_range_uj: Optional[int] = INTEL_RANGE_UJ) -> str:
+                           max_range_uj: Optional[int] = INTEL_RANGE_UJ, mirror_of: Optional[str] = None) -> str:
         """intel-rapl-mmio:<index>: the same package seen through the MMIO interface."""
-        return self.add_zone(f"intel-rapl-mmio:{index}", name, max_range_uj)
+        return self.add_zone(f"intel-rapl-mmio:{index}", name, max_range_uj, mirror_of=mirror_of)
 
     def add_psys(self, index: int = 1, max_range_uj: Optional[int] = INTEL_RANGE_UJ) -> str:
         return self.add_zone(f"intel-rapl:{index}", "psys", max_range_uj)
@@ -101,6 +118,7 @@ class FakePowercap:
     # --- driving the counters -----------------------------------------------------------
     def set_energy(self, zone_id: str, uj: int) -> None:
         """Write the raw counter (a reset or a scripted value); the truth restarts from it."""
+        zone_id = self._mirror_of.get(zone_id, zone_id)
         with self.lock:
             self._total[zone_id] = int(uj)
             self._write(zone_id, int(uj))
@@ -110,6 +128,7 @@ class FakePowercap:
         return self.advance_uj(zone_id, round(joules * 1e6))
 
     def advance_uj(self, zone_id: str, uj: int) -> int:
+        zone_id = self._mirror_of.get(zone_id, zone_id)
         with self.lock:
             self._total[zone_id] += uj
             raw = (self._raw[zone_id] + uj) % self._range[zone_id]
@@ -118,6 +137,7 @@ class FakePowercap:
 
     def total_uj(self, zone_id: str) -> int:
         """Every µJ added to this zone since its last set_energy (unwrapped): the true energy."""
+        zone_id = self._mirror_of.get(zone_id, zone_id)
         with self.lock:
             return self._total[zone_id]
 
@@ -129,7 +149,17 @@ class FakePowercap:
         """A background thread adding constant watts to each zone every ~period_s (use as a context manager)."""
         return Simulator(self, watts, period_s)
 
+    def freeze(self, zone_id: str, frozen: bool = True) -> None:
+        """A stuck counter: energy still counts in the truth, but energy_uj stops changing."""
+        with self.lock:
+            self._frozen = getattr(self, "_frozen", set())
+            (self._frozen.add if frozen else self._frozen.discard)(zone_id)
+
     def _write(self, zone_id: str, raw: int) -> None:
+        for mirror in self._mirrors.get(zone_id, ()):
+            self._write(mirror, raw)
+        if zone_id in getattr(self, "_frozen", ()):
+            return
         self._raw[zone_id] = raw
         target = self._zones[zone_id] / "energy_uj"
         if self.in_place:
@@ -215,6 +245,61 @@ class Simulator:
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
             self.tick()
+
+
+# --- CPU layouts -------------------------------------------------------------------------
+# Each builder makes one machine's tree and returns (watts per driven zone, expected channels): the
+# channel (device, domain) -> the driven zones whose true energy it must report (summed).
+
+LAYOUTS = ("intel-1s", "intel-2s-psys-mmio", "amd-mirrored-dies", "cascade-lake-ap", "intel-hybrid-client")
+
+
+def build_layout(fake: "FakePowercap", layout: str, max_range_uj: Optional[int] = INTEL_RANGE_UJ
+                 ) -> tuple[dict[str, float], dict[tuple[str, str], list[str]]]:
+    if layout == "intel-1s":
+        fake.add_package(0, max_range_uj=max_range_uj, energy_uj=123_456)
+        watts = {"intel-rapl:0": 57.3, "intel-rapl:0:0": 31.9, "intel-rapl:0:1": 4.4, "intel-rapl:0:2": 7.1}
+        expect = {("cpu:0", "package"): ["intel-rapl:0"], ("cpu:0", "core"): ["intel-rapl:0:0"],
+                  ("cpu:0", "uncore"): ["intel-rapl:0:1"], ("cpu:0", "dram"): ["intel-rapl:0:2"]}
+    elif layout == "intel-2s-psys-mmio":
+        fake.add_package(0, max_range_uj=max_range_uj, children=("core", "dram"), energy_uj=1_000)
+        fake.add_package(1, max_range_uj=max_range_uj, children=("core", "dram"), energy_uj=9_999_999)
+        fake.add_psys(2, max_range_uj=max_range_uj)
+        fake.add_mmio_duplicate(0, "package-0", max_range_uj, mirror_of="intel-rapl:0")
+        watts = {"intel-rapl:0": 61.0, "intel-rapl:0:0": 40.0, "intel-rapl:0:1": 9.0,
+                 "intel-rapl:1": 48.5, "intel-rapl:1:0": 30.0, "intel-rapl:1:1": 8.25, "intel-rapl:2": 140.0}
+        expect = {("cpu:0", "package"): ["intel-rapl:0"], ("cpu:0", "dram"): ["intel-rapl:0:1"],
+                  ("cpu:1", "package"): ["intel-rapl:1"], ("cpu:1", "dram"): ["intel-rapl:1:1"],
+                  ("platform", "psys"): ["intel-rapl:2"]}
+    elif layout == "amd-mirrored-dies":
+        # Threadripper 1950X-like: two die zones, one socket counter (AMD's 15.3 µJ unit range).
+        rng = max_range_uj if max_range_uj != INTEL_RANGE_UJ else AMD_RANGE_UJ
+        fake.add_zone("intel-rapl:0", "package-0-die-0", rng, energy_uj=7_777_777)
+        fake.add_zone("intel-rapl:1", "package-0-die-1", rng, mirror_of="intel-rapl:0")
+        watts = {"intel-rapl:0": 131.0}
+        expect = {("cpu:0", "package"): ["intel-rapl:0"], ("cpu:0", "package-die-0"): ["intel-rapl:0"],
+                  ("cpu:0", "package-die-1"): ["intel-rapl:0"]}
+    elif layout == "cascade-lake-ap":
+        # Two real dies per package, each with its own counter and its own DRAM child.
+        fake.add_package(0, name="package-0-die-0", max_range_uj=max_range_uj, children=("dram",),
+                         energy_uj=3_141_592_653)
+        fake.add_package(1, name="package-0-die-1", max_range_uj=max_range_uj, children=("dram",),
+                         energy_uj=2_718_281_828)
+        watts = {"intel-rapl:0": 150.0, "intel-rapl:0:0": 12.5, "intel-rapl:1": 149.0, "intel-rapl:1:0": 11.0}
+        expect = {("cpu:0", "package"): ["intel-rapl:0", "intel-rapl:1"],
+                  ("cpu:0", "dram"): ["intel-rapl:0:0", "intel-rapl:1:0"],
+                  ("cpu:0", "package-die-0"): ["intel-rapl:0"], ("cpu:0", "dram-die-1"): ["intel-rapl:1:0"]}
+    elif layout == "intel-hybrid-client":
+        # Alder Lake-like laptop: package (core, uncore = iGPU), psys, and the package again via MMIO.
+        fake.add_package(0, max_range_uj=max_range_uj, children=("core", "uncore"), energy_uj=42)
+        fake.add_psys(1, max_range_uj=max_range_uj)
+        fake.add_mmio_duplicate(0, "package-0", max_range_uj, mirror_of="intel-rapl:0")
+        watts = {"intel-rapl:0": 28.0, "intel-rapl:0:0": 19.0, "intel-rapl:0:1": 2.5, "intel-rapl:1": 45.0}
+        expect = {("cpu:0", "package"): ["intel-rapl:0"], ("cpu:0", "core"): ["intel-rapl:0:0"],
+                  ("cpu:0", "uncore"): ["intel-rapl:0:1"], ("platform", "psys"): ["intel-rapl:1"]}
+    else:
+        raise ValueError(f"unknown layout {layout!r}; have {LAYOUTS}")
+    return watts, expect
 
 
 class FailingReader:

@@ -146,7 +146,8 @@ def test_measure_co2_is_codecarbons_figure_labelled_as_theirs(tmp_path):
     # (rightly) be flagged invalid, so this tree has a 2 kJ range like a slow-wrapping real counter.
     tree = FakePowercap(tmp_path / "sys")
     tree.add_package(0, max_range_uj=2_000_000_000)
-    with tree.simulate({"intel-rapl:0": PKG_W}):
+    # dram driven too: a counter that never moves is (rightly) flagged stalled with no joules
+    with tree.simulate({"intel-rapl:0": PKG_W, "intel-rapl:0:2": DRAM_W}):
         proc = cli("measure", "--json", "--co2", "FRA", "--", *SLEEP, env_root=tree.root)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from eitp_bench.energy.rapl import POLL_CAP_S, RaplMeter, unwrap_step
+from eitp_bench.energy.rapl import POLL_CAP_S, STALL_S, RaplMeter, unwrap_step
 from eitp_bench.errors import UserError
-from fake_powercap import INTEL_RANGE_UJ, FailingReader, FakePowercap
+from fake_powercap import INTEL_RANGE_UJ, LAYOUTS, FailingReader, FakePowercap, build_layout
 
 RANGE_20J = 20_000_000
 
@@ -308,10 +308,235 @@ def test_amd_die_zones_summed_into_package(tmp_path):
     fake.advance_uj("intel-rapl:0:0", 20_000_000)
     got = by_channel(meter.energy_between(begin, meter.mark()))
     assert set(got) == {("cpu:0", "package-die-0"), ("cpu:0", "package-die-1"), ("cpu:0", "core-die-0"),
-                        ("cpu:0", "core-die-1"), ("cpu:0", "package")}
-    assert got[("cpu:0", "package")].joules == 55.000001
+                        ("cpu:0", "core-die-1"), ("cpu:0", "package"), ("cpu:0", "core")}
+    assert got[("cpu:0", "package")].joules == 55.000001  # distinct counters: summed
     assert has_flag(got[("cpu:0", "package")], "die_sum", "sum of die zones")
     assert got[("cpu:0", "core-die-0")].joules == 20.0
+    # core-die-1 never moved in 1 s: stalled, so the summed core has no number either
+    assert got[("cpu:0", "core-die-1")].joules is None and has_flag(got[("cpu:0", "core-die-1")], "stalled")
+    assert got[("cpu:0", "core")].joules is None and has_flag(got[("cpu:0", "core")], "stalled")
+
+
+# --- CPU layouts: each figure within 0.2 % of the fake's truth (here exact to the µJ) ---------
+
+def drive(fake, meter, clock, watts, seconds=4.0, step_s=0.05):
+    """Advance every driven zone by watts × step at each poll; returns the window's entries."""
+    meter.start()
+    begin = meter.mark()
+    truth0 = {z: fake.total_uj(z) for z in watts}
+    for _ in range(round(seconds / step_s)):
+        clock.t += step_s
+        for zone, w in watts.items():
+            fake.advance_uj(zone, round(w * step_s * 1e6))
+        meter.poll()
+    got = by_channel(meter.energy_between(begin, meter.mark()))
+    return got, {z: fake.total_uj(z) - truth0[z] for z in watts}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_layouts_within_0_2_percent_of_truth(tmp_path, layout):
+    fake = FakePowercap(tmp_path)
+    watts, expect = build_layout(fake, layout)
+    clock = FakeClock()
+    got, truth = drive(fake, scripted(fake, clock), clock, watts)
+    for channel, zones in expect.items():
+        true_j = sum(truth[z] for z in zones) / 1e6
+        entry = got[channel]
+        assert entry.joules is not None, (channel, entry.flags)
+        assert entry.joules == pytest.approx(true_j, rel=0.002), channel
+        assert entry.joules == pytest.approx(true_j, abs=1e-6), channel  # in fact exact
+        assert not any(f.code == "stalled" for f in entry.flags)
+    # Exactly one package (and at most one dram) per socket: nothing counted twice.
+    sockets = {d for d, _ in got if d.startswith("cpu:")}
+    assert all(sum(1 for d, dom in got if d == s and dom == "package") == 1 for s in sockets)
+
+
+def test_amd_mirrored_dies_counted_once_and_said_so(tmp_path):
+    fake = FakePowercap(tmp_path)
+    watts, _ = build_layout(fake, "amd-mirrored-dies")
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    got, truth = drive(fake, meter, clock, watts, seconds=2.0)
+    pkg = got[("cpu:0", "package")]
+    assert pkg.joules == truth["intel-rapl:0"] / 1e6 == pytest.approx(262.0)  # 131 W × 2 s, not 524 J
+    timeline = {round(s.watts, 6) for s in meter.power_samples(0, 1e9) if s.domain == "package"}
+    assert timeline == {131.0}  # the timeline counts the socket once too
+    assert meter.info()["die_groups"] == [{"zones": ["intel-rapl:0", "intel-rapl:1"], "mirrored": True}]
+    assert has_flag(pkg, "die_mirror", "counted once") and not has_flag(pkg, "die_sum")
+    die1 = got[("cpu:0", "package-die-1")]
+    assert die1.joules == pkg.joules and has_flag(die1, "die_mirror", "never add it")  # kept, and flagged
+
+
+def test_cascade_lake_ap_dies_and_dram_children_summed(tmp_path):
+    fake = FakePowercap(tmp_path)
+    watts, _ = build_layout(fake, "cascade-lake-ap")
+    clock = FakeClock()
+    got, truth = drive(fake, scripted(fake, clock), clock, watts, seconds=2.0)
+    pkg, dram = got[("cpu:0", "package")], got[("cpu:0", "dram")]
+    assert pkg.joules == pytest.approx((150.0 + 149.0) * 2, abs=1e-6)  # balanced dies: still two counters
+    assert dram.joules == pytest.approx((12.5 + 11.0) * 2, abs=1e-6)
+    assert has_flag(pkg, "die_sum") and has_flag(dram, "die_sum", "dram")
+    assert not has_flag(pkg, "die_mirror")
+    assert got[("cpu:0", "dram-die-0")].joules == pytest.approx(25.0, abs=1e-6)  # per-die channels kept
+
+
+def test_distinct_dies_never_taken_for_mirrors_when_they_start_equal(tmp_path):
+    """Two distinct counters both at 0 look alike until they move: the window's deltas decide."""
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, name="package-0-die-0", children=())
+    fake.add_package(1, name="package-0-die-1", children=())
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    clock.t += 0.1
+    fake.advance_uj("intel-rapl:0", 10_000_000)
+    fake.advance_uj("intel-rapl:1", 5_000_000)
+    pkg = by_channel(meter.energy_between(begin, meter.mark()))[("cpu:0", "package")]
+    assert pkg.joules == 15.0 and has_flag(pkg, "die_sum")
+
+
+def test_mirror_read_straddling_an_update_stays_one_counter(tmp_path):
+    """One read that lands between the two die files' updates does not turn a mirror into a sum."""
+    fake = FakePowercap(tmp_path)
+    fake.add_zone("intel-rapl:0", "package-0-die-0", energy_uj=5_000_000)
+    fake.add_zone("intel-rapl:1", "package-0-die-1", mirror_of="intel-rapl:0")
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    clock.t += 0.5
+    fake.advance_uj("intel-rapl:0", 50_000_000)
+    fake._write("intel-rapl:1", fake.raw_uj("intel-rapl:0") - 100_000)  # die-1's file one update behind
+    meter.poll()
+    clock.t += 0.5
+    fake.advance_uj("intel-rapl:0", 50_000_000)
+    pkg = by_channel(meter.energy_between(begin, meter.mark()))[("cpu:0", "package")]
+    assert pkg.joules == 100.0 and has_flag(pkg, "die_mirror")
+
+
+# --- faults: flagged, never passed off ----------------------------------------------------
+
+def test_counter_that_never_moves_is_stalled_with_no_joules(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=("dram",))
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    for _ in range(10):
+        clock.t += 0.1
+        fake.advance_uj("intel-rapl:0", 1_000_000)  # the package moves, dram (a VM's frozen file) not
+        meter.poll()
+    got = by_channel(meter.energy_between(begin, meter.mark()))
+    dram = got[("cpu:0", "dram")]
+    assert dram.joules is None and has_flag(dram, "stalled", "over the whole window")
+    assert got[("cpu:0", "package")].joules == 10.0 and got[("cpu:0", "package")].flags == []
+
+
+def test_short_window_on_a_long_stalled_counter_is_stalled(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    clock.t += 2.0
+    meter.poll()
+    begin = meter.mark()
+    clock.t += 0.05  # 50 ms window, but the counter has not moved for 2 s
+    pkg = meter.energy_between(begin, meter.mark())[0]
+    assert pkg.joules is None and has_flag(pkg, "stalled", "2.050 s")
+
+
+def test_pause_under_the_threshold_is_not_a_stall(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    for k in range(10):
+        clock.t += STALL_S / 2
+        if k % 2:
+            fake.advance_uj("intel-rapl:0", 1_000_000)
+        meter.poll()
+    pkg = meter.energy_between(begin, meter.mark())[0]
+    assert pkg.joules == 5.0 and pkg.flags == []
+
+
+def test_counter_frozen_mid_window_keeps_joules_flagged_with_span(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    clock = FakeClock(0.0)
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    for k in range(20):  # 2 s at 10 W; the counter stops from t=1.0 s on
+        if k == 10:
+            fake.freeze("intel-rapl:0")
+        clock.t += 0.1
+        fake.advance_uj("intel-rapl:0", 1_000_000)
+        meter.poll()
+    pkg = meter.energy_between(begin, meter.mark())[0]
+    assert fake.total_uj("intel-rapl:0") == 20_000_000  # the truth: 20 J
+    assert pkg.joules == 10.0  # what the counter shows: kept, but never unflagged
+    assert has_flag(pkg, "stalled", "from t=1.000 to t=2.000 (1.000 s")
+    assert has_flag(pkg, "stalled", "joules kept")
+    # A later window once it counts again is clean.
+    fake.freeze("intel-rapl:0", False)
+    m = meter.mark()
+    clock.t += 0.1
+    fake.advance_uj("intel-rapl:0", 1_000_000)
+    later = meter.energy_between(m, meter.mark())[0]
+    assert later.joules == 1.0 and later.flags == []
+
+
+def test_impossible_jump_below_one_wrap_invalidates_only_that_window(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=("dram",))
+    clock = FakeClock()
+    meter = scripted(fake, clock, pmax_w={"package": 300.0})
+    meter.start()
+    m0 = meter.mark()
+    clock.t += 0.1
+    fake.advance_uj("intel-rapl:0", 10_000_000)  # 10 J in 0.1 s: 100 W, fine
+    fake.advance_uj("intel-rapl:0:0", 500_000)
+    m1 = meter.mark()
+    clock.t += 0.1
+    fake.advance_uj("intel-rapl:0", 500_000_000)  # 500 J in 0.1 s: 5 kW, far below one 262 kJ wrap
+    fake.advance_uj("intel-rapl:0:0", 500_000)
+    m2 = meter.mark()
+    clock.t += 0.1
+    fake.advance_uj("intel-rapl:0", 10_000_000)
+    fake.advance_uj("intel-rapl:0:0", 500_000)
+    m3 = meter.mark()
+    pkg = lambda a, b: by_channel(meter.energy_between(a, b))[("cpu:0", "package")]  # noqa: E731
+    bad = pkg(m0, m3)
+    assert bad.joules is None and has_flag(bad, "implausible_jump", "over the 300 W maximum")
+    assert pkg(m1, m2).joules is None
+    assert pkg(m0, m1).joules == 10.0 and pkg(m2, m3).joules == 10.0  # windows without the jump
+    assert by_channel(meter.energy_between(m0, m3))[("cpu:0", "dram")].joules == 1.5  # other zones go on
+
+
+def test_pmax_from_constraint_files(tmp_path):
+    fake = FakePowercap(tmp_path)
+    fake.add_zone("intel-rapl:0", "package-0", max_power_uw=125_000_000)  # 125 W max, 100 W long-term
+    fake.add_zone("intel-rapl:1", "package-1")
+    meter = scripted(fake)
+    z0, z1 = meter.zones
+    assert (z0.pmax_w, z0.pmax_source) == (375.0, "constraint files")  # 3 × the largest stated power
+    assert (z1.pmax_w, z1.pmax_source) == (1000.0, "default")
+    assert scripted(fake, pmax_w={"package": 50.0}).zones[0].pmax_source == "given"
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    clock.t += 1.0
+    fake.advance_uj("intel-rapl:0", 500_000_000)  # 500 J in 1 s: over 375 W, under the 1000 W default
+    fake.advance_uj("intel-rapl:1", 500_000_000)
+    got = by_channel(meter.energy_between(begin, meter.mark()))
+    assert got[("cpu:0", "package")].joules is None and has_flag(got[("cpu:0", "package")], "implausible_jump")
+    assert got[("cpu:1", "package")].joules == 500.0
 
 
 def test_die_zones_not_summed_when_plain_package_exists(tmp_path):

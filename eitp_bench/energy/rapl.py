@@ -8,16 +8,30 @@ sub-folders. A zone has `name`, `energy_uj` (a counter in µJ that wraps at
 What we report, one channel per zone, each zone counted once (by real path):
 - `package-N`            -> cpu:N / package   (contains core and uncore: never add those to it)
 - core, uncore, dram     -> cpu:N / core, uncore, dram (dram is NOT inside package: its own domain)
-- `package-N-die-M` (AMD multi-die, also Cascade Lake-AP) -> cpu:N / package-die-M, and when no plain
-  `package-N` zone exists, a summed cpu:N / package channel so totals still have one package per socket
+- `package-N-die-M` (AMD multi-die, also Cascade Lake-AP) -> cpu:N / package-die-M, their children
+  -> cpu:N / dram-die-M, core-die-M …; and, when no plain zone of that kind exists on the socket, one
+  cpu:N / package (dram, core …) channel per kind built from the die zones:
+    * mirrored dies (AMD Threadripper/EPYC: every die zone reads the same socket-wide counter) are
+      counted ONCE (flag `die_mirror`); summing them doubled the CPU energy in other tools;
+    * distinct dies (Intel Cascade Lake-AP: two real dies per package, each with its own counter and
+      its own DRAM child) are summed (flag `die_sum`), DRAM children into `dram`.
+  Which one is decided from the counters themselves (see `_update_mirrors`).
 - psys                   -> platform / psys (the whole SoC platform; contains package)
 - an `intel-rapl-mmio` zone whose name matches an MSR zone is the same package twice: dropped.
 
 Wraparound: a poller thread reads every zone every P seconds, P = range / (2 · Pmax) clamped to
 [1 ms, 1 s], so at most one wrap can pass between reads. A backwards step is one wrap; a step
 that even one wrap cannot explain (over Pmax, a reset, an unreadable range, a gap long enough
-for a whole range) makes that zone invalid from then on, with the reason. Marks read every zone
+for a whole range) makes that zone invalid for the windows that hold the step (below); a read
+error makes it invalid from then on, with the reason. Marks read every zone
 synchronously under the same lock, so window edges are exact.
+
+Faults are flagged, never passed off:
+- a step above the zone's maximum power × elapsed time (wrap or no wrap) is `implausible_jump`, a step
+  that cannot be unwrapped is `wrap_unrepairable`: the zone is invalid for every window that contains
+  that step (joules None) and counts on from the new value afterwards;
+- a counter that did not move for STALL_S while the meter read it is `stalled`: over the whole window
+  joules are None, over part of it joules are kept and the flag gives the span.
 """
 
 from __future__ import annotations
@@ -49,6 +63,20 @@ UPDATE_PERIOD_S = 0.001
 # Slack added to dt when judging a jump: counters update in ~1 ms steps and a read can
 # land just after a late update, so a very short dt may legitimately see a whole step.
 JUMP_GRACE_S = 0.01
+# A counter that shows the same value for longer than this is stalled. RAPL updates every ~1 ms, and
+# one counter unit is 61 µJ (Intel) or 15.3 µJ (AMD), so a zone that draws even 0.2 mW moves within
+# 0.3 s; 0.5 s (500 update periods) leaves room for a poller descheduled on a busy machine while
+# still catching VMs that expose frozen energy_uj files and counters that stop mid-run.
+STALL_S = 0.5
+# Die zones are mirrors of one counter when they show the same raw value (modulo the range) at the
+# same read, within MIRROR_TOL_S × Pmax of energy (the files are read one after the other: an update
+# or a descheduled thread can land between them). See `_update_mirrors`.
+MIRROR_TOL_S = 0.002
+# A zone's constraint files (constraint_N_max_power_uw, constraint_N_power_limit_uw) state its power
+# limits; the counter may exceed the long-term limit in turbo (PL2/PL4 reach 1.25-2.5 × TDP) for
+# short times, so Pmax = this factor × the largest stated value. No files: DEFAULT_PMAX_W.
+STATED_PMAX_FACTOR = 3.0
+MAX_FAULTS = 1000  # faults (jumps, unrepairable wraps) remembered per zone
 DEFAULT_HISTORY = 50_000  # reads kept for gaps and power timelines (ring buffer)
 
 ZONE_DIR = re.compile(r"^intel-rapl(-mmio)?:\d+(:\d+)*$")
@@ -89,6 +117,7 @@ class Zone:
     max_range_uj: Optional[int] = None
     pmax_w: float = FALLBACK_PMAX_W
     unavailable: Optional[str] = None  # why energy_uj could not be read at start
+    pmax_source: str = "default"  # default, given (pmax_w=), or constraint files
 
 
 @dataclass
@@ -132,7 +161,7 @@ def _read_int(reader: Reader, path: Path) -> int:
 
 def discover(root: Path, reader: Reader = read_sysfs, pmax_w: Optional[dict[str, float]] = None) -> Discovery:
     """Classify every zone under root. Never raises for a bad zone: it lands in `dropped` or `unavailable`."""
-    pmax = {**DEFAULT_PMAX_W, **(pmax_w or {})}
+    given = dict(pmax_w or {})
     out = Discovery()
     raw: list[tuple[str, Path, str]] = []
     for zone_id, real in _zone_dirs(root):
@@ -168,9 +197,34 @@ def discover(root: Path, reader: Reader = read_sysfs, pmax_w: Optional[dict[str,
             _read_int(reader, real / "energy_uj")
         except (OSError, ValueError) as err:
             unavailable = f"energy_uj unreadable ({_describe(err)})"
+        if kind in given:
+            pmax, source = given[kind], "given"
+        elif (stated := _stated_max_w(reader, real)) is not None:
+            pmax, source = STATED_PMAX_FACTOR * stated, "constraint files"
+        else:
+            pmax, source = DEFAULT_PMAX_W.get(kind, FALLBACK_PMAX_W), "default"
         out.zones.append(Zone(zone_id, real, name, kind, device, domain, die, max_range,
-                              pmax.get(kind, FALLBACK_PMAX_W), unavailable))
+                              pmax, unavailable, source))
     return out
+
+
+CONSTRAINT_FILE = re.compile(r"^constraint_\d+_(max_power|power_limit)_uw$")
+
+
+def _stated_max_w(reader: Reader, folder: Path) -> Optional[float]:
+    """The largest power (W) the zone's constraint files state, or None when it has none readable."""
+    values = []
+    try:
+        names = sorted(p.name for p in folder.iterdir() if CONSTRAINT_FILE.match(p.name))
+    except OSError:
+        return None
+    for fname in names:
+        try:
+            values.append(_read_int(reader, folder / fname))
+        except (OSError, ValueError):
+            continue
+    values = [v for v in values if v > 0]
+    return max(values) / 1e6 if values else None
 
 
 def _classify(zone_id: str, name: str, parent_name: str) -> tuple[str, str, str, Optional[int]]:
@@ -235,7 +289,9 @@ class _ZoneState:
     raw: Optional[int] = None  # last raw counter; None before the first read
     total_uj: int = 0  # corrected, monotonic
     wraps: int = 0
-    invalid: Optional[Flag] = None  # why this zone cannot be trusted from now on
+    invalid: Optional[Flag] = None  # why this zone cannot be trusted from now on (unreadable)
+    since_t: Optional[float] = None  # time of the first read that showed the current raw value
+    faults: deque = field(default_factory=lambda: deque(maxlen=MAX_FAULTS))  # (seq, Flag): bad steps
 
 
 @dataclass(frozen=True)
@@ -248,6 +304,9 @@ class RaplMark:
     totals: tuple[Optional[int], ...]
     wraps: tuple[int, ...]
     invalid: tuple[Optional[Flag], ...]
+    since: tuple[Optional[float], ...] = ()  # per zone: since when its counter shows this value
+    mirrored: tuple[bool, ...] = ()  # per die group: still consistent with one mirrored counter
+    raws: tuple[Optional[int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,8 +320,9 @@ class _Read:
 @dataclass(frozen=True)
 class _ChannelSpec:
     channel: Channel
-    zones: tuple[int, ...]  # indices into the meter's zones (several for a summed die package)
+    zones: tuple[int, ...]  # indices into the meter's zones (several for a die group)
     note: Optional[Flag] = None
+    group: Optional[int] = None  # index into the meter's die groups: mirrored or summed per window
 
 
 class RaplMeter(Meter):
@@ -299,7 +359,10 @@ class RaplMeter(Meter):
             raise UserError(f"no RAPL zone under {self.root} is readable: {self.zones[0].unavailable}",
                             fix=PERMISSION_FIX)
         self.poll_interval = self._poll_period(poll_interval)
+        self._groups: list[tuple[int, ...]] = []
         self._specs = self._channel_specs()
+        self._mirror = [True] * len(self._groups)  # no read has shown the group's dies apart yet
+        self._apart = [0] * len(self._groups)  # consecutive reads that showed them apart
         self._state = [_ZoneState(invalid=_unavailable_flag(z.unavailable) if z.unavailable else None)
                        for z in self.zones]
         self._lock = threading.Lock()
@@ -324,16 +387,51 @@ class RaplMeter(Meter):
             domain = z.domain if (z.device, z.domain) not in seen else f"{z.domain}@{z.zone_id}"
             seen.add((z.device, domain))
             specs.append(_ChannelSpec(Channel(self.name, z.device, domain), (i,)))
-        plain = {z.device for z in self.zones if z.domain == "package"}
-        dies: dict[str, list[int]] = {}
+        # Die zones of one socket and kind (package, dram, core …) form a group; when the socket has
+        # no plain zone of that kind, the group gives the socket's channel of that kind.
+        plain = {(z.device, z.domain) for z in self.zones if z.die is None}
+        dies: dict[tuple[str, str], list[int]] = {}
         for i, z in enumerate(self.zones):
-            if z.kind == "package" and z.die is not None and z.device not in plain:
-                dies.setdefault(z.device, []).append(i)
-        for device, idx in sorted(dies.items()):
-            names = ", ".join(self.zones[i].name for i in idx)
-            specs.append(_ChannelSpec(Channel(self.name, device, "package"), tuple(idx),
-                                      note=flag("die_sum", f"sum of die zones ({names}): no plain package zone")))
+            if z.die is not None and (z.device, z.kind) not in plain:
+                dies.setdefault((z.device, z.kind), []).append(i)
+        for (device, kind), idx in sorted(dies.items()):
+            self._groups.append(tuple(idx))
+            specs.append(_ChannelSpec(Channel(self.name, device, kind), tuple(idx), group=len(self._groups) - 1))
         return specs
+
+    def _group_names(self, group: int) -> str:
+        return ", ".join(f"{self.zones[i].zone_id} ({self.zones[i].name})" for i in self._groups[group])
+
+    def _update_mirrors(self) -> None:
+        """Mirrored or distinct die counters, decided from the counters themselves.
+
+        Mirror zones read one register, so at every read they show the same raw value (modulo the
+        range), give or take an update landing between the reads of the files (tolerance: Pmax ×
+        MIRROR_TOL_S). Distinct die counters started at different values at boot and count different
+        energy: their raw values do not coincide, even under a balanced load where their deltas
+        could. A group is taken as distinct once two consecutive reads show its dies apart (one read
+        apart can be a descheduled poller), and stays distinct. Each window also checks its own die
+        deltas (`energy_between`), so dies that only started apart in this meter's reads (a fake tree
+        starting at 0, say) are summed as soon as their deltas differ.
+        """
+        for g, idx in enumerate(self._groups):
+            if not self._mirror[g]:
+                continue
+            raws = [(self._state[i].raw, self.zones[i]) for i in idx
+                    if self._state[i].raw is not None and not self._state[i].invalid]
+            if len(raws) < 2:
+                continue
+            ref, ref_zone = raws[0]
+            tol = max(z.pmax_w for _, z in raws) * MIRROR_TOL_S * 1e6
+            apart = False
+            for raw, z in raws[1:]:
+                d = abs(raw - ref)
+                if z.max_range_uj and z.max_range_uj == ref_zone.max_range_uj:
+                    d = min(d, z.max_range_uj - d)
+                apart = apart or d > tol
+            self._apart[g] = self._apart[g] + 1 if apart else 0
+            if self._apart[g] >= 2:
+                self._mirror[g] = False
 
     def channels(self) -> list[Channel]:
         return [s.channel for s in self._specs]
@@ -343,8 +441,11 @@ class RaplMeter(Meter):
             "root": str(self.root),
             "poll_interval_s": self.poll_interval,
             "zones": [{"zone": z.zone_id, "name": z.name, "device": z.device, "domain": z.domain,
-                       "max_energy_range_uj": z.max_range_uj, "pmax_w": z.pmax_w,
+                       "max_energy_range_uj": z.max_range_uj, "pmax_w": z.pmax_w, "pmax_source": z.pmax_source,
                        "unavailable": z.unavailable} for z in self.zones],
+            "die_groups": [{"zones": [self.zones[i].zone_id for i in idx], "mirrored": self._mirror[g]}
+                           for g, idx in enumerate(self._groups)],
+            "stall_threshold_s": STALL_S,
             "dropped": list(self.dropped),
         }
 
@@ -393,6 +494,7 @@ class RaplMeter(Meter):
                 raws.append(err)
         t = (t0 + self._clock()) / 2
         dt = t - self._last_t if self._last_t is not None else 0.0
+        seq = self._seq + 1
         for z, st, raw in zip(self.zones, self._state, raws):
             if raw is None:
                 continue
@@ -403,13 +505,17 @@ class RaplMeter(Meter):
             if st.raw is not None:
                 delta, wraps, reason = unwrap_step(st.raw, raw, dt, z.max_range_uj, z.pmax_w, self._grace_s)
                 if reason:
-                    st.invalid = reason
-                    continue
+                    # Invalid for every window holding this step; later steps count from the new value.
+                    st.faults.append((seq, flag(reason.code, f"{reason.message} (at t={t:.3f})")))
+                    delta, wraps = 0, 0
                 st.total_uj += delta
                 st.wraps += wraps
+            if raw != st.raw:
+                st.since_t = t
             st.raw = raw
-        self._seq += 1
+        self._seq = seq
         self._last_t = t
+        self._update_mirrors()
         read = _Read(self._seq, t, by_poller, tuple(None if s.invalid else s.total_uj for s in self._state))
         self._history.append(read)
         return read
@@ -420,7 +526,9 @@ class RaplMeter(Meter):
         with self._lock:
             read = self._read_all(by_poller=False)
             return RaplMark(id(self), read.seq, read.t, read.totals,
-                            tuple(s.wraps for s in self._state), tuple(s.invalid for s in self._state))
+                            tuple(s.wraps for s in self._state), tuple(s.invalid for s in self._state),
+                            since=tuple(s.since_t for s in self._state), mirrored=tuple(self._mirror),
+                            raws=tuple(None if s.invalid else s.raw for s in self._state))
 
     def energy_between(self, begin: RaplMark, end: RaplMark) -> list[EnergyEntry]:
         if begin.meter_id != id(self) or end.meter_id != id(self):
@@ -439,22 +547,110 @@ class RaplMeter(Meter):
                                "to ~1 ms of energy"))
         if gap_note:
             common.append(gap_note)
+        zone_res = self._zone_results(begin, end)
+        mirrored = {g: self._window_mirrored(g, begin, end, zone_res) for g in range(len(self._groups))}
+        die_group = {i: g for g, idx in enumerate(self._groups) for i in idx}
         out = []
         for spec in self._specs:
             flags = list(common)
             if spec.note:
                 flags.append(spec.note)
-            reasons = [end.invalid[i] or begin.invalid[i] for i in spec.zones if end.invalid[i] or begin.invalid[i]]
-            if reasons:
-                joules = None
-                flags.extend(reasons)
+            if spec.group is not None:
+                joules, zone_flags = self._group_joules(spec, mirrored[spec.group], zone_res)
             else:
-                joules = sum(end.totals[i] - begin.totals[i] for i in spec.zones) / 1e6
+                (i,) = spec.zones
+                delta, zone_flags = zone_res[i]
+                joules = None if delta is None else delta / 1e6
+                g = die_group.get(i)
+                if g is not None and mirrored[g]:
+                    zone_flags = [flag("die_mirror", f"this die zone mirrors the socket counter read by the other "
+                                       f"die zones ({self._group_names(g)}): never add it to them")] + zone_flags
+            flags.extend(zone_flags)
             wraps = sum(end.wraps[i] - begin.wraps[i] for i in spec.zones)
+            if spec.group is not None and mirrored[spec.group]:
+                wraps = max(end.wraps[i] - begin.wraps[i] for i in spec.zones)
             out.append(EnergyEntry(meter=self.name, device=spec.channel.device, domain=spec.channel.domain,
                                    joules=joules, method="counter", duration_s=duration, samples=samples,
                                    max_gap_s=max_gap, wraps=wraps, flags=flags))
         return out
+
+    def _zone_results(self, begin: RaplMark, end: RaplMark) -> list[tuple[Optional[int], list[Flag]]]:
+        """Per zone: (µJ over the window, or None when invalid; its flags)."""
+        with self._lock:
+            reads = [r for r in self._history if begin.seq <= r.seq <= end.seq]
+            faults = [[f for seq, f in st.faults if begin.seq < seq <= end.seq] for st in self._state]
+        out: list[tuple[Optional[int], list[Flag]]] = []
+        for i, z in enumerate(self.zones):
+            reasons = [f for f in (end.invalid[i], begin.invalid[i]) if f][:1] + faults[i]
+            if reasons or begin.totals[i] is None or end.totals[i] is None:
+                out.append((None, reasons))
+                continue
+            delta = end.totals[i] - begin.totals[i]
+            since = end.since[i] if end.since else None
+            if since is not None and since <= begin.t and end.t - since > STALL_S and end.t > begin.t:
+                out.append((None, [flag("stalled", f"{z.zone_id} ({z.name}) counter did not move from t={since:.3f} "
+                                        f"to t={end.t:.3f} ({end.t - since:.3f} s; RAPL updates every ~1 ms, "
+                                        f"threshold {STALL_S:g} s): over the whole window, so no joules")]))
+                continue
+            out.append((delta, self._stall_spans(i, z, begin, reads)))
+        return out
+
+    def _stall_spans(self, i: int, z: Zone, begin: RaplMark, reads: list[_Read]) -> list[Flag]:
+        """A `stalled` flag for the longest span inside the window where zone i's counter did not move."""
+        worst: Optional[tuple[float, float]] = None
+        run_start: Optional[float] = None
+        prev: Optional[int] = None
+        for r in reads:
+            total = r.totals[i]
+            if total is None:
+                run_start, prev = None, None
+                continue
+            if prev is None or total != prev:
+                run_start = r.t
+                if r.seq == begin.seq and begin.since and begin.since[i] is not None:
+                    run_start = min(r.t, begin.since[i])  # already unchanged before the window
+                prev = total
+                continue
+            if run_start is not None and r.t - run_start > STALL_S and (worst is None or
+                                                                       r.t - run_start > worst[1] - worst[0]):
+                worst = (run_start, r.t)
+        if worst is None:
+            return []
+        a, b = worst
+        return [flag("stalled", f"{z.zone_id} ({z.name}) counter did not move from t={a:.3f} to t={b:.3f} "
+                     f"({b - a:.3f} s; RAPL updates every ~1 ms, threshold {STALL_S:g} s): joules kept, but "
+                     "energy drawn in that span may be missing")]
+
+    def _window_mirrored(self, g: int, begin: RaplMark, end: RaplMark,
+                         zone_res: list[tuple[Optional[int], list[Flag]]]) -> bool:
+        """The group's dies were never apart at a read (see `_update_mirrors`) and moved alike here: their
+        deltas over the window agree within the read tolerance at both edges."""
+        if end.mirrored and not end.mirrored[g]:
+            return False
+        idx = self._groups[g]
+        # Counter deltas whatever the zones' validity: a stalled die next to a moving one is not a mirror.
+        deltas = [end.totals[i] - begin.totals[i] for i in idx
+                  if end.totals[i] is not None and begin.totals[i] is not None]
+        if len(deltas) < 2:
+            return bool(end.mirrored and end.mirrored[g])
+        tol = max(self.zones[i].pmax_w for i in idx) * MIRROR_TOL_S * 1e6
+        return max(deltas) - min(deltas) <= 2 * tol  # an update between the file reads at either edge
+
+    def _group_joules(self, spec: _ChannelSpec, mirrored: bool,
+                      zone_res: list[tuple[Optional[int], list[Flag]]]) -> tuple[Optional[float], list[Flag]]:
+        names = self._group_names(spec.group)
+        if mirrored:
+            note = flag("die_mirror", f"die zones {names} advance identically: one socket-wide counter seen "
+                        "through each die, counted once")
+            for i in spec.zones:
+                if zone_res[i][0] is not None:
+                    return zone_res[i][0] / 1e6, [note] + zone_res[i][1]
+            return None, [note] + [f for i in spec.zones for f in zone_res[i][1]]
+        note = flag("die_sum", f"sum of die zones {names}: distinct counters, one per die")
+        flags = [note] + [f for i in spec.zones for f in zone_res[i][1]]
+        if any(zone_res[i][0] is None for i in spec.zones):
+            return None, flags
+        return sum(zone_res[i][0] for i in spec.zones) / 1e6, flags
 
     def _max_gap(self, begin: RaplMark, end: RaplMark) -> tuple[Optional[float], Optional[Flag]]:
         with self._lock:
@@ -472,12 +668,16 @@ class RaplMeter(Meter):
         """ΔE/Δt between consecutive poller reads ending in [t0, t1], per channel."""
         with self._lock:
             reads = [r for r in self._history if r.by_poller]
+            mirrored = list(self._mirror)
         out = []
         for a, b in zip(reads, reads[1:]):
             if not (t0 <= b.t <= t1) or b.t - a.t <= 0:
                 continue
             for spec in self._specs:
-                vals = [(a.totals[i], b.totals[i]) for i in spec.zones]
+                zones = spec.zones
+                if spec.group is not None and mirrored[spec.group]:
+                    zones = zones[:1]  # one socket counter seen through each die: once
+                vals = [(a.totals[i], b.totals[i]) for i in zones]
                 if any(x is None or y is None for x, y in vals):
                     continue
                 watts = sum(y - x for x, y in vals) / 1e6 / (b.t - a.t)
