@@ -34,6 +34,7 @@ CODES: dict[str, str] = {
     "mig_whole_gpu": "MIG: the figure is the whole GPU's, not one MIG instance's",
     "die_sum": "package energy summed from per-die zones (no plain package zone)",
     "history_truncated": "older reads fell out of the ring buffer: max_gap_s covers only the reads kept",
+    "slow_read": "a sensor read took longer than its bound: its values were dropped, the window kept its own edges",
     # estimates
     "estimated": "estimated (CPU time × TDP ÷ cores), not measured",
     "tdp_default": "no hardware profile: the estimate's TDP is a per-core default",
