@@ -7,6 +7,8 @@ runs as a real subprocess with EITP_BENCH_POWERCAP_ROOT pointing at it.
 from __future__ import annotations
 
 import json
+import signal
+import time
 import os
 import subprocess
 import sys
@@ -59,6 +61,8 @@ def test_measure_json_reports_known_watts(tree):
     assert dram["watts"] == pytest.approx(DRAM_W, rel=0.05)
     # package already contains core: the total is package + dram, never + core
     assert out["measured_joules"] == pytest.approx(pkg["joules"] + dram["joules"])
+    # the total names the caveats of what it sums (none expected here, but whatever they are)
+    assert out["measured_joules_flags"] == sorted({f["code"] for r in (pkg, dram) for f in r["flags"]})
     assert out["estimated_joules"] is None
     # the mmio duplicate of package-0 is dropped: one package channel only
     assert sum(1 for r in out["energy"] if r["domain"] == "package") == 1
@@ -161,3 +165,33 @@ def test_measure_co2_unknown_country_is_a_clear_error(tree):
     proc = cli("measure", "--co2", "XXX", "--", "true", env_root=tree.root)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "XXX" in proc.stderr
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 128 + 2)])
+def test_measure_forwards_a_signal_waits_for_the_command_and_still_reports(tree, tmp_path, sig, code):
+    started = tmp_path / "child.pid"
+    env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(tree.root))
+    command = ["sh", "-c", f"echo $$ > {started}.tmp && mv {started}.tmp {started} && exec sleep 60"]
+    with tree.simulate({"intel-rapl:0": PKG_W}):
+        proc = subprocess.Popen([sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--", *command],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            for _ in range(600):  # the command is running once it has written its pid (generous: 60 s)
+                if started.exists() or proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert started.exists(), proc.stderr.read() if proc.poll() is not None else "child never started"
+            child = int(started.read_text())
+            proc.send_signal(sig)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    out = json.loads(stdout)  # the report is printed all the same
+    assert out["exit_code"] == code and out["command"] == command
+    assert out["duration_s"] < 50  # closed when the command ended, not after its 60-s sleep
+    assert any(r["domain"] == "package" for r in out["energy"])
+    with pytest.raises(ProcessLookupError):  # the command is gone (and reaped)
+        os.kill(child, 0)

@@ -57,6 +57,16 @@ class WindowResult:
         return sum(e.joules for e in measured) if measured else None  # type: ignore[misc]
 
     @property
+    def measured_joules_flags(self) -> list[str]:
+        """The flag codes (sorted, once each) on the entries summed into `measured_joules`.
+
+        Empty: the total stands on unflagged readings. Not empty: the total is a number with a caveat
+        (e.g. `slow_read`, `stalled`, `short_window`); claims should not rest on it. Invalid domains are
+        not in the sum at all (see `complete`).
+        """
+        return sorted({f.code for e in self.measured for f in e.flags})
+
+    @property
     def net_measured_joules(self) -> Optional[float]:
         measured = self.measured
         if not measured or any(e.net_joules is None for e in measured):
@@ -139,14 +149,15 @@ class Window:
             raise RuntimeError(f"window {self.name!r} was never opened")
         if self.monitor.cuda_sync:
             _cuda_synchronize()
+        t1 = time.monotonic()  # the window ends here, not when a slow meter read returns
         end_marks = [m.mark() for m in self.monitor.meters]
-        t1 = time.monotonic()
+        t_marks = time.monotonic()  # the end marks' own samples are in the timeline
         energy: list[EnergyEntry] = []
         timeline: list[PowerSample] = []
         for meter, b, e in zip(self.monitor.meters, self._begin, end_marks):
             energy.extend(meter.energy_between(b, e))
             if self.monitor.timeline:
-                timeline.extend(meter.power_samples(self._t0, t1))
+                timeline.extend(meter.power_samples(self._t0, t_marks))
         for entry in energy:
             entry.window = self.name
             if entry.idle_watts is None:
@@ -237,8 +248,14 @@ class EnergyMonitor:
         if self._closed:
             return
         self._closed = True
-        for meter in self.meters:
-            meter.stop()
+        failure: Optional[BaseException] = None
+        for meter in self.meters:  # every meter stops (and joins its threads), even if one fails to
+            try:
+                meter.stop()
+            except Exception as err:
+                failure = failure or err
+        if failure is not None:
+            raise failure
 
     def __enter__(self) -> "EnergyMonitor":
         return self
@@ -272,6 +289,7 @@ def discover_meters(
     from eitp_bench.energy.estimate import CpuTimeEstimateMeter
     from eitp_bench.energy.nvml import NvmlMeter
     from eitp_bench.energy.rapl import RaplMeter
+    from eitp_bench.errors import UserError
 
     if estimate not in ("auto", "never", "always"):
         raise ValueError("estimate must be auto, never or always")
@@ -286,7 +304,10 @@ def discover_meters(
     nvml_status = NvmlMeter.probe()
     statuses.extend(nvml_status)
     if any(s.available for s in nvml_status):
-        meters.append(NvmlMeter(interval=interval))
+        try:
+            meters.append(NvmlMeter(interval=interval))
+        except UserError as err:  # probed fine, then failed to start: a status line, not a crash
+            statuses.append(MeterStatus("nvml", False, reason=err.message, fix=err.fix))
 
     if estimate == "always" or (estimate == "auto" and not meters):
         meters.append(CpuTimeEstimateMeter(tdp_w=tdp_w))
