@@ -189,12 +189,14 @@ def test_meters_are_started_and_stopped():
     assert events == ["start", "stop"]
 
 
-def test_a_total_that_includes_a_flagged_reading_says_so():
+def test_a_total_that_includes_a_flagged_reading_says_so(monkeypatch):
     from fake_nvml import FakeGpu, FakeNvml, ManualClock
 
+    import eitp_bench.energy.monitor as monitor_mod
     from eitp_bench.energy.nvml import NvmlMeter
 
     clock = ManualClock()
+    monkeypatch.setattr(monitor_mod, "time", type("T", (), {"monotonic": staticmethod(clock)}))
     nvml = FakeNvml(gpus=[FakeGpu(watts=lambda t: 300.0)], clock=clock)
     gpu = NvmlMeter(nvml=nvml, interval=None, clock=clock, env={})
     cpu = ScriptedClockMeter()
@@ -215,6 +217,7 @@ def test_a_total_that_includes_a_flagged_reading_says_so():
         r = stalled.result
         assert r.measured_joules == pytest.approx(700.0, abs=0.01)  # 2 s at 350 W, not 22 s
         assert r.measured_joules_flags == ["slow_read"]
+        assert r.duration_s == pytest.approx(2.0)  # the window ended with the code, not 20 s later
         assert r.complete
 
 

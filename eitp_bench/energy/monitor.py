@@ -23,6 +23,7 @@ from eitp_bench.energy.base import ADDITIVE_DOMAINS, Meter, MeterStatus, PowerSa
 from eitp_bench.records import MEASURED_METHODS, EnergyEntry, TimelinePoint
 
 ChannelKey = tuple[str, str, str]  # meter, device, domain
+STUCK_MARKS_S = 1.0  # end marks slower than this do not stretch the window (nvml.SLOW_READ_S alike)
 
 
 def _key(e: EnergyEntry) -> ChannelKey:
@@ -149,9 +150,13 @@ class Window:
             raise RuntimeError(f"window {self.name!r} was never opened")
         if self.monitor.cuda_sync:
             _cuda_synchronize()
-        t1 = time.monotonic()  # the window ends here, not when a slow meter read returns
+        t_code = time.monotonic()  # the measured code has ended
         end_marks = [m.mark() for m in self.monitor.meters]
-        t_marks = time.monotonic()  # the end marks' own samples are in the timeline
+        t_marks = time.monotonic()
+        # Normally the window closes after the end marks, so every meter's interval lies inside it.
+        # Marks that took longer than STUCK_MARKS_S were stuck (a hung sensor call, flagged by its
+        # meter): the window then ends when the code ended, not when the call returned.
+        t1 = t_marks if t_marks - t_code <= STUCK_MARKS_S else t_code
         energy: list[EnergyEntry] = []
         timeline: list[PowerSample] = []
         for meter, b, e in zip(self.monitor.meters, self._begin, end_marks):
