@@ -467,3 +467,30 @@ def test_probe_turns_odd_values_and_foreign_exceptions_into_status_lines():
     assert not s.available and "NVML cannot list GPUs: unexpected TypeError" in s.reason
     with pytest.raises(UserError, match="NVML cannot list GPUs"):
         NvmlMeter(nvml=nvml, interval=None, env={})
+
+
+def test_a_mark_that_waits_on_a_stuck_call_keeps_its_own_time():
+    # The mark reads the clock, then waits 10 s for the lock (a sampler call stuck in the driver):
+    # the window still ends at the mark's time, and the wait is what the flag names.
+    base = ManualClock()
+    armed = {"wait": 0.0}
+
+    def clock():
+        t = base()
+        if armed["wait"]:
+            base.advance(armed["wait"])
+            armed["wait"] = 0.0
+        return t
+
+    nvml = FakeNvml(gpus=[FakeGpu(watts=lambda t: 200.0)], clock=base)
+    meter = NvmlMeter(nvml=nvml, interval=None, clock=clock, env={})
+    meter.start()
+    begin = meter.mark()
+    run_sampling(meter, base, 2.0, 0.1)
+    base.t = 2.05
+    armed["wait"] = 10.0
+    end = meter.mark()
+    [e] = meter.energy_between(begin, end)
+    assert e.duration_s == pytest.approx(2.05)
+    assert e.joules == pytest.approx(nvml.exact_joules(0, 0.0, 2.05), abs=0.01)  # 410 J, not 2410 J
+    assert has_flag(e, "slow_read", "(waiting for another NVML call to return)")
