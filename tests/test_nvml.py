@@ -494,3 +494,18 @@ def test_a_mark_that_waits_on_a_stuck_call_keeps_its_own_time():
     assert e.duration_s == pytest.approx(2.05)
     assert e.joules == pytest.approx(nvml.exact_joules(0, 0.0, 2.05), abs=0.01)  # 410 J, not 2410 J
     assert has_flag(e, "slow_read", "(waiting for another NVML call to return)")
+
+
+def test_a_stalled_begin_read_does_not_add_the_stall_to_the_window():
+    # The begin mark is asked for at 0 s and its counter read returns at 15 s; the code runs after
+    # that, for 2 s. The window is those 2 s (400 J at 200 W), not 17 s (3400 J).
+    meter, nvml, clock = make([FakeGpu(watts=lambda t: 200.0)])
+    run_sampling(meter, clock, 1.0, 0.1)
+    nvml.gpu(0).stall_at, nvml.gpu(0).stall_s = 1.0, 15.0
+    begin = meter.mark()
+    assert clock.t == pytest.approx(16.0)
+    run_sampling(meter, clock, 18.0, 0.1)
+    [e] = meter.energy_between(begin, meter.mark())
+    assert e.duration_s == pytest.approx(2.0)
+    assert e.joules == pytest.approx(400.0, abs=200.0 * 0.1 + 0.01)  # the stuck read's counter: ±1 update
+    assert has_flag(e, "slow_read", "15.000 s")

@@ -143,6 +143,9 @@ class Window:
             _cuda_synchronize()
         self._t0 = time.monotonic()
         self._begin = [m.mark() for m in self.monitor.meters]
+        t_marks = time.monotonic()
+        if t_marks - self._t0 > STUCK_MARKS_S:  # stuck begin marks: the code starts only now
+            self._t0 = t_marks
         return self
 
     def end(self) -> WindowResult:

@@ -210,6 +210,11 @@ class GpuMark:
     jumps: int = 0  # implausible counter steps so far
     stale_s: float = 0.0  # this mark's read was slow: the values are the last good read's, this much older
     stale_w: Optional[float] = None  # the last good power, to cover those stale_s
+    # ... and what that slow read returned, when it returned: a window that *starts* at this mark
+    # starts there (the measured code only began once the mark returned)
+    late_t: Optional[float] = None
+    late_counter_mj: Optional[int] = None
+    late_w: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -245,14 +250,16 @@ class _GpuState:
         self.counter_t: Optional[float] = None  # time of the last good counter read
         self.good_t: Optional[float] = None  # time of the last good read (counter and power)
         self.slow: deque[tuple[float, float, str]] = deque(maxlen=1000)  # (start, seconds, call)
+        self.late: Optional[tuple[float, Optional[int], Optional[float]]] = None  # the last slow read
         self.timeline: deque[tuple[float, float]] = deque(maxlen=timeline_capacity)
 
     def snapshot(self, error: Optional[str], now: Optional[float] = None, slow: bool = False) -> GpuMark:
-        stale_s, stale_w = 0.0, None
+        stale_s, stale_w, late = 0.0, None, (None, None, None)
         if slow and error is None and now is not None and self.good_t is not None:
             stale_s, stale_w = max(0.0, now - self.good_t), self.last_w
+            late = self.late or late
         return GpuMark(self.counter_mj, self.sampled_j, self.samples, self.resets, self.errors, error,
-                       self.jumps, stale_s, stale_w)
+                       self.jumps, stale_s, stale_w, *late)
 
 
 class NvmlMeter(Meter):
@@ -405,6 +412,7 @@ class NvmlMeter(Meter):
         if t_c - now > SLOW_READ_S:
             took, call = max(calls)
             st.slow.append((now, t_c - now, call))
+            st.late = (t_c, counter, watts)
             return None, True
         if counter is not None:
             if st.counter_mj is not None and counter < st.counter_mj:
@@ -506,6 +514,17 @@ class NvmlMeter(Meter):
             return [self._energy(st, b, e, begin.t, end.t) for st, b, e in zip(self._gpus, begin.gpus, end.gpus)]
 
     def _energy(self, st: _GpuState, b: GpuMark, e: GpuMark, t0: float, t1: float) -> EnergyEntry:
+        mark_t0 = t0
+        # A slow read at an edge: at the end, the last good read's values plus its power × the time
+        # from it to the edge; at the start, what the slow read returned, when it returned (the
+        # measured code only began then). Both zero for good reads.
+        b_counter, b_sampled, tail = b.counter_mj, b.sampled_j, (e.stale_w or 0.0) * e.stale_s
+        if b.late_t is not None and b.late_counter_mj is not None:
+            t0, b_counter = b.late_t, b.late_counter_mj
+            if b.stale_w is not None and b.late_w is not None:
+                b_sampled += (b.stale_w + b.late_w) / 2 * (b.stale_s + b.late_t - mark_t0)
+        else:
+            tail -= (b.stale_w or 0.0) * b.stale_s
         duration = t1 - t0
         samples = e.samples - b.samples + 1 if st.power_source != "none" else 0
         gap, gap_note = self._max_gap(st, t0, t1)
@@ -523,7 +542,7 @@ class NvmlMeter(Meter):
         if st.power_source == "usage" and (st.arch or 0) >= ARCH_AMPERE:
             flags.append(flag("averaged_power", "power samples are NVML's 1-s average (Ampere+): they lag changes in power"))
 
-        slow = [(took, call, t) for t, took, call in st.slow if t0 <= t <= t1]
+        slow = [(took, call, t) for t, took, call in st.slow if mark_t0 <= t <= t1]
         if slow:
             took, call, _ = max(slow)
             flags.append(flag(
@@ -534,16 +553,13 @@ class NvmlMeter(Meter):
             reason = e.error or b.error or st.last_error
             flags.append(flag("nvml_error", f"{reason} (during or at the edge of this window)"))
             return out
-        if b.resets != e.resets or (st.has_counter and e.counter_mj < b.counter_mj):
+        if b.resets != e.resets or (st.has_counter and e.counter_mj < b_counter):
             flags.append(flag("reset", "the energy counter went backwards (driver reload or GPU reset) in this window"))
             return out
         if b.jumps != e.jumps:
             flags.append(flag("implausible_jump", f"{st.last_jump} (in this window)"))
             return out
-        # A slow read at an edge left the last good read's values: cover the time from it to the edge
-        # with its power (zero when the edge's read was good).
-        tail = (e.stale_w or 0.0) * e.stale_s - (b.stale_w or 0.0) * b.stale_s
-        sampled = e.sampled_j - b.sampled_j + tail if st.power_source != "none" else None
+        sampled = e.sampled_j - b_sampled + tail if st.power_source != "none" else None
 
         if not st.has_counter:
             if sampled is None:
@@ -553,8 +569,14 @@ class NvmlMeter(Meter):
             out.joules = sampled
             return out
 
-        counter_step_j = (e.counter_mj - b.counter_mj) / 1000.0
+        counter_step_j = (e.counter_mj - b_counter) / 1000.0
         counter_j = counter_step_j + tail
+        bound_j = JUMP_FACTOR * st.power_limit_w * (max(duration, 0.0) + JUMP_SLACK_S) + 1.0
+        if counter_step_j > bound_j:  # the reads' own check misses a bad value kept from a slow read
+            flags.append(flag("implausible_jump", f"the energy counter moved {counter_step_j:.3f} J in "
+                              f"{duration:.3f} s: more than {JUMP_FACTOR:g} x the board's "
+                              f"{st.power_limit_w:.0f} W allows (in this window)"))
+            return out
         period = st.update_period_s
         short = period is not None and duration < period
         stuck = counter_step_j == 0 and not tail and sampled is not None and sampled > 0
