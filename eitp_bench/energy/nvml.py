@@ -26,7 +26,9 @@ and the counter updates every 20-100 ms, so a 1-s call means the driver was stuc
 drawn after the window ended. A mark's time is taken before it waits for anything (the lock, a
 stuck sampler call, the reads), so the window ends when the measured code ended; when the mark's own
 read is slow, the window's end is the last good read plus its power × the time from that read to the
-mark (and symmetrically at the start).
+mark; a window that starts at a slow mark starts when that read returned (the measured code only
+began then), from the counter it returned. A window's whole counter step is also held to the
+power-limit bound, so a bad value kept from a slow read cannot pass either.
 
 Grace Hopper: where the GPU power scope reads nothing, the instant field is read at
 NVML_POWER_SCOPE_MODULE (GPU + CPU + memory of the superchip) and every window says so.
