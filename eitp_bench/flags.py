@@ -36,6 +36,7 @@ CODES: dict[str, str] = {
     "die_sum": "package energy summed from per-die zones (no plain package zone)",
     "die_mirror": "per-die zones advance identically (one socket counter mirrored per die, AMD): counted once",
     "history_truncated": "older reads fell out of the ring buffer: max_gap_s covers only the reads kept",
+    "slow_read": "a sensor read took longer than its bound: its values were dropped, the window kept its own edges",
     # estimates
     "estimated": "estimated (CPU time × TDP ÷ cores), not measured",
     "tdp_default": "no hardware profile: the estimate's TDP is a per-core default",

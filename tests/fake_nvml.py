@@ -11,8 +11,10 @@ What it simulates (the behaviours the meter must cope with):
 - `nvmlDeviceGetPowerUsage`: a 1-s average on Ampere and later, instantaneous before;
 - the instant power field (`NVML_FI_DEV_POWER_INSTANT`, 186), which pre-Ampere GPUs lack here;
 - a pre-Volta GPU (no energy counter), a GPU with no power reading, a counter that under- or
-  over-reports (`counter_scale`), a counter reset (driver reload), errors injected mid-run, a missing
+  over-reports (`counter_scale`), a counter reset (driver reload), a counter that jumps
+  (`jump_counter`), a call that stalls (`stall_at`/`stall_s`), errors injected mid-run, a missing
   driver library, MIG mode, and Grace Hopper (GPU power scope unsupported, module scope works).
+Other faults of the binding (odd return types, non-NVML exceptions): set the method on the instance.
 
 The error classes mirror pynvml's: `NVMLError(code)` returns the subclass for that code.
 """
@@ -160,6 +162,10 @@ class FakeGpu:
     persistence: int = 1
     fail_from: Optional[float] = None  # clock time from which every call on this GPU raises `fail_code`
     fail_code: int = NVML_ERROR_GPU_IS_LOST
+    stall_at: Optional[float] = None  # from this clock time, the next `stall_calls` calls of `stall_call` ...
+    stall_s: float = 0.0  # ... take this long (a ManualClock is advanced; a real clock is slept)
+    stall_call: str = "nvmlDeviceGetTotalEnergyConsumption"
+    stall_calls: int = 1
 
 
 @dataclass
@@ -260,6 +266,11 @@ class FakeNvml:
             st.counter_mj(self.clock())
             st.offset_mj = to_mj - st.integral_j * 1000 * st.gpu.counter_scale
 
+    def jump_counter(self, index: int, by_mj: int) -> None:
+        """A counter that steps by `by_mj` at once (a firmware glitch, a bad read): not energy drawn."""
+        with self._lock:
+            self._gpus[index].offset_mj += by_mj
+
     def exact_joules(self, index: int, t0: float, t1: float, step: float = 1e-4) -> float:
         """The trace's integral over [t0, t1] (fine trapezoid), the truth tests compare against."""
         n = max(1, int(round((t1 - t0) / step)))
@@ -279,6 +290,13 @@ class FakeNvml:
     def _state(self, handle: _Handle, name: str) -> _GpuState:
         self._call(name)
         st = self._gpus[handle.index]
+        g = st.gpu
+        if g.stall_at is not None and name == g.stall_call and g.stall_calls > 0 and self.clock() >= g.stall_at:
+            g.stall_calls -= 1
+            if isinstance(self.clock, ManualClock):
+                self.clock.advance(g.stall_s)
+            else:
+                time.sleep(g.stall_s)
         if st.gpu.fail_from is not None and self.clock() >= st.gpu.fail_from:
             raise NVMLError(st.gpu.fail_code)
         return st

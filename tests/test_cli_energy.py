@@ -7,6 +7,8 @@ runs as a real subprocess with EITP_BENCH_POWERCAP_ROOT pointing at it.
 from __future__ import annotations
 
 import json
+import signal
+import time
 import os
 import subprocess
 import sys
@@ -59,21 +61,72 @@ def test_measure_json_reports_known_watts(tree):
     assert dram["watts"] == pytest.approx(DRAM_W, rel=0.05)
     # package already contains core: the total is package + dram, never + core
     assert out["measured_joules"] == pytest.approx(pkg["joules"] + dram["joules"])
+    # the total names the caveats of what it sums (none expected here, but whatever they are)
+    assert out["measured_joules_flags"] == sorted({f["code"] for r in (pkg, dram) for f in r["flags"]})
     assert out["estimated_joules"] is None
     # the mmio duplicate of package-0 is dropped: one package channel only
     assert sum(1 for r in out["energy"] if r["domain"] == "package") == 1
 
 
-def test_measure_idle_gives_net_joules(tree):
-    with tree.simulate({"intel-rapl:0": PKG_W, "intel-rapl:0:2": DRAM_W}):
-        proc = cli("measure", "--json", "--idle", "0.4", "--", *SLEEP, env_root=tree.root)
-    out = json.loads(proc.stdout)
+def test_measure_idle_gives_net_joules(tmp_path, monkeypatch, capfd):
+    """`measure --idle` in-process, on a tree whose counters are exact functions of an injected clock.
+
+    Nothing here depends on how busy the machine is: the meter's clock moves only when the idle
+    period sleeps (0.4 s) and when the command is waited for (0.6 s), and every counter read is the
+    simulator's exact integral (watts x clock) at that instant.
+    """
+    from fake_nvml import ManualClock
+
+    import eitp_bench.commands.measure as measure_mod
+    import eitp_bench.energy.monitor as monitor_mod
+    from eitp_bench.cli import main
+    from eitp_bench.energy.rapl import RaplMeter, read_sysfs
+
+    # Intel's 262-kJ range: with no poller thread, reads are a whole window apart (0.6 s)
+    tree = FakePowercap(tmp_path / "sys")
+    tree.add_package(0)
+    tree.add_mmio_duplicate(0)
+    range_uj = int((tree.path("intel-rapl:0", "max_energy_range_uj")).read_text())
+    clock = ManualClock(1000.0)
+    watts = {"intel-rapl:0": PKG_W, "intel-rapl:0:0": CORE_W, "intel-rapl:0:1": 3.0, "intel-rapl:0:2": DRAM_W,
+             "intel-rapl-mmio:0": PKG_W}
+
+    def exact_reader(path):
+        if path.name == "energy_uj":
+            return f"{round(watts[path.parent.name] * clock.t * 1e6) % range_uj}\n"
+        return read_sysfs(path)
+
+    def meters(**_):
+        return [RaplMeter(tree.root, reader=exact_reader, clock=clock, background=False)], []
+
+    class ClockedPopen(subprocess.Popen):
+        def wait(self, timeout=None):
+            code = super().wait(timeout)
+            if not getattr(self, "_clock_moved", False):
+                self._clock_moved = True
+                clock.advance(0.6)  # the command ran 0.6 s of meter time
+            return code
+
+    monkeypatch.setattr(monitor_mod, "discover_meters", meters)
+    # the monitor's own window edges and idle sleep run on the same clock
+    monkeypatch.setattr(monitor_mod, "time", type("T", (), {"monotonic": staticmethod(clock),
+                                                           "sleep": staticmethod(clock.advance)}))
+    monkeypatch.setattr(measure_mod.subprocess, "Popen", ClockedPopen)
+    code = main(["measure", "--json", "--idle", "0.4", "--", "true"])
+    out = json.loads(capfd.readouterr().out)
+    assert code == 0
     idle = {(w["device"], w["domain"]): w["watts"] for w in out["idle"]["watts"]}
-    assert idle[("cpu:0", "package")] == pytest.approx(PKG_W, rel=0.05)
+    assert out["idle"]["duration_s"] == pytest.approx(0.4, abs=1e-9)
+    assert idle[("cpu:0", "package")] == pytest.approx(PKG_W, rel=1e-6)
+    assert idle[("cpu:0", "dram")] == pytest.approx(DRAM_W, rel=1e-6)
     pkg = next(r for r in out["energy"] if r["domain"] == "package")
+    assert pkg["duration_s"] == pytest.approx(0.6, abs=1e-9)
+    assert pkg["joules"] == pytest.approx(PKG_W * 0.6, abs=1e-5)  # the simulator's exact joules
     # constant power: the command drew nothing above idle
-    assert abs(pkg["net_joules"]) < 0.05 * pkg["joules"]
+    assert pkg["net_joules"] == pytest.approx(0.0, abs=1e-5)
     assert pkg["net_joules"] == pytest.approx(pkg["joules"] - pkg["idle_watts"] * pkg["duration_s"])
+    assert out["net_measured_joules"] == pytest.approx(0.0, abs=1e-5)
+    assert out["duration_s"] == pytest.approx(0.6, abs=1e-9)
 
 
 def test_measure_keeps_the_commands_exit_code_and_stdout_clean(tree):
@@ -162,3 +215,33 @@ def test_measure_co2_unknown_country_is_a_clear_error(tree):
     proc = cli("measure", "--co2", "XXX", "--", "true", env_root=tree.root)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "XXX" in proc.stderr
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 128 + 2)])
+def test_measure_forwards_a_signal_waits_for_the_command_and_still_reports(tree, tmp_path, sig, code):
+    started = tmp_path / "child.pid"
+    env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(tree.root))
+    command = ["sh", "-c", f"echo $$ > {started}.tmp && mv {started}.tmp {started} && exec sleep 60"]
+    with tree.simulate({"intel-rapl:0": PKG_W}):
+        proc = subprocess.Popen([sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--", *command],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            for _ in range(600):  # the command is running once it has written its pid (generous: 60 s)
+                if started.exists() or proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert started.exists(), proc.stderr.read() if proc.poll() is not None else "child never started"
+            child = int(started.read_text())
+            proc.send_signal(sig)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    out = json.loads(stdout)  # the report is printed all the same
+    assert out["exit_code"] == code and out["command"] == command
+    assert out["duration_s"] < 50  # closed when the command ended, not after its 60-s sleep
+    assert any(r["domain"] == "package" for r in out["energy"])
+    with pytest.raises(ProcessLookupError):  # the command is gone (and reaped)
+        os.kill(child, 0)

@@ -187,3 +187,54 @@ def test_meters_are_started_and_stopped():
     with EnergyMonitor([Tracking()], cuda_sync=False):
         assert events == ["start"]
     assert events == ["start", "stop"]
+
+
+def test_a_total_that_includes_a_flagged_reading_says_so(monkeypatch):
+    from fake_nvml import FakeGpu, FakeNvml, ManualClock
+
+    import eitp_bench.energy.monitor as monitor_mod
+    from eitp_bench.energy.nvml import NvmlMeter
+
+    clock = ManualClock()
+    monkeypatch.setattr(monitor_mod, "time", type("T", (), {"monotonic": staticmethod(clock)}))
+    nvml = FakeNvml(gpus=[FakeGpu(watts=lambda t: 300.0)], clock=clock)
+    gpu = NvmlMeter(nvml=nvml, interval=None, clock=clock, env={})
+    cpu = ScriptedClockMeter()
+    cpu.watts = 50.0
+    with EnergyMonitor([cpu, gpu], cuda_sync=False) as monitor:
+        with monitor.window("clean") as clean:
+            clock.advance(1.0)
+            cpu.advance(1.0)
+        assert clean.result.measured_joules == pytest.approx(350.0, abs=0.01)
+        assert clean.result.measured_joules_flags == []
+        with monitor.window("stalled") as stalled:
+            clock.advance(1.0)
+            cpu.advance(1.0)
+            gpu.sample_now()
+            clock.advance(1.0)
+            cpu.advance(1.0)
+            nvml.gpu(0).stall_at, nvml.gpu(0).stall_s = clock.t, 20.0  # the end read stalls 20 s
+        r = stalled.result
+        assert r.measured_joules == pytest.approx(700.0, abs=0.01)  # 2 s at 350 W, not 22 s
+        assert r.measured_joules_flags == ["slow_read"]
+        assert r.duration_s == pytest.approx(2.0)  # the window ended with the code, not 20 s later
+        assert r.complete
+
+
+def test_every_meter_thread_stops_on_close(tmp_path):
+    from fake_nvml import FakeGpu, FakeNvml
+    from fake_powercap import FakePowercap
+
+    from eitp_bench.energy.nvml import NvmlMeter
+    from eitp_bench.energy.rapl import RaplMeter
+
+    tree = FakePowercap(tmp_path / "sys")
+    tree.add_package(0)
+    before = set(threading.enumerate())
+    with EnergyMonitor([RaplMeter(tree.root), NvmlMeter(nvml=FakeNvml(gpus=[FakeGpu()]), interval=0.01, env={})],
+                       cuda_sync=False) as monitor:
+        started = set(threading.enumerate()) - before
+        assert len(started) >= 2  # the RAPL poller and the NVML sampler
+        with monitor.window("w"):
+            pass
+    assert not [t for t in started if t.is_alive()]

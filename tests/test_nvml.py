@@ -140,13 +140,16 @@ def test_sampler_thread_survives_nvml_errors_and_unexpected_exceptions():
     begin = meter.mark()
     time.sleep(0.25)
     mid = meter.mark()
-    nvml.nvmlDeviceGetFieldValues = lambda *a: 1 / 0  # a bug, not an NVML error
+    nvml.nvmlDeviceGetFieldValues = lambda *a: 1 / 0  # a bug in the binding, not an NVML error
     time.sleep(0.05)
-    assert meter.sampler_errors > 0 and "ZeroDivisionError" in meter.last_sampler_error
+    during = meter.mark()
     del nvml.nvmlDeviceGetFieldValues  # back to the class method
     time.sleep(0.05)
     end = meter.mark()
     assert meter.sampler_alive
+    # the bug is a flag on the window it touched, never a traceback, and the sampler goes on
+    g0_bug = meter.energy_between(mid, during)[0]
+    assert g0_bug.joules is None and has_flag(g0_bug, "nvml_error", "unexpected ZeroDivisionError")
     g0, g1 = meter.energy_between(begin, mid)
     # 300 W; the counter's 100 ms updates put its edges up to 0.1 s before the marks'
     assert g0.valid and g0.samples >= 5 and abs(g0.joules - 300 * g0.duration_s) <= 300 * 0.1 + 0.002
@@ -321,3 +324,188 @@ def test_timeline_capacity_limits_the_gap_statistic_and_says_so():
     [e] = meter.energy_between(begin, meter.mark())
     assert e.joules == pytest.approx(300.0, abs=0.002) and e.samples == 11  # energy is unaffected
     assert has_flag(e, "history_truncated", "timeline capacity exceeded")
+
+
+# --- faults: slow reads, impossible counters, anything the binding throws ---------------------------
+
+
+def test_a_stalled_end_read_does_not_stretch_the_window_and_is_flagged():
+    # 300 W; the meter samples every 0.1 s up to 1.9 s; the code ends at 2.0 s, and the end mark's
+    # counter read stalls for 15 s. Without care: 17 s of energy (5100 J) for a 2-s window.
+    meter, nvml, clock = make([FakeGpu(watts=lambda t: 300.0)])
+    begin = meter.mark()
+    run_sampling(meter, clock, 1.95, 0.1)
+    clock.t = 2.0
+    nvml.gpu(0).stall_at, nvml.gpu(0).stall_s = 2.0, 15.0
+    end = meter.mark()
+    assert clock.t == pytest.approx(17.0)  # the call really took 15 s of (injected) time
+    [e] = meter.energy_between(begin, end)
+    assert e.duration_s == pytest.approx(2.0)  # the window ends when the measured code ended
+    # counter to its last good read (0.0 → 1.9 s) + the last power × 0.1 s: the truth, 600 J
+    assert e.joules == pytest.approx(nvml.exact_joules(0, 0.0, 2.0), abs=0.01)
+    assert has_flag(e, "slow_read", "the longest 15.000 s (nvmlDeviceGetTotalEnergyConsumption)")
+    # the next window starts from good reads again, without the flag
+    run_sampling(meter, clock, 18.0, 0.1)
+    after = meter.mark()
+    clock.t = 19.0
+    [e2] = meter.energy_between(after, meter.mark())
+    assert e2.joules == pytest.approx(300.0, abs=0.002) and not e2.flags
+
+
+def test_a_stalled_sampler_read_inside_a_window_is_flagged_and_adds_nothing():
+    meter, nvml, clock = make([FakeGpu(watts=lambda t: 250.0)])
+    begin = meter.mark()
+    run_sampling(meter, clock, 1.0, 0.1)
+    nvml.gpu(0).stall_at, nvml.gpu(0).stall_s = 1.0, 3.0
+    nvml.gpu(0).stall_call = "nvmlDeviceGetFieldValues"
+    clock.t = 1.1
+    meter.sample_now()  # the power read stalls 3 s: values dropped
+    assert clock.t == pytest.approx(4.1)
+    run_sampling(meter, clock, 5.0, 0.1)
+    [e] = meter.energy_between(begin, meter.mark())
+    # the counter holds what was drawn, stall or not: 250 W × 5 s
+    assert e.joules == pytest.approx(nvml.exact_joules(0, 0.0, 5.0), abs=0.002)
+    assert has_flag(e, "slow_read", "3.000 s (nvmlDeviceGetFieldValues)")
+
+
+@pytest.mark.parametrize("jump_mj", [1_000_000_000, 5_000_000])  # +1 MJ, and +5 kJ in 0.1 s at 700 W
+def test_a_counter_jump_beyond_the_board_power_limit_invalidates_the_window(jump_mj):
+    meter, nvml, clock = make([FakeGpu(watts=lambda t: 300.0, power_limit_w=700.0)])
+    run_sampling(meter, clock, 1.0, 0.1)
+    begin = meter.mark()
+    run_sampling(meter, clock, 1.5, 0.1)
+    nvml.jump_counter(0, jump_mj)
+    run_sampling(meter, clock, 3.0, 0.1)
+    end = meter.mark()
+    [e] = meter.energy_between(begin, end)
+    assert e.joules is None
+    assert has_flag(e, "implausible_jump", "than 2 x the board's 700 W power limit allows")
+    clock.t = 4.0
+    [after] = meter.energy_between(end, meter.mark())  # later windows are measured again
+    assert after.joules == pytest.approx(300.0, abs=0.002) and not after.flags
+
+
+def test_a_legitimate_burst_at_the_power_limit_is_not_a_jump():
+    # 700 W, the board's limit, with the counter's 100 ms updates read every 10 ms: never flagged
+    meter, nvml, clock = make([FakeGpu(watts=lambda t: 700.0, power_limit_w=700.0)])
+    begin = meter.mark()
+    run_sampling(meter, clock, 2.0, 0.01)
+    [e] = meter.energy_between(begin, meter.mark())
+    assert e.joules == pytest.approx(1400.0, abs=0.002) and not e.flags
+
+
+@pytest.mark.parametrize("bad", [
+    lambda h: "12345",  # an odd return type
+    lambda h: None,
+    lambda h: (_ for _ in ()).throw(RuntimeError("binding broke")),  # not an NVMLError
+    lambda h: (_ for _ in ()).throw(TypeError("argument 1 must be c_void_p")),
+])
+def test_any_exception_or_odd_value_from_the_binding_is_a_flag_never_a_traceback(bad):
+    meter, nvml, clock = make([FakeGpu(), FakeGpu()])
+    begin = meter.mark()
+    real = nvml.nvmlDeviceGetTotalEnergyConsumption
+    nvml.nvmlDeviceGetTotalEnergyConsumption = lambda h: bad(h) if h.index == 1 else real(h)
+    clock.t = 1.0
+    meter.sample_now()
+    clock.t = 2.0
+    end = meter.mark()
+    g0, g1 = meter.energy_between(begin, end)
+    assert g0.joules == pytest.approx(600.0, abs=0.002) and not g0.flags
+    assert g1.joules is None and has_flag(g1, "nvml_error", "gpu:1")
+    meter.stop()
+
+
+def test_an_odd_counter_value_at_start_means_no_counter_not_a_crash():
+    nvml = FakeNvml(gpus=[FakeGpu(watts=lambda t: 100.0)], clock=ManualClock())
+    nvml.nvmlDeviceGetTotalEnergyConsumption = lambda h: "n/a"
+    meter = NvmlMeter(nvml=nvml, interval=None, clock=nvml.clock, env={})
+    meter.start()
+    begin = meter.mark()
+    run_sampling(meter, nvml.clock, 1.0, 0.1)
+    [e] = meter.energy_between(begin, meter.mark())
+    assert e.method == "sampled" and e.joules == pytest.approx(100.0)
+    assert has_flag(e, "sampled_fallback", "unexpected TypeError from the NVML binding")
+
+
+def test_shutdown_and_init_failures_never_raise_from_probe_or_stop():
+    nvml = FakeNvml(gpus=[FakeGpu()])
+    real_shutdown = nvml.nvmlShutdown
+
+    def shutdown():
+        real_shutdown()
+        raise nvml.NVMLError(nvml.NVML_ERROR_UNKNOWN)
+
+    nvml.nvmlShutdown = shutdown
+    statuses = NvmlMeter.probe(nvml=nvml, env={})
+    assert statuses[0].available and statuses[0].device == "gpu:0"
+    assert not statuses[-1].available and "nvmlShutdown failed: NVMLError_Unknown: Unknown Error" in statuses[-1].reason
+    meter = NvmlMeter(nvml=nvml, interval=0.01, env={})
+    meter.start()
+    meter.stop()  # shutdown raising changes no figure: no exception
+    assert not meter.sampler_alive
+
+    nvml = FakeNvml(gpus=[FakeGpu()])
+    nvml.nvmlInit = lambda: (_ for _ in ()).throw(RuntimeError("no libnvidia-ml"))
+    [s] = NvmlMeter.probe(nvml=nvml, env={})
+    assert not s.available and "unexpected RuntimeError from the NVML binding: no libnvidia-ml" in s.reason
+    with pytest.raises(UserError, match="RuntimeError"):
+        NvmlMeter(nvml=nvml, interval=None)
+
+
+def test_probe_turns_odd_values_and_foreign_exceptions_into_status_lines():
+    nvml = FakeNvml(gpus=[FakeGpu(), FakeGpu(), FakeGpu()])
+    real_name = nvml.nvmlDeviceGetName
+    nvml.nvmlDeviceGetName = lambda h: (_ for _ in ()).throw(RuntimeError("boom")) if h.index == 1 else real_name(h)
+    real_counter = nvml.nvmlDeviceGetTotalEnergyConsumption
+    nvml.nvmlDeviceGetTotalEnergyConsumption = lambda h: None if h.index == 2 else real_counter(h)
+    s0, s1, s2 = NvmlMeter.probe(nvml=nvml, env={})
+    assert s0.available and s0.details["method"] == "counter"
+    assert not s1.available and "gpu:1 unreadable: unexpected RuntimeError from the NVML binding: boom" in s1.reason
+    assert s2.available and s2.details["method"] == "sampled" and "returned None" in s2.reason
+    nvml.nvmlDeviceGetCount = lambda: (_ for _ in ()).throw(TypeError("bad handle"))
+    [s] = NvmlMeter.probe(nvml=nvml, env={})
+    assert not s.available and "NVML cannot list GPUs: unexpected TypeError" in s.reason
+    with pytest.raises(UserError, match="NVML cannot list GPUs"):
+        NvmlMeter(nvml=nvml, interval=None, env={})
+
+
+def test_a_mark_that_waits_on_a_stuck_call_keeps_its_own_time():
+    # The mark reads the clock, then waits 10 s for the lock (a sampler call stuck in the driver):
+    # the window still ends at the mark's time, and the wait is what the flag names.
+    base = ManualClock()
+    armed = {"wait": 0.0}
+
+    def clock():
+        t = base()
+        if armed["wait"]:
+            base.advance(armed["wait"])
+            armed["wait"] = 0.0
+        return t
+
+    nvml = FakeNvml(gpus=[FakeGpu(watts=lambda t: 200.0)], clock=base)
+    meter = NvmlMeter(nvml=nvml, interval=None, clock=clock, env={})
+    meter.start()
+    begin = meter.mark()
+    run_sampling(meter, base, 2.0, 0.1)
+    base.t = 2.05
+    armed["wait"] = 10.0
+    end = meter.mark()
+    [e] = meter.energy_between(begin, end)
+    assert e.duration_s == pytest.approx(2.05)
+    assert e.joules == pytest.approx(nvml.exact_joules(0, 0.0, 2.05), abs=0.01)  # 410 J, not 2410 J
+    assert has_flag(e, "slow_read", "(waiting for another NVML call to return)")
+
+
+def test_a_stalled_begin_read_does_not_add_the_stall_to_the_window():
+    # The begin mark is asked for at 0 s and its counter read returns at 15 s; the code runs after
+    # that, for 2 s. The window is those 2 s (400 J at 200 W), not 17 s (3400 J).
+    meter, nvml, clock = make([FakeGpu(watts=lambda t: 200.0)])
+    run_sampling(meter, clock, 1.0, 0.1)
+    nvml.gpu(0).stall_at, nvml.gpu(0).stall_s = 1.0, 15.0
+    begin = meter.mark()
+    assert clock.t == pytest.approx(16.0)
+    run_sampling(meter, clock, 18.0, 0.1)
+    [e] = meter.energy_between(begin, meter.mark())
+    assert e.duration_s == pytest.approx(2.0)
+    assert e.joules == pytest.approx(400.0, abs=200.0 * 0.1 + 0.01)  # the stuck read's counter: ±1 update
+    assert has_flag(e, "slow_read", "15.000 s")

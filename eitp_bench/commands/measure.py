@@ -3,6 +3,10 @@
 The report goes to stderr (like perf stat) so the command's own output stays
 clean; with --json, stdout is exactly one JSON object and the command's stdout
 is sent to stderr.
+
+SIGTERM and SIGINT are passed on to the command; we wait for it to end, close the window then,
+print the report all the same and exit with its code (128 + the signal when it died of one).
+`measured_joules_flags` lists the flag codes on the readings summed into `measured_joules`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Optional
 
@@ -76,16 +81,38 @@ def _run_measured(monitor, command: list[str], *, quiet_stdout: bool):
     except PermissionError:
         window.end()
         raise UserError(f"command is not executable: {command[0]}", fix=f"chmod +x {command[0]}", exit_code=126)
-    try:
-        exit_code = proc.wait()
-    except KeyboardInterrupt:
-        # The child got the same SIGINT from the terminal; wait for it so its energy is counted.
-        proc.send_signal(signal.SIGINT)
-        exit_code = proc.wait()
+    exit_code = _wait_forwarding_signals(proc)
     result = window.end()
     if exit_code < 0:  # killed by a signal: report it the way shells do
         exit_code = 128 - exit_code
     return exit_code, result
+
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _wait_forwarding_signals(proc: subprocess.Popen) -> int:
+    """Wait for the measured command, passing SIGTERM and SIGINT on to it (like `timeout` does).
+
+    We do not die of them ourselves: the command decides when to stop, its window closes when it
+    has, and the JSON is still printed. (A terminal's Ctrl-C reaches the command directly as well,
+    since it is in our process group.) Only the main thread can set handlers; elsewhere we just wait.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return proc.wait()
+
+    def forward(signum, _frame) -> None:
+        try:
+            proc.send_signal(signum)
+        except (ProcessLookupError, OSError):  # it has already exited
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _energy_row(e) -> dict[str, Any]:
@@ -103,6 +130,7 @@ def _payload(command, exit_code, result, baseline, monitor, timeline: bool) -> d
         "duration_s": result.duration_s,
         "energy": [_energy_row(e) for e in result.energy],
         "measured_joules": result.measured_joules,
+        "measured_joules_flags": result.measured_joules_flags,
         "net_measured_joules": result.net_measured_joules,
         "estimated_joules": result.estimated_joules,
         "unavailable": [
@@ -157,7 +185,9 @@ def _print_table(payload: dict[str, Any]) -> None:
     for i, note in enumerate(notes, 1):
         console.print(escape(f"[{i}] {note}"), soft_wrap=True)
     measured = payload["measured_joules"]
-    console.print(f"measured total (gpu+package+dram): {_fmt(measured, '.3f')} J")
+    caveats = payload.get("measured_joules_flags") or []
+    console.print(f"measured total (gpu+package+dram): {_fmt(measured, '.3f')} J"
+                  + (escape(f"  (flagged: {', '.join(caveats)})") if caveats else ""))
     if payload["estimated_joules"] is not None:
         console.print(f"estimated (not measured): {_fmt(payload['estimated_joules'], '.3f')} J")
     if payload.get("co2"):

@@ -23,6 +23,7 @@ from eitp_bench.energy.base import ADDITIVE_DOMAINS, Meter, MeterStatus, PowerSa
 from eitp_bench.records import MEASURED_METHODS, EnergyEntry, TimelinePoint
 
 ChannelKey = tuple[str, str, str]  # meter, device, domain
+STUCK_MARKS_S = 1.0  # end marks slower than this do not stretch the window (nvml.SLOW_READ_S alike)
 
 
 def _key(e: EnergyEntry) -> ChannelKey:
@@ -55,6 +56,16 @@ class WindowResult:
         """Sum of measured joules over additive domains; None when nothing was measured."""
         measured = self.measured
         return sum(e.joules for e in measured) if measured else None  # type: ignore[misc]
+
+    @property
+    def measured_joules_flags(self) -> list[str]:
+        """The flag codes (sorted, once each) on the entries summed into `measured_joules`.
+
+        Empty: the total stands on unflagged readings. Not empty: the total is a number with a caveat
+        (e.g. `slow_read`, `stalled`, `short_window`); claims should not rest on it. Invalid domains are
+        not in the sum at all (see `complete`).
+        """
+        return sorted({f.code for e in self.measured for f in e.flags})
 
     @property
     def net_measured_joules(self) -> Optional[float]:
@@ -132,6 +143,9 @@ class Window:
             _cuda_synchronize()
         self._t0 = time.monotonic()
         self._begin = [m.mark() for m in self.monitor.meters]
+        t_marks = time.monotonic()
+        if t_marks - self._t0 > STUCK_MARKS_S:  # stuck begin marks: the code starts only now
+            self._t0 = t_marks
         return self
 
     def end(self) -> WindowResult:
@@ -139,14 +153,19 @@ class Window:
             raise RuntimeError(f"window {self.name!r} was never opened")
         if self.monitor.cuda_sync:
             _cuda_synchronize()
+        t_code = time.monotonic()  # the measured code has ended
         end_marks = [m.mark() for m in self.monitor.meters]
-        t1 = time.monotonic()
+        t_marks = time.monotonic()
+        # Normally the window closes after the end marks, so every meter's interval lies inside it.
+        # Marks that took longer than STUCK_MARKS_S were stuck (a hung sensor call, flagged by its
+        # meter): the window then ends when the code ended, not when the call returned.
+        t1 = t_marks if t_marks - t_code <= STUCK_MARKS_S else t_code
         energy: list[EnergyEntry] = []
         timeline: list[PowerSample] = []
         for meter, b, e in zip(self.monitor.meters, self._begin, end_marks):
             energy.extend(meter.energy_between(b, e))
             if self.monitor.timeline:
-                timeline.extend(meter.power_samples(self._t0, t1))
+                timeline.extend(meter.power_samples(self._t0, t_marks))
         for entry in energy:
             entry.window = self.name
             if entry.idle_watts is None:
@@ -237,8 +256,14 @@ class EnergyMonitor:
         if self._closed:
             return
         self._closed = True
-        for meter in self.meters:
-            meter.stop()
+        failure: Optional[BaseException] = None
+        for meter in self.meters:  # every meter stops (and joins its threads), even if one fails to
+            try:
+                meter.stop()
+            except Exception as err:
+                failure = failure or err
+        if failure is not None:
+            raise failure
 
     def __enter__(self) -> "EnergyMonitor":
         return self
@@ -272,6 +297,7 @@ def discover_meters(
     from eitp_bench.energy.estimate import CpuTimeEstimateMeter
     from eitp_bench.energy.nvml import NvmlMeter
     from eitp_bench.energy.rapl import RaplMeter
+    from eitp_bench.errors import UserError
 
     if estimate not in ("auto", "never", "always"):
         raise ValueError("estimate must be auto, never or always")
@@ -286,7 +312,10 @@ def discover_meters(
     nvml_status = NvmlMeter.probe()
     statuses.extend(nvml_status)
     if any(s.available for s in nvml_status):
-        meters.append(NvmlMeter(interval=interval))
+        try:
+            meters.append(NvmlMeter(interval=interval))
+        except UserError as err:  # probed fine, then failed to start: a status line, not a crash
+            statuses.append(MeterStatus("nvml", False, reason=err.message, fix=err.fix))
 
     if estimate == "always" or (estimate == "auto" and not meters):
         meters.append(CpuTimeEstimateMeter(tdp_w=tdp_w))

@@ -14,8 +14,21 @@ counter did not move while power was drawn, would read 0 J or a whole extra upda
 sampled integral instead, with method "sampled" and a flag saying why. Never a silent 0 J.
 
 Faults. An NVML error on one GPU invalidates that GPU's windows (joules=None, flag with the reason);
-the other GPUs and the sampler thread go on. A counter that goes backwards (driver reload, GPU reset)
-invalidates the windows that span it; joules are never negative.
+the other GPUs and the sampler thread go on. So does any other exception from the binding (a
+RuntimeError, an odd return type): flagged `nvml_error`, never a traceback. A counter that goes
+backwards (driver reload, GPU reset) invalidates the windows that span it (`reset`); one that steps by
+more than 2 × the board power limit × (elapsed + 0.1 s) + 1 J is impossible for the hardware and
+invalidates them too (`implausible_jump`). Joules are never negative.
+
+Slow reads. A read slower than SLOW_READ_S (1 s: NVML calls normally return in well under 10 ms,
+and the counter updates every 20-100 ms, so a 1-s call means the driver was stuck) is flagged
+`slow_read` with the longest call, and its values are dropped: a stuck call's counter holds energy
+drawn after the window ended. A mark's time is taken before it waits for anything (the lock, a
+stuck sampler call, the reads), so the window ends when the measured code ended; when the mark's own
+read is slow, the window's end is the last good read plus its power × the time from that read to the
+mark; a window that starts at a slow mark starts when that read returned (the measured code only
+began then), from the counter it returned. A window's whole counter step is also held to the
+power-limit bound, so a bad value kept from a slow read cannot pass either.
 
 Grace Hopper: where the GPU power scope reads nothing, the instant field is read at
 NVML_POWER_SCOPE_MODULE (GPU + CPU + memory of the superchip) and every window says so.
@@ -42,6 +55,10 @@ from eitp_bench.records import EnergyEntry
 FI_DEV_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT
 CROSS_CHECK_TOLERANCE = 0.05  # counter vs integrated samples
 ARCH_AMPERE = 7  # NVML_DEVICE_ARCH_AMPERE: GetPowerUsage becomes a 1-s mean
+SLOW_READ_S = 1.0  # a read (or a mark's wait for one) longer than this is stuck: flagged, values dropped
+DEFAULT_POWER_LIMIT_W = 2000.0  # when NVML gives no power limit: above any board sold (B200 1000 W)
+JUMP_FACTOR = 2.0  # boards exceed their limit in short transients, never by 2x over a counter update
+JUMP_SLACK_S = 0.1  # the counter's update period at most: a step may hold one update's energy
 
 FIX_PYNVML = "pip install nvidia-ml-py (it provides the `pynvml` module; the PyPI `pynvml` distribution is deprecated)"
 FIX_LIBRARY = (
@@ -71,6 +88,26 @@ def _uuid_key(uuid: str) -> str:
         if u.startswith(prefix):
             return u[len(prefix) :]
     return u
+
+
+def _nvml_error(N: Any) -> Any:
+    """pynvml's base error class, or a class nothing raises (a binding without one)."""
+    cls = getattr(N, "NVMLError", None)
+    return cls if isinstance(cls, type) and issubclass(cls, BaseException) else ()
+
+
+def _describe(N: Any, err: BaseException) -> str:
+    """An exception from the binding, for a flag or a doctor line: NVML's own words, or what went wrong."""
+    if isinstance(err, _nvml_error(N)):
+        return f"{type(err).__name__}: {err}"
+    return f"unexpected {type(err).__name__} from the NVML binding: {err}"
+
+
+def _as_mj(value: Any) -> int:
+    """The energy counter's value as integer mJ; TypeError for anything that is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        raise TypeError(f"nvmlDeviceGetTotalEnergyConsumption returned {value!r}, not a count of mJ")
+    return int(value)
 
 
 def _field_number(fv: Any) -> float:
@@ -172,6 +209,14 @@ class GpuMark:
     resets: int  # times the counter went backwards so far
     errors: int  # NVML errors so far
     error: Optional[str]  # the error of this very read, if any
+    jumps: int = 0  # implausible counter steps so far
+    stale_s: float = 0.0  # this mark's read was slow: the values are the last good read's, this much older
+    stale_w: Optional[float] = None  # the last good power, to cover those stale_s
+    # ... and what that slow read returned, when it returned: a window that *starts* at this mark
+    # starts there (the measured code only began once the mark returned)
+    late_t: Optional[float] = None
+    late_counter_mj: Optional[int] = None
+    late_w: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -200,10 +245,23 @@ class _GpuState:
         self.resets = 0
         self.errors = 0
         self.last_error: Optional[str] = None
+        self.jumps = 0
+        self.last_jump: Optional[str] = None
+        self.power_limit_w = DEFAULT_POWER_LIMIT_W
+        self.power_limit_known = False
+        self.counter_t: Optional[float] = None  # time of the last good counter read
+        self.good_t: Optional[float] = None  # time of the last good read (counter and power)
+        self.slow: deque[tuple[float, float, str]] = deque(maxlen=1000)  # (start, seconds, call)
+        self.late: Optional[tuple[float, Optional[int], Optional[float]]] = None  # the last slow read
         self.timeline: deque[tuple[float, float]] = deque(maxlen=timeline_capacity)
 
-    def snapshot(self, error: Optional[str]) -> GpuMark:
-        return GpuMark(self.counter_mj, self.sampled_j, self.samples, self.resets, self.errors, error)
+    def snapshot(self, error: Optional[str], now: Optional[float] = None, slow: bool = False) -> GpuMark:
+        stale_s, stale_w, late = 0.0, None, (None, None, None)
+        if slow and error is None and now is not None and self.good_t is not None:
+            stale_s, stale_w = max(0.0, now - self.good_t), self.last_w
+            late = self.late or late
+        return GpuMark(self.counter_mj, self.sampled_j, self.samples, self.resets, self.errors, error,
+                       self.jumps, stale_s, stale_w, *late)
 
 
 class NvmlMeter(Meter):
@@ -234,12 +292,15 @@ class NvmlMeter(Meter):
         N = self._nvml
         try:
             N.nvmlInit()
-        except N.NVMLError as err:
+        except Exception as err:
             status = _init_status(N, err)
             raise UserError(f"NVML cannot start: {status.reason}", fix=status.fix) from err
         try:
             uuids = torch_uuids if torch_uuids is not None else torch_device_uuids()
-            gpus = visible_gpus(N, env, uuids)
+            try:
+                gpus = visible_gpus(N, env, uuids)
+            except Exception as err:
+                raise UserError(f"NVML cannot list GPUs: {_describe(N, err)}", fix=FIX_LIBRARY) from err
             if devices is not None:
                 gpus = [g for g in gpus if g.ordinal in set(devices)]
             if not gpus:
@@ -252,7 +313,10 @@ class NvmlMeter(Meter):
             for st in self._gpus:
                 self._detect(st)
         except BaseException:
-            N.nvmlShutdown()
+            try:
+                N.nvmlShutdown()
+            except Exception:  # the set-up error is the one to report
+                pass
             raise
 
     # --- set-up ---
@@ -260,34 +324,45 @@ class NvmlMeter(Meter):
     def _detect(self, st: _GpuState) -> None:
         """What this GPU can read: the counter, and which power source."""
         N, h = self._nvml, st.gpu.handle
+        # Any exception from the binding here only means "this GPU cannot do that".
         try:
             st.arch = int(N.nvmlDeviceGetArchitecture(h))
-        except (N.NVMLError, AttributeError):
+        except Exception:
             st.arch = None
         try:
             st.mig = st.mig or bool(N.nvmlDeviceGetMigMode(h)[0])
-        except (N.NVMLError, AttributeError, TypeError, IndexError):
+        except Exception:
             pass
         try:
-            N.nvmlDeviceGetTotalEnergyConsumption(h)
+            limit_w = float(N.nvmlDeviceGetEnforcedPowerLimit(h)) / 1000.0
+            if limit_w > 0:
+                st.power_limit_w, st.power_limit_known = limit_w, True
+        except Exception:
+            pass
+        try:
+            _as_mj(N.nvmlDeviceGetTotalEnergyConsumption(h))
             st.has_counter = True
-        except N.NVMLError_NotSupported:
-            st.counter_note = "no energy counter (pre-Volta): power is sampled and integrated"
-        except N.NVMLError as err:
-            st.counter_note = f"energy counter unreadable at start ({err}): power is sampled and integrated"
+        except Exception as err:
+            if isinstance(err, getattr(N, "NVMLError_NotSupported", ())):
+                st.counter_note = "no energy counter (pre-Volta): power is sampled and integrated"
+            elif isinstance(err, _nvml_error(N)):
+                st.counter_note = f"energy counter unreadable at start ({err}): power is sampled and integrated"
+            else:
+                st.counter_note = f"energy counter unreadable at start ({_describe(N, err)}): power is sampled and integrated"
         sources = ["instant", "instant-module"] if hasattr(N, "NVML_POWER_SCOPE_MODULE") else ["instant"]
         for source in sources:
             try:
                 fv = N.nvmlDeviceGetFieldValues(h, [self._instant_field(source)])[0]
                 if int(fv.nvmlReturn) == 0:
+                    _field_number(fv)
                     st.power_source = source
                     return
-            except (N.NVMLError, AttributeError, TypeError):
+            except Exception:
                 pass
         try:
-            N.nvmlDeviceGetPowerUsage(h)
+            float(N.nvmlDeviceGetPowerUsage(h))
             st.power_source = "usage"
-        except N.NVMLError:
+        except Exception:
             st.power_source = "none"
 
     def channels(self) -> list[Channel]:
@@ -312,20 +387,50 @@ class NvmlMeter(Meter):
             return N.nvmlDeviceGetPowerUsage(h) / 1000.0
         return None
 
-    def _read(self, st: _GpuState, now: float) -> Optional[str]:
-        """One read of counter and power into the running state (lock held). Returns the error, if any."""
+    def _read(self, st: _GpuState, now: float) -> tuple[Optional[str], bool]:
+        """One read of counter and power into the running state (lock held). Returns (error, slow).
+
+        `now` is when the read was asked for (a mark: before it waited for the lock). A read that
+        completes more than SLOW_READ_S after `now` is slow: logged, and its values dropped.
+        """
         N = self._nvml
+        power_call = "nvmlDeviceGetPowerUsage" if st.power_source == "usage" else "nvmlDeviceGetFieldValues"
+        calls: list[tuple[float, str]] = []
         try:
+            t_a = self._clock()
+            calls.append((t_a - now, "waiting for another NVML call to return"))
             watts = self._read_watts(st)
-            counter = int(N.nvmlDeviceGetTotalEnergyConsumption(st.gpu.handle)) if st.has_counter else None
-        except N.NVMLError as err:
+            watts = None if watts is None else float(watts)
+            t_b = self._clock()
+            calls.append((t_b - t_a, power_call))
+            counter = _as_mj(N.nvmlDeviceGetTotalEnergyConsumption(st.gpu.handle)) if st.has_counter else None
+            t_c = self._clock()
+            calls.append((t_c - t_b, "nvmlDeviceGetTotalEnergyConsumption"))
+        except Exception as err:  # NVML's errors, and anything else the binding throws or returns
             st.errors += 1
-            st.last_error = f"NVML error on {st.device}: {type(err).__name__}: {err}"
+            st.last_error = f"NVML error on {st.device}: {_describe(N, err)}"
             st.last_t = None  # never integrate across a failed read
-            return st.last_error
+            return st.last_error, False
+        if t_c - now > SLOW_READ_S:
+            took, call = max(calls)
+            st.slow.append((now, t_c - now, call))
+            st.late = (t_c, counter, watts)
+            return None, True
         if counter is not None:
             if st.counter_mj is not None and counter < st.counter_mj:
                 st.resets += 1
+                st.last_change_t = None
+            elif st.counter_mj is not None and st.counter_t is not None and (
+                (counter - st.counter_mj) / 1000.0
+                > JUMP_FACTOR * st.power_limit_w * (max(0.0, t_c - st.counter_t) + JUMP_SLACK_S) + 1.0
+            ):
+                st.jumps += 1
+                limit = f"{st.power_limit_w:.0f} W power limit" if st.power_limit_known else (
+                    f"{st.power_limit_w:.0f} W (no power limit reported)")
+                st.last_jump = (
+                    f"the energy counter stepped by {(counter - st.counter_mj) / 1000.0:.3f} J in "
+                    f"{max(0.0, t_c - st.counter_t):.3f} s: more than {JUMP_FACTOR:g} x the board's {limit} allows"
+                )
                 st.last_change_t = None
             elif st.counter_mj is not None and counter != st.counter_mj:
                 if st.last_change_t is not None:
@@ -334,13 +439,15 @@ class NvmlMeter(Meter):
                         st.update_period_s = dt
                 st.last_change_t = now
             st.counter_mj = counter
+            st.counter_t = t_b
         if watts is not None and not (st.last_t is not None and now <= st.last_t):  # one sample per instant
             if st.last_t is not None:
                 st.sampled_j += (watts + st.last_w) / 2 * (now - st.last_t)
             st.last_t, st.last_w = now, watts
             st.samples += 1
             st.timeline.append((now, watts))
-        return None
+        st.good_t = now
+        return None, False
 
     def sample_now(self) -> None:
         """Take one sample on every GPU now (what the sampler thread does every interval)."""
@@ -350,9 +457,14 @@ class NvmlMeter(Meter):
                 self._read(st, now)
 
     def mark(self) -> NvmlMark:
+        # The edge is now, before waiting for the lock (a stuck sampler call) or for any read.
+        now = self._clock()
         with self._lock:
-            now = self._clock()
-            return NvmlMark(now, tuple(st.snapshot(self._read(st, now)) for st in self._gpus))
+            gpus = []
+            for st in self._gpus:
+                error, slow = self._read(st, now)
+                gpus.append(st.snapshot(error, now, slow))
+            return NvmlMark(now, tuple(gpus))
 
     # --- sampler thread ---
 
@@ -390,7 +502,7 @@ class NvmlMeter(Meter):
             self._closed = True
             try:
                 self._nvml.nvmlShutdown()
-            except self._nvml.NVMLError:
+            except Exception:  # nothing left to measure: a failing shutdown changes no figure
                 pass
 
     # --- results ---
@@ -404,6 +516,17 @@ class NvmlMeter(Meter):
             return [self._energy(st, b, e, begin.t, end.t) for st, b, e in zip(self._gpus, begin.gpus, end.gpus)]
 
     def _energy(self, st: _GpuState, b: GpuMark, e: GpuMark, t0: float, t1: float) -> EnergyEntry:
+        mark_t0 = t0
+        # A slow read at an edge: at the end, the last good read's values plus its power × the time
+        # from it to the edge; at the start, what the slow read returned, when it returned (the
+        # measured code only began then). Both zero for good reads.
+        b_counter, b_sampled, tail = b.counter_mj, b.sampled_j, (e.stale_w or 0.0) * e.stale_s
+        if b.late_t is not None and b.late_counter_mj is not None:
+            t0, b_counter = b.late_t, b.late_counter_mj
+            if b.stale_w is not None and b.late_w is not None:
+                b_sampled += (b.stale_w + b.late_w) / 2 * (b.stale_s + b.late_t - mark_t0)
+        else:
+            tail -= (b.stale_w or 0.0) * b.stale_s
         duration = t1 - t0
         samples = e.samples - b.samples + 1 if st.power_source != "none" else 0
         gap, gap_note = self._max_gap(st, t0, t1)
@@ -421,14 +544,24 @@ class NvmlMeter(Meter):
         if st.power_source == "usage" and (st.arch or 0) >= ARCH_AMPERE:
             flags.append(flag("averaged_power", "power samples are NVML's 1-s average (Ampere+): they lag changes in power"))
 
+        slow = [(took, call, t) for t, took, call in st.slow if mark_t0 <= t <= t1]
+        if slow:
+            took, call, _ = max(slow)
+            flags.append(flag(
+                "slow_read", f"{len(slow)} NVML read(s) took over {SLOW_READ_S:g} s in this window; the longest "
+                f"{took:.3f} s ({call}); their values were dropped and the window still ends at its own edge"
+            ))
         if b.error or e.error or b.errors != e.errors:
             reason = e.error or b.error or st.last_error
             flags.append(flag("nvml_error", f"{reason} (during or at the edge of this window)"))
             return out
-        if b.resets != e.resets or (st.has_counter and e.counter_mj < b.counter_mj):
+        if b.resets != e.resets or (st.has_counter and e.counter_mj < b_counter):
             flags.append(flag("reset", "the energy counter went backwards (driver reload or GPU reset) in this window"))
             return out
-        sampled = e.sampled_j - b.sampled_j if st.power_source != "none" else None
+        if b.jumps != e.jumps:
+            flags.append(flag("implausible_jump", f"{st.last_jump} (in this window)"))
+            return out
+        sampled = e.sampled_j - b_sampled + tail if st.power_source != "none" else None
 
         if not st.has_counter:
             if sampled is None:
@@ -438,10 +571,17 @@ class NvmlMeter(Meter):
             out.joules = sampled
             return out
 
-        counter_j = (e.counter_mj - b.counter_mj) / 1000.0
+        counter_step_j = (e.counter_mj - b_counter) / 1000.0
+        counter_j = counter_step_j + tail
+        bound_j = JUMP_FACTOR * st.power_limit_w * (max(duration, 0.0) + JUMP_SLACK_S) + 1.0
+        if counter_step_j > bound_j:  # the reads' own check misses a bad value kept from a slow read
+            flags.append(flag("implausible_jump", f"the energy counter moved {counter_step_j:.3f} J in "
+                              f"{duration:.3f} s: more than {JUMP_FACTOR:g} x the board's "
+                              f"{st.power_limit_w:.0f} W allows (in this window)"))
+            return out
         period = st.update_period_s
         short = period is not None and duration < period
-        stuck = counter_j == 0 and sampled is not None and sampled > 0
+        stuck = counter_step_j == 0 and not tail and sampled is not None and sampled > 0
         if short or stuck:
             why = f"~{period * 1000:.0f} ms" if period else "not yet inferred"
             if short or period is None:
@@ -505,11 +645,14 @@ class NvmlMeter(Meter):
         def ask(fn: str, *args: Any) -> Any:
             try:
                 return getattr(N, fn)(*args)
-            except (N.NVMLError, AttributeError):
+            except Exception:  # any failure of the binding: the fact is unknown
                 return None
 
         def scaled(v: Any, k: float) -> Optional[float]:
-            return None if v is None else v / k
+            try:
+                return None if v is None else float(v) / k
+            except (TypeError, ValueError):
+                return None
 
         gpus = []
         with self._lock:
@@ -543,7 +686,10 @@ class NvmlMeter(Meter):
 
     @classmethod
     def probe(cls, nvml: Any = None, env: Optional[dict[str, str]] = None, **_: Any) -> list[MeterStatus]:
-        """Doctor's view, without starting a sampler: one status per visible GPU, or why there is none."""
+        """Doctor's view, without starting a sampler: one status per visible GPU, or why there is none.
+
+        Never raises: any exception from the binding becomes a status line with its reason.
+        """
         if nvml is None:
             try:
                 nvml = load_pynvml()
@@ -552,20 +698,30 @@ class NvmlMeter(Meter):
         N = nvml
         try:
             N.nvmlInit()
-        except N.NVMLError as err:
+        except Exception as err:
             return [_init_status(N, err)]
+        statuses: list[MeterStatus] = []
         try:
-            try:
-                gpus = visible_gpus(N, env)
-            except N.NVMLError as err:
-                return [MeterStatus("nvml", False, reason=f"NVML cannot list GPUs: {err}", fix=FIX_LIBRARY)]
+            gpus = visible_gpus(N, env)
             if not gpus:
                 spec = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
-                return [MeterStatus("nvml", False, reason=f"no NVIDIA GPU visible (CUDA_VISIBLE_DEVICES={spec!r})",
-                                    fix="check `nvidia-smi` and CUDA_VISIBLE_DEVICES")]
-            return [_gpu_status(N, g) for g in gpus]
-        finally:
+                statuses.append(MeterStatus("nvml", False, reason=f"no NVIDIA GPU visible (CUDA_VISIBLE_DEVICES={spec!r})",
+                                            fix="check `nvidia-smi` and CUDA_VISIBLE_DEVICES"))
+            for g in gpus:
+                try:
+                    statuses.append(_gpu_status(N, g))
+                except Exception as err:
+                    statuses.append(MeterStatus("nvml", False, f"gpu:{g.ordinal}", "gpu", fix=FIX_LIBRARY,
+                                                reason=f"gpu:{g.ordinal} unreadable: {_describe(N, err)}"))
+        except Exception as err:
+            statuses.append(MeterStatus("nvml", False, reason=f"NVML cannot list GPUs: {_describe(N, err)}",
+                                        fix=FIX_LIBRARY))
+        try:
             N.nvmlShutdown()
+        except Exception as err:  # the readings above stand; say that NVML did not close cleanly
+            statuses.append(MeterStatus("nvml", False, reason=f"nvmlShutdown failed: {_describe(N, err)}",
+                                        fix=FIX_LIBRARY))
+        return statuses
 
 
 _ARCH_NAMES = {2: "kepler", 3: "maxwell", 4: "pascal", 5: "volta", 6: "turing", 7: "ampere", 8: "ada",
@@ -578,27 +734,26 @@ def _init_status(N: Any, err: Exception) -> MeterStatus:
     if isinstance(err, getattr(N, "NVMLError_NoPermission", ())):
         return MeterStatus("nvml", False, reason=f"NVML permission denied: {err}",
                            fix="run as a user with access to /dev/nvidia* (the video group, or --gpus in a container)")
-    return MeterStatus("nvml", False, reason=f"NVML failed to initialise: {type(err).__name__}: {err}",
-                       fix=FIX_LIBRARY)
+    return MeterStatus("nvml", False, reason=f"NVML failed to initialise: {_describe(N, err)}", fix=FIX_LIBRARY)
 
 
 def _gpu_status(N: Any, gpu: VisibleGpu) -> MeterStatus:
     device = f"gpu:{gpu.ordinal}"
     try:
         name = _text(N.nvmlDeviceGetName(gpu.handle))
-    except N.NVMLError as err:
+    except _nvml_error(N) as err:
         return MeterStatus("nvml", False, device, "gpu", reason=f"{device} unreadable: {err}", fix=FIX_LIBRARY)
     details: dict[str, Any] = {"name": name, "uuid": gpu.uuid}
     try:
-        N.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
+        _as_mj(N.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
         return MeterStatus("nvml", True, device, "gpu", reason=f"{name}: energy counter",
                            details={**details, "method": "counter"})
-    except N.NVMLError as err:
-        no_counter = isinstance(err, N.NVMLError_NotSupported)
-        counter_err = str(err)
+    except Exception as err:
+        no_counter = isinstance(err, getattr(N, "NVMLError_NotSupported", ()))
+        counter_err = str(err) if isinstance(err, _nvml_error(N)) else _describe(N, err)
     try:
-        N.nvmlDeviceGetPowerUsage(gpu.handle)
-    except N.NVMLError as err:
+        float(N.nvmlDeviceGetPowerUsage(gpu.handle))
+    except Exception as err:
         return MeterStatus("nvml", False, device, "gpu",
                            reason=f"{name}: power reading not supported ({err}) and no energy counter",
                            fix="none for this GPU: its energy can only be estimated", details=details)
