@@ -45,6 +45,10 @@ CODES: dict[str, str] = {
     "legacy": "a plain-text flag from a schema-1 record whose reason could not be recognised",
 }
 
+# Caveats that make a kept figure unfit to judge an energy claim on: such windows are skipped (and
+# counted) by the claims judge. Scope notes (die_sum, die_mirror, averaged_power …) do not disqualify.
+FAULT_CODES = frozenset({"stalled", "slow_read", "short_window", "few_updates", "crosscheck_mismatch"})
+
 CODE_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 

@@ -237,3 +237,27 @@ def test_a_round_stored_twice_pairs_one_to_one():
     pairs = _paired(samples, claim)
     assert len(pairs) == 10
     assert sorted(pairs["value_c"] / pairs["value_b"]) == [2.0] * 5 + [2.1] * 5
+
+
+def test_energy_claims_skip_windows_with_a_flagged_fault_and_say_how_many():
+    from synthetic_store import record
+
+    from eitp_bench.flags import flag
+
+    claim = next(c for c in load_claims("eitp").claims if c.id == "training-energy-per-step")
+    stalled = [flag("stalled", "did not move from t=1.0 to t=2.5 (1.5 s)")]
+    recs = []
+    for rep in range(12):
+        for arm, joules in (("baseline", 1000.0 + rep), ("eitp-paper", 400.0 + rep)):
+            faulty = arm == "eitp-paper" and rep < 2  # two candidate windows with a stalled counter
+            recs.append(record(arm, "train", rep, {"train_joules_per_step": joules / 100, "final_val_loss": 3.0},
+                               energy_window="train", energy_joules=joules, flags=stalled if faulty else None))
+    f = frames_from_records(recs)
+    v = judge_claims(f["metrics"], f["energy"], [claim])[0]
+    assert v.n_candidate == 10  # the two flagged rounds are out (paired: their baseline rounds too)
+    assert "skipped" in v.reason and "stalled" in v.reason and "eitp-paper 2" in v.reason
+    # scope notes are not faults: a die_sum note skips nothing
+    recs = [r.model_copy(update={"energy": [e.model_copy(update={"flags": [flag("die_sum", "summed dies")]})
+                                            for e in r.energy]}) for r in recs]
+    f = frames_from_records(recs)
+    assert judge_claims(f["metrics"], f["energy"], [claim])[0].n_candidate == 12

@@ -273,14 +273,18 @@ def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed) -> Verdict
     samples = {arm: _values(rows, arm, metric) for arm in arms}
 
     if claim.energy:
-        samples, not_measured = _measured_only(samples, rows, energy_df, metric)
+        samples, not_measured, skipped_note = _measured_only(samples, rows, energy_df, metric)
         if not_measured:
             return Verdict(claim, NOT_MEASURED, not_measured, metric=metric,
                            n_candidate=len(samples[claim.candidate]),
                            n_baseline=len(samples[claim.baseline]) if claim.baseline else 0)
+    else:
+        skipped_note = ""
 
     if claim.kind == "bound":
-        return _judge_bound(claim, rows, samples[claim.candidate], metric, n_resamples, seed)
+        v = _judge_bound(claim, rows, samples[claim.candidate], metric, n_resamples, seed)
+        v.reason = f"{v.reason}; {skipped_note}" if skipped_note else v.reason
+        return v
     converged_note = ""
     if claim.to_target:
         stop, converged_note = _convergence(claim, rows, metric)
@@ -291,7 +295,7 @@ def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed) -> Verdict
         if stop is not None:
             return stop
     v = _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed)
-    notes = [n for n in (converged_note, _device_note(claim, rows), claim.note) if n]
+    notes = [n for n in (skipped_note, converged_note, _device_note(claim, rows), claim.note) if n]
     if notes:
         v.reason = f"{v.reason}; {'; '.join(notes)}"
     return v
@@ -598,7 +602,11 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
     """
     from eitp_bench.analysis.stats import MIN_REPETITIONS
 
+    from eitp_bench.flags import FAULT_CODES
+
     keep, unmeasured_runs, explanations = {}, {}, set()
+    skipped: dict[str, int] = {}
+    fault_codes: set[str] = set()
     for arm, df in samples.items():
         arm_rows = rows[rows["arm"] == arm]
         run_ids = set(arm_rows["run_id"])
@@ -610,7 +618,15 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
             if windows:
                 e = e[e["window"].isin(windows)]
             valid = measured_only(e)
-            measured_ids = set(valid["run_id"])
+            # A window whose measured figure carries a fault (stalled, slow read, too short …) is skipped.
+            is_faulty = valid["flags"].map(lambda codes: bool(set(codes) & FAULT_CODES)).astype(bool) \
+                if "flags" in valid.columns else None
+            faulty = valid[is_faulty] if is_faulty is not None else valid.iloc[0:0]
+            faulty_ids = set(faulty["run_id"])
+            skipped[arm] = len(faulty_ids)
+            for codes in faulty["flags"]:
+                fault_codes.update(set(codes) & FAULT_CODES)
+            measured_ids = set(valid["run_id"]) - faulty_ids
             # Why measured joules were missing: flags on the unmeasured runs' entries and the meters used.
             cols = [c for c in ("meter", "device", "domain", "method") if c in e.columns]
             unmeasured = e.loc[~e["run_id"].isin(measured_ids)]
@@ -627,5 +643,9 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
                            for arm in keep)
         why = "; ".join(sorted(explanations)[:6]) or "no energy entries recorded for these runs"
         return keep, (f"energy claim judged on measured joules only, but {metric} has too few measured runs "
-                      f"({counts}); entries: {why}")
-    return keep, None
+                      f"({counts}); entries: {why}"), ""
+    note = ""
+    if any(skipped.values()):
+        note = ("skipped runs whose measured window was flagged (" + ", ".join(sorted(fault_codes)) + "): "
+                + ", ".join(f"{arm} {n}" for arm, n in skipped.items() if n))
+    return keep, None, note
