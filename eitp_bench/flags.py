@@ -37,6 +37,9 @@ CODES: dict[str, str] = {
     "die_mirror": "per-die zones advance identically (one socket counter mirrored per die, AMD): counted once",
     "history_truncated": "older reads fell out of the ring buffer: max_gap_s covers only the reads kept",
     "slow_read": "a sensor read took longer than its bound: its values were dropped, the window kept its own edges",
+    # run conditions (isolation check at the start of a repetition, in provenance.hardware.isolation)
+    "gpu_shared": "another process was running on a measured GPU when the repetition started",
+    "cpu_busy": "another process was using over half a CPU core when the repetition started",
     # estimates
     "estimated": "estimated (CPU time × TDP ÷ cores), not measured",
     "tdp_default": "no hardware profile: the estimate's TDP is a per-core default",

@@ -48,6 +48,7 @@ class RepetitionSpec:
     staging: str = ""
     hardware_profile_id: Optional[str] = None
     position: int = 0  # place of this arm in its round's shuffled order
+    cooldown_before_s: float = 0.0  # the thermal cooldown the runner waited just before this repetition
 
     def plan_entry(self, suite: Suite) -> dict:
         """This repetition as the dry-run plan shows it: identity, tasks and every effective setting."""
@@ -141,6 +142,7 @@ class Runner:
         hardware_profile_id: Optional[str] = None,
         progress: bool = True,
         python: Optional[str] = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.suite = suite
         self.out_dir = Path(out_dir) if out_dir else default_out_dir(suite.name)
@@ -148,6 +150,7 @@ class Runner:
         self.hardware_profile_id = hardware_profile_id
         self.progress = progress
         self.python = python or sys.executable
+        self.sleep = sleep  # the cooldown's wait (tests inject a recorder)
         self._provenance = None
 
     def run(self) -> RunSummary:
@@ -160,8 +163,13 @@ class Runner:
         summary = RunSummary(self.out_dir, planned=len(specs))
         with _Progress(len(specs), enabled=self.progress) as bar:
             for i, spec in enumerate(specs):
-                bar.describe(f"{spec.label} ({i + 1}/{len(specs)})")
+                cooldown = self.suite.meters.cooldown_s if i > 0 else 0.0
                 try:
+                    if cooldown > 0:  # let the GPU and CPU cool between repetitions (meters.cooldown_s)
+                        bar.describe(f"cooldown {cooldown:g} s before {spec.label}")
+                        self.sleep(cooldown)
+                    spec.cooldown_before_s = cooldown
+                    bar.describe(f"{spec.label} ({i + 1}/{len(specs)})")
                     records = self._run_one(spec, bar)
                 except KeyboardInterrupt:
                     raise RunInterrupted(summary) from None
@@ -266,6 +274,23 @@ def _hardware() -> dict:
         "cpu_profile": hw["cpu_profile"],
         "cpu_tdp_w": tdp,
     }
+
+
+def _isolation(nvml) -> dict:
+    """The isolation check (other GPU compute processes, busy CPU processes); never raises."""
+    from eitp_bench.hardware.isolation import isolation_check
+
+    try:
+        return isolation_check(nvml)
+    except Exception as err:
+        return {"gpu_processes": None, "cpu_busy_processes": None, "flags": [], "error": repr(err)}
+
+
+def _temperatures(nvml) -> dict:
+    try:
+        return nvml.temperatures() if nvml is not None else {}
+    except Exception:
+        return {}
 
 
 def _jsonable(value):
@@ -406,7 +431,11 @@ def worker_main(spec_path: str) -> int:
     device = _resolve_device(suite.device)
     hw = _hardware()
     monitor = EnergyMonitor(interval=suite.meters.interval, timeline=suite.meters.timeline, tdp_w=hw.pop("cpu_tdp_w"))
+    nvml = next((m for m in monitor.meters if m.name == "nvml"), None)
     try:
+        write_json_atomic(staging / "phase", "isolation check")
+        hw["isolation"] = _jsonable(_isolation(nvml))
+        hw["cooldown_before_s"] = spec.cooldown_before_s
         if suite.meters.idle_s > 0:
             write_json_atomic(staging / "phase", "idle")
             monitor.measure_idle(suite.meters.idle_s)
@@ -423,8 +452,10 @@ def worker_main(spec_path: str) -> int:
             write_json_atomic(staging / "phase", task)
             record = RunRecord(
                 suite=spec.suite_name, suite_config_hash=spec.config_hash, arm=spec.arm, task=task, size=spec.size,
-                seed=spec.seed, repetition=spec.repetition, device=device, config=spec.suite, provenance=prov,
+                seed=spec.seed, repetition=spec.repetition, device=device, config=spec.suite,
+                provenance=prov.model_copy(deep=True),
             )
+            temps_start = _temperatures(nvml)
             ctx.energy = []
             ctx.task_device = device  # a task that runs elsewhere (int8 generate on CPU) says so
             first_window = len(monitor.results)
@@ -449,6 +480,11 @@ def worker_main(spec_path: str) -> int:
                 record.error = "\n".join(traceback.format_exc().strip().splitlines()[-ERROR_TAIL_LINES:])
                 print(record.error, file=sys.stderr, flush=True)
             record.device = ctx.task_device or device
+            if nvml is not None:  # GPU temperature when this task started and ended (None: unreadable)
+                temps_end = _temperatures(nvml)
+                record.provenance.hardware["gpu_temperature_c"] = {
+                    d: {"start": temps_start.get(d), "end": temps_end.get(d)} for d in sorted({*temps_start, *temps_end})
+                }
             record.finished_at = utc_now()
             write_json_atomic(staging / f"{task}.json", record.model_dump_json())
     finally:

@@ -35,6 +35,8 @@ class MetersConfig(_Section):
     idle_s: float = Field(0.0, ge=0, description="idle baseline measured before each repetition's work")
     timeline: bool = False
     co2_country: Optional[str] = Field(None, description="ISO code: codecarbon's offline CO2 figure per repetition")
+    cooldown_s: float = Field(0.0, ge=0, description="thermal cooldown: seconds the runner waits between "
+                              "repetitions (recorded as provenance.hardware.cooldown_before_s)")
 
 
 class ModelConfig(_Section):

@@ -160,6 +160,11 @@ class FakeGpu:
     mem_clock_mhz: int = 2619
     temperature_c: int = 41
     persistence: int = 1
+    app_sm_clock_mhz: int = 1755  # application clocks (nvmlDeviceGetApplicationsClock)
+    app_mem_clock_mhz: int = 2619
+    max_sm_clock_mhz: int = 1980  # nvmlDeviceGetMaxClockInfo
+    max_mem_clock_mhz: int = 2619
+    processes: list = field(default_factory=list)  # (pid, used bytes) of compute processes on this GPU
     fail_from: Optional[float] = None  # clock time from which every call on this GPU raises `fail_code`
     fail_code: int = NVML_ERROR_GPU_IS_LOST
     stall_at: Optional[float] = None  # from this clock time, the next `stall_calls` calls of `stall_call` ...
@@ -188,6 +193,14 @@ class _Value:
     sllVal: int = 0
     siVal: int = 0
     usVal: int = 0
+
+
+@dataclass
+class _ProcessInfo:
+    pid: int
+    usedGpuMemory: Optional[int]  # bytes; None where the driver hides it (pynvml gives None then)
+    gpuInstanceId: int = 0xFFFFFFFF
+    computeInstanceId: int = 0xFFFFFFFF
 
 
 class _Handle:
@@ -238,11 +251,13 @@ class FakeNvml:
         library_found: bool = True,
         driver_version: str = "550.54.15",
         nvml_version: str = "12.550.54.15",
+        cuda_driver_version: int = 12040,
     ):
         self.clock = clock
         self.library_found = library_found
         self.driver_version = driver_version
         self.nvml_version = nvml_version
+        self.cuda_driver_version = cuda_driver_version
         t0 = clock()
         self._gpus = [_GpuState(g, i, t0) for i, g in enumerate(gpus if gpus is not None else [FakeGpu()])]
         self._init_count = 0
@@ -316,6 +331,10 @@ class FakeNvml:
     def nvmlSystemGetNVMLVersion(self):
         self._call("nvmlSystemGetNVMLVersion")
         return self.nvml_version
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        self._call("nvmlSystemGetCudaDriverVersion")
+        return self.cuda_driver_version
 
     def nvmlDeviceGetCount(self):
         self._call("nvmlDeviceGetCount")
@@ -402,6 +421,18 @@ class FakeNvml:
     def nvmlDeviceGetClockInfo(self, handle, clock_type):
         g = self._state(handle, "nvmlDeviceGetClockInfo").gpu
         return g.mem_clock_mhz if clock_type == NVML_CLOCK_MEM else g.sm_clock_mhz
+
+    def nvmlDeviceGetApplicationsClock(self, handle, clock_type):
+        g = self._state(handle, "nvmlDeviceGetApplicationsClock").gpu
+        return g.app_mem_clock_mhz if clock_type == NVML_CLOCK_MEM else g.app_sm_clock_mhz
+
+    def nvmlDeviceGetMaxClockInfo(self, handle, clock_type):
+        g = self._state(handle, "nvmlDeviceGetMaxClockInfo").gpu
+        return g.max_mem_clock_mhz if clock_type == NVML_CLOCK_MEM else g.max_sm_clock_mhz
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        g = self._state(handle, "nvmlDeviceGetComputeRunningProcesses").gpu
+        return [_ProcessInfo(pid=pid, usedGpuMemory=used) for pid, used in g.processes]
 
     def nvmlDeviceGetTemperature(self, handle, sensor):
         return self._state(handle, "nvmlDeviceGetTemperature").gpu.temperature_c

@@ -67,7 +67,8 @@ if spec["arm"] == "eitp-coded":  # hangs until killed
 for task in spec["tasks"]:
     rec = RunRecord(suite=spec["suite_name"], suite_config_hash=spec["config_hash"], arm=spec["arm"], task=task,
                     size=spec["size"], seed=spec["seed"], repetition=spec["repetition"],
-                    provenance=Provenance(eitp_bench_version="0", python="3", platform="fake"))
+                    provenance=Provenance(eitp_bench_version="0", python="3", platform="fake",
+                                          hardware={"cooldown_before_s": spec.get("cooldown_before_s")}))
     (staging / f"{task}.json").write_text(rec.model_dump_json())
 '''
 
@@ -132,7 +133,43 @@ def test_timeout_is_recorded_as_failed_and_the_suite_goes_on(fake_python, tmp_pa
     assert len(seen) == 4 and summary.finished == 2 and len(summary.failed) == 2
 
 
+def test_cooldown_waits_between_repetitions_and_is_recorded(fake_python, tmp_path):
+    path = suite_file(tmp_path, "name: s\narms: [baseline]\ntasks: [train]\nrepetitions: 3\nmeters: {cooldown_s: 7.5}\n")
+    waits = []
+    Runner(load_suite(str(path)), tmp_path / "out", progress=False, sleep=waits.append).run()
+    assert waits == [7.5, 7.5]  # between repetitions, not before the first
+    recs = sorted(records_in(tmp_path / "out"), key=lambda r: r.repetition)
+    assert [r.provenance.hardware["cooldown_before_s"] for r in recs] == [0.0, 7.5, 7.5]
+
+
+def test_no_cooldown_by_default(fake_python, tmp_path):
+    path = suite_file(tmp_path, "name: s\narms: [baseline]\ntasks: [train]\nrepetitions: 2\n")
+    waits = []
+    suite = load_suite(str(path))
+    assert suite.meters.cooldown_s == 0
+    Runner(suite, tmp_path / "out", progress=False, sleep=waits.append).run()
+    assert waits == []
+
+
 # ----------------------------------------------------------------------------- real workers
+
+
+def test_worker_records_cooldown_and_isolation_in_provenance(tmp_path):
+    suite = load_suite("smoke", FAST + ["arms=[baseline]", "tasks=[train]", "debug.crash_arms=[baseline]"])
+    [spec] = plan(suite)[:1]
+    spec.staging, spec.cooldown_before_s = str(tmp_path), 3.0
+    spec_path = tmp_path / "spec.json"
+    from dataclasses import asdict
+
+    spec_path.write_text(json.dumps(asdict(spec)))
+    assert worker_main(str(spec_path)) == 0
+    hw = RunRecord.model_validate_json((tmp_path / "train.json").read_text()).provenance.hardware
+    assert hw["cooldown_before_s"] == 3.0
+    iso = hw["isolation"]
+    assert set(iso) >= {"gpu_processes", "cpu_busy_processes", "flags"}
+    assert all(p["pid"] not in (os.getpid(), os.getppid()) for p in iso["cpu_busy_processes"] or [])
+    assert all(f["code"] in ("gpu_shared", "cpu_busy") for f in iso["flags"])
+
 
 
 def test_exception_in_a_task_becomes_a_failed_record(tmp_path):

@@ -45,7 +45,7 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample
 from eitp_bench.errors import UserError
@@ -669,8 +669,13 @@ class NvmlMeter(Meter):
                     "power_limit_w": scaled(ask("nvmlDeviceGetEnforcedPowerLimit", h), 1000),
                     "sm_clock_mhz": ask("nvmlDeviceGetClockInfo", h, getattr(N, "NVML_CLOCK_SM", 1)),
                     "mem_clock_mhz": ask("nvmlDeviceGetClockInfo", h, getattr(N, "NVML_CLOCK_MEM", 2)),
+                    "app_sm_clock_mhz": ask("nvmlDeviceGetApplicationsClock", h, getattr(N, "NVML_CLOCK_SM", 1)),
+                    "app_mem_clock_mhz": ask("nvmlDeviceGetApplicationsClock", h, getattr(N, "NVML_CLOCK_MEM", 2)),
+                    "max_sm_clock_mhz": ask("nvmlDeviceGetMaxClockInfo", h, getattr(N, "NVML_CLOCK_SM", 1)),
+                    "max_mem_clock_mhz": ask("nvmlDeviceGetMaxClockInfo", h, getattr(N, "NVML_CLOCK_MEM", 2)),
                     "temperature_c": ask("nvmlDeviceGetTemperature", h, getattr(N, "NVML_TEMPERATURE_GPU", 0)),
                     "persistence_mode": ask("nvmlDeviceGetPersistenceMode", h),
+                    "mig_mode_state": _mig_state(ask("nvmlDeviceGetMigMode", h)),
                     "energy_counter": st.has_counter,
                     "power_source": st.power_source,
                     "mig_mode": st.mig,
@@ -680,9 +685,43 @@ class NvmlMeter(Meter):
         return {
             "driver_version": _text(driver) if driver is not None else None,
             "nvml_version": _text(version) if version is not None else None,
+            "cuda_driver_version": _cuda_version(ask("nvmlSystemGetCudaDriverVersion")),
             "sampler_interval_s": self.interval,
             "gpus": gpus,
         }
+
+    def temperatures(self) -> dict[str, Optional[int]]:
+        """GPU temperature (°C) per device now; None for a GPU whose reading fails (never raises)."""
+        N = self._nvml
+        out: dict[str, Optional[int]] = {}
+        with self._lock:
+            for st in self._gpus:
+                try:
+                    out[st.device] = int(N.nvmlDeviceGetTemperature(st.gpu.handle, getattr(N, "NVML_TEMPERATURE_GPU", 0)))
+                except Exception:
+                    out[st.device] = None
+        return out
+
+    def compute_processes(self, exclude_pids: Iterable[int] = ()) -> dict[str, Optional[list[dict[str, Any]]]]:
+        """Other compute processes on each measured GPU: {device: [{pid, used_memory_mib}], or None when
+        NVML cannot say (not supported, no permission, a binding fault). Never raises."""
+        N, skip = self._nvml, set(exclude_pids)
+        out: dict[str, Optional[list[dict[str, Any]]]] = {}
+        with self._lock:
+            for st in self._gpus:
+                try:
+                    procs = []
+                    for p in N.nvmlDeviceGetComputeRunningProcesses(st.gpu.handle) or []:
+                        pid = int(p.pid)
+                        if pid in skip:
+                            continue
+                        used = getattr(p, "usedGpuMemory", None)
+                        procs.append({"pid": pid, "used_memory_mib":
+                                      round(used / 2**20, 1) if isinstance(used, (int, float)) else None})
+                    out[st.device] = procs
+                except Exception:
+                    out[st.device] = None
+        return out
 
     @classmethod
     def probe(cls, nvml: Any = None, env: Optional[dict[str, str]] = None, **_: Any) -> list[MeterStatus]:
@@ -722,6 +761,24 @@ class NvmlMeter(Meter):
             statuses.append(MeterStatus("nvml", False, reason=f"nvmlShutdown failed: {_describe(N, err)}",
                                         fix=FIX_LIBRARY))
         return statuses
+
+
+def _mig_state(value: Any) -> Optional[dict[str, bool]]:
+    """nvmlDeviceGetMigMode's (current, pending) as booleans; None when unknown or not supported."""
+    try:
+        current, pending = value
+        return {"current": bool(int(current)), "pending": bool(int(pending))}
+    except (TypeError, ValueError):
+        return None
+
+
+def _cuda_version(value: Any) -> Optional[str]:
+    """nvmlSystemGetCudaDriverVersion's integer (12040) as "12.4"; None when unknown."""
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        return None
+    return f"{v // 1000}.{(v % 1000) // 10}" if v > 0 else None
 
 
 _ARCH_NAMES = {2: "kepler", 3: "maxwell", 4: "pascal", 5: "volta", 6: "turing", 7: "ampere", 8: "ada",
