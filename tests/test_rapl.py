@@ -38,6 +38,14 @@ def scripted(fake, clock=None, **kw):
     return RaplMeter(fake.root, clock=clock or FakeClock(), background=False, **kw)
 
 
+def started(fake):
+    """(clock, a started scripted meter, its first mark): the opening of most window tests."""
+    clock = FakeClock()
+    meter = scripted(fake, clock)
+    meter.start()
+    return clock, meter, meter.mark()
+
+
 # --- layout ---------------------------------------------------------------------------
 
 def test_kernel_layout_every_zone_once_mmio_dropped(tmp_path):
@@ -80,10 +88,7 @@ def test_root_from_env_var(tmp_path, monkeypatch):
 def test_steady_package_excludes_core_uncore_dram_separate(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, energy_uj=1_000_000)
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     for _ in range(4):  # 4 s: package 10 W of which core 6 W and uncore 2 W; dram 3 W besides
         clock.t += 1.0
         fake.advance_uj("intel-rapl:0", 10_000_001)
@@ -193,10 +198,7 @@ def test_without_poller_missed_wraps_are_invalid_not_wrong(tmp_path):
 def test_reset_is_invalid_with_reason_never_negative(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, children=("dram",), energy_uj=200_000_000_000)
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     clock.t += 0.5
     fake.set_energy("intel-rapl:0", 5_000)  # counter reset: back to ~0 long before the range
     fake.advance_uj("intel-rapl:0:0", 1_000_000)
@@ -298,10 +300,7 @@ def test_amd_die_zones_summed_into_package(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, name="package-0-die-0", children=("core",))
     fake.add_package(1, name="package-0-die-1", children=("core",))
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     clock.t += 1
     fake.advance_uj("intel-rapl:0", 30_000_000)
     fake.advance_uj("intel-rapl:1", 25_000_001)
@@ -385,10 +384,7 @@ def test_distinct_dies_never_taken_for_mirrors_when_they_start_equal(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, name="package-0-die-0", children=())
     fake.add_package(1, name="package-0-die-1", children=())
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     clock.t += 0.1
     fake.advance_uj("intel-rapl:0", 10_000_000)
     fake.advance_uj("intel-rapl:1", 5_000_000)
@@ -401,10 +397,7 @@ def test_mirror_read_straddling_an_update_stays_one_counter(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_zone("intel-rapl:0", "package-0-die-0", energy_uj=5_000_000)
     fake.add_zone("intel-rapl:1", "package-0-die-1", mirror_of="intel-rapl:0")
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     clock.t += 0.5
     fake.advance_uj("intel-rapl:0", 50_000_000)
     fake._write("intel-rapl:1", fake.raw_uj("intel-rapl:0") - 100_000)  # die-1's file one update behind
@@ -420,10 +413,7 @@ def test_mirror_read_straddling_an_update_stays_one_counter(tmp_path):
 def test_counter_that_never_moves_is_stalled_with_no_joules(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, children=("dram",))
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     for _ in range(10):
         clock.t += 0.1
         fake.advance_uj("intel-rapl:0", 1_000_000)  # the package moves, dram (a VM's frozen file) not
@@ -451,10 +441,7 @@ def test_short_window_on_a_long_stalled_counter_is_stalled(tmp_path):
 def test_pause_under_the_threshold_is_not_a_stall(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, children=())
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     for k in range(10):
         clock.t += STALL_S / 2
         if k % 2:
@@ -527,10 +514,7 @@ def test_pmax_from_constraint_files(tmp_path):
     assert (z0.pmax_w, z0.pmax_source) == (375.0, "constraint files")  # 3 × the largest stated power
     assert (z1.pmax_w, z1.pmax_source) == (1000.0, "default")
     assert scripted(fake, pmax_w={"package": 50.0}).zones[0].pmax_source == "given"
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     clock.t += 1.0
     fake.advance_uj("intel-rapl:0", 500_000_000)  # 500 J in 1 s: over 375 W, under the 1000 W default
     fake.advance_uj("intel-rapl:1", 500_000_000)
@@ -551,10 +535,7 @@ def test_psys_is_its_own_platform_channel(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, children=())
     fake.add_psys(1)
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     clock.t += 2
     fake.advance_uj("intel-rapl:0", 10_000_000)
     fake.advance_uj("intel-rapl:1", 16_000_000)
@@ -567,10 +548,7 @@ def test_psys_is_its_own_platform_channel(tmp_path):
 def test_tiny_window_flagged(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, children=())
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
-    begin = meter.mark()
+    clock, meter, begin = started(fake)
     clock.t += 0.0004
     pkg = meter.energy_between(begin, meter.mark())[0]
     assert pkg.joules == 0.0 and pkg.samples == 2
