@@ -101,9 +101,13 @@ def verdict_json(v) -> dict:
 
 def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups: int = 5) -> Findings:
     """Every finding of a report over these frames (already restricted to the runs wanted)."""
+    from eitp_bench.analysis.resultset import ResultSet, measured_only
     from eitp_bench.analysis.stats import methods_paragraph
 
-    groups, omitted = _verdict_groups(frames, claim_set, n_resamples, max_groups)
+    rs = ResultSet(frames)  # the rules (ok runs, comparability key, measured-only) applied once
+    measured = measured_only(rs.energy)
+    additive = measured[measured["domain"].isin(ADDITIVE_DOMAINS)] if measured is not None and len(measured) else None
+    groups, omitted = _verdict_groups(rs, claim_set, n_resamples, max_groups)
     family = max((sum(v.claim.group == "headline" for v in g.verdicts) for g in groups), default=0)
     return Findings(
         statement=methods_paragraph(n_claims=family or None, resamples=n_resamples),
@@ -114,22 +118,21 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
         omitted_groups=omitted,
         distributions=_distributions(groups),
         timelines=_timelines(frames),
-        energy_table=_energy_table(frames),
-        energy_breakdown=_energy_breakdown(frames),
-        pareto=_pareto(frames),
+        energy_table=_energy_table(rs.energy),
+        energy_breakdown=_energy_breakdown(additive),
+        pareto=_pareto(additive),
         environment=_environment(frames),
-        warnings=_warnings(frames),
+        warnings=_warnings(frames, rs.energy),
         heat_sink_k=heat_sink_k(frames),
     )
 
 
-def _verdict_groups(frames: Frames, claim_set, n_resamples, max_groups) -> tuple[list[GroupFindings], list[str]]:
+def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupFindings], list[str]]:
     """One verdict table per comparability key (configuration hash × hardware profile): claims are never
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
-    from eitp_bench.analysis.resultset import ResultSet
 
-    all_groups = ResultSet(frames).groups()
+    all_groups = rs.groups()
     omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
     groups = []
     for g in all_groups[:max_groups]:  # most recent first
@@ -207,11 +210,10 @@ def _timelines(frames: Frames, max_runs: int = 6) -> list[dict]:
     return out
 
 
-def _energy_breakdown(frames: Frames):
-    e = _measured_additive(frames)
-    if e is None:
+def _energy_breakdown(e):
+    """Median measured joules per machine × task × arm × window × channel (additive domains only)."""
+    if e is None or len(e) == 0:
         return None
-    e = e.assign(hardware_profile_id=e["hardware_profile_id"].fillna("unknown").astype(str))
     per = e.groupby(["hardware_profile_id", "task", "arm", "window", "device", "domain"],
                     sort=True)["joules"].median().reset_index()
     per["group"] = (per["hardware_profile_id"] + ": " + per["task"] + " / " + per["window"].astype(str) + " / "
@@ -220,13 +222,12 @@ def _energy_breakdown(frames: Frames):
     return per
 
 
-def _pareto(frames: Frames, max_plots: int = 4) -> list[dict]:
+def _pareto(e, max_plots: int = 4) -> list[dict]:
+    """Per run: window seconds against measured joules (additive domains), with the arms' frontier."""
     import pandas as pd
 
-    e = _measured_additive(frames)
-    if e is None:
+    if e is None or len(e) == 0:
         return []
-    e = e.assign(hardware_profile_id=e["hardware_profile_id"].fillna("unknown").astype(str))
     per_run = e.groupby(["hardware_profile_id", "task", "window", "arm", "run_id"], sort=True).agg(
         joules=("joules", "sum"), seconds=("duration_s", "max")).reset_index()
     out = []
@@ -281,34 +282,15 @@ def _summary(frames: Frames) -> dict:
     }
 
 
-def _ok_energy(frames: Frames):
-    e = frames.energy
-    if e is None or len(e) == 0:
-        return None
-    return e[e["status"] == "ok"] if "status" in e.columns else e
-
-
-def _energy_table(frames: Frames) -> list[dict]:
+def _energy_table(e) -> list[dict]:
     """Median gross and net-of-idle joules per (task, arm, window, device, domain, method)."""
-    e = _ok_energy(frames)
-    if e is None:
+    if e is None or len(e) == 0:
         return []
     keys = ["hardware_profile_id", "task", "arm", "window", "device", "domain", "method", "meter"]
-    e = e.assign(hardware_profile_id=e["hardware_profile_id"].fillna("unknown"))
     agg = e.groupby(keys, dropna=False, sort=True).agg(
         n=("run_id", "size"), valid=("joules", "count"), joules=("joules", "median"),
         net=("net_joules", "median"), idle=("idle_watts", "median"), seconds=("duration_s", "median"))
     return agg.reset_index().to_dict("records")
-
-
-def _measured_additive(frames: Frames):
-    from eitp_bench.analysis.resultset import measured_only
-
-    e = measured_only(_ok_energy(frames))
-    if e is None:
-        return None
-    e = e[e["domain"].isin(ADDITIVE_DOMAINS)]
-    return e if len(e) else None
 
 
 def _environment(frames: Frames) -> list[dict]:
@@ -326,13 +308,17 @@ def _environment(frames: Frames) -> list[dict]:
     return rows
 
 
-def _warnings(frames: Frames) -> dict:
+def _warnings(frames: Frames, energy=None) -> dict:
+    """Failed runs, flag counts, estimate-only windows, high variance. `energy`: ok runs' entries
+    (the ResultSet's); computed from the frames when not given."""
+    from eitp_bench.analysis.resultset import ResultSet
+
     runs = frames.runs
     failed = runs[runs["status"] != "ok"]
     out = {"failed": failed[["suite", "arm", "task", "repetition", "status", "error"]].head(50).to_dict("records"),
            "failed_total": len(failed), "flags": [], "estimated": [], "high_cv": []}
-    e = _ok_energy(frames)
-    if e is not None:
+    e = ResultSet(frames).energy if energy is None else energy
+    if e is not None and len(e):
         flagged = e[e["flags"].map(len) > 0]  # flags: list of codes, flag_messages: their messages
         if len(flagged):
             split = flagged.explode(["flags", "flag_messages"]).rename(columns={"flags": "code", "flag_messages": "flag"})
