@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 
 from eitp_bench.flags import Flag, legacy_flag
 
-SCHEMA_VERSION = 2  # 2: flags are coded (code + message); 1: flags were plain strings
+SCHEMA_VERSION = 3  # 3: ranks (world_size, nnodes; rank and host per energy entry); 2: coded flags; 1: string flags
 
 Method = Literal["counter", "sampled", "estimated"]
 MEASURED_METHODS = frozenset({"counter", "sampled"})
@@ -65,6 +65,11 @@ class EnergyEntry(_Model):
     wraps: int = 0
     flags: list[Flag] = Field(default_factory=list)  # coded reasons (eitp_bench/flags.py)
     idle_watts: Optional[float] = None
+    # Multi-rank repetitions (torchrun): which rank's process read this sensor and on which host. A GPU
+    # entry belongs to the rank that owns that GPU; CPU/DRAM entries to local rank 0 of each node, so
+    # summing a record's entries counts every sensor once. None for a single-process repetition.
+    rank: Optional[int] = None
+    host: Optional[str] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -133,6 +138,8 @@ class RunRecord(_Model):
     seed: int
     repetition: int
     device: str = "cpu"  # torch device the workload ran on
+    world_size: int = Field(1, ge=1)  # ranks in this repetition (torchrun), 1 for one process
+    nnodes: int = Field(1, ge=1)  # machines those ranks ran on
     status: Status = "ok"
     error: Optional[str] = None
     started_at: str = Field(default_factory=utc_now)
@@ -174,7 +181,12 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "energy": energy, "schema_version": 2}
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}  # version n -> n + 1
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """v3: multi-rank fields; every earlier record ran as one process on one machine."""
+    return {**data, "world_size": data.get("world_size", 1), "nnodes": data.get("nnodes", 1), "schema_version": 3}
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}  # version n -> n + 1
 
 
 def upgrade_record(data: dict[str, Any], to: int = SCHEMA_VERSION) -> dict[str, Any]:

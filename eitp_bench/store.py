@@ -221,7 +221,18 @@ def _v3_coded_flags(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE runs SET record_schema_version = 2 WHERE record_schema_version < 2")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_create_tables, _v2_add_stored_at, _v3_coded_flags]
+def _v4_ranks(conn: sqlite3.Connection) -> None:
+    # v4: record schema 3, multi-rank repetitions. Every stored run was one process on one machine.
+    conn.execute("ALTER TABLE runs ADD COLUMN world_size INTEGER NOT NULL DEFAULT 1")
+    conn.execute("ALTER TABLE runs ADD COLUMN nnodes INTEGER NOT NULL DEFAULT 1")
+    conn.execute("ALTER TABLE energy ADD COLUMN rank INTEGER")
+    conn.execute("ALTER TABLE energy ADD COLUMN host TEXT")
+    conn.execute("UPDATE runs SET record_schema_version = 3 WHERE record_schema_version < 3")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

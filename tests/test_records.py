@@ -86,7 +86,8 @@ def test_upgrade_chain_converts_v1_flags_and_leaves_its_input_alone():
     before = copy.deepcopy(old)
     new = upgrade_record(old)
     assert old == before
-    assert new["schema_version"] == SCHEMA_VERSION == 2
+    assert new["schema_version"] == SCHEMA_VERSION == 3
+    assert new["world_size"] == new["nnodes"] == 1  # v3: every older record was one process, one machine
     assert new["energy"][0]["flags"] == [{"code": c, "message": m} for m, c in V1_MESSAGES.items()]
     assert upgrade_record(new) == new  # current records pass through
     assert upgrade_record(old, to=1) == old
@@ -98,7 +99,7 @@ def test_records_validate_through_the_chain_from_dicts_and_json():
     old = v1_record(["invalid: counter wrapped inside the window (pyRAPL has no wraparound handling)", "a;b"])
     expected = [Flag(code="wrap_unrepairable", message=old["energy"][0]["flags"][0]), Flag(code="legacy", message="a;b")]
     for record in (RunRecord.model_validate(old), RunRecord.model_validate_json(json.dumps(old))):
-        assert record.schema_version == 2 and record.energy[0].flags == expected
+        assert record.schema_version == SCHEMA_VERSION and record.energy[0].flags == expected
         assert record.energy[0].net_joules == 2.0  # recomputed: 12 J − 5 W × 2 s
     again = RunRecord.model_validate_json(record.model_dump_json())
     assert again == record and again.energy[0].flags[1].message == "a;b"

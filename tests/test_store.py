@@ -14,6 +14,7 @@ import pytest
 from eitp_bench.errors import UserError
 from eitp_bench.flags import Flag
 from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
+from eitp_bench.records import SCHEMA_VERSION as SCHEMA_VERSION_RECORDS
 from eitp_bench.store import MIGRATIONS, SCHEMA_VERSION, Store, resolve_path
 
 # An NVML error text really contains ';' (and quotes): it must come back unchanged, never split.
@@ -115,7 +116,8 @@ def test_frames_have_the_contract_columns_and_values(store_path):
         runs = store.runs_frame()
         assert list(runs.columns) == [
             "run_id", "suite", "suite_config_hash", "arm", "task", "size", "seed", "repetition",
-            "device", "status", "error", "started_at", "finished_at", "hardware_profile_id",
+            "device", "world_size", "nnodes", "status", "error", "started_at", "finished_at",
+            "hardware_profile_id",
         ]  # fmt: skip
         assert list(runs.arm) == ["baseline", "eitp-paper"]
         metrics = store.metrics_frame()
@@ -127,9 +129,9 @@ def test_frames_have_the_contract_columns_and_values(store_path):
                        "max_gap_s", "wraps", "flags", "flag_messages", "idle_watts", "net_joules",
                        "run_device"):  # fmt: skip
             assert column in energy.columns
-        assert list(energy.columns[-14:]) == [
+        assert list(energy.columns[-16:]) == [
             "window", "device", "domain", "joules", "method", "meter", "duration_s", "samples", "max_gap_s", "wraps",
-            "flags", "flag_messages", "idle_watts", "net_joules",
+            "flags", "flag_messages", "idle_watts", "rank", "host", "net_joules",
         ]  # fmt: skip
         gpu = energy[(energy.domain == "gpu") & (energy.arm == "baseline")].iloc[0]
         assert gpu.device == "gpu:0" and gpu.run_device == "cuda:0"
@@ -345,7 +347,7 @@ def test_old_store_with_plain_string_flags_is_upgraded(store_path, store_version
 
     with Store.open(store_path) as store:
         (back,) = store.records()
-        assert back.schema_version == 2
+        assert back.schema_version == SCHEMA_VERSION_RECORDS and back.world_size == 1
         assert back.energy[1].flags == [
             Flag(code="wrap_unrepairable", message=V1_FLAGS[0]),
             Flag(code="permission_denied", message=V1_FLAGS[1]),
@@ -358,7 +360,7 @@ def test_old_store_with_plain_string_flags_is_upgraded(store_path, store_version
         assert store.add(make_record(4)) is True
     conn = sqlite3.connect(store_path)
     assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
-    assert {v for (v,) in conn.execute("SELECT record_schema_version FROM runs")} == {2}
+    assert {v for (v,) in conn.execute("SELECT record_schema_version FROM runs")} == {SCHEMA_VERSION_RECORDS}
     conn.close()
 
 
