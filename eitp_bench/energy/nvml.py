@@ -505,6 +505,23 @@ class NvmlMeter(Meter):
             except Exception:  # nothing left to measure: a failing shutdown changes no figure
                 pass
 
+    def qualification_sensors(self) -> list[Any]:
+        """Raw sensors for `energy.qualify`: per GPU its energy counter (J; what windows rest on) and its
+        power reading (W; what windows fall back on without a counter). Reads bypass the meter's state."""
+        from eitp_bench.energy.qualify import Sensor
+
+        N = self._nvml
+        out = []
+        for st in self._gpus:
+            h = st.gpu.handle
+            if st.has_counter:
+                out.append(Sensor(self.name, st.device, "gpu", "energy", "total_energy",
+                                  lambda h=h: _as_mj(N.nvmlDeviceGetTotalEnergyConsumption(h)) / 1000.0))
+            if st.power_source != "none":
+                out.append(Sensor(self.name, st.device, "gpu", "power", f"power_{st.power_source}",
+                                  lambda st=st: self._read_watts(st), windows=not st.has_counter))
+        return out
+
     # --- results ---
 
     def update_period_s(self, ordinal: int) -> Optional[float]:
