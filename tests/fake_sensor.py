@@ -35,6 +35,15 @@ class FakeLoad:
     def close(self) -> None:
         self.set(False)
 
+    def power(self, t: float) -> float:
+        """The load's power at time t (a FakeGpu's `watts` trace)."""
+        on = False
+        for te, state in self.edges:
+            if te > t:
+                break
+            on = state
+        return self.idle_w + (self.step_w if on else 0.0)
+
     def energy_until(self, x: float) -> float:
         """∫ power from time 0 to x (exact)."""
         joules = self.idle_w * x
