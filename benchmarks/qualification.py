@@ -1,12 +1,13 @@
 """Does instrument qualification recover a sensor's update period, averaging window and delay?
 
 Simulated sensors with known truth (tests/fake_sensor.py) follow a square-wave load on a manual
-clock, so the run is exact and takes well under a second per case whatever the machine's load.
+clock, so the run is exact and takes well under a second per case whatever the machine's load
+(`--noise 0.02` adds reading noise of 2 % of the load step to the power sensors).
 For each sensor kind, several seeds vary the update phase (and the load's edge jitter); we print the
 true and recovered figures and the worst relative error over the seeds (target: period and
 averaging window within 10 %). The delay is resolved to a fraction of one update period.
 
-    python benchmarks/qualification.py [--seeds 5] [--json]
+    python benchmarks/qualification.py [--seeds 5] [--noise 0.02] [--json]
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ CASES = [
 ]
 
 
-def run_case(quantity, period, averaging, delay, half, cycles, poll, seed):
+def run_case(quantity, period, averaging, delay, half, cycles, poll, seed, noise=0.0):
     rng = random.Random(seed)
     clock = ManualClock(100.0 + rng.random())
     load = FakeLoad(clock, idle_w=50.0, step_w=150.0)
     sensor = SimulatedSensor(load, clock, quantity=quantity, period_s=period, averaging_s=averaging,
-                             delay_s=delay, phase_s=rng.random() * period)
+                             delay_s=delay, phase_s=rng.random() * period, noise_w=noise * 150.0, seed=seed)
     res = qualify([sensor.as_sensor()], load, half_period_s=half, cycles=cycles, poll_s=poll, clock=clock,
                   sleep=clock.advance, seed=seed)
     return res.sensors[0]
@@ -50,12 +51,15 @@ def run_case(quantity, period, averaging, delay, half, cycles, poll, seed):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--noise", type=float, default=0.0,
+                    help="power sensors' reading noise as a fraction of the load step (e.g. 0.02)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     rows = []
     for name, quantity, period, averaging, delay, half, cycles, poll in CASES:
         true_w = max(averaging, period)  # a window shorter than one update is reported as the update
-        got = [run_case(quantity, period, averaging, delay, half, cycles, poll, s) for s in range(args.seeds)]
+        got = [run_case(quantity, period, averaging, delay, half, cycles, poll, s, args.noise)
+               for s in range(args.seeds)]
         err_p = max(abs(g.update_period_s / period - 1) for g in got)
         err_w = max(abs(g.averaging_window_s / true_w - 1) for g in got)
         err_d = max(abs(g.delay_s - delay) for g in got)
@@ -70,7 +74,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"machine": platform.platform(), "python": platform.python_version(), "rows": rows}, indent=2))
         return
-    print(f"machine: {platform.platform()}, python {platform.python_version()}, {args.seeds} seeds per sensor")
+    print(f"machine: {platform.platform()}, python {platform.python_version()}, {args.seeds} seeds per sensor, "
+          f"power noise {100 * args.noise:g} % of the step")
     print(f"{'sensor':58s} {'period true→got (worst)':>28s} {'averaging true→got (worst)':>30s} "
           f"{'delay true→got (worst abs)':>30s}")
     for r in rows:

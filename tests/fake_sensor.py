@@ -8,12 +8,14 @@
 The load draws idle_w, plus step_w while it is on. A sensor updates at phase_s + k · period_s; at
 each update it takes the load's energy up to (update − delay) (quantity "energy", a counter in J) or
 the mean power over the averaging window ending at (update − delay) (quantity "power"). Readings in
-between repeat the last update. Integrals are exact (the power is piecewise constant).
+between repeat the last update. Integrals are exact (the power is piecewise constant); a power sensor
+may add reproducible Gaussian noise per update (`noise_w`).
 """
 
 from __future__ import annotations
 
 import math
+import random
 from typing import Callable
 
 from eitp_bench.energy.qualify import Sensor
@@ -64,8 +66,10 @@ class FakeLoad:
 class SimulatedSensor:
     def __init__(self, load: FakeLoad, clock: Callable[[], float], *, quantity: str, period_s: float,
                  averaging_s: float = 0.0, delay_s: float = 0.0, phase_s: float = 0.0, device: str = "cpu:0",
-                 domain: str = "package", meter: str = "rapl"):
+                 domain: str = "package", meter: str = "rapl", noise_w: float = 0.0, seed: int = 0):
+        """noise_w: a power sensor's reading noise (W, Gaussian, drawn once per update, reproducible)."""
         self.load, self.clock, self.quantity = load, clock, quantity
+        self.noise_w, self.seed = noise_w, seed
         self.period_s, self.averaging_s, self.delay_s, self.phase_s = period_s, averaging_s, delay_s, phase_s
         self.device, self.domain, self.meter = device, domain, meter
 
@@ -77,7 +81,11 @@ class SimulatedSensor:
         if self.quantity == "energy":
             return self.load.energy_until(u)
         w = self.averaging_s or self.period_s
-        return (self.load.energy_until(u) - self.load.energy_until(u - w)) / w
+        value = (self.load.energy_until(u) - self.load.energy_until(u - w)) / w
+        if self.noise_w:
+            k = round((u + self.delay_s - self.phase_s) / self.period_s)  # this update's index
+            value += self.noise_w * random.Random(self.seed * 1_000_003 + k).gauss(0.0, 1.0)
+        return value
 
     def as_sensor(self) -> Sensor:
         return Sensor(self.meter, self.device, self.domain, self.quantity,
