@@ -18,7 +18,7 @@ import math
 import random
 from typing import Callable
 
-from eitp_bench.energy.qualify import Sensor
+from eitp_bench.energy.base import Sensor
 
 
 class FakeLoad:

@@ -47,7 +47,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
-from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample
+from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample, Sensor
 from eitp_bench.errors import UserError
 from eitp_bench.flags import Flag, flag
 from eitp_bench.records import EnergyEntry
@@ -508,8 +508,6 @@ class NvmlMeter(Meter):
     def qualification_sensors(self) -> list[Any]:
         """Raw sensors for `energy.qualify`: per GPU its energy counter (J; what windows rest on) and its
         power reading (W; what windows fall back on without a counter). Reads bypass the meter's state."""
-        from eitp_bench.energy.qualify import Sensor
-
         N = self._nvml
         out = []
         for st in self._gpus:

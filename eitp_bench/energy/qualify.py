@@ -37,23 +37,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
+from eitp_bench.energy.base import Sensor
+
 LEVELS = (0.1, 0.9)  # rise measured from 10 % to 90 % of the step
 SETTLED_TAIL = 0.3  # the last 30 % of each half-period gives its settled level
 MIN_STEP_FRACTION = 0.02  # a step smaller than 2 % of the higher level is no response to the load
 MIN_CHANGES = 5
-
-
-@dataclass
-class Sensor:
-    """One raw reading source: `read()` gives cumulative joules ("energy") or watts ("power")."""
-
-    meter: str  # rapl, nvml
-    device: str  # cpu:0, gpu:0
-    domain: str  # package, dram, gpu …
-    quantity: str  # "energy" (a counter, J) or "power" (W)
-    source: str  # energy_uj, total_energy, power_usage, power_instant …
-    read: Callable[[], float]
-    windows: bool = True  # the source energy windows rest on (a counter; power only as a fallback)
 
 
 class Load(Protocol):
