@@ -185,3 +185,9 @@ def test_not_steady_is_a_fault_for_the_judge():
     from eitp_bench.flags import FAULT_CODES
 
     assert "not_steady" in FAULT_CODES and flag("not_steady", "x").code == "not_steady"
+
+
+def test_a_poller_too_slow_for_the_update_period_says_so():
+    s = run(dict(quantity="energy", period_s=0.001), half=0.2, poll=0.0006)
+    assert "too slowly" in s.note
+    assert "too slowly" not in run(dict(quantity="energy", period_s=0.001), half=0.2, poll=0.0002).note

@@ -10,7 +10,8 @@ From the readings, per sensor:
   lasts W. Each reading's level is normalised to the step (0 before, 1 after, from the settled
   levels of each half-period) and W = (t90 − t10) / 0.8, where t10/t90 are the first readings at or
   above 10 % and 90 %. An energy counter reports the energy up to its last update, i.e. the mean
-  power of each update interval: its W is P by construction. A W shorter than P cannot be resolved from readings P apart (partial-period sampling, as
+  power of each update interval: its W is P by construction. The sensor must be polled well under its
+  update period (POLL_RESOLVES); a note says when the poller could not keep up. A W shorter than P cannot be resolved from readings P apart (partial-period sampling, as
   on A100/H100, shows up only as W ≈ P).
 - response delay D: t10 − the step − 0.1 W − P/2 − poll/2. The first reading at or above a level
   comes on average half an update (and half a poll) after the level is crossed; the edges are
@@ -43,6 +44,9 @@ LEVELS = (0.1, 0.9)  # rise measured from 10 % to 90 % of the step
 SETTLED_TAIL = 0.3  # the last 30 % of each half-period gives its settled level
 MIN_STEP_FRACTION = 0.02  # a step smaller than 2 % of the higher level is no response to the load
 MIN_CHANGES = 5
+# Changes are seen at poll times, so each interval between them is off by up to one poll: with polls
+# under a third of the period, rounding an interval to whole periods is still exact.
+POLL_RESOLVES = 3
 
 
 class Load(Protocol):
@@ -238,7 +242,17 @@ def estimate(trace: Trace, quantity: str, edges: list[tuple[float, bool]], half_
         width = period
     if width + max(delay, 0.0) > (1 - SETTLED_TAIL) * half_period_s:
         note = (note + "; " if note else "") + "response slower than the half-period allows: figures are lower bounds"
+    polled = _poll_interval(trace)
+    if polled is not None and polled > period / POLL_RESOLVES:
+        note = (note + "; " if note else "") + (f"polled every {polled * 1e3:.2g} ms, too slowly to resolve a "
+                                                f"{period * 1e3:.2g} ms update period: figures are approximate")
     return period, width, max(delay, 0.0), len(widths), len(ct), step_fraction, note
+
+
+def _poll_interval(trace: Trace) -> Optional[float]:
+    """The median time between readings (what the poller achieved, not what it asked for)."""
+    gaps = sorted(b - a for a, b in zip(trace.times, trace.times[1:]))
+    return gaps[len(gaps) // 2] if gaps else None
 
 
 def _settled(trace: Trace, quantity: str, a: float, b: float) -> Optional[float]:
@@ -343,8 +357,7 @@ class CpuSpinLoad:
 
     def close(self) -> None:
         for p in self._procs:
-            p.kill()
-            p.send_signal(self._signal.SIGCONT)
+            p.kill()  # SIGKILL ends a stopped process too
         for p in self._procs:
             p.wait()
 
@@ -393,7 +406,7 @@ class Plan:
 
     cpu_half_period_s: float = 0.25
     cpu_cycles: int = 4
-    cpu_poll_s: float = 0.0005
+    cpu_poll_s: float = 0.0001  # well under RAPL's ~1 ms update (see POLL_RESOLVES)
     gpu_half_period_s: float = 2.0
     gpu_cycles: int = 3
     gpu_poll_s: float = 0.005
