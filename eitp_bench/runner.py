@@ -27,6 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
 
+from eitp_bench.energy.qualify import qualify_for_suite
+from eitp_bench.energy.steady import flag_unsteady
 from eitp_bench.records import RunRecord, utc_now
 from eitp_bench.suite import Suite, suite_config_hash
 
@@ -49,6 +51,7 @@ class RepetitionSpec:
     hardware_profile_id: Optional[str] = None
     position: int = 0  # place of this arm in its round's shuffled order
     cooldown_before_s: float = 0.0  # the thermal cooldown the runner waited just before this repetition
+    qualification: Optional[dict] = None  # meters.qualify: the suite's sensor qualification (energy/qualify.py)
 
     def plan_entry(self, suite: Suite) -> dict:
         """This repetition as the dry-run plan shows it: identity, tasks and every effective setting."""
@@ -161,6 +164,7 @@ class Runner:
             json.dumps({"config_hash": suite_config_hash(self.suite), "suite": self.suite.model_dump(mode="json")}, indent=2),
         )
         summary = RunSummary(self.out_dir, planned=len(specs))
+        qualification = qualify_for_suite(self.suite)  # None unless meters.qualify
         with _Progress(len(specs), enabled=self.progress) as bar:
             for i, spec in enumerate(specs):
                 cooldown = self.suite.meters.cooldown_s if i > 0 else 0.0
@@ -168,7 +172,7 @@ class Runner:
                     if cooldown > 0:  # let the GPU and CPU cool between repetitions (meters.cooldown_s)
                         bar.describe(f"cooldown {cooldown:g} s before {spec.label}")
                         self.sleep(cooldown)
-                    spec.cooldown_before_s = cooldown
+                    spec.cooldown_before_s, spec.qualification = cooldown, qualification
                     bar.describe(f"{spec.label} ({i + 1}/{len(specs)})")
                     records = self._run_one(spec, bar)
                 except KeyboardInterrupt:
@@ -436,6 +440,8 @@ def worker_main(spec_path: str) -> int:
         write_json_atomic(staging / "phase", "isolation check")
         hw["isolation"] = _jsonable(_isolation(nvml))
         hw["cooldown_before_s"] = spec.cooldown_before_s
+        if spec.qualification is not None:
+            hw["qualification"] = spec.qualification
         if suite.meters.idle_s > 0:
             write_json_atomic(staging / "phase", "idle")
             monitor.measure_idle(suite.meters.idle_s)
@@ -468,7 +474,7 @@ def worker_main(spec_path: str) -> int:
                     record.metrics = TASKS[task](ctx)
                 record.metrics += _co2_metrics(co2)
                 record.metrics.append(Metric(name="round_position", value=spec.position, unit="1"))
-                record.energy = list(ctx.energy)
+                record.energy = flag_unsteady(ctx.energy, suite.meters.min_window_s)  # not_steady: < 5 s
                 if suite.meters.timeline:
                     # windows opened here on behalf of a later task go with that task's record
                     later = [w for ws in ctx.windows_for.values() for w in ws]

@@ -68,7 +68,8 @@ for task in spec["tasks"]:
     rec = RunRecord(suite=spec["suite_name"], suite_config_hash=spec["config_hash"], arm=spec["arm"], task=task,
                     size=spec["size"], seed=spec["seed"], repetition=spec["repetition"],
                     provenance=Provenance(eitp_bench_version="0", python="3", platform="fake",
-                                          hardware={"cooldown_before_s": spec.get("cooldown_before_s")}))
+                                          hardware={"cooldown_before_s": spec.get("cooldown_before_s"),
+                                                    "qualification": spec.get("qualification")}))
     (staging / f"{task}.json").write_text(rec.model_dump_json())
 '''
 
@@ -151,6 +152,27 @@ def test_no_cooldown_by_default(fake_python, tmp_path):
     assert waits == []
 
 
+def test_meters_qualify_runs_once_at_the_start_and_reaches_every_repetition(fake_python, tmp_path, monkeypatch):
+    import eitp_bench.runner as runner_mod
+
+    calls = []
+    stored = {"sensors": [{"meter": "rapl", "device": "cpu:0", "edge_s": 0.002, "windows": True}], "problems": []}
+    monkeypatch.setattr(runner_mod, "qualify_for_suite", lambda suite: calls.append(suite.meters.qualify) or stored)
+    path = suite_file(tmp_path, "name: s\narms: [baseline]\ntasks: [train]\nrepetitions: 3\nmeters: {qualify: true}\n")
+    Runner(load_suite(str(path)), tmp_path / "out", progress=False).run()
+    assert calls == [True]
+    recs = records_in(tmp_path / "out")
+    assert len(recs) == 3 and all(r.provenance.hardware["qualification"] == stored for r in recs)
+
+
+def test_qualification_is_off_by_default(tmp_path):
+    from eitp_bench.energy.qualify import qualify_for_suite
+
+    suite = load_suite(str(suite_file(tmp_path, "name: s\narms: [baseline]\ntasks: [train]\n")))
+    assert suite.meters.qualify is False and suite.meters.min_window_s == 5.0
+    assert qualify_for_suite(suite) is None
+
+
 # ----------------------------------------------------------------------------- real workers
 
 
@@ -158,6 +180,7 @@ def test_worker_records_cooldown_and_isolation_in_provenance(tmp_path):
     suite = load_suite("smoke", FAST + ["arms=[baseline]", "tasks=[train]", "debug.crash_arms=[baseline]"])
     [spec] = plan(suite)[:1]
     spec.staging, spec.cooldown_before_s = str(tmp_path), 3.0
+    spec.qualification = {"sensors": [], "runs": [], "problems": ["rapl: none here"]}
     spec_path = tmp_path / "spec.json"
     from dataclasses import asdict
 
@@ -165,6 +188,7 @@ def test_worker_records_cooldown_and_isolation_in_provenance(tmp_path):
     assert worker_main(str(spec_path)) == 0
     hw = RunRecord.model_validate_json((tmp_path / "train.json").read_text()).provenance.hardware
     assert hw["cooldown_before_s"] == 3.0
+    assert hw["qualification"] == spec.qualification
     iso = hw["isolation"]
     assert set(iso) >= {"gpu_processes", "cpu_busy_processes", "flags"}
     assert all(p["pid"] not in (os.getpid(), os.getppid()) for p in iso["cpu_busy_processes"] or [])

@@ -173,6 +173,21 @@ def test_benchmark_generation_counts_tokens_and_joules_per_token():
     assert entry.window == "generate@sample-b4"
 
 
+def test_generation_repeats_its_timed_calls_until_the_window_is_long_enough():
+    """meters.min_window_s: calls repeat until the window lasts that long; tokens count every call."""
+    model = build_model("tiny", vocab_size=32, n_positions=64, seed=0)
+    prompts = torch.randint(0, 32, (1, 6), generator=torch.Generator().manual_seed(1))
+    monitor = EnergyMonitor(meters=[ConstantPowerMeter(5.0)])
+    res = benchmark_generation(model, prompts, GenerationSetting("greedy", 1, new_tokens=4),
+                               warmups=1, runs=2, seed=0, device="cpu", monitor=monitor, min_window_s=0.3)
+    assert res.window.duration_s >= 0.3 and len(res.latencies) >= 2
+    assert res.tokens == len(res.latencies) * 4
+    # without a monitor there is no window to stretch: exactly `runs` calls
+    res = benchmark_generation(model, prompts, GenerationSetting("greedy", 1, new_tokens=4),
+                               warmups=0, runs=2, seed=0, device="cpu", min_window_s=0.3)
+    assert len(res.latencies) == 2
+
+
 def test_sampling_is_reproducible_across_arms_by_seed():
     model = build_model("tiny", vocab_size=32, n_positions=64, seed=0).eval()
     prompts = torch.randint(0, 32, (1, 4), generator=torch.Generator().manual_seed(2))

@@ -180,21 +180,32 @@ class Verdict:
     plan: Optional[str] = None  # power-based advice for the next suite (never a reason to top up)
     provisional: bool = False  # the interval clears; Holm decides
     plan_inputs: Optional[tuple] = None  # (sd of a round's log-ratio, log estimate, log threshold)
+    # energy claims on qualified runs: {"effect", "uncertainty", <arm>: {"u", "window_s", "runs"}}
+    resolution: Optional[dict] = None
+    isolation: Optional[dict] = None  # energy claims: {arm: repetitions started beside other work}
 
 
 # ---------------------------------------------------------------- judging
 
 
 def judge_claims(metrics_df, energy_df, claims, *, settings: Optional[dict[str, dict]] = None,
-                 n_resamples: int = 10_000, seed: int = 0, alpha: float = 0.05) -> list[Verdict]:
+                 n_resamples: int = 10_000, seed: int = 0, alpha: float = 0.05,
+                 instrument: Optional[dict[str, dict]] = None,
+                 conditions: Optional[dict[str, list[str]]] = None) -> list[Verdict]:
     """One verdict per claim from the store's metrics and energy frames (ok runs only).
 
     `settings` maps each arm to its effective training settings (suite.effective_settings): a claim
     whose arms differ in anything but the loss is NOT COMPARABLE, whatever its statistics say.
+    `instrument` maps run_id → its sensor qualification (analysis/instrument.py): an energy claim whose
+    effect is smaller than the stated uncertainty of its windows is INCONCLUSIVE, "below instrument
+    resolution". `conditions` maps run_id → isolation codes: energy verdicts name the affected runs.
     """
     claim_list = claims.claims if isinstance(claims, ClaimSet) else list(claims)
     ok = _ok_rows(metrics_df)
     verdicts = [_judge(c, ok, energy_df, n_resamples=n_resamples, seed=seed) for c in claim_list]
+    for v in verdicts:
+        if v.claim.energy and v.claim.kind == "ratio":
+            _instrument_checks(v, ok, energy_df, instrument or {}, conditions or {})
     for group in dict.fromkeys(v.claim.group for v in verdicts):
         _holm_family([v for v in verdicts if v.claim.group == group], alpha)
     return [_mark_not_comparable(v, settings) if settings else v for v in verdicts]
@@ -649,3 +660,51 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
         note = ("skipped runs whose measured window was flagged (" + ", ".join(sorted(fault_codes)) + "): "
                 + ", ".join(f"{arm} {n}" for arm, n in skipped.items() if n))
     return keep, None, note
+
+
+# ---------------------------------------------------------------- instrument and run conditions
+
+
+def _instrument_checks(v: Verdict, rows, energy_df, instrument: dict, conditions: dict) -> None:
+    """Below instrument resolution → INCONCLUSIVE (with the figures); isolation caveats → named."""
+    from eitp_bench.analysis.instrument import resolution
+
+    claim = v.claim
+    arms = [claim.candidate, claim.baseline]
+    task_rows = rows if claim.task is None else rows[rows["task"] == claim.task]
+    if v.metric is None:
+        return
+    run_ids = {arm: set(task_rows.loc[(task_rows["arm"] == arm) & (task_rows["name"] == v.metric), "run_id"])
+               for arm in arms}
+    if conditions:
+        affected = {arm: sum(bool(conditions.get(str(r))) for r in ids) for arm, ids in run_ids.items()}
+        if any(affected.values()):
+            codes = sorted({c for ids in run_ids.values() for r in ids for c in conditions.get(str(r), ())})
+            v.isolation = affected
+            v.reason = (f"{v.reason}; caveat: runs that started beside other work ({', '.join(codes)}): "
+                        + ", ".join(f"{arm} {n} of {len(run_ids[arm])}" for arm, n in affected.items()))
+    if not instrument or v.ratio is None or not v.ratio > 0:
+        return
+    named = task_rows[task_rows["name"] == v.metric]
+    windows = set(named["window"].dropna()) if "window" in named.columns else set()
+    res = {arm: resolution(ids, energy_df, windows, instrument) for arm, ids in run_ids.items()}
+    if any(r is None for r in res.values()):
+        return
+    u = sum(r["u"] for r in res.values())  # the two arms' windows each carry their own edge error
+    effect = abs(v.ratio - 1)
+    v.resolution = {"effect": effect, "uncertainty": u, **res}
+    if effect >= u:
+        return
+    figures = "; ".join(f"{arm} ±{100 * r['u']:.2g} % on {r['window_s']:.3g} s windows" for arm, r in res.items())
+    needed = max(r["window_s"] * u / max(effect, 1e-12) for r in res.values())
+    text = (f"below instrument resolution: the effect ({100 * effect:.2g} %) is smaller than the sensors' stated "
+            f"uncertainty for these windows (±{100 * u:.2g} %: {figures})")
+    if v.verdict == VERIFIED or (v.verdict == REFUTED and not v.reason.startswith("quality gate failed")):
+        v.reason = f"{text}; the statistics would say {v.verdict}: {v.reason}"
+        v.verdict, v.provisional = INCONCLUSIVE, False
+    elif v.verdict == INCONCLUSIVE:
+        v.reason = f"{text}; {v.reason}"
+    else:
+        return
+    v.plan_inputs = None  # more repetitions do not help: longer windows do
+    v.plan = f"next suite: energy windows of about {needed:.3g} s or more to resolve an effect this size"

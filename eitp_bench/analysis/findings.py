@@ -33,6 +33,10 @@ class GroupFindings:
     tables: list = field(default_factory=list)  # task_tables.Table: what each task measured per arm
     batches_warning: Optional[str] = None  # several batches of one configuration: possible top-ups
     metrics: Any = field(repr=False, default=None)  # the group's metrics frame (for plots)
+    # isolation check per arm: {repetitions, gpu_shared, cpu_busy} (counts of repetitions)
+    isolation: dict = field(default_factory=dict)
+    # measured energy windows with a FAULT code (skipped by the judge), per code: {code: windows}
+    energy_skipped: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +77,8 @@ class Findings:
                     "claims_not_run": g.claims_not_run,
                     "tables": [t.to_json() for t in g.tables],
                     "batches_warning": g.batches_warning,
+                    "isolation": g.isolation,
+                    "energy_windows_skipped": g.energy_skipped,
                 }
                 for g in self.groups
             ],
@@ -96,6 +102,8 @@ def verdict_json(v) -> dict:
         "n": [v.n_candidate, v.n_baseline],
         "metric": v.metric,
         "why": v.reason,
+        "instrument": getattr(v, "resolution", None),
+        "isolation": getattr(v, "isolation", None),
     }
 
 
@@ -131,7 +139,9 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     """One verdict table per comparability key (configuration hash × hardware profile): claims are never
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
+    from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, qualifications
 
+    instrument, conditions = qualifications(rs.frames.provenance), isolation_codes(rs.frames.provenance)
     all_groups = rs.groups()
     omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
     groups = []
@@ -141,14 +151,31 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         arms = set(map(str, m["arm"].unique()))
         claims = [c for c in claim_set.claims if c.candidate in arms and (c.baseline is None or c.baseline in arms)]
         not_run = [c.id for c in claim_set.claims if c not in claims]
-        verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples)
+        verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
+                                instrument=instrument, conditions=conditions)
         groups.append(GroupFindings(
             g.suite, g.key.config_hash, g.key.hardware_profile_id, experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
             claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(m),
+            isolation=isolation_counts(m, conditions), energy_skipped=_energy_skipped(e),
         ))
     return groups, omitted
+
+
+def _energy_skipped(energy) -> dict[str, int]:
+    """Measured windows (run × window) carrying each FAULT code: what the energy judge skips."""
+    from eitp_bench.analysis.resultset import measured_only
+    from eitp_bench.flags import FAULT_CODES
+
+    e = measured_only(energy)
+    if e is None or len(e) == 0 or "flags" not in e.columns:
+        return {}
+    out: dict[str, set] = {}
+    for run_id, window, codes in zip(e["run_id"], e["window"], e["flags"]):
+        for code in set(codes or ()) & FAULT_CODES:
+            out.setdefault(code, set()).add((run_id, window))
+    return {code: len(ws) for code, ws in sorted(out.items())}
 
 
 def _batches(metrics) -> Optional[str]:

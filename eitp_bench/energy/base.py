@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from eitp_bench.records import EnergyEntry
 
@@ -36,6 +36,20 @@ class PowerSample:
     device: str
     domain: str
     watts: float
+
+
+@dataclass
+class Sensor:
+    """One raw reading source for qualification (energy/qualify.py): `read()` gives cumulative joules
+    ("energy") or watts ("power"), straight from the hardware, bypassing a meter's running state."""
+
+    meter: str  # rapl, nvml
+    device: str  # cpu:0, gpu:0
+    domain: str  # package, dram, gpu …
+    quantity: str  # "energy" (a counter, J) or "power" (W)
+    source: str  # energy_uj, total_energy, power_usage, power_instant …
+    read: Callable[[], float]
+    windows: bool = True  # the source energy windows rest on (a counter; power only as a fallback)
 
 
 @dataclass

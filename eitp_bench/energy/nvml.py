@@ -47,7 +47,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
-from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample
+from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample, Sensor
 from eitp_bench.errors import UserError
 from eitp_bench.flags import Flag, flag
 from eitp_bench.records import EnergyEntry
@@ -504,6 +504,21 @@ class NvmlMeter(Meter):
                 self._nvml.nvmlShutdown()
             except Exception:  # nothing left to measure: a failing shutdown changes no figure
                 pass
+
+    def qualification_sensors(self) -> list[Any]:
+        """Raw sensors for `energy.qualify`: per GPU its energy counter (J; what windows rest on) and its
+        power reading (W; what windows fall back on without a counter). Reads bypass the meter's state."""
+        N = self._nvml
+        out = []
+        for st in self._gpus:
+            h = st.gpu.handle
+            if st.has_counter:
+                out.append(Sensor(self.name, st.device, "gpu", "energy", "total_energy",
+                                  lambda h=h: _as_mj(N.nvmlDeviceGetTotalEnergyConsumption(h)) / 1000.0))
+            if st.power_source != "none":
+                out.append(Sensor(self.name, st.device, "gpu", "power", f"power_{st.power_source}",
+                                  lambda st=st: self._read_watts(st), windows=not st.has_counter))
+        return out
 
     # --- results ---
 

@@ -105,8 +105,10 @@ def benchmark_generation(
     seed: int,
     device,
     monitor=None,
+    min_window_s: float = 0.0,
 ) -> GenerationResult:
-    """Time `runs` generate() calls of `prompts[:batch_size]` after `warmups` discarded ones."""
+    """Time `runs` generate() calls of `prompts[:batch_size]` after `warmups` discarded ones; with a
+    monitor, keep calling until the energy window lasts `min_window_s` (steady state, energy/steady.py)."""
     model.to(device).eval()
     batch = prompts[: setting.batch_size].to(device)
     if batch.shape[0] != setting.batch_size:
@@ -116,7 +118,8 @@ def benchmark_generation(
         generate_once(model, batch, setting)
     latencies: list[float] = []
     win = monitor.begin(names.generate_window(setting.mode, setting.batch_size)) if monitor is not None else None
-    for _ in range(runs):
+    t_start = time.perf_counter()
+    while len(latencies) < runs or (win is not None and time.perf_counter() - t_start < min_window_s):
         cuda_sync(device)
         t0 = time.perf_counter()
         new = generate_once(model, batch, setting)
@@ -125,4 +128,4 @@ def benchmark_generation(
         if new.shape[1] != setting.new_tokens:  # never report a shortened run
             raise RuntimeError(f"generate() returned {new.shape[1]} new tokens, expected {setting.new_tokens}")
     window = win.end() if win is not None else None
-    return GenerationResult(setting, latencies, runs * setting.batch_size * setting.new_tokens, window)
+    return GenerationResult(setting, latencies, len(latencies) * setting.batch_size * setting.new_tokens, window)

@@ -353,7 +353,8 @@ def generate_task(ctx: TaskContext) -> list[Metric]:
         for bs in g.batch_sizes:
             setting = GenerationSetting(mode, bs, g.new_tokens, g.temperature, g.top_p)
             res = benchmark_generation(
-                model, prompts, setting, warmups=g.warmups, runs=g.runs, seed=ctx.seed, device=device, monitor=ctx.monitor
+                model, prompts, setting, warmups=g.warmups, runs=g.runs, seed=ctx.seed, device=device, monitor=ctx.monitor,
+                min_window_s=ctx.suite.meters.min_window_s,
             )
             out += res.metrics(headline=(mode, bs) == names.HEADLINE_GENERATE)
             ctx.energy.extend(res.energy_entries())
