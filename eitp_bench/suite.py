@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -235,6 +236,18 @@ class Suite(_Section):
 
         overrides = self.arm_settings.get(arm) or self.arm_settings.get(objective_arm(arm)) or {}
         return self.train.model_copy(update=overrides) if overrides else self.train
+
+
+_UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_FILE_NAME = 64
+
+
+def suite_file_name(name: str) -> str:
+    """A suite's name made safe to use in a path (the default results folder …): ASCII letters,
+    digits, `.`, `_` and `-` only, so no slash, no `..`, no control character, no leading dot
+    or dash; at most MAX_FILE_NAME characters. The name itself stays the display name."""
+    safe = _UNSAFE_IN_FILE_NAMES.sub("_", name).lstrip("._-")[:MAX_FILE_NAME].rstrip("._-")
+    return safe or "suite"
 
 
 def effective_settings(suite: "Suite", arm: str) -> dict[str, Any]:
