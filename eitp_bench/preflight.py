@@ -29,7 +29,6 @@ from eitp_bench.suite import Suite, load_suite
 from eitp_bench.suite_problems import Problem, SuiteInvalid, attribute_to_overrides
 
 TEXT_FILE_COUNT_LIMIT = 16 << 20  # a text file up to 16 MiB is read to count its byte tokens; longer is long enough
-GPT2_VOCAB = 50257  # len() of GPT-2's tokenizer (data.tokenizer: gpt2)
 
 
 @dataclass
@@ -38,6 +37,7 @@ class Missing:
     why: str
     fix: str
     blocking: bool = True  # False: the run goes on, with less (e.g. no energy sensors → estimates only)
+    field: str = ""  # the suite setting that asks for it (device, data.text_file …), "" when none does
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +53,7 @@ def check_suite_before_work(name_or_path: str, overrides: Optional[list[str]] = 
     problems = objective_problems(suite) + co2_problems(suite) + text_file_problems(suite) + pretrained_problems(suite)
     missing = missing_requirements(suite, probe_sensors=probe_sensors)
     if not dry_run:
-        problems += [Problem("", f"cannot run here: {m.what}: {m.why} (fix: {m.fix})") for m in missing if m.blocking]
+        problems += [Problem(m.field, f"cannot run here: {m.what}: {m.why} (fix: {m.fix})") for m in missing if m.blocking]
     if problems:
         label = suite._source or suite.name
         attribute_to_overrides(problems, suite._overrides, label)
@@ -169,11 +169,11 @@ def pretrained_problems(suite: Suite) -> list[Problem]:
                 out.append(Problem(f"theory.seq_lens.{i}", f"a prefix length from 1 to {positions - 1} "
                                    f"(the model has {positions} positions)", length))
     vocab = config.get("vocab_size")
-    wanted = 256 if suite.data.tokenizer == "byte" else GPT2_VOCAB
-    if isinstance(vocab, int) and vocab != wanted:
+    # byte tokens: 256 ids (workloads.data.ByteTokenizer). GPT-2 tokens: the cached tokenizer's length,
+    # which only transformers can tell; the worker compares that one.
+    if suite.data.tokenizer == "byte" and isinstance(vocab, int) and vocab != 256:
         out.append(Problem("data.tokenizer", f"the tokenizer of {suite.model.pretrained!r}: the model has vocab_size "
-                           f"{vocab}, the {suite.data.tokenizer} tokenizer {wanted} (data.tokenizer: gpt2 for gpt2)",
-                           suite.data.tokenizer))
+                           f"{vocab}, byte tokens 256 (data.tokenizer: gpt2 for gpt2)", suite.data.tokenizer))
     return out
 
 
@@ -202,14 +202,14 @@ def missing_requirements(suite: Suite, *, probe_sensors: bool = True) -> list[Mi
     if suite.device == "cuda" and not _cuda_available():
         missing.append(Missing(
             "CUDA GPU", "the suite asks for device cuda, but torch sees no CUDA GPU here",
-            "run it on a GPU machine with a CUDA build of torch, or --set device=cpu",
+            "run it on a GPU machine with a CUDA build of torch, or --set device=cpu", field="device",
         ))
     if suite.train.precision == "fp16" and suite.device == "cpu":
         missing.append(Missing(
             "fp16 training on CPU", "train.precision fp16 needs a GPU (CPU autocast is bf16)",
-            "--set train.precision=bf16 or fp32 on CPU",
+            "--set train.precision=bf16 or fp32 on CPU", field="train.precision",
         ))
-    missing += [Missing(m["what"], m["why"], m["fix"]) for m in _missing_assets(suite)]
+    missing += [Missing(m["what"], m["why"], m["fix"], field=m.get("field", "")) for m in _missing_assets(suite)]
     if probe_sensors:
         sensor = _missing_sensors(suite)
         if sensor is not None:

@@ -391,8 +391,10 @@ def apply_override(raw: dict[str, Any], assignment: str) -> Optional[Problem]:
     try:
         value = load_mapping(text, top_level=False) if text.strip() else ""
     except YamlRefused as refused:
-        if not refused.problem.expected.startswith("YAML syntax error"):
-            return Problem(key, refused.problem.text, source=source)
+        inner = refused.problem
+        if not inner.expected.startswith("YAML syntax error"):
+            where = key if inner.field in ("", "(top level)") else f"{key}.{inner.field}"
+            return Problem(where, inner.expected, source=source)
         value = text  # not YAML: the text itself (a description with a colon)
     parts = key.split(".")
     model: Any = Suite

@@ -62,6 +62,6 @@ def attribute_to_overrides(problems: list[Problem], overrides: dict[str, str], l
     """Name the `--set` as the source of a problem in a field it set (or below it)."""
     for p in problems:
         for key, assignment in overrides.items():
-            if p.field == key or p.field.startswith(key + "."):
+            if p.field and (p.field == key or p.field.startswith(key + ".") or key.startswith(p.field + ".")):
                 p.source = f"--set {assignment}"
         p.source = p.source or label

@@ -98,6 +98,9 @@ def non_finite(data: Any, path: str = "") -> list[Problem]:
 
 
 def _syntax_message(err: yaml.YAMLError) -> str:
+    if isinstance(err, yaml.reader.ReaderError):  # a character YAML does not allow (NUL, other controls)
+        return (f"YAML syntax error at character {err.position}: the control character #x{err.character:04x} "
+                "is not allowed in YAML; remove it")
     mark = getattr(err, "problem_mark", None)
     where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
