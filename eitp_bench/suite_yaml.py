@@ -145,7 +145,8 @@ def _check_nodes(root: yaml.Node) -> None:
             if size[key] > MAX_NODES:
                 raise YamlRefused(Problem(
                     path or "(top level)",
-                    f"its YAML aliases expand to more than {MAX_NODES} values (an alias bomb?); write the values out",
+                    f"holds more than {MAX_NODES} values once its YAML aliases are expanded (a suite has a few "
+                    "hundred; an alias bomb?); write the values out",
                 ))
             if depth[key] > MAX_DEPTH:
                 raise YamlRefused(Problem(
