@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 from eitp_bench import suite_rules
 from eitp_bench.errors import UserError
 from eitp_bench.suite_problems import Problem, SuiteInvalid, attribute_to_overrides
-from eitp_bench.suite_rules import MAX_SEED, OPTIMIZER_SETTINGS
+from eitp_bench.suite_rules import MAX_SEED, OPTIMIZER_SETTINGS  # noqa: F401  (suite.OPTIMIZER_SETTINGS, as before)
 
 # The paper's ablation arms train with the task loss plus ONE of its three terms.
 ABLATION_ARMS = ("eitp-paper-thermo", "eitp-paper-chaos", "eitp-paper-coherence")
@@ -358,10 +358,10 @@ def _read_suite_text(name_or_path: str) -> tuple[str, str]:
 
 
 def _parse_yaml(text: str, label: str) -> dict[str, Any]:
-    from eitp_bench.suite_yaml import YamlRefused, load_mapping
+    from eitp_bench.suite_yaml import YamlRefused, load_plain
 
     try:
-        return load_mapping(text)
+        return load_plain(text)
     except YamlRefused as refused:
         raise SuiteInvalid(label, [refused.problem], fix="correct the YAML there") from None
 
@@ -381,7 +381,7 @@ def _field_type(model: type[BaseModel], key: str):
 def apply_override(raw: dict[str, Any], assignment: str) -> Optional[Problem]:
     """Apply one `dotted.key=value` (value read as YAML by the same safe reader as suite files) to a
     raw suite dict; a Problem (source: this --set) instead when it cannot be applied."""
-    from eitp_bench.suite_yaml import YamlRefused, load_mapping
+    from eitp_bench.suite_yaml import YamlRefused, load_plain
 
     source = f"--set {assignment}"
     key, sep, text = assignment.partition("=")
@@ -389,7 +389,7 @@ def apply_override(raw: dict[str, Any], assignment: str) -> Optional[Problem]:
     if not sep or not key:
         return Problem("", "is not KEY=VALUE; write it like --set train.steps=50", source=source)
     try:
-        value = load_mapping(text, top_level=False) if text.strip() else ""
+        value = load_plain(text, top_level=False) if text.strip() else ""
     except YamlRefused as refused:
         inner = refused.problem
         if not inner.expected.startswith("YAML syntax error"):

@@ -52,7 +52,7 @@ def decode(data: bytes) -> str:
         )) from None
 
 
-def load_mapping(text: str, *, top_level: bool = True) -> Any:
+def load_plain(text: str, *, top_level: bool = True) -> Any:
     """The plain data of one YAML document, or YamlRefused naming the first reason it is refused.
 
     top_level: the document must be a mapping (a suite file); False for a `--set` value.
