@@ -211,10 +211,22 @@ class Suite(_Section):
 
     @model_validator(mode="after")
     def _consistent(self):
-        found = suite_rules.problems(self, arms=ARMS, claims=CLAIMS)
+        found = suite_rules.problems(self, arms=ARMS, claims=CLAIMS) + self._arm_settings_problems()
         if found:
             raise RulesBroken(found)
         return self
+
+    def _arm_settings_problems(self) -> list[Problem]:
+        """Forced per-arm training settings hold valid values (train_settings() copies them unchecked)."""
+        out = []
+        for arm, settings in self.arm_settings.items():
+            known = {k: v for k, v in settings.items() if k in OPTIMIZER_SETTINGS}
+            try:
+                TrainConfig.model_validate({**self.train.model_dump(), **known})
+            except ValidationError as err:
+                out += [Problem(f"arm_settings.{arm}." + ".".join(map(str, e["loc"])), e["msg"], e.get("input"))
+                        for e in err.errors()]
+        return out
 
     @property
     def context_length(self) -> int:

@@ -72,16 +72,16 @@ def _seeds(s) -> list[Problem]:
     return out
 
 
-def _arm_maps(s, ARMS: tuple, CLAIMS: tuple) -> list[Problem]:
+def _arm_maps(s, arms: tuple, claims: tuple) -> list[Problem]:
     """objectives, arm_settings and thresholds name known arms and claims, and no unequal setting."""
     out = []
     for arm in s.objectives:
-        if arm not in ARMS:
-            out.append(Problem(f"objectives.{arm}", f"objectives names an unknown arm; known: {list(ARMS)}",
+        if arm not in arms:
+            out.append(Problem(f"objectives.{arm}", f"objectives names an unknown arm; known: {list(arms)}",
                                s.objectives[arm]))
     for claim in s.thresholds:
-        if claim not in CLAIMS:
-            out.append(Problem(f"thresholds.{claim}", f"thresholds names an unknown claim; known: {list(CLAIMS)}",
+        if claim not in claims:
+            out.append(Problem(f"thresholds.{claim}", f"thresholds names an unknown claim; known: {list(claims)}",
                                s.thresholds[claim]))
     for arm, coefficients in s.objectives.items():
         for key in sorted(set(coefficients) & set(OPTIMIZER_SETTINGS + ("max_grad_norm",))):
@@ -91,8 +91,8 @@ def _arm_maps(s, ARMS: tuple, CLAIMS: tuple) -> list[Problem]:
                 f"an optimizer setting: every arm trains with the same train.{setting} "
                 "(use train.lr_policy: tuned to tune each arm's lr on the same grid)", coefficients[key]))
     for arm, settings in s.arm_settings.items():
-        if arm not in ARMS:
-            out.append(Problem(f"arm_settings.{arm}", f"arm_settings names an unknown arm; known: {list(ARMS)}", settings))
+        if arm not in arms:
+            out.append(Problem(f"arm_settings.{arm}", f"arm_settings names an unknown arm; known: {list(arms)}", settings))
             continue
         for key in sorted(set(settings) - set(OPTIMIZER_SETTINGS)):
             out.append(Problem(f"arm_settings.{arm}.{key}",

@@ -209,6 +209,10 @@ CROSS_FIELD = [
     case("objective-of-baseline", "objectives.baseline", objectives={"baseline": {"alpha": 1.0}}),
     case("arm-settings-not-allowed", "arm_settings.eitp-paper.lr", arm_settings={"eitp-paper": {"lr": 1e-3}}),
     case("arm-settings-unknown-arm", "arm_settings.magic", arm_settings={"magic": {}}),
+    case("arm-settings-bad-value", "arm_settings.eitp-paper.lr", arm_settings={"eitp-paper": {"lr": "fast"}},
+         allow_unequal_settings=True),
+    case("arm-settings-nan", "arm_settings.eitp-paper.lr", arm_settings={"eitp-paper": {"lr": NAN}},
+         allow_unequal_settings=True),
     case("arm-settings-unknown-key", "arm_settings.eitp-paper.foo", arm_settings={"eitp-paper": {"foo": 1}},
          allow_unequal_settings=True),
 ]
