@@ -30,7 +30,7 @@ from typing import Callable, Optional
 from eitp_bench.energy.qualify import qualify_for_suite
 from eitp_bench.energy.steady import flag_unsteady
 from eitp_bench.records import RunRecord, utc_now
-from eitp_bench.suite import Suite, suite_config_hash
+from eitp_bench.suite import Suite, suite_config_hash, suite_file_name
 
 ERROR_TAIL_LINES = 20
 
@@ -109,7 +109,7 @@ def write_json_atomic(path: Path, data: str) -> None:
 
 
 def default_out_dir(suite_name: str) -> Path:
-    return Path("eitp-results") / f"{suite_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return Path("eitp-results") / f"{suite_file_name(suite_name)}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
 class RunInterrupted(Exception):

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import typing
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from eitp_bench import suite_rules
 from eitp_bench.errors import UserError
+from eitp_bench.suite_problems import Problem, SuiteInvalid, attribute_to_overrides
+from eitp_bench.suite_rules import MAX_SEED, OPTIMIZER_SETTINGS  # noqa: F401  (suite.OPTIMIZER_SETTINGS, as before)
 
 # The paper's ablation arms train with the task loss plus ONE of its three terms.
 ABLATION_ARMS = ("eitp-paper-thermo", "eitp-paper-chaos", "eitp-paper-coherence")
@@ -25,17 +28,49 @@ TASKS = ("train", "lm", "retrieval", "generate", "compress", "theory", "derivati
 SIZES = ("tiny", "small", "medium")
 CLAIMS = ("inference_speedup", "training_energy", "model_size", "perplexity", "long_range", "theorem3")
 
+# Limits that keep one bad or hostile suite from exhausting the machine before (or while) it runs:
+# the plan holds every repetition in memory, and a worker allocates what these ask for.
+MAX_REPETITIONS = 10_000
+MAX_POSITIONS = 16_384  # a fresh model's context (GPT-2 has 1024)
+MAX_BATCH = 65_536
+MAX_TOKENS = 100_000_000  # per Markov split (8 bytes a token)
+MAX_STEPS = 10_000_000
+MAX_VOCAB = 1_000_000
+
+
+def _printable(value: str) -> str:
+    """Names and paths hold no control characters (no newline, escape sequence or NUL)."""
+    bad = next((c for c in value if ord(c) < 32 or 127 <= ord(c) < 160), None)
+    if bad is not None:
+        raise ValueError(f"printable text is expected; it holds the control character U+{ord(bad):04X}")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+PathText = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_printable)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+class RulesBroken(ValueError):
+    """The cross-field problems of a suite (suite_rules), carried through pydantic's ValidationError."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("; ".join(p.text for p in problems))
+        self.problems = problems
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `true` is not 1 and "5" is not 5; no NaN or infinity in any float (`lr: .inf`)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class MetersConfig(_Section):
-    interval: float = Field(0.1, gt=0, description="seconds between power samples")
-    idle_s: float = Field(0.0, ge=0, description="idle baseline measured before each repetition's work")
+    interval: float = Field(0.1, ge=0.001, le=60, description="seconds between power samples")
+    idle_s: float = Field(0.0, ge=0, le=3600, description="idle baseline measured before each repetition's work")
     timeline: bool = False
-    co2_country: Optional[str] = Field(None, description="ISO code: codecarbon's offline CO2 figure per repetition")
-    cooldown_s: float = Field(0.0, ge=0, description="thermal cooldown: seconds the runner waits between "
+    co2_country: Optional[str] = Field(None, pattern=r"^[A-Za-z]{3}$",
+                                       description="3-letter ISO code: codecarbon's offline CO2 figure per repetition")
+    cooldown_s: float = Field(0.0, ge=0, le=86_400, description="thermal cooldown: seconds the runner waits between "
                               "repetitions (recorded as provenance.hardware.cooldown_before_s)")
     qualify: bool = Field(False, description="qualify every sensor at the start of the suite (a few seconds of "
                           "an on/off load; stored as provenance.hardware.qualification): energy claims below "
@@ -46,23 +81,23 @@ class MetersConfig(_Section):
 
 
 class ModelConfig(_Section):
-    pretrained: Optional[str] = None  # a local checkpoint or a cached hub id (never downloaded)
+    pretrained: Optional[PathText] = None  # a local checkpoint or a cached hub id (never downloaded)
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
 class DataConfig(_Section):
     kind: Literal["markov", "text_file", "wikitext2"] = "markov"
-    vocab_size: int = Field(64, ge=8, description="markov only; text uses its tokenizer's vocabulary")
+    vocab_size: int = Field(64, ge=8, le=MAX_VOCAB, description="markov only; text uses its tokenizer's vocabulary")
     order: int = Field(1, ge=1, le=4)
-    concentration: float = Field(0.1, gt=0)
-    block_size: int = Field(64, ge=4)
-    train_tokens: int = Field(200_000, ge=1)
-    val_tokens: int = Field(20_000, ge=1)
-    text_file: Optional[str] = None
+    concentration: float = Field(0.1, gt=0, le=1e6)
+    block_size: int = Field(64, ge=4, le=MAX_POSITIONS)
+    train_tokens: int = Field(200_000, ge=1, le=MAX_TOKENS)
+    val_tokens: int = Field(20_000, ge=1, le=MAX_TOKENS)
+    text_file: Optional[PathText] = None
     tokenizer: Literal["byte", "gpt2"] = "byte"
     val_fraction: float = Field(0.1, gt=0, lt=1)
-    seed: int = 1234  # the data is the same for every arm and repetition
+    seed: int = Field(1234, ge=0, le=MAX_SEED - 2)  # (the Markov samples use seed + 1 and seed + 2) the data is the same for every arm and repetition
 
     @model_validator(mode="after")
     def _text_file_given(self):
@@ -71,101 +106,95 @@ class DataConfig(_Section):
         return self
 
 
-# Settings every arm shares: an arm's objective may add loss terms, never its own optimizer settings.
-OPTIMIZER_SETTINGS = (
-    "lr", "lr_schedule", "warmup_steps", "weight_decay", "grad_clip", "batch_size", "steps", "precision",
-)
+# Settings every arm shares (suite_rules.OPTIMIZER_SETTINGS): an arm's objective may add loss terms,
+# never its own optimizer settings.
 
 
 class TrainConfig(_Section):
-    steps: int = Field(100, ge=1)
-    batch_size: int = Field(8, ge=1)
+    steps: int = Field(100, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH)
     lr: float = Field(5e-5, gt=0, description="AdamW learning rate of every arm (lr_policy: equal)")
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    warmup_steps: int = Field(0, ge=0, description="linear warm-up from 0 to lr, then the schedule")
+    warmup_steps: int = Field(0, ge=0, le=MAX_STEPS, description="linear warm-up from 0 to lr, then the schedule")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (torch's default 0.01)")
     grad_clip: Optional[float] = Field(None, gt=0, description="max global gradient norm; None = no clipping")
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     lr_policy: Literal["equal", "tuned"] = Field(
         "equal", description="equal: every arm at train.lr; tuned: every arm picks its lr from lr_grid alike"
     )
-    lr_grid: list[float] = Field(default_factory=lambda: [1e-4, 3e-4, 1e-3], min_length=1)
-    tune_steps: int = Field(50, ge=1, description="lr_policy tuned: steps per grid point (same for every arm)")
+    lr_grid: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [1e-4, 3e-4, 1e-3], min_length=1, max_length=100)
+    tune_steps: int = Field(50, ge=1, le=MAX_STEPS, description="lr_policy tuned: steps per grid point (same for every arm)")
     tune_fraction: float = Field(
         0.1, gt=0, lt=1, description="lr_policy tuned: share of the training split held out to score the grid"
     )
-    eval_every: int = Field(25, ge=1)
-    eval_batches: int = Field(8, ge=1, description="validation blocks of batch_size for each evaluation")
+    eval_every: int = Field(25, ge=1, le=MAX_STEPS)
+    eval_batches: int = Field(8, ge=1, le=100_000, description="validation blocks of batch_size for each evaluation")
     target_val_loss: Optional[float] = Field(None, gt=0, description="nats: the quality target on real text")
     target_excess_nats: Optional[float] = Field(
         0.5, gt=0, description="markov only: target = the source's entropy rate + this (the known optimum + a fixed excess)"
     )
 
-    @model_validator(mode="after")
-    def _grid_positive(self):
-        if any(not (v > 0 and v < float("inf")) for v in self.lr_grid):
-            raise ValueError(f"train.lr_grid must hold positive finite learning rates, got {self.lr_grid}")
-        return self
-
 
 class GenerateConfig(_Section):
-    new_tokens: int = Field(100, ge=1)
-    prompt_len: int = Field(16, ge=1)
-    batch_sizes: list[int] = Field(default_factory=lambda: [1])
-    modes: list[Literal["sample", "greedy"]] = Field(default_factory=lambda: ["sample", "greedy"])
-    warmups: int = Field(2, ge=0)
-    runs: int = Field(10, ge=1)
-    temperature: float = Field(0.7, gt=0)  # EIT-P's serving settings
+    new_tokens: int = Field(100, ge=1, le=MAX_POSITIONS)
+    prompt_len: int = Field(16, ge=1, le=MAX_POSITIONS)
+    batch_sizes: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] = Field(
+        default_factory=lambda: [1], min_length=1, max_length=64)
+    modes: list[Literal["sample", "greedy"]] = Field(default_factory=lambda: ["sample", "greedy"], min_length=1)
+    warmups: int = Field(2, ge=0, le=10_000)
+    runs: int = Field(10, ge=1, le=10_000)
+    temperature: float = Field(0.7, gt=0, le=100)  # EIT-P's serving settings
     top_p: float = Field(0.9, gt=0, le=1)
 
 
 class RetrievalConfig(_Section):
-    seq_len: int = Field(64, ge=8)
-    distances: list[int] = Field(default_factory=lambda: [4, 16, 48])
-    n_keys: int = Field(4, ge=1)
-    vocab_size: int = Field(64, ge=16)
-    steps: int = Field(200, ge=1)
-    batch_size: int = Field(16, ge=1)
-    eval_per_distance: int = Field(64, ge=1)
+    seq_len: int = Field(64, ge=8, le=MAX_POSITIONS)
+    distances: list[int] = Field(default_factory=lambda: [4, 16, 48], min_length=1, max_length=1024)
+    n_keys: int = Field(4, ge=1, le=10_000)
+    vocab_size: int = Field(64, ge=16, le=MAX_VOCAB)
+    steps: int = Field(200, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(16, ge=1, le=MAX_BATCH)
+    eval_per_distance: int = Field(64, ge=1, le=100_000)
 
 
 class CompressConfig(_Section):
-    calib_batches: int = Field(4, ge=1)
-    eval_blocks: int = Field(64, ge=1, description="validation blocks scored before and after (on CPU)")
+    calib_batches: int = Field(4, ge=1, le=10_000)
+    eval_blocks: int = Field(64, ge=1, le=1_000_000, description="validation blocks scored before and after (on CPU)")
 
 
 class TheoryConfig(_Section):
     """Physical floors (theory and derivation tasks)."""
 
-    temperature_k: float = Field(300.0, gt=0, description="heat-sink temperature in kelvin (Landauer)")
-    seq_lens: Optional[list[int]] = None  # derivation prefix lengths; default 8..64 below n_positions
-    repeats: int = Field(3, ge=1)
+    temperature_k: float = Field(300.0, gt=0, le=1e6, description="heat-sink temperature in kelvin (Landauer)")
+    # derivation prefix lengths; default 8..64 below n_positions
+    seq_lens: Optional[list[Annotated[int, Field(ge=1, le=MAX_POSITIONS)]]] = Field(None, min_length=1, max_length=256)
+    repeats: int = Field(3, ge=1, le=1000)
     # Each derivation window repeats its operation until it lasts max(min_window_s, 10 counter update
     # periods); windows under 1 s are reported "below meter resolution".
-    min_window_s: float = Field(1.0, gt=0, description="shortest derivation measurement window, seconds")
+    min_window_s: float = Field(1.0, gt=0, le=3600, description="shortest derivation measurement window, seconds")
 
 
 class DebugConfig(_Section):
     """Test-only fault injection: makes the named arms' repetitions fail on purpose."""
 
-    crash_arms: list[str] = Field(default_factory=list)
+    crash_arms: list[Literal[ARMS]] = Field(default_factory=list, max_length=len(ARMS))  # type: ignore[valid-type]
     crash_mode: Literal["exception", "exit"] = "exception"
 
 
 class Suite(_Section):
-    name: str
-    description: str = ""
+    name: Name  # the display name; suite_file_name(name) where it names a file or folder
+    description: str = Field("", max_length=10_000)
     # smoke: checks the pipeline; its report says its figures are not verdicts on EIT-P
     kind: Literal["smoke", "benchmark"] = "benchmark"
-    arms: list[Literal[ARMS]] = Field(min_length=1)  # type: ignore[valid-type]
-    tasks: list[Literal[TASKS]] = Field(min_length=1)  # type: ignore[valid-type]
-    sizes: list[Literal[SIZES]] = Field(default_factory=lambda: ["tiny"])  # type: ignore[valid-type]
-    repetitions: int = Field(5, ge=1)
-    seed: int = 0  # repetition r uses seed + r, for every arm alike
-    seeds: Optional[list[int]] = None  # or explicit seeds, one per repetition
+    arms: list[Literal[ARMS]] = Field(min_length=1, max_length=len(ARMS))  # type: ignore[valid-type]
+    tasks: list[Literal[TASKS]] = Field(min_length=1, max_length=len(TASKS))  # type: ignore[valid-type]
+    sizes: list[Literal[SIZES]] = Field(default_factory=lambda: ["tiny"], min_length=1, max_length=len(SIZES))  # type: ignore[valid-type]
+    repetitions: int = Field(5, ge=1, le=MAX_REPETITIONS)
+    seed: Seed = 0  # repetition r uses seed + r, for every arm alike
+    seeds: Optional[list[Seed]] = Field(None, max_length=MAX_REPETITIONS)  # or explicit seeds, one per repetition
     device: Literal["cpu", "cuda", "auto"] = "auto"
-    timeout_s: float = Field(3600, gt=0, description="per repetition (one process)")
-    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; None = torch's default")
+    timeout_s: float = Field(3600, gt=0, le=7 * 86_400, description="per repetition (one process)")
+    threads: Optional[int] = Field(None, ge=1, le=4096, description="torch CPU threads; None = torch's default")
     meters: MetersConfig = Field(default_factory=MetersConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -179,42 +208,36 @@ class Suite(_Section):
     # every verdict over those arms is marked NOT COMPARABLE.
     arm_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     allow_unequal_settings: bool = False
-    claims: list[Literal[CLAIMS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    claims: list[Literal[CLAIMS]] = Field(default_factory=list, max_length=len(CLAIMS))  # type: ignore[valid-type]
     thresholds: dict[str, float] = Field(default_factory=dict)  # claim name → threshold override
     debug: DebugConfig = Field(default_factory=DebugConfig)
+    # Where it was read from, for messages: the file's label and the --set assignments by key.
+    _source: str = PrivateAttr("")
+    _overrides: dict = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.seeds is not None and len(self.seeds) != self.repetitions:
-            raise ValueError(f"seeds has {len(self.seeds)} entries but repetitions is {self.repetitions}")
-        bad_arms = sorted(set(self.objectives) - set(ARMS))
-        if bad_arms:
-            raise ValueError(f"objectives names unknown arms {bad_arms}; known: {list(ARMS)}")
-        unknown = sorted(set(self.thresholds) - set(CLAIMS))
-        if unknown:
-            raise ValueError(f"thresholds names unknown claims {unknown}; known: {list(CLAIMS)}")
-        for arm, coefficients in self.objectives.items():
-            optimizer = sorted(set(coefficients) & set(OPTIMIZER_SETTINGS + ("max_grad_norm",)))
-            if optimizer:
-                raise ValueError(
-                    f"objectives.{arm}.{optimizer[0]} is an optimizer setting: every arm trains with the same "
-                    f"train.{'grad_clip' if optimizer[0] == 'max_grad_norm' else optimizer[0]} "
-                    "(use train.lr_policy: tuned to tune each arm's lr on the same grid)"
-                )
-        for arm, settings in self.arm_settings.items():
-            if arm not in ARMS:
-                raise ValueError(f"arm_settings names unknown arm {arm!r}; known: {list(ARMS)}")
-            unknown = sorted(set(settings) - set(OPTIMIZER_SETTINGS))
-            if unknown:
-                raise ValueError(f"arm_settings.{arm}.{unknown[0]} is not a training setting; known: {list(OPTIMIZER_SETTINGS)}")
-            if settings and not self.allow_unequal_settings:
-                key = sorted(settings)[0]
-                raise ValueError(
-                    f"arm_settings.{arm}.{key} gives arm {arm!r} its own {key}: every arm must train with the same "
-                    f"settings (train.{key}); set allow_unequal_settings: true to force it, and every verdict over "
-                    "that arm will be marked NOT COMPARABLE"
-                )
+        found = suite_rules.problems(self, arms=ARMS, claims=CLAIMS) + self._arm_settings_problems()
+        if found:
+            raise RulesBroken(found)
         return self
+
+    def _arm_settings_problems(self) -> list[Problem]:
+        """Forced per-arm training settings hold valid values (train_settings() copies them unchecked)."""
+        out = []
+        for arm, settings in self.arm_settings.items():
+            known = {k: v for k, v in settings.items() if k in OPTIMIZER_SETTINGS}
+            try:
+                TrainConfig.model_validate({**self.train.model_dump(), **known})
+            except ValidationError as err:
+                out += [Problem(f"arm_settings.{arm}." + ".".join(map(str, e["loc"])), e["msg"], e.get("input"))
+                        for e in err.errors()]
+        return out
+
+    @property
+    def context_length(self) -> int:
+        """Positions the model is built with (suite_rules.context_length)."""
+        return suite_rules.context_length(self)
 
     def seed_for(self, repetition: int) -> int:
         return self.seeds[repetition] if self.seeds is not None else self.seed + repetition
@@ -231,6 +254,18 @@ class Suite(_Section):
 
         overrides = self.arm_settings.get(arm) or self.arm_settings.get(objective_arm(arm)) or {}
         return self.train.model_copy(update=overrides) if overrides else self.train
+
+
+_UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_FILE_NAME = 64
+
+
+def suite_file_name(name: str) -> str:
+    """A suite's name made safe to use in a path (the default results folder …): ASCII letters,
+    digits, `.`, `_` and `-` only, so no slash, no `..`, no control character, no leading dot
+    or dash; at most MAX_FILE_NAME characters. The name itself stays the display name."""
+    safe = _UNSAFE_IN_FILE_NAMES.sub("_", name).lstrip("._-")[:MAX_FILE_NAME].rstrip("._-")
+    return safe or "suite"
 
 
 def effective_settings(suite: "Suite", arm: str) -> dict[str, Any]:
@@ -304,7 +339,13 @@ def bundled_suites() -> list[str]:
 
 
 def _read_suite_text(name_or_path: str) -> tuple[str, str]:
-    """(text, label for messages) of a suite file given by path or bundled name."""
+    """(text, label for messages) of a suite file given by path or bundled name.
+
+    Refuses (SuiteInvalid) a file over suite_yaml.MAX_FILE_BYTES without reading all of it, and one
+    that is not UTF-8.
+    """
+    from eitp_bench.suite_yaml import MAX_FILE_BYTES, YamlRefused, decode
+
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists() or "/" in name_or_path:
         if not path.is_file():
@@ -312,31 +353,35 @@ def _read_suite_text(name_or_path: str) -> tuple[str, str]:
                 f"suite file {name_or_path!r} does not exist",
                 fix=f"give a path to a suite YAML file, or a bundled suite name: {', '.join(bundled_suites())}",
             )
-        return path.read_text(encoding="utf-8"), str(path)
-    from importlib.resources import files
+        label = str(path)
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as err:
+            raise UserError(f"cannot read suite file {label}: {err.strerror}", fix="check the path and its permissions") from None
+    else:
+        from importlib.resources import files
 
-    resource = files("eitp_bench") / SUITES_PACKAGE_DIR / f"{name_or_path}.yaml"
-    if not resource.is_file():
-        raise UserError(
-            f"no suite named {name_or_path!r}",
-            fix=f"use one of {', '.join(bundled_suites())}, or a path to a suite YAML file",
-        )
-    return resource.read_text(encoding="utf-8"), f"{name_or_path} ({resource})"
+        resource = files("eitp_bench") / SUITES_PACKAGE_DIR / f"{name_or_path}.yaml"
+        if not resource.is_file():
+            raise UserError(
+                f"no suite named {name_or_path!r}",
+                fix=f"use one of {', '.join(bundled_suites())}, or a path to a suite YAML file",
+            )
+        label, data = f"{name_or_path} ({resource})", resource.read_bytes()
+    try:
+        return decode(data), label
+    except YamlRefused as refused:
+        raise SuiteInvalid(label, [refused.problem], fix="save the suite as a small UTF-8 YAML file") from None
 
 
 def _parse_yaml(text: str, label: str) -> dict[str, Any]:
+    from eitp_bench.suite_yaml import YamlRefused, load_plain
+
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"suite {label}: YAML syntax error at{where}: {problem}", fix="correct the YAML at that line") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise UserError(f"suite {label}: expected a mapping of settings at the top, got {type(raw).__name__}", fix="write the suite as `key: value` lines")
-    return raw
+        return load_plain(text)
+    except YamlRefused as refused:
+        raise SuiteInvalid(label, [refused.problem], fix="correct the YAML there") from None
 
 
 def _field_type(model: type[BaseModel], key: str):
@@ -351,16 +396,24 @@ def _field_type(model: type[BaseModel], key: str):
     return ann
 
 
-def apply_override(raw: dict[str, Any], assignment: str, label: str = "--set") -> None:
-    """Apply one `dotted.key=value` (value parsed as a YAML scalar/list) to a raw suite dict."""
+def apply_override(raw: dict[str, Any], assignment: str) -> Optional[Problem]:
+    """Apply one `dotted.key=value` (value read as YAML by the same safe reader as suite files) to a
+    raw suite dict; a Problem (source: this --set) instead when it cannot be applied."""
+    from eitp_bench.suite_yaml import YamlRefused, load_plain
+
+    source = f"--set {assignment}"
     key, sep, text = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise UserError(f"--set {assignment!r} is not KEY=VALUE", fix="write it like --set train.steps=50")
+        return Problem("", "is not KEY=VALUE; write it like --set train.steps=50", source=source)
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        value = text
+        value = load_plain(text, top_level=False) if text.strip() else ""
+    except YamlRefused as refused:
+        inner = refused.problem
+        if not inner.expected.startswith("YAML syntax error"):
+            where = key if inner.field in ("", "(top level)") else f"{key}.{inner.field}"
+            return Problem(where, inner.expected, source=source)
+        value = text  # not YAML: the text itself (a description with a colon)
     parts = key.split(".")
     model: Any = Suite
     node = raw
@@ -371,11 +424,11 @@ def apply_override(raw: dict[str, Any], assignment: str, label: str = "--set") -
             ann = _field_type(model, part)
             if ann is None:
                 known = ", ".join(sorted(model.model_fields))
-                raise UserError(f"--set {key}: unknown setting {dotted!r}", fix=f"known settings here: {known}")
+                return Problem(dotted, f"unknown setting {dotted!r}; known settings here: {known}", source=source)
         elif typing.get_origin(model) is dict:
             ann = typing.get_args(model)[1]  # a free-form mapping (thresholds, arm_settings.<arm>): any key
         else:
-            raise UserError(f"--set {key}: {'.'.join(parts[:i])!r} is not a section", fix="set that value directly")
+            return Problem(".".join(parts[:i]), "is not a section: set that value directly", source=source)
         if last:
             node[part] = value
         else:
@@ -384,37 +437,58 @@ def apply_override(raw: dict[str, Any], assignment: str, label: str = "--set") -
                 child = {}
                 node[part] = child
             node, model = child, ann
+    return None
 
 
-def _format_validation_error(err: ValidationError, label: str) -> UserError:
+def _schema_problems(err: ValidationError) -> list[Problem]:
+    """pydantic's errors, all of them, as Problems (cross-field ones unpacked from RulesBroken)."""
     problems = []
     for e in err.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        field = ".".join(str(p) for p in e["loc"])
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, RulesBroken):
+            problems += [Problem(p.field if not field else f"{field}.{p.field}", p.expected, p.value) for p in cause.problems]
+            continue
         if e["type"] == "extra_forbidden":
-            problems.append(f"unknown key {field!r}")
+            problems.append(Problem(field, f"unknown key {field!r}: no such setting here (a typo?)", e.get("input")))
             continue
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "missing":
-            problems.append(f"field {field!r} is required")
-        elif e["loc"]:
-            problems.append(f"field {field!r} has value {e.get('input')!r}: {msg}")
+            problems.append(Problem(field, "is required"))
         else:
-            problems.append(msg)
-    more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
-    return UserError(f"suite {label}: {problems[0]}{more}", fix="correct the suite file or the --set value")
+            problems.append(Problem(field or "(top level)", msg, e.get("input")))
+    return problems
 
 
 def load_suite(name_or_path: str, overrides: Optional[list[str]] = None) -> Suite:
-    """A validated Suite from a bundled name or a path, with `--set` overrides applied."""
+    """A validated Suite from a bundled name or a path, with `--set` overrides applied.
+
+    Every problem found (YAML, --set, schema, cross-field rules) is reported at once as one
+    SuiteInvalid; the file and each --set are named as the source of their problems.
+    """
+    from eitp_bench.suite_yaml import non_finite
+
     text, label = _read_suite_text(name_or_path)
     raw = _parse_yaml(text, label)
+    problems, applied = [], {}
     for assignment in overrides or []:
-        apply_override(raw, assignment, label)
+        problem = apply_override(raw, assignment)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            applied[assignment.partition("=")[0].strip()] = assignment
     raw.setdefault("name", Path(name_or_path).stem)
+    problems += non_finite(raw)
     try:
-        return Suite.model_validate(raw)
+        suite = Suite.model_validate(raw)
     except ValidationError as err:
-        raise _format_validation_error(err, label) from None
+        known = {p.field for p in problems}
+        problems += [p for p in _schema_problems(err) if p.field not in known]  # a NaN once, not twice
+    if problems:
+        attribute_to_overrides(problems, applied, label)
+        raise SuiteInvalid(label, problems)
+    suite._source, suite._overrides = label, applied
+    return suite
 
 
 def suite_config_hash(suite: Suite) -> str:

@@ -23,19 +23,16 @@ def run(
 ) -> int:
     """Run a suite: arms interleaved, one process per repetition; exit 1 if any repetition failed."""
     from eitp_bench.errors import UserError
-    from eitp_bench.preflight import check_objectives, missing_requirements, stop_if_blocked
+    from eitp_bench.preflight import check_suite_before_work
     from eitp_bench.runner import Runner, RunInterrupted
-    from eitp_bench.suite import load_suite
 
     if as_json and not dry_run:
         raise UserError("--json prints the plan of a dry run", fix="add --dry-run, or drop --json")
-    cfg = load_suite(suite, set_)
-    check_objectives(cfg)
-    missing = missing_requirements(cfg)
+    # Everything checked before any work: every problem at once, exit 2, nothing started or written.
+    cfg, missing = check_suite_before_work(suite, set_, dry_run=dry_run)
     if dry_run:
         _print_plan(cfg, missing, as_json)
         return 0
-    stop_if_blocked(cfg, missing)
     for m in missing:  # what does not stop the run, said before it starts
         print(f"eitp-bench: warning: {m.what}: {m.why} (fix: {m.fix})", file=sys.stderr)
     from eitp_bench.store import Store

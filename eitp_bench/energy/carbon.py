@@ -26,6 +26,24 @@ def default_country() -> str:
     return os.environ.get("EITP_BENCH_COUNTRY") or DEFAULT_COUNTRY
 
 
+def country_known(country: str) -> bool:
+    """Whether codecarbon's offline energy-mix table has this 3-letter ISO code (True when this
+    codecarbon has no such table: it judges the code itself). Needs codecarbon installed."""
+    try:
+        from codecarbon.input import DataSource
+
+        known = DataSource().get_global_energy_mix_data()
+    except Exception:
+        return True
+    return country.upper() in known
+
+
+def codecarbon_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("codecarbon") is not None
+
+
 class Co2Tracker:
     """A context manager around OfflineEmissionsTracker; `.result` is set on exit."""
 
@@ -70,13 +88,7 @@ class Co2Tracker:
 
     def _check_country(self) -> None:
         """CodeCarbon only logs an unknown country and carries on; we refuse it instead."""
-        try:
-            from codecarbon.input import DataSource
-
-            known = DataSource().get_global_energy_mix_data()
-        except Exception:  # a codecarbon without this table: let it judge the code itself
-            return
-        if self.country not in known:
+        if not country_known(self.country):
             raise UserError(
                 f"CO2 country {self.country!r} is not in codecarbon's energy-mix table",
                 fix="use a 3-letter ISO code it knows (e.g. USA, FRA, DEU), or set EITP_BENCH_COUNTRY",

@@ -9,23 +9,25 @@ from eitp_bench.analysis.compare import Cell, CompareTable, hash_note
 
 def print_tables(tables: list[CompareTable], console=None) -> None:
     from rich.console import Console
+    from rich.markup import escape  # names come from the store: `[/b]` in a suite name is text, not markup
     from rich.table import Table
 
     console = console or Console()
-    console.print(hash_note(tables))
+    console.print(escape(hash_note(tables)))
     for t in tables:
-        table = Table(title=f"config {t.config_hash} ({', '.join(t.suites)}); reference: {t.reference or '—'}")
+        table = Table(title=escape(f"config {t.config_hash} ({', '.join(t.suites)}); reference: {t.reference or '—'}"))
         table.add_column("workload")
         table.add_column("metric")
         for p in t.profiles:
-            table.add_column(p, justify="right")
+            table.add_column(escape(p), justify="right")
         for r in t.rows:
-            table.add_row(f"{r.task}/{r.arm}", r.label, *[_cell_text(r.cells.get(p)) for p in t.profiles])
+            table.add_row(escape(f"{r.task}/{r.arm}"), escape(r.label),
+                          *[escape(_cell_text(r.cells.get(p))) for p in t.profiles])
         table.add_row("geometric mean", "× ref", *[_fmt(t.geomean.get(p)) + "×" if t.geomean.get(p) else "—"
                                                   for p in t.profiles])
         console.print(table)
         if t.note:
-            console.print(t.note)
+            console.print(escape(t.note))
 
 
 def _fmt(x: Optional[float]) -> str:

@@ -15,8 +15,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+# text.parse_math off: every label here is a name from the store (suite, arm, task, profile), never
+# mathtext; `nightly $\alpha_$` would otherwise be parsed as TeX and abort the whole report.
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "eitp-bench", "font.size": 9,
-                     "axes.spines.top": False, "axes.spines.right": False})
+                     "axes.spines.top": False, "axes.spines.right": False, "text.parse_math": False})
 
 MAX_POINTS = 200  # per arm in strip plots: enough to see the spread, small enough for 10 000 runs
 _COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]

@@ -194,7 +194,7 @@ def prepare_hint(suite, assets: list[Asset]) -> str:
 
 
 def missing_assets(suite) -> list[dict]:
-    """What this machine lacks on disk to run `suite`: [{"what", "why", "fix"}]; empty when nothing.
+    """What this machine lacks on disk to run `suite`: [{"what", "why", "fix", "field"}]; empty when nothing.
 
     Files only: no torch, no weights loaded, no network.
     """
@@ -208,7 +208,9 @@ def missing_assets(suite) -> list[dict]:
         else:
             lacking = ", ".join(_unmet(snapshot_files(snap), asset))
             why = f"incomplete in the local Hugging Face cache ({snap}): no {lacking}"
-        out.append({"what": asset.what, "why": why, "fix": prepare_hint(suite, absent)})
+        field = {"model": "model.pretrained" if asset.what.startswith("pretrained") else "data.tokenizer"}.get(
+            asset.repo_type, "data.kind")
+        out.append({"what": asset.what, "why": why, "fix": prepare_hint(suite, absent), "field": field})
     pretrained = suite.pretrained
     if pretrained and not is_hub_id(pretrained):
         path = Path(os.path.expanduser(pretrained))
@@ -218,12 +220,14 @@ def missing_assets(suite) -> list[dict]:
                 "what": f"pretrained model directory {pretrained!r} (model.pretrained)",
                 "why": why,
                 "fix": "give a directory written by save_pretrained, or a hub id cached by eitp-bench prepare",
+                "field": "model.pretrained",
             })
     if suite.data.kind == "text_file" and suite.data.text_file and not Path(suite.data.text_file).is_file():
         out.append({
             "what": f"text file {suite.data.text_file!r} (data.text_file)",
             "why": "does not exist",
             "fix": "give a path to a local text file",
+            "field": "data.text_file",
         })
     return out
 

@@ -69,8 +69,7 @@ class TaskContext:
 
     @property
     def n_positions(self) -> int:
-        s = self.suite
-        return max(s.data.block_size, s.retrieval.seq_len, s.generate.prompt_len + s.generate.new_tokens)
+        return self.suite.context_length  # suite_rules.context_length: checked before any worker starts
 
     def build_model(self, vocab_size: int):
         from eitp_bench.workloads.models import build_model
