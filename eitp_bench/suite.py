@@ -75,7 +75,7 @@ class MetersConfig(_Section):
     qualify: bool = Field(False, description="qualify every sensor at the start of the suite (a few seconds of "
                           "an on/off load; stored as provenance.hardware.qualification): energy claims below "
                           "the measured instrument resolution are then INCONCLUSIVE")
-    min_window_s: float = Field(5.0, ge=0, description="tasks repeat work until an energy window lasts this "
+    min_window_s: float = Field(5.0, ge=0, le=3600, description="tasks repeat work until an energy window lasts this "
                                 "long; windows under 5 s (and 50 counter updates) are flagged not_steady "
                                 "whatever this says, and the claims judge skips them")
 
