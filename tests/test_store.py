@@ -68,6 +68,17 @@ def store_path(tmp_path):
     return tmp_path / "results.sqlite"
 
 
+def run_history(path, steps) -> None:
+    """Apply old migration steps to a SQLite file, as the eitp-bench of that time did."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        for step in steps:
+            step(conn)
+    engine.dispose()
+
+
 def test_round_trip_is_exact(store_path):
     records = [make_record(i) for i in range(3)] + [make_record(9, status="failed"), make_record(5, suite="other")]
     with Store.open(store_path) as store:
@@ -285,9 +296,7 @@ def test_v1_store_is_migrated_and_keeps_its_runs(store_path):
     conn = sqlite3.connect(store_path, isolation_level=None)
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.execute("INSERT INTO meta VALUES ('app', 'eitp-bench'), ('schema_version', '1')")
-    conn.execute("BEGIN")
-    MIGRATIONS[0](conn)
-    conn.execute("COMMIT")
+    run_history(store_path, MIGRATIONS[:1])
     conn.execute(
         "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (r.run_id, 1, r.suite, r.suite_config_hash, r.arm, r.task, r.size, r.seed, r.repetition, r.device,
@@ -330,10 +339,7 @@ def test_old_store_with_plain_string_flags_is_upgraded(store_path, store_version
     conn = sqlite3.connect(store_path, isolation_level=None)
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.execute("INSERT INTO meta VALUES ('app', 'eitp-bench'), ('schema_version', ?)", (str(store_version),))
-    conn.execute("BEGIN")
-    for step in MIGRATIONS[:store_version]:
-        step(conn)
-    conn.execute("COMMIT")
+    run_history(store_path, MIGRATIONS[:store_version])
     run = (r.run_id, 1, r.suite, r.suite_config_hash, r.arm, r.task, r.size, r.seed, r.repetition, r.device,
            r.started_at, r.finished_at, r.status, r.error, r.provenance.hardware_profile_id,
            json.dumps(r.config), r.provenance.model_dump_json())  # fmt: skip
@@ -364,18 +370,37 @@ def test_old_store_with_plain_string_flags_is_upgraded(store_path, store_version
     conn.close()
 
 
-def test_migrated_layout_is_the_models_layout(store_path):
-    # The CREATE TABLEs are history; what they add up to must be what the models declare.
+def _layout(path) -> dict:
+    """{table: {column: (type affinity, not null)}} plus the index names, as SQLite reports them."""
+    conn = sqlite3.connect(path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+    # (a TEXT PRIMARY KEY is NOT NULL in effect although SQLite reports it nullable)
+    out = {t: {row[1]: ("INT" in row[2].upper(), bool(row[3] or row[5])) for row in conn.execute(f"PRAGMA table_info({t})")}
+           for t in tables}
+    out["indexes"] = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL"))
+    conn.close()
+    return out
+
+
+def test_migrated_layout_is_the_models_layout(tmp_path):
+    # A new store is created from the models (store_layout); an old one replays the migrations. Both
+    # must end in the same tables, columns, NULL rules and indexes, or old stores would read differently.
     import eitp_bench.store as store_module
 
-    Store.open(store_path).close()
-    conn = sqlite3.connect(store_path)
-    columns = {t: [row[1] for row in conn.execute(f"PRAGMA table_info({t})")] for t in ("runs", *store_module.CHILD_TABLES)}
+    fresh, replayed = tmp_path / "fresh.sqlite", tmp_path / "replayed.sqlite"
+    Store.open(fresh).close()
+    conn = sqlite3.connect(replayed)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('app', 'eitp-bench'), ('schema_version', '1')")
+    conn.commit()
     conn.close()
+    run_history(replayed, MIGRATIONS)
+    a, b = _layout(fresh), _layout(replayed)
+    assert a == b
     for name, table in store_module.CHILD_TABLES.items():
-        assert columns[name] == ["run_id", "idx", *table.columns]
-    assert set(columns["runs"]) == {*store_module._RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at"}
-    assert "flags_json" in columns["energy"] and "net_joules" in columns["energy"]
+        assert set(a[name]) == {"run_id", "idx", *table.columns}
+    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at", "seq"}
+    assert "flags_json" in a["energy"] and "net_joules" in a["energy"] and "flags_json" in a["metrics"]
 
 
 # --- where the store lives -------------------------------------------------------------------

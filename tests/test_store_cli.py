@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from eitp_bench.cli import main
+from eitp_bench.records import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
 from eitp_bench.store import Store
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
@@ -125,7 +126,7 @@ def test_schema_1_jsonl_export_still_imports_with_flags_coded(tmp_path, capsys):
     assert "imported 2 new" in capsys.readouterr().out
     with Store.open(dst) as store:
         back = store.records()
-    assert [r.schema_version for r in back] == [2, 2]
+    assert [r.schema_version for r in back] == [RECORD_SCHEMA_VERSION] * 2
     assert [(f.code, f.message) for f in back[0].energy[1].flags] == [
         ("wrap_unrepairable", V1_FLAGS[0]), ("permission_denied", V1_FLAGS[1]), ("legacy", V1_FLAGS[2])]
 

@@ -1,7 +1,7 @@
 """The store's rows as frames, loaded once: the input of every analysis.
 
 `load_frames` accepts a Store, a store path/URL, a dict of frames (tests) or Frames; it opens a store
-read-only in spirit (never creates one: a typo is not a new store).
+read-only (never creates one: a typo is not a new store).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def load_frames(store_or_frames=None) -> Frames:
             from eitp_bench.store import Store
         except ImportError as err:  # pragma: no cover - until the store lands
             raise UserError(f"the results store is not available ({err})", fix="install eitp-bench completely") from None
-        store = Store.open(str(store) if store is not None else None, create=False)  # a typo is not a new store
+        # read-only: never created (a typo is not a new store), never written, works on a read-only file
+        store = Store.open(str(store) if store is not None else None, read_only=True)
     provenance = store.provenance_frame() if hasattr(store, "provenance_frame") else None
     return Frames(store.runs_frame(), store.metrics_frame(), store.energy_frame(), store.timeline_frame(),
                   provenance=provenance, source=str(getattr(store, "path", store_or_frames or "default store")),
