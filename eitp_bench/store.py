@@ -346,7 +346,7 @@ class Store:
                 row = run_row(r, stored_at)
                 if seq is not None:
                     row["seq"] = seq + 1
-                if conn.execute(insert, row).rowcount == 0:
+                if conn.execute(insert, row).first() is None:  # RETURNING: rowcount is not portable
                     skipped.append(r)  # already stored: idempotent
                     continue
                 result.added += 1
@@ -369,7 +369,7 @@ class Store:
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        return insert(RUNS).on_conflict_do_nothing(index_elements=["run_id"])
+        return insert(RUNS).on_conflict_do_nothing(index_elements=["run_id"]).returning(RUNS.c.run_id)
 
     # --- reading records -------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from eitp_bench.flags import Flag
 from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
 from eitp_bench.records import SCHEMA_VERSION as SCHEMA_VERSION_RECORDS
 from eitp_bench.store import MIGRATIONS, SCHEMA_VERSION, Store, resolve_path
+from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 
 # An NVML error text really contains ';' (and quotes): it must come back unchanged, never split.
 NVML_MESSAGE = "NVML error on gpu:0: NVMLError_Unknown: Unknown Error; retry \"later\" (during or at the edge of this window)"
@@ -79,12 +80,12 @@ def run_history(path, steps) -> None:
     engine.dispose()
 
 
-def test_round_trip_is_exact(store_path):
+def test_round_trip_is_exact(store_url):
     records = [make_record(i) for i in range(3)] + [make_record(9, status="failed"), make_record(5, suite="other")]
-    with Store.open(store_path) as store:
+    with Store.open(store_url) as store:
         for r in records:
             assert store.add(r) is True
-    with Store.open(store_path, create=False) as store:
+    with Store.open(store_url, create=False) as store:
         back = store.records()
         assert back == records  # every field: flags, None joules, timeline, nested config
         assert back[0].energy[1].joules is None and back[0].energy[1].flags == FLAGS
@@ -95,9 +96,9 @@ def test_round_trip_is_exact(store_path):
         assert store.records(suite="smoke", status="ok") == records[:3]
 
 
-def test_add_is_idempotent_per_run_id(store_path):
+def test_add_is_idempotent_per_run_id(store_url):
     r = make_record()
-    with Store.open(store_path) as store:
+    with Store.open(store_url) as store:
         assert store.add(r) is True
         assert store.add(r) is False
         r1 = make_record(1)
@@ -107,9 +108,9 @@ def test_add_is_idempotent_per_run_id(store_path):
         assert len(metrics) == 4  # children of a duplicate are never added twice
 
 
-def test_add_many_is_all_or_nothing(store_path):
+def test_add_many_is_all_or_nothing(store_url):
     good = make_record(0)
-    with Store.open(store_path) as store:
+    with Store.open(store_url) as store:
 
         def records():
             yield good
@@ -120,8 +121,8 @@ def test_add_many_is_all_or_nothing(store_path):
         assert store.count() == 0 and store.records() == []
 
 
-def test_frames_have_the_contract_columns_and_values(store_path):
-    with Store.open(store_path) as store:
+def test_frames_have_the_contract_columns_and_values(store_url):
+    with Store.open(store_url) as store:
         store.add(make_record(0))
         store.add(make_record(1, arm="eitp-paper"))
         runs = store.runs_frame()
@@ -157,8 +158,8 @@ def test_frames_have_the_contract_columns_and_values(store_path):
         assert list(timeline.watts) == [250.0, 260.5, 250.0, 260.5]
 
 
-def test_provenance_frame(store_path):
-    with Store.open(store_path) as store:
+def test_provenance_frame(store_url):
+    with Store.open(store_url) as store:
         assert list(store.provenance_frame().columns)[:2] == ["run_id", "eitp_bench_version"]
         r = make_record()
         store.add(r)
@@ -168,8 +169,8 @@ def test_provenance_frame(store_path):
         assert prov.hardware_profile_id[0] == "fcf2358a6de5" and prov.torch[0] == "2.13.0"
 
 
-def test_frames_of_an_empty_store(store_path):
-    with Store.open(store_path) as store:
+def test_frames_of_an_empty_store(store_url):
+    with Store.open(store_url) as store:
         assert len(store.runs_frame()) == 0 and "hardware_profile_id" in store.runs_frame().columns
         energy = store.energy_frame()
         assert len(energy) == 0 and {"flags", "joules", "run_device"} <= set(energy.columns)
@@ -189,16 +190,16 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_two_processes_writing_at_once_both_land(store_path, tmp_path):
+def test_two_processes_writing_at_once_both_land(store_url, tmp_path):
     tests_dir = str(__import__("pathlib").Path(__file__).parent)
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(store_path), arm, tests_dir], stderr=subprocess.PIPE)
+        subprocess.Popen([sys.executable, "-c", WRITER, str(store_url), arm, tests_dir], stderr=subprocess.PIPE)
         for arm in ("baseline", "eitp-paper")
     ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()
-    with Store.open(store_path, create=False) as store:
+    with Store.open(store_url, create=False) as store:
         runs = store.runs_frame()
         assert len(runs) == 100
         assert runs.arm.value_counts().to_dict() == {"baseline": 50, "eitp-paper": 50}
