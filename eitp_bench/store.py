@@ -143,7 +143,12 @@ def _sqlite_engine(raw: sqlite3.Connection):
 
 
 def _writable(path: Path) -> bool:
-    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    """May this store be written? No write bit on the file or its folder (chmod a-w) means no, even for
+    root, who os.access would let through: a store made read-only on purpose is treated as such."""
+    for p in (path, path.parent):
+        if not os.access(p, os.W_OK) or not p.stat().st_mode & 0o222:
+            return False
+    return True
 
 
 # --- the store -----------------------------------------------------------------------------------
@@ -206,6 +211,10 @@ class Store:
             store = cls(_sqlite_engine(raw), location, read_only=True)
             store._check_current()
             return store
+        if path.exists() and not _writable(path):
+            raise UserError(f"the results store {path} is read-only (the file or its folder has no write permission)",
+                            fix="reading commands (report, export, compare, regress) work as it is; to add runs, "
+                                "make it writable (chmod u+w) or pass --store NEW.sqlite")
         raw = _connect_or_fail(location, write=True)
         try:
             _quick_check(raw, path)

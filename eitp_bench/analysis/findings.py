@@ -77,6 +77,7 @@ class Findings:
                 for g in self.groups
             ],
             "omitted_groups": self.omitted_groups,
+            "metrics_not_finite": self.warnings.get("not_finite", []),  # NaN/inf values left out of every figure
             "statistics": self.statement,
         }
 
