@@ -34,11 +34,16 @@ def _admin(sql: str) -> None:
         conn.execute(sql)
 
 
+def require_pg() -> None:
+    """Skip the calling test, saying why, when no PostgreSQL server is configured."""
+    if not admin_url():
+        pytest.skip(NO_PG)
+
+
 @pytest.fixture
 def pg_url():
     """The URL of a new, empty PostgreSQL database, dropped after the test."""
-    if not admin_url():
-        pytest.skip(NO_PG)
+    require_pg()
     name = f"eitp_test_{uuid.uuid4().hex[:12]}"
     _admin(f'CREATE DATABASE "{name}"')
     try:

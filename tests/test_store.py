@@ -417,7 +417,7 @@ def test_paths_and_urls(tmp_path, monkeypatch):
     with Store.open() as store:
         store.add(make_record())
     assert (tmp_path / "env.sqlite").exists()
-    with pytest.raises(UserError, match="postgresql"):
-        Store.open("postgresql://host/db")
+    with pytest.raises(UserError, match="SQLite files or PostgreSQL databases"):
+        Store.open("mysql://host/db")
     with pytest.raises(UserError, match="directory"):
         Store.open(tmp_path)
