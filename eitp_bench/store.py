@@ -310,6 +310,8 @@ class Store:
                 yield conn
         except DBAPIError as err:
             raise self._error(err) from None
+        except self._engine.dialect.loaded_dbapi.Error as err:  # from the raw cursor of _frame
+            raise self._error(err) from None
         finally:
             conn.info["write"] = False
 
@@ -345,25 +347,24 @@ class Store:
             raise UserError(f"{self.location.shown} was opened read-only", fix="open the store for writing")
         batch = list(records)  # a reader that fails mid-way fails before the transaction
         stored_at = utc_now()
-        insert = self._insert_ignoring_duplicates()
-        result, skipped = Merge(), []
+        first: dict[str, RunRecord] = {}
+        for r in batch:
+            first.setdefault(r.run_id, r)
+        rows = [run_row(r, stored_at) for r in first.values()]
         with self._tx(write=True) as conn:
-            seq = None
             if self.dialect == "sqlite":  # under BEGIN IMMEDIATE: nobody else numbers runs meanwhile
                 seq = conn.execute(select(func.coalesce(func.max(RUNS.c.seq), 0))).scalar_one()
-            for r in batch:
-                row = run_row(r, stored_at)
-                if seq is not None:
-                    row["seq"] = seq + 1
-                if conn.execute(insert, row).first() is None:  # RETURNING: rowcount is not portable
-                    skipped.append(r)  # already stored: idempotent
-                    continue
-                result.added += 1
-                seq = seq + 1 if seq is not None else None
-                for name, table in CHILD_TABLES.items():
-                    rows = table.rows(r)
-                    if rows:
-                        conn.execute(TABLES[name].insert(), rows)
+                for k, row in enumerate(rows, 1):
+                    row["seq"] = seq + k
+            # One statement for the batch; RETURNING names the runs that were new (rowcount is not portable)
+            new = set(conn.execute(self._insert_ignoring_duplicates(), rows).scalars()) if rows else set()
+            for name, table in CHILD_TABLES.items():
+                children = [c for r in first.values() if r.run_id in new for c in table.rows(r)]
+                if children:
+                    conn.execute(TABLES[name].insert(), children)
+        result = Merge(added=len(new))
+        skipped = [r for r in first.values() if r.run_id not in new]
+        skipped += [r for r in batch if first[r.run_id] is not r]  # repeated inside the batch
         if skipped:
             stored = {s.run_id: s for s in self.records(run_ids=[r.run_id for r in skipped])}
             for r in skipped:
@@ -439,8 +440,15 @@ class Store:
         import pandas as pd
 
         with self._tx() as conn:
-            result = conn.execute(stmt)
-            return pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()))
+            # Straight through the driver's cursor: SQLAlchemy's Row objects cost ~4x on 100 000 rows.
+            sql = str(stmt.compile(dialect=conn.dialect))
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                cursor.execute(sql)
+                columns = [d[0] for d in cursor.description]
+                return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+            finally:
+                cursor.close()
 
     def runs_frame(self):
         return self._runs(RUN_COLUMNS).drop(columns="_row")
