@@ -157,8 +157,8 @@ class RunRecord(_Model):
     arm: str  # baseline, eitp-paper, eitp-coded, eitp-compressed, baseline-int8 …
     task: str  # lm, retrieval, generate, train, compress, derivation …
     size: str  # tiny, small, medium, or a path
-    seed: int
-    repetition: int
+    seed: int = Field(ge=-(2**63), le=2**63 - 1)  # a store column is a 64-bit integer
+    repetition: int = Field(ge=0, le=2**63 - 1)
     device: str = "cpu"  # torch device the workload ran on
     world_size: int = Field(1, ge=1)  # ranks in this repetition (torchrun), 1 for one process
     nnodes: int = Field(1, ge=1)  # machines those ranks ran on

@@ -321,6 +321,9 @@ class Store:
         if self.dialect == "sqlite":
             if isinstance(orig, sqlite3.OperationalError) or "readonly" in text or "read-only" in text:
                 return _io_error(self.location, text)
+            if isinstance(orig, sqlite3.IntegrityError):
+                return UserError(f"the results store {self.location.shown} refused the records: {text}",
+                                 fix="nothing of this transaction was stored; report this as an eitp-bench bug")
             return UserError(f"{self.location.shown} is corrupt or unreadable ({text})", fix=_rescue_fix(self.location.shown))
         if getattr(err, "connection_invalidated", False) or "connection" in text.lower():
             return connection_error(self.location, err)

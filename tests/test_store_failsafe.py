@@ -227,3 +227,14 @@ def test_import_then_export_through_either_backend_round_trips(store_url, tmp_pa
     assert main(["export", "--format", "jsonl", "--store", store_url, "--out", str(out)]) == 0
     assert out.read_text() == src.read_text()
     assert not stat.S_ISDIR(out.stat().st_mode)
+
+
+def test_an_integer_too_large_for_a_store_column_is_refused_per_record(tmp_path, capsys):
+    # A 64-bit column cannot hold seed 10**30: the record is refused with the field named, before the store.
+    data = json.loads(make_record().model_dump_json())
+    data["seed"] = 10**30
+    src = tmp_path / "big.json"
+    src.write_text(json.dumps(data))
+    assert main(["import", str(src), "--store", str(tmp_path / "dst.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "'seed'" in err and "less than or equal" in err and "Traceback" not in err
