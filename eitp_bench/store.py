@@ -516,14 +516,11 @@ class Store:
 
 def _split_flags(df):
     """flags_json → two list columns, `flags` (codes) and `flag_messages`, in its place."""
-    codes, messages = [], []
     at = df.columns.get_loc("flags_json")
-    for text in df.pop("flags_json"):
-        c, m = flag_columns(json.loads(text)) if text != "[]" else ([], [])
-        codes.append(c)
-        messages.append(m)
-    df.insert(at, "flags", codes)
-    df.insert(at + 1, "flag_messages", messages)
+    texts = df.pop("flags_json").tolist()  # a plain list: iterating an Arrow string column is ~5x slower
+    parsed = [None if t == "[]" else flag_columns(json.loads(t)) for t in texts]  # most rows have no flags
+    df.insert(at, "flags", [[] if p is None else p[0] for p in parsed])
+    df.insert(at + 1, "flag_messages", [[] if p is None else p[1] for p in parsed])
     return df
 
 
