@@ -19,6 +19,7 @@ from eitp_bench.store_url import locate, masked
 sys.path.insert(0, str(Path(__file__).parent))
 from store_backends import admin_url, pg_url, require_pg  # noqa: E402,F401  (fixtures)
 from synthetic_store import eitp_records  # noqa: E402
+from test_store import make_record  # noqa: E402
 
 TESTS = str(Path(__file__).parent)
 
@@ -58,15 +59,38 @@ def test_four_writers_500_records_each_lose_nothing(pg_url):
     assert orphans == 0 and childless == 0 and seqs == (2000, 2000)
 
 
-def test_racing_writers_of_the_same_run_ids_store_each_once(pg_url):
+RACER = textwrap.dedent(
+    """
+    import sys
+    from eitp_bench.record_files import read_record_file
+    from eitp_bench.store import Store
+    from pathlib import Path
+    records = read_record_file(Path(sys.argv[2]))
+    added = 0
+    with Store.open(sys.argv[1]) as store:
+        for r in records:  # one transaction each, interleaving with the other process
+            added += store.add(r)
+    print(added)
+    """
+)
+
+
+def test_racing_writers_of_the_same_run_ids_store_each_once(pg_url, tmp_path):
     # Two machines importing the same export at once: ON CONFLICT DO NOTHING, never an error or a double.
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER.replace("assert store.add", "store.add"), pg_url, "same",
-                               TESTS, "200"], stderr=subprocess.PIPE) for _ in range(2)]
+    records = [make_record(i) for i in range(300)]
+    src = tmp_path / "same.jsonl"
+    src.write_text("".join(r.model_dump_json() + "\n" for r in records))
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, pg_url, str(src)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    added = []
     for p in procs:
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err.decode()
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        added.append(int(out))
+    assert sum(added) == 300  # each run_id added by exactly one of them
     with Store.open(pg_url, read_only=True) as store:
-        assert store.count() == 400  # make_record gives each call a new run_id: 2 × 200, none lost
+        assert store.count() == 300 and {r.run_id: r for r in store.records()} == {r.run_id: r for r in records}
+        assert len(store.metrics_frame()) == 600
 
 
 def test_report_from_postgresql_equals_report_from_sqlite(pg_url, tmp_path, capsys):
@@ -213,7 +237,6 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
     import psycopg
 
     from eitp_bench.store_layout import METADATA
-    from test_store import make_record
 
     old = make_record(1)
     with Store.open(pg_url) as store:
