@@ -91,7 +91,7 @@ def read_records(paths: Iterable[str | os.PathLike], stdin=None) -> tuple[list[B
         batches.append(Batch("stdin", parse_records(stream.read(), "stdin", jsonl=None)))
     files, folders = find_record_files(p for p in paths if p != STDIN)
     batches.extend(Batch(str(path), read_record_file(path)) for path in files)
-    by_file = {str(p): b for b in batches for p in [b.source]}
+    by_file = {b.source: b for b in batches}
     for folder in folders:
         for path in folder.files:
             for r in by_file[str(path)].records:

@@ -64,7 +64,7 @@ def import_(
     batches, folders = read_records(files)
     for folder in folders:
         print(f"run folder {folder.path}: suite {folder.suite} (configuration {folder.config_hash[:12]})")
-    added = identical = total = 0
+    added = identical = 0
     conflicting: list[str] = []
     with Store.open(store) as st:
         for batch in batches:  # one transaction per file: never half a file
@@ -72,7 +72,6 @@ def import_(
             added += merged.added
             identical += merged.identical
             conflicting += merged.conflicting
-            total += len(batch.records)
     print(f"imported {added} new, {identical} already present")
     if conflicting:
         examples = ", ".join(conflicting[:3])
