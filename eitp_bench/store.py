@@ -47,8 +47,8 @@ def resolve_path(path_or_url: str | os.PathLike | None) -> Path:
 
 def _rescue_fix(shown: str) -> str:
     return (f"export what can still be read (eitp-bench export --format jsonl --store {shown} --out rescue.jsonl), "
-            "then start a new store and import it (eitp-bench import rescue.jsonl --store NEW.sqlite); "
-            "or restore the file from a backup")
+            "then start a new store and import it (eitp-bench import rescue.jsonl --store NEW.sqlite); if the export "
+            f"stops at the damage, `sqlite3 {shown} .recover | sqlite3 NEW.sqlite` salvages more; or restore a backup")
 
 
 # --- SQLite ------------------------------------------------------------------------------------
@@ -125,7 +125,8 @@ def _quick_check(raw: sqlite3.Connection, path: Path) -> None:
     except sqlite3.DatabaseError as err:
         problems = [str(err)]
     if problems != ["ok"]:
-        raise UserError(f"{path} is corrupt (SQLite quick_check: {'; '.join(problems)[:300]}); nothing was written",
+        found = " ".join("; ".join(problems).split())[:300]  # one line: SQLite's report spans several
+        raise UserError(f"{path} is corrupt (SQLite quick_check: {found}); nothing was written",
                         fix=_rescue_fix(str(path)))
 
 

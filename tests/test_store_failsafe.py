@@ -151,8 +151,11 @@ def test_writers_refuse_a_corrupt_store_with_the_fix(tmp_path, capsys):
     assert "corrupt" in err and "quick_check" in err and "eitp-bench export" in err and "new store" in err
     assert "Traceback" not in err
     assert path.read_bytes() == damaged  # not one byte written
-    with pytest.raises(Exception, match="corrupt"):
-        Store.open(path)  # what `eitp-bench run` opens before anything runs
+    # `run` opens the store before anything runs: refused the same way, nothing run or written
+    assert main(["run", "smoke", "--store", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and path.read_bytes() == damaged
 
 
 # --- import: conflicts, run folders, stdin -----------------------------------------------------
