@@ -45,6 +45,8 @@ CODES: dict[str, str] = {
     "estimated": "estimated (CPU time × TDP ÷ cores), not measured",
     "tdp_default": "no hardware profile: the estimate's TDP is a per-core default",
     "children_cpu_time": "a child's CPU time counts only once it has been waited for",
+    # numbers that are not numbers
+    "not_finite": "the value was NaN or an infinity: stored as null (missing), never as a number",
     # record upgrades
     "legacy": "a plain-text flag from a schema-1 record whose reason could not be recognised",
 }

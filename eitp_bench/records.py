@@ -13,15 +13,16 @@ the store, `import` and the runner's per-record JSON all read old records alike)
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from eitp_bench.flags import Flag, legacy_flag
+from eitp_bench.flags import Flag, flag, legacy_flag
 
-SCHEMA_VERSION = 3  # 3: ranks (world_size, nnodes; rank and host per energy entry); 2: coded flags; 1: string flags
+SCHEMA_VERSION = 4  # 4: metric value may be null (not finite), metric flags; 3: ranks (world_size, nnodes; rank and host per energy entry); 2: coded flags; 1: string flags
 
 Method = Literal["counter", "sampled", "estimated"]
 MEASURED_METHODS = frozenset({"counter", "sampled"})
@@ -40,11 +41,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _non_finite_to_null(data: Any, fields: tuple[str, ...]) -> Any:
+    """NaN and ±inf are not measurements: the field becomes None and a `not_finite` flag says what it was.
+
+    Done on the model, so the runner's JSON, the store (SQLite turns NaN into NULL behind a NOT NULL,
+    which aborted the whole run) and every reader agree; analysis skips a None, never reads it as 0.
+    """
+    if not isinstance(data, dict):
+        return data
+    bad = {f: data[f] for f in fields if isinstance(data.get(f), float) and not math.isfinite(data[f])}
+    if not bad:
+        return data
+    notes = [flag("not_finite", f"{f} was {v!r}: stored as null") for f, v in bad.items()]
+    return {**data, **{f: None for f in bad}, "flags": [*(data.get("flags") or []), *notes]}
+
+
 class Metric(_Model):
     name: str  # tokens_per_s, step_s, val_ppl, retrieval_acc@512, model_bytes …
-    value: float
+    value: Optional[float]  # None only when the task produced NaN or an infinity (flag not_finite)
     unit: str
     window: Optional[str] = None  # the monitor window it belongs to, if any
+    flags: list[Flag] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        return _non_finite_to_null(data, ("value",))
 
 
 class EnergyEntry(_Model):
@@ -77,7 +99,7 @@ class EnergyEntry(_Model):
         # net_joules is derived from the fields above; dumps carry it, reading recomputes it.
         if isinstance(data, dict) and "net_joules" in data:
             data = {k: v for k, v in data.items() if k != "net_joules"}
-        return data
+        return _non_finite_to_null(data, ("joules", "idle_watts", "max_gap_s"))
 
     @property
     def valid(self) -> bool:
@@ -135,8 +157,8 @@ class RunRecord(_Model):
     arm: str  # baseline, eitp-paper, eitp-coded, eitp-compressed, baseline-int8 …
     task: str  # lm, retrieval, generate, train, compress, derivation …
     size: str  # tiny, small, medium, or a path
-    seed: int
-    repetition: int
+    seed: int = Field(ge=-(2**63), le=2**63 - 1)  # a store column is a 64-bit integer
+    repetition: int = Field(ge=0, le=2**63 - 1)
     device: str = "cpu"  # torch device the workload ran on
     world_size: int = Field(1, ge=1)  # ranks in this repetition (torchrun), 1 for one process
     nnodes: int = Field(1, ge=1)  # machines those ranks ran on
@@ -186,7 +208,12 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "world_size": data.get("world_size", 1), "nnodes": data.get("nnodes", 1), "schema_version": 3}
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}  # version n -> n + 1
+def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
+    """v4: a metric may carry flags and a null value (it was NaN or infinite); every v3 metric was finite."""
+    return {**data, "schema_version": 4}
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}  # version n -> n + 1
 
 
 def upgrade_record(data: dict[str, Any], to: int = SCHEMA_VERSION) -> dict[str, Any]:

@@ -1,335 +1,103 @@
-"""The results store: one embedded SQLite file, normalised tables, schema migrations.
+"""The results store: a SQLite file (embedded default) or a PostgreSQL database (a fleet), one API.
 
-Tables: runs (identity, provenance, config JSON), metrics, energy, timeline, and
-meta (app marker + schema_version). The columns, inserts, reads and frames are derived from the
-record models (records.py declares every field once); the CREATE TABLEs in the migrations are history,
-and a test checks that the migrated layout matches the models. Each repetition is written in ONE transaction,
-so a crash never leaves half a run; WAL + busy_timeout let several `eitp-bench run`
-processes write the same file at once. Frames for analysis are built with joined
-SQL queries (pd.read_sql), never per-record Python loops.
+Tables: runs (identity, provenance, config JSON), metrics, energy, timeline, and meta (app marker +
+schema_version), declared once in store_layout.py (SQLAlchemy Core, derived from the record models)
+and versioned in store_migrations.py. Each `add_many` is ONE transaction, so a crash never leaves
+half a run; a run_id already stored is skipped (INSERT … ON CONFLICT DO NOTHING, so racing writers on
+many machines agree) and `merge` says whether the stored copy differs. SQLite: WAL + busy_timeout
+let several processes write one file. Frames for analysis come from a few whole-table queries, never
+per-record Python loops.
+
+Fail-safe: readers (`report`, `export`, `compare`, `regress`) open read-only (a read-only file or
+folder is fine); writers refuse a file that is not an eitp-bench store, a newer schema, and (SQLite)
+a file that fails `PRAGMA quick_check`, with the way out. A PostgreSQL password is never shown.
 """
 
 from __future__ import annotations
 
 import json
-import operator
 import os
 import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Callable, Iterable, Optional
-
-from pydantic import BaseModel
+from typing import Iterable, Iterator, Optional
 
 from eitp_bench.errors import UserError
-from eitp_bench.records import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
-from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint, upgrade_record
+from eitp_bench.records import Provenance, RunRecord
+from eitp_bench.store_layout import (  # noqa: F401  (the Store contract's names live on here too)
+    CHILD_TABLES, ENERGY_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES,
+    TIMELINE_COLUMNS, flag_columns, run_row,
+)
+from eitp_bench.store_migrations import MIGRATIONS, SCHEMA_VERSION, migrate, stored_version  # noqa: F401
+from eitp_bench.store_url import DEFAULT_STORE, StoreLocation, connection_error, locate, masked  # noqa: F401
 
-DEFAULT_STORE = Path("eitp-results") / "results.sqlite"
-APP_MARKER = "eitp-bench"
 BUSY_TIMEOUT_MS = 30_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-# --- the layout, derived from the record models ---------------------------------------------
-
-
-def _to_json(value: Any) -> str:
-    return json.dumps(value, default=lambda o: o.model_dump(mode="json"))  # nested models (flags)
-
-
-@dataclass(frozen=True)
-class _ChildTable:
-    """A RunRecord list field stored one row per item: (run_id, idx, one column per model field).
-
-    Nested values (lists, models) are JSON text in a `<field>_json` column; computed fields (net_joules)
-    are stored too, for SQL readers, and recomputed when a record is rebuilt.
-    """
-
-    name: str  # the table, and the RunRecord field it holds
-    model: type[BaseModel]
-    json_fields: tuple[str, ...] = ()
-
-    @cached_property
-    def fields(self) -> list[str]:
-        return list(self.model.model_fields)
-
-    @cached_property
-    def stored(self) -> list[str]:
-        return [*self.model.model_fields, *self.model.model_computed_fields]
-
-    def column(self, field: str) -> str:
-        return f"{field}_json" if field in self.json_fields else field
-
-    @cached_property
-    def columns(self) -> list[str]:
-        return [self.column(f) for f in self.stored]
-
-    @cached_property
-    def insert_sql(self) -> str:
-        columns = ["run_id", "idx", *self.columns]
-        return f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-    @cached_property
-    def _values(self) -> Callable[[Any], tuple]:
-        get = operator.attrgetter(*self.stored)
-        at = [i for i, f in enumerate(self.stored) if f in self.json_fields]
-        if not at:
-            return get
-
-        def values(item: Any) -> tuple:
-            v = list(get(item))
-            for i in at:
-                v[i] = "[]" if v[i] == [] else _to_json(v[i])  # most entries have no flags
-            return tuple(v)
-
-        return values
-
-    def rows(self, record: RunRecord) -> list[tuple]:
-        values = self._values
-        return [(record.run_id, i, *values(item)) for i, item in enumerate(getattr(record, self.name))]
-
-    def item(self, values: Iterable[Any]) -> BaseModel:
-        data = {f: json.loads(v) if f in self.json_fields else v for f, v in zip(self.fields, values)}
-        return self.model.model_validate(data)
-
-
-CHILD_TABLES = {
-    t.name: t
-    for t in (_ChildTable("metrics", Metric), _ChildTable("energy", EnergyEntry, ("flags",)),
-              _ChildTable("timeline", TimelinePoint))
-}  # fmt: skip
-
-# runs: RunRecord's scalar fields (schema_version stored as record_schema_version), then the nested
-# ones as JSON, plus two storage-only columns: hardware_profile_id (copied out of provenance, for
-# grouping in SQL) and stored_at.
-_RUN_NESTED = ("config", "provenance", *CHILD_TABLES)
-RUN_FIELDS = [f for f in RunRecord.model_fields if f not in _RUN_NESTED]
-_RUN_RENAMED = {"schema_version": "record_schema_version"}
-_RUN_SQL_COLUMNS = [_RUN_RENAMED.get(f, f) for f in RUN_FIELDS] + ["config_json", "provenance_json"]
-
-# Frame columns (the contract in DEVELOPERS.md): runs, and after the run columns those of each child.
-RUN_COLUMNS = [f for f in RUN_FIELDS if f != "schema_version"] + ["hardware_profile_id"]
-METRIC_COLUMNS = CHILD_TABLES["metrics"].stored
-TIMELINE_COLUMNS = CHILD_TABLES["timeline"].stored
-# energy: flags as two list columns (codes, messages), never a joined string: messages contain ';'.
-ENERGY_COLUMNS = [c for f in CHILD_TABLES["energy"].stored for c in (("flags", "flag_messages") if f == "flags" else (f,))]
-
-
-def flag_columns(flags: list) -> tuple[list[str], list[str]]:
-    """(codes, messages) of a list of Flags or {code, message} dicts: the energy frame's two flag columns."""
-    items = [f if isinstance(f, dict) else f.model_dump() for f in flags]
-    return [f["code"] for f in items], [f["message"] for f in items]
-
-
-# --- migrations: each takes a connection inside an open transaction -------------------------
-
-
-def _v1_create_tables(conn: sqlite3.Connection) -> None:
-    _execute_script(
-        conn,
-        """
-        CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            record_schema_version INTEGER NOT NULL,
-            suite TEXT NOT NULL,
-            suite_config_hash TEXT NOT NULL,
-            arm TEXT NOT NULL,
-            task TEXT NOT NULL,
-            size TEXT NOT NULL,
-            seed INTEGER NOT NULL,
-            repetition INTEGER NOT NULL,
-            device TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            status TEXT NOT NULL,
-            error TEXT,
-            hardware_profile_id TEXT,
-            config_json TEXT NOT NULL,
-            provenance_json TEXT NOT NULL
-        );
-        CREATE TABLE metrics (
-            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-            idx INTEGER NOT NULL,
-            name TEXT NOT NULL,
-            value REAL NOT NULL,
-            unit TEXT NOT NULL,
-            window TEXT,
-            PRIMARY KEY (run_id, idx)
-        );
-        CREATE TABLE energy (
-            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-            idx INTEGER NOT NULL,
-            window TEXT NOT NULL,
-            device TEXT NOT NULL,
-            domain TEXT NOT NULL,
-            joules REAL,
-            method TEXT NOT NULL,
-            meter TEXT NOT NULL,
-            duration_s REAL NOT NULL,
-            samples INTEGER NOT NULL,
-            max_gap_s REAL,
-            wraps INTEGER NOT NULL,
-            flags_json TEXT NOT NULL,
-            idle_watts REAL,
-            net_joules REAL,
-            PRIMARY KEY (run_id, idx)
-        );
-        CREATE TABLE timeline (
-            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-            idx INTEGER NOT NULL,
-            window TEXT NOT NULL,
-            device TEXT NOT NULL,
-            domain TEXT NOT NULL,
-            t REAL NOT NULL,
-            watts REAL NOT NULL,
-            PRIMARY KEY (run_id, idx)
-        );
-        CREATE INDEX runs_by_suite ON runs(suite, arm, task);
-        CREATE INDEX metrics_by_name ON metrics(name);
-        """
-    )
-
-
-def _v2_add_stored_at(conn: sqlite3.Connection) -> None:
-    # v2: when a run landed in this store (differs from started_at for imported runs),
-    # and an index for the energy queries of reports.
-    conn.execute("ALTER TABLE runs ADD COLUMN stored_at TEXT")
-    conn.execute("CREATE INDEX energy_by_domain ON energy(device, domain)")
-
-
-def _execute_script(conn: sqlite3.Connection, script: str) -> None:
-    # Not conn.executescript(): it COMMITs first, which would break the migration's transaction.
-    for statement in script.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-def _v3_coded_flags(conn: sqlite3.Connection) -> None:
-    # v3: record schema 2, flags are {code, message}. Convert the plain-string flags of older runs with
-    # the records' own upgrade step (the one `import` applies), so old stores and old exports agree.
-    rows = conn.execute(
-        "SELECT e.rowid, r.record_schema_version, e.flags_json FROM energy e JOIN runs r USING (run_id)"
-        " WHERE r.record_schema_version < 2 AND e.flags_json != '[]'"
-    ).fetchall()
-    updates = []
-    for rowid, version, text in rows:
-        entry = upgrade_record({"schema_version": version, "energy": [{"flags": json.loads(text)}]}, to=2)
-        updates.append((json.dumps(entry["energy"][0]["flags"]), rowid))
-    conn.executemany("UPDATE energy SET flags_json = ? WHERE rowid = ?", updates)
-    conn.execute("UPDATE runs SET record_schema_version = 2 WHERE record_schema_version < 2")
-
-
-def _v4_ranks(conn: sqlite3.Connection) -> None:
-    # v4: record schema 3, multi-rank repetitions. Every stored run was one process on one machine.
-    conn.execute("ALTER TABLE runs ADD COLUMN world_size INTEGER NOT NULL DEFAULT 1")
-    conn.execute("ALTER TABLE runs ADD COLUMN nnodes INTEGER NOT NULL DEFAULT 1")
-    conn.execute("ALTER TABLE energy ADD COLUMN rank INTEGER")
-    conn.execute("ALTER TABLE energy ADD COLUMN host TEXT")
-    conn.execute("UPDATE runs SET record_schema_version = 3 WHERE record_schema_version < 3")
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-# --- opening ---------------------------------------------------------------------------------
+_IN_CHUNK = 500  # run_ids per IN (...) list
 
 
 def resolve_path(path_or_url: str | os.PathLike | None) -> Path:
-    """A path, or a sqlite URL (sqlite:///relative.db, sqlite:////abs.db); None → default."""
-    if path_or_url is None:
-        path_or_url = os.environ.get("EITP_BENCH_STORE") or DEFAULT_STORE
-    text = os.fspath(path_or_url)
-    if "://" in text:
-        scheme, _, rest = text.partition("://")
-        if scheme.lower() != "sqlite":
-            raise UserError(
-                f"store URL {text!r} uses scheme {scheme!r}; only SQLite stores are supported",
-                fix="pass a file path or a sqlite:///path/to/results.sqlite URL",
-            )
-        if not rest.startswith("/") or rest == "/":
-            raise UserError(
-                f"store URL {text!r} has no file path",
-                fix="write sqlite:///relative/results.sqlite or sqlite:////absolute/results.sqlite",
-            )
-        text = rest[1:]  # SQLAlchemy style: three slashes, then the path (a 4th slash = absolute)
-    return Path(text).expanduser()
+    """The file of a SQLite store (a path, sqlite:///relative or sqlite:////absolute); None → default."""
+    location = locate(path_or_url)
+    if location.kind != "sqlite":
+        raise UserError(f"{location.shown} is not a SQLite store", fix="pass a file path")
+    return location.path
 
 
-def _inspect_existing(path: Path) -> int:
-    """Schema version of an existing eitp-bench store; UserError for anything else. Writes nothing."""
+def _rescue_fix(shown: str) -> str:
+    return (f"export what can still be read (eitp-bench export --format jsonl --store {shown} --out rescue.jsonl), "
+            "then start a new store and import it (eitp-bench import rescue.jsonl --store NEW.sqlite); if the export "
+            f"stops at the damage, `sqlite3 {shown} .recover | sqlite3 NEW.sqlite` salvages more; or restore a backup")
+
+
+# --- SQLite ------------------------------------------------------------------------------------
+
+
+def _inspect_existing(path: Path) -> None:
+    """Refuse a file that is not an eitp-bench store (or a newer one) before anything touches it. Writes nothing."""
     with open(path, "rb") as f:
         head = f.read(len(_SQLITE_MAGIC))
     if not head:
-        return 0  # an empty file is an empty SQLite database: safe to initialise
+        return  # an empty file is an empty SQLite database: safe to initialise
     if head != _SQLITE_MAGIC:
         raise UserError(
             f"{path} is not a SQLite file, so it is not an eitp-bench results store",
             fix="pass the path of a results.sqlite written by eitp-bench, or a new path to create one",
         )
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import StaticPool
+
     try:
         # With no -wal beside it nobody is writing: open it immutable, so not even -wal/-shm side files
         # appear next to a file we may refuse. Otherwise read-only, seeing the live WAL.
-        live = path.with_name(path.name + "-wal").exists()
-        mode = "mode=ro" if live else "mode=ro&immutable=1"
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        raw = _sqlite_connect(path, write=False, immutable=not path.with_name(path.name + "-wal").exists())
+        engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
         try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if not tables:
-                return 0
-            if "meta" not in tables:
-                raise UserError(
-                    f"{path} is a SQLite database but not an eitp-bench store (tables: {', '.join(sorted(tables))})",
-                    fix="pass a different path; eitp-bench will not write into a foreign database",
-                )
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            with engine.connect() as conn:
+                stored_version(conn, str(path))
         finally:
-            conn.close()
-    except sqlite3.DatabaseError as err:
-        raise UserError(
-            f"{path} is a corrupt or unreadable SQLite file ({err})",
-            fix="restore it from a backup or an `eitp-bench export --format jsonl`, or pass a new path",
-        ) from None
-    if meta.get("app") != APP_MARKER or "schema_version" not in meta:
-        raise UserError(
-            f"{path} has a meta table but is not an eitp-bench store",
-            fix="pass a different path; eitp-bench will not write into a foreign database",
-        )
-    version = int(meta["schema_version"])
-    if version > SCHEMA_VERSION:
-        raise UserError(
-            f"{path} was written by a newer eitp-bench (store schema v{version}; this one knows up to v{SCHEMA_VERSION})",
-            fix="upgrade eitp-bench (pip install -U eitp-bench) to read this store",
-        )
-    return version
+            engine.dispose()
+    except (sqlite3.DatabaseError, DBAPIError) as err:
+        raise UserError(f"{path} is a corrupt or unreadable SQLite file ({getattr(err, 'orig', err)})",
+                        fix=_rescue_fix(str(path))) from None
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Bring the schema to SCHEMA_VERSION; re-read inside the write lock so concurrent openers agree."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-        if not has_meta:
-            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute("INSERT INTO meta VALUES ('app', ?), ('schema_version', '0')", (APP_MARKER,))
-        version = int(conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
-        if version > SCHEMA_VERSION:  # another, newer eitp-bench won the race
-            raise UserError(
-                f"{path} was written by a newer eitp-bench (store schema v{version})",
-                fix="upgrade eitp-bench to read this store",
-            )
-        for step in MIGRATIONS[version:]:
-            step(conn)
-        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+def _sqlite_connect(path: Path, *, write: bool, immutable: bool = False) -> sqlite3.Connection:
+    """A raw connection, set up outside any transaction (journal mode cannot change inside one)."""
+    if write:
+        raw = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _enable_wal(raw)
+        raw.execute("PRAGMA foreign_keys=ON")
+        raw.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against app crashes
+        return raw
+    mode = "mode=ro&immutable=1" if immutable else "mode=ro"
+    raw = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                          isolation_level=None, check_same_thread=False)
+    raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return raw
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:
@@ -350,23 +118,81 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             delay = min(delay * 2, 0.2)
 
 
-def _io_error(path: Path, err: sqlite3.Error) -> UserError:
-    return UserError(
-        f"cannot write the results store {path}: {err}",
-        fix="check the file and its folder are writable, the disk has space, and no process holds it locked",
-    )
+def _quick_check(raw: sqlite3.Connection, path: Path) -> None:
+    """A writer never adds to a damaged file: it would bury good runs under more damage."""
+    try:
+        problems = [row[0] for row in raw.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as err:
+        problems = [str(err)]
+    if problems != ["ok"]:
+        found = " ".join("; ".join(problems).split())[:300]  # one line: SQLite's report spans several
+        raise UserError(f"{path} is corrupt (SQLite quick_check: {found}); nothing was written",
+                        fix=_rescue_fix(str(path)))
+
+
+def _sqlite_engine(raw: sqlite3.Connection):
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import StaticPool
+
+    engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # pysqlite leaves BEGIN to us (isolation_level=None); writers take the lock up front
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+    return engine
+
+
+def _writable(path: Path) -> bool:
+    """May this store be written? No write bit on the file or its folder (chmod a-w) means no, even for
+    root, who os.access would let through: a store made read-only on purpose is treated as such."""
+    for p in (path, path.parent):
+        if not os.access(p, os.W_OK) or not p.stat().st_mode & 0o222:
+            return False
+    return True
+
+
+# --- the store -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Merge:
+    """What `Store.merge` did: new runs, runs already stored identically, and run_ids stored differently."""
+
+    added: int = 0
+    identical: int = 0
+    conflicting: list[str] = field(default_factory=list)
 
 
 class Store:
-    """Results of many repetitions, arms, suites and machines, in one SQLite file."""
+    """Results of many repetitions, arms, suites and machines, in one SQLite file or PostgreSQL database."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
-        self._conn = conn
-        self.path = path
+    def __init__(self, engine, location: StoreLocation, *, read_only: bool):
+        self._engine = engine
+        self._conn = engine.connect()
+        self.location = location
+        self.read_only = read_only
+        self.dialect = engine.dialect.name
+
+    @property
+    def path(self):
+        """The SQLite file, or for PostgreSQL the URL as it may be shown (password masked)."""
+        return self.location.path if self.location.kind == "sqlite" else self.location.shown
 
     @classmethod
-    def open(cls, path_or_url: str | os.PathLike | None = None, *, create: bool = True) -> "Store":
-        path = resolve_path(path_or_url)
+    def open(cls, path_or_url: str | os.PathLike | None = None, *, create: bool = True,
+             read_only: bool = False) -> "Store":
+        """Open (and for writers create, check and migrate) a store. `read_only` never creates or writes."""
+        location = locate(path_or_url)
+        if read_only:
+            create = False
+        if location.kind == "postgresql":
+            return cls._open_postgres(location, create=create, read_only=read_only)
+        return cls._open_sqlite(location, create=create, read_only=read_only)
+
+    @classmethod
+    def _open_sqlite(cls, location: StoreLocation, *, create: bool, read_only: bool) -> "Store":
+        path = location.path
         if path.is_dir():
             raise UserError(f"store path {path} is a directory", fix=f"pass a file path such as {path / 'results.sqlite'}")
         if path.exists():
@@ -374,24 +200,90 @@ class Store:
         elif not create:
             raise UserError(f"no results store at {path}", fix="run `eitp-bench run` first, or pass --store PATH")
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise _io_error(location, err) from None
+        if read_only:
+            if _writable(path):
+                cls._upgrade_if_old(location)
+            # A file nobody may write is not being written: immutable needs no -shm beside it.
+            raw = _connect_or_fail(location, write=False, immutable=not _writable(path))
+            store = cls(_sqlite_engine(raw), location, read_only=True)
+            store._check_current()
+            return store
+        if path.exists() and not _writable(path):
+            raise UserError(f"the results store {path} is read-only (the file or its folder has no write permission)",
+                            fix="reading commands (report, export, compare, regress) work as it is; to add runs, "
+                                "make it writable (chmod u+w) or pass --store NEW.sqlite")
+        raw = _connect_or_fail(location, write=True)
         try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        except sqlite3.Error as err:
-            raise _io_error(path, err) from None
-        try:
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            _enable_wal(conn)
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against app crashes
-            _migrate(conn, path)
-        except sqlite3.OperationalError as err:
-            conn.close()
-            raise _io_error(path, err) from None
+            _quick_check(raw, path)
         except BaseException:
-            conn.close()
+            raw.close()
             raise
-        return cls(conn, path)
+        store = cls(_sqlite_engine(raw), location, read_only=False)
+        try:
+            with store._tx(write=True) as conn:
+                migrate(conn, str(path))
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _upgrade_if_old(cls, location: StoreLocation) -> None:
+        """A reader meeting an older schema upgrades it once (a writable file only), like any opener did."""
+        raw = _connect_or_fail(location, write=False, immutable=not location.path.with_name(location.path.name + "-wal").exists())
+        engine = _sqlite_engine(raw)
+        try:
+            with engine.connect() as conn:
+                version = stored_version(conn, str(location.path))
+        finally:
+            engine.dispose()
+        if version < SCHEMA_VERSION:
+            cls._open_sqlite(location, create=False, read_only=False).close()
+
+    @classmethod
+    def _open_postgres(cls, location: StoreLocation, *, create: bool, read_only: bool) -> "Store":
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.pool import NullPool
+
+        args = {"connect_timeout": 10, "application_name": "eitp-bench"}
+        if read_only:
+            args["options"] = "-c default_transaction_read_only=on"
+        engine = create_engine(location.url, poolclass=NullPool, connect_args=args, hide_parameters=True)
+        try:
+            store = cls(engine, location, read_only=read_only)
+        except DBAPIError as err:
+            engine.dispose()
+            raise connection_error(location, err) from None
+        try:
+            with store._tx(write=not read_only) as conn:
+                if read_only or not create:
+                    version = stored_version(conn, location.shown)
+                    if version == 0:
+                        raise UserError(f"no results store in {location.shown} (the database holds no tables)",
+                                        fix="run `eitp-bench run` or `eitp-bench import` with this --store first")
+                if not read_only:
+                    migrate(conn, location.shown)
+            if read_only:
+                store._check_current()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _check_current(self) -> None:
+        with self._tx() as conn:
+            version = stored_version(conn, self.location.shown)
+        if version != SCHEMA_VERSION:
+            raise UserError(
+                f"{self.location.shown} is at store schema v{version}; reading needs v{SCHEMA_VERSION}, and a "
+                "read-only store cannot be upgraded",
+                fix="open it once with write access (any `eitp-bench import`), or copy the file somewhere writable",
+            )
 
     # --- context manager -----------------------------------------------------------------
 
@@ -399,12 +291,45 @@ class Store:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            self._engine.dispose()
 
     def __enter__(self) -> "Store":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @contextmanager
+    def _tx(self, write: bool = False) -> Iterator:
+        """One transaction; database errors become one UserError naming the store (password masked)."""
+        from sqlalchemy.exc import DBAPIError
+
+        conn = self._conn
+        conn.info["write"] = write
+        try:
+            with conn.begin():
+                yield conn
+        except DBAPIError as err:
+            raise self._error(err) from None
+        except self._engine.dialect.loaded_dbapi.Error as err:  # from the raw cursor of _frame
+            raise self._error(err) from None
+        finally:
+            conn.info["write"] = False
+
+    def _error(self, err) -> UserError:
+        orig = getattr(err, "orig", err)
+        text = masked(str(orig), self.location.password).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        if self.dialect == "sqlite":
+            if isinstance(orig, sqlite3.OperationalError) or "readonly" in text or "read-only" in text:
+                return _io_error(self.location, text)
+            if isinstance(orig, sqlite3.IntegrityError):
+                return UserError(f"the results store {self.location.shown} refused the records: {text}",
+                                 fix="nothing of this transaction was stored; report this as an eitp-bench bug")
+            return UserError(f"{self.location.shown} is corrupt or unreadable ({text})", fix=_rescue_fix(self.location.shown))
+        if getattr(err, "connection_invalidated", False) or "connection" in text.lower():
+            return connection_error(self.location, err)
+        return UserError(f"the PostgreSQL store {self.location.shown} failed: {text}",
+                         fix="check the server's log; nothing of this transaction was stored")
 
     # --- writing -------------------------------------------------------------------------
 
@@ -414,49 +339,84 @@ class Store:
 
     def add_many(self, records: Iterable[RunRecord]) -> int:
         """Store many records in ONE transaction (all or nothing); returns how many were new."""
+        return self.merge(records).added
+
+    def merge(self, records: Iterable[RunRecord]) -> Merge:
+        """Like add_many, and compares every run_id that was already stored with the stored copy."""
+        from sqlalchemy import func, select
+
         from eitp_bench.records import utc_now
 
+        if self.read_only:
+            raise UserError(f"{self.location.shown} was opened read-only", fix="open the store for writing")
+        batch = list(records)  # a reader that fails mid-way fails before the transaction
         stored_at = utc_now()
-        added = 0
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")  # take the write lock up front: no lock upgrades, no deadlock
-            run_columns = [*_RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at"]
-            run_sql = (f"INSERT OR IGNORE INTO runs ({', '.join(run_columns)})"
-                       f" VALUES ({', '.join('?' * len(run_columns))})")
-            for r in records:
-                values = (*(getattr(r, f) for f in RUN_FIELDS), json.dumps(r.config), r.provenance.model_dump_json(),
-                          r.provenance.hardware_profile_id, stored_at)
-                if conn.execute(run_sql, values).rowcount == 0:
-                    continue  # already stored: idempotent
-                added += 1
-                for table in CHILD_TABLES.values():
-                    conn.executemany(table.insert_sql, table.rows(r))
-            conn.execute("COMMIT")
-        except BaseException as err:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(err, sqlite3.OperationalError):  # locked past busy_timeout, disk full, read-only
-                raise _io_error(self.path, err) from None
-            raise
-        return added
+        first: dict[str, RunRecord] = {}
+        for r in batch:
+            first.setdefault(r.run_id, r)
+        rows = [run_row(r, stored_at) for r in first.values()]
+        with self._tx(write=True) as conn:
+            if self.dialect == "sqlite":  # under BEGIN IMMEDIATE: nobody else numbers runs meanwhile
+                seq = conn.execute(select(func.coalesce(func.max(RUNS.c.seq), 0))).scalar_one()
+                for k, row in enumerate(rows, 1):
+                    row["seq"] = seq + k
+            # One statement for the batch; RETURNING names the runs that were new (rowcount is not portable)
+            new = set(conn.execute(self._insert_ignoring_duplicates(), rows).scalars()) if rows else set()
+            for name, table in CHILD_TABLES.items():
+                children = [c for r in first.values() if r.run_id in new for c in table.rows(r)]
+                if children:
+                    conn.execute(TABLES[name].insert(), children)
+        result = Merge(added=len(new))
+        skipped = [r for r in first.values() if r.run_id not in new]
+        skipped += [r for r in batch if first[r.run_id] is not r]  # repeated inside the batch
+        if skipped:
+            stored = {s.run_id: s for s in self.records(run_ids=[r.run_id for r in skipped])}
+            for r in skipped:
+                if stored.get(r.run_id) == r:
+                    result.identical += 1
+                else:
+                    result.conflicting.append(r.run_id)
+        return result
+
+    def _insert_ignoring_duplicates(self):
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(RUNS).on_conflict_do_nothing(index_elements=["run_id"]).returning(RUNS.c.run_id)
 
     # --- reading records -------------------------------------------------------------------
 
     def count(self) -> int:
         """Number of stored runs (no __len__: an empty store must still be truthy)."""
-        return self._conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        from sqlalchemy import func, select
+
+        with self._tx() as conn:
+            return conn.execute(select(func.count()).select_from(RUNS)).scalar_one()
 
     def run_ids(self) -> set[str]:
-        return {r[0] for r in self._conn.execute("SELECT run_id FROM runs")}
+        from sqlalchemy import select
 
-    def records(self, *, suite: Optional[str] = None, status: Optional[str] = None) -> list[RunRecord]:
+        with self._tx() as conn:
+            return set(conn.execute(select(RUNS.c.run_id)).scalars())
+
+    def records(self, *, suite: Optional[str] = None, status: Optional[str] = None,
+                run_ids: Optional[Iterable[str]] = None) -> list[RunRecord]:
         """Rebuild the stored RunRecords exactly, in the order they were stored."""
-        where, params = _run_filter(suite, status)
-        runs = self._conn.execute(
-            f"SELECT {', '.join(_RUN_SQL_COLUMNS)} FROM runs r {where} ORDER BY rowid", params
-        ).fetchall()
-        children = {name: self._children(table, where, params) for name, table in CHILD_TABLES.items()}
+        if run_ids is not None:
+            ids = list(dict.fromkeys(run_ids))
+            chunks = [ids[i:i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
+            return [r for chunk in chunks for r in self._records(suite, status, chunk)]
+        return self._records(suite, status, None)
+
+    def _records(self, suite, status, run_ids) -> list[RunRecord]:
+        from sqlalchemy import select
+
+        where = _run_filter(suite, status, run_ids)
+        columns = [RUNS.c[c] for c in RUN_SQL_COLUMNS]
+        with self._tx() as conn:
+            runs = conn.execute(select(*columns).where(*where).order_by(RUNS.c.seq)).all()
+            children = {name: self._children(conn, table, where) for name, table in CHILD_TABLES.items()}
         out = []
         for row in runs:
             data = dict(zip(RUN_FIELDS, row))
@@ -465,15 +425,14 @@ class Store:
             out.append(RunRecord(**data, **{name: rows.get(data["run_id"], []) for name, rows in children.items()}))
         return out
 
-    def _children(self, table: _ChildTable, where: str, params: list) -> dict[str, list]:
-        columns = ", ".join(f"c.{table.column(f)}" for f in table.fields)
-        rows = self._conn.execute(
-            f"SELECT c.run_id, {columns} FROM {table.name} c JOIN runs r USING (run_id) {where}"
-            " ORDER BY c.run_id, c.idx",
-            params,
-        )
+    @staticmethod
+    def _children(conn, table, where) -> dict[str, list]:
+        from sqlalchemy import select
+
+        t = TABLES[table.name]
+        stmt = select(t.c.run_id, *(t.c[table.column(f)] for f in table.fields)).join(RUNS, RUNS.c.run_id == t.c.run_id)
         grouped: dict[str, list] = {}
-        for row in rows:
+        for row in conn.execute(stmt.where(*where).order_by(t.c.run_id, t.c.idx)):
             grouped.setdefault(row[0], []).append(table.item(row[1:]))
         return grouped
 
@@ -481,152 +440,120 @@ class Store:
     # Child rows are read bare and merged onto the runs frame in pandas: ~3x faster than letting
     # SQL repeat every run column on every child row.
 
+    def _frame(self, stmt):
+        import pandas as pd
+
+        with self._tx() as conn:
+            # Straight through the driver's cursor: SQLAlchemy's Row objects cost ~4x on 100 000 rows.
+            sql = str(stmt.compile(dialect=conn.dialect))
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                cursor.execute(sql)
+                columns = [d[0] for d in cursor.description]
+                return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+            finally:
+                cursor.close()
+
     def runs_frame(self):
         return self._runs(RUN_COLUMNS).drop(columns="_row")
 
     def metrics_frame(self):
-        return self._with_runs(RUN_COLUMNS, "metrics", METRIC_COLUMNS)
+        df = self._with_runs(RUN_COLUMNS, "metrics")
+        df["value"] = df["value"].astype(float)  # None (not finite) → NaN, never object dtype or 0
+        return _split_flags(df)
 
     def energy_frame(self):
-        table = CHILD_TABLES["energy"]
         # The energy row's device (gpu:0, cpu:0) is what analysis groups by; the run's torch device
         # stays available as run_device.
-        columns = ["device AS energy_device" if c == "device" else c for c in table.columns]
-        df = self._with_runs(RUN_COLUMNS, "energy", columns)
+        df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"})
         df = df.rename(columns={"device": "run_device", "energy_device": "device"})
-        codes, messages = [], []
-        at = df.columns.get_loc("flags_json")
-        for text in df.pop("flags_json"):
-            c, m = flag_columns(json.loads(text)) if text != "[]" else ([], [])
-            codes.append(c)
-            messages.append(m)
-        df.insert(at, "flags", codes)
-        df.insert(at + 1, "flag_messages", messages)
         for column in ("joules", "max_gap_s", "idle_watts", "net_joules"):  # None → NaN, never object dtype
             df[column] = df[column].astype(float)
-        return df
+        return _split_flags(df)
 
     def timeline_frame(self):
-        return self._with_runs(["run_id", "arm", "task"], "timeline", TIMELINE_COLUMNS)
+        return self._with_runs(["run_id", "arm", "task"], "timeline")
 
     def provenance_frame(self):
         """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry."""
         import pandas as pd
+        from sqlalchemy import select
 
         rows = []
-        for run_id, text in self._conn.execute("SELECT run_id, provenance_json FROM runs ORDER BY rowid"):
-            prov = json.loads(text)
-            hardware = prov.pop("hardware", None) or {}
-            rows.append({"run_id": run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
+        with self._tx() as conn:
+            for run_id, text in conn.execute(select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)):
+                prov = json.loads(text)
+                hardware = prov.pop("hardware", None) or {}
+                rows.append({"run_id": run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
         columns = ["run_id", *Provenance.model_fields.keys()]
         columns.remove("hardware")
         return pd.DataFrame(rows, columns=None if rows else columns)
 
     def configs(self) -> dict[str, dict]:
         """{suite_config_hash: the resolved suite config}: one per configuration (its runs share it)."""
-        rows = self._conn.execute(
-            "SELECT suite_config_hash, config_json FROM runs WHERE rowid IN "
-            "(SELECT MIN(rowid) FROM runs GROUP BY suite_config_hash)"
-        ).fetchall()
+        from sqlalchemy import func, select
+
+        first = select(func.min(RUNS.c.seq)).group_by(RUNS.c.suite_config_hash)
+        with self._tx() as conn:
+            rows = conn.execute(select(RUNS.c.suite_config_hash, RUNS.c.config_json).where(RUNS.c.seq.in_(first))).all()
         return {h: json.loads(c) for h, c in rows}
 
     def _runs(self, columns: list[str]):
-        import pandas as pd
+        from sqlalchemy import select
 
-        sql = f"SELECT rowid AS _row, {', '.join(columns)} FROM runs ORDER BY rowid"
-        return pd.read_sql_query(sql, self._conn)
+        return self._frame(select(RUNS.c.seq.label("_row"), *(RUNS.c[c] for c in columns)).order_by(RUNS.c.seq))
 
-    def _with_runs(self, run_columns: list[str], table: str, columns: list[str]):
-        import pandas as pd
+    def _with_runs(self, run_columns: list[str], name: str, rename: Optional[dict] = None):
+        from sqlalchemy import select
 
+        table, t = CHILD_TABLES[name], TABLES[name]
+        rename = rename or {}
+        columns = [t.c[c].label(rename[c]) if c in rename else t.c[c] for c in table.columns]
         runs = self._runs(run_columns)
-        child = pd.read_sql_query(f"SELECT run_id, idx, {', '.join(columns)} FROM {table}", self._conn)
+        child = self._frame(select(t.c.run_id, t.c.idx, *columns))
         df = runs.merge(child, on="run_id", how="inner").sort_values(["_row", "idx"], kind="stable")
         return df.drop(columns=["_row", "idx"]).reset_index(drop=True)
 
 
-def _run_filter(suite: Optional[str], status: Optional[str]) -> tuple[str, list]:
-    clauses, params = [], []
+def _split_flags(df):
+    """flags_json → two list columns, `flags` (codes) and `flag_messages`, in its place."""
+    at = df.columns.get_loc("flags_json")
+    texts = df.pop("flags_json").tolist()  # a plain list: iterating an Arrow string column is ~5x slower
+    parsed = [None if t == "[]" else flag_columns(json.loads(t)) for t in texts]  # most rows have no flags
+    df.insert(at, "flags", [[] if p is None else p[0] for p in parsed])
+    df.insert(at + 1, "flag_messages", [[] if p is None else p[1] for p in parsed])
+    return df
+
+
+def _run_filter(suite: Optional[str], status: Optional[str], run_ids: Optional[list[str]]) -> list:
+    clauses = []
     if suite is not None:
-        clauses.append("r.suite = ?")
-        params.append(suite)
+        clauses.append(RUNS.c.suite == suite)
     if status is not None:
-        clauses.append("r.status = ?")
-        params.append(status)
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+        clauses.append(RUNS.c.status == status)
+    if run_ids is not None:
+        clauses.append(RUNS.c.run_id.in_(run_ids))
+    return clauses
 
 
-# --- import / export -------------------------------------------------------------------------
-
-RECORD_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
-TABLES = ("runs", "metrics", "energy", "timeline")
-
-
-def find_record_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand directories (recursively) into the result files inside them, sorted."""
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(RECORD_SUFFIXES))
-            if not found:
-                raise UserError(
-                    f"{path} holds no result files ({', '.join(RECORD_SUFFIXES)})",
-                    fix="pass a jsonl export, per-repetition JSON files, or a directory of them",
-                )
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UserError(f"{path} does not exist", fix="check the path of the file or directory to import")
-    return files
-
-
-def read_record_file(path: Path) -> list[RunRecord]:
-    """All records of one file (jsonl export, or one RunRecord JSON, or a JSON list); UserError if any is bad."""
-    import gzip
-
-    from pydantic import ValidationError
-
-    opener = gzip.open if path.name.endswith(".gz") else open
+def _connect_or_fail(location: StoreLocation, *, write: bool, immutable: bool = False) -> sqlite3.Connection:
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError, EOFError) as err:
-        raise UserError(f"cannot read {path}: {err}", fix="check the file is an eitp-bench JSON/JSONL result") from None
-    stripped = text.lstrip()
-    if path.name.endswith((".jsonl", ".jsonl.gz")) or (stripped.startswith("{") and "\n{" in stripped):
-        chunks = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    else:
-        chunks = [(None, text)]
-    records: list[RunRecord] = []
-    for line_no, chunk in chunks:
-        where = f"{path}" + (f" line {line_no}" if line_no else "")
-        try:
-            data = json.loads(chunk)
-            items = data if isinstance(data, list) else [data]
-            for item in items:
-                version = item.get("schema_version") if isinstance(item, dict) else None
-                if isinstance(version, int) and version > RECORD_SCHEMA_VERSION:
-                    raise UserError(
-                        f"{where} holds a record of schema v{version}, written by a newer eitp-bench "
-                        f"(this one reads up to v{RECORD_SCHEMA_VERSION})",
-                        fix="upgrade eitp-bench (pip install -U eitp-bench) to import it; nothing from it was imported",
-                    )
-                records.append(RunRecord.model_validate(item))  # validation upgrades older schema versions
-        except json.JSONDecodeError as err:
-            raise UserError(
-                f"{where} is not valid JSON ({err.msg} at column {err.colno})",
-                fix="re-export it (`eitp-bench export --format jsonl`) or remove it; nothing from it was imported",
-            ) from None
-        except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "record"
-            raise UserError(
-                f"{where} is not an eitp-bench RunRecord: field {field!r}: {first['msg']}",
-                fix="import only files written by eitp-bench (run outputs or jsonl exports); nothing from it was imported",
-            ) from None
-    return records
+        return _sqlite_connect(location.path, write=write, immutable=immutable)
+    except sqlite3.Error as err:
+        raise _io_error(location, err) from None
+
+
+def _io_error(location: StoreLocation, err) -> UserError:
+    return UserError(
+        f"cannot write the results store {location.shown}: {err}",
+        fix="check the file and its folder are writable, the disk has space, and no process holds it locked "
+            "(reading commands need no write access)",
+    )
+
+
+# --- export --------------------------------------------------------------------------------------
+
+TABLE_NAMES = ("runs", "metrics", "energy", "timeline")
 
 
 def export_jsonl(store: Store, out) -> int:

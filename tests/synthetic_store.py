@@ -73,7 +73,10 @@ def frames_from_records(records: list[RunRecord]) -> dict[str, pd.DataFrame]:
         run = {c: getattr(r, c) for c in RUN_COLUMNS if c != "hardware_profile_id"}
         run["hardware_profile_id"] = r.provenance.hardware_profile_id
         runs.append(run)
-        metrics += [{**run, **m.model_dump()} for m in r.metrics]
+        for m in r.metrics:
+            row = {**run, **m.model_dump(exclude={"flags"})}
+            row["flags"], row["flag_messages"] = flag_columns(m.flags)
+            metrics.append(row)
         for e in r.energy:
             row = {**run, "run_device": r.device, **e.model_dump(exclude={"flags"})}
             row["flags"], row["flag_messages"] = flag_columns(e.flags)
@@ -84,7 +87,7 @@ def frames_from_records(records: list[RunRecord]) -> dict[str, pd.DataFrame]:
     run_device_columns = ["run_device" if c == "device" else c for c in RUN_COLUMNS]  # as energy_frame()
     return {
         "runs": pd.DataFrame(runs, columns=RUN_COLUMNS),
-        "metrics": pd.DataFrame(metrics, columns=RUN_COLUMNS + METRIC_COLUMNS),
+        "metrics": pd.DataFrame(metrics, columns=RUN_COLUMNS + METRIC_COLUMNS).astype({"value": float}),
         "energy": pd.DataFrame(energy, columns=run_device_columns + ENERGY_COLUMNS),
         "timeline": pd.DataFrame(timeline, columns=["run_id", "arm", "task", *TIMELINE_COLUMNS]),
         "provenance": pd.DataFrame(prov),

@@ -86,7 +86,7 @@ def test_upgrade_chain_converts_v1_flags_and_leaves_its_input_alone():
     before = copy.deepcopy(old)
     new = upgrade_record(old)
     assert old == before
-    assert new["schema_version"] == SCHEMA_VERSION == 3
+    assert new["schema_version"] == SCHEMA_VERSION == 4
     assert new["world_size"] == new["nnodes"] == 1  # v3: every older record was one process, one machine
     assert new["energy"][0]["flags"] == [{"code": c, "message": m} for m, c in V1_MESSAGES.items()]
     assert upgrade_record(new) == new  # current records pass through
@@ -123,7 +123,7 @@ def test_flag_codes_are_declared_once_and_checked():
 
 
 def test_every_code_a_writer_uses_is_declared_and_every_declared_code_is_used():
-    writers = [*(PACKAGE / "energy").glob("*.py"), PACKAGE / "hardware" / "isolation.py"]
+    writers = [*(PACKAGE / "energy").glob("*.py"), PACKAGE / "hardware" / "isolation.py", PACKAGE / "records.py"]
     source = "\n".join(p.read_text(encoding="utf-8") for p in writers)
     used = set(re.findall(r'flag\(\s*"([a-z0-9_]+)"', source))
     used |= set(re.findall(r'code = "([a-z0-9_]+)" if .* else "([a-z0-9_]+)"', source)[0])

@@ -16,6 +16,7 @@ from eitp_bench.flags import Flag
 from eitp_bench.records import EnergyEntry, Metric, Provenance, RunRecord, TimelinePoint
 from eitp_bench.records import SCHEMA_VERSION as SCHEMA_VERSION_RECORDS
 from eitp_bench.store import MIGRATIONS, SCHEMA_VERSION, Store, resolve_path
+from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 
 # An NVML error text really contains ';' (and quotes): it must come back unchanged, never split.
 NVML_MESSAGE = "NVML error on gpu:0: NVMLError_Unknown: Unknown Error; retry \"later\" (during or at the edge of this window)"
@@ -68,12 +69,23 @@ def store_path(tmp_path):
     return tmp_path / "results.sqlite"
 
 
-def test_round_trip_is_exact(store_path):
+def run_history(path, steps) -> None:
+    """Apply old migration steps to a SQLite file, as the eitp-bench of that time did."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        for step in steps:
+            step(conn)
+    engine.dispose()
+
+
+def test_round_trip_is_exact(store_url):
     records = [make_record(i) for i in range(3)] + [make_record(9, status="failed"), make_record(5, suite="other")]
-    with Store.open(store_path) as store:
+    with Store.open(store_url) as store:
         for r in records:
             assert store.add(r) is True
-    with Store.open(store_path, create=False) as store:
+    with Store.open(store_url, create=False) as store:
         back = store.records()
         assert back == records  # every field: flags, None joules, timeline, nested config
         assert back[0].energy[1].joules is None and back[0].energy[1].flags == FLAGS
@@ -84,9 +96,9 @@ def test_round_trip_is_exact(store_path):
         assert store.records(suite="smoke", status="ok") == records[:3]
 
 
-def test_add_is_idempotent_per_run_id(store_path):
+def test_add_is_idempotent_per_run_id(store_url):
     r = make_record()
-    with Store.open(store_path) as store:
+    with Store.open(store_url) as store:
         assert store.add(r) is True
         assert store.add(r) is False
         r1 = make_record(1)
@@ -96,9 +108,9 @@ def test_add_is_idempotent_per_run_id(store_path):
         assert len(metrics) == 4  # children of a duplicate are never added twice
 
 
-def test_add_many_is_all_or_nothing(store_path):
+def test_add_many_is_all_or_nothing(store_url):
     good = make_record(0)
-    with Store.open(store_path) as store:
+    with Store.open(store_url) as store:
 
         def records():
             yield good
@@ -109,8 +121,8 @@ def test_add_many_is_all_or_nothing(store_path):
         assert store.count() == 0 and store.records() == []
 
 
-def test_frames_have_the_contract_columns_and_values(store_path):
-    with Store.open(store_path) as store:
+def test_frames_have_the_contract_columns_and_values(store_url):
+    with Store.open(store_url) as store:
         store.add(make_record(0))
         store.add(make_record(1, arm="eitp-paper"))
         runs = store.runs_frame()
@@ -146,8 +158,8 @@ def test_frames_have_the_contract_columns_and_values(store_path):
         assert list(timeline.watts) == [250.0, 260.5, 250.0, 260.5]
 
 
-def test_provenance_frame(store_path):
-    with Store.open(store_path) as store:
+def test_provenance_frame(store_url):
+    with Store.open(store_url) as store:
         assert list(store.provenance_frame().columns)[:2] == ["run_id", "eitp_bench_version"]
         r = make_record()
         store.add(r)
@@ -157,8 +169,8 @@ def test_provenance_frame(store_path):
         assert prov.hardware_profile_id[0] == "fcf2358a6de5" and prov.torch[0] == "2.13.0"
 
 
-def test_frames_of_an_empty_store(store_path):
-    with Store.open(store_path) as store:
+def test_frames_of_an_empty_store(store_url):
+    with Store.open(store_url) as store:
         assert len(store.runs_frame()) == 0 and "hardware_profile_id" in store.runs_frame().columns
         energy = store.energy_frame()
         assert len(energy) == 0 and {"flags", "joules", "run_device"} <= set(energy.columns)
@@ -178,16 +190,16 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_two_processes_writing_at_once_both_land(store_path, tmp_path):
+def test_two_processes_writing_at_once_both_land(store_url, tmp_path):
     tests_dir = str(__import__("pathlib").Path(__file__).parent)
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(store_path), arm, tests_dir], stderr=subprocess.PIPE)
+        subprocess.Popen([sys.executable, "-c", WRITER, str(store_url), arm, tests_dir], stderr=subprocess.PIPE)
         for arm in ("baseline", "eitp-paper")
     ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()
-    with Store.open(store_path, create=False) as store:
+    with Store.open(store_url, create=False) as store:
         runs = store.runs_frame()
         assert len(runs) == 100
         assert runs.arm.value_counts().to_dict() == {"baseline": 50, "eitp-paper": 50}
@@ -285,9 +297,7 @@ def test_v1_store_is_migrated_and_keeps_its_runs(store_path):
     conn = sqlite3.connect(store_path, isolation_level=None)
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.execute("INSERT INTO meta VALUES ('app', 'eitp-bench'), ('schema_version', '1')")
-    conn.execute("BEGIN")
-    MIGRATIONS[0](conn)
-    conn.execute("COMMIT")
+    run_history(store_path, MIGRATIONS[:1])
     conn.execute(
         "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (r.run_id, 1, r.suite, r.suite_config_hash, r.arm, r.task, r.size, r.seed, r.repetition, r.device,
@@ -330,10 +340,7 @@ def test_old_store_with_plain_string_flags_is_upgraded(store_path, store_version
     conn = sqlite3.connect(store_path, isolation_level=None)
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.execute("INSERT INTO meta VALUES ('app', 'eitp-bench'), ('schema_version', ?)", (str(store_version),))
-    conn.execute("BEGIN")
-    for step in MIGRATIONS[:store_version]:
-        step(conn)
-    conn.execute("COMMIT")
+    run_history(store_path, MIGRATIONS[:store_version])
     run = (r.run_id, 1, r.suite, r.suite_config_hash, r.arm, r.task, r.size, r.seed, r.repetition, r.device,
            r.started_at, r.finished_at, r.status, r.error, r.provenance.hardware_profile_id,
            json.dumps(r.config), r.provenance.model_dump_json())  # fmt: skip
@@ -364,19 +371,37 @@ def test_old_store_with_plain_string_flags_is_upgraded(store_path, store_version
     conn.close()
 
 
-def test_migrated_layout_is_the_models_layout(store_path):
-    # The CREATE TABLEs are history; what they add up to must be what the models declare.
+def _layout(path) -> dict:
+    """{table: {column: (type affinity, not null)}} plus the index names, as SQLite reports them."""
+    conn = sqlite3.connect(path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+    # (a TEXT PRIMARY KEY is NOT NULL in effect although SQLite reports it nullable)
+    out = {t: {row[1]: ("INT" in row[2].upper(), bool(row[3] or row[5])) for row in conn.execute(f"PRAGMA table_info({t})")}
+           for t in tables}
+    out["indexes"] = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL"))
+    conn.close()
+    return out
+
+
+def test_migrated_layout_is_the_models_layout(tmp_path):
+    # A new store is created from the models (store_layout); an old one replays the migrations. Both
+    # must end in the same tables, columns, NULL rules and indexes, or old stores would read differently.
     import eitp_bench.store as store_module
 
-    Store.open(store_path).close()
-    conn = sqlite3.connect(store_path)
-    columns = {t: [row[1] for row in conn.execute(f"PRAGMA table_info({t})")] for t in ("runs", *store_module.CHILD_TABLES)}
+    fresh, replayed = tmp_path / "fresh.sqlite", tmp_path / "replayed.sqlite"
+    Store.open(fresh).close()
+    conn = sqlite3.connect(replayed)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('app', 'eitp-bench'), ('schema_version', '1')")
+    conn.commit()
     conn.close()
+    run_history(replayed, MIGRATIONS)
+    a, b = _layout(fresh), _layout(replayed)
+    assert a == b
     for name, table in store_module.CHILD_TABLES.items():
-        # ALTER TABLE appends, so later columns may sit after the computed net_joules: same set, no duplicates.
-        assert sorted(columns[name]) == sorted(["run_id", "idx", *table.columns])
-    assert set(columns["runs"]) == {*store_module._RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at"}
-    assert "flags_json" in columns["energy"] and "net_joules" in columns["energy"]
+        assert set(a[name]) == {"run_id", "idx", *table.columns}
+    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at", "seq"}
+    assert "flags_json" in a["energy"] and "net_joules" in a["energy"] and "flags_json" in a["metrics"]
 
 
 # --- where the store lives -------------------------------------------------------------------
@@ -392,7 +417,7 @@ def test_paths_and_urls(tmp_path, monkeypatch):
     with Store.open() as store:
         store.add(make_record())
     assert (tmp_path / "env.sqlite").exists()
-    with pytest.raises(UserError, match="postgresql"):
-        Store.open("postgresql://host/db")
+    with pytest.raises(UserError, match="SQLite files or PostgreSQL databases"):
+        Store.open("mysql://host/db")
     with pytest.raises(UserError, match="directory"):
         Store.open(tmp_path)

@@ -11,6 +11,7 @@ import pytest
 
 from eitp_bench.records import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
 from eitp_bench.cli import main
+from eitp_bench.records import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
 from eitp_bench.store import Store
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))

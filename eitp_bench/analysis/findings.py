@@ -83,6 +83,7 @@ class Findings:
                 for g in self.groups
             ],
             "omitted_groups": self.omitted_groups,
+            "metrics_not_finite": self.warnings.get("not_finite", []),  # NaN/inf values left out of every figure
             "statistics": self.statement,
         }
 
@@ -343,7 +344,11 @@ def _warnings(frames: Frames, energy=None) -> dict:
     runs = frames.runs
     failed = runs[runs["status"] != "ok"]
     out = {"failed": failed[["suite", "arm", "task", "repetition", "status", "error"]].head(50).to_dict("records"),
-           "failed_total": len(failed), "flags": [], "estimated": [], "high_cv": []}
+           "failed_total": len(failed), "flags": [], "estimated": [], "high_cv": [], "not_finite": []}
+    nf = frames.not_finite
+    if nf is not None and len(nf):  # metrics that were NaN/inf: excluded from every figure, counted here
+        counts = nf.groupby(["suite", "task", "arm", "name"], sort=True).size()
+        out["not_finite"] = [dict(zip(["suite", "task", "arm", "name"], k), n=int(n)) for k, n in counts.items()]
     e = ResultSet(frames).energy if energy is None else energy
     if e is not None and len(e):
         flagged = e[e["flags"].map(len) > 0]  # flags: list of codes, flag_messages: their messages

@@ -1,12 +1,12 @@
 """The store's rows as frames, loaded once: the input of every analysis.
 
 `load_frames` accepts a Store, a store path/URL, a dict of frames (tests) or Frames; it opens a store
-read-only in spirit (never creates one: a typo is not a new store).
+read-only (never creates one: a typo is not a new store).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,6 +22,19 @@ class Frames:
     provenance: Any = None  # one row per run: run_id + provenance fields, when the store provides it
     source: str = "frames"
     configs: dict = None  # suite_config_hash → the stored suite config (None: unknown)
+    not_finite: Any = None  # metric rows whose value was NaN/inf (stored null): kept out of `metrics`
+
+
+def _finite_metrics(frames: Frames) -> Frames:
+    """A metric stored as null (it was NaN or an infinity) is missing, never 0: every analysis reads
+    `metrics` without it, and the warnings count it from `not_finite`."""
+    m = frames.metrics
+    if m is None or len(m) == 0 or "value" not in m.columns:
+        return frames
+    null = m["value"].isna()
+    if not null.any():
+        return frames
+    return replace(frames, metrics=m[~null], not_finite=m[null])
 
 
 def load_frames(store_or_frames=None) -> Frames:
@@ -29,23 +42,25 @@ def load_frames(store_or_frames=None) -> Frames:
     import pandas as pd
 
     if isinstance(store_or_frames, Frames):
-        return store_or_frames
+        return _finite_metrics(store_or_frames)
     if isinstance(store_or_frames, dict):
         empty = pd.DataFrame()
-        return Frames(*(store_or_frames.get(k, empty) for k in ("runs", "metrics", "energy", "timeline")),
-                      provenance=store_or_frames.get("provenance"), source="frames",
-                      configs=store_or_frames.get("configs"))
+        return _finite_metrics(Frames(*(store_or_frames.get(k, empty) for k in ("runs", "metrics", "energy", "timeline")),
+                                      provenance=store_or_frames.get("provenance"), source="frames",
+                                      configs=store_or_frames.get("configs")))
     store = store_or_frames
     if store is None or isinstance(store, (str, Path)):
         try:
             from eitp_bench.store import Store
         except ImportError as err:  # pragma: no cover - until the store lands
             raise UserError(f"the results store is not available ({err})", fix="install eitp-bench completely") from None
-        store = Store.open(str(store) if store is not None else None, create=False)  # a typo is not a new store
+        # read-only: never created (a typo is not a new store), never written, works on a read-only file
+        store = Store.open(str(store) if store is not None else None, read_only=True)
     provenance = store.provenance_frame() if hasattr(store, "provenance_frame") else None
-    return Frames(store.runs_frame(), store.metrics_frame(), store.energy_frame(), store.timeline_frame(),
-                  provenance=provenance, source=str(getattr(store, "path", store_or_frames or "default store")),
-                  configs=store.configs() if hasattr(store, "configs") else None)
+    return _finite_metrics(Frames(
+        store.runs_frame(), store.metrics_frame(), store.energy_frame(), store.timeline_frame(),
+        provenance=provenance, source=str(getattr(store, "path", store_or_frames or "default store")),
+        configs=store.configs() if hasattr(store, "configs") else None))
 
 
 def for_suite(frames: Frames, suite: Optional[str]) -> Frames:
@@ -67,4 +82,4 @@ def only_runs(frames: Frames, run_ids: set) -> Frames:
         return df if df is None or len(df) == 0 else df[df["run_id"].isin(run_ids)]
 
     return Frames(keep(frames.runs), keep(frames.metrics), keep(frames.energy), keep(frames.timeline),
-                  keep(frames.provenance), frames.source, frames.configs)
+                  keep(frames.provenance), frames.source, frames.configs, keep(frames.not_finite))

@@ -8,7 +8,7 @@ import typer
 
 
 def compare(
-    store: Optional[str] = typer.Option(None, "--store", help="results store (default ./eitp-results/results.sqlite)"),
+    store: Optional[str] = typer.Option(None, "--store", help="results store: a SQLite path or postgresql://user@host:port/db (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"),
     by: str = typer.Option("hardware", "--by", help="what to compare across (only 'hardware' for now)"),
     reference: Optional[str] = typer.Option(None, "--reference", help="hardware profile id to normalise to"),
     html_out: Optional[str] = typer.Option(None, "--html", help="also write the tables as an HTML file"),

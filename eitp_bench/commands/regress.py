@@ -8,7 +8,7 @@ import typer
 
 
 def regress(
-    store: Optional[str] = typer.Option(None, "--store", help="results store (default ./eitp-results/results.sqlite)"),
+    store: Optional[str] = typer.Option(None, "--store", help="results store: a SQLite path or postgresql://user@host:port/db (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"),
     window: int = typer.Option(8, "--window", help="points before/after a change point for the Mann–Whitney test"),
     threshold: str = typer.Option("5%", "--threshold", help="minimum relative change, e.g. 5% or 0.05"),
     html_out: Optional[str] = typer.Option(None, "--html", help="also write a report with a regressions section"),

@@ -8,7 +8,7 @@ import typer
 
 
 def report(
-    store: Optional[str] = typer.Option(None, "--store", help="results store (default ./eitp-results/results.sqlite)"),
+    store: Optional[str] = typer.Option(None, "--store", help="results store: a SQLite path or postgresql://user@host:port/db (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"),
     suite: Optional[str] = typer.Option(None, "--suite", help="only this suite's runs"),
     out: str = typer.Option("report.html", "--out", help="the HTML file to write"),
     claims: str = typer.Option("eitp", "--claims", help="claims file: a built-in name or a YAML path"),

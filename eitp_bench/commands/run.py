@@ -14,7 +14,7 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="results folder (default ./eitp-results/<suite>-<time>/)"),
     set_: List[str] = typer.Option([], "--set", help="override a setting: --set train.steps=50 (repeatable)"),
     store: Optional[str] = typer.Option(
-        None, "--store", help="results store for every record (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"
+        None, "--store", help="results store for every record: a SQLite path or postgresql://user@host:port/db (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="write <out>/report.html at the end"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
@@ -53,7 +53,7 @@ def run(
     print(f"{len(summary.records)} records from {summary.finished} repetitions in {summary.out_dir}")
     print(f"stored in {results.path}")
     if report:
-        _write_report(results.path, summary)
+        _write_report(store, summary)  # the location as given: results.path masks a PostgreSQL password
     if failed:
         names = sorted({f"{r.arm}/{r.task}" for r in failed})
         print(f"{len(failed)} failed: {', '.join(names)} (errors in the records and {summary.out_dir / 'logs'})", file=sys.stderr)
@@ -105,14 +105,14 @@ def _print_plan(cfg, missing, as_json: bool) -> None:
         console.print("nothing missing: this machine can run the suite as planned")
 
 
-def _write_report(store_path, summary) -> None:
+def _write_report(store, summary) -> None:
     """The report over this run's records only (the store may hold earlier runs of other configs)."""
     from eitp_bench.report.build import load_frames, only_runs, write_report
 
     run_ids = {r.run_id for r in summary.records}
     if not run_ids:
         return
-    frames = only_runs(load_frames(store_path), run_ids)
+    frames = only_runs(load_frames(store), run_ids)
     path = write_report(frames, summary.out_dir / "report.html")
     print(f"report: {path}")
 

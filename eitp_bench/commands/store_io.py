@@ -11,7 +11,8 @@ import typer
 from eitp_bench.errors import UserError
 
 FORMATS = ("csv", "parquet", "jsonl")
-STORE_HELP = "results store (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"
+STORE_HELP = ("results store: a SQLite path or postgresql://user@host:port/db "
+              "(default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)")
 
 
 def export(
@@ -29,7 +30,7 @@ def export(
         raise UserError(
             f"--format {format_name!r} is not one of {', '.join(FORMATS)}", fix="use --format csv, parquet or jsonl"
         )
-    with Store.open(store, create=False) as st:
+    with Store.open(store, read_only=True) as st:
         if fmt == "jsonl":
             if out is None:
                 export_jsonl(st, sys.stdout)
@@ -49,20 +50,34 @@ def export(
 
 
 def import_(
-    files: List[Path] = typer.Argument(..., help="jsonl exports, per-repetition JSON files, or directories of them"),
+    files: List[str] = typer.Argument(
+        ..., help="run folders, jsonl exports, per-repetition JSON files, folders of them, or - for stdin"
+    ),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP + "; created if missing"),
 ) -> None:
-    """Merge results gathered elsewhere into the store (idempotent: run_ids already present are skipped)."""
-    from eitp_bench.store import Store, find_record_files, read_record_file
+    """Merge results gathered elsewhere into the store (idempotent: run_ids stored identically are skipped;
+    a run_id stored with different content is reported and left as it is; exit 1 then)."""
+    from eitp_bench.record_files import read_records
+    from eitp_bench.store import Store
 
     # Read and validate every file before writing anything: a bad file aborts the whole import.
-    batches = [read_record_file(path) for path in find_record_files(files)]
-    added = total = 0
+    batches, folders = read_records(files)
+    for folder in folders:
+        print(f"run folder {folder.path}: suite {folder.suite} (configuration {folder.config_hash[:12]})")
+    added = identical = 0
+    conflicting: list[str] = []
     with Store.open(store) as st:
-        for records in batches:  # one transaction per file: never half a file
-            added += st.add_many(records)
-            total += len(records)
-    print(f"imported {added} new, {total - added} already present")
+        for batch in batches:  # one transaction per file: never half a file
+            merged = st.merge(batch.records)
+            added += merged.added
+            identical += merged.identical
+            conflicting += merged.conflicting
+    print(f"imported {added} new, {identical} already present")
+    if conflicting:
+        examples = ", ".join(conflicting[:3])
+        print(f"eitp-bench: warning: {len(conflicting)} run_ids are already stored with different content and were "
+              f"NOT imported (e.g. {examples}); compare them with `eitp-bench export --format jsonl`", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def register(app) -> None:
