@@ -144,6 +144,9 @@ class DebugConfig(_Section):
 
     crash_arms: list[str] = Field(default_factory=list)
     crash_mode: Literal["exception", "exit"] = "exception"
+    # the named arms' workers wait while `pause_file` exists (tests kill the parent mid-repetition)
+    pause_arms: list[str] = Field(default_factory=list)
+    pause_file: str = ""
 
 
 class Suite(_Section):

@@ -59,7 +59,7 @@ FAKE_WORKER = '''
 import json, os, sys, time
 from pathlib import Path
 from eitp_bench.records import Provenance, RunRecord
-spec = json.loads(Path(sys.argv[-1]).read_text())
+spec = json.loads(Path(sys.argv[sys.argv.index("--worker") + 1]).read_text())
 staging = Path(spec["staging"])
 if spec["arm"] == "eitp-coded":  # hangs until killed
     (Path(os.environ["FAKE_PID_DIR"]) / "pid").write_text(str(os.getpid()))
@@ -81,7 +81,7 @@ def fake_python(tmp_path, monkeypatch):
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
     wrapper.chmod(0o755)
     monkeypatch.setenv("FAKE_PID_DIR", str(tmp_path))
-    monkeypatch.setattr(sys, "executable", str(wrapper))  # the runner launches workers with this
+    monkeypatch.setenv("EITP_BENCH_WORKER_PYTHON", str(wrapper))  # plain subprocess workers, this interpreter
     return tmp_path
 
 
@@ -116,7 +116,7 @@ def test_ctrl_c_kills_the_worker_and_keeps_finished_repetitions(fake_python, tmp
     pid = int((tmp_path / "pid").read_text())
     with pytest.raises(ProcessLookupError):  # the hanging worker is gone …
         os.kill(pid, 0)
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # … and so is its staging folder
+    assert not (out / ".staging").exists()  # … and so is its staging folder
 
 
 def test_timeout_is_recorded_as_failed_and_the_suite_goes_on(fake_python, tmp_path, capsys):
