@@ -1,15 +1,17 @@
-"""Wall time of `eitp-bench run smoke` (the budget: two minutes on a 2-core CPU machine).
+"""Wall time of `eitp-bench run smoke` against one bare `import torch, transformers`.
 
     python benchmarks/smoke_walltime.py                 # the smoke suite as shipped
     python benchmarks/smoke_walltime.py --set repetitions=1
 
-Runs the real command in a subprocess and prints total seconds, repetitions, and the slowest
-repetitions from the records' timestamps.
+Times one bare `python -c "import torch, transformers"` (what every worker paid before the
+forkserver), then runs the real command in a subprocess, and prints both, their ratio (target:
+smoke <= 6x one import), repetitions, and the slowest repetitions from the records' timestamps.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,9 +27,13 @@ def main() -> None:
     p.add_argument("--suite", default="smoke")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     args = p.parse_args()
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, transformers"], check=True)
+    one_import = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        cmd = [sys.executable, "-m", "eitp_bench.cli", "run", args.suite, "--out", str(out), "--quiet"]
+        cmd = [sys.executable, "-m", "eitp_bench.cli", "run", args.suite, "--out", str(out), "--quiet",
+               "--store", str(Path(tmp) / "results.sqlite")]
         for o in args.overrides:
             cmd += ["--set", o]
         t0 = time.perf_counter()
@@ -44,6 +50,8 @@ def main() -> None:
         spans.append(((end - start).total_seconds(), key))
     ok = sum(r.status == "ok" for r in records)
     print(f"eitp-bench run {args.suite} {' '.join(args.overrides)}: exit {proc.returncode}, wall {wall:.1f} s")
+    print(f"one bare `import torch, transformers`: {one_import:.1f} s; smoke / import = {wall / one_import:.1f}x"
+          f" (target <= 6x); {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{len(per_rep)} repetitions, {len(records)} records ({ok} ok)")
     print("work inside each worker (excludes ~process start and imports):")
     for secs, (rep, arm) in sorted(spans, reverse=True):

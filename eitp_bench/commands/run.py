@@ -34,6 +34,8 @@ def run(
         raise UserError("--resume needs the results folder of the run to resume",
                         fix="pass --out DIR, the folder the earlier run wrote")
     cfg = load_suite(suite, set_)
+    if not dry_run:  # said at once: the checks below import torch (seconds on a small machine)
+        print(f"eitp-bench: suite {cfg.name}: checking this machine before running …", file=sys.stderr, flush=True)
     check_objectives(cfg)
     missing = missing_requirements(cfg)
     if dry_run:

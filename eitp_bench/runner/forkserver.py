@@ -86,6 +86,7 @@ def _signal_group(pid: int, sig: int) -> None:
 def _forked_worker(spec_path: str, log_path: str, server_pid: Optional[int], environ: dict) -> None:
     """The worker's first steps in the forked child: die with the server, own group, output to the log."""
     die_with_parent(server_pid)
+    _let_go_of_the_server()
     os.setpgid(0, 0)
     # the server's environment is the parent's when the server started: give the worker today's
     os.environ.clear()
@@ -104,15 +105,45 @@ def _forked_worker(spec_path: str, log_path: str, server_pid: Optional[int], env
     sys.exit(worker_main(spec_path))
 
 
+def uses_forkserver(python: Optional[str] = None) -> bool:
+    return not (python or os.environ.get("EITP_BENCH_WORKER_PYTHON") or sys.platform == "win32")
+
+
+def warm_up() -> Optional[int]:
+    """Start the forkserver now (it imports PRELOAD in the background while the parent goes on);
+    returns its pid. Idempotent: one server per parent process, shared by all its runs."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
+    return getattr(forkserver._forkserver, "_forkserver_pid", None)  # private: used only for a check
+
+
+def _let_go_of_the_server() -> None:
+    """Close this child's copy of the server's "alive" pipe.
+
+    multiprocessing hands every forked child the write end of the pipe whose EOF tells the server
+    that the runner has died; a worker holding it would keep the server (whose death is the worker's
+    PDEATHSIG) alive for ever after a SIGKILL of the runner. Workers never start forkserver children.
+    """
+    from multiprocessing import forkserver
+
+    fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        forkserver._forkserver._forkserver_alive_fd = None
+
+
 class _ForkedWorker(WorkerProcess):
     def __init__(self, spec_path: Path, log_path: Path):
         import multiprocessing
-        from multiprocessing import forkserver
 
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-        forkserver.ensure_running()
-        server_pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # private: used only to check
+        server_pid = warm_up()
         self._proc = ctx.Process(target=_forked_worker, args=(str(spec_path), str(log_path), server_pid, dict(os.environ)),
                                  name="eitp-bench-worker")
         self._proc.start()
@@ -141,7 +172,6 @@ class _SubprocessWorker(WorkerProcess):
 
 def start_worker(spec_path: Path, log_path: Path, python: Optional[str] = None) -> WorkerProcess:
     """Start one repetition's worker: from the forkserver, or with `python` as a plain subprocess."""
-    python = python or os.environ.get("EITP_BENCH_WORKER_PYTHON")
-    if python or sys.platform == "win32":
-        return _SubprocessWorker(spec_path, log_path, python or sys.executable)
-    return _ForkedWorker(spec_path, log_path)
+    if uses_forkserver(python):
+        return _ForkedWorker(spec_path, log_path)
+    return _SubprocessWorker(spec_path, log_path, python or os.environ.get("EITP_BENCH_WORKER_PYTHON") or sys.executable)
