@@ -75,3 +75,17 @@ def test_bounds_shows_its_steps_on_stderr_and_keeps_json_on_stdout(capsys):
     json.loads(captured.out)
     steps = [line for line in captured.err.splitlines() if line.startswith("bounds: ")]
     assert steps[0].startswith("bounds: loading model tiny (1/5") and "(5/5" in steps[-1] and len(steps) == 5
+
+
+def test_the_first_repetitions_wait_for_the_worker_server_is_said_and_kept_out_of_the_eta():
+    [spec] = plan(load_suite("smoke", ["repetitions=1", "arms=[baseline]"]))
+    clock, out = Clock(), io.StringIO()
+    bar = RunProgress(2, mode="lines", clock=clock, stream=out)
+    bar.starting(spec)
+    bar.waiting_for_server()
+    clock.t += 20  # the server imports torch
+    bar.phase("train")
+    clock.t += 5
+    bar.finished(spec, [record(spec, "train")])
+    assert bar.eta_s() == 5.0
+    assert "waiting for the worker server to import torch" in out.getvalue().splitlines()[0]

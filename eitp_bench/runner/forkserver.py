@@ -32,9 +32,12 @@ PRELOAD = [
     "transformers",
     "transformers.models.gpt2.modeling_gpt2",
     "eitp_bench.runner.worker",
-    "eitp_bench.workloads.tasks",
-    "eitp_bench.energy.monitor",
     "eitp_bench.provenance",
+    *(f"eitp_bench.energy.{m}" for m in ("monitor", "rapl", "nvml", "estimate")),
+    *(f"eitp_bench.hardware.{m}" for m in ("detect", "isolation", "profiles")),
+    *(f"eitp_bench.workloads.{m}" for m in ("tasks", "models", "objectives", "generate", "compress", "eitp_paper",
+                                            "eitp_coded", "theory_tasks")),
+    *(f"eitp_bench.theory.{m}" for m in ("landauer", "param_entropy", "derivation", "floors", "ladder")),
 ]
 
 PR_SET_PDEATHSIG = 1
@@ -107,6 +110,12 @@ def _forked_worker(spec_path: str, log_path: str, server_pid: Optional[int], env
 
 def uses_forkserver(python: Optional[str] = None) -> bool:
     return not (python or os.environ.get("EITP_BENCH_WORKER_PYTHON") or sys.platform == "win32")
+
+
+def server_running() -> bool:
+    from multiprocessing import forkserver
+
+    return getattr(forkserver._forkserver, "_forkserver_pid", None) is not None
 
 
 def warm_up() -> Optional[int]:

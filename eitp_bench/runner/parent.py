@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from eitp_bench.records import RunRecord, utc_now
-from eitp_bench.runner.forkserver import start_worker, uses_forkserver, warm_up
+from eitp_bench.runner.forkserver import server_running, start_worker, uses_forkserver, warm_up
 from eitp_bench.runner.plan import RepetitionSpec, default_out_dir, plan
 from eitp_bench.runner.progress import RunProgress
 from eitp_bench.runner.recovery import (SUITE_FILE, check_out_dir, lock_out_dir, recover_staged,
@@ -125,6 +125,7 @@ class Runner:
                 try:
                     recover_staged(self.out_dir, lambda *a: summary.recovered.extend(self._publish(*a)), bar.note)
                     check_out_dir(self.out_dir, self.suite, self.resume)
+                    fresh_server = uses_forkserver(self.python) and not server_running()
                     if uses_forkserver(self.python):
                         warm_up()  # the server imports torch and transformers while --resume reads the store
                     todo = self._not_stored(specs, digest, summary, bar)
@@ -138,6 +139,8 @@ class Runner:
                             bar.cooldown(cooldown)
                             self.sleep(cooldown)
                         spec.cooldown_before_s = cooldown
+                        if i == 0 and fresh_server:
+                            bar.waiting_for_server()
                         records = self._run_one(spec, bar)
                         summary.records.extend(records)
                         summary.finished += 1

@@ -40,6 +40,7 @@ class RunProgress:
         self._spec: Optional[RepetitionSpec] = None
         self._phase = ""
         self._bar = None
+        self._server_wait = False
 
     # --- figures -----------------------------------------------------------------------------
 
@@ -79,12 +80,19 @@ class RunProgress:
         self._spec, self._phase, self._rep_t0 = spec, "", self.clock()
         self._show()
 
+    def waiting_for_server(self) -> None:
+        """The first repetition waits for the forkserver's imports: said, and kept out of the ETA."""
+        self.phase("waiting for the worker server to import torch and transformers (once per run)")
+        self._server_wait = True
+
     def cooldown(self, seconds: float) -> None:
         self.phase(f"cooldown {seconds:g} s")
 
     def phase(self, phase: str) -> None:
         if not phase or phase == self._phase:
             return
+        if self._server_wait:  # the worker runs: its repetition's time starts now
+            self._server_wait, self._rep_t0 = False, self.clock()
         self._phase = phase
         if self.mode == "lines" and self._spec is not None:
             print(f"[{self.done + 1}/{self.total}] {self._spec.label}: {phase}", file=self.stream, flush=True)
