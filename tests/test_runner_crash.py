@@ -88,9 +88,21 @@ def stored_keys(store: Path) -> list[tuple]:
         return sorted(conn.execute("select arm, size, repetition, task from runs").fetchall())
 
 
+def resume_completes(tmp_path, out, store, sets, capsys, discarded: bool) -> None:
+    """`--resume` runs exactly what is missing: every planned repetition stored once, store intact."""
+    (tmp_path / "pause").unlink()
+    assert main(["run", "smoke", "--out", str(out), "--store", str(store), "--no-report", "--quiet", "--resume",
+                 *sets]) == 0
+    err = capsys.readouterr().err
+    assert "resuming: 1 of 4 repetitions already stored for this configuration, 3 to run" in err
+    assert ("discarded incomplete repetition tiny-r000-baseline-int8" in err) == discarded
+    planned = sorted((s.arm, s.size, s.repetition, t) for s in plan(load_suite("smoke", sets[1::2])) for t in s.tasks)
+    assert stored_keys(store) == planned  # every planned repetition exactly once
+    assert len(list(out.glob("tiny-*.json"))) == len(planned) and not (out / ".staging").exists()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_parent_takes_its_workers_and_resume_completes(tmp_path, capsys, sig):
+def test_kill_9_of_the_parent_takes_its_workers_and_resume_completes(tmp_path, capsys):
     out, store = tmp_path / "out", tmp_path / "results.sqlite"
     (tmp_path / "pause").touch()
     sets = cheap_suite(tmp_path, pause_arm="baseline-int8")
@@ -101,28 +113,42 @@ def test_killed_parent_takes_its_workers_and_resume_completes(tmp_path, capsys, 
         worker = wait_for(lambda: paused_worker(out), "the paused worker")
         below = descendants(parent.pid)
         assert worker in below  # the worker runs under the parent (forked by its forkserver)
-        os.kill(parent.pid, sig)
-        code = parent.wait(timeout=60)
+        os.kill(parent.pid, signal.SIGKILL)
+        assert parent.wait(timeout=60) == -signal.SIGKILL
+        # the forkserver, the resource tracker and the paused worker: none survives the parent
         wait_for(lambda: not [p for p in below if alive(p)], "every process below the parent to die", timeout=20)
     finally:
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)
-    said = parent.stdout.read().decode()
-    assert code == -sig if sig == signal.SIGKILL else code == 143, said
     assert stored_keys(store) == [("baseline", "tiny", 0, "generate")]  # published when its worker ended
-    if sig == signal.SIGTERM:  # the parent cleaned up the interrupted repetition itself
-        assert "interrupted; 1 of 4 repetitions finished" in said and not (out / ".staging").exists()
+    assert list((out / ".staging").iterdir())  # the paused repetition, left unfinished
+    resume_completes(tmp_path, out, store, sets, capsys, discarded=True)
 
-    (tmp_path / "pause").unlink()
-    assert main(["run", "smoke", "--out", str(out), "--store", str(store), "--no-report", "--quiet", "--resume",
-                 *sets]) == 0
-    err = capsys.readouterr().err
-    assert "resuming: 1 of 4 repetitions already stored for this configuration, 3 to run" in err
-    if sig == signal.SIGKILL:  # the killed parent left the paused repetition staged, unfinished
-        assert "discarded incomplete repetition tiny-r000-baseline-int8" in err
-    planned = sorted((s.arm, s.size, s.repetition, t) for s in plan(load_suite("smoke", sets[1::2])) for t in s.tasks)
-    assert stored_keys(store) == planned  # every planned repetition exactly once
-    assert len(list(out.glob("tiny-*.json"))) == len(planned) and not (out / ".staging").exists()
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_sigterm_stops_the_worker_discards_its_repetition_and_resume_completes(tmp_path, capsys):
+    """In this process (its forkserver is warm): a thread sends SIGTERM once the worker waits."""
+    import threading
+
+    out, store = tmp_path / "out", tmp_path / "results.sqlite"
+    (tmp_path / "pause").touch()
+    sets = cheap_suite(tmp_path, pause_arm="baseline-int8")
+    seen = {}
+
+    def terminate_when_paused():
+        seen["worker"] = wait_for(lambda: paused_worker(out), "the paused worker")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    handler_before = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=terminate_when_paused, daemon=True).start()
+    code = main(["run", "smoke", "--out", str(out), "--store", str(store), "--no-report", "--quiet", *sets])
+    assert code == 143
+    assert "interrupted; 1 of 4 repetitions finished" in capsys.readouterr().err
+    wait_for(lambda: not alive(seen["worker"]), "the worker to die", timeout=20)
+    assert stored_keys(store) == [("baseline", "tiny", 0, "generate")]
+    assert not (out / ".staging").exists()  # the parent discarded the interrupted repetition itself
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the runner's handler is gone again
+    resume_completes(tmp_path, out, store, sets, capsys, discarded=False)
 
 
 def test_forkserver_children_are_fresh_preloaded_and_cuda_free():
