@@ -120,7 +120,7 @@ def test_ctrl_c_kills_the_worker_and_keeps_finished_repetitions(fake_python, tmp
 
 
 def test_timeout_is_recorded_as_failed_and_the_suite_goes_on(fake_python, tmp_path, capsys):
-    path = suite_file(tmp_path, "name: s\narms: [eitp-coded, baseline]\ntasks: [train, lm]\nrepetitions: 1\ntimeout_s: 1\n")
+    path = suite_file(tmp_path, "name: s\narms: [eitp-coded, baseline]\ntasks: [train, lm]\nrepetitions: 1\ntimeout_s: 5\n")
     out = tmp_path / "out"
     seen = []
     summary = Runner(load_suite(str(path)), out, on_record=[seen.append], progress=False).run()
@@ -129,7 +129,11 @@ def test_timeout_is_recorded_as_failed_and_the_suite_goes_on(fake_python, tmp_pa
         ("eitp-coded", "train"): "failed", ("eitp-coded", "lm"): "failed",
         ("baseline", "train"): "ok", ("baseline", "lm"): "ok",
     }
-    assert "timed out after 1 s" in recs[("eitp-coded", "train")].error
+    assert "timed out after 5 s" in recs[("eitp-coded", "train")].error
+    from eitp_bench.hardware import describe
+
+    # a record the parent made for the worker still names this machine's hardware profile
+    assert recs[("eitp-coded", "train")].provenance.hardware_profile_id == describe()["profile_id"] is not None
     assert len(seen) == 4 and summary.finished == 2 and len(summary.failed) == 2
 
 
