@@ -2,6 +2,7 @@
 
     python benchmarks/smoke_walltime.py                 # the smoke suite as shipped
     python benchmarks/smoke_walltime.py --set repetitions=1
+    python benchmarks/smoke_walltime.py --workers subprocess   # workers as plain processes (the old way)
 
 Times one bare `python -c "import torch, transformers"` (what every worker paid before the
 forkserver), then runs the real command in a subprocess, and prints both, their ratio (target:
@@ -26,7 +27,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", default="smoke")
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--workers", choices=["forkserver", "subprocess"], default="forkserver",
+                   help="subprocess: each worker a fresh `python` that imports torch itself")
     args = p.parse_args()
+    env = dict(os.environ)
+    if args.workers == "subprocess":
+        env["EITP_BENCH_WORKER_PYTHON"] = sys.executable
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import torch, transformers"], check=True)
     one_import = time.perf_counter() - t0
@@ -37,7 +43,7 @@ def main() -> None:
         for o in args.overrides:
             cmd += ["--set", o]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t0
         records = [RunRecord.model_validate_json(f.read_text()) for f in out.glob("*-*.json")]
     per_rep: dict[tuple, list[RunRecord]] = {}
@@ -49,7 +55,8 @@ def main() -> None:
         end = max(datetime.fromisoformat(r.finished_at) for r in recs if r.finished_at)
         spans.append(((end - start).total_seconds(), key))
     ok = sum(r.status == "ok" for r in records)
-    print(f"eitp-bench run {args.suite} {' '.join(args.overrides)}: exit {proc.returncode}, wall {wall:.1f} s")
+    print(f"eitp-bench run {args.suite} {' '.join(args.overrides)} ({args.workers} workers): exit {proc.returncode}, "
+          f"wall {wall:.1f} s")
     print(f"one bare `import torch, transformers`: {one_import:.1f} s; smoke / import = {wall / one_import:.1f}x"
           f" (target <= 6x); {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{len(per_rep)} repetitions, {len(records)} records ({ok} ok)")

@@ -236,3 +236,17 @@ def test_config_differences_name_the_fields():
     new = {"train": {"steps": 3, "lr": 0.1}, "arms": ["a", "b"], "extra": True}
     assert config_differences(old, new) == [
         'arms: ["a"] → ["a", "b"]', "extra: (absent) → true", "gone: 1 → (absent)", "train.steps: 2 → 3"]
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(fake_python, tmp_path, capsys):
+    from eitp_bench.runner.recovery import lock_out_dir
+
+    path, out = suite_yaml(tmp_path, reps=1), tmp_path / "out"
+    held = lock_out_dir(out)  # as a live run holds it
+    try:
+        assert main(["run", str(path), "--out", str(out), "--no-report"]) == 2
+        assert "another eitp-bench run is using" in capsys.readouterr().err
+        assert not (out / "suite.json").exists()
+    finally:
+        held.close()
+    assert main(["run", str(path), "--out", str(out), "--no-report"]) == 0  # free again

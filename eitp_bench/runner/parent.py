@@ -120,9 +120,10 @@ class Runner:
         summary = RunSummary(self.out_dir, planned=len(specs))
         with RunProgress(len(specs), mode=self.progress) as bar, self._signals():
             bar.note(f"suite {self.suite.name} ({digest[:12]}): {len(specs)} repetitions planned → {self.out_dir}")
-            lock = lock_out_dir(self.out_dir)
+            lock = None
             try:
                 try:
+                    lock = lock_out_dir(self.out_dir)
                     recover_staged(self.out_dir, lambda *a: summary.recovered.extend(self._publish(*a)), bar.note)
                     check_out_dir(self.out_dir, self.suite, self.resume)
                     fresh_server = uses_forkserver(self.python) and not server_running()
@@ -148,12 +149,13 @@ class Runner:
                 except _Stop as stop:
                     raise RunInterrupted(summary, stop.signum) from None
             finally:
-                remove_staging_root_if_empty(self.out_dir)
-                lock.close()
+                if lock is not None:
+                    remove_staging_root_if_empty(self.out_dir)
+                    lock.close()
         return summary
 
     def _not_stored(self, specs: list[RepetitionSpec], digest: str, summary: RunSummary, bar) -> list[RepetitionSpec]:
-        """With --resume: the repetitions the store does not hold yet (a partly held one is said, and kept)."""
+        """With --resume: the repetitions the store does not hold yet (a partly held one is said, not rerun)."""
         if not self.resume:
             return specs
         held = stored_repetitions(self.store, digest)

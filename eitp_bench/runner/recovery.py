@@ -52,6 +52,7 @@ def recover_staged(out_dir: Path, publish: Callable[[RepetitionSpec, list[RunRec
         spec = read_spec(staging)
         found = staged_records(staging, spec.tasks) if spec else {}
         if spec is not None and len(found) == len(spec.tasks):
+            spec.staging = str(staging)  # where it is now (the folder may have moved since)
             publish(spec, [found[t] for t in spec.tasks], staging / "worker.log")
             recovered, records = recovered + 1, records + len(found)
         else:

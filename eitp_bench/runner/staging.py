@@ -39,7 +39,7 @@ def new_staging(out_dir: Path, spec: RepetitionSpec) -> Path:
     """A fresh staging folder for `spec`, with the spec written into it (recovery reads it back)."""
     root = out_dir / STAGING_DIR
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{spec.label}-", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=f"{spec.label}-", dir=root)).resolve()
     spec.staging = str(staging)
     write_json_atomic(staging / "spec.json", json.dumps(asdict(spec)))
     return staging
