@@ -7,7 +7,6 @@ one arm waits while a pause file exists (`debug.pause_arms`), so the parent is k
 a known point, never by timing.
 """
 
-import json
 import os
 import signal
 import sqlite3
