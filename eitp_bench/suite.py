@@ -179,6 +179,9 @@ class DebugConfig(_Section):
 
     crash_arms: list[Literal[ARMS]] = Field(default_factory=list, max_length=len(ARMS))  # type: ignore[valid-type]
     crash_mode: Literal["exception", "exit"] = "exception"
+    # the named arms' workers wait while `pause_file` exists (tests kill the parent mid-repetition)
+    pause_arms: list[str] = Field(default_factory=list)
+    pause_file: str = ""
 
 
 class Suite(_Section):

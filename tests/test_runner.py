@@ -59,7 +59,7 @@ FAKE_WORKER = '''
 import json, os, sys, time
 from pathlib import Path
 from eitp_bench.records import Provenance, RunRecord
-spec = json.loads(Path(sys.argv[-1]).read_text())
+spec = json.loads(Path(sys.argv[sys.argv.index("--worker") + 1]).read_text())
 staging = Path(spec["staging"])
 if spec["arm"] == "eitp-coded":  # hangs until killed
     (Path(os.environ["FAKE_PID_DIR"]) / "pid").write_text(str(os.getpid()))
@@ -82,7 +82,7 @@ def fake_python(tmp_path, monkeypatch):
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
     wrapper.chmod(0o755)
     monkeypatch.setenv("FAKE_PID_DIR", str(tmp_path))
-    monkeypatch.setattr(sys, "executable", str(wrapper))  # the runner launches workers with this
+    monkeypatch.setenv("EITP_BENCH_WORKER_PYTHON", str(wrapper))  # plain subprocess workers, this interpreter
     return tmp_path
 
 
@@ -117,11 +117,11 @@ def test_ctrl_c_kills_the_worker_and_keeps_finished_repetitions(fake_python, tmp
     pid = int((tmp_path / "pid").read_text())
     with pytest.raises(ProcessLookupError):  # the hanging worker is gone …
         os.kill(pid, 0)
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # … and so is its staging folder
+    assert not (out / ".staging").exists()  # … and so is its staging folder
 
 
 def test_timeout_is_recorded_as_failed_and_the_suite_goes_on(fake_python, tmp_path, capsys):
-    path = suite_file(tmp_path, "name: s\narms: [eitp-coded, baseline]\ntasks: [train, lm]\nrepetitions: 1\ntimeout_s: 1\n")
+    path = suite_file(tmp_path, "name: s\narms: [eitp-coded, baseline]\ntasks: [train, lm]\nrepetitions: 1\ntimeout_s: 5\n")
     out = tmp_path / "out"
     seen = []
     summary = Runner(load_suite(str(path)), out, on_record=[seen.append], progress=False).run()
@@ -130,7 +130,11 @@ def test_timeout_is_recorded_as_failed_and_the_suite_goes_on(fake_python, tmp_pa
         ("eitp-coded", "train"): "failed", ("eitp-coded", "lm"): "failed",
         ("baseline", "train"): "ok", ("baseline", "lm"): "ok",
     }
-    assert "timed out after 1 s" in recs[("eitp-coded", "train")].error
+    assert "timed out after 5 s" in recs[("eitp-coded", "train")].error
+    from eitp_bench.hardware import describe
+
+    # a record the parent made for the worker still names this machine's hardware profile
+    assert recs[("eitp-coded", "train")].provenance.hardware_profile_id == describe()["profile_id"] is not None
     assert len(seen) == 4 and summary.finished == 2 and len(summary.failed) == 2
 
 

@@ -123,11 +123,14 @@ def bounds(
     """Landauer bounds, E_min, training floors, energy ladder and Lipschitz profile of a model."""
     t = _temperature(temperature)
     hardware = _load_profile(profile)
-    m = _load_model(model)
+    from eitp_bench.progress import Steps
 
-    from eitp_bench.theory.bounds import compute_bounds
+    with Steps("bounds", 5) as steps:  # on stderr: --json keeps stdout one JSON object
+        steps.step(f"loading model {model}")
+        m = _load_model(model)
+        from eitp_bench.theory.bounds import compute_bounds
 
-    result = compute_bounds(m, temperature_k=t, profile=hardware)
+        result = compute_bounds(m, temperature_k=t, profile=hardware, on_step=steps.step)
     result["model"]["spec"] = model
     if as_json:
         print(json.dumps(result, allow_nan=False))

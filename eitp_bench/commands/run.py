@@ -17,7 +17,8 @@ def run(
         None, "--store", help="results store for every record: a SQLite path or postgresql://user@host:port/db (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="write <out>/report.html at the end"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar: the plan line and one line per finished repetition"),
+    resume: bool = typer.Option(False, "--resume", help="run only the repetitions of this suite not yet stored (needs the --out of the earlier run)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate the suite, print the plan and what is missing; run nothing"),
     as_json: bool = typer.Option(False, "--json", help="with --dry-run: print the plan as one JSON object"),
 ) -> int:
@@ -25,9 +26,15 @@ def run(
     from eitp_bench.errors import UserError
     from eitp_bench.preflight import check_suite_before_work
     from eitp_bench.runner import Runner, RunInterrupted
+    from eitp_bench.suite import suite_config_hash
 
     if as_json and not dry_run:
         raise UserError("--json prints the plan of a dry run", fix="add --dry-run, or drop --json")
+    if resume and out is None:
+        raise UserError("--resume needs the results folder of the run to resume",
+                        fix="pass --out DIR, the folder the earlier run wrote")
+    if not dry_run:  # said at once: the checks below import torch (seconds on a small machine)
+        print(f"eitp-bench: suite {suite}: checking the suite and this machine before running …", file=sys.stderr, flush=True)
     # Everything checked before any work: every problem at once, exit 2, nothing started or written.
     cfg, missing = check_suite_before_work(suite, set_, dry_run=dry_run)
     if dry_run:
@@ -39,21 +46,23 @@ def run(
 
     results = Store.open(store)  # opened (and checked) before anything runs
     try:
-        runner = Runner(cfg, out, on_record=[results.add], progress=not quiet)
+        runner = Runner(cfg, out, store=results, progress="quiet" if quiet else "auto", resume=resume)
         try:
             summary = runner.run()
         except RunInterrupted as stop:
             s = stop.summary
-            print(f"eitp-bench: interrupted; {s.finished} of {s.planned} repetitions finished, kept in {s.out_dir} "
-                  f"and {results.path}", file=sys.stderr)
-            return 130
+            print(f"eitp-bench: interrupted; {s.finished + s.skipped} of {s.planned} repetitions finished, kept in "
+                  f"{s.out_dir} and {results.path} (add --resume to run the rest)", file=sys.stderr)
+            return stop.exit_code
     finally:
         results.close()
     failed = summary.failed
-    print(f"{len(summary.records)} records from {summary.finished} repetitions in {summary.out_dir}")
+    print(f"{len(summary.records)} records from {summary.finished} repetitions in {summary.out_dir}"
+          + (f" ({summary.skipped} already stored, skipped)" if summary.skipped else ""))
     print(f"stored in {results.path}")
     if report:
-        _write_report(store, summary)  # the location as given: results.path masks a PostgreSQL password
+        # the location as given: results.path masks a PostgreSQL password
+        _write_report(store, summary, suite_config_hash(cfg))
     if failed:
         names = sorted({f"{r.arm}/{r.task}" for r in failed})
         print(f"{len(failed)} failed: {', '.join(names)} (errors in the records and {summary.out_dir / 'logs'})", file=sys.stderr)
@@ -105,11 +114,11 @@ def _print_plan(cfg, missing, as_json: bool) -> None:
         console.print("nothing missing: this machine can run the suite as planned")
 
 
-def _write_report(store, summary) -> None:
-    """The report over this run's records only (the store may hold earlier runs of other configs)."""
+def _write_report(store, summary, config_hash: str) -> None:
+    """The report over this folder's records only (the store may hold earlier runs of other configs)."""
     from eitp_bench.report.build import load_frames, only_runs, write_report
 
-    run_ids = {r.run_id for r in summary.records}
+    run_ids = summary.run_ids(config_hash)
     if not run_ids:
         return
     frames = only_runs(load_frames(store), run_ids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -17,22 +17,30 @@ def _sample_inputs(model, batch: int = 2, seq_len: int = 32, seed: int = 0) -> t
     return torch.randint(0, model.config.vocab_size, (batch, seq_len), generator=gen)
 
 
+STEPS = ("transition counts", "parameter entropy and E_min", "Lipschitz profile",
+         "local ML temperatures and derivation")
+
+
 def compute_bounds(model, *, temperature_k: float = 300.0, inputs=None, profile: Optional[dict] = None,
                    training_tokens: Optional[float] = None, training_steps: Optional[int] = None,
                    joules_per_token: Optional[float] = None, joules_per_step: Optional[float] = None,
-                   lipschitz_iters: int = 20) -> dict[str, Any]:
+                   lipschitz_iters: int = 20, on_step: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
     """Transition counts and Landauer bounds, H(θ)/E_min, training floors, ladder, Lipschitz profile, η_φ.
 
     `inputs` defaults to random token ids (2 × 32); N = the model's parameters; D and K default to
     20 tokens per parameter (a Chinchilla-style budget) and D / (8 × 1024) steps, and say so.
+    `on_step(name)` is told as each of the STEPS begins (the command's progress).
     """
+    step = on_step or (lambda name: None)
     t = check_temperature(temperature_k)
     e_l = landauer_j_per_bit(t)
     n_params = sum(p.numel() for p in model.parameters())
     inputs = _sample_inputs(model) if inputs is None else inputs
 
+    step(STEPS[0])
     counts = landauer.count_transitions(model, inputs)
     bounds = landauer.landauer_bound_per_inference(counts, t)
+    step(STEPS[1])
     e_min = param_entropy.e_min(model, t)
     # Floors and theorems use the primary (bf16) codes: the fp32 histogram is degenerate (param_entropy).
     primary = e_min["by_storage"][e_min["primary_storage"]]
@@ -61,9 +69,11 @@ def compute_bounds(model, *, temperature_k: float = 300.0, inputs=None, profile:
     # Small models: float64 over 16 tokens; big ones float32 over 8 (a 1e-4 tolerance needs no more).
     big = n_params >= 20_000_000
     lip_dtype, lip_tokens = (torch.float32, 8) if big else (torch.float64, 16)
+    step(STEPS[2])
     lip = (lipschitz.block_profile(model, input_ids[:1, :lip_tokens], iters=lipschitz_iters, dtype=lip_dtype)
            if input_ids is not None else [])
 
+    step(STEPS[3])
     out = {
         "temperature": landauer.heat_sink_temperature(t).as_dict(),
         "constants": {

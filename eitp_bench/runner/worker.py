@@ -1,0 +1,189 @@
+"""One repetition, inside its own fresh process: every task of one arm, one RunRecord per task.
+
+`worker_main(spec_path)` is the entry point (forked by the forkserver, or `python -m eitp_bench.runner
+--worker SPEC.json`); `run_repetition(spec)` is the body: meters, idle baseline, provenance, then each
+task inside its energy windows, each record written atomically into the staging folder as it finishes.
+Heavy libraries are imported inside the functions: the forkserver has imported them already.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from eitp_bench.energy.steady import flag_unsteady
+from eitp_bench.records import RunRecord, utc_now
+from eitp_bench.runner.plan import RepetitionSpec
+from eitp_bench.runner.staging import ERROR_TAIL_LINES, write_json_atomic
+from eitp_bench.suite import Suite
+
+
+def _hardware() -> dict:
+    """The matched hardware profiles of this machine, its stable profile id, and the CPU's TDP
+    (for the estimate meter, used only when no sensor reads)."""
+    from eitp_bench.hardware import describe
+    from eitp_bench.hardware.profiles import load_profiles
+
+    hw = describe()
+    tdp = next((p.tdp_w for p in load_profiles() if p.name == hw["cpu_profile"]), None)
+    return {
+        "profile_id": hw["profile_id"],
+        "alias": hw["alias"],
+        "gpu_profiles": hw["gpu_profiles"],
+        "cpu_profile": hw["cpu_profile"],
+        "cpu_tdp_w": tdp,
+    }
+
+
+def _isolation(nvml) -> dict:
+    """The isolation check (other GPU compute processes, busy CPU processes); never raises."""
+    from eitp_bench.hardware.isolation import isolation_check
+
+    try:
+        return isolation_check(nvml)
+    except Exception as err:
+        return {"gpu_processes": None, "cpu_busy_processes": None, "flags": [], "error": repr(err)}
+
+
+def _temperatures(nvml) -> dict:
+    try:
+        return nvml.temperatures() if nvml is not None else {}
+    except Exception:
+        return {}
+
+
+def _jsonable(value):
+    """Meter facts (GPU names, power limits, clocks) as plain JSON for the provenance."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _co2_tracker(suite):
+    """codecarbon's offline tracker around a task when the suite names a country, else a no-op."""
+    from contextlib import nullcontext
+
+    if not suite.meters.co2_country:
+        return nullcontext()
+    from eitp_bench.energy.carbon import Co2Tracker
+
+    return Co2Tracker(country_iso_code=suite.meters.co2_country)
+
+
+def _co2_metrics(tracker) -> list:
+    """CO2 and codecarbon's own energy figure (a peer's estimate, named as such: never our joules)."""
+    result = getattr(tracker, "result", None)
+    if not result:
+        return []
+    from eitp_bench.records import Metric
+
+    return [
+        Metric(name="co2_kg", value=result["emissions_kg"], unit=f"kg CO2eq ({result['country']}, codecarbon)"),
+        Metric(name="codecarbon_peer_energy_kwh", value=result["energy_kwh_codecarbon"], unit="kWh (codecarbon's estimate)"),
+    ]
+
+
+def _resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("suite asks for device cuda but torch sees no CUDA GPU")
+    return requested
+
+
+def worker_main(spec_path: str) -> int:
+    """Entry point of a worker process: read the spec the parent wrote, run the repetition."""
+    spec = RepetitionSpec(**json.loads(Path(spec_path).read_text(encoding="utf-8")))
+    suite = Suite.model_validate(spec.suite)
+    if spec.arm in suite.debug.crash_arms and suite.debug.crash_mode == "exit":
+        print(f"injected crash of arm {spec.arm} (debug.crash_arms)", file=sys.stderr, flush=True)
+        os._exit(3)
+    write_json_atomic(Path(spec.staging) / "pid", str(os.getpid()))
+    if spec.arm in suite.debug.pause_arms and suite.debug.pause_file:
+        write_json_atomic(Path(spec.staging) / "phase", "paused (debug.pause_file)")
+        while os.path.exists(suite.debug.pause_file):
+            time.sleep(0.05)
+    return run_repetition(spec, suite)
+
+
+def run_repetition(spec: RepetitionSpec, suite: Suite) -> int:
+    """One repetition: every task of one arm, each record written atomically as it finishes."""
+    staging = Path(spec.staging)
+
+    import torch
+
+    from eitp_bench.energy.monitor import EnergyMonitor
+    from eitp_bench.provenance import provenance
+    from eitp_bench.records import Metric
+    from eitp_bench.workloads.tasks import TASKS, TaskContext
+
+    if suite.threads is not None:  # fewer threads than cores: far less jitter on a shared CPU
+        torch.set_num_threads(suite.threads)
+    device = _resolve_device(suite.device)
+    hw = _hardware()
+    monitor = EnergyMonitor(interval=suite.meters.interval, timeline=suite.meters.timeline, tdp_w=hw.pop("cpu_tdp_w"))
+    nvml = next((m for m in monitor.meters if m.name == "nvml"), None)
+    try:
+        write_json_atomic(staging / "phase", "isolation check")
+        hw["isolation"] = _jsonable(_isolation(nvml))
+        hw["cooldown_before_s"] = spec.cooldown_before_s
+        if spec.qualification is not None:
+            hw["qualification"] = spec.qualification
+        if suite.meters.idle_s > 0:
+            write_json_atomic(staging / "phase", "idle")
+            monitor.measure_idle(suite.meters.idle_s)
+        torch.manual_seed(spec.seed)
+        prov = provenance(spec.hardware_profile_id or hw.pop("profile_id"),
+                          hardware={"meters": [m.name for m in monitor.meters], "meter_info": _jsonable(monitor.info()),
+                                    # sensors that could not read here, with the reason: the report names them
+                                    "meters_unavailable": sorted({f"{s.meter}: {s.reason}" for s in monitor.statuses
+                                                                  if not s.available and s.meter != "estimate"}),
+                                    **hw})
+        ctx = TaskContext(suite, spec.arm, spec.size, spec.seed, spec.repetition, device, monitor)
+        t_ref = time.monotonic()
+        for task in spec.tasks:
+            write_json_atomic(staging / "phase", task)
+            record = RunRecord(
+                suite=spec.suite_name, suite_config_hash=spec.config_hash, arm=spec.arm, task=task, size=spec.size,
+                seed=spec.seed, repetition=spec.repetition, device=device, config=spec.suite,
+                provenance=prov.model_copy(deep=True),
+            )
+            temps_start = _temperatures(nvml)
+            ctx.energy = []
+            ctx.task_device = device  # a task that runs elsewhere (int8 generate on CPU) says so
+            first_window = len(monitor.results)
+            try:
+                if spec.arm in suite.debug.crash_arms:
+                    raise RuntimeError(f"injected failure of arm {spec.arm} (debug.crash_arms)")
+                if task not in TASKS:
+                    raise RuntimeError(f"task {task!r} has no implementation in workloads.tasks.TASKS")
+                with _co2_tracker(suite) as co2:
+                    record.metrics = TASKS[task](ctx)
+                record.metrics += _co2_metrics(co2)
+                record.metrics.append(Metric(name="round_position", value=spec.position, unit="1"))
+                record.energy = flag_unsteady(ctx.energy, suite.meters.min_window_s)  # not_steady: < 5 s
+                if suite.meters.timeline:
+                    # windows opened here on behalf of a later task go with that task's record
+                    later = [w for ws in ctx.windows_for.values() for w in ws]
+                    windows = [w for w in monitor.results[first_window:] if not any(w is x for x in later)]
+                    for w in windows + ctx.windows_for.pop(task, []):
+                        record.timeline.extend(w.timeline_points(t_ref))
+            except Exception:
+                record.status = "failed"
+                record.error = "\n".join(traceback.format_exc().strip().splitlines()[-ERROR_TAIL_LINES:])
+                print(record.error, file=sys.stderr, flush=True)
+            record.device = ctx.task_device or device
+            if nvml is not None:  # GPU temperature when this task started and ended (None: unreadable)
+                temps_end = _temperatures(nvml)
+                record.provenance.hardware["gpu_temperature_c"] = {
+                    d: {"start": temps_start.get(d), "end": temps_end.get(d)} for d in sorted({*temps_start, *temps_end})
+                }
+            record.finished_at = utc_now()
+            write_json_atomic(staging / f"{task}.json", record.model_dump_json())
+    finally:
+        monitor.close()
+    return 0
