@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from eitp_bench.errors import UserError
 from eitp_bench.suite import Suite, load_suite
@@ -44,12 +44,16 @@ class Missing:
 
 
 def check_suite_before_work(name_or_path: str, overrides: Optional[list[str]] = None, *,
-                            dry_run: bool = False, probe_sensors: bool = True) -> tuple[Suite, list["Missing"]]:
+                            dry_run: bool = False, probe_sensors: bool = True,
+                            on_loaded: Optional[Callable[[Suite], None]] = None) -> tuple[Suite, list["Missing"]]:
     """The validated suite and what this machine lacks, or SuiteInvalid naming every problem.
 
     dry_run: what the machine lacks is returned (the plan lists it), not refused.
+    on_loaded: called once the file and schema are valid, before the slower checks (which import torch).
     """
     suite = load_suite(name_or_path, overrides)
+    if on_loaded is not None:
+        on_loaded(suite)
     problems = objective_problems(suite) + co2_problems(suite) + text_file_problems(suite) + pretrained_problems(suite)
     missing = missing_requirements(suite, probe_sensors=probe_sensors)
     if not dry_run:

@@ -180,8 +180,8 @@ class DebugConfig(_Section):
     crash_arms: list[Literal[ARMS]] = Field(default_factory=list, max_length=len(ARMS))  # type: ignore[valid-type]
     crash_mode: Literal["exception", "exit"] = "exception"
     # the named arms' workers wait while `pause_file` exists (tests kill the parent mid-repetition)
-    pause_arms: list[str] = Field(default_factory=list)
-    pause_file: str = ""
+    pause_arms: list[Literal[ARMS]] = Field(default_factory=list, max_length=len(ARMS))  # type: ignore[valid-type]
+    pause_file: str = Field("", max_length=4096)
 
 
 class Suite(_Section):

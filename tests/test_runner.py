@@ -157,7 +157,7 @@ def test_no_cooldown_by_default(fake_python, tmp_path):
 
 
 def test_meters_qualify_runs_once_at_the_start_and_reaches_every_repetition(fake_python, tmp_path, monkeypatch):
-    import eitp_bench.runner as runner_mod
+    import eitp_bench.runner.parent as runner_mod  # where the parent calls it
 
     calls = []
     stored = {"sensors": [{"meter": "rapl", "device": "cpu:0", "edge_s": 0.002, "windows": True}], "problems": []}

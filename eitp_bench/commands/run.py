@@ -33,10 +33,15 @@ def run(
     if resume and out is None:
         raise UserError("--resume needs the results folder of the run to resume",
                         fix="pass --out DIR, the folder the earlier run wrote")
-    if not dry_run:  # said at once: the checks below import torch (seconds on a small machine)
-        print(f"eitp-bench: suite {suite}: checking the suite and this machine before running …", file=sys.stderr, flush=True)
+
+    def say_checking(cfg) -> None:
+        # said at once on a terminal: the checks that follow import torch (seconds on a small machine); in logs
+        # and pipes a bad suite's error stays the only line
+        if not dry_run and sys.stderr.isatty():
+            print(f"eitp-bench: suite {cfg.name}: checking this machine before running …", file=sys.stderr, flush=True)
+
     # Everything checked before any work: every problem at once, exit 2, nothing started or written.
-    cfg, missing = check_suite_before_work(suite, set_, dry_run=dry_run)
+    cfg, missing = check_suite_before_work(suite, set_, dry_run=dry_run, on_loaded=say_checking)
     if dry_run:
         _print_plan(cfg, missing, as_json)
         return 0
