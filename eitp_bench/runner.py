@@ -231,6 +231,10 @@ class Runner:
 
     def _collect(self, spec, staging: Path, started: str, error: Optional[str], log_path: Path) -> list[RunRecord]:
         """Move the worker's records to the results folder; tasks without one become failed records."""
+        if self.suite.launcher.node_rank > 0:  # multi-node: rank 0, on node 0, writes every record
+            if error:
+                print(f"{spec.label}: this node's ranks failed: {error}\n{_tail(log_path)}", file=sys.stderr, flush=True)
+            return []
         records = []
         for task in spec.tasks:
             path = staging / f"{task}.json"
@@ -280,12 +284,13 @@ def _hardware() -> dict:
     }
 
 
-def _isolation(nvml) -> dict:
-    """The isolation check (other GPU compute processes, busy CPU processes); never raises."""
+def _isolation(nvml, exclude_pids: Optional[set[int]] = None) -> dict:
+    """The isolation check (other GPU compute processes, busy CPU processes); never raises.
+    `exclude_pids`: this repetition's other ranks and their launcher, which are not "other" processes."""
     from eitp_bench.hardware.isolation import isolation_check
 
     try:
-        return isolation_check(nvml)
+        return isolation_check(nvml, exclude_pids=exclude_pids)
     except Exception as err:
         return {"gpu_processes": None, "cpu_busy_processes": None, "flags": [], "error": repr(err)}
 
@@ -414,11 +419,19 @@ def _resolve_device(requested: str) -> str:
     return requested
 
 
-def worker_main(spec_path: str) -> int:
-    """Run one repetition: every task of one arm, each record written atomically as it finishes."""
+def worker_main(spec_path: str, as_rank: bool = False) -> int:
+    """Run one repetition: every task of one arm, each record written atomically as it finishes.
+
+    Multi-rank (suite.launcher, eitp_bench/distributed/): the worker launches the ranks and waits;
+    each rank runs this function again with `as_rank`, and only rank 0 writes records."""
     spec = RepetitionSpec(**json.loads(Path(spec_path).read_text(encoding="utf-8")))
     staging = Path(spec.staging)
     suite = Suite.model_validate(spec.suite)
+    # --- multi-rank call-out 1/4: this process only starts the ranks (torch's elastic launcher) ---
+    if suite.launcher.world_size > 1 and not as_rank:
+        from eitp_bench.distributed.launch import launch_ranks, rendezvous_id
+
+        return launch_ranks(spec_path, suite.launcher, staging, rendezvous_id(spec.config_hash, spec.label))
     if spec.arm in suite.debug.crash_arms and suite.debug.crash_mode == "exit":
         print(f"injected crash of arm {spec.arm} (debug.crash_arms)", file=sys.stderr, flush=True)
         os._exit(3)
@@ -432,13 +445,21 @@ def worker_main(spec_path: str) -> int:
 
     if suite.threads is not None:  # fewer threads than cores: far less jitter on a shared CPU
         torch.set_num_threads(suite.threads)
-    device = _resolve_device(suite.device)
+    # --- multi-rank call-out 2/4: process group, this rank's device, a monitor of its own sensors ---
+    ranks = None
+    if as_rank:
+        from eitp_bench.distributed.ranks import RankContext
+
+        ranks = RankContext.start(suite)
+    device = ranks.device if ranks else _resolve_device(suite.device)
     hw = _hardware()
-    monitor = EnergyMonitor(interval=suite.meters.interval, timeline=suite.meters.timeline, tdp_w=hw.pop("cpu_tdp_w"))
+    meter_args = dict(interval=suite.meters.interval, timeline=suite.meters.timeline, tdp_w=hw.pop("cpu_tdp_w"))
+    monitor = ranks.make_monitor(**meter_args) if ranks else EnergyMonitor(**meter_args)
     nvml = next((m for m in monitor.meters if m.name == "nvml"), None)
+    writes = ranks is None or ranks.rank == 0  # rank 0 writes every record of a multi-rank repetition
     try:
         write_json_atomic(staging / "phase", "isolation check")
-        hw["isolation"] = _jsonable(_isolation(nvml))
+        hw["isolation"] = _jsonable(_isolation(nvml, ranks.sibling_pids() if ranks else None))
         hw["cooldown_before_s"] = spec.cooldown_before_s
         if spec.qualification is not None:
             hw["qualification"] = spec.qualification
@@ -453,25 +474,29 @@ def worker_main(spec_path: str) -> int:
                                                                   if not s.available and s.meter != "estimate"}),
                                     **hw})
         ctx = TaskContext(suite, spec.arm, spec.size, spec.seed, spec.repetition, device, monitor)
+        ctx.ranks = ranks
         t_ref = time.monotonic()
         for task in spec.tasks:
-            write_json_atomic(staging / "phase", task)
+            if writes:
+                write_json_atomic(staging / "phase", task)
             record = RunRecord(
                 suite=spec.suite_name, suite_config_hash=spec.config_hash, arm=spec.arm, task=task, size=spec.size,
                 seed=spec.seed, repetition=spec.repetition, device=device, config=spec.suite,
                 provenance=prov.model_copy(deep=True),
+                world_size=ranks.world_size if ranks else 1, nnodes=ranks.nnodes if ranks else 1,
             )
             temps_start = _temperatures(nvml)
             ctx.energy = []
             ctx.task_device = device  # a task that runs elsewhere (int8 generate on CPU) says so
             first_window = len(monitor.results)
             try:
-                if spec.arm in suite.debug.crash_arms:
+                if spec.arm in suite.debug.crash_arms and (ranks is None or suite.debug.crash_rank in (None, ranks.rank)):
                     raise RuntimeError(f"injected failure of arm {spec.arm} (debug.crash_arms)")
                 if task not in TASKS:
                     raise RuntimeError(f"task {task!r} has no implementation in workloads.tasks.TASKS")
                 with _co2_tracker(suite) as co2:
-                    record.metrics = TASKS[task](ctx)
+                    # --- multi-rank call-out 3/4: which ranks run this task (distributed/ranks.py) ---
+                    record.metrics = ranks.run_task(task, ctx, TASKS[task]) if ranks else TASKS[task](ctx)
                 record.metrics += _co2_metrics(co2)
                 record.metrics.append(Metric(name="round_position", value=spec.position, unit="1"))
                 record.energy = flag_unsteady(ctx.energy, suite.meters.min_window_s)  # not_steady: < 5 s
@@ -485,6 +510,8 @@ def worker_main(spec_path: str) -> int:
                 record.status = "failed"
                 record.error = "\n".join(traceback.format_exc().strip().splitlines()[-ERROR_TAIL_LINES:])
                 print(record.error, file=sys.stderr, flush=True)
+                if ranks is not None:  # the other ranks may wait in a collective: end this rank, fail the repetition
+                    raise
             record.device = ctx.task_device or device
             if nvml is not None:  # GPU temperature when this task started and ended (None: unreadable)
                 temps_end = _temperatures(nvml)
@@ -492,14 +519,17 @@ def worker_main(spec_path: str) -> int:
                     d: {"start": temps_start.get(d), "end": temps_end.get(d)} for d in sorted({*temps_start, *temps_end})
                 }
             record.finished_at = utc_now()
-            write_json_atomic(staging / f"{task}.json", record.model_dump_json())
+            if writes:
+                write_json_atomic(staging / f"{task}.json", record.model_dump_json())
     finally:
         monitor.close()
+    if ranks is not None:  # --- multi-rank call-out 4/4: leave the process group together ---
+        ranks.close()
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        sys.exit(worker_main(sys.argv[2]))
+    if len(sys.argv) == 3 and sys.argv[1] in ("--worker", "--rank-worker"):
+        sys.exit(worker_main(sys.argv[2], as_rank=sys.argv[1] == "--rank-worker"))
     print("usage: python -m eitp_bench.runner --worker SPEC.json", file=sys.stderr)
     sys.exit(2)

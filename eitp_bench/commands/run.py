@@ -20,6 +20,11 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate the suite, print the plan and what is missing; run nothing"),
     as_json: bool = typer.Option(False, "--json", help="with --dry-run: print the plan as one JSON object"),
+    # multi-rank repetitions (torchrun): the suite's `launcher:` section, overridden here
+    nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", help="ranks per machine in every repetition (torchrun)"),
+    nnodes: Optional[int] = typer.Option(None, "--nnodes", help="machines in every repetition"),
+    node_rank: Optional[int] = typer.Option(None, "--node-rank", help="this machine's place, 0 … nnodes-1 (0 writes the records)"),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT on node 0 where the machines meet"),
 ) -> int:
     """Run a suite: arms interleaved, one process per repetition; exit 1 if any repetition failed."""
     from eitp_bench.errors import UserError
@@ -29,7 +34,8 @@ def run(
     if as_json and not dry_run:
         raise UserError("--json prints the plan of a dry run", fix="add --dry-run, or drop --json")
     # Everything checked before any work: every problem at once, exit 2, nothing started or written.
-    cfg, missing = check_suite_before_work(suite, set_, dry_run=dry_run)
+    launcher = _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+    cfg, missing = check_suite_before_work(suite, [*set_, *launcher], dry_run=dry_run)
     if dry_run:
         _print_plan(cfg, missing, as_json)
         return 0
@@ -59,6 +65,14 @@ def run(
         print(f"{len(failed)} failed: {', '.join(names)} (errors in the records and {summary.out_dir / 'logs'})", file=sys.stderr)
         return 1
     return 0
+
+
+def _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint) -> list[str]:
+    """The launcher options as --set assignments: validated with the suite, and they win over it."""
+    import json
+
+    given = {"nproc_per_node": nproc_per_node, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
+    return [f"launcher.{k}={json.dumps(v)}" for k, v in given.items() if v is not None]
 
 
 def _print_plan(cfg, missing, as_json: bool) -> None:
