@@ -87,6 +87,7 @@ def _print_plan(cfg, missing, as_json: bool) -> None:
     if as_json:
         print(json.dumps({
             "suite": cfg.name, "config_hash": suite_config_hash(cfg), "repetitions": entries,
+            "launcher": {**cfg.launcher.model_dump(mode="json"), "world_size": cfg.launcher.world_size},
             "unequal_settings": differ, "missing": [m.as_dict() for m in missing],
         }, indent=1, default=str))
         return
@@ -97,6 +98,11 @@ def _print_plan(cfg, missing, as_json: bool) -> None:
     console = Console()
     console.print(f"suite [bold]{escape(cfg.name)}[/] ({suite_config_hash(cfg)[:12]}): {len(entries)} repetitions, "
                   f"{len(cfg.arms)} arms × {cfg.repetitions} rounds × {len(cfg.sizes)} sizes; nothing will run (--dry-run)")
+    if cfg.launcher.world_size > 1:
+        la = cfg.launcher
+        console.print(f"each repetition: {la.world_size} ranks ({la.nproc_per_node} per machine × {la.nnodes} machines), "
+                      f"this is node {la.node_rank}; global batch {cfg.train.batch_size} = "
+                      f"{cfg.train.batch_size // la.world_size} per rank")
     table = Table("setting", *cfg.arms, title="effective settings per arm (a difference other than the objective is highlighted)")
     settings = {arm: effective_settings(cfg, arm) for arm in cfg.arms}
     for key in dict.fromkeys(k for s in settings.values() for k in s):
