@@ -260,3 +260,20 @@ def test_a_failed_rank_fails_the_repetition_with_its_log(tmp_path):
     assert record.status == "failed" and record.world_size == 1  # no rank wrote it: the runner did
     assert "rank 1 (local rank 1 on node 0) failed" in record.error
     assert "injected failure of arm baseline" in record.error
+
+
+def test_the_report_keeps_same_named_sensors_of_two_machines_apart():
+    import pandas as pd
+
+    from eitp_bench.analysis.findings import _energy_breakdown, _energy_table
+
+    rows = [dict(run_id=run, hardware_profile_id="p", task="train", arm="baseline", window="train", device="gpu:0",
+                 domain="gpu", method="counter", meter="nvml", joules=j, net_joules=None, idle_watts=None,
+                 duration_s=1.0, rank=rank, host=host)
+            for run in ("r1", "r2") for rank, host, j in ((0, "a", 10.0), (1, "b", 30.0))]
+    e = pd.DataFrame(rows)
+    table = _energy_table(e)
+    assert sorted((r["host"], r["joules"], r["n"]) for r in table) == [("a", 10.0, 2), ("b", 30.0, 2)]
+    breakdown = _energy_breakdown(e)
+    assert sorted(zip(breakdown["channel"], breakdown["joules"])) == [("gpu:0 gpu rank 0 on a", 10.0),
+                                                                      ("gpu:0 gpu rank 1 on b", 30.0)]
