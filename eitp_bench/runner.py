@@ -318,6 +318,12 @@ def _co2_tracker(suite):
     return Co2Tracker(country_iso_code=suite.meters.co2_country)
 
 
+def _no_co2():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
 def _co2_metrics(tracker) -> list:
     """CO2 and codecarbon's own energy figure (a peer's estimate, named as such: never our joules)."""
     result = getattr(tracker, "result", None)
@@ -494,7 +500,7 @@ def worker_main(spec_path: str, as_rank: bool = False) -> int:
                     raise RuntimeError(f"injected failure of arm {spec.arm} (debug.crash_arms)")
                 if task not in TASKS:
                     raise RuntimeError(f"task {task!r} has no implementation in workloads.tasks.TASKS")
-                with _co2_tracker(suite) as co2:
+                with _co2_tracker(suite) if writes else _no_co2() as co2:  # codecarbon: one instance, rank 0's
                     # --- multi-rank call-out 3/4: which ranks run this task (distributed/ranks.py) ---
                     record.metrics = ranks.run_task(task, ctx, TASKS[task]) if ranks else TASKS[task](ctx)
                 record.metrics += _co2_metrics(co2)

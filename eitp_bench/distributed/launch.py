@@ -3,8 +3,9 @@
 Every repetition is a fresh launch, with max_restarts=0: a restarted rank would re-run work inside
 windows already opened, so a failure fails the repetition instead. The static rendezvous puts global
 rank 0 on node_rank 0 (the machine whose runner collects the records); on one machine it meets on a free
-local port. Each rank's output goes to <staging>/ranks/; when a rank fails, the tail of its log is the
-last thing this process prints, so it lands in the failed records' error (runner.ERROR_TAIL_LINES).
+local port. Each rank's output goes to <staging>/ranks/; when a rank fails, every rank's log is copied into
+this process's output (kept as <out>/logs/<repetition>.log) and the tail of the failing rank's log is the
+last thing printed, so it lands in the failed records' error (runner.ERROR_TAIL_LINES).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 RANK_LOG_TAIL_LINES = 15  # leaves room under runner.ERROR_TAIL_LINES for the heading
+KEPT_LOG_LINES = 200  # of each rank's log, in the worker log the runner keeps under <out>/logs/
 
 
 def free_port() -> int:
@@ -67,6 +69,9 @@ def launch_ranks(spec_path: str, launcher, staging: Path, run_id: str) -> int:
     try:
         elastic_launch(config, sys.executable)(*args)
     except ChildFailedError as err:
+        for local_rank in range(launcher.nproc_per_node):  # every rank's log, kept with the worker's
+            print(f"--- local rank {local_rank} on node {launcher.node_rank}: stderr ---", file=sys.stderr)
+            print(tail(rank_log(log_dir, local_rank), KEPT_LOG_LINES), file=sys.stderr)
         rank, failure = err.get_first_failure()
         local = getattr(failure, "local_rank", rank)
         print(f"rank {rank} (local rank {local} on node {launcher.node_rank}) failed with exit code "

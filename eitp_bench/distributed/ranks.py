@@ -160,10 +160,12 @@ class RankContext:
 
     def parameters_identical(self, model) -> bool:
         """True when every rank holds bit-identical parameters (what DDP promises after each step)."""
+        import torch
+
         digest = hashlib.sha256()
         for name, p in sorted(model.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(name.encode())  # the raw bytes, whatever the dtype (numpy has no bf16)
+            digest.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return len(set(self.all_gather(digest.hexdigest()))) == 1
 
     # -- tasks -----------------------------------------------------------------------------
