@@ -57,6 +57,8 @@ def run(
         results.close()
     failed = summary.failed
     print(f"{len(summary.records)} records from {summary.finished} repetitions in {summary.out_dir}")
+    if cfg.launcher.node_rank > 0:
+        print(f"this is node {cfg.launcher.node_rank} of {cfg.launcher.nnodes}: node 0 stores every record")
     print(f"stored in {results.path}")
     if report:
         _write_report(store, summary)  # the location as given: results.path masks a PostgreSQL password
