@@ -277,3 +277,17 @@ def test_the_report_keeps_same_named_sensors_of_two_machines_apart():
     breakdown = _energy_breakdown(e)
     assert sorted(zip(breakdown["channel"], breakdown["joules"])) == [("gpu:0 gpu rank 0 on a", 10.0),
                                                                       ("gpu:0 gpu rank 1 on b", 30.0)]
+
+
+def test_a_helper_node_collects_no_records_node_0_writes_them(tmp_path, capsys):
+    from eitp_bench.runner import Runner, plan
+
+    suite = load_suite("smoke", ["launcher.nproc_per_node=2", "launcher.nnodes=2", "launcher.node_rank=1",
+                                 "launcher.rdzv_endpoint=node001:29500"])
+    spec = plan(suite)[0]
+    log = tmp_path / "worker.log"
+    log.write_text("rank 3 failed\n")
+    runner = Runner(suite, tmp_path / "out", progress=False)
+    assert runner._collect(spec, tmp_path, "2026-01-01T00:00:00Z", None, log) == []
+    assert runner._collect(spec, tmp_path, "2026-01-01T00:00:00Z", "worker exited with code 1", log) == []
+    assert "this node's ranks failed: worker exited with code 1\nrank 3 failed" in capsys.readouterr().err
