@@ -182,6 +182,16 @@ class DebugConfig(_Section):
     crash_rank: Optional[int] = Field(None, ge=0, le=100_000, description="multi-rank: only this rank fails (default every rank)")
 
 
+def _host_port(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or any(c.isspace() for c in host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("HOST:PORT is expected, e.g. node001:29500 (the port 1 … 65535)")
+    return value
+
+
+Endpoint = Annotated[str, Field(max_length=300), AfterValidator(_printable), AfterValidator(_host_port)]
+
+
 class LauncherConfig(_Section):
     """Multi-rank repetitions (torchrun): every repetition launches this many ranks afresh.
 
@@ -195,8 +205,7 @@ class LauncherConfig(_Section):
     nproc_per_node: int = Field(1, ge=1, le=1024, description="ranks on each machine (usually one per GPU)")
     nnodes: int = Field(1, ge=1, le=100_000, description="machines taking part in every repetition")
     node_rank: int = Field(0, ge=0, le=100_000, description="this machine's place, 0 … nnodes-1; node 0 writes the records")
-    rdzv_endpoint: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$", max_length=300,
-                                         description="HOST:PORT on node 0 where the machines meet "
+    rdzv_endpoint: Optional[Endpoint] = Field(None, description="HOST:PORT on node 0 where the machines meet "
                                          "(required with nnodes > 1; one machine picks a free local port)")
     join_timeout_s: float = Field(900, gt=0, le=86_400, description="how long a repetition waits for every machine to join")
 

@@ -156,10 +156,11 @@ def test_launcher_settings_are_validated_with_one_clear_message():
     suite = load_suite("smoke", ["launcher.nproc_per_node=2"])
     assert suite.launcher.world_size == 2
     for overrides, words in (
-        (["launcher.nproc_per_node=3"], "does not split evenly over 3 ranks"),
-        (["launcher.nnodes=2"], "needs launcher.rdzv_endpoint"),
-        (["launcher.nnodes=2", "launcher.rdzv_endpoint=node001"], "is not HOST:PORT"),
-        (["launcher.nnodes=2", "launcher.node_rank=2", "launcher.rdzv_endpoint=n:29500"], "must be below"),
+        (["launcher.nproc_per_node=3"], "'train.batch_size' has value 8: a multiple of the 3 ranks"),
+        (["launcher.nnodes=2"], "'launcher.rdzv_endpoint' has value None: HOST:PORT of node 0"),
+        (["launcher.nnodes=2", "launcher.rdzv_endpoint=node001"], "HOST:PORT is expected"),
+        (["launcher.nnodes=2", "launcher.node_rank=2", "launcher.rdzv_endpoint=n:29500"], "below launcher.nnodes = 2"),
+        (["launcher.nproc_per_node=4", "generate.batch_sizes=[48]"], "at most 32 prompts per rank"),
     ):
         with pytest.raises(UserError, match=words):
             load_suite("smoke", overrides)
