@@ -13,7 +13,7 @@ import pytest
 
 from eitp_bench.distributed.energy_gather import (RankMonitor, combine, gpu_owners, measured_total,
                                                   node_meter_owners, tag)
-from eitp_bench.distributed.ranks import shard_rows, slowest_runs
+from eitp_bench.distributed.ranks import pool_generation, shard_rows
 from eitp_bench.errors import UserError
 from eitp_bench.records import EnergyEntry, RunRecord
 from eitp_bench.suite import load_suite, suite_config_hash
@@ -145,8 +145,16 @@ def test_each_rank_takes_its_rows_of_the_global_batch():
         shard_rows(batch, 0, 3)
 
 
-def test_a_generation_run_across_ranks_lasts_as_long_as_its_slowest_rank():
-    assert slowest_runs([[1.0, 2.0, 1.5], [1.2, 1.0, 3.0]]) == [1.2, 2.0, 3.0]
+def test_ranks_generation_is_all_tokens_over_the_slowest_ranks_time():
+    from eitp_bench.workloads.generate import GenerationResult, GenerationSetting
+
+    # rank 0: 3 calls of 8 tokens in 4.5 s; rank 1 filled its window with 4 calls in 6 s
+    latencies, tokens, busy = pool_generation([([1.0, 2.0, 1.5], 24), ([1.5, 1.5, 1.5, 1.5], 32)])
+    assert (sorted(latencies), tokens, busy) == ([1.0, 1.5, 1.5, 1.5, 1.5, 1.5, 2.0], 56, 6.0)
+    result = GenerationResult(GenerationSetting("greedy", 1, new_tokens=8), latencies, tokens, busy_s=busy)
+    metrics = {m.name: m.value for m in result.metrics()}
+    assert metrics["tokens_per_s@greedy-b1"] == pytest.approx(56 / 6.0)  # not 56 / 10.5, not a mean of rates
+    assert metrics["latency_p50_s@greedy-b1"] == 1.5
 
 
 # ----------------------------------------------------------------------------- the launcher section

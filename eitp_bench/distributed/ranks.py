@@ -6,7 +6,8 @@ What runs where:
   the global batch; rank r takes rows [r·b, (r+1)·b) of every global batch (b = batch / world size), so
   every world size sees the same global batches and DDP's mean gradient is the global batch's.
 - `generate`: every rank on its own prompts (the next max(batch_sizes) validation blocks after the
-  previous rank's); batch sizes are per rank; tokens/s is the sum of tokens over the slowest rank's time.
+  previous rank's); batch sizes are per rank; tokens/s is every rank's tokens over the slowest rank's time,
+  latency percentiles are over every rank's calls.
 - `lm`, `retrieval`, `compress`, `theory`, `derivation`: rank 0 alone (`RANK0_TASKS`), its windows
   measured by rank 0's sensors only (its GPU, its machine's CPU/DRAM); the other ranks wait at a gloo
   barrier, which does not spin a GPU. If such a task needs the trained model first, every rank trains it.
@@ -34,9 +35,12 @@ def shard_rows(batch, rank: int, world_size: int):
     return batch[rank * per:(rank + 1) * per]
 
 
-def slowest_runs(latencies_per_rank: list[list[float]]) -> list[float]:
-    """Per timed run, the slowest rank's latency: a run across ranks ends when its last rank does."""
-    return [max(run) for run in zip(*latencies_per_rank)]
+def pool_generation(per_rank: list[tuple[list[float], int]]) -> tuple[list[float], int, float]:
+    """Ranks' (latencies, tokens) → every call's latency, all tokens, and the slowest rank's busy time.
+    Ranks generate side by side (each may make a different number of calls to fill its window), so
+    aggregate tokens/s = all tokens ÷ the longest any rank took; never a mean of per-rank rates."""
+    latencies = [lat for lats, _ in per_rank for lat in lats]
+    return latencies, sum(tokens for _, tokens in per_rank), max(sum(lats) for lats, _ in per_rank)
 
 
 @dataclass
@@ -183,11 +187,11 @@ class RankContext:
         return out
 
     def combine_generation(self, result):
-        """One GenerationResult for all ranks: tokens summed, each run as long as its slowest rank."""
+        """One GenerationResult for all ranks (pool_generation); its window already holds every rank's energy."""
         from dataclasses import replace
 
-        gathered = self.all_gather((result.latencies, result.tokens))
-        return replace(result, latencies=slowest_runs([g[0] for g in gathered]), tokens=sum(g[1] for g in gathered))
+        latencies, tokens, busy_s = pool_generation(self.all_gather((result.latencies, result.tokens)))
+        return replace(result, latencies=latencies, tokens=tokens, busy_s=busy_s)
 
     def prompt_offset(self, n_prompts: int) -> int:
         """Where this rank's prompts start among the validation blocks."""
