@@ -92,6 +92,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("model_bytes", "B", "lower_is_better", "bytes of the serialized model"),
         MetricSpec("accuracy_drop", "1", "lower_is_better", "relative accuracy lost by compression"),
         MetricSpec("lr", "1", None, "the learning rate the run trained at"),
+        MetricSpec("ranks_parameters_identical", "bool", None,
+                   "multi-rank: 1 if every rank held bit-identical parameters after training (DDP in step)"),
     )
 }
 

@@ -182,6 +182,43 @@ class DebugConfig(_Section):
     # the named arms' workers wait while `pause_file` exists (tests kill the parent mid-repetition)
     pause_arms: list[Literal[ARMS]] = Field(default_factory=list, max_length=len(ARMS))  # type: ignore[valid-type]
     pause_file: str = Field("", max_length=4096)
+    crash_rank: Optional[int] = Field(None, ge=0, le=100_000, description="multi-rank: only this rank fails (default every rank)")
+
+
+def _host_port(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or any(c.isspace() for c in host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("HOST:PORT is expected, e.g. node001:29500 (the port 1 … 65535)")
+    return value
+
+
+Endpoint = Annotated[str, Field(max_length=300), AfterValidator(_printable), AfterValidator(_host_port)]
+
+
+class LauncherConfig(_Section):
+    """Multi-rank repetitions (torchrun): every repetition launches this many ranks afresh.
+
+    world size = nproc_per_node × nnodes; train.batch_size is the *global* batch, split evenly over
+    the ranks. node_rank and rdzv_endpoint say where this machine sits; they differ between the
+    machines of one run and are left out of the configuration hash (eitp_bench/distributed/).
+    Rules across fields (node_rank below nnodes, an endpoint for several machines, the batch split)
+    are suite_rules._launcher's.
+    """
+
+    nproc_per_node: int = Field(1, ge=1, le=1024, description="ranks on each machine (usually one per GPU)")
+    nnodes: int = Field(1, ge=1, le=100_000, description="machines taking part in every repetition")
+    node_rank: int = Field(0, ge=0, le=100_000, description="this machine's place, 0 … nnodes-1; node 0 writes the records")
+    rdzv_endpoint: Optional[Endpoint] = Field(None, description="HOST:PORT on node 0 where the machines meet "
+                                         "(required with nnodes > 1; one machine picks a free local port)")
+    join_timeout_s: float = Field(900, gt=0, le=86_400, description="how long a repetition waits for every machine to join")
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+
+# launcher fields that say where one machine sits, not what the experiment is: outside the config hash
+LAUNCHER_PLACEMENT_FIELDS = ("node_rank", "rdzv_endpoint", "join_timeout_s")
 
 
 class Suite(_Section):
@@ -217,6 +254,7 @@ class Suite(_Section):
     # Where it was read from, for messages: the file's label and the --set assignments by key.
     _source: str = PrivateAttr("")
     _overrides: dict = PrivateAttr(default_factory=dict)
+    launcher: LauncherConfig = Field(default_factory=LauncherConfig)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -496,5 +534,9 @@ def load_suite(name_or_path: str, overrides: Optional[list[str]] = None) -> Suit
 
 def suite_config_hash(suite: Suite) -> str:
     """sha256 of the canonical resolved config: identical for equal suites whatever the key order."""
-    canonical = json.dumps(suite.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    config = suite.model_dump(mode="json")
+    launcher = config.pop("launcher")
+    if suite.launcher.world_size > 1:  # a single process hashes as before the launcher existed
+        config["launcher"] = {k: v for k, v in launcher.items() if k not in LAUNCHER_PLACEMENT_FIELDS}
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

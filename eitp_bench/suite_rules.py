@@ -29,7 +29,7 @@ def problems(suite: Any, *, arms: tuple, claims: tuple) -> list[Problem]:
     arms, claims: the known names (suite.ARMS, suite.CLAIMS; passed in: suite.py imports this module).
     """
     found: list[Problem] = []
-    for rule in (_lists, _seeds, _markov, _splits, _generate, _retrieval, _theory):
+    for rule in (_lists, _seeds, _markov, _splits, _generate, _retrieval, _theory, _launcher):
         found += rule(suite)
     return _arm_maps(suite, arms, claims) + found
 
@@ -154,6 +154,29 @@ def _generate(s) -> list[Problem]:
             out.append(Problem("generate.batch_sizes", f"at most {blocks} prompts: data.val_tokens // data.block_size "
                                f"= {d.val_tokens} // {d.block_size} validation blocks (raise data.val_tokens)",
                                g.batch_sizes))
+    return out
+
+
+def _launcher(s) -> list[Problem]:
+    """Multi-rank repetitions (eitp_bench/distributed/): where this machine sits, and a global batch
+    (train.batch_size) that splits into equal per-rank batches (ranks.shard_rows)."""
+    la = s.launcher
+    out = []
+    if la.node_rank >= la.nnodes:
+        out.append(Problem("launcher.node_rank", f"below launcher.nnodes = {la.nnodes} (machines are numbered "
+                           f"0 … {la.nnodes - 1})", la.node_rank))
+    if la.nnodes > 1 and not la.rdzv_endpoint:
+        out.append(Problem("launcher.rdzv_endpoint", "HOST:PORT of node 0 where the machines meet (e.g. node001:29500): "
+                           f"required with launcher.nnodes = {la.nnodes}", la.rdzv_endpoint))
+    world = la.world_size
+    if world > 1 and s.train.batch_size % world:
+        out.append(Problem("train.batch_size", f"a multiple of the {world} ranks (launcher.nproc_per_node × "
+                           "launcher.nnodes): it is the global batch, split evenly over the ranks", s.train.batch_size))
+    if world > 1 and "generate" in s.tasks and s.data.kind == "markov":
+        blocks = s.data.val_tokens // s.data.block_size
+        if world * max(s.generate.batch_sizes) > blocks:  # each rank its own prompts (ranks.prompt_offset)
+            out.append(Problem("generate.batch_sizes", f"at most {blocks // world} prompts per rank: {world} ranks share "
+                               f"{blocks} validation blocks (raise data.val_tokens)", s.generate.batch_sizes))
     return out
 
 

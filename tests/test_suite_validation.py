@@ -182,6 +182,10 @@ TYPES_AND_NUMBERS = [
     case("unknown-top-key", "stepz", stepz=5),
     case("section-not-mapping", "train", train=5),
     case("section-list", "train", train=[1]),
+    case("launcher-nproc-0", "launcher.nproc_per_node", launcher={"nproc_per_node": 0}),
+    case("launcher-endpoint-no-port", "launcher.rdzv_endpoint", launcher={"nnodes": 2, "rdzv_endpoint": "node001"}),
+    case("launcher-unknown-key", "launcher.nproc", launcher={"nproc": 2}),
+    case("crash-rank-negative", "debug.crash_rank", debug={"crash_rank": -1}),
 ]
 
 CROSS_FIELD = [
@@ -215,6 +219,10 @@ CROSS_FIELD = [
          allow_unequal_settings=True),
     case("arm-settings-unknown-key", "arm_settings.eitp-paper.foo", arm_settings={"eitp-paper": {"foo": 1}},
          allow_unequal_settings=True),
+    case("launcher-node-rank-beyond", "launcher.node_rank", launcher={"nnodes": 2, "node_rank": 2, "rdzv_endpoint": "n:29500"}),
+    case("launcher-nodes-without-endpoint", "launcher.rdzv_endpoint", launcher={"nnodes": 2}),
+    case("launcher-batch-indivisible", "train.batch_size", launcher={"nproc_per_node": 3}),
+    case("launcher-prompts-per-rank", "generate.batch_sizes", launcher={"nproc_per_node": 4}, generate__batch_sizes=[1, 32]),
 ]
 
 FILES_AND_ENCODINGS = [
@@ -255,6 +263,7 @@ SET_VALUES = [
     case("set-no-value", "not KEY=VALUE", sets=["train.steps"]),
     case("set-not-a-section", "'repetitions'", sets=["repetitions.x=1"]),
     case("set-batch-0", "generate.batch_sizes.0", sets=["generate.batch_sizes=[0]"]),
+    case("set-nproc-indivisible", "train.batch_size", sets=["launcher.nproc_per_node=3"]),
     case("set-distance", "retrieval.distances.0", sets=["retrieval.distances=[100]"]),
     case("set-circular", "circular YAML anchor", sets=["arms=&a [baseline, *a]"]),
     case("set-python-tag", "!!python/object/apply", sets=["train.steps=!!python/object/apply:os.system ['true']"]),

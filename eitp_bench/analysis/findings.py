@@ -238,15 +238,27 @@ def _timelines(frames: Frames, max_runs: int = 6) -> list[dict]:
     return out
 
 
+def _rank_keys(e) -> list[str]:
+    """A multi-rank run has one entry per rank's sensor: gpu:0 of rank 0 and gpu:0 of rank 1 (or of
+    another host) are different sensors whose joules add, never one channel to take a median over."""
+    return [c for c in ("host", "rank") if c in e.columns]
+
+
 def _energy_breakdown(e):
     """Median measured joules per machine × task × arm × window × channel (additive domains only)."""
     if e is None or len(e) == 0:
         return None
-    per = e.groupby(["hardware_profile_id", "task", "arm", "window", "device", "domain"],
-                    sort=True)["joules"].median().reset_index()
+    ranks = _rank_keys(e)
+    per = e.groupby(["hardware_profile_id", "task", "arm", "window", "device", "domain", *ranks],
+                    sort=True, dropna=False)["joules"].median().reset_index()
     per["group"] = (per["hardware_profile_id"] + ": " + per["task"] + " / " + per["window"].astype(str) + " / "
                     + per["arm"])
     per["channel"] = per["device"] + " " + per["domain"]
+    if "rank" in per.columns and per["rank"].notna().any():  # name each rank's sensor apart
+        where = per["rank"].map(lambda r: "" if r != r or r is None else f" rank {int(r)}")
+        if "host" in per.columns:
+            where = where + per["host"].map(lambda h: f" on {h}" if isinstance(h, str) else "")
+        per["channel"] = per["channel"] + where
     return per
 
 
@@ -314,7 +326,7 @@ def _energy_table(e) -> list[dict]:
     """Median gross and net-of-idle joules per (task, arm, window, device, domain, method)."""
     if e is None or len(e) == 0:
         return []
-    keys = ["hardware_profile_id", "task", "arm", "window", "device", "domain", "method", "meter"]
+    keys = ["hardware_profile_id", "task", "arm", "window", "device", "domain", "method", "meter", *_rank_keys(e)]
     agg = e.groupby(keys, dropna=False, sort=True).agg(
         n=("run_id", "size"), valid=("joules", "count"), joules=("joules", "median"),
         net=("net_joules", "median"), idle=("idle_watts", "median"), seconds=("duration_s", "median"))

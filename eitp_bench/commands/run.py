@@ -21,6 +21,11 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="run only the repetitions of this suite not yet stored (needs the --out of the earlier run)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate the suite, print the plan and what is missing; run nothing"),
     as_json: bool = typer.Option(False, "--json", help="with --dry-run: print the plan as one JSON object"),
+    # multi-rank repetitions (torchrun): the suite's `launcher:` section, overridden here
+    nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", help="ranks per machine in every repetition (torchrun)"),
+    nnodes: Optional[int] = typer.Option(None, "--nnodes", help="machines in every repetition"),
+    node_rank: Optional[int] = typer.Option(None, "--node-rank", help="this machine's place, 0 … nnodes-1 (0 writes the records)"),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT on node 0 where the machines meet"),
 ) -> int:
     """Run a suite: arms interleaved, one process per repetition; exit 1 if any repetition failed."""
     from eitp_bench.errors import UserError
@@ -41,7 +46,8 @@ def run(
             print(f"eitp-bench: suite {cfg.name}: checking this machine before running …", file=sys.stderr, flush=True)
 
     # Everything checked before any work: every problem at once, exit 2, nothing started or written.
-    cfg, missing = check_suite_before_work(suite, set_, dry_run=dry_run, on_loaded=say_checking)
+    launcher = _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+    cfg, missing = check_suite_before_work(suite, [*set_, *launcher], dry_run=dry_run, on_loaded=say_checking)
     if dry_run:
         _print_plan(cfg, missing, as_json)
         return 0
@@ -64,6 +70,8 @@ def run(
     failed = summary.failed
     print(f"{len(summary.records)} records from {summary.finished} repetitions in {summary.out_dir}"
           + (f" ({summary.skipped} already stored, skipped)" if summary.skipped else ""))
+    if cfg.launcher.node_rank > 0:
+        print(f"this is node {cfg.launcher.node_rank} of {cfg.launcher.nnodes}: node 0 stores every record")
     print(f"stored in {results.path}")
     if report:
         # the location as given: results.path masks a PostgreSQL password
@@ -73,6 +81,14 @@ def run(
         print(f"{len(failed)} failed: {', '.join(names)} (errors in the records and {summary.out_dir / 'logs'})", file=sys.stderr)
         return 1
     return 0
+
+
+def _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint) -> list[str]:
+    """The launcher options as --set assignments: validated with the suite, and they win over it."""
+    import json
+
+    given = {"nproc_per_node": nproc_per_node, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
+    return [f"launcher.{k}={json.dumps(v)}" for k, v in given.items() if v is not None]
 
 
 def _print_plan(cfg, missing, as_json: bool) -> None:
@@ -87,6 +103,7 @@ def _print_plan(cfg, missing, as_json: bool) -> None:
     if as_json:
         print(json.dumps({
             "suite": cfg.name, "config_hash": suite_config_hash(cfg), "repetitions": entries,
+            "launcher": {**cfg.launcher.model_dump(mode="json"), "world_size": cfg.launcher.world_size},
             "unequal_settings": differ, "missing": [m.as_dict() for m in missing],
         }, indent=1, default=str))
         return
@@ -97,6 +114,11 @@ def _print_plan(cfg, missing, as_json: bool) -> None:
     console = Console()
     console.print(f"suite [bold]{escape(cfg.name)}[/] ({suite_config_hash(cfg)[:12]}): {len(entries)} repetitions, "
                   f"{len(cfg.arms)} arms × {cfg.repetitions} rounds × {len(cfg.sizes)} sizes; nothing will run (--dry-run)")
+    if cfg.launcher.world_size > 1:
+        la = cfg.launcher
+        console.print(f"each repetition: {la.world_size} ranks ({la.nproc_per_node} per machine × {la.nnodes} machines), "
+                      f"this is node {la.node_rank}; global batch {cfg.train.batch_size} = "
+                      f"{cfg.train.batch_size // la.world_size} per rank")
     table = Table("setting", *cfg.arms, title="effective settings per arm (a difference other than the objective is highlighted)")
     settings = {arm: effective_settings(cfg, arm) for arm in cfg.arms}
     for key in dict.fromkeys(k for s in settings.values() for k in s):

@@ -139,8 +139,7 @@ class Window:
         self.end()
 
     def begin(self) -> "Window":
-        if self.monitor.cuda_sync:
-            _cuda_synchronize()
+        self.monitor._edge()
         self._t0 = time.monotonic()
         self._begin = [m.mark() for m in self.monitor.meters]
         t_marks = time.monotonic()
@@ -151,8 +150,7 @@ class Window:
     def end(self) -> WindowResult:
         if self._begin is None:
             raise RuntimeError(f"window {self.name!r} was never opened")
-        if self.monitor.cuda_sync:
-            _cuda_synchronize()
+        self.monitor._edge()
         t_code = time.monotonic()  # the measured code has ended
         end_marks = [m.mark() for m in self.monitor.meters]
         t_marks = time.monotonic()
@@ -170,6 +168,7 @@ class Window:
             entry.window = self.name
             if entry.idle_watts is None:
                 entry.idle_watts = self.monitor.idle_watts.get(_key(entry))
+        energy = self.monitor._combine(energy)
         self.result = WindowResult(self.name, self._t0, t1, energy, sorted(timeline, key=lambda s: s.t))
         self.monitor._finished(self.result)
         return self.result
@@ -223,6 +222,15 @@ class EnergyMonitor:
     def begin(self, name: str) -> Window:
         """Open a window explicitly; close it with `.end()` (returns the result)."""
         return Window(self, name).begin()
+
+    # Hooks for multi-rank repetitions (eitp_bench/distributed/energy_gather.RankMonitor): what happens at
+    # each window edge before the marks, and what becomes of this process's entries when a window closes.
+    def _edge(self) -> None:
+        if self.cuda_sync:
+            _cuda_synchronize()
+
+    def _combine(self, energy: list[EnergyEntry]) -> list[EnergyEntry]:
+        return energy
 
     def _finished(self, result: WindowResult) -> None:
         with self._lock:
@@ -291,9 +299,15 @@ class _WindowFactory(Window):
 
 
 def discover_meters(
-    *, interval: float = 0.1, estimate: str = "auto", tdp_w: Optional[float] = None
+    *, interval: float = 0.1, estimate: str = "auto", tdp_w: Optional[float] = None,
+    gpus: Optional[list[int]] = None, node_meters: bool = True,
 ) -> tuple[list[Meter], list[MeterStatus]]:
-    """Build every meter that can read on this machine; return them with all probe statuses."""
+    """Build every meter that can read on this machine; return them with all probe statuses.
+
+    One rank of a multi-rank repetition reads only its share: `gpus` the (torch) ordinals of the GPUs it
+    owns (None: every visible GPU, [] none), `node_meters` whether it owns the machine-wide CPU/DRAM
+    meters (RAPL). A rank that leaves a sensor to another process adds no estimate in its place.
+    """
     from eitp_bench.energy.estimate import CpuTimeEstimateMeter
     from eitp_bench.energy.nvml import NvmlMeter
     from eitp_bench.energy.rapl import RaplMeter
@@ -306,18 +320,21 @@ def discover_meters(
 
     rapl_status = RaplMeter.probe()
     statuses.extend(rapl_status)
-    if any(s.available for s in rapl_status):
+    rapl_reads = any(s.available for s in rapl_status)
+    if rapl_reads and node_meters:
         meters.append(RaplMeter())
 
     nvml_status = NvmlMeter.probe()
     statuses.extend(nvml_status)
-    if any(s.available for s in nvml_status):
+    nvml_reads = any(s.available for s in nvml_status)
+    if nvml_reads and gpus != []:
         try:
-            meters.append(NvmlMeter(interval=interval))
+            meters.append(NvmlMeter(interval=interval, devices=gpus))
         except UserError as err:  # probed fine, then failed to start: a status line, not a crash
             statuses.append(MeterStatus("nvml", False, reason=err.message, fix=err.fix))
 
-    if estimate == "always" or (estimate == "auto" and not meters):
+    read_elsewhere = (rapl_reads and not node_meters) or (nvml_reads and gpus == [])  # by another rank
+    if estimate == "always" or (estimate == "auto" and not meters and not read_elsewhere):
         meters.append(CpuTimeEstimateMeter(tdp_w=tdp_w))
     statuses.extend(CpuTimeEstimateMeter.probe())
     return meters, statuses

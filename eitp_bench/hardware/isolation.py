@@ -79,13 +79,16 @@ def busy_cpu_processes(
     return busy
 
 
-def isolation_check(nvml_meter: Any = None, **cpu_kw: Any) -> dict[str, Any]:
-    """{gpu_processes, cpu_busy_processes, flags} for provenance; flags as {code, message} dicts."""
+def isolation_check(nvml_meter: Any = None, exclude_pids: Optional[set[int]] = None, **cpu_kw: Any) -> dict[str, Any]:
+    """{gpu_processes, cpu_busy_processes, flags} for provenance; flags as {code, message} dicts.
+    `exclude_pids`: processes of this very repetition besides ours (the other ranks of a torchrun launch)."""
     flags = []
     gpu: Optional[dict[str, Any]] = None
+    if exclude_pids:
+        cpu_kw.setdefault("exclude_pids", _own_pids() | set(exclude_pids))
     if nvml_meter is not None:
         try:
-            gpu = nvml_meter.compute_processes(exclude_pids={os.getpid()})
+            gpu = nvml_meter.compute_processes(exclude_pids={os.getpid(), *(exclude_pids or ())})
         except Exception:  # a meter without the call or a binding fault: unknown, never a traceback
             gpu = None
         for device, procs in sorted((gpu or {}).items()):

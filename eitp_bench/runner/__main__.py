@@ -1,4 +1,5 @@
-"""`python -m eitp_bench.runner --worker SPEC.json [--parent-pid PID]`: one repetition as a plain process."""
+"""`python -m eitp_bench.runner --worker SPEC.json [--parent-pid PID]`: one repetition as a plain process;
+`--rank-worker SPEC.json`: one rank of a multi-rank repetition, started by torch's elastic launcher."""
 
 import sys
 
@@ -10,5 +11,8 @@ if len(args) in (2, 4) and args[0] == "--worker" and (len(args) == 2 or args[2] 
     if len(args) == 4:
         die_with_parent(int(args[3]))
     sys.exit(worker_main(args[1]))
-print("usage: python -m eitp_bench.runner --worker SPEC.json [--parent-pid PID]", file=sys.stderr)
+if len(args) == 2 and args[0] == "--rank-worker":
+    die_with_parent(None)  # a rank ends with the launcher that started it (the repetition's worker)
+    sys.exit(worker_main(args[1], as_rank=True))
+print("usage: python -m eitp_bench.runner --worker SPEC.json [--parent-pid PID] | --rank-worker SPEC.json", file=sys.stderr)
 sys.exit(2)

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -211,6 +212,10 @@ class Runner:
         """The worker's records; a task without one becomes a failed record with the log's last lines."""
         from eitp_bench.runner.staging import staged_records
 
+        if self.suite.launcher.node_rank > 0:  # multi-node: rank 0, on node 0, writes every record
+            if error:
+                print(f"{spec.label}: this node's ranks failed: {error}\n{tail(log_path)}", file=sys.stderr, flush=True)
+            return []
         found = staged_records(staging, spec.tasks)
         records = []
         for task in spec.tasks:
@@ -222,6 +227,7 @@ class Runner:
                     size=spec.size, seed=spec.seed, repetition=spec.repetition, started_at=started,
                     finished_at=utc_now(), status="failed", error=f"{reason}\n{tail(log_path)}".strip(),
                     config=spec.suite, provenance=self._parent_provenance(spec),
+                    world_size=self.suite.launcher.world_size, nnodes=self.suite.launcher.nnodes,
                 )
             records.append(record)
         return records

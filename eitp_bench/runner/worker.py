@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Optional
 
 from eitp_bench.energy.steady import flag_unsteady
 from eitp_bench.records import RunRecord, utc_now
@@ -39,12 +40,13 @@ def _hardware() -> dict:
     }
 
 
-def _isolation(nvml) -> dict:
-    """The isolation check (other GPU compute processes, busy CPU processes); never raises."""
+def _isolation(nvml, exclude_pids: Optional[set[int]] = None) -> dict:
+    """The isolation check (other GPU compute processes, busy CPU processes); never raises.
+    `exclude_pids`: this repetition's other ranks and their launcher, which are not "other" processes."""
     from eitp_bench.hardware.isolation import isolation_check
 
     try:
-        return isolation_check(nvml)
+        return isolation_check(nvml, exclude_pids=exclude_pids)
     except Exception as err:
         return {"gpu_processes": None, "cpu_busy_processes": None, "flags": [], "error": repr(err)}
 
@@ -72,6 +74,12 @@ def _co2_tracker(suite):
     return Co2Tracker(country_iso_code=suite.meters.co2_country)
 
 
+def _no_co2():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
 def _co2_metrics(tracker) -> list:
     """CO2 and codecarbon's own energy figure (a peer's estimate, named as such: never our joules)."""
     result = getattr(tracker, "result", None)
@@ -95,23 +103,32 @@ def _resolve_device(requested: str) -> str:
     return requested
 
 
-def worker_main(spec_path: str) -> int:
-    """Entry point of a worker process: read the spec the parent wrote, run the repetition."""
+def worker_main(spec_path: str, as_rank: bool = False) -> int:
+    """Entry point of a worker process: read the spec the parent wrote, run the repetition.
+
+    Multi-rank (suite.launcher, eitp_bench/distributed/): the worker launches the ranks (torch's elastic
+    launcher, no restarts) and waits; each rank runs this again with `as_rank`, and only rank 0 writes records.
+    """
     spec = RepetitionSpec(**json.loads(Path(spec_path).read_text(encoding="utf-8")))
     suite = Suite.model_validate(spec.suite)
+    if not as_rank:
+        write_json_atomic(Path(spec.staging) / "pid", str(os.getpid()))
+    if suite.launcher.world_size > 1 and not as_rank:
+        from eitp_bench.distributed.launch import launch_ranks, rendezvous_id
+
+        return launch_ranks(spec_path, suite.launcher, Path(spec.staging), rendezvous_id(spec.config_hash, spec.label))
     if spec.arm in suite.debug.crash_arms and suite.debug.crash_mode == "exit":
         print(f"injected crash of arm {spec.arm} (debug.crash_arms)", file=sys.stderr, flush=True)
         os._exit(3)
-    write_json_atomic(Path(spec.staging) / "pid", str(os.getpid()))
-    if spec.arm in suite.debug.pause_arms and suite.debug.pause_file:
+    if not as_rank and spec.arm in suite.debug.pause_arms and suite.debug.pause_file:
         write_json_atomic(Path(spec.staging) / "phase", "paused (debug.pause_file)")
         while os.path.exists(suite.debug.pause_file):
             time.sleep(0.05)
-    return run_repetition(spec, suite)
+    return run_repetition(spec, suite, as_rank=as_rank)
 
 
-def run_repetition(spec: RepetitionSpec, suite: Suite) -> int:
-    """One repetition: every task of one arm, each record written atomically as it finishes."""
+def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) -> int:
+    """One repetition (or one rank of it): every task of one arm, each record written atomically as it finishes."""
     staging = Path(spec.staging)
 
     import torch
@@ -123,13 +140,22 @@ def run_repetition(spec: RepetitionSpec, suite: Suite) -> int:
 
     if suite.threads is not None:  # fewer threads than cores: far less jitter on a shared CPU
         torch.set_num_threads(suite.threads)
-    device = _resolve_device(suite.device)
+    # multi-rank: the process group, this rank's device, a monitor of the sensors this rank owns
+    ranks = None
+    if as_rank:
+        from eitp_bench.distributed.ranks import RankContext
+
+        ranks = RankContext.start(suite)
+    device = ranks.device if ranks else _resolve_device(suite.device)
     hw = _hardware()
-    monitor = EnergyMonitor(interval=suite.meters.interval, timeline=suite.meters.timeline, tdp_w=hw.pop("cpu_tdp_w"))
+    meter_args = dict(interval=suite.meters.interval, timeline=suite.meters.timeline, tdp_w=hw.pop("cpu_tdp_w"))
+    monitor = ranks.make_monitor(**meter_args) if ranks else EnergyMonitor(**meter_args)
     nvml = next((m for m in monitor.meters if m.name == "nvml"), None)
+    writes = ranks is None or ranks.rank == 0  # rank 0 writes every record of a multi-rank repetition
     try:
-        write_json_atomic(staging / "phase", "isolation check")
-        hw["isolation"] = _jsonable(_isolation(nvml))
+        if writes:
+            write_json_atomic(staging / "phase", "isolation check")
+        hw["isolation"] = _jsonable(_isolation(nvml, ranks.sibling_pids() if ranks else None))
         hw["cooldown_before_s"] = spec.cooldown_before_s
         if spec.qualification is not None:
             hw["qualification"] = spec.qualification
@@ -144,25 +170,29 @@ def run_repetition(spec: RepetitionSpec, suite: Suite) -> int:
                                                                   if not s.available and s.meter != "estimate"}),
                                     **hw})
         ctx = TaskContext(suite, spec.arm, spec.size, spec.seed, spec.repetition, device, monitor)
+        ctx.ranks = ranks
         t_ref = time.monotonic()
         for task in spec.tasks:
-            write_json_atomic(staging / "phase", task)
+            if writes:
+                write_json_atomic(staging / "phase", task)
             record = RunRecord(
                 suite=spec.suite_name, suite_config_hash=spec.config_hash, arm=spec.arm, task=task, size=spec.size,
                 seed=spec.seed, repetition=spec.repetition, device=device, config=spec.suite,
                 provenance=prov.model_copy(deep=True),
+                world_size=ranks.world_size if ranks else 1, nnodes=ranks.nnodes if ranks else 1,
             )
             temps_start = _temperatures(nvml)
             ctx.energy = []
             ctx.task_device = device  # a task that runs elsewhere (int8 generate on CPU) says so
             first_window = len(monitor.results)
             try:
-                if spec.arm in suite.debug.crash_arms:
+                if spec.arm in suite.debug.crash_arms and (ranks is None or suite.debug.crash_rank in (None, ranks.rank)):
                     raise RuntimeError(f"injected failure of arm {spec.arm} (debug.crash_arms)")
                 if task not in TASKS:
                     raise RuntimeError(f"task {task!r} has no implementation in workloads.tasks.TASKS")
-                with _co2_tracker(suite) as co2:
-                    record.metrics = TASKS[task](ctx)
+                with _co2_tracker(suite) if writes else _no_co2() as co2:  # codecarbon: one instance, rank 0's
+                    # multi-rank: which ranks run this task, and how their results combine (distributed/ranks.py)
+                    record.metrics = ranks.run_task(task, ctx, TASKS[task]) if ranks else TASKS[task](ctx)
                 record.metrics += _co2_metrics(co2)
                 record.metrics.append(Metric(name="round_position", value=spec.position, unit="1"))
                 record.energy = flag_unsteady(ctx.energy, suite.meters.min_window_s)  # not_steady: < 5 s
@@ -176,6 +206,8 @@ def run_repetition(spec: RepetitionSpec, suite: Suite) -> int:
                 record.status = "failed"
                 record.error = "\n".join(traceback.format_exc().strip().splitlines()[-ERROR_TAIL_LINES:])
                 print(record.error, file=sys.stderr, flush=True)
+                if ranks is not None:  # the other ranks may wait in a collective: end this rank, fail the repetition
+                    raise
             record.device = ctx.task_device or device
             if nvml is not None:  # GPU temperature when this task started and ended (None: unreadable)
                 temps_end = _temperatures(nvml)
@@ -183,7 +215,10 @@ def run_repetition(spec: RepetitionSpec, suite: Suite) -> int:
                     d: {"start": temps_start.get(d), "end": temps_end.get(d)} for d in sorted({*temps_start, *temps_end})
                 }
             record.finished_at = utc_now()
-            write_json_atomic(staging / f"{task}.json", record.model_dump_json())
+            if writes:
+                write_json_atomic(staging / f"{task}.json", record.model_dump_json())
     finally:
         monitor.close()
+    if ranks is not None:  # leave the process group together
+        ranks.close()
     return 0

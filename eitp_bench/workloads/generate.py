@@ -65,6 +65,9 @@ class GenerationResult:
     latencies: list[float]  # seconds per generate() call, timed runs only
     tokens: int  # new tokens generated in the timed runs
     window: Optional[object] = None  # the monitor WindowResult around the timed runs
+    # Seconds the timed runs took, if not the sum of `latencies`: ranks generate side by side, so a
+    # multi-rank result pools every rank's calls and takes the slowest rank's time (distributed/ranks.py).
+    busy_s: Optional[float] = None
 
     @property
     def window_name(self) -> str:
@@ -72,7 +75,7 @@ class GenerationResult:
 
     def metrics(self, headline: bool = False) -> list[Metric]:
         lat = np.asarray(self.latencies)
-        total = float(lat.sum())
+        total = self.busy_s if self.busy_s is not None else float(lat.sum())
         tag = self.setting.label
         w = self.window_name
         out = [

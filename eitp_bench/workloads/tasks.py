@@ -60,6 +60,9 @@ class TaskContext:
     # Windows opened during one task on behalf of a later one (task → window results): the worker
     # puts their timelines on that task's record, as that task reports their energy.
     windows_for: dict[str, list] = field(default_factory=dict)
+    # Multi-rank repetitions: this rank's distributed.ranks.RankContext (None: one process). Training
+    # shards the global batch and runs under DDP; generation runs on this rank's own prompts.
+    ranks: Any = None
 
     # -- shared pieces ---------------------------------------------------------------------
     def lm_data(self) -> LMData:
@@ -155,24 +158,32 @@ class TaskContext:
             settings = self.optim_settings()  # before the model: tuning builds models of its own
             model = self.build_model(data.vocab_size)
             objective = self.objective()
-            gen = data.train_batches(t.batch_size, seed=self.seed)
+            gen = data.train_batches(t.batch_size, seed=self.seed)  # global batches of t.batch_size
+            trained = model
+            if self.ranks is not None:  # every rank: the same lr, its rows of each global batch, DDP
+                settings = self.ranks.from_rank0(settings)
+                gen, trained = self.ranks.shard(gen), self.ranks.wrap_for_training(model)
             batches = (as_tensors(b, self.device) for b in gen)
             eval_blocks = data.val_blocks(t.eval_batches * t.batch_size)
             result = train(
-                model,
+                trained,
                 objective,
                 batches,
                 steps=t.steps,
                 settings=settings,
                 device=self.device,
-                evaluate=lambda m: evaluate_lm(m, eval_blocks, batch_size=t.batch_size, device=self.device),
+                # the bare model: evaluation needs no DDP (every rank scores the same blocks alike)
+                evaluate=lambda m: evaluate_lm(model, eval_blocks, batch_size=t.batch_size, device=self.device),
                 eval_every=t.eval_every,
-                tokens_per_step=t.batch_size * data.block_size,
+                tokens_per_step=t.batch_size * data.block_size,  # the global batch's tokens
                 steps_per_epoch=max(1.0, len(data.train) / (t.batch_size * data.block_size)),
                 monitor=self.monitor,
                 target_val_loss=self.target_val_loss(),
                 window=names.TRAIN_WINDOW,
             )
+            if self.ranks is not None:  # DDP keeps the ranks' parameters equal; a record that says so
+                same = self.ranks.parameters_identical(model)
+                self.cache["rank_checks"] = [Metric(name="ranks_parameters_identical", value=float(same), unit="bool")]
             self.cache["trained_lm"] = (model, result)
         return self.cache["trained_lm"]
 
@@ -220,7 +231,7 @@ def train_task(ctx: TaskContext) -> list[Metric]:
     # E_min sits beside train_joules in the same record: Theorem 3 is judged per run.
     tuning = ctx.tuned_lr()[1] if ctx.train_config.lr_policy == "tuned" else []
     return (result.metrics() + tuning + [Metric(name="parameters", value=count_parameters(model), unit="1")]
-            + e_min_metrics(model, ctx))
+            + e_min_metrics(model, ctx) + ctx.cache.get("rank_checks", []))
 
 
 def _perplexity_metrics(loss: float, acc: float, data: LMData, suffix: str = "") -> list[Metric]:
@@ -343,10 +354,11 @@ def generate_task(ctx: TaskContext) -> list[Metric]:
     ctx.task_device = device
     data = ctx.lm_data()
     n_prompts = max(g.batch_sizes)
+    first = ctx.ranks.prompt_offset(n_prompts) if ctx.ranks is not None else 0  # each rank its own prompts
     blocks = data.val_blocks()
-    if len(blocks) < n_prompts or data.block_size < g.prompt_len:
-        raise ValueError(f"need {n_prompts} validation blocks of ≥{g.prompt_len} tokens for prompts")
-    prompts = torch.as_tensor(blocks[:n_prompts, : g.prompt_len], dtype=torch.long)
+    if len(blocks) < first + n_prompts or data.block_size < g.prompt_len:
+        raise ValueError(f"need {first + n_prompts} validation blocks of ≥{g.prompt_len} tokens for prompts")
+    prompts = torch.as_tensor(blocks[first:first + n_prompts, : g.prompt_len], dtype=torch.long)
     out: list[Metric] = []
     for mode in g.modes:
         for bs in g.batch_sizes:
@@ -355,6 +367,8 @@ def generate_task(ctx: TaskContext) -> list[Metric]:
                 model, prompts, setting, warmups=g.warmups, runs=g.runs, seed=ctx.seed, device=device, monitor=ctx.monitor,
                 min_window_s=ctx.suite.meters.min_window_s,
             )
+            if ctx.ranks is not None:  # every rank's tokens over the slowest rank's time
+                res = ctx.ranks.combine_generation(res)
             out += res.metrics(headline=(mode, bs) == names.HEADLINE_GENERATE)
             ctx.energy.extend(res.energy_entries())
     out.append(Metric(name="new_tokens", value=g.new_tokens, unit="tokens"))

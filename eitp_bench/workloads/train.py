@@ -58,7 +58,7 @@ def merge_windows(results: list, window: str) -> list[EnergyEntry]:
     merged: dict[tuple, EnergyEntry] = {}
     for result in results:
         for e in result.energy:
-            key = (e.meter, e.device, e.domain)
+            key = (e.meter, e.device, e.domain, e.rank, e.host)  # ranks' sensors stay apart (summed later)
             m = merged.get(key)
             if m is None:
                 merged[key] = e.model_copy(update={"window": window, "flags": list(e.flags)})
