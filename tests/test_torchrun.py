@@ -266,7 +266,8 @@ def test_a_failed_rank_fails_the_repetition_with_its_log(tmp_path):
     proc, records = run_ranks(tmp_path, ["--set", "debug.crash_arms=[baseline]", "--set", "debug.crash_rank=1"])
     assert proc.returncode == 1
     (record,) = records
-    assert record.status == "failed" and record.world_size == 1  # no rank wrote it: the runner did
+    # no rank wrote it: the runner did, for the repetition it planned (2 ranks), with no measured hardware
+    assert record.status == "failed" and record.world_size == 2 and record.provenance.hardware == {}
     assert "rank 1 (local rank 1 on node 0) failed" in record.error
     assert "injected failure of arm baseline" in record.error
 
@@ -297,6 +298,6 @@ def test_a_helper_node_collects_no_records_node_0_writes_them(tmp_path, capsys):
     log = tmp_path / "worker.log"
     log.write_text("rank 3 failed\n")
     runner = Runner(suite, tmp_path / "out", progress=False)
-    assert runner._collect(spec, tmp_path, "2026-01-01T00:00:00Z", None, log) == []
-    assert runner._collect(spec, tmp_path, "2026-01-01T00:00:00Z", "worker exited with code 1", log) == []
+    assert runner._complete(spec, tmp_path, "2026-01-01T00:00:00Z", None, log) == []
+    assert runner._complete(spec, tmp_path, "2026-01-01T00:00:00Z", "worker exited with code 1", log) == []
     assert "this node's ranks failed: worker exited with code 1\nrank 3 failed" in capsys.readouterr().err
