@@ -133,7 +133,7 @@ def test_every_bundled_profile_validates_and_cites_sources():
             assert p.tdp_w and p.peak_flops.fp32 and p.memory_bandwidth_bytes_per_s and p.nvml_energy_counter
     assert [p.name for p in profiles if p.generic] == ["Generic CPU"]
     h100 = match_profile("NVIDIA H100 80GB HBM3", "gpu")
-    assert h100.peak_flops.bf16 == 989.4e12 and h100.tdp_w == 700  # docs/theory.md §5
+    assert h100.peak_flops.bf16 == 989.4e12 and h100.tdp_w == 700  # docs/physical-floors.md §5
 
 
 @pytest.mark.parametrize(

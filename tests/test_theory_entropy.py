@@ -16,7 +16,7 @@ from eitp_bench.theory.constants import K_B, LN2, landauer_j_per_bit
 def test_constants_are_exact_and_match_the_documented_figures():
     assert K_B == constants.Boltzmann == 1.380649e-23
     assert LN2 == math.log(2)
-    assert landauer_j_per_bit(300.0) == pytest.approx(2.871e-21, rel=1e-3)  # docs/theory.md §0
+    assert landauer_j_per_bit(300.0) == pytest.approx(2.871e-21, rel=1e-3)  # docs/physical-floors.md §0
     assert landauer_j_per_bit(293.15) == pytest.approx(2.805e-21, rel=1e-3)
     assert landauer_j_per_bit(310.0) == pytest.approx(2.967e-21, rel=1e-3)
 

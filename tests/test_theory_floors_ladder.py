@@ -1,4 +1,4 @@
-"""Training floors against docs/theory.md's worked figures; the energy ladder's order and ratios."""
+"""Training floors against docs/physical-floors.md's worked figures; the energy ladder's order and ratios."""
 
 import pytest
 
@@ -12,7 +12,7 @@ E_L = landauer_j_per_bit(300.0)
 
 
 def test_tkachenko_floor_matches_the_paper_scale():
-    # docs/theory.md §1: N = 1.24e8, D = 1e10 → ≥ 0.010 J  (2·1.24e8·1e10·1.380649e-23·300 = 0.01027)
+    # docs/physical-floors.md §1: N = 1.24e8, D = 1e10 → ≥ 0.010 J  (2·1.24e8·1e10·1.380649e-23·300 = 0.01027)
     q = floors.tkachenko_training_floor(1.24e8, 1e10, 300.0)
     assert q.value == pytest.approx(2 * 1.24e8 * 1e10 * 1.380649e-23 * 300)
     assert q.value == pytest.approx(0.0103, rel=0.01)
@@ -20,7 +20,7 @@ def test_tkachenko_floor_matches_the_paper_scale():
 
 
 def test_write_once_and_state_overwrite():
-    # docs/theory.md §6 (i): 8e9 params × 16 bits → 3.7e-10 J
+    # docs/physical-floors.md §6 (i): 8e9 params × 16 bits → 3.7e-10 J
     assert floors.write_once_floor(8e9, 16, 300.0).value == pytest.approx(3.7e-10, rel=0.01)
     q = floors.state_overwrite_floor(100, 10, "bf16", 300.0)
     assert q.value == pytest.approx(10 * 100 * 128 * E_L)
@@ -38,7 +38,7 @@ def test_ladder_sorted_with_ratios():
     rungs = ladder_rungs(300.0, profile=profile, joules_per_token=0.5, joules_per_step=20.0)
     assert [r["per"] for r in rungs] == ["bit", "FLOP", "byte", "token", "step"]
     assert rungs[0]["ratio_to_landauer"] == 1.0 and rungs[0]["ratio_to_previous"] is None
-    assert rungs[1]["ratio_to_landauer"] == pytest.approx(7.1e-13 / E_L)  # ≈ 2.5e8, docs/theory.md §5
+    assert rungs[1]["ratio_to_landauer"] == pytest.approx(7.1e-13 / E_L)  # ≈ 2.5e8, docs/physical-floors.md §5
     assert rungs[1]["ratio_to_landauer"] == pytest.approx(2.5e8, rel=0.02)
     assert rungs[2]["ratio_to_previous"] == pytest.approx(4.8e-11 / 7.1e-13)
     assert rungs[4]["ratio_to_previous"] == pytest.approx(40.0)

@@ -14,8 +14,8 @@ from eitp_bench import names
 from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, K_B, LN2, check_temperature, landauer_j_per_bit
 
 LANDAUER_SRC = "Tkachenko, arXiv:2503.09980 (v1–v3); Landauer 1961"
-EMIN_SRC = "EIT-P paper (E_min = k_B·T·ln2·H(θ)); docs/theory.md §6"
-DERIVE_SRC = "Xu &amp; Li, arXiv:2511.19156 (formulas not retrieved: operationalised, docs/theory.md §2)"
+EMIN_SRC = "EIT-P paper (E_min = k_B·T·ln2·H(θ)); docs/physical-floors.md §6"
+DERIVE_SRC = "Xu &amp; Li, arXiv:2511.19156 (formulas not retrieved: operationalised, docs/physical-floors.md §2)"
 O = '<span class="op">[O]</span>'  # our operationalisation
 S = '<span class="src">[S]</span>'  # the cited paper's definition
 
@@ -208,9 +208,9 @@ def _theorem3_items(theorem3: Optional[list]) -> str:
 
 FLOORS = [
     ("floor_write_once_j", "write-once model", "E_L·N·H_codes: write the final model once (H over bf16 codes)", O,
-     "docs/theory.md §6 (i)"),
+     "docs/physical-floors.md §6 (i)"),
     ("floor_state_overwrite_j", "state overwrite", "K·N·b_state·E_L: every step overwrites weights, grads and Adam "
-     "state (128 bits/param)", O, "docs/theory.md §6 (ii)"),
+     "state (128 bits/param)", O, "docs/physical-floors.md §6 (ii)"),
     ("floor_tkachenko_j", "Tkachenko", "2·N·D·k_B·T (D = training tokens seen)", S, "Tkachenko, arXiv:2503.09980 v3"),
 ]
 

@@ -1,4 +1,4 @@
-"""Derivation entropy (Xu & Li, arXiv:2511.19156), operationalised per docs/theory.md §2.
+"""Derivation entropy (Xu & Li, arXiv:2511.19156), operationalised per docs/physical-floors.md §2.
 
 Retrieve a stored state or derive it again? We measure both and price them in bits of
 negentropy, H = E / (k_B·T·ln2):
@@ -22,7 +22,7 @@ from eitp_bench.theory.ladder import profile_figures
 from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, check_temperature, landauer_j_per_bit
 from eitp_bench.theory.quantity import Quantity
 
-SOURCE = "Xu & Li, arXiv:2511.19156 (operationalised, docs/theory.md §2)"
+SOURCE = "Xu & Li, arXiv:2511.19156 (operationalised, docs/physical-floors.md §2)"
 
 
 # --- window length and meter resolution ------------------------------------------------

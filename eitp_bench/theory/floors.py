@@ -1,4 +1,4 @@
-"""Better-posed training floors than E_min (docs/theory.md §6): write-once, state overwrite, Tkachenko's."""
+"""Better-posed training floors than E_min (docs/physical-floors.md §6): write-once, state overwrite, Tkachenko's."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def write_once_floor(n_params: int, h_codes_bits: float, temperature_k: float = 
     return Quantity(
         "floor_write_once_j", landauer_j_per_bit(t) * n * h_codes_bits, "J",
         definition="E_L·N·H_codes: erase-and-write the final model once (N parameters × H bits of storage code)",
-        source="docs/theory.md §6 (i)", operationalisation=True, temperature_k=t,
+        source="docs/physical-floors.md §6 (i)", operationalisation=True, temperature_k=t,
         notes=[f"N = {n:.6g}, H_codes = {h_codes_bits:.6g} bit/parameter over {storage} codes"])
 
 
@@ -41,7 +41,7 @@ def state_overwrite_floor(n_params: int, steps: int, dtype: str = "fp32", temper
     return Quantity(
         "floor_state_overwrite_j", k * n * bits * landauer_j_per_bit(t), "J",
         definition="K·N·b_state·E_L: every step overwrites each parameter's optimiser state (digital training floor)",
-        source="docs/theory.md §6 (ii)", operationalisation=True, temperature_k=t,
+        source="docs/physical-floors.md §6 (ii)", operationalisation=True, temperature_k=t,
         notes=[f"b_state = {bits} bits ({what})", f"K = {k:.6g} steps, N = {n:.6g} parameters"])
 
 

@@ -1,4 +1,4 @@
-"""ML 'temperature' (Dong Zhang, arXiv:2404.13218), as operationalised in docs/theory.md §3.
+"""ML 'temperature' (Dong Zhang, arXiv:2404.13218), as operationalised in docs/physical-floors.md §3.
 
 T = ΔE/ΔS with E = loss and S the entropy of the parameter distribution. This T is
 DIMENSIONLESS (loss per nat): it is never put into k_B·T.
@@ -15,7 +15,7 @@ from torch import nn
 
 from eitp_bench.theory.quantity import Quantity
 
-SOURCE = "Dong Zhang, arXiv:2404.13218 (formulas reconstructed, docs/theory.md §3)"
+SOURCE = "Dong Zhang, arXiv:2404.13218 (formulas reconstructed, docs/physical-floors.md §3)"
 NOT_PHYSICAL = "dimensionless (loss per nat): not a physical temperature, never put into k_B·T"
 
 

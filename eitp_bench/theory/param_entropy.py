@@ -22,7 +22,7 @@ from eitp_bench.errors import UserError
 from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, K_B, LN2, check_temperature, landauer_j_per_bit
 from eitp_bench.theory.quantity import Quantity
 
-SOURCE = "EIT-P paper (E_min = k_B·T·ln2·H(θ)); docs/theory.md §6"
+SOURCE = "EIT-P paper (E_min = k_B·T·ln2·H(θ)); docs/physical-floors.md §6"
 STORAGE_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "int8": 8}
 _TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -206,7 +206,7 @@ def e_min(model: torch.nn.Module, temperature_k: float = DEFAULT_TEMPERATURE_K, 
                 definition="E_min = k_B·T·ln2 · N · H₁ (H₁ in bits per parameter, N parameters)",
                 source=SOURCE, operationalisation=True, temperature_k=t,
                 notes=why + ["the histogram is permutation-invariant and similar before and after training: "
-                             "it does not bound learning (docs/theory.md §6)", f"N = {n} parameters"]).as_dict(),
+                             "it does not bound learning (docs/physical-floors.md §6)", f"N = {n} parameters"]).as_dict(),
         }
     primary = storages[0]
     first = by_storage[primary]

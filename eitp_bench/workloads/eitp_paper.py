@@ -4,7 +4,7 @@
     IEM = α·H(θ)·T·C          T = T0·(1 + β·epoch)^(−γ)
     L_thermo = |E − E_min|,   E_min = k_B·T·ln2·H(θ)
 
-The reference code implements none of these formulas (see docs/eitp-as-coded.md and
+The reference code implements none of these formulas (see docs/eitp-reference-code.md and
 eitp_coded.py). Our operationalisations, since the paper leaves them open:
 
 - H(θ): soft-histogram entropy of the parameters in bits per parameter. Each tensor is binned
@@ -15,7 +15,7 @@ eitp_coded.py). Our operationalisations, since the paper leaves them open:
   hidden states.
 - E: the IEM itself (dimensionless). E_min puts the dimensionless schedule temperature T
   (≈1) into k_B·T·ln2·H "as the paper writes it", giving E_min ≈ 1e-23 "J" — physically
-  meaningless (docs/theory.md §6), so in practice L_thermo ≈ IEM and pushes H and C down.
+  meaningless (docs/physical-floors.md §6), so in practice L_thermo ≈ IEM and pushes H and C down.
 - Lyapunov λ: Benettin-style estimate through the transformer blocks. A random unit tangent
   is pushed through each block's Jacobian with a forward-mode JVP at the block's real input
   (the forward pass's hidden state); λ = mean over blocks of log(‖J_i v_i‖/‖v_i‖), v renormalised
