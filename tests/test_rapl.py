@@ -427,9 +427,7 @@ def test_counter_that_never_moves_is_stalled_with_no_joules(tmp_path):
 def test_short_window_on_a_long_stalled_counter_is_stalled(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, children=())
-    clock = FakeClock()
-    meter = scripted(fake, clock)
-    meter.start()
+    clock, meter, _ = started(fake)
     clock.t += 2.0
     meter.poll()
     begin = meter.mark()
