@@ -8,6 +8,14 @@ import time
 from typing import Callable, Optional
 
 
+def is_terminal(stream) -> bool:
+    """Whether a stream is a terminal (a closed or replaced stream is not)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class Steps:
     def __init__(self, title: str, total: int, *, stream=None, clock: Callable[[], float] = time.monotonic):
         self.title, self.total, self.done = title, total, 0
@@ -15,10 +23,7 @@ class Steps:
         self.clock = clock
         self._t0 = clock()
         self._status = None
-        try:
-            self._live = self.stream.isatty()
-        except (AttributeError, ValueError):
-            self._live = False
+        self._live = is_terminal(self.stream)
 
     def step(self, name: str) -> None:
         """A step begins (the previous one has ended)."""

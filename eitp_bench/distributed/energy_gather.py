@@ -18,7 +18,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable, Hashable, Iterator, Optional, Sequence
 
-from eitp_bench.energy.monitor import EnergyMonitor, _key
+from eitp_bench.energy.monitor import EnergyMonitor, _key, measured_entries
 from eitp_bench.records import EnergyEntry
 
 NODE_METERS = ("rapl", "pyrapl")  # machine-wide: one reader per host
@@ -74,11 +74,8 @@ def combine(per_rank: Sequence[Sequence[EnergyEntry]]) -> list[EnergyEntry]:
 def measured_total(entries: Sequence[EnergyEntry]) -> Optional[float]:
     """The measured joules of gathered entries: the plain sum over ranks and machines (as WindowResult
     does for one process), None when nothing was measured."""
-    from eitp_bench.energy.base import ADDITIVE_DOMAINS
-    from eitp_bench.records import MEASURED_METHODS
-
-    measured = [e.joules for e in entries if e.valid and e.method in MEASURED_METHODS and e.domain in ADDITIVE_DOMAINS]
-    return float(sum(measured)) if measured else None  # type: ignore[arg-type]
+    measured = measured_entries(entries)
+    return float(sum(e.joules for e in measured)) if measured else None  # type: ignore[misc]
 
 
 class RankMonitor(EnergyMonitor):

@@ -30,6 +30,11 @@ def _key(e: EnergyEntry) -> ChannelKey:
     return (e.meter, e.device, e.domain)
 
 
+def measured_entries(entries) -> list[EnergyEntry]:
+    """Valid counter/sampled entries of additive domains (gpu, package, dram): what measured totals add."""
+    return [e for e in entries if e.valid and e.method in MEASURED_METHODS and e.domain in ADDITIVE_DOMAINS]
+
+
 @dataclass
 class WindowResult:
     name: str
@@ -45,11 +50,7 @@ class WindowResult:
     @property
     def measured(self) -> list[EnergyEntry]:
         """Valid counter/sampled entries of additive domains (gpu, package, dram)."""
-        return [
-            e
-            for e in self.energy
-            if e.valid and e.method in MEASURED_METHODS and e.domain in ADDITIVE_DOMAINS
-        ]
+        return measured_entries(self.energy)
 
     @property
     def measured_joules(self) -> Optional[float]:

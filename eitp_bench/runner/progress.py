@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Callable, Optional
 
+from eitp_bench.progress import is_terminal
 from eitp_bench.records import RunRecord
 from eitp_bench.runner.plan import RepetitionSpec
 
@@ -32,7 +33,7 @@ class RunProgress:
         self.clock = clock
         self.stream = stream or sys.stderr
         if mode == "auto":
-            mode = "bar" if _terminal(sys.stdout) and _terminal(self.stream) else "lines"
+            mode = "bar" if is_terminal(sys.stdout) and is_terminal(self.stream) else "lines"
         self.mode = mode
         self._t0 = clock()
         self._rep_t0: Optional[float] = None
@@ -129,10 +130,3 @@ class RunProgress:
         what = f"{self._spec.arm} · {self._phase or 'starting'}" if self._spec else ""
         self._bar.update(self._task, description=escape(what), eta=clock_text(self.eta_s()),
                          advance=1 if advance else 0)
-
-
-def _terminal(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

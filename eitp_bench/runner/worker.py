@@ -63,21 +63,16 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def _co2_tracker(suite):
-    """codecarbon's offline tracker around a task when the suite names a country, else a no-op."""
+def _co2_tracker(suite, enabled: bool = True):
+    """codecarbon's offline tracker around a task when the suite names a country (and `enabled`: one
+    instance per repetition, rank 0's), else a no-op."""
     from contextlib import nullcontext
 
-    if not suite.meters.co2_country:
+    if not (enabled and suite.meters.co2_country):
         return nullcontext()
     from eitp_bench.energy.carbon import Co2Tracker
 
     return Co2Tracker(country_iso_code=suite.meters.co2_country)
-
-
-def _no_co2():
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def _co2_metrics(tracker) -> list:
@@ -190,7 +185,7 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
                     raise RuntimeError(f"injected failure of arm {spec.arm} (debug.crash_arms)")
                 if task not in TASKS:
                     raise RuntimeError(f"task {task!r} has no implementation in workloads.tasks.TASKS")
-                with _co2_tracker(suite) if writes else _no_co2() as co2:  # codecarbon: one instance, rank 0's
+                with _co2_tracker(suite, enabled=writes) as co2:
                     # multi-rank: which ranks run this task, and how their results combine (distributed/ranks.py)
                     record.metrics = ranks.run_task(task, ctx, TASKS[task]) if ranks else TASKS[task](ctx)
                 record.metrics += _co2_metrics(co2)
