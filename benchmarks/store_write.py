@@ -1,6 +1,7 @@
 """How fast the results store writes and reads: per-run add(), bulk add_many(), frames, records().
 
     python benchmarks/store_write.py --runs 10000
+    python benchmarks/store_write.py --runs 10000 --store postgresql://…/empty_db   # a fleet store
 
 Each run carries 6 metrics, 4 energy entries and (optionally) a timeline, like a real repetition.
 The reports need all four frames of a 10 000-run store in <= 3 s together.
@@ -48,18 +49,24 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--single", type=int, default=1000, help="runs written one add() (one transaction) each")
     ap.add_argument("--timeline", type=int, default=10, help="timeline points per run")
+    ap.add_argument("--store", default=None,
+                    help="an empty store to write into, e.g. postgresql://user:pw@127.0.0.1:5432/bench "
+                         "(default: a new SQLite file in a temporary folder)")
     args = ap.parse_args()
     import pandas  # noqa: F401  (imported up front so its import time is not counted in a frame)
 
     records = [synthetic_run(i, args.timeline) for i in range(args.runs)]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.sqlite"
+        path = args.store or Path(tmp) / "bench.sqlite"
         with Store.open(path) as store:
+            if store.count():
+                raise SystemExit(f"{store.path} already holds runs: pass an empty store")
             single = records[: args.single]
             _, dt = timed(f"add() x {len(single)} (one txn each)", lambda: [store.add(r) for r in single])
             print(f"{'':<42s} {dt / max(len(single), 1) * 1e3:8.3f} ms per run")
             timed(f"add_many() x {args.runs - len(single)}", lambda: store.add_many(records[args.single :]))
-        print(f"store size: {path.stat().st_size / 1e6:.1f} MB for {args.runs} runs")
+        if isinstance(path, Path):
+            print(f"store size: {path.stat().st_size / 1e6:.1f} MB for {args.runs} runs")
         with Store.open(path) as store:
             total = 0.0
             for name in ("runs_frame", "metrics_frame", "energy_frame", "timeline_frame"):
