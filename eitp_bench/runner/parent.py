@@ -143,6 +143,7 @@ class Runner:
                             bar.cooldown(cooldown)
                             self.sleep(cooldown)
                         spec.cooldown_before_s, spec.qualification = cooldown, qualification
+                        spec.runner_pid = os.getpid()  # isolation: this runner's process tree is ours
                         if i == 0 and fresh_server:
                             bar.waiting_for_server()
                         records = self._run_one(spec, bar)
