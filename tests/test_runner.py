@@ -161,7 +161,7 @@ def test_meters_qualify_runs_once_at_the_start_and_reaches_every_repetition(fake
 
     calls = []
     stored = {"sensors": [{"meter": "rapl", "device": "cpu:0", "edge_s": 0.002, "windows": True}], "problems": []}
-    monkeypatch.setattr(runner_mod, "qualify_for_suite", lambda suite: calls.append(suite.meters.qualify) or stored)
+    monkeypatch.setattr(runner_mod, "qualify_in_child", lambda suite: calls.append(suite.meters.qualify) or stored)
     path = suite_file(tmp_path, "name: s\narms: [baseline]\ntasks: [train]\nrepetitions: 3\nmeters: {qualify: true}\n")
     Runner(load_suite(str(path)), tmp_path / "out", progress=False).run()
     assert calls == [True]
