@@ -297,7 +297,7 @@ def untimed_warm_up(model, objective, batches: Iterator, *, steps: int, settings
         return batches, 0, 0.0
     model.to(device)  # first: on a GPU this starts CUDA, whose RNG state must be saved too
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    rng = _rng_states()
+    rng = _rng_states(device)
     started = time.perf_counter()
     train(model, copy.deepcopy(objective), iter(drawn), steps=len(drawn), settings=settings, device=device,
           evaluate=lambda m: math.nan,  # the throwaway run is never evaluated
@@ -310,12 +310,15 @@ def untimed_warm_up(model, objective, batches: Iterator, *, steps: int, settings
     return itertools.chain(drawn, batches), len(drawn), time.perf_counter() - started
 
 
-def _rng_states() -> tuple:
-    return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None)
+def _rng_states(device) -> tuple:
+    """The CPU generator's state and, on a GPU, that device's (only it: touching the others would open a
+    CUDA context on each of them)."""
+    device = torch.device(device)
+    return device, torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
 
 def _set_rng_states(states: tuple) -> None:
-    cpu, cuda = states
+    device, cpu, cuda = states
     torch.set_rng_state(cpu)
     if cuda is not None:
-        torch.cuda.set_rng_state_all(cuda)
+        torch.cuda.set_rng_state(cuda, device)
