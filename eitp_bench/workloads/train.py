@@ -213,8 +213,9 @@ def train(
     `warmup_untimed_steps` steps run first and are undone (untimed_warm_up): what is timed, measured and
     learned is the same as without them.
     """
-    batches, warmed, warmup_s = untimed_warm_up(model, objective, batches, steps=warmup_untimed_steps, settings=settings,
-                                        device=device, tokens_per_step=tokens_per_step, steps_per_epoch=steps_per_epoch)
+    batches, warmed, warmup_s = untimed_warm_up(
+        model, objective, batches, steps=warmup_untimed_steps, settings=settings, device=device,
+        tokens_per_step=tokens_per_step, steps_per_epoch=steps_per_epoch)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: settings.lr_factor(s, steps))
