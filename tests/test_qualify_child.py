@@ -50,3 +50,26 @@ def test_the_real_child_gives_what_qualify_for_suite_gives_here(tmp_path, monkey
     got = qualify_in_child(suite)
     assert got == json.loads(json.dumps(qualify_for_suite(suite)))
     assert "uncertainty_formula" in got
+
+
+def gone(pid: int) -> bool:
+    """Ended (a zombie waiting for init to reap it counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_stuck_child_is_killed_with_the_loads_it_started(tmp_path):
+    """A child that hangs (here: forever) is a problem after timeout_s, and its whole process group goes,
+    the load it started included."""
+    python = fake_python(tmp_path, f"""
+import subprocess, time
+load = subprocess.Popen(["sleep", "300"])
+open({str(tmp_path / "load.pid")!r}, "w").write(str(load.pid))
+time.sleep(300)
+""")
+    got = qualify_in_child(load_suite("smoke", ["meters.qualify=true"]), python=python, timeout_s=5)
+    assert got["problems"] == ["the qualification process did not finish within 5 s"]
+    assert gone(int((tmp_path / "load.pid").read_text()))

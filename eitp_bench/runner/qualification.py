@@ -4,15 +4,17 @@ The qualification's GPU load (energy/qualify.GpuMatmulLoad) initialises CUDA. Ru
 context (hundreds of MiB on the GPU, and a process NVML lists) would stay for the whole suite: on the GPU
 the repetitions measure, beside every window, under the isolation check. So the parent starts
 `python -m eitp_bench.runner.qualification SUITE.json OUT.json PARENT_PID`, which qualifies, writes the
-result and exits, taking its context and loads with it; the parent reads the result. The child dies
-with the parent (`die_with_parent`); a child that fails or hangs becomes a problem in the result,
-never a failed run.
+result and exits, taking its context and loads with it; the parent reads the result. The child leads
+its own process group, which the parent kills on a timeout or a stop (its CPU spinners with it), and
+it dies with the parent (`die_with_parent`); a child that fails or hangs becomes a problem in the
+result, never a failed run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,19 +35,34 @@ def qualify_in_child(suite: Any, *, python: Optional[str] = None,
         suite_path.write_text(json.dumps(suite.model_dump(mode="json")), encoding="utf-8")
         command = [python or sys.executable, "-m", "eitp_bench.runner.qualification", str(suite_path), str(out_path),
                    str(os.getpid())]
-        try:
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, errors="replace", timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return _failed(f"the qualification process did not finish within {timeout_s:g} s")
+        try:  # its own process group: a stop takes the loads it started with it
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, errors="replace", process_group=0)
         except OSError as err:
             return _failed(f"the qualification process could not start ({err})")
         try:
+            output, _ = child.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(child)
+            return _failed(f"the qualification process did not finish within {timeout_s:g} s")
+        except BaseException:  # the runner is stopping (Ctrl-C, SIGTERM): no load may outlive it
+            _kill_group(child)
+            raise
+        _kill_group(child)  # a load its qualification failed to close must not outlive it either
+        try:
             return json.loads(out_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            tail = "\n".join((done.stdout or "").strip().splitlines()[-TAIL_LINES:])
-            return _failed(f"the qualification process ended with exit code {done.returncode} and no result"
+            tail = "\n".join((output or "").strip().splitlines()[-TAIL_LINES:])
+            return _failed(f"the qualification process ended with exit code {child.returncode} and no result"
                            + (f": {tail}" if tail else ""))
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    child.wait()
 
 
 def _failed(problem: str) -> dict[str, Any]:
