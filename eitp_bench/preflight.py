@@ -228,11 +228,11 @@ def _ranks_per_gpu(suite: Suite) -> Optional[Missing]:
     """More NCCL ranks on this machine than GPUs it may use (distributed/placement.py): refused before any
     launch, instead of every repetition failing with NCCL's "Duplicate GPU detected"."""
     la = suite.launcher
-    if la.nproc_per_node <= 1 or suite.device == "cpu":
-        return None
+    if la.nproc_per_node <= 1 or suite.device == "cpu" or not _cuda_built():
+        return None  # a CPU build of torch has no NCCL (device cuda is then a missing GPU of its own)
     from eitp_bench.distributed.placement import ranks_per_gpu_problem, visible_gpu_count
 
-    problem = ranks_per_gpu_problem(la.nproc_per_node, suite.device, visible_gpu_count(), _cuda_built())
+    problem = ranks_per_gpu_problem(la.nproc_per_node, suite.device, visible_gpu_count(), cuda_built=True)
     if problem is None:
         return None
     why, fix = problem

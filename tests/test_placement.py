@@ -110,3 +110,14 @@ def test_the_launcher_hands_the_ranks_omp_num_threads(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "elastic_launch", fake_launch)
     assert launch_ranks("spec.json", LauncherConfig(nproc_per_node=2), tmp_path, "id") == 0
     assert seen == {"omp": "1", "nproc": 2}
+
+
+def test_a_cpu_build_of_torch_counts_nothing_and_says_only_that_the_gpu_is_missing(monkeypatch):
+    import eitp_bench.preflight as preflight
+
+    monkeypatch.setattr(preflight, "_cuda_built", lambda: False)
+    monkeypatch.setattr(preflight, "_cuda_available", lambda: False)
+    monkeypatch.setattr(placement, "visible_gpu_count", lambda *a, **k: pytest.fail("counted GPUs"))
+    suite, missing = preflight.check_suite_before_work("smoke", ["device=cuda", "launcher.nproc_per_node=2"],
+                                                       dry_run=True, probe_sensors=False)
+    assert [m.what for m in missing] == ["CUDA GPU"]
