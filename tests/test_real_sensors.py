@@ -244,6 +244,26 @@ def test_a_gpu_answering_no_permission_is_skipped_with_a_note_and_the_others_are
     assert "GPU index 1 skipped" in statuses[0].reason and statuses[0].fix
 
 
+def test_doctor_names_the_gpu_it_may_not_read_and_measures_with_the_others(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300,denied,100", EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
+               PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    proc = subprocess.run([sys.executable, "-m", "eitp_bench.cli", "doctor", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr  # real joules can be measured: two GPUs read
+    nvml = [m for m in json.loads(proc.stdout)["meters"] if m["meter"] == "nvml"]
+    assert [(m["device"], m["available"]) for m in nvml] == [(None, False), ("gpu:0", True), ("gpu:1", True)]
+    assert "GPU index 1 skipped" in nvml[0]["reason"] and "Insufficient Permissions" in nvml[0]["reason"]
+    assert "CUDA_VISIBLE_DEVICES" in nvml[0]["fix"]
+
+
 def test_only_the_gpus_named_in_cuda_visible_devices_are_opened():
     clock = ManualClock(0.0)
     nvml = three_gpus(clock)
