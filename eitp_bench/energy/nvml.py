@@ -9,9 +9,10 @@ further apart than the window's edges allow: energy/crosscheck.py) and, on pre-V
 itself (trapezoid integral): method "sampled". Every mark also takes a power sample, so a window's
 integral starts and ends exactly at its edges.
 
-Short windows. The counter only moves every ~20–100 ms; the meter infers that update period (a
-robust mean of the intervals between observed changes: `inferred_period`), or takes the qualified one. A window shorter than the period, or one where the
-counter did not move while power was drawn, would read 0 J or a whole extra update: we then report the
+Short windows. The counter only moves every ~20–100 ms. Its update period is the qualified one, else
+one resolved by fast reads at start (`calibrate`), else a robust mean of the intervals between the
+changes the reads saw (`inferred_period`). A window shorter than the period, or one where the counter
+did not move while power was drawn, would read 0 J or a whole extra update: we then report the
 sampled integral instead, with method "sampled" and a flag saying why. Never a silent 0 J.
 
 Faults. An NVML error on one GPU invalidates that GPU's windows (joules=None, flag with the reason);
@@ -189,9 +190,13 @@ def visible_gpus(
     env = os.environ if env is None else env
     skipped = [] if skipped is None else skipped
     count = nvml.nvmlDeviceGetCount()
-    opened: dict[int, Optional[tuple[Any, str]]] = {}
+    direct = getattr(nvml, "nvmlDeviceGetHandleByUUID", None)
+    opened: dict[int, Any] = {}  # index -> (handle, uuid), or the NO_PERMISSION error
 
-    def by_index(i: int) -> Optional[tuple[Any, str]]:
+    def deny(what: str, err: BaseException) -> None:
+        skipped.append(SkippedGpu(what, f"NVML answered {err} (not this process's GPU)"))
+
+    def by_index(i: int, note: bool = True) -> Optional[tuple[Any, str]]:
         if i not in opened:
             try:
                 h = nvml.nvmlDeviceGetHandleByIndex(i)
@@ -199,38 +204,36 @@ def visible_gpus(
             except Exception as err:
                 if not _denied(nvml, err):
                     raise
-                skipped.append(SkippedGpu(f"GPU index {i}", f"NVML answered {err} (not this process's GPU)"))
-                opened[i] = None
+                opened[i] = err
+        if isinstance(opened[i], BaseException):
+            if note:
+                deny(f"GPU index {i}", opened[i])
+            return None
         return opened[i]
 
-    def physical() -> list[tuple[Any, str]]:
-        return [hu for hu in (by_index(i) for i in range(count)) if hu is not None]
+    def physical(note: bool = True) -> list[tuple[Any, str]]:
+        return [hu for hu in (by_index(i, note) for i in range(count)) if hu is not None]
 
     def by_uuid(uuid: str, ordinal: int, how: str) -> Optional[VisibleGpu]:
-        key = _uuid_key(uuid)
-        direct = getattr(nvml, "nvmlDeviceGetHandleByUUID", None)
-        if direct is not None and not _text(uuid).lower().startswith("mig-"):
-            try:  # a full GPU UUID: open that GPU alone
-                h = direct("GPU-" + key if not _text(uuid).lower().startswith("gpu-") else uuid)
+        key, text = _uuid_key(uuid), _text(uuid).strip()
+        named = [text] if text.lower().startswith(("gpu-", "mig-")) else ["GPU-" + key, "MIG-" + key]
+        for candidate in named if direct is not None else ():  # a full UUID: open that device alone
+            try:
+                h = direct(candidate)
+                if candidate.lower().startswith("mig-"):  # a MIG instance: energy only exists for its parent
+                    parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h)
+                    return VisibleGpu(ordinal, parent, _text(nvml.nvmlDeviceGetUUID(parent)), candidate, how)
                 u = _text(nvml.nvmlDeviceGetUUID(h))
                 if _uuid_key(u) == key:
                     return VisibleGpu(ordinal, h, u, mapped_by=how)
             except Exception as err:
                 if _denied(nvml, err):
-                    skipped.append(SkippedGpu(uuid, f"NVML answered {err} (not this process's GPU)"))
+                    deny(text, err)
                     return None
-        hits = [(h, u) for h, u in physical() if _uuid_key(u).startswith(key)]
+        # a UUID prefix (CUDA accepts a unique one): among the GPUs this process may open
+        hits = [(h, u) for h, u in physical(note=False) if _uuid_key(u).startswith(key)]
         if len(hits) == 1:
             return VisibleGpu(ordinal, hits[0][0], hits[0][1], mapped_by=how)
-        if len(hits) > 1 or direct is None:
-            return None
-        for candidate in (uuid, "MIG-" + key):  # a MIG instance: energy only exists for its parent
-            try:
-                mig = direct(candidate)
-                parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
-                return VisibleGpu(ordinal, parent, _text(nvml.nvmlDeviceGetUUID(parent)), candidate, how)
-            except (nvml.NVMLError, AttributeError):
-                continue
         return None
 
     if torch_uuids is not None:
@@ -275,10 +278,11 @@ def inferred_period(change_times: list[float]) -> Optional[float]:
 
     Never the smallest interval: a change is seen at the first read after the update, so single
     intervals scatter by up to a read interval either way, and their minimum only shrinks as reads
-    accumulate (38 ms for a true 100 ms on jittered 100-ms reads). Averaging over a run divides that
-    scatter by the run's length; the median ignores runs that hold a stall or a missed update. Reads
-    sparser than the updates see at most one change per read: the period then comes out as the read
-    interval, an upper bound (qualification polls fast enough to resolve it).
+    accumulate (72 ms for a true 100 ms on jittered 100-ms reads: benchmarks/crosscheck_scale.py).
+    Averaging over a run divides that scatter by the run's length; the median ignores runs that hold
+    a stall. Reads no denser than the updates cannot resolve the period (a read may hold two updates
+    or none): the estimate is then an upper bound, which is why the meter calibrates at start and
+    qualification polls fast.
     """
     n = len(change_times)
     if n < 2:
@@ -323,7 +327,6 @@ class _GpuState:
         self.mig = gpu.mig_instance is not None
         self.denied: Optional[str] = None  # NVML_ERROR_NO_PERMISSION at start: left out, with this reason
         self.name: Optional[str] = None
-        self.module_scope = False  # Grace Hopper: power and energy cover the superchip module
         self.changes: deque[float] = deque(maxlen=PERIOD_HISTORY)  # times of observed counter changes
         self.qualified_period_s: Optional[float] = None  # from `use_qualification`
         self.calibrated_period_s: Optional[float] = None  # from `calibrate` (fast reads at start)
@@ -667,8 +670,8 @@ class NvmlMeter(Meter):
     # --- results ---
 
     def update_period_s(self, ordinal: int) -> Optional[float]:
-        """The counter's update period for gpu:<ordinal>: the qualified one, else inferred from the reads
-        (once two changes have been seen; see `inferred_period`)."""
+        """The counter's update period for gpu:<ordinal>: the qualified one, else the calibrated one, else
+        inferred from the reads (once two changes have been seen; see `inferred_period`)."""
         return next(st.update_period_s for st in self._gpus if st.gpu.ordinal == ordinal)
 
     def use_qualification(self, qualification: Optional[dict[str, Any]]) -> None:
