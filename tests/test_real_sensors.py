@@ -264,6 +264,27 @@ def test_doctor_names_the_gpu_it_may_not_read_and_measures_with_the_others(tmp_p
     assert "CUDA_VISIBLE_DEVICES" in nvml[0]["fix"]
 
 
+def test_measure_on_gpus_without_rapl_says_what_its_total_covers(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300,denied", EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
+               PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    cmd = [sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--", sys.executable, "-c", "import time; time.sleep(0.5)"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["covered_domains"] == ["gpu"] and [e["device"] for e in out["energy"]] == ["gpu:0"]
+    assert any("GPU index 1 skipped" in u["reason"] for u in out["unavailable"])
+    [gpu] = out["energy"]  # the counter's window, and beside it the samples' integral, a cross-check
+    assert gpu["method"] == "counter" and gpu["sampled_joules"] is not None
+
+
 def test_only_the_gpus_named_in_cuda_visible_devices_are_opened():
     clock = ManualClock(0.0)
     nvml = three_gpus(clock)
