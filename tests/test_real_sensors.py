@@ -122,6 +122,75 @@ def test_a_100ms_counter_with_25_percent_sampling_keeps_the_training_energy():
     assert v.verdict == VERIFIED and v.n_candidate == 8 and "skipped" not in v.reason
 
 
+class SimulatedStepsObjective:
+    """A loss whose every call is one 100-ms training step on the manual clock (70 ms at high power,
+    30 ms at low), with one sampler read inside it: workloads/train.py's own loop drives the windows."""
+
+    forward_passes_per_step = 1
+
+    def __init__(self, clock, meter):
+        self.clock, self.meter, self.starts = clock, meter, []
+
+    def loss(self, model, input_ids, labels, *, step, epoch):
+        import torch
+
+        start = self.clock.t
+        self.starts.append(start)
+        self.clock.t = round(start + 0.05, 6)
+        self.meter.sample_now()
+        self.clock.t = round(start + STEP_S, 6)
+        return torch.nn.functional.mse_loss(model(input_ids), labels), {}
+
+    def watts(self, t: float) -> float:
+        import bisect
+
+        i = bisect.bisect_right(self.starts, t) - 1
+        if i >= 0 and t < self.starts[i] + STEP_S:
+            return HIGH_W if t - self.starts[i] < 0.07 - 1e-9 else LOW_W
+        return EVAL_W
+
+
+def test_training_energy_from_train_itself_is_kept_and_its_segments_do_not_drop_it():
+    import torch
+
+    from eitp_bench.workloads.train import OptimSettings, train
+
+    clock = ManualClock(0.0)
+    objective = SimulatedStepsObjective(clock, None)
+    nvml = FakeNvml(gpus=[FakeGpu(counter_period_s=0.1, power_coverage=0.25, watts=objective.watts)], clock=clock)
+    meter = objective.meter = NvmlMeter(nvml=nvml, interval=None, clock=clock, env={})
+    meter.start()
+    evaluations = []
+
+    def evaluate(model):  # 0.6 s + k × 5 ms of evaluation between segments, sampled every 100 ms
+        k = len(evaluations)
+        end = round(clock.t + 0.6 + 0.005 * k, 6)
+        while clock.t + 0.1 < end:
+            clock.t = round(clock.t + 0.1, 6)
+            meter.sample_now()
+        clock.t = end
+        evaluations.append(end)
+        return 1.0
+
+    torch.manual_seed(0)
+    batches = iter(lambda: (torch.randn(4, 3), torch.randn(4, 1)), None)
+    monitor = EnergyMonitor([meter], cuda_sync=False)
+    result = train(torch.nn.Linear(3, 1), objective, batches, steps=SEGMENTS * 25, settings=OptimSettings(1e-3),
+                   device="cpu", evaluate=evaluate, eval_every=25, tokens_per_step=4, steps_per_epoch=100.0,
+                   monitor=monitor)
+    monitor.close()
+    assert len(result.windows) == SEGMENTS
+    flagged = [w for w in result.windows if "crosscheck_mismatch" in codes(w.energy[0])]
+    assert len(flagged) >= 3  # segment by segment, the 25 % samples disagree with the counter (17 of 20)
+    [entry] = result.energy_entries("train")
+    assert entry.method == "counter" and not codes(entry) & FAULT_CODES  # the phase: judged
+    assert abs(entry.joules - entry.sampled_joules) < entry.crosscheck_tolerance_j
+    truth = sum(nvml.exact_joules(0, s, s + 25 * STEP_S) for s in objective.starts[::25])
+    assert entry.joules == pytest.approx(truth, rel=0.02)
+    train_joules = next(m.value for m in result.metrics() if m.name == "train_joules")
+    assert train_joules == pytest.approx(entry.joules)
+
+
 def test_a_counter_that_really_disagrees_is_still_flagged_on_the_merged_phase():
     _, merged, truth = run_training(counter_scale=0.85)  # under-reports by 15 %
     assert merged.joules == pytest.approx(0.85 * truth, rel=0.02)
@@ -275,7 +344,8 @@ def test_measure_on_gpus_without_rapl_says_what_its_total_covers(tmp_path):
     env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300,denied", EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
                PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    cmd = [sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--", sys.executable, "-c", "import time; time.sleep(0.5)"]
+    cmd = [sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--",
+           sys.executable, "-c", "import time; time.sleep(0.5)"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
