@@ -96,7 +96,8 @@ def main() -> None:
         m_apart = (merged.sampled_joules - merged.joules) / merged.joules
         flagged = any(f.code == "crosscheck_mismatch" for f in merged.flags)
         print(f"{seed:4d}  {100 * min(apart):+6.1f} % .. {100 * max(apart):+5.1f} %   {at5:6d}/{len(parts)}"
-              f"  {at_edges:9d}/{len(parts)}  {100 * m_apart:+9.2f} %  {100 * merged.crosscheck_tolerance_j / merged.joules:12.1f} %"
+              f"  {at_edges:9d}/{len(parts)}  {100 * m_apart:+9.2f} %"
+              f"  {100 * merged.crosscheck_tolerance_j / merged.joules:12.1f} %"
               f"  {str(flagged):>10s}")
     print("\ncounter update period, true 100 ms, jittered 100-ms reads (ms):")
     print("seed  old rule (min interval)  run means of changes  start-up calibration")

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 
 from eitp_bench.flags import Flag, flag, legacy_flag
 
-SCHEMA_VERSION = 5  # 5: energy entries carry the cross-check (sampled_joules, crosscheck_tolerance_j); 4: metric value may be null (not finite), metric flags; 3: ranks (world_size, nnodes; rank and host per energy entry); 2: coded flags; 1: string flags
+# 5: energy entries carry the cross-check (sampled_joules, crosscheck_tolerance_j)
+SCHEMA_VERSION = 5  # 4: metric value may be null (not finite), metric flags; 3: ranks (world_size, nnodes; rank and host per energy entry); 2: coded flags; 1: string flags
 
 Method = Literal["counter", "sampled", "estimated"]
 MEASURED_METHODS = frozenset({"counter", "sampled"})

@@ -195,7 +195,8 @@ def test_a_counter_that_really_disagrees_is_still_flagged_on_the_merged_phase():
     _, merged, truth = run_training(counter_scale=0.85)  # under-reports by 15 %
     assert merged.joules == pytest.approx(0.85 * truth, rel=0.02)
     assert "crosscheck_mismatch" in codes(merged)
-    assert "over the merged phase (20 windows" in next(f.message for f in merged.flags if f.code == "crosscheck_mismatch")
+    message = next(f.message for f in merged.flags if f.code == "crosscheck_mismatch")
+    assert "over the merged phase (20 windows" in message
 
 
 def test_a_merged_phase_with_an_unchecked_segment_is_not_checked_on_a_partial_sum():

@@ -48,7 +48,8 @@ def mismatch(counter_j: float, sampled_j: Optional[float], tol_j: Optional[float
     apart = abs(counter_j - sampled_j)
     if apart <= tol_j:
         return None
-    return flag("crosscheck_mismatch", f"cross-check{what}: counter {counter_j:.3f} J vs sampled power integral {sampled_j:.3f} J "
+    return flag("crosscheck_mismatch", f"cross-check{what}: counter {counter_j:.3f} J vs sampled power integral "
+                f"{sampled_j:.3f} J "
                 f"are {100 * apart / counter_j:.1f} % apart (> the {100 * tol_j / counter_j:.1f} % that the "
                 "window's edges and the sensor's accuracy allow)")
 

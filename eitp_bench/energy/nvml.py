@@ -418,7 +418,8 @@ class NvmlMeter(Meter):
                 spec = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
                 denied = "; ".join(f"{s.what}: {s.reason}" for s in self.unavailable)
                 raise UserError(
-                    f"no NVIDIA GPU visible to NVML that this process may read (CUDA_VISIBLE_DEVICES={spec!r}, devices={devices})"
+                    "no NVIDIA GPU visible to NVML that this process may read "
+                    f"(CUDA_VISIBLE_DEVICES={spec!r}, devices={devices})"
                     + (f"; {denied}" if denied else ""),
                     fix=FIX_PERMISSION if denied else
                     "check CUDA_VISIBLE_DEVICES and `nvidia-smi`, or measure without the nvml meter",
@@ -1009,7 +1010,8 @@ def _gpu_status(N: Any, gpu: VisibleGpu) -> MeterStatus:
                            details={**details, "method": "counter"})
     except Exception as err:
         if _denied(N, err):
-            return SkippedGpu(device, f"NVML answered {err} reading its energy counter (not this process's GPU)").status()
+            why = f"NVML answered {err} reading its energy counter (not this process's GPU)"
+            return SkippedGpu(device, why).status()
         no_counter = isinstance(err, getattr(N, "NVMLError_NotSupported", ()))
         counter_err = str(err) if isinstance(err, _nvml_error(N)) else _describe(N, err)
     try:

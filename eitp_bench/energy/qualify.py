@@ -420,7 +420,8 @@ def qualify_here(*, rapl_root: Any = None, nvml: Any = None, gpu: bool = True, p
     """Qualify every meter that can read here; never raises (what failed is in `problems`).
 
     RAPL zones under the CPU busy loop; NVML sensors (only when `gpu` and NVML reads) under the GPU
-    matmul loop, one GPU at a time: `gpu_load("cuda:N")` loads GPU N while its own sensors are read. Returns {"sensors": [...], "runs": [...], "problems": [...], "uncertainty_formula"}."""
+    matmul loop, one GPU at a time: `gpu_load("cuda:N")` loads GPU N while its own sensors are read.
+    Returns {"sensors": [...], "runs": [...], "problems": [...], "uncertainty_formula"}."""
     out: dict[str, Any] = {"sensors": [], "runs": [], "problems": [],
                            "uncertainty_formula": "u(T) = 2 * (delay_s + max(update_period_s, averaging_window_s)) / T"}
 
