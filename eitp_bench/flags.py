@@ -32,7 +32,11 @@ CODES: dict[str, str] = {
     "crosscheck_mismatch": "the energy counter and the integrated power samples disagree beyond the tolerance",
     "averaged_power": "power samples are the driver's 1-s average: they lag changes in power",
     "module_scope": "power read at module scope (Grace Hopper: GPU + CPU + memory), not the GPU alone",
-    "mig_whole_gpu": "MIG: the figure is the whole GPU's, not one MIG instance's",
+    "mig_whole_gpu": "MIG: the figure is the whole GPU's, not one MIG instance's (energy claims refused)",
+    "grace_hopper": "Grace Hopper superchip: whether the counter covers the GPU alone or the module is not stated",
+    # what a window's measured total covers (energy/coverage.py)
+    "cpu_not_measured": "the measured total covers the GPUs only: no CPU sensor (RAPL) reads here",
+    "cpu_work_not_measured": "the work ran on the CPU, which no sensor measured: the total is the GPUs' draw only",
     "die_sum": "package energy summed from per-die zones (no plain package zone)",
     "die_mirror": "per-die zones advance identically (one socket counter mirrored per die, AMD): counted once",
     "history_truncated": "older reads fell out of the ring buffer: max_gap_s covers only the reads kept",

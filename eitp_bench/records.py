@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 
 from eitp_bench.flags import Flag, flag, legacy_flag
 
-SCHEMA_VERSION = 4  # 4: metric value may be null (not finite), metric flags; 3: ranks (world_size, nnodes; rank and host per energy entry); 2: coded flags; 1: string flags
+# 5: energy entries carry the cross-check (sampled_joules, crosscheck_tolerance_j)
+SCHEMA_VERSION = 5  # 4: metric value may be null (not finite), metric flags; 3: ranks (world_size, nnodes; rank and host per energy entry); 2: coded flags; 1: string flags
 
 Method = Literal["counter", "sampled", "estimated"]
 MEASURED_METHODS = frozenset({"counter", "sampled"})
@@ -92,6 +93,11 @@ class EnergyEntry(_Model):
     # summing a record's entries counts every sensor once. None for a single-process repetition.
     rank: Optional[int] = None
     host: Optional[str] = None
+    # Where a counter gave `joules` and power was sampled too (NVML): the samples' integral over the same
+    # window, a cross-check only (never the figure), and how far apart the two may be (J) given the
+    # window's edges (energy/crosscheck.py). Merged phases carry the sums and are checked on them.
+    sampled_joules: Optional[float] = None
+    crosscheck_tolerance_j: Optional[float] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -99,7 +105,8 @@ class EnergyEntry(_Model):
         # net_joules is derived from the fields above; dumps carry it, reading recomputes it.
         if isinstance(data, dict) and "net_joules" in data:
             data = {k: v for k, v in data.items() if k != "net_joules"}
-        return _non_finite_to_null(data, ("joules", "idle_watts", "max_gap_s"))
+        return _non_finite_to_null(data, ("joules", "idle_watts", "max_gap_s", "sampled_joules",
+                                          "crosscheck_tolerance_j"))
 
     @property
     def valid(self) -> bool:
@@ -213,7 +220,14 @@ def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 4}
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}  # version n -> n + 1
+def _v4_to_v5(data: dict[str, Any]) -> dict[str, Any]:
+    """v5: energy entries may carry the cross-check's figures; a v4 entry's were not kept (None)."""
+    return {**data, "schema_version": 5}
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5,
+}  # version n -> n + 1
 
 
 def upgrade_record(data: dict[str, Any], to: int = SCHEMA_VERSION) -> dict[str, Any]:

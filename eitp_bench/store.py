@@ -467,7 +467,8 @@ class Store:
         # stays available as run_device.
         df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"})
         df = df.rename(columns={"device": "run_device", "energy_device": "device"})
-        for column in ("joules", "max_gap_s", "idle_watts", "net_joules"):  # None → NaN, never object dtype
+        for column in ("joules", "max_gap_s", "idle_watts", "net_joules", "sampled_joules",
+                       "crosscheck_tolerance_j"):  # None → NaN, never object dtype
             df[column] = df[column].astype(float)
         return _split_flags(df)
 

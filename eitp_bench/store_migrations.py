@@ -164,8 +164,18 @@ def _v5_metric_flags_and_order(conn: Connection) -> None:
     conn.exec_driver_sql("UPDATE runs SET record_schema_version = 4 WHERE record_schema_version < 4")
 
 
+def _v6_crosscheck(conn: Connection) -> None:
+    # v6: record schema 5, energy entries carry the counter-vs-sampled cross-check (energy/crosscheck.py).
+    # Older runs did not keep it: NULL.
+    double = "REAL" if conn.dialect.name == "sqlite" else "DOUBLE PRECISION"
+    conn.exec_driver_sql(f"ALTER TABLE energy ADD COLUMN sampled_joules {double}")
+    conn.exec_driver_sql(f"ALTER TABLE energy ADD COLUMN crosscheck_tolerance_j {double}")
+    conn.exec_driver_sql("UPDATE runs SET record_schema_version = 5 WHERE record_schema_version < 5")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks, _v5_metric_flags_and_order,
+    _v6_crosscheck,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

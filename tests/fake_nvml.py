@@ -13,7 +13,9 @@ What it simulates (the behaviours the meter must cope with):
 - a pre-Volta GPU (no energy counter), a GPU with no power reading, a counter that under- or
   over-reports (`counter_scale`), a counter reset (driver reload), a counter that jumps
   (`jump_counter`), a call that stalls (`stall_at`/`stall_s`), errors injected mid-run, a missing
-  driver library, MIG mode, and Grace Hopper (GPU power scope unsupported, module scope works).
+  driver library, MIG mode, Grace Hopper (GPU power scope unsupported, module scope works), an instant
+  power field that averages only part of each period (`power_coverage`, A100/H100: 25 %), and a GPU of
+  another job (`denied`: every call answers NVML_ERROR_NO_PERMISSION).
 Other faults of the binding (odd return types, non-NVML exceptions): set the method on the instance.
 
 The error classes mirror pynvml's: `NVMLError(code)` returns the subclass for that code.
@@ -171,6 +173,12 @@ class FakeGpu:
     stall_s: float = 0.0  # ... take this long (a ManualClock is advanced; a real clock is slept)
     stall_call: str = "nvmlDeviceGetTotalEnergyConsumption"
     stall_calls: int = 1
+    # The instant power field as on A100/H100: each `power_period_s` the sensor averages only the first
+    # `power_coverage` of the period (0.25: 25 ms of every 100 ms) and reports that until the next one.
+    # 1.0 (default): the field is the trace's value at the instant of the read.
+    power_coverage: float = 1.0
+    power_period_s: float = 0.1
+    denied: bool = False  # True: every call on this GPU answers NVML_ERROR_NO_PERMISSION (another job's GPU)
 
 
 @dataclass
@@ -314,6 +322,8 @@ class FakeNvml:
                 time.sleep(g.stall_s)
         if st.gpu.fail_from is not None and self.clock() >= st.gpu.fail_from:
             raise NVMLError(st.gpu.fail_code)
+        if st.gpu.denied:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
         return st
 
     def nvmlInit(self):
@@ -344,12 +354,16 @@ class FakeNvml:
         self._call("nvmlDeviceGetHandleByIndex")
         if not 0 <= index < len(self._gpus):
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        if self._gpus[index].gpu.denied:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
         return _Handle(index)
 
     def nvmlDeviceGetHandleByUUID(self, uuid):
         self._call("nvmlDeviceGetHandleByUUID")
         uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
         for st in self._gpus:
+            if st.gpu.uuid == uuid and st.gpu.denied:
+                raise NVMLError(NVML_ERROR_NO_PERMISSION)
             if st.gpu.uuid == uuid:
                 return _Handle(st.index)
             if uuid in st.gpu.mig_uuids:
@@ -401,7 +415,7 @@ class FakeNvml:
                 and st.gpu.power_supported
                 and (scope == NVML_POWER_SCOPE_MODULE or st.gpu.gpu_scope_power)
             )
-            value = _Value(uiVal=int(round(1000 * st.gpu.watts(now)))) if ok else _Value()
+            value = _Value(uiVal=int(round(1000 * self._instant_watts(st.gpu, now)))) if ok else _Value()
             out.append(
                 _FieldValue(
                     fieldId=fid,
@@ -414,6 +428,18 @@ class FakeNvml:
                 )
             )
         return out
+
+    @staticmethod
+    def _instant_watts(g: FakeGpu, now: float) -> float:
+        """The instant field: the trace now, or (power_coverage < 1) the mean over the covered part of the
+        last sensor period whose covered part has ended (midpoint rule, 25 points)."""
+        if g.power_coverage >= 1.0:
+            return g.watts(now)
+        period, span = g.power_period_s, g.power_period_s * g.power_coverage
+        start = math.floor(now / period + 1e-9) * period
+        if now < start + span:
+            start -= period
+        return sum(g.watts(start + (k + 0.5) * span / 25) for k in range(25)) / 25
 
     def nvmlDeviceGetEnforcedPowerLimit(self, handle):
         return int(self._state(handle, "nvmlDeviceGetEnforcedPowerLimit").gpu.power_limit_w * 1000)

@@ -64,6 +64,7 @@ def test_measure_json_reports_known_watts(tree):
     # the total names the caveats of what it sums (none expected here, but whatever they are)
     assert out["measured_joules_flags"] == sorted({f["code"] for r in (pkg, dram) for f in r["flags"]})
     assert out["estimated_joules"] is None
+    assert out["covered_domains"] == ["dram", "package"]  # what the total holds (no GPU here)
     # the mmio duplicate of package-0 is dropped: one package channel only
     assert sum(1 for r in out["energy"] if r["domain"] == "package") == 1
 

@@ -89,7 +89,7 @@ def test_fake_nvml_gpu_counter_and_averaged_power():
     nvml = FakeNvml(gpus=[FakeGpu(name="NVIDIA A100", arch="ampere", instant_field=False, counter_period_s=0.1,
                                   watts=load.power)], clock=clock)
     plan = q.Plan(gpu_half_period_s=2.0, gpu_cycles=3, gpu_poll_s=0.01)
-    out = q.qualify_here(rapl_root="/nonexistent", nvml=nvml, plan=plan, gpu_load=lambda: load,
+    out = q.qualify_here(rapl_root="/nonexistent", nvml=nvml, plan=plan, gpu_load=lambda device: load,
                          clock=clock, sleep=clock.advance)
     by_source = {s["source"]: s for s in out["sensors"]}
     counter, power = by_source["total_energy"], by_source["power_usage"]

@@ -245,6 +245,8 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
         conn.execute("ALTER TABLE runs DROP COLUMN seq")
         conn.execute("ALTER TABLE metrics DROP COLUMN flags_json")
         conn.execute("ALTER TABLE metrics ALTER COLUMN value SET NOT NULL")
+        conn.execute("ALTER TABLE energy DROP COLUMN sampled_joules")  # (v6)
+        conn.execute("ALTER TABLE energy DROP COLUMN crosscheck_tolerance_j")
         conn.execute("UPDATE runs SET record_schema_version = 3")
         conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     with Store.open(pg_url) as store:

@@ -206,6 +206,8 @@ def judge_claims(metrics_df, energy_df, claims, *, settings: Optional[dict[str, 
     for v in verdicts:
         if v.claim.energy and v.claim.kind == "ratio":
             _instrument_checks(v, ok, energy_df, instrument or {}, conditions or {})
+        if v.claim.energy:
+            _scope_checks(v, ok, energy_df)
     for group in dict.fromkeys(v.claim.group for v in verdicts):
         _holm_family([v for v in verdicts if v.claim.group == group], alpha)
     return [_mark_not_comparable(v, settings) if settings else v for v in verdicts]
@@ -660,6 +662,30 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
         note = ("skipped runs whose measured window was flagged (" + ", ".join(sorted(fault_codes)) + "): "
                 + ", ".join(f"{arm} {n}" for arm, n in skipped.items() if n))
     return keep, None, note
+
+
+# ---------------------------------------------------------------- what the measured joules cover
+
+
+def _scope_checks(v: Verdict, rows, energy_df) -> None:
+    """MIG slices → NOT MEASURED; CPU work measured on GPUs only → INCONCLUSIVE; GPU-only totals and
+    Grace Hopper scopes → named in the reason (analysis/instrument.energy_scope)."""
+    from eitp_bench.analysis.instrument import energy_scope
+
+    if v.metric is None or v.verdict in (NO_DATA, NOT_MEASURED):
+        return
+    task_rows = rows if v.claim.task is None else rows[rows["task"] == v.claim.task]
+    arms = [a for a in (v.claim.candidate, v.claim.baseline) if a]
+    named = task_rows[task_rows["arm"].isin(arms) & (task_rows["name"] == v.metric)]
+    windows = set(named["window"].dropna()) if "window" in named.columns else set()
+    scope = energy_scope(set(named["run_id"]), energy_df, windows)
+    if scope["refuse"] or scope["inconclusive"]:
+        why = "; ".join(scope["refuse"] or scope["inconclusive"])
+        v.reason = f"{why}; the statistics would say {v.verdict}: {v.reason}"
+        v.verdict = NOT_MEASURED if scope["refuse"] else INCONCLUSIVE
+        v.provisional, v.p_threshold, v.plan_inputs, v.plan = False, None, None, None
+    elif scope["notes"]:
+        v.reason = f"{v.reason}; scope: {'; '.join(scope['notes'])}"
 
 
 # ---------------------------------------------------------------- instrument and run conditions

@@ -6,6 +6,10 @@
   windows. Per run, the largest u(T) = 2 · edge_s / T over the measured entries of the windows the
   metric rests on (a sum's relative error is at most its worst part's); per arm, the median over runs.
   None unless every run has a stated uncertainty (then the judge keeps its usual rules).
+- `energy_scope(run_ids, energy, windows)`: what the measured entries an energy claim rests on cover
+  (energy/coverage.py, energy/nvml.py): a MIG slice's figure is its whole GPU's (`mig_whole_gpu`:
+  refused, NOT MEASURED); CPU work measured on the GPUs alone (`cpu_work_not_measured`: INCONCLUSIVE);
+  a GPU-only total (`cpu_not_measured`) or a Grace Hopper scope (`module_scope`, `grace_hopper`): named.
 - `isolation_codes(provenance)`: run_id → the isolation check's codes (`gpu_shared`, `cpu_busy`).
   These are caveats, not faults: a busy neighbour at the start of a repetition may or may not have
   drawn power during its windows, so affected repetitions are counted per arm and named in the
@@ -87,4 +91,31 @@ def isolation_counts(metrics, codes_by_run: dict[str, list[str]]) -> dict[str, d
         for code in ISOLATION_CODES:
             counts[code] = sum(code in c for c in reps.values())
         out[str(arm)] = counts
+    return out
+
+
+# What the measured entries cover. Refusals first: a verdict on them would be about something else.
+SCOPE_REFUSE = {"mig_whole_gpu": "MIG slice: NVML's energy counter is the whole GPU's, shared with the other "
+                                 "instances, so no figure belongs to this slice"}
+SCOPE_INCONCLUSIVE = {"cpu_work_not_measured": "GPU only; CPU not measured: the work ran on the CPU, which no "
+                                               "sensor read, so the joules are the GPUs' draw, not the work's"}
+SCOPE_NOTES = {"cpu_not_measured": "GPU only; CPU not measured",
+               "module_scope": "Grace Hopper: power at module scope (GPU + CPU + memory)",
+               "grace_hopper": "Grace Hopper: counter scope (GPU or module) not stated by NVML"}
+
+
+def energy_scope(run_ids, energy, windows) -> dict[str, list[str]]:
+    """{"refuse": [...], "inconclusive": [...], "notes": [...]}: the scope texts for the measured entries
+    of these runs in these windows (empty lists: a complete, GPU-and-CPU or CPU-only, measured total)."""
+    from eitp_bench.analysis.resultset import measured_only
+
+    out: dict[str, list[str]] = {"refuse": [], "inconclusive": [], "notes": []}
+    if energy is None or len(energy) == 0 or "flags" not in energy.columns:
+        return out
+    e = measured_only(energy[energy["run_id"].astype(str).isin({str(r) for r in run_ids})])
+    if windows:
+        e = e[e["window"].isin(windows)]
+    codes = {c for flags in e["flags"] for c in flags}
+    for key, table in (("refuse", SCOPE_REFUSE), ("inconclusive", SCOPE_INCONCLUSIVE), ("notes", SCOPE_NOTES)):
+        out[key] = [text for code, text in table.items() if code in codes]
     return out

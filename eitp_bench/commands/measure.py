@@ -131,6 +131,7 @@ def _payload(command, exit_code, result, baseline, monitor, timeline: bool) -> d
         "energy": [_energy_row(e) for e in result.energy],
         "measured_joules": result.measured_joules,
         "measured_joules_flags": result.measured_joules_flags,
+        "covered_domains": result.covered_domains,  # e.g. ["gpu"]: no CPU sensor read (energy/coverage.py)
         "net_measured_joules": result.net_measured_joules,
         "estimated_joules": result.estimated_joules,
         "unavailable": [
@@ -186,8 +187,10 @@ def _print_table(payload: dict[str, Any]) -> None:
         console.print(escape(f"[{i}] {note}"), soft_wrap=True)
     measured = payload["measured_joules"]
     caveats = payload.get("measured_joules_flags") or []
-    console.print(f"measured total (gpu+package+dram): {_fmt(measured, '.3f')} J"
-                  + (escape(f"  (flagged: {', '.join(caveats)})") if caveats else ""))
+    covered = payload.get("covered_domains") or []
+    console.print(f"measured total ({'+'.join(covered) or 'nothing measured'}): {_fmt(measured, '.3f')} J"
+                  + (escape(f"  (flagged: {', '.join(caveats)})") if caveats else "")
+                  + ("  (GPU only; CPU not measured)" if covered == ["gpu"] else ""))
     if payload["estimated_joules"] is not None:
         console.print(f"estimated (not measured): {_fmt(payload['estimated_joules'], '.3f')} J")
     if payload.get("co2"):

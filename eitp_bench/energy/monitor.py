@@ -53,6 +53,11 @@ class WindowResult:
         return measured_entries(self.energy)
 
     @property
+    def covered_domains(self) -> list[str]:
+        """The domains `measured_joules` adds (e.g. ["gpu"] where RAPL does not read: energy/coverage.py)."""
+        return sorted({e.domain for e in self.measured})
+
+    @property
     def measured_joules(self) -> Optional[float]:
         """Sum of measured joules over additive domains; None when nothing was measured."""
         measured = self.measured
@@ -95,6 +100,41 @@ class WindowResult:
             TimelinePoint(window=window or self.name, device=s.device, domain=s.domain, t=s.t - t_ref, watts=s.watts)
             for s in self.timeline
         ]
+
+
+def merge_windows(results: list, window: str) -> list[EnergyEntry]:
+    """One entry per channel summing several window results (segments of one phase).
+
+    A channel invalid in any segment is invalid in the sum (joules None, flags kept): a phase's
+    total is never silently missing a piece. The counter-vs-sampled cross-check is redone on the
+    sums (energy/crosscheck.py): a phase is judged as one figure, not by its worst segment.
+    """
+    from eitp_bench.energy import crosscheck
+
+    merged: dict[tuple, EnergyEntry] = {}
+    parts: dict[tuple, int] = {}
+    for result in results:
+        for e in result.energy:
+            key = (e.meter, e.device, e.domain, e.rank, e.host)  # ranks' sensors stay apart (summed later)
+            m = merged.get(key)
+            parts[key] = parts.get(key, 0) + 1
+            if m is None:
+                merged[key] = e.model_copy(update={"window": window, "flags": list(e.flags)})
+                continue
+            m.joules = None if m.joules is None or e.joules is None else m.joules + e.joules
+            m.sampled_joules = _add(m.sampled_joules, e.sampled_joules)
+            m.crosscheck_tolerance_j = _add(m.crosscheck_tolerance_j, e.crosscheck_tolerance_j)
+            m.duration_s += e.duration_s
+            m.samples += e.samples
+            gaps = [g for g in (m.max_gap_s, e.max_gap_s) if g is not None]
+            m.max_gap_s = max(gaps) if gaps else None
+            m.wraps += e.wraps
+            m.flags.extend(f for f in e.flags if f not in m.flags)
+    return [crosscheck.recheck(m, parts[key]) if parts[key] > 1 else m for key, m in merged.items()]
+
+
+def _add(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return None if a is None or b is None else a + b
 
 
 @dataclass
@@ -310,7 +350,7 @@ def discover_meters(
     meters (RAPL). A rank that leaves a sensor to another process adds no estimate in its place.
     """
     from eitp_bench.energy.estimate import CpuTimeEstimateMeter
-    from eitp_bench.energy.nvml import NvmlMeter
+    from eitp_bench.energy.nvml import CALIBRATE_S, NvmlMeter
     from eitp_bench.energy.rapl import RaplMeter
     from eitp_bench.errors import UserError
 
@@ -330,7 +370,8 @@ def discover_meters(
     nvml_reads = any(s.available for s in nvml_status)
     if nvml_reads and gpus != []:
         try:
-            meters.append(NvmlMeter(interval=interval, devices=gpus))
+            # (GPUs left out for NVML_ERROR_NO_PERMISSION are in the probe's statuses, with the reason)
+            meters.append(NvmlMeter(interval=interval, devices=gpus, calibrate_s=CALIBRATE_S))
         except UserError as err:  # probed fine, then failed to start: a status line, not a crash
             statuses.append(MeterStatus("nvml", False, reason=err.message, fix=err.fix))
 

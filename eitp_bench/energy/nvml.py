@@ -4,13 +4,15 @@ Primary source: the total-energy counter (`nvmlDeviceGetTotalEnergyConsumption`,
 load, 64-bit, Volta and later), read synchronously at every `mark()`: method "counter".
 A sampler *thread* records power every `interval` seconds (the instant power field 186 where the GPU
 has it, else `nvmlDeviceGetPowerUsage`, which is a 1-s mean on Ampere and later). The samples give a
-timeline, a cross-check of the counter (flagged when > 5 % apart) and, on pre-Volta GPUs, the energy
+timeline, a cross-check of the counter (`sampled_joules` beside the counter's joules, flagged when
+further apart than the window's edges allow: energy/crosscheck.py) and, on pre-Volta GPUs, the energy
 itself (trapezoid integral): method "sampled". Every mark also takes a power sample, so a window's
 integral starts and ends exactly at its edges.
 
-Short windows. The counter only moves every ~20–100 ms; the sampler infers that update period (the
-smallest interval between observed changes). A window shorter than the period, or one where the
-counter did not move while power was drawn, would read 0 J or a whole extra update: we then report the
+Short windows. The counter only moves every ~20–100 ms. Its update period is the qualified one, else
+one resolved by fast reads at start (`calibrate`), else a robust mean of the intervals between the
+changes the reads saw (`inferred_period`). A window shorter than the period, or one where the counter
+did not move while power was drawn, would read 0 J or a whole extra update: we then report the
 sampled integral instead, with method "sampled" and a flag saying why. Never a silent 0 J.
 
 Faults. An NVML error on one GPU invalidates that GPU's windows (joules=None, flag with the reason);
@@ -32,13 +34,19 @@ power-limit bound, so a bad value kept from a slow read cannot pass either.
 
 Grace Hopper: where the GPU power scope reads nothing, the instant field is read at
 NVML_POWER_SCOPE_MODULE (GPU + CPU + memory of the superchip) and every window says so.
-MIG: NVML reports whole-GPU energy only; every window of a MIG GPU says so.
+MIG: NVML reports whole-GPU energy only; every window of a MIG GPU says so (`mig_whole_gpu`: the judge
+refuses energy claims on it). A GH200 (by name) whose power reads at GPU scope is labelled `grace_hopper`.
+
+Visible GPUs only: the meter opens the GPUs CUDA_VISIBLE_DEVICES names (or all); one that answers
+NVML_ERROR_NO_PERMISSION (a GPU of another Slurm job, hidden by cgroups) is left out and listed in
+`unavailable` with the reason and fix (doctor shows it); the others are measured.
 CUDA synchronisation at window edges is the monitor's job, not this meter's.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import threading
 import time
@@ -47,23 +55,29 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
+from eitp_bench.energy import crosscheck
 from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample, Sensor
 from eitp_bench.errors import UserError
 from eitp_bench.flags import Flag, flag
 from eitp_bench.records import EnergyEntry
 
 FI_DEV_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT
-CROSS_CHECK_TOLERANCE = 0.05  # counter vs integrated samples
 ARCH_AMPERE = 7  # NVML_DEVICE_ARCH_AMPERE: GetPowerUsage becomes a 1-s mean
 SLOW_READ_S = 1.0  # a read (or a mark's wait for one) longer than this is stuck: flagged, values dropped
 DEFAULT_POWER_LIMIT_W = 2000.0  # when NVML gives no power limit: above any board sold (B200 1000 W)
 JUMP_FACTOR = 2.0  # boards exceed their limit in short transients, never by 2x over a counter update
 JUMP_SLACK_S = 0.1  # the counter's update period at most: a step may hold one update's energy
+PERIOD_SPAN = 8  # counter changes averaged per run when inferring the update period
+PERIOD_HISTORY = 65  # the last changes kept for it (8 runs of 8 intervals)
+CALIBRATE_S = 1.0  # fast counter reads at a meter's start (discover_meters): 9 changes of a 100-ms counter
+CALIBRATE_POLL_S = 0.002
 
 FIX_PYNVML = "pip install nvidia-ml-py (it provides the `pynvml` module; the PyPI `pynvml` distribution is deprecated)"
 FIX_LIBRARY = (
     "install the NVIDIA driver, or run the container with --gpus all and the NVIDIA container toolkit"
 )
+FIX_PERMISSION = ("nothing to do if the scheduler gave this job other GPUs (Slurm/cgroups); to measure this one, "
+                  "request it in the job or set CUDA_VISIBLE_DEVICES to the GPUs the job owns")
 
 
 def load_pynvml() -> Any:
@@ -141,34 +155,85 @@ def torch_device_uuids() -> Optional[list[str]]:
         return None
 
 
+@dataclass(frozen=True)
+class SkippedGpu:
+    """A GPU this process may not read (NVML_ERROR_NO_PERMISSION: a Slurm/cgroup-constrained node)."""
+
+    what: str  # "index 1", "GPU-5f3c…", "gpu:1"
+    reason: str
+    fix: str = FIX_PERMISSION
+
+    def status(self) -> MeterStatus:
+        return MeterStatus("nvml", False, reason=f"{self.what} skipped: {self.reason}", fix=self.fix)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"gpu": self.what, "reason": self.reason, "fix": self.fix}
+
+
+def _denied(N: Any, err: BaseException) -> bool:
+    return isinstance(err, getattr(N, "NVMLError_NoPermission", ()))
+
+
 def visible_gpus(
-    nvml: Any, env: Optional[dict[str, str]] = None, torch_uuids: Optional[list[str]] = None
+    nvml: Any, env: Optional[dict[str, str]] = None, torch_uuids: Optional[list[str]] = None,
+    skipped: Optional[list[SkippedGpu]] = None,
 ) -> list[VisibleGpu]:
     """Map torch ordinals to NVML handles: by UUID via torch if given, else by CUDA_VISIBLE_DEVICES.
 
     CUDA_VISIBLE_DEVICES entries are indices or GPU-/MIG- UUIDs (GPU- ones may be prefixes); like CUDA,
     we stop at the first entry that names no device. Indices assume PCI bus order (NVML's order).
+    Only the GPUs named are opened (a full UUID is looked up directly, an index by index): on a node
+    where cgroups hide the other GPUs, touching them answers NVML_ERROR_NO_PERMISSION. A GPU that
+    answers so is left out with a `SkippedGpu` note in `skipped` and takes no ordinal (CUDA cannot
+    open it either); the others are still measured.
     """
     env = os.environ if env is None else env
-    physical = []
-    for i in range(nvml.nvmlDeviceGetCount()):
-        h = nvml.nvmlDeviceGetHandleByIndex(i)
-        physical.append((h, _text(nvml.nvmlDeviceGetUUID(h))))
+    skipped = [] if skipped is None else skipped
+    count = nvml.nvmlDeviceGetCount()
+    direct = getattr(nvml, "nvmlDeviceGetHandleByUUID", None)
+    opened: dict[int, Any] = {}  # index -> (handle, uuid), or the NO_PERMISSION error
+
+    def deny(what: str, err: BaseException) -> None:
+        skipped.append(SkippedGpu(what, f"NVML answered {err} (not this process's GPU)"))
+
+    def by_index(i: int, note: bool = True) -> Optional[tuple[Any, str]]:
+        if i not in opened:
+            try:
+                h = nvml.nvmlDeviceGetHandleByIndex(i)
+                opened[i] = (h, _text(nvml.nvmlDeviceGetUUID(h)))
+            except Exception as err:
+                if not _denied(nvml, err):
+                    raise
+                opened[i] = err
+        if isinstance(opened[i], BaseException):
+            if note:
+                deny(f"GPU index {i}", opened[i])
+            return None
+        return opened[i]
+
+    def physical(note: bool = True) -> list[tuple[Any, str]]:
+        return [hu for hu in (by_index(i, note) for i in range(count)) if hu is not None]
 
     def by_uuid(uuid: str, ordinal: int, how: str) -> Optional[VisibleGpu]:
-        key = _uuid_key(uuid)
-        hits = [(h, u) for h, u in physical if _uuid_key(u).startswith(key)]
+        key, text = _uuid_key(uuid), _text(uuid).strip()
+        named = [text] if text.lower().startswith(("gpu-", "mig-")) else ["GPU-" + key, "MIG-" + key]
+        for candidate in named if direct is not None else ():  # a full UUID: open that device alone
+            try:
+                h = direct(candidate)
+                if candidate.lower().startswith("mig-"):  # a MIG instance: energy only exists for its parent
+                    parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h)
+                    return VisibleGpu(ordinal, parent, _text(nvml.nvmlDeviceGetUUID(parent)), candidate, how)
+                u = _text(nvml.nvmlDeviceGetUUID(h))
+                if _uuid_key(u) == key:
+                    return VisibleGpu(ordinal, h, u, mapped_by=how)
+            except Exception as err:
+                if _denied(nvml, err):
+                    deny(text, err)
+                    return None
+        # a UUID prefix (CUDA accepts a unique one): among the GPUs this process may open
+        hits = [(h, u) for h, u in physical(note=False) if _uuid_key(u).startswith(key)]
         if len(hits) == 1:
             return VisibleGpu(ordinal, hits[0][0], hits[0][1], mapped_by=how)
-        if len(hits) > 1 or not hasattr(nvml, "nvmlDeviceGetHandleByUUID"):
-            return None
-        for candidate in (uuid, "MIG-" + key):  # a MIG instance: energy only exists for its parent
-            try:
-                mig = nvml.nvmlDeviceGetHandleByUUID(candidate)
-                parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
-                return VisibleGpu(ordinal, parent, _text(nvml.nvmlDeviceGetUUID(parent)), candidate, how)
-            except (nvml.NVMLError, AttributeError):
-                continue
         return None
 
     if torch_uuids is not None:
@@ -177,18 +242,24 @@ def visible_gpus(
 
     spec = env.get("CUDA_VISIBLE_DEVICES")
     if spec is None:
-        return [VisibleGpu(i, h, u) for i, (h, u) in enumerate(physical)]
+        return [VisibleGpu(i, h, u) for i, (h, u) in enumerate(physical())]
     out: list[VisibleGpu] = []
     for entry in (e.strip() for e in spec.split(",")):
         ordinal = len(out)
         if entry.lstrip("-").isdigit():
             n = int(entry)
-            if not 0 <= n < len(physical):
+            if not 0 <= n < count:
                 break
-            gpu = VisibleGpu(ordinal, physical[n][0], physical[n][1], mapped_by="CUDA_VISIBLE_DEVICES index")
+            hu = by_index(n)
+            if hu is None:
+                continue  # denied: noted in `skipped`
+            gpu = VisibleGpu(ordinal, hu[0], hu[1], mapped_by="CUDA_VISIBLE_DEVICES index")
         elif entry:
+            before = len(skipped)
             gpu = by_uuid(entry, ordinal, "CUDA_VISIBLE_DEVICES uuid")
             if gpu is None:
+                if len(skipped) > before:
+                    continue
                 break
         else:
             break
@@ -199,6 +270,26 @@ def visible_gpus(
 
 
 # --- per-GPU running state ------------------------------------------------------------------------
+
+
+def inferred_period(change_times: list[float]) -> Optional[float]:
+    """The counter's update period from the times its reads were seen to change: the median, over runs
+    of up to PERIOD_SPAN consecutive changes, of the run's mean interval.
+
+    Never the smallest interval: a change is seen at the first read after the update, so single
+    intervals scatter by up to a read interval either way, and their minimum only shrinks as reads
+    accumulate (72 ms for a true 100 ms on jittered 100-ms reads: benchmarks/crosscheck_scale.py).
+    Averaging over a run divides that scatter by the run's length; the median ignores runs that hold
+    a stall. Reads no denser than the updates cannot resolve the period (a read may hold two updates
+    or none): the estimate is then an upper bound, which is why the meter calibrates at start and
+    qualification polls fast.
+    """
+    n = len(change_times)
+    if n < 2:
+        return None
+    span = min(PERIOD_SPAN, n - 1)
+    runs = [(change_times[i + span] - change_times[i]) / span for i in range(n - span)]
+    return statistics.median(runs)
 
 
 @dataclass(frozen=True)
@@ -234,10 +325,14 @@ class _GpuState:
         self.power_source = "none"  # instant | instant-module | usage | none
         self.arch: Optional[int] = None
         self.mig = gpu.mig_instance is not None
+        self.denied: Optional[str] = None  # NVML_ERROR_NO_PERMISSION at start: left out, with this reason
+        self.name: Optional[str] = None
+        self.changes: deque[float] = deque(maxlen=PERIOD_HISTORY)  # times of observed counter changes
+        self.qualified_period_s: Optional[float] = None  # from `use_qualification`
+        self.calibrated_period_s: Optional[float] = None  # from `calibrate` (fast reads at start)
+        self.edge_s: Optional[float] = None  # qualified D + max(P, W): the cross-check's edge error
         # running state, guarded by the meter's lock
         self.counter_mj: Optional[int] = None
-        self.last_change_t: Optional[float] = None
-        self.update_period_s: Optional[float] = None
         self.last_t: Optional[float] = None
         self.last_w: Optional[float] = None
         self.sampled_j = 0.0
@@ -254,6 +349,10 @@ class _GpuState:
         self.slow: deque[tuple[float, float, str]] = deque(maxlen=1000)  # (start, seconds, call)
         self.late: Optional[tuple[float, Optional[int], Optional[float]]] = None  # the last slow read
         self.timeline: deque[tuple[float, float]] = deque(maxlen=timeline_capacity)
+
+    @property
+    def update_period_s(self) -> Optional[float]:
+        return self.qualified_period_s or self.calibrated_period_s or inferred_period(list(self.changes))
 
     def snapshot(self, error: Optional[str], now: Optional[float] = None, slow: bool = False) -> GpuMark:
         stale_s, stale_w, late = 0.0, None, (None, None, None)
@@ -278,10 +377,16 @@ class NvmlMeter(Meter):
         clock: Callable[[], float] = time.monotonic,
         env: Optional[dict[str, str]] = None,
         torch_uuids: Optional[list[str]] = None,
+        calibrate_s: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
     ):
-        """`interval=None` or 0: no sampler thread (samples only at marks and `sample_now()`)."""
+        """`interval=None` or 0: no sampler thread (samples only at marks and `sample_now()`).
+        `calibrate_s`: at start, read the counters fast for up to this long to resolve their update
+        period (`discover_meters` asks for CALIBRATE_S; 0: infer it from the ordinary reads only)."""
         self._nvml = nvml if nvml is not None else load_pynvml()
         self.interval = interval
+        self.calibrate_s = calibrate_s
+        self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -297,21 +402,28 @@ class NvmlMeter(Meter):
             raise UserError(f"NVML cannot start: {status.reason}", fix=status.fix) from err
         try:
             uuids = torch_uuids if torch_uuids is not None else torch_device_uuids()
+            self.unavailable: list[SkippedGpu] = []  # GPUs this process may not read, with the reason
             try:
-                gpus = visible_gpus(N, env, uuids)
+                gpus = visible_gpus(N, env, uuids, self.unavailable)
             except Exception as err:
                 raise UserError(f"NVML cannot list GPUs: {_describe(N, err)}", fix=FIX_LIBRARY) from err
             if devices is not None:
                 gpus = [g for g in gpus if g.ordinal in set(devices)]
-            if not gpus:
-                raise UserError(
-                    f"no NVIDIA GPU visible to NVML (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}, "
-                    f"devices={devices})",
-                    fix="check CUDA_VISIBLE_DEVICES and `nvidia-smi`, or measure without the nvml meter",
-                )
-            self._gpus = [_GpuState(g, timeline_capacity) for g in gpus]
-            for st in self._gpus:
+            states = [_GpuState(g, timeline_capacity) for g in gpus]
+            for st in states:
                 self._detect(st)
+            self._gpus = [st for st in states if st.denied is None]
+            self.unavailable += [SkippedGpu(st.device, st.denied) for st in states if st.denied is not None]
+            if not self._gpus:
+                spec = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
+                denied = "; ".join(f"{s.what}: {s.reason}" for s in self.unavailable)
+                raise UserError(
+                    "no NVIDIA GPU visible to NVML that this process may read "
+                    f"(CUDA_VISIBLE_DEVICES={spec!r}, devices={devices})"
+                    + (f"; {denied}" if denied else ""),
+                    fix=FIX_PERMISSION if denied else
+                    "check CUDA_VISIBLE_DEVICES and `nvidia-smi`, or measure without the nvml meter",
+                )
         except BaseException:
             try:
                 N.nvmlShutdown()
@@ -340,9 +452,16 @@ class NvmlMeter(Meter):
         except Exception:
             pass
         try:
+            st.name = _text(N.nvmlDeviceGetName(h))
+        except Exception:
+            st.name = None
+        try:
             _as_mj(N.nvmlDeviceGetTotalEnergyConsumption(h))
             st.has_counter = True
         except Exception as err:
+            if _denied(N, err):
+                st.denied = f"NVML answered {err} reading its energy counter (not this process's GPU)"
+                return
             if isinstance(err, getattr(N, "NVMLError_NotSupported", ())):
                 st.counter_note = "no energy counter (pre-Volta): power is sampled and integrated"
             elif isinstance(err, _nvml_error(N)):
@@ -419,7 +538,7 @@ class NvmlMeter(Meter):
         if counter is not None:
             if st.counter_mj is not None and counter < st.counter_mj:
                 st.resets += 1
-                st.last_change_t = None
+                st.changes.clear()
             elif st.counter_mj is not None and st.counter_t is not None and (
                 (counter - st.counter_mj) / 1000.0
                 > JUMP_FACTOR * st.power_limit_w * (max(0.0, t_c - st.counter_t) + JUMP_SLACK_S) + 1.0
@@ -431,13 +550,10 @@ class NvmlMeter(Meter):
                     f"the energy counter stepped by {(counter - st.counter_mj) / 1000.0:.3f} J in "
                     f"{max(0.0, t_c - st.counter_t):.3f} s: more than {JUMP_FACTOR:g} x the board's {limit} allows"
                 )
-                st.last_change_t = None
+                st.changes.clear()
             elif st.counter_mj is not None and counter != st.counter_mj:
-                if st.last_change_t is not None:
-                    dt = now - st.last_change_t
-                    if dt > 0 and (st.update_period_s is None or dt < st.update_period_s):
-                        st.update_period_s = dt
-                st.last_change_t = now
+                if not st.changes or now > st.changes[-1]:
+                    st.changes.append(now)
             st.counter_mj = counter
             st.counter_t = t_b
         if watts is not None and not (st.last_t is not None and now <= st.last_t):  # one sample per instant
@@ -468,7 +584,39 @@ class NvmlMeter(Meter):
 
     # --- sampler thread ---
 
+    def calibrate(self, seconds: float) -> None:
+        """Read every GPU's counter every CALIBRATE_POLL_S for up to `seconds` (or until each has
+        changed PERIOD_SPAN + 1 times): each change is then seen within a few ms of its update, so the
+        period comes out to about 1 %. The sampler's reads, about as sparse as the updates, cannot
+        resolve it (a read may hold two updates or none). Never raises: a failing GPU keeps inferring."""
+        N = self._nvml
+        todo = {id(st): st for st in self._gpus if st.has_counter}
+        last: dict[int, int] = {}
+        seen: dict[int, list[float]] = {k: [] for k in todo}
+        deadline = self._clock() + seconds
+        while todo and self._clock() < deadline:
+            for key, st in list(todo.items()):
+                try:
+                    with self._lock:
+                        v = _as_mj(N.nvmlDeviceGetTotalEnergyConsumption(st.gpu.handle))
+                except Exception:
+                    del todo[key]
+                    continue
+                t = self._clock()
+                if key in last and v != last[key]:
+                    seen[key].append(t)
+                last[key] = v
+                if len(seen[key]) > PERIOD_SPAN:
+                    del todo[key]
+            self._sleep(CALIBRATE_POLL_S)
+        for st in self._gpus:
+            changes = seen.get(id(st), [])
+            if len(changes) >= 3:
+                st.calibrated_period_s = inferred_period(changes)
+
     def start(self) -> None:
+        if self.calibrate_s > 0:
+            self.calibrate(self.calibrate_s)
         self.sample_now()  # the first read happens before any window opens
         if self.interval and self._thread is None:
             self._stop_event.clear()
@@ -523,8 +671,20 @@ class NvmlMeter(Meter):
     # --- results ---
 
     def update_period_s(self, ordinal: int) -> Optional[float]:
-        """The counter's inferred update period for gpu:<ordinal>, once two changes have been seen."""
+        """The counter's update period for gpu:<ordinal>: the qualified one, else the calibrated one, else
+        inferred from the reads (once two changes have been seen; see `inferred_period`)."""
         return next(st.update_period_s for st in self._gpus if st.gpu.ordinal == ordinal)
+
+    def use_qualification(self, qualification: Optional[dict[str, Any]]) -> None:
+        """Take each GPU's qualified counter period and edge error (energy/qualify.py's stored form):
+        the period replaces the inferred one, the edge error sets the cross-check's tolerance."""
+        for s in (qualification or {}).get("sensors", ()):
+            if s.get("meter") != self.name or not s.get("windows"):
+                continue
+            for st in self._gpus:
+                if st.device == s.get("device") and s.get("update_period_s"):
+                    st.qualified_period_s = float(s["update_period_s"])
+                    st.edge_s = float(s["edge_s"]) if s.get("edge_s") is not None else None
 
     def energy_between(self, begin: NvmlMark, end: NvmlMark) -> list[EnergyEntry]:
         with self._lock:
@@ -556,6 +716,9 @@ class NvmlMeter(Meter):
         if st.power_source == "instant-module":
             flags.append(flag("module_scope", "power read at NVML_POWER_SCOPE_MODULE (Grace Hopper: GPU + CPU + "
                               "memory), not the GPU alone"))
+        elif _grace_hopper(st.name):
+            flags.append(flag("grace_hopper", f"{st.name}: a Grace Hopper superchip; NVML does not say whether its "
+                              "energy counter covers the GPU alone or the module (GPU + Grace CPU + memory)"))
         if st.power_source == "usage" and (st.arch or 0) >= ARCH_AMPERE:
             flags.append(flag("averaged_power", "power samples are NVML's 1-s average (Ampere+): they lag changes in power"))
 
@@ -616,14 +779,20 @@ class NvmlMeter(Meter):
             return out
 
         out.joules = counter_j
-        if sampled is not None and counter_j > 0:
-            apart = abs(counter_j - sampled) / counter_j
-            if apart > CROSS_CHECK_TOLERANCE:
-                flags.append(flag(
-                    "crosscheck_mismatch", f"cross-check: counter {counter_j:.3f} J vs sampled power integral "
-                    f"{sampled:.3f} J are {apart * 100:.1f} % apart (> {CROSS_CHECK_TOLERANCE * 100:.0f} %)"
-                ))
+        if sampled is not None:  # the samples are a cross-check here, never the figure (energy/crosscheck.py)
+            out.sampled_joules = sampled
+            out.crosscheck_tolerance_j = crosscheck.tolerance_j(counter_j, duration, self._edge_s(st))
+            note = crosscheck.mismatch(counter_j, sampled, out.crosscheck_tolerance_j)
+            if note is not None:
+                flags.append(note)
         return out
+
+    def _edge_s(self, st: _GpuState) -> float:
+        """Seconds of energy each window edge may misplace: qualified D + max(P, W), else the counter's
+        step, max(update period, sampling interval) (JUMP_SLACK_S while neither is known)."""
+        if st.edge_s is not None:
+            return st.edge_s
+        return max(st.update_period_s or 0.0, self.interval or 0.0) or JUMP_SLACK_S
 
     @staticmethod
     def _window_samples(st: _GpuState, t0: float, t1: float) -> list[tuple[float, float]]:
@@ -694,10 +863,12 @@ class NvmlMeter(Meter):
                     "energy_counter": st.has_counter,
                     "power_source": st.power_source,
                     "mig_mode": st.mig,
+                    "scope": power_scope(st),
                     "counter_update_period_s": st.update_period_s,
                 })
         driver, version = ask("nvmlSystemGetDriverVersion"), ask("nvmlSystemGetNVMLVersion")
         return {
+            "unavailable": [g.as_dict() for g in self.unavailable],
             "driver_version": _text(driver) if driver is not None else None,
             "nvml_version": _text(version) if version is not None else None,
             "cuda_driver_version": _cuda_version(ask("nvmlSystemGetCudaDriverVersion")),
@@ -756,7 +927,9 @@ class NvmlMeter(Meter):
             return [_init_status(N, err)]
         statuses: list[MeterStatus] = []
         try:
-            gpus = visible_gpus(N, env)
+            skipped: list[SkippedGpu] = []
+            gpus = visible_gpus(N, env, skipped=skipped)
+            statuses.extend(s.status() for s in skipped)
             if not gpus:
                 spec = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
                 statuses.append(MeterStatus("nvml", False, reason=f"no NVIDIA GPU visible (CUDA_VISIBLE_DEVICES={spec!r})",
@@ -776,6 +949,19 @@ class NvmlMeter(Meter):
             statuses.append(MeterStatus("nvml", False, reason=f"nvmlShutdown failed: {_describe(N, err)}",
                                         fix=FIX_LIBRARY))
         return statuses
+
+
+def _grace_hopper(name: Optional[str]) -> bool:
+    """A Grace Hopper superchip by its product name (NVIDIA GH200 …)."""
+    return bool(name) and "GH200" in name.upper()
+
+
+def power_scope(st: "_GpuState") -> str:
+    """What a GPU's figures cover, for provenance: "gpu", "module" (Grace Hopper at module scope) or
+    "gpu or module" (a GH200 whose scope NVML does not state)."""
+    if st.power_source == "instant-module":
+        return "module"
+    return "gpu or module" if _grace_hopper(st.name) else "gpu"
 
 
 def _mig_state(value: Any) -> Optional[dict[str, bool]]:
@@ -814,6 +1000,8 @@ def _gpu_status(N: Any, gpu: VisibleGpu) -> MeterStatus:
     try:
         name = _text(N.nvmlDeviceGetName(gpu.handle))
     except _nvml_error(N) as err:
+        if _denied(N, err):
+            return SkippedGpu(device, f"NVML answered {err} (not this process's GPU)").status()
         return MeterStatus("nvml", False, device, "gpu", reason=f"{device} unreadable: {err}", fix=FIX_LIBRARY)
     details: dict[str, Any] = {"name": name, "uuid": gpu.uuid}
     try:
@@ -821,6 +1009,9 @@ def _gpu_status(N: Any, gpu: VisibleGpu) -> MeterStatus:
         return MeterStatus("nvml", True, device, "gpu", reason=f"{name}: energy counter",
                            details={**details, "method": "counter"})
     except Exception as err:
+        if _denied(N, err):
+            why = f"NVML answered {err} reading its energy counter (not this process's GPU)"
+            return SkippedGpu(device, why).status()
         no_counter = isinstance(err, getattr(N, "NVMLError_NotSupported", ()))
         counter_err = str(err) if isinstance(err, _nvml_error(N)) else _describe(N, err)
     try:

@@ -414,17 +414,18 @@ class Plan:
 
 def qualify_here(*, rapl_root: Any = None, nvml: Any = None, gpu: bool = True, plan: Plan = Plan(),
                  cpu_load: Optional[Callable[[], Load]] = None,
-                 gpu_load: Optional[Callable[[], Load]] = None,
+                 gpu_load: Optional[Callable[[str], Load]] = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Qualify every meter that can read here; never raises (what failed is in `problems`).
 
     RAPL zones under the CPU busy loop; NVML sensors (only when `gpu` and NVML reads) under the GPU
-    matmul loop. Returns {"sensors": [...], "runs": [...], "problems": [...], "uncertainty_formula"}."""
+    matmul loop, one GPU at a time: `gpu_load("cuda:N")` loads GPU N while its own sensors are read.
+    Returns {"sensors": [...], "runs": [...], "problems": [...], "uncertainty_formula"}."""
     out: dict[str, Any] = {"sensors": [], "runs": [], "problems": [],
                            "uncertainty_formula": "u(T) = 2 * (delay_s + max(update_period_s, averaging_window_s)) / T"}
 
-    def one(kind: str, sensors_fn, load_fn, half: float, cycles: int, poll: float) -> None:
+    def one(kind: str, sensors_fn, load_fn, half: float, cycles: int, poll: float, **run: Any) -> None:
         try:
             sensors = sensors_fn()
         except Exception as err:  # no sensor of this kind here: nothing to qualify
@@ -446,20 +447,35 @@ def qualify_here(*, rapl_root: Any = None, nvml: Any = None, gpu: bool = True, p
                 except Exception:
                     pass
         out["sensors"].extend(s.as_dict() for s in q.sensors)
-        out["runs"].append({"meter": kind, "load": q.load, "half_period_s": half, "cycles": cycles, "poll_s": poll})
+        out["runs"].append({"meter": kind, "load": q.load, "half_period_s": half, "cycles": cycles, "poll_s": poll,
+                            **run})
         out["problems"].extend(q.problems)
 
     one("rapl", lambda: rapl_sensors(rapl_root), cpu_load or CpuSpinLoad,
         plan.cpu_half_period_s, plan.cpu_cycles, plan.cpu_poll_s)
     if gpu:
+        # One square wave per GPU, its load on that GPU alone: every GPU's sensors answer their own load,
+        # so each GPU's uncertainty is stated (a load on GPU 0 only would leave the others "no response").
         meters: list[Any] = []
         try:
-            one("nvml", lambda: _nvml_sensors(nvml, meters), gpu_load or GpuMatmulLoad,
-                plan.gpu_half_period_s, plan.gpu_cycles, plan.gpu_poll_s)
+            try:
+                sensors = _nvml_sensors(nvml, meters)
+            except Exception as err:  # NVML cannot start here: nothing to qualify
+                out["problems"].append(f"nvml: no sensors ({type(err).__name__}: {err})")
+                sensors = []
+            for device in dict.fromkeys(s.device for s in sensors):
+                mine = [s for s in sensors if s.device == device]
+                one("nvml", lambda mine=mine: mine, lambda device=device: (gpu_load or GpuMatmulLoad)(_cuda(device)),
+                    plan.gpu_half_period_s, plan.gpu_cycles, plan.gpu_poll_s, device=device)
         finally:
             for meter in meters:
                 meter.stop()  # nvmlShutdown; never raises
     return out
+
+
+def _cuda(device: str) -> str:
+    """The torch device of a meter's GPU: gpu:N is torch's ordinal N."""
+    return "cuda:" + device.split(":", 1)[1]
 
 
 def _nvml_sensors(nvml: Any, meters: list[Any]) -> list[Sensor]:

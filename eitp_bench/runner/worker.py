@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
+from eitp_bench.energy.coverage import mark_coverage
 from eitp_bench.energy.steady import flag_unsteady
 from eitp_bench.records import RunRecord, utc_now
 from eitp_bench.runner.plan import RepetitionSpec
@@ -160,6 +161,8 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
     meter_args = dict(interval=suite.meters.interval, timeline=suite.meters.timeline, tdp_w=hw.pop("cpu_tdp_w"))
     monitor = ranks.make_monitor(**meter_args) if ranks else EnergyMonitor(**meter_args)
     nvml = next((m for m in monitor.meters if m.name == "nvml"), None)
+    if nvml is not None and spec.qualification is not None:  # qualified period and edge error per GPU
+        nvml.use_qualification(spec.qualification)
     writes = ranks is None or ranks.rank == 0  # rank 0 writes every record of a multi-rank repetition
     try:
         if writes:
@@ -206,6 +209,8 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
                 record.metrics += _co2_metrics(co2)
                 record.metrics.append(Metric(name="round_position", value=spec.position, unit="1"))
                 record.energy = flag_unsteady(ctx.energy, suite.meters.min_window_s)  # not_steady: < 5 s
+                # GPU-only totals say so; CPU work measured on the GPUs alone is no figure of the work
+                record.energy = mark_coverage(record.energy, cpu_work=str(ctx.task_device or device).startswith("cpu"))
                 if suite.meters.timeline:
                     # windows opened here on behalf of a later task go with that task's record
                     later = [w for ws in ctx.windows_for.values() for w in ws]

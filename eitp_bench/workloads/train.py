@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from eitp_bench import names
+from eitp_bench.energy.monitor import merge_windows  # noqa: F401  (the phase's entries; re-exported)
 from eitp_bench.records import EnergyEntry, Metric
 
 
@@ -49,30 +50,6 @@ def lm_quality(model, blocks, *, batch_size: int, device) -> tuple[float, float]
 def evaluate_lm(model, blocks, *, batch_size: int, device) -> float:
     """Mean cross-entropy (nats per predicted token) over validation blocks."""
     return lm_quality(model, blocks, batch_size=batch_size, device=device)[0]
-
-
-def merge_windows(results: list, window: str) -> list[EnergyEntry]:
-    """One entry per channel summing several window results (segments of one phase).
-
-    A channel invalid in any segment is invalid in the sum (joules None, flags kept): a phase's
-    total is never silently missing a piece.
-    """
-    merged: dict[tuple, EnergyEntry] = {}
-    for result in results:
-        for e in result.energy:
-            key = (e.meter, e.device, e.domain, e.rank, e.host)  # ranks' sensors stay apart (summed later)
-            m = merged.get(key)
-            if m is None:
-                merged[key] = e.model_copy(update={"window": window, "flags": list(e.flags)})
-                continue
-            m.joules = None if m.joules is None or e.joules is None else m.joules + e.joules
-            m.duration_s += e.duration_s
-            m.samples += e.samples
-            gaps = [g for g in (m.max_gap_s, e.max_gap_s) if g is not None]
-            m.max_gap_s = max(gaps) if gaps else None
-            m.wraps += e.wraps
-            m.flags.extend(f for f in e.flags if f not in m.flags)
-    return list(merged.values())
 
 
 def _sum_joules(results: list, attr: str) -> Optional[float]:
