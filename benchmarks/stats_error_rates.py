@@ -169,6 +169,16 @@ def multiplicity(trials, rng):
     print(f"1. least favourable null, 10 claims × 10 rounds (5 % round sd): any false REFUTED "
           f"old {old_ref / trials:6.1%}  new {any_ref / trials:6.1%};  any false VERIFIED {any_ver / trials:6.1%}")
     print(f"   power kept: a claim truly 6 % short (among 9 at their value) REFUTED {power / trials:6.1%}")
+    # The same rule on the signed-rank p-values directly (what the judge adjusts), 20× the trials: the
+    # judge-level figures above have a Monte-Carlo SE of about 2–3 points at 60 trials.
+    many = 20 * trials
+    ver = ref = 0
+    for _ in range(many):
+        d = rng.normal(0, 0.05, (10, 10))
+        ver += bool((stats.holm([stats._signed_rank_p(x, "less") for x in d]) < 0.025).any())
+        ref += bool((stats.holm([stats._signed_rank_p(x, "greater") for x in d]) < 0.025).any())
+    print(f"   the same Holm rule on the claims' one-sided p-values, {many} reports: any false REFUTED "
+          f"{ref / many:6.1%};  any false VERIFIED {ver / many:6.1%}")
 
 
 def _to_target_runs(rng, n, slow=1.0, fail_b=0.5, fail_c=None, sd_seed=0.10, sd_run=0.10):

@@ -4,8 +4,8 @@ A claim names a metric, a task, a candidate and a baseline arm, a direction and
 a threshold (a ratio of medians), or — for bounds like Theorem 3 — a measured
 metric that must stay within `epsilon` of a bound metric. Verdicts:
 
-  VERIFIED      the whole CI clears the claimed value and the quality gate holds
-  REFUTED       the whole CI falls short, or the quality gate fails
+  VERIFIED      the whole CI clears the claimed value and the quality gate holds (Holm-adjusted one-sided p)
+  REFUTED       the whole CI falls short, or the quality gate fails (Holm-adjusted across the same claims)
   INCONCLUSIVE  the CI straddles the claimed value (with an estimate of the reps needed)
   NOT MEASURED  an energy claim for which only estimated joules exist
   NO DATA       the metric is missing or there are fewer than 5 repetitions per arm
@@ -13,9 +13,9 @@ metric that must stay within `epsilon` of a bound metric. Verdicts:
 
 Rules of a fair experiment, applied before any statistics:
 - Equal settings: arms that differ in anything but the objective are NOT COMPARABLE.
-- To-target claims (MLPerf's rule): a repetition that does not reach the quality target within its
-  step budget has no time or energy to target. A candidate that mostly fails where the baseline
-  converges is REFUTED; if the baseline mostly fails, there is nothing to compare with (NO DATA).
+- To-target claims: a repetition that does not reach the quality target within its step budget is
+  censored there (its time or energy to target exceeds its budget), never dropped; the paired
+  censored test bounds each round's ratio and takes the worst case per side (docs/statistics.md).
 - Learned tasks: a long-range claim is judged only when the baseline has learned the task (its
   pooled accuracy at the longest distance is above chance by a 95 % Clopper–Pearson interval).
 """
