@@ -609,6 +609,7 @@ def _count_samples(claim: Claim, rows, samples: dict):
 def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed, *, systematic=None) -> Verdict:
     """The interval (widened by `systematic`, an energy claim's residual instrument bound) against the
     claim: VERIFIED/REFUTED are provisional here, `_holm_family` decides both across the claims."""
+    import dataclasses
     import math
 
     from eitp_bench.analysis import stats
@@ -663,6 +664,11 @@ def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed, *,
     if v.verdict == INCONCLUSIVE and eff.ratio > 0 and math.isfinite(eff.ratio) and math.isfinite(sd):
         v.plan_inputs = (sd, math.log(eff.ratio), math.log(t))
         v.plan = _power_plan(*v.plan_inputs, alpha=0.05)  # refined for the family size by _holm_family
+    bare = dataclasses.replace(eff, ci_low=statistical[0], ci_high=statistical[1])
+    if delta and v.verdict == INCONCLUSIVE and (stats.clears(bare, t, direction) or stats.falls_short(bare, t, direction)):
+        v.plan_inputs = None  # more repetitions do not shrink a systematic bound: longer windows do
+        v.plan = (f"next suite: longer energy windows (the instrument's residual bound ±{100 * delta:.2g} % decides "
+                  "here, and it shrinks as 1/window)")
     return v
 
 
