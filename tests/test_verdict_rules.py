@@ -147,6 +147,7 @@ def test_refuted_is_holm_adjusted_across_the_family_like_verified():
     assert v["c0"].verdict == REFUTED and v["c0"].p_refute_adjusted < 0.025
     assert stats.falls_short(stats.paired_ratio_effect(np.exp(rows[1]), np.ones(10)), 1.0, "lower_is_better")
     assert v["c1"].verdict == INCONCLUSIVE and "refute this many claims" in v["c1"].reason
+    assert v["c1"].plan and "next suite" in v["c1"].plan  # a plan for the next suite, as for any INCONCLUSIVE
     assert v["c1"].p_refute < 0.025 <= v["c1"].p_refute_adjusted
     assert v["c0"].family == [f"c{i}" for i in range(10)] and v["c0"].family_size == 10
 

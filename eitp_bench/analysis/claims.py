@@ -661,9 +661,10 @@ def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed, *,
     else:
         v.reason = f"the interval straddles the claimed value: {ci_text}{note}"
     sd = getattr(eff, "sd_log", float("nan"))
-    if v.verdict == INCONCLUSIVE and eff.ratio > 0 and math.isfinite(eff.ratio) and math.isfinite(sd):
-        v.plan_inputs = (sd, math.log(eff.ratio), math.log(t))
-        v.plan = _power_plan(*v.plan_inputs, alpha=0.05)  # refined for the family size by _holm_family
+    if not eff.degenerate and eff.ratio > 0 and math.isfinite(eff.ratio) and math.isfinite(sd):
+        v.plan_inputs = (sd, math.log(eff.ratio), math.log(t))  # also for a verdict Holm may turn INCONCLUSIVE
+        if v.verdict == INCONCLUSIVE:
+            v.plan = _power_plan(*v.plan_inputs, alpha=0.05)  # refined for the family size by _holm_family
     bare = dataclasses.replace(eff, ci_low=statistical[0], ci_high=statistical[1])
     if delta and v.verdict == INCONCLUSIVE and (stats.clears(bare, t, direction) or stats.falls_short(bare, t, direction)):
         v.plan_inputs = None  # more repetitions do not shrink a systematic bound: longer windows do
