@@ -137,3 +137,21 @@ def test_skipped_not_steady_windows_are_counted_in_findings_and_report():
     assert "not_steady" in verdict["why"] and verdict["n"] == [8, 8]
     html = build_report(frames_from_records(recs), n_resamples=500)
     assert "skipped" in html and "not_steady</b> 4" in html
+
+
+def test_unqualified_nvml_runs_use_the_counters_observed_update_step():
+    from eitp_bench.analysis.instrument import lags_for_judge
+
+    recs = []
+    for r in records(window_s=(5.0, 10.0)):
+        hw = {**r.provenance.hardware,
+              "meter_info": {"nvml": {"gpus": [{"device": "gpu:0", "counter_update_period_s": 0.1}]}}}
+        energy = [e.model_copy(update={"meter": "nvml", "device": "gpu:0", "domain": "gpu"}) for e in r.energy]
+        recs.append(r.model_copy(update={"energy": energy,
+                                         "provenance": r.provenance.model_copy(update={"hardware": hw})}))
+    f = frames_from_records(recs)
+    v = judge_claims(f["metrics"], f["energy"], [CLAIM], n_resamples=500,
+                     instrument=lags_for_judge(f["provenance"]))[0]
+    c = v.resolution["eitp-paper"]
+    assert c["lag_from"] == "counter step" and c["lag_s"] == pytest.approx(0.05)  # P/2, delay not known
+    assert v.resolution["systematic"] == pytest.approx(0.05 / 5.0 - 0.05 / 10.0)

@@ -171,9 +171,9 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     """One verdict table per comparability key (configuration hash × hardware profile): claims are never
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
-    from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, qualifications
+    from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge
 
-    instrument, conditions = qualifications(rs.frames.provenance), isolation_codes(rs.frames.provenance)
+    instrument, conditions = lags_for_judge(rs.frames.provenance), isolation_codes(rs.frames.provenance)
     all_groups = rs.groups()
     omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
     groups = []

@@ -31,6 +31,27 @@ def qualifications(provenance) -> dict[str, dict]:
     return _hardware_column(provenance, "qualification")
 
 
+def counter_steps(provenance) -> dict[str, dict]:
+    """run_id → a stand-in qualification from the energy counters' own observed update step (NVML's
+    `counter_update_period_s` in the meter info), for runs the suite did not qualify: e = P/2, the
+    delay unknown and not charged (`"from": "counter step"` says so in the verdict's figures)."""
+    out = {}
+    for run_id, info in _hardware_column(provenance, "meter_info").items():
+        nvml = info.get("nvml")
+        gpus = (nvml.get("gpus") or ()) if isinstance(nvml, dict) else ()
+        sensors = [{"meter": "nvml", "device": g.get("device"), "quantity": "energy", "windows": True,
+                    "update_period_s": g["counter_update_period_s"], "delay_s": None}
+                   for g in gpus if isinstance(g, dict) and g.get("counter_update_period_s")]
+        if sensors:
+            out[run_id] = {"sensors": sensors, "from": "counter step"}
+    return out
+
+
+def lags_for_judge(provenance) -> dict[str, dict]:
+    """The judge's `instrument`: each run's qualification, else its counters' observed update step."""
+    return {**counter_steps(provenance), **qualifications(provenance)}
+
+
 def isolation_codes(provenance) -> dict[str, list[str]]:
     out = {}
     for run_id, iso in _hardware_column(provenance, "isolation").items():
@@ -103,7 +124,9 @@ def systematic_bound(claim, rows, energy, metric: str, samples: dict, quals: dic
     metric's windows); T from the metric `<metric>_window_s` when the run recorded it (the to-target
     figure's own window), else the longest measured entry's duration; edges = 2 × `<metric>_segments`
     when recorded, else `edges`. Censored runs (+∞) carry no figure and are left out. None unless
-    every run with a figure has a qualification (then the interval is not widened).
+    every run with a figure has a qualification or, failing that, a counter's observed update step
+    (`lags_for_judge`: e = P/2, delay unknown; per arm `lag_from` says which); otherwise the interval
+    is not widened.
     """
     import math
 
@@ -121,7 +144,7 @@ def systematic_bound(claim, rows, energy, metric: str, samples: dict, quals: dic
     for arm in (claim.candidate, claim.baseline):
         df = samples[arm]
         ids = [str(r) for r, v in zip(df["run_id"], df["value"]) if math.isfinite(float(v))]
-        per_run = []
+        per_run, origins = [], set()
         for run_id in ids:
             entries = e_all[e_all["run_id"].astype(str) == run_id]
             lags = [sensor_lag_s(quals.get(run_id), m, d) for m, d in zip(entries["meter"], entries["device"])]
@@ -133,6 +156,7 @@ def systematic_bound(claim, rows, energy, metric: str, samples: dict, quals: dic
             if not window_s > 0:
                 return None
             lag = max(lags)
+            origins.add((quals.get(run_id) or {}).get("from", "qualification"))
             per_run.append((lag, window_s, n_edges, n_edges / 2 * lag / window_s))
         if not per_run:
             return None
@@ -140,7 +164,7 @@ def systematic_bound(claim, rows, energy, metric: str, samples: dict, quals: dic
         out[arm] = {"lag_s": statistics.median(r[0] for r in per_run),
                     "window_s": statistics.median(r[1] for r in per_run),
                     "edges": max(r[2] for r in per_run), "bias": max(biases), "bias_min": min(biases),
-                    "runs": len(per_run)}
+                    "runs": len(per_run), "lag_from": " + ".join(sorted(origins))}
     c, b = out[claim.candidate], out[claim.baseline]
     delta = max(c["bias"] - b["bias_min"], b["bias"] - c["bias_min"], 0.0)
     if delta >= 1:
