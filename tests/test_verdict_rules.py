@@ -207,3 +207,19 @@ def test_findings_json_states_the_family_both_p_values_and_censored_runs():
     assert row["family"] == family["claims"] and row["design"] == "paired, censored"
     assert row["censored"] == {"eitp-paper": 3, "baseline": 0, "both": 0, "rounds": 10}
     assert 0 <= row["p_refute"] <= row["p_refute_adjusted"] <= 1 and row["p_verify"] is not None
+
+
+def test_an_unbounded_interval_is_valid_json_and_says_which_side_is_open():
+    import json
+
+    from synthetic_store import eitp_records
+
+    from eitp_bench.analysis.claims import load_claims
+    from eitp_bench.analysis.findings import analyse
+    from eitp_bench.analysis.frames import load_frames
+
+    recs = eitp_records(n_reps=10, energy_ratio=0.5, converged=(5, 10))  # cheap failures: no upper bound
+    doc = analyse(load_frames(frames_from_records(recs)), load_claims("eitp"), n_resamples=300).to_json()
+    json.dumps(doc, allow_nan=False)  # strict JSON: no Infinity, no NaN
+    row = next(x for x in doc["groups"][0]["verdicts"] if x["claim"] == "training-energy")
+    assert row["verdict"] == "INCONCLUSIVE" and row["ci"][1] is None and row["ci_unbounded"] == ["above"]

@@ -640,8 +640,12 @@ def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed, *,
     ci_text = (f"ratio {eff.ratio:.3g} [{eff.ci_low:.3g}, {eff.ci_high:.3g}] ({cover}, {design}{widened}) "
                f"vs claimed {claim.claimed}")
     note = f" ({eff.note})" if eff.note else ""
-    if systematic:
-        v.resolution = {**systematic, "statistical_ci": list(statistical), "widened_ci": [eff.ci_low, eff.ci_high]}
+    if systematic:  # an open side (censored runs) is null: JSON has no infinity
+        def finite(x):
+            return x if math.isfinite(x) and x > 0 else None
+
+        v.resolution = {**systematic, "statistical_ci": [finite(x) for x in statistical],
+                        "widened_ci": [finite(eff.ci_low), finite(eff.ci_high)]}
     unbounded = _unbounded_side(eff)
     if eff.degenerate:
         v.reason = f"the interval is degenerate ({eff.reason}): {ci_text}; a degenerate interval never verifies{note}"

@@ -8,6 +8,7 @@ compute nothing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -92,8 +93,8 @@ class Findings:
 
 
 def verdict_json(v) -> dict:
-    def num(x):
-        return None if x is None or x != x else float(x)
+    def num(x):  # NaN and ±∞ are not JSON: null (an unbounded interval side is said in `ci_unbounded`)
+        return None if x is None or not math.isfinite(x) else float(x)
 
     return {
         "claim": v.claim.id,
@@ -118,7 +119,10 @@ def _multiplicity_json(v) -> dict:
     def num(x):  # NaN and None alike: JSON null
         return None if x is None or x != x else float(x)
 
+    unbounded = [side for side, x, edge in (("below", v.ci_low, 0.0), ("above", v.ci_high, math.inf))
+                 if x is not None and (x == edge or x == -math.inf)]
     return {
+        "ci_unbounded": unbounded or None,  # a censored to-target interval open on this side
         "design": getattr(v, "design", None),
         "p_verify": num(getattr(v, "p_threshold", None)),
         "p_refute": num(getattr(v, "p_refute", None)),
