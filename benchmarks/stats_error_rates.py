@@ -251,7 +251,6 @@ def instrument(trials, rng):
     period, delay, idle = 0.1, 0.05, 0.3
     lag = delay + period / 2
     edge = delay + period  # the old rule's edge span, D + max(P, W)
-    quals = None
     cases = (("no gain vs '−25 %' (≤ 0.75×): REFUTED", 1.0, 0.75, "REFUTED"),
              ("true 25 % gain vs '≥ 20 % less' (≤ 0.80×): VERIFIED", 0.75, 0.80, "VERIFIED"),
              ("planted null: true 0.80× vs ≤ 0.80×: false VERIFIED", 0.80, 0.80, "VERIFIED"))
@@ -267,7 +266,8 @@ def instrument(trials, rng):
                     true_j = 200.0 * window * level * rng.lognormal(0, 0.03)
                     measured = true_j * (1 - (1 - idle) * lag / window)
                     runs.append((arm, rep, {"joules": measured}, (window, measured)))
-            quals = {f"{a}-{rep}": _qualification(period, delay) for a in ("baseline", "eitp-paper") for rep in range(10)}
+            quals = {f"{a}-{rep}": _qualification(period, delay)
+                     for a in ("baseline", "eitp-paper") for rep in range(10)}
             v = _judge(runs, [claim], instrument=quals)[0]
             new += v.verdict == target
             u = 2 * edge / 5.0 + 2 * edge / (5.0 * ratio)  # the old gate: |ratio − 1| below both arms' u

@@ -9,7 +9,7 @@ import pytest
 import torch
 from synthetic_store import eitp_records, frames_from_records
 
-from eitp_bench.analysis.claims import INCONCLUSIVE, NO_DATA, NOT_COMPARABLE, REFUTED, VERIFIED, judge_claims, load_claims
+from eitp_bench.analysis.claims import INCONCLUSIVE, NOT_COMPARABLE, REFUTED, VERIFIED, judge_claims, load_claims
 from eitp_bench.cli import main
 from eitp_bench.errors import UserError
 from eitp_bench.suite import effective_settings, load_suite, unequal_settings

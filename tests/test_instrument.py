@@ -30,7 +30,8 @@ def records(edge_s=None, candidate_j=700.0, gpu_shared_reps=(), qualified_reps=N
     rng = np.random.default_rng(seed)
     out = []
     for rep in range(n):
-        for arm, joules, dur in (("baseline", 1000.0 + rep, window_s[1]), ("eitp-paper", candidate_j + rep, window_s[0])):
+        arms = (("baseline", 1000.0 + rep, window_s[1]), ("eitp-paper", candidate_j + rep, window_s[0]))
+        for arm, joules, dur in arms:
             joules *= float(rng.lognormal(0, noise)) if noise else 1.0
             r = record(arm, "train", rep, {"train_joules_per_step": joules / 100, "final_val_loss": 3.0,
                                            **(extra or {}).get(arm, {})},

@@ -670,7 +670,8 @@ def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed, *,
         if v.verdict == INCONCLUSIVE:
             v.plan = _power_plan(*v.plan_inputs, alpha=0.05)  # refined for the family size by _holm_family
     bare = dataclasses.replace(eff, ci_low=statistical[0], ci_high=statistical[1])
-    if delta and v.verdict == INCONCLUSIVE and (stats.clears(bare, t, direction) or stats.falls_short(bare, t, direction)):
+    decided_without_bound = stats.clears(bare, t, direction) or stats.falls_short(bare, t, direction)
+    if delta and v.verdict == INCONCLUSIVE and decided_without_bound:
         v.plan_inputs = None  # more repetitions do not shrink a systematic bound: longer windows do
         v.plan = (f"next suite: longer energy windows (the instrument's residual bound ±{100 * delta:.2g} % decides "
                   "here, and it shrinks as 1/window)")
@@ -793,7 +794,9 @@ def _check_gate(claim: Claim, metrics_df, *, paired: bool = True) -> GateResult:
         p_worse = float(binomtest(above, len(values), 0.5, alternative="greater").pvalue)
         if hi < gate.max_value:
             return GateResult(True, False, f"{text}: upper bound below the allowed value", p_worse)
-        return GateResult(False, lo > gate.max_value, f"{text}: {'even the lower bound exceeds it' if lo > gate.max_value else 'upper bound not below it'}", p_worse)
+        worse = lo > gate.max_value
+        why = "even the lower bound exceeds it" if worse else "upper bound not below it"
+        return GateResult(False, worse, f"{text}: {why}", p_worse)
     cand = rows[rows["arm"] == claim.candidate]
     base = rows[rows["arm"] == claim.baseline]
     if cand.empty or base.empty:
