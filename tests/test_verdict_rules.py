@@ -62,6 +62,14 @@ def test_censored_effect_takes_each_sides_worst_case_and_never_invents_a_bound()
     assert eff.p_threshold == pytest.approx(stats.signed_rank_p_ties(hi, "less"))
 
 
+def test_an_interval_open_on_one_side_decides_only_on_its_finite_side():
+    open_above = stats.Effect(1.2, 1.05, INF, 0.01, 10, 10, "Wilcoxon exact")
+    assert stats.falls_short(open_above, 1.0, "lower_is_better")  # at least 5 % worse: refutes "≤ 1×"
+    assert not stats.clears(open_above, 1.0, "lower_is_better")
+    assert stats.clears(open_above, 1.0, "higher_is_better")  # "≥ 1×" rests on the finite 1.05
+    assert not stats.falls_short(stats.Effect(1.2, float("nan"), 0.9, 0.01, 10, 10, "x"), 1.0, "higher_is_better")
+
+
 def _to_target_records(rng, n, slow=1.0, budget_q=0.5, sd_seed=0.10, sd_run=0.10, fail_c=None):
     """Paired training rounds: time to target ~ seed level × run noise (× `slow` for the candidate).
     Every run stops at the budget B (the `budget_q` quantile of the baseline's time); a run slower than
