@@ -507,11 +507,12 @@ def _paired(samples: dict, claim: Claim):
 
 
 def _effect(claim: Claim, rows, samples: dict, metric: str, n_resamples: int, seed: int,
-            threshold: Optional[float] = None, direction: Optional[str] = None):
+            threshold: Optional[float] = None, direction: Optional[str] = None, *, pairs=False):
     """(Effect, design note): counts as counts (paired by round when rounds pair), censored to-target
     figures by the paired censored test, deterministic metrics exactly, otherwise paired by round
     (Wilcoxon/Hodges–Lehmann) when rounds pair, else the unpaired ratio of medians. `threshold` and
-    `direction` (default: the claim's) set the one-sided p-value the Effect carries."""
+    `direction` (default: the claim's) set the one-sided p-value the Effect carries; `pairs`, when
+    given, is `_paired(samples, claim)` already computed."""
     import numpy as np
 
     from eitp_bench.analysis import stats
@@ -519,10 +520,10 @@ def _effect(claim: Claim, rows, samples: dict, metric: str, n_resamples: int, se
     t = claim.threshold if threshold is None else threshold
     direction = direction or claim.direction
     cand, base = samples[claim.candidate], samples[claim.baseline]
-    pairs = _paired(samples, claim)
+    pairs = _paired(samples, claim) if pairs is False else pairs
     paired = pairs is not None and len(pairs) >= stats.MIN_REPETITIONS
     if claim.count_metric:
-        counted = _count_effect(claim, rows, samples, t, direction)
+        counted = _count_effect(claim, rows, samples, t, direction, pairs)
         if counted is not None:
             return counted
     censored = any(np.isposinf(df["value"].to_numpy(dtype=float)).any() for df in (cand, base))
@@ -568,12 +569,11 @@ def _censored_effect(pairs, t: float, direction: str):
     return eff, "paired, censored"
 
 
-def _count_effect(claim: Claim, rows, samples: dict, t: float, direction: str):
+def _count_effect(claim: Claim, rows, samples: dict, t: float, direction: str, pairs):
     """Accuracies as counts: paired by round (a round's two arms share its seed and queries) when every
     run pairs, else unpaired; None when the records carry no query counts."""
     from eitp_bench.analysis import stats
 
-    pairs = _paired(samples, claim)
     n_runs = (len(samples[claim.candidate]), len(samples[claim.baseline]))
     if pairs is not None and (len(pairs), len(pairs)) == n_runs and len(pairs) >= stats.MIN_REPETITIONS:
         aligned = {claim.candidate: pairs.rename(columns={"run_id_c": "run_id", "value_c": "value"}),
@@ -621,9 +621,11 @@ def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed, *,
     t, direction = claim.threshold, claim.direction
     delta = systematic["systematic"] if systematic else 0.0
     t_verify, t_refute = _shifted_thresholds(t, direction, delta)
+    pairs = _paired(samples, claim)
     try:
-        eff, design = _effect(claim, rows, samples, metric, n_resamples, seed, t_verify, direction)
-        p_short = _effect(claim, rows, samples, metric, n_resamples, seed, t_refute, _flip(direction))[0].p_threshold
+        eff, design = _effect(claim, rows, samples, metric, n_resamples, seed, t_verify, direction, pairs=pairs)
+        p_short = _effect(claim, rows, samples, metric, n_resamples, seed, t_refute, _flip(direction),
+                          pairs=pairs)[0].p_threshold
     except ValueError as err:
         return Verdict(claim, NO_DATA, f"{metric}: {err}", metric=metric,
                        n_candidate=len(cand), n_baseline=len(base))
