@@ -25,7 +25,10 @@ def test_report_has_every_section_and_badges(frames):
     for heading in ("Claim verdicts", "Distributions per arm", "Power timelines", "Energy breakdown",
                     "Time against energy", "Environment and hardware", "Warnings"):
         assert f">{heading}</h2>" in html
-    assert html.count('class="badge bad">REFUTED') >= 5  # the synthetic EIT-P gains are all far below the claims
+    # the synthetic EIT-P gains are all far below the claims, but 6 rounds refute only the exact and count
+    # claims once REFUTED is Holm-adjusted across ~7 claims (2⁻⁶ · 7 > 0.025); the others say why
+    assert html.count('class="badge bad">REFUTED') >= 2
+    assert "not enough repetitions to refute this many claims at once" in html
     assert html.count("<svg") >= 8
     assert "CUDA out of memory" in html  # the failed repetition's error is shown
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:|//)", html)  # nothing external to fetch

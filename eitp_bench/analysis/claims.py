@@ -4,8 +4,8 @@ A claim names a metric, a task, a candidate and a baseline arm, a direction and
 a threshold (a ratio of medians), or — for bounds like Theorem 3 — a measured
 metric that must stay within `epsilon` of a bound metric. Verdicts:
 
-  VERIFIED      the whole CI clears the claimed value and the quality gate holds
-  REFUTED       the whole CI falls short, or the quality gate fails
+  VERIFIED      the whole CI clears the claimed value and the quality gate holds (Holm-adjusted one-sided p)
+  REFUTED       the whole CI falls short, or the quality gate fails (Holm-adjusted across the same claims)
   INCONCLUSIVE  the CI straddles the claimed value (with an estimate of the reps needed)
   NOT MEASURED  an energy claim for which only estimated joules exist
   NO DATA       the metric is missing or there are fewer than 5 repetitions per arm
@@ -13,9 +13,9 @@ metric that must stay within `epsilon` of a bound metric. Verdicts:
 
 Rules of a fair experiment, applied before any statistics:
 - Equal settings: arms that differ in anything but the objective are NOT COMPARABLE.
-- To-target claims (MLPerf's rule): a repetition that does not reach the quality target within its
-  step budget has no time or energy to target. A candidate that mostly fails where the baseline
-  converges is REFUTED; if the baseline mostly fails, there is nothing to compare with (NO DATA).
+- To-target claims: a repetition that does not reach the quality target within its step budget is
+  censored there (its time or energy to target exceeds its budget), never dropped; the paired
+  censored test bounds each round's ratio and takes the worst case per side (docs/statistics.md).
 - Learned tasks: a long-range claim is judged only when the baseline has learned the task (its
   pooled accuracy at the longest distance is above chance by a 95 % Clopper–Pearson interval).
 """
@@ -174,14 +174,22 @@ class Verdict:
     ci_method: Optional[str] = None
     gate: Optional[str] = None  # what the quality gate found, in words
     design: Optional[str] = None  # paired (by round), unpaired, counts, exact (deterministic metric)
-    p_threshold: Optional[float] = None  # one-sided p against the claimed value (what Holm adjusts)
+    p_threshold: Optional[float] = None  # one-sided p against "does not clear the claim" (VERIFIED side)
     p_adjusted: Optional[float] = None  # Holm-adjusted across the claims of its family in this report
     family_size: int = 0
     plan: Optional[str] = None  # power-based advice for the next suite (never a reason to top up)
     provisional: bool = False  # the interval clears; Holm decides
     plan_inputs: Optional[tuple] = None  # (sd of a round's log-ratio, log estimate, log threshold)
-    # energy claims on qualified runs: {"effect", "uncertainty", <arm>: {"u", "window_s", "runs"}}
+    # energy claims on qualified runs: the residual systematic bound that widened the interval
+    # {"systematic", "statistical_ci", "widened_ci", "rule", <arm>: {"lag_s", "window_s", "edges", "bias", "runs"}}
     resolution: Optional[dict] = None
+    p_refute: Optional[float] = None  # one-sided p against "the claim holds" (REFUTED side; gate included)
+    p_refute_adjusted: Optional[float] = None  # Holm-adjusted across the same family as p_adjusted
+    provisional_refute: bool = False  # the interval falls short (or the gate is shown worse); Holm decides
+    family: Optional[list] = None  # ids of the claims Holm adjusted across (both directions), this report
+    # to-target claims: runs that did not reach the target, censored at their budget
+    # {<candidate>: n, <baseline>: n, "both": rounds where both missed, "rounds": n}
+    censored: Optional[dict] = None
     isolation: Optional[dict] = None  # energy claims: {arm: repetitions started beside other work}
 
 
@@ -196,16 +204,17 @@ def judge_claims(metrics_df, energy_df, claims, *, settings: Optional[dict[str, 
 
     `settings` maps each arm to its effective training settings (suite.effective_settings): a claim
     whose arms differ in anything but the loss is NOT COMPARABLE, whatever its statistics say.
-    `instrument` maps run_id → its sensor qualification (analysis/instrument.py): an energy claim whose
-    effect is smaller than the stated uncertainty of its windows is INCONCLUSIVE, "below instrument
-    resolution". `conditions` maps run_id → isolation codes: energy verdicts name the affected runs.
+    `instrument` maps run_id → its sensor qualification (analysis/instrument.py): an energy claim's
+    interval is widened by the residual systematic error of its windows before it is judged.
+    `conditions` maps run_id → isolation codes: energy verdicts name the affected runs.
     """
     claim_list = claims.claims if isinstance(claims, ClaimSet) else list(claims)
     ok = _ok_rows(metrics_df)
-    verdicts = [_judge(c, ok, energy_df, n_resamples=n_resamples, seed=seed) for c in claim_list]
+    verdicts = [_judge(c, ok, energy_df, n_resamples=n_resamples, seed=seed, instrument=instrument or {})
+                for c in claim_list]
     for v in verdicts:
-        if v.claim.energy and v.claim.kind == "ratio":
-            _instrument_checks(v, ok, energy_df, instrument or {}, conditions or {})
+        if v.claim.energy and v.claim.kind == "ratio" and conditions:
+            _isolation_caveat(v, ok, conditions)
         if v.claim.energy:
             _scope_checks(v, ok, energy_df)
     for group in dict.fromkeys(v.claim.group for v in verdicts):
@@ -214,15 +223,26 @@ def judge_claims(metrics_df, energy_df, claims, *, settings: Optional[dict[str, 
 
 
 def _holm_family(family: list[Verdict], alpha: float) -> None:
-    """Holm across the claims of one paper's family in one report: a clearing interval becomes VERIFIED
-    only if its one-sided p against the claimed value, adjusted, is below α/2. Also the power plan."""
+    """Holm across the claims of one paper's family in one report, in both directions: a clearing
+    interval becomes VERIFIED only if its one-sided p against the claimed value, adjusted, is below
+    α/2; an interval that falls short (or a gate shown worse) becomes REFUTED only if its one-sided p
+    against the claim holding, adjusted across the same claims, is below α/2. Each direction holds
+    its family-wise error at α/2 (α for a wrong verdict of either kind). Also the power plan."""
     import math
 
     from eitp_bench.analysis.stats import holm
 
     tested = [v for v in family if v.p_threshold is not None and math.isfinite(v.p_threshold)]
+    for v in family:  # a REFUTED with no p-value to adjust would escape the family: never
+        if v.provisional_refute and v not in tested:
+            v.verdict, v.provisional_refute = INCONCLUSIVE, False
+            v.reason = f"{v.reason}; no one-sided p-value to adjust across the claims: not refuted"
     if not tested:
         return
+    ids = [v.claim.id for v in tested]
+    for v in tested:
+        v.family = ids
+    _holm_refute(tested, alpha)
     adjusted = holm([v.p_threshold for v in tested])
     for v, p_adj in zip(tested, adjusted):
         v.p_adjusted, v.family_size = float(p_adj), len(tested)
@@ -237,6 +257,24 @@ def _holm_family(family: list[Verdict], alpha: float) -> None:
                             "claims: not enough repetitions to verify this many claims at once")
         if v.verdict == INCONCLUSIVE and v.plan_inputs:
             v.plan = _power_plan(*v.plan_inputs, alpha=alpha / len(tested))
+
+
+def _holm_refute(tested: list[Verdict], alpha: float) -> None:
+    """The REFUTED side of `_holm_family`: the same claims, the one-sided p against the claim holding."""
+    from eitp_bench.analysis.stats import holm
+
+    p = [v.p_refute if v.p_refute is not None else 1.0 for v in tested]
+    for v, p_adj in zip(tested, holm(p)):
+        v.p_refute_adjusted = float(p_adj)
+        if not v.provisional_refute:
+            continue
+        v.provisional_refute = False
+        if p_adj < alpha / 2:
+            v.reason = f"{v.reason}; Holm-adjusted p = {p_adj:.2g} < {alpha / 2:g} across {len(tested)} claims"
+        else:
+            v.verdict = INCONCLUSIVE
+            v.reason = (f"{v.reason}; but Holm-adjusted p against the claim = {p_adj:.2g} ≥ {alpha / 2:g} across "
+                        f"{len(tested)} claims: not enough repetitions to refute this many claims at once")
 
 
 def _mark_not_comparable(v: Verdict, settings: dict[str, dict]) -> Verdict:
@@ -277,7 +315,7 @@ def _values(rows, arm, metric):
     return sel[cols]
 
 
-def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed) -> Verdict:
+def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed, instrument=None) -> Verdict:
     rows = metrics_df if claim.task is None else metrics_df[metrics_df["task"] == claim.task]
     arms = [claim.candidate] + ([claim.baseline] if claim.kind == "ratio" else [])
     metric = _resolve_metric(claim.metric, rows, arms)
@@ -285,6 +323,12 @@ def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed) -> Verdict
         return Verdict(claim, NO_DATA, f"no metric matching {claim.metric!r} in every arm ({', '.join(arms)})")
     samples = {arm: _values(rows, arm, metric) for arm in arms}
 
+    converged_note = ""
+    if claim.to_target and claim.kind == "ratio":
+        stop, converged_note = _convergence(claim, rows, metric)
+        if stop is not None:
+            return stop
+        samples = _censored_samples(claim, rows, metric, samples)
     if claim.energy:
         samples, not_measured, skipped_note = _measured_only(samples, rows, energy_df, metric)
         if not_measured:
@@ -298,16 +342,18 @@ def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed) -> Verdict
         v = _judge_bound(claim, rows, samples[claim.candidate], metric, n_resamples, seed)
         v.reason = f"{v.reason}; {skipped_note}" if skipped_note else v.reason
         return v
-    converged_note = ""
-    if claim.to_target:
-        stop, converged_note = _convergence(claim, rows, metric)
-        if stop is not None:
-            return stop
     if claim.learned is not None:
         stop = _learned(claim, rows, metric)
         if stop is not None:
             return stop
-    v = _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed)
+    systematic = None
+    if claim.energy and instrument:
+        from eitp_bench.analysis.instrument import systematic_bound
+
+        systematic = systematic_bound(claim, rows, energy_df, metric, samples, instrument)
+    v = _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed, systematic=systematic)
+    if claim.to_target:
+        v.censored = _censored_counts(claim, samples)
     notes = [n for n in (skipped_note, converged_note, _device_note(claim, rows), claim.note) if n]
     if notes:
         v.reason = f"{v.reason}; {'; '.join(notes)}"
@@ -323,27 +369,62 @@ def convergence_counts(rows, task: Optional[str] = None) -> dict[str, tuple[int,
 
 
 def _convergence(claim: Claim, rows, metric: str) -> tuple[Optional[Verdict], str]:
-    """MLPerf's rule for to-target claims: (a verdict that ends the judging, or None; a note)."""
+    """To-target claims: (NO DATA when no quality target was recorded, else None; a note with the counts).
+
+    No share-converged threshold: runs that missed the target are censored at their budget
+    (`_censored_samples`), and the paired censored test decides."""
     counts = convergence_counts(rows, claim.task)
     cand, base = counts.get(claim.candidate), counts.get(claim.baseline)
-    n_c, n_b = (cand or (0, 0))[1], (base or (0, 0))[1]
-
-    def stop(verdict, reason):
-        return Verdict(claim, verdict, reason, metric=metric, n_candidate=(cand or (0, 0))[0],
-                       n_baseline=(base or (0, 0))[0])
-
     if not base or not cand:
-        return stop(NO_DATA, "no quality target was recorded for these arms (set train.target_val_loss, "
-                             "or train.target_excess_nats on the Markov corpus)"), ""
-    text = (f"reached the target in {cand[0]} of {n_c} repetitions ({claim.candidate}) and {base[0]} of {n_b} "
-            f"({claim.baseline})")
-    if 2 * base[0] < n_b or base[0] == 0:
-        return stop(NO_DATA, f"baseline did not converge: {text}; with no baseline time to target there is "
-                             "nothing to compare (raise train.steps or loosen the target)"), ""
-    if 2 * cand[0] < n_c or cand[0] == 0:
-        return stop(REFUTED, f"candidate did not converge within the step budget: {text} (a run that misses the "
-                             "quality target has no energy or time to target)"), ""
-    return None, f"judged on converged repetitions only: {text}"
+        return Verdict(claim, NO_DATA, "no quality target was recorded for these arms (set train.target_val_loss, "
+                       "or train.target_excess_nats on the Markov corpus)", metric=metric), ""
+    text = (f"reached the target in {cand[0]} of {cand[1]} repetitions ({claim.candidate}) and {base[0]} of "
+            f"{base[1]} ({claim.baseline})")
+    if cand[0] == cand[1] and base[0] == base[1]:
+        return None, text
+    return None, f"{text}; runs that missed it are censored at their budget (+∞ to target), not dropped"
+
+
+# A to-target figure and what its run had in all: a run that missed the target needed more than this.
+CENSOR_BUDGETS = {"time_to_target_s": "train_s", "joules_to_target": "train_joules", "steps_to_target": "steps"}
+
+
+def _censored_samples(claim: Claim, rows, metric: str, samples: dict) -> dict:
+    """Each arm's to-target values plus one +∞ row per run that missed the target, with a `budget`
+    column (the run's whole training time/energy/steps: the figure it would have exceeded; NaN when
+    not recorded, which leaves that side of its round's ratio unbounded)."""
+    import numpy as np
+    import pandas as pd
+
+    budget_name = CENSOR_BUDGETS.get(metric)
+    out = {}
+    for arm, df in samples.items():
+        arm_rows = rows[rows["arm"] == arm]
+        reached = arm_rows[arm_rows["name"] == "target_reached"]
+        missed = reached[(reached["value"] <= 0.5) & ~reached["run_id"].isin(df["run_id"])]
+        missed = missed[[c for c in df.columns if c in missed.columns]].assign(value=np.inf)
+        full = df if missed.empty else pd.concat([df, missed], ignore_index=True)
+        budget = arm_rows[arm_rows["name"] == budget_name][["run_id", "value"]] if budget_name else None
+        if budget is not None and len(budget):
+            budget = budget.drop_duplicates("run_id").rename(columns={"value": "budget"})
+            full = full.merge(budget, on="run_id", how="left")
+        else:
+            full = full.assign(budget=np.nan)
+        out[arm] = full
+    return out
+
+
+def _censored_counts(claim: Claim, samples: dict) -> dict:
+    """{candidate: censored runs, baseline: censored runs, "both": rounds both missed, "rounds": rounds}."""
+    import numpy as np
+
+    counts = {arm: int(np.isposinf(samples[arm]["value"].to_numpy(dtype=float)).sum())
+              for arm in (claim.candidate, claim.baseline)}
+    pairs = _paired(samples, claim)
+    if pairs is not None:
+        both = np.isposinf(pairs["value_c"].to_numpy(dtype=float)) & np.isposinf(pairs["value_b"].to_numpy(dtype=float))
+        counts.update(both=int(both.sum()), rounds=len(pairs))
+    return counts
 
 
 def _learned(claim: Claim, rows, metric: str) -> Optional[Verdict]:
@@ -427,21 +508,29 @@ def _paired(samples: dict, claim: Claim):
     return both if len(both) else None
 
 
-def _effect(claim: Claim, rows, samples: dict, metric: str, n_resamples: int, seed: int):
-    """(Effect, design note): counts as counts, deterministic metrics exactly, otherwise paired by round
-    (Wilcoxon/Hodges–Lehmann) when rounds pair, else the unpaired ratio of medians."""
+def _effect(claim: Claim, rows, samples: dict, metric: str, n_resamples: int, seed: int,
+            threshold: Optional[float] = None, direction: Optional[str] = None, *, pairs=False):
+    """(Effect, design note): counts as counts (paired by round when rounds pair), censored to-target
+    figures by the paired censored test, deterministic metrics exactly, otherwise paired by round
+    (Wilcoxon/Hodges–Lehmann) when rounds pair, else the unpaired ratio of medians. `threshold` and
+    `direction` (default: the claim's) set the one-sided p-value the Effect carries; `pairs`, when
+    given, is `_paired(samples, claim)` already computed."""
+    import numpy as np
+
     from eitp_bench.analysis import stats
 
-    t, direction = claim.threshold, claim.direction
+    t = claim.threshold if threshold is None else threshold
+    direction = direction or claim.direction
     cand, base = samples[claim.candidate], samples[claim.baseline]
-    pairs = _paired(samples, claim)
+    pairs = _paired(samples, claim) if pairs is False else pairs
     paired = pairs is not None and len(pairs) >= stats.MIN_REPETITIONS
     if claim.count_metric:
-        counts = _count_samples(claim, rows, samples)
-        if counts is not None:
-            (k_c, n_c), (k_b, n_b) = counts
-            return stats.proportion_ratio_effect(k_c, n_c, k_b, n_b, paired=False, threshold=t,
-                                                 direction=direction), "counts"
+        counted = _count_effect(claim, rows, samples, t, direction, pairs)
+        if counted is not None:
+            return counted
+    censored = any(np.isposinf(df["value"].to_numpy(dtype=float)).any() for df in (cand, base))
+    if censored:
+        return _censored_effect(pairs if paired else None, t, direction)
     if cand["value"].nunique() == 1 and base["value"].nunique() == 1:
         return _exact_effect(float(cand["value"].iloc[0]), float(base["value"].iloc[0]), len(cand), len(base),
                              t, direction), "exact"
@@ -453,6 +542,10 @@ def _effect(claim: Claim, rows, samples: dict, metric: str, n_resamples: int, se
     return eff, "unpaired (rounds could not be paired)"
 
 
+def _flip(direction: str) -> str:
+    return "lower_is_better" if direction == "higher_is_better" else "higher_is_better"
+
+
 def _exact_effect(c: float, b: float, n_c: int, n_b: int, threshold: float, direction: str):
     """A deterministic metric (the same in every repetition, e.g. model bytes): the ratio is exact."""
     from eitp_bench.analysis.stats import Effect
@@ -462,6 +555,42 @@ def _exact_effect(c: float, b: float, n_c: int, n_b: int, threshold: float, dire
     return Effect(ratio=r, ci_low=r, ci_high=r, p_value=0.0 if r != 1 else 1.0, n_candidate=n_c, n_baseline=n_b,
                   ci_method="exact (identical in every repetition)", design="paired", estimator="exact ratio",
                   p_threshold=0.0 if beyond else 1.0, threshold=threshold, direction=direction)
+
+
+def _censored_effect(pairs, t: float, direction: str):
+    """Runs that missed the target are +∞ at their budget: judged only paired, by round."""
+    from eitp_bench.analysis import stats
+
+    if pairs is None:
+        raise ValueError("some runs missed the quality target and rounds could not be paired: a censored "
+                         "comparison needs the arms' runs paired by round (same size, seed and repetition)")
+    budget_c = pairs["budget_c"] if "budget_c" in pairs.columns else [float("nan")] * len(pairs)
+    budget_b = pairs["budget_b"] if "budget_b" in pairs.columns else [float("nan")] * len(pairs)
+    eff = stats.censored_paired_ratio_effect(pairs["value_c"], pairs["value_b"], candidate_budget=budget_c,
+                                             baseline_budget=budget_b, threshold=t, direction=direction)
+    return eff, "paired, censored"
+
+
+def _count_effect(claim: Claim, rows, samples: dict, t: float, direction: str, pairs):
+    """Accuracies as counts: paired by round (a round's two arms share its seed and queries) when every
+    run pairs, else unpaired; None when the records carry no query counts."""
+    from eitp_bench.analysis import stats
+
+    n_runs = (len(samples[claim.candidate]), len(samples[claim.baseline]))
+    if pairs is not None and (len(pairs), len(pairs)) == n_runs and len(pairs) >= stats.MIN_REPETITIONS:
+        aligned = {claim.candidate: pairs.rename(columns={"run_id_c": "run_id", "value_c": "value"}),
+                   claim.baseline: pairs.rename(columns={"run_id_b": "run_id", "value_b": "value"})}
+        counts = _count_samples(claim, rows, aligned)
+        if counts is not None:
+            (k_c, n_c), (k_b, n_b) = counts
+            return stats.proportion_ratio_effect(k_c, n_c, k_b, n_b, paired=True, threshold=t,
+                                                 direction=direction), "counts, paired by round"
+    counts = _count_samples(claim, rows, samples)
+    if counts is None:
+        return None
+    (k_c, n_c), (k_b, n_b) = counts
+    return stats.proportion_ratio_effect(k_c, n_c, k_b, n_b, paired=False, threshold=t,
+                                         direction=direction), "counts"
 
 
 def _count_samples(claim: Claim, rows, samples: dict):
@@ -479,7 +608,10 @@ def _count_samples(claim: Claim, rows, samples: dict):
     return out
 
 
-def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed) -> Verdict:
+def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed, *, systematic=None) -> Verdict:
+    """The interval (widened by `systematic`, an energy claim's residual instrument bound) against the
+    claim: VERIFIED/REFUTED are provisional here, `_holm_family` decides both across the claims."""
+    import dataclasses
     import math
 
     from eitp_bench.analysis import stats
@@ -488,39 +620,106 @@ def _judge_ratio(claim, metrics_df, rows, samples, metric, n_resamples, seed) ->
     short = _too_few(claim, metric, {claim.candidate: len(cand), claim.baseline: len(base)})
     if short:
         return short
+    t, direction = claim.threshold, claim.direction
+    delta = systematic["systematic"] if systematic else 0.0
+    t_verify, t_refute = _shifted_thresholds(t, direction, delta)
+    pairs = _paired(samples, claim)
     try:
-        eff, design = _effect(claim, rows, samples, metric, n_resamples, seed)
+        eff, design = _effect(claim, rows, samples, metric, n_resamples, seed, t_verify, direction, pairs=pairs)
+        p_short = _effect(claim, rows, samples, metric, n_resamples, seed, t_refute, _flip(direction),
+                          pairs=pairs)[0].p_threshold
     except ValueError as err:
         return Verdict(claim, NO_DATA, f"{metric}: {err}", metric=metric,
                        n_candidate=len(cand), n_baseline=len(base))
+    statistical = (eff.ci_low, eff.ci_high)
+    eff = _widened(eff, delta)
     v = Verdict(claim, INCONCLUSIVE, "", eff.ratio, eff.ci_low, eff.ci_high, eff.p_value,
                 eff.n_candidate, eff.n_baseline, metric=metric, ci_method=eff.ci_method, design=design,
                 p_threshold=eff.p_threshold)
-    t, direction = claim.threshold, claim.direction
     gate = _check_gate(claim, metrics_df, paired=design != "unpaired (rounds could not be paired)")
     v.gate = gate.text
+    v.p_refute = _refute_p(p_short, gate)
     cover = f"{100 * eff.confidence:.4g} %" if getattr(eff, "confidence", None) else "95 %"
-    ci_text = (f"ratio {eff.ratio:.3g} [{eff.ci_low:.3g}, {eff.ci_high:.3g}] ({cover}, {design}) "
+    widened = f", widened by ±{100 * delta:.2g} % instrument bound" if delta else ""
+    ci_text = (f"ratio {eff.ratio:.3g} [{eff.ci_low:.3g}, {eff.ci_high:.3g}] ({cover}, {design}{widened}) "
                f"vs claimed {claim.claimed}")
     note = f" ({eff.note})" if eff.note else ""
+    if systematic:  # an open side (censored runs) is null: JSON has no infinity
+        def finite(x):
+            return x if math.isfinite(x) and x > 0 else None
+
+        v.resolution = {**systematic, "statistical_ci": [finite(x) for x in statistical],
+                        "widened_ci": [finite(eff.ci_low), finite(eff.ci_high)]}
+    unbounded = _unbounded_side(eff)
     if eff.degenerate:
         v.reason = f"the interval is degenerate ({eff.reason}): {ci_text}; a degenerate interval never verifies{note}"
     elif gate.shown_worse:
-        v.verdict, v.reason = REFUTED, f"quality gate failed: {gate.text}; {ci_text}"
+        v.verdict, v.provisional_refute = REFUTED, True
+        v.reason = f"quality gate failed: {gate.text}; {ci_text}"
     elif stats.falls_short(eff, t, direction):
-        v.verdict, v.reason = REFUTED, f"whole interval falls short: {ci_text}{note}"
+        v.verdict, v.provisional_refute = REFUTED, True
+        v.reason = f"whole interval falls short: {ci_text}{note}"
     elif stats.clears(eff, t, direction) and gate.holds:
         v.provisional, v.verdict = True, VERIFIED
         v.reason = f"whole interval clears the claim: {ci_text}; quality gate: {gate.text}{note}"
     elif stats.clears(eff, t, direction):  # a gain of unshown quality is not a verified gain
         v.reason = f"the interval clears the claim but quality is not shown: {gate.text}{note}"
+    elif unbounded:
+        v.reason = f"the interval is unbounded on the side that would decide ({unbounded}): {ci_text}{note}"
     else:
         v.reason = f"the interval straddles the claimed value: {ci_text}{note}"
     sd = getattr(eff, "sd_log", float("nan"))
-    if v.verdict == INCONCLUSIVE and eff.ratio > 0 and math.isfinite(sd):
-        v.plan_inputs = (sd, math.log(eff.ratio), math.log(t))
-        v.plan = _power_plan(*v.plan_inputs, alpha=0.05)  # refined for the family size by _holm_family
+    if not eff.degenerate and eff.ratio > 0 and math.isfinite(eff.ratio) and math.isfinite(sd):
+        v.plan_inputs = (sd, math.log(eff.ratio), math.log(t))  # also for a verdict Holm may turn INCONCLUSIVE
+        if v.verdict == INCONCLUSIVE:
+            v.plan = _power_plan(*v.plan_inputs, alpha=0.05)  # refined for the family size by _holm_family
+    bare = dataclasses.replace(eff, ci_low=statistical[0], ci_high=statistical[1])
+    decided_without_bound = stats.clears(bare, t, direction) or stats.falls_short(bare, t, direction)
+    if delta and v.verdict == INCONCLUSIVE and decided_without_bound:
+        v.plan_inputs = None  # more repetitions do not shrink a systematic bound: longer windows do
+        v.plan = (f"next suite: longer energy windows (the instrument's residual bound ±{100 * delta:.2g} % decides "
+                  "here, and it shrinks as 1/window)")
     return v
+
+
+def _shifted_thresholds(t: float, direction: str, delta: float) -> tuple[float, float]:
+    """(threshold the statistical interval must clear, threshold it must fall short of) so that the
+    interval widened by a relative systematic bound δ — [lo/(1+δ), hi/(1−δ)] — clears / falls short of t."""
+    if not delta:
+        return t, t
+    if direction == "lower_is_better":  # hi/(1−δ) < t ⇔ hi < t(1−δ); lo/(1+δ) > t ⇔ lo > t(1+δ)
+        return t * (1 - delta), t * (1 + delta)
+    return t * (1 + delta), t * (1 - delta)
+
+
+def _widened(eff, delta: float):
+    """The effect with its interval widened by a relative systematic bound δ (< 1)."""
+    import dataclasses
+
+    if not delta:
+        return eff
+    return dataclasses.replace(eff, ci_low=eff.ci_low / (1 + delta), ci_high=eff.ci_high / (1 - delta))
+
+
+def _refute_p(p_short: Optional[float], gate: "GateResult") -> Optional[float]:
+    """One-sided p against "the claim holds" (effect beyond the claimed value and quality within the gate):
+    Bonferroni over its two parts when the claim has a quality gate that could be tested."""
+    if p_short is None:
+        return None
+    if gate.p_worse is None:
+        return p_short
+    return min(1.0, 2 * min(p_short, gate.p_worse))
+
+
+def _unbounded_side(eff) -> str:
+    """Words for an interval unbounded on the side a VERIFIED or REFUTED would rest on (censored runs)."""
+    import math
+
+    if not (math.isfinite(eff.ci_low) and eff.ci_low > 0):
+        return "no lower bound: too many runs missed the target, or missed it with an unknown budget"
+    if not math.isfinite(eff.ci_high):
+        return "no upper bound: too many runs missed the target"
+    return ""
 
 
 def _power_plan(sd_log: float, log_ratio: float, log_threshold: float, *, alpha: float) -> str:
@@ -546,12 +745,19 @@ def _judge_bound(claim, rows, cand, metric, n_resamples, seed) -> Verdict:
     eps = claim.epsilon
     v = Verdict(claim, INCONCLUSIVE, "", eff.ratio, eff.ci_low, eff.ci_high, eff.p_value, eff.n_candidate, 0,
                 metric=metric, ci_method=eff.ci_method)
+    # one-sided signed-rank p-values against ε, so Holm adjusts bound claims with the others
+    from eitp_bench.analysis.stats import signed_rank_p_ties
+
+    excess = diff.to_numpy(dtype=float) - eps
+    v.p_threshold, v.p_refute = signed_rank_p_ties(excess, "less"), signed_rank_p_ties(excess, "greater")
     text = (f"median {metric} − {claim.bound_metric} = {eff.ratio:.4g} [{eff.ci_low:.4g}, {eff.ci_high:.4g}]"
             f" vs ε = {eps:g}")
-    if eff.ci_high <= eps:
-        v.verdict, v.reason = VERIFIED, f"whole CI within the bound: {text}"
+    if eff.degenerate:
+        v.reason = f"the interval is degenerate ({eff.reason}): {text}"
+    elif eff.ci_high <= eps:
+        v.verdict, v.provisional, v.reason = VERIFIED, True, f"whole CI within the bound: {text}"
     elif eff.ci_low > eps:
-        v.verdict, v.reason = REFUTED, f"whole CI above the bound: {text}"
+        v.verdict, v.provisional_refute, v.reason = REFUTED, True, f"whole CI above the bound: {text}"
     else:
         v.reason = f"the interval straddles the bound: {text}"
     return v
@@ -562,6 +768,7 @@ class GateResult:
     holds: Optional[bool]  # None: quality cannot be shown (missing data, degenerate interval)
     shown_worse: bool
     text: str
+    p_worse: Optional[float] = None  # one-sided p against "quality within the gate"; None: no gate or untestable
 
 
 def _check_gate(claim: Claim, metrics_df, *, paired: bool = True) -> GateResult:
@@ -584,9 +791,16 @@ def _check_gate(claim: Claim, metrics_df, *, paired: bool = True) -> GateResult:
             return GateResult(None, False, f"no {gate.metric} for {arm} (task {task})")
         med, lo, hi = stats.median_ci(values)
         text = f"median {gate.metric} of {arm} = {med:.3g}, 95 % interval [{lo:.3g}, {hi:.3g}] vs allowed {gate.max_value:g}"
+        # sign test of "median ≤ allowed", the test behind the order-statistic interval
+        from scipy.stats import binomtest
+
+        above = int((values > gate.max_value).sum())
+        p_worse = float(binomtest(above, len(values), 0.5, alternative="greater").pvalue)
         if hi < gate.max_value:
-            return GateResult(True, False, f"{text}: upper bound below the allowed value")
-        return GateResult(False, lo > gate.max_value, f"{text}: {'even the lower bound exceeds it' if lo > gate.max_value else 'upper bound not below it'}")
+            return GateResult(True, False, f"{text}: upper bound below the allowed value", p_worse)
+        worse = lo > gate.max_value
+        why = "even the lower bound exceeds it" if worse else "upper bound not below it"
+        return GateResult(False, worse, f"{text}: {why}", p_worse)
     cand = rows[rows["arm"] == claim.candidate]
     base = rows[rows["arm"] == claim.baseline]
     if cand.empty or base.empty:
@@ -596,7 +810,8 @@ def _check_gate(claim: Claim, metrics_df, *, paired: bool = True) -> GateResult:
         loss = (c / b - 1) if gate.direction == "lower_is_better" else (1 - c / b)
         text = (f"{gate.metric}: quality loss {100 * loss:+.2f} % (the same in every repetition: exact) vs allowed "
                 f"{100 * gate.max_relative_loss:g} %")
-        return GateResult(loss < gate.max_relative_loss, loss > gate.max_relative_loss, text)
+        return GateResult(loss < gate.max_relative_loss, loss > gate.max_relative_loss, text,
+                          0.0 if loss > gate.max_relative_loss else 1.0)
     pairs = _paired({claim.candidate: cand, claim.baseline: base}, claim) if paired else None
     if pairs is not None and len(pairs) >= stats.MIN_REPETITIONS:
         g = stats.non_inferiority(pairs["value_c"], pairs["value_b"], max_relative_loss=gate.max_relative_loss,
@@ -604,7 +819,8 @@ def _check_gate(claim: Claim, metrics_df, *, paired: bool = True) -> GateResult:
     else:
         g = stats.non_inferiority(cand["value"], base["value"], max_relative_loss=gate.max_relative_loss,
                                   direction=gate.direction, paired=False)
-    return GateResult(g.holds, bool(g.shown_worse), f"{gate.metric}: {g.reason}")
+    return GateResult(g.holds, bool(g.shown_worse), f"{gate.metric}: {g.reason}",
+                      g.p_worse if g.effect is not None else None)
 
 
 def _measured_only(samples: dict, rows, energy_df, metric: str):
@@ -684,6 +900,7 @@ def _scope_checks(v: Verdict, rows, energy_df) -> None:
         v.reason = f"{why}; the statistics would say {v.verdict}: {v.reason}"
         v.verdict = NOT_MEASURED if scope["refuse"] else INCONCLUSIVE
         v.provisional, v.p_threshold, v.plan_inputs, v.plan = False, None, None, None
+        v.provisional_refute, v.p_refute = False, None  # out of both Holm families
     elif scope["notes"]:
         v.reason = f"{v.reason}; scope: {'; '.join(scope['notes'])}"
 
@@ -691,46 +908,17 @@ def _scope_checks(v: Verdict, rows, energy_df) -> None:
 # ---------------------------------------------------------------- instrument and run conditions
 
 
-def _instrument_checks(v: Verdict, rows, energy_df, instrument: dict, conditions: dict) -> None:
-    """Below instrument resolution → INCONCLUSIVE (with the figures); isolation caveats → named."""
-    from eitp_bench.analysis.instrument import resolution
-
+def _isolation_caveat(v: Verdict, rows, conditions: dict) -> None:
+    """Isolation caveats (runs started beside other work) named in an energy verdict and counted."""
     claim = v.claim
-    arms = [claim.candidate, claim.baseline]
-    task_rows = rows if claim.task is None else rows[rows["task"] == claim.task]
     if v.metric is None:
         return
+    task_rows = rows if claim.task is None else rows[rows["task"] == claim.task]
     run_ids = {arm: set(task_rows.loc[(task_rows["arm"] == arm) & (task_rows["name"] == v.metric), "run_id"])
-               for arm in arms}
-    if conditions:
-        affected = {arm: sum(bool(conditions.get(str(r))) for r in ids) for arm, ids in run_ids.items()}
-        if any(affected.values()):
-            codes = sorted({c for ids in run_ids.values() for r in ids for c in conditions.get(str(r), ())})
-            v.isolation = affected
-            v.reason = (f"{v.reason}; caveat: runs that started beside other work ({', '.join(codes)}): "
-                        + ", ".join(f"{arm} {n} of {len(run_ids[arm])}" for arm, n in affected.items()))
-    if not instrument or v.ratio is None or not v.ratio > 0:
-        return
-    named = task_rows[task_rows["name"] == v.metric]
-    windows = set(named["window"].dropna()) if "window" in named.columns else set()
-    res = {arm: resolution(ids, energy_df, windows, instrument) for arm, ids in run_ids.items()}
-    if any(r is None for r in res.values()):
-        return
-    u = sum(r["u"] for r in res.values())  # the two arms' windows each carry their own edge error
-    effect = abs(v.ratio - 1)
-    v.resolution = {"effect": effect, "uncertainty": u, **res}
-    if effect >= u:
-        return
-    figures = "; ".join(f"{arm} ±{100 * r['u']:.2g} % on {r['window_s']:.3g} s windows" for arm, r in res.items())
-    needed = max(r["window_s"] * u / max(effect, 1e-12) for r in res.values())
-    text = (f"below instrument resolution: the effect ({100 * effect:.2g} %) is smaller than the sensors' stated "
-            f"uncertainty for these windows (±{100 * u:.2g} %: {figures})")
-    if v.verdict == VERIFIED or (v.verdict == REFUTED and not v.reason.startswith("quality gate failed")):
-        v.reason = f"{text}; the statistics would say {v.verdict}: {v.reason}"
-        v.verdict, v.provisional = INCONCLUSIVE, False
-    elif v.verdict == INCONCLUSIVE:
-        v.reason = f"{text}; {v.reason}"
-    else:
-        return
-    v.plan_inputs = None  # more repetitions do not help: longer windows do
-    v.plan = f"next suite: energy windows of about {needed:.3g} s or more to resolve an effect this size"
+               for arm in (claim.candidate, claim.baseline)}
+    affected = {arm: sum(bool(conditions.get(str(r))) for r in ids) for arm, ids in run_ids.items()}
+    if any(affected.values()):
+        codes = sorted({c for ids in run_ids.values() for r in ids for c in conditions.get(str(r), ())})
+        v.isolation = affected
+        v.reason = (f"{v.reason}; caveat: runs that started beside other work ({', '.join(codes)}): "
+                    + ", ".join(f"{arm} {n} of {len(run_ids[arm])}" for arm, n in affected.items()))

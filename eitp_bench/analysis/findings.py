@@ -8,6 +8,7 @@ compute nothing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -74,6 +75,9 @@ class Findings:
                     "convergence": {a: {"reached": r, "runs": n} for a, (r, n) in g.experiment.convergence.items()},
                     "verdicts": [verdict_json(v) for v in g.verdicts]
                     + [verdict_json(v) for row in g.ablation for v in row["cells"].values()],
+                    # the Holm families of this configuration × hardware (the report states them)
+                    "multiplicity": multiplicity_families(
+                        list(g.verdicts) + [v for row in g.ablation for v in row["cells"].values()]),
                     "claims_not_run": g.claims_not_run,
                     "tables": [t.to_json() for t in g.tables],
                     "batches_warning": g.batches_warning,
@@ -89,8 +93,8 @@ class Findings:
 
 
 def verdict_json(v) -> dict:
-    def num(x):
-        return None if x is None or x != x else float(x)
+    def num(x):  # NaN and ±∞ are not JSON: null (an unbounded interval side is said in `ci_unbounded`)
+        return None if x is None or not math.isfinite(x) else float(x)
 
     return {
         "claim": v.claim.id,
@@ -105,7 +109,38 @@ def verdict_json(v) -> dict:
         "why": v.reason,
         "instrument": getattr(v, "resolution", None),
         "isolation": getattr(v, "isolation", None),
+        **_multiplicity_json(v),
     }
+
+
+def _multiplicity_json(v) -> dict:
+    """The verdict rules' figures (issue 17): both one-sided p-values, raw and Holm-adjusted, the
+    family they were adjusted across, the design, and censored runs per arm for to-target claims."""
+    def num(x):  # NaN and None alike: JSON null
+        return None if x is None or x != x else float(x)
+
+    unbounded = [side for side, x, edge in (("below", v.ci_low, 0.0), ("above", v.ci_high, math.inf))
+                 if x is not None and (x == edge or x == -math.inf)]
+    return {
+        "ci_unbounded": unbounded or None,  # a censored to-target interval open on this side
+        "design": getattr(v, "design", None),
+        "p_verify": num(getattr(v, "p_threshold", None)),
+        "p_refute": num(getattr(v, "p_refute", None)),
+        "p_refute_adjusted": num(getattr(v, "p_refute_adjusted", None)),
+        "family": getattr(v, "family", None),
+        "censored": getattr(v, "censored", None),
+    }
+
+
+def multiplicity_families(verdicts) -> dict:
+    """{group: {"claims": [ids], "size": m, "rule": …}}: which claims each Holm family held."""
+    out = {}
+    for v in verdicts:
+        if v.family and v.claim.group not in out:
+            out[v.claim.group] = {"claims": list(v.family), "size": len(v.family),
+                                  "rule": "Holm, each direction at α/2 = 0.025 on one-sided p-values: VERIFIED "
+                                          "against 'does not clear', REFUTED against 'the claim holds'"}
+    return out
 
 
 def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups: int = 5) -> Findings:
@@ -140,9 +175,9 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     """One verdict table per comparability key (configuration hash × hardware profile): claims are never
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
-    from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, qualifications
+    from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge
 
-    instrument, conditions = qualifications(rs.frames.provenance), isolation_codes(rs.frames.provenance)
+    instrument, conditions = lags_for_judge(rs.frames.provenance), isolation_codes(rs.frames.provenance)
     all_groups = rs.groups()
     omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
     groups = []

@@ -2,10 +2,10 @@
 
 - `qualifications(provenance)`: run_id → the suite's sensor qualification (provenance.hardware
   .qualification, written when `meters.qualify` is on; energy/qualify.py).
-- `resolution(run_ids, energy, windows, quals)`: the stated instrument uncertainty of an arm's energy
-  windows. Per run, the largest u(T) = 2 · edge_s / T over the measured entries of the windows the
-  metric rests on (a sum's relative error is at most its worst part's); per arm, the median over runs.
-  None unless every run has a stated uncertainty (then the judge keeps its usual rules).
+- `systematic_bound(claim, rows, energy, metric, samples, quals)`: the residual systematic error
+  of an energy ratio, δ = |s_c − s_b| with s = (edges/2)·e/T per run and e = D + P/2 the sensor's
+  mean lag from its qualification; the judge widens the ratio's interval by it ([lo/(1+δ), hi/(1−δ)])
+  before comparing with the claim. None unless every run with a figure is qualified (no widening).
 - `energy_scope(run_ids, energy, windows)`: what the measured entries an energy claim rests on cover
   (energy/coverage.py, energy/nvml.py): a MIG slice's figure is its whole GPU's (`mig_whole_gpu`:
   refused, NOT MEASURED); CPU work measured on the GPUs alone (`cpu_work_not_measured`: INCONCLUSIVE);
@@ -35,45 +35,33 @@ def qualifications(provenance) -> dict[str, dict]:
     return _hardware_column(provenance, "qualification")
 
 
+def counter_steps(provenance) -> dict[str, dict]:
+    """run_id → a stand-in qualification from the energy counters' own observed update step (NVML's
+    `counter_update_period_s` in the meter info), for runs the suite did not qualify: e = P/2, the
+    delay unknown and not charged (`"from": "counter step"` says so in the verdict's figures)."""
+    out = {}
+    for run_id, info in _hardware_column(provenance, "meter_info").items():
+        nvml = info.get("nvml")
+        gpus = (nvml.get("gpus") or ()) if isinstance(nvml, dict) else ()
+        sensors = [{"meter": "nvml", "device": g.get("device"), "quantity": "energy", "windows": True,
+                    "update_period_s": g["counter_update_period_s"], "delay_s": None}
+                   for g in gpus if isinstance(g, dict) and g.get("counter_update_period_s")]
+        if sensors:
+            out[run_id] = {"sensors": sensors, "from": "counter step"}
+    return out
+
+
+def lags_for_judge(provenance) -> dict[str, dict]:
+    """The judge's `instrument`: each run's qualification, else its counters' observed update step."""
+    return {**counter_steps(provenance), **qualifications(provenance)}
+
+
 def isolation_codes(provenance) -> dict[str, list[str]]:
     out = {}
     for run_id, iso in _hardware_column(provenance, "isolation").items():
         codes = sorted({f.get("code") for f in iso.get("flags") or () if f.get("code") in ISOLATION_CODES})
         out[run_id] = codes
     return out
-
-
-def run_uncertainty(rows: list[dict], qualification: Optional[dict]) -> Optional[float]:
-    """The largest stated uncertainty over one run's measured entries; None if any cannot be stated."""
-    from eitp_bench.energy.qualify import window_uncertainty
-
-    values = [window_uncertainty(qualification, r["meter"], r["device"], r["duration_s"]) for r in rows]
-    if not values or any(v is None for v in values):
-        return None
-    return max(values)
-
-
-def resolution(run_ids, energy, windows, quals: dict[str, dict]) -> Optional[dict[str, float]]:
-    """{"u": median relative uncertainty, "window_s": median window, "runs": n} for these runs, or None."""
-    from eitp_bench.analysis.resultset import measured_only
-
-    run_ids = [str(r) for r in run_ids]
-    if not run_ids or not quals or energy is None or len(energy) == 0:
-        return None
-    e = measured_only(energy[energy["run_id"].astype(str).isin(run_ids)])
-    if windows:
-        e = e[e["window"].isin(windows)]
-    e = e[e["domain"].isin(("gpu", "package", "dram"))]
-    per_run, durations = [], []
-    for run_id, rows in e.groupby(e["run_id"].astype(str)):
-        u = run_uncertainty(rows[["meter", "device", "duration_s"]].to_dict("records"), quals.get(run_id))
-        if u is None:
-            return None
-        per_run.append(u)
-        durations.append(float(rows["duration_s"].max()))
-    if len(per_run) < len(set(run_ids)):
-        return None
-    return {"u": statistics.median(per_run), "window_s": statistics.median(durations), "runs": len(per_run)}
 
 
 def isolation_counts(metrics, codes_by_run: dict[str, list[str]]) -> dict[str, dict[str, int]]:
@@ -119,3 +107,98 @@ def energy_scope(run_ids, energy, windows) -> dict[str, list[str]]:
     for key, table in (("refuse", SCOPE_REFUSE), ("inconclusive", SCOPE_INCONCLUSIVE), ("notes", SCOPE_NOTES)):
         out[key] = [text for code, text in table.items() if code in codes]
     return out
+
+
+# ---------------------------------------------------------------- residual systematic bound of a ratio
+
+DEFAULT_EDGES = 2  # a window (one segment) has a start and an end edge; k segments have 2k
+
+
+def sensor_lag_s(qualification: Optional[dict], meter: str, device: str) -> Optional[float]:
+    """Mean lag e of a qualified sensor behind the load it reports: D + P/2 (the delay, plus half an
+    update: a read gets the energy as of the last update, on average half a period old), plus W/2 for a
+    sampled power sensor that averages over W. The largest over the sensors of (meter, device) that
+    energy windows rest on; None when not qualified."""
+    if not qualification:
+        return None
+    lags = []
+    for s in qualification.get("sensors", ()):
+        if s.get("meter") != meter or s.get("device") != device or not s.get("windows"):
+            continue
+        if s.get("update_period_s") is None:
+            continue
+        lag = (s.get("delay_s") or 0.0) + s["update_period_s"] / 2
+        if s.get("quantity") == "power":
+            lag += (s.get("averaging_window_s") or 0.0) / 2
+        lags.append(lag)
+    return max(lags) if lags else None
+
+
+def _run_figure(rows, run_id: str, name: str) -> Optional[float]:
+    sel = rows.loc[(rows["run_id"].astype(str) == run_id) & (rows["name"] == name), "value"]
+    return float(sel.iloc[0]) if len(sel) else None
+
+
+def systematic_bound(claim, rows, energy, metric: str, samples: dict, quals: dict[str, dict], *,
+                     edges: int = DEFAULT_EDGES) -> Optional[dict]:
+    """The residual systematic error of an energy ratio, to widen its interval by.
+
+    A sensor that lags the load by e shifts every window edge by e; in one window that misses about
+    e seconds of its load at the end and adds e seconds of what ran before at the start, a relative
+    bias of at most (edges/2)·e/T for a figure summed over edges/2 segments of T seconds in all. Both
+    arms' windows are biased the same way (same machine, same idle-to-load profile), so in their
+    ratio the bias largely cancels: what is left is at most δ = |s_c − s_b|, s = (edges/2)·e/T, taken
+    as the largest difference between any candidate and any baseline run. Random edge error is in the
+    rounds' spread already and is not charged again.
+
+    Per run: e from its qualification (`sensor_lag_s`, largest over the measured entries of the
+    metric's windows); T from the metric `<metric>_window_s` when the run recorded it (the to-target
+    figure's own window), else the longest measured entry's duration; edges = 2 × `<metric>_segments`
+    when recorded, else `edges`. Censored runs (+∞) carry no figure and are left out. None unless
+    every run with a figure has a qualification or, failing that, a counter's observed update step
+    (`lags_for_judge`: e = P/2, delay unknown; per arm `lag_from` says which); otherwise the interval
+    is not widened.
+    """
+    import math
+
+    from eitp_bench.analysis.resultset import measured_only
+
+    if not quals or energy is None or len(energy) == 0:
+        return None
+    named = rows[rows["name"] == metric]
+    windows = set(named["window"].dropna()) if "window" in named.columns else set()
+    e_all = measured_only(energy)
+    if windows:
+        e_all = e_all[e_all["window"].isin(windows)]
+    e_all = e_all[e_all["domain"].isin(("gpu", "package", "dram"))]
+    out: dict = {}
+    for arm in (claim.candidate, claim.baseline):
+        df = samples[arm]
+        ids = [str(r) for r, v in zip(df["run_id"], df["value"]) if math.isfinite(float(v))]
+        per_run, origins = [], set()
+        for run_id in ids:
+            entries = e_all[e_all["run_id"].astype(str) == run_id]
+            lags = [sensor_lag_s(quals.get(run_id), m, d) for m, d in zip(entries["meter"], entries["device"])]
+            if not lags or any(x is None for x in lags):
+                return None
+            window_s = _run_figure(rows, run_id, f"{metric}_window_s") or float(entries["duration_s"].max())
+            segments = _run_figure(rows, run_id, f"{metric}_segments")
+            n_edges = 2 * int(segments) if segments else edges
+            if not window_s > 0:
+                return None
+            lag = max(lags)
+            origins.add((quals.get(run_id) or {}).get("from", "qualification"))
+            per_run.append((lag, window_s, n_edges, n_edges / 2 * lag / window_s))
+        if not per_run:
+            return None
+        biases = [r[3] for r in per_run]
+        out[arm] = {"lag_s": statistics.median(r[0] for r in per_run),
+                    "window_s": statistics.median(r[1] for r in per_run),
+                    "edges": max(r[2] for r in per_run), "bias": max(biases), "bias_min": min(biases),
+                    "runs": len(per_run), "lag_from": " + ".join(sorted(origins))}
+    c, b = out[claim.candidate], out[claim.baseline]
+    delta = max(c["bias"] - b["bias_min"], b["bias"] - c["bias_min"], 0.0)
+    if delta >= 1:
+        return None  # windows shorter than the lag: nothing can be said, and the judge says so elsewhere
+    return {"systematic": delta, "rule": "δ = max |(edges/2)·e/T (candidate) − (edges/2)·e/T (baseline)|, "
+                                         "e = D + P/2 (+ W/2 for sampled power)", **out}

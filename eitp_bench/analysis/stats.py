@@ -106,20 +106,29 @@ def clears(effect: Effect, threshold: float, direction: str) -> bool:
     """True when the whole interval lies strictly beyond the threshold in the better direction.
 
     Strict (`ci_low > t` for higher-is-better, `ci_high < t` for lower-is-better); never for a
-    degenerate effect or a non-finite bound.
+    degenerate effect, a non-finite deciding bound or a NaN bound.
     """
     _check_direction(direction)
-    if effect.degenerate or not (math.isfinite(effect.ci_low) and math.isfinite(effect.ci_high)):
+    bound = effect.ci_low if direction == "higher_is_better" else effect.ci_high
+    if not _judgeable(effect, bound):
         return False
-    return effect.ci_low > threshold if direction == "higher_is_better" else effect.ci_high < threshold
+    return bound > threshold if direction == "higher_is_better" else bound < threshold
 
 
 def falls_short(effect: Effect, threshold: float, direction: str) -> bool:
     """True when the whole interval lies strictly on the worse side of the threshold (same strictness)."""
     _check_direction(direction)
-    if effect.degenerate or not (math.isfinite(effect.ci_low) and math.isfinite(effect.ci_high)):
+    bound = effect.ci_high if direction == "higher_is_better" else effect.ci_low
+    if not _judgeable(effect, bound):
         return False
-    return effect.ci_high < threshold if direction == "higher_is_better" else effect.ci_low > threshold
+    return bound < threshold if direction == "higher_is_better" else bound > threshold
+
+
+def _judgeable(effect: Effect, bound: float) -> bool:
+    """The bound that decides must be finite; the other may be infinite (a censored to-target interval
+    unbounded on the far side) but never NaN; a degenerate effect decides nothing."""
+    other_nan = math.isnan(effect.ci_low) or math.isnan(effect.ci_high)
+    return not effect.degenerate and math.isfinite(bound) and not other_nan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +289,145 @@ def paired_ratio_effect(
         design="paired", estimator="Hodges–Lehmann of per-round log-ratios", confidence=coverage,
         degenerate=degenerate, reason=reason, constant=constant, p_threshold=p_thr,
         threshold=threshold, direction=direction, sd_log=float(np.std(d, ddof=1)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Paired with censoring: to-target figures of runs that missed the target within their budget
+# ---------------------------------------------------------------------------------------------
+
+TIES_EXACT_MAX_N = 200  # exact mid-rank signed-rank distribution up to this many non-zero values
+
+
+def signed_rank_p_ties(d: Sequence[float], alternative: str) -> float:
+    """Signed-rank p of `d` against 0 that allows ties and ±∞: the exact permutation distribution of
+    the sum of positive mid-ranks (each sign ± with probability ½ given |d|), zeros dropped.
+
+    Mid-ranks are multiples of ½, so twice the statistic is an integer and the distribution is one
+    small convolution. ±∞ are the largest magnitudes (tied with each other): a run that never reached
+    its target ranks beyond every finite one, with its sign known. Normal approximation with the tie
+    correction above TIES_EXACT_MAX_N values.
+    """
+    x = np.asarray(d, dtype=float).ravel()
+    if np.any(np.isnan(x)):
+        raise ValueError("signed-rank p of NaN values")
+    x = x[x != 0]
+    n = len(x)
+    if n == 0:
+        return 1.0
+    ranks2 = np.rint(2 * sps.rankdata(np.abs(x))).astype(np.int64)  # doubled mid-ranks: integers
+    s_obs = int(ranks2[x > 0].sum())
+    total = int(ranks2.sum())
+    if n <= TIES_EXACT_MAX_N:
+        counts = np.zeros(total + 1)
+        counts[0] = 1.0
+        for r in ranks2:  # each value adds its rank with probability ½
+            counts[r:] = counts[r:] + counts[: total + 1 - r].copy()
+        pmf = counts / counts.sum()
+        greater = float(pmf[s_obs:].sum())
+        less = float(pmf[: s_obs + 1].sum())
+    else:
+        mu, var = total / 2, float(np.sum(ranks2.astype(float) ** 2)) / 4
+        z_hi, z_lo = (s_obs - 1 - mu) / math.sqrt(var), (s_obs + 1 - mu) / math.sqrt(var)  # continuity ½ (×2)
+        greater, less = float(1 - ndtr(z_hi)), float(ndtr(z_lo))
+    if alternative == "greater":
+        return min(1.0, greater)
+    if alternative == "less":
+        return min(1.0, less)
+    return float(min(1.0, 2 * min(greater, less)))
+
+
+def censored_log_ratio_bounds(candidate, baseline, candidate_budget, baseline_budget):
+    """Per round, the interval [lo, hi] that must hold the log-ratio ln(c/b) of to-target figures.
+
+    A value of +∞ marks a run that did not reach the target within its budget (its figure is beyond
+    the budget B: the time or energy the run had). Converged pair: lo = hi = ln(c/b). Candidate
+    censored: ln(c/b) > ln(B_c/b), hi = +∞. Baseline censored: ln(c/b) < ln(c/B_b), lo = −∞. Both
+    censored: (−∞, +∞). An unknown budget (NaN) leaves that side unbounded.
+    """
+    c, b = (np.asarray(x, dtype=float).ravel() for x in (candidate, baseline))
+    bc, bb = (np.asarray(x, dtype=float).ravel() for x in (candidate_budget, baseline_budget))
+    if not (c.shape == b.shape == bc.shape == bb.shape):
+        raise ValueError("paired censored samples and budgets must have one entry per round")
+    cens_c, cens_b = np.isposinf(c), np.isposinf(b)
+    if np.any(np.isnan(c)) or np.any(np.isnan(b)):
+        raise ValueError("a to-target figure is NaN: a run either reached its target (a number) or not (+∞)")
+    if np.any(c[~cens_c] <= 0) or np.any(b[~cens_b] <= 0):
+        raise ValueError("a ratio effect needs positive values in both arms")
+    with np.errstate(all="ignore"):
+        both = ~cens_c & ~cens_b
+        lo = np.full(c.shape, -np.inf)
+        hi = np.full(c.shape, np.inf)
+        lo[both] = hi[both] = np.log(c[both]) - np.log(b[both])
+        known_bc = cens_c & ~cens_b & (bc > 0) & np.isfinite(bc)
+        lo[known_bc] = np.log(bc[known_bc]) - np.log(b[known_bc])
+        known_bb = cens_b & ~cens_c & (bb > 0) & np.isfinite(bb)
+        hi[known_bb] = np.log(c[known_bb]) - np.log(bb[known_bb])
+    return lo, hi
+
+
+def censored_paired_ratio_effect(
+    candidate: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    candidate_budget: Sequence[float],
+    baseline_budget: Sequence[float],
+    confidence: float = 0.95,
+    threshold: Optional[float] = None,
+    direction: Optional[str] = None,
+) -> Effect:
+    """Paired to-target effect candidate ÷ baseline when some runs never reached the target (+∞).
+
+    Each round's log-ratio is only known to lie in [lo, hi] (`censored_log_ratio_bounds`). The
+    signed-rank statistic and the Walsh-average order statistics are monotone in every value, so the
+    worst case for each side is computed from the bound that is worst for it: the interval is
+    [W_k(lo), W_{N−k+1}(hi)] (it contains the interval the true figures would give, so it covers at
+    least as often), and the one-sided p against the claim uses hi for "lower is better" and lo for
+    "higher is better" (at least the p the true figures would give). ±∞ rank beyond every finite
+    value (`signed_rank_p_ties`). No run is dropped and no share-converged threshold is applied: an
+    arm that often fails simply gives a wide or one-sided interval, and an interval unbounded on
+    the side that matters never decides. The estimate counts each censored run at its budget (the
+    least it could have needed): a bound, labelled as such.
+    """
+    c = np.asarray(candidate, dtype=float).ravel()
+    b = np.asarray(baseline, dtype=float).ravel()
+    lo, hi = censored_log_ratio_bounds(c, b, candidate_budget, baseline_budget)
+    n = len(lo)
+    if n < 2:
+        raise ValueError(f"need at least 2 complete rounds, got {n}")
+    k, coverage, method = _signed_rank_k(n, confidence)
+    big_n = n * (n + 1) // 2
+    low = float(_walsh_order_stats(np.sort(lo), [k - 1])[0])
+    high = float(_walsh_order_stats(np.sort(hi), [big_n - k])[0])
+    cens_c, cens_b = int(np.isposinf(c).sum()), int(np.isposinf(b).sum())
+    both = int((np.isposinf(c) & np.isposinf(b)).sum())
+    at_budget = np.where(np.isposinf(c), lo, np.where(np.isposinf(b), hi, lo))
+    at_budget = np.sort(at_budget[np.isfinite(at_budget)])
+    est = math.nan
+    if len(at_budget):
+        m = len(at_budget) * (len(at_budget) + 1) // 2
+        mid = _walsh_order_stats(at_budget, [(m - 1) // 2, m // 2])
+        est = float(np.mean(mid))
+    p_less, p_greater = signed_rank_p_ties(hi, "less"), signed_rank_p_ties(lo, "greater")
+    p_thr = None
+    if threshold is not None:
+        _check_direction(direction)
+        if threshold <= 0:
+            raise ValueError("a ratio threshold must be positive")
+        shift = math.log(threshold)
+        p_thr = (signed_rank_p_ties(hi - shift, "less") if direction == "lower_is_better"
+                 else signed_rank_p_ties(lo - shift, "greater"))
+    note = (f"censored at the budget: {cens_c} candidate and {cens_b} baseline run(s) of {n} rounds did not reach "
+            f"the target ({both} round(s) both); the interval takes each censored round's worst case")
+    if coverage < confidence - 1e-9:
+        note += f"; {n} rounds cannot give a {100 * confidence:g} % signed-rank interval"
+    finite = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
+    sd = float(np.std(lo[finite], ddof=1)) if finite.sum() > 1 else math.nan
+    return Effect(
+        math.exp(est) if math.isfinite(est) else math.nan, math.exp(low), math.exp(high),
+        float(min(1.0, 2 * min(p_less, p_greater))), n, n, f"{method}, censored (worst case per side)", note,
+        design="paired", estimator="Hodges–Lehmann of per-round log-ratios, censored runs at their budget",
+        confidence=coverage, p_threshold=p_thr, threshold=threshold, direction=direction, sd_log=sd,
     )
 
 
@@ -586,6 +734,9 @@ class Gate:
     lower_loss: float = float("nan")
     shown_worse: bool = False
     effect: Optional[Effect] = field(default=None, repr=False)
+    # one-sided p against "the loss is within the allowed loss" (what a REFUTED on the gate rests on,
+    # Holm-adjusted with the claims' other REFUTED p-values); 1 when it cannot be computed
+    p_worse: float = 1.0
 
 
 def non_inferiority(
@@ -608,13 +759,19 @@ def non_inferiority(
     """
     _check_direction(direction)
     nan = float("nan")
+    # "worse than allowed" is a ratio beyond 1 + loss (lower is better) or below 1 − loss (higher is better)
+    worse_t, worse_dir = ((1 + max_relative_loss, "higher_is_better") if direction == "lower_is_better"
+                          else (1 - max_relative_loss, "lower_is_better"))
+    test = dict(threshold=worse_t, direction=worse_dir) if worse_t > 0 else {}
     try:
         if paired:
-            eff = paired_ratio_effect(candidate, baseline, confidence=confidence)
+            eff = paired_ratio_effect(candidate, baseline, confidence=confidence, **test)
         else:
-            eff = ratio_effect(candidate, baseline, confidence=confidence, n_resamples=n_resamples, seed=seed)
+            eff = ratio_effect(candidate, baseline, confidence=confidence, n_resamples=n_resamples, seed=seed,
+                               **test)
     except ValueError as err:
         return Gate(None, nan, nan, f"quality cannot be compared: {err}")
+    p_worse = eff.p_threshold if eff.p_threshold is not None and not eff.degenerate else 1.0
     if direction == "lower_is_better":
         est, lower, upper = eff.ratio - 1, eff.ci_low - 1, eff.ci_high - 1
     else:
@@ -624,10 +781,10 @@ def non_inferiority(
     if eff.degenerate:
         return Gate(None, upper, est, f"{text}: the loss cannot be bounded ({eff.reason})", lower, False, eff)
     if upper < max_relative_loss:
-        return Gate(True, upper, est, f"{text}: upper bound below the allowed loss", lower, False, eff)
+        return Gate(True, upper, est, f"{text}: upper bound below the allowed loss", lower, False, eff, p_worse)
     worse = lower > max_relative_loss
     why = "even the lower bound exceeds the allowed loss" if worse else "upper bound not below the allowed loss"
-    return Gate(False, upper, est, f"{text}: {why}", lower, worse, eff)
+    return Gate(False, upper, est, f"{text}: {why}", lower, worse, eff, p_worse)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -778,10 +935,17 @@ def methods_paragraph(*, confidence: float = 0.95, alpha: float = 0.05, n_claims
         f"their centre; below {few} rounds the interval is [min, max], shown with its lower coverage). "
         f"Unpaired rows use the ratio of medians, a {draws}-resample BCa bootstrap and a Mann–Whitney "
         "test. Accuracies are judged as counts: ratio of pooled accuracies, log (Katz) interval with the larger "
-        "of the binomial and the run-to-run variance. A claim is VERIFIED only when its interval lies strictly "
-        "beyond the claimed value, is not degenerate (zero width, no correct answer, both arms at 100 %), and "
-        f"its one-sided p-value against the claimed value, Holm-adjusted across {family} in this report, is "
-        f"below {alpha / 2:g}{need}. REFUTED needs the interval strictly on the other side. A quality gate "
+        "of the binomial and the run-to-run variance (paired by round when the rounds pair). A claim is VERIFIED "
+        "only when its interval lies strictly beyond the claimed value, is not degenerate (zero width, no "
+        "correct answer, both arms at 100 %), and its one-sided p-value against the claimed value, "
+        f"Holm-adjusted across {family} in this report, is below {alpha / 2:g}{need}. REFUTED needs the "
+        "interval strictly on the other side (or the quality gate shown failed) and the one-sided p-value "
+        f"against the claim holding, Holm-adjusted across the same claims, below {alpha / 2:g} (with a "
+        "quality gate, twice the smaller of the effect's and the gate's p). A run that misses its quality target "
+        "within its budget is censored there, not dropped: its round's log-ratio is only bounded, and each side "
+        "of the interval and each one-sided p takes the worst case of the bounds (a side left unbounded decides "
+        "nothing). An energy ratio's interval is widened by the sensors' residual systematic bound "
+        "|e/T (candidate) − e/T (baseline)|, e = D + P/2 from the qualification, before it is judged. A quality gate "
         "holds when the upper bound of the relative quality loss is below the allowed loss (non-inferiority). "
         "Repetitions are fixed by the suite; “repetitions needed” is an 80 %-power plan for the next suite, "
         "and the report warns when a configuration's runs came in several batches (top-ups inflate false "
