@@ -183,6 +183,8 @@ class Verdict:
     # energy claims on qualified runs: {"effect", "uncertainty", <arm>: {"u", "window_s", "runs"}}
     resolution: Optional[dict] = None
     isolation: Optional[dict] = None  # energy claims: {arm: repetitions started beside other work}
+    n_rounds: int = 0  # distinct rounds the verdict rests on (copies of a round stored twice count once)
+    n_batches: int = 0  # batches that stored them (analysis/resultset.evidence)
 
 
 # ---------------------------------------------------------------- judging

@@ -101,6 +101,8 @@ def verdict_json(v) -> dict:
         "p": num(v.p_value),
         "p_adjusted": num(getattr(v, "p_adjusted", None)),
         "n": [v.n_candidate, v.n_baseline],
+        "rounds": getattr(v, "n_rounds", None),  # distinct rounds behind the verdict (copies counted once)
+        "batches": getattr(v, "n_batches", None),  # batches that stored them
         "metric": v.metric,
         "why": v.reason,
         "instrument": getattr(v, "resolution", None),
@@ -141,25 +143,29 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, qualifications
+    from eitp_bench.analysis.resultset import evidence
 
     instrument, conditions = qualifications(rs.frames.provenance), isolation_codes(rs.frames.provenance)
     all_groups = rs.groups()
     omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
     groups = []
     for g in all_groups[:max_groups]:  # most recent first
-        m, e = g.metrics, g.energy
+        m, e = g.rounds, g.energy  # copies of a round stored by several batches: one round (resultset.py)
         experiment = describe_experiment(g.suite, g.key.config_hash, g.config, m)
         arms = set(map(str, m["arm"].unique()))
         claims = [c for c in claim_set.claims if c.candidate in arms and (c.baseline is None or c.baseline in arms)]
         not_run = [c.id for c in claim_set.claims if c not in claims]
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
+        for v in verdicts:  # what each verdict rests on: distinct rounds, and the batches that stored them
+            v.n_rounds, v.n_batches = evidence(g.metrics, v.claim.task, [a for a in (v.claim.candidate,
+                                               v.claim.baseline) if a], v.metric)
         groups.append(GroupFindings(
             g.suite, g.key.config_hash, g.key.hardware_profile_id, experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
-            claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(m),
-            isolation=isolation_counts(m, conditions), energy_skipped=_energy_skipped(e),
+            claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(g.metrics),
+            isolation=isolation_counts(g.metrics, conditions), energy_skipped=_energy_skipped(e),
         ))
     return groups, omitted
 

@@ -4,12 +4,17 @@
 - the comparability key is (suite_config_hash, hardware_profile_id): never the suite name, so two
   configurations stored under one name are judged apart, and machines are never mixed;
 - energy figures use measured joules only (counter or sampled, valid); estimates stay visible as such;
-- flags are lists of coded reasons (the store's `flags`/`flag_messages` columns), never split strings.
+- flags are lists of coded reasons (the store's `flags`/`flag_messages` columns), never split strings;
+- the round is the unit of replication: records of one (configuration, hardware profile, arm, task, size,
+  seed, repetition) stored by several batches (a re-import, a nightly job storing the same suite again)
+  are one round (`Group.rounds`: the median of their values, their spread kept as `round_sd` and their
+  number as `copies`). The judge counts rounds, never copies: a deterministic metric stored twice with
+  the same seed is one observation, not two. `evidence()` says how many rounds and batches a verdict rests on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from eitp_bench.analysis.frames import Frames, for_suite, load_frames
@@ -36,6 +41,79 @@ class Group:
     @property
     def measured_energy(self):
         return measured_only(self.energy)
+
+    @property
+    def rounds(self):
+        """The metrics with copies of a round (stored by several batches) combined: what the judge receives."""
+        if self._rounds is None:
+            self._rounds = combine_rounds(self.metrics)
+        return self._rounds
+
+    _rounds: Any = field(default=None, repr=False, compare=False)
+
+
+ROUND_KEYS = ["suite_config_hash", "hardware_profile_id", "arm", "task", "size", "seed", "repetition"]
+_METRIC_KEYS = ["name", "window"]
+
+
+def combine_rounds(metrics):
+    """One row per round × metric: copies of a round stored by several batches become their median.
+
+    The first stored copy gives the row's run_id (its energy entries stand for the round) and other columns;
+    `copies` counts the copies and `round_sd` is their standard deviation (the within-round spread: machine
+    noise on identical work, 0 for one copy). A flag on any copy stays on the round: a fault is never
+    averaged away. Without copies the frame comes back with copies = 1 and round_sd = 0.
+    """
+    if metrics is None or len(metrics) == 0 or not set(ROUND_KEYS + _METRIC_KEYS) <= set(metrics.columns):
+        return metrics
+    keys = ROUND_KEYS + _METRIC_KEYS
+    key_frame = metrics[keys].astype(str)  # NaN windows, mixed types: one spelling per key
+    dup = key_frame.duplicated(keep=False)
+    if not dup.any():
+        return metrics.assign(copies=1, round_sd=0.0)
+    single = metrics[~dup].assign(copies=1, round_sd=0.0)
+    multi = metrics[dup]
+    groups = multi.groupby([key_frame.loc[dup, k] for k in keys], sort=False)
+    first = groups.head(1)  # in order of first appearance, as ngroup numbers the groups
+    first_of = groups.ngroup()
+    values = multi["value"].groupby(first_of)
+    combined = first.assign(value=values.median().to_numpy(), copies=values.size().to_numpy(),
+                            round_sd=values.std(ddof=1).fillna(0.0).to_numpy())
+    if "flags" in multi.columns:
+        merged = {}
+        for g, codes, msgs in zip(first_of, multi["flags"], multi.get("flag_messages", multi["flags"])):
+            seen = merged.setdefault(g, ([], []))
+            for code, msg in zip(codes or (), msgs or ()):
+                if code not in seen[0]:
+                    seen[0].append(code)
+                    seen[1].append(msg)
+        order = sorted(merged)
+        combined["flags"] = [merged[g][0] for g in order]
+        if "flag_messages" in combined.columns:
+            combined["flag_messages"] = [merged[g][1] for g in order]
+    import pandas as pd
+
+    return pd.concat([single, combined]).sort_index()
+
+
+def evidence(metrics, task: Optional[str], arms: list[str], metric: Optional[str]) -> tuple[int, int]:
+    """(distinct rounds, batches) behind a verdict on `metric` of these arms: the stored copies counted once
+    per round; batches split as `stats.sequential_looks` does (a round seen again, or a long idle gap)."""
+    from eitp_bench.analysis.stats import sequential_looks
+
+    if metrics is None or len(metrics) == 0 or metric is None:
+        return 0, 0
+    rows = metrics[metrics["arm"].isin(arms) & (metrics["name"] == metric)]
+    if task is not None:
+        rows = rows[rows["task"] == task]
+    if len(rows) == 0:
+        return 0, 0
+    rounds = rows[["size", "seed", "repetition"]].astype(str).drop_duplicates()
+    runs = rows.drop_duplicates("run_id")
+    finished = list(runs["finished_at"]) if "finished_at" in runs.columns else None
+    looks = sequential_looks(list(zip(runs["arm"], runs["task"], runs["size"], runs["repetition"])),
+                             list(runs["started_at"]), finished)
+    return len(rounds), looks.batches
 
 
 def measured_only(energy):

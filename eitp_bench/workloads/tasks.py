@@ -180,6 +180,7 @@ class TaskContext:
                 monitor=self.monitor,
                 target_val_loss=self.target_val_loss(),
                 window=names.TRAIN_WINDOW,
+                min_window_s=self.suite.meters.min_window_s,  # steady-state rule on the to-target segments
             )
             if self.ranks is not None:  # DDP keeps the ranks' parameters equal; a record that says so
                 same = self.ranks.parameters_identical(model)
