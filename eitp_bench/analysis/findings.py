@@ -158,8 +158,9 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
         for v in verdicts:  # what each verdict rests on: distinct rounds, and the batches that stored them
-            v.n_rounds, v.n_batches = evidence(g.metrics, v.claim.task, [a for a in (v.claim.candidate,
-                                               v.claim.baseline) if a], v.metric)
+            arms = [a for a in (v.claim.candidate, v.claim.baseline) if a]
+            v.n_rounds, v.n_batches = max(evidence(g.metrics, v.claim.task, arms, name)  # a bound claim's
+                                          for name in (v.metric, v.claim.metric))  # metric reads "x with y"
         groups.append(GroupFindings(
             g.suite, g.key.config_hash, g.key.hardware_profile_id, experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],

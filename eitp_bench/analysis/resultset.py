@@ -67,33 +67,31 @@ def combine_rounds(metrics):
     if metrics is None or len(metrics) == 0 or not set(ROUND_KEYS + _METRIC_KEYS) <= set(metrics.columns):
         return metrics
     keys = ROUND_KEYS + _METRIC_KEYS
-    key_frame = metrics[keys].astype(str)  # NaN windows, mixed types: one spelling per key
-    dup = key_frame.duplicated(keep=False)
-    if not dup.any():
+    m = metrics.reset_index(drop=True)  # positions, not labels: a frame's index may repeat
+    kf = m[keys].astype(str)  # NaN windows, mixed types: one spelling per key
+    gid = kf.groupby(keys, sort=False, dropna=False).ngroup()
+    n = gid.map(gid.value_counts())
+    if not (n > 1).any():
         return metrics.assign(copies=1, round_sd=0.0)
-    single = metrics[~dup].assign(copies=1, round_sd=0.0)
-    multi = metrics[dup]
-    groups = multi.groupby([key_frame.loc[dup, k] for k in keys], sort=False)
-    first = groups.head(1)  # in order of first appearance, as ngroup numbers the groups
-    first_of = groups.ngroup()
-    values = multi["value"].groupby(first_of)
-    combined = first.assign(value=values.median().to_numpy(), copies=values.size().to_numpy(),
-                            round_sd=values.std(ddof=1).fillna(0.0).to_numpy())
-    if "flags" in multi.columns:
-        merged = {}
-        for g, codes, msgs in zip(first_of, multi["flags"], multi.get("flag_messages", multi["flags"])):
-            seen = merged.setdefault(g, ([], []))
+    values = m["value"].groupby(gid)
+    out = m[~gid.duplicated()].copy()  # the first stored copy of each round × metric
+    g = gid[out.index]
+    out["value"] = g.map(values.median()).to_numpy()
+    out["copies"] = g.map(values.size()).to_numpy()
+    out["round_sd"] = g.map(values.std(ddof=1)).fillna(0.0).to_numpy()
+    if "flags" in m.columns and (n > 1).any():
+        merged: dict = {}
+        messages = m["flag_messages"] if "flag_messages" in m.columns else m["flags"]
+        for k, codes, msgs in zip(gid, m["flags"], messages):
+            seen = merged.setdefault(k, ([], []))
             for code, msg in zip(codes or (), msgs or ()):
                 if code not in seen[0]:
                     seen[0].append(code)
                     seen[1].append(msg)
-        order = sorted(merged)
-        combined["flags"] = [merged[g][0] for g in order]
-        if "flag_messages" in combined.columns:
-            combined["flag_messages"] = [merged[g][1] for g in order]
-    import pandas as pd
-
-    return pd.concat([single, combined]).sort_index()
+        out["flags"] = [merged[k][0] for k in g]
+        if "flag_messages" in out.columns:
+            out["flag_messages"] = [merged[k][1] for k in g]
+    return out
 
 
 def evidence(metrics, task: Optional[str], arms: list[str], metric: Optional[str]) -> tuple[int, int]:
@@ -121,6 +119,16 @@ def measured_only(energy):
     if energy is None or len(energy) == 0:
         return energy
     return energy[energy["method"].isin(MEASURED_METHODS) & energy["joules"].notna()]
+
+
+def faulty_figures(rows, codes) -> tuple[set, set]:
+    """(run_ids, codes found) of metric rows flagged with any of `codes` (e.g. a joules_to_target whose summed
+    segments were too short to be steady): the figure is skipped like a faulty energy window."""
+    if rows is None or len(rows) == 0 or "flags" not in rows.columns:
+        return set(), set()
+    found = rows["flags"].map(lambda c: set(c or ()) & set(codes))
+    bad = found.map(bool)
+    return set(rows.loc[bad, "run_id"]), set().union(*found[bad]) if bad.any() else set()
 
 
 class ResultSet:
