@@ -16,6 +16,11 @@ from eitp_bench.analysis.frames import Frames
 from eitp_bench.analysis.task_tables import task_tables
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
+# The ablation table's columns: the claim aspect and what it is judged on. The paper's "speed" column is
+# judged as training time to the target loss (the ablation claims' metric), not inference speed.
+ABLATION_COLUMNS = {"speed": "training time to target (paper: speed)",
+                    "energy": "training joules to target (paper: energy)",
+                    "accuracy": "next-token validation accuracy (paper: accuracy)"}
 HIGH_CV = 0.10
 
 
@@ -37,6 +42,11 @@ class GroupFindings:
     isolation: dict = field(default_factory=dict)
     # measured energy windows with a FAULT code (skipped by the judge), per code: {code: windows}
     energy_skipped: dict = field(default_factory=dict)
+
+    @property
+    def ablation_columns(self) -> dict[str, str]:
+        """aspect → the column's label (what the aspect is judged on)."""
+        return ABLATION_COLUMNS
 
 
 @dataclass
@@ -74,6 +84,7 @@ class Findings:
                     "convergence": {a: {"reached": r, "runs": n} for a, (r, n) in g.experiment.convergence.items()},
                     "verdicts": [verdict_json(v) for v in g.verdicts]
                     + [verdict_json(v) for row in g.ablation for v in row["cells"].values()],
+                    "ablation_columns": g.ablation_columns if g.ablation else {},
                     "claims_not_run": g.claims_not_run,
                     "tables": [t.to_json() for t in g.tables],
                     "batches_warning": g.batches_warning,
@@ -157,6 +168,8 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         not_run = [c.id for c in claim_set.claims if c not in claims]
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
+        if experiment.unchecked:
+            verdicts = [_not_comparable(v, experiment.unchecked) for v in verdicts]
         for v in verdicts:  # what each verdict rests on: distinct rounds, and the batches that stored them
             arms = [a for a in (v.claim.candidate, v.claim.baseline) if a]
             v.n_rounds, v.n_batches = max(evidence(g.metrics, v.claim.task, arms, name)  # a bound claim's
@@ -169,6 +182,18 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             isolation=isolation_counts(g.metrics, conditions), energy_skipped=_energy_skipped(e),
         ))
     return groups, omitted
+
+
+def _not_comparable(v, why: str):
+    """A comparison between arms whose fairness cannot be checked is not issued (NOT COMPARABLE, the reason
+    and what the statistics would have said kept); verdicts that compare nothing are left as they are."""
+    from eitp_bench.analysis.claims import NO_DATA, NOT_COMPARABLE, NOT_MEASURED
+
+    if v.claim.baseline is None or v.verdict in (NO_DATA, NOT_MEASURED, NOT_COMPARABLE):
+        return v
+    v.reason = f"{why}; the statistics would say {v.verdict}: {v.reason}"
+    v.verdict, v.plan = NOT_COMPARABLE, None
+    return v
 
 
 def _energy_skipped(energy) -> dict[str, int]:
