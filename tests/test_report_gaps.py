@@ -52,3 +52,23 @@ def test_a_compressed_arm_is_checked_against_the_lr_of_the_model_it_compresses()
         [g] = analyse(load_frames(frames), load_claims("eitp"), n_resamples=200).groups
         assert g.experiment.settings["eitp-compressed"]["lr"] == pytest.approx(lr)
         assert ("lr" in g.experiment.differ) == unequal
+
+
+def test_the_suites_claims_and_thresholds_keys_are_honoured():
+    """A suite that lists claims gets those judged (its declared family); a threshold it sets is the one
+    judged, and the verdict says so. Unlisted claims are named in the findings, not silently dropped."""
+    base = load_suite("smoke").model_dump(mode="json")
+    [everything] = findings_with_config(base).groups
+    judged = {v.claim.id for v in everything.verdicts}
+    assert {"inference-speedup", "training-energy", "theorem-3"} <= judged and not everything.claims_not_selected
+
+    [g] = findings_with_config(dict(base, claims=["inference_speedup"], thresholds={"inference_speedup": 3.0})).groups
+    assert {v.claim.id for v in g.verdicts} == {"inference-speedup", "inference-speedup-compressed"}
+    assert "training-energy" in g.claims_not_selected and "theorem-3" in g.claims_not_selected
+    assert {v.claim.id for row in g.ablation for v in row["cells"].values()} == \
+        {v.claim.id for row in everything.ablation for v in row["cells"].values()}  # ablations follow the arms
+    speed = next(v for v in g.verdicts if v.claim.id == "inference-speedup")
+    assert speed.claim.threshold == 3.0 and "threshold 3 from the suite" in speed.reason
+    assert speed.family_size <= 2  # the family the suite declared, not the registry's
+    before = next(v for v in everything.verdicts if v.claim.id == "inference-speedup")
+    assert before.claim.threshold == 4.0 and "from the suite" not in before.reason

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from eitp_bench.analysis import selection
+
 
 @dataclass
 class Experiment:
@@ -30,6 +32,7 @@ class Experiment:
     # a stored config that no longer validates: the arms' fairness cannot be checked, so no comparison
     # between arms is issued (findings marks those verdicts NOT COMPARABLE with this reason)
     unchecked: Optional[str] = None
+    selection: Optional[Any] = None  # analysis.selection.Selection: the suite's claims / thresholds keys
 
     @property
     def setting_names(self) -> list[str]:
@@ -62,6 +65,7 @@ def describe_experiment(suite: str, config_hash: str, config: Optional[dict], me
                          "arms is issued (report these runs with the eitp-bench version that stored them, or rerun)")
         return exp
     exp.regime, exp.regime_text = _regime(suite_cfg)
+    exp.selection = selection.from_config(suite_cfg)
     t = suite_cfg.train
     exp.regime_text += (f"; scale: {'/'.join(suite_cfg.sizes)} model, {suite_cfg.repetitions} rounds per arm, "
                         f"{t.steps} training steps × batch {t.batch_size} on {suite_cfg.device}")

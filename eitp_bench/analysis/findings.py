@@ -35,6 +35,7 @@ class GroupFindings:
     verdicts: list  # claims.Verdict, headline claims
     ablation: list[dict]  # one row per component: {component, arm, cells: {aspect: Verdict}}
     claims_not_run: list[str]
+    claims_not_selected: list[str] = field(default_factory=list)  # run, but not in the suite's `claims:` list
     tables: list = field(default_factory=list)  # task_tables.Table: what each task measured per arm
     batches_warning: Optional[str] = None  # several batches of one configuration: possible top-ups
     metrics: Any = field(repr=False, default=None)  # the group's metrics frame (for plots)
@@ -86,6 +87,8 @@ class Findings:
                     + [verdict_json(v) for row in g.ablation for v in row["cells"].values()],
                     "ablation_columns": g.ablation_columns if g.ablation else {},
                     "claims_not_run": g.claims_not_run,
+                    "claims_not_selected": g.claims_not_selected,
+                    "suite_selection": g.experiment.selection.as_json() if g.experiment.selection else None,
                     "tables": [t.to_json() for t in g.tables],
                     "batches_warning": g.batches_warning,
                     "isolation": g.isolation,
@@ -155,6 +158,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     from eitp_bench.analysis.claims import judge_claims
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, qualifications
     from eitp_bench.analysis.resultset import evidence
+    from eitp_bench.analysis.selection import apply as apply_selection
 
     instrument, conditions = qualifications(rs.frames.provenance), isolation_codes(rs.frames.provenance)
     all_groups = rs.groups()
@@ -166,8 +170,13 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         arms = set(map(str, m["arm"].unique()))
         claims = [c for c in claim_set.claims if c.candidate in arms and (c.baseline is None or c.baseline in arms)]
         not_run = [c.id for c in claim_set.claims if c not in claims]
+        # the suite's claims / thresholds keys, honoured (analysis/selection.py): its declared family
+        claims, not_selected, changed = apply_selection(claims, experiment.selection)
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
+        for v in verdicts:
+            if v.claim.id in changed and changed[v.claim.id] not in v.reason:
+                v.reason = f"{v.reason}; {changed[v.claim.id]}"
         if experiment.unchecked:
             verdicts = [_not_comparable(v, experiment.unchecked) for v in verdicts]
         for v in verdicts:  # what each verdict rests on: distinct rounds, and the batches that stored them
@@ -178,7 +187,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             g.suite, g.key.config_hash, g.key.hardware_profile_id, experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
-            claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(g.metrics),
+            claims_not_run=not_run, claims_not_selected=not_selected, tables=task_tables(m), metrics=m, batches_warning=_batches(g.metrics),
             isolation=isolation_counts(g.metrics, conditions), energy_skipped=_energy_skipped(e),
         ))
     return groups, omitted
