@@ -95,9 +95,11 @@ def test_measured_joules_and_energy_to_target():
     assert m["train_joules"] <= 10.0 * window_s
     assert m["train_joules"] >= 10.0 * m["train_s"] * 0.999  # windows hold every timed step
     assert m["train_joules_per_step"] == pytest.approx(m["train_joules"] / 6)
-    assert m["target_reached"] == 1.0 and m["steps_to_target"] == pytest.approx(1.5)  # halfway through 0..3
+    assert m["target_reached"] == 1.0 and 0 < m["steps_to_target"] < 3  # inside the first segment
     assert (m["target_bracket_lo_step"], m["target_bracket_hi_step"]) == (0, 3)
-    assert m["joules_to_target"] == pytest.approx(0.5 * result.windows[0].measured_joules)  # pro-rated by steps
+    fraction = m["steps_to_target"] / 3
+    assert m["joules_to_target"] == pytest.approx(fraction * result.windows[0].measured_joules)  # pro-rated by steps
+    assert m["time_to_target_s"] == pytest.approx(fraction * sum(result.step_times[:3]))
     assert m["joules_to_target_window_s"] == pytest.approx(result.windows[0].duration_s)  # the window it sums
     assert m["joules_to_target_segments"] == 1 and m["time_to_target_s_segments"] == 1
     [jtt] = [x for x in result.metrics() if x.name == "joules_to_target"]
@@ -227,8 +229,23 @@ def test_crossing_is_interpolated_between_the_bracketing_evaluations():
     assert interpolate_crossing(evals, 1.0) is None  # never reached: no figure
     exact = interpolate_crossing(evals, 3.5)  # a crossing at an evaluation is that evaluation
     assert exact.step == pytest.approx(50) and exact.measured_j == pytest.approx(150.0)
-    # a noisy plateau (an evaluation that went up) never extrapolates outside its bracket
+    # the chord alone: the same on a straight curve
+    assert interpolate_crossing(evals, 2.99, method="linear").step == pytest.approx(101)
+    # a noisy plateau (an evaluation that went up) never leaves its bracket
     bumpy = [EvalPoint(0, 0.0, 4.0, 0.0, None), EvalPoint(50, 10.0, 3.0, 100.0, None),
              EvalPoint(100, 20.0, 3.2, 200.0, None), EvalPoint(150, 30.0, 2.8, 300.0, None)]
     hit = interpolate_crossing(bumpy, 2.9)
-    assert (hit.lo.step, hit.hi.step) == (100, 150) and hit.step == pytest.approx(137.5)  # (3.2 − 2.9) / (3.2 − 2.8) of 50
+    assert (hit.lo.step, hit.hi.step) == (100, 150) and 100 < hit.step < 150
+    assert interpolate_crossing(bumpy, 2.9, method="linear").step == pytest.approx(137.5)  # (3.2 − 2.9) / 0.4 of 50
+
+
+def test_a_decelerating_loss_curve_is_read_at_its_crossing_not_at_its_chord():
+    """L(s) = 2 + 2·exp(−s/90) crosses 2.5 at 90·ln 4 = 124.8 steps. The chord between the evaluations at 100
+    and 150 crosses at 128.2 (2.8 % late: enough to move a 0.76× ratio below 0.75× when the other arm's
+    chord is exact); the monotone cubic through the evaluations reads 124.8."""
+    from eitp_bench.workloads.train import EvalPoint, interpolate_crossing
+
+    evals = [EvalPoint(s, 0.2 * s, 2 + 2 * math.exp(-s / 90), 3.0 * s, None) for s in (0, 50, 100, 150, 200)]
+    truth = 90 * math.log(4)
+    assert interpolate_crossing(evals, 2.5).step == pytest.approx(truth, rel=0.002)
+    assert interpolate_crossing(evals, 2.5, method="linear").step == pytest.approx(128.22, abs=0.01)

@@ -7,9 +7,9 @@ train energy and time never include evaluation. One evaluation before the first 
 crossing inside the first segment.
 
 To-target figures are read where the crossing happens, not at the next evaluation: the crossing step is
-interpolated linearly between the last evaluation above the target and the first at or below it, and
-time and joules to target are the cumulative figures at the lower evaluation plus that fraction of the
-crossing segment's (pro-rated by steps). Each figure records its window: the segments it sums
+interpolated between the last evaluation above the target and the first at or below it (along the
+monotone cubic through the evaluations), and time and joules to target are the cumulative figures at the
+lower evaluation plus that fraction of the crossing segment's (pro-rated by steps). Each figure records its window: the segments it sums
 (`<figure>_segments`) and their summed duration (`<figure>_window_s`); joules to target carry
 `not_steady` when any summed segment is shorter than the steady-state minimum (energy/steady.py).
 See docs/replication-and-targets.md.
@@ -148,7 +148,7 @@ class EvalPoint:
 class Crossing:
     """Where the validation loss crossed the target: interpolated between two evaluations."""
 
-    step: float  # linear in steps between `lo` and `hi`
+    step: float  # interpolated between `lo` and `hi` (interpolate_crossing)
     lo: EvalPoint  # the last evaluation above the target (step 0: before training)
     hi: EvalPoint  # the first evaluation at or below it
     segments: int  # monitor windows summed up to `hi` (the crossing segment included)
@@ -161,12 +161,18 @@ class Crossing:
         return (self.step - self.lo.step) / (self.hi.step - self.lo.step) if self.hi.step > self.lo.step else 1.0
 
 
-def interpolate_crossing(evals: list[EvalPoint], target: float) -> Optional[Crossing]:
+def interpolate_crossing(evals: list[EvalPoint], target: float, method: str = "pchip") -> Optional[Crossing]:
     """The crossing of `target` by a sequence of evaluations (the first is before training), or None.
 
-    Linear in steps between the bracketing evaluations: frac = (L_lo − target) / (L_lo − L_hi). Time and
-    joules of the crossing segment are pro-rated by the same fraction of its steps (the segment's power and
-    step time are taken as constant within it). A target met before any step gives step 0.
+    The crossing lies between the bracketing evaluations: `lo`, the last above the target, and `hi`, the first
+    at or below it. Where in the bracket: "pchip" follows the monotone piecewise-cubic (Fritsch–Carlson)
+    curve through every evaluation, which bends as the loss curve does; "linear" draws the chord between
+    `lo` and `hi` only, frac = (L_lo − target) / (L_lo − L_hi). A decelerating loss curve lies below its
+    chord, so the chord crosses late, by a few % of the step at 50-of-200 spacing, differently for
+    each arm (benchmarks/to_target_lattice.py measures the effect on verdicts). On the bracket the pchip curve
+    is monotone (L_lo > target ≥ L_hi), so the crossing is unique and inside it. Time and joules of the
+    crossing segment are pro-rated by the crossing's fraction of its steps (the segment's power and step time
+    taken as constant within it). A target met before any step gives step 0.
     """
     for i, hi in enumerate(evals):
         if not hi.val_loss <= target:
@@ -174,8 +180,7 @@ def interpolate_crossing(evals: list[EvalPoint], target: float) -> Optional[Cros
         if i == 0:
             return Crossing(float(hi.step), hi, hi, 0, 0.0, hi.measured_j, hi.estimated_j)
         lo = evals[i - 1]
-        drop = lo.val_loss - hi.val_loss
-        frac = min(1.0, max(0.0, (lo.val_loss - target) / drop)) if drop > 0 else 1.0
+        frac = _bracket_fraction(evals, i, target, method)
 
         def between(a, b):
             return None if a is None or b is None else a + frac * (b - a)
@@ -183,6 +188,24 @@ def interpolate_crossing(evals: list[EvalPoint], target: float) -> Optional[Cros
         return Crossing(lo.step + frac * (hi.step - lo.step), lo, hi, i, between(lo.train_s, hi.train_s),
                         between(lo.measured_j, hi.measured_j), between(lo.estimated_j, hi.estimated_j))
     return None
+
+
+def _bracket_fraction(evals: list[EvalPoint], i: int, target: float, method: str) -> float:
+    """Where in the bracket (evals[i-1], evals[i]) the loss reaches `target`, as a fraction of its steps."""
+    lo, hi = evals[i - 1], evals[i]
+    drop = lo.val_loss - hi.val_loss
+    if drop <= 0 or hi.step <= lo.step:  # cannot happen for a bracket; a guard, not a figure
+        return 1.0
+    if method == "linear" or len(evals) < 3:
+        return min(1.0, max(0.0, (lo.val_loss - target) / drop))
+    if method != "pchip":
+        raise ValueError(f"unknown interpolation {method!r} (pchip | linear)")
+    from scipy.interpolate import PchipInterpolator
+    from scipy.optimize import brentq
+
+    curve = PchipInterpolator([e.step for e in evals], [e.val_loss for e in evals])
+    step = brentq(lambda s: float(curve(s)) - target, lo.step, hi.step)
+    return min(1.0, max(0.0, (step - lo.step) / (hi.step - lo.step)))
 
 
 @dataclass
