@@ -67,12 +67,11 @@ def combine_rounds(metrics):
     if metrics is None or len(metrics) == 0 or not set(ROUND_KEYS + _METRIC_KEYS) <= set(metrics.columns):
         return metrics
     keys = ROUND_KEYS + _METRIC_KEYS
-    m = metrics.reset_index(drop=True)  # positions, not labels: a frame's index may repeat
-    kf = m[keys].astype(str)  # NaN windows, mixed types: one spelling per key
-    gid = kf.groupby(keys, sort=False, dropna=False).ngroup()
-    n = gid.map(gid.value_counts())
-    if not (n > 1).any():
+    if not metrics.duplicated(subset=keys).any():  # the usual store: nothing to combine
         return metrics.assign(copies=1, round_sd=0.0)
+    m = metrics.reset_index(drop=True)  # positions, not labels: a frame's index may repeat
+    gid = m.groupby(keys, sort=False, dropna=False).ngroup()  # NaN windows are one key, not dropped
+    n = gid.map(gid.value_counts())
     values = m["value"].groupby(gid)
     out = m[~gid.duplicated()].copy()  # the first stored copy of each round × metric
     g = gid[out.index]
