@@ -120,3 +120,13 @@ def frames_from_records_frames(records):
     from eitp_bench.analysis.frames import load_frames
 
     return load_frames(frames_from_records(records))
+
+
+def test_the_html_says_how_many_batches_stored_the_rounds(tmp_path):
+    from eitp_bench.analysis.claims import load_claims
+    from eitp_bench.analysis.findings import analyse
+    from eitp_bench.report.build import render_report
+
+    batch = eitp_records(n_reps=5, seed=9, failed=0, timeline=False)
+    findings = analyse(frames_from_records_frames(batch + copies(batch, 1)), load_claims("eitp"), n_resamples=200)
+    assert "5 rounds stored by 2 batches" in render_report(findings)
