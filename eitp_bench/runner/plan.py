@@ -30,6 +30,7 @@ class RepetitionSpec:
     position: int = 0  # place of this arm in its round's shuffled order
     cooldown_before_s: float = 0.0  # the thermal cooldown the runner waited just before this repetition
     qualification: Optional[dict] = None  # meters.qualify: the suite's sensor qualification (energy/qualify.py)
+    runner_pid: Optional[int] = None  # the runner: its whole process tree is "ours" for the isolation check
 
     def plan_entry(self, suite: Suite) -> dict:
         """This repetition as the dry-run plan shows it: identity, tasks and every effective setting."""
