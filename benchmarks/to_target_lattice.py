@@ -1,6 +1,6 @@
 """False VERIFIED of a to-target energy claim read on the evaluation lattice, and with the crossing interpolated.
 
-    python benchmarks/to_target_lattice.py [--trials 400] [--rounds 10] [--seed-spread 0.05]
+    python benchmarks/to_target_lattice.py [--trials 200] [--rounds 10] [--seed-spread 0.05]   (~4 min, 2 cores)
 
 Planted truth: the candidate reaches the target in exactly 0.80× the baseline's steps at the same joules per
 step, so its true energy-to-target ratio is 0.80, against the paper's "≤ 0.75×" (the claim is false). Each
@@ -77,7 +77,7 @@ def trial(rng, n: int, ratio: float, claim, spread: float) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=400)
+    parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seed-spread", type=float, default=0.05)
     args = parser.parse_args()
