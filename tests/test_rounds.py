@@ -130,3 +130,30 @@ def test_the_html_says_how_many_batches_stored_the_rounds(tmp_path):
     batch = eitp_records(n_reps=5, seed=9, failed=0, timeline=False)
     findings = analyse(frames_from_records_frames(batch + copies(batch, 1)), load_claims("eitp"), n_resamples=200)
     assert "5 rounds stored by 2 batches" in render_report(findings)
+
+
+def test_the_resolution_of_a_to_target_figure_counts_every_edge_of_the_segments_it_sums():
+    """joules_to_target summing 4 segments over 8 s has 8 edges: with 0.1 s of edge per side, u = 2·4·0.1/8
+    = 10 %, not the 2 % of one 10-s training window."""
+    from eitp_bench.analysis.instrument import figure_windows, qualifications, resolution
+
+    quals = {"sensors": [{"meter": "rapl", "device": "cpu:0", "domain": "package", "quantity": "energy",
+                          "source": "intel-rapl:0/energy_uj", "windows": True, "update_period_s": 0.1,
+                          "averaging_window_s": 0.1, "delay_s": 0.0, "edge_s": 0.1}]}
+    recs = []
+    for rep in range(3):
+        r = record("baseline", "train", rep, {"joules_to_target": 800.0, "joules_to_target_window_s": 8.0,
+                                              "joules_to_target_segments": 4},
+                   energy_window="train", energy_joules=1000.0)  # the merged training window: 10 s
+        hw = dict(r.provenance.hardware, qualification=quals)
+        recs.append(r.model_copy(update={"provenance": r.provenance.model_copy(update={"hardware": hw})}))
+    f = frames_from_records(recs)
+    ids = list(f["metrics"]["run_id"].unique())
+    q = qualifications(f["provenance"])
+    whole = resolution(ids, f["energy"], {"train"}, q)
+    assert whole["u"] == pytest.approx(0.02) and whole["window_s"] == 10.0
+    figures = figure_windows(f["metrics"], "joules_to_target")
+    assert figures == {i: (8.0, 4) for i in ids}
+    summed = resolution(ids, f["energy"], {"train"}, q, figures)
+    assert summed["u"] == pytest.approx(0.1) and summed["window_s"] == 8.0
+    assert figure_windows(f["metrics"], "train_joules") == {}  # a figure of one window: its own edges

@@ -686,7 +686,7 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
 
 def _instrument_checks(v: Verdict, rows, energy_df, instrument: dict, conditions: dict) -> None:
     """Below instrument resolution → INCONCLUSIVE (with the figures); isolation caveats → named."""
-    from eitp_bench.analysis.instrument import resolution
+    from eitp_bench.analysis.instrument import figure_windows, resolution
 
     claim = v.claim
     arms = [claim.candidate, claim.baseline]
@@ -706,7 +706,8 @@ def _instrument_checks(v: Verdict, rows, energy_df, instrument: dict, conditions
         return
     named = task_rows[task_rows["name"] == v.metric]
     windows = set(named["window"].dropna()) if "window" in named.columns else set()
-    res = {arm: resolution(ids, energy_df, windows, instrument) for arm, ids in run_ids.items()}
+    figures = figure_windows(task_rows, v.metric)  # to-target figures: the segments they sum, every edge
+    res = {arm: resolution(ids, energy_df, windows, instrument, figures) for arm, ids in run_ids.items()}
     if any(r is None for r in res.values()):
         return
     u = sum(r["u"] for r in res.values())  # the two arms' windows each carry their own edge error

@@ -5,7 +5,8 @@
 - `resolution(run_ids, energy, windows, quals)`: the stated instrument uncertainty of an arm's energy
   windows. Per run, the largest u(T) = 2 · edge_s / T over the measured entries of the windows the
   metric rests on (a sum's relative error is at most its worst part's); per arm, the median over runs.
-  None unless every run has a stated uncertainty (then the judge keeps its usual rules).
+  None unless every run has a stated uncertainty (then the judge keeps its usual rules). A figure that
+  sums k windows over T s (`figure_windows`: joules to target) counts 2k edges: u of one window of T / k.
 - `isolation_codes(provenance)`: run_id → the isolation check's codes (`gpu_shared`, `cpu_busy`).
   These are caveats, not faults: a busy neighbour at the start of a repetition may or may not have
   drawn power during its windows, so affected repetitions are counted per arm and named in the
@@ -49,8 +50,30 @@ def run_uncertainty(rows: list[dict], qualification: Optional[dict]) -> Optional
     return max(values)
 
 
-def resolution(run_ids, energy, windows, quals: dict[str, dict]) -> Optional[dict[str, float]]:
-    """{"u": median relative uncertainty, "window_s": median window, "runs": n} for these runs, or None."""
+def figure_windows(rows, metric: str) -> dict[str, tuple[float, int]]:
+    """run_id → (summed window seconds, segments) a figure records beside itself (to-target figures:
+    `names.window_seconds(metric)`, `names.window_segments(metric)`); empty for other figures."""
+    from eitp_bench import names
+
+    if rows is None or len(rows) == 0:
+        return {}
+    seconds, count = names.window_seconds(metric), names.window_segments(metric)
+    sel = rows[rows["name"].isin([seconds, count])]
+    if len(sel) == 0:
+        return {}
+    wide = sel.pivot_table(index="run_id", columns="name", values="value", aggfunc="first")
+    if seconds not in wide.columns or count not in wide.columns:
+        return {}
+    return {str(r): (float(t), int(k)) for r, t, k in zip(wide.index, wide[seconds], wide[count]) if t > 0 and k >= 1}
+
+
+def resolution(run_ids, energy, windows, quals: dict[str, dict],
+               figures: Optional[dict[str, tuple[float, int]]] = None) -> Optional[dict[str, float]]:
+    """{"u": median relative uncertainty, "window_s": median window, "runs": n} for these runs, or None.
+
+    `figures` (figure_windows): a run whose figure sums k windows over T seconds (joules to target sums
+    the training segments up to the crossing) has 2k edges, so its u is that of one window of T / k:
+    2 · k · edge_s / T, not the whole training window's 2 · edge_s / T_train."""
     from eitp_bench.analysis.resultset import measured_only
 
     run_ids = [str(r) for r in run_ids]
@@ -62,11 +85,15 @@ def resolution(run_ids, energy, windows, quals: dict[str, dict]) -> Optional[dic
     e = e[e["domain"].isin(("gpu", "package", "dram"))]
     per_run, durations = [], []
     for run_id, rows in e.groupby(e["run_id"].astype(str)):
-        u = run_uncertainty(rows[["meter", "device", "duration_s"]].to_dict("records"), quals.get(run_id))
+        entries = rows[["meter", "device", "duration_s"]].to_dict("records")
+        if figures and run_id in figures:  # every edge of the windows the figure sums
+            window_s, segments = figures[run_id]
+            entries = [dict(r, duration_s=window_s / segments) for r in entries]
+        u = run_uncertainty(entries, quals.get(run_id))
         if u is None:
             return None
         per_run.append(u)
-        durations.append(float(rows["duration_s"].max()))
+        durations.append(figures[run_id][0] if figures and run_id in figures else float(rows["duration_s"].max()))
     if len(per_run) < len(set(run_ids)):
         return None
     return {"u": statistics.median(per_run), "window_s": statistics.median(durations), "runs": len(per_run)}
