@@ -157,7 +157,6 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, qualifications
-    from eitp_bench.analysis.resultset import evidence
     from eitp_bench.analysis.selection import apply as apply_selection
 
     instrument, conditions = qualifications(rs.frames.provenance), isolation_codes(rs.frames.provenance)
@@ -174,23 +173,32 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         claims, not_selected, changed = apply_selection(claims, experiment.selection)
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
-        for v in verdicts:
-            if v.claim.id in changed and changed[v.claim.id] not in v.reason:
-                v.reason = f"{v.reason}; {changed[v.claim.id]}"
-        if experiment.unchecked:
-            verdicts = [_not_comparable(v, experiment.unchecked) for v in verdicts]
-        for v in verdicts:  # what each verdict rests on: distinct rounds, and the batches that stored them
-            arms = [a for a in (v.claim.candidate, v.claim.baseline) if a]
-            v.n_rounds, v.n_batches = max(evidence(g.metrics, v.claim.task, arms, name)  # a bound claim's
-                                          for name in (v.metric, v.claim.metric))  # metric reads "x with y"
+        verdicts = [_annotate(v, g.metrics, experiment, changed) for v in verdicts]
         groups.append(GroupFindings(
             g.suite, g.key.config_hash, g.key.hardware_profile_id, experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
-            claims_not_run=not_run, claims_not_selected=not_selected, tables=task_tables(m), metrics=m, batches_warning=_batches(g.metrics),
-            isolation=isolation_counts(g.metrics, conditions), energy_skipped=_energy_skipped(e),
+            claims_not_run=not_run, claims_not_selected=not_selected, tables=task_tables(m), metrics=m,
+            batches_warning=_batches(g.metrics), isolation=isolation_counts(g.metrics, conditions),
+            energy_skipped=_energy_skipped(e),
         ))
     return groups, omitted
+
+
+def _annotate(v, copies, experiment: Experiment, changed: dict[str, str]):
+    """The verdict with what the suite changed (its threshold), NOT COMPARABLE where fairness cannot be
+    checked, and what it rests on: distinct rounds, and the batches that stored them (`copies`: every
+    stored record, before rounds were combined)."""
+    from eitp_bench.analysis.resultset import evidence
+
+    if v.claim.id in changed and changed[v.claim.id] not in v.reason:
+        v.reason = f"{v.reason}; {changed[v.claim.id]}"
+    if experiment.unchecked:
+        v = _not_comparable(v, experiment.unchecked)
+    arms = [a for a in (v.claim.candidate, v.claim.baseline) if a]
+    # a bound claim's metric reads "x with y": its claimed metric names the rows
+    v.n_rounds, v.n_batches = max(evidence(copies, v.claim.task, arms, name) for name in (v.metric, v.claim.metric))
+    return v
 
 
 def _not_comparable(v, why: str):
