@@ -237,6 +237,9 @@ def test_crossing_is_interpolated_between_the_bracketing_evaluations():
     hit = interpolate_crossing(bumpy, 2.9)
     assert (hit.lo.step, hit.hi.step) == (100, 150) and 100 < hit.step < 150
     assert interpolate_crossing(bumpy, 2.9, method="linear").step == pytest.approx(137.5)  # (3.2 − 2.9) / 0.4 of 50
+    # an evaluation that came back NaN leaves no curve to follow: the chord of the bracket
+    broken = bumpy[:1] + [EvalPoint(50, 10.0, float("nan"), 100.0, None)] + bumpy[2:]
+    assert interpolate_crossing(broken, 2.9).step == pytest.approx(137.5)
 
 
 def test_a_decelerating_loss_curve_is_read_at_its_crossing_not_at_its_chord():

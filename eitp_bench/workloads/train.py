@@ -198,8 +198,8 @@ def _bracket_fraction(evals: list[EvalPoint], i: int, target: float, method: str
     drop = lo.val_loss - hi.val_loss
     if drop <= 0 or hi.step <= lo.step:  # cannot happen for a bracket; a guard, not a figure
         return 1.0
-    if method == "linear" or len(evals) < 3:
-        return min(1.0, max(0.0, (lo.val_loss - target) / drop))
+    if method == "linear" or len(evals) < 3 or not all(math.isfinite(e.val_loss) for e in evals):
+        return min(1.0, max(0.0, (lo.val_loss - target) / drop))  # a curve needs finite points: the chord
     if method != "pchip":
         raise ValueError(f"unknown interpolation {method!r} (pchip | linear)")
     from scipy.interpolate import PchipInterpolator
