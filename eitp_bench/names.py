@@ -50,6 +50,16 @@ def at(metric: str, tag: object) -> str:
     return f"{metric}@{tag}"
 
 
+def window_seconds(figure: str) -> str:
+    """`joules_to_target_window_s`: the summed duration of the windows a to-target figure sums."""
+    return f"{figure}_window_s"
+
+
+def window_segments(figure: str) -> str:
+    """`joules_to_target_segments`: how many windows (2 edges each) a to-target figure sums."""
+    return f"{figure}_segments"
+
+
 def split_at(name: str) -> tuple[str, Optional[str]]:
     base, sep, tag = name.partition("@")
     return base, (tag if sep else None)
@@ -80,6 +90,19 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("joules_to_target", "J", "lower_is_better", "measured joules until the quality target"),
         MetricSpec("time_to_target_s", "s", "lower_is_better", "training seconds until the quality target"),
         MetricSpec("target_reached", "bool", None, "1 if the run reached the quality target within its steps"),
+        MetricSpec("steps_to_target", "steps", "lower_is_better",
+                   "training steps to the quality target, interpolated linearly between the bracketing evaluations"),
+        MetricSpec("target_bracket_lo_step", "steps", None, "the last evaluation's step above the target (0: before training)"),
+        MetricSpec("target_bracket_hi_step", "steps", None, "the first evaluation's step at or below the target"),
+        MetricSpec("target_bracket_lo_loss", "nats/token", None, "validation loss at the lower bracketing evaluation"),
+        MetricSpec("target_bracket_hi_loss", "nats/token", None, "validation loss at the upper bracketing evaluation"),
+        MetricSpec("joules_to_target_window_s", "s", None,
+                   "summed duration of the energy windows (training segments) joules_to_target sums"),
+        MetricSpec("joules_to_target_segments", "1", None,
+                   "energy windows joules_to_target sums (each has 2 edges for the instrument error)"),
+        MetricSpec("time_to_target_s_window_s", "s", None,
+                   "summed duration of the training segments time_to_target_s sums"),
+        MetricSpec("time_to_target_s_segments", "1", None, "training segments time_to_target_s sums"),
         MetricSpec("final_val_loss", "nats/token", "lower_is_better", "validation loss after training"),
         MetricSpec("val_loss", "nats/token", "lower_is_better", "validation cross-entropy"),
         MetricSpec("val_ppl", "1", "lower_is_better", "validation perplexity"),

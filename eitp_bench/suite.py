@@ -251,6 +251,8 @@ class Suite(_Section):
     # every verdict over those arms is marked NOT COMPARABLE.
     arm_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     allow_unequal_settings: bool = False
+    # Read by the report (analysis/selection.py): only the listed headline claims are judged (empty: all), and a
+    # threshold here replaces the claims file's, said beside the verdict.
     claims: list[Literal[CLAIMS]] = Field(default_factory=list, max_length=len(CLAIMS))  # type: ignore[valid-type]
     thresholds: dict[str, float] = Field(default_factory=dict)  # claim name → threshold override
     debug: DebugConfig = Field(default_factory=DebugConfig)

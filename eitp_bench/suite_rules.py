@@ -83,6 +83,10 @@ def _arm_maps(s, arms: tuple, claims: tuple) -> list[Problem]:
         if claim not in claims:
             out.append(Problem(f"thresholds.{claim}", f"thresholds names an unknown claim; known: {list(claims)}",
                                s.thresholds[claim]))
+        elif not s.thresholds[claim] > 0 and not (claim == "theorem3" and s.thresholds[claim] == 0):
+            # the report judges at this value (analysis/selection.py): a ratio threshold is > 0, ε ≥ 0
+            out.append(Problem(f"thresholds.{claim}", "a ratio threshold > 0 (theorem3: an ε ≥ 0 in joules)",
+                               s.thresholds[claim]))
     for arm, coefficients in s.objectives.items():
         for key in sorted(set(coefficients) & set(OPTIMIZER_SETTINGS + ("max_grad_norm",))):
             setting = "grad_clip" if key == "max_grad_norm" else key

@@ -98,10 +98,12 @@ def test_compress_metrics_mean_what_they_meant_before_the_artefact_was_shared(tr
     finally:
         monitor.close()
     expected = old_compress_metrics(context(trained, arm))
-    names = set(expected) | ({"compress_s"} if arm in T.COMPRESSION_ARMS else set())
+    names = set(expected) | ({"compress_s", "lr"} if arm in T.COMPRESSION_ARMS else set())
     assert {m.name for m in got} == names
+    if arm in T.COMPRESSION_ARMS:  # the lr of the model it compresses (a compressed arm has no train record)
+        assert by_name(got)["lr"].value == ctx.trained_lm()[1].lr > 0
     for m in got:
-        if m.name != "compress_s":
+        if m.name not in ("compress_s", "lr"):
             assert m.unit == expected[m.name][1] and m.value == pytest.approx(expected[m.name][0], rel=1e-9), m.name
     assert ctx.task_device == "cpu"  # every arm's compress task measures on CPU
     if arm in T.COMPRESSION_ARMS:

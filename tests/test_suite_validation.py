@@ -176,6 +176,7 @@ TYPES_AND_NUMBERS = [
     case("thresholds-unknown", "thresholds.magic", thresholds={"magic": 1.0}),
     case("thresholds-nan", "thresholds.perplexity", thresholds={"perplexity": NAN}),
     case("thresholds-text", "thresholds.perplexity", thresholds={"perplexity": "x"}),
+    case("thresholds-not-positive", "thresholds.perplexity", thresholds={"perplexity": 0.0}),
     case("claims-unknown", "claims.0", claims=["magic"]),
     case("claims-twice", "claims", claims=["perplexity", "perplexity"]),
     case("crash-arms-unknown", "debug.crash_arms.0", debug={"crash_arms": ["magic"]}),

@@ -79,7 +79,14 @@ def test_training_is_seeded():
 def test_measured_joules_and_energy_to_target():
     data = tiny_data()
     monitor = EnergyMonitor(meters=[ConstantPowerMeter(10.0)])
-    _, result = run_train(data, steps=6, monitor=monitor, target=100.0)  # reached at the first eval
+    _, result = run_train(data, steps=6, monitor=monitor, target=100.0)  # met before the first step
+    m = {x.name: x.value for x in result.metrics()}
+    assert m["target_reached"] == 1.0 and m["steps_to_target"] == 0
+    assert "joules_to_target" not in m and "time_to_target_s" not in m  # nothing spent: no ratio to form
+    # a target between the evaluation before training and the first one: crossed inside segment 1
+    first, second = result.evals[1].val_loss, result.evals[0].val_loss
+    monitor = EnergyMonitor(meters=[ConstantPowerMeter(10.0)])
+    _, result = run_train(data, steps=6, monitor=monitor, target=(first + second) / 2)
     m = {x.name: x.value for x in result.metrics()}
     window_s = sum(w.duration_s for w in result.windows)
     assert len(result.windows) == 2
@@ -88,9 +95,15 @@ def test_measured_joules_and_energy_to_target():
     assert m["train_joules"] <= 10.0 * window_s
     assert m["train_joules"] >= 10.0 * m["train_s"] * 0.999  # windows hold every timed step
     assert m["train_joules_per_step"] == pytest.approx(m["train_joules"] / 6)
-    assert m["target_reached"] == 1.0 and m["steps_to_target"] == 3
-    assert m["joules_to_target"] == pytest.approx(10.0 * result.windows[0].duration_s, rel=1e-2)
-    assert m["joules_to_target"] == pytest.approx(result.windows[0].measured_joules)
+    assert m["target_reached"] == 1.0 and 0 < m["steps_to_target"] < 3  # inside the first segment
+    assert (m["target_bracket_lo_step"], m["target_bracket_hi_step"]) == (0, 3)
+    fraction = m["steps_to_target"] / 3
+    assert m["joules_to_target"] == pytest.approx(fraction * result.windows[0].measured_joules)  # pro-rated by steps
+    assert m["time_to_target_s"] == pytest.approx(fraction * sum(result.step_times[:3]))
+    assert m["joules_to_target_window_s"] == pytest.approx(result.windows[0].duration_s)  # the window it sums
+    assert m["joules_to_target_segments"] == 1 and m["time_to_target_s_segments"] == 1
+    [jtt] = [x for x in result.metrics() if x.name == "joules_to_target"]
+    assert [f.code for f in jtt.flags] == ["not_steady"]  # a segment of milliseconds is not a steady window
     assert "train_joules_estimated" not in m
     [entry] = result.energy_entries("train")
     assert entry.window == "train" and entry.method == "counter" and entry.joules == pytest.approx(m["train_joules"])
@@ -198,3 +211,44 @@ def test_sampling_is_reproducible_across_arms_by_seed():
     b = generate_once(model, prompts, setting)
     assert torch.equal(a, b)
     assert np.unique(a.numpy()).size > 1
+
+
+def test_crossing_is_interpolated_between_the_bracketing_evaluations():
+    """A known loss curve on the standard lattice (every 50 of 200 steps): L(s) = 4 − s/100 crosses 2.99 at
+    step 101. The first evaluation at or below it is step 150; the crossing is read at 101, and time and
+    joules are the lower evaluation's plus the same fraction of the crossing segment."""
+    from eitp_bench.workloads.train import EvalPoint, interpolate_crossing
+
+    evals = [EvalPoint(step=s, train_s=0.2 * s, val_loss=4 - s / 100, measured_j=3.0 * s, estimated_j=None)
+             for s in (0, 50, 100, 150, 200)]
+    hit = interpolate_crossing(evals, 2.99)
+    assert (hit.lo.step, hit.hi.step, hit.segments) == (100, 150, 3)
+    assert hit.step == pytest.approx(101) and hit.fraction == pytest.approx(0.02)
+    assert hit.train_s == pytest.approx(20.2) and hit.measured_j == pytest.approx(303.0)
+    assert hit.estimated_j is None  # never invented from a missing figure
+    assert interpolate_crossing(evals, 1.0) is None  # never reached: no figure
+    exact = interpolate_crossing(evals, 3.5)  # a crossing at an evaluation is that evaluation
+    assert exact.step == pytest.approx(50) and exact.measured_j == pytest.approx(150.0)
+    # the chord alone: the same on a straight curve
+    assert interpolate_crossing(evals, 2.99, method="linear").step == pytest.approx(101)
+    # a noisy plateau (an evaluation that went up) never leaves its bracket
+    bumpy = [EvalPoint(0, 0.0, 4.0, 0.0, None), EvalPoint(50, 10.0, 3.0, 100.0, None),
+             EvalPoint(100, 20.0, 3.2, 200.0, None), EvalPoint(150, 30.0, 2.8, 300.0, None)]
+    hit = interpolate_crossing(bumpy, 2.9)
+    assert (hit.lo.step, hit.hi.step) == (100, 150) and 100 < hit.step < 150
+    assert interpolate_crossing(bumpy, 2.9, method="linear").step == pytest.approx(137.5)  # (3.2 − 2.9) / 0.4 of 50
+    # an evaluation that came back NaN leaves no curve to follow: the chord of the bracket
+    broken = bumpy[:1] + [EvalPoint(50, 10.0, float("nan"), 100.0, None)] + bumpy[2:]
+    assert interpolate_crossing(broken, 2.9).step == pytest.approx(137.5)
+
+
+def test_a_decelerating_loss_curve_is_read_at_its_crossing_not_at_its_chord():
+    """L(s) = 2 + 2·exp(−s/90) crosses 2.5 at 90·ln 4 = 124.8 steps. The chord between the evaluations at 100
+    and 150 crosses at 128.2 (2.8 % late: enough to move a 0.76× ratio below 0.75× when the other arm's
+    chord is exact); the monotone cubic through the evaluations reads 124.8."""
+    from eitp_bench.workloads.train import EvalPoint, interpolate_crossing
+
+    evals = [EvalPoint(s, 0.2 * s, 2 + 2 * math.exp(-s / 90), 3.0 * s, None) for s in (0, 50, 100, 150, 200)]
+    truth = 90 * math.log(4)
+    assert interpolate_crossing(evals, 2.5).step == pytest.approx(truth, rel=0.002)
+    assert interpolate_crossing(evals, 2.5, method="linear").step == pytest.approx(128.22, abs=0.01)

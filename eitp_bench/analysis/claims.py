@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from eitp_bench import names
 from eitp_bench.errors import UserError
-from eitp_bench.analysis.resultset import measured_only
+from eitp_bench.analysis.resultset import faulty_figures, measured_only
 
 VERIFIED, REFUTED, INCONCLUSIVE = "VERIFIED", "REFUTED", "INCONCLUSIVE"
 NOT_MEASURED, NO_DATA = "NOT MEASURED", "NO DATA"
@@ -191,6 +191,8 @@ class Verdict:
     # {<candidate>: n, <baseline>: n, "both": rounds where both missed, "rounds": n}
     censored: Optional[dict] = None
     isolation: Optional[dict] = None  # energy claims: {arm: repetitions started beside other work}
+    n_rounds: int = 0  # distinct rounds the verdict rests on (copies of a round stored twice count once)
+    n_batches: int = 0  # batches that stored them (analysis/resultset.evidence)
 
 
 # ---------------------------------------------------------------- judging
@@ -332,7 +334,10 @@ def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed, instrument
     if claim.energy:
         samples, not_measured, skipped_note = _measured_only(samples, rows, energy_df, metric)
         if not_measured:
-            return Verdict(claim, NOT_MEASURED, not_measured, metric=metric,
+            # too few steady figures left (windows or to-target segments flagged): a verdict would be
+            # judged on figures that are not measurements; INCONCLUSIVE, not "unmeasured"
+            kind = INCONCLUSIVE if not_measured.startswith(_FAULTY) else NOT_MEASURED
+            return Verdict(claim, kind, not_measured, metric=metric,
                            n_candidate=len(samples[claim.candidate]),
                            n_baseline=len(samples[claim.baseline]) if claim.baseline else 0)
     else:
@@ -823,6 +828,9 @@ def _check_gate(claim: Claim, metrics_df, *, paired: bool = True) -> GateResult:
                       g.p_worse if g.effect is not None else None)
 
 
+_FAULTY = "too few steady energy figures: the windows they sum were flagged"
+
+
 def _measured_only(samples: dict, rows, energy_df, metric: str):
     """Keep runs whose energy in the metric's window was measured; explain when too few were.
 
@@ -856,6 +864,11 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
             for codes in faulty["flags"]:
                 fault_codes.update(set(codes) & FAULT_CODES)
             measured_ids = set(valid["run_id"]) - faulty_ids
+            # the figure's own windows: a to-target figure flags the segments it sums (workloads/train.py)
+            bad_figures, codes = faulty_figures(named[named["name"] == metric], FAULT_CODES)
+            skipped[arm] += len(measured_ids & bad_figures)
+            fault_codes.update(codes)
+            measured_ids -= bad_figures
             # Why measured joules were missing: flags on the unmeasured runs' entries and the meters used.
             cols = [c for c in ("meter", "device", "domain", "method") if c in e.columns]
             unmeasured = e.loc[~e["run_id"].isin(measured_ids)]
@@ -867,7 +880,13 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
                 explanations.add(f"{detail}: {'; '.join(flags)}" if flags else detail)
         keep[arm] = df[df["run_id"].isin(measured_ids)]
         unmeasured_runs[arm] = len(run_ids - measured_ids)
-    if any(len(df) < MIN_REPETITIONS and unmeasured_runs[arm] for arm, df in keep.items()):
+    short = [arm for arm, df in keep.items() if len(df) < MIN_REPETITIONS and unmeasured_runs[arm]]
+    if short and all(len(keep[arm]) + skipped.get(arm, 0) >= MIN_REPETITIONS for arm in short):
+        return keep, (f"{_FAULTY} ({', '.join(sorted(fault_codes))}): "
+                      + ", ".join(f"{arm} {len(keep[arm])} steady, {skipped.get(arm, 0)} skipped" for arm in keep)
+                      + f"; a verdict needs ≥{MIN_REPETITIONS} steady figures per arm (longer windows: "
+                      "meters.min_window_s, or more steps per evaluation segment)"), ""
+    if short:
         counts = ", ".join(f"{arm}: {len(keep[arm])} measured, {unmeasured_runs[arm]} without measured joules"
                            for arm in keep)
         why = "; ".join(sorted(explanations)[:6]) or "no energy entries recorded for these runs"

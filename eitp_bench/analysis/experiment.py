@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from eitp_bench.analysis import selection
+
 
 @dataclass
 class Experiment:
@@ -27,6 +29,10 @@ class Experiment:
     convergence: dict[str, tuple[int, int]] = field(default_factory=dict)  # arm → (reached, runs)
     target: Optional[str] = None
     note: Optional[str] = None  # why settings could not be read, if so
+    # a stored config that no longer validates: the arms' fairness cannot be checked, so no comparison
+    # between arms is issued (findings marks those verdicts NOT COMPARABLE with this reason)
+    unchecked: Optional[str] = None
+    selection: Optional[Any] = None  # analysis.selection.Selection: the suite's claims / thresholds keys
 
     @property
     def setting_names(self) -> list[str]:
@@ -51,9 +57,15 @@ def describe_experiment(suite: str, config_hash: str, config: Optional[dict], me
     try:
         suite_cfg = Suite.model_validate(config)
     except ValidationError as err:
-        exp.note = f"the stored suite config does not validate under this version ({err.error_count()} problems)"
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        exp.note = (f"the stored suite config does not validate under this version ({err.error_count()} problems, "
+                    f"e.g. {where}: {first['msg']})")
+        exp.unchecked = (f"{exp.note}: the arms' settings cannot be checked for fairness, so no comparison between "
+                         "arms is issued (report these runs with the eitp-bench version that stored them, or rerun)")
         return exp
     exp.regime, exp.regime_text = _regime(suite_cfg)
+    exp.selection = selection.from_config(suite_cfg)
     t = suite_cfg.train
     exp.regime_text += (f"; scale: {'/'.join(suite_cfg.sizes)} model, {suite_cfg.repetitions} rounds per arm, "
                         f"{t.steps} training steps × batch {t.batch_size} on {suite_cfg.device}")
@@ -79,9 +91,11 @@ def _regime(suite) -> tuple[str, str]:
 
 def _check_recorded_lr(exp: Experiment, metrics) -> None:
     """Replace the configured lr with what each arm's runs recorded (they must agree when equal)."""
+    from eitp_bench.workloads.arms import COMPRESSION_ARMS
+
     rows = metrics[(metrics["name"] == "lr")]
-    if "task" in rows.columns:
-        rows = rows[rows["task"] == "train"]
+    if "task" in rows.columns:  # compressed arms record the lr of the model they compress in `compress`
+        rows = rows[(rows["task"] == "train") | ((rows["task"] == "compress") & rows["arm"].isin(COMPRESSION_ARMS))]
     for arm, settings in exp.settings.items():
         values = sorted({float(v) for v in rows.loc[rows["arm"] == arm, "value"]})
         if not values:

@@ -17,6 +17,11 @@ from eitp_bench.analysis.frames import Frames
 from eitp_bench.analysis.task_tables import task_tables
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
+# The ablation table's columns: the claim aspect and what it is judged on. The paper's "speed" column is
+# judged as training time to the target loss (the ablation claims' metric), not inference speed.
+ABLATION_COLUMNS = {"speed": "training time to target (paper: speed)",
+                    "energy": "training joules to target (paper: energy)",
+                    "accuracy": "next-token validation accuracy (paper: accuracy)"}
 HIGH_CV = 0.10
 
 
@@ -31,6 +36,7 @@ class GroupFindings:
     verdicts: list  # claims.Verdict, headline claims
     ablation: list[dict]  # one row per component: {component, arm, cells: {aspect: Verdict}}
     claims_not_run: list[str]
+    claims_not_selected: list[str] = field(default_factory=list)  # run, but not in the suite's `claims:` list
     tables: list = field(default_factory=list)  # task_tables.Table: what each task measured per arm
     batches_warning: Optional[str] = None  # several batches of one configuration: possible top-ups
     metrics: Any = field(repr=False, default=None)  # the group's metrics frame (for plots)
@@ -38,6 +44,11 @@ class GroupFindings:
     isolation: dict = field(default_factory=dict)
     # measured energy windows with a FAULT code (skipped by the judge), per code: {code: windows}
     energy_skipped: dict = field(default_factory=dict)
+
+    @property
+    def ablation_columns(self) -> dict[str, str]:
+        """aspect → the column's label (what the aspect is judged on)."""
+        return ABLATION_COLUMNS
 
 
 @dataclass
@@ -78,7 +89,10 @@ class Findings:
                     # the Holm families of this configuration × hardware (the report states them)
                     "multiplicity": multiplicity_families(
                         list(g.verdicts) + [v for row in g.ablation for v in row["cells"].values()]),
+                    "ablation_columns": g.ablation_columns if g.ablation else {},
                     "claims_not_run": g.claims_not_run,
+                    "claims_not_selected": g.claims_not_selected,
+                    "suite_selection": g.experiment.selection.as_json() if g.experiment.selection else None,
                     "tables": [t.to_json() for t in g.tables],
                     "batches_warning": g.batches_warning,
                     "isolation": g.isolation,
@@ -105,6 +119,8 @@ def verdict_json(v) -> dict:
         "p": num(v.p_value),
         "p_adjusted": num(getattr(v, "p_adjusted", None)),
         "n": [v.n_candidate, v.n_baseline],
+        "rounds": getattr(v, "n_rounds", None),  # distinct rounds behind the verdict (copies counted once)
+        "batches": getattr(v, "n_batches", None),  # batches that stored them
         "metric": v.metric,
         "why": v.reason,
         "instrument": getattr(v, "resolution", None),
@@ -176,27 +192,60 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge
+    from eitp_bench.analysis.selection import apply as apply_selection
 
     instrument, conditions = lags_for_judge(rs.frames.provenance), isolation_codes(rs.frames.provenance)
     all_groups = rs.groups()
     omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
     groups = []
     for g in all_groups[:max_groups]:  # most recent first
-        m, e = g.metrics, g.energy
+        m, e = g.rounds, g.energy  # copies of a round stored by several batches: one round (resultset.py)
         experiment = describe_experiment(g.suite, g.key.config_hash, g.config, m)
         arms = set(map(str, m["arm"].unique()))
         claims = [c for c in claim_set.claims if c.candidate in arms and (c.baseline is None or c.baseline in arms)]
         not_run = [c.id for c in claim_set.claims if c not in claims]
+        # the suite's claims / thresholds keys, honoured (analysis/selection.py): its declared family
+        claims, not_selected, changed = apply_selection(claims, experiment.selection)
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
+        verdicts = [_annotate(v, g.metrics, experiment, changed) for v in verdicts]
         groups.append(GroupFindings(
             g.suite, g.key.config_hash, g.key.hardware_profile_id, experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
-            claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(m),
-            isolation=isolation_counts(m, conditions), energy_skipped=_energy_skipped(e),
+            claims_not_run=not_run, claims_not_selected=not_selected, tables=task_tables(m), metrics=m,
+            batches_warning=_batches(g.metrics), isolation=isolation_counts(g.metrics, conditions),
+            energy_skipped=_energy_skipped(e),
         ))
     return groups, omitted
+
+
+def _annotate(v, copies, experiment: Experiment, changed: dict[str, str]):
+    """The verdict with what the suite changed (its threshold), NOT COMPARABLE where fairness cannot be
+    checked, and what it rests on: distinct rounds, and the batches that stored them (`copies`: every
+    stored record, before rounds were combined)."""
+    from eitp_bench.analysis.resultset import evidence
+
+    if v.claim.id in changed and changed[v.claim.id] not in v.reason:
+        v.reason = f"{v.reason}; {changed[v.claim.id]}"
+    if experiment.unchecked:
+        v = _not_comparable(v, experiment.unchecked)
+    arms = [a for a in (v.claim.candidate, v.claim.baseline) if a]
+    # a bound claim's metric reads "x with y": its claimed metric names the rows
+    v.n_rounds, v.n_batches = max(evidence(copies, v.claim.task, arms, name) for name in (v.metric, v.claim.metric))
+    return v
+
+
+def _not_comparable(v, why: str):
+    """A comparison between arms whose fairness cannot be checked is not issued (NOT COMPARABLE, the reason
+    and what the statistics would have said kept); verdicts that compare nothing are left as they are."""
+    from eitp_bench.analysis.claims import NO_DATA, NOT_COMPARABLE, NOT_MEASURED
+
+    if v.claim.baseline is None or v.verdict in (NO_DATA, NOT_MEASURED, NOT_COMPARABLE):
+        return v
+    v.reason = f"{why}; the statistics would say {v.verdict}: {v.reason}"
+    v.verdict, v.plan = NOT_COMPARABLE, None
+    return v
 
 
 def _energy_skipped(energy) -> dict[str, int]:

@@ -4,12 +4,17 @@
 - the comparability key is (suite_config_hash, hardware_profile_id): never the suite name, so two
   configurations stored under one name are judged apart, and machines are never mixed;
 - energy figures use measured joules only (counter or sampled, valid); estimates stay visible as such;
-- flags are lists of coded reasons (the store's `flags`/`flag_messages` columns), never split strings.
+- flags are lists of coded reasons (the store's `flags`/`flag_messages` columns), never split strings;
+- the round is the unit of replication: records of one (configuration, hardware profile, arm, task, size,
+  seed, repetition) stored by several batches (a re-import, a nightly job storing the same suite again)
+  are one round (`Group.rounds`: the median of their values, their spread kept as `round_sd` and their
+  number as `copies`). The judge counts rounds, never copies: a deterministic metric stored twice with
+  the same seed is one observation, not two. `evidence()` says how many rounds and batches a verdict rests on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from eitp_bench.analysis.frames import Frames, for_suite, load_frames
@@ -37,12 +42,92 @@ class Group:
     def measured_energy(self):
         return measured_only(self.energy)
 
+    @property
+    def rounds(self):
+        """The metrics with copies of a round (stored by several batches) combined: what the judge receives."""
+        if self._rounds is None:
+            self._rounds = combine_rounds(self.metrics)
+        return self._rounds
+
+    _rounds: Any = field(default=None, repr=False, compare=False)
+
+
+ROUND_KEYS = ["suite_config_hash", "hardware_profile_id", "arm", "task", "size", "seed", "repetition"]
+_METRIC_KEYS = ["name", "window"]
+
+
+def combine_rounds(metrics):
+    """One row per round × metric: copies of a round stored by several batches become their median.
+
+    The first stored copy gives the row's run_id (its energy entries stand for the round) and other columns;
+    `copies` counts the copies and `round_sd` is their standard deviation (the within-round spread: machine
+    noise on identical work, 0 for one copy). A flag on any copy stays on the round: a fault is never
+    averaged away. Without copies the frame comes back with copies = 1 and round_sd = 0.
+    """
+    if metrics is None or len(metrics) == 0 or not set(ROUND_KEYS + _METRIC_KEYS) <= set(metrics.columns):
+        return metrics
+    keys = ROUND_KEYS + _METRIC_KEYS
+    if not metrics.duplicated(subset=keys).any():  # the usual store: nothing to combine
+        return metrics.assign(copies=1, round_sd=0.0)
+    m = metrics.reset_index(drop=True)  # positions, not labels: a frame's index may repeat
+    gid = m.groupby(keys, sort=False, dropna=False).ngroup()  # NaN windows are one key, not dropped
+    n = gid.map(gid.value_counts())
+    values = m["value"].groupby(gid)
+    out = m[~gid.duplicated()].copy()  # the first stored copy of each round × metric
+    g = gid[out.index]
+    out["value"] = g.map(values.median()).to_numpy()
+    out["copies"] = g.map(values.size()).to_numpy()
+    out["round_sd"] = g.map(values.std(ddof=1)).fillna(0.0).to_numpy()
+    if "flags" in m.columns and (n > 1).any():
+        merged: dict = {}
+        messages = m["flag_messages"] if "flag_messages" in m.columns else m["flags"]
+        for k, codes, msgs in zip(gid, m["flags"], messages):
+            seen = merged.setdefault(k, ([], []))
+            for code, msg in zip(codes or (), msgs or ()):
+                if code not in seen[0]:
+                    seen[0].append(code)
+                    seen[1].append(msg)
+        out["flags"] = [merged[k][0] for k in g]
+        if "flag_messages" in out.columns:
+            out["flag_messages"] = [merged[k][1] for k in g]
+    return out
+
+
+def evidence(metrics, task: Optional[str], arms: list[str], metric: Optional[str]) -> tuple[int, int]:
+    """(distinct rounds, batches) behind a verdict on `metric` of these arms: the stored copies counted once
+    per round; batches split as `stats.sequential_looks` does (a round seen again, or a long idle gap)."""
+    from eitp_bench.analysis.stats import sequential_looks
+
+    if metrics is None or len(metrics) == 0 or metric is None:
+        return 0, 0
+    rows = metrics[metrics["arm"].isin(arms) & (metrics["name"] == metric)]
+    if task is not None:
+        rows = rows[rows["task"] == task]
+    if len(rows) == 0:
+        return 0, 0
+    rounds = rows[["size", "seed", "repetition"]].astype(str).drop_duplicates()
+    runs = rows.drop_duplicates("run_id")
+    finished = list(runs["finished_at"]) if "finished_at" in runs.columns else None
+    looks = sequential_looks(list(zip(runs["arm"], runs["task"], runs["size"], runs["repetition"])),
+                             list(runs["started_at"]), finished)
+    return len(rounds), looks.batches
+
 
 def measured_only(energy):
     """Valid counter/sampled entries: the only joules energy figures and claims use."""
     if energy is None or len(energy) == 0:
         return energy
     return energy[energy["method"].isin(MEASURED_METHODS) & energy["joules"].notna()]
+
+
+def faulty_figures(rows, codes) -> tuple[set, set]:
+    """(run_ids, codes found) of metric rows flagged with any of `codes` (e.g. a joules_to_target whose summed
+    segments were too short to be steady): the figure is skipped like a faulty energy window."""
+    if rows is None or len(rows) == 0 or "flags" not in rows.columns:
+        return set(), set()
+    found = rows["flags"].map(lambda c: set(c or ()) & set(codes))
+    bad = found.map(bool)
+    return set(rows.loc[bad, "run_id"]), set().union(*found[bad]) if bad.any() else set()
 
 
 class ResultSet:

@@ -181,6 +181,7 @@ class TaskContext:
                 monitor=self.monitor,
                 target_val_loss=self.target_val_loss(),
                 window=names.TRAIN_WINDOW,
+                min_window_s=self.suite.meters.min_window_s,  # steady-state rule on the to-target segments
             )
             if self.ranks is not None:  # DDP keeps the ranks' parameters equal; a record that says so
                 same = self.ranks.parameters_identical(model)
@@ -387,7 +388,7 @@ def compress_task(ctx: TaskContext) -> list[Metric]:
     (none for plain arms), all on CPU."""
     from eitp_bench.workloads import compress
 
-    trained, _ = ctx.trained_lm()
+    trained, training = ctx.trained_lm()
     data, t = ctx.lm_data(), ctx.suite.train
     ctx.task_device = "cpu"  # int8 dynamic quantisation runs on CPU: every arm is measured there
     original = copy.deepcopy(trained).to("cpu").eval()  # a copy: later tasks keep the trained model
@@ -415,6 +416,8 @@ def compress_task(ctx: TaskContext) -> list[Metric]:
     ]
     if ctx.arm in COMPRESSION_ARMS:  # wall time of building the artefact (its window's joules are in energy)
         out.append(Metric(name="compress_s", value=ctx.cache["compress_s"], unit="s", window=names.COMPRESS_WINDOW))
+        # a compressed arm runs no train task: its record carries the lr of the model it compresses
+        out.append(Metric(name="lr", value=training.lr, unit="1"))
     return out
 
 

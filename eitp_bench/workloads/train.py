@@ -3,8 +3,16 @@
 The arm changes only the objective (its loss). Optimizer settings (lr, schedule, warm-up, weight
 decay, clipping, precision) come from the suite and are the same for every arm. Training runs in segments of
 `eval_every` steps, each inside its own monitor window; evaluations run between windows, so
-train energy and time never include evaluation. Energy-to-quality = the joules and step time
-spent until the first evaluation at or below the target validation loss.
+train energy and time never include evaluation. One evaluation before the first step brackets a
+crossing inside the first segment.
+
+To-target figures are read where the crossing happens, not at the next evaluation: the crossing step is
+interpolated between the last evaluation above the target and the first at or below it (along the
+monotone cubic through the evaluations), and time and joules to target are the cumulative figures at the
+lower evaluation plus that fraction of the crossing segment's (pro-rated by steps). Each figure records its window: the segments it sums
+(`<figure>_segments`) and their summed duration (`<figure>_window_s`); joules to target carry
+`not_steady` when any summed segment is shorter than the steady-state minimum (energy/steady.py).
+See docs/replication-and-targets.md.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import torch
 
 from eitp_bench import names
 from eitp_bench.energy.monitor import merge_windows  # noqa: F401  (the phase's entries; re-exported)
-from eitp_bench.records import EnergyEntry, Metric
+from eitp_bench.energy.steady import required_s
+from eitp_bench.flags import Flag, flag
+from eitp_bench.records import MEASURED_METHODS, EnergyEntry, Metric
 
 
 def cuda_sync(device) -> None:
@@ -50,6 +60,20 @@ def lm_quality(model, blocks, *, batch_size: int, device) -> tuple[float, float]
 def evaluate_lm(model, blocks, *, batch_size: int, device) -> float:
     """Mean cross-entropy (nats per predicted token) over validation blocks."""
     return lm_quality(model, blocks, batch_size=batch_size, device=device)[0]
+
+
+def _unsteady_segments(segments: list, min_window_s: Optional[float]) -> list[Flag]:
+    """[not_steady] when any measured entry of any summed segment is shorter than the steady-state minimum
+    (energy/steady.py): a figure summed from short windows is judged on those windows, not on their total."""
+    short = [(i, e) for i, w in enumerate(segments) for e in w.energy
+             if e.method in MEASURED_METHODS and e.joules is not None and e.duration_s < required_s(e.meter, min_window_s)]
+    if not short:
+        return []
+    i, e = min(short, key=lambda ie: ie[1].duration_s)
+    bad = len({i for i, _ in short})
+    return [flag("not_steady", f"{bad} of the {len(segments)} training segments summed to the target are shorter "
+                 f"than the steady-state minimum (shortest: {e.meter} {e.device}/{e.domain} {e.duration_s:.3g} s < "
+                 f"{required_s(e.meter, min_window_s):g} s): a figure, not a verdict")]
 
 
 def _sum_joules(results: list, attr: str) -> Optional[float]:
@@ -99,6 +123,70 @@ class EvalPoint:
     estimated_j: Optional[float]
 
 
+@dataclass(frozen=True)
+class Crossing:
+    """Where the validation loss crossed the target: interpolated between two evaluations."""
+
+    step: float  # interpolated between `lo` and `hi` (interpolate_crossing)
+    lo: EvalPoint  # the last evaluation above the target (step 0: before training)
+    hi: EvalPoint  # the first evaluation at or below it
+    segments: int  # monitor windows summed up to `hi` (the crossing segment included)
+    train_s: float  # step time to the crossing (the crossing segment pro-rated by steps)
+    measured_j: Optional[float]  # measured joules to the crossing, pro-rated alike
+    estimated_j: Optional[float]
+
+    @property
+    def fraction(self) -> float:
+        return (self.step - self.lo.step) / (self.hi.step - self.lo.step) if self.hi.step > self.lo.step else 1.0
+
+
+def interpolate_crossing(evals: list[EvalPoint], target: float, method: str = "pchip") -> Optional[Crossing]:
+    """The crossing of `target` by a sequence of evaluations (the first is before training), or None.
+
+    The crossing lies between the bracketing evaluations: `lo`, the last above the target, and `hi`, the first
+    at or below it. Where in the bracket: "pchip" follows the monotone piecewise-cubic (Fritsch–Carlson)
+    curve through every evaluation, which bends as the loss curve does; "linear" draws the chord between
+    `lo` and `hi` only, frac = (L_lo − target) / (L_lo − L_hi). A decelerating loss curve lies below its
+    chord, so the chord crosses late, by a few % of the step at 50-of-200 spacing, differently for
+    each arm (benchmarks/to_target_lattice.py measures the effect on verdicts). On the bracket the pchip curve
+    is monotone (L_lo > target ≥ L_hi), so the crossing is unique and inside it. Time and joules of the
+    crossing segment are pro-rated by the crossing's fraction of its steps (the segment's power and step time
+    taken as constant within it). A target met before any step gives step 0.
+    """
+    for i, hi in enumerate(evals):
+        if not hi.val_loss <= target:
+            continue
+        if i == 0:
+            return Crossing(float(hi.step), hi, hi, 0, 0.0, hi.measured_j, hi.estimated_j)
+        lo = evals[i - 1]
+        frac = _bracket_fraction(evals, i, target, method)
+
+        def between(a, b):
+            return None if a is None or b is None else a + frac * (b - a)
+
+        return Crossing(lo.step + frac * (hi.step - lo.step), lo, hi, i, between(lo.train_s, hi.train_s),
+                        between(lo.measured_j, hi.measured_j), between(lo.estimated_j, hi.estimated_j))
+    return None
+
+
+def _bracket_fraction(evals: list[EvalPoint], i: int, target: float, method: str) -> float:
+    """Where in the bracket (evals[i-1], evals[i]) the loss reaches `target`, as a fraction of its steps."""
+    lo, hi = evals[i - 1], evals[i]
+    drop = lo.val_loss - hi.val_loss
+    if drop <= 0 or hi.step <= lo.step:  # cannot happen for a bracket; a guard, not a figure
+        return 1.0
+    if method == "linear" or len(evals) < 3 or not all(math.isfinite(e.val_loss) for e in evals):
+        return min(1.0, max(0.0, (lo.val_loss - target) / drop))  # a curve needs finite points: the chord
+    if method != "pchip":
+        raise ValueError(f"unknown interpolation {method!r} (pchip | linear)")
+    from scipy.interpolate import PchipInterpolator
+    from scipy.optimize import brentq
+
+    curve = PchipInterpolator([e.step for e in evals], [e.val_loss for e in evals])
+    step = brentq(lambda s: float(curve(s)) - target, lo.step, hi.step)
+    return min(1.0, max(0.0, (step - lo.step) / (hi.step - lo.step)))
+
+
 @dataclass
 class TrainResult:
     steps: int
@@ -112,16 +200,43 @@ class TrainResult:
     target_val_loss: Optional[float] = None
     forward_passes_per_step: Optional[float] = None
     lr: float = 0.0
+    min_window_s: Optional[float] = None  # the suite's meters.min_window_s (steady-state rule)
 
     @property
     def final_val_loss(self) -> float:
         return self.evals[-1].val_loss
 
     @property
-    def reached(self) -> Optional[EvalPoint]:
+    def reached(self) -> Optional[Crossing]:
         if self.target_val_loss is None:
             return None
-        return next((e for e in self.evals if e.val_loss <= self.target_val_loss), None)
+        return interpolate_crossing(self.evals, self.target_val_loss)
+
+    def _to_target_metrics(self, hit: Crossing) -> list[Metric]:
+        """Steps, time and joules to the interpolated crossing, each with its bracket and window."""
+        summed = self.windows[: hit.segments]
+        window_s = float(sum(w.duration_s for w in summed))
+        out = [
+            Metric(name="steps_to_target", value=hit.step, unit="steps"),
+            Metric(name="target_bracket_lo_step", value=hit.lo.step, unit="steps"),
+            Metric(name="target_bracket_hi_step", value=hit.hi.step, unit="steps"),
+            Metric(name="target_bracket_lo_loss", value=hit.lo.val_loss, unit="nats/token"),
+            Metric(name="target_bracket_hi_loss", value=hit.hi.val_loss, unit="nats/token"),
+        ]
+        if hit.segments == 0:  # met before training: nothing was spent, no ratio can be formed
+            return out
+        figures = [("time_to_target_s", hit.train_s, "s", [])]
+        if hit.measured_j is not None:
+            # the steady-state rule on every window the figure sums, not on the whole training
+            figures.append(("joules_to_target", hit.measured_j, "J", _unsteady_segments(summed, self.min_window_s)))
+        if hit.estimated_j is not None:
+            figures.append((names.estimated("joules_to_target"), hit.estimated_j, "J", []))
+        for name, value, unit, flags in figures:
+            out.append(Metric(name=name, value=value, unit=unit, window="train", flags=flags))
+            if not names.is_estimated(name):
+                out.append(Metric(name=names.window_seconds(name), value=window_s, unit="s", window="train"))
+                out.append(Metric(name=names.window_segments(name), value=hit.segments, unit="1", window="train"))
+        return out
 
     def energy_entries(self, window: str = "train") -> list[EnergyEntry]:
         return merge_windows(self.windows, window) if self.windows else []
@@ -154,13 +269,7 @@ class TrainResult:
             out.append(Metric(name="target_val_loss", value=self.target_val_loss, unit="nats/token"))
             out.append(Metric(name="target_reached", value=float(hit is not None), unit="bool"))
             if hit is not None:
-                out.append(Metric(name="steps_to_target", value=hit.step, unit="steps"))
-                out.append(Metric(name="time_to_target_s", value=hit.train_s, unit="s", window="train"))
-                if hit.measured_j is not None:
-                    out.append(Metric(name="joules_to_target", value=hit.measured_j, unit="J", window="train"))
-                if hit.estimated_j is not None:
-                    out.append(Metric(name=names.estimated("joules_to_target"), value=hit.estimated_j, unit="J",
-                                      window="train"))
+                out += self._to_target_metrics(hit)
         for name, value in sorted(self.components.items()):
             out.append(Metric(name=f"loss_component:{name}", value=float(value), unit="1"))
         return out
@@ -182,6 +291,7 @@ def train(
     monitor=None,
     target_val_loss: Optional[float] = None,
     window: str = "train",
+    min_window_s: Optional[float] = None,
 ) -> TrainResult:
     """Train `model` for `steps` AdamW steps with `objective`; evaluate every `eval_every` steps.
 
@@ -203,6 +313,9 @@ def train(
     evals: list[EvalPoint] = []
     segments: list[Any] = []
     components: dict[str, float] = {}
+    if target_val_loss is not None:  # the lower bracket of a crossing inside the first segment
+        start = 0.0 if monitor is not None else None
+        evals.append(EvalPoint(step=0, train_s=0.0, val_loss=evaluate(model), measured_j=start, estimated_j=start))
     step = 0
     while step < steps:
         seg_steps = min(eval_every, steps - step)
@@ -256,6 +369,7 @@ def train(
         target_val_loss=target_val_loss,
         forward_passes_per_step=getattr(objective, "forward_passes_per_step", None),
         lr=settings.lr,
+        min_window_s=min_window_s,
     )
 
 
