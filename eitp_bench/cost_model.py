@@ -159,8 +159,12 @@ class Estimate:
 
 
 def shape_from_config(config: dict, source: str) -> ModelShape:
-    return ModelShape(int(config["n_layer"]), int(config["n_embd"]), int(config["vocab_size"]),
-                      int(config["n_positions"]), source)
+    """A GPT-2 shape from a config dict; a ValueError naming the source when it is not one."""
+    try:
+        return ModelShape(int(config["n_layer"]), int(config["n_embd"]), int(config["vocab_size"]),
+                          int(config["n_positions"]), source)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{source} is not a GPT-2 config (n_layer, n_embd, vocab_size, n_positions): {err!r}") from None
 
 
 def model_shape(suite: Suite, size: str, pretrained_config: Optional[dict] = None) -> ModelShape:
@@ -370,7 +374,7 @@ def _measured_phases(suite: Suite, arm: str, m: MeasuredRates, profile: dict, tr
                     break
                 parts.append(tuple(_generation_s(g.new_tokens * x, g.warmups, g.runs, s.meters.min_window_s) for x in d))
         if complete and parts and (trained or arm not in COMPRESSION_ARMS):
-            extra = trained or (0.0, 0.0, 0.0)  # a compression arm's training runs inside generate
+            extra = trained if arm in COMPRESSION_ARMS else (0.0, 0.0, 0.0)  # its training runs inside generate
             put("generate", tuple(sum(p[i] for p in parts) + extra[i] for i in range(3)))
     for phase, rates in (("compress", m.compress_s), ("theory", m.theory_s)):
         v = _spread(rates.get(arm, []))
