@@ -272,3 +272,21 @@ def test_the_idle_baseline_is_measured_once_per_round(tmp_path):
         [other] = [i for i in idles if not i["measured_here"]]
         assert other["measured_by"] == measured[0]["measured_by"] and other["round"] == rnd
         assert other["channels"] == measured[0]["channels"]
+
+
+def test_the_report_sets_the_estimate_against_the_actual_times():
+    from eitp_bench.report.build import build_report
+    from synthetic_store import frames_from_records
+
+    suite = load_suite("smoke", ["arms=[baseline]", "tasks=[train, generate]", "repetitions=2"])
+    recs = _records(suite, "hp", step_s=[0.1, 0.3], other_s=2.0, decode_s=[0.01, 0.02])
+    estimate = {"total_s": 50.0, "low_s": 25.0, "high_s": 100.0, "phases": {"train": 20.0, "generate": 5.0},
+                "source": "profile", "hardware": "nvidia-h100-sxm (profile)"}
+    for r in recs:
+        r.provenance.hardware["cost_estimate"] = estimate
+    html = build_report(frames_from_records(recs), theory=False)
+    steps = suite.train.steps
+    train = steps * 0.1 + 2 + steps * 0.3 + 2
+    assert "Time: estimated and actual" in html and f"{train / 20.0:.2f}×" in html
+    assert "Time: estimated and actual" not in build_report(frames_from_records(_records(suite, "hp", [0.1], 2.0, [0.01])),
+                                                            theory=False)  # no recorded estimate: no section
