@@ -21,6 +21,7 @@ retrieval, generate, compress (the artefact and its CPU quality evaluation), the
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -39,7 +40,7 @@ BANDWIDTH_EFFICIENCY = 0.6  # share of peak memory bandwidth a weight-streaming 
 CPU_BANDWIDTH_PER_THREAD = 12e9  # bytes/s one core streams; a process with few threads gets no more
 ASSUMED_CPU_FLOPS_PER_CORE = 64e9  # fp32, when the CPU's profile has no figure (AVX2: 2 FMA × 8 lanes × 2 × 2 GHz)
 # launch-bound floors per call (kernel launches, Python): per layer plus a fixed part
-TRAIN_STEP_OVERHEAD = {"cuda": (3e-3, 5e-4), "cpu": (2e-3, 3e-4)}  # (fixed s, s per layer): fwd+bwd+AdamW
+TRAIN_STEP_OVERHEAD = {"cuda": (3e-3, 5e-4), "cpu": (8e-3, 2e-3)}  # (fixed s, s per layer): fwd+bwd+AdamW
 FORWARD_OVERHEAD = {"cuda": (1e-3, 2e-4), "cpu": (5e-4, 1e-4)}  # one evaluation batch
 DECODE_OVERHEAD = {"cuda": (3e-3, 2.5e-4), "cpu": (2e-3, 2e-4)}  # one generated token (generate()'s loop)
 HOST_SYNC_S = {"cuda": 2e-5, "cpu": 0.0}  # one device→host synchronisation
@@ -340,8 +341,9 @@ def _start_s(suite: Suite, c: _Costs) -> float:
     return PROCESS_START_S + (CUDA_INIT_S if c.kind == "cuda" else 0.0)
 
 
-def _spread(values: list) -> tuple:
-    return (min(values), sorted(values)[len(values) // 2], max(values)) if values else None
+def _spread(values: list) -> Optional[tuple]:
+    """(min, median, max) of measured values, or None."""
+    return (min(values), statistics.median(values), max(values)) if values else None
 
 
 def _measured_phases(suite: Suite, arm: str, m: MeasuredRates, profile: dict, train_s: float) -> tuple:
@@ -425,7 +427,7 @@ def estimate(suite: Suite, hardware: Hardware, *, shape: Optional[ModelShape] = 
     setup = _spread(measured.setup_s) if measured is not None else None
     if setup and len(measured.setup_idle_s) == len(measured.setup_s):
         idles = sorted(x for x in measured.setup_idle_s if x > 0)  # the repetitions that measured the idle
-        idle_mid = idles[len(idles) // 2] if idles else idle
+        idle_mid = statistics.median(idles) if idles else idle
         without_idle = [max(0.0, a - b) for a, b in zip(measured.setup_s, measured.setup_idle_s)]
         lo, mid, hi = _spread(without_idle)
         phases["start_idle"] = n_reps * mid + n_idle * idle_mid
