@@ -290,3 +290,11 @@ def test_the_report_sets_the_estimate_against_the_actual_times():
     assert "Time: estimated and actual" in html and f"{train / 20.0:.2f}×" in html
     assert "Time: estimated and actual" not in build_report(frames_from_records(_records(suite, "hp", [0.1], 2.0, [0.01])),
                                                             theory=False)  # no recorded estimate: no section
+
+
+def test_profile_prices_a_dry_run_only(tmp_path, capsys):
+    assert main(["run", "smoke", "--profile", "nvidia-h100-sxm", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--profile" in err and "--dry-run" in err and not (tmp_path / "o").exists()
+    assert main(["run", "standard", "--dry-run", "--profile", "no-such-gpu"]) == 2
+    assert "no hardware profile named 'no-such-gpu'" in capsys.readouterr().err
