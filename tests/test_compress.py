@@ -243,8 +243,12 @@ def test_compress_eitp_distils_where_the_model_is_and_quantizes_on_cpu(model, pr
     model) keeps its weights and its mode; the artefact is on CPU and says where it was distilled."""
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    c = Z.compress_eitp(model, calib_batches=[ids(3)], prune_amount=0.3, distill_steps=2, precision=precision)
-    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    try:
+        c = Z.compress_eitp(model, calib_batches=[ids(3)], prune_amount=0.3, distill_steps=2, precision=precision)
+        assert model.training
+    finally:
+        model.eval()  # the module's shared fixture
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert c.eitp_compression["distill_device"] == next(model.parameters()).device.type == "cpu"
     assert c.eitp_compression["distill_precision"] == precision
     assert {p.device.type for p in c.parameters()} <= {"cpu"}
