@@ -67,6 +67,29 @@ def _matching_runs(frames, suite: Suite, profile_name: Optional[str], profile_id
     return runs[runs["run_id"].isin(keep)]
 
 
+def rate_frames(store, *, open_read_only: bool):
+    """The frames the rates need (runs, metrics, provenance, configs: no energy, no timelines), or None.
+
+    `open_read_only`: `store` is a location (None: the default store), opened read-only and only if it exists
+    (a dry run writes nothing); else it is an open Store (the run's writer)."""
+    from eitp_bench.analysis.frames import Frames
+    from eitp_bench.errors import UserError
+
+    opened = None
+    try:
+        if open_read_only:
+            from eitp_bench.store import Store
+
+            store = opened = Store.open(store, read_only=True)
+        return Frames(store.runs_frame(), store.metrics_frame(), None, None,
+                      provenance=store.provenance_frame(), configs=store.configs())
+    except UserError:
+        return None  # no store yet (or not readable): nothing measured
+    finally:
+        if opened is not None:
+            opened.close()
+
+
 def measured_rates(frames, suite: Suite, *, profile_name: Optional[str] = None,
                    profile_id: Optional[str] = None) -> Optional[MeasuredRates]:
     """Per-repetition rates of the stored runs of `suite` on that hardware; None when there are none."""

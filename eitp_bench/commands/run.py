@@ -150,25 +150,11 @@ def _profile_name(profile: str) -> str:
 
 
 def _measured(cfg, store, match: dict, dry_run: bool):
-    """Measured rates from the store, or None. A dry run opens it read-only, and only if it exists; a run
-    reads the writer it opened. Only runs, metrics, provenance and configs are read (no energy, no timelines)."""
-    from eitp_bench.analysis.frames import Frames
-    from eitp_bench.analysis.runtime import measured_rates
-    from eitp_bench.errors import UserError
-    from eitp_bench.store import Store
+    """Measured rates from the store (analysis/runtime.py reads it), or None when it holds none."""
+    from eitp_bench.analysis.runtime import measured_rates, rate_frames
 
-    opened = None
-    try:
-        source = Store.open(store, read_only=True) if dry_run else store
-        opened = source if dry_run else None
-        frames = Frames(source.runs_frame(), source.metrics_frame(), None, None,
-                        provenance=source.provenance_frame(), configs=source.configs())
-    except UserError:
-        return None  # no store yet (or not readable): nothing measured, the profile prices the plan
-    finally:
-        if opened is not None:
-            opened.close()
-    return measured_rates(frames, cfg, **match)
+    frames = rate_frames(store, open_read_only=dry_run)
+    return measured_rates(frames, cfg, **match) if frames is not None else None
 
 
 def _recorded(estimate: dict) -> Optional[dict]:
