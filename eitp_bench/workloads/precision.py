@@ -20,6 +20,7 @@ from typing import Optional
 import torch
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_PHASES = ("train", "eval", "generate", "distill")  # the forward passes on the suite's device
 
 
 def autocast_dtype(precision: str) -> Optional[torch.dtype]:
@@ -72,5 +73,7 @@ def precision_record(precision: str, device, seen: dict) -> dict:
         "autocast": str(dtype).removeprefix("torch.") if dtype is not None else None,
         "device": on,
         "tf32": bool(torch.backends.cuda.matmul.allow_tf32) if on == "cuda" else False,
+        # where the autocast applies; the CPU int8 work, compression quality and theory tasks run in fp32
+        "applies_to": list(AUTOCAST_PHASES),
         "observed": {phase: list(d) for phase, d in seen.items()},
     }
