@@ -57,6 +57,7 @@ CODED_FORWARDS = 3  # eitp-coded: forward_passes_per_step (workloads/eitp_coded.
 PROCESS_START_S = 1.0
 CUDA_INIT_S = 3.0
 WEIGHTS_LOAD_BYTES_PER_S = 1e9  # safetensors from the page cache, then to the device
+MODEL_BUILD_S_PER_PARAM = 1e-8  # building the module (transformers' from_pretrained or a fresh init): 1.2 s for 124 M
 TOKENIZE_TOKENS_PER_S_PER_CORE = 2.5e5  # GPT-2's fast tokenizer in batches (up to 16 cores)
 WIKITEXT2_TOKENS = {"train": 2.4e6, "validation": 2.5e5}  # GPT-2 tokens: ≈1.15 per word of its 2.09 M / 0.22 M words
 ENTROPY_S_PER_PARAM = 6e-8  # E_min: parameter-code histograms over bf16, int8 and fp32 codes (a unique-count)
@@ -283,7 +284,8 @@ def _profile_phases(suite: Suite, c: _Costs, arm: str) -> dict:
     if not tasks:
         return out
     needs_lm = any(task != "retrieval" for task in tasks)  # every task but retrieval uses the trained LM
-    weights_s = 4.0 * c.shape.parameters / WEIGHTS_LOAD_BYTES_PER_S if s.pretrained else 0.0
+    weights_s = (4.0 * c.shape.parameters / WEIGHTS_LOAD_BYTES_PER_S if s.pretrained else 0.0) \
+        + MODEL_BUILD_S_PER_PARAM * c.shape.parameters  # every model the repetition builds (LM, retrieval)
     cores = min(16, c.hw.cpu.cores or 1)
     if needs_lm:
         data_s = _data_tokens(s) / (TOKENIZE_TOKENS_PER_S_PER_CORE * cores) if s.data.kind != "markov" else 0.0

@@ -45,13 +45,17 @@ def test_whole_estimate_by_hand(monkeypatch):
     monkeypatch.setattr(C, "TRAIN_STEP_OVERHEAD", {"cpu": (0.01, 0.0), "cuda": (0.0, 0.0)})
     monkeypatch.setattr(C, "FORWARD_OVERHEAD", {"cpu": (0.001, 0.0), "cuda": (0.0, 0.0)})
     monkeypatch.setattr(C, "ENTROPY_S_PER_PARAM", 0.0)
+    monkeypatch.setattr(C, "MODEL_BUILD_S_PER_PARAM", 1e-6)
     suite = load_suite("smoke", TINY)
     e = C.estimate(suite, ONE_CORE)
     per_token = 2 * 12 * 2 * 64 * 64 + 2 * 2 * 16 * 64 + 2 * 64 * 16  # tiny (L 2, d 64), vocab 16, context 16
     assert per_token == 202_752
     step = 3 * per_token * 4 * 16 / 1e9 + 0.01  # forward + backward on 4 × 16 tokens, plus the step's overhead
     evaluation = per_token * 4 * 16 / 1e9 + 0.001  # one evaluation: eval_batches 1 × batch 4 × 16 tokens
-    train = 10 * step + evaluation
+    # the model: embeddings (16 tokens, 16 positions, d 64), 2 blocks of 12·d² + 13·d, the final LayerNorm
+    params = 16 * 64 + 16 * 64 + 2 * (12 * 64 * 64 + 13 * 64) + 2 * 64
+    assert params == 102_144
+    train = 1e-6 * params + 10 * step + evaluation  # building it, 10 steps, one evaluation
     assert e.phases["train"] == pytest.approx(2 * train, rel=1e-12)
     assert e.phases["start_idle"] == pytest.approx(2 * C.PROCESS_START_S + 2 * 3.0)  # 2 processes, 2 rounds of idle
     assert e.total_s == pytest.approx(2 * train + 2 * C.PROCESS_START_S + 6.0, rel=1e-12)
