@@ -213,12 +213,36 @@ def missing_requirements(suite: Suite, *, probe_sensors: bool = True) -> list[Mi
             "fp16 training on CPU", "train.precision fp16 needs a GPU (CPU autocast is bf16)",
             "--set train.precision=bf16 or fp32 on CPU", field="train.precision",
         ))
+    ranks = _ranks_per_gpu(suite)
+    if ranks is not None:
+        missing.append(ranks)
     missing += [Missing(m["what"], m["why"], m["fix"], field=m.get("field", "")) for m in _missing_assets(suite)]
     if probe_sensors:
         sensor = _missing_sensors(suite)
         if sensor is not None:
             missing.append(sensor)
     return missing
+
+
+def _ranks_per_gpu(suite: Suite) -> Optional[Missing]:
+    """More NCCL ranks on this machine than GPUs it may use (distributed/placement.py): refused before any
+    launch, instead of every repetition failing with NCCL's "Duplicate GPU detected"."""
+    la = suite.launcher
+    if la.nproc_per_node <= 1 or suite.device == "cpu" or not _cuda_built():
+        return None  # a CPU build of torch has no NCCL (device cuda is then a missing GPU of its own)
+    from eitp_bench.distributed.placement import ranks_per_gpu_problem, visible_gpu_count
+
+    problem = ranks_per_gpu_problem(la.nproc_per_node, suite.device, visible_gpu_count(), cuda_built=True)
+    if problem is None:
+        return None
+    why, fix = problem
+    return Missing("one GPU per rank", why, fix, field="launcher.nproc_per_node")
+
+
+def _cuda_built() -> bool:
+    import torch
+
+    return torch.backends.cuda.is_built()  # a CUDA build of torch; starts nothing
 
 
 def _cuda_available() -> bool:

@@ -116,6 +116,9 @@ class TrainConfig(_Section):
     lr: float = Field(5e-5, gt=0, description="AdamW learning rate of every arm (lr_policy: equal)")
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0, le=MAX_STEPS, description="linear warm-up from 0 to lr, then the schedule")
+    warmup_untimed_steps: int = Field(
+        3, ge=0, le=1000, description="steps run before the first training window and undone (kernels, allocator, "
+        "communicators warm), the same for every arm; not the lr warm-up (warmup_steps)")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (torch's default 0.01)")
     grad_clip: Optional[float] = Field(None, gt=0, description="max global gradient norm; None = no clipping")
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -324,6 +327,7 @@ def effective_settings(suite: "Suite", arm: str) -> dict[str, Any]:
         "lr_policy": t.lr_policy,
         "lr_schedule": t.lr_schedule,
         "warmup_steps": t.warmup_steps,
+        "warmup_untimed_steps": suite.train.warmup_untimed_steps,
         "weight_decay": t.weight_decay,
         "grad_clip": t.grad_clip,
         "batch_size": t.batch_size,

@@ -85,7 +85,7 @@ def test_isolation_on_a_quiet_machine_has_no_flags(tmp_path):
     meter, _ = make([FakeGpu(processes=[(OWN, 1)])])
     root, sleep, clock = fake_proc(tmp_path, {10: ("sshd", 1, 5)}, {10: 1})
     iso = isolation_check(meter, proc_root=root, sleep=sleep, clock=clock, ticks_per_s=100, exclude_pids={OWN})
-    assert iso == {"gpu_processes": {"gpu:0": []}, "cpu_busy_processes": [], "flags": []}
+    assert iso == {"gpu_processes": {"gpu:0": []}, "cpu_busy_processes": [], "flags": [], "notes": []}
 
 
 def test_isolation_never_raises_when_nvml_fails(tmp_path):
@@ -99,7 +99,71 @@ def test_isolation_never_raises_when_nvml_fails(tmp_path):
 
 def test_isolation_without_an_nvml_meter(tmp_path):
     iso = isolation_check(None, proc_root=tmp_path / "none", sleep=lambda s: None)
-    assert iso == {"gpu_processes": None, "cpu_busy_processes": None, "flags": []}
+    assert iso == {"gpu_processes": None, "cpu_busy_processes": None, "flags": [], "notes": []}
+
+
+# --- the runner's whole process tree is ours; NVML pids of another PID namespace -------------------------------
+
+RUNNER, SERVER, RANK1, LOAD, FOREIGN = 500, 501, 503, 504, 4242
+
+
+def runner_tree(tmp_path, rates):
+    """A fake /proc: runner → forkserver → this process (a worker or rank 0) → rank 1 → a child; and a
+    foreign process beside them. `rates`: ticks per second for each."""
+    start = {RUNNER: ("eitp-bench", 1, 0), SERVER: ("python", RUNNER, 0), OWN: ("python", SERVER, 0),
+             RANK1: ("python", OWN, 0), LOAD: ("python", RANK1, 0), FOREIGN: ("stress", 1, 0)}
+    return fake_proc(tmp_path, start, rates)
+
+
+def test_the_runners_whole_process_tree_is_ours_and_only_the_foreign_process_flags(tmp_path):
+    tree = [(RUNNER, 2**20), (SERVER, 2**20), (OWN, 2**30), (RANK1, 2**30), (LOAD, 2**20)]
+    meter, _ = make([FakeGpu(processes=tree + [(FOREIGN, 2**30)])])
+    every = {pid: 150 for pid in (RUNNER, SERVER, OWN, RANK1, LOAD, FOREIGN)}  # 1.5 cores each
+    root, sleep, clock = runner_tree(tmp_path, every)
+    iso = isolation_check(meter, runner_pid=RUNNER, holds_cuda_context=True, proc_root=root, sleep=sleep,
+                          clock=clock, ticks_per_s=100)
+    assert iso["gpu_processes"] == {"gpu:0": [{"pid": FOREIGN, "used_memory_mib": 1024.0}]}
+    assert [p["pid"] for p in iso["cpu_busy_processes"]] == [FOREIGN]
+    assert [f["code"] for f in iso["flags"]] == ["gpu_shared", "cpu_busy"] and iso["notes"] == []
+    assert f"pid {FOREIGN})" in iso["flags"][0]["message"]
+
+
+def test_without_the_runner_pid_the_parent_and_its_tree_are_still_ours(tmp_path):
+    meter, _ = make([FakeGpu(processes=[(SERVER, 1), (OWN, 1), (RANK1, 1)])])
+    root, sleep, clock = runner_tree(tmp_path, {})
+    iso = isolation_check(meter, exclude_pids={SERVER}, proc_root=root, sleep=sleep, clock=clock, ticks_per_s=100)
+    assert iso["gpu_processes"] == {"gpu:0": []} and iso["flags"] == []
+
+
+def test_pids_of_another_pid_namespace_say_the_check_cannot_run_instead_of_gpu_shared(tmp_path):
+    """In a container NVML gives host pids: this process (with a CUDA context) is not among them."""
+    meter, _ = make([FakeGpu(processes=[(812345, 2**30), (812399, 2**30)]), FakeGpu(processes=[(812400, 2**20)])])
+    root, sleep, clock = runner_tree(tmp_path, {})
+    iso = isolation_check(meter, runner_pid=RUNNER, holds_cuda_context=True, proc_root=root, sleep=sleep,
+                          clock=clock, ticks_per_s=100)
+    assert iso["gpu_processes"] is None and iso["flags"] == []
+    [note] = iso["notes"]
+    assert note.startswith("the GPU check cannot run: NVML reports PIDs of another PID namespace")
+    assert "812345" in note
+
+
+def test_nvml_listing_nobody_while_we_hold_a_context_cannot_run_either(tmp_path):
+    meter, _ = make([FakeGpu(processes=[])])
+    root, sleep, clock = runner_tree(tmp_path, {})
+    iso = isolation_check(meter, runner_pid=RUNNER, holds_cuda_context=True, proc_root=root, sleep=sleep,
+                          clock=clock, ticks_per_s=100)
+    assert iso["gpu_processes"] is None and iso["flags"] == []
+    assert "lists no compute process" in iso["notes"][0]
+
+
+def test_without_a_context_of_ours_every_listed_process_is_another(tmp_path):
+    """A CPU-device repetition holds no CUDA context: whatever NVML lists is someone else's, whatever the
+    namespace, and is flagged as before."""
+    meter, _ = make([FakeGpu(processes=[(812345, 2**30)])])
+    root, sleep, clock = runner_tree(tmp_path, {})
+    iso = isolation_check(meter, runner_pid=RUNNER, proc_root=root, sleep=sleep, clock=clock, ticks_per_s=100)
+    assert iso["gpu_processes"] == {"gpu:0": [{"pid": 812345, "used_memory_mib": 1024.0}]}
+    assert [f["code"] for f in iso["flags"]] == ["gpu_shared"] and iso["notes"] == []
 
 
 # --- provenance facts from info() ---------------------------------------------------------------------------

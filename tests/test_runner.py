@@ -69,7 +69,8 @@ for task in spec["tasks"]:
                     size=spec["size"], seed=spec["seed"], repetition=spec["repetition"],
                     provenance=Provenance(eitp_bench_version="0", python="3", platform="fake",
                                           hardware={"cooldown_before_s": spec.get("cooldown_before_s"),
-                                                    "qualification": spec.get("qualification")}))
+                                                    "qualification": spec.get("qualification"),
+                                                    "runner_pid": spec.get("runner_pid")}))
     (staging / f"{task}.json").write_text(rec.model_dump_json())
 '''
 
@@ -161,12 +162,14 @@ def test_meters_qualify_runs_once_at_the_start_and_reaches_every_repetition(fake
 
     calls = []
     stored = {"sensors": [{"meter": "rapl", "device": "cpu:0", "edge_s": 0.002, "windows": True}], "problems": []}
-    monkeypatch.setattr(runner_mod, "qualify_for_suite", lambda suite: calls.append(suite.meters.qualify) or stored)
+    monkeypatch.setattr(runner_mod, "qualify_in_child", lambda suite: calls.append(suite.meters.qualify) or stored)
     path = suite_file(tmp_path, "name: s\narms: [baseline]\ntasks: [train]\nrepetitions: 3\nmeters: {qualify: true}\n")
     Runner(load_suite(str(path)), tmp_path / "out", progress=False).run()
     assert calls == [True]
     recs = records_in(tmp_path / "out")
     assert len(recs) == 3 and all(r.provenance.hardware["qualification"] == stored for r in recs)
+    # the isolation check's "ours" is this runner's whole process tree: every worker is told its pid
+    assert {r.provenance.hardware["runner_pid"] for r in recs} == {os.getpid()}
 
 
 def test_qualification_is_off_by_default(tmp_path):
@@ -184,6 +187,7 @@ def test_worker_records_cooldown_and_isolation_in_provenance(tmp_path):
     suite = load_suite("smoke", FAST + ["arms=[baseline]", "tasks=[train]", "debug.crash_arms=[baseline]"])
     [spec] = plan(suite)[:1]
     spec.staging, spec.cooldown_before_s = str(tmp_path), 3.0
+    spec.runner_pid = os.getpid()  # this test plays the runner: its process tree is ours
     spec.qualification = {"sensors": [], "runs": [], "problems": ["rapl: none here"]}
     spec_path = tmp_path / "spec.json"
     from dataclasses import asdict
@@ -197,6 +201,7 @@ def test_worker_records_cooldown_and_isolation_in_provenance(tmp_path):
     assert set(iso) >= {"gpu_processes", "cpu_busy_processes", "flags"}
     assert all(p["pid"] not in (os.getpid(), os.getppid()) for p in iso["cpu_busy_processes"] or [])
     assert all(f["code"] in ("gpu_shared", "cpu_busy") for f in iso["flags"])
+    assert iso["notes"] == []  # a CPU repetition holds no CUDA context: nothing to say about PID namespaces
 
 
 

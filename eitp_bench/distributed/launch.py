@@ -10,10 +10,13 @@ last thing printed, so it lands in the failed records' error (runner.ERROR_TAIL_
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
 from typing import Optional
+
+from eitp_bench.distributed.placement import rank_environment
 
 RANK_LOG_TAIL_LINES = 15  # leaves room under runner.ERROR_TAIL_LINES for the heading
 KEPT_LOG_LINES = 200  # of each rank's log, in the worker log the runner keeps under <out>/logs/
@@ -52,6 +55,11 @@ def launch_ranks(spec_path: str, launcher, staging: Path, run_id: str) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    threads = rank_environment(os.environ, launcher.nproc_per_node)  # as torchrun does; the ranks inherit it
+    if threads:
+        print(f"setting {', '.join(f'{k}={v}' for k, v in threads.items())} for {launcher.nproc_per_node} ranks "
+              "on this machine (as torchrun does; set it yourself to choose)", flush=True)
+        os.environ.update(threads)
     log_dir = Path(staging) / "ranks"
     log_dir.mkdir(parents=True, exist_ok=True)
     endpoint = launcher.rdzv_endpoint or f"localhost:{free_port()}"

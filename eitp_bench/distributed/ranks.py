@@ -71,7 +71,10 @@ class RankContext:
         if wants_cuda:
             if not torch.cuda.is_available():
                 raise RuntimeError("suite asks for device cuda but torch sees no CUDA GPU")
-            index = local_rank % torch.cuda.device_count()  # more ranks than GPUs: ranks share GPUs
+            if local_world > torch.cuda.device_count():  # preflight refuses this; a machine it could not count
+                raise RuntimeError(f"{local_world} NCCL ranks on this machine but torch sees "
+                                   f"{torch.cuda.device_count()} GPU(s): NCCL needs one GPU per rank")
+            index = local_rank
             torch.cuda.set_device(index)
             device, backend = f"cuda:{index}", "nccl"
         else:

@@ -3,11 +3,19 @@
 Neither check changes a figure; both go into `provenance.hardware["isolation"]` with coded flags
 (`gpu_shared`, `cpu_busy`) so a reader can tell a quiet machine from a shared one.
 
-- GPUs: NVML's compute processes on each measured GPU (`NvmlMeter.compute_processes`), our own
-  process excluded. `None` for a GPU where NVML cannot say (not supported, permission, fault).
+"Ours" is the runner's whole process tree: the runner (`runner_pid`), its forkserver, the worker, the
+ranks and their launcher, and anything they started (`own_processes`, from /proc's parent links), plus
+any `exclude_pids` given.
+- GPUs: NVML's compute processes on each measured GPU (`NvmlMeter.compute_processes`), ours left out.
+  NVML names processes by their pid in the *host's* PID namespace; in a container with a namespace of its
+  own those pids mean nothing here. So when this process holds a CUDA context (`holds_cuda_context`), it
+  must appear among NVML's processes: if NVML lists processes but none of ours, the pids are from another
+  namespace, and the check says it cannot run (`gpu_processes` None, a note in `notes`) instead of
+  calling our own process "another". `None` also for a GPU where NVML cannot say (not supported,
+  permission, fault).
 - CPU: every process's CPU time from `/proc/<pid>/stat`, read twice `interval_s` apart; a process
-  other than ours (this pid, its parent the runner, and its children) that used more than
-  `CPU_BUSY_CORES` of a core in between is listed. `None` where /proc is not there (not Linux).
+  not ours (nor a child of ours) that used more than `CPU_BUSY_CORES` of a core in between is listed.
+  `None` where /proc is not there (not Linux).
 Never raises: a check that cannot run records `None` and no flag.
 """
 
@@ -16,7 +24,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from eitp_bench.flags import flag
 
@@ -79,18 +87,68 @@ def busy_cpu_processes(
     return busy
 
 
-def isolation_check(nvml_meter: Any = None, exclude_pids: Optional[set[int]] = None, **cpu_kw: Any) -> dict[str, Any]:
-    """{gpu_processes, cpu_busy_processes, flags} for provenance; flags as {code, message} dicts.
-    `exclude_pids`: processes of this very repetition besides ours (the other ranks of a torchrun launch)."""
-    flags = []
+def own_processes(roots: Iterable[int], proc_root: str | Path = "/proc") -> set[int]:
+    """This process, its parent, `roots` and every descendant of them (from /proc's parent links)."""
+    ours = {os.getpid(), os.getppid(), *roots}
+    try:
+        stats = _read_stat(Path(proc_root))
+    except OSError:
+        return ours
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    todo = list(ours)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in ours:
+                ours.add(child)
+                todo.append(child)
+    return ours
+
+
+def gpu_check(listed: Optional[dict[str, Optional[list[dict[str, Any]]]]], ours: set[int],
+              holds_cuda_context: bool) -> tuple[Optional[dict[str, Optional[list[dict[str, Any]]]]], list[str]]:
+    """(other processes per GPU, notes) from NVML's compute processes on each GPU (`listed`, ours included).
+
+    With a CUDA context of ours open, NVML must list one of our pids if its pids are ours to compare: if it
+    lists processes and none of ours, they come from another PID namespace (a container); if it lists none
+    at all, it hides them. Either way the check cannot run: (None, [the reason]), never a gpu_shared flag."""
+    if listed is None:
+        return None, []
+    pids = sorted({p["pid"] for procs in listed.values() if procs for p in procs})
+    readable = any(procs is not None for procs in listed.values())
+    if holds_cuda_context and readable and not set(pids) & ours:
+        if pids:
+            why = (f"NVML reports PIDs of another PID namespace (it lists pid {', '.join(map(str, pids[:8]))}"
+                   f"{' …' if len(pids) > 8 else ''} but not this process, which holds a CUDA context): "
+                   "this run's processes cannot be told from others (a container without --pid=host)")
+        else:
+            why = ("NVML lists no compute process although this process holds a CUDA context: the driver or "
+                   "the container hides them")
+        return None, [f"the GPU check cannot run: {why}"]
+    return {device: None if procs is None else [p for p in procs if p["pid"] not in ours]
+            for device, procs in listed.items()}, []
+
+
+def isolation_check(nvml_meter: Any = None, exclude_pids: Optional[set[int]] = None, *,
+                    runner_pid: Optional[int] = None, holds_cuda_context: bool = False,
+                    **cpu_kw: Any) -> dict[str, Any]:
+    """{gpu_processes, cpu_busy_processes, flags, notes} for provenance; flags as {code, message} dicts.
+
+    runner_pid: the runner whose process tree is ours (default: this process's parent's tree).
+    exclude_pids: more processes of this very repetition (the other ranks of a torchrun launch).
+    holds_cuda_context: this process has a CUDA context open, so NVML should list it (see gpu_check)."""
+    flags, notes = [], []
+    roots = {runner_pid} if runner_pid else set()
+    ours = own_processes(roots | set(exclude_pids or ()), cpu_kw.get("proc_root", "/proc"))
+    cpu_kw.setdefault("exclude_pids", ours)
     gpu: Optional[dict[str, Any]] = None
-    if exclude_pids:
-        cpu_kw.setdefault("exclude_pids", _own_pids() | set(exclude_pids))
     if nvml_meter is not None:
         try:
-            gpu = nvml_meter.compute_processes(exclude_pids={os.getpid(), *(exclude_pids or ())})
+            listed = nvml_meter.compute_processes(exclude_pids=())
         except Exception:  # a meter without the call or a binding fault: unknown, never a traceback
-            gpu = None
+            listed = None
+        gpu, notes = gpu_check(listed, ours, holds_cuda_context)
         for device, procs in sorted((gpu or {}).items()):
             if procs:
                 pids = ", ".join(str(p["pid"]) for p in procs)
@@ -101,8 +159,8 @@ def isolation_check(nvml_meter: Any = None, exclude_pids: Optional[set[int]] = N
     except Exception:
         cpu = None
     if cpu:
-        listed = ", ".join(f"{p['command']} (pid {p['pid']}, {p['cpu_cores']:.2f} cores)" for p in cpu[:5])
+        listed_cpu = ", ".join(f"{p['command']} (pid {p['pid']}, {p['cpu_cores']:.2f} cores)" for p in cpu[:5])
         more = f" and {len(cpu) - 5} more" if len(cpu) > 5 else ""
         flags.append(flag("cpu_busy", f"{len(cpu)} other process(es) above {CPU_BUSY_CORES:g} of a core at the "
-                                      f"start of the repetition: {listed}{more}"))
-    return {"gpu_processes": gpu, "cpu_busy_processes": cpu, "flags": [f.model_dump() for f in flags]}
+                                      f"start of the repetition: {listed_cpu}{more}"))
+    return {"gpu_processes": gpu, "cpu_busy_processes": cpu, "flags": [f.model_dump() for f in flags], "notes": notes}

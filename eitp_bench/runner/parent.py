@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from eitp_bench.energy.qualify import qualify_for_suite
 from eitp_bench.records import RunRecord, utc_now
 from eitp_bench.runner.forkserver import server_running, start_worker, uses_forkserver, warm_up
 from eitp_bench.runner.plan import RepetitionSpec, default_out_dir, plan
 from eitp_bench.runner.progress import RunProgress
+from eitp_bench.runner.qualification import qualify_in_child
 from eitp_bench.runner.recovery import (SUITE_FILE, check_out_dir, lock_out_dir, recover_staged,
                                         stored_repetitions)
 from eitp_bench.runner.staging import (new_staging, read_phase, remove_staging_root_if_empty, tail,
@@ -129,8 +129,9 @@ class Runner:
                     lock = lock_out_dir(self.out_dir)
                     recover_staged(self.out_dir, lambda *a: summary.recovered.extend(self._publish(*a)), bar.note)
                     check_out_dir(self.out_dir, self.suite, self.resume)
-                    # before the forkserver's imports load the CPU: None unless meters.qualify
-                    qualification = qualify_for_suite(self.suite)
+                    # before the forkserver's imports load the CPU: None unless meters.qualify. In a child
+                    # process, so this one never holds a CUDA context during the suite (qualification.py)
+                    qualification = qualify_in_child(self.suite)
                     fresh_server = uses_forkserver(self.python) and not server_running()
                     if uses_forkserver(self.python):
                         warm_up()  # the server imports torch and transformers while --resume reads the store
@@ -148,6 +149,7 @@ class Runner:
                             self.sleep(cooldown)
                         spec.cooldown_before_s, spec.qualification = cooldown, qualification
                         spec.idle, spec.estimate = round_idle.get((spec.size, spec.repetition)), self.estimate
+                        spec.runner_pid = os.getpid()  # isolation: this runner's process tree is ours
                         if i == 0 and fresh_server:
                             bar.waiting_for_server()
                         records = self._run_one(spec, bar)

@@ -34,6 +34,7 @@ class RepetitionSpec:
     # runner/parent.py); None: this repetition measures its own (idle_baseline() in worker.py says whose).
     idle: Optional[dict] = None
     estimate: Optional[dict] = None  # the cost model's estimate of the whole plan (cost_model.py), recorded
+    runner_pid: Optional[int] = None  # the runner: its whole process tree is "ours" for the isolation check
 
     def plan_entry(self, suite: Suite) -> dict:
         """This repetition as the dry-run plan shows it: identity, tasks and every effective setting."""

@@ -40,15 +40,29 @@ def _hardware() -> dict:
     }
 
 
-def _isolation(nvml, exclude_pids: Optional[set[int]] = None) -> dict:
+def _isolation(nvml, exclude_pids: Optional[set[int]] = None, *, runner_pid: Optional[int] = None,
+               device: str = "cpu") -> dict:
     """The isolation check (other GPU compute processes, busy CPU processes); never raises.
-    `exclude_pids`: this repetition's other ranks and their launcher, which are not "other" processes."""
+    `exclude_pids`: this repetition's other ranks and their launcher; `runner_pid`: the runner, whose whole
+    process tree is ours. On a GPU this process opens its CUDA context first (it would at its first tensor
+    anyway), so NVML lists it and the check can tell whether NVML's pids are this namespace's."""
     from eitp_bench.hardware.isolation import isolation_check
 
     try:
-        return isolation_check(nvml, exclude_pids=exclude_pids)
+        holds_context = _open_cuda_context(device)
+        return isolation_check(nvml, exclude_pids=exclude_pids, runner_pid=runner_pid, holds_cuda_context=holds_context)
     except Exception as err:
         return {"gpu_processes": None, "cpu_busy_processes": None, "flags": [], "error": repr(err)}
+
+
+def _open_cuda_context(device: str) -> bool:
+    if not str(device).startswith("cuda"):
+        return False
+    import torch
+
+    torch.zeros(1, device=device)
+    torch.cuda.synchronize(device)
+    return True
 
 
 def _temperatures(nvml) -> dict:
@@ -174,7 +188,8 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
     try:
         if writes:
             write_json_atomic(staging / "phase", "isolation check")
-        hw["isolation"] = _jsonable(_isolation(nvml, ranks.sibling_pids() if ranks else None))
+        hw["isolation"] = _jsonable(_isolation(nvml, ranks.sibling_pids() if ranks else None,
+                                               runner_pid=spec.runner_pid, device=device))
         hw["cooldown_before_s"] = spec.cooldown_before_s
         if spec.qualification is not None:
             hw["qualification"] = spec.qualification

@@ -182,6 +182,7 @@ class TaskContext:
                 eval_every=t.eval_every,
                 tokens_per_step=t.batch_size * data.block_size,  # the global batch's tokens
                 steps_per_epoch=max(1.0, len(data.train) / (t.batch_size * data.block_size)),
+                warmup_untimed_steps=self.suite.train.warmup_untimed_steps,  # the same for every arm
                 monitor=self.monitor,
                 target_val_loss=self.target_val_loss(),
                 window=names.TRAIN_WINDOW,
@@ -298,6 +299,7 @@ def retrieval_task(ctx: TaskContext) -> list[Metric]:
         eval_every=r.steps,  # one evaluation at the end
         tokens_per_step=r.batch_size * r.seq_len,
         steps_per_epoch=float(r.steps),
+        warmup_untimed_steps=ctx.suite.train.warmup_untimed_steps,
         monitor=ctx.monitor,
         window=names.RETRIEVAL_TRAIN_WINDOW,
         seen=ctx.precision_seen,

@@ -9,6 +9,8 @@ spent until the first evaluation at or below the target validation loss.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 import statistics
 import time
@@ -132,6 +134,8 @@ class TrainResult:
     evals: list[EvalPoint]
     components: dict[str, float]
     windows: list[Any] = field(default_factory=list)  # monitor WindowResults, one per segment
+    warmup_untimed_steps: int = 0  # steps run and undone before the first window (untimed_warm_up)
+    warmup_untimed_s: float = 0.0
     target_val_loss: Optional[float] = None
     forward_passes_per_step: Optional[float] = None
     lr: float = 0.0
@@ -155,6 +159,8 @@ class TrainResult:
         out = [
             Metric(name="steps", value=self.steps, unit="steps"),
             Metric(name="lr", value=self.lr, unit="1"),
+            Metric(name="warmup_untimed_steps", value=self.warmup_untimed_steps, unit="steps"),
+            Metric(name="warmup_untimed_s", value=self.warmup_untimed_s, unit="s"),
             Metric(name="step_s", value=step_s, unit="s", window="train"),
             Metric(name="step_s_mean", value=train_s / self.steps, unit="s", window="train"),
             Metric(name="train_s", value=train_s, unit="s", window="train"),
@@ -199,6 +205,7 @@ def train(
     eval_every: int,
     tokens_per_step: int,
     steps_per_epoch: float,
+    warmup_untimed_steps: int = 0,
     monitor=None,
     target_val_loss: Optional[float] = None,
     window: str = "train",
@@ -208,10 +215,15 @@ def train(
 
     `settings` are the suite's, identical for every arm; only `objective` differs between arms.
     The caller seeds torch before building the model; batches are already deterministic.
-    `seen`: logits dtypes observed during the steps go to seen["train"] (workloads/precision.py).
+    `warmup_untimed_steps` steps run first and are undone (untimed_warm_up): what is timed, measured and
+    learned is the same as without them. `seen`: logits dtypes observed during the timed steps go to
+    seen["train"] (workloads/precision.py).
     """
     from eitp_bench.workloads.precision import autocast, observe
 
+    batches, warmed, warmup_s = untimed_warm_up(
+        model, objective, batches, steps=warmup_untimed_steps, settings=settings, device=device,
+        tokens_per_step=tokens_per_step, steps_per_epoch=steps_per_epoch)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: settings.lr_factor(s, steps))
@@ -269,7 +281,52 @@ def train(
         evals=evals,
         components={k: float(v) for k, v in components.items()},
         windows=segments,
+        warmup_untimed_steps=warmed,
+        warmup_untimed_s=warmup_s,
         target_val_loss=target_val_loss,
         forward_passes_per_step=getattr(objective, "forward_passes_per_step", None),
         lr=settings.lr,
     )
+
+
+def untimed_warm_up(model, objective, batches: Iterator, *, steps: int, settings: OptimSettings, device,
+                    tokens_per_step: int, steps_per_epoch: float) -> tuple[Iterator, int, float]:
+    """Run `steps` training steps outside any window, then undo them: (the same batches, steps run, seconds).
+
+    The first steps of a process pay one-time costs (CUDA kernels loaded, cuBLAS handles, allocator
+    blocks, DDP buckets and NCCL communicators) that are no part of an arm's training cost. They run here
+    through `train` itself (so every arm warms up exactly as it trains), on the real model (multi-rank:
+    the DDP wrapper, so the collectives warm up too) with a throwaway optimizer and a copy of the
+    objective (it may hold state, e.g. a generator); afterwards the parameters and buffers, the RNG
+    states and the batches are put back, so the timed run starts from exactly where it would have.
+    """
+    drawn = list(itertools.islice(batches, max(0, steps)))
+    if not drawn:
+        return batches, 0, 0.0
+    model.to(device)  # first: on a GPU this starts CUDA, whose RNG state must be saved too
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    rng = _rng_states(device)
+    started = time.perf_counter()
+    train(model, copy.deepcopy(objective), iter(drawn), steps=len(drawn), settings=settings, device=device,
+          evaluate=lambda m: math.nan,  # the throwaway run is never evaluated
+          eval_every=max(1, len(drawn)), tokens_per_step=tokens_per_step, steps_per_epoch=steps_per_epoch)
+    with torch.no_grad():
+        model.load_state_dict(saved)
+    model.zero_grad(set_to_none=True)
+    _set_rng_states(rng)
+    cuda_sync(device)
+    return itertools.chain(drawn, batches), len(drawn), time.perf_counter() - started
+
+
+def _rng_states(device) -> tuple:
+    """The CPU generator's state and, on a GPU, that device's (only it: touching the others would open a
+    CUDA context on each of them)."""
+    device = torch.device(device)
+    return device, torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_states(states: tuple) -> None:
+    device, cpu, cuda = states
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
