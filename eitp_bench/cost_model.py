@@ -290,7 +290,8 @@ def _profile_phases(suite: Suite, c: _Costs, arm: str) -> dict:
     if needs_lm:
         data_s = _data_tokens(s) / (TOKENIZE_TOKENS_PER_S_PER_CORE * cores) if s.data.kind != "markov" else 0.0
         evals = math.ceil(t.steps / t.eval_every)
-        out["train"] += (weights_s + data_s + t.steps * c.train_step_s(arm, t.batch_size, s.data.block_size)
+        steps = t.steps + t.warmup_untimed_steps  # the untimed warm-up steps run first (train.untimed_warm_up)
+        out["train"] += (weights_s + data_s + steps * c.train_step_s(arm, t.batch_size, s.data.block_size)
                          + evals * c.forward_s(t.eval_batches * t.batch_size, s.data.block_size, batch=t.batch_size))
         if "train" in tasks:
             out["train"] += ENTROPY_S_PER_PARAM * c.shape.parameters
@@ -298,7 +299,7 @@ def _profile_phases(suite: Suite, c: _Costs, arm: str) -> dict:
             out["train"] += c.forward_s(_val_blocks(s), s.data.block_size, batch=t.batch_size)
     if "retrieval" in tasks:
         n_eval = len(r.distances) * r.eval_per_distance
-        out["retrieval"] = (weights_s + r.steps * c.train_step_s(arm, r.batch_size, r.seq_len)
+        out["retrieval"] = (weights_s + (r.steps + t.warmup_untimed_steps) * c.train_step_s(arm, r.batch_size, r.seq_len)
                             + 2 * c.forward_s(n_eval, r.seq_len, batch=32))  # its loss, then its accuracy
     if "generate" in tasks:
         int8 = arm in COMPRESSION_ARMS

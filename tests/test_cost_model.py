@@ -55,7 +55,9 @@ def test_whole_estimate_by_hand(monkeypatch):
     # the model: embeddings (16 tokens, 16 positions, d 64), 2 blocks of 12·d² + 13·d, the final LayerNorm
     params = 16 * 64 + 16 * 64 + 2 * (12 * 64 * 64 + 13 * 64) + 2 * 64
     assert params == 102_144
-    train = 1e-6 * params + 10 * step + evaluation  # building it, 10 steps, one evaluation
+    warm = suite.train.warmup_untimed_steps  # untimed warm-up steps run (and are undone) before the 10
+    assert warm == 3
+    train = 1e-6 * params + (warm + 10) * step + evaluation  # building it, the steps, one evaluation
     assert e.phases["train"] == pytest.approx(2 * train, rel=1e-12)
     assert e.phases["start_idle"] == pytest.approx(2 * C.PROCESS_START_S + 2 * 3.0)  # 2 processes, 2 rounds of idle
     assert e.total_s == pytest.approx(2 * train + 2 * C.PROCESS_START_S + 6.0, rel=1e-12)
