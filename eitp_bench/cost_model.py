@@ -390,16 +390,14 @@ def _measured_phases(suite: Suite, arm: str, m: MeasuredRates, profile: dict, tr
 
 def estimate(suite: Suite, hardware: Hardware, *, shape: Optional[ModelShape] = None,
              pretrained_config: Optional[dict] = None, measured: Optional[MeasuredRates] = None) -> Estimate:
-    """Seconds per phase and in total for the whole plan (every size, round and arm)."""
-    phases = dict.fromkeys(PHASES, 0.0)
-    lows, highs = dict.fromkeys(PHASES, 0.0), dict.fromkeys(PHASES, 0.0)
+    """Seconds per phase and in total for the whole plan (every size, round and arm), with its range."""
+    f_lo, f_hi = _factor(hardware)
+    phases, lows, highs = (dict.fromkeys(PHASES, 0.0) for _ in range(3))
     sources: dict = {}
     per_rep: dict = {}
     warnings: list = []
     for size in suite.sizes:
-        sh = shape or model_shape(suite, size, pretrained_config)
-        c = _Costs(suite, sh, hardware)
-        reps = suite.repetitions
+        c = _Costs(suite, shape or model_shape(suite, size, pretrained_config), hardware)
         for arm in suite.arms:
             if not tasks_for_arm(arm, list(suite.tasks)):
                 continue
@@ -408,39 +406,24 @@ def estimate(suite: Suite, hardware: Hardware, *, shape: Optional[ModelShape] = 
             if measured is not None:
                 train_s = _profile_phases(suite, c, "baseline")["train"] if arm in COMPRESSION_ARMS else prof["train"]
                 mid, low, high, src = _measured_phases(suite, arm, measured, prof, train_s)
-            f_lo, f_hi = _factor(hardware)
             for p in PHASES[1:]:
-                measured_here = src.get(p) == "measured"
-                phases[p] += reps * mid[p]
-                lows[p] += reps * (low[p] if measured_here else prof[p] * f_lo)
-                highs[p] += reps * (high[p] if measured_here else prof[p] * f_hi)
+                here = src.get(p) == "measured"
+                phases[p] += suite.repetitions * mid[p]
+                lows[p] += suite.repetitions * (low[p] if here else prof[p] * f_lo)
+                highs[p] += suite.repetitions * (high[p] if here else prof[p] * f_hi)
                 if prof[p] or mid[p]:
-                    sources.setdefault(p, set()).add("measured" if measured_here else "profile")
+                    sources.setdefault(p, set()).add("measured" if here else "profile")
             per_rep[arm if len(suite.sizes) == 1 else f"{size}/{arm}"] = sum(mid[p] for p in PHASES[1:]) + _start_s(suite, c)
         _windows_warnings(suite, c, warnings)
-    # process start and idle: every repetition starts a process; idle is measured once per round
     c = _Costs(suite, shape or model_shape(suite, suite.sizes[0], pretrained_config), hardware)
     n_reps = sum(1 for _ in suite.sizes for a in suite.arms if tasks_for_arm(a, list(suite.tasks))) * suite.repetitions
     n_idle = idle_measurements(suite)
-    start, idle = _start_s(suite, c), suite.meters.idle_s
-    f_lo, f_hi = _factor(hardware)
-    phases["start_idle"] = n_reps * start + n_idle * idle
-    lows["start_idle"], highs["start_idle"] = n_reps * start * f_lo + n_idle * idle, n_reps * start * f_hi + n_idle * idle
-    sources["start_idle"] = {"profile"}
-    setup = _spread(measured.setup_s) if measured is not None else None
-    if setup and len(measured.setup_idle_s) == len(measured.setup_s):
-        idles = sorted(x for x in measured.setup_idle_s if x > 0)  # the repetitions that measured the idle
-        idle_mid = statistics.median(idles) if idles else idle
-        without_idle = [max(0.0, a - b) for a, b in zip(measured.setup_s, measured.setup_idle_s)]
-        lo, mid, hi = _spread(without_idle)
-        phases["start_idle"] = n_reps * mid + n_idle * idle_mid
-        lows["start_idle"], highs["start_idle"] = n_reps * lo + n_idle * idle_mid, n_reps * hi + n_idle * idle_mid
-        sources["start_idle"] = {"measured"}
+    (lows["start_idle"], phases["start_idle"], highs["start_idle"]), sources["start_idle"] = _start_idle(
+        suite, c, measured, n_reps, n_idle, (f_lo, f_hi))
     phase_source = {p: ("measured" if v == {"measured"} else "profile" if v == {"profile"} else "mixed")
                     for p, v in sources.items()}
     kinds = set(phase_source.values())
     source = kinds.pop() if len(kinds) == 1 else "mixed"
-    f_lo, f_hi = _factor(hardware)
     if source == "profile":
         uncertainty = {"kind": "factor", "low": f_lo, "high": f_hi,
                        "why": "a roofline on published figures with assumed efficiencies and overheads; "
@@ -451,13 +434,27 @@ def estimate(suite: Suite, hardware: Hardware, *, shape: Optional[ModelShape] = 
                        "why": f"min–max of the measured per-step, per-token and per-task times over {measured.runs} "
                               f"stored runs ({measured.label}); phases without a measurement: ×{f_lo:g}–×{f_hi:g} "
                               "of the profile figure"}
-    total = sum(phases.values())
     return Estimate(
-        total_s=total, low_s=sum(lows.values()), high_s=sum(highs.values()), phases=phases,
+        total_s=sum(phases.values()), low_s=sum(lows.values()), high_s=sum(highs.values()), phases=phases,
         phase_range={p: (lows[p], highs[p]) for p in PHASES}, phase_source=phase_source, source=source,
         uncertainty=uncertainty, hardware=hardware.label, repetitions=n_reps, idle_measurements=n_idle,
         per_repetition_s=per_rep, assumptions=_assumptions(suite, c, hardware), warnings=warnings,
     )
+
+
+def _start_idle(suite: Suite, c: _Costs, measured: Optional[MeasuredRates], n_reps: int, n_idle: int,
+                factor: tuple) -> tuple:
+    """((low, mid, high), {source}) of process starts (one per repetition) and idle baselines (one per round).
+    Measured: the workers' set-up times without their idle part, and the measured idle period; the idle
+    seconds the suite fixes are never scaled by the profile's factor."""
+    idle = suite.meters.idle_s
+    if measured is not None and measured.setup_s and len(measured.setup_idle_s) == len(measured.setup_s):
+        idles = [x for x in measured.setup_idle_s if x > 0]  # the repetitions that measured the idle
+        idle_mid = statistics.median(idles) if idles else idle
+        lo, mid, hi = _spread([max(0.0, a - b) for a, b in zip(measured.setup_s, measured.setup_idle_s)])
+        return tuple(n_reps * x + n_idle * idle_mid for x in (lo, mid, hi)), {"measured"}
+    start = _start_s(suite, c)
+    return tuple(n_reps * start * f + n_idle * idle for f in (factor[0], 1.0, factor[1])), {"profile"}
 
 
 def _factor(hw: Hardware) -> tuple:
