@@ -304,3 +304,15 @@ def test_profile_prices_a_dry_run_only(tmp_path, capsys):
     assert "--profile" in err and "--dry-run" in err and not (tmp_path / "o").exists()
     assert main(["run", "standard", "--dry-run", "--profile", "no-such-gpu"]) == 2
     assert "no hardware profile named 'no-such-gpu'" in capsys.readouterr().err
+
+
+def test_a_run_records_its_estimate_and_set_up_time(tmp_path, capsys):
+    out = tmp_path / "out"
+    sets = sum((["--set", s] for s in FAST[:5] + ["arms=[baseline]", "tasks=[train]", "repetitions=1"]), [])
+    assert main(["run", "smoke", "--out", str(out), "--store", str(tmp_path / "r.sqlite"), "--no-report", *sets]) == 0
+    assert "eitp-bench: estimated" in capsys.readouterr().err
+    recorded = json.loads((out / "suite.json").read_text())["estimate"]
+    assert recorded["source"] == "profile" and set(recorded["phases"]) == set(C.PHASES)
+    [rec] = [RunRecord.model_validate_json(p.read_text()) for p in out.glob("*-train.json")]
+    assert rec.provenance.hardware["cost_estimate"] == recorded
+    assert rec.provenance.hardware["setup_s"] > 0

@@ -62,7 +62,11 @@ def run(
 
     results = Store.open(store)  # opened (and checked) before anything runs
     try:
-        estimate = _estimate(cfg, None, results, dry_run=False)
+        try:  # the price is information: a fault in pricing never stops the run
+            estimate = _estimate(cfg, None, results, dry_run=False)
+        except Exception as err:
+            estimate = {"unavailable": f"the cost model failed: {err!r}"}
+            print(f"eitp-bench: warning: no time estimate ({err!r})", file=sys.stderr)
         if "total_s" in estimate:
             print(f"eitp-bench: estimated {_duration(estimate['total_s'])} ({_duration(estimate['low_s'])}–"
                   f"{_duration(estimate['high_s'])}, {estimate['source']})", file=sys.stderr)
