@@ -316,3 +316,14 @@ def test_a_run_records_its_estimate_and_set_up_time(tmp_path, capsys):
     [rec] = [RunRecord.model_validate_json(p.read_text()) for p in out.glob("*-train.json")]
     assert rec.provenance.hardware["cost_estimate"] == recorded
     assert rec.provenance.hardware["setup_s"] > 0
+
+
+def test_every_named_host_cpu_is_a_cpu_profile_with_cores():
+    from eitp_bench.hardware.profiles import profiles_by_stem
+
+    profiles = profiles_by_stem()
+    hosts = {stem: p.typical_host_cpu for stem, p in profiles.items() if p.typical_host_cpu}
+    assert hosts  # the reference GPUs name their host
+    for stem, host in hosts.items():
+        assert profiles[host].kind == "cpu" and profiles[host].cores and profiles[host].peak_flops.fp32, (stem, host)
+        assert profiles[stem].typical_host_sockets
