@@ -235,3 +235,30 @@ def test_bad_compression_input_is_a_user_error(model):
         Z.compress_eitp(model, calib_batches=[])
     with pytest.raises(UserError, match="prune_amount"):
         Z.compress_eitp(model, calib_batches=[ids()], prune_amount=1.5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_compress_eitp_distils_where_the_model_is_and_quantizes_on_cpu(model, precision):
+    """Distillation runs on the trained model's device under the suite's precision; the teacher (the trained
+    model) keeps its weights and its mode; the artefact is on CPU and says where it was distilled."""
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        c = Z.compress_eitp(model, calib_batches=[ids(3)], prune_amount=0.3, distill_steps=2, precision=precision)
+        assert model.training
+    finally:
+        model.eval()  # the module's shared fixture
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert c.eitp_compression["distill_device"] == next(model.parameters()).device.type == "cpu"
+    assert c.eitp_compression["distill_precision"] == precision
+    assert {p.device.type for p in c.parameters()} <= {"cpu"}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_compress_eitp_distils_on_the_gpu(model):
+    gpu_model = model.to("cuda")
+    c = Z.compress_eitp(gpu_model, calib_batches=[ids(3)], prune_amount=0.3, distill_steps=2, precision="bf16")
+    assert c.eitp_compression["distill_device"] == "cuda"
+    assert {p.device.type for p in c.parameters()} <= {"cpu"}  # int8 kernels are CPU-only
+    assert c(ids(4).to("cpu")).logits.isfinite().all()

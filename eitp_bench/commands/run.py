@@ -21,6 +21,8 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="run only the repetitions of this suite not yet stored (needs the --out of the earlier run)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate the suite, print the plan and what is missing; run nothing"),
     as_json: bool = typer.Option(False, "--json", help="with --dry-run: print the plan as one JSON object"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="with --dry-run: estimate the time on a named hardware profile "
+                                          "(a file stem such as nvidia-h100-sxm, or its name) instead of this machine"),
     # multi-rank repetitions (torchrun): the suite's `launcher:` section, overridden here
     nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", help="ranks per machine in every repetition (torchrun)"),
     nnodes: Optional[int] = typer.Option(None, "--nnodes", help="machines in every repetition"),
@@ -35,6 +37,9 @@ def run(
 
     if as_json and not dry_run:
         raise UserError("--json prints the plan of a dry run", fix="add --dry-run, or drop --json")
+    if profile is not None and not dry_run:
+        raise UserError("--profile prices the plan on other hardware; a run runs here",
+                        fix="add --dry-run, or drop --profile")
     if resume and out is None:
         raise UserError("--resume needs the results folder of the run to resume",
                         fix="pass --out DIR, the folder the earlier run wrote")
@@ -49,7 +54,7 @@ def run(
     launcher = _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
     cfg, missing = check_suite_before_work(suite, [*set_, *launcher], dry_run=dry_run, on_loaded=say_checking)
     if dry_run:
-        _print_plan(cfg, missing, as_json)
+        _print_plan(cfg, missing, as_json, _estimate(cfg, profile, store, dry_run=True))
         return 0
     for m in missing:  # what does not stop the run, said before it starts
         print(f"eitp-bench: warning: {m.what}: {m.why} (fix: {m.fix})", file=sys.stderr)
@@ -57,7 +62,16 @@ def run(
 
     results = Store.open(store)  # opened (and checked) before anything runs
     try:
-        runner = Runner(cfg, out, store=results, progress="quiet" if quiet else "auto", resume=resume)
+        try:  # the price is information: a fault in pricing never stops the run
+            estimate = _estimate(cfg, None, results, dry_run=False)
+        except Exception as err:
+            estimate = {"unavailable": f"the cost model failed: {err!r}"}
+            print(f"eitp-bench: warning: no time estimate ({err!r})", file=sys.stderr)
+        if "total_s" in estimate:
+            print(f"eitp-bench: estimated {_duration(estimate['total_s'])} ({_duration(estimate['low_s'])}–"
+                  f"{_duration(estimate['high_s'])}, {estimate['source']})", file=sys.stderr)
+        runner = Runner(cfg, out, store=results, progress="quiet" if quiet else "auto", resume=resume,
+                        estimate=_recorded(estimate))
         try:
             summary = runner.run()
         except RunInterrupted as stop:
@@ -91,20 +105,94 @@ def _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint) -> lis
     return [f"launcher.{k}={json.dumps(v)}" for k, v in given.items() if v is not None]
 
 
-def _print_plan(cfg, missing, as_json: bool) -> None:
-    """The dry run: every repetition with its arm's effective settings, and what this machine lacks."""
+def _pretrained_config(cfg) -> Optional[dict]:
+    """The pretrained checkpoint's config.json from a local directory or the local hub cache, or None."""
     import json
 
+    if not cfg.pretrained:
+        return None
+    try:
+        folder = Path(cfg.pretrained)
+        if not folder.is_dir():
+            from eitp_bench.workloads.assets import snapshot_dir
+
+            folder = snapshot_dir(cfg.pretrained, "model")
+        return json.loads((folder / "config.json").read_text(encoding="utf-8")) if folder else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _estimate(cfg, profile: Optional[str], store, *, dry_run: bool) -> dict:
+    """The cost model's estimate (cost_model.py) for this machine or a named profile: from measured rates of
+    this suite on that hardware when the store holds runs of it (analysis/runtime.py), else from the profile.
+    {"unavailable": why} when it cannot be priced (no GPU here for a GPU suite, an unknown model shape)."""
+    from eitp_bench import cost_model
+
+    if profile is not None:
+        hardware = cost_model.hardware_from_profile(profile)
+        match = {"profile_name": _profile_name(profile)}
+    else:
+        hardware = cost_model.hardware_here()
+        if cfg.device == "cuda" and hardware.gpu is None:
+            return {"unavailable": "this machine has no GPU with a known profile for the suite's device cuda",
+                    "fix": "price it on the GPU you mean: --profile nvidia-h100-sxm (or another hardware profile)"}
+        from eitp_bench.hardware import describe
+
+        match = {"profile_id": describe()["profile_id"]}
+    measured = _measured(cfg, store, match, dry_run)
+    try:
+        result = cost_model.estimate(cfg, hardware, pretrained_config=_pretrained_config(cfg), measured=measured)
+    except ValueError as err:
+        return {"unavailable": str(err), "fix": "run `eitp-bench prepare` for the suite so its model config is cached"}
+    return result.as_dict()
+
+
+def _profile_name(profile: str) -> str:
+    from eitp_bench.hardware.profiles import find_profile
+
+    return find_profile(profile)[1].name
+
+
+def _measured(cfg, store, match: dict, dry_run: bool):
+    """Measured rates from the store (analysis/runtime.py reads it), or None when it holds none."""
+    from eitp_bench.analysis.runtime import measured_rates, rate_frames
+
+    frames = rate_frames(store, open_read_only=dry_run)
+    return measured_rates(frames, cfg, **match) if frames is not None else None
+
+
+def _recorded(estimate: dict) -> Optional[dict]:
+    """What every record keeps of the estimate (provenance.hardware.cost_estimate): the figures, not the text."""
+    if "total_s" not in estimate:
+        return None
+    keep = ("total_s", "low_s", "high_s", "phases", "source", "hardware", "repetitions", "idle_measurements")
+    return {k: estimate[k] for k in keep}
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min" if seconds >= 3600 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def _print_plan(cfg, missing, as_json: bool, estimate: Optional[dict] = None) -> None:
+    """The dry run: every repetition with its arm's effective settings, the estimate, the claims it can judge
+    and what this machine lacks."""
+    import json
+
+    from eitp_bench.analysis.claim_plan import claim_plan
+    from eitp_bench.analysis.claims import load_claims
     from eitp_bench.runner import plan
     from eitp_bench.suite import effective_settings, suite_config_hash, unequal_settings
 
     entries = [spec.plan_entry(cfg) for spec in plan(cfg)]
     differ = unequal_settings({arm: effective_settings(cfg, arm) for arm in cfg.arms})
+    claims = claim_plan(cfg, load_claims("eitp"))
     if as_json:
         print(json.dumps({
             "suite": cfg.name, "config_hash": suite_config_hash(cfg), "repetitions": entries,
             "launcher": {**cfg.launcher.model_dump(mode="json"), "world_size": cfg.launcher.world_size},
             "unequal_settings": differ, "missing": [m.as_dict() for m in missing],
+            "estimate": estimate or {}, "claims": claims,
         }, indent=1, default=str))
         return
     from rich.console import Console
@@ -132,6 +220,14 @@ def _print_plan(cfg, missing, as_json: bool) -> None:
         console.print(f"  {escape(size)} round {rep} (seed {seed}): {escape(' → '.join(arms))}")
     if differ:
         console.print(f"[bold red]arms differ in {', '.join(differ)}: verdicts over them will be NOT COMPARABLE[/]")
+    _print_estimate(console, estimate or {}, escape)
+    for name, group in claims["groups"].items():
+        if group["judged"] or name == "headline":
+            ok = "enough" if group["enough"] else "[bold red]too few[/]"
+            console.print(f"{name} claims judged ({len(group['judged'])}): {escape(', '.join(group['judged']) or 'none')}; "
+                          f"Holm needs ≥ {group['rounds_needed']} rounds, the plan has {group['rounds']} ({ok})")
+    for line in claims["unjudged_named"]:
+        console.print(f"[bold red]named in the suite's claims but not judged by this plan:[/] {escape(line)}")
     if missing:
         console.print("[bold]missing on this machine:[/]")
         for m in missing:
@@ -139,6 +235,20 @@ def _print_plan(cfg, missing, as_json: bool) -> None:
             console.print(f"  - {escape(m.what)} ({kind}): {escape(m.why)}; fix: {escape(m.fix)}")
     else:
         console.print("nothing missing: this machine can run the suite as planned")
+
+
+def _print_estimate(console, e: dict, escape) -> None:
+    if "total_s" not in e:
+        if e:
+            console.print(f"estimate: none ({escape(e.get('unavailable', ''))}; {escape(e.get('fix', ''))})")
+        return
+    console.print(f"[bold]estimated time[/] on {escape(e['hardware'])}: {_duration(e['total_s'])} "
+                  f"(range {_duration(e['low_s'])} – {_duration(e['high_s'])}; source: {e['source']}, "
+                  f"{escape(e['uncertainty']['why'])})")
+    console.print("  " + ", ".join(f"{p} {_duration(s)}" for p, s in e["phases"].items() if s)
+                  + f"; {e['repetitions']} processes, {e['idle_measurements']} idle baselines")
+    for w in e.get("warnings", []):
+        console.print(f"  [bold red]warning:[/] {escape(w)}")
 
 
 def _write_report(store, summary, config_hash: str) -> None:

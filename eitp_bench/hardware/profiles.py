@@ -59,6 +59,11 @@ class HardwareProfile(_Model):
     energy_per_flop: Optional[EnergyFigure] = None
     energy_per_byte: Optional[EnergyFigure] = None
     nvml_energy_counter: Optional[bool] = None
+    cores: Optional[int] = Field(None, ge=1)  # CPU: physical cores per socket, as published
+    # GPU: the host CPU of the reference system (a CPU profile's file stem) and its sockets, so the cost
+    # model can price the work that stays on the CPU (int8 generation, compression quality) of a named GPU.
+    typical_host_cpu: Optional[str] = None
+    typical_host_sockets: Optional[int] = Field(None, ge=1)
     sources: list[str] = Field(min_length=1)
     notes: Optional[str] = None
 
@@ -100,25 +105,42 @@ class HardwareProfile(_Model):
 
 
 @lru_cache(maxsize=1)
-def load_profiles() -> tuple[HardwareProfile, ...]:
-    """Every bundled profile, validated; a broken YAML is a UserError naming the file."""
+def profiles_by_stem() -> dict[str, HardwareProfile]:
+    """Every bundled profile by its file stem ("nvidia-h100-sxm"), validated; a broken YAML is a UserError
+    naming the file."""
     from importlib.resources import files
 
     import yaml
     from pydantic import ValidationError
 
-    profiles = []
+    profiles = {}
     for entry in sorted(files("eitp_bench").joinpath("hardware_profiles").iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue
         try:
-            profiles.append(HardwareProfile.model_validate(yaml.safe_load(entry.read_text())))
+            profiles[entry.name[:-5]] = HardwareProfile.model_validate(yaml.safe_load(entry.read_text()))
         except (yaml.YAMLError, ValidationError) as err:
             raise UserError(
                 f"hardware profile {entry.name} is invalid: {err}",
                 fix="correct the YAML (see the other files in eitp_bench/hardware_profiles/)",
             ) from None
-    return tuple(profiles)
+    return profiles
+
+
+def load_profiles() -> tuple[HardwareProfile, ...]:
+    """Every bundled profile, validated, in file-name order."""
+    return tuple(profiles_by_stem().values())
+
+
+def find_profile(name: str) -> tuple[str, HardwareProfile]:
+    """(file stem, profile) named by its file stem or its display name (case-insensitive); a UserError
+    listing the known ones otherwise."""
+    wanted = name.strip().lower().removesuffix(".yaml")
+    for stem, profile in profiles_by_stem().items():
+        if wanted in (stem.lower(), profile.name.lower()):
+            return stem, profile
+    raise UserError(f"no hardware profile named {name!r}",
+                    fix=f"use a file stem or a name: {', '.join(profiles_by_stem())}")
 
 
 def match_profile(text: str, kind: str, profiles: tuple[HardwareProfile, ...] | None = None) -> Optional[HardwareProfile]:

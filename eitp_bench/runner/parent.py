@@ -97,6 +97,7 @@ class Runner:
         resume: bool = False,
         python: Optional[str] = None,
         sleep: Callable[[float], None] = time.sleep,
+        estimate: Optional[dict] = None,
     ):
         self.suite = suite
         self.out_dir = Path(out_dir) if out_dir else default_out_dir(suite.name)
@@ -107,6 +108,7 @@ class Runner:
         self.resume = resume
         self.python = python  # None: forkserver workers (or $EITP_BENCH_WORKER_PYTHON)
         self.sleep = sleep  # the cooldown's wait (tests inject a recorder)
+        self.estimate = estimate  # the cost model's estimate (cost_model.py): suite.json and every record keep it
         self._provenance = None
         self._signal: Optional[int] = None
         self._publishing = False
@@ -135,7 +137,9 @@ class Runner:
                         warm_up()  # the server imports torch and transformers while --resume reads the store
                     todo = self._not_stored(specs, digest, summary, bar)
                     write_json_atomic(self.out_dir / SUITE_FILE, json.dumps(
-                        {"config_hash": digest, "suite": self.suite.model_dump(mode="json")}, indent=2))
+                        {"config_hash": digest, "suite": self.suite.model_dump(mode="json"),
+                         **({"estimate": self.estimate} if self.estimate is not None else {})}, indent=2))
+                    round_idle: dict = {}  # (size, round) → the idle baseline its first repetition measured
                     bar.total = len(todo)
                     for i, spec in enumerate(todo):
                         bar.starting(spec)
@@ -144,10 +148,15 @@ class Runner:
                             bar.cooldown(cooldown)
                             self.sleep(cooldown)
                         spec.cooldown_before_s, spec.qualification = cooldown, qualification
+                        spec.idle, spec.estimate = round_idle.get((spec.size, spec.repetition)), self.estimate
                         spec.runner_pid = os.getpid()  # isolation: this runner's process tree is ours
                         if i == 0 and fresh_server:
                             bar.waiting_for_server()
                         records = self._run_one(spec, bar)
+                        if spec.idle is None:  # the round's later repetitions use the idle this one measured
+                            measured = _measured_idle(records)
+                            if measured is not None:
+                                round_idle[(spec.size, spec.repetition)] = measured
                         summary.records.extend(records)
                         summary.finished += 1
                         bar.finished(spec, records)
@@ -301,6 +310,15 @@ class Runner:
                     signal.signal(s, h)
 
         return installed()
+
+
+def _measured_idle(records: list[RunRecord]) -> Optional[dict]:
+    """The idle baseline a repetition measured itself (worker.idle_baseline), as the round passes it on."""
+    for record in records:
+        idle = record.provenance.hardware.get("idle_baseline") if record.provenance else None
+        if idle and idle.get("measured_here") and idle.get("channels") is not None:
+            return {k: v for k, v in idle.items() if k != "measured_here"}
+    return None
 
 
 def _exit_reason(code: Optional[int]) -> str:

@@ -30,6 +30,10 @@ class RepetitionSpec:
     position: int = 0  # place of this arm in its round's shuffled order
     cooldown_before_s: float = 0.0  # the thermal cooldown the runner waited just before this repetition
     qualification: Optional[dict] = None  # meters.qualify: the suite's sensor qualification (energy/qualify.py)
+    # The round's idle baseline when an earlier repetition of this round measured it (the parent passes it on,
+    # runner/parent.py); None: this repetition measures its own (idle_baseline() in worker.py says whose).
+    idle: Optional[dict] = None
+    estimate: Optional[dict] = None  # the cost model's estimate of the whole plan (cost_model.py), recorded
     runner_pid: Optional[int] = None  # the runner: its whole process tree is "ours" for the isolation check
 
     def plan_entry(self, suite: Suite) -> dict:

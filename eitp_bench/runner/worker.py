@@ -103,6 +103,25 @@ def _co2_metrics(tracker) -> list:
     ]
 
 
+def idle_baseline(monitor, spec: RepetitionSpec, suite: Suite, multi_rank: bool) -> Optional[dict]:
+    """The idle baseline later windows subtract (net joules): measured here, or the round's, inherited.
+
+    One idle period per round: the first repetition of a round measures it and the parent passes its
+    figures to the round's other repetitions (spec.idle). Multi-rank repetitions measure their own (each rank
+    its sensors). The returned dict goes to provenance.hardware.idle_baseline: whose idle a net figure uses."""
+    if suite.meters.idle_s <= 0:
+        return None
+    inherited = spec.idle if not multi_rank else None
+    if inherited and inherited.get("channels"):
+        monitor.idle_watts = {(c["meter"], c["device"], c["domain"]): c["watts"] for c in inherited["channels"]
+                              if c.get("watts") is not None}
+        return {**inherited, "measured_here": False}
+    base = monitor.measure_idle(suite.meters.idle_s)
+    return {"measured_here": True, "measured_by": spec.label, "round": spec.repetition, "size": spec.size,
+            "measured_at": utc_now(),
+            "duration_s": base.duration_s, "channels": _jsonable(base.as_list())}
+
+
 def _resolve_device(requested: str) -> str:
     import torch
 
@@ -140,12 +159,14 @@ def worker_main(spec_path: str, as_rank: bool = False) -> int:
 def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) -> int:
     """One repetition (or one rank of it): every task of one arm, each record written atomically as it finishes."""
     staging = Path(spec.staging)
+    t_start = time.monotonic()
 
     import torch
 
     from eitp_bench.energy.monitor import EnergyMonitor
     from eitp_bench.provenance import provenance
     from eitp_bench.records import Metric
+    from eitp_bench.workloads.precision import precision_record
     from eitp_bench.workloads.tasks import TASKS, TaskContext
 
     if suite.threads is not None:  # fewer threads than cores: far less jitter on a shared CPU
@@ -157,6 +178,9 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
 
         ranks = RankContext.start(suite)
     device = ranks.device if ranks else _resolve_device(suite.device)
+    from eitp_bench.workloads.precision import set_tf32
+
+    set_tf32(device, suite.train.precision)  # bf16/fp16: TF32 allowed for what stays fp32; fp32: strict fp32
     hw = _hardware()
     meter_args = dict(interval=suite.meters.interval, timeline=suite.meters.timeline, tdp_w=hw.pop("cpu_tdp_w"))
     monitor = ranks.make_monitor(**meter_args) if ranks else EnergyMonitor(**meter_args)
@@ -174,7 +198,9 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
             hw["qualification"] = spec.qualification
         if suite.meters.idle_s > 0:
             write_json_atomic(staging / "phase", "idle")
-            monitor.measure_idle(suite.meters.idle_s)
+        hw["idle_baseline"] = idle_baseline(monitor, spec, suite, multi_rank=ranks is not None)
+        if spec.estimate is not None:
+            hw["cost_estimate"] = spec.estimate
         torch.manual_seed(spec.seed)
         prov = provenance(spec.hardware_profile_id or hw.pop("profile_id"),
                           hardware={"meters": [m.name for m in monitor.meters], "meter_info": _jsonable(monitor.info()),
@@ -185,6 +211,7 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
         ctx = TaskContext(suite, spec.arm, spec.size, spec.seed, spec.repetition, device, monitor)
         ctx.ranks = ranks
         t_ref = time.monotonic()
+        prov.hardware["setup_s"] = t_ref - t_start  # process start to the first task, idle included (cost model)
         for task in spec.tasks:
             if writes:
                 write_json_atomic(staging / "phase", task)
@@ -196,6 +223,7 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
             )
             temps_start = _temperatures(nvml)
             ctx.energy = []
+            ctx.precision_seen = {}
             ctx.task_device = device  # a task that runs elsewhere (int8 generate on CPU) says so
             first_window = len(monitor.results)
             try:
@@ -224,6 +252,7 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
                 if ranks is not None:  # the other ranks may wait in a collective: end this rank, fail the repetition
                     raise
             record.device = ctx.task_device or device
+            record.provenance.hardware["precision"] = precision_record(suite.train.precision, device, ctx.precision_seen)
             if nvml is not None:  # GPU temperature when this task started and ended (None: unreadable)
                 temps_end = _temperatures(nvml)
                 record.provenance.hardware["gpu_temperature_c"] = {

@@ -399,8 +399,12 @@ def iem_prune(model: nn.Module, calib_batches: list[Tensor], amount: float, name
 
 
 def distill(student: nn.Module, teacher: nn.Module, calib_batches: list[Tensor], *, steps: int, lr: float,
-            temperature: float = 2.0) -> list[float]:
-    """KL(teacher ‖ student) on temperature-softened logits, T² scaled; returns the loss per step."""
+            temperature: float = 2.0, precision: str = "fp32") -> list[float]:
+    """KL(teacher ‖ student) on temperature-softened logits, T² scaled; returns the loss per step. Runs where
+    the student is, its forward passes under `precision` (workloads/precision.py)."""
+    from eitp_bench.workloads.precision import autocast
+
+    teacher_was_training = teacher.training  # the teacher may be the task's trained model: leave its mode
     teacher.eval()
     student.train()
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr)
@@ -408,9 +412,12 @@ def distill(student: nn.Module, teacher: nn.Module, calib_batches: list[Tensor],
     losses = []
     for step in range(steps):
         batch = calib_batches[step % len(calib_batches)].to(device)
-        with torch.no_grad():
-            target = F.log_softmax(teacher(batch).logits.float() / temperature, dim=-1)
-        logp = F.log_softmax(student(batch).logits.float() / temperature, dim=-1)
+        with torch.no_grad(), autocast(device, precision):
+            teacher_logits = teacher(batch).logits
+        target = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+        with autocast(device, precision):
+            student_logits = student(batch).logits
+        logp = F.log_softmax(student_logits.float() / temperature, dim=-1)
         loss = F.kl_div(logp.flatten(0, 1), target.flatten(0, 1), log_target=True, reduction="batchmean")
         loss = loss * temperature**2
         opt.zero_grad(set_to_none=True)
@@ -418,6 +425,7 @@ def distill(student: nn.Module, teacher: nn.Module, calib_batches: list[Tensor],
         opt.step()
         losses.append(float(loss.detach()))
     student.eval()
+    teacher.train(teacher_was_training)
     return losses
 
 
@@ -431,8 +439,13 @@ def compress_eitp(
     lr: float = 1e-4,
     seed: int = 0,
     temperature: float = 2.0,
+    precision: str = "fp32",
 ) -> nn.Module:
-    """IEM-guided prune → distil from the uncompressed teacher → int8 quantization (CPU), as the control."""
+    """IEM-guided prune → distil from the uncompressed teacher → int8 quantization (CPU), as the control.
+
+    Pruning and distillation run where `model` is (the suite's GPU when it has one; `model` itself is left
+    unchanged and is the teacher), the distillation's forward passes under `precision`; the student then
+    moves to CPU for the int8 quantization, whose kernels are CPU-only."""
     import torch.nn.utils.prune as prune
 
     batches = list(calib_batches)
@@ -446,13 +459,15 @@ def compress_eitp(
     names = quantizable_linears(student)  # the blocks' Linears: lm_head is the tied embedding
     iem_prune(student, batches, prune_amount, names)
     if distill_steps > 0:
-        distill(student, teacher, batches, steps=distill_steps, lr=lr, temperature=temperature)
+        distill(student, teacher, batches, steps=distill_steps, lr=lr, temperature=temperature, precision=precision)
     modules = dict(student.named_modules())
     for n in names:  # make pruning permanent: weight = weight_orig·mask, hooks removed
         prune.remove(modules[n], "weight")
+    device = next(student.parameters()).device
+    student = student.to("cpu")
     student.eitp_compression = dict(  # what was done, for the record
         prune_amount=prune_amount, distill_steps=distill_steps, lr=lr, order="prune→distil→quantize",
-        sparsity=linear_sparsity(student, names),
+        sparsity=linear_sparsity(student, names), distill_device=device.type, distill_precision=precision,
     )
     info = student.eitp_compression
     quantized = _quantize(student)

@@ -109,23 +109,30 @@ def benchmark_generation(
     device,
     monitor=None,
     min_window_s: float = 0.0,
+    precision: str = "fp32",
+    seen: Optional[dict] = None,
 ) -> GenerationResult:
     """Time `runs` generate() calls of `prompts[:batch_size]` after `warmups` discarded ones; with a
-    monitor, keep calling until the energy window lasts `min_window_s` (steady state, energy/steady.py)."""
+    monitor, keep calling until the energy window lasts `min_window_s` (steady state, energy/steady.py).
+    Every call runs under the suite's precision (workloads/precision.py); logits dtypes go to seen["generate"]."""
+    from eitp_bench.workloads.precision import autocast, observe
+
     model.to(device).eval()
     batch = prompts[: setting.batch_size].to(device)
     if batch.shape[0] != setting.batch_size:
         raise ValueError(f"need {setting.batch_size} prompts, have {prompts.shape[0]}")
     torch.manual_seed(seed)  # sampling runs draw the same random numbers in every arm
     for _ in range(warmups):
-        generate_once(model, batch, setting)
+        with autocast(device, precision):
+            generate_once(model, batch, setting)
     latencies: list[float] = []
     win = monitor.begin(names.generate_window(setting.mode, setting.batch_size)) if monitor is not None else None
     t_start = time.perf_counter()
     while len(latencies) < runs or (win is not None and time.perf_counter() - t_start < min_window_s):
         cuda_sync(device)
         t0 = time.perf_counter()
-        new = generate_once(model, batch, setting)
+        with autocast(device, precision), observe(model, seen, "generate"):
+            new = generate_once(model, batch, setting)
         cuda_sync(device)
         latencies.append(time.perf_counter() - t0)
         if new.shape[1] != setting.new_tokens:  # never report a shortened run

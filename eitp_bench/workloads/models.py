@@ -10,11 +10,7 @@ import torch
 
 from eitp_bench.errors import UserError
 
-SIZES = {
-    "tiny": dict(n_layer=2, n_head=2, n_embd=64),
-    "small": dict(n_layer=12, n_head=12, n_embd=768),  # GPT-2 124M
-    "medium": dict(n_layer=24, n_head=16, n_embd=1024),  # GPT-2 355M
-}
+from eitp_bench.workloads.sizes import SIZES  # noqa: F401  (models.SIZES, as before; torch-free there)
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 

@@ -63,6 +63,9 @@ class TaskContext:
     # Multi-rank repetitions: this rank's distributed.ranks.RankContext (None: one process). Training
     # shards the global batch and runs under DDP; generation runs on this rank's own prompts.
     ranks: Any = None
+    # Logits dtypes observed per phase of the current task (workloads/precision.py; the worker resets it per task
+    # and records it as provenance.hardware.precision).
+    precision_seen: dict = field(default_factory=dict)
 
     # -- shared pieces ---------------------------------------------------------------------
     def lm_data(self) -> LMData:
@@ -127,7 +130,8 @@ class TaskContext:
                 result = train(
                     model, objective, batches, steps=t.tune_steps,
                     settings=OptimSettings.from_train_config(t, lr=lr), device=self.device,
-                    evaluate=lambda m: evaluate_lm(m, held, batch_size=t.batch_size, device=self.device),
+                    evaluate=lambda m: evaluate_lm(m, held, batch_size=t.batch_size, device=self.device,
+                                                   precision=t.precision),
                     eval_every=t.tune_steps, tokens_per_step=t.batch_size * data.block_size,
                     steps_per_epoch=max(1.0, len(fit.train) / (t.batch_size * data.block_size)),
                 )
@@ -173,7 +177,8 @@ class TaskContext:
                 settings=settings,
                 device=self.device,
                 # the bare model: evaluation needs no DDP (every rank scores the same blocks alike)
-                evaluate=lambda m: evaluate_lm(model, eval_blocks, batch_size=t.batch_size, device=self.device),
+                evaluate=lambda m: evaluate_lm(model, eval_blocks, batch_size=t.batch_size, device=self.device,
+                                               precision=settings.precision, seen=self.precision_seen),
                 eval_every=t.eval_every,
                 tokens_per_step=t.batch_size * data.block_size,  # the global batch's tokens
                 steps_per_epoch=max(1.0, len(data.train) / (t.batch_size * data.block_size)),
@@ -182,6 +187,7 @@ class TaskContext:
                 target_val_loss=self.target_val_loss(),
                 window=names.TRAIN_WINDOW,
                 min_window_s=self.suite.meters.min_window_s,  # steady-state rule on the to-target segments
+                seen=self.precision_seen,
             )
             if self.ranks is not None:  # DDP keeps the ranks' parameters equal; a record that says so
                 same = self.ranks.parameters_identical(model)
@@ -200,16 +206,18 @@ class TaskContext:
         if "compressed" not in self.cache:
             from eitp_bench.workloads import compress
 
-            model, _ = self.trained_lm()
-            # int8 dynamic quantisation runs on CPU; compress a copy (other tasks keep the trained model).
-            model = copy.deepcopy(model).to("cpu").eval()
+            trained, _ = self.trained_lm()
             t0 = time.perf_counter()
             with self.monitor.window(names.COMPRESS_WINDOW) if self.monitor else _null() as w:
                 if self.arm == "baseline-int8":
-                    compressed = compress.quantize_int8_dynamic(model)
+                    # int8 dynamic quantisation runs on CPU; compress a copy (other tasks keep the trained model)
+                    compressed = compress.quantize_int8_dynamic(copy.deepcopy(trained).to("cpu").eval())
                 else:
+                    # pruning and distillation on the suite's device (a copy of the trained model, which stays
+                    # the teacher), under the suite's precision; the int8 quantisation itself on CPU
                     calib = [torch.as_tensor(b) for b in _calibration_batches(self.lm_data(), self)]
-                    compressed = compress.compress_eitp(model, calib_batches=calib, seed=self.seed)
+                    compressed = compress.compress_eitp(trained, calib_batches=calib, seed=self.seed,
+                                                        precision=self.train_config.precision)
             self.cache["compressed"] = compressed
             self.cache["compress_s"] = time.perf_counter() - t0
             self.cache["compress_window"] = w.result
@@ -257,7 +265,8 @@ def lm_task(ctx: TaskContext) -> list[Metric]:
     model, _ = ctx.trained_lm()
     data = ctx.lm_data()
     with ctx.monitor.window(names.LM_EVAL_WINDOW) if ctx.monitor else _null() as w:
-        loss, acc = lm_quality(model, data.val_blocks(), batch_size=ctx.suite.train.batch_size, device=ctx.device)
+        loss, acc = lm_quality(model, data.val_blocks(), batch_size=ctx.suite.train.batch_size, device=ctx.device,
+                               precision=ctx.train_config.precision, seen=ctx.precision_seen)
     if ctx.monitor:
         ctx.energy.extend(w.result.entries())
     return _perplexity_metrics(loss, acc, data)
@@ -270,6 +279,7 @@ def retrieval_task(ctx: TaskContext) -> list[Metric]:
     vocab = ctx.lm_data().vocab_size if ctx.suite.pretrained else r.vocab_size
     task = RetrievalTask(vocab, r.seq_len, r.distances, n_keys=r.n_keys, seed=ctx.suite.data.seed)
     settings = ctx.optim_settings()  # the LM's settings (and, when tuned, the lr the arm chose there)
+    precision = settings.precision
     model = ctx.build_model(vocab)
     objective = ctx.objective()
     gen = task.train_batches(r.batch_size, seed=ctx.seed)
@@ -286,16 +296,17 @@ def retrieval_task(ctx: TaskContext) -> list[Metric]:
         steps=r.steps,
         settings=settings,
         device=ctx.device,
-        evaluate=lambda m: _retrieval_loss(m, eval_set, ctx.device),
+        evaluate=lambda m: _retrieval_loss(m, eval_set, ctx.device, precision),
         eval_every=r.steps,  # one evaluation at the end
         tokens_per_step=r.batch_size * r.seq_len,
         steps_per_epoch=float(r.steps),
         warmup_untimed_steps=ctx.suite.train.warmup_untimed_steps,
         monitor=ctx.monitor,
         window=names.RETRIEVAL_TRAIN_WINDOW,
+        seen=ctx.precision_seen,
     )
     ctx.energy.extend(result.energy_entries(names.RETRIEVAL_TRAIN_WINDOW))
-    accuracy = retrieval_accuracy(model, eval_set, ctx.device)
+    accuracy = retrieval_accuracy(model, eval_set, ctx.device, precision, seen=ctx.precision_seen)
     out = [Metric(name=names.at("retrieval_acc", d), value=a, unit="1") for d, a in sorted(accuracy.items())]
     # Query counts per distance: accuracies are judged as counts (a binomial interval), not as bare ratios.
     counts: dict[int, int] = {}
@@ -316,16 +327,20 @@ def retrieval_task(ctx: TaskContext) -> list[Metric]:
 
 
 @torch.no_grad()
-def _answer_logits(model, batch, device) -> torch.Tensor:
+def _answer_logits(model, batch, device, precision: str = "fp32", seen: Optional[dict] = None) -> torch.Tensor:
+    from eitp_bench.workloads.precision import autocast, observe
+
     model.eval()
     ids = torch.as_tensor(batch.input_ids, device=device)
-    return model(input_ids=ids).logits[:, -2].float()  # the prediction made at the query key
+    with autocast(device, precision), observe(model, seen, "eval"):
+        out = model(input_ids=ids)
+    return out.logits[:, -2].float()  # the prediction made at the query key
 
 
-def _retrieval_loss(model, eval_set, device) -> float:
+def _retrieval_loss(model, eval_set, device, precision: str = "fp32") -> float:
     total, n = 0.0, 0
     for b in eval_set:
-        logits = _answer_logits(model, b, device)
+        logits = _answer_logits(model, b, device, precision)
         answers = torch.as_tensor(b.answers, device=device)
         total += float(torch.nn.functional.cross_entropy(logits, answers, reduction="sum"))
         n += len(b.answers)
@@ -333,10 +348,10 @@ def _retrieval_loss(model, eval_set, device) -> float:
     return total / n
 
 
-def retrieval_accuracy(model, eval_set, device) -> dict[int, float]:
+def retrieval_accuracy(model, eval_set, device, precision: str = "fp32", seen: Optional[dict] = None) -> dict[int, float]:
     hits: dict[int, list[bool]] = {}
     for b in eval_set:
-        pred = _answer_logits(model, b, device).argmax(-1).cpu().numpy()
+        pred = _answer_logits(model, b, device, precision, seen).argmax(-1).cpu().numpy()
         for d, ok in zip(b.distances, pred == b.answers):
             hits.setdefault(int(d), []).append(bool(ok))
     model.train()
@@ -350,10 +365,10 @@ def generate_task(ctx: TaskContext) -> list[Metric]:
 
     g = ctx.suite.generate
     if ctx.arm in COMPRESSION_ARMS:
-        # The shipped artefact, timed where it can run: torch's int8 dynamic kernels are CPU-only.
-        model, device = ctx.compressed_model(), "cpu"
+        # The shipped artefact, timed where it can run: torch's int8 dynamic kernels are CPU-only (no autocast).
+        model, device, precision = ctx.compressed_model(), "cpu", "fp32"
     else:
-        (model, _), device = ctx.trained_lm(), ctx.device
+        (model, _), device, precision = ctx.trained_lm(), ctx.device, ctx.train_config.precision
     ctx.task_device = device
     data = ctx.lm_data()
     n_prompts = max(g.batch_sizes)
@@ -368,7 +383,7 @@ def generate_task(ctx: TaskContext) -> list[Metric]:
             setting = GenerationSetting(mode, bs, g.new_tokens, g.temperature, g.top_p)
             res = benchmark_generation(
                 model, prompts, setting, warmups=g.warmups, runs=g.runs, seed=ctx.seed, device=device, monitor=ctx.monitor,
-                min_window_s=ctx.suite.meters.min_window_s,
+                min_window_s=ctx.suite.meters.min_window_s, precision=precision, seen=ctx.precision_seen,
             )
             if ctx.ranks is not None:  # every rank's tokens over the slowest rank's time
                 res = ctx.ranks.combine_generation(res)
@@ -393,15 +408,17 @@ def compress_task(ctx: TaskContext) -> list[Metric]:
     ctx.task_device = "cpu"  # int8 dynamic quantisation runs on CPU: every arm is measured there
     original = copy.deepcopy(trained).to("cpu").eval()  # a copy: later tasks keep the trained model
     blocks = data.val_blocks(ctx.suite.compress.eval_blocks)
-    loss_before, acc_before = lm_quality(original, blocks, batch_size=t.batch_size, device="cpu")
+    seen = ctx.precision_seen  # fp32 on CPU whatever the suite's precision: the int8 artefact's own regime
+    loss_before, acc_before = lm_quality(original, blocks, batch_size=t.batch_size, device="cpu", seen=seen,
+                                         phase="compress-eval")
     bytes_before = compress.serialized_bytes(original)
-    model = original
+    model, loss, acc, size = original, loss_before, acc_before, bytes_before  # a plain arm: the same model
     if ctx.arm in COMPRESSION_ARMS:
         model = ctx.compressed_model()  # built (and metered) once, maybe already during generate
         if ctx.cache["compress_window"] is not None:
             ctx.energy.extend(ctx.cache["compress_window"].entries())
-    loss, acc = lm_quality(model, blocks, batch_size=t.batch_size, device="cpu")
-    size = compress.serialized_bytes(model)
+        loss, acc = lm_quality(model, blocks, batch_size=t.batch_size, device="cpu", seen=seen, phase="compress-eval")
+        size = compress.serialized_bytes(model)
     out = _perplexity_metrics(loss, acc, data)
     out += [
         Metric(name="model_bytes", value=size, unit="B"),

@@ -40,14 +40,20 @@ def cuda_sync(device) -> None:
 
 
 @torch.no_grad()
-def lm_quality(model, blocks, *, batch_size: int, device) -> tuple[float, float]:
-    """(mean cross-entropy in nats per predicted token, top-1 next-token accuracy) over blocks (n, T)."""
+def lm_quality(model, blocks, *, batch_size: int, device, precision: str = "fp32",
+               seen: Optional[dict] = None, phase: str = "eval") -> tuple[float, float]:
+    """(mean cross-entropy in nats per predicted token, top-1 next-token accuracy) over blocks (n, T), the
+    forward passes under the suite's precision (workloads/precision.py); logits dtypes go to seen[phase]."""
+    from eitp_bench.workloads.precision import autocast, observe
+
     was_training = model.training
     model.eval()
     total, correct, count = 0.0, 0, 0
     for start in range(0, len(blocks), batch_size):
         ids = torch.as_tensor(blocks[start : start + batch_size], dtype=torch.long, device=device)
-        logits = model(input_ids=ids).logits[:, :-1].float()
+        with autocast(device, precision), observe(model, seen, phase):
+            out = model(input_ids=ids)
+        logits = out.logits[:, :-1].float()
         targets = ids[:, 1:]
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
         total += float(loss)
@@ -57,9 +63,9 @@ def lm_quality(model, blocks, *, batch_size: int, device) -> tuple[float, float]
     return total / count, correct / count
 
 
-def evaluate_lm(model, blocks, *, batch_size: int, device) -> float:
+def evaluate_lm(model, blocks, *, batch_size: int, device, precision: str = "fp32", seen: Optional[dict] = None) -> float:
     """Mean cross-entropy (nats per predicted token) over validation blocks."""
-    return lm_quality(model, blocks, batch_size=batch_size, device=device)[0]
+    return lm_quality(model, blocks, batch_size=batch_size, device=device, precision=precision, seen=seen)[0]
 
 
 def _unsteady_segments(segments: list, min_window_s: Optional[float]) -> list[Flag]:
@@ -110,8 +116,6 @@ class OptimSettings:
             return 0.5 * (1.0 + math.cos(math.pi * progress))
         raise ValueError(f"unknown lr schedule {self.schedule!r}")
 
-
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -292,14 +296,18 @@ def train(
     target_val_loss: Optional[float] = None,
     window: str = "train",
     min_window_s: Optional[float] = None,
+    seen: Optional[dict] = None,
 ) -> TrainResult:
     """Train `model` for `steps` AdamW steps with `objective`; evaluate every `eval_every` steps.
 
     `settings` are the suite's, identical for every arm; only `objective` differs between arms.
     The caller seeds torch before building the model; batches are already deterministic.
     `warmup_untimed_steps` steps run first and are undone (untimed_warm_up): what is timed, measured and
-    learned is the same as without them.
+    learned is the same as without them. `seen`: logits dtypes observed during the timed steps go to
+    seen["train"] (workloads/precision.py).
     """
+    from eitp_bench.workloads.precision import autocast, observe
+
     batches, warmed, warmup_s = untimed_warm_up(
         model, objective, batches, steps=warmup_untimed_steps, settings=settings, device=device,
         tokens_per_step=tokens_per_step, steps_per_epoch=steps_per_epoch)
@@ -307,7 +315,6 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: settings.lr_factor(s, steps))
     device_type = torch.device(device).type
-    dtype = _AUTOCAST_DTYPES.get(settings.precision)
     scaler = torch.amp.GradScaler(device_type) if settings.precision == "fp16" else None
     step_times: list[float] = []
     evals: list[EvalPoint] = []
@@ -324,7 +331,7 @@ def train(
             input_ids, labels = next(batches)
             cuda_sync(device)
             t0 = time.perf_counter()
-            with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            with autocast(device, settings.precision), observe(model, seen, "train"):
                 loss, components = objective.loss(model, input_ids, labels, step=step, epoch=step / steps_per_epoch)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:

@@ -1,0 +1,179 @@
+"""Time, not joules: measured per-step and per-token rates for the cost model, and estimate against actual.
+
+- `measured_rates(frames, suite, gpu_or_cpu_profile=…, profile_id=…)` reads the stored runs of a suite on one
+  hardware (a named profile, or this machine's profile id) into `cost_model.MeasuredRates`; only runs whose
+  rate-setting configuration (model, size, device, precision, batch, block, threads) equals the suite's.
+- `estimate_vs_actual(frames)` sets the estimate recorded with a run (provenance.hardware.cost_estimate)
+  against the wall times of its records, per phase (the report's "time: estimated and actual" section).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from eitp_bench.cost_model import PHASE_TASKS, PHASES, MeasuredRates
+from eitp_bench.suite import Suite
+from eitp_bench.workloads.arms import COMPRESSION_ARMS
+
+# settings that change a step's or a token's time: stored runs must match the suite on every one
+RATE_KEYS = (("model",), ("device",), ("threads",), ("train", "precision"), ("train", "batch_size"),
+             ("data", "block_size"), ("data", "kind"), ("data", "vocab_size"), ("data", "tokenizer"),
+             ("retrieval", "batch_size"), ("retrieval", "seq_len"), ("launcher", "nproc_per_node"))
+
+
+def _get(config: dict, path: tuple):
+    for key in path:
+        config = (config or {}).get(key) if isinstance(config, dict) else None
+    return config
+
+
+def _seconds(start, end) -> Optional[float]:
+    try:
+        return (datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def _ok_runs(frames):
+    runs = frames.runs
+    if runs is None or len(runs) == 0:
+        return runs
+    return runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+
+
+def _hardware_column(frames, key: str) -> dict:
+    prov = frames.provenance
+    col = f"hardware.{key}"
+    if prov is None or len(prov) == 0 or col not in prov.columns:
+        return {}
+    return dict(zip(prov["run_id"], prov[col]))
+
+
+def _matching_runs(frames, suite: Suite, profile_name: Optional[str], profile_id: Optional[str]):
+    """The ok runs of `suite` (by name) on that hardware whose rate-setting configuration is the suite's."""
+    runs = _ok_runs(frames)
+    if runs is None or len(runs) == 0:
+        return runs
+    runs = runs[runs["suite"] == suite.name]
+    mine = suite.model_dump(mode="json")
+    configs = frames.configs or {}
+    same = {h for h, cfg in configs.items() if all(_get(cfg, k) == _get(mine, k) for k in RATE_KEYS)}
+    runs = runs[runs["suite_config_hash"].isin(same) & runs["size"].isin(list(suite.sizes))]
+    if profile_id is not None:
+        return runs[runs["hardware_profile_id"] == profile_id]
+    gpus, cpus = _hardware_column(frames, "gpu_profiles"), _hardware_column(frames, "cpu_profile")
+    keep = [rid for rid in runs["run_id"] if profile_name in (gpus.get(rid) or []) or cpus.get(rid) == profile_name]
+    return runs[runs["run_id"].isin(keep)]
+
+
+def rate_frames(store, *, open_read_only: bool):
+    """The frames the rates need (runs, metrics, provenance, configs: no energy, no timelines), or None.
+
+    `open_read_only`: `store` is a location (None: the default store), opened read-only and only if it exists
+    (a dry run writes nothing); else it is an open Store (the run's writer)."""
+    from eitp_bench.analysis.frames import Frames
+    from eitp_bench.errors import UserError
+
+    opened = None
+    try:
+        if open_read_only:
+            from eitp_bench.store import Store
+
+            store = opened = Store.open(store, read_only=True)
+        return Frames(store.runs_frame(), store.metrics_frame(), None, None,
+                      provenance=store.provenance_frame(), configs=store.configs())
+    except UserError:
+        return None  # no store yet (or not readable): nothing measured
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def measured_rates(frames, suite: Suite, *, profile_name: Optional[str] = None,
+                   profile_id: Optional[str] = None) -> Optional[MeasuredRates]:
+    """Per-repetition rates of the stored runs of `suite` on that hardware; None when there are none."""
+    runs = _matching_runs(frames, suite, profile_name, profile_id)
+    if runs is None or len(runs) == 0:
+        return None
+    metrics = frames.metrics
+    metrics = metrics[metrics["run_id"].isin(set(runs["run_id"]))] if metrics is not None and len(metrics) else metrics
+    value = {(r, n): v for r, n, v in zip(metrics["run_id"], metrics["name"], metrics["value"])} if metrics is not None and len(metrics) else {}
+    setup, setup_idle = _hardware_column(frames, "setup_s"), _hardware_column(frames, "idle_baseline")
+    configs = frames.configs or {}
+    rates = MeasuredRates(runs=len(runs), label=f"{len(runs)} records of suite {suite.name}")
+    keys = ["suite_config_hash", "arm", "size", "repetition"]
+    for (digest, arm, _size, _rep), rep in runs.groupby(keys, sort=False):
+        by_task = {t: (rid, _seconds(s, e)) for t, rid, s, e in zip(rep["task"], rep["run_id"], rep["started_at"], rep["finished_at"])}
+        cfg = configs.get(digest) or {}
+        wall = lambda task: by_task[task][1] if task in by_task and by_task[task][1] is not None else None  # noqa: E731
+        if "train" in by_task and wall("train") is not None:
+            rid = by_task["train"][0]
+            step, steps = value.get((rid, "step_s")), value.get((rid, "steps"))
+            if step is not None and steps:
+                rates.train_step_s.setdefault(arm, []).append(step)
+                rates.train_other_s.setdefault(arm, []).append(max(0.0, wall("train") + (wall("lm") or 0.0) - steps * step))
+        if wall("retrieval") is not None and _get(cfg, ("retrieval", "steps")):
+            rates.retrieval_step_s.setdefault(arm, []).append(wall("retrieval") / _get(cfg, ("retrieval", "steps")))
+        if "generate" in by_task:
+            rid = by_task["generate"][0]
+            for (r, name), v in value.items():
+                if r != rid or not name.startswith("tokens_per_s@") or not v:
+                    continue
+                from eitp_bench.names import parse_generate_tag
+
+                tag = parse_generate_tag(name.split("@", 1)[1])
+                if tag is not None:
+                    rates.decode_step_s.setdefault((arm, tag[0], tag[1]), []).append(tag[1] / v)
+        if wall("compress") is not None:
+            # a compression arm builds its artefact in its first task: inside generate when it ran (then add it)
+            in_generate = arm in COMPRESSION_ARMS and "generate" in by_task
+            built = (value.get((by_task["compress"][0], "compress_s")) or 0.0) if in_generate else 0.0
+            rates.compress_s.setdefault(arm, []).append(wall("compress") + built)
+        theory = [wall(t) for t in ("theory", "derivation") if t in by_task]
+        if theory and None not in theory:
+            rates.theory_s.setdefault(arm, []).append(sum(theory))
+        first = rep["run_id"].iloc[0]
+        if setup.get(first) is not None:
+            rates.setup_s.append(float(setup[first]))
+            idle = setup_idle.get(first) or {}
+            rates.setup_idle_s.append(float(idle.get("duration_s") or 0.0) if idle.get("measured_here") else 0.0)
+    return rates
+
+
+def estimate_vs_actual(frames) -> Optional[dict]:
+    """{"estimate": the recorded estimate, "rows": [{phase, estimated_s, actual_s}], "note"} over the runs of
+    one recorded estimate; None when no run recorded one."""
+    runs = frames.runs
+    recorded = _hardware_column(frames, "cost_estimate")
+    if runs is None or len(runs) == 0 or not any(recorded.values()):
+        return None
+    first = next(rid for rid in runs["run_id"] if recorded.get(rid))
+    estimate = recorded[first]
+    runs = runs[runs["run_id"].map(lambda r: recorded.get(r) == estimate)]
+    metrics = frames.metrics
+    built = {}
+    if metrics is not None and len(metrics):
+        sel = metrics[(metrics["name"] == "compress_s") & metrics["run_id"].isin(set(runs["run_id"]))]
+        built = dict(zip(sel["run_id"], sel["value"]))
+    actual = dict.fromkeys(PHASES, 0.0)
+    task_phase = {t: p for p, ts in PHASE_TASKS.items() for t in ts}
+    for rid, task, arm, s, e in zip(runs["run_id"], runs["task"], runs["arm"], runs["started_at"], runs["finished_at"]):
+        wall = _seconds(s, e)
+        if wall is None or task not in task_phase:
+            continue
+        actual[task_phase[task]] += wall
+        if task == "compress" and arm in COMPRESSION_ARMS and built.get(rid):
+            # the artefact is built inside the first task that needs it (generate): its time is compress's
+            actual["compress"] += built[rid]
+            actual["generate" if "generate" in set(runs.loc[runs["arm"] == arm, "task"]) else "compress"] -= built[rid]
+    setup = _hardware_column(frames, "setup_s")
+    firsts = runs.groupby(["suite_config_hash", "arm", "size", "repetition"], sort=False)["run_id"].first()
+    actual["start_idle"] = sum(float(setup[r]) for r in firsts if setup.get(r) is not None)
+    phases = estimate.get("phases") or {}
+    rows = [{"phase": p, "estimated_s": phases.get(p), "actual_s": actual[p]} for p in PHASES]
+    rows.append({"phase": "total", "estimated_s": estimate.get("total_s"), "actual_s": sum(actual.values())})
+    return {"estimate": estimate, "rows": rows, "repetitions": len(firsts),
+            "note": ("actual: wall time of the task records; start and idle: from process start to the first task "
+                     "(the fork itself and the gaps between repetitions are not in it); a compression arm trains "
+                     "inside its generate task, counted there as in the estimate")}
