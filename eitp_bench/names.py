@@ -81,6 +81,7 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("time_to_target_s", "s", "lower_is_better", "training seconds until the quality target"),
         MetricSpec("target_reached", "bool", None, "1 if the run reached the quality target within its steps"),
         MetricSpec("final_val_loss", "nats/token", "lower_is_better", "validation loss after training"),
+        MetricSpec("zero_shot_val_loss", "nats/token", None, "validation loss of the model before training (step 0)"),
         MetricSpec("val_loss", "nats/token", "lower_is_better", "validation cross-entropy"),
         MetricSpec("val_ppl", "1", "lower_is_better", "validation perplexity"),
         MetricSpec("val_accuracy", "1", "higher_is_better", "top-1 next-token validation accuracy"),

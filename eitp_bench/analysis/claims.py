@@ -330,6 +330,9 @@ def _convergence(claim: Claim, rows, metric: str) -> tuple[Optional[Verdict], st
         return Verdict(claim, verdict, reason, metric=metric, n_candidate=(cand or (0, 0))[0],
                        n_baseline=(base or (0, 0))[0])
 
+    refused = _target_refused(rows, claim.task)
+    if refused:
+        return stop(INCONCLUSIVE, refused), ""
     if not base or not cand:
         return stop(NO_DATA, "no quality target was recorded for these arms (set train.target_val_loss, "
                              "or train.target_excess_nats on the Markov corpus)"), ""
@@ -342,6 +345,23 @@ def _convergence(claim: Claim, rows, metric: str) -> tuple[Optional[Verdict], st
         return stop(REFUTED, f"candidate did not converge within the step budget: {text} (a run that misses the "
                              "quality target has no energy or time to target)"), ""
     return None, f"judged on converged repetitions only: {text}"
+
+
+def _target_refused(rows, task: Optional[str]) -> Optional[str]:
+    """Why the runs recorded no time to target because the target was no target (workloads.tasks.checked_target)."""
+    if "flags" not in rows.columns:
+        return None
+    sel = rows[(rows["name"] == "target_val_loss")
+               & rows["flags"].map(lambda codes: "target_not_below_zero_shot" in (codes or ()))]
+    if task is not None and "task" in sel.columns:
+        sel = sel[sel["task"] == task]
+    if sel.empty:
+        return None
+    messages = sel["flag_messages"].iloc[0] if "flag_messages" in sel.columns else None
+    codes = list(sel["flags"].iloc[0])
+    detail = messages[codes.index("target_not_below_zero_shot")] if messages is not None else ""
+    return (f"the quality target is not below the untrained model's loss in {len(sel)} repetition(s), so no time "
+            f"or energy to target was recorded: {detail}")
 
 
 def _learned(claim: Claim, rows, metric: str) -> Optional[Verdict]:
