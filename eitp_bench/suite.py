@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from eitp_bench import suite_rules
 from eitp_bench.errors import UserError
@@ -50,7 +50,14 @@ Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_print
 PathText = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_printable)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 # A hub commit: pinned inputs are reproducible; a branch name ("main") moves, so it is refused.
-Revision = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$", description="a 40-hex hub commit hash")]
+def _quoted_hash(value: Any) -> Any:
+    if isinstance(value, (int, float)):  # YAML reads an all-digit hash (or 12e34…) as a number
+        raise ValueError("a commit hash that reads as a number must be quoted: revision: '<40 hex digits>'")
+    return value
+
+
+Revision = Annotated[str, BeforeValidator(_quoted_hash),
+                     Field(pattern=r"^[0-9a-f]{40}$", description="a 40-hex hub commit hash")]
 
 
 class RulesBroken(ValueError):

@@ -278,6 +278,9 @@ def _values(rows, arm, metric):
 def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed) -> Verdict:
     rows = metrics_df if claim.task is None else metrics_df[metrics_df["task"] == claim.task]
     arms = [claim.candidate] + ([claim.baseline] if claim.kind == "ratio" else [])
+    refused = _target_refused(rows[rows["arm"].isin(arms)], claim.task) if claim.to_target else None
+    if refused:  # before anything else: with no target there is no time or energy to target to judge
+        return Verdict(claim, INCONCLUSIVE, refused, metric=claim.metric)
     metric = _resolve_metric(claim.metric, rows, arms)
     if metric is None:
         return Verdict(claim, NO_DATA, f"no metric matching {claim.metric!r} in every arm ({', '.join(arms)})")
@@ -330,9 +333,6 @@ def _convergence(claim: Claim, rows, metric: str) -> tuple[Optional[Verdict], st
         return Verdict(claim, verdict, reason, metric=metric, n_candidate=(cand or (0, 0))[0],
                        n_baseline=(base or (0, 0))[0])
 
-    refused = _target_refused(rows, claim.task)
-    if refused:
-        return stop(INCONCLUSIVE, refused), ""
     if not base or not cand:
         return stop(NO_DATA, "no quality target was recorded for these arms (set train.target_val_loss, "
                              "or train.target_excess_nats on the Markov corpus)"), ""
