@@ -243,8 +243,8 @@ device: cpu
 threads: 1
 timeout_s: 300
 meters: {interval: 0.1, idle_s: 0, timeline: false}
-model: {pretrained: gpt2}
-data: {kind: wikitext2, tokenizer: gpt2, block_size: 16}
+model: {pretrained: gpt2, revision: 607a30d783dfa663caf39e06633721c8d4cfcd7e}
+data: {kind: wikitext2, tokenizer: gpt2, block_size: 16, revision: b08601e04326c79dfdd32d625aee71d232d685c3}
 train: {steps: 3, batch_size: 4, eval_every: 3, eval_batches: 1, target_val_loss: 30.0, target_excess_nats: null}
 generate: {prompt_len: 4, new_tokens: 4}
 retrieval: {seq_len: 16, distances: [4, 8], n_keys: 2}
@@ -266,3 +266,15 @@ def test_run_fine_tunes_cached_gpt2_on_cached_wikitext(cached, tmp_path, capsys)
     n_params = metrics[("baseline", "train")]["parameters"]
     assert n_params < 100_000
     assert 0 < metrics[("baseline", "lm")]["val_loss"] < 10 and "optimal_ppl" not in metrics[("baseline", "lm")]
+    # every record names the commits it read (the pinned ones, from the `cached` mirror import)
+    for r in recs:
+        inputs = r["provenance"]["hardware"]["inputs"]
+        assert inputs["model"]["revision"] == "607a30d783dfa663caf39e06633721c8d4cfcd7e" == inputs["model"]["pinned"]
+        assert inputs["data"]["revision"] == "b08601e04326c79dfdd32d625aee71d232d685c3"
+        assert inputs["model"]["mirror"].startswith("imported from")
+    # target 30 nats is above the untrained model's loss (≈ ln 300 ≈ 5.7): refused, with the reason
+    train = next(r for r in recs if (r["arm"], r["task"]) == ("baseline", "train"))
+    [target] = [m for m in train["metrics"] if m["name"] == "target_val_loss"]
+    assert [f["code"] for f in target["flags"]] == ["target_not_below_zero_shot"]
+    assert "target_reached" not in metrics[("baseline", "train")]
+    assert metrics[("baseline", "train")]["zero_shot_val_loss"] < 30
