@@ -1,7 +1,10 @@
 """Training step time of every trained arm ÷ the baseline's, on CPU, on the tiny model.
 
     python benchmarks/step_time.py [--steps 40] [--warmup 5] [--size tiny] [--vocab 32] [--block 32]
-                                   [--batch 8] [--threads 1] [--arms baseline,eitp-paper,...]
+                                   [--batch 8] [--threads 1] [--arms baseline,eitp-paper,...] [--clock cpu|wall]
+
+Times are this thread's CPU time by default (`--clock wall` for perf_counter): with one torch thread
+that is the step's own work, which other processes on a shared machine cannot stretch.
 
 One AdamW step as the training loop takes it (objective.loss, zero_grad, backward, optimizer.step),
 for each arm on its own copy of the same seeded model and the same batches. The arms take their steps
@@ -33,6 +36,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="cpu: this thread's CPU time (steady on a shared machine, = wall when idle at 1 thread); "
+                        "wall: perf_counter")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     arms = args.arms.split(",")
@@ -47,15 +53,17 @@ def main() -> None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
         runs[arm] = (model, optimizer, make_objective(arm), [])
 
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+
     def step(arm: str, i: int) -> float:
         model, optimizer, objective, _ = runs[arm]
         ids = batches[i % len(batches)]
-        t0 = time.perf_counter()
+        t0 = clock()
         loss, _ = objective.loss(model, ids, ids, step=i, epoch=0)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return time.perf_counter() - t0
+        return clock() - t0
 
     for i in range(args.warmup + args.steps):
         for arm in arms:
@@ -65,7 +73,7 @@ def main() -> None:
 
     base = statistics.median(runs["baseline"][3])
     print(f"size={args.size} vocab={args.vocab} block={args.block} batch={args.batch} threads={args.threads} "
-          f"steps={args.steps} (load average {os.getloadavg()[0]:.1f})")
+          f"steps={args.steps} clock={args.clock} (load average {os.getloadavg()[0]:.1f})")
     print(f"{'arm':24s} {'median ms':>10s} {'÷ baseline':>11s}")
     for arm in arms:
         median = statistics.median(runs[arm][3])
