@@ -44,6 +44,7 @@ def version() -> None:
 def _register_commands() -> None:
     from eitp_bench.commands import (
         bounds,
+        calibrate,
         compare,
         doctor,
         measure,
@@ -55,7 +56,7 @@ def _register_commands() -> None:
         store_io,
     )
 
-    for module in (measure, doctor, run, prepare, report, compare, regress, store_io, profile, bounds):
+    for module in (measure, doctor, run, prepare, report, compare, regress, store_io, profile, bounds, calibrate):
         module.register(app)
 
 

@@ -51,6 +51,9 @@ CODES: dict[str, str] = {
     "children_cpu_time": "a child's CPU time counts only once it has been waited for",
     # numbers that are not numbers
     "not_finite": "the value was NaN or an infinity: stored as null (missing), never as a number",
+    # quality targets
+    "target_not_below_zero_shot": "the quality target is at or above the untrained model's (zero-shot) validation "
+                                  "loss: reaching it says nothing, so no time or energy to target is recorded",
     # record upgrades
     "legacy": "a plain-text flag from a schema-1 record whose reason could not be recognised",
 }

@@ -104,6 +104,7 @@ METRICS: dict[str, MetricSpec] = {
                    "summed duration of the training segments time_to_target_s sums"),
         MetricSpec("time_to_target_s_segments", "1", None, "training segments time_to_target_s sums"),
         MetricSpec("final_val_loss", "nats/token", "lower_is_better", "validation loss after training"),
+        MetricSpec("zero_shot_val_loss", "nats/token", None, "validation loss of the model before training (step 0)"),
         MetricSpec("val_loss", "nats/token", "lower_is_better", "validation cross-entropy"),
         MetricSpec("val_ppl", "1", "lower_is_better", "validation perplexity"),
         MetricSpec("val_accuracy", "1", "higher_is_better", "top-1 next-token validation accuracy"),

@@ -189,7 +189,7 @@ def _pretrained_config(suite: Suite) -> Optional[dict]:
     from eitp_bench.workloads.assets import cached_snapshot, is_hub_id, model_asset
 
     if is_hub_id(name):
-        snap = cached_snapshot(model_asset(name))
+        snap = cached_snapshot(model_asset(name, revision=suite.model.revision))
         path = snap / "config.json" if snap is not None else None
     else:
         path = Path(os.path.expanduser(name)) / "config.json"

@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from eitp_bench import suite_rules
 from eitp_bench.errors import UserError
@@ -49,6 +49,15 @@ def _printable(value: str) -> str:
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
 PathText = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_printable)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+# A hub commit: pinned inputs are reproducible; a branch name ("main") moves, so it is refused.
+def _quoted_hash(value: Any) -> Any:
+    if isinstance(value, (int, float)):  # YAML reads an all-digit hash (or 12e34…) as a number
+        raise ValueError("a commit hash that reads as a number must be quoted: revision: '<40 hex digits>'")
+    return value
+
+
+Revision = Annotated[str, BeforeValidator(_quoted_hash),
+                     Field(pattern=r"^[0-9a-f]{40}$", description="a 40-hex hub commit hash")]
 
 
 class RulesBroken(ValueError):
@@ -82,6 +91,8 @@ class MetersConfig(_Section):
 
 class ModelConfig(_Section):
     pretrained: Optional[PathText] = None  # a local checkpoint or a cached hub id (never downloaded)
+    revision: Optional[Revision] = Field(None, description="the hub commit of `pretrained` that prepare fetches "
+                                         "and runs read; None: whatever the cache holds (each run records it)")
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
     dropout: float = Field(0.0, ge=0, lt=1)
 
@@ -98,6 +109,8 @@ class DataConfig(_Section):
     tokenizer: Literal["byte", "gpt2"] = "byte"
     val_fraction: float = Field(0.1, gt=0, lt=1)
     seed: int = Field(1234, ge=0, le=MAX_SEED - 2)  # (the Markov samples use seed + 1 and seed + 2) the data is the same for every arm and repetition
+    revision: Optional[Revision] = Field(None, description="wikitext2: the hub commit of the data set that prepare "
+                                         "fetches and runs read; None: whatever the cache holds (each run records it)")
 
     @model_validator(mode="after")
     def _text_file_given(self):
@@ -108,6 +121,19 @@ class DataConfig(_Section):
 
 # Settings every arm shares (suite_rules.OPTIMIZER_SETTINGS): an arm's objective may add loss terms,
 # never its own optimizer settings.
+
+
+class TargetSource(_Section):
+    """How train.target_val_loss was set (calibrate-target writes it; a hand-set target says so)."""
+
+    method: Literal["calibrated", "published_estimate", "user"]
+    note: str = Field("", max_length=2000)
+    pilots: Optional[int] = Field(None, ge=1)
+    rule: Optional[str] = Field(None, max_length=500)
+    date: Optional[str] = Field(None, max_length=40)
+    hardware_profile: Optional[str] = Field(None, max_length=200)
+    zero_shot_loss: Optional[float] = Field(None, gt=0, description="the step-0 validation loss the pilots measured")
+    pilot_best_losses: Optional[list[float]] = Field(None, max_length=10_000)
 
 
 class TrainConfig(_Section):
@@ -133,9 +159,21 @@ class TrainConfig(_Section):
     eval_every: int = Field(25, ge=1, le=MAX_STEPS)
     eval_batches: int = Field(8, ge=1, le=100_000, description="validation blocks of batch_size for each evaluation")
     target_val_loss: Optional[float] = Field(None, gt=0, description="nats: the quality target on real text")
+    target_source: Optional[TargetSource] = Field(None, description="how target_val_loss was set (not hashed)")
     target_excess_nats: Optional[float] = Field(
         0.5, gt=0, description="markov only: target = the source's entropy rate + this (the known optimum + a fixed excess)"
     )
+
+    @model_validator(mode="after")
+    def _target_below_zero_shot(self):
+        source = self.target_source
+        if source is not None and source.zero_shot_loss is not None and self.target_val_loss is not None:
+            if self.target_val_loss >= source.zero_shot_loss:
+                raise ValueError(
+                    f"target_val_loss {self.target_val_loss:g} is at or above the zero-shot validation loss "
+                    f"{source.zero_shot_loss:g} measured in target_source: the untrained model already meets it; "
+                    "set a lower target (eitp-bench calibrate-target SUITE measures one)")
+        return self
 
 
 class GenerateConfig(_Section):
@@ -541,6 +579,10 @@ def load_suite(name_or_path: str, overrides: Optional[list[str]] = None) -> Suit
 def suite_config_hash(suite: Suite) -> str:
     """sha256 of the canonical resolved config: identical for equal suites whatever the key order."""
     config = suite.model_dump(mode="json")
+    config["train"].pop("target_source", None)  # how the target was set is a note, not part of the experiment
+    for section in ("model", "data"):  # an unpinned input hashes as before pins existed
+        if config[section].get("revision") is None:
+            config[section].pop("revision", None)
     launcher = config.pop("launcher")
     if suite.launcher.world_size > 1:  # a single process hashes as before the launcher existed
         config["launcher"] = {k: v for k, v in launcher.items() if k not in LAUNCHER_PLACEMENT_FIELDS}

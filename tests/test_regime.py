@@ -34,9 +34,10 @@ def hub_cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def cached(hub_cache, mirror) -> Path:
-    """The tiny gpt2 and WikiText in the temporary hub cache, as `prepare --mirror` leaves them."""
-    A.import_mirror(A.model_asset("gpt2", with_tokenizer=True), mirror)
-    A.import_mirror(A.dataset_asset("wikitext-2"), mirror)
+    """The tiny gpt2 and WikiText in the temporary hub cache, as `prepare standard --mirror` leaves them
+    (at the revisions standard pins)."""
+    for asset in A.suite_assets(load_suite("standard")):
+        A.import_mirror(asset, mirror)
     return hub_cache
 
 
@@ -89,10 +90,25 @@ def test_prepare_downloads_from_a_hub_and_then_stays_offline(hub_cache, mirror, 
         assert any(r.endswith("wikitext-2-raw-v1/train-00000-of-00001.parquet") for r in fetched)
         assert not any(r.endswith("README.md") for r in fetched)  # allow_patterns: only what runs need
         seen = len(hub.requests)
-        assert main(["prepare", "standard"]) == 0
-        assert "already cached, nothing downloaded" in capsys.readouterr().out
+        assert main(["prepare", "--model", "gpt2", "--data", "wikitext-2"]) == 0
+        assert capsys.readouterr().out.count("already cached, nothing downloaded") == 2
         assert len(hub.requests) == seen  # nothing asked of the hub the second time
-    assert A.missing_assets(load_suite("standard")) == []
+        # standard pins hub commits: those are fetched (the main snapshot is not them), then kept
+        standard = load_suite("standard")
+        assert main(["prepare", "standard"]) == 0
+        capsys.readouterr()
+        asked = hub.requests[seen:]
+        assert any(f"/gpt2/resolve/{standard.model.revision}/model.safetensors" in r for r in asked)
+        assert any(f"/Salesforce/wikitext/resolve/{standard.data.revision}/" in r for r in asked)
+        seen = len(hub.requests)
+        assert main(["prepare", "standard"]) == 0
+        assert capsys.readouterr().out.count("already cached, nothing downloaded") == 2
+        assert len(hub.requests) == seen
+    assert A.missing_assets(standard) == []
+    inputs = A.resolved_inputs(standard)
+    assert inputs["model"]["revision"] == standard.model.revision == inputs["model"]["pinned"]
+    assert inputs["data"]["revision"] == standard.data.revision and inputs["data"]["mirror"] is None
+    assert (hub_cache / "models--gpt2" / "snapshots" / standard.model.revision / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE=1", "closed port"])
@@ -130,9 +146,15 @@ def test_missing_assets_lists_each_missing_piece(hub_cache, mirror, tmp_path):
     assert [m["what"] for m in missing] == ["pretrained model 'gpt2' and its tokenizer", "data set WikiText-2 (raw)"]
     assert all(m["fix"] == "eitp-bench prepare standard" and str(hub_cache) in m["why"] for m in missing)
 
-    A.import_mirror(A.model_asset("gpt2", with_tokenizer=True), mirror)
+    model, data = A.suite_assets(standard)
+    A.import_mirror(A.model_asset("gpt2", with_tokenizer=True), mirror)  # unpinned: not the commit standard pins
+    [m, _] = A.missing_assets(standard)
+    assert f"at the pinned revision {standard.model.revision}" in m["why"] and "model.revision=null" in m["why"]
+    assert [m["what"] for m in A.missing_assets(load_suite("standard", ["model.revision=null"]))] == [
+        "data set WikiText-2 (raw)"]
+    A.import_mirror(model, mirror)
     assert [m["what"] for m in A.missing_assets(standard)] == ["data set WikiText-2 (raw)"]
-    A.import_mirror(A.dataset_asset("wikitext-2"), mirror)
+    A.import_mirror(data, mirror)
     assert A.missing_assets(standard) == []
 
     # an override the bundled suite does not have: the hint names it
@@ -221,8 +243,8 @@ device: cpu
 threads: 1
 timeout_s: 300
 meters: {interval: 0.1, idle_s: 0, timeline: false}
-model: {pretrained: gpt2}
-data: {kind: wikitext2, tokenizer: gpt2, block_size: 16}
+model: {pretrained: gpt2, revision: 607a30d783dfa663caf39e06633721c8d4cfcd7e}
+data: {kind: wikitext2, tokenizer: gpt2, block_size: 16, revision: b08601e04326c79dfdd32d625aee71d232d685c3}
 train: {steps: 3, batch_size: 4, eval_every: 3, eval_batches: 1, target_val_loss: 30.0, target_excess_nats: null}
 generate: {prompt_len: 4, new_tokens: 4}
 retrieval: {seq_len: 16, distances: [4, 8], n_keys: 2}
@@ -244,3 +266,15 @@ def test_run_fine_tunes_cached_gpt2_on_cached_wikitext(cached, tmp_path, capsys)
     n_params = metrics[("baseline", "train")]["parameters"]
     assert n_params < 100_000
     assert 0 < metrics[("baseline", "lm")]["val_loss"] < 10 and "optimal_ppl" not in metrics[("baseline", "lm")]
+    # every record names the commits it read (the pinned ones, from the `cached` mirror import)
+    for r in recs:
+        inputs = r["provenance"]["hardware"]["inputs"]
+        assert inputs["model"]["revision"] == "607a30d783dfa663caf39e06633721c8d4cfcd7e" == inputs["model"]["pinned"]
+        assert inputs["data"]["revision"] == "b08601e04326c79dfdd32d625aee71d232d685c3"
+        assert inputs["model"]["mirror"].startswith("imported from")
+    # target 30 nats is above the untrained model's loss (≈ ln 300 ≈ 5.7): refused, with the reason
+    train = next(r for r in recs if (r["arm"], r["task"]) == ("baseline", "train"))
+    [target] = [m for m in train["metrics"] if m["name"] == "target_val_loss"]
+    assert [f["code"] for f in target["flags"]] == ["target_not_below_zero_shot"]
+    assert "target_reached" not in metrics[("baseline", "train")]
+    assert metrics[("baseline", "train")]["zero_shot_val_loss"] < 30

@@ -126,6 +126,12 @@ class FakeHub:
             return None
         return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
 
+    def commit(self, revision: str) -> str:
+        """A commit hash asked for is that commit (as on the hub); a branch name resolves to SHA."""
+        import re
+
+        return revision if re.fullmatch(r"[0-9a-f]{40}", revision) else self.SHA
+
     def respond(self, path: str):
         import hashlib
         import json
@@ -138,7 +144,7 @@ class FakeHub:
             if files is None:
                 return 404, {**js, "X-Error-Code": "RepoNotFound"}, b'{"error": "Repository not found"}'
             if m.group(3) == "revision":
-                info = {"id": m.group(2), "sha": self.SHA, "siblings": [{"rfilename": f} for f in files]}
+                info = {"id": m.group(2), "sha": self.commit(m.group(4)), "siblings": [{"rfilename": f} for f in files]}
                 return 200, js, json.dumps(info).encode()
             tree = [{"type": "file", "path": f, "size": p.stat().st_size,
                      "oid": hashlib.sha1(p.read_bytes()).hexdigest()} for f, p in files.items()]
@@ -151,5 +157,6 @@ class FakeHub:
                 return 404, {"X-Error-Code": "EntryNotFound"}, b""
             data = p.read_bytes()
             etag = hashlib.sha256(data).hexdigest()
-            return 200, {"X-Repo-Commit": self.SHA, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}, data
+            headers = {"X-Repo-Commit": self.commit(m.group(3)), "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
+            return 200, headers, data
         return 404, {}, b""

@@ -320,6 +320,9 @@ def _values(rows, arm, metric):
 def _judge(claim: Claim, metrics_df, energy_df, *, n_resamples, seed, instrument=None) -> Verdict:
     rows = metrics_df if claim.task is None else metrics_df[metrics_df["task"] == claim.task]
     arms = [claim.candidate] + ([claim.baseline] if claim.kind == "ratio" else [])
+    refused = _target_refused(rows[rows["arm"].isin(arms)], claim.task) if claim.to_target else None
+    if refused:  # before anything else: with no target there is no time or energy to target to judge
+        return Verdict(claim, INCONCLUSIVE, refused, metric=claim.metric)
     metric = _resolve_metric(claim.metric, rows, arms)
     if metric is None:
         return Verdict(claim, NO_DATA, f"no metric matching {claim.metric!r} in every arm ({', '.join(arms)})")
@@ -430,6 +433,23 @@ def _censored_counts(claim: Claim, samples: dict) -> dict:
         both = np.isposinf(pairs["value_c"].to_numpy(dtype=float)) & np.isposinf(pairs["value_b"].to_numpy(dtype=float))
         counts.update(both=int(both.sum()), rounds=len(pairs))
     return counts
+
+
+def _target_refused(rows, task: Optional[str]) -> Optional[str]:
+    """Why the runs recorded no time to target because the target was no target (workloads.tasks.checked_target)."""
+    if "flags" not in rows.columns:
+        return None
+    sel = rows[(rows["name"] == "target_val_loss")
+               & rows["flags"].map(lambda codes: "target_not_below_zero_shot" in (codes or ()))]
+    if task is not None and "task" in sel.columns:
+        sel = sel[sel["task"] == task]
+    if sel.empty:
+        return None
+    messages = sel["flag_messages"].iloc[0] if "flag_messages" in sel.columns else None
+    codes = list(sel["flags"].iloc[0])
+    detail = messages[codes.index("target_not_below_zero_shot")] if messages is not None else ""
+    return (f"the quality target is not below the untrained model's loss in {len(sel)} repetition(s), so no time "
+            f"or energy to target was recorded: {detail}")
 
 
 def _learned(claim: Claim, rows, metric: str) -> Optional[Verdict]:

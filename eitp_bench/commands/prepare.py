@@ -52,7 +52,8 @@ def prepare(
             continue
         if mirror is not None:
             snap = A.import_mirror(asset, mirror, cache)
-            done.append((asset, snap, f"imported from {mirror}"))
+            pinned = f" as the pinned commit {asset.revision} (its files are not checked against the hub)" if asset.revision else ""
+            done.append((asset, snap, f"imported from {mirror}{pinned}"))
             continue
         if A.offline_by_env():
             failed.append((asset, "HF_HUB_OFFLINE is set"))

@@ -167,6 +167,7 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
     from eitp_bench.provenance import provenance
     from eitp_bench.records import Metric
     from eitp_bench.workloads.precision import precision_record
+    from eitp_bench.workloads.assets import resolved_inputs
     from eitp_bench.workloads.tasks import TASKS, TaskContext
 
     if suite.threads is not None:  # fewer threads than cores: far less jitter on a shared CPU
@@ -202,6 +203,7 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
         if spec.estimate is not None:
             hw["cost_estimate"] = spec.estimate
         torch.manual_seed(spec.seed)
+        hw["inputs"] = resolved_inputs(suite)  # the model and data commits this repetition reads
         prov = provenance(spec.hardware_profile_id or hw.pop("profile_id"),
                           hardware={"meters": [m.name for m in monitor.meters], "meter_info": _jsonable(monitor.info()),
                                     # sensors that could not read here, with the reason: the report names them

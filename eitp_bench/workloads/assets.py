@@ -29,6 +29,18 @@ TOKENIZER_PATTERNS = (
 # A hub id: "gpt2" or "owner/name" (what transformers would look up in the cache).
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
+# Names of one hub repository: the hub redirects the old short names to their owners' namespaces,
+# but the cache keeps one folder per name asked for, so a cache filled under either is found for both.
+HUB_ALIASES = {
+    "gpt2": "openai-community/gpt2",
+    "gpt2-medium": "openai-community/gpt2-medium",
+    "gpt2-large": "openai-community/gpt2-large",
+    "gpt2-xl": "openai-community/gpt2-xl",
+    "distilgpt2": "distilbert/distilgpt2",
+    "wikitext": "Salesforce/wikitext",
+}
+_ALIAS_OF = {**HUB_ALIASES, **{v: k for k, v in HUB_ALIASES.items()}}
+
 
 @dataclass(frozen=True)
 class Asset:
@@ -40,13 +52,14 @@ class Asset:
     patterns: tuple[str, ...]  # what prepare fetches (allow_patterns)
     required: tuple[tuple[str, ...], ...]  # every group needs one matching file (globs, repo-relative)
     prepare_args: str  # "--model gpt2" / "--data wikitext-2"
+    revision: Optional[str] = None  # a commit hash to fetch and read; None: whatever the cache holds
 
 
 _MODEL_REQUIRED = (("config.json",), ("model*.safetensors", "pytorch_model*.bin"))
 _TOKENIZER_REQUIRED = (("tokenizer_config.json",), ("tokenizer.json", "merges.txt"))
 
 
-def model_asset(name: str, with_tokenizer: bool = False) -> Asset:
+def model_asset(name: str, with_tokenizer: bool = False, revision: Optional[str] = None) -> Asset:
     """Weights and config of a hub model; prepare fetches its tokenizer too (small, same repo)."""
     return Asset(
         what=f"pretrained model {name!r}" + (" and its tokenizer" if with_tokenizer else ""),
@@ -55,6 +68,7 @@ def model_asset(name: str, with_tokenizer: bool = False) -> Asset:
         patterns=MODEL_PATTERNS + TOKENIZER_PATTERNS,
         required=_MODEL_REQUIRED + (_TOKENIZER_REQUIRED if with_tokenizer else ()),
         prepare_args=f"--model {name}",
+        revision=revision,
     )
 
 
@@ -69,7 +83,7 @@ def tokenizer_asset(name: str = "gpt2") -> Asset:
     )
 
 
-def dataset_asset(name: str = "wikitext-2") -> Asset:
+def dataset_asset(name: str = "wikitext-2", revision: Optional[str] = None) -> Asset:
     key = DATASET_ALIASES.get(name)
     if key is None:
         from eitp_bench.errors import UserError
@@ -85,6 +99,7 @@ def dataset_asset(name: str = "wikitext-2") -> Asset:
             (f"{WIKITEXT2_CONFIG}/validation-*.parquet",),
         ),
         prepare_args="--data wikitext-2",
+        revision=revision,
     )
 
 
@@ -109,15 +124,69 @@ def repo_folder(repo_id: str, repo_type: str, cache: Optional[Path] = None) -> P
     return (cache or hub_cache_dir()) / f"{repo_type}s--{repo_id.replace('/', '--')}"
 
 
-def snapshot_dir(repo_id: str, repo_type: str, cache: Optional[Path] = None) -> Optional[Path]:
-    """The snapshot `refs/main` points to, as the loaders resolve it; None when there is none."""
-    folder = repo_folder(repo_id, repo_type, cache)
+def same_repo(repo_id: str) -> list[str]:
+    """The names the hub cache may hold `repo_id` under: itself first, then its alias (gpt2 ↔ openai-community/gpt2)."""
+    alias = _ALIAS_OF.get(repo_id)
+    return [repo_id, alias] if alias else [repo_id]
+
+
+def snapshots(repo_id: str, repo_type: str, cache: Optional[Path] = None, revision: Optional[str] = None) -> list[Path]:
+    """The cached snapshots that can serve `repo_id` at `revision`, best first, under each of its names.
+
+    A pinned revision (a commit hash) is its own folder, `snapshots/<hash>`. With none, the snapshot
+    `refs/main` points to, else the newest one (prepare of a pinned hash writes no refs/main).
+    """
+    found = []
+    for name in same_repo(repo_id):
+        folder = repo_folder(name, repo_type, cache) / "snapshots"
+        if revision:  # huggingface_hub's own lookup: refs/<revision> names a commit, else it is one
+            candidates = [folder / _read_ref(folder.parent, revision), folder / revision]
+        else:
+            try:
+                main = (folder.parent / "refs" / "main").read_text(encoding="utf-8").strip()
+            except OSError:
+                main = ""
+            others = sorted((p for p in folder.glob("*") if p.name != main), key=_mtime, reverse=True)
+            candidates = ([folder / main] if main else []) + others
+        found += [c for c in candidates if c.is_dir()]
+    return found
+
+
+def _read_ref(repo: Path, revision: str) -> str:
     try:
-        rev = (folder / "refs" / "main").read_text(encoding="utf-8").strip()
+        return (repo / "refs" / revision).read_text(encoding="utf-8").strip() or revision
     except OSError:
+        return revision
+
+
+MIRROR_NOTES = "eitp-bench-mirror.json"  # in a repo's cache folder: snapshots imported with --mirror
+
+
+def mirror_note(snap: Path) -> Optional[str]:
+    """Where a --mirror import came from, for a snapshot prepare imported; None for a hub download."""
+    import json
+
+    try:
+        notes = json.loads((snap.parent.parent / MIRROR_NOTES).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    snap = folder / "snapshots" / rev
-    return snap if rev and snap.is_dir() else None
+    note = notes.get(snap.name) if isinstance(notes, dict) else None
+    return str(note) if note is not None else None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def snapshot_dir(
+    repo_id: str, repo_type: str, cache: Optional[Path] = None, revision: Optional[str] = None
+) -> Optional[Path]:
+    """The snapshot the loaders read for `repo_id` at `revision` (see `snapshots`); None when there is none."""
+    found = snapshots(repo_id, repo_type, cache, revision)
+    return found[0] if found else None
 
 
 def snapshot_files(snap: Path) -> list[str]:
@@ -130,11 +199,14 @@ def _unmet(files: list[str], asset: Asset) -> list[str]:
 
 
 def cached_snapshot(asset: Asset, cache: Optional[Path] = None) -> Optional[Path]:
-    """The snapshot holding every required file of `asset`, or None."""
-    snap = snapshot_dir(asset.repo_id, asset.repo_type, cache)
-    if snap is None or _unmet(snapshot_files(snap), asset):
-        return None
-    return snap
+    """The snapshot holding every required file of `asset` (at its revision, under any of its names), or None.
+
+    Its folder name is the hub commit it was downloaded at (a content hash for a --mirror import).
+    """
+    for snap in snapshots(asset.repo_id, asset.repo_type, cache, asset.revision):
+        if not _unmet(snapshot_files(snap), asset):
+            return snap
+    return None
 
 
 def disk_bytes(snap: Path) -> int:
@@ -149,9 +221,9 @@ def disk_bytes(snap: Path) -> int:
     return total
 
 
-def wikitext2_split_files(split: str, cache: Optional[Path] = None) -> list[Path]:
-    """The cached parquet files of one WikiText-2 (raw) split; empty when not cached."""
-    snap = snapshot_dir(WIKITEXT2_REPO, "dataset", cache)
+def wikitext2_split_files(split: str, cache: Optional[Path] = None, revision: Optional[str] = None) -> list[Path]:
+    """The cached parquet files of one WikiText-2 (raw) split (at `revision`); empty when not cached."""
+    snap = cached_snapshot(dataset_asset("wikitext-2", revision), cache)
     if snap is None:
         return []
     return sorted((snap / WIKITEXT2_CONFIG).glob(f"{split}-*.parquet"))
@@ -171,13 +243,39 @@ def suite_assets(suite) -> list[Asset]:
     pretrained = suite.pretrained
     data = suite.data
     gpt2_tokens = data.kind in ("text_file", "wikitext2") and data.tokenizer == "gpt2"
+    gpt2_model = pretrained in same_repo("gpt2")
     if pretrained and is_hub_id(pretrained):
-        needs.append(model_asset(pretrained, with_tokenizer=gpt2_tokens and pretrained == "gpt2"))
-    if gpt2_tokens and pretrained != "gpt2":
+        needs.append(model_asset(pretrained, with_tokenizer=gpt2_tokens and gpt2_model, revision=suite.model.revision))
+    if gpt2_tokens and not gpt2_model:
         needs.append(tokenizer_asset("gpt2"))
     if data.kind == "wikitext2":
-        needs.append(dataset_asset("wikitext-2"))
+        needs.append(dataset_asset("wikitext-2", revision=data.revision))
     return needs
+
+
+def resolved_inputs(suite) -> dict:
+    """What a run of `suite` reads, as found in the cache now: per input its repo, the snapshot's
+    commit (the folder name: a hub commit hash, or a content hash for a --mirror import) and the
+    revision the suite pinned (None: whatever the cache holds). Files only; {} for synthetic data."""
+    out: dict = {}
+    for asset in suite_assets(suite):
+        snap = cached_snapshot(asset)
+        key = {"dataset": "data"}.get(asset.repo_type, "tokenizer" if asset.what.startswith("tokenizer") else "model")
+        out[key] = {
+            "repo": asset.repo_id,
+            "cached_as": snap.parent.parent.name if snap is not None else None,
+            "revision": snap.name if snap is not None else None,
+            "pinned": asset.revision,
+            "mirror": mirror_note(snap) if snap is not None else None,
+        }
+    pretrained = suite.pretrained
+    if pretrained and not is_hub_id(pretrained):
+        out["model"] = {"path": pretrained, "revision": None, "pinned": None}
+    return out
+
+
+def _revision_field(asset: Asset) -> str:
+    return "data.revision" if asset.repo_type == "dataset" else "model.revision"
 
 
 def prepare_hint(suite, assets: list[Asset]) -> str:
@@ -202,9 +300,12 @@ def missing_assets(suite) -> list[dict]:
     out: list[dict] = []
     absent = [a for a in suite_assets(suite) if cached_snapshot(a, cache) is None]
     for asset in absent:
-        snap = snapshot_dir(asset.repo_id, asset.repo_type, cache)
+        snap = snapshot_dir(asset.repo_id, asset.repo_type, cache, asset.revision)
         if snap is None:
             why = f"not in the local Hugging Face cache ({repo_folder(asset.repo_id, asset.repo_type, cache)})"
+            if asset.revision and snapshots(asset.repo_id, asset.repo_type, cache):
+                why = (f"not in the local Hugging Face cache at the pinned revision {asset.revision} (other revisions "
+                       f"are; --set {_revision_field(asset)}=null runs on whatever the cache holds)")
         else:
             lacking = ", ".join(_unmet(snapshot_files(snap), asset))
             why = f"incomplete in the local Hugging Face cache ({snap}): no {lacking}"
@@ -261,6 +362,7 @@ def download(asset: Asset, cache: Optional[Path] = None) -> Path:
     path = snapshot_download(
         asset.repo_id,
         repo_type=asset.repo_type,
+        revision=asset.revision,  # None: the hub's main
         allow_patterns=list(asset.patterns),
         cache_dir=str(cache),
         endpoint=hub_endpoint(),
@@ -297,9 +399,11 @@ def import_mirror(asset: Asset, mirror: Path, cache: Optional[Path] = None) -> P
     """Copy `asset` from a local mirror (`mirror/<repo id>/<repo files>`) into the hub cache layout.
 
     Writes blobs/<sha256>, snapshots/<rev>/<file> (relative symlinks, or copies where links are
-    not allowed) and refs/main, as huggingface_hub does, so the usual loaders find it. <rev> is a
-    hash of the contents: the same mirror gives the same snapshot. Files of the current snapshot
-    that the mirror does not replace are kept (a tokenizer fetched earlier stays).
+    not allowed) and refs/main, as huggingface_hub does, so the usual loaders find it. <rev> is the
+    asset's pinned revision (the user vouches the mirror holds that commit: nothing offline can check
+    it, so the import is noted in MIRROR_NOTES and runs record it), else a hash of the contents: the
+    same mirror gives the same snapshot. Files of the current snapshot that the mirror does not
+    replace are kept (a tokenizer fetched earlier stays).
     """
     import hashlib
     import shutil
@@ -329,7 +433,8 @@ def import_mirror(asset: Asset, mirror: Path, cache: Optional[Path] = None) -> P
         sources.update({f: old / f for f in snapshot_files(old)})
     sources.update({f: src / f for f in files})
     entries = {f: _blob_for(p, blobs) for f, p in sources.items()}
-    rev = hashlib.sha1("\n".join(f"{f} {b.name}" for f, b in sorted(entries.items())).encode()).hexdigest()
+    content = hashlib.sha1("\n".join(f"{f} {b.name}" for f, b in sorted(entries.items())).encode()).hexdigest()
+    rev = asset.revision or content
     snap = folder / "snapshots" / rev
     for f, blob in entries.items():
         link = snap / f
@@ -347,7 +452,22 @@ def import_mirror(asset: Asset, mirror: Path, cache: Optional[Path] = None) -> P
     tmp = refs / "main.incomplete"
     tmp.write_text(rev, encoding="utf-8")
     os.replace(tmp, refs / "main")
+    _note_mirror(folder, rev, f"imported from {mirror} (files with content hash {content}; not checked against the hub)")
     return snap
+
+
+def _note_mirror(folder: Path, rev: str, note: str) -> None:
+    import json
+
+    path = folder / MIRROR_NOTES
+    try:
+        notes = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        notes = {}
+    notes[rev] = note
+    tmp = path.with_name(path.name + ".incomplete")
+    tmp.write_text(json.dumps(notes, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def human_bytes(n: int) -> str:

@@ -163,7 +163,7 @@ _TOKENIZERS: dict[str, object] = {}  # cache folder → tokenizer (train and val
 
 def local_gpt2_tokenizer():
     """GPT-2's tokenizer from the local Hugging Face cache only; a UserError if it is not there."""
-    from eitp_bench.workloads.assets import hub_cache_dir
+    from eitp_bench.workloads.assets import cached_snapshot, hub_cache_dir, tokenizer_asset
 
     cache = str(hub_cache_dir())  # read from the environment now: huggingface_hub fixes its default at import
     if cache in _TOKENIZERS:
@@ -171,7 +171,9 @@ def local_gpt2_tokenizer():
     try:
         from transformers import GPT2TokenizerFast  # GPT-2's own class: no config.json needed to pick it
 
-        tok = GPT2TokenizerFast.from_pretrained("gpt2", local_files_only=True, cache_dir=cache)
+        # the snapshot folder itself: found under gpt2 or openai-community/gpt2 (assets.HUB_ALIASES)
+        snap = cached_snapshot(tokenizer_asset("gpt2"))
+        tok = GPT2TokenizerFast.from_pretrained(str(snap) if snap else "gpt2", local_files_only=True, cache_dir=cache)
         _TOKENIZERS[cache] = tok
         return tok
     except Exception as err:  # OSError / ValueError when not cached
@@ -205,7 +207,7 @@ def text_file_tokens(path: str | os.PathLike, tokenizer: str = "byte") -> tuple[
     return _tokenize(text, tokenizer)
 
 
-def wikitext2_rows(split: str) -> list[str]:
+def wikitext2_rows(split: str, revision: Optional[str] = None) -> list[str]:
     """One split of WikiText-2 (raw) from the parquet files in the local hub cache; never downloads.
 
     The rows are the corpus' lines (each ends in a newline; blank lines are empty rows), so joining
@@ -213,11 +215,11 @@ def wikitext2_rows(split: str) -> list[str]:
     """
     from eitp_bench.workloads.assets import WIKITEXT2_REPO, hub_cache_dir, repo_folder, wikitext2_split_files
 
-    files = wikitext2_split_files(split)
+    files = wikitext2_split_files(split, revision=revision)
     if not files:
         raise UserError(
             f"WikiText-2 ({split} split) is not in the local Hugging Face cache "
-            f"({repo_folder(WIKITEXT2_REPO, 'dataset', hub_cache_dir())})",
+            f"({repo_folder(WIKITEXT2_REPO, 'dataset', hub_cache_dir())})" + (f" at revision {revision}" if revision else ""),
             fix="run `eitp-bench prepare --data wikitext-2` (on a connected machine, then copy the cache here), "
             "or use data.kind: text_file / markov",
         )
@@ -233,8 +235,8 @@ def wikitext2_rows(split: str) -> list[str]:
     return [t for col in columns for t in col.fillna("").astype(str)]
 
 
-def wikitext2_text(split: str) -> str:
-    return "".join(wikitext2_rows(split))
+def wikitext2_text(split: str, revision: Optional[str] = None) -> str:
+    return "".join(wikitext2_rows(split, revision))
 
 
 def _word_start_chunks(rows: list[str], rows_per_chunk: int = 1000) -> list[str]:
@@ -255,9 +257,11 @@ def _word_start_chunks(rows: list[str], rows_per_chunk: int = 1000) -> list[str]
     return chunks
 
 
-def wikitext2_tokens(split: str, tokenizer: str = "gpt2", rows_per_chunk: int = 1000) -> tuple[np.ndarray, int]:
+def wikitext2_tokens(
+    split: str, tokenizer: str = "gpt2", rows_per_chunk: int = 1000, revision: Optional[str] = None
+) -> tuple[np.ndarray, int]:
     """Tokens of one WikiText-2 (raw) split from the local cache, and the vocabulary size."""
-    rows = wikitext2_rows(split)
+    rows = wikitext2_rows(split, revision)
     if tokenizer != "gpt2":
         return _tokenize("".join(rows), tokenizer)
     tok = local_gpt2_tokenizer()
@@ -320,8 +324,8 @@ def build_lm_data(cfg, seed: int) -> LMData:
         n_val = max(cfg.block_size + 1, int(len(tokens) * cfg.val_fraction))
         return LMData(tokens[:-n_val], tokens[-n_val:], vocab, cfg.block_size, source="text_file")
     if cfg.kind == "wikitext2":
-        train, vocab = wikitext2_tokens("train", cfg.tokenizer)
-        val, _ = wikitext2_tokens("validation", cfg.tokenizer)
+        train, vocab = wikitext2_tokens("train", cfg.tokenizer, revision=cfg.revision)
+        val, _ = wikitext2_tokens("validation", cfg.tokenizer, revision=cfg.revision)
         return LMData(train, val, vocab, cfg.block_size, source="wikitext2")
     raise UserError(f"unknown data.kind {cfg.kind!r}", fix="use markov, text_file or wikitext2")
 

@@ -21,7 +21,8 @@ eitp_coded.py). Our operationalisations, since the paper leaves them open:
   (the forward pass's hidden state); λ = mean over blocks of log(‖J_i v_i‖/‖v_i‖), v renormalised
   after each block. The JVP keeps the autograd graph, so L_chaos = λ² has gradients.
   It runs on the first `chaos_batch` sequences only, to bound its cost.
-- L_coherence = ‖R − I‖_F with R = torch.corrcoef of the last hidden features over all tokens.
+- L_coherence = ‖R − I‖_F with R = the correlation matrix (torch.corrcoef's) of the last hidden features
+  over all tokens.
 
 The paper gives no values for λ1..λ3, β, γ in the material we have: the defaults below are ours,
 every coefficient is configurable.
@@ -29,8 +30,10 @@ every coefficient is configurable.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Callable, Iterable, Optional, Sequence
+from collections.abc import Mapping
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -42,6 +45,9 @@ LN2 = math.log(2.0)
 # settings (lr included), so a gain can never come from a different learning rate.
 PAPER_LR = 1e-3
 TERMS = ("thermo", "chaos", "coherence")
+# H(θ) bins this many parameter values per batch: ~4 GPT-2-small layers, or its embedding alone;
+# the batch's temporaries (about 40 bytes a value) stay near 1 GB, whatever the model's size.
+GROUP_ELEMENTS = 1 << 25
 
 DEFAULTS = dict(
     T0=1.0,
@@ -95,38 +101,98 @@ def sequence_coherence(hidden: Tensor) -> Tensor:
 def coherence_loss(hidden: Tensor) -> Tensor:
     """‖R − I‖_F, R = correlation matrix of the hidden features (columns) over all tokens (rows)."""
     features = hidden.reshape(-1, hidden.shape[-1]).float()
-    R = torch.corrcoef(features.T)
-    R = torch.nan_to_num(R)  # a constant feature has no correlation: count it as 0, not NaN
+    R = torch.nan_to_num(correlation(features.T))  # a constant feature has no correlation: 0, not NaN
     return torch.linalg.matrix_norm(R - torch.eye(R.shape[0], device=R.device, dtype=R.dtype))
+
+
+def correlation(rows: Tensor) -> Tensor:
+    """torch.corrcoef(rows) (variables in rows, observations in columns), step for step, without the
+    host synchronisation torch.cov makes to warn about degrees of freedom ≤ 0 (it reads a tensor)."""
+    centred = rows - rows.mean(1, keepdim=True)
+    cov = centred @ centred.T / (rows.shape[1] - 1)
+    std = cov.diagonal().sqrt()
+    return (cov / std[:, None] / std[None, :]).clip(-1, 1)
 
 
 def soft_histogram_entropy(values: Tensor, bins: int = 256) -> Tensor:
     """Entropy in bits of a linearly-interpolated histogram of `values`; differentiable in values."""
-    x = values.reshape(-1).float()
-    lo, hi = x.detach().min(), x.detach().max()
-    if bins < 2 or x.numel() < 2 or hi <= lo:
-        return x.sum() * 0.0  # a single value carries no information
-    u = (x - lo) / (hi - lo) * (bins - 1)  # position in bin-centre units
-    left = u.detach().floor().clamp(0, bins - 2)
-    frac = u - left
-    idx = left.long()
-    counts = torch.zeros(bins, device=x.device, dtype=x.dtype)
-    counts = counts.scatter_add(0, idx, 1.0 - frac).scatter_add(0, idx + 1, frac)
-    p = counts / x.numel()
-    p = p[p > 0]
-    return -(p * torch.log2(p)).sum()
+    return tensor_entropies([values], bins)[0]
 
 
-def parameter_entropy(params: Iterable[Tensor], bins: int = 256) -> Tensor:
-    """H(θ) in bits per parameter: element-weighted mean of per-tensor soft-histogram entropies."""
-    total, count = None, 0
-    for p in params:
-        h = soft_histogram_entropy(p, bins) * p.numel()
-        total = h if total is None else total + h
-        count += p.numel()
-    if total is None:
+def parameter_entropy(params: Iterable[Tensor], bins: int = 256, *, group_elements: int = GROUP_ELEMENTS) -> Tensor:
+    """H(θ) in bits per parameter: element-weighted mean of per-tensor soft-histogram entropies.
+
+    Tensors are binned in groups of about `group_elements` values (one concatenation each), which
+    bounds the temporary memory on large models while keeping the op count per step small.
+    """
+    params = list(params)
+    if not params:
         raise ValueError("parameter_entropy needs at least one parameter tensor")
-    return total / count
+    entropies = torch.cat([tensor_entropies(group, bins) for group in _groups(params, group_elements)])
+    numels = torch.tensor([p.numel() for p in params], dtype=entropies.dtype).to(entropies.device, non_blocking=True)
+    return (entropies * numels).sum() / sum(p.numel() for p in params)
+
+
+def tensor_entropies(tensors: Sequence[Tensor], bins: int = 256) -> Tensor:
+    """Soft-histogram entropy (bits) of each tensor over its own [min, max], all in one batch.
+
+    The same definition as binning each tensor alone, written without any host synchronisation:
+    no `.item()`, no branch on a tensor's value, no boolean indexing (each stalls a GPU until its
+    queue drains). The tensors are concatenated; a segment id per value picks its tensor's min and
+    max (kept on the device) and offsets its bins, so one pass fills every tensor's histogram.
+    A tensor whose values are all equal (or that has one value) carries no information: 0 bits,
+    and no gradient, as before.
+    """
+    x = torch.cat([t.reshape(-1) for t in tensors]).float()
+    k = len(tensors)
+    if bins < 2:
+        return x.sum() * 0.0 + x.new_zeros(k)  # one bin holds everything: 0 bits, still in the graph
+    layout = _layout(tuple(t.numel() for t in tensors), bins, x.device)
+    flat = x.detach()
+    lo = flat.new_full((k,), math.inf).scatter_reduce(0, layout.segment, flat, "amin")
+    hi = flat.new_full((k,), -math.inf).scatter_reduce(0, layout.segment, flat, "amax")
+    informative = hi > lo
+    span = torch.where(informative, hi - lo, torch.ones_like(hi))  # 1 where constant: avoids 0/0
+    u = (x - lo.index_select(0, layout.segment)) / span.index_select(0, layout.segment) * (bins - 1)
+    left = u.detach().floor().clamp(0, bins - 2)  # u: the position in bin-centre units
+    frac = u - left
+    idx = left.long() + layout.first_bin  # the left bin centre in the batch's k × bins histogram
+    # index_add, not scatter_add: its backward is an index_select, several times faster than a gather
+    counts = x.new_zeros(k * bins).index_add(0, idx, 1.0 - frac).index_add(0, idx + 1, frac)
+    p = counts.view(k, bins) / layout.sizes[:, None]
+    occupied = p > 0  # empty bins add 0·log 0 = 0; log of 1 there keeps their gradient finite (0)
+    plogp = torch.where(occupied, p * torch.log2(torch.where(occupied, p, torch.ones_like(p))), torch.zeros_like(p))
+    return torch.where(informative, -plogp.sum(1), torch.zeros_like(hi))
+
+
+class _Layout(NamedTuple):
+    sizes: Tensor  # [k] values per tensor (float)
+    segment: Tensor  # [n] which tensor each value belongs to
+    first_bin: Tensor  # [n] segment · bins: where that tensor's histogram starts
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(sizes: tuple[int, ...], bins: int, device: torch.device) -> _Layout:
+    """The index tensors of a batch, built once per shape: a model's tensors keep their sizes, and
+    building them every step costs more than the histogram of a small model. (Held for the
+    process: 16 bytes a parameter value, about 2 GB for GPT-2 small, on its device.)"""
+    counts = torch.tensor(sizes).to(device, non_blocking=True)
+    segment = torch.repeat_interleave(torch.arange(len(sizes), device=device), counts, output_size=sum(sizes))
+    return _Layout(counts.float(), segment, segment * bins)
+
+
+def _groups(tensors: list[Tensor], limit: int) -> Iterator[list[Tensor]]:
+    """Consecutive runs of tensors holding at most `limit` values (a larger tensor is its own group)."""
+    group: list[Tensor] = []
+    size = 0
+    for t in tensors:
+        if group and size + t.numel() > limit:
+            yield group
+            group, size = [], 0
+        group.append(t)
+        size += t.numel()
+    if group:
+        yield group
 
 
 def lyapunov_from_jvp(
@@ -172,7 +238,9 @@ def block_lyapunov(model, hidden_states: Sequence[Tensor], *, n_sequences: int =
     mask = causal_mask(inputs[0].shape[1], inputs[0])
     maps = [lambda z, b=b: _block_output(b(z, attention_mask=mask)) for b in blocks]
     g = torch.Generator(device="cpu").manual_seed(seed)
-    v0 = torch.randn(inputs[0].shape, generator=g, dtype=torch.float32).to(inputs[0])
+    # Drawn on the CPU (the same tangent on every device); copied without waiting for the GPU.
+    v0 = torch.randn(inputs[0].shape, generator=g, dtype=torch.float32)
+    v0 = v0.to(inputs[0].device, non_blocking=True).to(inputs[0].dtype)
     # Fused CPU/GPU attention kernels have no forward-mode AD; the math kernel does.
     with sdpa_kernel(SDPBackend.MATH):
         lam, _ = lyapunov_from_jvp(maps, inputs[0], v0, points=inputs)
@@ -181,6 +249,29 @@ def block_lyapunov(model, hidden_states: Sequence[Tensor], *, n_sequences: int =
 
 def _block_output(out):
     return out[0] if isinstance(out, tuple) else out
+
+
+class DeviceFloats(Mapping):
+    """A step's loss components as floats, read from the device only when someone asks.
+
+    The training loop keeps only the last step's components, so converting every term to a float
+    on every step (one GPU→host synchronisation each) would stall the GPU for nothing.
+    """
+
+    def __init__(self, floats: dict[str, float], tensors: dict[str, Tensor]):
+        self._floats = dict(floats)
+        self._tensors = dict(tensors)
+
+    def __getitem__(self, key: str) -> float:
+        if key not in self._floats:
+            self._floats[key] = float(self._tensors.pop(key))
+        return self._floats[key]
+
+    def __iter__(self):
+        return iter([*self._floats, *self._tensors])
+
+    def __len__(self) -> int:
+        return len(self._floats) + len(self._tensors)
 
 
 class PaperObjective:
@@ -224,7 +315,7 @@ class PaperObjective:
             total = total + c["lambda_thermo"] * thermo
             parts.update(thermo=thermo, coherence_C=C, iem=E, entropy_bits=H)
             components["temperature"] = T
-            components["e_min"] = float(landauer_e_min(H.detach(), T))  # "joules" with T≈1: see module doc
+            parts["e_min"] = landauer_e_min(H, T)  # "joules" with T≈1: see module doc
         if "chaos" in self.terms:
             lam = block_lyapunov(
                 model, out.hidden_states, n_sequences=int(c["chaos_batch"]), seed=int(c["seed"]) * 1_000_003 + step
@@ -237,5 +328,4 @@ class PaperObjective:
             total = total + c["lambda_coherence"] * coh
             parts.update(coherence=coh)
         parts["total"] = total
-        components.update({k: float(v.detach()) for k, v in parts.items()})
-        return total, components
+        return total, DeviceFloats(components, {k: v.detach() for k, v in parts.items()})

@@ -24,8 +24,10 @@ def build_model(
     pretrained: str | None = None,
     attn_implementation: str = "sdpa",
     dropout: float = 0.0,
+    revision: str | None = None,
 ):
-    """A GPT2LMHeadModel: fresh from SIZES[size] (seeded), or `pretrained` from local files."""
+    """A GPT2LMHeadModel: fresh from SIZES[size] (seeded), or `pretrained` from local files
+    (a hub id at `revision`, a commit hash; None: whatever the cache holds)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
@@ -35,7 +37,7 @@ def build_model(
         )
     torch.manual_seed(seed)
     if pretrained:
-        return _load_pretrained(pretrained, vocab_size, n_positions, attn_implementation, dropout)
+        return _load_pretrained(pretrained, vocab_size, n_positions, attn_implementation, dropout, revision)
     if size not in SIZES:
         raise UserError(
             f"unknown model size {size!r}",
@@ -57,21 +59,30 @@ def build_model(
     return GPT2LMHeadModel(config)
 
 
-def _load_pretrained(name: str, vocab_size: int, n_positions: int, attn_implementation: str, dropout: float):
+def _load_pretrained(
+    name: str, vocab_size: int, n_positions: int, attn_implementation: str, dropout: float, revision: str | None = None
+):
     from transformers import GPT2LMHeadModel
 
-    from eitp_bench.workloads.assets import hub_cache_dir, is_hub_id
+    from eitp_bench.workloads.assets import cached_snapshot, hub_cache_dir, is_hub_id, model_asset
 
     overrides = dict(resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
+    source = name
+    if is_hub_id(name):
+        # The snapshot folder itself: the revision the run records (resolved_inputs) is the one loaded,
+        # and a cache filled under openai-community/gpt2 serves gpt2.
+        snap = cached_snapshot(model_asset(name, revision=revision))
+        source = str(snap) if snap is not None else name
     try:
         # local_files_only: a run never downloads. cache_dir is read from the environment now,
         # because huggingface_hub fixes its default when it is first imported.
         model = GPT2LMHeadModel.from_pretrained(
-            name, local_files_only=True, cache_dir=str(hub_cache_dir()), attn_implementation=attn_implementation, **overrides
+            source, local_files_only=True, cache_dir=str(hub_cache_dir()), attn_implementation=attn_implementation,
+            **overrides,
         )
     except (OSError, ValueError) as err:
         if is_hub_id(name):
-            where = f"the local Hugging Face cache ({hub_cache_dir()})"
+            where = f"the local Hugging Face cache ({hub_cache_dir()})" + (f" at revision {revision}" if revision else "")
             fix = f"run `eitp-bench prepare --model {name}` (on a connected machine, then copy the cache here); a run never downloads"
         else:
             where = "a local directory"
