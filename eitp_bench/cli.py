@@ -53,9 +53,10 @@ def _register_commands() -> None:
         report,
         run,
         store_io,
+        verify,
     )
 
-    for module in (measure, doctor, run, prepare, report, compare, regress, store_io, profile, bounds):
+    for module in (measure, doctor, run, prepare, report, compare, regress, store_io, profile, bounds, verify):
         module.register(app)
 
 
