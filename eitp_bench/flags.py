@@ -37,6 +37,8 @@ CODES: dict[str, str] = {
     "die_mirror": "per-die zones advance identically (one socket counter mirrored per die, AMD): counted once",
     "history_truncated": "older reads fell out of the ring buffer: max_gap_s covers only the reads kept",
     "slow_read": "a sensor read took longer than its bound: its values were dropped, the window kept its own edges",
+    "few_readings": "a polled meter (node power) took fewer than 2 readings inside the window: the readings "
+                    "nearest its edges are held",
     "read_failed": "some readings of a polled power meter failed inside the window: the others are integrated "
                    "(max_gap_s shows the hole)",
     "layers_mismatch": "the node's meter read less than GPU + CPU package + DRAM together, beyond the meters' "

@@ -135,7 +135,7 @@ def test_a_window_shorter_than_the_poll_holds_the_last_reading_and_says_so(ipmi)
     begin = meter.mark()
     clock.t = 0.5
     [e] = meter.energy_between(begin, meter.mark())
-    assert e.joules == pytest.approx(90.0) and [f.code for f in e.flags] == ["short_window"]
+    assert e.joules == pytest.approx(90.0) and [f.code for f in e.flags] == ["few_readings"]
 
 
 # --- Redfish --------------------------------------------------------------------------------------
@@ -263,3 +263,46 @@ def test_measure_json_shows_the_node_beside_measured_joules_never_in_it(ipmi, tm
     codes = {f["code"] for f in node["flags"]}
     assert ("layers_mismatch" in codes) is not adds_up
     assert ("layers_mismatch" in out["measured_joules_flags"]) is not adds_up
+
+
+# --- what the judge and the report make of node entries ------------------------------------------
+
+def _judged(records):
+    from synthetic_store import frames_from_records
+
+    from eitp_bench.analysis.frames import load_frames
+    from eitp_bench.report.build import findings_of
+
+    findings = findings_of(load_frames(frames_from_records(records)), "eitp", n_resamples=200)
+    [group] = findings.to_json()["groups"]
+    return findings, group, {v["claim"]: v for v in group["verdicts"]}
+
+
+def _with_node(mismatch: bool):
+    from synthetic_store import eitp_records
+
+    from eitp_bench.flags import flag
+
+    records = eitp_records(n_reps=6)
+    for r in records:
+        for e in [e for e in r.energy if e.domain == "package" and e.valid]:
+            node_j = e.joules * (0.5 if mismatch else 2.0)
+            node = EnergyEntry(window=e.window, device="node:0", domain="node", joules=node_j, method="sampled",
+                               meter="ipmi", duration_s=e.duration_s, samples=1,
+                               flags=[flag("few_readings", "ipmi: 1 reading(s)")])
+            r.energy.append(node)
+            layers.check_layers(r.energy)
+    return records
+
+
+def test_node_entries_show_in_the_energy_table_and_leave_the_verdicts_alone():
+    findings, group, verdicts = _judged(_with_node(mismatch=False))
+    assert any(row["domain"] == "node" and row["meter"] == "ipmi" for row in findings.energy_table)
+    assert group["energy_windows_skipped"] == {}  # few_readings on the node is a note, not a fault
+    assert verdicts["training-energy-per-step"]["verdict"] == "REFUTED"  # as without the node meter
+
+
+def test_a_window_whose_node_does_not_add_up_is_skipped_by_the_energy_judge():
+    _, group, verdicts = _judged(_with_node(mismatch=True))
+    assert group["energy_windows_skipped"].get("layers_mismatch", 0) > 0
+    assert verdicts["training-energy-per-step"]["verdict"] != "REFUTED"

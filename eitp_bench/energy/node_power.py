@@ -98,6 +98,8 @@ class NodePowerMeter(Meter, abc.ABC):
             return NodeMark(self.clock(), len(self._readings))
 
     def energy_between(self, begin: NodeMark, end: NodeMark) -> list[EnergyEntry]:
+        # Its caveats (few_readings, read_failed) are notes, not FAULT codes: the claims judge skips a
+        # window for a fault on any measured entry, and no claim rests on the node's joules.
         t0, t1 = begin.t, end.t
         with self._lock:
             readings = list(self._readings)
@@ -119,7 +121,7 @@ class NodePowerMeter(Meter, abc.ABC):
         gaps = [b[0] - a[0] for a, b in zip(points, points[1:])]
         flags = []
         if len(inside) < 2:
-            flags.append(flag("short_window", f"{self.name}: {len(inside)} reading(s) inside a {duration:.3g} s window "
+            flags.append(flag("few_readings", f"{self.name}: {len(inside)} reading(s) inside a {duration:.3g} s window "
                                               f"(polled every {self.interval:g} s): the nearest readings are held"))
         if errors:
             flags.append(flag("read_failed", f"{self.name}: {len(errors)} failed read(s) in the window, "
