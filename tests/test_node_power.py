@@ -306,3 +306,12 @@ def test_a_window_whose_node_does_not_add_up_is_skipped_by_the_energy_judge():
     _, group, verdicts = _judged(_with_node(mismatch=True))
     assert group["energy_windows_skipped"].get("layers_mismatch", 0) > 0
     assert verdicts["training-energy-per-step"]["verdict"] != "REFUTED"
+
+
+def test_a_short_node_entry_is_not_a_steady_state_fault():
+    from eitp_bench.energy.steady import flag_unsteady
+
+    short_node = entry("ipmi", "node:0", "node", 100.0, "sampled").model_copy(update={"duration_s": 1.0})
+    short_pkg = entry("rapl", "cpu:0", "package", 30.0).model_copy(update={"duration_s": 1.0})
+    node, pkg = flag_unsteady([short_node, short_pkg])
+    assert node.flags == [] and [f.code for f in pkg.flags] == ["not_steady"]
