@@ -315,3 +315,16 @@ def test_a_short_node_entry_is_not_a_steady_state_fault():
     short_pkg = entry("rapl", "cpu:0", "package", 30.0).model_copy(update={"duration_s": 1.0})
     node, pkg = flag_unsteady([short_node, short_pkg])
     assert node.flags == [] and [f.code for f in pkg.flags] == ["not_steady"]
+
+
+def test_each_host_s_node_is_checked_against_that_host_s_parts():
+    def on(host, e):
+        return e.model_copy(update={"host": host, "flags": []})
+
+    energy = [on("a", entry("nvml", "gpu:0", "gpu", 800.0)), on("a", entry("ipmi", "node:0", "node", 1000.0, "sampled")),
+              on("b", entry("nvml", "gpu:0", "gpu", 800.0)), on("b", entry("ipmi", "node:0", "node", 500.0, "sampled"))]
+    checks = {c.host: c for c in layers.layers_of(layers.check_layers(energy))}
+    assert checks["a"].adds_up and checks["a"].parts_joules == pytest.approx(800.0)  # never both hosts' GPUs
+    assert not checks["b"].adds_up
+    flagged = [(e.host, e.domain) for e in energy if any(f.code == "layers_mismatch" for f in e.flags)]
+    assert flagged == [("b", "gpu"), ("b", "node")]

@@ -33,6 +33,7 @@ class Layers:
     remainder_joules: float  # node − parts: fans, PSU loss, NICs, disks …
     tolerance_joules: float  # the stated uncertainties, all in the direction that reconciles
     adds_up: bool
+    host: Optional[str] = None  # multi-node repetitions: the host whose node and parts these are
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -42,34 +43,39 @@ def _u(entry: EnergyEntry) -> float:
     return STATED_UNCERTAINTY.get(entry.meter, DEFAULT_UNCERTAINTY)
 
 
+def _parts(energy: list[EnergyEntry], host: Optional[str]) -> list[EnergyEntry]:
+    """The valid measured gpu/package/dram entries read on `host` (a multi-node window has each host's)."""
+    return [e for e in energy if e.valid and e.method in ("counter", "sampled") and e.domain in ADDITIVE_DOMAINS
+            and e.host == host]
+
+
 def layers_of(energy: list[EnergyEntry]) -> list[Layers]:
-    """One check per valid node entry against the window's valid measured parts; [] without both."""
-    parts = [e for e in energy if e.valid and e.method in ("counter", "sampled") and e.domain in ADDITIVE_DOMAINS]
-    nodes = [e for e in energy if e.valid and e.domain == NODE_DOMAIN]
-    if not parts:
-        return []
-    parts_j = sum(e.joules for e in parts)  # type: ignore[misc]
-    tol_parts = sum(_u(e) * e.joules for e in parts)  # type: ignore[operator]
+    """One check per valid node entry against its host's valid measured parts; [] without both."""
     out = []
-    for node in nodes:
-        tolerance = _u(node) * node.joules + tol_parts  # type: ignore[operator]
+    for node in [e for e in energy if e.valid and e.domain == NODE_DOMAIN]:
+        parts = _parts(energy, node.host)
+        if not parts:
+            continue
+        parts_j = sum(e.joules for e in parts)  # type: ignore[misc]
+        tolerance = _u(node) * node.joules + sum(_u(e) * e.joules for e in parts)  # type: ignore[operator]
         remainder = node.joules - parts_j  # type: ignore[operator]
-        out.append(Layers(node.meter, node.joules, parts_j, remainder, tolerance, remainder >= -tolerance))  # type: ignore[arg-type]
+        out.append(Layers(node.meter, node.joules, parts_j, remainder, tolerance, remainder >= -tolerance,  # type: ignore[arg-type]
+                          node.host))
     return out
 
 
 def check_layers(energy: list[EnergyEntry]) -> list[EnergyEntry]:
     """The window's entries, with `layers_mismatch` on the node and the parts where they do not add up."""
-    failed = [c for c in layers_of(energy) if not c.adds_up]
-    if not failed:
-        return energy
-    c = failed[0]
-    message = (f"{c.node_meter} node {c.node_joules:.4g} J < GPU + CPU package + DRAM {c.parts_joules:.4g} J "
-               f"by {-c.remainder_joules:.4g} J, beyond the stated uncertainties ({c.tolerance_joules:.4g} J)")
-    bad = flag("layers_mismatch", message)
-    for e in energy:
-        if e.valid and (e.domain == NODE_DOMAIN or (e.method in ("counter", "sampled") and e.domain in ADDITIVE_DOMAINS)):
-            e.flags.append(bad)
+    for c in layers_of(energy):
+        if c.adds_up:
+            continue
+        message = (f"{c.node_meter} node {c.node_joules:.4g} J < GPU + CPU package + DRAM {c.parts_joules:.4g} J "
+                   f"by {-c.remainder_joules:.4g} J, beyond the stated uncertainties ({c.tolerance_joules:.4g} J)")
+        bad = flag("layers_mismatch", message)
+        nodes = [e for e in energy if e.valid and e.domain == NODE_DOMAIN and e.host == c.host and e.meter == c.node_meter]
+        for e in nodes + _parts(energy, c.host):
+            if bad not in e.flags:
+                e.flags.append(bad)
     return energy
 
 
