@@ -1,6 +1,6 @@
 """A fake Redfish BMC on 127.0.0.1 (http.server in a thread, ephemeral port) for the node meter tests.
 
-    with FakeRedfish(watts=250.0, kind="Power") as bmc:      # or kind="EnvironmentMetrics"
+    with FakeRedfish(watts=250.0, kind="Power") as bmc:      # or "EnvironmentMetrics", "PowerSubsystem"
         bmc.url            # http://127.0.0.1:PORT
         bmc.watts = 180.0  # the next GET reads this
         bmc.requests       # paths asked for
@@ -61,6 +61,15 @@ class FakeRedfish:
             return {"PowerControl": [{"PowerConsumedWatts": self.watts}]}
         if path == f"{CHASSIS}/EnvironmentMetrics" and self.kind == "EnvironmentMetrics":
             return {"PowerWatts": {"Reading": self.watts}}
+        if self.kind == "PowerSubsystem":  # two supplies sharing the load 60/40
+            sub = f"{CHASSIS}/PowerSubsystem"
+            psus = [f"{sub}/PowerSupplies/{n}" for n in (0, 1)]
+            pages = {sub: {"PowerSupplies": {"@odata.id": f"{sub}/PowerSupplies"}},
+                     f"{sub}/PowerSupplies": {"Members": [{"@odata.id": p} for p in psus]},
+                     **{p: {"Metrics": {"@odata.id": f"{p}/Metrics"}} for p in psus},
+                     f"{psus[0]}/Metrics": {"InputPowerWatts": {"Reading": self.watts * 0.6}},
+                     f"{psus[1]}/Metrics": {"InputPowerWatts": {"Reading": self.watts * 0.4}}}
+            return pages.get(path)
         return None
 
     def __enter__(self) -> "FakeRedfish":

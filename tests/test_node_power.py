@@ -144,7 +144,7 @@ def redfish_env(url: str, password: str = PASSWORD) -> dict[str, str]:
     return {"EITP_BENCH_REDFISH_URL": url, "EITP_BENCH_REDFISH_USER": USER, "EITP_BENCH_REDFISH_PASSWORD": password}
 
 
-@pytest.mark.parametrize("kind", ["Power", "EnvironmentMetrics"])
+@pytest.mark.parametrize("kind", ["Power", "EnvironmentMetrics", "PowerSubsystem"])
 def test_redfish_reads_the_chassis_power(kind):
     with FakeRedfish(watts=412.5, kind=kind) as bmc:
         [status] = RedfishMeter.probe(env=redfish_env(bmc.url))

@@ -4,7 +4,8 @@ Opt-in: set `EITP_BENCH_REDFISH_URL` to the BMC (`https://bmc`) or to one chassi
 (`https://bmc/redfish/v1/Chassis/1`), with `EITP_BENCH_REDFISH_USER` / `EITP_BENCH_REDFISH_PASSWORD`
 (HTTP basic authentication). Given the BMC alone, the first member of `/redfish/v1/Chassis` is read.
 Of a chassis, the newer `EnvironmentMetrics` resource (`PowerWatts.Reading`) is preferred, else the
-older `Power` resource (`PowerControl[0].PowerConsumedWatts`).
+older `Power` resource (`PowerControl[0].PowerConsumedWatts`), else the sum of the power supplies' input
+power under `PowerSubsystem` (`PowerSupplies/<n>/Metrics` → `InputPowerWatts.Reading`).
 
 Certificates are verified; a BMC with its own certificate authority takes `EITP_BENCH_REDFISH_CA`
 (a PEM file). Plain http is accepted (a local test server). The password, and any user:password
@@ -100,8 +101,22 @@ def _link(resource: dict[str, Any], name: str) -> Optional[str]:
     return value.get("@odata.id") if isinstance(value, dict) else None
 
 
+def _members(client: RedfishClient, collection: str) -> list[str]:
+    members = client.get(collection).get("Members") or []
+    return [m["@odata.id"] for m in members if isinstance(m, dict) and isinstance(m.get("@odata.id"), str)]
+
+
+def power_supply_metrics(client: RedfishClient, subsystem: str) -> list[str]:
+    """The Metrics resources of every power supply under a PowerSubsystem."""
+    supplies = _link(client.get(subsystem), "PowerSupplies")
+    found = [_link(client.get(psu), "Metrics") for psu in (_members(client, supplies) if supplies else [])]
+    if not all(found) or not found:
+        raise NodeReadError(f"{subsystem}: no power supply with a Metrics resource")
+    return found  # type: ignore[return-value]
+
+
 def find_power_source(client: RedfishClient) -> tuple[str, str]:
-    """(resource URL, kind) holding the chassis' power: "EnvironmentMetrics" or "Power"."""
+    """(resource URL, kind) holding the chassis' power: "EnvironmentMetrics", "Power" or "PowerSubsystem"."""
     path = urlsplit(client.base).path.rstrip("/")
     if "/Chassis/" not in path:
         members = client.get("/redfish/v1/Chassis").get("Members") or []
@@ -110,11 +125,11 @@ def find_power_source(client: RedfishClient) -> tuple[str, str]:
             raise NodeReadError("the BMC lists no chassis under /redfish/v1/Chassis")
         path = first
     chassis = client.get(path)
-    for kind in ("EnvironmentMetrics", "Power"):
+    for kind in ("EnvironmentMetrics", "Power", "PowerSubsystem"):
         link = _link(chassis, kind)
         if link:
             return link, kind
-    raise NodeReadError(f"chassis {path} has neither an EnvironmentMetrics nor a Power resource")
+    raise NodeReadError(f"chassis {path} has no EnvironmentMetrics, Power or PowerSubsystem resource")
 
 
 def parse_watts(resource: dict[str, Any], kind: str) -> float:
@@ -122,6 +137,9 @@ def parse_watts(resource: dict[str, Any], kind: str) -> float:
     if kind == "EnvironmentMetrics":
         value = (resource.get("PowerWatts") or {}).get("Reading")
         where = "PowerWatts.Reading"
+    elif kind == "PowerSupplyMetrics":
+        value = (resource.get("InputPowerWatts") or {}).get("Reading")
+        where = "InputPowerWatts.Reading"
     else:
         controls = resource.get("PowerControl") or [{}]
         value = controls[0].get("PowerConsumedWatts") if isinstance(controls[0], dict) else None
@@ -131,6 +149,13 @@ def parse_watts(resource: dict[str, Any], kind: str) -> float:
     return float(value)
 
 
+def read_watts(client: RedfishClient, resource: str, kind: str, supplies: list[str]) -> float:
+    """The node's watts now: one GET, or one per power supply (their input power summed)."""
+    if kind == "PowerSubsystem":
+        return sum(parse_watts(client.get(metrics), "PowerSupplyMetrics") for metrics in supplies)
+    return parse_watts(client.get(resource), kind)
+
+
 class RedfishMeter(NodePowerMeter):
     name = "redfish"
 
@@ -138,9 +163,10 @@ class RedfishMeter(NodePowerMeter):
         super().__init__(**kwargs)
         self.client = client or client_from_env()
         self.resource, self.kind = find_power_source(self.client)
+        self.supplies = power_supply_metrics(self.client, self.resource) if self.kind == "PowerSubsystem" else []
 
     def read_watts(self) -> float:
-        return parse_watts(self.client.get(self.resource), self.kind)
+        return read_watts(self.client, self.resource, self.kind, self.supplies)
 
     def info(self) -> dict[str, Any]:
         return node_info(self, source=f"Redfish {self.kind}", resource=self.resource)
@@ -155,7 +181,8 @@ class RedfishMeter(NodePowerMeter):
         try:
             client = client_from_env(env)
             resource, kind = find_power_source(client)
-            watts = parse_watts(client.get(resource), kind)
+            supplies = power_supply_metrics(client, resource) if kind == "PowerSubsystem" else []
+            watts = read_watts(client, resource, kind, supplies)
         except NodeReadError as err:
             return [MeterStatus(**status, available=False, reason=str(err), fix=FIX)]
         return [MeterStatus(**status, available=True,
