@@ -296,8 +296,11 @@ def _with_node(mismatch: bool):
 
 
 def test_node_entries_show_in_the_energy_table_and_leave_the_verdicts_alone():
+    from eitp_bench.report.build import render_report
+
     findings, group, verdicts = _judged(_with_node(mismatch=False))
     assert any(row["domain"] == "node" and row["meter"] == "ipmi" for row in findings.energy_table)
+    assert "node:0" in render_report(findings)  # the report's energy table shows it, as any other row
     assert group["energy_windows_skipped"] == {}  # few_readings on the node is a note, not a fault
     assert verdicts["training-energy-per-step"]["verdict"] == "REFUTED"  # as without the node meter
 
