@@ -63,13 +63,14 @@ class NodePowerMeter(Meter, abc.ABC):
         return [Channel(self.name, NODE_DEVICE, NODE_DOMAIN)]
 
     def sample_now(self) -> None:
-        """Take one reading (or record why it failed) at the clock's time."""
+        """Take one reading (or record why it failed), timed at the middle of the call (a BMC may take 100s of ms)."""
+        t_asked = self.clock()
         try:
             watts = float(self.read_watts())
             why = None if watts == watts and watts >= 0 else f"reading {watts!r} W is not a power"
         except NodeReadError as err:
             watts, why = float("nan"), str(err)
-        t = self.clock()
+        t = (t_asked + self.clock()) / 2
         with self._lock:
             if why is None:
                 self._readings.append((t, watts))
