@@ -54,9 +54,11 @@ def _register_commands() -> None:
         report,
         run,
         store_io,
+        verify,
     )
 
-    for module in (measure, doctor, run, prepare, report, compare, regress, store_io, profile, bounds, calibrate):
+    for module in (measure, doctor, run, prepare, report, compare, regress, store_io, profile, bounds, calibrate,
+                   verify):
         module.register(app)
 
 

@@ -41,6 +41,12 @@ CODES: dict[str, str] = {
     "die_mirror": "per-die zones advance identically (one socket counter mirrored per die, AMD): counted once",
     "history_truncated": "older reads fell out of the ring buffer: max_gap_s covers only the reads kept",
     "slow_read": "a sensor read took longer than its bound: its values were dropped, the window kept its own edges",
+    "few_readings": "a polled meter (node power) took fewer than 2 readings inside the window: the readings "
+                    "nearest its edges are held",
+    "read_failed": "some readings of a polled power meter failed inside the window: the others are integrated "
+                   "(max_gap_s shows the hole)",
+    "layers_mismatch": "the node's meter read less than GPU + CPU package + DRAM together, beyond the meters' "
+                       "stated uncertainties: one of the readings is wrong (energy/layers.py)",
     "not_steady": "energy window shorter than the steady-state minimum (5 s and 50 counter updates, energy/steady.py)",
     # run conditions (isolation check at the start of a repetition, in provenance.hardware.isolation)
     "gpu_shared": "another process was running on a measured GPU when the repetition started",
@@ -60,7 +66,8 @@ CODES: dict[str, str] = {
 
 # Caveats that make a kept figure unfit to judge an energy claim on: such windows are skipped (and
 # counted) by the claims judge. Scope notes (die_sum, die_mirror, averaged_power …) do not disqualify.
-FAULT_CODES = frozenset({"stalled", "slow_read", "short_window", "few_updates", "crosscheck_mismatch", "not_steady"})
+FAULT_CODES = frozenset({"stalled", "slow_read", "short_window", "few_updates", "crosscheck_mismatch", "not_steady",
+                         "layers_mismatch"})
 
 CODE_PATTERN = r"^[a-z][a-z0-9_]*$"
 

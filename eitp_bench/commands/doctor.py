@@ -11,12 +11,14 @@ import typer
 
 def collect_statuses() -> list[Any]:
     from eitp_bench.energy.estimate import CpuTimeEstimateMeter
+    from eitp_bench.energy.ipmi import IpmiDcmiMeter
     from eitp_bench.energy.nvml import NvmlMeter
     from eitp_bench.energy.pyrapl_meter import PyRaplMeter
     from eitp_bench.energy.rapl import RaplMeter
+    from eitp_bench.energy.redfish import RedfishMeter
 
     statuses = []
-    for meter in (RaplMeter, NvmlMeter, PyRaplMeter, CpuTimeEstimateMeter):
+    for meter in (RaplMeter, NvmlMeter, PyRaplMeter, CpuTimeEstimateMeter, IpmiDcmiMeter, RedfishMeter):
         statuses.extend(meter.probe())
     statuses.extend(_co2_status())
     return statuses

@@ -124,6 +124,8 @@ def _energy_row(e) -> dict[str, Any]:
 
 
 def _payload(command, exit_code, result, baseline, monitor, timeline: bool) -> dict[str, Any]:
+    from eitp_bench.energy.layers import summary as layers_summary
+
     payload: dict[str, Any] = {
         "command": list(command),
         "exit_code": exit_code,
@@ -134,6 +136,7 @@ def _payload(command, exit_code, result, baseline, monitor, timeline: bool) -> d
         "covered_domains": result.covered_domains,  # e.g. ["gpu"]: no CPU sensor read (energy/coverage.py)
         "net_measured_joules": result.net_measured_joules,
         "estimated_joules": result.estimated_joules,
+        "layers": layers_summary(result.energy),  # node vs GPU + CPU + DRAM (None without a node meter)
         "unavailable": [
             {"meter": s.meter, "device": s.device, "domain": s.domain, "reason": s.reason, "fix": s.fix}
             for s in monitor.statuses
@@ -191,6 +194,10 @@ def _print_table(payload: dict[str, Any]) -> None:
     console.print(f"measured total ({'+'.join(covered) or 'nothing measured'}): {_fmt(measured, '.3f')} J"
                   + (escape(f"  (flagged: {', '.join(caveats)})") if caveats else "")
                   + ("  (GPU only; CPU not measured)" if covered == ["gpu"] else ""))
+    for c in payload.get("layers") or []:
+        console.print(f"node ({c['node_meter']}): {c['node_joules']:.3f} J = measured parts {c['parts_joules']:.3f} J "
+                      f"+ remainder {c['remainder_joules']:.3f} J (fans, PSU loss, NICs, disks)"
+                      + ("" if c["adds_up"] else f"  [red]does not add up (tolerance {c['tolerance_joules']:.3f} J)[/red]"))
     if payload["estimated_joules"] is not None:
         console.print(f"estimated (not measured): {_fmt(payload['estimated_joules'], '.3f')} J")
     if payload.get("co2"):

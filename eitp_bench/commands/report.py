@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import typer
@@ -14,6 +15,9 @@ def report(
     claims: str = typer.Option("eitp", "--claims", help="claims file: a built-in name or a YAML path"),
     regress: bool = typer.Option(False, "--regress", help="add a nightly-regressions section (default window/threshold)"),
     as_json: bool = typer.Option(False, "--json", help="print the findings (one verdict row per claim) as JSON; no HTML"),
+    bundle: Optional[str] = typer.Option(None, "--bundle", help="also write an evidence bundle FILE.tar.gz (records, "
+                                         "timelines, suites, claims, findings, report, versions, SHA-256 manifest) "
+                                         "that `eitp-bench verify FILE.tar.gz` re-judges"),
 ) -> None:
     """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
     from eitp_bench.report.build import for_suite, load_frames, write_report
@@ -25,6 +29,8 @@ def report(
         from eitp_bench.report.build import findings_of
 
         print(json.dumps(findings_of(for_suite(frames, suite), claims).to_json(), indent=1))
+        if bundle:
+            _write_bundle(bundle, store, suite, claims, html=None, to=sys.stderr)
         return
     extra = []
     if regress and len(frames.metrics):
@@ -34,6 +40,15 @@ def report(
         extra.append(regressions_section(find_changes(frames.metrics), window=8, threshold=0.05))
     path = write_report(frames, out, suite=suite, claims=claims, extra_sections=extra)
     print(f"wrote {path}")
+    if bundle:
+        _write_bundle(bundle, store, suite, claims, html=path.read_text(encoding="utf-8"), to=sys.stdout)
+
+
+def _write_bundle(out: str, store, suite, claims, *, html, to) -> None:
+    from eitp_bench.report.bundle import bundle_report
+
+    print(f"wrote {bundle_report(out, store=store, suite=suite, claims=claims, html=html)} "
+          f"(check it with: eitp-bench verify {out})", file=to)
 
 
 def register(app) -> None:

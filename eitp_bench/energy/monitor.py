@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from eitp_bench.energy.base import ADDITIVE_DOMAINS, Meter, MeterStatus, PowerSample
+from eitp_bench.energy.layers import check_layers
 from eitp_bench.records import MEASURED_METHODS, EnergyEntry, TimelinePoint
 
 ChannelKey = tuple[str, str, str]  # meter, device, domain
@@ -209,7 +210,7 @@ class Window:
             entry.window = self.name
             if entry.idle_watts is None:
                 entry.idle_watts = self.monitor.idle_watts.get(_key(entry))
-        energy = self.monitor._combine(energy)
+        energy = check_layers(self.monitor._combine(energy))  # node ≥ GPU + CPU + DRAM, else flagged
         self.result = WindowResult(self.name, self._t0, t1, energy, sorted(timeline, key=lambda s: s.t))
         self.monitor._finished(self.result)
         return self.result
@@ -379,4 +380,30 @@ def discover_meters(
     if estimate == "always" or (estimate == "auto" and not meters and not read_elsewhere):
         meters.append(CpuTimeEstimateMeter(tdp_w=tdp_w))
     statuses.extend(CpuTimeEstimateMeter.probe())
+    if node_meters:  # the whole node's power (BMC): read by the rank that reads RAPL; never added in
+        node, node_status = discover_node_meters(interval=interval)
+        meters.extend(node)
+        statuses.extend(node_status)
+    return meters, statuses
+
+
+NODE_INTERVAL_S = 1.0  # a BMC refreshes its power reading about once a second: polling faster reads repeats
+
+
+def discover_node_meters(*, interval: float = 0.1) -> tuple[list[Meter], list[MeterStatus]]:
+    """The whole-node meters that answer here (IPMI DCMI, Redfish when configured), with their statuses."""
+    from eitp_bench.energy.ipmi import IpmiDcmiMeter
+    from eitp_bench.energy.node_power import NodeReadError
+    from eitp_bench.energy.redfish import RedfishMeter
+
+    meters: list[Meter] = []
+    statuses: list[MeterStatus] = []
+    for cls in (IpmiDcmiMeter, RedfishMeter):
+        found = cls.probe()
+        statuses.extend(found)
+        if any(s.available for s in found):
+            try:
+                meters.append(cls(interval=max(interval, NODE_INTERVAL_S)))
+            except NodeReadError as err:  # answered the probe, then not: a status line, not a crash
+                statuses.append(MeterStatus(cls.name, False, "node:0", "node", reason=str(err)))
     return meters, statuses

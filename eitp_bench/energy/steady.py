@@ -37,7 +37,10 @@ def flag_unsteady(entries: list[EnergyEntry], min_window_s: Optional[float] = No
     out = []
     for e in entries:
         need = required_s(e.meter, min_window_s)
-        if e.method in MEASURED_METHODS and e.duration_s < need and not any(f.code == "not_steady" for f in e.flags):
+        # The node's own figure (energy/node_power.py) is a note beside the measured parts, never judged on:
+        # a fault on it would make the claims judge skip a window whose parts are fine.
+        if e.method in MEASURED_METHODS and e.domain != "node" and e.duration_s < need \
+                and not any(f.code == "not_steady" for f in e.flags):
             note = flag("not_steady", f"window of {e.duration_s:.3g} s is shorter than the steady-state minimum of "
                         f"{need:g} s (≥ {STEADY_MIN_S:g} s and ≥ {STEADY_MIN_UPDATES} counter updates): a figure, "
                         "not a verdict")
