@@ -21,7 +21,7 @@ def bundle(tmp_path_factory) -> Path:
     """A bundle of a synthetic EIT-P store (6 rounds; EIT-P uses 1.3× the baseline's training energy)."""
     tmp = tmp_path_factory.mktemp("bundle")
     with Store.open(str(tmp / "results.sqlite")) as store:
-        store.add_many(eitp_records(n_reps=6))
+        store.add_many(eitp_records(n_reps=10))
     out = tmp / "evidence.tar.gz"
     code = main(["report", "--store", str(tmp / "results.sqlite"), "--out", str(tmp / "report.html"),
                  "--bundle", str(out)])
@@ -69,7 +69,7 @@ def test_bundle_holds_every_piece_with_its_hash(bundle):
                 "environment.json", "suites/cfg1.json", MANIFEST}
     assert set(files) == expected
     assert set(json.loads(files[MANIFEST])["sha256"]) == expected - {MANIFEST}
-    assert len(files[RECORDS].decode().splitlines()) == len(eitp_records(n_reps=6))
+    assert len(files[RECORDS].decode().splitlines()) == len(eitp_records(n_reps=10))
     env = json.loads(files["environment.json"])
     assert env["report_settings"]["claims"] == "eitp" and env["packages"]["numpy"]
     verdicts = {v["claim"]: v["verdict"] for g in json.loads(files[FINDINGS])["groups"] for v in g["verdicts"]}

@@ -283,7 +283,7 @@ def _with_node(mismatch: bool):
 
     from eitp_bench.flags import flag
 
-    records = eitp_records(n_reps=6)
+    records = eitp_records(n_reps=10)
     for r in records:
         for e in [e for e in r.energy if e.domain == "package" and e.valid]:
             node_j = e.joules * (0.5 if mismatch else 2.0)
