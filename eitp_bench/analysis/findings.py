@@ -37,6 +37,13 @@ class GroupFindings:
     isolation: dict = field(default_factory=dict)
     # measured energy windows with a FAULT code (skipped by the judge), per code: {code: windows}
     energy_skipped: dict = field(default_factory=dict)
+    scope: Any = None  # scope.Scope: the setting every verdict of this group is about
+    # training_view: loss curves, energy per arm, time per step / to target (data for the pictures)
+    curves: list = field(default_factory=list)
+    arm_energy: list = field(default_factory=list)
+    training_time: list = field(default_factory=list)
+    step_times: dict = field(default_factory=dict)
+    co2: dict = field(default_factory=dict)  # co2.co2_per_arm: measured joules × grid intensity
 
 
 @dataclass
@@ -72,13 +79,16 @@ class Findings:
                     "smoke": g.experiment.smoke,
                     "unequal_settings": g.experiment.differ,
                     "convergence": {a: {"reached": r, "runs": n} for a, (r, n) in g.experiment.convergence.items()},
-                    "verdicts": [verdict_json(v) for v in g.verdicts]
-                    + [verdict_json(v) for row in g.ablation for v in row["cells"].values()],
+                    "scope": g.scope.to_json() if g.scope else None,
+                    "verdicts": [verdict_json(v, g.scope) for v in g.verdicts]
+                    + [verdict_json(v, g.scope) for row in g.ablation for v in row["cells"].values()],
                     "claims_not_run": g.claims_not_run,
                     "tables": [t.to_json() for t in g.tables],
                     "batches_warning": g.batches_warning,
                     "isolation": g.isolation,
                     "energy_windows_skipped": g.energy_skipped,
+                    "training_time": g.training_time,
+                    "co2": {k: v for k, v in g.co2.items()},
                 }
                 for g in self.groups
             ],
@@ -88,7 +98,7 @@ class Findings:
         }
 
 
-def verdict_json(v) -> dict:
+def verdict_json(v, scope=None) -> dict:
     def num(x):
         return None if x is None or x != x else float(x)
 
@@ -105,6 +115,9 @@ def verdict_json(v) -> dict:
         "why": v.reason,
         "instrument": getattr(v, "resolution", None),
         "isolation": getattr(v, "isolation", None),
+        # the setting the verdict is about; `verdict_here` words it ("REFUTED here — synthetic regime, …")
+        "scope": scope.to_json() if scope else None,
+        "verdict_here": " ".join(filter(None, [v.verdict, scope.qualifier() if scope else ""])),
     }
 
 
@@ -141,6 +154,9 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, qualifications
+    from eitp_bench.analysis import training_view
+    from eitp_bench.analysis.co2 import co2_per_arm
+    from eitp_bench.analysis.scope import group_scope
 
     instrument, conditions = qualifications(rs.frames.provenance), isolation_codes(rs.frames.provenance)
     all_groups = rs.groups()
@@ -152,6 +168,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         arms = set(map(str, m["arm"].unique()))
         claims = [c for c in claim_set.claims if c.candidate in arms and (c.baseline is None or c.baseline in arms)]
         not_run = [c.id for c in claim_set.claims if c not in claims]
+        arm_energy = training_view.arm_energy(e)
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
         groups.append(GroupFindings(
@@ -160,8 +177,20 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
             claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(m),
             isolation=isolation_counts(m, conditions), energy_skipped=_energy_skipped(e),
+            scope=group_scope(experiment, g.config, g.key.hardware_profile_id, m, rs.frames.provenance),
+            curves=training_view.loss_curves(m), arm_energy=arm_energy,
+            training_time=training_view.training_time(m), step_times=training_view.step_time_samples(m),
+            co2=co2_per_arm(arm_energy, _co2_country(g.config)),
         ))
     return groups, omitted
+
+
+def _co2_country(config: Optional[dict]) -> Optional[str]:
+    """The grid whose carbon intensity prices these joules: the suite's meters.co2_country, else
+    $EITP_BENCH_COUNTRY (the country the reader says the machine ran in), else none."""
+    import os
+
+    return ((config or {}).get("meters") or {}).get("co2_country") or os.environ.get("EITP_BENCH_COUNTRY") or None
 
 
 def _energy_skipped(energy) -> dict[str, int]:
@@ -334,7 +363,10 @@ def _energy_table(e) -> list[dict]:
 
 
 def _environment(frames: Frames) -> list[dict]:
-    """Each provenance field with its distinct values (and counts): a mixed environment shows at once."""
+    """Each provenance field with its distinct values (and counts): a mixed environment shows at once.
+
+    Nested values (hardware.isolation, hardware.gpu_temperature_c …) become one row per leaf
+    (`hardware.isolation.gpu_processes`), lists are joined and None is "—": never a Python repr."""
     p = frames.provenance
     if p is None or len(p) == 0:
         p = frames.runs[["hardware_profile_id", "device", "suite_config_hash"]]
@@ -342,10 +374,29 @@ def _environment(frames: Frames) -> list[dict]:
     for col in p.columns:
         if col == "run_id":
             continue
-        counts = p[col].fillna("—").astype(str).value_counts()
-        rows.append({"field": col, "seen": [(v, int(n)) for v, n in counts.head(6).items()],
-                     "more": max(0, len(counts) - 6)})
+        per_run = [dict(_leaves(col, value)) for value in p[col]]
+        for name in dict.fromkeys(k for leaves in per_run for k in leaves):  # first-seen order
+            counts: dict[str, int] = {}
+            for leaves in per_run:
+                text = leaves.get(name, "—")
+                counts[text] = counts.get(text, 0) + 1
+            ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+            rows.append({"field": name, "seen": ranked[:6], "more": max(0, len(ranked) - 6)})
     return rows
+
+
+def _leaves(name: str, value, depth: int = 0):
+    """(dotted name, display text) for every leaf of a provenance value."""
+    from eitp_bench.display import cell
+
+    if isinstance(value, dict) and value and depth < 4:
+        for k, v in value.items():
+            yield from _leaves(f"{name}.{k}", v, depth + 1)
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value) and depth < 4:
+        for i, v in enumerate(value):
+            yield from _leaves(f"{name}.{i}", v, depth + 1)
+    else:
+        yield name, cell(value)
 
 
 def _warnings(frames: Frames, energy=None) -> dict:
@@ -376,6 +427,9 @@ def _warnings(frames: Frames, energy=None) -> dict:
     m = frames.metrics
     if len(m):
         m = m[m["status"] == "ok"] if "status" in m.columns else m
+        from eitp_bench.names import is_design
+
+        m = m[~m["name"].map(is_design)]  # run order, settings, curve points: their spread is by design
         g = m.groupby(["suite", "task", "arm", "name", "hardware_profile_id"], dropna=False, sort=True)["value"]
         stats = g.agg(["count", "mean", "std"]).reset_index()
         stats["cv"] = stats["std"] / stats["mean"].abs()

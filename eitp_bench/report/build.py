@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from eitp_bench.analysis.frames import Frames, for_suite, load_frames, only_runs  # noqa: F401 (re-exported)
+from eitp_bench.display import cell, num as _num
 from eitp_bench.errors import UserError
 
 BADGE = {"VERIFIED": "ok", "REFUTED": "bad", "INCONCLUSIVE": "warn", "NOT MEASURED": "grey", "NO DATA": "grey",
@@ -66,6 +67,7 @@ def render_report(findings, *, title: str = "eitp-bench report", extra_sections:
         "distributions": [Markup(plots.distribution(d["samples"], title=d["title"], unit=d["unit"]))
                           for d in findings.distributions],
         "timelines": [Markup(plots.timelines(t["series"], title=t["title"])) for t in findings.timelines],
+        **_training_pictures(findings.groups[0] if findings.groups else None),
         "energy_table": findings.energy_table,
         "energy_svg": Markup(plots.energy_bars(
             findings.energy_breakdown, title="energy breakdown (median per repetition, counter/sampled only)"))
@@ -77,6 +79,25 @@ def render_report(findings, *, title: str = "eitp-bench report", extra_sections:
         "extra_sections": [(title, Markup(body)) for title, body in extra_sections],
     }
     return _env().get_template("report.html.j2").render(**context)
+
+
+def _training_pictures(group) -> dict:
+    """The most recent group's training pictures: loss curves, time per step, energy per arm."""
+    from markupsafe import Markup
+
+    from eitp_bench.report import plots
+
+    if group is None:
+        return {"curves": [], "step_svg": "", "arm_energy_svgs": []}
+    where = f" — {group.suite} · {group.scope.hardware}"
+    return {
+        "curves": [Markup(plots.loss_curves(c["curves"], x=c["x"], xlabel=c["xlabel"], title=c["title"] + where))
+                   for c in group.curves],
+        "step_svg": Markup(plots.distribution(group.step_times, title="time per training step" + where, unit="s / step"))
+        if group.step_times else "",
+        "arm_energy_svgs": [Markup(plots.arm_energy(p["bars"], title=p["title"] + where, xlabel=p["xlabel"]))
+                            for p in group.arm_energy[:6]],
+    }
 
 
 def write_report(store_or_frames, out: str | Path = "report.html", **kwargs) -> Path:
@@ -96,10 +117,23 @@ def _env():
     env = Environment(loader=PackageLoader("eitp_bench", "report/templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
+    env.filters["cell"] = cell
+    env.filters["effect"] = effect
+    env.filters["claimed_note"] = claimed_note
     return env
 
 
-def _num(value, digits: int = 3) -> str:
-    if value is None or value != value:
+def effect(v) -> str:
+    """A verdict's measured effect in the claim's own terms: `0.278×` for a ratio, the difference for a bound."""
+    if v.ratio is None or v.ratio != v.ratio:
         return "—"
-    return f"{value:.{digits}g}"
+    return _num(v.ratio) if v.claim.kind == "bound" else f"{_num(v.ratio)}×"
+
+
+def claimed_note(v) -> str:
+    """A ratio claim below 1 in the words people use: ≤ 0.24× of the bytes is "4.2× compression claimed"."""
+    c = v.claim
+    if c.kind != "ratio" or c.direction != "lower_is_better" or not c.threshold or c.threshold >= 1:
+        return ""
+    word = "compression" if "bytes" in (c.metric or "") else "less"
+    return f"{1 / c.threshold:.2g}× {word} claimed"

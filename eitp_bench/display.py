@@ -1,0 +1,28 @@
+"""Values as a person reads them, for the HTML report and the terminal alike: never a Python repr.
+
+None is "—" (or "off" where a setting is unused), lists are joined, mappings are `key: value`
+pairs, booleans are yes/no and floats have a few significant digits.
+"""
+
+from __future__ import annotations
+
+
+def num(value, digits: int = 3) -> str:
+    if value is None or value != value:
+        return "—"
+    return f"{value:.{digits}g}"
+
+
+def cell(value, none: str = "—") -> str:
+    """Any value as one cell of text."""
+    if value is None or (isinstance(value, float) and value != value):
+        return none
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return num(value, 4)
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(cell(v, none) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {cell(v, none)}" for k, v in value.items()) if value else "none"
+    return str(value)
