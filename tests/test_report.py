@@ -50,6 +50,27 @@ def test_hostile_strings_are_escaped():
     assert "<p>trusted body</p>" in html
 
 
+def test_plots_render_math_never_its_source_and_dollars_in_names_stay_text():
+    """Mathtext stays on for axes (log ticks are mathtext); names from the store are escaped, not parsed."""
+    from eitp_bench.report import plots
+
+    recs = eitp_records(n_reps=5, suite="nightly $\\alpha_$", failed=0)
+    for r in recs:
+        r.arm = "cost $5 $x" if r.arm == "baseline" else r.arm
+    html = build_report(frames_from_records(recs), n_resamples=200)
+    assert "mathdefault" not in html and "cost $5 $x" in html
+    log_axis = plots.loss_curves({"a $b$": {"runs": [], "median": ([1, 10, 100], [1e-3, 1e-2, 1e-1])}},
+                                 x="step", xlabel="step", title="t")
+    assert "mathdefault" not in log_axis and "a $b$" in log_axis
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 10, 1000], [1e-3, 1, 10])
+    ax.set_yscale("log")
+    svg = plots.to_svg(fig)
+    assert "mathdefault" not in svg and "$" not in svg.split("</defs>")[-1]  # 10⁻³ drawn, not its source
+
+
 def test_estimated_energy_is_warned_and_not_measured():
     html = build_report(frames_from_records(eitp_records(n_reps=5, energy_method="estimated")), n_resamples=500)
     assert "Estimated energy (not a measurement)" in html

@@ -41,7 +41,9 @@ def to_svg(fig) -> str:
     plt.close(fig)
     text = buf.getvalue()
     svg = text[text.find("<svg"):]  # drop the XML prolog and DOCTYPE: inlined into HTML
-    return re.sub(r"<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)  # RDF date/creator: noise
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)  # RDF date/creator: noise
+    # matplotlib comments each text with its source (`<!-- $\mathdefault{10^{-3}}$ -->`): drawn already, noise
+    return re.sub(r"<!--.*?-->", "", svg, flags=re.S)
 
 
 def distribution(samples: dict[str, np.ndarray], *, title: str, unit: str = "", seed: int = 0) -> str:
