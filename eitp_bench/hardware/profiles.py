@@ -99,9 +99,14 @@ class HardwareProfile(_Model):
         return any(re.search(p, text, re.IGNORECASE) for p in self.match)
 
 
-@lru_cache(maxsize=1)
 def load_profiles() -> tuple[HardwareProfile, ...]:
     """Every bundled profile, validated; a broken YAML is a UserError naming the file."""
+    return tuple(p for _, p in _profile_files())
+
+
+@lru_cache(maxsize=1)
+def _profile_files() -> tuple[tuple[str, HardwareProfile], ...]:
+    """(file stem, profile) of every bundled profile: the stem is the profile's id (`nvidia-h100-sxm`)."""
     from importlib.resources import files
 
     import yaml
@@ -112,13 +117,29 @@ def load_profiles() -> tuple[HardwareProfile, ...]:
         if not entry.name.endswith(".yaml"):
             continue
         try:
-            profiles.append(HardwareProfile.model_validate(yaml.safe_load(entry.read_text())))
+            profiles.append((entry.name.removesuffix(".yaml"),
+                             HardwareProfile.model_validate(yaml.safe_load(entry.read_text()))))
         except (yaml.YAMLError, ValidationError) as err:
             raise UserError(
                 f"hardware profile {entry.name} is invalid: {err}",
                 fix="correct the YAML (see the other files in eitp_bench/hardware_profiles/)",
             ) from None
     return tuple(profiles)
+
+
+def find_profile(name: str) -> Optional[HardwareProfile]:
+    """A bundled profile by its id (the file stem, `nvidia-h100-sxm`, with or without `.yaml`) or its display
+    name (`NVIDIA H100 SXM5 80GB`), ignoring case; None when none is called so."""
+    wanted = name.strip().lower().removesuffix(".yaml")
+    for stem, profile in _profile_files():
+        if wanted in (stem.lower(), profile.name.lower()):
+            return profile
+    return None
+
+
+def profile_ids() -> list[str]:
+    """The ids (file stems) of the bundled profiles, for error messages."""
+    return [stem for stem, _ in _profile_files()]
 
 
 def match_profile(text: str, kind: str, profiles: tuple[HardwareProfile, ...] | None = None) -> Optional[HardwareProfile]:
