@@ -88,6 +88,24 @@ def test_high_variance_is_warned():
     assert "High variance (CV &gt; 10 %)" in html and "val_ppl" in html
 
 
+def test_design_metrics_are_never_high_variance():
+    """The shuffled run order, settings and curve points vary by design, not by noise."""
+    from eitp_bench import names
+    from eitp_bench.analysis.findings import _warnings
+    from eitp_bench.analysis.frames import load_frames
+    from eitp_bench.records import Metric
+
+    recs = eitp_records(n_reps=6, failed=0)
+    for i, r in enumerate(recs):
+        r.metrics += [Metric(name="round_position", value=float(i % 5), unit="1"),
+                      Metric(name="lr", value=1e-3 * (1 + i % 3), unit="1"),
+                      Metric(name=names.at(names.CURVE_VAL_LOSS, 10), value=1.0 + i, unit="nats/token"),
+                      Metric(name="val_ppl", value=20.0 * (1.5 if i % 2 else 0.6), unit="1")]
+    flagged = {row["name"] for row in _warnings(load_frames(frames_from_records(recs)))["high_cv"]}
+    assert "val_ppl" in flagged  # a measured series that does vary is still warned
+    assert not flagged & {"round_position", "lr", names.at(names.CURVE_VAL_LOSS, 10)}
+
+
 def test_extra_sections_and_suite_filter(frames, tmp_path):
     out = write_report(frames, tmp_path / "sub" / "r.html", suite="synthetic", n_resamples=500,
                        extra_sections=[("Landauer ladder", "<table><tr><td>rung</td></tr></table>")])
