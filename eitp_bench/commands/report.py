@@ -14,6 +14,7 @@ def report(
     claims: str = typer.Option("eitp", "--claims", help="claims file: a built-in name or a YAML path"),
     regress: bool = typer.Option(False, "--regress", help="add a nightly-regressions section (default window/threshold)"),
     as_json: bool = typer.Option(False, "--json", help="print the findings (one verdict row per claim) as JSON; no HTML"),
+    title: Optional[str] = typer.Option(None, "--title", help="the page's title (default: eitp-bench report — <suite>)"),
 ) -> None:
     """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
     from eitp_bench.report.build import for_suite, load_frames, write_report
@@ -32,7 +33,7 @@ def report(
         from eitp_bench.report.regress import regressions_section
 
         extra.append(regressions_section(find_changes(frames.metrics), window=8, threshold=0.05))
-    path = write_report(frames, out, suite=suite, claims=claims, extra_sections=extra)
+    path = write_report(frames, out, suite=suite, claims=claims, extra_sections=extra, title=title)
     print(f"wrote {path}")
 
 

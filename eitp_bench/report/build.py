@@ -21,7 +21,7 @@ BADGE = {"VERIFIED": "ok", "REFUTED": "bad", "INCONCLUSIVE": "warn", "NOT MEASUR
 
 def build_report(store_or_frames, *, suite: Optional[str] = None,
                  extra_sections: Iterable[tuple[str, str]] = (), claims="eitp", n_resamples: int = 10_000,
-                 max_groups: int = 5, theory: bool = True) -> str:
+                 max_groups: int = 5, theory: bool = True, title: Optional[str] = None) -> str:
     """The whole report as one self-contained HTML string.
 
     Verdicts are judged per (suite, configuration, hardware profile); only the `max_groups` most
@@ -35,7 +35,8 @@ def build_report(store_or_frames, *, suite: Optional[str] = None,
 
         theorem3 = [v for g in findings.groups for v in g.verdicts if v.claim.kind == "bound"]
         extra_sections += theory_sections(frames, temperature_k=findings.heat_sink_k, theorem3=theorem3)
-    return render_report(findings, title=f"eitp-bench report — {suite}" if suite else "eitp-bench report",
+    title = title or (f"eitp-bench report — {suite}" if suite else "eitp-bench report")
+    return render_report(findings, title=title,
                          extra_sections=extra_sections)
 
 
@@ -89,13 +90,12 @@ def _training_pictures(group) -> dict:
 
     if group is None:
         return {"curves": [], "step_svg": "", "arm_energy_svgs": []}
-    where = f" — {group.suite} · {group.scope.hardware}"
     return {
-        "curves": [Markup(plots.loss_curves(c["curves"], x=c["x"], xlabel=c["xlabel"], title=c["title"] + where))
+        "curves": [Markup(plots.loss_curves(c["curves"], x=c["x"], xlabel=c["xlabel"], title=c["title"]))
                    for c in group.curves],
-        "step_svg": Markup(plots.distribution(group.step_times, title="time per training step" + where, unit="s / step"))
+        "step_svg": Markup(plots.distribution(group.step_times, title="time per training step", unit="s / step"))
         if group.step_times else "",
-        "arm_energy_svgs": [Markup(plots.arm_energy(p["bars"], title=p["title"] + where, xlabel=p["xlabel"]))
+        "arm_energy_svgs": [Markup(plots.arm_energy(p["bars"], title=p["title"], xlabel=p["xlabel"]))
                             for p in group.arm_energy[:6]],
     }
 
