@@ -36,7 +36,7 @@ window.addEventListener("load", () => {
   out.wrappers = [...document.querySelectorAll(".scroll")].filter((w) => w.scrollWidth > w.clientWidth + 1)
     .map((w) => [w.scrollWidth, w.clientWidth, (w.querySelector("table") || {}).className]);
   out.too_wide = [...document.querySelectorAll("body *")].filter((el) => el.getBoundingClientRect().right > vw + 1)
-    .slice(0, 10).map((el) => el.tagName + "." + el.className + " " + Math.round(el.getBoundingClientRect().right));
+    .slice(0, 10).map((el) => el.tagName + "." + el.getAttribute("class") + " " + Math.round(el.getBoundingClientRect().right));
   out.svg_text = [...document.querySelectorAll("svg text")].map((t) => t.textContent);
   out.cells = [...document.querySelectorAll("td")].map((td) => td.textContent);
   const pre = document.createElement("pre"); pre.id = "probe"; pre.textContent = JSON.stringify(out);

@@ -366,7 +366,8 @@ def _environment(frames: Frames) -> list[dict]:
     """Each provenance field with its distinct values (and counts): a mixed environment shows at once.
 
     Nested values (hardware.isolation, hardware.gpu_temperature_c …) become one row per leaf
-    (`hardware.isolation.gpu_processes`), lists are joined and None is "—": never a Python repr."""
+    (`hardware.isolation.gpu_processes`), lists are joined (a list of mappings as `key: value` groups) and
+    None is "—": never a Python repr."""
     p = frames.provenance
     if p is None or len(p) == 0:
         p = frames.runs[["hardware_profile_id", "device", "suite_config_hash"]]
@@ -392,9 +393,6 @@ def _leaves(name: str, value, depth: int = 0):
     if isinstance(value, dict) and value and depth < 4:
         for k, v in value.items():
             yield from _leaves(f"{name}.{k}", v, depth + 1)
-    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value) and depth < 4:
-        for i, v in enumerate(value):
-            yield from _leaves(f"{name}.{i}", v, depth + 1)
     else:
         yield name, cell(value)
 

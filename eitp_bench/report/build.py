@@ -120,7 +120,15 @@ def _env():
     env.filters["cell"] = cell
     env.filters["effect"] = effect
     env.filters["claimed_note"] = claimed_note
+    env.filters["breakable"] = breakable
     return env
+
+
+def breakable(name: str):
+    """A dotted field name that may wrap after each dot or underscore (escaped, then <wbr> added)."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(name)).replace(".", ".<wbr>").replace("_", "_<wbr>"))
 
 
 def effect(v) -> str:
