@@ -266,6 +266,8 @@ def test_theorem_3_gets_exactly_one_verdict_in_the_whole_report():
     theorem3_lines = [line for line in items if "Theorem 3" in line or "theorem-3" in line]
     judged = [w for line in theorem3_lines for w in verdict_words if w in line]
     assert judged.count("REFUTED") >= 1 and set(judged) == {"REFUTED"}, judged
+    quoted = [line for line in theorem3_lines if line.startswith("<li>")]
+    assert quoted and all("REFUTED here — " in line for line in quoted)  # quoted with its scope (no config stored)
 
 
 def test_the_verdict_column_comes_right_after_the_claim_so_narrow_screens_never_clip_it():

@@ -33,7 +33,8 @@ def build_report(store_or_frames, *, suite: Optional[str] = None,
     if theory:  # measured joules against the physical floors, when the suite ran the theory tasks
         from eitp_bench.report.theory_sections import theory_sections
 
-        theorem3 = [v for g in findings.groups for v in g.verdicts if v.claim.kind == "bound"]
+        theorem3 = [(v, g.scope.qualifier() if g.scope else "") for g in findings.groups for v in g.verdicts
+                    if v.claim.kind == "bound"]
         extra_sections += theory_sections(frames, temperature_k=findings.heat_sink_k, theorem3=theorem3)
     title = title or (f"eitp-bench report — {suite}" if suite else "eitp-bench report")
     return render_report(findings, title=title,

@@ -199,8 +199,12 @@ def _theorem3_items(theorem3: Optional[list]) -> str:
     """Theorem 3 as the claims judge found it (the verdict table's row): never judged a second time here."""
     if not theorem3:
         return "<li>Theorem 3: see the claim verdicts (theorem-3); not judged in this section.</li>"
-    return "".join(f"<li>Theorem 3 ({_e(v.claim.candidate)}), from the claim verdicts: <strong>{_e(v.verdict)}</strong> "
-                   f"— {_e(v.reason)}</li>" for v in theorem3)
+    items = []
+    for item in theorem3:  # a Verdict, or (Verdict, its scope's qualifier: "here — synthetic regime, …")
+        v, here = item if isinstance(item, tuple) else (item, "")
+        items.append(f"<li>Theorem 3 ({_e(v.claim.candidate)}), from the claim verdicts: <strong>{_e(v.verdict)}"
+                     f"{' ' + _e(here) if here else ''}</strong> — {_e(v.reason)}</li>")
+    return "".join(items)
 
 
 # ----------------------------------------------------------------------------- (c) floors
