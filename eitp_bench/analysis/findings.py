@@ -371,16 +371,26 @@ def _environment(frames: Frames) -> list[dict]:
     p = frames.provenance
     if p is None or len(p) == 0:
         p = frames.runs[["hardware_profile_id", "device", "suite_config_hash"]]
+    import json
+
     rows = []
     for col in p.columns:
         if col == "run_id":
             continue
-        per_run = [dict(_leaves(col, value)) for value in p[col]]
-        for name in dict.fromkeys(k for leaves in per_run for k in leaves):  # first-seen order
+        # count each distinct value once (10 000 runs share a handful), then expand only those
+        try:
+            per_value = [(dict(_leaves(col, value)), int(n)) for value, n in
+                         p[col].value_counts(dropna=False, sort=False).items()]
+        except TypeError:  # mappings and lists are not hashable: count them by their JSON text
+            keyed = p[col].map(lambda v: json.dumps(v, sort_keys=True, default=str))
+            first = dict(zip(keyed, p[col]))
+            per_value = [(dict(_leaves(col, first[key])), int(n))
+                         for key, n in keyed.value_counts(sort=False).items()]
+        for name in dict.fromkeys(k for leaves, _ in per_value for k in leaves):  # first-seen order
             counts: dict[str, int] = {}
-            for leaves in per_run:
+            for leaves, n in per_value:
                 text = leaves.get(name, "—")
-                counts[text] = counts.get(text, 0) + 1
+                counts[text] = counts.get(text, 0) + n
             ranked = sorted(counts.items(), key=lambda kv: -kv[1])
             rows.append({"field": name, "seen": ranked[:6], "more": max(0, len(ranked) - 6)})
     return rows
@@ -427,7 +437,8 @@ def _warnings(frames: Frames, energy=None) -> dict:
         m = m[m["status"] == "ok"] if "status" in m.columns else m
         from eitp_bench.names import is_design
 
-        m = m[~m["name"].map(is_design)]  # run order, settings, curve points: their spread is by design
+        design = [n for n in m["name"].unique() if is_design(n)]  # run order, settings, curve points:
+        m = m[~m["name"].isin(design)]  # their spread is by design
         g = m.groupby(["suite", "task", "arm", "name", "hardware_profile_id"], dropna=False, sort=True)["value"]
         stats = g.agg(["count", "mean", "std"]).reset_index()
         stats["cv"] = stats["std"] / stats["mean"].abs()

@@ -15,7 +15,7 @@ from eitp_bench import names
 from eitp_bench.analysis.resultset import measured_only
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
-RESAMPLES = 2000
+RESAMPLES = 1000  # percentile bootstrap of a median: a picture's whisker, not a verdict
 
 
 def _ok(metrics):
@@ -98,7 +98,7 @@ def arm_energy(energy, *, seed: int = 0) -> list[dict]:
     for (task, window), w in e.groupby(["task", "window"], sort=True):
         bars = []
         for arm, a in w.groupby("arm", sort=True):
-            channel = a["device"].astype(str) + " " + a["domain"].astype(str)
+            channel = _channels(a)
             parts = a.assign(channel=channel).groupby(["channel", "run_id"])["joules"].sum().groupby("channel").median()
             totals = a.groupby("run_id")["joules"].sum().to_numpy(dtype=float)
             low, high = _median_interval(totals, rng)
@@ -111,6 +111,16 @@ def arm_energy(energy, *, seed: int = 0) -> list[dict]:
                     "bars": bars})
     out.sort(key=lambda p: p["window"] != "train")  # the training window first: the training-energy claim
     return out
+
+
+def _channels(e):
+    """`gpu:0 gpu`, and on multi-rank runs `gpu:0 gpu rank 1 on node2`: each rank's sensor is its own segment."""
+    channel = e["device"].astype(str) + " " + e["domain"].astype(str)
+    if "rank" in e.columns and e["rank"].notna().any():
+        channel = channel + e["rank"].map(lambda r: "" if r is None or r != r else f" rank {int(r)}")
+        if "host" in e.columns:
+            channel = channel + e["host"].map(lambda h: f" on {h}" if isinstance(h, str) else "")
+    return channel
 
 
 def _median_interval(values: np.ndarray, rng) -> tuple[float, float]:
