@@ -67,6 +67,24 @@ def split_at(name: str) -> tuple[str, Optional[str]]:
 
 # ---- metrics ---------------------------------------------------------------------------------
 
+# The validation curve of a training run, one value per evaluation: `curve_val_loss@200` is the loss
+# after 200 steps, `curve_joules@200` the measured training joules up to then (estimated: suffixed).
+CURVE_VAL_LOSS = "curve_val_loss"
+CURVE_TRAIN_S = "curve_train_s"
+CURVE_JOULES = "curve_joules"
+_CURVES = (CURVE_VAL_LOSS, CURVE_TRAIN_S, CURVE_JOULES)
+
+# Facts of the design, not measurements: the shuffled run order, the configured or chosen settings.
+# Their spread between repetitions is by construction, never "high variance".
+DESIGN_METRICS = frozenset({"round_position", "lr", "steps", "target_val_loss", "heat_sink_temperature_k",
+                            "forward_passes_per_step"})
+
+
+def is_design(name: str) -> bool:
+    """Whether a metric is part of the design (or one point of a curve) rather than one measured figure."""
+    base = split_at(name)[0]
+    return base in DESIGN_METRICS or base.removesuffix(ESTIMATED_SUFFIX) in _CURVES
+
 
 @dataclass(frozen=True)
 class MetricSpec:

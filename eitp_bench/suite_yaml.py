@@ -16,6 +16,7 @@ lets the last value win. So a suite is read in steps, each refusing with a `Prob
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Optional
 
 import yaml
@@ -29,6 +30,22 @@ MAX_NODES = 100_000  # values once every alias is expanded (a suite has a few hu
 _TAG = "tag:yaml.org,2002:"
 PLAIN_TAGS = {_TAG + t for t in ("null", "bool", "int", "float", "str", "seq", "map")}
 _MERGE = _TAG + "merge"
+
+
+class _SuiteLoader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3`, `5e-5`, `1E-4` as numbers, as YAML 1.2 and people do.
+
+    YAML 1.1 (PyYAML) only reads an exponent with a dot (`1.0e-3`), so a learning rate written
+    the usual way became the string "1e-3" and was refused as "not a valid number". Only plain
+    (unquoted) scalars are resolved: `"1e-3"` stays a string, and booleans are untouched.
+    """
+
+
+_SuiteLoader.add_implicit_resolver(
+    _TAG + "float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 class YamlRefused(Exception):
@@ -58,7 +75,7 @@ def load_plain(text: str, *, top_level: bool = True) -> Any:
     top_level: the document must be a mapping (a suite file); False for a `--set` value.
     """
     _check_depth(text)
-    loader = yaml.SafeLoader(text)
+    loader = _SuiteLoader(text)
     try:
         try:
             node = loader.get_single_node()
@@ -110,7 +127,7 @@ def _syntax_message(err: yaml.YAMLError) -> str:
 def _check_depth(text: str) -> None:
     depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_SuiteLoader):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:

@@ -268,7 +268,8 @@ def test_smoke_end_to_end(tmp_path, capsys):
     with Store.open(os.environ["EITP_BENCH_STORE"], create=False) as store:
         assert store.run_ids() == {r.run_id for r in recs}
     html = (out / "report.html").read_text()
-    assert "Claim verdicts" in html and "Landauer" in html
+    assert 'id="verdict-table-1"' in html and "Landauer" in html
+    assert "This smoke run checks that every stage" in html and ">VERIFIED<" not in html and ">REFUTED<" not in html
     assert "inference-speedup-compressed" in html  # the shipped artefact's speed row
 
 

@@ -73,7 +73,7 @@ def test_bounds_shows_its_steps_on_stderr_and_keeps_json_on_stdout(capsys):
     assert main(["bounds", "--model", "tiny", "--json"]) in (0, None)
     captured = capsys.readouterr()
     json.loads(captured.out)
-    steps = [line for line in captured.err.splitlines() if line.startswith("bounds: ")]
+    steps = [line for line in captured.err.splitlines() if line.startswith("bounds: ") and ": still " not in line]
     assert steps[0].startswith("bounds: loading model tiny (1/5") and "(5/5" in steps[-1] and len(steps) == 5
 
 
@@ -89,3 +89,33 @@ def test_the_first_repetitions_wait_for_the_worker_server_is_said_and_kept_out_o
     bar.finished(spec, [record(spec, "train")])
     assert bar.eta_s() == 5.0
     assert "waiting for the worker server to import torch" in out.getvalue().splitlines()[0]
+
+
+def test_a_long_step_keeps_saying_it_still_runs():
+    """`tick` (called by the heartbeat thread every HEARTBEAT_S) names the running step and its time so far."""
+    from eitp_bench.progress import HEARTBEAT_S
+
+    assert HEARTBEAT_S < 2.0  # never silent for more than 2 s
+    clock, out = Clock(), io.StringIO()
+    with Steps("bounds", 2, stream=out, clock=clock) as steps:
+        steps.tick()  # before any step: nothing to say
+        steps.step("loading")
+        clock.t += 1.5
+        steps.tick()
+        clock.t += 1.5
+        steps.tick()
+        steps.step("counting")
+    assert out.getvalue().splitlines() == [
+        "bounds: loading (1/2, 0.0 s)",
+        "bounds: still loading (1/2, 1.5 s in this step, 1.5 s in all)",
+        "bounds: still loading (1/2, 3.0 s in this step, 3.0 s in all)",
+        "bounds: counting (2/2, 3.0 s)"]
+
+
+def test_the_heartbeat_thread_stops_with_the_steps():
+    import threading
+
+    before = threading.active_count()
+    with Steps("x", 1, stream=io.StringIO(), heartbeat_s=0.01) as steps:
+        steps.step("a")
+    assert threading.active_count() == before

@@ -119,3 +119,21 @@ def test_run_command_with_a_bad_suite_exits_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # nothing ran
     assert main(["run", "smoke", "--set", "train.steps=zero"]) == 2
     assert "'train.steps'" in capsys.readouterr().err
+
+
+def test_exponent_numbers_without_a_dot_are_numbers_in_files_and_overrides(tmp_path):
+    """`1e-3` is how people write a learning rate; YAML 1.1 alone would read it as a string."""
+    path = write(tmp_path, GOOD.replace("  steps: 10\n", "  steps: 10\n  lr: 1e-3\n"))
+    assert load_suite(str(path)).train.lr == 1e-3
+    for text, value in (("5e-5", 5e-5), ("1E-4", 1e-4), ("+2e-4", 2e-4), ("3.0e-4", 3e-4)):
+        assert load_suite(str(path), [f"train.lr={text}"]).train.lr == value
+
+
+def test_quoted_numbers_and_booleans_stay_what_they_are(tmp_path):
+    from eitp_bench.suite_yaml import load_plain
+
+    assert load_plain('"1e-3"', top_level=False) == "1e-3"  # quoted: a string, still refused as a number
+    assert load_plain("'5e-5'", top_level=False) == "5e-5"
+    assert load_plain("true", top_level=False) is True
+    assert load_plain("1e3", top_level=False) == 1000.0 and load_plain("e3", top_level=False) == "e3"
+    assert "lr" in error_of(write(tmp_path, GOOD.replace("  steps: 10\n", '  steps: 10\n  lr: "1e-3"\n'))).message

@@ -73,3 +73,38 @@ def test_bad_temperature_exits_2(bad, capsys):
 def test_missing_model_directory(tmp_path, capsys):
     assert main(["bounds", "--model", str(tmp_path / "nowhere")]) == 2
     assert "local model directory" in capsys.readouterr().err
+
+
+def test_bounds_text_prints_every_figure_the_json_has(capsys, monkeypatch):
+    """The text tables and --json say the same things: ML temperatures, η_φ, theorems, transitions, E_min."""
+    from eitp_bench.commands.bounds import _fmt
+
+    monkeypatch.setenv("COLUMNS", "240")
+    assert main(["bounds", "--model", "tiny", "--json", "--profile", "nvidia-h100-sxm"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert main(["bounds", "--model", "tiny", "--profile", "nvidia-h100-sxm"]) == 0
+    text = capsys.readouterr().out
+    figures = list(result["ml_temperature_local"]["per_layer"].items())
+    figures += [(a["activation"], a["eta"]) for a in result["activation_efficiency"]]
+    figures += [(s["name"], s["flips_per_inference"]) for s in result["transitions"]["sites"]]
+    figures += [(k, v["h_bits_per_param"]["value"]) for k, v in result["e_min"]["by_storage"].items()]
+    figures += [(f"{b['bin_width']:.4g}", b["plugin_bits_per_param"]) for b in result["e_min"]["binning_sensitivity"]]
+    for name, value in figures:
+        assert any(name in line and _fmt(value) in line for line in text.splitlines()), (name, value)
+    for theorem in ("theorem_2", "theorem_3"):
+        assert result["theorems"][theorem]["verdict"] in text
+    assert "E[φ(z)²]/E[z²]" in text  # titles are text, not rich markup
+    assert "Python" not in text and "None" not in text and "{'" not in text
+
+
+@pytest.mark.parametrize("name", ["nvidia-h100-sxm", "NVIDIA-H100-SXM.yaml", "NVIDIA H100 SXM5 80GB"])
+def test_hardware_profiles_by_id_file_stem_or_display_name(name):
+    from eitp_bench.commands.bounds import _load_profile
+
+    assert _load_profile(name)["name"] == "NVIDIA H100 SXM5 80GB"
+
+
+def test_unknown_profile_lists_the_ids(capsys):
+    assert main(["bounds", "--model", "tiny", "--profile", "nvidia-h900"]) == 2
+    err = capsys.readouterr().err
+    assert "no hardware profile named 'nvidia-h900'" in err and "nvidia-h100-sxm" in err and "Traceback" not in err

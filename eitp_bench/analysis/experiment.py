@@ -67,7 +67,7 @@ def describe_experiment(suite: str, config_hash: str, config: Optional[dict], me
     exp.regime, exp.regime_text = _regime(suite_cfg)
     exp.selection = selection.from_config(suite_cfg)
     t = suite_cfg.train
-    exp.regime_text += (f"; scale: {'/'.join(suite_cfg.sizes)} model, {suite_cfg.repetitions} rounds per arm, "
+    exp.regime_text += (f"; scale: {'/'.join(suite_cfg.sizes)} model, {suite_cfg.repetitions} rounds per arm configured, "
                         f"{t.steps} training steps × batch {t.batch_size} on {suite_cfg.device}")
     exp.smoke = suite_cfg.kind == "smoke"
     exp.settings = {arm: effective_settings(suite_cfg, arm) for arm in arms if arm in suite_cfg.arms}

@@ -44,6 +44,13 @@ class GroupFindings:
     isolation: dict = field(default_factory=dict)
     # measured energy windows with a FAULT code (skipped by the judge), per code: {code: windows}
     energy_skipped: dict = field(default_factory=dict)
+    scope: Any = None  # scope.Scope: the setting every verdict of this group is about
+    # training_view: loss curves, energy per arm, time per step / to target (data for the pictures)
+    curves: list = field(default_factory=list)
+    arm_energy: list = field(default_factory=list)
+    training_time: list = field(default_factory=list)
+    step_times: dict = field(default_factory=dict)
+    co2: dict = field(default_factory=dict)  # co2.co2_per_arm: measured joules × grid intensity
 
     @property
     def ablation_columns(self) -> dict[str, str]:
@@ -84,8 +91,9 @@ class Findings:
                     "smoke": g.experiment.smoke,
                     "unequal_settings": g.experiment.differ,
                     "convergence": {a: {"reached": r, "runs": n} for a, (r, n) in g.experiment.convergence.items()},
-                    "verdicts": [verdict_json(v) for v in g.verdicts]
-                    + [verdict_json(v) for row in g.ablation for v in row["cells"].values()],
+                    "scope": g.scope.to_json() if g.scope else None,
+                    "verdicts": [verdict_json(v, g.scope) for v in g.verdicts]
+                    + [verdict_json(v, g.scope) for row in g.ablation for v in row["cells"].values()],
                     # the Holm families of this configuration × hardware (the report states them)
                     "multiplicity": multiplicity_families(
                         list(g.verdicts) + [v for row in g.ablation for v in row["cells"].values()]),
@@ -97,6 +105,8 @@ class Findings:
                     "batches_warning": g.batches_warning,
                     "isolation": g.isolation,
                     "energy_windows_skipped": g.energy_skipped,
+                    "training_time": g.training_time,
+                    "co2": {k: v for k, v in g.co2.items()},
                 }
                 for g in self.groups
             ],
@@ -106,7 +116,7 @@ class Findings:
         }
 
 
-def verdict_json(v) -> dict:
+def verdict_json(v, scope=None) -> dict:
     def num(x):  # NaN and ±∞ are not JSON: null (an unbounded interval side is said in `ci_unbounded`)
         return None if x is None or not math.isfinite(x) else float(x)
 
@@ -126,6 +136,9 @@ def verdict_json(v) -> dict:
         "instrument": getattr(v, "resolution", None),
         "isolation": getattr(v, "isolation", None),
         **_multiplicity_json(v),
+        # the setting the verdict is about; `verdict_here` words it ("REFUTED here — synthetic regime, …")
+        "scope": scope.to_json() if scope else None,
+        "verdict_here": " ".join(filter(None, [v.verdict, scope.qualifier() if scope else ""])),
     }
 
 
@@ -191,7 +204,10 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     """One verdict table per comparability key (configuration hash × hardware profile): claims are never
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
+    from eitp_bench.analysis import training_view
+    from eitp_bench.analysis.co2 import co2_per_arm
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge
+    from eitp_bench.analysis.scope import group_scope
     from eitp_bench.analysis.selection import apply as apply_selection
 
     instrument, conditions = lags_for_judge(rs.frames.provenance), isolation_codes(rs.frames.provenance)
@@ -206,6 +222,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         not_run = [c.id for c in claim_set.claims if c not in claims]
         # the suite's claims / thresholds keys, honoured (analysis/selection.py): its declared family
         claims, not_selected, changed = apply_selection(claims, experiment.selection)
+        arm_energy = training_view.arm_energy(e)
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
         verdicts = [_annotate(v, g.metrics, experiment, changed) for v in verdicts]
@@ -216,6 +233,10 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             claims_not_run=not_run, claims_not_selected=not_selected, tables=task_tables(m), metrics=m,
             batches_warning=_batches(g.metrics), isolation=isolation_counts(g.metrics, conditions),
             energy_skipped=_energy_skipped(e),
+            scope=group_scope(experiment, g.config, g.key.hardware_profile_id, m, rs.frames.provenance),
+            curves=training_view.loss_curves(m), arm_energy=arm_energy,
+            training_time=training_view.training_time(m), step_times=training_view.step_time_samples(m),
+            co2=co2_per_arm(arm_energy, _co2_country(g.config)),
         ))
     return groups, omitted
 
@@ -246,6 +267,14 @@ def _not_comparable(v, why: str):
     v.reason = f"{why}; the statistics would say {v.verdict}: {v.reason}"
     v.verdict, v.plan = NOT_COMPARABLE, None
     return v
+
+
+def _co2_country(config: Optional[dict]) -> Optional[str]:
+    """The grid whose carbon intensity prices these joules: the suite's meters.co2_country, else
+    $EITP_BENCH_COUNTRY (the country the reader says the machine ran in), else none."""
+    import os
+
+    return ((config or {}).get("meters") or {}).get("co2_country") or os.environ.get("EITP_BENCH_COUNTRY") or None
 
 
 def _energy_skipped(energy) -> dict[str, int]:
@@ -418,18 +447,48 @@ def _energy_table(e) -> list[dict]:
 
 
 def _environment(frames: Frames) -> list[dict]:
-    """Each provenance field with its distinct values (and counts): a mixed environment shows at once."""
+    """Each provenance field with its distinct values (and counts): a mixed environment shows at once.
+
+    Nested values (hardware.isolation, hardware.gpu_temperature_c …) become one row per leaf
+    (`hardware.isolation.gpu_processes`), lists are joined (a list of mappings as `key: value` groups) and
+    None is "—": never a Python repr."""
     p = frames.provenance
     if p is None or len(p) == 0:
         p = frames.runs[["hardware_profile_id", "device", "suite_config_hash"]]
+    import json
+
     rows = []
     for col in p.columns:
         if col == "run_id":
             continue
-        counts = p[col].fillna("—").astype(str).value_counts()
-        rows.append({"field": col, "seen": [(v, int(n)) for v, n in counts.head(6).items()],
-                     "more": max(0, len(counts) - 6)})
+        # count each distinct value once (10 000 runs share a handful), then expand only those
+        try:
+            per_value = [(dict(_leaves(col, value)), int(n)) for value, n in
+                         p[col].value_counts(dropna=False, sort=False).items()]
+        except TypeError:  # mappings and lists are not hashable: count them by their JSON text
+            keyed = p[col].map(lambda v: json.dumps(v, sort_keys=True, default=str))
+            first = dict(zip(keyed, p[col]))
+            per_value = [(dict(_leaves(col, first[key])), int(n))
+                         for key, n in keyed.value_counts(sort=False).items()]
+        for name in dict.fromkeys(k for leaves, _ in per_value for k in leaves):  # first-seen order
+            counts: dict[str, int] = {}
+            for leaves, n in per_value:
+                text = leaves.get(name, "—")
+                counts[text] = counts.get(text, 0) + n
+            ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+            rows.append({"field": name, "seen": ranked[:6], "more": max(0, len(ranked) - 6)})
     return rows
+
+
+def _leaves(name: str, value, depth: int = 0):
+    """(dotted name, display text) for every leaf of a provenance value."""
+    from eitp_bench.display import cell
+
+    if isinstance(value, dict) and value and depth < 4:
+        for k, v in value.items():
+            yield from _leaves(f"{name}.{k}", v, depth + 1)
+    else:
+        yield name, cell(value)
 
 
 def _warnings(frames: Frames, energy=None) -> dict:
@@ -460,6 +519,10 @@ def _warnings(frames: Frames, energy=None) -> dict:
     m = frames.metrics
     if len(m):
         m = m[m["status"] == "ok"] if "status" in m.columns else m
+        from eitp_bench.names import is_design
+
+        design = [n for n in m["name"].unique() if is_design(n)]  # run order, settings, curve points:
+        m = m[~m["name"].isin(design)]  # their spread is by design
         g = m.groupby(["suite", "task", "arm", "name", "hardware_profile_id"], dropna=False, sort=True)["value"]
         stats = g.agg(["count", "mean", "std"]).reset_index()
         stats["cv"] = stats["std"] / stats["mean"].abs()

@@ -31,7 +31,7 @@ def task_tables(metrics) -> list[Table]:
     m = metrics[metrics["status"] == "ok"] if "status" in metrics.columns else metrics
     med = m.groupby(["task", "arm", "name"], sort=True)["value"].median()
     count = m.groupby(["task", "arm", "name"], sort=True)["value"].size()
-    tables = [_generation(med, count), _retrieval(med), _compression(med), _perplexity(med), _co2(med)]
+    tables = [_generation(med, count), _retrieval(med), _compression(med), _perplexity(med)]
     return [t for t in tables if t is not None and t.rows]
 
 
@@ -88,22 +88,18 @@ def _arm_rows(med, task: str, metrics: list[str]) -> list[list[Any]]:
 
 
 def _compression(med) -> Optional[Table]:
-    rows = _arm_rows(med, "compress", ["model_bytes", "model_bytes_uncompressed", "compression_ratio", "val_ppl",
+    rows = _arm_rows(med, "compress", ["model_bytes", "model_bytes_uncompressed", "val_ppl",
                                        "val_ppl_uncompressed", "accuracy_drop"])
-    return Table("Compression", ["arm", "bytes", "bytes before", "ratio", "ppl after", "ppl before", "accuracy drop"],
-                 rows, "bytes of the serialized artefact on disk")
+    for row in rows:  # size after ÷ before: the direction of the claim (0.24× = "4.2× compression")
+        after, before = row[1], row[2]
+        row.insert(3, f"{after / before:.3g}×" if after and before else None)
+    return Table("Compression", ["arm", "bytes", "bytes before", "size after ÷ before", "ppl after", "ppl before",
+                                 "accuracy drop"],
+                 rows, "bytes of the serialized artefact on disk; the size ratio runs the claim's way "
+                       "(0.24× is the paper's \"4.2× compression\")")
 
 
 def _perplexity(med) -> Optional[Table]:
     rows = _arm_rows(med, "lm", ["val_ppl", "optimal_ppl", "ppl_ratio_to_optimal", "val_accuracy"])
     return Table("Language modelling", ["arm", "val ppl", "best achievable ppl", "ratio to best", "next-token accuracy"],
                  rows, "best achievable = exp(entropy rate) of the Markov source; empty on real text")
-
-
-def _co2(med) -> Optional[Table]:
-    """CO₂ per task and arm, when the suite recorded it (meters.co2_country): codecarbon's figures."""
-    rows = [[task, arm, float(med.loc[(task, arm, "co2_kg")]),
-             _value(med, task, arm, "codecarbon_peer_energy_kwh")]
-            for task, arm, name in med.index if name == "co2_kg"]
-    return Table("CO₂ (codecarbon, offline)", ["task", "arm", "kg CO₂eq", "codecarbon's energy estimate (kWh)"], rows,
-                 "codecarbon's own energy figure is a peer's estimate, never part of our joules")

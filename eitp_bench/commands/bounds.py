@@ -54,18 +54,15 @@ def _load_profile(name: Optional[str]):
         if not isinstance(data, dict):
             raise UserError(f"profile file {name!r} is not a YAML mapping", fix="give a hardware profile YAML file")
         return data
-    from eitp_bench.hardware.profiles import load_profiles
+    from eitp_bench.hardware.profiles import find_profile
 
-    profiles = load_profiles()
-    for p in profiles:
-        if p.name.lower() == name.lower():
-            return p.model_dump()
-    raise UserError(f"no hardware profile named {name!r}",
-                    fix="use one of: " + "; ".join(p.name for p in profiles) + " (or a YAML file path)")
+    return find_profile(name)[1].model_dump()  # by id (file stem) or display name; a UserError lists them
 
 
 def _fmt(v) -> str:
-    return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+    from eitp_bench.display import cell
+
+    return f"{v:.4g}" if isinstance(v, float) and v == v else cell(v)
 
 
 def _print_tables(result: dict) -> None:
@@ -104,6 +101,8 @@ def _print_tables(result: dict) -> None:
         lip.add_row(str(b["block"]), _fmt(b["jacobian_spectral_norm"]["value"]),
                     _fmt(b["finite_difference_ratio"]["value"]), _fmt(b["relative_update"]))
     console.print(lip)
+    for extra in _more_tables(result):
+        console.print(extra)
     e_min = result["e_min"]
     degenerate = [s for s, v in e_min["by_storage"].items() if v["degenerate"]]
     notes = [f"E_min headline over {e_min['primary_storage']} storage codes (floors and theorems use it)"]
@@ -112,6 +111,52 @@ def _print_tables(result: dict) -> None:
     for note in (result["transitions"]["notes"] + [e_min["binning_note"]] + notes
                  + result["floors"]["assumptions"]):
         console.print(f"• {note}", highlight=False, markup=False)
+
+
+def _table(title: str, columns: list[str], rows: list[list]):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title))  # E[z²] is text, not a rich markup tag
+    for col in columns:
+        table.add_column(escape(col), overflow="fold")
+    for row in rows:
+        table.add_row(*[escape(_fmt(v)) for v in row])
+    return table
+
+
+def _more_tables(result: dict) -> list:
+    """Every other figure `--json` gives, as tables: the text and the JSON say the same things."""
+    tr = result["transitions"]
+    tables = [_table("Transitions per inference", ["site", "activation", "kind", "units", "active", "flips", "entropy bits"],
+                     [[s["name"], s["activation"], s["kind"], s["units"], s["active_per_inference"],
+                       s["flips_per_inference"], s["entropy_bits_per_inference"]] for s in tr["sites"]]
+                     + [["all gated units", "", "", tr["gated_units"], tr["reset_per_inference"],
+                         tr["flips_per_inference"], tr["entropy_bits_per_inference"]]])]
+    e_min = result["e_min"]
+    tables.append(_table("Parameter entropy per storage code", ["storage", "distinct codes", "H (bit/param)", "E_min J",
+                                                                "degenerate"],
+                         [[k, v["entropy"].get("distinct_codes"), v["h_bits_per_param"]["value"], v["e_min_j"]["value"],
+                           "yes" if v["degenerate"] else "no"] for k, v in e_min["by_storage"].items()]))
+    tables.append(_table("Binning sensitivity of H (bf16 histogram)", ["bin width", "plug-in bit/param",
+                                                                       "Miller–Madow bit/param"],
+                         [[b["bin_width"], b["plugin_bits_per_param"], b["miller_madow_bits_per_param"]]
+                          for b in e_min.get("binning_sensitivity", [])]))
+    th = result["theorems"]
+    tables.append(_table(f"Theorems 2 and 3 (E_min over {th.get('e_min_storage')} codes = {_fmt(th['e_min_j'])} J)",
+                         ["theorem", "statement", "verdict", "reason"],
+                         [[k.replace("_", " "), v["statement"], v["verdict"], v["reason"]]
+                          for k, v in th.items() if isinstance(v, dict) and "verdict" in v]))
+    ml = result["ml_temperature_local"]
+    tables.append(_table(f"Local ML temperature per layer ({ml['unit']}; {ml['note']})", ["layer", "T_l"],
+                         [[layer, t] for layer, t in ml["per_layer"].items()]))
+    tables.append(_table("Activation efficiency η_φ = E[φ(z)²]/E[z²], z ~ N(0, q)", ["activation", "q", "η_φ"],
+                         [[a["activation"], a["q"], a["eta"]] for a in result["activation_efficiency"]]))
+    d = result.get("derivation_prediction")
+    if d:
+        rows = [[k, v] for k, v in d.items() if not isinstance(v, (dict, list))]
+        tables.append(_table("Derivation prediction (retrieve vs derive)", ["quantity", "value"], rows))
+    return tables
 
 
 def bounds(
@@ -123,9 +168,9 @@ def bounds(
     """Landauer bounds, E_min, training floors, energy ladder and Lipschitz profile of a model."""
     t = _temperature(temperature)
     hardware = _load_profile(profile)
-    from eitp_bench.progress import Steps
+    from eitp_bench.progress import HEARTBEAT_S, Steps
 
-    with Steps("bounds", 5) as steps:  # on stderr: --json keeps stdout one JSON object
+    with Steps("bounds", 5, heartbeat_s=HEARTBEAT_S) as steps:  # on stderr: --json keeps stdout one JSON object
         steps.step(f"loading model {model}")
         m = _load_model(model)
         from eitp_bench.theory.bounds import compute_bounds

@@ -18,6 +18,7 @@ def report(
     bundle: Optional[str] = typer.Option(None, "--bundle", help="also write an evidence bundle FILE.tar.gz (records, "
                                          "timelines, suites, claims, findings, report, versions, SHA-256 manifest) "
                                          "that `eitp-bench verify FILE.tar.gz` re-judges"),
+    title: Optional[str] = typer.Option(None, "--title", help="the page's title (default: eitp-bench report — <suite>)"),
 ) -> None:
     """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
     from eitp_bench.report.build import for_suite, load_frames, write_report
@@ -38,7 +39,7 @@ def report(
         from eitp_bench.report.regress import regressions_section
 
         extra.append(regressions_section(find_changes(frames.metrics), window=8, threshold=0.05))
-    path = write_report(frames, out, suite=suite, claims=claims, extra_sections=extra)
+    path = write_report(frames, out, suite=suite, claims=claims, extra_sections=extra, title=title)
     print(f"wrote {path}")
     if bundle:
         _write_bundle(bundle, store, suite, claims, html=path.read_text(encoding="utf-8"), to=sys.stdout)

@@ -199,6 +199,8 @@ def _print_plan(cfg, missing, as_json: bool, estimate: Optional[dict] = None) ->
     from rich.markup import escape
     from rich.table import Table
 
+    from eitp_bench.display import cell
+
     console = Console()
     console.print(f"suite [bold]{escape(cfg.name)}[/] ({suite_config_hash(cfg)[:12]}): {len(entries)} repetitions, "
                   f"{len(cfg.arms)} arms × {cfg.repetitions} rounds × {len(cfg.sizes)} sizes; nothing will run (--dry-run)")
@@ -211,7 +213,7 @@ def _print_plan(cfg, missing, as_json: bool, estimate: Optional[dict] = None) ->
     settings = {arm: effective_settings(cfg, arm) for arm in cfg.arms}
     for key in dict.fromkeys(k for s in settings.values() for k in s):
         style = "bold red" if key in differ else None
-        table.add_row(escape(key), *(escape(str(settings[a].get(key, "—"))) for a in cfg.arms), style=style)
+        table.add_row(escape(key), *(escape(cell(settings[a].get(key), "off")) for a in cfg.arms), style=style)
     console.print(table)
     rounds = {}
     for e in entries:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from eitp_bench.analysis.frames import Frames, for_suite, load_frames, only_runs  # noqa: F401 (re-exported)
+from eitp_bench.display import cell, num as _num
 from eitp_bench.errors import UserError
 
 BADGE = {"VERIFIED": "ok", "REFUTED": "bad", "INCONCLUSIVE": "warn", "NOT MEASURED": "grey", "NO DATA": "grey",
@@ -20,7 +21,7 @@ BADGE = {"VERIFIED": "ok", "REFUTED": "bad", "INCONCLUSIVE": "warn", "NOT MEASUR
 
 def build_report(store_or_frames, *, suite: Optional[str] = None,
                  extra_sections: Iterable[tuple[str, str]] = (), claims="eitp", n_resamples: int = 10_000,
-                 max_groups: int = 5, theory: bool = True) -> str:
+                 max_groups: int = 5, theory: bool = True, title: Optional[str] = None) -> str:
     """The whole report as one self-contained HTML string.
 
     Verdicts are judged per (suite, configuration, hardware profile); only the `max_groups` most
@@ -32,12 +33,14 @@ def build_report(store_or_frames, *, suite: Optional[str] = None,
     if theory:  # measured joules against the physical floors, when the suite ran the theory tasks
         from eitp_bench.report.theory_sections import theory_sections
 
-        theorem3 = [v for g in findings.groups for v in g.verdicts if v.claim.kind == "bound"]
+        theorem3 = [(v, g.scope.qualifier() if g.scope else "") for g in findings.groups for v in g.verdicts
+                    if v.claim.kind == "bound"]
         extra_sections += theory_sections(frames, temperature_k=findings.heat_sink_k, theorem3=theorem3)
     from eitp_bench.report.runtime_section import runtime_sections
 
     extra_sections += runtime_sections(frames)  # the cost model's estimate against the actual times
-    return render_report(findings, title=f"eitp-bench report — {suite}" if suite else "eitp-bench report",
+    title = title or (f"eitp-bench report — {suite}" if suite else "eitp-bench report")
+    return render_report(findings, title=title,
                          extra_sections=extra_sections)
 
 
@@ -69,6 +72,7 @@ def render_report(findings, *, title: str = "eitp-bench report", extra_sections:
         "distributions": [Markup(plots.distribution(d["samples"], title=d["title"], unit=d["unit"]))
                           for d in findings.distributions],
         "timelines": [Markup(plots.timelines(t["series"], title=t["title"])) for t in findings.timelines],
+        **_training_pictures(findings.groups[0] if findings.groups else None),
         "energy_table": findings.energy_table,
         "energy_svg": Markup(plots.energy_bars(
             findings.energy_breakdown, title="energy breakdown (median per repetition, counter/sampled only)"))
@@ -80,6 +84,24 @@ def render_report(findings, *, title: str = "eitp-bench report", extra_sections:
         "extra_sections": [(title, Markup(body)) for title, body in extra_sections],
     }
     return _env().get_template("report.html.j2").render(**context)
+
+
+def _training_pictures(group) -> dict:
+    """The most recent group's training pictures: loss curves, time per step, energy per arm."""
+    from markupsafe import Markup
+
+    from eitp_bench.report import plots
+
+    if group is None:
+        return {"curves": [], "step_svg": "", "arm_energy_svgs": []}
+    return {
+        "curves": [Markup(plots.loss_curves(c["curves"], x=c["x"], xlabel=c["xlabel"], title=c["title"]))
+                   for c in group.curves],
+        "step_svg": Markup(plots.distribution(group.step_times, title="time per training step", unit="s / step"))
+        if group.step_times else "",
+        "arm_energy_svgs": [Markup(plots.arm_energy(p["bars"], title=p["title"], xlabel=p["xlabel"]))
+                            for p in group.arm_energy[:6]],
+    }
 
 
 def write_report(store_or_frames, out: str | Path = "report.html", **kwargs) -> Path:
@@ -99,10 +121,31 @@ def _env():
     env = Environment(loader=PackageLoader("eitp_bench", "report/templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
+    env.filters["cell"] = cell
+    env.filters["effect"] = effect
+    env.filters["claimed_note"] = claimed_note
+    env.filters["breakable"] = breakable
     return env
 
 
-def _num(value, digits: int = 3) -> str:
-    if value is None or value != value:
+def breakable(name: str):
+    """A dotted field name that may wrap after each dot or underscore (escaped, then <wbr> added)."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(name)).replace(".", ".<wbr>").replace("_", "_<wbr>"))
+
+
+def effect(v) -> str:
+    """A verdict's measured effect in the claim's own terms: `0.278×` for a ratio, the difference for a bound."""
+    if v.ratio is None or v.ratio != v.ratio:
         return "—"
-    return f"{value:.{digits}g}"
+    return _num(v.ratio) if v.claim.kind == "bound" else f"{_num(v.ratio)}×"
+
+
+def claimed_note(v) -> str:
+    """A ratio claim below 1 in the words people use: ≤ 0.24× of the bytes is "4.2× compression claimed"."""
+    c = v.claim
+    if c.kind != "ratio" or c.direction != "lower_is_better" or not c.threshold or c.threshold >= 1:
+        return ""
+    word = "compression" if "bytes" in (c.metric or "") else "less"
+    return f"{1 / c.threshold:.2g}× {word} claimed"

@@ -199,8 +199,12 @@ def _theorem3_items(theorem3: Optional[list]) -> str:
     """Theorem 3 as the claims judge found it (the verdict table's row): never judged a second time here."""
     if not theorem3:
         return "<li>Theorem 3: see the claim verdicts (theorem-3); not judged in this section.</li>"
-    return "".join(f"<li>Theorem 3 ({_e(v.claim.candidate)}), from the claim verdicts: <strong>{_e(v.verdict)}</strong> "
-                   f"— {_e(v.reason)}</li>" for v in theorem3)
+    items = []
+    for item in theorem3:  # a Verdict, or (Verdict, its scope's qualifier: "here — synthetic regime, …")
+        v, here = item if isinstance(item, tuple) else (item, "")
+        items.append(f"<li>Theorem 3 ({_e(v.claim.candidate)}), from the claim verdicts: <strong>{_e(v.verdict)}"
+                     f"{' ' + _e(here) if here else ''}</strong> — {_e(v.reason)}</li>")
+    return "".join(items)
 
 
 # ----------------------------------------------------------------------------- (c) floors
@@ -283,10 +287,7 @@ def _derivation_svg(retrieve: dict, derive: dict, unit: str, unresolved: set[str
 def _derivation_figure(retrieve: dict, derive: dict, unit: str, unresolved: set[str]):
     """Curves per arm; an arm whose windows were below meter resolution is drawn dotted, hollow and faint
     and labelled so, never like a measurement."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from eitp_bench.report.plots import escape, legend_outside, plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, arm in enumerate(sorted(set(retrieve) | set(derive))):
@@ -298,15 +299,14 @@ def _derivation_figure(retrieve: dict, derive: dict, unit: str, unresolved: set[
                 continue
             kw = dict(linestyle=":", marker=style[-1], mfc="none", alpha=0.5) if low else {}
             ax.plot([p[0] for p in pts], [p[1] for p in pts], *([] if low else [style]), color=color,
-                    label=f"{arm}: {what}{' — below meter resolution' if low else ''}", **kw)
+                    label=f"{escape(arm)}: {what}{' — below meter resolution' if low else ''}", **kw)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("prefix length L (tokens)")
     ax.set_ylabel(f"next-token cost ({unit} per operation)")
-    ax.legend(fontsize=7)
-    ax.set_title("Retrieve vs derive" + (" — below meter resolution: not a measurement" if unresolved else ""),
+    legend_outside(ax)
+    ax.set_title("Retrieve vs derive" + ("\nbelow meter resolution: not a measurement" if unresolved else ""),
                  fontsize=9)
-    fig.tight_layout()
     return fig
 
 

@@ -276,6 +276,21 @@ class TrainResult:
                 out += self._to_target_metrics(hit)
         for name, value in sorted(self.components.items()):
             out.append(Metric(name=f"loss_component:{name}", value=float(value), unit="1"))
+        out += self.curve_metrics()
+        return out
+
+    def curve_metrics(self) -> list[Metric]:
+        """The validation curve, one point per evaluation (names.CURVE_*@step): the report's loss-against-
+        step and loss-against-joules pictures. Measured and estimated joules stay apart here too."""
+        out = []
+        for e in self.evals:
+            out.append(Metric(name=names.at(names.CURVE_VAL_LOSS, e.step), value=e.val_loss, unit="nats/token"))
+            out.append(Metric(name=names.at(names.CURVE_TRAIN_S, e.step), value=e.train_s, unit="s", window="train"))
+            if e.measured_j is not None:
+                out.append(Metric(name=names.at(names.CURVE_JOULES, e.step), value=e.measured_j, unit="J", window="train"))
+            if e.estimated_j is not None:
+                out.append(Metric(name=names.at(names.estimated(names.CURVE_JOULES), e.step), value=e.estimated_j,
+                                  unit="J", window="train"))
         return out
 
 
