@@ -158,8 +158,8 @@ def test_paper_regime_verdicts_are_not_qualified(reports, tmp_path):
     dom = chromium(tmp_path, "--dump-dom", reports["paper"].as_uri()).stdout
     assert re.search(r'class="badge ok">VERIFIED<', dom)  # inference-speedup: 5× against ≥ 4×
     assert "here —" not in dom and "says nothing about the paper" not in dom
-    assert "the paper&#39;s regime, small model, fp32 on cuda, 10 rounds per arm" in dom or \
-        "the paper's regime, small model, fp32 on cuda, 10 rounds per arm" in dom
+    assert "the paper&#39;s regime, small model, bf16 on cuda, 10 rounds per arm" in dom or \
+        "the paper's regime, small model, bf16 on cuda, 10 rounds per arm" in dom
 
 
 def console_messages(stderr: str) -> list[str]:

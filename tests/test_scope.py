@@ -39,7 +39,7 @@ def test_the_papers_regime_needs_no_qualifier():
     findings = findings_for("standard", 10, speedup=5.0)
     scope = findings.groups[0].scope
     assert scope.regime == "paper" and scope.model_sizes == ("small",) and scope.about_paper
-    assert scope.qualifier() == "" and scope.setting == "the paper's regime, small model, fp32 on cuda"
+    assert scope.qualifier() == "" and scope.setting == "the paper's regime, small model, bf16 on cuda"  # standard trains in bf16
     speed = next(r for r in findings.to_json()["groups"][0]["verdicts"] if r["claim"] == "inference-speedup")
     assert speed["verdict"] == "VERIFIED" and speed["verdict_here"] == "VERIFIED"
 
