@@ -64,6 +64,10 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turns every expected failure into one clear message and an exit code."""
+    if argv is None:  # the eitp-bench program itself: what it starts dies with it (process_tree.py)
+        from eitp_bench.process_tree import own_the_tree
+
+        own_the_tree()
     try:
         result = app(args=argv, prog_name="eitp-bench", standalone_mode=False)
         code = result if isinstance(result, int) else 0

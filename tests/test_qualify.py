@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -148,6 +149,26 @@ def test_doctor_qualify_end_to_end(tmp_path):
     # real time on a shared machine: only what cannot depend on the load is asserted
     assert all(s["update_period_s"] and s["update_period_s"] > 0 for s in qual["sensors"])
     assert qual["runs"][0]["meter"] == "rapl" and qual["uncertainty_formula"].startswith("u(T) = 2")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_kill_9_of_doctor_qualify_takes_its_load_processes(tmp_path):
+    from process_checks import cmdline, descendants, kill_9_and_check_the_tree_dies, wait_for
+
+    fake = FakePowercap(tmp_path / "sys")
+    fake.add_package(0, max_range_uj=400_000_000)
+    env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(fake.root))
+    with fake.simulate({"intel-rapl:0": 30.0}):
+        proc = subprocess.Popen([sys.executable, "-m", "eitp_bench.cli", "doctor", "--qualify", "--json"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        try:
+            loads = lambda: [p for p in descendants(proc.pid) if "while True" in cmdline(p)]  # noqa: E731
+            wait_for(lambda: loads() or proc.poll() is not None, "the load processes", timeout=60)
+            assert proc.poll() is None
+            kill_9_and_check_the_tree_dies(proc)  # the busy loops (running or stopped) die with it
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_doctor_qualify_without_sensors_exits_1(tmp_path):

@@ -10,6 +10,7 @@ last thing printed, so it lands in the failed records' error (runner.ERROR_TAIL_
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -66,6 +67,7 @@ def launch_ranks(spec_path: str, launcher, staging: Path, run_id: str) -> int:
     args = ("-u", "-m", "eitp_bench.runner", "--rank-worker", str(spec_path))
     print(f"launching {launcher.nproc_per_node} rank(s) on node {launcher.node_rank} of {launcher.nnodes} "
           f"(rendezvous {endpoint}, id {run_id})", flush=True)
+    os.environ["EITP_BENCH_RANK_PARENT_PID"] = str(os.getpid())  # each rank exits if this process is gone
     try:
         elastic_launch(config, sys.executable)(*args)
     except ChildFailedError as err:

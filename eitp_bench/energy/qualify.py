@@ -341,9 +341,15 @@ class CpuSpinLoad:
         import subprocess
         import sys
 
+        from eitp_bench.process_tree import child_setup, guard_group
+
         self._signal = signal
         n = processes or os.cpu_count() or 1
-        self._procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+        # each dies with this process, however it dies (PDEATHSIG, and the watchdog kills its group)
+        self._procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=child_setup())
+                       for _ in range(n)]
+        for p in self._procs:
+            guard_group(p.pid)
         self.on = True
         self.set(False)
 
@@ -360,6 +366,10 @@ class CpuSpinLoad:
             p.kill()  # SIGKILL ends a stopped process too
         for p in self._procs:
             p.wait()
+        from eitp_bench.process_tree import release
+
+        for p in self._procs:
+            release(pgid=p.pid)
 
 
 class GpuMatmulLoad:

@@ -8,10 +8,10 @@ parent killed at any instant leaves either nothing or a complete staged repetiti
 run into the same folder recovers (recovery.py).
 
 A crashed, failing or timed-out repetition becomes records with status "failed" and the last lines
-of its log, and the suite goes on. SIGINT (Ctrl-C) and SIGTERM stop the running worker, discard its
+of its log, and the suite goes on. SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the running worker, discard its
 unfinished repetition and keep every finished one (`RunInterrupted`); a signal that arrives while a
 repetition is being published waits until it is published. On SIGKILL the workers die with the
-parent (see forkserver.py).
+parent (see forkserver.py and process_tree.py).
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ from eitp_bench.runner.staging import (new_staging, read_phase, remove_staging_r
 from eitp_bench.suite import Suite, suite_config_hash
 
 
+# the signals that stop a run cleanly (SIGHUP: the terminal or ssh session that ran it went away)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class RunInterrupted(Exception):
     def __init__(self, summary: "RunSummary", signum: int = signal.SIGINT):
         super().__init__("interrupted")
@@ -51,7 +55,7 @@ class RunInterrupted(Exception):
 
 
 class _Stop(BaseException):
-    """Raised by the parent's SIGINT/SIGTERM handler (BaseException: no `except Exception` eats it)."""
+    """Raised by the parent's SIGINT/SIGTERM/SIGHUP handler (BaseException: no `except Exception` eats it)."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -273,7 +277,8 @@ class Runner:
     # --- signals -------------------------------------------------------------------------------
 
     def _signals(self):
-        """SIGINT and SIGTERM raise _Stop in the parent (deferred while publishing); restored after."""
+        """SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session) raise _Stop in the parent
+        (deferred while publishing); restored after."""
         from contextlib import contextmanager
 
         @contextmanager
@@ -282,7 +287,7 @@ class Runner:
                 yield
                 return
             self._signal = None
-            previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+            previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
 
             def handler(signum, frame):
                 first = self._signal is None
