@@ -29,6 +29,7 @@ from eitp_bench.store_layout import (  # noqa: F401  (the Store contract's names
     CHILD_TABLES, ENERGY_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES,
     TIMELINE_COLUMNS, flag_columns, run_row,
 )
+from eitp_bench.store_retry import StoreUnavailable, is_transient
 from eitp_bench.store_migrations import MIGRATIONS, SCHEMA_VERSION, migrate, stored_version  # noqa: F401
 from eitp_bench.store_url import DEFAULT_STORE, StoreLocation, connection_error, locate, masked  # noqa: F401
 
@@ -258,7 +259,8 @@ class Store:
             store = cls(engine, location, read_only=read_only)
         except DBAPIError as err:
             engine.dispose()
-            raise connection_error(location, err) from None
+            found = connection_error(location, err)
+            raise (StoreUnavailable(found.message, fix=found.fix) if is_transient(err) else found) from None
         try:
             with store._tx(write=not read_only) as conn:
                 if read_only or not create:
@@ -270,10 +272,31 @@ class Store:
                     migrate(conn, location.shown)
             if read_only:
                 store._check_current()
+            else:
+                store._check_writable()
         except BaseException:
             store.close()
             raise
         return store
+
+    def _check_writable(self) -> None:
+        """A write into every table, in a transaction rolled back: a read-only role or database is
+        refused now, before any work, not after the first repetition."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        conn = self._conn
+        tx = conn.begin()
+        try:
+            for name in TABLE_NAMES:  # inserts no row, but needs INSERT and a writable transaction
+                conn.execute(text(f"INSERT INTO {name} SELECT * FROM {name} WHERE false"))
+        except DBAPIError as err:
+            reason = masked(str(err.orig), self.location.password).strip().splitlines()[0]
+            raise UserError(f"this user may not write to the results store {self.location.shown}: {reason}",
+                            fix="grant it INSERT on the store's tables (GRANT INSERT, SELECT ON ALL TABLES IN "
+                                "SCHEMA public TO <user>), or pass a --store you may write") from None
+        finally:
+            tx.rollback()
 
     def _check_current(self) -> None:
         with self._tx() as conn:
@@ -288,10 +311,15 @@ class Store:
     # --- context manager -----------------------------------------------------------------
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        if self._engine is not None:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except Exception:  # a connection the server already dropped
+                    pass
             self._conn = None
             self._engine.dispose()
+            self._engine = None
 
     def __enter__(self) -> "Store":
         return self
@@ -304,17 +332,33 @@ class Store:
         """One transaction; database errors become one UserError naming the store (password masked)."""
         from sqlalchemy.exc import DBAPIError
 
-        conn = self._conn
-        conn.info["write"] = write
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        conn = None
         try:
+            if self._conn is None:  # the last one was lost (PostgreSQL): a new connection
+                self._conn = self._engine.connect()
+            conn = self._conn
+            conn.info["write"] = write
             with conn.begin():
                 yield conn
-        except DBAPIError as err:
-            raise self._error(err) from None
-        except self._engine.dialect.loaded_dbapi.Error as err:  # from the raw cursor of _frame
-            raise self._error(err) from None
+        except (DBAPIError, dbapi_error) as err:  # dbapi_error: from the raw cursor of _frame
+            error = self._error(err)
+            if isinstance(error, StoreUnavailable):
+                self._drop_connection()
+            raise error from None
         finally:
-            conn.info["write"] = False
+            if conn is not None and conn is self._conn:  # not one just dropped (closed)
+                conn.info["write"] = False
+
+    def _drop_connection(self) -> None:
+        """Forget a connection the server dropped: the next transaction opens a new one."""
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
 
     def _error(self, err) -> UserError:
         orig = getattr(err, "orig", err)
@@ -326,6 +370,9 @@ class Store:
                 return UserError(f"the results store {self.location.shown} refused the records: {text}",
                                  fix="nothing of this transaction was stored; report this as an eitp-bench bug")
             return UserError(f"{self.location.shown} is corrupt or unreadable ({text})", fix=_rescue_fix(self.location.shown))
+        if is_transient(err):  # the server is down, restarting, or asked for a retry: worth another try
+            found = connection_error(self.location, err)
+            return StoreUnavailable(found.message, fix=found.fix)
         if getattr(err, "connection_invalidated", False) or "connection" in text.lower():
             return connection_error(self.location, err)
         return UserError(f"the PostgreSQL store {self.location.shown} failed: {text}",

@@ -54,12 +54,17 @@ def run(
     for m in missing:  # what does not stop the run, said before it starts
         print(f"eitp-bench: warning: {m.what}: {m.why} (fix: {m.fix})", file=sys.stderr)
     from eitp_bench.store import Store
+    from eitp_bench.store_retry import StoreUnavailable
 
     results = Store.open(store)  # opened (and checked) before anything runs
     try:
         runner = Runner(cfg, out, store=results, progress="quiet" if quiet else "auto", resume=resume)
         try:
             summary = runner.run()
+        except StoreUnavailable as lost:  # a lasting outage: the folder keeps every finished repetition
+            raise UserError(f"{lost.message}; the records of every finished repetition are kept in {runner.out_dir}",
+                            fix=f"when the store is back: {_resume_command(suite, runner.out_dir, results, set_, launcher)}"
+                            ) from None
         except RunInterrupted as stop:
             s = stop.summary
             print(f"eitp-bench: interrupted; {s.finished + s.skipped} of {s.planned} repetitions finished, kept in "
@@ -81,6 +86,16 @@ def run(
         print(f"{len(failed)} failed: {', '.join(names)} (errors in the records and {summary.out_dir / 'logs'})", file=sys.stderr)
         return 1
     return 0
+
+
+def _resume_command(suite: str, out_dir, results, sets: list[str], launcher: list[str]) -> str:
+    """The command that finishes this run (a PostgreSQL password shown as ***: give yours there)."""
+    import shlex
+
+    words = ["eitp-bench", "run", suite, "--out", str(out_dir), "--store", str(results.path)]
+    for value in [*sets, *launcher]:
+        words += ["--set", value]
+    return shlex.join([*words, "--resume"])
 
 
 def _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint) -> list[str]:

@@ -36,6 +36,7 @@ from eitp_bench.runner.recovery import (SUITE_FILE, check_out_dir, lock_out_dir,
                                         stored_repetitions)
 from eitp_bench.runner.staging import (new_staging, read_phase, remove_staging_root_if_empty, tail,
                                        write_json_atomic)
+from eitp_bench.store_retry import publish
 from eitp_bench.suite import Suite, suite_config_hash
 
 
@@ -246,8 +247,8 @@ class Runner:
         try:
             for record in records:
                 write_json_atomic(self.out_dir / f"{spec.label}-{record.task}.json", record.model_dump_json(indent=1))
-            if self.store is not None:
-                self.store.add_many(records)
+            if self.store is not None:  # a transient store failure is retried (store_retry.py)
+                publish(self.store, records, sleep=self.sleep)
             for record in records:
                 for callback in self.on_record:
                     callback(record)
