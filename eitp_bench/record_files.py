@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from eitp_bench.errors import UserError
+from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
 from eitp_bench.records import RunRecord
 
@@ -78,7 +79,7 @@ def find_record_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], l
         elif path.is_file():
             files.append(path)
         else:
-            raise UserError(f"{path} does not exist", fix="check the path of the file or folder to import")
+            raise UserError(f"{path} {not_a_file(path)}", fix="pass a record file or a folder of them to import")
     return files, folders
 
 

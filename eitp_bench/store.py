@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from eitp_bench.errors import UserError
+from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import Provenance, RunRecord
 from eitp_bench.store_layout import (  # noqa: F401  (the Store contract's names live on here too)
     CHILD_TABLES, ENERGY_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES,
@@ -46,6 +47,25 @@ def resolve_path(path_or_url: str | os.PathLike | None) -> Path:
     return location.path
 
 
+def _reading(method):
+    """A read that meets a value eitp-bench never writes (text in a number column, broken JSON: the
+    store was edited by hand or by another program) says so in one line instead of a traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (ValueError, TypeError, KeyError, RecursionError) as err:
+            first = " ".join(str(err).split())[:200] or type(err).__name__
+            raise UserError(f"{self.location.shown} holds a value eitp-bench never writes, so it was changed outside "
+                            f"eitp-bench ({type(err).__name__}: {first})",
+                            fix="restore a backup of the store; or find and delete the altered rows with a SQL client "
+                                "(reading commands, export included, stop at the same value)") from None
+
+    return read
+
+
 def _rescue_fix(shown: str) -> str:
     return (f"export what can still be read (eitp-bench export --format jsonl --store {shown} --out rescue.jsonl), "
             "then start a new store and import it (eitp-bench import rescue.jsonl --store NEW.sqlite); if the export "
@@ -66,6 +86,8 @@ def _inspect_existing(path: Path) -> None:
             f"{path} is not a SQLite file, so it is not an eitp-bench results store",
             fix="pass the path of a results.sqlite written by eitp-bench, or a new path to create one",
         )
+    if _pending_wal(path) and not _writable(path):
+        return  # read through a private copy (Store._open_sqlite), which checks it then
     from sqlalchemy import create_engine
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.pool import StaticPool
@@ -144,6 +166,29 @@ def _sqlite_engine(raw: sqlite3.Connection):
     return engine
 
 
+def _pending_wal(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def _private_copy(location: StoreLocation) -> Path:
+    """A temporary folder holding a copy of the store and its -wal (read as of this moment)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="eitp-store-"))
+    try:
+        for suffix in ("", "-wal"):
+            shutil.copyfile(location.path.with_name(location.path.name + suffix), folder / (location.path.name + suffix))
+    except OSError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise UserError(f"the results store {location.shown} is read-only and has commits in its -wal file, which "
+                        f"cannot be read without a copy; copying it failed: {err}",
+                        fix="make the store writable (chmod u+w on it and its folder), or free space in the temporary "
+                            "folder ($TMPDIR)") from None
+    return folder
+
+
 def _writable(path: Path) -> bool:
     """May this store be written? No write bit on the file or its folder (chmod a-w) means no, even for
     root, who os.access would let through: a store made read-only on purpose is treated as such."""
@@ -167,6 +212,8 @@ class Merge:
 
 class Store:
     """Results of many repetitions, arms, suites and machines, in one SQLite file or PostgreSQL database."""
+
+    _private_copy: Optional[Path] = None  # a read-only store with a pending -wal is read from a copy
 
     def __init__(self, engine, location: StoreLocation, *, read_only: bool):
         self._engine = engine
@@ -194,12 +241,17 @@ class Store:
     @classmethod
     def _open_sqlite(cls, location: StoreLocation, *, create: bool, read_only: bool) -> "Store":
         path = location.path
-        if path.is_dir():
+        why = not_a_file(path)
+        if why == "is a directory":
             raise UserError(f"store path {path} is a directory", fix=f"pass a file path such as {path / 'results.sqlite'}")
-        if path.exists():
+        if why not in (None, "does not exist"):  # a FIFO would block the open: refused before it
+            raise UserError(f"the results store {path} {why}, not a SQLite file",
+                            fix="pass the path of a results.sqlite file (or a new path to create one)")
+        if not create and (why is not None or path.stat().st_size == 0):  # reading never creates a store
+            empty = " (the file is empty)" if why is None else ""
+            raise UserError(f"no results store at {path}{empty}", fix="run `eitp-bench run` first, or pass --store PATH")
+        if why is None:
             _inspect_existing(path)  # raises before anything touches the file
-        elif not create:
-            raise UserError(f"no results store at {path}", fix="run `eitp-bench run` first, or pass --store PATH")
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,9 +260,17 @@ class Store:
         if read_only:
             if _writable(path):
                 cls._upgrade_if_old(location)
-            # A file nobody may write is not being written: immutable needs no -shm beside it.
-            raw = _connect_or_fail(location, write=False, immutable=not _writable(path))
+            copy = None
+            if not _writable(path) and _pending_wal(path):
+                # commits still in the -wal that we may not replay in place (immutable would hide them):
+                # read a private copy of the file and its -wal instead, removed on close
+                copy = _private_copy(location)
+                raw = _connect_or_fail(StoreLocation("sqlite", path=copy / path.name), write=True)
+            else:
+                # A file nobody may write and no -wal: not being written; immutable needs no -shm beside it.
+                raw = _connect_or_fail(location, write=False, immutable=not _writable(path))
             store = cls(_sqlite_engine(raw), location, read_only=True)
+            store._private_copy = copy
             store._check_current()
             return store
         if path.exists() and not _writable(path):
@@ -242,7 +302,7 @@ class Store:
                 version = stored_version(conn, str(location.path))
         finally:
             engine.dispose()
-        if version < SCHEMA_VERSION:
+        if 0 < version < SCHEMA_VERSION:  # 0: no tables, no store (a reader never creates one)
             cls._open_sqlite(location, create=False, read_only=False).close()
 
     @classmethod
@@ -301,6 +361,9 @@ class Store:
     def _check_current(self) -> None:
         with self._tx() as conn:
             version = stored_version(conn, self.location.shown)
+        if version == 0:
+            raise UserError(f"no results store in {self.location.shown} (it holds no eitp-bench tables)",
+                            fix="run `eitp-bench run` or `eitp-bench import` with this --store first")
         if version != SCHEMA_VERSION:
             raise UserError(
                 f"{self.location.shown} is at store schema v{version}; reading needs v{SCHEMA_VERSION}, and a "
@@ -320,6 +383,11 @@ class Store:
             self._conn = None
             self._engine.dispose()
             self._engine = None
+        if getattr(self, "_private_copy", None) is not None:
+            import shutil
+
+            shutil.rmtree(self._private_copy, ignore_errors=True)
+            self._private_copy = None
 
     def __enter__(self) -> "Store":
         return self
@@ -447,6 +515,7 @@ class Store:
         with self._tx() as conn:
             return set(conn.execute(select(RUNS.c.run_id)).scalars())
 
+    @_reading
     def records(self, *, suite: Optional[str] = None, status: Optional[str] = None,
                 run_ids: Optional[Iterable[str]] = None) -> list[RunRecord]:
         """Rebuild the stored RunRecords exactly, in the order they were stored."""
@@ -501,14 +570,23 @@ class Store:
             finally:
                 cursor.close()
 
+    @_reading
     def runs_frame(self):
-        return self._runs(RUN_COLUMNS).drop(columns="_row")
+        runs = self._runs(RUN_COLUMNS).drop(columns="_row")
+        from datetime import datetime
 
+        for column in ("started_at", "finished_at"):  # the analysis parses them: a bad one is said here
+            for value in runs[column].dropna().unique() if column in runs else ():
+                datetime.fromisoformat(value)
+        return runs
+
+    @_reading
     def metrics_frame(self):
         df = self._with_runs(RUN_COLUMNS, "metrics")
         df["value"] = df["value"].astype(float)  # None (not finite) → NaN, never object dtype or 0
         return _split_flags(df)
 
+    @_reading
     def energy_frame(self):
         # The energy row's device (gpu:0, cpu:0) is what analysis groups by; the run's torch device
         # stays available as run_device.
@@ -518,9 +596,11 @@ class Store:
             df[column] = df[column].astype(float)
         return _split_flags(df)
 
+    @_reading
     def timeline_frame(self):
         return self._with_runs(["run_id", "arm", "task"], "timeline")
 
+    @_reading
     def provenance_frame(self):
         """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry."""
         import pandas as pd
@@ -536,6 +616,7 @@ class Store:
         columns.remove("hardware")
         return pd.DataFrame(rows, columns=None if rows else columns)
 
+    @_reading
     def configs(self) -> dict[str, dict]:
         """{suite_config_hash: the resolved suite config}: one per configuration (its runs share it)."""
         from sqlalchemy import func, select

@@ -32,7 +32,7 @@ from eitp_bench.records import RunRecord, utc_now
 from eitp_bench.runner.forkserver import server_running, start_worker, uses_forkserver, warm_up
 from eitp_bench.runner.plan import RepetitionSpec, default_out_dir, plan
 from eitp_bench.runner.progress import RunProgress
-from eitp_bench.runner.recovery import (SUITE_FILE, check_out_dir, lock_out_dir, recover_staged,
+from eitp_bench.runner.recovery import (SUITE_FILE, check_out_dir, import_unstored, lock_out_dir, recover_staged,
                                         stored_repetitions)
 from eitp_bench.runner.staging import (new_staging, read_phase, remove_staging_root_if_empty, tail,
                                        write_json_atomic)
@@ -132,6 +132,8 @@ class Runner:
                     lock = lock_out_dir(self.out_dir)
                     recover_staged(self.out_dir, lambda *a: summary.recovered.extend(self._publish(*a)), bar.note)
                     check_out_dir(self.out_dir, self.suite, self.resume)
+                    if self.resume:  # the folder's records the store lacks go in, never get overwritten
+                        import_unstored(self.out_dir, self.store, digest, bar.note)
                     # before the forkserver's imports load the CPU: None unless meters.qualify
                     qualification = qualify_for_suite(self.suite)
                     fresh_server = uses_forkserver(self.python) and not server_running()

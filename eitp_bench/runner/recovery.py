@@ -79,10 +79,20 @@ def _keep_log(out_dir: Path, staging: Path, label: str):
     return target
 
 
+def record_files(out_dir: Path) -> list[Path]:
+    """The published records of a results folder (<label>-<task>.json; not suite.json, not hidden files)."""
+    return sorted(p for p in out_dir.glob("*.json") if p.name != SUITE_FILE and not p.name.startswith("."))
+
+
 def check_out_dir(out_dir: Path, suite: Suite, resume: bool) -> None:
     """Refuse a folder that holds another run (without --resume) or another configuration (with it)."""
     path = out_dir / SUITE_FILE
     if not path.exists():
+        if resume and record_files(out_dir):  # records, but nothing to check their configuration against
+            raise UserError(f"cannot resume {out_dir}: it holds records but no {SUITE_FILE}, so the suite they ran "
+                            "cannot be checked against this one",
+                            fix=f"restore {path} (or import the folder's records with `eitp-bench import "
+                                f"{out_dir}` and run into a new --out)")
         return
     if not resume:
         raise UserError(f"{out_dir} already holds a run of a suite ({SUITE_FILE}); running again would add "
@@ -126,3 +136,21 @@ def stored_repetitions(store, config_hash: str) -> dict[tuple[str, str, int], di
     for arm, size, rep, task, run_id in zip(runs["arm"], runs["size"], runs["repetition"], runs["task"], runs["run_id"]):
         held.setdefault((arm, size, int(rep)), {})[task] = run_id
     return held
+
+
+def import_unstored(out_dir: Path, store, config_hash: str, note: Callable[[str], None]) -> int:
+    """--resume: records in the folder that the store lacks (a store deleted or replaced since) are put
+    into the store, so they are skipped, never run again over their files. Returns how many."""
+    from eitp_bench.record_files import read_record_file
+
+    held = {run_id for tasks in stored_repetitions(store, config_hash).values() for run_id in tasks.values()}
+    missing = []
+    for path in record_files(out_dir):
+        for record in read_record_file(path):  # validated; a bad file refuses the resume, naming it
+            if record.suite_config_hash == config_hash and record.run_id not in held:
+                missing.append(record)
+    if missing:
+        store.add_many(missing)
+        note(f"imported {len(missing)} records from {out_dir} that the store lacked (the store was replaced or "
+             "emptied since they were run); they are not run again")
+    return len(missing)
