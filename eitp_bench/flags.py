@@ -47,6 +47,7 @@ CODES: dict[str, str] = {
     "children_cpu_time": "a child's CPU time counts only once it has been waited for",
     # numbers that are not numbers
     "not_finite": "the value was NaN or an infinity: stored as null (missing), never as a number",
+    "negative": "an energy below zero (no meter reads one: a broken or edited record): stored as null",
     # record upgrades
     "legacy": "a plain-text flag from a schema-1 record whose reason could not be recognised",
 }

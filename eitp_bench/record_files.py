@@ -139,6 +139,9 @@ def parse_records(text: str, where: str, jsonl: Optional[bool]) -> list[RunRecor
                         fix="upgrade eitp-bench (pip install -U eitp-bench) to import it; nothing from it was imported",
                     )
                 records.append(RunRecord.model_validate(item))  # validation upgrades older schema versions
+        except RecursionError:
+            raise UserError(f"{at} nests JSON deeper than Python can read (thousands of levels); eitp-bench never "
+                            "writes that", fix="import only files written by eitp-bench; nothing from it was imported") from None
         except json.JSONDecodeError as err:
             raise UserError(
                 f"{at} is not valid JSON ({err.msg} at column {err.colno})",
