@@ -710,3 +710,25 @@ def test_a_jump_or_a_freeze_is_null_or_flagged_in_20_of_20_and_clean_windows_are
         clean, truth = faulty_window(tmp_path, k, stated_uw, "none")
         assert clean.flags == [] and clean.joules == pytest.approx(truth, abs=1e-5)  # no false alarm
     assert caught == {"jump": 20, "freeze": 20}
+
+
+def test_an_unclosed_monitor_lets_its_poller_thread_end_when_collected(tmp_path, monkeypatch):
+    import gc
+    import threading
+
+    from eitp_bench.energy.monitor import EnergyMonitor
+
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    monkeypatch.setenv("EITP_BENCH_POWERCAP_ROOT", str(fake.root))
+    before = {t for t in threading.enumerate() if t.name == "rapl-poller"}
+    monitor = EnergyMonitor(interval=0.05)
+    with monitor.window("w"):
+        pass
+    mine = [t for t in threading.enumerate() if t.name == "rapl-poller" and t not in before]
+    assert mine, "the monitor started a poller thread"
+    del monitor  # never closed
+    gc.collect()
+    for thread in mine:
+        thread.join(timeout=30)  # it notices at its next wake-up (one poll interval)
+    assert not any(t.is_alive() for t in mine)

@@ -281,3 +281,19 @@ def test_a_second_run_into_a_folder_in_use_is_refused(fake_python, tmp_path, cap
     finally:
         held.close()
     assert main(["run", str(path), "--out", str(out), "--no-report"]) == 0  # free again
+
+
+def test_records_and_suite_json_get_the_mode_any_new_file_gets(tmp_path):
+    """Not mkstemp's 0600: another user of the group can import the folder, as they can read the report."""
+    import stat
+
+    target = tmp_path / "r.json"
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(target, "{}")
+        os.umask(0o002)
+        write_json_atomic(tmp_path / "g.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "g.json").stat().st_mode) == 0o664

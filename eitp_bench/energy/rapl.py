@@ -469,8 +469,14 @@ class RaplMeter(Meter):
             return
         self.poll()  # the baseline read: before any window opens
         if self._background:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="rapl-poller", daemon=True)
+            import weakref
+
+            self._stop = threading.Event()  # a fresh one per thread: a finalizer may hold the old one
+            # The thread holds only a weak reference: a meter (or its monitor) dropped without stop()
+            # is still collected, and the finalizer then ends the thread.
+            self._thread = threading.Thread(target=_poll_loop, args=(weakref.ref(self), self._stop, self.poll_interval),
+                                            name="rapl-poller", daemon=True)
+            weakref.finalize(self, self._stop.set)
             self._thread.start()
 
     def stop(self) -> None:
@@ -486,9 +492,6 @@ class RaplMeter(Meter):
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            self.poll()
 
     def poll(self) -> None:
         """One poller read of every zone (what the thread does each period)."""
@@ -717,6 +720,16 @@ class RaplMeter(Meter):
                 reason = "" if z.max_range_uj else "max_energy_range_uj unreadable: a wrap will invalidate it"
                 statuses.append(MeterStatus(cls.name, True, z.device, z.domain, reason=reason, details=details))
         return statuses
+
+
+def _poll_loop(meter_ref, stop: threading.Event, interval: float) -> None:
+    """The poller thread: reads every `interval` until stopped or until its meter is gone."""
+    while not stop.wait(interval):
+        meter = meter_ref()
+        if meter is None:
+            return
+        meter.poll()
+        del meter  # no strong reference while waiting
 
 
 def _root_problem(path: Path) -> MeterStatus:
