@@ -51,15 +51,26 @@ for kill, ids in ((os.killpg, groups), (os.kill, pids)):
 """
 
 
-def _prctl(option: int, value: int) -> bool:
-    if not LINUX:
-        return False
-    import ctypes
+_PRCTL = []  # libc's prctl, resolved once (never inside a forked child: no import, no dlopen there)
 
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+
+def _libc_prctl():
+    if not _PRCTL:
+        prctl = None
+        if LINUX:
+            import ctypes
+
+            try:
+                prctl = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):
+                pass
+        _PRCTL.append(prctl)
+    return _PRCTL[0]
+
+
+def _prctl(option: int, value: int) -> bool:
+    prctl = _libc_prctl()
+    return prctl is not None and prctl(option, value, 0, 0, 0) == 0
 
 
 def die_with_parent(parent_pid: Optional[int]) -> None:
@@ -73,15 +84,19 @@ def die_with_parent(parent_pid: Optional[int]) -> None:
         os._exit(1)
 
 
-def child_setup(new_group: bool = True) -> Callable[[], None]:
-    """A `preexec_fn` for subprocess.Popen: the child dies with this process (and, with `new_group`,
-    leads its own process group, so one killpg takes it and what it starts)."""
+def child_setup() -> Callable[[], None]:
+    """A `preexec_fn` for subprocess.Popen: the child dies with this process. (Give Popen
+    `process_group=0` too, so one killpg takes the child and what it starts.) Everything is resolved
+    here, in the parent: the child, forked from a process with threads, runs no import and no dlopen."""
     parent = os.getpid()
+    prctl = _libc_prctl()
+    getppid, exit_now = os.getppid, os._exit
 
     def setup() -> None:
-        if new_group:
-            os.setpgid(0, 0)
-        die_with_parent(parent)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if getppid() != parent:  # the parent died between the fork and the prctl
+            exit_now(1)
 
     return setup
 
@@ -127,6 +142,8 @@ class _Watchdog:
                                                   start_new_session=True, text=True)
                 except OSError:
                     return  # no watchdog: PDEATHSIG and the exit-time kill still apply
+            if not line:
+                return
             try:
                 self._proc.stdin.write(line + "\n")
                 self._proc.stdin.flush()
@@ -146,6 +163,12 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
+
+
+def start_watchdog() -> None:
+    """Start the watchdog now (a Python start, tens of ms), e.g. before a measured window opens."""
+    if LINUX:
+        _watchdog._send("")
 
 
 def guard_group(pgid: int) -> None:

@@ -66,6 +66,11 @@ def _reading(method):
     return read
 
 
+def _recover_fix(shown: str) -> str:
+    return (f"salvage what the damage left readable with SQLite's own tool: `sqlite3 {shown} .recover | sqlite3 "
+            "NEW.sqlite`, then use NEW.sqlite (the export cannot read past the damage either); or restore a backup")
+
+
 def _rescue_fix(shown: str) -> str:
     return (f"export what can still be read (eitp-bench export --format jsonl --store {shown} --out rescue.jsonl), "
             "then start a new store and import it (eitp-bench import rescue.jsonl --store NEW.sqlite); if the export "
@@ -75,7 +80,7 @@ def _rescue_fix(shown: str) -> str:
 # --- SQLite ------------------------------------------------------------------------------------
 
 
-def _inspect_existing(path: Path) -> None:
+def _inspect_existing(path: Path, reading: bool = False) -> None:
     """Refuse a file that is not an eitp-bench store (or a newer one) before anything touches it. Writes nothing."""
     with open(path, "rb") as f:
         head = f.read(len(_SQLITE_MAGIC))
@@ -104,7 +109,7 @@ def _inspect_existing(path: Path) -> None:
             engine.dispose()
     except (sqlite3.DatabaseError, DBAPIError) as err:
         raise UserError(f"{path} is a corrupt or unreadable SQLite file ({getattr(err, 'orig', err)})",
-                        fix=_rescue_fix(str(path))) from None
+                        fix=_recover_fix(str(path)) if reading else _rescue_fix(str(path))) from None
 
 
 def _sqlite_connect(path: Path, *, write: bool, immutable: bool = False) -> sqlite3.Connection:
@@ -251,7 +256,7 @@ class Store:
             empty = " (the file is empty)" if why is None else ""
             raise UserError(f"no results store at {path}{empty}", fix="run `eitp-bench run` first, or pass --store PATH")
         if why is None:
-            _inspect_existing(path)  # raises before anything touches the file
+            _inspect_existing(path, reading=read_only)  # raises before anything touches the file
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -437,7 +442,9 @@ class Store:
             if isinstance(orig, sqlite3.IntegrityError):
                 return UserError(f"the results store {self.location.shown} refused the records: {text}",
                                  fix="nothing of this transaction was stored; report this as an eitp-bench bug")
-            return UserError(f"{self.location.shown} is corrupt or unreadable ({text})", fix=_rescue_fix(self.location.shown))
+            # a reader (export among them) meeting the damage: advising an export would send the user in a circle
+            fix = _recover_fix(self.location.shown) if self.read_only else _rescue_fix(self.location.shown)
+            return UserError(f"{self.location.shown} is corrupt or unreadable ({text})", fix=fix)
         if is_transient(err):  # the server is down, restarting, or asked for a retry: worth another try
             found = connection_error(self.location, err)
             return StoreUnavailable(found.message, fix=found.fix)

@@ -181,3 +181,14 @@ def test_negative_joules_are_imported_as_null_with_a_flag(tmp_path, capsys):
         (record,) = store.records()
     entry = record.energy[0]
     assert entry.joules is None and [f.code for f in entry.flags][-1] == "negative" and "-5.0" in entry.flags[-1].message
+
+
+def test_the_fix_for_a_store_export_cannot_read_is_not_an_export(good_store, tmp_path, capsys):
+    damaged = tmp_path / "damaged.sqlite"
+    data = bytearray(good_store.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the header's tail and the schema page: unreadable
+    damaged.write_bytes(bytes(data))
+    assert main(["export", "--format", "jsonl", "--out", str(tmp_path / "x.jsonl"), "--store", str(damaged)]) == 2
+    err = capsys.readouterr().err
+    fix = next(line for line in err.splitlines() if line.strip().startswith("fix:"))
+    assert ".recover" in fix and "eitp-bench export" not in fix

@@ -131,12 +131,14 @@ def test_resume_after_the_store_was_deleted_imports_the_folder_and_overwrites_no
     assert len(runs) == 8 and runs.run_id.is_unique
 
 
-def test_resume_of_a_folder_without_its_suite_json_is_refused(fake_python, tmp_path, capsys):
+def test_resume_of_a_folder_without_its_suite_json_checks_the_records_configuration(fake_python, tmp_path, capsys):
     suite, out, store = suite_yaml(tmp_path), tmp_path / "out", tmp_path / "results.sqlite"
     args = ["run", str(suite), "--out", str(out), "--store", str(store), "--no-report", "--quiet"]
     assert main(args) == 0
     (out / "suite.json").unlink()
     capsys.readouterr()
-    assert main(args + ["--resume"]) == 2
+    assert main(args + ["--resume", "--set", "train.lr=0.5"]) == 2  # another configuration: refused
     err = capsys.readouterr().err
-    assert "holds records but no suite.json" in err and "Traceback" not in err
+    assert "has no suite.json" in err and "not this suite's" in err and "Traceback" not in err
+    assert main(args + ["--resume"]) == 0  # the records ran this very suite: checked through them, resumed
+    assert "0 to run" in capsys.readouterr().err

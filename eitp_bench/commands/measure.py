@@ -75,13 +75,14 @@ def measure(
 
 
 def _run_measured(monitor, command: list[str], *, quiet_stdout: bool):
-    from eitp_bench.process_tree import child_setup, guard_group
+    from eitp_bench.process_tree import child_setup, guard_group, start_watchdog
 
     stdout = sys.stderr if quiet_stdout else None
+    start_watchdog()  # outside the window: its start is not the command's energy
     window = monitor.begin("command")
     with _forwarding_signals() as forward_to:  # before the start: a signal in between is not lost
         try:
-            proc = subprocess.Popen(command, stdout=stdout, preexec_fn=child_setup(new_group=True))
+            proc = subprocess.Popen(command, stdout=stdout, process_group=0, preexec_fn=child_setup())
         except FileNotFoundError:
             window.end()
             raise UserError(f"command not found: {command[0]}", fix="check the name and your PATH", exit_code=127)

@@ -389,8 +389,8 @@ class CpuSpinLoad:
         self._signal = signal
         n = processes or os.cpu_count() or 1
         # each dies with this process, however it dies (PDEATHSIG, and the watchdog kills its group)
-        self._procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=child_setup())
-                       for _ in range(n)]
+        self._procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], process_group=0,
+                                        preexec_fn=child_setup()) for _ in range(n)]
         for p in self._procs:
             guard_group(p.pid)
         self.on = True

@@ -117,6 +117,9 @@ def server_running() -> bool:
     return getattr(forkserver._forkserver, "_forkserver_pid", None) is not None
 
 
+_guarded: dict[str, Optional[int]] = {"tracker": None}  # the resource tracker the watchdog knows
+
+
 def warm_up() -> Optional[int]:
     """Start the forkserver now (it imports PRELOAD in the background while the parent goes on);
     returns its pid. Idempotent: one server per parent process, shared by all its runs."""
@@ -134,12 +137,17 @@ def warm_up() -> Optional[int]:
         os.environ.pop(RUNNER_PID_ENV, None)
     pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # private: used only for checks
     if pid is not None and pid != was:
+        if was is not None:
+            release(pid=was)  # that server has died: its pid may go to another process
         guard_pid(pid)
         from multiprocessing import resource_tracker
 
         tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
-        if tracker is not None:
+        if tracker is not None and tracker != _guarded["tracker"]:
+            if _guarded["tracker"] is not None:
+                release(pid=_guarded["tracker"])
             guard_pid(tracker)
+            _guarded["tracker"] = tracker
     return pid
 
 

@@ -88,11 +88,8 @@ def check_out_dir(out_dir: Path, suite: Suite, resume: bool) -> None:
     """Refuse a folder that holds another run (without --resume) or another configuration (with it)."""
     path = out_dir / SUITE_FILE
     if not path.exists():
-        if resume and record_files(out_dir):  # records, but nothing to check their configuration against
-            raise UserError(f"cannot resume {out_dir}: it holds records but no {SUITE_FILE}, so the suite they ran "
-                            "cannot be checked against this one",
-                            fix=f"restore {path} (or import the folder's records with `eitp-bench import "
-                                f"{out_dir}` and run into a new --out)")
+        if resume:  # no suite.json: the records themselves carry the configuration they ran
+            _check_records_config(out_dir, suite_config_hash(suite))
         return
     if not resume:
         raise UserError(f"{out_dir} already holds a run of a suite ({SUITE_FILE}); running again would add "
@@ -110,6 +107,23 @@ def check_out_dir(out_dir: Path, suite: Suite, resume: bool) -> None:
                                                          if len(diffs) > MAX_NAMED_DIFFERENCES else "")
     raise UserError(f"cannot resume {out_dir}: the suite differs from the one it ran ({shown or 'config hash differs'})",
                     fix="resume with the same suite and --set values, or pass a new --out for the changed suite")
+
+
+def _check_records_config(out_dir: Path, config_hash: str) -> None:
+    """Refuse to resume a folder without suite.json whose records ran another configuration (or cannot be read)."""
+    from eitp_bench.record_files import read_record_file
+
+    for file in record_files(out_dir):
+        try:
+            others = [r for r in read_record_file(file) if r.suite_config_hash != config_hash]
+        except UserError as err:
+            raise UserError(f"cannot resume {out_dir}: it has no {SUITE_FILE} and {err.message}",
+                            fix=f"restore {out_dir / SUITE_FILE}, or pass a new --out") from None
+        if others:
+            raise UserError(f"cannot resume {out_dir}: it has no {SUITE_FILE}, and {file.name} holds a record of "
+                            f"configuration {others[0].suite_config_hash[:12]}, not this suite's {config_hash[:12]}",
+                            fix=f"resume with the suite and --set values that run used (or restore {out_dir / SUITE_FILE}), "
+                                "or pass a new --out")
 
 
 def config_differences(old, new, prefix: str = "") -> list[str]:
