@@ -5,7 +5,9 @@ its loop: while it imports torch (seconds) a killed runner leaves it running, an
 runner sent just before dying is still served. So, before any other import, the server asks the
 kernel for SIGKILL when the runner dies (`PR_SET_PDEATHSIG`) and exits at once if the runner is
 already gone. The runner names itself in RUNNER_PID_ENV while it starts the server; in any other
-process this import does nothing.
+process this import does nothing. (The kernel ties PDEATHSIG to the *thread* that started the server:
+a server started from a thread that ends is killed then, and multiprocessing starts a new one on the
+next use.)
 """
 
 import os
