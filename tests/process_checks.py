@@ -47,6 +47,21 @@ def survivors(pids: set[int], groups: set[int]) -> list[str]:
             if Path(f"/proc/{p}").exists()]
 
 
+def signal_and_check_the_tree_dies(proc: subprocess.Popen, sig: int) -> int:
+    """Send `sig`, wait for `proc` to exit, then find its whole tree gone within GONE_WITHIN_S; its exit code."""
+    pids, groups = tree_of(proc.pid)
+    assert pids, "nothing runs below the parent yet: the test would prove nothing"
+    os.kill(proc.pid, sig)
+    code = proc.wait(timeout=120)
+    ended_at = time.monotonic()
+    left = survivors(pids, groups)
+    while left and time.monotonic() - ended_at < GONE_WITHIN_S:
+        time.sleep(0.01)
+        left = survivors(pids, groups)
+    assert not left, f"alive {time.monotonic() - ended_at:.2f} s after the parent exited: {left}"
+    return code
+
+
 def kill_9_and_check_the_tree_dies(proc: subprocess.Popen) -> None:
     """SIGKILL `proc` and, polling (a bounded loop, no fixed sleep), find its whole tree gone in time."""
     pids, groups = tree_of(proc.pid)

@@ -140,6 +140,27 @@ def test_kill_9_at_any_point_leaves_no_process_and_resume_completes(tmp_path, ca
     assert stored_keys(store) == planned  # every planned repetition exactly once: 0 duplicates
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_or_sighup_of_the_cli_leaves_no_process_behind(tmp_path, sig, code):
+    """The forkserver used to linger for seconds after a clean stop: now nothing outlives the exit."""
+    from process_checks import signal_and_check_the_tree_dies
+
+    out, store = tmp_path / "out", tmp_path / "results.sqlite"
+    (tmp_path / "pause").touch()
+    sets = cheap_suite(tmp_path, pause_arm="baseline-int8")
+    cmd = [sys.executable, "-m", "eitp_bench.cli", "run", "smoke", "--out", str(out), "--store", str(store),
+           "--no-report", "--quiet", *sets]
+    parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: paused_worker(out), "the paused worker")
+        assert signal_and_check_the_tree_dies(parent, sig) == code
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert stored_keys(store) == [("baseline", "tiny", 0, "generate")]  # the finished repetition is kept
+
+
 def test_a_worker_forked_after_its_runner_died_never_runs(tmp_path):
     """The forkserver served a fork request the runner sent just before dying: the worker exits first thing."""
     import multiprocessing
