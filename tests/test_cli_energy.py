@@ -276,3 +276,40 @@ def test_measure_of_a_file_that_is_not_a_program_is_one_line(tree, tmp_path):
     proc = cli("measure", "--", str(text), env_root=tree.root)
     assert proc.returncode == 126 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("eitp-bench: error: cannot run") and len(proc.stderr.splitlines()) == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal and job control")
+def test_a_measured_command_can_read_the_terminal(tree, tmp_path):
+    """The command leads its own group; at a terminal it is made the foreground job, so reading works."""
+    import pty
+    import select
+
+    env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(tree.root))
+    out = tmp_path / "got"
+    reader = f"import sys; open({str(out)!r}, 'w').write(sys.stdin.readline())"
+    pid, master = pty.fork()  # the child: a session leader whose controlling terminal is the pty
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "eitp_bench.cli", "measure", "--", sys.executable, "-c",
+                                   reader], env)
+    try:
+        os.write(master, b"hello from the terminal\n")
+        deadline = time.monotonic() + 120
+        status = None
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    os.read(master, 65536)  # drain the report and the echo
+                except OSError:
+                    pass
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        assert out.read_text() == "hello from the terminal\n"
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(master)

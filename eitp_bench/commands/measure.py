@@ -93,11 +93,14 @@ def _run_measured(monitor, command: list[str], *, quiet_stdout: bool):
             window.end()
             raise UserError(f"cannot run {command[0]}: {err.strerror or err}",
                             fix="give a program or script with a #! line", exit_code=126)
+        give_back = _hand_over_the_terminal(proc.pid)
         try:
             guard_group(proc.pid)
             forward_to(proc.pid)
             exit_code = proc.wait()
         finally:
+            if give_back is not None:
+                give_back()
             _end_group(proc.pid)
     result = window.end()
     if exit_code < 0:  # killed by a signal: report it the way shells do
@@ -106,6 +109,35 @@ def _run_measured(monitor, command: list[str], *, quiet_stdout: bool):
 
 
 FORWARDED_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, n))
+
+
+def _hand_over_the_terminal(pgid: int):
+    """When we are the terminal's foreground job, make the command's group the foreground instead, so it
+    can read the terminal and gets Ctrl-C directly (as when it shared our group). Returns the call that
+    takes the terminal back, or None when there was nothing to hand over."""
+    try:
+        fd = sys.stdin.fileno()
+        if threading.current_thread() is not threading.main_thread() or not os.isatty(fd) \
+                or os.tcgetpgrp(fd) != os.getpgrp():
+            return None
+    except (OSError, ValueError, AttributeError):  # no stdin, or not a terminal we own
+        return None
+
+    def foreground(group: int) -> None:
+        quiet = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background tcsetpgrp would stop us
+        try:
+            os.tcsetpgrp(fd, group)
+        except OSError:
+            pass
+        finally:
+            signal.signal(signal.SIGTTOU, quiet)
+
+    foreground(pgid)
+    try:
+        os.killpg(pgid, signal.SIGCONT)  # a read before the hand-over stopped it (SIGTTIN): go on
+    except OSError:
+        pass
+    return lambda: foreground(os.getpgrp())
 
 
 def _end_group(pgid: int) -> None:
