@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from eitp_bench.energy.rapl import JUMP_RESOLUTION_J, POLL_CAP_S, STALL_READS, STALL_S, RaplMeter, unwrap_step
+from eitp_bench.energy.rapl import JUMP_RESOLUTION_J, STALL_READS, STALL_S, RaplMeter, unwrap_step
 from eitp_bench.errors import UserError
 from fake_powercap import INTEL_RANGE_UJ, LAYOUTS, FailingReader, FakePowercap, build_layout
 
