@@ -4,6 +4,7 @@
 #   eval "$(.ci/postgres.sh start)"   # prints `export EITP_BENCH_TEST_PG_URL=postgresql://…`
 #   python -m pytest tests/test_store.py
 #   .ci/postgres.sh stop
+#   .ci/postgres.sh server-stop / server-start   # an outage: the server down, then up again (same port, data)
 #
 # The cluster lives in a temporary folder (recorded in $EITP_PG_STATE, default /tmp/eitp-bench-pg.state),
 # listens on 127.0.0.1 only, on $EITP_PG_PORT (default: a free port), with password authentication over
@@ -81,8 +82,26 @@ stop() {
   log "stopped and removed $dir"
 }
 
+# An outage for the fleet-store tests: the cluster stays, only the server stops (and starts again with
+# the options it ran with, from postmaster.opts).
+server_stop() {
+  local dir
+  dir=$(cat "$STATE")
+  as_owner "$(bindir)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+}
+
+server_start() {
+  local dir opts
+  dir=$(cat "$STATE")
+  as_owner "$(bindir)/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 && return 0  # already up
+  opts=$(cut -d' ' -f2- "$dir/data/postmaster.opts")
+  as_owner "$(bindir)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$opts" start >/dev/null
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  server-stop) server_stop ;;
+  server-start) server_start ;;
+  *) echo "usage: $0 start|stop|server-stop|server-start" >&2; exit 2 ;;
 esac

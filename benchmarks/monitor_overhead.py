@@ -71,7 +71,8 @@ def main() -> None:
 
     m_plain, m_mon = statistics.median(plain), statistics.median(monitored)
     print(f"workload: {iters} iterations of a 256x256 matmul+tanh, 1 torch thread, {args.reps} reps each, interleaved")
-    print(f"monitor: RAPL poller + NVML sampler at {args.interval * 1000:.0f} ms (fake sensors)")
+    print(f"monitor: RAPL poller every {rapl.poll_interval * 1000:.0f} ms (its jump/stall rules cap the period), "
+          f"NVML sampler at {args.interval * 1000:.0f} ms (fake sensors)")
     print(f"median without monitor: {m_plain:.4f} s")
     print(f"median with monitor:    {m_mon:.4f} s")
     print(f"overhead ratio (with/without): {m_mon / m_plain:.4f}  ({(m_mon / m_plain - 1) * 100:+.2f} %)")

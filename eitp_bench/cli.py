@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from eitp_bench.errors import UserError
+from eitp_bench.errors import UserError, terminal_line
 
 try:  # typer >= 0.24 vendors click
     from typer._click.exceptions import ClickException, UsageError
@@ -67,20 +67,24 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turns every expected failure into one clear message and an exit code."""
+    if argv is None:  # the eitp-bench program itself: what it starts dies with it (process_tree.py)
+        from eitp_bench.process_tree import own_the_tree
+
+        own_the_tree()
     try:
         result = app(args=argv, prog_name="eitp-bench", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except UserError as err:
-        print(f"eitp-bench: error: {err.message}", file=sys.stderr)
+        print(f"eitp-bench: error: {terminal_line(err.message)}", file=sys.stderr)
         if err.fix:
-            print(f"  fix: {err.fix}", file=sys.stderr)
+            print(f"  fix: {terminal_line(err.fix)}", file=sys.stderr)
         code = err.exit_code
     except UsageError as err:
         if type(err).__name__ == "NoArgsIsHelpError":  # bare `eitp-bench`: just the help
             print(err.format_message())
             return _exit(0, argv)
         # One line naming the problem, then the usage line; exit 2 like every CLI.
-        print(f"eitp-bench: error: {err.format_message()}", file=sys.stderr)
+        print(f"eitp-bench: error: {terminal_line(err.format_message())}", file=sys.stderr)
         if err.ctx is not None:
             print(err.ctx.get_usage(), file=sys.stderr)
         code = 2
@@ -93,8 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         print("eitp-bench: interrupted", file=sys.stderr)
         code = 130
     except ClickException as err:
-        print(f"eitp-bench: error: {err.format_message()}", file=sys.stderr)
+        print(f"eitp-bench: error: {terminal_line(err.format_message())}", file=sys.stderr)
         code = err.exit_code
+    except OSError as err:  # a path the user gave that the system refused (a file where a folder goes …)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"eitp-bench: error: {terminal_line(where + (err.strerror or str(err)))}", file=sys.stderr)
+        print("  fix: check the paths given (files, folders, permissions, free space)", file=sys.stderr)
+        code = 2
     return _exit(code, argv)
 
 

@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     # quality targets
     "target_not_below_zero_shot": "the quality target is at or above the untrained model's (zero-shot) validation "
                                   "loss: reaching it says nothing, so no time or energy to target is recorded",
+    "negative": "an energy below zero (no meter reads one: a broken or edited record): stored as null",
     # record upgrades
     "legacy": "a plain-text flag from a schema-1 record whose reason could not be recognised",
 }

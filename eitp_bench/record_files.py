@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from eitp_bench.errors import UserError
+from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
 from eitp_bench.records import RunRecord
 
@@ -78,7 +79,7 @@ def find_record_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], l
         elif path.is_file():
             files.append(path)
         else:
-            raise UserError(f"{path} does not exist", fix="check the path of the file or folder to import")
+            raise UserError(f"{path} {not_a_file(path)}", fix="pass a record file or a folder of them to import")
     return files, folders
 
 
@@ -138,6 +139,9 @@ def parse_records(text: str, where: str, jsonl: Optional[bool]) -> list[RunRecor
                         fix="upgrade eitp-bench (pip install -U eitp-bench) to import it; nothing from it was imported",
                     )
                 records.append(RunRecord.model_validate(item))  # validation upgrades older schema versions
+        except RecursionError:
+            raise UserError(f"{at} nests JSON deeper than Python can read (thousands of levels); eitp-bench never "
+                            "writes that", fix="import only files written by eitp-bench; nothing from it was imported") from None
         except json.JSONDecodeError as err:
             raise UserError(
                 f"{at} is not valid JSON ({err.msg} at column {err.colno})",

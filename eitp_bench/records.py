@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from eitp_bench.flags import Flag, flag, legacy_flag
 
@@ -30,8 +30,22 @@ MEASURED_METHODS = frozenset({"counter", "sampled"})
 Status = Literal["ok", "failed", "interrupted"]
 
 
+RUN_ID_FORMAT = r"^[0-9a-f]{32}$"  # what new_run_id writes; never empty, never a path
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex
+
+
+def _iso_time(value: Any, field: str) -> Any:
+    """An ISO 8601 time (what utc_now writes), or ValueError naming the field."""
+    if value is None:
+        return value
+    try:
+        datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} must be an ISO 8601 time such as 2026-01-05T10:00:00+00:00, got {str(value)[:40]!r}") from None
+    return value
 
 
 def utc_now() -> str:
@@ -82,7 +96,7 @@ class EnergyEntry(_Model):
     joules: Optional[float]  # None when the domain is flagged invalid: never a silent 0
     method: Method
     meter: str  # rapl, nvml, estimate, pyrapl
-    duration_s: float
+    duration_s: float = Field(ge=0)
     samples: int = 0
     max_gap_s: Optional[float] = None
     wraps: int = 0
@@ -105,8 +119,13 @@ class EnergyEntry(_Model):
         # net_joules is derived from the fields above; dumps carry it, reading recomputes it.
         if isinstance(data, dict) and "net_joules" in data:
             data = {k: v for k, v in data.items() if k != "net_joules"}
-        return _non_finite_to_null(data, ("joules", "idle_watts", "max_gap_s", "sampled_joules",
+        data = _non_finite_to_null(data, ("joules", "idle_watts", "max_gap_s", "sampled_joules",
                                           "crosscheck_tolerance_j"))
+        joules = data.get("joules") if isinstance(data, dict) else None
+        if isinstance(joules, (int, float)) and not isinstance(joules, bool) and joules < 0:  # never a measurement
+            data = {**data, "joules": None,
+                    "flags": [*(data.get("flags") or []), flag("negative", f"joules was {joules!r}: stored as null")]}
+        return data
 
     @property
     def valid(self) -> bool:
@@ -158,7 +177,7 @@ class Provenance(_Model):
 
 class RunRecord(_Model):
     schema_version: int = SCHEMA_VERSION
-    run_id: str = Field(default_factory=new_run_id)
+    run_id: str = Field(default_factory=new_run_id, pattern=RUN_ID_FORMAT)
     suite: str
     suite_config_hash: str
     arm: str  # baseline, eitp-paper, eitp-coded, eitp-compressed, baseline-int8 …
@@ -183,6 +202,18 @@ class RunRecord(_Model):
     @classmethod
     def _upgrade(cls, data: Any) -> Any:
         return upgrade_record(data) if isinstance(data, dict) else data
+
+    @field_validator("seed", "repetition", "world_size", "nnodes", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        if isinstance(value, (str, bool)):  # "0" is text, True is not a count: never turned into a number
+            raise ValueError(f"must be an integer, got {type(value).__name__} {str(value)[:40]!r}")
+        return value
+
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _times(cls, value: Any, info) -> Any:
+        return _iso_time(value, info.field_name)
 
     @model_validator(mode="after")
     def _windows_named(self) -> "RunRecord":

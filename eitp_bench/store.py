@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from eitp_bench.errors import UserError
+from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import Provenance, RunRecord
 from eitp_bench.store_layout import (  # noqa: F401  (the Store contract's names live on here too)
     CHILD_TABLES, ENERGY_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES,
     TIMELINE_COLUMNS, flag_columns, run_row,
 )
+from eitp_bench.store_retry import StoreUnavailable, is_transient
 from eitp_bench.store_migrations import MIGRATIONS, SCHEMA_VERSION, migrate, stored_version  # noqa: F401
 from eitp_bench.store_url import DEFAULT_STORE, StoreLocation, connection_error, locate, masked  # noqa: F401
 
@@ -45,6 +47,30 @@ def resolve_path(path_or_url: str | os.PathLike | None) -> Path:
     return location.path
 
 
+def _reading(method):
+    """A read that meets a value eitp-bench never writes (text in a number column, broken JSON: the
+    store was edited by hand or by another program) says so in one line instead of a traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (ValueError, TypeError, KeyError, RecursionError) as err:
+            first = " ".join(str(err).split())[:200] or type(err).__name__
+            raise UserError(f"{self.location.shown} holds a value eitp-bench never writes, so it was changed outside "
+                            f"eitp-bench ({type(err).__name__}: {first})",
+                            fix="restore a backup of the store; or find and delete the altered rows with a SQL client "
+                                "(reading commands, export included, stop at the same value)") from None
+
+    return read
+
+
+def _recover_fix(shown: str) -> str:
+    return (f"salvage what the damage left readable with SQLite's own tool: `sqlite3 {shown} .recover | sqlite3 "
+            "NEW.sqlite`, then use NEW.sqlite (the export cannot read past the damage either); or restore a backup")
+
+
 def _rescue_fix(shown: str) -> str:
     return (f"export what can still be read (eitp-bench export --format jsonl --store {shown} --out rescue.jsonl), "
             "then start a new store and import it (eitp-bench import rescue.jsonl --store NEW.sqlite); if the export "
@@ -54,7 +80,7 @@ def _rescue_fix(shown: str) -> str:
 # --- SQLite ------------------------------------------------------------------------------------
 
 
-def _inspect_existing(path: Path) -> None:
+def _inspect_existing(path: Path, reading: bool = False) -> None:
     """Refuse a file that is not an eitp-bench store (or a newer one) before anything touches it. Writes nothing."""
     with open(path, "rb") as f:
         head = f.read(len(_SQLITE_MAGIC))
@@ -65,6 +91,8 @@ def _inspect_existing(path: Path) -> None:
             f"{path} is not a SQLite file, so it is not an eitp-bench results store",
             fix="pass the path of a results.sqlite written by eitp-bench, or a new path to create one",
         )
+    if _pending_wal(path) and not _writable(path):
+        return  # read through a private copy (Store._open_sqlite), which checks it then
     from sqlalchemy import create_engine
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.pool import StaticPool
@@ -81,7 +109,7 @@ def _inspect_existing(path: Path) -> None:
             engine.dispose()
     except (sqlite3.DatabaseError, DBAPIError) as err:
         raise UserError(f"{path} is a corrupt or unreadable SQLite file ({getattr(err, 'orig', err)})",
-                        fix=_rescue_fix(str(path))) from None
+                        fix=_recover_fix(str(path)) if reading else _rescue_fix(str(path))) from None
 
 
 def _sqlite_connect(path: Path, *, write: bool, immutable: bool = False) -> sqlite3.Connection:
@@ -143,6 +171,29 @@ def _sqlite_engine(raw: sqlite3.Connection):
     return engine
 
 
+def _pending_wal(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def _private_copy(location: StoreLocation) -> Path:
+    """A temporary folder holding a copy of the store and its -wal (read as of this moment)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="eitp-store-"))
+    try:
+        for suffix in ("", "-wal"):
+            shutil.copyfile(location.path.with_name(location.path.name + suffix), folder / (location.path.name + suffix))
+    except OSError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise UserError(f"the results store {location.shown} is read-only and has commits in its -wal file, which "
+                        f"cannot be read without a copy; copying it failed: {err}",
+                        fix="make the store writable (chmod u+w on it and its folder), or free space in the temporary "
+                            "folder ($TMPDIR)") from None
+    return folder
+
+
 def _writable(path: Path) -> bool:
     """May this store be written? No write bit on the file or its folder (chmod a-w) means no, even for
     root, who os.access would let through: a store made read-only on purpose is treated as such."""
@@ -166,6 +217,8 @@ class Merge:
 
 class Store:
     """Results of many repetitions, arms, suites and machines, in one SQLite file or PostgreSQL database."""
+
+    _private_copy: Optional[Path] = None  # a read-only store with a pending -wal is read from a copy
 
     def __init__(self, engine, location: StoreLocation, *, read_only: bool):
         self._engine = engine
@@ -193,12 +246,17 @@ class Store:
     @classmethod
     def _open_sqlite(cls, location: StoreLocation, *, create: bool, read_only: bool) -> "Store":
         path = location.path
-        if path.is_dir():
+        why = not_a_file(path)
+        if why == "is a directory":
             raise UserError(f"store path {path} is a directory", fix=f"pass a file path such as {path / 'results.sqlite'}")
-        if path.exists():
-            _inspect_existing(path)  # raises before anything touches the file
-        elif not create:
-            raise UserError(f"no results store at {path}", fix="run `eitp-bench run` first, or pass --store PATH")
+        if why not in (None, "does not exist"):  # a FIFO would block the open: refused before it
+            raise UserError(f"the results store {path} {why}, not a SQLite file",
+                            fix="pass the path of a results.sqlite file (or a new path to create one)")
+        if not create and (why is not None or path.stat().st_size == 0):  # reading never creates a store
+            empty = " (the file is empty)" if why is None else ""
+            raise UserError(f"no results store at {path}{empty}", fix="run `eitp-bench run` first, or pass --store PATH")
+        if why is None:
+            _inspect_existing(path, reading=read_only)  # raises before anything touches the file
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,9 +265,17 @@ class Store:
         if read_only:
             if _writable(path):
                 cls._upgrade_if_old(location)
-            # A file nobody may write is not being written: immutable needs no -shm beside it.
-            raw = _connect_or_fail(location, write=False, immutable=not _writable(path))
+            copy = None
+            if not _writable(path) and _pending_wal(path):
+                # commits still in the -wal that we may not replay in place (immutable would hide them):
+                # read a private copy of the file and its -wal instead, removed on close
+                copy = _private_copy(location)
+                raw = _connect_or_fail(StoreLocation("sqlite", path=copy / path.name), write=True)
+            else:
+                # A file nobody may write and no -wal: not being written; immutable needs no -shm beside it.
+                raw = _connect_or_fail(location, write=False, immutable=not _writable(path))
             store = cls(_sqlite_engine(raw), location, read_only=True)
+            store._private_copy = copy
             store._check_current()
             return store
         if path.exists() and not _writable(path):
@@ -241,7 +307,7 @@ class Store:
                 version = stored_version(conn, str(location.path))
         finally:
             engine.dispose()
-        if version < SCHEMA_VERSION:
+        if 0 < version < SCHEMA_VERSION:  # 0: no tables, no store (a reader never creates one)
             cls._open_sqlite(location, create=False, read_only=False).close()
 
     @classmethod
@@ -258,7 +324,8 @@ class Store:
             store = cls(engine, location, read_only=read_only)
         except DBAPIError as err:
             engine.dispose()
-            raise connection_error(location, err) from None
+            found = connection_error(location, err)
+            raise (StoreUnavailable(found.message, fix=found.fix) if is_transient(err) else found) from None
         try:
             with store._tx(write=not read_only) as conn:
                 if read_only or not create:
@@ -270,14 +337,38 @@ class Store:
                     migrate(conn, location.shown)
             if read_only:
                 store._check_current()
+            else:
+                store._check_writable()
         except BaseException:
             store.close()
             raise
         return store
 
+    def _check_writable(self) -> None:
+        """A write into every table, in a transaction rolled back: a read-only role or database is
+        refused now, before any work, not after the first repetition."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        conn = self._conn
+        tx = conn.begin()
+        try:
+            for name in TABLE_NAMES:  # inserts no row, but needs INSERT and a writable transaction
+                conn.execute(text(f"INSERT INTO {name} SELECT * FROM {name} WHERE false"))
+        except DBAPIError as err:
+            reason = masked(str(err.orig), self.location.password).strip().splitlines()[0]
+            raise UserError(f"this user may not write to the results store {self.location.shown}: {reason}",
+                            fix="grant it INSERT on the store's tables (GRANT INSERT, SELECT ON ALL TABLES IN "
+                                "SCHEMA public TO <user>), or pass a --store you may write") from None
+        finally:
+            tx.rollback()
+
     def _check_current(self) -> None:
         with self._tx() as conn:
             version = stored_version(conn, self.location.shown)
+        if version == 0:
+            raise UserError(f"no results store in {self.location.shown} (it holds no eitp-bench tables)",
+                            fix="run `eitp-bench run` or `eitp-bench import` with this --store first")
         if version != SCHEMA_VERSION:
             raise UserError(
                 f"{self.location.shown} is at store schema v{version}; reading needs v{SCHEMA_VERSION}, and a "
@@ -288,10 +379,20 @@ class Store:
     # --- context manager -----------------------------------------------------------------
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        if self._engine is not None:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except Exception:  # a connection the server already dropped
+                    pass
             self._conn = None
             self._engine.dispose()
+            self._engine = None
+        if getattr(self, "_private_copy", None) is not None:
+            import shutil
+
+            shutil.rmtree(self._private_copy, ignore_errors=True)
+            self._private_copy = None
 
     def __enter__(self) -> "Store":
         return self
@@ -304,17 +405,33 @@ class Store:
         """One transaction; database errors become one UserError naming the store (password masked)."""
         from sqlalchemy.exc import DBAPIError
 
-        conn = self._conn
-        conn.info["write"] = write
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        conn = None
         try:
+            if self._conn is None:  # the last one was lost (PostgreSQL): a new connection
+                self._conn = self._engine.connect()
+            conn = self._conn
+            conn.info["write"] = write
             with conn.begin():
                 yield conn
-        except DBAPIError as err:
-            raise self._error(err) from None
-        except self._engine.dialect.loaded_dbapi.Error as err:  # from the raw cursor of _frame
-            raise self._error(err) from None
+        except (DBAPIError, dbapi_error) as err:  # dbapi_error: from the raw cursor of _frame
+            error = self._error(err)
+            if isinstance(error, StoreUnavailable):
+                self._drop_connection()
+            raise error from None
         finally:
-            conn.info["write"] = False
+            if conn is not None and conn is self._conn:  # not one just dropped (closed)
+                conn.info["write"] = False
+
+    def _drop_connection(self) -> None:
+        """Forget a connection the server dropped: the next transaction opens a new one."""
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
 
     def _error(self, err) -> UserError:
         orig = getattr(err, "orig", err)
@@ -325,7 +442,12 @@ class Store:
             if isinstance(orig, sqlite3.IntegrityError):
                 return UserError(f"the results store {self.location.shown} refused the records: {text}",
                                  fix="nothing of this transaction was stored; report this as an eitp-bench bug")
-            return UserError(f"{self.location.shown} is corrupt or unreadable ({text})", fix=_rescue_fix(self.location.shown))
+            # a reader (export among them) meeting the damage: advising an export would send the user in a circle
+            fix = _recover_fix(self.location.shown) if self.read_only else _rescue_fix(self.location.shown)
+            return UserError(f"{self.location.shown} is corrupt or unreadable ({text})", fix=fix)
+        if is_transient(err):  # the server is down, restarting, or asked for a retry: worth another try
+            found = connection_error(self.location, err)
+            return StoreUnavailable(found.message, fix=found.fix)
         if getattr(err, "connection_invalidated", False) or "connection" in text.lower():
             return connection_error(self.location, err)
         return UserError(f"the PostgreSQL store {self.location.shown} failed: {text}",
@@ -400,6 +522,7 @@ class Store:
         with self._tx() as conn:
             return set(conn.execute(select(RUNS.c.run_id)).scalars())
 
+    @_reading
     def records(self, *, suite: Optional[str] = None, status: Optional[str] = None,
                 run_ids: Optional[Iterable[str]] = None) -> list[RunRecord]:
         """Rebuild the stored RunRecords exactly, in the order they were stored."""
@@ -454,14 +577,23 @@ class Store:
             finally:
                 cursor.close()
 
+    @_reading
     def runs_frame(self):
-        return self._runs(RUN_COLUMNS).drop(columns="_row")
+        runs = self._runs(RUN_COLUMNS).drop(columns="_row")
+        from datetime import datetime
 
+        for column in ("started_at", "finished_at"):  # the analysis parses them: a bad one is said here
+            for value in runs[column].dropna().unique() if column in runs else ():
+                datetime.fromisoformat(value)
+        return runs
+
+    @_reading
     def metrics_frame(self):
         df = self._with_runs(RUN_COLUMNS, "metrics")
         df["value"] = df["value"].astype(float)  # None (not finite) → NaN, never object dtype or 0
         return _split_flags(df)
 
+    @_reading
     def energy_frame(self):
         # The energy row's device (gpu:0, cpu:0) is what analysis groups by; the run's torch device
         # stays available as run_device.
@@ -472,9 +604,11 @@ class Store:
             df[column] = df[column].astype(float)
         return _split_flags(df)
 
+    @_reading
     def timeline_frame(self):
         return self._with_runs(["run_id", "arm", "task"], "timeline")
 
+    @_reading
     def provenance_frame(self):
         """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry."""
         import pandas as pd
@@ -490,6 +624,7 @@ class Store:
         columns.remove("hardware")
         return pd.DataFrame(rows, columns=None if rows else columns)
 
+    @_reading
     def configs(self) -> dict[str, dict]:
         """{suite_config_hash: the resolved suite config}: one per configuration (its runs share it)."""
         from sqlalchemy import func, select

@@ -196,7 +196,12 @@ def stored_version(conn: Connection, where: str) -> int | None:
             f"{where} has a meta table but is not an eitp-bench store",
             fix="pass a different store; eitp-bench will not write into a foreign database",
         )
-    version = int(meta["schema_version"])
+    try:
+        version = int(meta["schema_version"])
+    except (TypeError, ValueError):
+        raise UserError(f"{where} has schema_version {str(meta['schema_version'])[:40]!r} in its meta table, which "
+                        "eitp-bench never writes: the store was changed outside eitp-bench",
+                        fix="restore a backup of the store, or set the meta row back to the version it was") from None
     if version > SCHEMA_VERSION:
         raise UserError(
             f"{where} was written by a newer eitp-bench (store schema v{version}; this one knows up to v{SCHEMA_VERSION})",

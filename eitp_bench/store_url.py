@@ -19,14 +19,23 @@ from eitp_bench.errors import UserError
 DEFAULT_STORE = Path("eitp-results") / "results.sqlite"
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 CONNECT_TIMEOUT_S = 10
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@")
+# userinfo up to the LAST "@" before the host (a password may hold an unencoded "@" or "/")
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>\S*?)@"
+                       r"(?=[^@\s/?#]*(?:[/?#\s'\"]|$))")
+# password=… as a URL query parameter or a libpq keyword (a driver may echo its connection string)
+_KEYWORD = re.compile(r"(?i)(?P<key>\bpassword\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|[^&\s'\"]+)")
 
 
 def masked(text: str, password: Optional[str] = None) -> str:
-    """`text` with any URL password, and this password wherever it appears, replaced by ***."""
+    """`text` with any URL password (userinfo or `password=`), and this password wherever it appears
+    (as given or percent-encoded), replaced by ***."""
+    from urllib.parse import quote, quote_plus
+
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+    text = _KEYWORD.sub(lambda m: f"{m['key']}***", text)
     if password:
-        text = text.replace(password, "***")
+        for form in sorted({password, quote(password, safe=""), quote_plus(password)}, key=len, reverse=True):
+            text = text.replace(form, "***")
     return text
 
 
@@ -40,7 +49,12 @@ class StoreLocation:
     @property
     def shown(self) -> str:
         """What messages, logs and reports may show: the path, or the URL with its password masked."""
-        return str(self.path) if self.kind == "sqlite" else masked(self.url.replace("+psycopg", ""), self.password)
+        if self.kind == "sqlite":
+            return str(self.path)
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.url).set(drivername="postgresql")
+        return masked(url.render_as_string(hide_password=True), self.password)
 
     def __str__(self) -> str:
         return self.shown
@@ -71,11 +85,17 @@ def locate(path_or_url: str | os.PathLike | None) -> StoreLocation:
 
 
 def _postgres(text: str, rest: str) -> StoreLocation:
+    """Parsed once, with SQLAlchemy's make_url; every shown form comes from it (StoreLocation.shown)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        url = make_url("postgresql+psycopg://" + rest)
+        url = make_url("postgresql+psycopg://" + _encoded_userinfo(rest))
+        query_password = url.query.get("password")
+        if query_password is not None:  # ?password=…: kept as the URL's password, so it is masked like one
+            url = url.difference_update_query(["password"])
+            if url.password is None:
+                url = url.set(password=query_password if isinstance(query_password, str) else query_password[-1])
     except (ArgumentError, ValueError):
         raise UserError(f"store URL {masked(text)!r} is not a valid PostgreSQL URL",
                         fix="write postgresql://user@host:5432/database") from None
@@ -83,6 +103,20 @@ def _postgres(text: str, rest: str) -> StoreLocation:
         raise UserError(f"store URL {masked(text)!r} names no database",
                         fix="add the database: postgresql://user@host:5432/eitp_bench (create it with createdb)")
     return StoreLocation("postgresql", url=url.render_as_string(hide_password=False), password=url.password)
+
+
+def _encoded_userinfo(rest: str) -> str:
+    """`rest` (after scheme://) with user and password percent-encoded when the password holds an
+    unencoded "@": the userinfo ends at the last "@" before the host, not the first."""
+    from urllib.parse import quote, unquote
+
+    netloc, sep, tail = rest.partition("/")
+    if netloc.count("@") < 2:
+        return rest
+    userinfo, _, host = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    encode = lambda part: quote(unquote(part), safe="")  # noqa: E731 (an already-encoded part stays one)
+    return f"{encode(user)}{colon}{encode(password)}@{host}{sep}{tail}"
 
 
 def connection_error(location: StoreLocation, err: BaseException) -> UserError:

@@ -434,8 +434,10 @@ def _read_suite_text(name_or_path: str) -> tuple[str, str]:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists() or "/" in name_or_path:
         if not path.is_file():
+            from eitp_bench.file_kinds import not_a_file
+
             raise UserError(
-                f"suite file {name_or_path!r} does not exist",
+                f"suite file {name_or_path!r} {not_a_file(path) or 'is not a regular file'}",
                 fix=f"give a path to a suite YAML file, or a bundled suite name: {', '.join(bundled_suites())}",
             )
         label = str(path)

@@ -90,6 +90,8 @@ def load_plain(text: str, *, top_level: bool = True) -> Any:
             data = loader.construct_document(node)
         except yaml.YAMLError as err:
             raise YamlRefused(Problem("", _syntax_message(err))) from None
+        except ValueError as err:  # an integer of thousands of digits (Python's int() limit), and the like
+            raise YamlRefused(Problem("", f"a value YAML cannot turn into data: {str(err).split(';')[0]}")) from None
     finally:
         loader.dispose()
     if top_level and not isinstance(data, dict):

@@ -50,3 +50,39 @@ def test_missing_codecarbon_says_how_to_install_it(monkeypatch):
         with Co2Tracker(country_iso_code="USA"):
             pass
     assert err.value.fix == "pip install 'eitp-bench[co2]'"
+
+
+def test_codecarbons_import_chatter_is_silenced_and_nothing_else(tmp_path, monkeypatch, capfd):
+    """A stand-in codecarbon that says what some versions say at import, plus a message that must stay."""
+    import logging
+    import sys
+    import warnings
+
+    from eitp_bench.energy.carbon import import_codecarbon
+
+    fake = tmp_path / "codecarbon"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import logging, sys, warnings\n"
+        "log = logging.getLogger('codecarbon')\n"
+        "log.addHandler(logging.StreamHandler(sys.stderr))\n"
+        "log.warning('You need to install pymongo to use the MongoDB output')\n"
+        "warnings.warn('You need to install pymongo for this backend')\n"
+        "log.warning('a real codecarbon warning')\n"
+        "__version__ = 'fake'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "codecarbon", raising=False)
+    cc_logger = logging.getLogger("codecarbon")
+    monkeypatch.setattr(cc_logger, "level", cc_logger.level)  # restored after the test
+    cc_logger.setLevel(logging.WARNING)  # an earlier Co2Tracker quietens it to ERROR (setLevel: clears its cache)
+    monkeypatch.setattr(cc_logger, "disabled", False)
+    monkeypatch.setattr(cc_logger, "handlers", [])  # the real one's handler writes to an earlier test's stderr
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        module = import_codecarbon()
+    assert module.__version__ == "fake"
+    err = capfd.readouterr().err
+    assert "pymongo" not in err and not [w for w in seen if "pymongo" in str(w.message)]
+    assert "a real codecarbon warning" in err  # only the import chatter goes
+    sys.modules.pop("codecarbon", None)
+    cc_logger._cache.clear()

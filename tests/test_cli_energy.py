@@ -15,6 +15,7 @@ import sys
 
 import pytest
 from fake_powercap import FakePowercap
+from process_checks import GONE_WITHIN_S, alive, wait_for
 
 PKG_W, CORE_W, DRAM_W = 40.0, 25.0, 6.0
 SLEEP = [sys.executable, "-c", "import time; time.sleep(0.6)"]
@@ -218,11 +219,12 @@ def test_measure_co2_unknown_country_is_a_clear_error(tree):
     assert "Traceback" not in proc.stderr and "XXX" in proc.stderr
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 128 + 2)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 128 + 2), (signal.SIGHUP, 128 + 1)])
 def test_measure_forwards_a_signal_waits_for_the_command_and_still_reports(tree, tmp_path, sig, code):
-    started = tmp_path / "child.pid"
+    started, background = tmp_path / "child.pid", tmp_path / "background.pid"
     env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(tree.root))
-    command = ["sh", "-c", f"echo $$ > {started}.tmp && mv {started}.tmp {started} && exec sleep 60"]
+    command = ["sh", "-c", f"sleep 60 & echo $! > {background}; "
+                           f"echo $$ > {started}.tmp && mv {started}.tmp {started} && exec sleep 60"]
     with tree.simulate({"intel-rapl:0": PKG_W}):
         proc = subprocess.Popen([sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--", *command],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -246,3 +248,69 @@ def test_measure_forwards_a_signal_waits_for_the_command_and_still_reports(tree,
     assert any(r["domain"] == "package" for r in out["energy"])
     with pytest.raises(ProcessLookupError):  # the command is gone (and reaped)
         os.kill(child, 0)
+    # its background child got the signal too (the whole group), and is gone within a second
+    wait_for(lambda: not alive(int(background.read_text())), "the background child to die", timeout=GONE_WITHIN_S)
+
+
+def test_kill_9_of_measure_takes_the_command_and_its_background_children(tree, tmp_path):
+    from process_checks import kill_9_and_check_the_tree_dies
+
+    started = tmp_path / "started"
+    env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(tree.root))
+    command = ["sh", "-c", f"sleep 300 & sleep 300 & touch {started}; exec sleep 300"]
+    with tree.simulate({"intel-rapl:0": PKG_W}):
+        proc = subprocess.Popen([sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--", *command],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        try:
+            wait_for(lambda: started.exists() or proc.poll() is not None, "the command to start", timeout=60)
+            assert proc.poll() is None
+            kill_9_and_check_the_tree_dies(proc)  # measure, the command, both background sleeps
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_measure_of_a_file_that_is_not_a_program_is_one_line(tree, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a program\n")
+    text.chmod(0o755)
+    proc = cli("measure", "--", str(text), env_root=tree.root)
+    assert proc.returncode == 126 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("eitp-bench: error: cannot run") and len(proc.stderr.splitlines()) == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal and job control")
+def test_a_measured_command_can_read_the_terminal(tree, tmp_path):
+    """The command leads its own group; at a terminal it is made the foreground job, so reading works."""
+    import pty
+    import select
+
+    env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(tree.root))
+    out = tmp_path / "got"
+    reader = f"import sys; open({str(out)!r}, 'w').write(sys.stdin.readline())"
+    pid, master = pty.fork()  # the child: a session leader whose controlling terminal is the pty
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "eitp_bench.cli", "measure", "--", sys.executable, "-c",
+                                   reader], env)
+    try:
+        os.write(master, b"hello from the terminal\n")
+        deadline = time.monotonic() + 120
+        status = None
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    os.read(master, 65536)  # drain the report and the echo
+                except OSError:
+                    pass
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        assert out.read_text() == "hello from the terminal\n"
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(master)

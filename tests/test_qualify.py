@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -150,6 +151,26 @@ def test_doctor_qualify_end_to_end(tmp_path):
     assert qual["runs"][0]["meter"] == "rapl" and qual["uncertainty_formula"].startswith("u(T) = 2")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_kill_9_of_doctor_qualify_takes_its_load_processes(tmp_path):
+    from process_checks import cmdline, descendants, kill_9_and_check_the_tree_dies, wait_for
+
+    fake = FakePowercap(tmp_path / "sys")
+    fake.add_package(0, max_range_uj=400_000_000)
+    env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(fake.root))
+    with fake.simulate({"intel-rapl:0": 30.0}):
+        proc = subprocess.Popen([sys.executable, "-m", "eitp_bench.cli", "doctor", "--qualify", "--json"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        try:
+            loads = lambda: [p for p in descendants(proc.pid) if "while True" in cmdline(p)]  # noqa: E731
+            wait_for(lambda: loads() or proc.poll() is not None, "the load processes", timeout=60)
+            assert proc.poll() is None
+            kill_9_and_check_the_tree_dies(proc)  # the busy loops (running or stopped) die with it
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
 def test_doctor_qualify_without_sensors_exits_1(tmp_path):
     env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(tmp_path / "none"))
     proc = subprocess.run([sys.executable, "-m", "eitp_bench.cli", "doctor", "--qualify", "--json"],
@@ -191,3 +212,52 @@ def test_a_poller_too_slow_for_the_update_period_says_so():
     s = run(dict(quantity="energy", period_s=0.001), half=0.2, poll=0.0006)
     assert "too slowly" in s.note
     assert "too slowly" not in run(dict(quantity="energy", period_s=0.001), half=0.2, poll=0.0002).note
+
+
+# --- counters qualification refuses, and every sensor listed ---------------------------------------
+
+def test_counters_that_go_back_jump_or_read_at_random_are_refused_and_every_sensor_is_listed():
+    import dataclasses
+    import random as rnd
+
+    clock = ManualClock()
+    load = FakeLoad(clock, idle_w=20.0, step_w=40.0)
+    healthy = SimulatedSensor(load, clock, quantity="energy", period_s=0.001, domain="package").as_sensor()
+    base = SimulatedSensor(load, clock, quantity="energy", period_s=0.001, domain="core")
+    jumper = dataclasses.replace(base.as_sensor(), domain="core",
+                                 read=lambda: base.read() + (8.0 if clock() > 0.3 else 0.0))  # +8 J at 0.3 s
+    down = dataclasses.replace(base.as_sensor(), domain="uncore", read=lambda: 1000.0 - base.read())
+    noise = rnd.Random(1)
+    random_counter = dataclasses.replace(base.as_sensor(), domain="dram", read=lambda: noise.uniform(0, 400))
+
+    def unreadable() -> float:
+        raise OSError("energy_uj unreadable (PermissionError: root-only since CVE-2020-8694)")
+
+    gone = q.Sensor("rapl", "cpu:1", "package", "energy", "intel-rapl:1/energy_uj", unreadable)
+    sensors = [dataclasses.replace(s, max_watts=1000.0) for s in (healthy, jumper, down, random_counter, gone)]
+    result = q.qualify(sensors, load, half_period_s=0.2, cycles=2, poll_s=0.0002, clock=clock, sleep=clock.advance)
+    listed = {(s.device, s.domain) for s in result.sensors} | {
+        (p.split()[1].split("/")[0], p.split()[1].split("/")[1]) for p in result.problems}
+    assert listed == {("cpu:0", "package"), ("cpu:0", "core"), ("cpu:0", "uncore"), ("cpu:0", "dram"),
+                      ("cpu:1", "package")}  # all five, none dropped
+    by_domain = {s.domain: s for s in result.sensors}
+    assert by_domain["package"].update_period_s == pytest.approx(0.001, rel=0.01)  # the healthy one qualifies
+    for domain, why in (("core", "jumping or random"), ("uncore", "not monotonic"), ("dram", "")):
+        refused = by_domain[domain]
+        assert refused.note.startswith("refused:") and why in refused.note
+        assert refused.update_period_s is None and refused.uncertainty(10.0) is None  # no finite uncertainty
+        assert any(f"cpu:0/{domain}" in p and "refused" in p for p in result.problems)
+    assert any("cpu:1/package" in p and "PermissionError" in p for p in result.problems)
+
+
+def test_rapl_sensors_list_an_unreadable_zone_with_its_reason(tmp_path):
+    fake = FakePowercap(tmp_path / "sys")
+    fake.add_package(0, children=("dram",))
+    from fake_powercap import FailingReader
+
+    reader = FailingReader()
+    reader.fail("intel-rapl:0:0/energy_uj", PermissionError(13, "Permission denied"))
+    sensors = q.rapl_sensors(fake.root, reader=reader)
+    assert {(s.device, s.domain) for s in sensors} == {("cpu:0", "package"), ("cpu:0", "dram")}
+    with pytest.raises(OSError, match="PermissionError"):
+        next(s for s in sensors if s.domain == "dram").read()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import sys
 import time
 
 import pytest
 
-from eitp_bench.energy.rapl import POLL_CAP_S, STALL_S, RaplMeter, unwrap_step
+from eitp_bench.energy.rapl import JUMP_RESOLUTION_J, STALL_READS, STALL_S, RaplMeter, unwrap_step
 from eitp_bench.errors import UserError
 from fake_powercap import INTEL_RANGE_UJ, LAYOUTS, FailingReader, FakePowercap, build_layout
 
@@ -162,7 +163,7 @@ def test_several_wraps_in_one_window_caught_by_poller_thread(tmp_path):
         # Pmax above the simulator's catch-up rate (3 × 40 W); a 50 ms grace absorbs its ≤ 1 J
         # bursts after a stall on a loaded machine (real counters step every ~1 ms).
         meter = RaplMeter(fake.root, pmax_w={"package": 150.0, "dram": 150.0}, jump_grace_s=0.05)
-        assert meter.poll_interval == pytest.approx(20 / 300)
+        assert meter.poll_interval == pytest.approx(JUMP_RESOLUTION_J / 150)  # under the 20 J / 300 W wrap limit
         with meter:
             with sim.paused():
                 begin, truth0 = meter.mark(), fake.total_uj("intel-rapl:0")
@@ -586,29 +587,33 @@ def test_history_is_bounded(tmp_path):
     assert has_flag(pkg, "history_truncated", "history buffer")
 
 
-def test_poll_period_from_range_and_pmax(tmp_path):
+def test_poll_period_from_range_pmax_jump_resolution_and_stall(tmp_path):
     fake = FakePowercap(tmp_path)
     fake.add_package(0, children=())
-    assert scripted(fake).poll_interval == POLL_CAP_S  # 262 kJ at 1000 W: 131 s, capped
-    assert scripted(fake, poll_interval=0.05).poll_interval == 0.05
+    # 262 kJ at 1000 W would allow 131 s between reads, but a 5 J jump must stand out: 5 J / 1000 W
+    assert scripted(fake).poll_interval == pytest.approx(JUMP_RESOLUTION_J / 1000.0)
+    # a slow zone: the stall rule (a freeze of STALL_S spans several reads) gives the period
+    assert scripted(fake, pmax_w={"package": 1.0}).poll_interval == pytest.approx(STALL_S / STALL_READS)
+    assert scripted(fake, poll_interval=0.002).poll_interval == 0.002  # faster on request, never slower
     small = FakePowercap(tmp_path / "small")
     small.add_package(0, max_range_uj=RANGE_20J, children=())
-    assert scripted(small, pmax_w={"package": 50.0}).poll_interval == pytest.approx(0.2)
-    assert scripted(small, pmax_w={"package": 50.0}, poll_interval=5.0).poll_interval == pytest.approx(0.2)
+    assert scripted(small, pmax_w={"package": 20.0}).poll_interval == pytest.approx(0.1)  # stall rule
+    assert scripted(small, pmax_w={"package": 50.0}).poll_interval == pytest.approx(0.08)  # jump rule
+    assert scripted(small, pmax_w={"package": 20.0}, poll_interval=5.0).poll_interval == pytest.approx(0.1)
     assert scripted(small, pmax_w={"package": 1e6}).poll_interval == 0.001  # floor
 
 
 def test_unwrap_step_rules():
-    r = RANGE_20J  # at Pmax 100 W: 11 J plausible in 0.1 s (10 ms grace); a whole range takes 0.2 s
+    r = RANGE_20J  # at Pmax 100 W: 10.2 J plausible in 0.1 s (2 ms grace); a whole range takes 0.2 s
     assert unwrap_step(100, 350, 0.1, r, 100.0) == (250, 0, None)
     assert unwrap_step(r - 900, 100, 0.1, r, 100.0) == (1000, 1, None)
     unfixable = unwrap_step(r - 900, 100, 0.1, None, 100.0)[2]
     assert unfixable.code == "wrap_unrepairable" and unfixable.message.endswith("cannot be corrected")
-    jump = unwrap_step(0, 11_000_001, 0.1, r, 100.0)[2]
+    jump = unwrap_step(0, 10_200_001, 0.1, r, 100.0)[2]
     assert jump.code == "implausible_jump" and "over the 100 W maximum" in jump.message
-    assert unwrap_step(0, 11_000_000, 0.1, r, 100.0) == (11_000_000, 0, None)
+    assert unwrap_step(0, 10_200_000, 0.1, r, 100.0) == (10_200_000, 0, None)
     assert "wraps may have been missed" in unwrap_step(0, 1, 0.21, r, 100.0)[2].message
-    # 5 J in 0.1 s at Pmax 10 W: impossible even with the 10 ms grace.
+    # 5 J in 0.1 s at Pmax 10 W: impossible even with the grace.
     assert "over the 10 W maximum" in unwrap_step(0, 5_000_000, 0.1, INTEL_RANGE_UJ, 10.0)[2].message
     assert unwrap_step(0, 1_000_000, 0.1, INTEL_RANGE_UJ, 10.0) == (1_000_000, 0, None)
 
@@ -659,3 +664,71 @@ def test_fake_simulator_never_jumps_a_whole_range(tmp_path):
         assert fake.total_uj("intel-rapl:0") == RANGE_20J // 20 and not sim.caught_up
     finally:
         sim.stop()
+
+
+# --- the fault campaign's RAPL cases, deterministic (injected clock, scripted polls) --------------
+
+def faulty_window(tmp_path, k: int, stated_uw, fault: str):
+    """A 2 s window at 40 W read by a poller that is up to 20 % late, with one fault placed by `k`.
+
+    fault: "jump" adds 8 J from nowhere at one step; "freeze" stops the counter for 0.55-1.2 s
+    mid-window; "none" is the control. Returns (the package entry, the true joules)."""
+    fake = FakePowercap(tmp_path / f"{fault}-{k}")
+    fake.add_zone("intel-rapl:0", "package-0", max_power_uw=stated_uw)
+    clock = FakeClock(0.0)
+    meter = scripted(fake, clock)
+    meter.start()
+    begin = meter.mark()
+    late = random.Random(k)
+    jump_at, freeze = 0.2 + 0.08 * k, (0.3 + 0.02 * k, 0.3 + 0.02 * k + 0.55 + 0.035 * k)
+    jumped = False
+    while clock.t < 2.0:
+        dt = meter.poll_interval * late.uniform(1.0, 1.2)
+        clock.t += dt
+        if fault == "freeze":
+            fake.freeze("intel-rapl:0", freeze[0] <= clock.t < freeze[1])
+        fake.advance("intel-rapl:0", 40.0 * dt)
+        if fault == "jump" and not jumped and clock.t >= jump_at:
+            fake.advance_uj("intel-rapl:0", 8_000_000)
+            jumped = True
+        meter.poll()
+    pkg = meter.energy_between(begin, meter.mark())[0]
+    return pkg, fake.total_uj("intel-rapl:0") / 1e6
+
+
+@pytest.mark.parametrize("stated_uw", [None, 125_000_000], ids=["default-pmax", "stated-max-power"])
+def test_a_jump_or_a_freeze_is_null_or_flagged_in_20_of_20_and_clean_windows_are_not(tmp_path, stated_uw):
+    from eitp_bench.flags import FAULT_CODES
+
+    caught = {"jump": 0, "freeze": 0}
+    for k in range(20):
+        pkg, _ = faulty_window(tmp_path, k, stated_uw, "jump")
+        caught["jump"] += pkg.joules is None and has_flag(pkg, "implausible_jump", "counter jumped by")
+        pkg, truth = faulty_window(tmp_path, k, stated_uw, "freeze")
+        flagged = any(f.code == "stalled" and f.code in FAULT_CODES for f in pkg.flags)
+        caught["freeze"] += (pkg.joules is None or flagged) and (pkg.joules or 0) < truth
+        clean, truth = faulty_window(tmp_path, k, stated_uw, "none")
+        assert clean.flags == [] and clean.joules == pytest.approx(truth, abs=1e-5)  # no false alarm
+    assert caught == {"jump": 20, "freeze": 20}
+
+
+def test_an_unclosed_monitor_lets_its_poller_thread_end_when_collected(tmp_path, monkeypatch):
+    import gc
+    import threading
+
+    from eitp_bench.energy.monitor import EnergyMonitor
+
+    fake = FakePowercap(tmp_path)
+    fake.add_package(0, children=())
+    monkeypatch.setenv("EITP_BENCH_POWERCAP_ROOT", str(fake.root))
+    before = {t for t in threading.enumerate() if t.name == "rapl-poller"}
+    monitor = EnergyMonitor(interval=0.05)
+    with monitor.window("w"):
+        pass
+    mine = [t for t in threading.enumerate() if t.name == "rapl-poller" and t not in before]
+    assert mine, "the monitor started a poller thread"
+    del monitor  # never closed
+    gc.collect()
+    for thread in mine:
+        thread.join(timeout=30)  # it notices at its next wake-up (one poll interval)
+    assert not any(t.is_alive() for t in mine)

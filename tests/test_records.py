@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "eitp_bench"
 def v1_record(flags: list[str]) -> dict:
     """A record as eitp-bench wrote it under schema 1 (flags as strings, net_joules stored)."""
     return {
-        "schema_version": 1, "run_id": "r1", "suite": "smoke", "suite_config_hash": "h", "arm": "baseline",
+        "schema_version": 1, "run_id": "0123456789abcdef0123456789abcdef", "suite": "smoke", "suite_config_hash": "h", "arm": "baseline",
         "task": "train", "size": "tiny", "seed": 0, "repetition": 0, "device": "cpu",
         "started_at": "2026-01-01T00:00:00.000+00:00", "finished_at": None, "status": "ok", "error": None,
         "config": {}, "provenance": {"eitp_bench_version": "0.1.0", "python": "3.11.7", "platform": "Linux"},

@@ -121,6 +121,31 @@ def test_ctrl_c_kills_the_worker_and_keeps_finished_repetitions(fake_python, tmp
     assert not (out / ".staging").exists()  # … and so is its staging folder
 
 
+def test_sighup_stops_the_run_like_sigterm_and_keeps_finished_repetitions(fake_python, tmp_path, capsys):
+    """A closed terminal or ssh session: exit 129, the finished repetition kept, the hanging worker gone."""
+    import signal
+
+    seed = seed_where_first("baseline", ["baseline", "eitp-coded"])
+    path = suite_file(tmp_path, f"name: s\narms: [baseline, eitp-coded]\ntasks: [train]\nrepetitions: 2\nseed: {seed}\n")
+    out = tmp_path / "out"
+
+    def hang_up_when_hanging():
+        deadline = time.time() + 30
+        while not (tmp_path / "pid").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    before = signal.getsignal(signal.SIGHUP)
+    threading.Thread(target=hang_up_when_hanging, daemon=True).start()
+    assert main(["run", str(path), "--out", str(out), "--store", str(tmp_path / "s.sqlite")]) == 129
+    assert "1 of 4 repetitions finished" in capsys.readouterr().err
+    [rec] = records_in(out)
+    assert (rec.arm, rec.status) == ("baseline", "ok")
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((tmp_path / "pid").read_text()), 0)
+    assert signal.getsignal(signal.SIGHUP) == before
+
+
 def test_timeout_is_recorded_as_failed_and_the_suite_goes_on(fake_python, tmp_path, capsys):
     path = suite_file(tmp_path, "name: s\narms: [eitp-coded, baseline]\ntasks: [train, lm]\nrepetitions: 1\ntimeout_s: 5\n")
     out = tmp_path / "out"

@@ -12,15 +12,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from eitp_bench.cli import main
+from process_checks import alive, cmdline, descendants, kill_9_and_check_the_tree_dies, wait_for
 from eitp_bench.records import Provenance, RunRecord
 from eitp_bench.runner import plan, round_order
-from eitp_bench.runner.recovery import config_differences
+from eitp_bench.runner.recovery import SUITE_FILE, config_differences
 from eitp_bench.runner.staging import new_staging, write_json_atomic
 from eitp_bench.suite import load_suite
 
@@ -35,42 +35,6 @@ def cheap_suite(tmp_path: Path, pause_arm: str) -> list[str]:
     sets = CHEAP + [f"arms=[{', '.join(ARMS)}]", f"seed={seed}", f"debug.pause_arms=[{pause_arm}]",
                     f"debug.pause_file={tmp_path / 'pause'}"]
     return sum((["--set", s] for s in sets), [])
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (forkserver, workers, resource tracker), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"  # a zombie has died; only its exit status waits to be collected
-
-
-def wait_for(predicate, what: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def paused_worker(out: Path):
@@ -122,6 +86,94 @@ def test_kill_9_of_the_parent_takes_its_workers_and_resume_completes(tmp_path, c
     assert stored_keys(store) == [("baseline", "tiny", 0, "generate")]  # published when its worker ended
     assert list((out / ".staging").iterdir())  # the paused repetition, left unfinished
     resume_completes(tmp_path, out, store, sets, capsys, discarded=True)
+
+
+# --------------------------------------------------------------- one process tree, one fate (SIGKILL)
+
+def importing_forkserver(parent: int, out: Path):
+    """True while the forkserver exists and no worker has been started (it is still importing)."""
+    servers = [p for p in descendants(parent) if "forkserver" in cmdline(p)]
+    return bool(servers) and not (out / ".staging").exists()
+
+
+def cooling_down(store: Path):
+    """True once the first repetition is stored: the parent then waits out a long cooldown."""
+    if not store.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as conn:
+            return conn.execute("select count(*) from runs").fetchone()[0] == 1
+    except sqlite3.Error:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+@pytest.mark.parametrize("point", ["forkserver-import", "between-repetitions", "mid-repetition"])
+def test_kill_9_at_any_point_leaves_no_process_and_resume_completes(tmp_path, capsys, monkeypatch, point):
+    out, store = tmp_path / "out", tmp_path / "results.sqlite"
+    (tmp_path / "pause").touch()
+    sets = cheap_suite(tmp_path, pause_arm="baseline-int8")
+    extra = ["--set", "meters.cooldown_s=600"] if point == "between-repetitions" else []
+    cmd = [sys.executable, "-m", "eitp_bench.cli", "run", "smoke", "--out", str(out), "--store", str(store),
+           "--no-report", "--quiet", *sets, *extra]
+    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        if point == "forkserver-import":
+            wait_for(lambda: importing_forkserver(parent.pid, out), "the forkserver to start importing")
+        elif point == "between-repetitions":
+            wait_for(lambda: cooling_down(store), "the first repetition to be stored")
+        else:
+            wait_for(lambda: paused_worker(out), "the paused worker")
+        kill_9_and_check_the_tree_dies(parent)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    (tmp_path / "pause").unlink()
+    from eitp_bench.runner import Runner
+
+    monkeypatch.setitem(Runner.__init__.__kwdefaults__, "sleep", lambda s: None)  # the resume skips the cooldown
+    args = ["run", "smoke", "--out", str(out), "--store", str(store), "--no-report", "--quiet", *sets, *extra]
+    code = main(args + ["--resume"] if (out / SUITE_FILE).exists() else args)
+    assert code == 0, capsys.readouterr().err
+    planned = sorted((s.arm, s.size, s.repetition, t) for s in plan(load_suite("smoke", sets[1::2])) for t in s.tasks)
+    assert stored_keys(store) == planned  # every planned repetition exactly once: 0 duplicates
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_or_sighup_of_the_cli_leaves_no_process_behind(tmp_path, sig, code):
+    """The forkserver used to linger for seconds after a clean stop: now nothing outlives the exit."""
+    from process_checks import signal_and_check_the_tree_dies
+
+    out, store = tmp_path / "out", tmp_path / "results.sqlite"
+    (tmp_path / "pause").touch()
+    sets = cheap_suite(tmp_path, pause_arm="baseline-int8")
+    cmd = [sys.executable, "-m", "eitp_bench.cli", "run", "smoke", "--out", str(out), "--store", str(store),
+           "--no-report", "--quiet", *sets]
+    parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: paused_worker(out), "the paused worker")
+        assert signal_and_check_the_tree_dies(parent, sig) == code
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert stored_keys(store) == [("baseline", "tiny", 0, "generate")]  # the finished repetition is kept
+
+
+def test_a_worker_forked_after_its_runner_died_never_runs(tmp_path):
+    """The forkserver served a fork request the runner sent just before dying: the worker exits first thing."""
+    import multiprocessing
+
+    from eitp_bench.runner.forkserver import _forked_worker, warm_up
+
+    server = warm_up()
+    log = tmp_path / "worker.log"
+    dead_runner = os.getpid() + 1_000_000  # not the server's parent: as if the runner had died
+    p = multiprocessing.get_context("forkserver").Process(
+        target=_forked_worker, args=(str(tmp_path / "spec.json"), str(log), server, dead_runner, dict(os.environ)))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 1 and not log.exists()  # it stopped before opening its log, let alone the spec
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
@@ -249,3 +301,19 @@ def test_a_second_run_into_a_folder_in_use_is_refused(fake_python, tmp_path, cap
     finally:
         held.close()
     assert main(["run", str(path), "--out", str(out), "--no-report"]) == 0  # free again
+
+
+def test_records_and_suite_json_get_the_mode_any_new_file_gets(tmp_path):
+    """Not mkstemp's 0600: another user of the group can import the folder, as they can read the report."""
+    import stat
+
+    target = tmp_path / "r.json"
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(target, "{}")
+        os.umask(0o002)
+        write_json_atomic(tmp_path / "g.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "g.json").stat().st_mode) == 0o664

@@ -3,6 +3,7 @@ and two real 2-rank runs on CPU (gloo) through torch's elastic launcher with fak
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -301,3 +302,32 @@ def test_a_helper_node_collects_no_records_node_0_writes_them(tmp_path, capsys):
     assert runner._complete(spec, tmp_path, "2026-01-01T00:00:00Z", None, log) == []
     assert runner._complete(spec, tmp_path, "2026-01-01T00:00:00Z", "worker exited with code 1", log) == []
     assert "this node's ranks failed: worker exited with code 1\nrank 3 failed" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two ranks, each importing torch
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_kill_9_while_the_ranks_run_leaves_no_process_and_resume_completes(tmp_path):
+    from process_checks import cmdline, descendants, kill_9_and_check_the_tree_dies, wait_for
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="100,300",
+               PYTHONPATH=os.pathsep.join([str(TESTS / "fake_pynvml"), str(REPO)]))
+    out, store = tmp_path / "out", tmp_path / "s.sqlite"
+    args = [sys.executable, "-m", "eitp_bench.cli", "run", str(tmp_path / "tiny.yaml"), "--nproc-per-node", "2",
+            "--out", str(out), "--store", str(store), "--no-report", "--quiet"]
+    parent = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        ranks = lambda: [p for p in descendants(parent.pid) if "--rank-worker" in cmdline(p)]  # noqa: E731
+        wait_for(lambda: len(ranks()) == 2 or parent.poll() is not None, "both ranks to start", timeout=300)
+        assert parent.poll() is None, "the run ended before its ranks could be caught running"
+        kill_9_and_check_the_tree_dies(parent)  # runner, forkserver, worker (the elastic agent), both ranks
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    resume = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert resume.returncode == 0, resume.stderr[-3000:]
+    import sqlite3
+
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("select count(*), count(distinct run_id) from runs").fetchone() == (1, 1)

@@ -27,9 +27,11 @@ def collect_statuses() -> list[Any]:
 def _co2_status() -> list[Any]:
     from eitp_bench.energy.base import MeterStatus
 
-    try:
-        import codecarbon  # noqa: F401
-    except ImportError:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:  # its version from the package metadata: importing codecarbon prints third-party warnings
+        installed = version("codecarbon")
+    except PackageNotFoundError:
         return [
             MeterStatus(
                 meter="codecarbon",
@@ -42,7 +44,7 @@ def _co2_status() -> list[Any]:
         MeterStatus(
             meter="codecarbon",
             available=True,
-            reason=f"codecarbon {codecarbon.__version__}: offline CO2 figures (its energy is a peer's figure)",
+            reason=f"codecarbon {installed}: offline CO2 figures (its energy is a peer's figure)",
         )
     ]
 

@@ -4,8 +4,11 @@ The report goes to stderr (like perf stat) so the command's own output stays
 clean; with --json, stdout is exactly one JSON object and the command's stdout
 is sent to stderr.
 
-SIGTERM and SIGINT are passed on to the command; we wait for it to end, close the window then,
-print the report all the same and exit with its code (128 + the signal when it died of one).
+SIGTERM, SIGINT and SIGHUP are passed on to the command's whole process group (it leads its own, so
+what it started in the background gets them too); we wait for it to end, close the window then,
+print the report all the same and exit with its code (128 + the signal when it died of one). When
+the command has ended, whatever it left running in its group is killed; if eitp-bench itself is
+killed, the command and its group die with it (eitp_bench/process_tree.py).
 `measured_joules_flags` lists the flag codes on the readings summed into `measured_joules`.
 """
 
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from typing import Any, Optional
 
 import typer
@@ -71,45 +75,116 @@ def measure(
 
 
 def _run_measured(monitor, command: list[str], *, quiet_stdout: bool):
+    from eitp_bench.process_tree import child_setup, guard_group, start_watchdog
+
     stdout = sys.stderr if quiet_stdout else None
+    start_watchdog()  # outside the window: its start is not the command's energy
     window = monitor.begin("command")
-    try:
-        proc = subprocess.Popen(command, stdout=stdout)
-    except FileNotFoundError:
-        window.end()
-        raise UserError(f"command not found: {command[0]}", fix="check the name and your PATH", exit_code=127)
-    except PermissionError:
-        window.end()
-        raise UserError(f"command is not executable: {command[0]}", fix=f"chmod +x {command[0]}", exit_code=126)
-    exit_code = _wait_forwarding_signals(proc)
+    with _forwarding_signals() as forward_to:  # before the start: a signal in between is not lost
+        try:
+            proc = subprocess.Popen(command, stdout=stdout, process_group=0, preexec_fn=child_setup())
+        except FileNotFoundError:
+            window.end()
+            raise UserError(f"command not found: {command[0]}", fix="check the name and your PATH", exit_code=127)
+        except PermissionError:
+            window.end()
+            raise UserError(f"command is not executable: {command[0]}", fix=f"chmod +x {command[0]}", exit_code=126)
+        except OSError as err:  # e.g. a file that is not a program (ENOEXEC), a directory
+            window.end()
+            raise UserError(f"cannot run {command[0]}: {err.strerror or err}",
+                            fix="give a program or script with a #! line", exit_code=126)
+        give_back = _hand_over_the_terminal(proc.pid)
+        try:
+            guard_group(proc.pid)
+            forward_to(proc.pid)
+            exit_code = proc.wait()
+        finally:
+            if give_back is not None:
+                give_back()
+            _end_group(proc.pid)
     result = window.end()
     if exit_code < 0:  # killed by a signal: report it the way shells do
         exit_code = 128 - exit_code
     return exit_code, result
 
 
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+FORWARDED_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, n))
 
 
-def _wait_forwarding_signals(proc: subprocess.Popen) -> int:
-    """Wait for the measured command, passing SIGTERM and SIGINT on to it (like `timeout` does).
+def _hand_over_the_terminal(pgid: int):
+    """When we are the terminal's foreground job, make the command's group the foreground instead, so it
+    can read the terminal and gets Ctrl-C directly (as when it shared our group). Returns the call that
+    takes the terminal back, or None when there was nothing to hand over."""
+    try:
+        fd = sys.stdin.fileno()
+        if threading.current_thread() is not threading.main_thread() or not os.isatty(fd) \
+                or os.tcgetpgrp(fd) != os.getpgrp():
+            return None
+    except (OSError, ValueError, AttributeError):  # no stdin, or not a terminal we own
+        return None
 
-    We do not die of them ourselves: the command decides when to stop, its window closes when it
-    has, and the JSON is still printed. (A terminal's Ctrl-C reaches the command directly as well,
-    since it is in our process group.) Only the main thread can set handlers; elsewhere we just wait.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return proc.wait()
-
-    def forward(signum, _frame) -> None:
+    def foreground(group: int) -> None:
+        quiet = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background tcsetpgrp would stop us
         try:
-            proc.send_signal(signum)
-        except (ProcessLookupError, OSError):  # it has already exited
+            os.tcsetpgrp(fd, group)
+        except OSError:
+            pass
+        finally:
+            signal.signal(signal.SIGTTOU, quiet)
+
+    foreground(pgid)
+    try:
+        os.killpg(pgid, signal.SIGCONT)  # a read before the hand-over stopped it (SIGTTIN): go on
+    except OSError:
+        pass
+    return lambda: foreground(os.getpgrp())
+
+
+def _end_group(pgid: int) -> None:
+    """Kill what the command left running in its group, then let the watchdog forget the group."""
+    from eitp_bench.process_tree import release
+
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass  # nothing left
+    release(pgid=pgid)
+
+
+@contextmanager
+def _forwarding_signals():
+    """While the command runs, pass SIGTERM, SIGINT and SIGHUP on to its group (like `timeout`).
+
+    Yields `forward_to(pgid)`, called once the command has started; a signal that came before is
+    passed on then. We do not die of them ourselves: the command decides when to stop, its window
+    closes when it has, and the JSON is still printed. (The command leads its own process group, so
+    a terminal's Ctrl-C reaches it through us.) Only the main thread can set handlers.
+    """
+    state: dict[str, Any] = {"pgid": None, "pending": []}
+
+    def send(signum: int) -> None:
+        try:
+            os.killpg(state["pgid"], signum)  # the whole group: its background children too
+        except OSError:  # the group has already ended
             pass
 
+    def forward(signum, _frame) -> None:
+        if state["pgid"] is None:
+            state["pending"].append(signum)
+        else:
+            send(signum)
+
+    def forward_to(pgid: int) -> None:
+        state["pgid"] = pgid
+        for signum in state["pending"]:
+            send(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield forward_to
+        return
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:
-        return proc.wait()
+        yield forward_to
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

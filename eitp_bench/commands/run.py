@@ -50,6 +50,8 @@ def run(
         if not dry_run and sys.stderr.isatty():
             print(f"eitp-bench: suite {cfg.name}: checking this machine before running …", file=sys.stderr, flush=True)
 
+    if out is not None and not dry_run:
+        _check_out_folder(out, store)
     # Everything checked before any work: every problem at once, exit 2, nothing started or written.
     launcher = _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
     cfg, missing = check_suite_before_work(suite, [*set_, *launcher], dry_run=dry_run, on_loaded=say_checking)
@@ -59,6 +61,7 @@ def run(
     for m in missing:  # what does not stop the run, said before it starts
         print(f"eitp-bench: warning: {m.what}: {m.why} (fix: {m.fix})", file=sys.stderr)
     from eitp_bench.store import Store
+    from eitp_bench.store_retry import StoreUnavailable
 
     results = Store.open(store)  # opened (and checked) before anything runs
     try:
@@ -74,6 +77,10 @@ def run(
                         estimate=_recorded(estimate))
         try:
             summary = runner.run()
+        except StoreUnavailable as lost:  # a lasting outage: the folder keeps every finished repetition
+            raise UserError(f"{lost.message}; the records of every finished repetition are kept in {runner.out_dir}",
+                            fix=f"when the store is back: {_resume_command(suite, runner.out_dir, results, set_, launcher)}"
+                            ) from None
         except RunInterrupted as stop:
             s = stop.summary
             print(f"eitp-bench: interrupted; {s.finished + s.skipped} of {s.planned} repetitions finished, kept in "
@@ -95,6 +102,51 @@ def run(
         print(f"{len(failed)} failed: {', '.join(names)} (errors in the records and {summary.out_dir / 'logs'})", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_out_folder(out: Path, store: Optional[str]) -> None:
+    """--out must be a folder this user may create or write, and not the store itself."""
+    import os
+
+    from eitp_bench.errors import UserError
+    from eitp_bench.file_kinds import not_a_file
+    from eitp_bench.store_url import locate
+
+    fix = "pass --out a folder (it is created if missing), e.g. --out eitp-results/my-run"
+    why = not_a_file(out)
+    if store is not None and "://" not in store or store is None:
+        try:
+            same = locate(store).path.resolve() == out.resolve()
+        except (OSError, RuntimeError):
+            same = False
+        if same:
+            raise UserError(f"--out {out} is the results store's path too", fix=fix + ", other than --store")
+    if why is None:
+        raise UserError(f"--out {out} is a file, not a folder", fix=fix)
+    if why == "is a directory":
+        return
+    if why != "does not exist":
+        raise UserError(f"--out {out} {why}", fix=fix)
+    if any(len(os.fsencode(part)) > 255 for part in out.parts):
+        raise UserError(f"--out has a name over 255 bytes, more than file systems allow", fix=fix)
+    ancestor = out.absolute().parent
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"--out {out} is under {ancestor}, which {not_a_file(ancestor) or 'is a file'}, not a folder",
+                        fix=fix)
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out} cannot be created: {ancestor} is not writable", fix=fix)
+
+
+def _resume_command(suite: str, out_dir, results, sets: list[str], launcher: list[str]) -> str:
+    """The command that finishes this run (a PostgreSQL password shown as ***: give yours there)."""
+    import shlex
+
+    words = ["eitp-bench", "run", suite, "--out", str(out_dir), "--store", str(results.path)]
+    for value in [*sets, *launcher]:
+        words += ["--set", value]
+    return shlex.join([*words, "--resume"])
 
 
 def _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint) -> list[str]:

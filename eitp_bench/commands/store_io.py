@@ -30,6 +30,8 @@ def export(
         raise UserError(
             f"--format {format_name!r} is not one of {', '.join(FORMATS)}", fix="use --format csv, parquet or jsonl"
         )
+    if fmt == "jsonl" and out is not None and out.is_dir():
+        raise UserError(f"--out {out} is a directory; a jsonl export is one file", fix=f"pass a file path such as {out / 'results.jsonl'}")
     with Store.open(store, read_only=True) as st:
         if fmt == "jsonl":
             if out is None:

@@ -74,6 +74,7 @@ def launch_ranks(spec_path: str, launcher, staging: Path, run_id: str) -> int:
     args = ("-u", "-m", "eitp_bench.runner", "--rank-worker", str(spec_path))
     print(f"launching {launcher.nproc_per_node} rank(s) on node {launcher.node_rank} of {launcher.nnodes} "
           f"(rendezvous {endpoint}, id {run_id})", flush=True)
+    os.environ["EITP_BENCH_RANK_PARENT_PID"] = str(os.getpid())  # each rank exits if this process is gone
     try:
         elastic_launch(config, sys.executable)(*args)
     except ChildFailedError as err:

@@ -50,6 +50,7 @@ class Sensor:
     source: str  # energy_uj, total_energy, power_usage, power_instant …
     read: Callable[[], float]
     windows: bool = True  # the source energy windows rest on (a counter; power only as a fallback)
+    max_watts: Optional[float] = None  # a counter step above this × its time is a fault (qualification refuses it)
 
 
 @dataclass

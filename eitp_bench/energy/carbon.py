@@ -38,6 +38,34 @@ def country_known(country: str) -> bool:
     return country.upper() in known
 
 
+# What codecarbon (some versions) says at import about optional back-ends we never use.
+IMPORT_CHATTER = ("You need to install pymongo",)
+
+
+def import_codecarbon():
+    """`import codecarbon`, without its import-time chatter about optional back-ends (only those
+    messages, and only during the import: its later warnings and everything else's still show)."""
+    import importlib
+
+    class _Chatter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not any(text in record.getMessage() for text in IMPORT_CHATTER)
+
+    chatter = _Chatter()
+    handlers = [h for h in logging.getLogger().handlers]
+    loggers = [logging.getLogger(), logging.getLogger("codecarbon")]
+    for target in [*loggers, *handlers]:
+        target.addFilter(chatter)
+    try:
+        with warnings.catch_warnings():
+            for text in IMPORT_CHATTER:
+                warnings.filterwarnings("ignore", message=f".*{text}")
+            return importlib.import_module("codecarbon")
+    finally:
+        for target in [*loggers, *handlers]:
+            target.removeFilter(chatter)
+
+
 def codecarbon_installed() -> bool:
     from importlib.util import find_spec
 
@@ -61,7 +89,7 @@ class Co2Tracker:
 
     def __enter__(self) -> "Co2Tracker":
         try:
-            import codecarbon
+            codecarbon = import_codecarbon()
             from codecarbon import OfflineEmissionsTracker
         except ImportError as err:
             raise UserError(f"codecarbon is not installed ({err}): CO2 estimates need it", fix=FIX_CODECARBON) from err

@@ -119,6 +119,7 @@ class Qualification:
 class Trace:
     times: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    error: str = ""  # the last read failure, for the problem line of a sensor that never read
 
 
 def run_square_wave(sensors: list[Sensor], load: Load, *, half_period_s: float, cycles: int, poll_s: float,
@@ -144,7 +145,8 @@ def run_square_wave(sensors: list[Sensor], load: Load, *, half_period_s: float, 
                 for s, tr in zip(sensors, traces):
                     try:
                         v = float(s.read())
-                    except Exception:  # a failed read is a gap in the trace, never a crash
+                    except Exception as err:  # a failed read is a gap in the trace, never a crash
+                        tr.error = f"{type(err).__name__}: {err}"
                         continue
                     tr.times.append(clock())
                     tr.values.append(v)
@@ -276,14 +278,46 @@ def qualify(sensors: list[Sensor], load: Load, *, half_period_s: float = 0.5, cy
     traces, edges = run_square_wave(sensors, load, half_period_s=half_period_s, cycles=cycles, poll_s=poll_s,
                                     clock=clock, sleep=sleep, seed=seed)
     out = Qualification(load.name, half_period_s, cycles, poll_s)
-    for s, tr in zip(sensors, traces):
+    for s, tr in zip(sensors, traces):  # every sensor given is listed: qualified, refused or unreadable
+        label = f"{s.meter} {s.device}/{s.domain} ({s.source})"
         if len(tr.times) < 2:
-            out.problems.append(f"{s.meter} {s.device}/{s.domain} ({s.source}): no readings")
+            out.problems.append(f"{label}: no readings{f' ({tr.error})' if tr.error else ''}")
+            continue
+        faults = counter_faults(tr, s.max_watts) if s.quantity == "energy" else []
+        if faults:  # a counter that goes back, jumps or reads at random: no update period, no uncertainty
+            reason = "refused: " + "; ".join(faults)
+            out.problems.append(f"{label}: {reason}")
+            out.sensors.append(SensorQualification(s.meter, s.device, s.domain, s.quantity, s.source, s.windows,
+                                                   None, None, None, 0, len(_changes(tr)[0]), None, reason))
             continue
         p, w, d, n_edges, n_changes, frac, note = estimate(tr, s.quantity, edges, half_period_s, poll_s)
         out.sensors.append(SensorQualification(s.meter, s.device, s.domain, s.quantity, s.source, s.windows,
                                                p, w, d, n_edges, n_changes, frac, note))
     return out
+
+
+COUNTER_GRACE_S = 0.002  # a step may hold two more ~1 ms updates than its time between reads (rapl.JUMP_GRACE_S)
+
+
+def counter_faults(trace: Trace, max_watts: Optional[float]) -> list[str]:
+    """What makes an energy counter unfit to qualify: a step backwards (not monotonic), or a step
+    above its maximum power × the time between the readings (a jumping or random counter)."""
+    back: list[float] = []
+    jumps: list[tuple[float, float]] = []
+    for t0, v0, t1, v1 in zip(trace.times, trace.values, trace.times[1:], trace.values[1:]):
+        step = v1 - v0
+        if step < 0:
+            back.append(step)
+        elif max_watts is not None and step > max_watts * (max(t1 - t0, 0.0) + COUNTER_GRACE_S):
+            jumps.append((step, t1 - t0))
+    found = []
+    if back:
+        found.append(f"the counter went backwards {len(back)} times (by up to {-min(back):.3g} J): not monotonic")
+    if jumps:
+        step, dt = max(jumps)
+        found.append(f"{len(jumps)} steps beyond its {max_watts:g} W maximum (up to {step:.3g} J in "
+                     f"{dt * 1e3:.3g} ms): a jumping or random counter")
+    return found
 
 
 def window_uncertainty(qualification: Optional[dict], meter: str, device: str, window_s: float) -> Optional[float]:
@@ -310,8 +344,17 @@ def rapl_sensors(root: Any = None, reader: Optional[Callable[[Any], str]] = None
     if not path.is_dir():  # no powercap here (containers, other OSes): nothing to qualify
         return []
     found = rapl.discover(path, read_file)
-    return [Sensor("rapl", z.device, z.domain, "energy", f"{z.zone_id}/energy_uj", _unwrapping(z, read_file))
-            for z in found.zones if not z.unavailable]
+    # an unreadable zone is given too: it is listed with its reason, never left out
+    return [Sensor("rapl", z.device, z.domain, "energy", f"{z.zone_id}/energy_uj",
+                   _unwrapping(z, read_file) if not z.unavailable else _unavailable(z.unavailable), max_watts=z.pmax_w)
+            for z in found.zones]
+
+
+def _unavailable(reason: str) -> Callable[[], float]:
+    def read() -> float:
+        raise OSError(reason)
+
+    return read
 
 
 def _unwrapping(zone: Any, read_file: Callable[[Any], str]) -> Callable[[], float]:
@@ -323,7 +366,7 @@ def _unwrapping(zone: Any, read_file: Callable[[Any], str]) -> Callable[[], floa
             delta = raw - state["raw"]
             if delta < 0 and zone.max_range_uj:  # one wrap (a few seconds never hold two)
                 delta += zone.max_range_uj
-            state["total"] += max(delta, 0)
+            state["total"] += delta  # no range: a step back stays one, and the counter is refused
         state["raw"] = raw
         return state["total"] / 1e6
 
@@ -341,9 +384,15 @@ class CpuSpinLoad:
         import subprocess
         import sys
 
+        from eitp_bench.process_tree import child_setup, guard_group
+
         self._signal = signal
         n = processes or os.cpu_count() or 1
-        self._procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+        # each dies with this process, however it dies (PDEATHSIG, and the watchdog kills its group)
+        self._procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], process_group=0,
+                                        preexec_fn=child_setup()) for _ in range(n)]
+        for p in self._procs:
+            guard_group(p.pid)
         self.on = True
         self.set(False)
 
@@ -360,6 +409,10 @@ class CpuSpinLoad:
             p.kill()  # SIGKILL ends a stopped process too
         for p in self._procs:
             p.wait()
+        from eitp_bench.process_tree import release
+
+        for p in self._procs:
+            release(pgid=p.pid)
 
 
 class GpuMatmulLoad:

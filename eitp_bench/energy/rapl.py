@@ -20,7 +20,10 @@ What we report, one channel per zone, each zone counted once (by real path):
 - an `intel-rapl-mmio` zone whose name matches an MSR zone is the same package twice: dropped.
 
 Wraparound: a poller thread reads every zone every P seconds, P = range / (2 · Pmax) clamped to
-[1 ms, 1 s], so at most one wrap can pass between reads. A backwards step is one wrap; a step
+[1 ms, 1 s], so at most one wrap can pass between reads; P is also at most JUMP_RESOLUTION_J / Pmax
+(a forward jump of that size stands out against Pmax × P) and STALL_S / STALL_READS (a freeze of
+STALL_S holds several reads). With the 1000 W default that is a read every 4 ms, so a jump of about
+7 J or more is caught even when the poller is 20 % late. A backwards step is one wrap; a step
 that even one wrap cannot explain (over Pmax, a reset, an unreadable range, a gap long enough
 for a whole range) makes that zone invalid for the windows that hold the step (below); a read
 error makes it invalid from then on, with the reason. Marks read every zone
@@ -31,7 +34,9 @@ Faults are flagged, never passed off:
   that cannot be unwrapped is `wrap_unrepairable`: the zone is invalid for every window that contains
   that step (joules None) and counts on from the new value afterwards;
 - a counter that did not move for STALL_S while the meter read it is `stalled`: over the whole window
-  joules are None, over part of it joules are kept and the flag gives the span.
+  joules are None, over part of it joules are kept and the flag gives the span. Frozen spans are
+  recorded as they end (from the first to the last read showing the value), so the check does not
+  depend on which reads a window's history still holds.
 """
 
 from __future__ import annotations
@@ -60,14 +65,18 @@ FALLBACK_PMAX_W = 2000.0
 POLL_FLOOR_S = 0.001  # the counters update about every 1 ms: polling faster reads the same value
 POLL_CAP_S = 1.0
 UPDATE_PERIOD_S = 0.001
-# Slack added to dt when judging a jump: counters update in ~1 ms steps and a read can
-# land just after a late update, so a very short dt may legitimately see a whole step.
-JUMP_GRACE_S = 0.01
+# Slack added to dt when judging a jump: counters update in ~1 ms steps and a read at either end of
+# a step can land just after a late update, so a step may legitimately hold two updates more.
+JUMP_GRACE_S = 2 * UPDATE_PERIOD_S
+# The smallest forward jump every step is judged able to catch: the poll period is at most this over
+# Pmax (4 ms at the 1000 W default), so a jump of JUMP_RESOLUTION_J + Pmax × grace exceeds Pmax × dt.
+JUMP_RESOLUTION_J = 4.0
 # A counter that shows the same value for longer than this is stalled. RAPL updates every ~1 ms, and
 # one counter unit is 61 µJ (Intel) or 15.3 µJ (AMD), so a zone that draws even 0.2 mW moves within
 # 0.3 s; 0.5 s (500 update periods) leaves room for a poller descheduled on a busy machine while
 # still catching VMs that expose frozen energy_uj files and counters that stop mid-run.
 STALL_S = 0.5
+STALL_READS = 5  # the poll period is at most STALL_S / STALL_READS: a freeze of STALL_S spans several reads
 # Die zones are mirrors of one counter when they show the same raw value (modulo the range) at the
 # same read, within MIRROR_TOL_S × Pmax of energy (the files are read one after the other: an update
 # or a descheduled thread can land between them). See `_update_mirrors`.
@@ -291,6 +300,8 @@ class _ZoneState:
     wraps: int = 0
     invalid: Optional[Flag] = None  # why this zone cannot be trusted from now on (unreadable)
     since_t: Optional[float] = None  # time of the first read that showed the current raw value
+    last_t: Optional[float] = None  # time of the last read
+    stalls: deque = field(default_factory=lambda: deque(maxlen=MAX_FAULTS))  # (from t, to t): frozen spans
     faults: deque = field(default_factory=lambda: deque(maxlen=MAX_FAULTS))  # (seq, Flag): bad steps
 
 
@@ -374,7 +385,10 @@ class RaplMeter(Meter):
 
     # --- set-up -----------------------------------------------------------------------
     def _poll_period(self, requested: Optional[float]) -> float:
-        safe = [z.max_range_uj / 1e6 / (2 * z.pmax_w) for z in self.zones if z.max_range_uj and not z.unavailable]
+        readable = [z for z in self.zones if not z.unavailable]
+        safe = [z.max_range_uj / 1e6 / (2 * z.pmax_w) for z in readable if z.max_range_uj]
+        # a jump of JUMP_RESOLUTION_J must stand out against Pmax × dt; a freeze must span several reads
+        safe += [JUMP_RESOLUTION_J / z.pmax_w for z in readable] + [STALL_S / STALL_READS]
         period = min(safe, default=POLL_CAP_S)
         if requested is not None:
             period = min(period, requested)
@@ -455,8 +469,14 @@ class RaplMeter(Meter):
             return
         self.poll()  # the baseline read: before any window opens
         if self._background:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="rapl-poller", daemon=True)
+            import weakref
+
+            self._stop = threading.Event()  # a fresh one per thread: a finalizer may hold the old one
+            # The thread holds only a weak reference: a meter (or its monitor) dropped without stop()
+            # is still collected, and the finalizer then ends the thread.
+            self._thread = threading.Thread(target=_poll_loop, args=(weakref.ref(self), self._stop, self.poll_interval),
+                                            name="rapl-poller", daemon=True)
+            weakref.finalize(self, self._stop.set)
             self._thread.start()
 
     def stop(self) -> None:
@@ -472,9 +492,6 @@ class RaplMeter(Meter):
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            self.poll()
 
     def poll(self) -> None:
         """One poller read of every zone (what the thread does each period)."""
@@ -511,8 +528,11 @@ class RaplMeter(Meter):
                 st.total_uj += delta
                 st.wraps += wraps
             if raw != st.raw:
+                if st.raw is not None and st.since_t is not None and st.last_t - st.since_t > STALL_S:
+                    st.stalls.append((st.since_t, st.last_t))  # a frozen span has just ended
                 st.since_t = t
             st.raw = raw
+            st.last_t = t
         self._seq = seq
         self._last_t = t
         self._update_mirrors()
@@ -577,8 +597,8 @@ class RaplMeter(Meter):
     def _zone_results(self, begin: RaplMark, end: RaplMark) -> list[tuple[Optional[int], list[Flag]]]:
         """Per zone: (µJ over the window, or None when invalid; its flags)."""
         with self._lock:
-            reads = [r for r in self._history if begin.seq <= r.seq <= end.seq]
             faults = [[f for seq, f in st.faults if begin.seq < seq <= end.seq] for st in self._state]
+            stalls = [list(st.stalls) for st in self._state]
         out: list[tuple[Optional[int], list[Flag]]] = []
         for i, z in enumerate(self.zones):
             reasons = [f for f in (end.invalid[i], begin.invalid[i]) if f][:1] + faults[i]
@@ -592,31 +612,20 @@ class RaplMeter(Meter):
                                         f"to t={end.t:.3f} ({end.t - since:.3f} s; RAPL updates every ~1 ms, "
                                         f"threshold {STALL_S:g} s): over the whole window, so no joules")]))
                 continue
-            out.append((delta, self._stall_spans(i, z, begin, reads)))
+            out.append((delta, self._stall_spans(z, begin, end, stalls[i], since)))
         return out
 
-    def _stall_spans(self, i: int, z: Zone, begin: RaplMark, reads: list[_Read]) -> list[Flag]:
-        """A `stalled` flag for the longest span inside the window where zone i's counter did not move."""
-        worst: Optional[tuple[float, float]] = None
-        run_start: Optional[float] = None
-        prev: Optional[int] = None
-        for r in reads:
-            total = r.totals[i]
-            if total is None:
-                run_start, prev = None, None
-                continue
-            if prev is None or total != prev:
-                run_start = r.t
-                if r.seq == begin.seq and begin.since and begin.since[i] is not None:
-                    run_start = min(r.t, begin.since[i])  # already unchanged before the window
-                prev = total
-                continue
-            if run_start is not None and r.t - run_start > STALL_S and (worst is None or
-                                                                       r.t - run_start > worst[1] - worst[0]):
-                worst = (run_start, r.t)
-        if worst is None:
+    @staticmethod
+    def _stall_spans(z: Zone, begin: RaplMark, end: RaplMark, stalls: list[tuple[float, float]],
+                     since: Optional[float]) -> list[Flag]:
+        """A `stalled` flag for the longest frozen span of zone z that overlaps the window (ended ones
+        as recorded, one still going at the end mark from `since`), cut at the window's end."""
+        spans = [(a, min(b, end.t)) for a, b in stalls if b > begin.t and a < end.t]
+        if since is not None and end.t - since > STALL_S:
+            spans.append((since, end.t))
+        if not spans:
             return []
-        a, b = worst
+        a, b = max(spans, key=lambda span: span[1] - span[0])
         return [flag("stalled", f"{z.zone_id} ({z.name}) counter did not move from t={a:.3f} to t={b:.3f} "
                      f"({b - a:.3f} s; RAPL updates every ~1 ms, threshold {STALL_S:g} s): joules kept, but "
                      "energy drawn in that span may be missing")]
@@ -711,6 +720,16 @@ class RaplMeter(Meter):
                 reason = "" if z.max_range_uj else "max_energy_range_uj unreadable: a wrap will invalidate it"
                 statuses.append(MeterStatus(cls.name, True, z.device, z.domain, reason=reason, details=details))
         return statuses
+
+
+def _poll_loop(meter_ref, stop: threading.Event, interval: float) -> None:
+    """The poller thread: reads every `interval` until stopped or until its meter is gone."""
+    while not stop.wait(interval):
+        meter = meter_ref()
+        if meter is None:
+            return
+        meter.poll()
+        del meter  # no strong reference while waiting
 
 
 def _root_problem(path: Path) -> MeterStatus:

@@ -5,12 +5,15 @@ inherits no state of another repetition) but pays no import: about 4.6 s per wor
 before. The server imports only libraries; it must never initialise CUDA (a forked child of a CUDA
 process cannot use CUDA), so nothing in PRELOAD may touch a device at import.
 
-Workers die with the parent, whatever kills it:
-- each worker asks the kernel for SIGKILL when its parent dies (`PR_SET_PDEATHSIG`, Linux); the
-  forkserver exits as soon as the runner's end of its "alive" pipe closes (the runner died), so the
-  chain runner → forkserver → worker holds on SIGKILL too;
-- each worker leads its own process group, so the parent stops it and anything it started with one
-  `killpg`, and a Ctrl-C at the terminal reaches only the parent, which then stops the worker.
+Workers die with the parent, whatever kills it (eitp_bench/process_tree.py):
+- the forkserver's first import (server_guard.py) asks the kernel for SIGKILL when the runner dies
+  (`PR_SET_PDEATHSIG`), and exits at once if the runner is already gone: a server still importing
+  torch when the runner is killed does not linger, and never forks a worker after the runner died;
+- each worker asks for the same when the server dies, then checks that its server is still alive
+  and still the runner's child: a worker forked in the instant the runner died exits before it runs;
+- each worker leads its own process group, registered with the watchdog, which SIGKILLs the group
+  (ranks and whatever else the worker started) and the server when the runner dies; the parent
+  stops it with one `killpg`, and a Ctrl-C at the terminal reaches only the parent.
 
 `EITP_BENCH_WORKER_PYTHON=/path/to/python` (or `Runner(python=...)`) starts workers as plain
 `python -m eitp_bench.runner --worker SPEC.json` processes instead (debugging, other interpreters).
@@ -25,9 +28,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from eitp_bench.process_tree import die_with_parent, guard_group, guard_pid, parent_of, release
+
 # What the forkserver imports once. Light eitp_bench modules first, then the heavy libraries the
 # workloads use (transformers imports its GPT-2 code lazily: name the module to pay for it here).
 PRELOAD = [
+    "eitp_bench.runner.server_guard",  # first: the server dies with the runner (see its docstring)
     "torch",
     "transformers",
     "transformers.models.gpt2.modeling_gpt2",
@@ -40,23 +46,7 @@ PRELOAD = [
     *(f"eitp_bench.theory.{m}" for m in ("landauer", "param_entropy", "derivation", "floors", "ladder")),
 ]
 
-PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 5.0
-
-
-def die_with_parent(parent_pid: Optional[int]) -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies; exit now if it already has."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # no prctl: the process group and the parent's stop still apply
-    # the parent may have died between the fork and the prctl: then nobody will signal us
-    if parent_pid is not None and os.getppid() != parent_pid:
-        os._exit(1)
 
 
 class WorkerProcess:
@@ -66,6 +56,13 @@ class WorkerProcess:
 
     def wait(self, timeout: float) -> Optional[int]:
         """The exit code once the worker has ended (negative: killed by that signal), else None."""
+        code = self._wait(timeout)
+        if code is not None and not getattr(self, "_released", False):
+            self._released = True
+            release(pgid=self.pid)  # its group has ended: the watchdog must not kill a recycled id
+        return code
+
+    def _wait(self, timeout: float) -> Optional[int]:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -86,9 +83,11 @@ def _signal_group(pid: int, sig: int) -> None:
             pass
 
 
-def _forked_worker(spec_path: str, log_path: str, server_pid: Optional[int], environ: dict) -> None:
+def _forked_worker(spec_path: str, log_path: str, server_pid: Optional[int], runner_pid: int, environ: dict) -> None:
     """The worker's first steps in the forked child: die with the server, own group, output to the log."""
     die_with_parent(server_pid)
+    if server_pid is not None and sys.platform.startswith("linux") and parent_of(server_pid) != runner_pid:
+        os._exit(1)  # the runner died before this fork: a worker of a dead runner must not run
     _let_go_of_the_server()
     os.setpgid(0, 0)
     # the server's environment is the parent's when the server started: give the worker today's
@@ -118,15 +117,38 @@ def server_running() -> bool:
     return getattr(forkserver._forkserver, "_forkserver_pid", None) is not None
 
 
+_guarded: dict[str, Optional[int]] = {"tracker": None}  # the resource tracker the watchdog knows
+
+
 def warm_up() -> Optional[int]:
     """Start the forkserver now (it imports PRELOAD in the background while the parent goes on);
     returns its pid. Idempotent: one server per parent process, shared by all its runs."""
     import multiprocessing
     from multiprocessing import forkserver
 
+    from eitp_bench.runner.server_guard import RUNNER_PID_ENV
+
     multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
-    forkserver.ensure_running()
-    return getattr(forkserver._forkserver, "_forkserver_pid", None)  # private: used only for a check
+    was = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    os.environ[RUNNER_PID_ENV] = str(os.getpid())  # read by the server's first import, server_guard.py
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop(RUNNER_PID_ENV, None)
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # private: used only for checks
+    if pid is not None and pid != was:
+        if was is not None:
+            release(pid=was)  # that server has died: its pid may go to another process
+        guard_pid(pid)
+        from multiprocessing import resource_tracker
+
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        if tracker is not None and tracker != _guarded["tracker"]:
+            if _guarded["tracker"] is not None:
+                release(pid=_guarded["tracker"])
+            guard_pid(tracker)
+            _guarded["tracker"] = tracker
+    return pid
 
 
 def _let_go_of_the_server() -> None:
@@ -153,12 +175,14 @@ class _ForkedWorker(WorkerProcess):
 
         ctx = multiprocessing.get_context("forkserver")
         server_pid = warm_up()
-        self._proc = ctx.Process(target=_forked_worker, args=(str(spec_path), str(log_path), server_pid, dict(os.environ)),
+        self._proc = ctx.Process(target=_forked_worker,
+                                 args=(str(spec_path), str(log_path), server_pid, os.getpid(), dict(os.environ)),
                                  name="eitp-bench-worker")
         self._proc.start()
         self.pid = self._proc.pid
+        guard_group(self.pid)
 
-    def wait(self, timeout: float) -> Optional[int]:
+    def _wait(self, timeout: float) -> Optional[int]:
         self._proc.join(timeout)
         return self._proc.exitcode
 
@@ -171,8 +195,9 @@ class _SubprocessWorker(WorkerProcess):
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0,
             )
         self.pid = self._proc.pid
+        guard_group(self.pid)
 
-    def wait(self, timeout: float) -> Optional[int]:
+    def _wait(self, timeout: float) -> Optional[int]:
         try:
             return self._proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -8,10 +8,10 @@ parent killed at any instant leaves either nothing or a complete staged repetiti
 run into the same folder recovers (recovery.py).
 
 A crashed, failing or timed-out repetition becomes records with status "failed" and the last lines
-of its log, and the suite goes on. SIGINT (Ctrl-C) and SIGTERM stop the running worker, discard its
+of its log, and the suite goes on. SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the running worker, discard its
 unfinished repetition and keep every finished one (`RunInterrupted`); a signal that arrives while a
 repetition is being published waits until it is published. On SIGKILL the workers die with the
-parent (see forkserver.py).
+parent (see forkserver.py and process_tree.py).
 """
 
 from __future__ import annotations
@@ -32,11 +32,16 @@ from eitp_bench.runner.forkserver import server_running, start_worker, uses_fork
 from eitp_bench.runner.plan import RepetitionSpec, default_out_dir, plan
 from eitp_bench.runner.progress import RunProgress
 from eitp_bench.runner.qualification import qualify_in_child
-from eitp_bench.runner.recovery import (SUITE_FILE, check_out_dir, lock_out_dir, recover_staged,
+from eitp_bench.runner.recovery import (SUITE_FILE, check_out_dir, import_unstored, lock_out_dir, recover_staged,
                                         stored_repetitions)
 from eitp_bench.runner.staging import (new_staging, read_phase, remove_staging_root_if_empty, tail,
                                        write_json_atomic)
+from eitp_bench.store_retry import publish
 from eitp_bench.suite import Suite, suite_config_hash
+
+
+# the signals that stop a run cleanly (SIGHUP: the terminal or ssh session that ran it went away)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class RunInterrupted(Exception):
@@ -51,7 +56,7 @@ class RunInterrupted(Exception):
 
 
 class _Stop(BaseException):
-    """Raised by the parent's SIGINT/SIGTERM handler (BaseException: no `except Exception` eats it)."""
+    """Raised by the parent's SIGINT/SIGTERM/SIGHUP handler (BaseException: no `except Exception` eats it)."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -129,6 +134,8 @@ class Runner:
                     lock = lock_out_dir(self.out_dir)
                     recover_staged(self.out_dir, lambda *a: summary.recovered.extend(self._publish(*a)), bar.note)
                     check_out_dir(self.out_dir, self.suite, self.resume)
+                    if self.resume:  # the folder's records the store lacks go in, never get overwritten
+                        import_unstored(self.out_dir, self.store, digest, bar.note)
                     # before the forkserver's imports load the CPU: None unless meters.qualify. In a child
                     # process, so this one never holds a CUDA context during the suite (qualification.py)
                     qualification = qualify_in_child(self.suite)
@@ -253,8 +260,8 @@ class Runner:
         try:
             for record in records:
                 write_json_atomic(self.out_dir / f"{spec.label}-{record.task}.json", record.model_dump_json(indent=1))
-            if self.store is not None:
-                self.store.add_many(records)
+            if self.store is not None:  # a transient store failure is retried (store_retry.py)
+                publish(self.store, records, sleep=self.sleep)
             for record in records:
                 for callback in self.on_record:
                     callback(record)
@@ -284,7 +291,8 @@ class Runner:
     # --- signals -------------------------------------------------------------------------------
 
     def _signals(self):
-        """SIGINT and SIGTERM raise _Stop in the parent (deferred while publishing); restored after."""
+        """SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session) raise _Stop in the parent
+        (deferred while publishing); restored after."""
         from contextlib import contextmanager
 
         @contextmanager
@@ -293,7 +301,7 @@ class Runner:
                 yield
                 return
             self._signal = None
-            previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+            previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
 
             def handler(signum, frame):
                 first = self._signal is None

@@ -79,10 +79,17 @@ def _keep_log(out_dir: Path, staging: Path, label: str):
     return target
 
 
+def record_files(out_dir: Path) -> list[Path]:
+    """The published records of a results folder (<label>-<task>.json; not suite.json, not hidden files)."""
+    return sorted(p for p in out_dir.glob("*.json") if p.name != SUITE_FILE and not p.name.startswith("."))
+
+
 def check_out_dir(out_dir: Path, suite: Suite, resume: bool) -> None:
     """Refuse a folder that holds another run (without --resume) or another configuration (with it)."""
     path = out_dir / SUITE_FILE
     if not path.exists():
+        if resume:  # no suite.json: the records themselves carry the configuration they ran
+            _check_records_config(out_dir, suite_config_hash(suite))
         return
     if not resume:
         raise UserError(f"{out_dir} already holds a run of a suite ({SUITE_FILE}); running again would add "
@@ -100,6 +107,23 @@ def check_out_dir(out_dir: Path, suite: Suite, resume: bool) -> None:
                                                          if len(diffs) > MAX_NAMED_DIFFERENCES else "")
     raise UserError(f"cannot resume {out_dir}: the suite differs from the one it ran ({shown or 'config hash differs'})",
                     fix="resume with the same suite and --set values, or pass a new --out for the changed suite")
+
+
+def _check_records_config(out_dir: Path, config_hash: str) -> None:
+    """Refuse to resume a folder without suite.json whose records ran another configuration (or cannot be read)."""
+    from eitp_bench.record_files import read_record_file
+
+    for file in record_files(out_dir):
+        try:
+            others = [r for r in read_record_file(file) if r.suite_config_hash != config_hash]
+        except UserError as err:
+            raise UserError(f"cannot resume {out_dir}: it has no {SUITE_FILE} and {err.message}",
+                            fix=f"restore {out_dir / SUITE_FILE}, or pass a new --out") from None
+        if others:
+            raise UserError(f"cannot resume {out_dir}: it has no {SUITE_FILE}, and {file.name} holds a record of "
+                            f"configuration {others[0].suite_config_hash[:12]}, not this suite's {config_hash[:12]}",
+                            fix=f"resume with the suite and --set values that run used (or restore {out_dir / SUITE_FILE}), "
+                                "or pass a new --out")
 
 
 def config_differences(old, new, prefix: str = "") -> list[str]:
@@ -126,3 +150,21 @@ def stored_repetitions(store, config_hash: str) -> dict[tuple[str, str, int], di
     for arm, size, rep, task, run_id in zip(runs["arm"], runs["size"], runs["repetition"], runs["task"], runs["run_id"]):
         held.setdefault((arm, size, int(rep)), {})[task] = run_id
     return held
+
+
+def import_unstored(out_dir: Path, store, config_hash: str, note: Callable[[str], None]) -> int:
+    """--resume: records in the folder that the store lacks (a store deleted or replaced since) are put
+    into the store, so they are skipped, never run again over their files. Returns how many."""
+    from eitp_bench.record_files import read_record_file
+
+    held = {run_id for tasks in stored_repetitions(store, config_hash).values() for run_id in tasks.values()}
+    missing = []
+    for path in record_files(out_dir):
+        for record in read_record_file(path):  # validated; a bad file refuses the resume, naming it
+            if record.suite_config_hash == config_hash and record.run_id not in held:
+                missing.append(record)
+    if missing:
+        store.add_many(missing)
+        note(f"imported {len(missing)} records from {out_dir} that the store lacked (the store was replaced or "
+             "emptied since they were run); they are not run again")
+    return len(missing)
