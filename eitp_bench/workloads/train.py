@@ -376,9 +376,9 @@ def train(
             reads.append((step + 1, sum(step_times), read, read.duration_s if read else time.monotonic() - t_begin))
     final = win.end() if win is not None else None
     reads.append((steps, sum(step_times), final, final.duration_s if final else time.monotonic() - t_begin))
-    # Evaluations, outside every window: the trained model first, then each copy (the trained weights put back).
-    losses = {steps: evaluate(model)}
-    losses.update(snapshots.evaluate_each(evaluate))
+    # Evaluations, outside every window, in step order: each copy, then the trained model (its weights put back).
+    losses = snapshots.evaluate_each(evaluate)
+    losses[steps] = evaluate(model)
     for at, train_s, read, window_s in reads:
         evals.append(EvalPoint(step=at, train_s=train_s, val_loss=losses[at],
                                measured_j=read.measured_joules if read is not None else None,
