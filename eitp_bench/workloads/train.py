@@ -373,9 +373,9 @@ def train(
         if step + 1 in copy_at:  # inside the window, the same for every arm
             snapshots.take(step + 1)
             read = win.so_far() if win is not None else None
-            reads.append((step + 1, sum(step_times), read, read.duration_s if read else time.monotonic() - t_begin))
+            reads.append((step + 1, sum(step_times), read, _span(read, t_begin)))
     final = win.end() if win is not None else None
-    reads.append((steps, sum(step_times), final, final.duration_s if final else time.monotonic() - t_begin))
+    reads.append((steps, sum(step_times), final, _span(final, t_begin)))
     # Evaluations, outside every window, in step order: each copy, then the trained model (its weights put back).
     losses = snapshots.evaluate_each(evaluate)
     losses[steps] = evaluate(model)
@@ -400,6 +400,11 @@ def train(
         snapshots=len(copy_at),
         snapshots_on_host=snapshots.on_host,
     )
+
+
+def _span(read, t_begin: float) -> float:
+    """The training window's duration up to `read`; without a monitor, the wall time since the first step."""
+    return read.duration_s if read is not None else time.monotonic() - t_begin
 
 
 def untimed_warm_up(model, objective, batches: Iterator, *, steps: int, settings: OptimSettings, device,
