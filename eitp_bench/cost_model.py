@@ -66,6 +66,7 @@ QUANTIZE_S_PER_PARAM = 1e-8
 DISTILL_STEPS = 20  # compress.compress_eitp's default
 THEORY_FIXED_S = 2.0  # transitions over a few validation blocks and the floors
 COUNTER_PERIOD_S = 0.1  # derivation windows last ≥ 10 counter updates
+SO_FAR_READ_S = 5e-3  # one read of the training window at an evaluation step (a sync and every meter's marks)
 DEFAULT_DERIVATION_LENS = (8, 16, 32, 64)
 PROFILE_FACTOR = (0.5, 2.0)  # a profile estimate's stated range: efficiencies and overheads are assumed
 ASSUMED_FACTOR = (0.33, 3.0)  # wider when a throughput figure itself is assumed (no profile figure)
@@ -239,6 +240,10 @@ class _Costs:
             t += CHAOS_FORWARDS * s.forward_flops_per_token(length) * length / self._flops(kind)
         return t
 
+    def weights_copy_s(self) -> float:
+        """One copy of the fp32 weights on the device (read and written once): an evaluation snapshot."""
+        return 2 * 4.0 * self.shape.parameters / self._bandwidth(self.kind)
+
     def decode_step_s(self, batch: int, *, int8_cpu: bool = False) -> float:
         """One generated token for `batch` sequences: weights streamed once, or FLOP-bound, plus the loop."""
         kind = "cpu" if int8_cpu else self.kind
@@ -289,10 +294,9 @@ def _profile_phases(suite: Suite, c: _Costs, arm: str) -> dict:
     cores = min(16, c.hw.cpu.cores or 1)
     if needs_lm:
         data_s = _data_tokens(s) / (TOKENIZE_TOKENS_PER_S_PER_CORE * cores) if s.data.kind != "markov" else 0.0
-        evals = math.ceil(t.steps / t.eval_every)
         steps = t.steps + t.warmup_untimed_steps  # the untimed warm-up steps run first (train.untimed_warm_up)
         out["train"] += (weights_s + data_s + steps * c.train_step_s(arm, t.batch_size, s.data.block_size)
-                         + evals * c.forward_s(t.eval_batches * t.batch_size, s.data.block_size, batch=t.batch_size))
+                         + _train_evaluations_s(s, c))
         if "train" in tasks:
             out["train"] += ENTROPY_S_PER_PARAM * c.shape.parameters
         if "lm" in tasks:
@@ -461,13 +465,28 @@ def _factor(hw: Hardware) -> tuple:
     return ASSUMED_FACTOR if hw.assumed else PROFILE_FACTOR
 
 
+def _train_evaluations_s(suite: Suite, c: _Costs) -> float:
+    """The evaluations during LM training, priced one by one (workloads/train.py): every train.eval_every
+    steps and at the end, before the first step when there is a target (and, for a fixed target on real
+    text, the zero-shot check), plus the weight copies of the evaluations before the last (taken inside the
+    window, loaded afterwards, the final weights kept aside and put back) and one window read per copy."""
+    t, s = suite.train, suite
+    copies = math.ceil(t.steps / t.eval_every) - 1
+    markov_target = s.data.kind == "markov" and t.target_excess_nats is not None
+    has_target = markov_target or t.target_val_loss is not None
+    evals = copies + 1 + has_target + (has_target and not markov_target)
+    one = c.forward_s(t.eval_batches * t.batch_size, s.data.block_size, batch=t.batch_size)
+    return evals * one + (2 * copies + 2 if copies else 0) * c.weights_copy_s() + copies * SO_FAR_READ_S
+
+
 def _windows_warnings(suite: Suite, c: _Costs, warnings: list) -> None:
     """Energy windows the estimate expects below the 5 s steady-state minimum (energy/steady.py)."""
     if suite.meters.min_window_s <= 0 or not any(t in suite.tasks for t in ("train", "lm", "generate", "compress")):
         return
-    seg = suite.train.eval_every * c.train_step_s("baseline", suite.train.batch_size, suite.data.block_size)
-    msg = (f"training windows of train.eval_every = {suite.train.eval_every} steps last about {seg:.1f} s on "
-           f"{c.hw.label}: under the 5 s steady-state minimum, so energy claims would skip them; raise train.eval_every")
+    # Training is one window (evaluations read it without closing it: workloads/train.py).
+    seg = suite.train.steps * c.train_step_s("baseline", suite.train.batch_size, suite.data.block_size)
+    msg = (f"the training window of train.steps = {suite.train.steps} steps lasts about {seg:.1f} s on "
+           f"{c.hw.label}: under the 5 s steady-state minimum, so energy claims would skip it; raise train.steps")
     if seg < 5.0 and msg not in warnings:
         warnings.append(msg)
 

@@ -51,7 +51,7 @@ def at(metric: str, tag: object) -> str:
 
 
 def window_seconds(figure: str) -> str:
-    """`joules_to_target_window_s`: the summed duration of the windows a to-target figure sums."""
+    """`joules_to_target_window_s`: the duration of the window span a to-target figure rests on."""
     return f"{figure}_window_s"
 
 
@@ -115,12 +115,16 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("target_bracket_lo_loss", "nats/token", None, "validation loss at the lower bracketing evaluation"),
         MetricSpec("target_bracket_hi_loss", "nats/token", None, "validation loss at the upper bracketing evaluation"),
         MetricSpec("joules_to_target_window_s", "s", None,
-                   "summed duration of the energy windows (training segments) joules_to_target sums"),
+                   "the training window's duration from its start to the read at the upper bracketing evaluation"),
         MetricSpec("joules_to_target_segments", "1", None,
-                   "energy windows joules_to_target sums (each has 2 edges for the instrument error)"),
+                   "energy windows joules_to_target sums: 1, the training window (2 edges for the instrument error)"),
         MetricSpec("time_to_target_s_window_s", "s", None,
-                   "summed duration of the training segments time_to_target_s sums"),
-        MetricSpec("time_to_target_s_segments", "1", None, "training segments time_to_target_s sums"),
+                   "the training window's duration from its start to the read at the upper bracketing evaluation"),
+        MetricSpec("time_to_target_s_segments", "1", None, "training windows time_to_target_s sums: 1"),
+        MetricSpec("eval_snapshots", "1", None,
+                   "weight copies taken inside the training window for the evaluations read after it"),
+        MetricSpec("eval_snapshots_on_host", "bool", None,
+                   "1 if those copies were kept in host memory (the device budget did not hold them)"),
         MetricSpec("final_val_loss", "nats/token", "lower_is_better", "validation loss after training"),
         MetricSpec("zero_shot_val_loss", "nats/token", None, "validation loss of the model before training (step 0)"),
         MetricSpec("val_loss", "nats/token", "lower_is_better", "validation cross-entropy"),

@@ -57,7 +57,8 @@ def test_whole_estimate_by_hand(monkeypatch):
     assert params == 102_144
     warm = suite.train.warmup_untimed_steps  # untimed warm-up steps run (and are undone) before the 10
     assert warm == 3
-    train = 1e-6 * params + (warm + 10) * step + evaluation  # building it, the steps, one evaluation
+    # building it, the steps, two evaluations: before the first step (smoke has a target) and at the end
+    train = 1e-6 * params + (warm + 10) * step + 2 * evaluation
     assert e.phases["train"] == pytest.approx(2 * train, rel=1e-12)
     assert e.phases["start_idle"] == pytest.approx(2 * C.PROCESS_START_S + 2 * 3.0)  # 2 processes, 2 rounds of idle
     assert e.total_s == pytest.approx(2 * train + 2 * C.PROCESS_START_S + 6.0, rel=1e-12)
@@ -67,6 +68,20 @@ def test_whole_estimate_by_hand(monkeypatch):
     assert e.low_s == pytest.approx(0.5 * (2 * train + 2 * C.PROCESS_START_S) + 6.0, rel=1e-12)
     assert e.high_s == pytest.approx(2.0 * (2 * train + 2 * C.PROCESS_START_S) + 6.0, rel=1e-12)
     assert e.idle_measurements == 2 and e.repetitions == 2
+
+
+def test_denser_evaluations_are_priced_one_by_one_with_their_weight_copies(monkeypatch):
+    """eval_every 5 of 10 steps: one more evaluation, and its snapshot (taken, loaded; the final weights
+    kept aside and put back: 4 copies of the weights) and one read of the training window."""
+    monkeypatch.setattr(C, "CPU_MATMUL_EFFICIENCY", 1.0)
+    monkeypatch.setattr(C, "BANDWIDTH_EFFICIENCY", 1.0)
+    monkeypatch.setattr(C, "FORWARD_OVERHEAD", {"cpu": (0.001, 0.0), "cuda": (0.0, 0.0)})
+    sparse = C.estimate(load_suite("smoke", TINY), ONE_CORE)
+    dense = C.estimate(load_suite("smoke", TINY + ["train.eval_every=5"]), ONE_CORE)
+    evaluation = 202_752 * 4 * 16 / 1e9 + 0.001
+    copy = 2 * 4.0 * 102_144 / 1e9  # fp32 weights read and written at the one core's 1 GB/s
+    extra = evaluation + 4 * copy + C.SO_FAR_READ_S
+    assert dense.phases["train"] - sparse.phases["train"] == pytest.approx(2 * extra, rel=1e-9)  # 2 repetitions
 
 
 def test_decode_step_is_bandwidth_or_flop_bound_plus_the_loop(monkeypatch):
@@ -109,7 +124,12 @@ def test_standard_fits_30_minutes_on_an_h100_with_every_headline_claim_judged(ca
     e = plan_["estimate"]
     assert e["total_s"] <= 1800 and e["source"] == "profile" and e["uncertainty"]["kind"] == "factor"
     assert set(e["phases"]) == set(C.PHASES) and e["phases"]["theory"] == 0  # theory and derivation are in full
-    assert e["warnings"] == []  # every training window is long enough to be judged
+    assert e["warnings"] == []  # the training window is long enough to be judged
+    t = load_suite("standard").train
+    assert t.eval_every <= 0.05 * t.steps  # dense evaluations: every 5 % of the step budget or more often
+    short = dry_run(capsys, "standard", "--profile", "nvidia-h100-sxm", "--set", "train.steps=100",
+                    "--set", "train.eval_every=10")["estimate"]
+    assert any("training window of train.steps = 100 steps" in w and "raise train.steps" in w for w in short["warnings"])
     headline = plan_["claims"]["groups"]["headline"]
     from eitp_bench.analysis.claims import load_claims
 

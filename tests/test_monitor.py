@@ -238,3 +238,38 @@ def test_every_meter_thread_stops_on_close(tmp_path):
         with monitor.window("w"):
             pass
     assert not [t for t in started if t.is_alive()]
+
+
+def test_a_window_read_so_far_is_exact_and_leaves_it_open():
+    """Window.so_far: the energy from the window's start to now, built as end() builds it (edge hook,
+    marks, the ranks' combine hook), without closing the window or counting as a window of its own."""
+
+    class HookCounting(EnergyMonitor):
+        edges = combines = 0
+
+        def _edge(self):
+            self.edges += 1
+
+        def _combine(self, energy):
+            self.combines += 1
+            return energy
+
+    meter = ScriptedClockMeter()
+    meter.watts = 10.0
+    monitor = HookCounting([meter], cuda_sync=False, timeline=True)
+    win = monitor.begin("train")
+    meter.advance(2.0)
+    first = win.so_far()
+    meter.watts = 30.0
+    meter.advance(1.0)
+    second = win.so_far("train@2")
+    meter.advance(1.0)
+    final = win.end()
+    assert (first.measured_joules, second.measured_joules, final.measured_joules) == (20.0, 50.0, 80.0)
+    assert [first.energy[0].duration_s, second.energy[0].duration_s] == [2.0, 3.0]  # from the window's start
+    assert (first.name, second.name, second.energy[0].window) == ("train", "train@2", "train@2")
+    assert first.start == final.start and first.timeline == [] and second.timeline == []
+    assert (monitor.edges, monitor.combines) == (4, 3)  # begin + 2 reads + end; every read combines (ranks)
+    assert [r.name for r in monitor.results] == ["train"] and monitor.results[0] is final
+    with pytest.raises(RuntimeError, match="closed"):
+        win.so_far()

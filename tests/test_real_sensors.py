@@ -123,13 +123,13 @@ def test_a_100ms_counter_with_25_percent_sampling_keeps_the_training_energy():
 
 
 class SimulatedStepsObjective:
-    """A loss whose every call is one 100-ms training step on the manual clock (70 ms at high power,
-    30 ms at low), with one sampler read inside it: workloads/train.py's own loop drives the windows."""
+    """A loss whose every call is one training step of `step_s` on the manual clock (70 % of it at high
+    power, the rest at low), with one sampler read inside it: workloads/train.py's own loop drives the window."""
 
     forward_passes_per_step = 1
 
-    def __init__(self, clock, meter):
-        self.clock, self.meter, self.starts = clock, meter, []
+    def __init__(self, clock, meter, step_s=STEP_S):
+        self.clock, self.meter, self.starts, self.step_s = clock, meter, [], step_s
 
     def loss(self, model, input_ids, labels, *, step, epoch):
         import torch
@@ -138,31 +138,33 @@ class SimulatedStepsObjective:
         self.starts.append(start)
         self.clock.t = round(start + 0.05, 6)
         self.meter.sample_now()
-        self.clock.t = round(start + STEP_S, 6)
+        self.clock.t = round(start + self.step_s, 6)
         return torch.nn.functional.mse_loss(model(input_ids), labels), {}
 
     def watts(self, t: float) -> float:
         import bisect
 
         i = bisect.bisect_right(self.starts, t) - 1
-        if i >= 0 and t < self.starts[i] + STEP_S:
-            return HIGH_W if t - self.starts[i] < 0.07 - 1e-9 else LOW_W
+        if i >= 0 and t < self.starts[i] + self.step_s:
+            return HIGH_W if t - self.starts[i] < 0.7 * self.step_s - 1e-9 else LOW_W
         return EVAL_W
 
 
-def test_training_energy_from_train_itself_is_kept_and_its_segments_do_not_drop_it():
+def simulated_training(step_s):
+    """train() for 500 steps on the fake 100-ms counter (25 % power sampling), evaluating every 25 steps;
+    each evaluation lasts 0.6 s + k × 5 ms at 150 W on the same clock."""
     import torch
 
     from eitp_bench.workloads.train import OptimSettings, train
 
     clock = ManualClock(0.0)
-    objective = SimulatedStepsObjective(clock, None)
+    objective = SimulatedStepsObjective(clock, None, step_s)
     nvml = FakeNvml(gpus=[FakeGpu(counter_period_s=0.1, power_coverage=0.25, watts=objective.watts)], clock=clock)
     meter = objective.meter = NvmlMeter(nvml=nvml, interval=None, clock=clock, env={})
     meter.start()
     evaluations = []
 
-    def evaluate(model):  # 0.6 s + k × 5 ms of evaluation between segments, sampled every 100 ms
+    def evaluate(model):
         k = len(evaluations)
         end = round(clock.t + 0.6 + 0.005 * k, 6)
         while clock.t + 0.1 < end:
@@ -179,16 +181,44 @@ def test_training_energy_from_train_itself_is_kept_and_its_segments_do_not_drop_
                    device="cpu", evaluate=evaluate, eval_every=25, tokens_per_step=4, steps_per_epoch=100.0,
                    monitor=monitor)
     monitor.close()
-    assert len(result.windows) == SEGMENTS
-    flagged = [w for w in result.windows if "crosscheck_mismatch" in codes(w.energy[0])]
-    assert len(flagged) >= 3  # segment by segment, the 25 % samples disagree with the counter (17 of 20)
+    return result, nvml, objective, evaluations
+
+
+def test_training_energy_from_train_itself_is_one_window_read_at_every_evaluation():
+    """workloads/train.py on the 100-ms counter with 25 % power sampling: 500 steps of 103.7 ms are one
+    52-s window; at every 25th step the window is read without closing it, and each read is the true
+    energy to that step within the counter's edges; the 20 evaluations (afterwards) never count."""
+    step_s = 0.1037
+    result, nvml, objective, evaluations = simulated_training(step_s)
+    [window] = result.windows
+    assert len(evaluations) == SEGMENTS and min(evaluations) > objective.starts[-1] + step_s  # all after training
     [entry] = result.energy_entries("train")
-    assert entry.method == "counter" and not codes(entry) & FAULT_CODES  # the phase: judged
+    assert entry.method == "counter" and not codes(entry) & FAULT_CODES  # one long window: judged
+    assert entry.duration_s == pytest.approx(SEGMENTS * 25 * step_s, abs=0.2)
     assert abs(entry.joules - entry.sampled_joules) < entry.crosscheck_tolerance_j
-    truth = sum(nvml.exact_joules(0, s, s + 25 * STEP_S) for s in objective.starts[::25])
-    assert entry.joules == pytest.approx(truth, rel=0.02)
+    start = objective.starts[0]
+    truth = nvml.exact_joules(0, start, objective.starts[-1] + step_s)
+    assert entry.joules == pytest.approx(truth, rel=0.01)
+    # Each evaluation's joules: the window read at its step, the true energy from the start to there
+    # within two counter periods at full power (the start edge and the read's).
+    assert [e.step for e in result.evals] == [25 * (k + 1) for k in range(SEGMENTS)]
+    for e in result.evals:
+        true_j = nvml.exact_joules(0, start, start + e.step * step_s)
+        assert abs(e.measured_j - true_j) <= 2 * 0.1 * HIGH_W
     train_joules = next(m.value for m in result.metrics() if m.name == "train_joules")
     assert train_joules == pytest.approx(entry.joules)
+
+
+def test_steps_locked_to_the_sensor_period_alias_the_samples_and_the_cross_check_says_so():
+    """A limit of one long window, kept visible: steps of exactly the sensor's 100-ms period put every 25 %
+    power sample at the same phase of a step for the whole window (evaluations between windows used to
+    shift that phase). The samples then over-read the high phase; the cross-check flags the window
+    rather than passing it, and the counter's own figure stays right."""
+    result, nvml, objective, _ = simulated_training(STEP_S)
+    [entry] = result.energy_entries("train")
+    truth = nvml.exact_joules(0, objective.starts[0], objective.starts[-1] + STEP_S)
+    assert entry.joules == pytest.approx(truth, rel=0.01)
+    assert entry.sampled_joules > truth * 1.1 and "crosscheck_mismatch" in codes(entry)
 
 
 def test_a_counter_that_really_disagrees_is_still_flagged_on_the_merged_phase():

@@ -1,5 +1,5 @@
 """The round is the unit of replication: copies of one round stored by several batches add no evidence;
-to-target energy figures are judged on the segments they sum."""
+to-target energy figures are judged on the span of the training window they rest on."""
 
 import json
 from datetime import datetime, timedelta
@@ -96,15 +96,17 @@ def test_a_flag_on_any_copy_stays_on_the_round():
     assert combined["value"].iloc[0] == pytest.approx(105.0)
 
 
-def test_energy_to_target_on_unsteady_segments_is_inconclusive_with_the_reason():
-    """joules_to_target sums training segments; when they are too short to be steady (flagged by the
-    workload), the claim is INCONCLUSIVE, whatever the whole training window says."""
+def test_energy_to_target_on_unsteady_spans_is_inconclusive_with_the_reason():
+    """joules_to_target is read on the training window up to the evaluation after the crossing; when that
+    span is too short to be steady (flagged by the workload), the claim is INCONCLUSIVE, whatever the whole
+    training window says."""
     claim = next(c for c in load_claims("eitp").claims if c.id == "training-energy")
     recs = eitp_records(n_reps=8, seed=6, energy_ratio=0.5, failed=0)
     f = frames_from_records(recs)
     assert judge_claims(f["metrics"], f["energy"], [claim])[0].verdict == VERIFIED  # steady: a clear gain
 
-    short = flag("not_steady", "3 of the 3 training segments summed to the target are shorter than 5 s")
+    short = flag("not_steady", "the training window up to the evaluation at step 60, which the figure rests on, "
+                               "is shorter than the steady-state minimum (fake gpu:0/gpu 0.8 s < 5 s)")
 
     def flagged(r):
         ms = [m.model_copy(update={"flags": [short]}) if m.name == "joules_to_target" else m for m in r.metrics]

@@ -135,6 +135,34 @@ def test_rank_monitors_align_windows_and_every_rank_holds_the_sum():
     assert [(e.rank, e.meter, e.joules) for e in results["local"].energy] == [(0, "nvml", 100.0), (0, "rapl", 0.0)]
 
 
+def test_a_read_so_far_is_collective_on_every_rank():
+    """Window.so_far on RankMonitors (the training window read at each evaluation step): the same barrier
+    and gather as a window's edge, so every rank reads at the same step and holds every rank's sum."""
+    coll = ThreadCollective(2)
+    reads, finals = {}, {}
+
+    def rank(r):
+        meter = ScriptedClockMeter(name="nvml", device="gpu:0", domain="gpu")
+        meter.watts = 100.0 * (r + 1)
+        barrier, gather = coll.for_rank(r)
+        mon = RankMonitor([meter], rank=r, host="a", barrier=barrier, all_gather=gather, cuda_sync=False)
+        win = mon.begin("train")
+        meter.advance(1.0)
+        reads[r] = win.so_far()
+        meter.advance(1.0)
+        finals[r] = win.end()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert coll.barriers == 6  # begin, the read and end, on both ranks
+    for r in (0, 1):
+        assert sorted((e.rank, e.joules) for e in reads[r].energy) == [(0, 100.0), (1, 200.0)]
+        assert reads[r].measured_joules == pytest.approx(300.0) and finals[r].measured_joules == pytest.approx(600.0)
+
+
 # ----------------------------------------------------------------------------- data and results
 
 

@@ -33,8 +33,11 @@ class WindowLog:
         log.open, log.opened = True, log.opened + 1
 
         class Window:
+            def so_far(self):  # a read inside the window (at an evaluation step): it stays open
+                return SimpleNamespace(measured_joules=None, estimated_joules=None, energy=[], duration_s=0.0)
+
             def end(self):
-                log.open = False  # what train() keeps of a segment: no joules, no entries
+                log.open = False  # what train() keeps of the window: no joules, no entries
                 return SimpleNamespace(measured_joules=None, estimated_joules=None, energy=[], duration_s=0.0)
 
         return Window()
@@ -83,7 +86,7 @@ def test_warm_up_steps_run_outside_every_window_and_the_record_says_how_many():
     objective = Counting(make_objective("baseline"), lambda: in_window.append(monitor.open))
     _, result = run("baseline", warmup=3, steps=6, monitor=monitor, objective=objective)
     assert in_window == [False] * 3 + [True] * 6  # the 3 warm-up steps first, none inside a window
-    assert monitor.opened == 2 and len(result.step_times) == 6  # the timed steps are train.steps exactly
+    assert monitor.opened == 1 and len(result.step_times) == 6  # one window; the timed steps are train.steps exactly
     metrics = {m.name: m for m in result.metrics()}
     assert metrics["steps"].value == 6 and metrics["warmup_untimed_steps"].value == 3
     assert metrics["warmup_untimed_steps"].window is None and metrics["warmup_untimed_s"].value > 0

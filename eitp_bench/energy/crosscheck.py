@@ -16,7 +16,7 @@ with edge_s = the qualified D + max(P, W) (energy/qualify.py), or, unqualified, 
 max(P, the sampling interval) (one update's energy at each edge; the trapezoid's one interval). On
 top of that the sensor's own accuracy: never less than FLOOR × joules (5 %).
 
-A phase measured in segments (training between evaluations, each segment ~2.5 s) is checked once, on
+A phase measured in segments (several windows merged by monitor.merge_windows) is checked once, on
 its merged figure: its figures are the sums, its tolerance the sum of its segments' (each segment has
 two edges of its own: a worst-case bound, no cancellation assumed). So one segment whose edges fall
 badly no longer flags, and drops, the whole phase when the others make up for it; a counter that

@@ -173,6 +173,7 @@ class Window:
         self.result: Optional[WindowResult] = None
         self._begin: Optional[list[Any]] = None
         self._t0 = 0.0
+        self._closed = False
 
     def __enter__(self) -> "Window":
         return self.begin()
@@ -181,6 +182,7 @@ class Window:
         self.end()
 
     def begin(self) -> "Window":
+        self._closed = False
         self.monitor._edge()
         self._t0 = time.monotonic()
         self._begin = [m.mark() for m in self.monitor.meters]
@@ -190,10 +192,31 @@ class Window:
         return self
 
     def end(self) -> WindowResult:
+        """Close the window: its result from the begin marks to end marks taken now (kept in `result`)."""
+        self.result = self._read(self.name, timeline=self.monitor.timeline)
+        self._closed = True
+        self.monitor._finished(self.result)
+        return self.result
+
+    def so_far(self, name: Optional[str] = None) -> WindowResult:
+        """The window's result from its begin marks to marks taken now, leaving it open.
+
+        Built exactly as `end()` builds its result (the same edge, marks, layers check and, on several
+        ranks, the same barrier and gather: every rank must call it at the same point, as it calls
+        `end()`), so a figure read part-way through a window is as good as that of a window closed
+        there. It carries no power timeline (the closing `end()` takes the whole span's once) and is not
+        one of the monitor's `results`: it is a reading, not a window of its own. Uses: cumulative
+        training energy at each evaluation step (workloads/train.py) inside one long window.
+        """
+        if self._closed:
+            raise RuntimeError(f"window {self.name!r} is closed: read it before end()")
+        return self._read(name or self.name, timeline=False)
+
+    def _read(self, name: str, *, timeline: bool) -> WindowResult:
         if self._begin is None:
             raise RuntimeError(f"window {self.name!r} was never opened")
         self.monitor._edge()
-        t_code = time.monotonic()  # the measured code has ended
+        t_code = time.monotonic()  # the measured code has ended (or, for so_far, reached this point)
         end_marks = [m.mark() for m in self.monitor.meters]
         t_marks = time.monotonic()
         # Normally the window closes after the end marks, so every meter's interval lies inside it.
@@ -201,19 +224,17 @@ class Window:
         # meter): the window then ends when the code ended, not when the call returned.
         t1 = t_marks if t_marks - t_code <= STUCK_MARKS_S else t_code
         energy: list[EnergyEntry] = []
-        timeline: list[PowerSample] = []
+        samples: list[PowerSample] = []
         for meter, b, e in zip(self.monitor.meters, self._begin, end_marks):
             energy.extend(meter.energy_between(b, e))
-            if self.monitor.timeline:
-                timeline.extend(meter.power_samples(self._t0, t_marks))
+            if timeline:
+                samples.extend(meter.power_samples(self._t0, t_marks))
         for entry in energy:
-            entry.window = self.name
+            entry.window = name
             if entry.idle_watts is None:
                 entry.idle_watts = self.monitor.idle_watts.get(_key(entry))
         energy = check_layers(self.monitor._combine(energy))  # node ≥ GPU + CPU + DRAM, else flagged
-        self.result = WindowResult(self.name, self._t0, t1, energy, sorted(timeline, key=lambda s: s.t))
-        self.monitor._finished(self.result)
-        return self.result
+        return WindowResult(name, self._t0, t1, energy, sorted(samples, key=lambda s: s.t))
 
 
 class EnergyMonitor:

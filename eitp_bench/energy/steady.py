@@ -8,8 +8,8 @@ counter's update period); a shorter measured entry carries `not_steady`, a FAULT
 skips it and counts it. A suite may ask its tasks for shorter windows (the smoke suite does, to stay
 fast), but never lowers this bar: its figures stay figures, not verdicts.
 
-Phases measured in segments (training between evaluations) are judged on their summed duration: the
-phase is the figure. Warm-up stays outside the windows (generation runs its warm-up calls first; the
+Phases measured in segments are judged on their summed duration: the phase is the figure. (Training is
+one window; a to-target figure read part-way is judged on the span from its start to that read.) Warm-up stays outside the windows (generation runs its warm-up calls first; the
 training window is the whole cost of training, warm-up steps included, by definition).
 """
 

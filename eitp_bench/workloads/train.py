@@ -1,17 +1,20 @@
 """The training loop every arm shares: AdamW, fixed steps, seeded, measured.
 
 The arm changes only the objective (its loss). Optimizer settings (lr, schedule, warm-up, weight
-decay, clipping, precision) come from the suite and are the same for every arm. Training runs in segments of
-`eval_every` steps, each inside its own monitor window; evaluations run between windows, so
-train energy and time never include evaluation. One evaluation before the first step brackets a
-crossing inside the first segment.
+decay, clipping, precision) come from the suite and are the same for every arm. Training is one
+monitor window from the first step to the last. At every `eval_every` step, inside that window, the
+weights are copied (workloads/snapshots.py) and the window's energy so far is read (`Window.so_far`);
+the copies are evaluated after the window closes, so train energy and time never include evaluation,
+and evaluations can be dense without cutting training into short windows. One evaluation before the
+first step brackets a crossing before the first evaluation step.
 
 To-target figures are read where the crossing happens, not at the next evaluation: the crossing step is
 interpolated between the last evaluation above the target and the first at or below it (along the
 monotone cubic through the evaluations), and time and joules to target are the cumulative figures at the
-lower evaluation plus that fraction of the crossing segment's (pro-rated by steps). Each figure records its window: the segments it sums
-(`<figure>_segments`) and their summed duration (`<figure>_window_s`); joules to target carry
-`not_steady` when any summed segment is shorter than the steady-state minimum (energy/steady.py).
+lower evaluation plus that fraction of the difference to the upper one (pro-rated by steps). Each figure
+records its window: the one training window (`<figure>_segments` = 1: its start edge and the read at the
+upper evaluation) and its duration up to that read (`<figure>_window_s`); joules to target carry
+`not_steady` when that span is shorter than the steady-state minimum (energy/steady.py).
 See docs/replication-and-targets.md.
 """
 
@@ -68,18 +71,17 @@ def evaluate_lm(model, blocks, *, batch_size: int, device, precision: str = "fp3
     return lm_quality(model, blocks, batch_size=batch_size, device=device, precision=precision, seen=seen)[0]
 
 
-def _unsteady_segments(segments: list, min_window_s: Optional[float]) -> list[Flag]:
-    """[not_steady] when any measured entry of any summed segment is shorter than the steady-state minimum
-    (energy/steady.py): a figure summed from short windows is judged on those windows, not on their total."""
-    short = [(i, e) for i, w in enumerate(segments) for e in w.energy
+def _unsteady_span(read, step: int, min_window_s: Optional[float]) -> list[Flag]:
+    """[not_steady] when a measured entry of the training window, read at the evaluation of `step` that a
+    to-target figure rests on, spans less than the steady-state minimum (energy/steady.py)."""
+    short = [e for e in read.energy
              if e.method in MEASURED_METHODS and e.joules is not None and e.duration_s < required_s(e.meter, min_window_s)]
     if not short:
         return []
-    i, e = min(short, key=lambda ie: ie[1].duration_s)
-    bad = len({i for i, _ in short})
-    return [flag("not_steady", f"{bad} of the {len(segments)} training segments summed to the target are shorter "
-                 f"than the steady-state minimum (shortest: {e.meter} {e.device}/{e.domain} {e.duration_s:.3g} s < "
-                 f"{required_s(e.meter, min_window_s):g} s): a figure, not a verdict")]
+    e = min(short, key=lambda x: x.duration_s)
+    return [flag("not_steady", f"the training window up to the evaluation at step {step}, which the figure "
+                 f"rests on, is shorter than the steady-state minimum ({e.meter} {e.device}/{e.domain} "
+                 f"{e.duration_s:.3g} s < {required_s(e.meter, min_window_s):g} s): a figure, not a verdict")]
 
 
 def _sum_joules(results: list, attr: str) -> Optional[float]:
@@ -123,8 +125,10 @@ class EvalPoint:
     step: int
     train_s: float  # cumulative step time up to this evaluation
     val_loss: float
-    measured_j: Optional[float]  # cumulative train joules (measured) up to here
+    measured_j: Optional[float]  # cumulative train joules (measured) up to here: the window's so-far read
     estimated_j: Optional[float]
+    window_s: Optional[float] = None  # the training window's duration up to this step's read (0 before it)
+    read: Any = field(default=None, repr=False, compare=False)  # that read (a WindowResult), None without a monitor
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,8 @@ class Crossing:
     step: float  # interpolated between `lo` and `hi` (interpolate_crossing)
     lo: EvalPoint  # the last evaluation above the target (step 0: before training)
     hi: EvalPoint  # the first evaluation at or below it
-    segments: int  # monitor windows summed up to `hi` (the crossing segment included)
-    train_s: float  # step time to the crossing (the crossing segment pro-rated by steps)
+    segments: int  # training windows the figures sum: 0 (met before training) or 1 (the one window)
+    train_s: float  # step time to the crossing (the bracket pro-rated by steps)
     measured_j: Optional[float]  # measured joules to the crossing, pro-rated alike
     estimated_j: Optional[float]
 
@@ -154,8 +158,10 @@ def interpolate_crossing(evals: list[EvalPoint], target: float, method: str = "p
     chord, so the chord crosses late, by a few % of the step at 50-of-200 spacing, differently for
     each arm (benchmarks/to_target_lattice.py measures the effect on verdicts). On the bracket the pchip curve
     is monotone (L_lo > target ≥ L_hi), so the crossing is unique and inside it. Time and joules of the
-    crossing segment are pro-rated by the crossing's fraction of its steps (the segment's power and step time
-    taken as constant within it). A target met before any step gives step 0.
+    bracket are pro-rated by the crossing's fraction of its steps (power and step time taken as constant
+    within it). A target met before any step gives step 0.
+    The figures sum one window (training is one window, read at every evaluation): `segments` is 1, or 0
+    when the target was met before training.
     """
     for i, hi in enumerate(evals):
         if not hi.val_loss <= target:
@@ -168,7 +174,7 @@ def interpolate_crossing(evals: list[EvalPoint], target: float, method: str = "p
         def between(a, b):
             return None if a is None or b is None else a + frac * (b - a)
 
-        return Crossing(lo.step + frac * (hi.step - lo.step), lo, hi, i, between(lo.train_s, hi.train_s),
+        return Crossing(lo.step + frac * (hi.step - lo.step), lo, hi, 1, between(lo.train_s, hi.train_s),
                         between(lo.measured_j, hi.measured_j), between(lo.estimated_j, hi.estimated_j))
     return None
 
@@ -198,13 +204,15 @@ class TrainResult:
     step_times: list[float]
     evals: list[EvalPoint]
     components: dict[str, float]
-    windows: list[Any] = field(default_factory=list)  # monitor WindowResults, one per segment
+    windows: list[Any] = field(default_factory=list)  # the monitor's WindowResult of training (one window)
     warmup_untimed_steps: int = 0  # steps run and undone before the first window (untimed_warm_up)
     warmup_untimed_s: float = 0.0
     target_val_loss: Optional[float] = None
     forward_passes_per_step: Optional[float] = None
     lr: float = 0.0
     min_window_s: Optional[float] = None  # the suite's meters.min_window_s (steady-state rule)
+    snapshots: int = 0  # weight copies taken during training for the evaluations (workloads/snapshots.py)
+    snapshots_on_host: bool = False  # ... kept in host memory (the device budget did not hold them)
 
     @property
     def final_val_loss(self) -> float:
@@ -218,8 +226,6 @@ class TrainResult:
 
     def _to_target_metrics(self, hit: Crossing) -> list[Metric]:
         """Steps, time and joules to the interpolated crossing, each with its bracket and window."""
-        summed = self.windows[: hit.segments]
-        window_s = float(sum(w.duration_s for w in summed))
         out = [
             Metric(name="steps_to_target", value=hit.step, unit="steps"),
             Metric(name="target_bracket_lo_step", value=hit.lo.step, unit="steps"),
@@ -231,14 +237,15 @@ class TrainResult:
             return out
         figures = [("time_to_target_s", hit.train_s, "s", [])]
         if hit.measured_j is not None:
-            # the steady-state rule on every window the figure sums, not on the whole training
-            figures.append(("joules_to_target", hit.measured_j, "J", _unsteady_segments(summed, self.min_window_s)))
+            # the steady-state rule on the span the figure rests on (window start to the upper bracket's read)
+            unsteady = _unsteady_span(hit.hi.read, hit.hi.step, self.min_window_s) if hit.hi.read is not None else []
+            figures.append(("joules_to_target", hit.measured_j, "J", unsteady))
         if hit.estimated_j is not None:
             figures.append((names.estimated("joules_to_target"), hit.estimated_j, "J", []))
         for name, value, unit, flags in figures:
             out.append(Metric(name=name, value=value, unit=unit, window="train", flags=flags))
-            if not names.is_estimated(name):
-                out.append(Metric(name=names.window_seconds(name), value=window_s, unit="s", window="train"))
+            if not names.is_estimated(name) and hit.hi.window_s is not None:
+                out.append(Metric(name=names.window_seconds(name), value=hit.hi.window_s, unit="s", window="train"))
                 out.append(Metric(name=names.window_segments(name), value=hit.segments, unit="1", window="train"))
         return out
 
@@ -262,6 +269,8 @@ class TrainResult:
         ]
         if self.forward_passes_per_step is not None:
             out.append(Metric(name="forward_passes_per_step", value=self.forward_passes_per_step, unit="1"))
+        out.append(Metric(name="eval_snapshots", value=self.snapshots, unit="1"))
+        out.append(Metric(name="eval_snapshots_on_host", value=float(self.snapshots_on_host), unit="bool"))
         # Joules: measured and estimated are separate metrics; estimates never pose as measurements.
         for name, attr in ((lambda n: n, "measured_joules"), (names.estimated, "estimated_joules")):
             total = _sum_joules(self.windows, attr)
@@ -312,6 +321,7 @@ def train(
     window: str = "train",
     min_window_s: Optional[float] = None,
     seen: Optional[dict] = None,
+    snapshot_budget_bytes: Optional[int] = None,
 ) -> TrainResult:
     """Train `model` for `steps` AdamW steps with `objective`; evaluate every `eval_every` steps.
 
@@ -320,79 +330,96 @@ def train(
     `warmup_untimed_steps` steps run first and are undone (untimed_warm_up): what is timed, measured and
     learned is the same as without them. `seen`: logits dtypes observed during the timed steps go to
     seen["train"] (workloads/precision.py).
+
+    The steps run in one window of `monitor`. At each evaluation step before the last, inside it, the
+    weights are copied and the window read so far (`Window.so_far`; on several ranks every rank reads at
+    the same step, as the barrier and gather at each read need); after `end()` each copy is evaluated,
+    outside every window, and the final weights are put back bit for bit. The last evaluation is the
+    trained model's, read at the window's end. `snapshot_budget_bytes` replaces the device memory budget
+    of the copies (workloads/snapshots.py; tests force the host path with it).
     """
     from eitp_bench.workloads.precision import autocast, observe
+    from eitp_bench.workloads.snapshots import Snapshots
 
     batches, warmed, warmup_s = untimed_warm_up(
         model, objective, batches, steps=warmup_untimed_steps, settings=settings, device=device,
         tokens_per_step=tokens_per_step, steps_per_epoch=steps_per_epoch)
     model.to(device).train()
+    copy_at = set(range(eval_every, steps, eval_every))  # evaluation steps before the last (the trained model)
+    snapshots = Snapshots(model, device, len(copy_at), budget_bytes=snapshot_budget_bytes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: settings.lr_factor(s, steps))
     device_type = torch.device(device).type
     scaler = torch.amp.GradScaler(device_type) if settings.precision == "fp16" else None
     step_times: list[float] = []
     evals: list[EvalPoint] = []
-    segments: list[Any] = []
     components: dict[str, float] = {}
-    if target_val_loss is not None:  # the lower bracket of a crossing inside the first segment
+    if target_val_loss is not None:  # the lower bracket of a crossing before the first evaluation step
         start = 0.0 if monitor is not None else None
-        evals.append(EvalPoint(step=0, train_s=0.0, val_loss=evaluate(model), measured_j=start, estimated_j=start))
-    step = 0
-    while step < steps:
-        seg_steps = min(eval_every, steps - step)
-        win = monitor.begin(window) if monitor is not None else None
-        for _ in range(seg_steps):
-            input_ids, labels = next(batches)
-            cuda_sync(device)
-            t0 = time.perf_counter()
-            with autocast(device, settings.precision), observe(model, seen, "train"):
-                loss, components = objective.loss(model, input_ids, labels, step=step, epoch=step / steps_per_epoch)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if settings.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            cuda_sync(device)
-            step_times.append(time.perf_counter() - t0)
-            step += 1
-            if not math.isfinite(float(loss.detach())):
-                raise FloatingPointError(f"training loss is {float(loss)} at step {step}")
-        if win is not None:
-            segments.append(win.end())
-        val_loss = evaluate(model)
-        evals.append(
-            EvalPoint(
-                step=step,
-                train_s=sum(step_times),
-                val_loss=val_loss,
-                measured_j=_sum_joules(segments, "measured_joules") if segments else None,
-                estimated_j=_sum_joules(segments, "estimated_joules") if segments else None,
-            )
-        )
+        evals.append(EvalPoint(step=0, train_s=0.0, val_loss=evaluate(model), measured_j=start, estimated_j=start,
+                               window_s=0.0))
+    reads: list[tuple[int, float, Any, float]] = []  # (step, step time so far, window read, window seconds)
+    win = monitor.begin(window) if monitor is not None else None
+    t_begin = time.monotonic()
+    for step in range(steps):
+        input_ids, labels = next(batches)
+        cuda_sync(device)
+        t0 = time.perf_counter()
+        with autocast(device, settings.precision), observe(model, seen, "train"):
+            loss, components = objective.loss(model, input_ids, labels, step=step, epoch=step / steps_per_epoch)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if settings.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        cuda_sync(device)
+        step_times.append(time.perf_counter() - t0)
+        if not math.isfinite(float(loss.detach())):
+            raise FloatingPointError(f"training loss is {float(loss)} at step {step + 1}")
+        if step + 1 in copy_at:  # inside the window, the same for every arm
+            snapshots.take(step + 1)
+            read = win.so_far() if win is not None else None
+            reads.append((step + 1, sum(step_times), read, _span(read, t_begin)))
+    final = win.end() if win is not None else None
+    reads.append((steps, sum(step_times), final, _span(final, t_begin)))
+    # Evaluations, outside every window, in step order: each copy, then the trained model (its weights put back).
+    losses = snapshots.evaluate_each(evaluate)
+    losses[steps] = evaluate(model)
+    for at, train_s, read, window_s in reads:
+        evals.append(EvalPoint(step=at, train_s=train_s, val_loss=losses[at],
+                               measured_j=read.measured_joules if read is not None else None,
+                               estimated_j=read.estimated_joules if read is not None else None,
+                               window_s=window_s, read=read))
     return TrainResult(
         steps=steps,
         tokens_per_step=tokens_per_step,
         step_times=step_times,
         evals=evals,
         components={k: float(v) for k, v in components.items()},
-        windows=segments,
+        windows=[final] if final is not None else [],
         warmup_untimed_steps=warmed,
         warmup_untimed_s=warmup_s,
         target_val_loss=target_val_loss,
         forward_passes_per_step=getattr(objective, "forward_passes_per_step", None),
         lr=settings.lr,
         min_window_s=min_window_s,
+        snapshots=len(copy_at),
+        snapshots_on_host=snapshots.on_host,
     )
+
+
+def _span(read, t_begin: float) -> float:
+    """The training window's duration up to `read`; without a monitor, the wall time since the first step."""
+    return read.duration_s if read is not None else time.monotonic() - t_begin
 
 
 def untimed_warm_up(model, objective, batches: Iterator, *, steps: int, settings: OptimSettings, device,
