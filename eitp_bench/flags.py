@@ -42,6 +42,11 @@ CODES: dict[str, str] = {
     "history_truncated": "older reads fell out of the ring buffer: max_gap_s covers only the reads kept",
     "slow_read": "a sensor read took longer than its bound: its values were dropped, the window kept its own edges",
     "not_steady": "energy window shorter than the steady-state minimum (5 s and 50 counter updates, energy/steady.py)",
+    # the board's state over the window (energy/gpu_state.py, NVML violation counters)
+    "throttled_power": "the GPU's clocks were held down by its power cap for more than 10 % of the window "
+                       "(gpu_state.THROTTLE_SHARE): energy and speed claims skip the window and name it",
+    "throttled_thermal": "the GPU's clocks were held down by temperature for more than 10 % of the window "
+                         "(gpu_state.THROTTLE_SHARE): energy and speed claims skip the window and name it",
     # run conditions (isolation check at the start of a repetition, in provenance.hardware.isolation)
     "gpu_shared": "another process was running on a measured GPU when the repetition started",
     "cpu_busy": "another process was using over half a CPU core when the repetition started",
@@ -58,6 +63,9 @@ CODES: dict[str, str] = {
 # Caveats that make a kept figure unfit to judge an energy claim on: such windows are skipped (and
 # counted) by the claims judge. Scope notes (die_sum, die_mirror, averaged_power …) do not disqualify.
 FAULT_CODES = frozenset({"stalled", "slow_read", "short_window", "few_updates", "crosscheck_mismatch", "not_steady"})
+
+# The GPU was capped (energy/gpu_state.py): energy and speed claims skip these windows and name them.
+THROTTLE_CODES = frozenset({"throttled_power", "throttled_thermal"})
 
 CODE_PATTERN = r"^[a-z][a-z0-9_]*$"
 
