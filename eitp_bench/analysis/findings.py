@@ -38,6 +38,12 @@ class GroupFindings:
     isolation: dict = field(default_factory=dict)
     # measured energy windows with a FAULT code (skipped by the judge), per code: {code: windows}
     energy_skipped: dict = field(default_factory=dict)
+    # the hardware state the group's runs share (analysis/hwstate.py): its label, the NOT COMPARABLE note
+    # when the same configuration also ran under another state, and per arm {state, boards, windows,
+    # throttled_windows, max_temperature_c}
+    hardware_state: str = ""
+    not_pooled: Optional[str] = None
+    arm_hardware: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +89,9 @@ class Findings:
                     "batches_warning": g.batches_warning,
                     "isolation": g.isolation,
                     "energy_windows_skipped": g.energy_skipped,
+                    "hardware_state": g.hardware_state,
+                    "not_pooled": g.not_pooled,
+                    "arm_hardware": g.arm_hardware,
                 }
                 for g in self.groups
             ],
@@ -109,6 +118,7 @@ def verdict_json(v) -> dict:
         "why": v.reason,
         "instrument": getattr(v, "resolution", None),
         "isolation": getattr(v, "isolation", None),
+        "throttled": getattr(v, "throttled", None),  # the throttled windows an energy/speed claim skipped
         **_multiplicity_json(v),
     }
 
@@ -175,6 +185,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     """One verdict table per comparability key (configuration hash × hardware profile): claims are never
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
+    from eitp_bench.analysis.hwstate import arm_states
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge
 
     instrument, conditions = lags_for_judge(rs.frames.provenance), isolation_codes(rs.frames.provenance)
@@ -195,6 +206,8 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
             claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(m),
             isolation=isolation_counts(m, conditions), energy_skipped=_energy_skipped(e),
+            hardware_state=g.key.energy_state, not_pooled=g.not_pooled,
+            arm_hardware=arm_states(m, e, rs.frames.provenance),
         ))
     return groups, omitted
 

@@ -53,7 +53,8 @@ def describe(hits: list[dict], limit: int = 6) -> str:
     """'baseline rep 2 train (gpu:0, power 30 %)' for each throttled window, the first `limit` of them."""
     parts = []
     for h in hits[:limit]:
-        shares = ", ".join(f"{k} {v:.0%}" for k, v in h["shares"].items()) or ", ".join(h["codes"])
+        kinds = [c.removeprefix("throttled_") for c in h["codes"]]  # only what was over the share
+        shares = ", ".join(f"{k} {h['shares'][k]:.0%}" if k in h["shares"] else k for k in kinds)
         parts.append(f"{h['arm']} rep {h['repetition']} {h['window']} ({h['device']}, {shares})")
     more = f" and {len(hits) - limit} more" if len(hits) > limit else ""
     return "; ".join(parts) + more

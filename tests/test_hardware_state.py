@@ -1,0 +1,218 @@
+"""The hardware's state, recorded and guarded (issue 20 §2): throttled windows flagged and skipped by name,
+runs under different power limits never pooled."""
+
+from __future__ import annotations
+
+import pytest
+from fake_nvml import FakeGpu, FakeNvml, ManualClock
+from synthetic_store import ab_records, frames_from_records, record
+
+from eitp_bench.analysis.claims import Claim, judge_claims, load_claims
+from eitp_bench.energy.gpu_state import THROTTLE_SHARE, merge_states, throttle_flags
+from eitp_bench.energy.nvml import NvmlMeter
+from eitp_bench.hardware.cpu_state import cpu_state
+from eitp_bench.hardware.state import run_state
+
+
+def window(gpu: FakeGpu, seconds: float = 10.0, during=None):
+    """One window of `seconds` on a fake GPU; `during(nvml, clock)` runs halfway through."""
+    clock = ManualClock(100.0)
+    nvml = FakeNvml(gpus=[gpu], clock=clock)
+    meter = NvmlMeter(nvml=nvml, interval=None, clock=clock, torch_uuids=None, env={})
+    begin = meter.mark()
+    clock.advance(seconds / 2)
+    if during:
+        during(nvml, clock)
+    meter.sample_now()
+    clock.advance(seconds / 2)
+    entry = meter.energy_between(begin, meter.mark())[0]
+    return entry, meter
+
+
+def codes(entry) -> set[str]:
+    return {f.code for f in entry.flags}
+
+
+def test_a_window_power_capped_30_percent_of_its_time_is_flagged_with_its_share():
+    entry, _ = window(FakeGpu(power_throttle_share=0.30))
+    assert "throttled_power" in codes(entry) and "throttled_thermal" not in codes(entry)
+    assert entry.hw_state["throttle_share"]["power"] == pytest.approx(0.30, abs=1e-6)
+    assert entry.hw_state["throttle_s"]["power"] == pytest.approx(3.0, abs=1e-5)
+    assert entry.hw_state["throttle_share"]["thermal"] == 0.0
+    assert entry.joules == pytest.approx(3000.0, rel=0.02)  # the figure is still measured; the judge decides
+    message = next(f.message for f in entry.flags if f.code == "throttled_power")
+    assert "30%" in message and "3.00 s of 10.00 s" in message
+
+
+def test_capping_below_the_stated_share_is_recorded_but_not_flagged():
+    entry, _ = window(FakeGpu(power_throttle_share=THROTTLE_SHARE / 2, thermal_throttle_share=0.0))
+    assert not codes(entry) & {"throttled_power", "throttled_thermal"}
+    assert entry.hw_state["throttle_share"]["power"] == pytest.approx(THROTTLE_SHARE / 2, abs=1e-6)
+
+
+def test_thermal_capping_added_mid_window_counts_only_inside_the_window():
+    def heat(nvml, clock):
+        nvml.add_violation(0, "thermal", 2.5)
+        nvml.gpu(0).temperature_c = 88
+        nvml.gpu(0).clock_event_reasons = 0x20 | 0x40
+
+    entry, _ = window(FakeGpu(temperature_c=60), during=heat)
+    assert "throttled_thermal" in codes(entry)
+    assert entry.hw_state["throttle_share"]["thermal"] == pytest.approx(0.25, abs=1e-6)
+    assert entry.hw_state["temperature_c"] == {"start": 60.0, "end": 88.0, "max": 88.0}
+    assert entry.hw_state["clock_event_reasons"] == ["hw_thermal_slowdown", "sw_thermal_slowdown"]
+    assert entry.hw_state["power_limit_w"] == 700.0
+
+
+def test_a_gpu_without_violation_counters_has_no_share_and_no_flag():
+    gpu = FakeGpu(power_throttle_share=0.5)
+    clock = ManualClock(0.0)
+    nvml = FakeNvml(gpus=[gpu], clock=clock)
+    nvml.nvmlDeviceGetViolationStatus = lambda h, p: (_ for _ in ()).throw(nvml.NVMLError(nvml.NVML_ERROR_NOT_SUPPORTED))
+    meter = NvmlMeter(nvml=nvml, interval=None, clock=clock, torch_uuids=None, env={})
+    b = meter.mark()
+    clock.advance(10)
+    entry = meter.energy_between(b, meter.mark())[0]
+    assert entry.hw_state["throttle_share"] == {"power": None, "thermal": None}
+    assert not codes(entry) & {"throttled_power", "throttled_thermal"}  # unknown is never "throttled"
+
+
+def test_a_phase_in_segments_is_judged_by_its_summed_capped_time():
+    a = {"power_limit_w": 700.0, "sm_clock_mhz": [1980, 1800], "mem_clock_mhz": [2619, 2619],
+         "temperature_c": {"start": 50, "end": 60, "max": 61}, "clock_event_reasons": [],
+         "throttle_share": {"power": 0.5, "thermal": 0.0}, "throttle_s": {"power": 1.0, "thermal": 0.0},
+         "duration_s": 2.0}
+    b = {**a, "throttle_share": {"power": 0.0, "thermal": 0.0}, "throttle_s": {"power": 0.0, "thermal": 0.0},
+         "duration_s": 18.0, "temperature_c": {"start": 60, "end": 70, "max": 72}}
+    merged = merge_states([a, b])
+    assert merged["throttle_share"]["power"] == pytest.approx(0.05)
+    assert merged["temperature_c"] == {"start": 50, "end": 70, "max": 72}
+    assert throttle_flags(a) and not throttle_flags(merged)
+
+
+def test_run_state_names_the_board_its_settings_and_the_cpu(tmp_path):
+    gpu = FakeGpu(app_sm_clock_mhz=1400, default_app_sm_clock_mhz=1755, power_limit_w=350.0, power_profile=2)
+    _, meter = window(gpu)
+    cpu = tmp_path / "cpu"
+    for name, text in {"cpufreq/policy0/scaling_governor": "performance", "cpufreq/policy0/scaling_min_freq": "800000",
+                       "cpufreq/policy0/scaling_max_freq": "3500000", "cpufreq/policy0/scaling_driver": "intel_pstate",
+                       "intel_pstate/no_turbo": "1", "smt/control": "off"}.items():
+        (cpu / name).parent.mkdir(parents=True, exist_ok=True)
+        (cpu / name).write_text(text + "\n")
+    state = run_state(meter, cpu_root=str(cpu))
+    g = state["gpus"][0]
+    assert g["uuid"] == gpu.uuid and g["serial"] == gpu.serial and g["ecc_mode"] == 1 and g["persistence_mode"] == 1
+    assert g["clocks_locked"] is True and g["power_limit_w"] == 350.0 and g["power_profile"] == "2"
+    assert state["driver_version"] == "550.54.15"
+    assert state["cpu"] == {"driver": "intel_pstate", "governors": ["performance"], "min_mhz": 800.0,
+                            "max_mhz": 3500.0, "hw_min_mhz": None, "hw_max_mhz": None, "boost": False,
+                            "boost_source": "intel_pstate/no_turbo", "smt": "off"}
+    assert cpu_state(tmp_path / "absent")["governors"] is None  # nothing readable: unknown, no error
+
+
+# ---------------------------------------------------------------- the judge
+
+
+def throttled_gpu_entry(window_name: str):
+    entry, _ = window(FakeGpu(power_throttle_share=0.30))
+    return entry.model_copy(update={"window": window_name})
+
+
+def with_gpu_entry(rec, window_name):
+    return rec.model_copy(update={"energy": [*rec.energy, throttled_gpu_entry(window_name)]})
+
+
+def test_an_energy_claim_skips_and_names_the_throttled_windows():
+    claim = next(c for c in load_claims("eitp").claims if c.id == "training-energy-per-step")
+    recs = []
+    for rep in range(12):
+        for arm, joules in (("baseline", 1000.0 + rep), ("eitp-paper", 400.0 + rep)):
+            r = record(arm, "train", rep, {"train_joules_per_step": joules / 100, "final_val_loss": 3.0},
+                       energy_window="train", energy_joules=joules)
+            recs.append(with_gpu_entry(r, "train") if arm == "eitp-paper" and rep < 3 else r)
+    f = frames_from_records(recs)
+    v = judge_claims(f["metrics"], f["energy"], [claim])[0]
+    assert v.n_candidate == 9  # the three throttled rounds are out
+    assert len(v.throttled) == 3 and {h["arm"] for h in v.throttled} == {"eitp-paper"}
+    assert "throttled" in v.reason and "eitp-paper rep 0 train (gpu:0, power 30%)" in v.reason
+
+
+def test_a_speed_claim_skips_throttled_runs_and_a_quality_claim_does_not():
+    speed = Claim(id="speed", quote="q", paper_figure="f", metric="tokens_per_s", task="generate",
+                  candidate="eitp-paper", baseline="baseline", direction="higher_is_better", threshold=1.5)
+    recs = ab_records("tokens_per_s", "generate", [200.0 + i for i in range(10)], [100.0 + i for i in range(10)],
+                      energy_window="gen", energy_joules=50.0)
+    recs = [with_gpu_entry(r, "gen") if r.arm == "baseline" and r.repetition in (4, 5) else r for r in recs]
+    f = frames_from_records(recs)
+    v = judge_claims(f["metrics"], f["energy"], [speed], n_resamples=1000)[0]
+    assert v.n_baseline == 8 and len(v.throttled) == 2
+    assert "baseline rep 4 gen" in v.reason and "baseline rep 5 gen" in v.reason
+    loss = Claim(id="loss", quote="q", paper_figure="f", metric="tokens_per_s_quality", task="generate",
+                 candidate="eitp-paper", baseline="baseline", direction="higher_is_better", threshold=1.5)
+    assert not loss.energy
+    from eitp_bench.analysis.throttle import touches_speed
+
+    assert touches_speed("tokens_per_s") and touches_speed("time_to_target_s") and touches_speed("step_s")
+    assert not touches_speed("val_loss") and not touches_speed("model_bytes")
+
+
+# ---------------------------------------------------------------- never pooled
+
+
+def state(limit: float, uuid: str = "GPU-a", locked: bool = False, driver: str = "550.54.15") -> dict:
+    return {"driver_version": driver, "cpu": {},
+            "gpus": [{"device": "gpu:0", "uuid": uuid, "serial": None, "power_limit_w": limit,
+                      "clocks_locked": locked, "power_profile": None}]}
+
+
+def with_state(rec, st: dict):
+    prov = rec.provenance.model_copy(update={"hardware": {**rec.provenance.hardware, "state": st}})
+    return rec.model_copy(update={"provenance": prov})
+
+
+def test_runs_at_two_power_limits_are_separate_groups_each_saying_not_comparable():
+    from eitp_bench.analysis.resultset import ResultSet
+
+    recs = ab_records("tokens_per_s", "generate", [200.0] * 6, [100.0] * 6)
+    recs = [with_state(r, state(700.0 if r.repetition < 3 else 350.0)) for r in recs]
+    groups = ResultSet(frames_from_records_loaded(recs)).groups()
+    assert len(groups) == 2
+    labels = sorted(g.key.energy_state for g in groups)
+    assert labels == ["power limit 350 W · locked clocks no · driver major version 550",
+                      "power limit 700 W · locked clocks no · driver major version 550"]
+    for g in groups:
+        assert len(set(g.metrics["run_id"])) == 6  # 3 rounds × 2 arms, never the other limit's
+        assert g.not_pooled.startswith("NOT COMPARABLE") and "power limit (" in g.not_pooled
+        assert "700 W vs 350 W" in g.not_pooled or "350 W vs 700 W" in g.not_pooled
+
+
+def test_a_driver_major_or_clock_lock_splits_too_but_a_minor_driver_does_not():
+    from eitp_bench.analysis.resultset import ResultSet
+
+    recs = ab_records("tokens_per_s", "generate", [200.0] * 4, [100.0] * 4)
+    minor = [with_state(r, state(700.0, driver="550.54.15" if r.repetition < 2 else "550.90.07")) for r in recs]
+    assert len(ResultSet(frames_from_records_loaded(minor)).groups()) == 1
+    major = [with_state(r, state(700.0, driver="550.54.15" if r.repetition < 2 else "560.28.03")) for r in recs]
+    (g, _) = ResultSet(frames_from_records_loaded(major)).groups()
+    assert "driver major version (550 vs 560)" in g.not_pooled or "driver major version (560 vs 550)" in g.not_pooled
+    locked = [with_state(r, state(700.0, locked=r.repetition < 2)) for r in recs]
+    assert {"locked clocks (yes vs no) differ", "locked clocks (no vs yes) differ"} & {
+        g.not_pooled.split(": ", 2)[-1] for g in ResultSet(frames_from_records_loaded(locked)).groups()}
+
+
+def test_findings_json_says_not_pooled_and_carries_each_arms_state():
+    from eitp_bench.analysis.findings import analyse
+
+    recs = ab_records("tokens_per_s", "generate", [200.0] * 6, [100.0] * 6)
+    recs = [with_state(r, state(700.0 if r.repetition < 3 else 350.0)) for r in recs]
+    out = analyse(frames_from_records_loaded(recs), load_claims("eitp"), n_resamples=200).to_json()
+    assert len(out["groups"]) == 2
+    assert all(g["not_pooled"] and "power limit" in g["not_pooled"] for g in out["groups"])
+    assert {g["hardware_state"].split(" · ")[0] for g in out["groups"]} == {"power limit 700 W", "power limit 350 W"}
+    assert out["groups"][0]["arm_hardware"]["baseline"]["boards"] == 1
+
+
+def frames_from_records_loaded(recs):
+    from eitp_bench.analysis.frames import load_frames
+
+    return load_frames(frames_from_records(recs))
