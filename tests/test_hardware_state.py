@@ -216,3 +216,81 @@ def frames_from_records_loaded(recs):
     from eitp_bench.analysis.frames import load_frames
 
     return load_frames(frames_from_records(recs))
+
+
+# ---------------------------------------------------------------- board to board (§3)
+
+
+def fleet_records(boards: dict[str, float], n: int = 6, *, profile: str = "nvidia-h100-sxm", limit=700.0):
+    """`n` baseline generate runs per board, J/token around the board's level (±1 %, known values)."""
+    recs = []
+    for b, level in boards.items():
+        for i in range(n):
+            r = record("baseline", "generate", i, {"joules_per_token": level * (1 + 0.01 * (i - n / 2) / n)},
+                       profile=profile, started=len(recs))
+            recs.append(with_state(r, state(limit, uuid=b)))
+    return recs
+
+
+def test_compare_over_two_boards_shows_their_spread_and_a_wider_interval():
+    from eitp_bench.analysis.boards import board_spread
+    from eitp_bench.analysis.compare import compare_hardware
+    from eitp_bench.report.compare import _cell_text
+
+    f = frames_from_records_loaded(fleet_records({"GPU-a": 1.00, "GPU-b": 1.20}))
+    (table,) = compare_hardware(f.metrics, provenance=f.provenance)
+    cell = table.rows[0].cells["nvidia-h100-sxm"]
+    assert cell.boards is not None and set(cell.boards.medians) == {"GPU-a", "GPU-b"}
+    assert cell.boards.spread == pytest.approx(0.20, abs=0.005)
+    assert cell.boards.method == "DerSimonian-Laird" and cell.boards.tau == pytest.approx(0.129, abs=0.005)
+    lo, hi = cell.runs_ci
+    assert cell.ci_low < lo and cell.ci_high > hi  # widened by the between-board component
+    assert cell.ci_high / cell.median > 1.2  # z·τ ≈ 25 % on top of the runs' own interval
+    assert "2 boards" in _cell_text(cell) and "spread 20%" in _cell_text(cell)
+    # one board: no between-board component, the runs' interval as it was
+    f1 = frames_from_records_loaded(fleet_records({"GPU-a": 1.00}, n=12))
+    (t1,) = compare_hardware(f1.metrics, provenance=f1.provenance)
+    c1 = t1.rows[0].cells["nvidia-h100-sxm"]
+    assert c1.boards is None and c1.runs_ci is None
+    # boards that agree within their own noise: τ² = 0, nothing widened
+    same = board_spread({"a": [1.0, 1.01, 0.99, 1.0], "b": [1.0, 0.99, 1.01, 1.0]})
+    assert same.tau == 0.0
+
+
+def test_compare_never_pools_two_power_limits():
+    from eitp_bench.analysis.compare import compare_hardware
+
+    recs = fleet_records({"GPU-a": 1.0}, limit=700.0) + fleet_records({"GPU-a": 0.8}, limit=350.0)
+    f = frames_from_records_loaded(recs)
+    tables = compare_hardware(f.metrics, provenance=f.provenance)
+    assert len(tables) == 2 and {t.rows[0].cells["nvidia-h100-sxm"].n for t in tables} == {6}
+    assert all("NOT COMPARABLE" in t.note for t in tables)
+    assert sorted(t.energy_state.split(" · ")[0] for t in tables) == ["power limit 350 W", "power limit 700 W"]
+
+
+def test_regress_keys_a_series_by_board_where_the_fleet_has_several():
+    from eitp_bench.analysis.regress import find_changes, series_keys, testable_series
+
+    # board b is 20 % hungrier; the runs alternate boards: pooled, that is a zig-zag, per board two flat series
+    recs = []
+    for i in range(16):
+        board, level = ("GPU-a", 1.0) if i % 2 == 0 else ("GPU-b", 1.2)
+        r = record("baseline", "generate", i, {"joules_per_token": level}, profile="nvidia-h100-sxm", started=i)
+        recs.append(with_state(r, state(700.0, uuid=board)))
+    # then board b is swapped for a hungrier one at run 16 onwards: a change on that board's series only
+    for i in range(16, 32):
+        board, level = ("GPU-a", 1.0) if i % 2 == 0 else ("GPU-b", 1.2)
+        r = record("baseline", "generate", i, {"joules_per_token": level + (0.3 if board == "GPU-b" else 0.0)},
+                   profile="nvidia-h100-sxm", started=i)
+        recs.append(with_state(r, state(700.0, uuid=board)))
+    f = frames_from_records_loaded(recs)
+    from eitp_bench.analysis.resultset import energy_state_key
+
+    assert "board" in series_keys(energy_state_key(f.metrics, f.provenance))
+    assert testable_series(f.metrics, provenance=f.provenance) == (2, 2)
+    changes = [c for c in find_changes(f.metrics, provenance=f.provenance, window=6) if c.confirmed]
+    assert [c.board for c in changes] == ["GPU-b"] and changes[0].kind == "regression"
+    assert changes[0].series.endswith("#GPU-b")
+    # one board per profile: no board key (the series stays whole)
+    single = frames_from_records_loaded([r for r in recs if r.provenance.hardware["state"]["gpus"][0]["uuid"] == "GPU-a"])
+    assert "board" not in series_keys(energy_state_key(single.metrics, single.provenance))
