@@ -294,3 +294,20 @@ def test_regress_keys_a_series_by_board_where_the_fleet_has_several():
     # one board per profile: no board key (the series stays whole)
     single = frames_from_records_loaded([r for r in recs if r.provenance.hardware["state"]["gpus"][0]["uuid"] == "GPU-a"])
     assert "board" not in series_keys(energy_state_key(single.metrics, single.provenance))
+
+
+def test_the_report_shows_each_arms_hardware_state_and_the_not_comparable_note():
+    from eitp_bench.report import build_report
+
+    recs = []
+    for rep in range(6):
+        for arm in ("baseline", "eitp-paper"):
+            r = record(arm, "train", rep, {"train_joules_per_step": 10.0 if arm == "baseline" else 4.0,
+                                           "final_val_loss": 3.0}, energy_window="train", energy_joules=100.0)
+            r = with_gpu_entry(r, "train") if arm == "eitp-paper" and rep < 2 else r
+            recs.append(with_state(r, state(700.0 if rep < 3 else 350.0)))
+    html = build_report(frames_from_records(recs), n_resamples=200)
+    assert html.count("NOT COMPARABLE with this configuration&#39;s other runs") == 2
+    assert "power limit 700 W · locked clocks no · driver major version 550" in html
+    assert "<b>eitp-paper</b> 1 board, 2 of 2 GPU windows throttled" in html
+    assert "skip the throttled windows" in html
