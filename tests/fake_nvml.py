@@ -25,6 +25,7 @@ The error classes mirror pynvml's: `NVMLError(code)` returns the subclass for th
 
 from __future__ import annotations
 
+import ctypes
 import math
 import threading
 import time
@@ -58,6 +59,9 @@ NVML_CLOCK_MEM = 2
 NVML_TEMPERATURE_GPU = 0
 NVML_PERF_POLICY_POWER = 0
 NVML_PERF_POLICY_THERMAL = 1
+NVML_POWER_PROFILE_MAX_P = 0
+NVML_POWER_PROFILE_MAX_Q = 1
+NVML_POWER_PROFILE_COMPUTE = 2
 
 NVML_DEVICE_ARCH_KEPLER = 2
 NVML_DEVICE_ARCH_MAXWELL = 3
@@ -192,7 +196,7 @@ class FakeGpu:
     default_app_sm_clock_mhz: int = 1755  # nvmlDeviceGetDefaultApplicationsClock: app clocks != this -> locked
     ecc: Optional[int] = 1  # None: ECC not supported
     serial: Optional[str] = None  # default 16501234567<index>
-    power_profile: Optional[int] = None  # enforced workload power profile mask; None: not supported
+    power_profile: Optional[int] = None  # the enforced workload power profile (bit number); None: not supported
 
 
 @dataclass
@@ -231,9 +235,16 @@ class _ViolationTime:
     violationTime: int  # ns, cumulative
 
 
-@dataclass
-class _PowerProfiles:
-    enforcedProfilesMask: int
+class _Mask255(ctypes.Structure):
+    _fields_ = [("mask", ctypes.c_uint * 8)]
+
+
+class c_nvmlWorkloadPowerProfileCurrentProfiles_v1_t(ctypes.Structure):  # noqa: N801 (pynvml's name)
+    _fields_ = [("version", ctypes.c_uint), ("perfProfilesMask", _Mask255), ("requestedProfilesMask", _Mask255),
+                ("enforcedProfilesMask", _Mask255)]
+
+
+nvmlWorkloadPowerProfileCurrentProfiles_v1 = 0x1000064
 
 
 class _Handle:
@@ -302,7 +313,7 @@ class FakeNvml:
         # expose the error classes and constants as module attributes, like pynvml
         g = globals()
         for name, value in g.items():
-            if name.startswith(("NVML", "NVMLError")):
+            if name.startswith(("NVML", "NVMLError", "c_nvml", "nvmlWorkload")):
                 setattr(self, name, value)
 
     # --- test controls ---
@@ -521,11 +532,14 @@ class FakeNvml:
     def nvmlDeviceGetSerial(self, handle):
         return self._state(handle, "nvmlDeviceGetSerial").gpu.serial
 
-    def nvmlDeviceWorkloadPowerProfileGetCurrentProfiles(self, handle):
+    def nvmlDeviceWorkloadPowerProfileGetCurrentProfiles(self, handle, current_profiles):
+        """As pynvml: fills the c_nvmlWorkloadPowerProfileCurrentProfiles_v1_t passed by reference."""
         g = self._state(handle, "nvmlDeviceWorkloadPowerProfileGetCurrentProfiles").gpu
         if g.power_profile is None:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-        return _PowerProfiles(enforcedProfilesMask=g.power_profile)
+        target = getattr(current_profiles, "_obj", current_profiles)  # ctypes.byref(...)
+        target.enforcedProfilesMask.mask[0] = 1 << g.power_profile
+        return NVML_SUCCESS
 
     def nvmlDeviceGetPersistenceMode(self, handle):
         return self._state(handle, "nvmlDeviceGetPersistenceMode").gpu.persistence

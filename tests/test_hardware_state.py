@@ -102,7 +102,7 @@ def test_run_state_names_the_board_its_settings_and_the_cpu(tmp_path):
     state = run_state(meter, cpu_root=str(cpu))
     g = state["gpus"][0]
     assert g["uuid"] == gpu.uuid and g["serial"] == gpu.serial and g["ecc_mode"] == 1 and g["persistence_mode"] == 1
-    assert g["clocks_locked"] is True and g["power_limit_w"] == 350.0 and g["power_profile"] == "2"
+    assert g["clocks_locked"] is True and g["power_limit_w"] == 350.0 and g["power_profile"] == "COMPUTE"
     assert state["driver_version"] == "550.54.15"
     assert state["cpu"] == {"driver": "intel_pstate", "governors": ["performance"], "min_mhz": 800.0,
                             "max_mhz": 3500.0, "hw_min_mhz": None, "hw_max_mhz": None, "boost": False,

@@ -97,7 +97,6 @@ def read_static(N: Any, handle: Any) -> dict[str, Any]:
         reasons = _ask(N, "nvmlDeviceGetCurrentClocksThrottleReasons", handle)
     ecc = _ask(N, "nvmlDeviceGetEccMode", handle)
     mig = _ask(N, "nvmlDeviceGetMigMode", handle)
-    profile = _ask(N, "nvmlDeviceWorkloadPowerProfileGetCurrentProfiles", handle)
     uuid, serial = _ask(N, "nvmlDeviceGetUUID", handle), _ask(N, "nvmlDeviceGetSerial", handle)
     return {
         "uuid": _text(uuid),
@@ -110,7 +109,7 @@ def read_static(N: Any, handle: Any) -> dict[str, Any]:
         # NVML has no getter for `nvidia-smi -lgc`; locked or lowered clocks show as application clocks
         # set away from their default, or as the applications-clocks clock-event reason being active.
         "clocks_locked": clocks_locked(app, default_app, reasons),
-        "power_profile": _profile(profile),
+        "power_profile": power_profile(N, handle),
     }
 
 
@@ -136,11 +135,26 @@ def _first(v: Any) -> Optional[int]:
         return None
 
 
-def _profile(v: Any) -> Optional[str]:
-    if v is None:
+def power_profile(N: Any, handle: Any) -> Optional[str]:
+    """The enforced workload power profiles (NVML 12.8+, Blackwell/Hopper drivers that have them), as
+    their NVML names joined by '+' ("none" for an empty mask); None where the driver has none."""
+    struct = getattr(N, "c_nvmlWorkloadPowerProfileCurrentProfiles_v1_t", None)
+    call = getattr(N, "nvmlDeviceWorkloadPowerProfileGetCurrentProfiles", None)
+    if struct is None or call is None:
         return None
-    mask = getattr(v, "enforcedProfilesMask", v)
-    return str(getattr(mask, "mask", mask))
+    try:
+        import ctypes
+
+        profiles = struct()
+        profiles.version = N.nvmlWorkloadPowerProfileCurrentProfiles_v1
+        call(handle, ctypes.byref(profiles))
+        words = [int(w) for w in profiles.enforcedProfilesMask.mask]
+    except Exception:  # not supported, or a binding without the struct
+        return None
+    names = {getattr(N, k): k.removeprefix("NVML_POWER_PROFILE_") for k in dir(N)
+             if k.startswith("NVML_POWER_PROFILE_") and isinstance(getattr(N, k), int)}
+    bits = [32 * i + b for i, w in enumerate(words) for b in range(32) if w >> b & 1]
+    return "+".join(names.get(b, str(b)) for b in bits) or "none"
 
 
 def window_state(begin: Optional[dict], end: Optional[dict], duration_s: float,
