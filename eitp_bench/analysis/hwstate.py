@@ -76,10 +76,10 @@ def with_state(df, provenance):
     if df is None or len(df) == 0:
         return df
     states = run_states(provenance)
-    return df.assign(
-        energy_state=df["run_id"].map(lambda r: state_label(states.get(str(r), ({}, None))[0])),
-        board=df["run_id"].map(lambda r: states.get(str(r), ({}, None))[1]),
-    )
+    labels = {r: state_label(s) for r, (s, _) in states.items()}
+    board_of = {r: b for r, (_, b) in states.items() if b}
+    run_ids = df["run_id"].astype(str)
+    return df.assign(energy_state=run_ids.map(labels).fillna("").astype(str), board=run_ids.map(board_of))
 
 
 def not_comparable_note(label: str, others: list[str], parsed: dict[str, dict]) -> Optional[str]:
