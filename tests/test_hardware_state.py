@@ -311,3 +311,18 @@ def test_the_report_shows_each_arms_hardware_state_and_the_not_comparable_note()
     assert "power limit 700 W · locked clocks no · driver major version 550" in html
     assert "<b>eitp-paper</b> 1 board, 2 of 2 GPU windows throttled" in html
     assert "skip the throttled windows" in html
+
+
+def test_the_energy_table_keeps_two_power_limits_apart():
+    from eitp_bench.analysis.findings import analyse
+
+    recs = []
+    for rep in range(6):
+        for arm in ("baseline", "eitp-paper"):
+            r = record(arm, "train", rep, {"train_joules_per_step": 1.0}, energy_window="train",
+                       energy_joules=100.0 if rep < 3 else 60.0, profile="nvidia-h100-sxm")
+            recs.append(with_state(r, state(700.0 if rep < 3 else 350.0)))
+    found = analyse(frames_from_records_loaded(recs), load_claims("eitp"), n_resamples=200)
+    rows = {(r["hardware_profile_id"], r["arm"]): r["joules"] for r in found.energy_table}
+    assert rows[("nvidia-h100-sxm (power limit 700 W · locked clocks no · driver major version 550)", "baseline")] == 100.0
+    assert rows[("nvidia-h100-sxm (power limit 350 W · locked clocks no · driver major version 550)", "baseline")] == 60.0

@@ -156,10 +156,12 @@ def multiplicity_families(verdicts) -> dict:
 def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups: int = 5) -> Findings:
     """Every finding of a report over these frames (already restricted to the runs wanted)."""
     from eitp_bench.analysis.resultset import ResultSet, measured_only
+    from eitp_bench.analysis.hwstate import profile_per_state
     from eitp_bench.analysis.stats import methods_paragraph
 
     rs = ResultSet(frames)  # the rules (ok runs, comparability key, measured-only) applied once
-    measured = measured_only(rs.energy)
+    energy = profile_per_state(rs.energy)  # never one energy table across power limits (analysis/hwstate.py)
+    measured = measured_only(energy)
     additive = measured[measured["domain"].isin(ADDITIVE_DOMAINS)] if measured is not None and len(measured) else None
     groups, omitted = _verdict_groups(rs, claim_set, n_resamples, max_groups)
     family = max((sum(v.claim.group == "headline" for v in g.verdicts) for g in groups), default=0)
@@ -172,7 +174,7 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
         omitted_groups=omitted,
         distributions=_distributions(groups),
         timelines=_timelines(frames),
-        energy_table=_energy_table(rs.energy),
+        energy_table=_energy_table(energy),
         energy_breakdown=_energy_breakdown(additive),
         pareto=_pareto(additive),
         environment=_environment(frames),

@@ -123,3 +123,15 @@ def arm_states(metrics, energy, provenance) -> dict[str, dict]:
             row["max_temperature_c"] = max(temps) if temps else None
         out[str(arm)] = row
     return out
+
+
+def profile_per_state(df):
+    """Energy tables and frontiers key on the hardware profile: where one profile ran under several
+    energy states, each state becomes its own 'profile (state)', so no table pools them."""
+    if df is None or len(df) == 0 or "energy_state" not in df.columns:
+        return df
+    several = df.groupby("hardware_profile_id")["energy_state"].transform("nunique") > 1
+    if not several.any():
+        return df
+    label = df["hardware_profile_id"] + " (" + df["energy_state"].replace("", "no state recorded") + ")"
+    return df.assign(hardware_profile_id=df["hardware_profile_id"].where(~several, label))
