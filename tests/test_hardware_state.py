@@ -326,3 +326,38 @@ def test_the_energy_table_keeps_two_power_limits_apart():
     rows = {(r["hardware_profile_id"], r["arm"]): r["joules"] for r in found.energy_table}
     assert rows[("nvidia-h100-sxm (power limit 700 W · locked clocks no · driver major version 550)", "baseline")] == 100.0
     assert rows[("nvidia-h100-sxm (power limit 350 W · locked clocks no · driver major version 550)", "baseline")] == 60.0
+
+
+def test_a_phase_merged_from_real_meter_segments_is_flagged_by_its_summed_capped_time():
+    from eitp_bench.energy.monitor import EnergyMonitor, merge_windows
+
+    clock = ManualClock(0.0)
+    nvml = FakeNvml(gpus=[FakeGpu()], clock=clock)
+    meter = NvmlMeter(nvml=nvml, interval=None, clock=clock, torch_uuids=None, env={})
+    monitor = EnergyMonitor(meters=[meter], cuda_sync=False)
+    results = []
+    for seconds, capped in ((2.0, 1.0), (18.0, 0.0)):  # 50 % capped for 2 s, then 18 s free: 5 % overall
+        with monitor.window("train") as w:
+            nvml.add_violation(0, "power", capped)
+            clock.advance(seconds)
+        results.append(w.result)
+    assert "throttled_power" in codes(results[0].energy[0])
+    (merged,) = merge_windows(results, "train")
+    assert merged.hw_state["throttle_share"]["power"] == pytest.approx(0.05, abs=1e-6)
+    assert "throttled_power" not in codes(merged)
+    monitor.close()
+
+
+def test_the_fake_pynvml_module_throttles_from_the_environment(monkeypatch):
+    import importlib
+    import sys as _sys
+    from pathlib import Path
+
+    monkeypatch.setenv("EITP_TEST_FAKE_GPU_POWER_THROTTLE", "0.3")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fake_pynvml"))
+    monkeypatch.delitem(_sys.modules, "pynvml", raising=False)
+    fake = importlib.import_module("pynvml")
+    try:
+        assert fake.gpu(0).power_throttle_share == 0.3
+    finally:
+        _sys.modules.pop("pynvml", None)
