@@ -361,3 +361,19 @@ def test_the_fake_pynvml_module_throttles_from_the_environment(monkeypatch):
         assert fake.gpu(0).power_throttle_share == 0.3
     finally:
         _sys.modules.pop("pynvml", None)
+
+
+def test_the_worker_records_the_state_and_never_fails_on_it(tmp_path):
+    from eitp_bench.runner.worker import _run_state
+
+    cpu_only = _run_state(None)
+    assert cpu_only["gpus"] == [] and cpu_only["driver_version"] is None and "governors" in cpu_only["cpu"]
+
+    class Broken:
+        def static_state(self):
+            raise RuntimeError("driver gone")
+
+        def info(self):
+            raise RuntimeError("driver gone")
+
+    assert run_state(Broken(), cpu_root=str(tmp_path))["gpus"] == []
