@@ -733,8 +733,7 @@ class NvmlMeter(Meter):
         duration = t1 - t0
         samples = e.samples - b.samples + 1 if st.power_source != "none" else 0
         gap, gap_note = self._max_gap(st, t0, t1)
-        state = gpu_state.window_state(b.state, e.state, t1 - mark_t0,
-                                       tuple(c for t, c in st.temperatures if mark_t0 <= t <= t1))
+        state = gpu_state.window_state(b.state, e.state, t1 - mark_t0, self._window_temperatures(st, mark_t0, t1))
         out = EnergyEntry(meter=self.name, device=st.device, domain="gpu", joules=None,
                           method="counter" if st.has_counter else "sampled", duration_s=duration,
                           samples=max(samples, 0), max_gap_s=gap, hw_state=state)
@@ -824,6 +823,17 @@ class NvmlMeter(Meter):
         if st.edge_s is not None:
             return st.edge_s
         return max(st.update_period_s or 0.0, self.interval or 0.0) or JUMP_SLACK_S
+
+    @staticmethod
+    def _window_temperatures(st: _GpuState, t0: float, t1: float) -> tuple[float, ...]:
+        """Polled temperatures with t0 <= t <= t1; scans from the newest end, where windows usually are."""
+        out = []
+        for t, c in reversed(st.temperatures):
+            if t < t0:
+                break
+            if t <= t1:
+                out.append(c)
+        return tuple(out)
 
     @staticmethod
     def _window_samples(st: _GpuState, t0: float, t1: float) -> list[tuple[float, float]]:
