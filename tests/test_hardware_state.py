@@ -377,3 +377,24 @@ def test_the_worker_records_the_state_and_never_fails_on_it(tmp_path):
             raise RuntimeError("driver gone")
 
     assert run_state(Broken(), cpu_root=str(tmp_path))["gpus"] == []
+
+
+def test_a_windows_maximum_temperature_includes_the_samplers_polls():
+    clock = ManualClock(0.0)
+    nvml = FakeNvml(gpus=[FakeGpu(temperature_c=60)], clock=clock)
+    meter = NvmlMeter(nvml=nvml, interval=None, clock=clock, torch_uuids=None, env={})
+    meter.sample_now()  # a poll before the window: not the window's
+    nvml.gpu(0).temperature_c = 99
+    clock.advance(1.0)
+    meter.sample_now()
+    nvml.gpu(0).temperature_c = 60
+    clock.advance(1.0)
+    b = meter.mark()
+    for temp in (70, 91, 75):  # one poll a second
+        nvml.gpu(0).temperature_c = temp
+        clock.advance(1.0)
+        meter.sample_now()
+    nvml.gpu(0).temperature_c = 72
+    clock.advance(1.0)
+    entry = meter.energy_between(b, meter.mark())[0]
+    assert entry.hw_state["temperature_c"] == {"start": 60.0, "end": 72.0, "max": 91.0}
