@@ -160,7 +160,7 @@ def test_a_speed_claim_skips_throttled_runs_and_a_quality_claim_does_not():
 
 
 def state(limit: float, uuid: str = "GPU-a", locked: bool = False, driver: str = "550.54.15") -> dict:
-    return {"driver_version": driver, "cpu": {},
+    return {"driver_version": driver, "cpu": {"governors": ["performance"], "boost": False, "smt": "on"},
             "gpus": [{"device": "gpu:0", "uuid": uuid, "serial": None, "power_limit_w": limit,
                       "clocks_locked": locked, "power_profile": None}]}
 
@@ -309,7 +309,8 @@ def test_the_report_shows_each_arms_hardware_state_and_the_not_comparable_note()
     html = build_report(frames_from_records(recs), n_resamples=200)
     assert html.count("NOT COMPARABLE with this configuration&#39;s other runs") == 2
     assert "power limit 700 W · locked clocks no · driver major version 550" in html
-    assert "<b>eitp-paper</b> 1 board, 2 of 2 GPU windows throttled" in html
+    assert ("<b>eitp-paper</b> 1 board, CPU governor performance · boost off · SMT on, 2 of 2 GPU windows "
+            "throttled") in html
     assert "skip the throttled windows" in html
 
 

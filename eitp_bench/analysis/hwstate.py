@@ -100,6 +100,21 @@ def _value(state: dict, field: str) -> str:
     return text[len(ENERGY_FIELDS[field]) + 1:] if text else "unknown"
 
 
+def cpu_label(state: Any) -> str:
+    """'governor performance · boost off · SMT on' from a run's `hardware.state.cpu` ('' when unread)."""
+    cpu = state.get("cpu") if isinstance(state, dict) else None
+    if not isinstance(cpu, dict):
+        return ""
+    parts = []
+    if cpu.get("governors"):
+        parts.append("governor " + "/".join(cpu["governors"]))
+    if cpu.get("boost") is not None:
+        parts.append("boost " + ("on" if cpu["boost"] else "off"))
+    if cpu.get("smt"):
+        parts.append(f"SMT {cpu['smt']}")
+    return " · ".join(parts)
+
+
 def arm_states(metrics, energy, provenance) -> dict[str, dict]:
     """Per arm: the recorded state of its runs (power limit, clocks locked, boards), the hottest window,
     and how many GPU windows ran throttled: the report's per-arm hardware row."""
@@ -108,12 +123,15 @@ def arm_states(metrics, energy, provenance) -> dict[str, dict]:
     if metrics is None or len(metrics) == 0:
         return {}
     states = run_states(provenance)
+    cpus = ({str(r): cpu_label(s) for r, s in zip(provenance["run_id"], provenance["hardware.state"])}
+            if provenance is not None and len(provenance) and "hardware.state" in provenance.columns else {})
     out: dict[str, dict] = {}
     for arm, runs in metrics.groupby("arm", sort=True)["run_id"]:
         ids = set(map(str, runs))
         labels = sorted({state_label(states[r][0]) for r in ids if r in states} - {""})
         board_ids = sorted({states[r][1] for r in ids if r in states and states[r][1]})
-        row = {"state": labels, "boards": len(board_ids), "throttled_windows": 0, "windows": 0, "max_temperature_c": None}
+        row = {"state": labels, "boards": len(board_ids), "cpu": sorted({cpus[r] for r in ids if r in cpus} - {""}),
+               "throttled_windows": 0, "windows": 0, "max_temperature_c": None}
         if energy is not None and len(energy) and "hw_state" in energy.columns:
             e = energy[energy["run_id"].astype(str).isin(ids) & energy["hw_state"].notna()]
             row["windows"] = int(len(e))
