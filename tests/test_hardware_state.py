@@ -290,7 +290,7 @@ def test_regress_keys_a_series_by_board_where_the_fleet_has_several():
     assert testable_series(f.metrics, provenance=f.provenance) == (2, 2)
     changes = [c for c in find_changes(f.metrics, provenance=f.provenance, window=6) if c.confirmed]
     assert [c.board for c in changes] == ["GPU-b"] and changes[0].kind == "regression"
-    assert changes[0].series.endswith("#GPU-b")
+    assert "@nvidia-h100-sxm#GPU-b [power limit 700 W" in changes[0].series
     # one board per profile: no board key (the series stays whole)
     single = frames_from_records_loaded([r for r in recs if r.provenance.hardware["state"]["gpus"][0]["uuid"] == "GPU-a"])
     assert "board" not in series_keys(energy_state_key(single.metrics, single.provenance))
@@ -399,3 +399,18 @@ def test_a_windows_maximum_temperature_includes_the_samplers_polls():
     clock.advance(1.0)
     entry = meter.energy_between(b, meter.mark())[0]
     assert entry.hw_state["temperature_c"] == {"start": 60.0, "end": 72.0, "max": 91.0}
+
+
+def test_regress_does_not_call_a_power_limit_change_a_regression():
+    from eitp_bench.analysis.regress import find_changes, testable_series
+
+    recs = []
+    for i in range(24):  # the limit is lowered at run 12: J/token drops, s/step would rise
+        limit = 700.0 if i < 12 else 350.0
+        r = record("baseline", "generate", i, {"joules_per_token": 1.0 if i < 12 else 0.8},
+                   profile="nvidia-h100-sxm", started=i)
+        recs.append(with_state(r, state(limit)))
+    f = frames_from_records_loaded(recs)
+    assert [c for c in find_changes(f.metrics) if c.confirmed]  # pooled, as before: a "change"
+    assert testable_series(f.metrics, provenance=f.provenance) == (2, 2)
+    assert not [c for c in find_changes(f.metrics, provenance=f.provenance) if c.confirmed]

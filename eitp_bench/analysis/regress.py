@@ -78,7 +78,8 @@ class Change:
     @property
     def series(self) -> str:
         board = f"#{self.board}" if self.board else ""
-        return f"{self.suite}/{self.task}/{self.arm}/{self.metric}@{self.hardware_profile_id}{board}"
+        state = f" [{self.energy_state}]" if self.energy_state else ""
+        return f"{self.suite}/{self.task}/{self.arm}/{self.metric}@{self.hardware_profile_id}{board}{state}"
 
 
 def testable_series(metrics_df, *, min_size: int = 3, provenance=None) -> tuple[int, int]:
