@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from eitp_bench.flags import THROTTLE_CODES, Flag, flag  # noqa: F401 (re-exported)
+from eitp_bench.flags import Flag, flag
 
 # A window throttled for more than this share of its time is flagged (10 %: a few % of cap time is
 # normal boost behaviour on a busy GPU; past a tenth, the clocks the figure ran at are not the board's).
