@@ -414,3 +414,25 @@ def test_regress_does_not_call_a_power_limit_change_a_regression():
     assert [c for c in find_changes(f.metrics) if c.confirmed]  # pooled, as before: a "change"
     assert testable_series(f.metrics, provenance=f.provenance) == (2, 2)
     assert not [c for c in find_changes(f.metrics, provenance=f.provenance) if c.confirmed]
+
+
+def test_measure_json_carries_the_window_state_and_the_throttle_flag(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300", EITP_TEST_FAKE_GPU_POWER_THROTTLE="0.3",
+               EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
+               PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    cmd = [sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--",
+           sys.executable, "-c", "import time; time.sleep(0.5)"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    [gpu] = json.loads(proc.stdout)["energy"]
+    assert gpu["hw_state"]["throttle_share"]["power"] == pytest.approx(0.3, abs=0.01)
+    assert gpu["hw_state"]["power_limit_w"] == 700.0
+    assert [f["code"] for f in gpu["flags"] if f["code"].startswith("throttled")] == ["throttled_power"]
