@@ -48,6 +48,11 @@ CODES: dict[str, str] = {
     "layers_mismatch": "the node's meter read less than GPU + CPU package + DRAM together, beyond the meters' "
                        "stated uncertainties: one of the readings is wrong (energy/layers.py)",
     "not_steady": "energy window shorter than the steady-state minimum (5 s and 50 counter updates, energy/steady.py)",
+    # the board's state over the window (energy/gpu_state.py, NVML violation counters)
+    "throttled_power": "the GPU's clocks were held down by its power cap for more than 10 % of the window "
+                       "(gpu_state.THROTTLE_SHARE): energy and speed claims skip the window and name it",
+    "throttled_thermal": "the GPU's clocks were held down by temperature for more than 10 % of the window "
+                         "(gpu_state.THROTTLE_SHARE): energy and speed claims skip the window and name it",
     # run conditions (isolation check at the start of a repetition, in provenance.hardware.isolation)
     "gpu_shared": "another process was running on a measured GPU when the repetition started",
     "cpu_busy": "another process was using over half a CPU core when the repetition started",
@@ -69,6 +74,9 @@ CODES: dict[str, str] = {
 # counted) by the claims judge. Scope notes (die_sum, die_mirror, averaged_power …) do not disqualify.
 FAULT_CODES = frozenset({"stalled", "slow_read", "short_window", "few_updates", "crosscheck_mismatch", "not_steady",
                          "layers_mismatch"})
+
+# The GPU was capped (energy/gpu_state.py): energy and speed claims skip these windows and name them.
+THROTTLE_CODES = frozenset({"throttled_power", "throttled_thermal"})
 
 CODE_PATTERN = r"^[a-z][a-z0-9_]*$"
 

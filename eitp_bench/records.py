@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 
 from eitp_bench.flags import Flag, flag, legacy_flag
 
+# 6: GPU energy entries carry the window's hardware state (hw_state: limit, clocks, throttling, temperature)
 # 5: energy entries carry the cross-check (sampled_joules, crosscheck_tolerance_j)
-SCHEMA_VERSION = 5  # 4: metric value may be null (not finite), metric flags; 3: ranks (world_size, nnodes; rank and host per energy entry); 2: coded flags; 1: string flags
+SCHEMA_VERSION = 6  # 4: metric value may be null (not finite), metric flags; 3: ranks (world_size, nnodes; rank and host per energy entry); 2: coded flags; 1: string flags
 
 Method = Literal["counter", "sampled", "estimated"]
 MEASURED_METHODS = frozenset({"counter", "sampled"})
@@ -112,6 +113,10 @@ class EnergyEntry(_Model):
     # window's edges (energy/crosscheck.py). Merged phases carry the sums and are checked on them.
     sampled_joules: Optional[float] = None
     crosscheck_tolerance_j: Optional[float] = None
+    # GPU entries: the board's state over the window (energy/gpu_state.window_state): power limit, SM and
+    # memory clocks at both edges, temperature start/end/max, clock-event reasons, and the share of the
+    # window spent power- or thermal-capped (NVML violation counters). None where it was not read.
+    hw_state: Optional[dict[str, Any]] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -256,8 +261,13 @@ def _v4_to_v5(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 5}
 
 
+def _v5_to_v6(data: dict[str, Any]) -> dict[str, Any]:
+    """v6: GPU energy entries may carry the window's hardware state; a v5 entry's was not read (None)."""
+    return {**data, "schema_version": 6}
+
+
 UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5,
+    1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6,
 }  # version n -> n + 1
 
 

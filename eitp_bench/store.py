@@ -602,6 +602,9 @@ class Store:
         for column in ("joules", "max_gap_s", "idle_watts", "net_joules", "sampled_joules",
                        "crosscheck_tolerance_j"):  # None → NaN, never object dtype
             df[column] = df[column].astype(float)
+        if "hw_state_json" in df.columns:  # the window's GPU state (a dict, or None where not read)
+            df.insert(df.columns.get_loc("hw_state_json"), "hw_state",
+                      [None if t in (None, "null") else json.loads(t) for t in df.pop("hw_state_json").tolist()])
         return _split_flags(df)
 
     @_reading

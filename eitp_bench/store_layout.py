@@ -124,7 +124,7 @@ class ChildTable:
 
 CHILD_TABLES = {
     t.name: t
-    for t in (ChildTable("metrics", Metric, ("flags",)), ChildTable("energy", EnergyEntry, ("flags",), ("window",)),
+    for t in (ChildTable("metrics", Metric, ("flags",)), ChildTable("energy", EnergyEntry, ("flags", "hw_state"), ("window",)),
               ChildTable("timeline", TimelinePoint))
 }  # fmt: skip
 

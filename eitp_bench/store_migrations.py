@@ -173,9 +173,16 @@ def _v6_crosscheck(conn: Connection) -> None:
     conn.exec_driver_sql("UPDATE runs SET record_schema_version = 5 WHERE record_schema_version < 5")
 
 
+def _v7_hw_state(conn: Connection) -> None:
+    # v7: record schema 6, GPU energy entries carry the window's hardware state (energy/gpu_state.py).
+    # Older runs did not read it: JSON null.
+    conn.exec_driver_sql("ALTER TABLE energy ADD COLUMN hw_state_json TEXT NOT NULL DEFAULT 'null'")
+    conn.exec_driver_sql("UPDATE runs SET record_schema_version = 6 WHERE record_schema_version < 6")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks, _v5_metric_flags_and_order,
-    _v6_crosscheck,
+    _v6_crosscheck, _v7_hw_state,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -14,8 +14,10 @@ What it simulates (the behaviours the meter must cope with):
   over-reports (`counter_scale`), a counter reset (driver reload), a counter that jumps
   (`jump_counter`), a call that stalls (`stall_at`/`stall_s`), errors injected mid-run, a missing
   driver library, MIG mode, Grace Hopper (GPU power scope unsupported, module scope works), an instant
-  power field that averages only part of each period (`power_coverage`, A100/H100: 25 %), and a GPU of
-  another job (`denied`: every call answers NVML_ERROR_NO_PERMISSION).
+  power field that averages only part of each period (`power_coverage`, A100/H100: 25 %), a GPU of
+  another job (`denied`: every call answers NVML_ERROR_NO_PERMISSION), and the board's state: power limit,
+  clocks, temperature, clock-event reasons, violation counters (`power_throttle_share`, `add_violation`),
+  ECC, serial, default application clocks, workload power profile.
 Other faults of the binding (odd return types, non-NVML exceptions): set the method on the instance.
 
 The error classes mirror pynvml's: `NVMLError(code)` returns the subclass for that code.
@@ -23,6 +25,7 @@ The error classes mirror pynvml's: `NVMLError(code)` returns the subclass for th
 
 from __future__ import annotations
 
+import ctypes
 import math
 import threading
 import time
@@ -54,6 +57,11 @@ NVML_CLOCK_GRAPHICS = 0
 NVML_CLOCK_SM = 1
 NVML_CLOCK_MEM = 2
 NVML_TEMPERATURE_GPU = 0
+NVML_PERF_POLICY_POWER = 0
+NVML_PERF_POLICY_THERMAL = 1
+NVML_POWER_PROFILE_MAX_P = 0
+NVML_POWER_PROFILE_MAX_Q = 1
+NVML_POWER_PROFILE_COMPUTE = 2
 
 NVML_DEVICE_ARCH_KEPLER = 2
 NVML_DEVICE_ARCH_MAXWELL = 3
@@ -179,6 +187,16 @@ class FakeGpu:
     power_coverage: float = 1.0
     power_period_s: float = 0.1
     denied: bool = False  # True: every call on this GPU answers NVML_ERROR_NO_PERMISSION (another job's GPU)
+    # The board's state (energy/gpu_state.py). Throttling: the share of clock time the power cap /
+    # temperature held the clocks down, accumulated into NVML's violation counters (ns); `add_violation`
+    # adds an exact amount. `clock_event_reasons`: the bitmask nvmlDeviceGetCurrentClocksEventReasons returns.
+    power_throttle_share: float = 0.0
+    thermal_throttle_share: float = 0.0
+    clock_event_reasons: int = 0
+    default_app_sm_clock_mhz: int = 1755  # nvmlDeviceGetDefaultApplicationsClock: app clocks != this -> locked
+    ecc: Optional[int] = 1  # None: ECC not supported
+    serial: Optional[str] = None  # default 16501234567<index>
+    power_profile: Optional[int] = None  # the enforced workload power profile (bit number); None: not supported
 
 
 @dataclass
@@ -211,6 +229,24 @@ class _ProcessInfo:
     computeInstanceId: int = 0xFFFFFFFF
 
 
+@dataclass
+class _ViolationTime:
+    referenceTime: int  # µs
+    violationTime: int  # ns, cumulative
+
+
+class _Mask255(ctypes.Structure):
+    _fields_ = [("mask", ctypes.c_uint * 8)]
+
+
+class c_nvmlWorkloadPowerProfileCurrentProfiles_v1_t(ctypes.Structure):  # noqa: N801 (pynvml's name)
+    _fields_ = [("version", ctypes.c_uint), ("perfProfilesMask", _Mask255), ("requestedProfilesMask", _Mask255),
+                ("enforcedProfilesMask", _Mask255)]
+
+
+nvmlWorkloadPowerProfileCurrentProfiles_v1 = 0x1000064
+
+
 class _Handle:
     def __init__(self, index: int, mig_uuid: Optional[str] = None):
         self.index = index
@@ -229,6 +265,9 @@ class _GpuState:
         self.offset_mj = float(gpu.counter_start_mj)
         if gpu.uuid is None:
             gpu.uuid = f"GPU-00000000-0000-0000-0000-{index:012d}"
+        if gpu.serial is None:
+            gpu.serial = f"16501234567{index:02d}"
+        self.violation_s = {"power": 0.0, "thermal": 0.0}  # added by hand (FakeNvml.add_violation)
 
     def integrate_to(self, t: float) -> None:
         # 1 ms trapezoid steps on an absolute grid, so results do not depend on how often we are asked.
@@ -274,7 +313,7 @@ class FakeNvml:
         # expose the error classes and constants as module attributes, like pynvml
         g = globals()
         for name, value in g.items():
-            if name.startswith(("NVML", "NVMLError")):
+            if name.startswith(("NVML", "NVMLError", "c_nvml", "nvmlWorkload")):
                 setattr(self, name, value)
 
     # --- test controls ---
@@ -293,6 +332,10 @@ class FakeNvml:
         """A counter that steps by `by_mj` at once (a firmware glitch, a bad read): not energy drawn."""
         with self._lock:
             self._gpus[index].offset_mj += by_mj
+
+    def add_violation(self, index: int, kind: str, seconds: float) -> None:
+        """`seconds` more of power ("power") or thermal ("thermal") capping on this GPU's violation counter."""
+        self._gpus[index].violation_s[kind] += seconds
 
     def exact_joules(self, index: int, t0: float, t1: float, step: float = 1e-4) -> float:
         """The trace's integral over [t0, t1] (fine trapezoid), the truth tests compare against."""
@@ -462,6 +505,41 @@ class FakeNvml:
 
     def nvmlDeviceGetTemperature(self, handle, sensor):
         return self._state(handle, "nvmlDeviceGetTemperature").gpu.temperature_c
+
+    def nvmlDeviceGetViolationStatus(self, handle, perf_policy):
+        st = self._state(handle, "nvmlDeviceGetViolationStatus")
+        kind = {NVML_PERF_POLICY_POWER: "power", NVML_PERF_POLICY_THERMAL: "thermal"}.get(perf_policy)
+        if kind is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        now = self.clock()
+        share = st.gpu.power_throttle_share if kind == "power" else st.gpu.thermal_throttle_share
+        seconds = share * (now - st.t0) + st.violation_s[kind]
+        return _ViolationTime(referenceTime=int(now * 1e6), violationTime=int(round(seconds * 1e9)))
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
+        return self._state(handle, "nvmlDeviceGetCurrentClocksEventReasons").gpu.clock_event_reasons
+
+    def nvmlDeviceGetDefaultApplicationsClock(self, handle, clock_type):
+        g = self._state(handle, "nvmlDeviceGetDefaultApplicationsClock").gpu
+        return g.app_mem_clock_mhz if clock_type == NVML_CLOCK_MEM else g.default_app_sm_clock_mhz
+
+    def nvmlDeviceGetEccMode(self, handle):
+        g = self._state(handle, "nvmlDeviceGetEccMode").gpu
+        if g.ecc is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return [g.ecc, g.ecc]
+
+    def nvmlDeviceGetSerial(self, handle):
+        return self._state(handle, "nvmlDeviceGetSerial").gpu.serial
+
+    def nvmlDeviceWorkloadPowerProfileGetCurrentProfiles(self, handle, current_profiles):
+        """As pynvml: fills the c_nvmlWorkloadPowerProfileCurrentProfiles_v1_t passed by reference."""
+        g = self._state(handle, "nvmlDeviceWorkloadPowerProfileGetCurrentProfiles").gpu
+        if g.power_profile is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        target = getattr(current_profiles, "_obj", current_profiles)  # ctypes.byref(...)
+        target.enforcedProfilesMask.mask[0] = 1 << g.power_profile
+        return NVML_SUCCESS
 
     def nvmlDeviceGetPersistenceMode(self, handle):
         return self._state(handle, "nvmlDeviceGetPersistenceMode").gpu.persistence

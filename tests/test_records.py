@@ -86,7 +86,7 @@ def test_upgrade_chain_converts_v1_flags_and_leaves_its_input_alone():
     before = copy.deepcopy(old)
     new = upgrade_record(old)
     assert old == before
-    assert new["schema_version"] == SCHEMA_VERSION == 5
+    assert new["schema_version"] == SCHEMA_VERSION == 6
     assert new["world_size"] == new["nnodes"] == 1  # v3: every older record was one process, one machine
     assert new["energy"][0]["flags"] == [{"code": c, "message": m} for m, c in V1_MESSAGES.items()]
     assert upgrade_record(new) == new  # current records pass through

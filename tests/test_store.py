@@ -141,10 +141,10 @@ def test_frames_have_the_contract_columns_and_values(store_url):
                        "max_gap_s", "wraps", "flags", "flag_messages", "idle_watts", "net_joules",
                        "run_device"):  # fmt: skip
             assert column in energy.columns
-        assert list(energy.columns[-18:]) == [
+        assert list(energy.columns[-19:]) == [
             "window", "device", "domain", "joules", "method", "meter", "duration_s", "samples", "max_gap_s", "wraps",
             "flags", "flag_messages", "idle_watts", "rank", "host", "sampled_joules", "crosscheck_tolerance_j",
-            "net_joules",
+            "hw_state", "net_joules",
         ]  # fmt: skip
         gpu = energy[(energy.domain == "gpu") & (energy.arm == "baseline")].iloc[0]
         assert gpu.device == "gpu:0" and gpu.run_device == "cuda:0"

@@ -193,6 +193,7 @@ class Verdict:
     isolation: Optional[dict] = None  # energy claims: {arm: repetitions started beside other work}
     n_rounds: int = 0  # distinct rounds the verdict rests on (copies of a round stored twice count once)
     n_batches: int = 0  # batches that stored them (analysis/resultset.evidence)
+    throttled: Optional[list] = None  # energy/speed claims: the throttled windows skipped (analysis/throttle.py)
 
 
 # ---------------------------------------------------------------- judging
@@ -212,7 +213,7 @@ def judge_claims(metrics_df, energy_df, claims, *, settings: Optional[dict[str, 
     """
     claim_list = claims.claims if isinstance(claims, ClaimSet) else list(claims)
     ok = _ok_rows(metrics_df)
-    verdicts = [_judge(c, ok, energy_df, n_resamples=n_resamples, seed=seed, instrument=instrument or {})
+    verdicts = [_judge_unthrottled(c, ok, energy_df, n_resamples=n_resamples, seed=seed, instrument=instrument or {})
                 for c in claim_list]
     for v in verdicts:
         if v.claim.energy and v.claim.kind == "ratio" and conditions:
@@ -942,6 +943,27 @@ def _scope_checks(v: Verdict, rows, energy_df) -> None:
         v.provisional_refute, v.p_refute = False, None  # out of both Holm families
     elif scope["notes"]:
         v.reason = f"{v.reason}; scope: {'; '.join(scope['notes'])}"
+
+
+# ---------------------------------------------------------------- throttled GPUs
+
+
+def _judge_unthrottled(claim: Claim, rows, energy_df, **kw) -> Verdict:
+    """Energy and speed claims skip the runs whose window ran power- or thermal-capped beyond
+    gpu_state.THROTTLE_SHARE of its time, and name those windows (analysis/throttle.py)."""
+    from eitp_bench.analysis.throttle import describe, throttled_windows, touches_speed
+
+    if not (claim.energy or touches_speed(claim.metric)):
+        return _judge(claim, rows, energy_df, **kw)
+    arms = [a for a in (claim.candidate, claim.baseline) if a]
+    hits = throttled_windows(rows, energy_df, claim.task, arms, claim.metric)
+    if not hits:
+        return _judge(claim, rows, energy_df, **kw)
+    v = _judge(claim, rows[~rows["run_id"].isin({h["run_id"] for h in hits})], energy_df, **kw)
+    v.throttled = hits
+    v.reason = (f"{v.reason}; skipped {len({h['run_id'] for h in hits})} run(s) whose GPU was throttled: "
+                f"{describe(hits)}")
+    return v
 
 
 # ---------------------------------------------------------------- instrument and run conditions

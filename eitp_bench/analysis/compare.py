@@ -4,6 +4,11 @@ Only runs with the same suite_config_hash are comparable (same model, data, step
 so there is one table per hash. Cells are medians with a distribution-free 95 % CI;
 the normalised figure is "× reference, higher is better" (inverted for
 lower-is-better metrics), summarised by a geometric-mean row.
+
+Runs whose boards ran in a different energy-moving state (power limit, locked clocks, power profile,
+driver major: analysis/hwstate.py) get tables of their own, each saying NOT COMPARABLE with the other.
+A profile whose runs came from several boards shows the per-board medians and their spread, and its
+interval is widened by the between-board component (analysis/boards.py).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+from eitp_bench.analysis.boards import BoardSpread, board_spread, widened
 from eitp_bench.errors import UserError
 
 # (metric in the store, label, higher is better): the workloads' names first, then older aliases.
@@ -34,6 +40,8 @@ class Cell:
     ci_high: float
     n: int
     normalised: Optional[float] = None  # × reference, > 1 better
+    boards: Optional["BoardSpread"] = None  # several boards: their medians, spread and between-board sd
+    runs_ci: Optional[tuple[float, float]] = None  # the runs-only interval, before the board component
 
 
 @dataclass
@@ -55,15 +63,18 @@ class CompareTable:
     rows: list[Row]
     geomean: dict[str, Optional[float]]
     note: str = ""
+    energy_state: str = ""  # hwstate.state_label shared by the table's runs ('' = none recorded)
 
 
-def compare_hardware(metrics_df, *, reference: Optional[str] = None) -> list[CompareTable]:
-    """One table per suite_config_hash; `reference` defaults to the profile with the most runs."""
+def compare_hardware(metrics_df, *, reference: Optional[str] = None, provenance=None) -> list[CompareTable]:
+    """One table per suite_config_hash × energy state; `reference` defaults to the profile with the most runs.
+    `provenance` (the provenance frame) gives each run's hardware state and board."""
     import pandas as pd
 
+    from eitp_bench.analysis.resultset import energy_state_key
     from eitp_bench.analysis.stats import median_ci
 
-    df = metrics_df
+    df = energy_state_key(metrics_df, provenance)
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     df = df[df["name"].isin([m for m, _, _ in COMPARED])]
@@ -81,7 +92,8 @@ def compare_hardware(metrics_df, *, reference: Optional[str] = None) -> list[Com
     labels = {m: (label, hib) for m, label, hib in COMPARED}
     order = {m: i for i, (m, _, _) in enumerate(COMPARED)}
     tables = []
-    for config_hash, group in df.groupby("suite_config_hash", sort=True):
+    states_per_hash = df.groupby("suite_config_hash")["energy_state"].nunique()
+    for (config_hash, state), group in df.groupby(["suite_config_hash", "energy_state"], sort=True):
         profiles = sorted(group["hardware_profile_id"].unique())
         ref = reference or group.groupby("hardware_profile_id")["run_id"].nunique().idxmax()
         note = "" if ref in profiles else f"reference {ref} has no runs with this config hash: not normalised"
@@ -91,9 +103,15 @@ def compare_hardware(metrics_df, *, reference: Optional[str] = None) -> list[Com
             sel = group[(group["task"] == task) & (group["arm"] == arm) & (group["name"] == name)]
             label, hib = labels[name]
             row = Row(str(task), str(arm), name, label, hib)
-            for profile, values in sel.groupby("hardware_profile_id")["value"]:
-                med, lo, hi = median_ci(values.to_numpy())
-                row.cells[profile] = Cell(med, lo, hi, len(values))
+            for profile, runs in sel.groupby("hardware_profile_id"):
+                med, lo, hi = median_ci(runs["value"].to_numpy())
+                cell = Cell(med, lo, hi, len(runs))
+                by_board = {str(b): v.tolist() for b, v in runs.dropna(subset=["board"]).groupby("board")["value"]}
+                cell.boards = board_spread(by_board)
+                if cell.boards is not None:  # a new board of this SKU may sit anywhere in the boards' spread
+                    cell.runs_ci = (lo, hi)
+                    cell.ci_low, cell.ci_high = widened(med, lo, hi, cell.boards.tau)
+                row.cells[profile] = cell
             ref_cell = row.cells.get(ref)
             for cell in row.cells.values():
                 if ref_cell and ref_cell.median > 0 and cell.median > 0:
@@ -104,8 +122,11 @@ def compare_hardware(metrics_df, *, reference: Optional[str] = None) -> list[Com
         for p in profiles:
             logs = [math.log(r.cells[p].normalised) for r in rows if p in r.cells and r.cells[p].normalised]
             geomean[p] = math.exp(sum(logs) / len(logs)) if logs else None
+        if states_per_hash[config_hash] > 1:
+            note = " ".join(filter(None, [note, f"NOT COMPARABLE with this configuration's runs under another "
+                                          f"hardware state (here: {state or 'none recorded'}): kept in their own table."]))
         tables.append(CompareTable(str(config_hash), sorted(map(str, group["suite"].unique())), profiles,
-                                   ref if ref in profiles else None, rows, geomean, note))
+                                   ref if ref in profiles else None, rows, geomean, note, str(state)))
     return tables
 
 

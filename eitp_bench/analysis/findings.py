@@ -51,6 +51,12 @@ class GroupFindings:
     training_time: list = field(default_factory=list)
     step_times: dict = field(default_factory=dict)
     co2: dict = field(default_factory=dict)  # co2.co2_per_arm: measured joules × grid intensity
+    # the hardware state the group's runs share (analysis/hwstate.py): its label, the NOT COMPARABLE note
+    # when the same configuration also ran under another state, and per arm {state, boards, windows,
+    # throttled_windows, max_temperature_c}
+    hardware_state: str = ""
+    not_pooled: Optional[str] = None
+    arm_hardware: dict = field(default_factory=dict)
 
     @property
     def ablation_columns(self) -> dict[str, str]:
@@ -107,6 +113,9 @@ class Findings:
                     "energy_windows_skipped": g.energy_skipped,
                     "training_time": g.training_time,
                     "co2": {k: v for k, v in g.co2.items()},
+                    "hardware_state": g.hardware_state,
+                    "not_pooled": g.not_pooled,
+                    "arm_hardware": g.arm_hardware,
                 }
                 for g in self.groups
             ],
@@ -135,6 +144,7 @@ def verdict_json(v, scope=None) -> dict:
         "why": v.reason,
         "instrument": getattr(v, "resolution", None),
         "isolation": getattr(v, "isolation", None),
+        "throttled": getattr(v, "throttled", None),  # the throttled windows an energy/speed claim skipped
         **_multiplicity_json(v),
         # the setting the verdict is about; `verdict_here` words it ("REFUTED here — synthetic regime, …")
         "scope": scope.to_json() if scope else None,
@@ -175,10 +185,12 @@ def multiplicity_families(verdicts) -> dict:
 def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups: int = 5) -> Findings:
     """Every finding of a report over these frames (already restricted to the runs wanted)."""
     from eitp_bench.analysis.resultset import ResultSet, measured_only
+    from eitp_bench.analysis.hwstate import profile_per_state
     from eitp_bench.analysis.stats import methods_paragraph
 
     rs = ResultSet(frames)  # the rules (ok runs, comparability key, measured-only) applied once
-    measured = measured_only(rs.energy)
+    energy = profile_per_state(rs.energy)  # never one energy table across power limits (analysis/hwstate.py)
+    measured = measured_only(energy)
     additive = measured[measured["domain"].isin(ADDITIVE_DOMAINS)] if measured is not None and len(measured) else None
     groups, omitted = _verdict_groups(rs, claim_set, n_resamples, max_groups)
     family = max((sum(v.claim.group == "headline" for v in g.verdicts) for g in groups), default=0)
@@ -191,7 +203,7 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
         omitted_groups=omitted,
         distributions=_distributions(groups),
         timelines=_timelines(frames),
-        energy_table=_energy_table(rs.energy),
+        energy_table=_energy_table(energy),
         energy_breakdown=_energy_breakdown(additive),
         pareto=_pareto(additive),
         environment=_environment(frames),
@@ -206,6 +218,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     from eitp_bench.analysis.claims import judge_claims
     from eitp_bench.analysis import training_view
     from eitp_bench.analysis.co2 import co2_per_arm
+    from eitp_bench.analysis.hwstate import arm_states
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge
     from eitp_bench.analysis.scope import group_scope
     from eitp_bench.analysis.selection import apply as apply_selection
@@ -237,6 +250,8 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             curves=training_view.loss_curves(m), arm_energy=arm_energy,
             training_time=training_view.training_time(m), step_times=training_view.step_time_samples(m),
             co2=co2_per_arm(arm_energy, _co2_country(g.config)),
+            hardware_state=g.key.energy_state, not_pooled=g.not_pooled,
+            arm_hardware=arm_states(m, e, rs.frames.provenance),
         ))
     return groups, omitted
 

@@ -1,7 +1,8 @@
 """Nightly regression detection over every stored series.
 
-A series is (suite, task, arm, metric, hardware profile) ordered by start time, one
-point per ok run. Candidate change points come from PELT (stats.change_points); each
+A series is (suite, task, arm, metric, hardware profile, energy state) ordered by start time, one
+point per ok run; where a profile's runs came from several boards, each board is a series of its own
+(analysis/hwstate.py: a power-limit change or a board swap is not a regression of the code). Candidate change points come from PELT (stats.change_points); each
 is confirmed by a two-sided Mann–Whitney test of the N points before against the N
 after, a minimum relative effect, and Benjamini–Hochberg across all candidates.
 The metric's direction turns a confirmed change into a regression or an improvement.
@@ -16,6 +17,24 @@ from eitp_bench import names
 from eitp_bench.errors import UserError
 
 SERIES_KEYS = ["suite", "task", "arm", "name", "hardware_profile_id"]
+
+
+def series_keys(df) -> list[str]:
+    """SERIES_KEYS + energy_state, + board where any hardware profile's runs came from several boards."""
+    keys = [*SERIES_KEYS, "energy_state"]
+    if "board" in df.columns and len(df) and (df.dropna(subset=["board"]).groupby("hardware_profile_id")["board"]
+                                              .nunique() > 1).any():
+        keys.append("board")
+    return keys
+
+
+def _keyed(metrics_df, provenance):
+    from eitp_bench.analysis.resultset import energy_state_key
+
+    df = metrics_df
+    if len(df) and "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    return energy_state_key(df, provenance)
 
 def metric_direction(name: str) -> Optional[str]:
     """Which way is better: the metric's declaration in eitp_bench.names (or its naming convention)."""
@@ -53,25 +72,27 @@ class Change:
     q_value: float = 1.0
     kind: str = "change"  # regression, improvement or change (unknown direction)
     confirmed: bool = False
+    energy_state: str = ""  # the series' hardware state (hwstate.state_label)
+    board: Optional[str] = None  # the board, where the fleet has several per profile
 
     @property
     def series(self) -> str:
-        return f"{self.suite}/{self.task}/{self.arm}/{self.metric}@{self.hardware_profile_id}"
+        board = f"#{self.board}" if self.board else ""
+        state = f" [{self.energy_state}]" if self.energy_state else ""
+        return f"{self.suite}/{self.task}/{self.arm}/{self.metric}@{self.hardware_profile_id}{board}{state}"
 
 
-def testable_series(metrics_df, *, min_size: int = 3) -> tuple[int, int]:
+def testable_series(metrics_df, *, min_size: int = 3, provenance=None) -> tuple[int, int]:
     """(series with enough points for a change point, all series): regress says how many it could test."""
-    df = metrics_df
-    if len(df) == 0:
+    if len(metrics_df) == 0:
         return 0, 0
-    if "status" in df.columns:
-        df = df[df["status"] == "ok"]
-    sizes = df.groupby(SERIES_KEYS, sort=False, dropna=False).size()
+    df = _keyed(metrics_df, provenance)
+    sizes = df.groupby(series_keys(df), sort=False, dropna=False).size()
     return int((sizes >= 2 * min_size).sum()), len(sizes)
 
 
 def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha: float = 0.05,
-                 min_size: int = 3) -> list[Change]:
+                 min_size: int = 3, provenance=None) -> list[Change]:
     """Every candidate change point, with q-values; `confirmed` marks the ones that pass all three tests."""
     import numpy as np
     from scipy.stats import mannwhitneyu
@@ -80,12 +101,14 @@ def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha:
 
     if window < 2:
         raise UserError(f"--window {window} is too small", fix="use at least 2 points per side (8 is typical)")
-    df = metrics_df
-    if "status" in df.columns:
-        df = df[df["status"] == "ok"]
+    df = _keyed(metrics_df, provenance)
+    if len(df) == 0:
+        return []
     df = df.sort_values("started_at", kind="stable")
+    keys = series_keys(df)
     candidates: list[Change] = []
-    for key, series in df.groupby(SERIES_KEYS, sort=True, dropna=False):
+    for key, series in df.groupby(keys, sort=True, dropna=False):
+        named = dict(zip(keys, (_plain(v) for v in key)))
         values = series["value"].to_numpy(dtype=float)
         if len(values) < 2 * min_size:
             continue
@@ -96,9 +119,11 @@ def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha:
                 continue
             p = float(mannwhitneyu(before, after, alternative="two-sided").pvalue)
             row = series.iloc[k]
-            candidates.append(Change(*[_plain(v) for v in key], index=int(k), run_id=str(row["run_id"]),
+            candidates.append(Change(named["suite"], named["task"], named["arm"], named["name"],
+                                     named["hardware_profile_id"], index=int(k), run_id=str(row["run_id"]),
                                      started_at=str(row["started_at"]), before=b, after=a,
-                                     relative=a / b - 1, p_value=p))
+                                     relative=a / b - 1, p_value=p, energy_state=named["energy_state"] or "",
+                                     board=named.get("board")))
     if not candidates:
         return []
     q = benjamini_hochberg([c.p_value for c in candidates])

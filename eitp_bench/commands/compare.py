@@ -26,7 +26,7 @@ def compare(
     frames = load_frames(store)
     if len(frames.runs) == 0:
         raise UserError(f"no runs in {frames.source}: nothing to compare", fix="run a suite first")
-    tables = compare_hardware(frames.metrics, reference=reference)
+    tables = compare_hardware(frames.metrics, reference=reference, provenance=frames.provenance)
     print_tables(tables)
     if html_out:
         try:

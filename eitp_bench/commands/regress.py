@@ -20,13 +20,13 @@ def regress(
 
     rel = parse_threshold(threshold)
     frames = load_frames(store)
-    tested, total = testable_series(frames.metrics)
+    tested, total = testable_series(frames.metrics, provenance=frames.provenance)
     if tested == 0:  # said aloud: a green nightly job must not hide that nothing was checked
         print(f"nothing testable: none of {total} series has the {2 * 3} or more ok runs a change point needs "
               "(run the suite more nights)")
         return 0
     print(f"tested {tested} of {total} series (the others have fewer than 6 ok runs)")
-    changes = find_changes(frames.metrics, window=window, threshold=rel)
+    changes = find_changes(frames.metrics, window=window, threshold=rel, provenance=frames.provenance)
     found = confirmed(changes)
     regressions = [c for c in found if c.kind == "regression"]
     for label, group in (("regressions", regressions), ("improvements", [c for c in found if c.kind != "regression"])):

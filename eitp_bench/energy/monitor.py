@@ -111,6 +111,8 @@ def merge_windows(results: list, window: str) -> list[EnergyEntry]:
     sums (energy/crosscheck.py): a phase is judged as one figure, not by its worst segment.
     """
     from eitp_bench.energy import crosscheck
+    from eitp_bench.energy.gpu_state import merge_states, throttle_flags
+    from eitp_bench.flags import THROTTLE_CODES
 
     merged: dict[tuple, EnergyEntry] = {}
     parts: dict[tuple, int] = {}
@@ -131,6 +133,11 @@ def merge_windows(results: list, window: str) -> list[EnergyEntry]:
             m.max_gap_s = max(gaps) if gaps else None
             m.wraps += e.wraps
             m.flags.extend(f for f in e.flags if f not in m.flags)
+            if m.hw_state is not None or e.hw_state is not None:  # throttled time adds up over the phase
+                m.hw_state = merge_states([m.hw_state, e.hw_state])
+    for key, m in merged.items():  # a phase is throttled by its summed capped time, not by one segment
+        if parts[key] > 1 and m.hw_state is not None:
+            m.flags = [f for f in m.flags if f.code not in THROTTLE_CODES] + throttle_flags(m.hw_state)
     return [crosscheck.recheck(m, parts[key]) if parts[key] > 1 else m for key, m in merged.items()]
 
 

@@ -55,7 +55,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
-from eitp_bench.energy import crosscheck
+from eitp_bench.energy import crosscheck, gpu_state
 from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample, Sensor
 from eitp_bench.errors import UserError
 from eitp_bench.flags import Flag, flag
@@ -64,6 +64,7 @@ from eitp_bench.records import EnergyEntry
 FI_DEV_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT
 ARCH_AMPERE = 7  # NVML_DEVICE_ARCH_AMPERE: GetPowerUsage becomes a 1-s mean
 SLOW_READ_S = 1.0  # a read (or a mark's wait for one) longer than this is stuck: flagged, values dropped
+TEMPERATURE_POLL_S = 1.0  # the sampler reads each GPU's temperature this often, for a window's maximum
 DEFAULT_POWER_LIMIT_W = 2000.0  # when NVML gives no power limit: above any board sold (B200 1000 W)
 JUMP_FACTOR = 2.0  # boards exceed their limit in short transients, never by 2x over a counter update
 JUMP_SLACK_S = 0.1  # the counter's update period at most: a step may hold one update's energy
@@ -308,6 +309,7 @@ class GpuMark:
     late_t: Optional[float] = None
     late_counter_mj: Optional[int] = None
     late_w: Optional[float] = None
+    state: Optional[dict] = None  # the board's state at this edge (energy/gpu_state.read_edge)
 
 
 @dataclass(frozen=True)
@@ -349,18 +351,21 @@ class _GpuState:
         self.slow: deque[tuple[float, float, str]] = deque(maxlen=1000)  # (start, seconds, call)
         self.late: Optional[tuple[float, Optional[int], Optional[float]]] = None  # the last slow read
         self.timeline: deque[tuple[float, float]] = deque(maxlen=timeline_capacity)
+        self.temperatures: deque[tuple[float, float]] = deque(maxlen=timeline_capacity)  # (t, °C), polled
+        self.temperature_t: Optional[float] = None
 
     @property
     def update_period_s(self) -> Optional[float]:
         return self.qualified_period_s or self.calibrated_period_s or inferred_period(list(self.changes))
 
-    def snapshot(self, error: Optional[str], now: Optional[float] = None, slow: bool = False) -> GpuMark:
+    def snapshot(self, error: Optional[str], now: Optional[float] = None, slow: bool = False,
+                 state: Optional[dict] = None) -> GpuMark:
         stale_s, stale_w, late = 0.0, None, (None, None, None)
         if slow and error is None and now is not None and self.good_t is not None:
             stale_s, stale_w = max(0.0, now - self.good_t), self.last_w
             late = self.late or late
         return GpuMark(self.counter_mj, self.sampled_j, self.samples, self.resets, self.errors, error,
-                       self.jumps, stale_s, stale_w, *late)
+                       self.jumps, stale_s, stale_w, *late, state=state)
 
 
 class NvmlMeter(Meter):
@@ -379,6 +384,7 @@ class NvmlMeter(Meter):
         torch_uuids: Optional[list[str]] = None,
         calibrate_s: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        read_state: bool = True,
     ):
         """`interval=None` or 0: no sampler thread (samples only at marks and `sample_now()`).
         `calibrate_s`: at start, read the counters fast for up to this long to resolve their update
@@ -386,6 +392,7 @@ class NvmlMeter(Meter):
         self._nvml = nvml if nvml is not None else load_pynvml()
         self.interval = interval
         self.calibrate_s = calibrate_s
+        self.read_state = read_state  # the board's state at each mark (limit, clocks, throttling: gpu_state.py)
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
@@ -571,6 +578,16 @@ class NvmlMeter(Meter):
             now = self._clock()
             for st in self._gpus:
                 self._read(st, now)
+                self._poll_temperature(st, now)
+
+    def _poll_temperature(self, st: _GpuState, now: float) -> None:
+        """A window's maximum temperature: one read per TEMPERATURE_POLL_S from the sampler (lock held)."""
+        if st.temperature_t is not None and now - st.temperature_t < TEMPERATURE_POLL_S:
+            return
+        st.temperature_t = now
+        t = gpu_state.read_edge_temperature(self._nvml, st.gpu.handle)
+        if t is not None:
+            st.temperatures.append((now, t))
 
     def mark(self) -> NvmlMark:
         # The edge is now, before waiting for the lock (a stuck sampler call) or for any read.
@@ -579,8 +596,19 @@ class NvmlMeter(Meter):
             gpus = []
             for st in self._gpus:
                 error, slow = self._read(st, now)
-                gpus.append(st.snapshot(error, now, slow))
+                # the board's state after the energy read, so that read stays as close to the edge as it was
+                state = gpu_state.read_edge(self._nvml, st.gpu.handle) if self.read_state and not st.denied else None
+                gpus.append(st.snapshot(error, now, slow, state))
             return NvmlMark(now, tuple(gpus))
+
+    def static_state(self) -> list[dict[str, Any]]:
+        """Per GPU, what is set once per run (board identity, ECC, persistence, MIG, locked clocks, power
+        profile) plus its state now: for the run's provenance. Never raises."""
+        with self._lock:
+            return [{"device": st.device, **gpu_state.read_static(self._nvml, st.gpu.handle),
+                     **{k: v for k, v in gpu_state.read_edge(self._nvml, st.gpu.handle).items()
+                        if k in ("power_limit_w", "sm_clock_mhz", "mem_clock_mhz", "temperature_c")}}
+                    for st in self._gpus]
 
     # --- sampler thread ---
 
@@ -705,10 +733,12 @@ class NvmlMeter(Meter):
         duration = t1 - t0
         samples = e.samples - b.samples + 1 if st.power_source != "none" else 0
         gap, gap_note = self._max_gap(st, t0, t1)
+        state = gpu_state.window_state(b.state, e.state, t1 - mark_t0, self._window_temperatures(st, mark_t0, t1))
         out = EnergyEntry(meter=self.name, device=st.device, domain="gpu", joules=None,
                           method="counter" if st.has_counter else "sampled", duration_s=duration,
-                          samples=max(samples, 0), max_gap_s=gap)
+                          samples=max(samples, 0), max_gap_s=gap, hw_state=state)
         flags = out.flags
+        flags.extend(gpu_state.throttle_flags(state))
         if gap_note:
             flags.append(gap_note)
         if st.mig:
@@ -793,6 +823,17 @@ class NvmlMeter(Meter):
         if st.edge_s is not None:
             return st.edge_s
         return max(st.update_period_s or 0.0, self.interval or 0.0) or JUMP_SLACK_S
+
+    @staticmethod
+    def _window_temperatures(st: _GpuState, t0: float, t1: float) -> tuple[float, ...]:
+        """Polled temperatures with t0 <= t <= t1; scans from the newest end, where windows usually are."""
+        out = []
+        for t, c in reversed(st.temperatures):
+            if t < t0:
+                break
+            if t <= t1:
+                out.append(c)
+        return tuple(out)
 
     @staticmethod
     def _window_samples(st: _GpuState, t0: float, t1: float) -> list[tuple[float, float]]:

@@ -66,6 +66,16 @@ def _open_cuda_context(device: str) -> bool:
     return True
 
 
+def _run_state(nvml) -> dict:
+    """The hardware state runs are kept apart by (hardware/state.py); never raises."""
+    from eitp_bench.hardware.state import run_state
+
+    try:
+        return run_state(nvml)
+    except Exception:
+        return {}
+
+
 def _temperatures(nvml) -> dict:
     try:
         return nvml.temperatures() if nvml is not None else {}
@@ -195,6 +205,7 @@ def run_repetition(spec: RepetitionSpec, suite: Suite, as_rank: bool = False) ->
         hw["isolation"] = _jsonable(_isolation(nvml, ranks.sibling_pids() if ranks else None,
                                                runner_pid=spec.runner_pid, device=device))
         hw["cooldown_before_s"] = spec.cooldown_before_s
+        hw["state"] = _jsonable(_run_state(nvml))  # power limit, locked clocks, boards, CPU governor …
         if spec.qualification is not None:
             hw["qualification"] = spec.qualification
         if suite.meters.idle_s > 0:

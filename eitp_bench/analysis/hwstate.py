@@ -1,0 +1,155 @@
+"""The hardware state that moves energy, read from provenance: what keeps runs apart, and which board.
+
+Runs whose boards ran under a different enforced power limit, with clocks locked or not, under another
+workload power profile or another driver major version draw different joules for the same work: they
+are never pooled (resultset.py keys groups on `energy_state`; compare and regress split on it). Each
+run's boards are identified by GPU UUID (serial where NVML gives one): compare reports the spread
+between boards of one hardware profile, regress keys a series by board where a fleet has several.
+
+The state comes from `provenance.hardware["state"]` (runner/worker.py: hardware/state.run_state).
+Runs without it (older records, CPU-only runs) have the empty state: comparable with each other only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+# field -> how it reads in a NOT COMPARABLE note
+ENERGY_FIELDS = {
+    "power_limit_w": "power limit",
+    "clocks_locked": "locked clocks",
+    "power_profile": "power profile",
+    "driver_major": "driver major version",
+}
+
+
+def energy_state(state: Any) -> dict[str, Any]:
+    """The energy-moving fields of one run's `hardware.state` (per GPU lists where there are several)."""
+    if not isinstance(state, dict):
+        return {}
+    gpus = [g for g in state.get("gpus") or [] if isinstance(g, dict)]
+    out: dict[str, Any] = {}
+    if gpus:
+        for field in ("power_limit_w", "clocks_locked", "power_profile"):
+            values = [g.get(field) for g in gpus]
+            out[field] = values[0] if len(set(map(json.dumps, values))) == 1 else values
+    driver = state.get("driver_version")
+    if driver:
+        out["driver_major"] = str(driver).split(".")[0]
+    return out
+
+
+def state_label(state: dict[str, Any]) -> str:
+    """'power limit 700 W · locked clocks no · driver major version 550' (empty state: '')."""
+    parts = []
+    for field, words in ENERGY_FIELDS.items():
+        if field not in state or state[field] is None:
+            continue
+        v = state[field]
+        if field == "power_limit_w":
+            v = "/".join(f"{x:g} W" if isinstance(x, (int, float)) else "?" for x in (v if isinstance(v, list) else [v]))
+        elif field == "clocks_locked":
+            v = {True: "yes", False: "no"}.get(v, str(v))
+        parts.append(f"{words} {v}")
+    return " · ".join(parts)
+
+
+def boards(state: Any) -> Optional[str]:
+    """The run's boards: GPU UUIDs (or serials), '+'-joined; None without GPU state."""
+    if not isinstance(state, dict):
+        return None
+    ids = [g.get("uuid") or g.get("serial") for g in state.get("gpus") or [] if isinstance(g, dict)]
+    ids = [str(i) for i in ids if i]
+    return "+".join(ids) if ids else None
+
+
+def run_states(provenance) -> dict[str, tuple[dict, Optional[str]]]:
+    """run_id → (energy state, board) from a provenance frame (`hardware.state` column)."""
+    if provenance is None or len(provenance) == 0 or "hardware.state" not in provenance.columns:
+        return {}
+    return {str(r): (energy_state(s), boards(s)) for r, s in zip(provenance["run_id"], provenance["hardware.state"])}
+
+
+def with_state(df, provenance):
+    """`df` plus `energy_state` (a label; '' where none was recorded) and `board` (None) per run_id."""
+    if df is None or len(df) == 0:
+        return df
+    states = run_states(provenance)
+    labels = {r: state_label(s) for r, (s, _) in states.items()}
+    board_of = {r: b for r, (_, b) in states.items() if b}
+    run_ids = df["run_id"].astype(str)
+    return df.assign(energy_state=run_ids.map(labels).fillna("").astype(str), board=run_ids.map(board_of))
+
+
+def not_comparable_note(label: str, others: list[str], parsed: dict[str, dict]) -> Optional[str]:
+    """'NOT COMPARABLE with runs at …: power limit differs (700 W vs 350 W)' for a group whose
+    configuration and profile also ran under other states; None when it is the only one."""
+    if not others:
+        return None
+    notes = []
+    for other in others:
+        fields = [ENERGY_FIELDS[f] + f" ({_value(parsed[label], f)} vs {_value(parsed[other], f)})"
+                  for f in ENERGY_FIELDS if parsed[label].get(f) != parsed[other].get(f)]
+        notes.append(f"{other or 'no recorded state'}: {', '.join(fields)} differ")
+    return "NOT COMPARABLE with this configuration's other runs, kept apart: " + "; ".join(notes)
+
+
+def _value(state: dict, field: str) -> str:
+    text = state_label({field: state.get(field)})
+    return text[len(ENERGY_FIELDS[field]) + 1:] if text else "unknown"
+
+
+def cpu_label(state: Any) -> str:
+    """'governor performance · boost off · SMT on' from a run's `hardware.state.cpu` ('' when unread)."""
+    cpu = state.get("cpu") if isinstance(state, dict) else None
+    if not isinstance(cpu, dict):
+        return ""
+    parts = []
+    if cpu.get("governors"):
+        parts.append("governor " + "/".join(cpu["governors"]))
+    if cpu.get("boost") is not None:
+        parts.append("boost " + ("on" if cpu["boost"] else "off"))
+    if cpu.get("smt"):
+        parts.append(f"SMT {cpu['smt']}")
+    return " · ".join(parts)
+
+
+def arm_states(metrics, energy, provenance) -> dict[str, dict]:
+    """Per arm: the recorded state of its runs (power limit, clocks locked, boards), the hottest window,
+    and how many GPU windows ran throttled: the report's per-arm hardware row."""
+    from eitp_bench.flags import THROTTLE_CODES
+
+    if metrics is None or len(metrics) == 0:
+        return {}
+    states = run_states(provenance)
+    cpus = ({str(r): cpu_label(s) for r, s in zip(provenance["run_id"], provenance["hardware.state"])}
+            if provenance is not None and len(provenance) and "hardware.state" in provenance.columns else {})
+    out: dict[str, dict] = {}
+    for arm, runs in metrics.groupby("arm", sort=True)["run_id"]:
+        ids = set(map(str, runs))
+        labels = sorted({state_label(states[r][0]) for r in ids if r in states} - {""})
+        board_ids = sorted({states[r][1] for r in ids if r in states and states[r][1]})
+        row = {"state": labels, "boards": len(board_ids), "cpu": sorted({cpus[r] for r in ids if r in cpus} - {""}),
+               "throttled_windows": 0, "windows": 0, "max_temperature_c": None}
+        if energy is not None and len(energy) and "hw_state" in energy.columns:
+            e = energy[energy["run_id"].astype(str).isin(ids) & energy["hw_state"].notna()]
+            row["windows"] = int(len(e))
+            row["throttled_windows"] = int(e["flags"].map(lambda c: bool(set(c) & THROTTLE_CODES)).sum())
+            temps = [s.get("temperature_c", {}).get("max") for s in e["hw_state"] if isinstance(s, dict)]
+            temps = [t for t in temps if t is not None]
+            row["max_temperature_c"] = max(temps) if temps else None
+        out[str(arm)] = row
+    return out
+
+
+def profile_per_state(df):
+    """Energy tables and frontiers key on the hardware profile: where one profile ran under several
+    energy states, each state becomes its own 'profile (state)', so no table pools them."""
+    if df is None or len(df) == 0 or "energy_state" not in df.columns:
+        return df
+    several = df.groupby("hardware_profile_id")["energy_state"].transform("nunique") > 1
+    if not several.any():
+        return df
+    label = df["hardware_profile_id"] + " (" + df["energy_state"].replace("", "no state recorded") + ")"
+    return df.assign(hardware_profile_id=df["hardware_profile_id"].where(~several, label))
