@@ -38,6 +38,8 @@ class GroupFindings:
     isolation: dict = field(default_factory=dict)
     # measured energy windows with a FAULT code (skipped by the judge), per code: {code: windows}
     energy_skipped: dict = field(default_factory=dict)
+    # the suite's own proof (analysis/self_check.py): {"aa": {...}, "planted": {...}} for the control arms run
+    self_check: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class Findings:
                     "batches_warning": g.batches_warning,
                     "isolation": g.isolation,
                     "energy_windows_skipped": g.energy_skipped,
+                    "self_check": g.self_check,
                 }
                 for g in self.groups
             ],
@@ -176,6 +179,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     judged across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge
+    from eitp_bench.analysis.self_check import demote_on_aa_failure, self_checks
 
     instrument, conditions = lags_for_judge(rs.frames.provenance), isolation_codes(rs.frames.provenance)
     all_groups = rs.groups()
@@ -189,12 +193,14 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         not_run = [c.id for c in claim_set.claims if c not in claims]
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
+        checks = self_checks(m, e, claim_set, n_resamples=n_resamples, instrument=instrument)
+        demote_on_aa_failure(verdicts, checks.get("aa"))  # a machine that tells A from A decides nothing
         groups.append(GroupFindings(
             g.suite, g.key.config_hash, g.key.hardware_profile_id, experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
             claims_not_run=not_run, tables=task_tables(m), metrics=m, batches_warning=_batches(m),
-            isolation=isolation_counts(m, conditions), energy_skipped=_energy_skipped(e),
+            isolation=isolation_counts(m, conditions), energy_skipped=_energy_skipped(e), self_check=checks,
         ))
     return groups, omitted
 

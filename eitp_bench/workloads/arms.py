@@ -5,6 +5,9 @@
 - Ablation arms: the paper's task loss plus ONE of its three terms (thermo, chaos, coherence),
   as in the paper's ablation table.
 - Compression arms: a transformation of a trained arm's model (they train as that arm).
+- Control arms (the suite's self-checks, `self_check:`): the baseline under a second name (A/A) and the
+  baseline plus a planted, measured amount of extra compute (workloads/planted.py). Both train exactly
+  as the baseline (same objective, settings and seed); analysis/self_check.py judges them.
 """
 
 from __future__ import annotations
@@ -22,9 +25,17 @@ ABLATION_TERMS = {
 }
 
 
+# The suite's self-checks: arm → the arm it copies exactly (objective, settings, seed, tasks).
+BASELINE_ARM = "baseline"
+AA_ARM = "baseline-aa"  # the baseline under a second name: two identical arms must come out identical
+PLANTED_ARM = "baseline-planted"  # the baseline plus a known, measured extra cost: it must be seen
+CONTROL_ARMS = {AA_ARM: BASELINE_ARM, PLANTED_ARM: BASELINE_ARM}
+
+
 def objective_arm(arm: str) -> str:
-    """The objective an arm trains with (a compression arm trains as its base arm)."""
-    return COMPRESSION_ARMS.get(arm, arm)
+    """The objective an arm trains with (a compression arm trains as its base arm, a control arm as the
+    baseline)."""
+    return CONTROL_ARMS.get(arm) or COMPRESSION_ARMS.get(arm, arm)
 
 
 def tasks_for_arm(arm: str, tasks: list[str]) -> list[str]:
