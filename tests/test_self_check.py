@@ -190,6 +190,11 @@ def test_the_switches_add_the_control_arms_and_need_the_baseline():
     assert Suite.model_validate(on.model_dump()).arms == on.arms  # a stored suite.json reads back the same
     for name in ("standard", "full"):
         assert {AA_ARM, PLANTED_ARM} <= set(load_suite(name).arms)
+    from eitp_bench.runner.plan import plan
+
+    tasks = {spec.arm: spec.tasks for spec in plan(on, "hp")}
+    assert tasks[AA_ARM] == tasks["baseline"]  # the baseline under a second name: every task
+    assert tasks[PLANTED_ARM] == ["train", "generate"]  # what the planted check reads, nothing more
     with pytest.raises(SuiteInvalid, match="add baseline to arms"):
         load_suite("smoke", overrides=["arms=[eitp-paper]", "self_check.aa=true"])
     with pytest.raises(SuiteInvalid, match="trains exactly as baseline"):

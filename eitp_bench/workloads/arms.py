@@ -30,6 +30,8 @@ BASELINE_ARM = "baseline"
 AA_ARM = "baseline-aa"  # the baseline under a second name: two identical arms must come out identical
 PLANTED_ARM = "baseline-planted"  # the baseline plus a known, measured extra cost: it must be seen
 CONTROL_ARMS = {AA_ARM: BASELINE_ARM, PLANTED_ARM: BASELINE_ARM}
+# The planted effect is read on training time and generation speed only: its other tasks would be cost alone.
+PLANTED_TASKS = ("train", "generate")
 
 
 def objective_arm(arm: str) -> str:
@@ -39,6 +41,7 @@ def objective_arm(arm: str) -> str:
 
 
 def tasks_for_arm(arm: str, tasks: list[str]) -> list[str]:
-    """The suite's tasks this arm runs, in TASK_ORDER (compression arms: generate and compress)."""
-    allowed = COMPRESSION_TASKS if arm in COMPRESSION_ARMS else TASK_ORDER
+    """The suite's tasks this arm runs, in TASK_ORDER (compression arms: generate and compress; the
+    planted-effect arm: train and generate)."""
+    allowed = COMPRESSION_TASKS if arm in COMPRESSION_ARMS else PLANTED_TASKS if arm == PLANTED_ARM else TASK_ORDER
     return [t for t in TASK_ORDER if t in tasks and t in allowed]
