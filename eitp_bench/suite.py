@@ -559,5 +559,10 @@ def suite_config_hash(suite: Suite) -> str:
     launcher = config.pop("launcher")
     if suite.launcher.world_size > 1:  # a single process hashes as before the launcher existed
         config["launcher"] = {k: v for k, v in launcher.items() if k not in LAUNCHER_PLACEMENT_FIELDS}
+    # self_check's switches show in `arms` (a switch and a listed arm are the same experiment); a suite
+    # without the planted arm hashes as before self_check existed
+    self_check = config.pop("self_check")
+    if CONTROL_ARMS[1] in suite.arms:
+        config["self_check"] = {"planted_fraction": self_check["planted_fraction"]}
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

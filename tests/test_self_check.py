@@ -240,3 +240,16 @@ def test_the_report_shows_the_self_checks_on_its_first_screen():
     first_screen = html[:html.index('id="verdicts"')]
     assert "A/A check FAILED: 1 of" in first_screen and "tokens_per_s (generate)" in first_screen
     assert "Planted effect not run" in first_screen
+
+
+def test_the_configuration_hash_sees_the_arms_and_the_planted_size_not_the_switches():
+    from eitp_bench.suite import load_suite, suite_config_hash
+
+    plain = load_suite("smoke")
+    switched = load_suite("smoke", overrides=["self_check.aa=true"])
+    listed = load_suite("smoke", overrides=[f"arms=[{', '.join(plain.arms)}, {AA_ARM}]"])
+    assert suite_config_hash(switched) == suite_config_hash(listed) != suite_config_hash(plain)
+    assert suite_config_hash(load_suite("smoke", overrides=["self_check.planted_fraction=0.5"])) == suite_config_hash(plain)
+    planted = ["self_check.planted=true", "self_check.planted_fraction=0.5"]
+    assert suite_config_hash(load_suite("smoke", overrides=planted)) != suite_config_hash(
+        load_suite("smoke", overrides=planted[:1]))
