@@ -221,7 +221,9 @@ def test_a_smoke_run_with_the_control_arms_passes_its_aa_check_and_sees_its_plan
     report = subprocess.run([sys.executable, "-m", "eitp_bench.cli", "report", "--store", str(store), "--json"],
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
-    checks = json.loads(report.stdout)["groups"][0]["self_check"]
+    doc = json.loads(report.stdout)
+    checks = doc["groups"][0]["self_check"]
+    assert doc["self_check"] == checks  # the first screen's: the most recent group's
     assert checks["aa"]["status"] == "passed", checks["aa"]
     assert checks["aa"]["checked"] >= 3  # val_ppl, val_accuracy, tokens_per_s … (energy: no sensor here)
     planted = checks["planted"]

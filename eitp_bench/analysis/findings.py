@@ -90,6 +90,8 @@ class Findings:
                 for g in self.groups
             ],
             "omitted_groups": self.omitted_groups,
+            # the first screen's self-checks: the most recent group's (every group carries its own)
+            "self_check": self.groups[0].self_check if self.groups else {},
             "metrics_not_finite": self.warnings.get("not_finite", []),  # NaN/inf values left out of every figure
             "statistics": self.statement,
         }
