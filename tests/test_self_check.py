@@ -121,9 +121,15 @@ def test_a_planted_cost_that_the_timings_overstate_is_not_within_its_interval():
             if m.name in ("planted_train_share", "planted_generate_share"):
                 m.value = 0.4
     planted = _group(recs)["self_check"]["planted"]
-    assert planted["status"] == "missed"
+    assert planted["status"] == "detected, size off"
+    assert planted["text"].startswith("Planted effect detected, but not at its planted size: train_s planted +66.7 %")
     assert {r["result"] for r in planted["rows"] if r["result"] != "not checked"} == {
         "detected, but its interval misses the planted ratio"}
+
+
+def test_a_planted_effect_lost_in_noise_is_missed():
+    planted = _group(_planted_records(6, share=0.02, cv=0.2))["self_check"]["planted"]
+    assert planted["status"] == "missed" and planted["text"].startswith("Planted effect MISSED")
 
 
 def test_no_control_arm_no_self_check():

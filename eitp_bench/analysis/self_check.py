@@ -17,7 +17,9 @@ every run: workloads/planted.py): the ratio each planted run's own record implie
 train_s / (train_s − planted seconds), generation speed (busy − planted) / busy — is set against the
 ratio the judge detects. The effect is *detected* when the interval excludes 1 on the planted side,
 and *within its interval* when that interval covers the planted ratio (the median over the planted
-runs). Training energy is checked for its sign only: the planted products' own power is not metered
+runs). Status: detected (every metric detected within its interval), "detected, size off" (every
+metric detected, an interval misses its planted ratio: about 1 healthy run in 10 over two 95 %
+intervals), missed (a metric not detected, or with the wrong sign), not checked. Training energy is checked for its sign only: the planted products' own power is not metered
 apart, so their share of the joules is not known.
 """
 
@@ -204,8 +206,14 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
                       "detected, but its interval misses the planted ratio" if detected else "missed")
         rows.append({**row, "result": result, "why": v.reason})
     checked = [r for r in rows if r["result"] != "not checked"]
-    good = [r for r in checked if r["result"].startswith("detected") and r["covered"] is not False]
-    status = "not checked" if not checked else ("detected" if len(good) == len(checked) else "missed")
+    if not checked:
+        status = "not checked"
+    elif not all(r["detected"] for r in checked):
+        status = "missed"  # not seen, or seen with the wrong sign: this run lacks the power (or is biased)
+    elif all(r["covered"] is not False for r in checked):
+        status = "detected"
+    else:  # seen, but a 95 % interval misses its planted ratio: about 1 healthy run in 10 over two metrics
+        status = "detected, size off"
     return {"arm": PLANTED_ARM, "baseline": BASELINE_ARM, "status": status, "rows": rows, "rule": PLANTED_RULE,
             "text": _planted_text(status, rows)}
 
@@ -225,5 +233,6 @@ def _planted_text(status: str, rows: list[dict]) -> str:
         parts.append(f"{r['metric']} {planted}, detected {_pct(r['effect'])}{interval}: {r['result']}")
     if not parts:
         return "Planted effect: not checked (" + "; ".join(f"{r['metric']}: {r['why'][:80]}" for r in rows) + ")"
-    head = {"detected": "Planted effect detected", "missed": "Planted effect MISSED"}[status]
+    head = {"detected": "Planted effect detected", "missed": "Planted effect MISSED",
+            "detected, size off": "Planted effect detected, but not at its planted size"}[status]
     return f"{head}: " + "; ".join(parts)
