@@ -261,3 +261,24 @@ def test_the_configuration_hash_sees_the_arms_and_the_planted_size_not_the_switc
     planted = ["self_check.planted=true", "self_check.planted_fraction=0.5"]
     assert suite_config_hash(load_suite("smoke", overrides=planted)) != suite_config_hash(
         load_suite("smoke", overrides=planted[:1]))
+
+
+def test_report_json_from_a_store_whose_aa_arm_differs(tmp_path, capsys):
+    from eitp_bench.cli import main
+    from eitp_bench.store import Store
+
+    recs = eitp_records(n_reps=10, speedup=6.0)
+    recs += _copy_arm(recs, AA_ARM, scale={"val_ppl": 1.02}, noise=0.01)
+    store = Store.open(tmp_path / "s.sqlite")
+    store.add_many(recs)
+    capsys.readouterr()
+    assert main(["report", "--store", str(tmp_path / "s.sqlite"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    aa = doc["self_check"]["aa"]
+    assert aa["status"] == "failed" and aa["differs"] == ["val_ppl"]
+    decided = [v for v in doc["groups"][0]["verdicts"] if v["verdict"] in (VERIFIED, "REFUTED")]
+    assert decided == []
+    speedup = next(v for v in doc["groups"][0]["verdicts"] if v["claim"] == "inference-speedup")
+    assert speedup["verdict"] == INCONCLUSIVE
+    assert speedup["why"].startswith("this machine's A/A check failed: val_ppl (lm), effect ratio 1.0")
+    assert "the statistics would say VERIFIED" in speedup["why"]
