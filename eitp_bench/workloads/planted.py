@@ -39,6 +39,7 @@ class PlantedWork:
     device: Any = None
     calls: list = field(default_factory=list)  # (time.monotonic() at the call, seconds or a CUDA event pair)
     _weight: Any = None
+    _blocks: dict = field(default_factory=dict)  # (rows, device) → (in, out) buffers
     _handle: Any = None
 
     @classmethod
@@ -70,18 +71,27 @@ class PlantedWork:
             begin.record()
         else:
             t0 = time.perf_counter()
-        with torch.no_grad():
-            if self._weight is None or self._weight.device != torch.device(device):
-                # fixed values (no random draw): 1/d keeps a row's magnitude from growing or vanishing
-                self._weight = torch.full((self.width, self.width), 1.0 / self.width, device=device)
-            x = torch.ones(rows, self.width, device=device)
+        a, b, weight = self._buffers(rows, device)
+        with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=False):
             for _ in range(self.train_repeats if training else self.eval_repeats):
-                x = x @ self._weight
+                torch.mm(a, weight, out=b)  # into a kept buffer: no allocation, no new Python object
+                a, b = b, a
         if cuda:
             end.record()
             self.calls.append((t_call, (begin, end)))
         else:
             self.calls.append((t_call, time.perf_counter() - t0))
+
+    def _buffers(self, rows: int, device) -> tuple:
+        """(rows × d) in and out blocks and the (d × d) matrix, made once per shape and device: fixed
+        values, no random draw (1/d keeps a row of ones at ones: nothing grows, vanishes or denormalises)."""
+        key = (rows, str(device))
+        if key not in self._blocks:
+            if self._weight is None or self._weight.device != torch.device(device):
+                self._weight = torch.full((self.width, self.width), 1.0 / self.width, device=device)
+            self._blocks[key] = (torch.ones(rows, self.width, device=device),
+                                 torch.empty(rows, self.width, device=device))
+        return (*self._blocks[key], self._weight)
 
     def seconds_within(self, windows) -> float:
         """Seconds of planted work in calls that started inside any of `windows` (WindowResults with
