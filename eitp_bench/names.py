@@ -23,6 +23,10 @@ GENERATE_PREFIX = "generate@"
 
 # EIT-P's own serving setting: sampling at batch 1. Its metrics also carry the plain names.
 HEADLINE_GENERATE = ("sample", 1)
+# The planted-effect arm's record of its planted cost (workloads/planted.py): `<name>_s` seconds of
+# planted work inside the windows and `<name>_share` of the time the task's speed figure is made of.
+PLANTED_TRAIN = "planted_train"  # training steps (train_s, step times)
+PLANTED_GENERATE = "planted_generate"  # the headline generation setting (tokens_per_s)
 
 
 def generate_tag(mode: str, batch_size: int) -> str:
@@ -138,6 +142,11 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("model_bytes", "B", "lower_is_better", "bytes of the serialized model"),
         MetricSpec("accuracy_drop", "1", "lower_is_better", "relative accuracy lost by compression"),
         MetricSpec("lr", "1", None, "the learning rate the run trained at"),
+        MetricSpec(f"{PLANTED_TRAIN}_s", "s", None, "planted-effect arm: seconds of planted work in the training steps"),
+        MetricSpec(f"{PLANTED_TRAIN}_share", "1", None, "planted-effect arm: planted share of the training steps' time"),
+        MetricSpec(f"{PLANTED_GENERATE}_s", "s", None, "planted-effect arm: seconds of planted work in the timed "
+                   "generate() calls of the headline setting"),
+        MetricSpec(f"{PLANTED_GENERATE}_share", "1", None, "planted-effect arm: planted share of those calls' time"),
         MetricSpec("ranks_parameters_identical", "bool", None,
                    "multi-rank: 1 if every rank held bit-identical parameters after training (DDP in step)"),
     )

@@ -23,7 +23,9 @@ from eitp_bench.suite_rules import MAX_SEED, OPTIMIZER_SETTINGS  # noqa: F401  (
 
 # The paper's ablation arms train with the task loss plus ONE of its three terms.
 ABLATION_ARMS = ("eitp-paper-thermo", "eitp-paper-chaos", "eitp-paper-coherence")
-ARMS = ("baseline", "eitp-paper", "eitp-coded", "eitp-compressed", "baseline-int8", *ABLATION_ARMS)
+# The self-check arms (workloads/arms.CONTROL_ARMS): added to `arms` by the `self_check` switches.
+CONTROL_ARMS = ("baseline-aa", "baseline-planted")
+ARMS = ("baseline", "eitp-paper", "eitp-coded", "eitp-compressed", "baseline-int8", *ABLATION_ARMS, *CONTROL_ARMS)
 TASKS = ("train", "lm", "retrieval", "generate", "compress", "theory", "derivation")
 SIZES = ("tiny", "small", "medium")
 CLAIMS = ("inference_speedup", "training_energy", "model_size", "perplexity", "long_range", "theorem3")
@@ -203,6 +205,17 @@ class CompressConfig(_Section):
     eval_blocks: int = Field(64, ge=1, le=1_000_000, description="validation blocks scored before and after (on CPU)")
 
 
+class SelfCheckConfig(_Section):
+    """The suite's own proof (docs/self-checks.md): an A/A control arm and a planted-effect arm, each
+    run in the suite's rounds like any arm. A switch adds its arm to `arms` (listing it there does too)."""
+
+    aa: bool = Field(False, description="add baseline-aa: the baseline under a second name")
+    planted: bool = Field(False, description="add baseline-planted: the baseline plus planted extra compute")
+    # Extra matrix products per forward pass, sized to this share of the pass's (training: the step's)
+    # arithmetic. What it costs in time is measured in every run, never assumed from this figure.
+    planted_fraction: float = Field(0.1, gt=0, le=10)
+
+
 class TheoryConfig(_Section):
     """Physical floors (theory and derivation tasks)."""
 
@@ -284,6 +297,7 @@ class Suite(_Section):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
     theory: TheoryConfig = Field(default_factory=TheoryConfig)
+    self_check: SelfCheckConfig = Field(default_factory=SelfCheckConfig)
     objectives: dict[str, dict[str, Any]] = Field(default_factory=dict)  # arm → loss coefficient overrides
     # Per-arm training settings are refused (an unfair experiment) unless a user forces them; then
     # every verdict over those arms is marked NOT COMPARABLE.
@@ -301,6 +315,9 @@ class Suite(_Section):
 
     @model_validator(mode="after")
     def _consistent(self):
+        for on, arm in ((self.self_check.aa, CONTROL_ARMS[0]), (self.self_check.planted, CONTROL_ARMS[1])):
+            if on and arm not in self.arms:  # the switch adds the arm once; a suite.json already lists it
+                self.arms.append(arm)
         found = suite_rules.problems(self, arms=ARMS, claims=CLAIMS) + self._arm_settings_problems()
         if found:
             raise RulesBroken(found)
@@ -588,5 +605,10 @@ def suite_config_hash(suite: Suite) -> str:
     launcher = config.pop("launcher")
     if suite.launcher.world_size > 1:  # a single process hashes as before the launcher existed
         config["launcher"] = {k: v for k, v in launcher.items() if k not in LAUNCHER_PLACEMENT_FIELDS}
+    # self_check's switches show in `arms` (a switch and a listed arm are the same experiment); a suite
+    # without the planted arm hashes as before self_check existed
+    self_check = config.pop("self_check")
+    if CONTROL_ARMS[1] in suite.arms:
+        config["self_check"] = {"planted_fraction": self_check["planted_fraction"]}
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

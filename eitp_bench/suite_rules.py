@@ -29,7 +29,7 @@ def problems(suite: Any, *, arms: tuple, claims: tuple) -> list[Problem]:
     arms, claims: the known names (suite.ARMS, suite.CLAIMS; passed in: suite.py imports this module).
     """
     found: list[Problem] = []
-    for rule in (_lists, _seeds, _markov, _splits, _generate, _retrieval, _theory, _launcher):
+    for rule in (_lists, _seeds, _markov, _splits, _generate, _retrieval, _theory, _launcher, _control_arms):
         found += rule(suite)
     return _arm_maps(suite, arms, claims) + found
 
@@ -58,6 +58,25 @@ def _lists(s) -> list[Problem]:
         twice = _duplicates(list(values))
         if twice:
             out.append(Problem(field, f"each entry once; {twice} appear(s) more than once", list(values)))
+    return out
+
+
+def _control_arms(s) -> list[Problem]:
+    """The self-check arms copy the baseline exactly (workloads/arms.CONTROL_ARMS): the baseline must run
+    beside them, and they may have no loss coefficients or training settings of their own."""
+    from eitp_bench.workloads.arms import CONTROL_ARMS  # light: no torch
+
+    out = []
+    for arm, base in CONTROL_ARMS.items():
+        if arm not in s.arms:
+            continue
+        if base not in s.arms:
+            out.append(Problem("arms", f"{arm} is a copy of {base} and is judged against it: add {base} to arms "
+                               "(or turn the self_check switch off)", list(s.arms)))
+        for field in ("objectives", "arm_settings"):
+            if arm in getattr(s, field):
+                out.append(Problem(f"{field}.{arm}", f"{arm} trains exactly as {base}: remove its own {field} "
+                                   f"(set them for {base})", getattr(s, field)[arm]))
     return out
 
 

@@ -225,6 +225,15 @@ def judge_claims(metrics_df, energy_df, claims, *, settings: Optional[dict[str, 
     return [_mark_not_comparable(v, settings) if settings else v for v in verdicts]
 
 
+def judge_one(claim: Claim, metrics_df, energy_df, *, n_resamples: int = 10_000, seed: int = 0,
+              instrument: Optional[dict[str, dict]] = None) -> Verdict:
+    """One comparison judged alone by the same rules (pairing, censoring, counts, measured-only energy,
+    instrument bound) with no Holm family and no settings check: analysis/self_check.py's A/A and
+    planted comparisons, which read its effect, interval and two-sided p."""
+    return _judge(claim, _ok_rows(metrics_df), energy_df, n_resamples=n_resamples, seed=seed,
+                  instrument=instrument or {})
+
+
 def _holm_family(family: list[Verdict], alpha: float) -> None:
     """Holm across the claims of one paper's family in one report, in both directions: a clearing
     interval becomes VERIFIED only if its one-sided p against the claimed value, adjusted, is below

@@ -57,6 +57,8 @@ class GroupFindings:
     hardware_state: str = ""
     not_pooled: Optional[str] = None
     arm_hardware: dict = field(default_factory=dict)
+    # the suite's own proof (analysis/self_check.py): {"aa": {...}, "planted": {...}} for the control arms run
+    self_check: dict = field(default_factory=dict)
 
     @property
     def ablation_columns(self) -> dict[str, str]:
@@ -116,10 +118,13 @@ class Findings:
                     "hardware_state": g.hardware_state,
                     "not_pooled": g.not_pooled,
                     "arm_hardware": g.arm_hardware,
+                    "self_check": g.self_check,
                 }
                 for g in self.groups
             ],
             "omitted_groups": self.omitted_groups,
+            # the first screen's self-checks: the most recent group's (every group carries its own)
+            "self_check": self.groups[0].self_check if self.groups else {},
             "metrics_not_finite": self.warnings.get("not_finite", []),  # NaN/inf values left out of every figure
             "statistics": self.statement,
         }
@@ -222,6 +227,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge
     from eitp_bench.analysis.scope import group_scope
     from eitp_bench.analysis.selection import apply as apply_selection
+    from eitp_bench.analysis.self_check import demote_on_aa_failure, self_checks
 
     instrument, conditions = lags_for_judge(rs.frames.provenance), isolation_codes(rs.frames.provenance)
     all_groups = rs.groups()
@@ -239,6 +245,8 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
         verdicts = [_annotate(v, g.metrics, experiment, changed) for v in verdicts]
+        checks = self_checks(m, e, claim_set, n_resamples=n_resamples, instrument=instrument)
+        demote_on_aa_failure(verdicts, checks.get("aa"))  # a machine that tells A from A decides nothing
         groups.append(GroupFindings(
             g.suite, g.key.config_hash, g.key.hardware_profile_id, experiment,
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
@@ -252,6 +260,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             co2=co2_per_arm(arm_energy, _co2_country(g.config)),
             hardware_state=g.key.energy_state, not_pooled=g.not_pooled,
             arm_hardware=arm_states(m, e, rs.frames.provenance),
+            self_check=checks,
         ))
     return groups, omitted
 

@@ -5,6 +5,9 @@
 - Ablation arms: the paper's task loss plus ONE of its three terms (thermo, chaos, coherence),
   as in the paper's ablation table.
 - Compression arms: a transformation of a trained arm's model (they train as that arm).
+- Control arms (the suite's self-checks, `self_check:`): the baseline under a second name (A/A) and the
+  baseline plus a planted, measured amount of extra compute (workloads/planted.py). Both train exactly
+  as the baseline (same objective, settings and seed); analysis/self_check.py judges them.
 """
 
 from __future__ import annotations
@@ -22,12 +25,23 @@ ABLATION_TERMS = {
 }
 
 
+# The suite's self-checks: arm → the arm it copies exactly (objective, settings, seed, tasks).
+BASELINE_ARM = "baseline"
+AA_ARM = "baseline-aa"  # the baseline under a second name: two identical arms must come out identical
+PLANTED_ARM = "baseline-planted"  # the baseline plus a known, measured extra cost: it must be seen
+CONTROL_ARMS = {AA_ARM: BASELINE_ARM, PLANTED_ARM: BASELINE_ARM}
+# The planted effect is read on training time and generation speed only: its other tasks would be cost alone.
+PLANTED_TASKS = ("train", "generate")
+
+
 def objective_arm(arm: str) -> str:
-    """The objective an arm trains with (a compression arm trains as its base arm)."""
-    return COMPRESSION_ARMS.get(arm, arm)
+    """The objective an arm trains with (a compression arm trains as its base arm, a control arm as the
+    baseline)."""
+    return CONTROL_ARMS.get(arm) or COMPRESSION_ARMS.get(arm, arm)
 
 
 def tasks_for_arm(arm: str, tasks: list[str]) -> list[str]:
-    """The suite's tasks this arm runs, in TASK_ORDER (compression arms: generate and compress)."""
-    allowed = COMPRESSION_TASKS if arm in COMPRESSION_ARMS else TASK_ORDER
+    """The suite's tasks this arm runs, in TASK_ORDER (compression arms: generate and compress; the
+    planted-effect arm: train and generate)."""
+    allowed = COMPRESSION_TASKS if arm in COMPRESSION_ARMS else PLANTED_TASKS if arm == PLANTED_ARM else TASK_ORDER
     return [t for t in TASK_ORDER if t in tasks and t in allowed]

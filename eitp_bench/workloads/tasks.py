@@ -27,7 +27,7 @@ from eitp_bench import names
 from eitp_bench.flags import flag
 from eitp_bench.records import EnergyEntry, Metric
 from eitp_bench.suite import Suite
-from eitp_bench.workloads.arms import COMPRESSION_ARMS, objective_arm
+from eitp_bench.workloads.arms import COMPRESSION_ARMS, PLANTED_ARM, objective_arm
 from eitp_bench.workloads.data import LMData, RetrievalTask, as_tensors, build_lm_data
 from eitp_bench.workloads.train import OptimSettings, TrainResult, evaluate_lm, lm_quality, train
 
@@ -186,6 +186,7 @@ class TaskContext:
             data, t = self.lm_data(), self.train_config
             settings = self.optim_settings()  # before the model: tuning builds models of its own
             model = self.build_model(data.vocab_size)
+            self._plant(model)
             objective = self.objective()
             gen = data.train_batches(t.batch_size, seed=self.seed)  # global batches of t.batch_size
             trained = model
@@ -220,6 +221,24 @@ class TaskContext:
                 self.cache["rank_checks"] = [Metric(name="ranks_parameters_identical", value=float(same), unit="bool")]
             self.cache["trained_lm"] = (model, result)
         return self.cache["trained_lm"]
+
+    def _plant(self, model) -> None:
+        """The planted-effect arm: the baseline's model with measured extra work per forward pass."""
+        if self.arm == PLANTED_ARM:
+            from eitp_bench.workloads.planted import PlantedWork
+
+            self.cache["planted"] = PlantedWork.attach(model, self.suite.self_check.planted_fraction)
+
+    def planted_metrics(self, windows, busy_s: float, name: str, window: Optional[str] = None) -> list[Metric]:
+        """`<name>_s` (planted seconds inside `windows`) and `<name>_share` (of `busy_s`, the time the
+        arm's figure is made of): the planted arm's own record of its planted cost. Others: none."""
+        work = self.cache.get("planted")
+        if work is None:
+            return []
+        planted_s = work.seconds_within(windows)
+        return [Metric(name=f"{name}_s", value=planted_s, unit="s", window=window),
+                Metric(name=f"{name}_share", value=planted_s / busy_s if busy_s > 0 else float("nan"), unit="1",
+                       window=window)]
 
     def compressed_model(self):
         """The compression arm's artefact (a CPU module), built once per repetition from trained_lm().
@@ -266,8 +285,10 @@ def train_task(ctx: TaskContext) -> list[Metric]:
 
     # E_min sits beside train_joules in the same record: Theorem 3 is judged per run.
     tuning = ctx.tuned_lr()[1] if ctx.train_config.lr_policy == "tuned" else []
+    planted = ctx.planted_metrics(result.windows, sum(result.step_times), names.PLANTED_TRAIN, names.TRAIN_WINDOW)
     return (result.metrics() + tuning + [Metric(name="parameters", value=count_parameters(model), unit="1")]
-            + e_min_metrics(model, ctx) + ctx.cache.get("rank_checks", []) + ctx.cache.get("target_checks", []))
+            + e_min_metrics(model, ctx) + ctx.cache.get("rank_checks", []) + ctx.cache.get("target_checks", [])
+            + planted)
 
 
 def _perplexity_metrics(loss: float, acc: float, data: LMData, suffix: str = "") -> list[Metric]:
@@ -414,6 +435,9 @@ def generate_task(ctx: TaskContext) -> list[Metric]:
             if ctx.ranks is not None:  # every rank's tokens over the slowest rank's time
                 res = ctx.ranks.combine_generation(res)
             out += res.metrics(headline=(mode, bs) == names.HEADLINE_GENERATE)
+            if (mode, bs) == names.HEADLINE_GENERATE:  # the setting the claims read, under its plain name
+                busy = res.busy_s if res.busy_s is not None else sum(res.latencies)
+                out += ctx.planted_metrics([res.window], busy, names.PLANTED_GENERATE, res.window_name)
             ctx.energy.extend(res.energy_entries())
     out.append(Metric(name="new_tokens", value=g.new_tokens, unit="tokens"))
     if ctx.arm in COMPRESSION_ARMS:
