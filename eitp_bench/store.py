@@ -568,10 +568,12 @@ class Store:
 
         with self._tx() as conn:
             # Straight through the driver's cursor: SQLAlchemy's Row objects cost ~4x on 100 000 rows.
-            sql = str(stmt.compile(dialect=conn.dialect))
+            # render_postcompile: an IN over a list of run ids becomes one placeholder per id
+            compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            params = [compiled.params[k] for k in compiled.positiontup] if compiled.positional else compiled.params
             cursor = conn.connection.driver_connection.cursor()
             try:
-                cursor.execute(sql)
+                cursor.execute(str(compiled), params) if params else cursor.execute(str(compiled))
                 columns = [d[0] for d in cursor.description]
                 return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
             finally:
@@ -608,8 +610,22 @@ class Store:
         return _split_flags(df)
 
     @_reading
-    def timeline_frame(self):
-        return self._with_runs(["run_id", "arm", "task"], "timeline")
+    def timeline_frame(self, run_ids: Optional[list[str]] = None):
+        """Every timeline point (run_id, arm, task + the point), or only those of `run_ids` (a few runs:
+        one SQL parameter each)."""
+        return self._with_runs(["run_id", "arm", "task"], "timeline", run_ids=run_ids)
+
+    @_reading
+    def timeline_runs(self):
+        """One row per (device, run) with timeline points, in store order within a device: what picks the
+        runs a power plot shows without reading their points (a timeline is the store's largest table)."""
+        from sqlalchemy import select
+
+        t = TABLES["timeline"]
+        pairs = select(t.c.device, t.c.run_id).distinct().subquery()
+        return self._frame(select(pairs.c.device, pairs.c.run_id)
+                           .join_from(pairs, RUNS, pairs.c.run_id == RUNS.c.run_id)
+                           .order_by(pairs.c.device, RUNS.c.seq))
 
     @_reading
     def provenance_frame(self):
@@ -637,19 +653,26 @@ class Store:
             rows = conn.execute(select(RUNS.c.suite_config_hash, RUNS.c.config_json).where(RUNS.c.seq.in_(first))).all()
         return {h: json.loads(c) for h, c in rows}
 
-    def _runs(self, columns: list[str]):
+    def _runs(self, columns: list[str], run_ids: Optional[list[str]] = None):
         from sqlalchemy import select
 
-        return self._frame(select(RUNS.c.seq.label("_row"), *(RUNS.c[c] for c in columns)).order_by(RUNS.c.seq))
+        stmt = select(RUNS.c.seq.label("_row"), *(RUNS.c[c] for c in columns)).order_by(RUNS.c.seq)
+        if run_ids is not None:
+            stmt = stmt.where(RUNS.c.run_id.in_(run_ids))
+        return self._frame(stmt)
 
-    def _with_runs(self, run_columns: list[str], name: str, rename: Optional[dict] = None):
+    def _with_runs(self, run_columns: list[str], name: str, rename: Optional[dict] = None,
+                   run_ids: Optional[list[str]] = None):
         from sqlalchemy import select
 
         table, t = CHILD_TABLES[name], TABLES[name]
         rename = rename or {}
         columns = [t.c[c].label(rename[c]) if c in rename else t.c[c] for c in table.columns]
-        runs = self._runs(run_columns)
-        child = self._frame(select(t.c.run_id, t.c.idx, *columns))
+        runs = self._runs(run_columns, run_ids)
+        stmt = select(t.c.run_id, t.c.idx, *columns)
+        if run_ids is not None:
+            stmt = stmt.where(t.c.run_id.in_(run_ids))
+        child = self._frame(stmt)
         df = runs.merge(child, on="run_id", how="inner").sort_values(["_row", "idx"], kind="stable")
         return df.drop(columns=["_row", "idx"]).reset_index(drop=True)
 

@@ -163,6 +163,9 @@ TABLES = {
 }  # fmt: skip
 Index("metrics_by_name", TABLES["metrics"].c.name)
 Index("energy_by_domain", TABLES["energy"].c.device, TABLES["energy"].c.domain)
+# Which runs have a timeline on which device, read from the index alone (analysis/frames.StoredTimeline):
+# a report plots a few runs' power and must not scan every stored point to find them.
+Index("timeline_by_run_device", TABLES["timeline"].c.run_id, TABLES["timeline"].c.device)
 
 
 def run_row(record: RunRecord, stored_at: str) -> dict:

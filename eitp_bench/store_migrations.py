@@ -180,9 +180,15 @@ def _v7_hw_state(conn: Connection) -> None:
     conn.exec_driver_sql("UPDATE runs SET record_schema_version = 6 WHERE record_schema_version < 6")
 
 
+def _v8_timeline_index(conn: Connection) -> None:
+    # v8: an index for the report's power plots, which read which runs have a timeline on which device
+    # (store.timeline_runs) without scanning every point. No record change: the record schema stays 6.
+    conn.exec_driver_sql("CREATE INDEX timeline_by_run_device ON timeline(run_id, device)")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks, _v5_metric_flags_and_order,
-    _v6_crosscheck, _v7_hw_state,
+    _v6_crosscheck, _v7_hw_state, _v8_timeline_index,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -248,6 +248,7 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
         conn.execute("ALTER TABLE energy DROP COLUMN sampled_joules")  # (v6)
         conn.execute("ALTER TABLE energy DROP COLUMN crosscheck_tolerance_j")
         conn.execute("ALTER TABLE energy DROP COLUMN hw_state_json")  # (v7)
+        conn.execute("DROP INDEX timeline_by_run_device")  # (v8)
         conn.execute("UPDATE runs SET record_schema_version = 3")
         conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     with Store.open(pg_url) as store:
@@ -258,6 +259,9 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
         rows = conn.execute("SELECT table_name, column_name, is_nullable FROM information_schema.columns "
                             "WHERE table_schema = 'public'").fetchall()
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        indexes = {(t, i) for t, i in conn.execute("SELECT tablename, indexname FROM pg_indexes "
+                                                   "WHERE schemaname = 'public' AND indexname NOT LIKE '%pkey'")}
     layout = {(t, c): n == "YES" for t, c, n in rows}
     expected = {(t.name, c.name): c.nullable for t in METADATA.sorted_tables for c in t.columns}
     assert layout == expected and version == str(len(__import__("eitp_bench.store").store.MIGRATIONS))
+    assert indexes == {(t.name, i.name) for t in METADATA.sorted_tables for i in t.indexes}

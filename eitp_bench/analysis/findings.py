@@ -360,7 +360,9 @@ def _distributions(groups: list[GroupFindings]) -> list[dict]:
 
 
 def _timelines(frames: Frames, max_runs: int = 6) -> list[dict]:
-    tl = frames.timeline
+    from eitp_bench.analysis.frames import plotted_timeline
+
+    tl = plotted_timeline(frames, max_runs)  # from a store: only the points of the runs plotted are read
     if tl is None or len(tl) == 0:
         return []
     out = []

@@ -13,12 +13,54 @@ from typing import Any, Optional
 from eitp_bench.errors import UserError
 
 
+@dataclass(frozen=True)
+class StoredTimeline:
+    """A store's power timelines, not read yet: the largest table by far, and a report plots a few runs of
+    it. `plotted` reads the points of those runs only, `points` all of them (the evidence bundle)."""
+
+    store: Any
+    run_ids: Optional[frozenset] = None  # None: every run's; else only these runs'
+
+    def only(self, run_ids: set) -> "StoredTimeline":
+        kept = frozenset(run_ids) if self.run_ids is None else self.run_ids & frozenset(run_ids)
+        return StoredTimeline(self.store, kept)
+
+    def points(self):
+        df = self.store.timeline_frame()
+        return df if self.run_ids is None else df[df["run_id"].isin(self.run_ids)]
+
+    def plotted(self, max_runs: int):
+        """The points of the first `max_runs` runs (in store order) with a timeline on each device."""
+        pairs = self.store.timeline_runs()
+        if self.run_ids is not None:
+            pairs = pairs[pairs["run_id"].isin(self.run_ids)]
+        first = pairs.groupby("device", sort=False).head(max_runs)
+        if len(first) == 0:
+            return self.store.timeline_frame(run_ids=[]).iloc[0:0]
+        df = self.store.timeline_frame(run_ids=sorted(set(first["run_id"])))
+        # a run picked for one device may have points on another device, where it is not among the first
+        picked = set(zip(first["device"], first["run_id"]))
+        return df[[pair in picked for pair in zip(df["device"], df["run_id"])]]
+
+
+def timeline_points(frames: "Frames"):
+    """Every timeline point of the frames' runs, as a frame (read from the store when still unread)."""
+    tl = frames.timeline
+    return tl.points() if isinstance(tl, StoredTimeline) else tl
+
+
+def plotted_timeline(frames: "Frames", max_runs: int):
+    """The timeline points of the first `max_runs` runs per device: all a power plot shows."""
+    tl = frames.timeline
+    return tl.plotted(max_runs) if isinstance(tl, StoredTimeline) else tl
+
+
 @dataclass
 class Frames:
     runs: Any
     metrics: Any
     energy: Any
-    timeline: Any
+    timeline: Any  # a frame, or a StoredTimeline (unread): read it with timeline_points / plotted_timeline
     provenance: Any = None  # one row per run: run_id + provenance fields, when the store provides it
     source: str = "frames"
     configs: dict = None  # suite_config_hash → the stored suite config (None: unknown)
@@ -57,8 +99,9 @@ def load_frames(store_or_frames=None) -> Frames:
         # read-only: never created (a typo is not a new store), never written, works on a read-only file
         store = Store.open(str(store) if store is not None else None, read_only=True)
     provenance = store.provenance_frame() if hasattr(store, "provenance_frame") else None
+    timeline = StoredTimeline(store) if hasattr(store, "timeline_runs") else store.timeline_frame()
     return _finite_metrics(Frames(
-        store.runs_frame(), store.metrics_frame(), store.energy_frame(), store.timeline_frame(),
+        store.runs_frame(), store.metrics_frame(), store.energy_frame(), timeline,
         provenance=provenance, source=str(getattr(store, "path", store_or_frames or "default store")),
         configs=store.configs() if hasattr(store, "configs") else None))
 
@@ -79,6 +122,8 @@ def only_runs(frames: Frames, run_ids: set) -> Frames:
     """The frames restricted to these runs."""
 
     def keep(df):
+        if isinstance(df, StoredTimeline):
+            return df.only(run_ids)
         return df if df is None or len(df) == 0 else df[df["run_id"].isin(run_ids)]
 
     return Frames(keep(frames.runs), keep(frames.metrics), keep(frames.energy), keep(frames.timeline),

@@ -131,7 +131,9 @@ def read_tar(path: str | Path, *, max_bytes: int = 4 << 30) -> dict[str, bytes]:
 
 
 def timelines_csv(frames) -> str:
-    return frames.timeline.to_csv(index=False)
+    from eitp_bench.analysis.frames import timeline_points
+
+    return timeline_points(frames).to_csv(index=False)
 
 
 def records_of(store: Optional[str], run_ids: set[str]) -> list:

@@ -1,0 +1,116 @@
+"""Timelines are read from the store only where shown, and what is shown is what a full read showed.
+
+A report's power plots show the first 6 runs with a timeline on each device; `load_frames` leaves the
+timeline table unread (a `StoredTimeline`) and `plotted_timeline` reads only those runs' points. The
+plots, the evidence bundle's timelines.csv and the HTML report must be exactly what reading every point
+gave (the frame `Store.timeline_frame()` returns), on every suite and run restriction, on both backends.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from eitp_bench.analysis.findings import _timelines
+from eitp_bench.analysis.frames import StoredTimeline, for_suite, load_frames, only_runs, plotted_timeline
+from eitp_bench.records import TimelinePoint
+from eitp_bench.report.build import build_report
+from eitp_bench.report.bundle import timelines_csv
+from eitp_bench.store import Store
+from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
+from synthetic_store import eitp_records
+
+POINTS = 50  # per run and device in synthetic_store.record
+
+
+def _records():
+    """Two suites of nightly records; the generate runs carry a cpu:0 timeline, and every other one also
+    a gpu:0 timeline (a run with points on one device only, another with points on both)."""
+    recs = []
+    for night in range(8):
+        for suite in ("a", "b"):
+            for r in eitp_records(n_reps=2, seed=night, suite=suite, failed=0, started0=1000 * night):
+                recs.append(r.model_copy(update={"suite_config_hash": f"cfg-{suite}"}))
+    with_timeline = [r for r in recs if r.timeline]
+    for k, r in enumerate(with_timeline):
+        if k % 2:
+            r.timeline.extend(TimelinePoint(window=p.window, device="gpu:0", domain="board", t=p.t, watts=2 * p.watts)
+                              for p in list(r.timeline))
+    return recs, with_timeline
+
+
+@pytest.fixture
+def stored(store_url):
+    recs, with_timeline = _records()
+    with Store.open(store_url) as store:
+        store.add_many(recs)
+    return store_url, with_timeline
+
+
+def _eager(frames, store):
+    """The same frames with every timeline point read (what load_frames did before)."""
+    from dataclasses import replace
+
+    full = store.timeline_frame()
+    return replace(frames, timeline=full)
+
+
+def _same_plots(got: list[dict], want: list[dict]) -> None:
+    assert [p["title"] for p in got] == [p["title"] for p in want]
+    for g, w in zip(got, want):
+        assert list(g["series"]) == list(w["series"])
+        for label in w["series"]:
+            assert all(np.array_equal(a, b) for a, b in zip(g["series"][label], w["series"][label]))
+
+
+def test_plots_and_bundle_are_those_of_a_full_read(stored):
+    url, with_timeline = stored
+    store = Store.open(url, read_only=True)
+    lazy = load_frames(store)
+    assert isinstance(lazy.timeline, StoredTimeline)  # nothing read yet
+    eager = _eager(lazy, store)
+    assert len(eager.timeline) == sum(len(r.timeline) for r in with_timeline)
+    some = {r.run_id for r in with_timeline[3:17]}
+    for restrict in (lambda f: f, lambda f: for_suite(f, "a"), lambda f: for_suite(f, "b"),
+                     lambda f: only_runs(f, some), lambda f: only_runs(for_suite(f, "b"), some)):
+        got, want = restrict(lazy), restrict(eager)
+        plots = _timelines(got)
+        assert plots  # the fixture has timelines on both devices in every restriction
+        _same_plots(plots, _timelines(want))
+        assert timelines_csv(got) == timelines_csv(want)
+
+
+def test_only_the_plotted_runs_are_read(stored):
+    url, with_timeline = stored
+    store = Store.open(url, read_only=True)
+    frames = for_suite(load_frames(store), "a")
+    points = plotted_timeline(frames, 6)
+    a_runs = [r for r in with_timeline if r.suite == "a"]
+    cpu = [r.run_id for r in a_runs][:6]  # store order: the order they were added in
+    gpu = [r.run_id for r in with_timeline if r.suite == "a" and any(p.device == "gpu:0" for p in r.timeline)][:6]
+    assert len(a_runs) > 12  # more runs than a plot shows: the read is smaller than the table
+    assert list(dict.fromkeys(points.loc[points["device"] == "cpu:0", "run_id"])) == cpu
+    assert list(dict.fromkeys(points.loc[points["device"] == "gpu:0", "run_id"])) == gpu
+    assert len(points) == (len(cpu) + len(gpu)) * POINTS
+
+
+def test_html_report_is_that_of_a_full_read(stored):
+    url, _ = stored
+    store = Store.open(url, read_only=True)
+    lazy = load_frames(store)
+
+    def page(frames) -> str:  # the generation time is the one line allowed to differ
+        return re.sub(r"Generated \S+", "Generated …", build_report(frames, suite="b", n_resamples=200))
+
+    assert page(lazy) == page(_eager(lazy, store))
+
+
+def test_a_store_without_timelines_plots_nothing(tmp_path):
+    recs = [r.model_copy(update={"timeline": []}) for r in eitp_records(n_reps=2, failed=0)]
+    with Store.open(tmp_path / "s.sqlite") as store:
+        store.add_many(recs)
+    frames = load_frames(Store.open(tmp_path / "s.sqlite", read_only=True))
+    assert _timelines(frames) == []
+    assert len(plotted_timeline(frames, 6)) == 0
