@@ -145,3 +145,18 @@ def test_cli_out_is_a_file_is_one_line_exit_2(tmp_path, capsys):
     assert cli.main(["history", "--store", str(path), "--out", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
     assert "cannot write the history site" in err and "Traceback" not in err
+
+
+def test_odd_names_are_text_and_safe_file_names(tmp_path):
+    """Suite, arm and profile names with markup, mathtext and slashes: escaped on the pages, drawn as text
+    in the figures, and the page file names stay inside series/."""
+    odd = "nightly $\\alpha_$ <script>x</script> ../../etc"
+    records = nightly_records(12, slow_from=8, suite=odd, arm="arm/$\\beta_$", profile="hp-<i>$x_$")
+    frames = load_frames(frames_from_records(records))
+    result = write_site(build_history(frames), frames, tmp_path / "site")
+    assert result.written == 6
+    assert sorted(p.parent.name for p in (tmp_path / "site").rglob("*.html") if p.parent.name != "runs") == \
+        ["series"] * 6 + ["site"]
+    for page in [result.index, *(tmp_path / "site" / "series").iterdir()]:
+        text = page.read_text()
+        assert "<script>x" not in text and "<i>" not in text and "&lt;script&gt;x" in text
