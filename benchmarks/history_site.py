@@ -48,8 +48,7 @@ def main() -> None:
         for a in range(args.arms):
             slow = 2 * args.nights // 3 if (p, a) == (0, 0) else None
             records += nightly_records(args.nights, slow_from=slow, seed=100 * p + a, profile=f"hp-{p}", arm=f"arm{a}")
-    extra = [r for r in nightly_records(1, slow_from=None, seed=999, profile="hp-1", arm="arm1",
-                                        first_night=args.nights)]
+    extra = nightly_records(1, slow_from=None, seed=999, profile="hp-1", arm="arm1", first_night=args.nights)
     frames = load_frames(frames_from_records(records))
     more = load_frames(frames_from_records(records + extra))
     runs = frames.runs["run_id"].nunique()

@@ -33,6 +33,6 @@ def nightly_records(nights: int = 30, *, slow_from: int | None = 20, slowdown: f
                    suite=suite, profile=profile, started=started + 10),
         ]
         for r in nightly:
-            r.provenance.git_commit = f"{k:04d}" + "c0ffee"[: 6]
+            r.provenance.git_commit = f"{k:04d}c0ffee"  # one commit per night
         out += nightly
     return out
