@@ -47,6 +47,7 @@ def _register_commands() -> None:
         calibrate,
         compare,
         doctor,
+        history,
         measure,
         prepare,
         profile,
@@ -58,7 +59,7 @@ def _register_commands() -> None:
     )
 
     for module in (measure, doctor, run, prepare, report, compare, regress, store_io, profile, bounds, calibrate,
-                   verify):
+                   verify, history):
         module.register(app)
 
 

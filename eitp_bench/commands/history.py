@@ -1,0 +1,35 @@
+"""`eitp-bench history`: the nightly history as a static site (index, one page per series, run pages)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def history(
+    store: Optional[str] = typer.Option(None, "--store", help="results store: a SQLite path or postgresql://user@host:port/db (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"),
+    out: str = typer.Option("site", "--out", help="the folder to write the site into (rebuilt incrementally)"),
+    window: int = typer.Option(8, "--window", help="points before/after a change point for the Mann–Whitney test (as regress)"),
+    threshold: str = typer.Option("5%", "--threshold", help="minimum relative change, e.g. 5% or 0.05 (as regress)"),
+) -> int:
+    """Write a static history site: confirmed regressions first, then every series over nights."""
+    from eitp_bench.analysis.frames import for_suite, load_frames
+    from eitp_bench.analysis.history import build_history
+    from eitp_bench.analysis.regress import parse_threshold
+    from eitp_bench.report.history_site import prepare_out, write_site
+
+    rel = parse_threshold(threshold)
+    prepare_out(out)  # an unwritable --out fails before the store is read
+    frames = for_suite(load_frames(store), None)  # no runs: one line, exit 2
+    found = build_history(frames, window=window, threshold=rel)
+    result = write_site(found, frames, out)
+    regressions = sum(1 for c, _ in found.confirmed_first() if c.kind == "regression")
+    print(f"{len(found.pages)} series pages: {result.written} written, {result.skipped} unchanged; "
+          f"{result.run_pages} run pages written; {regressions} confirmed regression(s)")
+    print(f"wrote {result.index}")
+    return 0
+
+
+def register(app) -> None:
+    app.command("history")(history)
