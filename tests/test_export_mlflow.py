@@ -107,9 +107,12 @@ def test_export_format_mlflow_from_a_store_then_again_adds_nothing(tmp_path, cap
 
 
 def test_failing_mlflow_never_fails_the_run_and_warns_once():
+    calls = []
+
     class Broken:  # every call of the client fails, as with a server that went away
         def __getattr__(self, name):
             def fail(*args, **kwargs):
+                calls.append(name)
                 raise ConnectionError("tracking server down")
             return fail
 
@@ -118,9 +121,10 @@ def test_failing_mlflow_never_fails_the_run_and_warns_once():
     for r in repetition_records():
         callback(r)  # must not raise
     callback.finish(None)
-    assert len(warnings) == 2  # the first failure, then the summary line with the command that catches up
+    assert len(warnings) == 1  # once, with the command that catches up; no more calls after the first failure
     assert "tracking server down" in warnings[0] and "the run continues" in warnings[0]
-    assert "export --format mlflow --mlflow http://127.0.0.1:9" in warnings[1]
+    assert "export --format mlflow --mlflow http://127.0.0.1:9" in warnings[0]
+    assert len(calls) == 1  # no further calls: an unreachable server would cost each record its retries
 
 
 def test_missing_extra_is_one_clear_error(monkeypatch, tmp_path, capsys):
@@ -134,6 +138,15 @@ def test_missing_extra_is_one_clear_error(monkeypatch, tmp_path, capsys):
     assert main(["run", "smoke", "--out", str(tmp_path / "o"), "--mlflow", "file:x"]) == 2
     assert "pip install 'eitp-bench[mlflow]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_export_to_an_unreachable_server_is_one_clear_error(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    with Store.open(str(store)) as st:
+        st.add_many(repetition_records())
+    assert main(["export", "--format", "mlflow", "--mlflow", f"http://127.0.0.1:{_free_port()}", "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "refused the export" in err and "fix:" in err and "Traceback" not in err
 
 
 def test_mlflow_option_goes_with_the_mlflow_format(tmp_path, capsys):

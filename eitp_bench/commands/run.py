@@ -340,7 +340,7 @@ def _mlflow_callback(uri: Optional[str], suite_name: str, out: Optional[Path]):
 
     batch = out.name if out is not None else f"{suite_name} {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     try:
-        return RunCallback(MlflowLogger(uri, batch_name=batch))
+        return RunCallback(MlflowLogger(uri, batch_name=batch, bounded_retries=True))
     except Exception as err:  # noqa: BLE001 - a bad URI must not stop the benchmark
         print(f"eitp-bench: warning: MLflow at {uri} unusable ({err}); running without it", file=sys.stderr)
         return None

@@ -111,7 +111,7 @@ def tags_of(record) -> dict[str, str]:
 class MlflowLogger:
     """Logs records as they come (consecutive records of one repetition share one MLflow run)."""
 
-    def __init__(self, uri: str, *, batch_name: str, client=None):
+    def __init__(self, uri: str, *, batch_name: str, client=None, bounded_retries: bool = False):
         MlflowClient = require_mlflow()
         if uri.startswith("file:"):
             # MLflow 3 refuses its file store unless asked; a file: URI given to us is that request (the
@@ -119,6 +119,11 @@ class MlflowLogger:
             import os
 
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        if bounded_retries:  # MLflow's defaults retry an unreachable server for minutes; the user's settings win
+            import os
+
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         self.client = client or MlflowClient(tracking_uri=uri)
         self.uri = uri
         self.batch_name = batch_name
@@ -187,12 +192,13 @@ class MlflowLogger:
 
 class RunCallback:
     """`run --mlflow`: the runner's on_record callback. A logging failure never fails or loses the run
-    (records are in the folder and the store first): one warning, then it keeps trying quietly."""
+    (the records are in the folder and the store first): one warning, then no more MLflow calls in this run
+    (an unreachable server would cost each record minutes of retries); `export --format mlflow` catches up."""
 
     def __init__(self, logger: MlflowLogger, warn: Callable[[str], None] = None):
         self.logger = logger
         self.warn = warn or (lambda text: print(text, file=sys.stderr))
-        self.failures = 0
+        self.failed = False
 
     def __call__(self, record) -> None:
         self._guarded(lambda: self.logger.log(record))
@@ -201,18 +207,17 @@ class RunCallback:
         if report_path is not None:
             self._guarded(lambda: self.logger.log_report(report_path))
         self._guarded(self.logger.close)
-        if self.failures:
-            self.warn(f"eitp-bench: warning: MLflow logging failed {self.failures} time(s); the results are in the "
-                      f"store: log them later with `eitp-bench export --format mlflow --mlflow {self.logger.uri}`")
 
     def _guarded(self, action) -> None:
+        if self.failed:
+            return
         try:
             action()
         except Exception as err:  # noqa: BLE001 - any MLflow/network fault; the run goes on
-            self.failures += 1
-            if self.failures == 1:
-                self.warn(f"eitp-bench: warning: MLflow logging to {self.logger.uri} failed ({type(err).__name__}: "
-                          f"{str(err)[:200]}); the run continues")
+            self.failed = True
+            self.warn(f"eitp-bench: warning: MLflow logging to {self.logger.uri} failed ({type(err).__name__}: "
+                      f"{str(err).splitlines()[0][:200] if str(err) else ''}); the run continues without it; "
+                      f"log it later with `eitp-bench export --format mlflow --mlflow {self.logger.uri}`")
 
 
 def export_records(logger: MlflowLogger, records: Iterable) -> int:
@@ -232,7 +237,7 @@ def export_store(store: Optional[str], uri: str) -> None:
     from eitp_bench.store import Store
 
     require_mlflow()
-    logger = MlflowLogger(uri, batch_name="eitp-bench export")
+    logger = MlflowLogger(uri, batch_name="eitp-bench export", bounded_retries=True)
     with Store.open(store, read_only=True) as st:
         records = st.records()
     from mlflow.exceptions import MlflowException
