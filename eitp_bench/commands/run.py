@@ -85,6 +85,8 @@ def run(
         try:
             summary = runner.run()
         except StoreUnavailable as lost:  # a lasting outage: the folder keeps every finished repetition
+            if mlflow:
+                mlflow.finish(None)
             raise UserError(f"{lost.message}; the records of every finished repetition are kept in {runner.out_dir}",
                             fix=f"when the store is back: {_resume_command(suite, runner.out_dir, results, set_, launcher)}"
                             ) from None
