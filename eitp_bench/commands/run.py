@@ -28,6 +28,8 @@ def run(
     nnodes: Optional[int] = typer.Option(None, "--nnodes", help="machines in every repetition"),
     node_rank: Optional[int] = typer.Option(None, "--node-rank", help="this machine's place, 0 … nnodes-1 (0 writes the records)"),
     rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT on node 0 where the machines meet"),
+    mlflow_uri: Optional[str] = typer.Option(None, "--mlflow", help="also log each repetition as an MLflow run at this "
+                                             "tracking URI (file:/path/mlruns, http://host:5000); needs eitp-bench[mlflow]"),
 ) -> int:
     """Run a suite: arms interleaved, one process per repetition; exit 1 if any repetition failed."""
     from eitp_bench.errors import UserError
@@ -52,6 +54,10 @@ def run(
 
     if out is not None and not dry_run:
         _check_out_folder(out, store)
+    if mlflow_uri is not None and not dry_run:
+        from eitp_bench.exporters.mlflow_log import require_mlflow
+
+        require_mlflow()  # a missing extra is said before any work
     # Everything checked before any work: every problem at once, exit 2, nothing started or written.
     launcher = _launcher_overrides(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
     cfg, missing = check_suite_before_work(suite, [*set_, *launcher], dry_run=dry_run, on_loaded=say_checking)
@@ -73,15 +79,20 @@ def run(
         if "total_s" in estimate:
             print(f"eitp-bench: estimated {_duration(estimate['total_s'])} ({_duration(estimate['low_s'])}–"
                   f"{_duration(estimate['high_s'])}, {estimate['source']})", file=sys.stderr)
+        mlflow = _mlflow_callback(mlflow_uri, cfg.name, out)
         runner = Runner(cfg, out, store=results, progress="quiet" if quiet else "auto", resume=resume,
-                        estimate=_recorded(estimate))
+                        estimate=_recorded(estimate), on_record=[mlflow] if mlflow else None)
         try:
             summary = runner.run()
         except StoreUnavailable as lost:  # a lasting outage: the folder keeps every finished repetition
+            if mlflow:
+                mlflow.finish(None)
             raise UserError(f"{lost.message}; the records of every finished repetition are kept in {runner.out_dir}",
                             fix=f"when the store is back: {_resume_command(suite, runner.out_dir, results, set_, launcher)}"
                             ) from None
         except RunInterrupted as stop:
+            if mlflow:
+                mlflow.finish(None)
             s = stop.summary
             print(f"eitp-bench: interrupted; {s.finished + s.skipped} of {s.planned} repetitions finished, kept in "
                   f"{s.out_dir} and {results.path} (add --resume to run the rest)", file=sys.stderr)
@@ -94,9 +105,12 @@ def run(
     if cfg.launcher.node_rank > 0:
         print(f"this is node {cfg.launcher.node_rank} of {cfg.launcher.nnodes}: node 0 stores every record")
     print(f"stored in {results.path}")
+    report_path = None
     if report:
         # the location as given: results.path masks a PostgreSQL password
-        _write_report(store, summary, suite_config_hash(cfg))
+        report_path = _write_report(store, summary, suite_config_hash(cfg))
+    if mlflow:
+        mlflow.finish(report_path)
     if failed:
         names = sorted({f"{r.arm}/{r.task}" for r in failed})
         print(f"{len(failed)} failed: {', '.join(names)} (errors in the records and {summary.out_dir / 'logs'})", file=sys.stderr)
@@ -305,16 +319,33 @@ def _print_estimate(console, e: dict, escape) -> None:
         console.print(f"  [bold red]warning:[/] {escape(w)}")
 
 
-def _write_report(store, summary, config_hash: str) -> None:
+def _write_report(store, summary, config_hash: str):
     """The report over this folder's records only (the store may hold earlier runs of other configs)."""
     from eitp_bench.report.build import load_frames, only_runs, write_report
 
     run_ids = summary.run_ids(config_hash)
     if not run_ids:
-        return
+        return None
     frames = only_runs(load_frames(store), run_ids)
     path = write_report(frames, summary.out_dir / "report.html")
     print(f"report: {path}")
+    return path
+
+
+def _mlflow_callback(uri: Optional[str], suite_name: str, out: Optional[Path]):
+    """run --mlflow: the on_record callback (exporters/mlflow_log.py); it never fails the run."""
+    if uri is None:
+        return None
+    from datetime import datetime, timezone
+
+    from eitp_bench.exporters.mlflow_log import MlflowLogger, RunCallback
+
+    batch = out.name if out is not None else f"{suite_name} {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    try:
+        return RunCallback(MlflowLogger(uri, batch_name=batch, bounded_retries=True))
+    except Exception as err:  # noqa: BLE001 - a bad URI must not stop the benchmark
+        print(f"eitp-bench: warning: MLflow at {uri} unusable ({err}); running without it", file=sys.stderr)
+        return None
 
 
 def register(app) -> None:

@@ -10,26 +10,42 @@ import typer
 
 from eitp_bench.errors import UserError
 
-FORMATS = ("csv", "parquet", "jsonl")
+FORMATS = ("csv", "parquet", "jsonl", "openmetrics", "prometheus", "mlflow")
 STORE_HELP = ("results store: a SQLite path or postgresql://user@host:port/db "
               "(default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)")
 
 
 def export(
-    format_name: str = typer.Option(..., "--format", help="csv | parquet (one file per table) | jsonl (lossless)"),
+    format_name: str = typer.Option(..., "--format", help="csv | parquet (one file per table) | jsonl (lossless) | "
+                                    "openmetrics | prometheus (latest figure per series; node_exporter textfile: "
+                                    "prometheus) | mlflow (one MLflow run per repetition, with --mlflow URI)"),
     out: Optional[Path] = typer.Option(
-        None, "--out", help="directory for csv/parquet (default ./eitp-export); file for jsonl (default stdout)"
+        None, "--out", help="directory for csv/parquet (default ./eitp-export); file for jsonl, openmetrics and "
+                            "prometheus (default stdout; written atomically)"
     ),
     store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
+    mlflow_uri: Optional[str] = typer.Option(None, "--mlflow", help="with --format mlflow: the MLflow tracking URI "
+                                             "(file:/path/mlruns or http://host:5000)"),
 ) -> None:
-    """Export the results store as csv/parquet tables or a jsonl file of full records."""
+    """Export the results store as tables, records, Prometheus/OpenMetrics text or MLflow runs."""
     from eitp_bench.store import Store, export_jsonl, export_tables
 
     fmt = format_name.lower()
     if fmt not in FORMATS:
         raise UserError(
-            f"--format {format_name!r} is not one of {', '.join(FORMATS)}", fix="use --format csv, parquet or jsonl"
+            f"--format {format_name!r} is not one of {', '.join(FORMATS)}", fix=f"use --format {' | '.join(FORMATS)}"
         )
+    if (mlflow_uri is not None) != (fmt == "mlflow"):
+        raise UserError("--mlflow URI goes with --format mlflow, and --format mlflow needs it",
+                        fix="eitp-bench export --format mlflow --mlflow file:./mlruns")
+    if fmt in ("openmetrics", "prometheus"):
+        _export_metrics_text(fmt, out, store)
+        return
+    if fmt == "mlflow":
+        from eitp_bench.exporters.mlflow_log import export_store
+
+        export_store(store, mlflow_uri)
+        return
     if fmt == "jsonl" and out is not None and out.is_dir():
         raise UserError(f"--out {out} is a directory; a jsonl export is one file", fix=f"pass a file path such as {out / 'results.jsonl'}")
     with Store.open(store, read_only=True) as st:
@@ -49,6 +65,26 @@ def export(
             )
         written = export_tables(st, out_dir, fmt)
         print(f"exported {st.count()} runs to {out_dir}: {', '.join(p.name for p in written)}")
+
+
+def _export_metrics_text(dialect: str, out: Optional[Path], store: Optional[str]) -> None:
+    """The latest figure per series; regress' analysis gives eitp_bench_regression."""
+    from eitp_bench.analysis.frames import load_frames
+    from eitp_bench.analysis.regress import find_changes
+    from eitp_bench.exporters.openmetrics import families, render, write_atomic
+
+    if out is not None and out.is_dir():
+        raise UserError(f"--out {out} is a directory; a {dialect} export is one file",
+                        fix=f"pass a file path such as {out / 'eitp_bench.prom'}")
+    frames = load_frames(store)  # read-only
+    changes = find_changes(frames.metrics, provenance=frames.provenance) if len(frames.metrics) else []
+    fams = families(frames, changes)
+    text = render(fams, dialect)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    write_atomic(out, text)
+    print(f"exported {sum(len(f.samples) for f in fams)} samples in {len(fams)} families to {out}")
 
 
 def import_(
