@@ -91,9 +91,11 @@ def test_kill_9_of_the_parent_takes_its_workers_and_resume_completes(tmp_path, c
 # --------------------------------------------------------------- one process tree, one fate (SIGKILL)
 
 def importing_forkserver(parent: int, out: Path):
-    """True while the forkserver exists and no worker has been started (it is still importing)."""
+    """True while the forkserver exists and has forked no worker yet (it is still importing, or the
+    first worker is not yet asked for). Judged from the server's own children, not from the staging
+    folder: the runner makes that folder while the server may still be importing."""
     servers = [p for p in descendants(parent) if "forkserver" in cmdline(p)]
-    return bool(servers) and not (out / ".staging").exists()
+    return bool(servers) and not any(descendants(s) for s in servers)
 
 
 def cooling_down(store: Path):
