@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from synthetic_store import eitp_records, frames_from_records
-from tiny_hub import cache_env, write_mirror
+from tiny_hub import hub_cache, mirror  # noqa: F401  (fixtures)
 
 from eitp_bench.analysis.claims import INCONCLUSIVE, judge_claims, load_claims
 from eitp_bench.calibrate import target_from_pilots
@@ -21,16 +21,6 @@ from eitp_bench.suite_problems import SuiteInvalid
 from eitp_bench.workloads import assets as A
 
 REV = "abcdef0123456789abcdef0123456789abcdef01"
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory) -> Path:
-    return write_mirror(tmp_path_factory.mktemp("mirror"))
-
-
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    return cache_env(monkeypatch, tmp_path)
 
 
 # ----------------------------------------------------------------------------- revisions in the suite

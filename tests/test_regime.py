@@ -14,22 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_hub import FakeHub, cache_env, write_mirror
+from tiny_hub import FakeHub, hub_cache, mirror  # noqa: F401  (fixtures)
 
 from eitp_bench.cli import main
 from eitp_bench.errors import UserError
 from eitp_bench.suite import DataConfig, load_suite
 from eitp_bench.workloads import assets as A
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory) -> Path:
-    return write_mirror(tmp_path_factory.mktemp("mirror"))
-
-
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    return cache_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture

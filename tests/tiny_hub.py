@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 SENTENCES = [
     " = Valkyria Chronicles III = \n",
     "",
@@ -160,3 +162,18 @@ class FakeHub:
             headers = {"X-Repo-Commit": self.commit(m.group(3)), "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
             return 200, headers, data
         return 404, {}, b""
+
+
+# Fixtures shared by the tests that read a hub cache (test_regime, test_inputs): import them by name.
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
+    """A mirror folder laid out like the hub (written once per test module)."""
+    return write_mirror(tmp_path_factory.mktemp("mirror"))
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """Every Hugging Face variable pointed into tmp_path: an empty, private hub cache."""
+    return cache_env(monkeypatch, tmp_path)
