@@ -64,16 +64,7 @@ def signal_and_check_the_tree_dies(proc: subprocess.Popen, sig: int) -> int:
 
 def kill_9_and_check_the_tree_dies(proc: subprocess.Popen) -> None:
     """SIGKILL `proc` and, polling (a bounded loop, no fixed sleep), find its whole tree gone in time."""
-    pids, groups = tree_of(proc.pid)
-    assert pids, "nothing runs below the parent yet: the test would prove nothing"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    killed_at = time.monotonic()
-    left = survivors(pids, groups)
-    while left and time.monotonic() - killed_at < GONE_WITHIN_S:
-        time.sleep(0.01)
-        left = survivors(pids, groups)
-    assert not left, f"alive {time.monotonic() - killed_at:.2f} s after the parent's SIGKILL: {left}"
+    signal_and_check_the_tree_dies(proc, signal.SIGKILL)
 
 
 def cmdline(pid: int) -> str:

@@ -18,7 +18,7 @@ from eitp_bench.distributed.ranks import pool_generation, shard_rows
 from eitp_bench.errors import UserError
 from eitp_bench.records import EnergyEntry, RunRecord
 from eitp_bench.suite import load_suite, suite_config_hash
-from eitp_bench.workloads.train import merge_windows
+from eitp_bench.energy.monitor import merge_windows
 from test_monitor import ScriptedClockMeter
 
 TESTS = Path(__file__).parent

@@ -15,7 +15,8 @@ from eitp_bench.workloads.data import LMData, MarkovCorpus, as_tensors
 from eitp_bench.workloads.generate import GenerationSetting, benchmark_generation, generate_once
 from eitp_bench.workloads.models import build_model
 from eitp_bench.workloads.objectives import make_objective
-from eitp_bench.workloads.train import OptimSettings, evaluate_lm, merge_windows, train
+from eitp_bench.energy.monitor import merge_windows
+from eitp_bench.workloads.train import OptimSettings, evaluate_lm, train
 
 torch.set_num_threads(1)  # the machine is shared; tiny models gain nothing from more
 

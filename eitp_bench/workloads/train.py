@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from eitp_bench import names
-from eitp_bench.energy.monitor import merge_windows  # noqa: F401  (the phase's entries; re-exported)
+from eitp_bench.energy.monitor import merge_windows
 from eitp_bench.energy.steady import required_s
 from eitp_bench.flags import Flag, flag
 from eitp_bench.records import MEASURED_METHODS, EnergyEntry, Metric
