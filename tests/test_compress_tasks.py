@@ -11,7 +11,7 @@ import torch
 
 from eitp_bench.energy.base import Channel, Meter, PowerSample
 from eitp_bench.records import EnergyEntry
-from eitp_bench.workloads.arms import objective_arm
+from eitp_bench.suite.arms import objective_arm
 from eitp_bench.energy.monitor import EnergyMonitor
 from eitp_bench.records import RunRecord
 from eitp_bench.runner import plan, worker_main
@@ -74,7 +74,7 @@ def context(trained, arm, monitor=None):
 
 
 def test_compression_arms_run_generate_and_compress_in_task_order():
-    from eitp_bench.workloads.arms import TASK_ORDER, tasks_for_arm
+    from eitp_bench.suite.arms import TASK_ORDER, tasks_for_arm
 
     tasks = list(TASK_ORDER)
     assert tasks_for_arm("eitp-compressed", tasks) == tasks_for_arm("baseline-int8", tasks) == ["generate", "compress"]

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import torch
 
-from eitp_bench import cost_model as C
+from eitp_bench.analysis import cost_model as C
 from eitp_bench.cli import main
 from eitp_bench.records import Metric, Provenance, RunRecord
 from eitp_bench.runner import plan, worker_main

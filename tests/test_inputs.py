@@ -11,13 +11,13 @@ from synthetic_store import eitp_records, frames_from_records
 from tiny_hub import hub_cache, mirror  # noqa: F401  (fixtures)
 
 from eitp_bench.analysis.claims import INCONCLUSIVE, judge_claims, load_claims
-from eitp_bench.calibrate import target_from_pilots
+from eitp_bench.runner.calibrate import target_from_pilots
 from eitp_bench.cli import main
 from eitp_bench.errors import UserError
 from eitp_bench.flags import flag
 from eitp_bench.records import Metric
 from eitp_bench.suite import load_suite, suite_config_hash
-from eitp_bench.suite_problems import SuiteInvalid
+from eitp_bench.suite.problems import SuiteInvalid
 from eitp_bench.workloads import assets as A
 
 REV = "abcdef0123456789abcdef0123456789abcdef01"

@@ -64,7 +64,7 @@ def test_nccl_ranks_need_one_gpu_each(nproc, device, gpus, cuda_built, refused):
 def test_two_ranks_on_one_gpu_are_refused_before_any_work(env, tmp_path, monkeypatch, capsys):
     """`run --nproc-per-node 2` with NCCL on a machine showing one GPU (a one-GPU fake NVML, or two GPUs with
     CUDA_VISIBLE_DEVICES=0): exit 2, the problem and its fix, no folder, no store, no process started."""
-    import eitp_bench.preflight as preflight
+    import eitp_bench.runner.preflight as preflight
     import eitp_bench.runner.parent as parent
 
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(2 if env else 1))
@@ -113,7 +113,7 @@ def test_the_launcher_hands_the_ranks_omp_num_threads(tmp_path, monkeypatch):
 
 
 def test_a_cpu_build_of_torch_counts_nothing_and_says_only_that_the_gpu_is_missing(monkeypatch):
-    import eitp_bench.preflight as preflight
+    import eitp_bench.runner.preflight as preflight
 
     monkeypatch.setattr(preflight, "_cuda_built", lambda: False)
     monkeypatch.setattr(preflight, "_cuda_available", lambda: False)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from eitp_bench.cli import main
-from eitp_bench.store_url import locate, masked
+from eitp_bench.store.url import locate, masked
 
 PW = "Sekr1t-pw"
 AT_PW = "p@ss-Sekr1t"  # an unencoded "@" in the password

@@ -14,7 +14,7 @@ from eitp_bench.analysis.findings import analyse
 from eitp_bench.analysis.frames import load_frames
 from eitp_bench.analysis.self_check import aa_metrics
 from eitp_bench.records import RunRecord
-from eitp_bench.workloads.arms import AA_ARM, PLANTED_ARM
+from eitp_bench.suite.arms import AA_ARM, PLANTED_ARM
 from tests.synthetic_store import eitp_records, frames_from_records, record
 
 
@@ -187,7 +187,7 @@ def test_planted_work_is_real_timed_and_leaves_training_unchanged():
 
 def test_the_switches_add_the_control_arms_and_need_the_baseline():
     from eitp_bench.suite import Suite, load_suite
-    from eitp_bench.suite_problems import SuiteInvalid
+    from eitp_bench.suite.problems import SuiteInvalid
 
     smoke = load_suite("smoke")
     assert AA_ARM not in smoke.arms and PLANTED_ARM not in smoke.arms  # off in smoke's default

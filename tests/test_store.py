@@ -208,7 +208,7 @@ def test_two_processes_writing_at_once_both_land(store_url, tmp_path):
 
 
 def test_a_store_locked_past_the_busy_timeout_is_a_clear_error(store_path, monkeypatch):
-    import eitp_bench.store as store_module
+    import eitp_bench.store.database as store_module
 
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)
     with Store.open(store_path) as store:
@@ -387,7 +387,7 @@ def _layout(path) -> dict:
 def test_migrated_layout_is_the_models_layout(tmp_path):
     # A new store is created from the models (store_layout); an old one replays the migrations. Both
     # must end in the same tables, columns, NULL rules and indexes, or old stores would read differently.
-    import eitp_bench.store as store_module
+    import eitp_bench.store.database as store_module
 
     fresh, replayed = tmp_path / "fresh.sqlite", tmp_path / "replayed.sqlite"
     Store.open(fresh).close()

@@ -18,7 +18,7 @@ import pytest
 
 from eitp_bench.cli import main
 from eitp_bench.errors import UserError
-from eitp_bench.store_retry import RETRY_BUDGET_S, RETRY_DELAYS_S, TRIES, StoreUnavailable, is_transient, publish
+from eitp_bench.store.retry import RETRY_BUDGET_S, RETRY_DELAYS_S, TRIES, StoreUnavailable, is_transient, publish
 
 sys.path.insert(0, str(Path(__file__).parent))
 from store_backends import pg_url, require_pg  # noqa: E402,F401  (fixtures)

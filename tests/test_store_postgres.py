@@ -14,7 +14,7 @@ import pytest
 from eitp_bench.cli import main
 from eitp_bench.errors import UserError
 from eitp_bench.store import Store
-from eitp_bench.store_url import locate, masked
+from eitp_bench.store.url import locate, masked
 
 sys.path.insert(0, str(Path(__file__).parent))
 from store_backends import admin_url, pg_url, require_pg  # noqa: E402,F401  (fixtures)
@@ -62,7 +62,7 @@ def test_four_writers_500_records_each_lose_nothing(pg_url):
 RACER = textwrap.dedent(
     """
     import sys
-    from eitp_bench.record_files import read_record_file
+    from eitp_bench.store.record_files import read_record_file
     from eitp_bench.store import Store
     from pathlib import Path
     records = read_record_file(Path(sys.argv[2]))
@@ -236,7 +236,7 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
     # back to the v4 layout by hand, with a run in it, and let opening it migrate.
     import psycopg
 
-    from eitp_bench.store_layout import METADATA
+    from eitp_bench.store.layout import METADATA
 
     old = make_record(1)
     with Store.open(pg_url) as store:
@@ -263,5 +263,5 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
                                                    "WHERE schemaname = 'public' AND indexname NOT LIKE '%pkey'")}
     layout = {(t, c): n == "YES" for t, c, n in rows}
     expected = {(t.name, c.name): c.nullable for t in METADATA.sorted_tables for c in t.columns}
-    assert layout == expected and version == str(len(__import__("eitp_bench.store").store.MIGRATIONS))
+    assert layout == expected and version == str(len(__import__("eitp_bench.store.migrations").store.migrations.MIGRATIONS))
     assert indexes == {(t.name, i.name) for t in METADATA.sorted_tables for i in t.indexes}

@@ -130,7 +130,7 @@ def test_exponent_numbers_without_a_dot_are_numbers_in_files_and_overrides(tmp_p
 
 
 def test_quoted_numbers_and_booleans_stay_what_they_are(tmp_path):
-    from eitp_bench.suite_yaml import load_plain
+    from eitp_bench.suite.safe_yaml import load_plain
 
     assert load_plain('"1e-3"', top_level=False) == "1e-3"  # quoted: a string, still refused as a number
     assert load_plain("'5e-5'", top_level=False) == "5e-5"

@@ -12,7 +12,7 @@ import yaml
 
 from eitp_bench.cli import main
 from eitp_bench.suite import load_suite, suite_file_name
-from eitp_bench.suite_yaml import MAX_FILE_BYTES
+from eitp_bench.suite.safe_yaml import MAX_FILE_BYTES
 
 BASE = {
     "name": "check",

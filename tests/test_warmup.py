@@ -106,7 +106,7 @@ def test_the_suite_setting_is_one_for_every_arm_and_distinct_from_the_lr_warm_up
     assert suite.train.warmup_untimed_steps == 3 and suite.train.warmup_steps == 5
     assert {effective_settings(suite, arm)["warmup_untimed_steps"] for arm in suite.arms} == {3}
     assert load_suite("smoke", ["train.warmup_untimed_steps=0"]).train.warmup_untimed_steps == 0
-    from eitp_bench.suite_problems import SuiteInvalid
+    from eitp_bench.suite.problems import SuiteInvalid
 
     with pytest.raises(SuiteInvalid):  # an arm cannot warm up differently: not a per-arm setting
         load_suite("smoke", ["arm_settings={baseline: {warmup_untimed_steps: 0}}", "allow_unequal_settings=true"])

@@ -507,7 +507,7 @@ def _device_note(claim: Claim, rows) -> str:
             where[arm] = "/".join(devices)
     if len(set(where.values())) <= 1:
         return ""
-    from eitp_bench.workloads.arms import COMPRESSION_ARMS
+    from eitp_bench.suite.arms import COMPRESSION_ARMS
 
     why = (" (int8 dynamic quantization has CPU kernels only: the shipped artefact runs where it can)"
            if claim.candidate in COMPRESSION_ARMS and where.get(claim.candidate) == "cpu" else "")

@@ -36,7 +36,7 @@ from eitp_bench.runner.recovery import (SUITE_FILE, check_out_dir, import_unstor
                                         stored_repetitions)
 from eitp_bench.runner.staging import (new_staging, read_phase, remove_staging_root_if_empty, tail,
                                        write_json_atomic)
-from eitp_bench.store_retry import publish
+from eitp_bench.store.retry import publish
 from eitp_bench.suite import Suite, suite_config_hash
 
 

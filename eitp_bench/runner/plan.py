@@ -66,7 +66,7 @@ def round_order(arms: list[str], seed: int, size: str) -> list[str]:
 
 def plan(suite: Suite, hardware_profile_id: Optional[str] = None) -> list[RepetitionSpec]:
     """All repetitions in run order: per size, per round, every arm once, in a seeded random order."""
-    from eitp_bench.workloads.arms import tasks_for_arm  # light: no torch
+    from eitp_bench.suite.arms import tasks_for_arm  # light: no torch
 
     config, digest = suite.model_dump(mode="json"), suite_config_hash(suite)
     specs = []

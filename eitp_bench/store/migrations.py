@@ -17,7 +17,7 @@ from sqlalchemy import Connection, inspect, select, text, update
 
 from eitp_bench.errors import UserError
 from eitp_bench.records import upgrade_record
-from eitp_bench.store_layout import APP_MARKER, META, METADATA
+from eitp_bench.store.layout import APP_MARKER, META, METADATA
 
 
 def _script(conn: Connection, script: str) -> None:

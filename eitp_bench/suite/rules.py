@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eitp_bench.suite_problems import Problem
+from eitp_bench.suite.problems import Problem
 
 MAX_SEED = 2**32 - 1  # numpy's default_rng and most seeders take 32-bit seeds
 MARKOV_MAX_CONTEXTS = 1_000_000  # workloads.data.MarkovCorpus refuses more
@@ -64,7 +64,7 @@ def _lists(s) -> list[Problem]:
 def _control_arms(s) -> list[Problem]:
     """The self-check arms copy the baseline exactly (workloads/arms.CONTROL_ARMS): the baseline must run
     beside them, and they may have no loss coefficients or training settings of their own."""
-    from eitp_bench.workloads.arms import CONTROL_ARMS  # light: no torch
+    from eitp_bench.suite.arms import CONTROL_ARMS  # light: no torch
 
     out = []
     for arm, base in CONTROL_ARMS.items():

@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from eitp_bench import suite_rules
+from eitp_bench.suite import rules as suite_rules
 from eitp_bench.errors import UserError
-from eitp_bench.suite_problems import Problem, SuiteInvalid, attribute_to_overrides
-from eitp_bench.suite_rules import MAX_SEED, OPTIMIZER_SETTINGS  # noqa: F401  (suite.OPTIMIZER_SETTINGS, as before)
+from eitp_bench.suite.problems import Problem, SuiteInvalid, attribute_to_overrides
+from eitp_bench.suite.rules import MAX_SEED, OPTIMIZER_SETTINGS  # noqa: F401  (suite.schema.OPTIMIZER_SETTINGS, as before)
 
 # The paper's ablation arms train with the task loss plus ONE of its three terms.
 ABLATION_ARMS = ("eitp-paper-thermo", "eitp-paper-chaos", "eitp-paper-coherence")
@@ -351,7 +351,7 @@ class Suite(_Section):
 
     def train_settings(self, arm: str) -> "TrainConfig":
         """The training settings an arm really uses: train, plus forced arm_settings (if any)."""
-        from eitp_bench.workloads.arms import objective_arm  # a compression arm trains as its base arm
+        from eitp_bench.suite.arms import objective_arm  # a compression arm trains as its base arm
 
         overrides = self.arm_settings.get(arm) or self.arm_settings.get(objective_arm(arm)) or {}
         return self.train.model_copy(update=overrides) if overrides else self.train
@@ -376,7 +376,7 @@ def effective_settings(suite: "Suite", arm: str) -> dict[str, Any]:
     is what the experiment varies. With lr_policy tuned, `lr` is "tuned" and the grid is shown:
     each repetition records the lr it chose (metric `lr`).
     """
-    from eitp_bench.workloads.arms import objective_arm  # light: no torch
+    from eitp_bench.suite.arms import objective_arm  # light: no torch
 
     t = suite.train_settings(arm)
     settings: dict[str, Any] = {
@@ -446,7 +446,7 @@ def _read_suite_text(name_or_path: str) -> tuple[str, str]:
     Refuses (SuiteInvalid) a file over suite_yaml.MAX_FILE_BYTES without reading all of it, and one
     that is not UTF-8.
     """
-    from eitp_bench.suite_yaml import MAX_FILE_BYTES, YamlRefused, decode
+    from eitp_bench.suite.safe_yaml import MAX_FILE_BYTES, YamlRefused, decode
 
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists() or "/" in name_or_path:
@@ -480,7 +480,7 @@ def _read_suite_text(name_or_path: str) -> tuple[str, str]:
 
 
 def _parse_yaml(text: str, label: str) -> dict[str, Any]:
-    from eitp_bench.suite_yaml import YamlRefused, load_plain
+    from eitp_bench.suite.safe_yaml import YamlRefused, load_plain
 
     try:
         return load_plain(text)
@@ -503,7 +503,7 @@ def _field_type(model: type[BaseModel], key: str):
 def apply_override(raw: dict[str, Any], assignment: str) -> Optional[Problem]:
     """Apply one `dotted.key=value` (value read as YAML by the same safe reader as suite files) to a
     raw suite dict; a Problem (source: this --set) instead when it cannot be applied."""
-    from eitp_bench.suite_yaml import YamlRefused, load_plain
+    from eitp_bench.suite.safe_yaml import YamlRefused, load_plain
 
     source = f"--set {assignment}"
     key, sep, text = assignment.partition("=")
@@ -570,7 +570,7 @@ def load_suite(name_or_path: str, overrides: Optional[list[str]] = None) -> Suit
     Every problem found (YAML, --set, schema, cross-field rules) is reported at once as one
     SuiteInvalid; the file and each --set are named as the source of their problems.
     """
-    from eitp_bench.suite_yaml import non_finite
+    from eitp_bench.suite.safe_yaml import non_finite
 
     text, label = _read_suite_text(name_or_path)
     raw = _parse_yaml(text, label)

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import yaml
 
-from eitp_bench.suite_problems import Problem
+from eitp_bench.suite.problems import Problem
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: the bundled suites are under 3 kB
 MAX_DEPTH = 16  # nesting of lists and mappings, aliases expanded (a suite needs 4)

@@ -26,13 +26,13 @@ from typing import Iterable, Iterator, Optional
 from eitp_bench.errors import UserError
 from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import Provenance, RunRecord
-from eitp_bench.store_layout import (  # noqa: F401  (the Store contract's names live on here too)
+from eitp_bench.store.layout import (  # noqa: F401  (the Store contract's names live on here too)
     CHILD_TABLES, ENERGY_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES,
     TIMELINE_COLUMNS, flag_columns, run_row,
 )
-from eitp_bench.store_retry import StoreUnavailable, is_transient
-from eitp_bench.store_migrations import MIGRATIONS, SCHEMA_VERSION, migrate, stored_version  # noqa: F401
-from eitp_bench.store_url import DEFAULT_STORE, StoreLocation, connection_error, locate, masked  # noqa: F401
+from eitp_bench.store.retry import StoreUnavailable, is_transient
+from eitp_bench.store.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, stored_version  # noqa: F401
+from eitp_bench.store.url import DEFAULT_STORE, StoreLocation, connection_error, locate, masked  # noqa: F401
 
 BUSY_TIMEOUT_MS = 30_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"

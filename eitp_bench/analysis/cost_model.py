@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from eitp_bench.suite import Suite
-from eitp_bench.workloads.arms import COMPRESSION_ARMS, objective_arm, tasks_for_arm
+from eitp_bench.suite.arms import COMPRESSION_ARMS, objective_arm, tasks_for_arm
 from eitp_bench.workloads.sizes import PUBLISHED_GPT2, SIZES, gpt2_parameters
 
 PHASES = ("start_idle", "train", "retrieval", "generate", "compress", "theory")

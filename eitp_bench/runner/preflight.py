@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 from eitp_bench.errors import UserError
 from eitp_bench.suite import Suite, load_suite
-from eitp_bench.suite_problems import Problem, SuiteInvalid, attribute_to_overrides
+from eitp_bench.suite.problems import Problem, SuiteInvalid, attribute_to_overrides
 
 TEXT_FILE_COUNT_LIMIT = 16 << 20  # a text file up to 16 MiB is read to count its byte tokens; longer is long enough
 
@@ -69,7 +69,7 @@ def check_suite_before_work(name_or_path: str, overrides: Optional[list[str]] = 
 def objective_problems(suite: Suite) -> list[Problem]:
     """Loss coefficients per arm are known keys with values of their default's type (a typo would
     otherwise fail inside every worker)."""
-    from eitp_bench.workloads.arms import COMPRESSION_ARMS
+    from eitp_bench.suite.arms import COMPRESSION_ARMS
     from eitp_bench.workloads.objectives import make_objective
 
     out = []
@@ -95,7 +95,7 @@ def objective_problems(suite: Suite) -> list[Problem]:
 
 
 def _defaults_of(arm: str) -> dict:
-    from eitp_bench.workloads.arms import ABLATION_TERMS
+    from eitp_bench.suite.arms import ABLATION_TERMS
 
     if arm == "eitp-paper" or arm in ABLATION_TERMS:
         from eitp_bench.workloads import eitp_paper

@@ -124,7 +124,7 @@ def write_calibrated(suite_arg: str, overrides: list[str], calibration: Calibrat
     """A copy of the suite file (with the --set overrides applied) whose target is the calibrated one."""
     import yaml
 
-    from eitp_bench.suite import _parse_yaml, _read_suite_text, apply_override, load_suite
+    from eitp_bench.suite.schema import _parse_yaml, _read_suite_text, apply_override, load_suite
 
     text, label = _read_suite_text(suite_arg)
     raw = _parse_yaml(text, label)
