@@ -4,7 +4,7 @@ import io
 import json
 
 from eitp_bench.cli import main
-from eitp_bench.progress import Steps
+from eitp_bench.runner.progress import Steps
 from eitp_bench.records import Provenance, RunRecord
 from eitp_bench.runner import plan
 from eitp_bench.runner.progress import RunProgress, clock_text
@@ -93,7 +93,7 @@ def test_the_first_repetitions_wait_for_the_worker_server_is_said_and_kept_out_o
 
 def test_a_long_step_keeps_saying_it_still_runs():
     """`tick` (called by the heartbeat thread every HEARTBEAT_S) names the running step and its time so far."""
-    from eitp_bench.progress import HEARTBEAT_S
+    from eitp_bench.runner.progress import HEARTBEAT_S
 
     assert HEARTBEAT_S < 2.0  # never silent for more than 2 s
     clock, out = Clock(), io.StringIO()
