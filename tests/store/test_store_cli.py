@@ -14,7 +14,7 @@ from eitp_bench.cli import main
 from eitp_bench.records import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
 from eitp_bench.store import Store
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1]))
 from test_store import FLAGS, NVML_MESSAGE, V1_FLAGS, make_record  # noqa: E402
 
 

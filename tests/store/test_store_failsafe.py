@@ -20,12 +20,12 @@ from eitp_bench.cli import main
 from eitp_bench.records import Metric
 from eitp_bench.store import Store
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from store_backends import pg_url, store_url  # noqa: E402,F401  (fixtures)
 from synthetic_store import eitp_records  # noqa: E402
 from test_store import make_record  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- NaN and infinities ----------------------------------------------------------------------

@@ -16,12 +16,12 @@ from eitp_bench.errors import UserError
 from eitp_bench.store import Store
 from eitp_bench.store.url import locate, masked
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from store_backends import admin_url, pg_url, require_pg  # noqa: E402,F401  (fixtures)
 from synthetic_store import eitp_records  # noqa: E402
 from test_store import make_record  # noqa: E402
 
-TESTS = str(Path(__file__).parent)
+TESTS = str(Path(__file__).parents[1])
 
 WRITER = textwrap.dedent(
     """

@@ -355,7 +355,7 @@ def test_the_fake_pynvml_module_throttles_from_the_environment(monkeypatch):
     from pathlib import Path
 
     monkeypatch.setenv("EITP_TEST_FAKE_GPU_POWER_THROTTLE", "0.3")
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fake_pynvml"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "fake_pynvml"))
     monkeypatch.delitem(_sys.modules, "pynvml", raising=False)
     fake = importlib.import_module("pynvml")
     try:
@@ -423,7 +423,7 @@ def test_measure_json_carries_the_window_state_and_the_throttle_flag(tmp_path):
     import sys
     from pathlib import Path
 
-    tests = Path(__file__).resolve().parent
+    tests = Path(__file__).resolve().parents[1]
     env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300", EITP_TEST_FAKE_GPU_POWER_THROTTLE="0.3",
                EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
                PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))

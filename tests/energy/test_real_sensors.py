@@ -351,7 +351,7 @@ def test_doctor_names_the_gpu_it_may_not_read_and_measures_with_the_others(tmp_p
     import sys
     from pathlib import Path
 
-    tests = Path(__file__).resolve().parent
+    tests = Path(__file__).resolve().parents[1]
     env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300,denied,100", EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
                PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))
     env.pop("CUDA_VISIBLE_DEVICES", None)
@@ -371,7 +371,7 @@ def test_measure_on_gpus_without_rapl_says_what_its_total_covers(tmp_path):
     import sys
     from pathlib import Path
 
-    tests = Path(__file__).resolve().parent
+    tests = Path(__file__).resolve().parents[1]
     env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300,denied", EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
                PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))
     env.pop("CUDA_VISIBLE_DEVICES", None)

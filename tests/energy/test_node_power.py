@@ -19,7 +19,7 @@ from eitp_bench.energy.node_power import NodeReadError
 from eitp_bench.energy.redfish import RedfishClient, RedfishMeter, shown
 from eitp_bench.records import EnergyEntry
 
-FAKE_BIN = Path(__file__).parent / "fake_ipmitool"
+FAKE_BIN = Path(__file__).parents[1] / "fake_ipmitool"
 
 
 class Clock:

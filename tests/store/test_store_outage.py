@@ -20,10 +20,10 @@ from eitp_bench.cli import main
 from eitp_bench.errors import UserError
 from eitp_bench.store.retry import RETRY_BUDGET_S, RETRY_DELAYS_S, TRIES, StoreUnavailable, is_transient, publish
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from store_backends import pg_url, require_pg  # noqa: E402,F401  (fixtures)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class FlakyStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from synthetic_store import eitp_records, frames_from_records  # noqa: E402
 from test_store import NVML_MESSAGE, make_record  # noqa: E402
 

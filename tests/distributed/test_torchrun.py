@@ -21,7 +21,7 @@ from eitp_bench.suite import load_suite, suite_config_hash
 from eitp_bench.energy.monitor import merge_windows
 from test_monitor import ScriptedClockMeter
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 REPO = TESTS.parent
 
 

@@ -1,5 +1,5 @@
 """The verdict rules of issue 17 on small fixed-seed cases: REFUTED under Holm like VERIFIED, censored
-to-target runs, and paired counts. (Instrument widening: tests/test_instrument.py; Monte-Carlo error
+to-target runs, and paired counts. (Instrument widening: tests/analysis/test_instrument.py; Monte-Carlo error
 rates with more trials: benchmarks/stats_error_rates.py.)"""
 
 from __future__ import annotations

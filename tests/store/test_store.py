@@ -192,7 +192,7 @@ WRITER = textwrap.dedent(
 
 
 def test_two_processes_writing_at_once_both_land(store_url, tmp_path):
-    tests_dir = str(__import__("pathlib").Path(__file__).parent)
+    tests_dir = str(__import__("pathlib").Path(__file__).parents[1])
     procs = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(store_url), arm, tests_dir], stderr=subprocess.PIPE)
         for arm in ("baseline", "eitp-paper")
