@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from eitp_bench.analysis import stats
+from eitp_bench.analysis.stats import paired
 
 
 def test_planted_2x_effect_ci_covers_truth_and_excludes_1():
@@ -99,12 +100,12 @@ def _rounds(rng, n, gain, seed_cv=0.10, noise_cv=0.01):
 
 def test_signed_rank_distribution_and_critical_values_match_tables():
     # Exact null distribution of T+ for n = 3: subsets of {1,2,3} → sums 0,1,2,3,3,4,5,6.
-    assert stats._signed_rank_cdf(3) * 8 == pytest.approx([1, 2, 3, 5, 6, 7, 8])
+    assert paired._signed_rank_cdf(3) * 8 == pytest.approx([1, 2, 3, 5, 6, 7, 8])
     # Two-sided 5 % critical values of the signed-rank test (tables): n = 10 → 8, n = 20 → 52.
-    assert stats._signed_rank_k(10, 0.95)[0] == 8 + 1
-    assert stats._signed_rank_k(20, 0.95)[0] == 52 + 1
+    assert paired._signed_rank_k(10, 0.95)[0] == 8 + 1
+    assert paired._signed_rank_k(20, 0.95)[0] == 52 + 1
     # Too few rounds for 95 %: [min, max], with its true coverage 1 − 2·2⁻ⁿ.
-    assert stats._signed_rank_k(5, 0.95)[:2] == (1, 1 - 2 / 32)
+    assert paired._signed_rank_k(5, 0.95)[:2] == (1, 1 - 2 / 32)
 
 
 def test_paired_effect_on_hand_computed_rounds():
@@ -181,7 +182,7 @@ def test_walsh_bisection_matches_the_full_array(monkeypatch):
     c, b = rng.lognormal(0, 0.2, 120), rng.lognormal(0.01, 0.2, 120)
     c[:30] = b[:30] * 1.01  # ties among the log-ratios
     full = stats.paired_ratio_effect(c, b)
-    monkeypatch.setattr(stats, "WALSH_FULL_MAX_N", 10)
+    monkeypatch.setattr(paired, "WALSH_FULL_MAX_N", 10)
     bisected = stats.paired_ratio_effect(c, b)
     assert (bisected.ratio, bisected.ci_low, bisected.ci_high) == (full.ratio, full.ci_low, full.ci_high)
     assert full.ci_method == "Wilcoxon normal"
@@ -193,7 +194,7 @@ def test_bootstrap_medians_have_the_naive_bootstraps_distribution():
     rng = np.random.default_rng(4)
     for n in (7, 8):
         x = np.sort(rng.lognormal(0, 0.3, n))
-        fast = stats._bootstrap_medians(x, 100_000, rng)
+        fast = paired._bootstrap_medians(x, 100_000, rng)
         naive = np.median(x[rng.integers(0, n, (100_000, n))], axis=1)
         for q in (0.025, 0.25, 0.5, 0.75, 0.975):  # exact values where the mass sits
             assert abs(np.mean(fast <= np.quantile(naive, q)) - np.mean(naive <= np.quantile(naive, q))) < 0.01
@@ -203,7 +204,7 @@ def test_jackknife_medians_closed_form():
     rng = np.random.default_rng(0)
     for n in (2, 5, 6):
         x = np.sort(rng.normal(size=n))
-        assert stats._jackknife_medians(x) == pytest.approx([np.median(np.delete(x, i)) for i in range(n)])
+        assert paired._jackknife_medians(x) == pytest.approx([np.median(np.delete(x, i)) for i in range(n)])
 
 
 def test_ratio_effect_bca_agrees_with_scipy_within_monte_carlo_error():
