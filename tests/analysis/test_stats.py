@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from eitp_bench.analysis import stats
-from eitp_bench.analysis.stats import paired
+from eitp_bench.analysis.stats import paired, unpaired
 
 
 def test_planted_2x_effect_ci_covers_truth_and_excludes_1():
@@ -194,7 +194,7 @@ def test_bootstrap_medians_have_the_naive_bootstraps_distribution():
     rng = np.random.default_rng(4)
     for n in (7, 8):
         x = np.sort(rng.lognormal(0, 0.3, n))
-        fast = paired._bootstrap_medians(x, 100_000, rng)
+        fast = unpaired._bootstrap_medians(x, 100_000, rng)
         naive = np.median(x[rng.integers(0, n, (100_000, n))], axis=1)
         for q in (0.025, 0.25, 0.5, 0.75, 0.975):  # exact values where the mass sits
             assert abs(np.mean(fast <= np.quantile(naive, q)) - np.mean(naive <= np.quantile(naive, q))) < 0.01
@@ -204,7 +204,7 @@ def test_jackknife_medians_closed_form():
     rng = np.random.default_rng(0)
     for n in (2, 5, 6):
         x = np.sort(rng.normal(size=n))
-        assert paired._jackknife_medians(x) == pytest.approx([np.median(np.delete(x, i)) for i in range(n)])
+        assert unpaired._jackknife_medians(x) == pytest.approx([np.median(np.delete(x, i)) for i in range(n)])
 
 
 def test_ratio_effect_bca_agrees_with_scipy_within_monte_carlo_error():
