@@ -226,7 +226,7 @@ def test_quality_gate_is_non_inferiority():
 
 def test_a_round_stored_twice_pairs_one_to_one():
     """Two runs of one configuration (the same seeds twice) give 2n pairs, never n² cross pairs."""
-    from eitp_bench.analysis.claims.judge import _paired
+    from eitp_bench.analysis.claims.samples import _paired
 
     recs = ab_records("tokens_per_s", "generate", [200.0] * 5, [100.0] * 5)
     recs += ab_records("tokens_per_s", "generate", [210.0] * 5, [100.0] * 5)
