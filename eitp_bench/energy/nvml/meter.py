@@ -1,4 +1,4 @@
-"""NVIDIA GPU energy through NVML (the `pynvml` module of nvidia-ml-py).
+"""`NvmlMeter`: NVIDIA GPU energy through NVML (the `pynvml` module of nvidia-ml-py).
 
 Primary source: the total-energy counter (`nvmlDeviceGetTotalEnergyConsumption`, mJ since driver
 load, 64-bit, Volta and later), read synchronously at every `mark()`: method "counter".
@@ -46,326 +46,33 @@ CUDA synchronisation at window edges is the monitor's job, not this meter's.
 from __future__ import annotations
 
 import os
-import statistics
-import sys
 import threading
 import time
-import warnings
-from collections import deque
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
 from eitp_bench.energy import crosscheck, gpu_state
 from eitp_bench.energy.base import Channel, Meter, MeterStatus, PowerSample, Sensor
+from eitp_bench.energy.nvml.binding import (
+    FIX_LIBRARY, FIX_PERMISSION, _as_mj, _describe, _field_number, _nvml_error, _text, load_pynvml,
+)
+from eitp_bench.energy.nvml.discovery import SkippedGpu, _denied, torch_device_uuids, visible_gpus
+from eitp_bench.energy.nvml.state import GpuMark, NvmlMark, PERIOD_SPAN, _GpuState, inferred_period
+from eitp_bench.energy.nvml.status import (
+    _ARCH_NAMES, _cuda_version, _gpu_status, _grace_hopper, _init_status, _mig_state, power_scope,
+)
 from eitp_bench.errors import UserError
 from eitp_bench.flags import Flag, flag
 from eitp_bench.records import EnergyEntry
+
 
 FI_DEV_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT
 ARCH_AMPERE = 7  # NVML_DEVICE_ARCH_AMPERE: GetPowerUsage becomes a 1-s mean
 SLOW_READ_S = 1.0  # a read (or a mark's wait for one) longer than this is stuck: flagged, values dropped
 TEMPERATURE_POLL_S = 1.0  # the sampler reads each GPU's temperature this often, for a window's maximum
-DEFAULT_POWER_LIMIT_W = 2000.0  # when NVML gives no power limit: above any board sold (B200 1000 W)
 JUMP_FACTOR = 2.0  # boards exceed their limit in short transients, never by 2x over a counter update
 JUMP_SLACK_S = 0.1  # the counter's update period at most: a step may hold one update's energy
-PERIOD_SPAN = 8  # counter changes averaged per run when inferring the update period
-PERIOD_HISTORY = 65  # the last changes kept for it (8 runs of 8 intervals)
 CALIBRATE_S = 1.0  # fast counter reads at a meter's start (discover_meters): 9 changes of a 100-ms counter
 CALIBRATE_POLL_S = 0.002
-
-FIX_PYNVML = "pip install nvidia-ml-py (it provides the `pynvml` module; the PyPI `pynvml` distribution is deprecated)"
-FIX_LIBRARY = (
-    "install the NVIDIA driver, or run the container with --gpus all and the NVIDIA container toolkit"
-)
-FIX_PERMISSION = ("nothing to do if the scheduler gave this job other GPUs (Slurm/cgroups); to measure this one, "
-                  "request it in the job or set CUDA_VISIBLE_DEVICES to the GPUs the job owns")
-
-
-def load_pynvml() -> Any:
-    """Import `pynvml` lazily; a UserError with the fix if it is missing."""
-    try:
-        with warnings.catch_warnings():  # the deprecated `pynvml` distribution warns on import
-            warnings.simplefilter("ignore", FutureWarning)
-            import pynvml
-    except ImportError as err:
-        raise UserError(f"the pynvml module is not importable ({err})", fix=FIX_PYNVML) from err
-    return pynvml
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _uuid_key(uuid: str) -> str:
-    """Compare UUIDs without the GPU-/MIG- prefix: torch prints them bare."""
-    u = _text(uuid).strip().lower()
-    for prefix in ("gpu-", "mig-"):
-        if u.startswith(prefix):
-            return u[len(prefix) :]
-    return u
-
-
-def _nvml_error(N: Any) -> Any:
-    """pynvml's base error class, or a class nothing raises (a binding without one)."""
-    cls = getattr(N, "NVMLError", None)
-    return cls if isinstance(cls, type) and issubclass(cls, BaseException) else ()
-
-
-def _describe(N: Any, err: BaseException) -> str:
-    """An exception from the binding, for a flag or a doctor line: NVML's own words, or what went wrong."""
-    if isinstance(err, _nvml_error(N)):
-        return f"{type(err).__name__}: {err}"
-    return f"unexpected {type(err).__name__} from the NVML binding: {err}"
-
-
-def _as_mj(value: Any) -> int:
-    """The energy counter's value as integer mJ; TypeError for anything that is not a number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
-        raise TypeError(f"nvmlDeviceGetTotalEnergyConsumption returned {value!r}, not a count of mJ")
-    return int(value)
-
-
-def _field_number(fv: Any) -> float:
-    """The value of an nvmlFieldValue_t, whatever its declared type."""
-    attr = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
-    return float(getattr(fv.value, attr.get(int(fv.valueType), "uiVal")))
-
-
-# --- which GPUs, in torch's order -----------------------------------------------------------------
-
-
-@dataclass
-class VisibleGpu:
-    ordinal: int  # torch / CUDA device ordinal
-    handle: Any  # NVML handle of the physical GPU
-    uuid: str  # the physical GPU's NVML UUID
-    mig_instance: Optional[str] = None  # the MIG UUID, when the visible device is a MIG instance
-    mapped_by: str = "nvml order"
-
-
-def torch_device_uuids() -> Optional[list[str]]:
-    """UUIDs of torch's CUDA devices by ordinal, or None. Uses torch only if it is already imported."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    try:
-        if not torch.cuda.is_available():
-            return None
-        return [str(torch.cuda.get_device_properties(i).uuid) for i in range(torch.cuda.device_count())]
-    except Exception:  # torch without CUDA, or an old torch without .uuid
-        return None
-
-
-@dataclass(frozen=True)
-class SkippedGpu:
-    """A GPU this process may not read (NVML_ERROR_NO_PERMISSION: a Slurm/cgroup-constrained node)."""
-
-    what: str  # "index 1", "GPU-5f3c…", "gpu:1"
-    reason: str
-    fix: str = FIX_PERMISSION
-
-    def status(self) -> MeterStatus:
-        return MeterStatus("nvml", False, reason=f"{self.what} skipped: {self.reason}", fix=self.fix)
-
-    def as_dict(self) -> dict[str, str]:
-        return {"gpu": self.what, "reason": self.reason, "fix": self.fix}
-
-
-def _denied(N: Any, err: BaseException) -> bool:
-    return isinstance(err, getattr(N, "NVMLError_NoPermission", ()))
-
-
-def visible_gpus(
-    nvml: Any, env: Optional[dict[str, str]] = None, torch_uuids: Optional[list[str]] = None,
-    skipped: Optional[list[SkippedGpu]] = None,
-) -> list[VisibleGpu]:
-    """Map torch ordinals to NVML handles: by UUID via torch if given, else by CUDA_VISIBLE_DEVICES.
-
-    CUDA_VISIBLE_DEVICES entries are indices or GPU-/MIG- UUIDs (GPU- ones may be prefixes); like CUDA,
-    we stop at the first entry that names no device. Indices assume PCI bus order (NVML's order).
-    Only the GPUs named are opened (a full UUID is looked up directly, an index by index): on a node
-    where cgroups hide the other GPUs, touching them answers NVML_ERROR_NO_PERMISSION. A GPU that
-    answers so is left out with a `SkippedGpu` note in `skipped` and takes no ordinal (CUDA cannot
-    open it either); the others are still measured.
-    """
-    env = os.environ if env is None else env
-    skipped = [] if skipped is None else skipped
-    count = nvml.nvmlDeviceGetCount()
-    direct = getattr(nvml, "nvmlDeviceGetHandleByUUID", None)
-    opened: dict[int, Any] = {}  # index -> (handle, uuid), or the NO_PERMISSION error
-
-    def deny(what: str, err: BaseException) -> None:
-        skipped.append(SkippedGpu(what, f"NVML answered {err} (not this process's GPU)"))
-
-    def by_index(i: int, note: bool = True) -> Optional[tuple[Any, str]]:
-        if i not in opened:
-            try:
-                h = nvml.nvmlDeviceGetHandleByIndex(i)
-                opened[i] = (h, _text(nvml.nvmlDeviceGetUUID(h)))
-            except Exception as err:
-                if not _denied(nvml, err):
-                    raise
-                opened[i] = err
-        if isinstance(opened[i], BaseException):
-            if note:
-                deny(f"GPU index {i}", opened[i])
-            return None
-        return opened[i]
-
-    def physical(note: bool = True) -> list[tuple[Any, str]]:
-        return [hu for hu in (by_index(i, note) for i in range(count)) if hu is not None]
-
-    def by_uuid(uuid: str, ordinal: int, how: str) -> Optional[VisibleGpu]:
-        key, text = _uuid_key(uuid), _text(uuid).strip()
-        named = [text] if text.lower().startswith(("gpu-", "mig-")) else ["GPU-" + key, "MIG-" + key]
-        for candidate in named if direct is not None else ():  # a full UUID: open that device alone
-            try:
-                h = direct(candidate)
-                if candidate.lower().startswith("mig-"):  # a MIG instance: energy only exists for its parent
-                    parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h)
-                    return VisibleGpu(ordinal, parent, _text(nvml.nvmlDeviceGetUUID(parent)), candidate, how)
-                u = _text(nvml.nvmlDeviceGetUUID(h))
-                if _uuid_key(u) == key:
-                    return VisibleGpu(ordinal, h, u, mapped_by=how)
-            except Exception as err:
-                if _denied(nvml, err):
-                    deny(text, err)
-                    return None
-        # a UUID prefix (CUDA accepts a unique one): among the GPUs this process may open
-        hits = [(h, u) for h, u in physical(note=False) if _uuid_key(u).startswith(key)]
-        if len(hits) == 1:
-            return VisibleGpu(ordinal, hits[0][0], hits[0][1], mapped_by=how)
-        return None
-
-    if torch_uuids is not None:
-        out = [by_uuid(u, i, "uuid via torch") for i, u in enumerate(torch_uuids)]
-        return [g for g in out if g is not None]
-
-    spec = env.get("CUDA_VISIBLE_DEVICES")
-    if spec is None:
-        return [VisibleGpu(i, h, u) for i, (h, u) in enumerate(physical())]
-    out: list[VisibleGpu] = []
-    for entry in (e.strip() for e in spec.split(",")):
-        ordinal = len(out)
-        if entry.lstrip("-").isdigit():
-            n = int(entry)
-            if not 0 <= n < count:
-                break
-            hu = by_index(n)
-            if hu is None:
-                continue  # denied: noted in `skipped`
-            gpu = VisibleGpu(ordinal, hu[0], hu[1], mapped_by="CUDA_VISIBLE_DEVICES index")
-        elif entry:
-            before = len(skipped)
-            gpu = by_uuid(entry, ordinal, "CUDA_VISIBLE_DEVICES uuid")
-            if gpu is None:
-                if len(skipped) > before:
-                    continue
-                break
-        else:
-            break
-        if any(g.uuid == gpu.uuid and g.mig_instance == gpu.mig_instance for g in out):
-            break  # CUDA rejects duplicates
-        out.append(gpu)
-    return out
-
-
-# --- per-GPU running state ------------------------------------------------------------------------
-
-
-def inferred_period(change_times: list[float]) -> Optional[float]:
-    """The counter's update period from the times its reads were seen to change: the median, over runs
-    of up to PERIOD_SPAN consecutive changes, of the run's mean interval.
-
-    Never the smallest interval: a change is seen at the first read after the update, so single
-    intervals scatter by up to a read interval either way, and their minimum only shrinks as reads
-    accumulate (72 ms for a true 100 ms on jittered 100-ms reads: benchmarks/crosscheck_scale.py).
-    Averaging over a run divides that scatter by the run's length; the median ignores runs that hold
-    a stall. Reads no denser than the updates cannot resolve the period (a read may hold two updates
-    or none): the estimate is then an upper bound, which is why the meter calibrates at start and
-    qualification polls fast.
-    """
-    n = len(change_times)
-    if n < 2:
-        return None
-    span = min(PERIOD_SPAN, n - 1)
-    runs = [(change_times[i + span] - change_times[i]) / span for i in range(n - span)]
-    return statistics.median(runs)
-
-
-@dataclass(frozen=True)
-class GpuMark:
-    counter_mj: Optional[int]
-    sampled_j: float  # cumulative trapezoid integral of the power samples
-    samples: int
-    resets: int  # times the counter went backwards so far
-    errors: int  # NVML errors so far
-    error: Optional[str]  # the error of this very read, if any
-    jumps: int = 0  # implausible counter steps so far
-    stale_s: float = 0.0  # this mark's read was slow: the values are the last good read's, this much older
-    stale_w: Optional[float] = None  # the last good power, to cover those stale_s
-    # ... and what that slow read returned, when it returned: a window that *starts* at this mark
-    # starts there (the measured code only began once the mark returned)
-    late_t: Optional[float] = None
-    late_counter_mj: Optional[int] = None
-    late_w: Optional[float] = None
-    state: Optional[dict] = None  # the board's state at this edge (energy/gpu_state.read_edge)
-
-
-@dataclass(frozen=True)
-class NvmlMark:
-    t: float
-    gpus: tuple[GpuMark, ...]
-
-
-class _GpuState:
-    def __init__(self, gpu: VisibleGpu, timeline_capacity: int):
-        self.gpu = gpu
-        self.device = f"gpu:{gpu.ordinal}"
-        self.has_counter = False
-        self.counter_note: Optional[str] = None  # why there is no counter
-        self.power_source = "none"  # instant | instant-module | usage | none
-        self.arch: Optional[int] = None
-        self.mig = gpu.mig_instance is not None
-        self.denied: Optional[str] = None  # NVML_ERROR_NO_PERMISSION at start: left out, with this reason
-        self.name: Optional[str] = None
-        self.changes: deque[float] = deque(maxlen=PERIOD_HISTORY)  # times of observed counter changes
-        self.qualified_period_s: Optional[float] = None  # from `use_qualification`
-        self.calibrated_period_s: Optional[float] = None  # from `calibrate` (fast reads at start)
-        self.edge_s: Optional[float] = None  # qualified D + max(P, W): the cross-check's edge error
-        # running state, guarded by the meter's lock
-        self.counter_mj: Optional[int] = None
-        self.last_t: Optional[float] = None
-        self.last_w: Optional[float] = None
-        self.sampled_j = 0.0
-        self.samples = 0
-        self.resets = 0
-        self.errors = 0
-        self.last_error: Optional[str] = None
-        self.jumps = 0
-        self.last_jump: Optional[str] = None
-        self.power_limit_w = DEFAULT_POWER_LIMIT_W
-        self.power_limit_known = False
-        self.counter_t: Optional[float] = None  # time of the last good counter read
-        self.good_t: Optional[float] = None  # time of the last good read (counter and power)
-        self.slow: deque[tuple[float, float, str]] = deque(maxlen=1000)  # (start, seconds, call)
-        self.late: Optional[tuple[float, Optional[int], Optional[float]]] = None  # the last slow read
-        self.timeline: deque[tuple[float, float]] = deque(maxlen=timeline_capacity)
-        self.temperatures: deque[tuple[float, float]] = deque(maxlen=timeline_capacity)  # (t, °C), polled
-        self.temperature_t: Optional[float] = None
-
-    @property
-    def update_period_s(self) -> Optional[float]:
-        return self.qualified_period_s or self.calibrated_period_s or inferred_period(list(self.changes))
-
-    def snapshot(self, error: Optional[str], now: Optional[float] = None, slow: bool = False,
-                 state: Optional[dict] = None) -> GpuMark:
-        stale_s, stale_w, late = 0.0, None, (None, None, None)
-        if slow and error is None and now is not None and self.good_t is not None:
-            stale_s, stale_w = max(0.0, now - self.good_t), self.last_w
-            late = self.late or late
-        return GpuMark(self.counter_mj, self.sampled_j, self.samples, self.resets, self.errors, error,
-                       self.jumps, stale_s, stale_w, *late, state=state)
 
 
 class NvmlMeter(Meter):
@@ -990,79 +697,3 @@ class NvmlMeter(Meter):
             statuses.append(MeterStatus("nvml", False, reason=f"nvmlShutdown failed: {_describe(N, err)}",
                                         fix=FIX_LIBRARY))
         return statuses
-
-
-def _grace_hopper(name: Optional[str]) -> bool:
-    """A Grace Hopper superchip by its product name (NVIDIA GH200 …)."""
-    return bool(name) and "GH200" in name.upper()
-
-
-def power_scope(st: "_GpuState") -> str:
-    """What a GPU's figures cover, for provenance: "gpu", "module" (Grace Hopper at module scope) or
-    "gpu or module" (a GH200 whose scope NVML does not state)."""
-    if st.power_source == "instant-module":
-        return "module"
-    return "gpu or module" if _grace_hopper(st.name) else "gpu"
-
-
-def _mig_state(value: Any) -> Optional[dict[str, bool]]:
-    """nvmlDeviceGetMigMode's (current, pending) as booleans; None when unknown or not supported."""
-    try:
-        current, pending = value
-        return {"current": bool(int(current)), "pending": bool(int(pending))}
-    except (TypeError, ValueError):
-        return None
-
-
-def _cuda_version(value: Any) -> Optional[str]:
-    """nvmlSystemGetCudaDriverVersion's integer (12040) as "12.4"; None when unknown."""
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        return None
-    return f"{v // 1000}.{(v % 1000) // 10}" if v > 0 else None
-
-
-_ARCH_NAMES = {2: "kepler", 3: "maxwell", 4: "pascal", 5: "volta", 6: "turing", 7: "ampere", 8: "ada",
-               9: "hopper", 10: "blackwell"}
-
-
-def _init_status(N: Any, err: Exception) -> MeterStatus:
-    if isinstance(err, getattr(N, "NVMLError_LibraryNotFound", ())):
-        return MeterStatus("nvml", False, reason="NVIDIA driver library libnvidia-ml.so not found", fix=FIX_LIBRARY)
-    if isinstance(err, getattr(N, "NVMLError_NoPermission", ())):
-        return MeterStatus("nvml", False, reason=f"NVML permission denied: {err}",
-                           fix="run as a user with access to /dev/nvidia* (the video group, or --gpus in a container)")
-    return MeterStatus("nvml", False, reason=f"NVML failed to initialise: {_describe(N, err)}", fix=FIX_LIBRARY)
-
-
-def _gpu_status(N: Any, gpu: VisibleGpu) -> MeterStatus:
-    device = f"gpu:{gpu.ordinal}"
-    try:
-        name = _text(N.nvmlDeviceGetName(gpu.handle))
-    except _nvml_error(N) as err:
-        if _denied(N, err):
-            return SkippedGpu(device, f"NVML answered {err} (not this process's GPU)").status()
-        return MeterStatus("nvml", False, device, "gpu", reason=f"{device} unreadable: {err}", fix=FIX_LIBRARY)
-    details: dict[str, Any] = {"name": name, "uuid": gpu.uuid}
-    try:
-        _as_mj(N.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
-        return MeterStatus("nvml", True, device, "gpu", reason=f"{name}: energy counter",
-                           details={**details, "method": "counter"})
-    except Exception as err:
-        if _denied(N, err):
-            why = f"NVML answered {err} reading its energy counter (not this process's GPU)"
-            return SkippedGpu(device, why).status()
-        no_counter = isinstance(err, getattr(N, "NVMLError_NotSupported", ()))
-        counter_err = str(err) if isinstance(err, _nvml_error(N)) else _describe(N, err)
-    try:
-        float(N.nvmlDeviceGetPowerUsage(gpu.handle))
-    except Exception as err:
-        return MeterStatus("nvml", False, device, "gpu",
-                           reason=f"{name}: power reading not supported ({err}) and no energy counter",
-                           fix="none for this GPU: its energy can only be estimated", details=details)
-    reason = ("no energy counter (pre-Volta): power will be sampled and integrated" if no_counter
-              else f"energy counter unreadable ({counter_err}): power will be sampled and integrated")
-    return MeterStatus(
-        "nvml", True, device, "gpu", reason=f"{name}: {reason}", details={**details, "method": "sampled"}
-    )
