@@ -135,3 +135,8 @@ def test_no_module_name_repeats_its_folder():
     repeats = [str(f.relative_to(ROOT)) for f in ROOT.rglob("*.py")
                if f.parent != ROOT and f.stem.startswith(f.parent.name + "_")]
     assert repeats == []
+
+
+def test_the_top_holds_only_packages_cli_and_the_shared_vocabulary():
+    loose = sorted(f.stem for f in ROOT.glob("*.py") if f.stem not in ("__init__", "cli"))
+    assert loose == sorted(LAYERS[0][1:])

@@ -9,8 +9,8 @@ One job: keep records and give them back. Modules:
 - retry.py: what a store outage is and how long a write waits for the store to come back;
 - record_files.py: reading and writing record files (`import`, `export`, a run folder's records).
 
-May import: the shared vocabulary (errors, file_kinds, flags, names, records). Never the suite's runner,
-the workloads, analysis or report: they import the store, not the reverse.
+May import: the shared vocabulary (errors, file_kinds, flags, names, records). Never the runner, the
+workloads, analysis or report: they import the store, not the reverse.
 
 The names the rest imports (`from eitp_bench.store import Store`) are loaded on first use, so importing a
 light module here (url, retry, record_files: the runner and its workers do) does not load SQLAlchemy.
