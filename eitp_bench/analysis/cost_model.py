@@ -498,7 +498,7 @@ def _assumptions(suite: Suite, c: _Costs, hw: Hardware) -> list:
            f"{hw.cpu.cores} cores, {hw.cpu.flops['fp32']:.3g} FLOP/s fp32, {hw.cpu.bandwidth:.3g} B/s")
     return [f"model: {c.shape.source}, {c.shape.parameters / 1e6:.1f} M parameters", where, cpu,
             f"efficiencies: GPU {GPU_MATMUL_EFFICIENCY:g} / CPU {CPU_MATMUL_EFFICIENCY:g} of peak FLOP/s, "
-            f"{BANDWIDTH_EFFICIENCY:g} of peak bandwidth; per-call overheads in eitp_bench/cost_model.py"]
+            f"{BANDWIDTH_EFFICIENCY:g} of peak bandwidth; per-call overheads in eitp_bench/analysis/cost_model.py"]
 
 
 # ---------------------------------------------------------------------------------------------------- hardware

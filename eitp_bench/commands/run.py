@@ -189,7 +189,7 @@ def _pretrained_config(cfg) -> Optional[dict]:
 
 
 def _estimate(cfg, profile: Optional[str], store, *, dry_run: bool) -> dict:
-    """The cost model's estimate (cost_model.py) for this machine or a named profile: from measured rates of
+    """The cost model's estimate (analysis/cost_model.py) for this machine or a named profile: from measured rates of
     this suite on that hardware when the store holds runs of it (analysis/runtime.py), else from the profile.
     {"unavailable": why} when it cannot be priced (no GPU here for a GPU suite, an unknown model shape)."""
     from eitp_bench.analysis import cost_model

@@ -33,7 +33,7 @@ class RepetitionSpec:
     # The round's idle baseline when an earlier repetition of this round measured it (the parent passes it on,
     # runner/parent.py); None: this repetition measures its own (idle_baseline() in worker.py says whose).
     idle: Optional[dict] = None
-    estimate: Optional[dict] = None  # the cost model's estimate of the whole plan (cost_model.py), recorded
+    estimate: Optional[dict] = None  # the cost model's estimate of the whole plan (analysis/cost_model.py), recorded
     runner_pid: Optional[int] = None  # the runner: its whole process tree is "ours" for the isolation check
 
     def plan_entry(self, suite: Suite) -> dict:

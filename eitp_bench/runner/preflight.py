@@ -5,7 +5,7 @@ before any process starts, any folder is made or any store is opened:
 
 1. the suite (suite.load_suite): safe YAML (size, nesting, aliases, duplicate keys, tags, UTF-8),
    the schema (types, ranges, list lengths, no NaN or infinity) and the cross-field rules
-   (suite_rules), each --set through the same checks;
+   (suite/rules.py), each --set through the same checks;
 2. what needs files or libraries: loss coefficients per arm, the CO2 country, a text file's
    contents, a pretrained model's context and vocabulary;
 3. what this machine lacks (missing_requirements): a missing GPU, model or data set stops `run`

@@ -1,8 +1,8 @@
 """The results store: a SQLite file (embedded default) or a PostgreSQL database (a fleet), one API.
 
 Tables: runs (identity, provenance, config JSON), metrics, energy, timeline, and meta (app marker +
-schema_version), declared once in store_layout.py (SQLAlchemy Core, derived from the record models)
-and versioned in store_migrations.py. Each `add_many` is ONE transaction, so a crash never leaves
+schema_version), declared once in store/layout.py (SQLAlchemy Core, derived from the record models)
+and versioned in store/migrations.py. Each `add_many` is ONE transaction, so a crash never leaves
 half a run; a run_id already stored is skipped (INSERT … ON CONFLICT DO NOTHING, so racing writers on
 many machines agree) and `merge` says whether the stored copy differs. SQLite: WAL + busy_timeout
 let several processes write one file. Frames for analysis come from a few whole-table queries, never

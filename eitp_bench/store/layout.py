@@ -2,7 +2,7 @@
 
 records.py declares every field once; this module turns those fields into SQLAlchemy Core tables
 (`METADATA`), the frame column lists of the Store contract, and the row values of an insert. A new
-field in a model is a new column here by itself (plus a migration in store_migrations.py for stores
+field in a model is a new column here by itself (plus a migration in store/migrations.py for stores
 that already exist). SQLAlchemy quotes names that are reserved words (`window` in PostgreSQL).
 """
 

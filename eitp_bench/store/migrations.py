@@ -1,6 +1,6 @@
 """Store schema versions: a new store is created from the layout, an older one is brought up to date.
 
-A store at version 0 (a new SQLite file, an empty PostgreSQL database) gets `store_layout.METADATA`
+A store at version 0 (a new SQLite file, an empty PostgreSQL database) gets `store.layout.METADATA`
 as declared today and is marked SCHEMA_VERSION: no history to replay. A store at version n ≥ 1 gets
 MIGRATIONS[n:], each a function of an open SQLAlchemy connection inside the migration's transaction.
 Steps up to v4 are SQLite history (only SQLite stores existed then); from v5 on a step must run on

@@ -3,8 +3,8 @@
 `problems(suite)` returns every broken rule as a `Problem` (field, value, what is expected); the
 Suite model refuses a suite with any. The rules mirror what the workloads need (the worker code
 cited next to each rule), checked here, in the parent, before any process starts. Values of one
-field alone (ranges, list lengths) are the schema's job (suite.py); files and this machine are the
-preflight's (preflight.py).
+field alone (ranges, list lengths) are the schema's job (schema.py); files and this machine are the
+preflight's (runner/preflight.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ OPTIMIZER_SETTINGS = (
 def problems(suite: Any, *, arms: tuple, claims: tuple) -> list[Problem]:
     """Every cross-field problem of a schema-valid suite; empty when there is none.
 
-    arms, claims: the known names (suite.ARMS, suite.CLAIMS; passed in: suite.py imports this module).
+    arms, claims: the known names (suite.ARMS, suite.CLAIMS; passed in: schema.py imports this module).
     """
     found: list[Problem] = []
     for rule in (_lists, _seeds, _markov, _splits, _generate, _retrieval, _theory, _launcher, _control_arms):

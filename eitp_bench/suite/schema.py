@@ -443,7 +443,7 @@ def bundled_suites() -> list[str]:
 def _read_suite_text(name_or_path: str) -> tuple[str, str]:
     """(text, label for messages) of a suite file given by path or bundled name.
 
-    Refuses (SuiteInvalid) a file over suite_yaml.MAX_FILE_BYTES without reading all of it, and one
+    Refuses (SuiteInvalid) a file over safe_yaml.MAX_FILE_BYTES without reading all of it, and one
     that is not UTF-8.
     """
     from eitp_bench.suite.safe_yaml import MAX_FILE_BYTES, YamlRefused, decode

@@ -1,4 +1,4 @@
-"""The cost model (eitp_bench/cost_model.py): arithmetic against hand-computed values, the measured source read
+"""The cost model (eitp_bench/analysis/cost_model.py): arithmetic against hand-computed values, the measured source read
 from a store, the bundled suites it prices, and what a run records for it (precision, idle once per round)."""
 
 import json
