@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import subprocess
 import sys
@@ -180,9 +181,9 @@ def test_frames_of_an_empty_store(store_url):
 
 WRITER = textwrap.dedent(
     """
-    import sys
+    import os, sys
     from eitp_bench.store import Store
-    sys.path.insert(0, sys.argv[3])
+    sys.path[:0] = sys.argv[3].split(os.pathsep)  # tests/store (this file) and tests/ (its helpers)
     from test_store import make_record
     with Store.open(sys.argv[1]) as store:
         for i in range(50):
@@ -192,7 +193,8 @@ WRITER = textwrap.dedent(
 
 
 def test_two_processes_writing_at_once_both_land(store_url, tmp_path):
-    tests_dir = str(__import__("pathlib").Path(__file__).parents[1])
+    here = __import__("pathlib").Path(__file__)
+    tests_dir = os.pathsep.join([str(here.parent), str(here.parents[1])])
     procs = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(store_url), arm, tests_dir], stderr=subprocess.PIPE)
         for arm in ("baseline", "eitp-paper")

@@ -4,6 +4,7 @@ connection errors, and a password never shows. Skipped, with the reason, without
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -21,12 +22,12 @@ from store_backends import admin_url, pg_url, require_pg  # noqa: E402,F401  (fi
 from synthetic_store import eitp_records  # noqa: E402
 from test_store import make_record  # noqa: E402
 
-TESTS = str(Path(__file__).parents[1])
+TESTS = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])])
 
 WRITER = textwrap.dedent(
     """
-    import sys
-    sys.path.insert(0, sys.argv[3])
+    import os, sys
+    sys.path[:0] = sys.argv[3].split(os.pathsep)  # tests/store (test_store) and tests/ (its helpers)
     from eitp_bench.store import Store
     from test_store import make_record
     with Store.open(sys.argv[1]) as store:  # every writer migrates the empty database at once: they must agree
