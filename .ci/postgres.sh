@@ -2,7 +2,7 @@
 # A throwaway PostgreSQL server for the store tests (CI and developers alike).
 #
 #   eval "$(.ci/postgres.sh start)"   # prints `export EITP_BENCH_TEST_PG_URL=postgresql://…`
-#   python -m pytest tests/test_store.py
+#   python -m pytest tests/store/test_store.py
 #   .ci/postgres.sh stop
 #   .ci/postgres.sh server-stop / server-start   # an outage: the server down, then up again (same port, data)
 #

@@ -1,6 +1,6 @@
 """What the RAPL poller costs at its period: the time of one poll (every zone read once) × polls per second.
 
-The poll period is at most JUMP_RESOLUTION_J / Pmax and STALL_S / STALL_READS (energy/rapl.py): 4 ms
+The poll period is at most JUMP_RESOLUTION_J / Pmax and STALL_S / STALL_READS (energy/rapl/): 4 ms
 at the 1000 W default. This times `RaplMeter.poll()` on a fake powercap tree of one package with
 core, uncore and dram (files on the local disk, not sysfs: a real energy_uj read is an MSR read
 through the kernel, typically a few µs more) and prints the share of one core the poller thread uses.

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eitp_bench.analysis.claims import load_claims  # noqa: E402
 from eitp_bench.analysis.frames import load_frames  # noqa: E402
 from eitp_bench.analysis.self_check import aa_check, planted_check  # noqa: E402
-from eitp_bench.workloads.arms import AA_ARM  # noqa: E402
+from eitp_bench.suite.arms import AA_ARM  # noqa: E402
 from tests.synthetic_store import eitp_records, frames_from_records  # noqa: E402
 from tests.test_self_check import _copy_arm, _planted_records  # noqa: E402
 

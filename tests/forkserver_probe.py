@@ -1,4 +1,4 @@
-"""Runs inside a forkserver child (tests/test_runner_crash.py): reports what the child inherited."""
+"""Runs inside a forkserver child (tests/runner/test_runner_crash.py): reports what the child inherited."""
 
 import os
 import sys

@@ -16,7 +16,7 @@ def test_generation_writer_and_readers_share_the_headline_window():
 def test_theory_section_headline_reads_only_sample_batch_1():
     from synthetic_store import frames_from_records, record
 
-    from eitp_bench.report.theory_sections import _generate_methods
+    from eitp_bench.analysis.theory_view import generate_methods as _generate_methods
     from eitp_bench.report.build import load_frames
 
     recs = [record("baseline", "generate", 0, {"x": 1.0}, energy_window=names.headline_generate_window(),

@@ -123,7 +123,7 @@ def test_flag_codes_are_declared_once_and_checked():
 
 
 def test_every_code_a_writer_uses_is_declared_and_every_declared_code_is_used():
-    writers = [*(PACKAGE / "energy").glob("*.py"), *(PACKAGE / "workloads").glob("*.py"), PACKAGE / "hardware" / "isolation.py",
+    writers = [*(PACKAGE / "energy").rglob("*.py"), *(PACKAGE / "workloads").glob("*.py"), PACKAGE / "hardware" / "isolation.py",
                PACKAGE / "records.py"]
     source = "\n".join(p.read_text(encoding="utf-8") for p in writers)
     used = set(re.findall(r'flag\(\s*"([a-z0-9_]+)"', source))

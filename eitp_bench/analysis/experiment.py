@@ -91,7 +91,7 @@ def _regime(suite) -> tuple[str, str]:
 
 def _check_recorded_lr(exp: Experiment, metrics) -> None:
     """Replace the configured lr with what each arm's runs recorded (they must agree when equal)."""
-    from eitp_bench.workloads.arms import COMPRESSION_ARMS
+    from eitp_bench.suite.arms import COMPRESSION_ARMS
 
     rows = metrics[(metrics["name"] == "lr")]
     if "task" in rows.columns:  # compressed arms record the lr of the model they compress in `compress`

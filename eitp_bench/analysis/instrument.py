@@ -7,7 +7,7 @@
   mean lag from its qualification; the judge widens the ratio's interval by it ([lo/(1+δ), hi/(1−δ)])
   before comparing with the claim. None unless every run with a figure is qualified (no widening).
 - `energy_scope(run_ids, energy, windows)`: what the measured entries an energy claim rests on cover
-  (energy/coverage.py, energy/nvml.py): a MIG slice's figure is its whole GPU's (`mig_whole_gpu`:
+  (energy/coverage.py, energy/nvml/): a MIG slice's figure is its whole GPU's (`mig_whole_gpu`:
   refused, NOT MEASURED); CPU work measured on the GPUs alone (`cpu_work_not_measured`: INCONCLUSIVE);
   a GPU-only total (`cpu_not_measured`) or a Grace Hopper scope (`module_scope`, `grace_hopper`): named.
 - `isolation_codes(provenance)`: run_id → the isolation check's codes (`gpu_shared`, `cpu_busy`).

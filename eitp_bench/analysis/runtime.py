@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from eitp_bench.cost_model import PHASE_TASKS, PHASES, MeasuredRates
+from eitp_bench.analysis.cost_model import PHASE_TASKS, PHASES, MeasuredRates
 from eitp_bench.suite import Suite
-from eitp_bench.workloads.arms import COMPRESSION_ARMS
+from eitp_bench.suite.arms import COMPRESSION_ARMS
 
 # settings that change a step's or a token's time: stored runs must match the suite on every one
 RATE_KEYS = (("model",), ("device",), ("threads",), ("train", "precision"), ("train", "batch_size"),

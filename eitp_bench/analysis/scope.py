@@ -6,7 +6,7 @@ synthetic corpus says nothing about the paper's regime, so every verdict carries
 the report words it as a verdict *here* ("REFUTED here — synthetic regime, tiny model; says nothing
 about the paper's regime") unless the scope is the paper's own.
 
-Kept apart from the judge (claims.py) on purpose: scope is a fact about the runs, never an input
+Kept apart from the judge (analysis/claims/) on purpose: scope is a fact about the runs, never an input
 to the statistics.
 """
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from eitp_bench.workloads.arms import AA_ARM, BASELINE_ARM, PLANTED_ARM
+from eitp_bench.suite.arms import AA_ARM, BASELINE_ARM, PLANTED_ARM
 
 AA_ALPHA = 0.05
 NOT_CHECKED_VERDICTS = ("NO DATA", "NOT MEASURED")

@@ -168,7 +168,7 @@ def bounds(
     """Landauer bounds, E_min, training floors, energy ladder and Lipschitz profile of a model."""
     t = _temperature(temperature)
     hardware = _load_profile(profile)
-    from eitp_bench.progress import HEARTBEAT_S, Steps
+    from eitp_bench.runner.progress import HEARTBEAT_S, Steps
 
     with Steps("bounds", 5, heartbeat_s=HEARTBEAT_S) as steps:  # on stderr: --json keeps stdout one JSON object
         steps.step(f"loading model {model}")

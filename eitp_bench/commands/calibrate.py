@@ -16,9 +16,9 @@ def calibrate_target(
 ) -> int:
     """Train the baseline PILOTS times and write a copy of SUITE whose train.target_val_loss is the loss
     every pilot reached within the step budget (refused at or above the zero-shot loss)."""
-    from eitp_bench.calibrate import RULE, calibrate, write_calibrated
+    from eitp_bench.runner.calibrate import RULE, calibrate, write_calibrated
     from eitp_bench.errors import UserError
-    from eitp_bench.preflight import check_suite_before_work
+    from eitp_bench.runner.preflight import check_suite_before_work
     from eitp_bench.suite import suite_file_name
 
     cfg, _ = check_suite_before_work(suite, list(set_), probe_sensors=False)  # no energy is metered here

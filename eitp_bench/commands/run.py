@@ -33,7 +33,7 @@ def run(
 ) -> int:
     """Run a suite: arms interleaved, one process per repetition; exit 1 if any repetition failed."""
     from eitp_bench.errors import UserError
-    from eitp_bench.preflight import check_suite_before_work
+    from eitp_bench.runner.preflight import check_suite_before_work
     from eitp_bench.runner import Runner, RunInterrupted
     from eitp_bench.suite import suite_config_hash
 
@@ -67,7 +67,7 @@ def run(
     for m in missing:  # what does not stop the run, said before it starts
         print(f"eitp-bench: warning: {m.what}: {m.why} (fix: {m.fix})", file=sys.stderr)
     from eitp_bench.store import Store
-    from eitp_bench.store_retry import StoreUnavailable
+    from eitp_bench.store.retry import StoreUnavailable
 
     results = Store.open(store)  # opened (and checked) before anything runs
     try:
@@ -124,7 +124,7 @@ def _check_out_folder(out: Path, store: Optional[str]) -> None:
 
     from eitp_bench.errors import UserError
     from eitp_bench.file_kinds import not_a_file
-    from eitp_bench.store_url import locate
+    from eitp_bench.store.url import locate
 
     fix = "pass --out a folder (it is created if missing), e.g. --out eitp-results/my-run"
     why = not_a_file(out)
@@ -189,10 +189,10 @@ def _pretrained_config(cfg) -> Optional[dict]:
 
 
 def _estimate(cfg, profile: Optional[str], store, *, dry_run: bool) -> dict:
-    """The cost model's estimate (cost_model.py) for this machine or a named profile: from measured rates of
+    """The cost model's estimate (analysis/cost_model.py) for this machine or a named profile: from measured rates of
     this suite on that hardware when the store holds runs of it (analysis/runtime.py), else from the profile.
     {"unavailable": why} when it cannot be priced (no GPU here for a GPU suite, an unknown model shape)."""
-    from eitp_bench import cost_model
+    from eitp_bench.analysis import cost_model
 
     if profile is not None:
         hardware = cost_model.hardware_from_profile(profile)

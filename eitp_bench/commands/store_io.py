@@ -95,7 +95,7 @@ def import_(
 ) -> None:
     """Merge results gathered elsewhere into the store (idempotent: run_ids stored identically are skipped;
     a run_id stored with different content is reported and left as it is; exit 1 then)."""
-    from eitp_bench.record_files import read_records
+    from eitp_bench.store.record_files import read_records
     from eitp_bench.store import Store
 
     # Read and validate every file before writing anything: a bad file aborts the whole import.

@@ -1,4 +1,8 @@
-"""This machine's hardware: detection (detect.py) and published per-model profiles (profiles.py)."""
+"""This machine's hardware: detection (detect.py) and published per-model profiles (profiles.py).
+
+One job: say what this machine is and what state it is in (cpu_state.py, state.py, isolation.py).
+May import: the suite and the shared vocabulary only; everything that runs or judges may import it.
+"""
 
 from __future__ import annotations
 

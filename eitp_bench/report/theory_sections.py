@@ -11,6 +11,9 @@ from html import escape
 from typing import Any, Optional
 
 from eitp_bench import names
+from eitp_bench.analysis.theory_view import (
+    first_present, generate_methods, ok_metrics, per_arm, per_arm_max, per_arm_min, ratio, series,
+)
 from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, K_B, LN2, check_temperature, landauer_j_per_bit
 
 LANDAUER_SRC = "Tkachenko, arXiv:2503.09980 (v1–v3); Landauer 1961"
@@ -30,58 +33,6 @@ def _num(v: Optional[float], digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
-def _ok_metrics(frames):
-    m = frames.metrics
-    if m is None or len(m) == 0:
-        return None
-    return m[m["status"] == "ok"] if "status" in m.columns else m
-
-
-def _per_arm(m, name: str) -> dict[str, float]:
-    """Median of metric `name` over repetitions, per arm."""
-    if m is None:
-        return {}
-    rows = m[m["name"] == name]
-    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].median().items()}
-
-
-def _per_arm_max(m, name: str) -> dict[str, float]:
-    """Largest value of metric `name` over repetitions, per arm (for flags: set in any repetition)."""
-    if m is None:
-        return {}
-    rows = m[m["name"] == name]
-    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].max().items()}
-
-
-def _per_arm_min(m, name: str) -> dict[str, float]:
-    """Smallest value of metric `name` over repetitions, per arm."""
-    if m is None:
-        return {}
-    rows = m[m["name"] == name]
-    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].min().items()}
-
-
-def _first(m, candidates: list[str]) -> tuple[dict[str, float], dict[str, str]]:
-    """Per arm, the first of `candidates` present, and which one (so an estimate says it is one)."""
-    values, which = {}, {}
-    for name in candidates:
-        for arm, v in _per_arm(m, name).items():
-            if arm not in values:
-                values[arm], which[arm] = v, name
-    return values, which
-
-
-def _generate_methods(frames) -> dict[str, str]:
-    """Per arm, the joule methods seen in the generate task's headline (sample, batch 1) windows."""
-    e = frames.energy
-    if e is None or len(e) == 0:
-        return {}
-    e = e[(e["task"] == "generate") & e["joules"].notna() & e["window"].astype(str).str.startswith("generate")]
-    head = e[e["window"].astype(str) == names.headline_generate_window()]
-    e = head if len(head) else e
-    return {str(a): ", ".join(sorted(set(g["method"]))) for a, g in e.groupby("arm")}
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
     """Cells are pre-escaped HTML."""
     head = "".join(f"<th>{h}</th>" for h in header)
@@ -89,20 +40,16 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f'<table class="theory"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
-    return a / b if a is not None and b else None
-
-
 # ----------------------------------------------------------------------------- (a) Landauer
 
 
 def _landauer_section(frames, m, t: float) -> Optional[str]:
-    bounds = {c: _per_arm(m, f"landauer_{c}_j_per_token") for c in ("reset", "flips", "entropy")}
+    bounds = {c: per_arm(m, f"landauer_{c}_j_per_token") for c in ("reset", "flips", "entropy")}
     arms = sorted(set().union(*bounds.values()))
     if not arms:
         return None
-    jpt, which = _first(m, ["joules_per_token", "gen_joules_per_token", names.estimated("joules_per_token")])
-    methods = _generate_methods(frames)
+    jpt, which = first_present(m, ["joules_per_token", "gen_joules_per_token", names.estimated("joules_per_token")])
+    methods = generate_methods(frames)
     rows = []
     for arm in arms:
         measured = jpt.get(arm)
@@ -111,7 +58,7 @@ def _landauer_section(frames, m, t: float) -> Optional[str]:
         row = [_e(arm), _num(measured), f"<strong>{_e(method)}</strong>" if estimated else _e(method)]
         for c in ("reset", "flips", "entropy"):
             b = bounds[c].get(arm)
-            row += [_num(b), _num(_ratio(measured, b))]
+            row += [_num(b), _num(ratio(measured, b))]
         rows.append(row)
     header = ["arm", "J/token", "method", "bound: reset (J)", "ratio", "bound: flips (J)", "ratio",
               "bound: entropy (J)", "ratio"]
@@ -137,17 +84,17 @@ def _landauer_section(frames, m, t: float) -> Optional[str]:
 def _emin_section(m, t: float, theorem3: Optional[list] = None) -> Optional[str]:
     from eitp_bench.theory import param_entropy as pe
 
-    storages = [st for st in pe.REPORTED_STORAGES if _per_arm(m, pe.e_min_metric_name(st))]
+    storages = [st for st in pe.REPORTED_STORAGES if per_arm(m, pe.e_min_metric_name(st))]
     if not storages:
         return None
     primary = pe.PRIMARY_STORAGE if pe.PRIMARY_STORAGE in storages else storages[0]
-    h = {st: _per_arm(m, pe.param_entropy_metric(st)) for st in storages}
-    emin = {st: _per_arm(m, pe.e_min_metric_name(st)) for st in storages}
+    h = {st: per_arm(m, pe.param_entropy_metric(st)) for st in storages}
+    emin = {st: per_arm(m, pe.e_min_metric_name(st)) for st in storages}
     # Degenerate in any repetition counts: the flag is a max, not a median.
-    degenerate = {st: {a for a, v in _per_arm_max(m, pe.degenerate_metric(st)).items() if v >= 1.0} for st in storages}
-    t1 = _per_arm(m, pe.E_MIN_PAPER_T1_METRIC)
-    measured = _per_arm(m, "train_joules")
-    estimated = _per_arm(m, names.estimated("train_joules"))
+    degenerate = {st: {a for a, v in per_arm_max(m, pe.degenerate_metric(st)).items() if v >= 1.0} for st in storages}
+    t1 = per_arm(m, pe.E_MIN_PAPER_T1_METRIC)
+    measured = per_arm(m, "train_joules")
+    estimated = per_arm(m, names.estimated("train_joules"))
 
     def cell(value: Optional[float], st: str, arm: str, digits: int = 3) -> str:
         text = _num(value, digits)
@@ -161,7 +108,7 @@ def _emin_section(m, t: float, theorem3: Optional[list] = None) -> Optional[str]
         bound = emin[primary].get(arm)
         rows.append([_e(arm)] + [cell(h[st].get(arm), st, arm, 4) for st in storages]
                     + [cell(emin[st].get(arm), st, arm) for st in storages]
-                    + [_num(t1.get(arm)), label, _num(_ratio(e_train, bound))])
+                    + [_num(t1.get(arm)), label, _num(ratio(e_train, bound))])
         if bound is None:
             continue
         # Theorem 2 is a consistency check, not a claim; Theorem 3 is judged once, by the claims judge.
@@ -220,17 +167,17 @@ FLOORS = [
 
 
 def _floors_section(m) -> Optional[str]:
-    values = {name: _per_arm(m, name) for name, *_ in FLOORS}
+    values = {name: per_arm(m, name) for name, *_ in FLOORS}
     arms = sorted(set().union(*values.values()))
     if not arms:
         return None
-    train = _per_arm(m, "train_joules")
+    train = per_arm(m, "train_joules")
     rows = []
     for name, label, definition, tag, source in FLOORS:
         for arm in arms:
             v = values[name].get(arm)
             rows.append([_e(label), f"{_e(definition)} {tag}", _e(source), _e(arm), _num(v),
-                         _num(train.get(arm)), _num(_ratio(train.get(arm), v))])
+                         _num(train.get(arm)), _num(ratio(train.get(arm), v))])
     return _table(["floor", "definition", "source", "arm", "floor (J)", "measured training (J)", "measured ÷ floor"],
                   rows) + "<p>Measured training joules are counter/sampled only; estimates are not compared.</p>"
 
@@ -245,7 +192,7 @@ def _ladder_section(m, t: float, profile) -> Optional[str]:
     extra = []
     for metrics, per, what in ((["joules_per_token", names.estimated("joules_per_token")], "token", "inference"),
                                (["train_joules_per_step", names.estimated("train_joules_per_step")], "step", "training step")):
-        values, which = _first(m, metrics)
+        values, which = first_present(m, metrics)
         for arm, v in sorted(values.items()):
             est = names.is_estimated(which[arm])
             extra.append({"name": f"{arm}: {what}{' (ESTIMATED)' if est else ''}", "joules": v, "per": per,
@@ -261,21 +208,6 @@ def _ladder_section(m, t: float, profile) -> Optional[str]:
 
 
 # ----------------------------------------------------------------------------- (e) derivation
-
-
-def _series(m, prefix: str) -> dict[str, dict[int, float]]:
-    """arm → {L: median} for metrics named `<prefix>@L`."""
-    if m is None:
-        return {}
-    rows = m[m["name"].astype(str).str.startswith(prefix + "@")]
-    out: dict[str, dict[int, float]] = {}
-    for (arm, name), g in rows.groupby(["arm", "name"]):
-        try:
-            L = int(str(name).split("@", 1)[1])
-        except ValueError:
-            continue
-        out.setdefault(str(arm), {})[L] = float(g["value"].median())
-    return out
 
 
 def _derivation_svg(retrieve: dict, derive: dict, unit: str, unresolved: set[str]) -> str:
@@ -313,21 +245,21 @@ def _derivation_figure(retrieve: dict, derive: dict, unit: str, unresolved: set[
 def _derivation_section(m, t: float) -> Optional[str]:
     from eitp_bench.theory import derivation as dv
 
-    retrieve, derive = _series(m, "retrieve_j"), _series(m, "derive_j")
+    retrieve, derive = series(m, "retrieve_j"), series(m, "derive_j")
     unit = "J"
     if not retrieve and not derive:
-        retrieve, derive, unit = _series(m, "retrieve_s"), _series(m, "derive_s"), "s"
+        retrieve, derive, unit = series(m, "retrieve_s"), series(m, "derive_s"), "s"
         if not retrieve and not derive:
             return None
-    measured_flag = _per_arm(m, "derivation_energy_measured")
+    measured_flag = per_arm(m, "derivation_energy_measured")
     # Below resolution in any repetition counts: the flag is a max, the window a min.
-    unresolved = {a for a, v in _per_arm_max(m, dv.BELOW_RESOLUTION_METRIC).items() if v >= 1.0} if unit == "J" else set()
-    window = _per_arm_min(m, dv.WINDOW_S_METRIC)
-    needed = _per_arm_max(m, dv.RESOLUTION_S_METRIC)
-    period = _per_arm_max(m, dv.UPDATE_PERIOD_S_METRIC)
-    cross_m, cross_p = _per_arm(m, dv.CROSSOVER_MEASURED_METRIC), _per_arm(m, "crossover_predicted_len")
-    cross_u = _per_arm(m, dv.CROSSOVER_UNRESOLVED_METRIC)
-    h = _series(m, "h_derive_bits")
+    unresolved = {a for a, v in per_arm_max(m, dv.BELOW_RESOLUTION_METRIC).items() if v >= 1.0} if unit == "J" else set()
+    window = per_arm_min(m, dv.WINDOW_S_METRIC)
+    needed = per_arm_max(m, dv.RESOLUTION_S_METRIC)
+    period = per_arm_max(m, dv.UPDATE_PERIOD_S_METRIC)
+    cross_m, cross_p = per_arm(m, dv.CROSSOVER_MEASURED_METRIC), per_arm(m, "crossover_predicted_len")
+    cross_u = per_arm(m, dv.CROSSOVER_UNRESOLVED_METRIC)
+    h = series(m, "h_derive_bits")
     rows = []
     for arm in sorted(set(retrieve) | set(derive)):
         low = arm in unresolved
@@ -386,7 +318,7 @@ def theory_sections(frames, *, temperature_k: float = DEFAULT_TEMPERATURE_K, pro
     t = check_temperature(temperature_k)
     if hasattr(profile, "model_dump"):
         profile = profile.model_dump()
-    m = _ok_metrics(frames)
+    m = ok_metrics(frames)
     if m is None:
         return []
     sections = [

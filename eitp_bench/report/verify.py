@@ -72,7 +72,7 @@ def _json(files: dict[str, bytes], name: str) -> Any:
 
 def recompute(files: dict[str, bytes]) -> dict[str, dict]:
     """{findings.json, figures.json} of the bundled records, judged again with the bundled claims and settings."""
-    from eitp_bench.record_files import parse_records
+    from eitp_bench.store.record_files import parse_records
     from eitp_bench.report.build import findings_of, for_suite, load_frames
     from eitp_bench.store import Store
 

@@ -4,7 +4,14 @@
 - parent.py: scheduling, timeouts, signals, publishing each repetition to the store and results folder;
 - worker.py: one repetition inside its own fresh process (`worker_main`, body `run_repetition`);
 - forkserver.py: starting workers from a server that has imported torch once; workers die with the parent;
-- staging.py, recovery.py, progress.py: the staging folder, coming back to a folder, what the user sees.
+- staging.py, recovery.py, progress.py: the staging folder, coming back to a folder, what every command
+  shows while it works (the one progress module);
+- preflight.py: everything checked before any work (`check_suite_before_work`: the suite, its files,
+  what this machine lacks);
+- calibrate.py: quality targets from baseline pilot runs (`eitp-bench calibrate`).
+
+May import: suite, workloads, energy, distributed, hardware, store (it hands each repetition's records
+to the store) and the shared vocabulary. Never analysis, report or commands.
 
 Protocol: a repetition is one fresh Python process running one arm through every task of the
 suite (so nothing is carried over between samples); arms are interleaved within each repetition

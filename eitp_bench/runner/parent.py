@@ -36,7 +36,7 @@ from eitp_bench.runner.recovery import (SUITE_FILE, check_out_dir, import_unstor
                                         stored_repetitions)
 from eitp_bench.runner.staging import (new_staging, read_phase, remove_staging_root_if_empty, tail,
                                        write_json_atomic)
-from eitp_bench.store_retry import publish
+from eitp_bench.store.retry import publish
 from eitp_bench.suite import Suite, suite_config_hash
 
 
@@ -113,7 +113,7 @@ class Runner:
         self.resume = resume
         self.python = python  # None: forkserver workers (or $EITP_BENCH_WORKER_PYTHON)
         self.sleep = sleep  # the cooldown's wait (tests inject a recorder)
-        self.estimate = estimate  # the cost model's estimate (cost_model.py): suite.json and every record keep it
+        self.estimate = estimate  # the cost model's estimate (analysis/cost_model.py): suite.json and every record keep it
         self._provenance = None
         self._signal: Optional[int] = None
         self._publishing = False
@@ -260,7 +260,7 @@ class Runner:
         try:
             for record in records:
                 write_json_atomic(self.out_dir / f"{spec.label}-{record.task}.json", record.model_dump_json(indent=1))
-            if self.store is not None:  # a transient store failure is retried (store_retry.py)
+            if self.store is not None:  # a transient store failure is retried (store/retry.py)
                 publish(self.store, records, sleep=self.sleep)
             for record in records:
                 for callback in self.on_record:

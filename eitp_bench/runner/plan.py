@@ -33,7 +33,7 @@ class RepetitionSpec:
     # The round's idle baseline when an earlier repetition of this round measured it (the parent passes it on,
     # runner/parent.py); None: this repetition measures its own (idle_baseline() in worker.py says whose).
     idle: Optional[dict] = None
-    estimate: Optional[dict] = None  # the cost model's estimate of the whole plan (cost_model.py), recorded
+    estimate: Optional[dict] = None  # the cost model's estimate of the whole plan (analysis/cost_model.py), recorded
     runner_pid: Optional[int] = None  # the runner: its whole process tree is "ours" for the isolation check
 
     def plan_entry(self, suite: Suite) -> dict:
@@ -66,7 +66,7 @@ def round_order(arms: list[str], seed: int, size: str) -> list[str]:
 
 def plan(suite: Suite, hardware_profile_id: Optional[str] = None) -> list[RepetitionSpec]:
     """All repetitions in run order: per size, per round, every arm once, in a seeded random order."""
-    from eitp_bench.workloads.arms import tasks_for_arm  # light: no torch
+    from eitp_bench.suite.arms import tasks_for_arm  # light: no torch
 
     config, digest = suite.model_dump(mode="json"), suite_config_hash(suite)
     specs = []

@@ -111,7 +111,7 @@ def check_out_dir(out_dir: Path, suite: Suite, resume: bool) -> None:
 
 def _check_records_config(out_dir: Path, config_hash: str) -> None:
     """Refuse to resume a folder without suite.json whose records ran another configuration (or cannot be read)."""
-    from eitp_bench.record_files import read_record_file
+    from eitp_bench.store.record_files import read_record_file
 
     for file in record_files(out_dir):
         try:
@@ -155,7 +155,7 @@ def stored_repetitions(store, config_hash: str) -> dict[tuple[str, str, int], di
 def import_unstored(out_dir: Path, store, config_hash: str, note: Callable[[str], None]) -> int:
     """--resume: records in the folder that the store lacks (a store deleted or replaced since) are put
     into the store, so they are skipped, never run again over their files. Returns how many."""
-    from eitp_bench.record_files import read_record_file
+    from eitp_bench.store.record_files import read_record_file
 
     held = {run_id for tasks in stored_repetitions(store, config_hash).values() for run_id in tasks.values()}
     missing = []

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from eitp_bench.errors import UserError
 
-from eitp_bench.workloads.arms import ABLATION_TERMS
+from eitp_bench.suite.arms import ABLATION_TERMS
 
 ARMS = ("baseline", "eitp-paper", "eitp-coded", *ABLATION_TERMS)
 

@@ -1,6 +1,6 @@
 """Model shapes, free of torch: the fresh sizes a suite names, and the published GPT-2 checkpoints.
 
-`workloads/models.py` builds models from `SIZES`; the cost model (eitp_bench/cost_model.py) prices a
+`workloads/models.py` builds models from `SIZES`; the cost model (eitp_bench/analysis/cost_model.py) prices a
 suite from the same shapes before torch is imported. `PUBLISHED_GPT2` holds the configs of the
 published GPT-2 checkpoints (their config.json on the Hugging Face hub: n_layer, n_embd, n_head,
 vocab_size 50257, n_positions 1024), used only to price a plan when the checkpoint is not cached here.

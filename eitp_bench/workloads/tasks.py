@@ -27,7 +27,7 @@ from eitp_bench import names
 from eitp_bench.flags import flag
 from eitp_bench.records import EnergyEntry, Metric
 from eitp_bench.suite import Suite
-from eitp_bench.workloads.arms import COMPRESSION_ARMS, PLANTED_ARM, objective_arm
+from eitp_bench.suite.arms import COMPRESSION_ARMS, PLANTED_ARM, objective_arm
 from eitp_bench.workloads.data import LMData, RetrievalTask, as_tensors, build_lm_data
 from eitp_bench.workloads.train import OptimSettings, TrainResult, evaluate_lm, lm_quality, train
 

@@ -1,0 +1,180 @@
+"""Advice for the next suite and the paragraph that states every choice.
+
+- `repetitions_for_power`: advice for the next suite (fixed n, never a stopping rule);
+- `sequential_looks`: spots stores that hold several batches (top-ups) of one configuration;
+- `min_paired_rounds`: the fewest rounds with which a claim can be VERIFIED under Holm;
+- `methods_paragraph()`: all of the statistics in one paragraph for the report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+from eitp_bench.analysis.stats.effect import DEFAULT_RESAMPLES
+
+
+@dataclass(frozen=True)
+class PowerPlan:
+    """Repetitions per arm (rounds, when paired) a next suite would need, or None with the reason."""
+
+    repetitions: Optional[int]
+    reason: str
+
+
+def repetitions_for_power(
+    effect_sd_log: float,
+    true_log_ratio: float,
+    threshold_log: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    max_repetitions: int = 100_000,
+) -> PowerPlan:
+    """Rounds a NEXT suite needs for its (1 − alpha) interval to exclude the threshold with `power`,
+    if the true log-ratio were `true_log_ratio` and one round's log-ratio had SD `effect_sd_log`.
+
+    n = ((t_{1−α/2, n−1} + t_{power, n−1}) · sd / |Δ|)² ÷ (3/π), Δ = true − threshold (iterated for
+    the t quantiles; 3/π is the signed-rank test's efficiency against the t-test on normal data), and
+    at least the smallest n whose exact signed-rank test can reach α (2^−n ≤ α/2). For an unpaired
+    design pass sd = √(sd_c² + sd_b²) of ln values and read the result per arm. When claims are
+    Holm-adjusted across m claims, pass alpha/m. Advice to fix n up front, never a stopping rule:
+    adding repetitions to a run because it was inconclusive inflates false verdicts.
+    """
+    delta = abs(true_log_ratio - threshold_log)
+    if not (math.isfinite(effect_sd_log) and math.isfinite(delta)):
+        return PowerPlan(None, "no finite spread or estimate to plan from")
+    if effect_sd_log <= 0:
+        return PowerPlan(None, "no spread between rounds: nothing to plan from (a deterministic metric?)")
+    if delta == 0 or delta < 1e-12 * max(1.0, abs(threshold_log)):
+        return PowerPlan(None, "the estimate sits on the threshold: no number of repetitions is expected to settle it")
+    n_exact = max(2, math.ceil(math.log2(2 / alpha)))
+    are = 3 / math.pi
+    n = n_exact
+    for _ in range(100):
+        df = max(n - 1, 1)
+        need = ((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * effect_sd_log / delta) ** 2 / are
+        new = max(n_exact, math.ceil(need))
+        if new == n or new > max_repetitions:
+            n = new
+            break
+        n = new
+    if n > max_repetitions:
+        return PowerPlan(None, f"more than {max_repetitions} repetitions would be needed: the estimate is too close "
+                               "to the threshold for any practical suite")
+    return PowerPlan(n, f"{n} rounds for a {100 * (1 - alpha):g} % interval to exclude the threshold with "
+                        f"{100 * power:g} % power if the true ratio were {math.exp(true_log_ratio):.4g} "
+                        f"(round-to-round SD of ln ratio {effect_sd_log:.3g}); fix it in the next suite, do not top up")
+
+
+@dataclass(frozen=True)
+class Looks:
+    """How many separate batches of repetitions one configuration's runs came in."""
+
+    batches: int
+    sizes: list[int]
+    warning: Optional[str]
+
+
+def _seconds(values) -> np.ndarray:
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out.append(math.nan)
+        elif isinstance(v, (int, float, np.integer, np.floating)):
+            out.append(float(v))
+        else:  # ISO 8601; naive times are taken as UTC, as the records write them
+            from datetime import datetime, timezone
+
+            t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+            out.append((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp())
+    return np.asarray(out, dtype=float)
+
+
+def sequential_looks(
+    rounds: Sequence[Iterable],
+    started_at: Sequence,
+    finished_at: Optional[Sequence] = None,
+    *,
+    max_idle_s: float = 3600.0,
+) -> Looks:
+    """Batches of one configuration's runs (call once per config hash), and a warning if more than one.
+
+    `rounds[i]` identifies run i's slot, e.g. (arm, task, size, repetition); `started_at` /
+    `finished_at` are ISO strings or seconds. A new batch starts when (a) a slot already seen in the
+    current batch appears again (the same repetitions were run again), or (b) a run starts more than
+    `max_idle_s` after every earlier run had finished (someone came back later). Several batches
+    may be top-ups of an earlier, inconclusive run: a fixed-n test's error rates then no longer hold.
+    """
+    start = _seconds(started_at)
+    end = _seconds(finished_at) if finished_at is not None else start.copy()
+    end = np.where(np.isfinite(end), end, start)
+    slots = [tuple(r) if not isinstance(r, (str, bytes)) and isinstance(r, Iterable) else (r,) for r in rounds]
+    if len(slots) != len(start):
+        raise ValueError("rounds and started_at must have one entry per run")
+    order = np.argsort(np.where(np.isfinite(start), start, np.inf), kind="stable")
+    sizes: list[int] = []
+    seen: set = set()
+    last_end = -math.inf
+    for i in order:
+        idle = start[i] - last_end if math.isfinite(start[i]) else 0.0
+        if not sizes or slots[i] in seen or idle > max_idle_s:
+            sizes.append(0)
+            seen = set()
+        sizes[-1] += 1
+        seen.add(slots[i])
+        if math.isfinite(end[i]):
+            last_end = max(last_end, end[i])
+    warning = None
+    if len(sizes) > 1:
+        warning = (f"these runs came in {len(sizes)} separate batches ({' + '.join(map(str, sizes))} runs): if later "
+                   "batches were added because an earlier result was inconclusive (a top-up), the intervals and "
+                   "p-values overstate the evidence; fix the repetitions up front and run a fresh suite")
+    return Looks(len(sizes), sizes, warning)
+
+
+def min_paired_rounds(n_claims: int = 1, alpha: float = 0.05) -> int:
+    """Fewest paired rounds with which any claim can be VERIFIED under Holm across `n_claims`.
+
+    With n rounds the smallest one-sided signed-rank p is 2⁻ⁿ (every round on the better side);
+    Holm's first step needs it below (α/2)/m: n = ⌊log2(2m/α)⌋ + 1 (6 for one claim, 9 for 7).
+    """
+    return int(math.floor(math.log2(2 * max(1, n_claims) / alpha))) + 1
+
+
+def methods_paragraph(*, confidence: float = 0.95, alpha: float = 0.05, n_claims: Optional[int] = None,
+                      resamples: int = DEFAULT_RESAMPLES) -> str:
+    """Every statistical choice, in one paragraph a reviewer can check (for the report and README)."""
+    pct = f"{100 * confidence:g} %"
+    draws = f"{resamples:,}".replace(",", " ")
+    few = next(n for n in range(2, 64) if 2.0 ** (1 - n) <= 1 - confidence + 1e-12)
+    family = f"the {n_claims} claims" if n_claims else "the claims"
+    need = (f"; with {n_claims} claims that needs at least {min_paired_rounds(n_claims, alpha)} paired rounds"
+            if n_claims else "")
+    return (
+        "Arms of a round share its seed, so they are compared round by round: the effect is the "
+        "Hodges–Lehmann estimate of the per-round log-ratios candidate ÷ baseline, with the exact Wilcoxon "
+        f"signed-rank {pct} interval and p-value (assumed: independent rounds, log-ratios symmetric about "
+        f"their centre; below {few} rounds the interval is [min, max], shown with its lower coverage). "
+        f"Unpaired rows use the ratio of medians, a {draws}-resample BCa bootstrap and a Mann–Whitney "
+        "test. Accuracies are judged as counts: ratio of pooled accuracies, log (Katz) interval with the larger "
+        "of the binomial and the run-to-run variance (paired by round when the rounds pair). A claim is VERIFIED "
+        "only when its interval lies strictly beyond the claimed value, is not degenerate (zero width, no "
+        "correct answer, both arms at 100 %), and its one-sided p-value against the claimed value, "
+        f"Holm-adjusted across {family} in this report, is below {alpha / 2:g}{need}. REFUTED needs the "
+        "interval strictly on the other side (or the quality gate shown failed) and the one-sided p-value "
+        f"against the claim holding, Holm-adjusted across the same claims, below {alpha / 2:g} (with a "
+        "quality gate, twice the smaller of the effect's and the gate's p). A run that misses its quality target "
+        "within its budget is censored there, not dropped: its round's log-ratio is only bounded, and each side "
+        "of the interval and each one-sided p takes the worst case of the bounds (a side left unbounded decides "
+        "nothing). An energy ratio's interval is widened by the sensors' residual systematic bound "
+        "|e/T (candidate) − e/T (baseline)|, e = D + P/2 from the qualification, before it is judged. A quality gate "
+        "holds when the upper bound of the relative quality loss is below the allowed loss (non-inferiority). "
+        "Repetitions are fixed by the suite; “repetitions needed” is an 80 %-power plan for the next suite, "
+        "and the report warns when a configuration's runs came in several batches (top-ups inflate false "
+        "verdicts)."
+    )

@@ -1,0 +1,82 @@
+"""What the theory sections show, read from the frames: medians (or the largest, smallest value) of a metric
+over repetitions per arm, the first of several metric names present, per-distance series, and the joule
+methods of the generate task's headline windows. report/theory_sections.py renders them; like
+training_view.py, nothing here writes HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from eitp_bench import names
+
+
+def ok_metrics(frames):
+    m = frames.metrics
+    if m is None or len(m) == 0:
+        return None
+    return m[m["status"] == "ok"] if "status" in m.columns else m
+
+
+def per_arm(m, name: str) -> dict[str, float]:
+    """Median of metric `name` over repetitions, per arm."""
+    if m is None:
+        return {}
+    rows = m[m["name"] == name]
+    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].median().items()}
+
+
+def per_arm_max(m, name: str) -> dict[str, float]:
+    """Largest value of metric `name` over repetitions, per arm (for flags: set in any repetition)."""
+    if m is None:
+        return {}
+    rows = m[m["name"] == name]
+    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].max().items()}
+
+
+def per_arm_min(m, name: str) -> dict[str, float]:
+    """Smallest value of metric `name` over repetitions, per arm."""
+    if m is None:
+        return {}
+    rows = m[m["name"] == name]
+    return {str(a): float(v) for a, v in rows.groupby("arm")["value"].min().items()}
+
+
+def first_present(m, candidates: list[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """Per arm, the first of `candidates` present, and which one (so an estimate says it is one)."""
+    values, which = {}, {}
+    for name in candidates:
+        for arm, v in per_arm(m, name).items():
+            if arm not in values:
+                values[arm], which[arm] = v, name
+    return values, which
+
+
+def generate_methods(frames) -> dict[str, str]:
+    """Per arm, the joule methods seen in the generate task's headline (sample, batch 1) windows."""
+    e = frames.energy
+    if e is None or len(e) == 0:
+        return {}
+    e = e[(e["task"] == "generate") & e["joules"].notna() & e["window"].astype(str).str.startswith("generate")]
+    head = e[e["window"].astype(str) == names.headline_generate_window()]
+    e = head if len(head) else e
+    return {str(a): ", ".join(sorted(set(g["method"]))) for a, g in e.groupby("arm")}
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
+
+
+def series(m, prefix: str) -> dict[str, dict[int, float]]:
+    """arm → {L: median} for metrics named `<prefix>@L`."""
+    if m is None:
+        return {}
+    rows = m[m["name"].astype(str).str.startswith(prefix + "@")]
+    out: dict[str, dict[int, float]] = {}
+    for (arm, name), g in rows.groupby(["arm", "name"]):
+        try:
+            L = int(str(name).split("@", 1)[1])
+        except ValueError:
+            continue
+        out.setdefault(str(arm), {})[L] = float(g["value"].median())
+    return out

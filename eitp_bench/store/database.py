@@ -1,0 +1,756 @@
+"""The results store: a SQLite file (embedded default) or a PostgreSQL database (a fleet), one API.
+
+Tables: runs (identity, provenance, config JSON), metrics, energy, timeline, and meta (app marker +
+schema_version), declared once in store/layout.py (SQLAlchemy Core, derived from the record models)
+and versioned in store/migrations.py. Each `add_many` is ONE transaction, so a crash never leaves
+half a run; a run_id already stored is skipped (INSERT … ON CONFLICT DO NOTHING, so racing writers on
+many machines agree) and `merge` says whether the stored copy differs. SQLite: WAL + busy_timeout
+let several processes write one file. Frames for analysis come from a few whole-table queries, never
+per-record Python loops.
+
+Fail-safe: readers (`report`, `export`, `compare`, `regress`) open read-only (a read-only file or
+folder is fine); writers refuse a file that is not an eitp-bench store, a newer schema, and (SQLite)
+a file that fails `PRAGMA quick_check`, with the way out. A PostgreSQL password is never shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+from eitp_bench.errors import UserError
+from eitp_bench.file_kinds import not_a_file
+from eitp_bench.records import Provenance, RunRecord
+from eitp_bench.store.layout import (  # noqa: F401  (the Store contract's names live on here too)
+    CHILD_TABLES, ENERGY_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES,
+    TIMELINE_COLUMNS, flag_columns, run_row,
+)
+from eitp_bench.store.retry import StoreUnavailable, is_transient
+from eitp_bench.store.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, stored_version  # noqa: F401
+from eitp_bench.store.url import DEFAULT_STORE, StoreLocation, connection_error, locate, masked  # noqa: F401
+
+BUSY_TIMEOUT_MS = 30_000
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_IN_CHUNK = 500  # run_ids per IN (...) list
+
+
+def resolve_path(path_or_url: str | os.PathLike | None) -> Path:
+    """The file of a SQLite store (a path, sqlite:///relative or sqlite:////absolute); None → default."""
+    location = locate(path_or_url)
+    if location.kind != "sqlite":
+        raise UserError(f"{location.shown} is not a SQLite store", fix="pass a file path")
+    return location.path
+
+
+def _reading(method):
+    """A read that meets a value eitp-bench never writes (text in a number column, broken JSON: the
+    store was edited by hand or by another program) says so in one line instead of a traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (ValueError, TypeError, KeyError, RecursionError) as err:
+            first = " ".join(str(err).split())[:200] or type(err).__name__
+            raise UserError(f"{self.location.shown} holds a value eitp-bench never writes, so it was changed outside "
+                            f"eitp-bench ({type(err).__name__}: {first})",
+                            fix="restore a backup of the store; or find and delete the altered rows with a SQL client "
+                                "(reading commands, export included, stop at the same value)") from None
+
+    return read
+
+
+def _recover_fix(shown: str) -> str:
+    return (f"salvage what the damage left readable with SQLite's own tool: `sqlite3 {shown} .recover | sqlite3 "
+            "NEW.sqlite`, then use NEW.sqlite (the export cannot read past the damage either); or restore a backup")
+
+
+def _rescue_fix(shown: str) -> str:
+    return (f"export what can still be read (eitp-bench export --format jsonl --store {shown} --out rescue.jsonl), "
+            "then start a new store and import it (eitp-bench import rescue.jsonl --store NEW.sqlite); if the export "
+            f"stops at the damage, `sqlite3 {shown} .recover | sqlite3 NEW.sqlite` salvages more; or restore a backup")
+
+
+# --- SQLite ------------------------------------------------------------------------------------
+
+
+def _inspect_existing(path: Path, reading: bool = False) -> None:
+    """Refuse a file that is not an eitp-bench store (or a newer one) before anything touches it. Writes nothing."""
+    with open(path, "rb") as f:
+        head = f.read(len(_SQLITE_MAGIC))
+    if not head:
+        return  # an empty file is an empty SQLite database: safe to initialise
+    if head != _SQLITE_MAGIC:
+        raise UserError(
+            f"{path} is not a SQLite file, so it is not an eitp-bench results store",
+            fix="pass the path of a results.sqlite written by eitp-bench, or a new path to create one",
+        )
+    if _pending_wal(path) and not _writable(path):
+        return  # read through a private copy (Store._open_sqlite), which checks it then
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import StaticPool
+
+    try:
+        # With no -wal beside it nobody is writing: open it immutable, so not even -wal/-shm side files
+        # appear next to a file we may refuse. Otherwise read-only, seeing the live WAL.
+        raw = _sqlite_connect(path, write=False, immutable=not path.with_name(path.name + "-wal").exists())
+        engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
+        try:
+            with engine.connect() as conn:
+                stored_version(conn, str(path))
+        finally:
+            engine.dispose()
+    except (sqlite3.DatabaseError, DBAPIError) as err:
+        raise UserError(f"{path} is a corrupt or unreadable SQLite file ({getattr(err, 'orig', err)})",
+                        fix=_recover_fix(str(path)) if reading else _rescue_fix(str(path))) from None
+
+
+def _sqlite_connect(path: Path, *, write: bool, immutable: bool = False) -> sqlite3.Connection:
+    """A raw connection, set up outside any transaction (journal mode cannot change inside one)."""
+    if write:
+        raw = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _enable_wal(raw)
+        raw.execute("PRAGMA foreign_keys=ON")
+        raw.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable against app crashes
+        return raw
+    mode = "mode=ro&immutable=1" if immutable else "mode=ro"
+    raw = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                          isolation_level=None, check_same_thread=False)
+    raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return raw
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying while another process opens the same new file: SQLite answers a
+    journal-mode change that races another connection with SQLITE_BUSY at once, without its busy handler."""
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+def _quick_check(raw: sqlite3.Connection, path: Path) -> None:
+    """A writer never adds to a damaged file: it would bury good runs under more damage."""
+    try:
+        problems = [row[0] for row in raw.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as err:
+        problems = [str(err)]
+    if problems != ["ok"]:
+        found = " ".join("; ".join(problems).split())[:300]  # one line: SQLite's report spans several
+        raise UserError(f"{path} is corrupt (SQLite quick_check: {found}); nothing was written",
+                        fix=_rescue_fix(str(path)))
+
+
+def _sqlite_engine(raw: sqlite3.Connection):
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import StaticPool
+
+    engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # pysqlite leaves BEGIN to us (isolation_level=None); writers take the lock up front
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+    return engine
+
+
+def _pending_wal(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def _private_copy(location: StoreLocation) -> Path:
+    """A temporary folder holding a copy of the store and its -wal (read as of this moment)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="eitp-store-"))
+    try:
+        for suffix in ("", "-wal"):
+            shutil.copyfile(location.path.with_name(location.path.name + suffix), folder / (location.path.name + suffix))
+    except OSError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise UserError(f"the results store {location.shown} is read-only and has commits in its -wal file, which "
+                        f"cannot be read without a copy; copying it failed: {err}",
+                        fix="make the store writable (chmod u+w on it and its folder), or free space in the temporary "
+                            "folder ($TMPDIR)") from None
+    return folder
+
+
+def _writable(path: Path) -> bool:
+    """May this store be written? No write bit on the file or its folder (chmod a-w) means no, even for
+    root, who os.access would let through: a store made read-only on purpose is treated as such."""
+    for p in (path, path.parent):
+        if not os.access(p, os.W_OK) or not p.stat().st_mode & 0o222:
+            return False
+    return True
+
+
+# --- the store -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Merge:
+    """What `Store.merge` did: new runs, runs already stored identically, and run_ids stored differently."""
+
+    added: int = 0
+    identical: int = 0
+    conflicting: list[str] = field(default_factory=list)
+
+
+class Store:
+    """Results of many repetitions, arms, suites and machines, in one SQLite file or PostgreSQL database."""
+
+    _private_copy: Optional[Path] = None  # a read-only store with a pending -wal is read from a copy
+
+    def __init__(self, engine, location: StoreLocation, *, read_only: bool):
+        self._engine = engine
+        self._conn = engine.connect()
+        self.location = location
+        self.read_only = read_only
+        self.dialect = engine.dialect.name
+
+    @property
+    def path(self):
+        """The SQLite file, or for PostgreSQL the URL as it may be shown (password masked)."""
+        return self.location.path if self.location.kind == "sqlite" else self.location.shown
+
+    @classmethod
+    def open(cls, path_or_url: str | os.PathLike | None = None, *, create: bool = True,
+             read_only: bool = False) -> "Store":
+        """Open (and for writers create, check and migrate) a store. `read_only` never creates or writes."""
+        location = locate(path_or_url)
+        if read_only:
+            create = False
+        if location.kind == "postgresql":
+            return cls._open_postgres(location, create=create, read_only=read_only)
+        return cls._open_sqlite(location, create=create, read_only=read_only)
+
+    @classmethod
+    def _open_sqlite(cls, location: StoreLocation, *, create: bool, read_only: bool) -> "Store":
+        path = location.path
+        why = not_a_file(path)
+        if why == "is a directory":
+            raise UserError(f"store path {path} is a directory", fix=f"pass a file path such as {path / 'results.sqlite'}")
+        if why not in (None, "does not exist"):  # a FIFO would block the open: refused before it
+            raise UserError(f"the results store {path} {why}, not a SQLite file",
+                            fix="pass the path of a results.sqlite file (or a new path to create one)")
+        if not create and (why is not None or path.stat().st_size == 0):  # reading never creates a store
+            empty = " (the file is empty)" if why is None else ""
+            raise UserError(f"no results store at {path}{empty}", fix="run `eitp-bench run` first, or pass --store PATH")
+        if why is None:
+            _inspect_existing(path, reading=read_only)  # raises before anything touches the file
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise _io_error(location, err) from None
+        if read_only:
+            if _writable(path):
+                cls._upgrade_if_old(location)
+            copy = None
+            if not _writable(path) and _pending_wal(path):
+                # commits still in the -wal that we may not replay in place (immutable would hide them):
+                # read a private copy of the file and its -wal instead, removed on close
+                copy = _private_copy(location)
+                raw = _connect_or_fail(StoreLocation("sqlite", path=copy / path.name), write=True)
+            else:
+                # A file nobody may write and no -wal: not being written; immutable needs no -shm beside it.
+                raw = _connect_or_fail(location, write=False, immutable=not _writable(path))
+            store = cls(_sqlite_engine(raw), location, read_only=True)
+            store._private_copy = copy
+            store._check_current()
+            return store
+        if path.exists() and not _writable(path):
+            raise UserError(f"the results store {path} is read-only (the file or its folder has no write permission)",
+                            fix="reading commands (report, export, compare, regress) work as it is; to add runs, "
+                                "make it writable (chmod u+w) or pass --store NEW.sqlite")
+        raw = _connect_or_fail(location, write=True)
+        try:
+            _quick_check(raw, path)
+        except BaseException:
+            raw.close()
+            raise
+        store = cls(_sqlite_engine(raw), location, read_only=False)
+        try:
+            with store._tx(write=True) as conn:
+                migrate(conn, str(path))
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _upgrade_if_old(cls, location: StoreLocation) -> None:
+        """A reader meeting an older schema upgrades it once (a writable file only), like any opener did."""
+        raw = _connect_or_fail(location, write=False, immutable=not location.path.with_name(location.path.name + "-wal").exists())
+        engine = _sqlite_engine(raw)
+        try:
+            with engine.connect() as conn:
+                version = stored_version(conn, str(location.path))
+        finally:
+            engine.dispose()
+        if 0 < version < SCHEMA_VERSION:  # 0: no tables, no store (a reader never creates one)
+            cls._open_sqlite(location, create=False, read_only=False).close()
+
+    @classmethod
+    def _open_postgres(cls, location: StoreLocation, *, create: bool, read_only: bool) -> "Store":
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.pool import NullPool
+
+        args = {"connect_timeout": 10, "application_name": "eitp-bench"}
+        if read_only:
+            args["options"] = "-c default_transaction_read_only=on"
+        engine = create_engine(location.url, poolclass=NullPool, connect_args=args, hide_parameters=True)
+        try:
+            store = cls(engine, location, read_only=read_only)
+        except DBAPIError as err:
+            engine.dispose()
+            found = connection_error(location, err)
+            raise (StoreUnavailable(found.message, fix=found.fix) if is_transient(err) else found) from None
+        try:
+            with store._tx(write=not read_only) as conn:
+                if read_only or not create:
+                    version = stored_version(conn, location.shown)
+                    if version == 0:
+                        raise UserError(f"no results store in {location.shown} (the database holds no tables)",
+                                        fix="run `eitp-bench run` or `eitp-bench import` with this --store first")
+                if not read_only:
+                    migrate(conn, location.shown)
+            if read_only:
+                store._check_current()
+            else:
+                store._check_writable()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _check_writable(self) -> None:
+        """A write into every table, in a transaction rolled back: a read-only role or database is
+        refused now, before any work, not after the first repetition."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        conn = self._conn
+        tx = conn.begin()
+        try:
+            for name in TABLE_NAMES:  # inserts no row, but needs INSERT and a writable transaction
+                conn.execute(text(f"INSERT INTO {name} SELECT * FROM {name} WHERE false"))
+        except DBAPIError as err:
+            reason = masked(str(err.orig), self.location.password).strip().splitlines()[0]
+            raise UserError(f"this user may not write to the results store {self.location.shown}: {reason}",
+                            fix="grant it INSERT on the store's tables (GRANT INSERT, SELECT ON ALL TABLES IN "
+                                "SCHEMA public TO <user>), or pass a --store you may write") from None
+        finally:
+            tx.rollback()
+
+    def _check_current(self) -> None:
+        with self._tx() as conn:
+            version = stored_version(conn, self.location.shown)
+        if version == 0:
+            raise UserError(f"no results store in {self.location.shown} (it holds no eitp-bench tables)",
+                            fix="run `eitp-bench run` or `eitp-bench import` with this --store first")
+        if version != SCHEMA_VERSION:
+            raise UserError(
+                f"{self.location.shown} is at store schema v{version}; reading needs v{SCHEMA_VERSION}, and a "
+                "read-only store cannot be upgraded",
+                fix="open it once with write access (any `eitp-bench import`), or copy the file somewhere writable",
+            )
+
+    # --- context manager -----------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._engine is not None:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except Exception:  # a connection the server already dropped
+                    pass
+            self._conn = None
+            self._engine.dispose()
+            self._engine = None
+        if getattr(self, "_private_copy", None) is not None:
+            import shutil
+
+            shutil.rmtree(self._private_copy, ignore_errors=True)
+            self._private_copy = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self, write: bool = False) -> Iterator:
+        """One transaction; database errors become one UserError naming the store (password masked)."""
+        from sqlalchemy.exc import DBAPIError
+
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        conn = None
+        try:
+            if self._conn is None:  # the last one was lost (PostgreSQL): a new connection
+                self._conn = self._engine.connect()
+            conn = self._conn
+            conn.info["write"] = write
+            with conn.begin():
+                yield conn
+        except (DBAPIError, dbapi_error) as err:  # dbapi_error: from the raw cursor of _frame
+            error = self._error(err)
+            if isinstance(error, StoreUnavailable):
+                self._drop_connection()
+            raise error from None
+        finally:
+            if conn is not None and conn is self._conn:  # not one just dropped (closed)
+                conn.info["write"] = False
+
+    def _drop_connection(self) -> None:
+        """Forget a connection the server dropped: the next transaction opens a new one."""
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
+
+    def _error(self, err) -> UserError:
+        orig = getattr(err, "orig", err)
+        text = masked(str(orig), self.location.password).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        if self.dialect == "sqlite":
+            if isinstance(orig, sqlite3.OperationalError) or "readonly" in text or "read-only" in text:
+                return _io_error(self.location, text)
+            if isinstance(orig, sqlite3.IntegrityError):
+                return UserError(f"the results store {self.location.shown} refused the records: {text}",
+                                 fix="nothing of this transaction was stored; report this as an eitp-bench bug")
+            # a reader (export among them) meeting the damage: advising an export would send the user in a circle
+            fix = _recover_fix(self.location.shown) if self.read_only else _rescue_fix(self.location.shown)
+            return UserError(f"{self.location.shown} is corrupt or unreadable ({text})", fix=fix)
+        if is_transient(err):  # the server is down, restarting, or asked for a retry: worth another try
+            found = connection_error(self.location, err)
+            return StoreUnavailable(found.message, fix=found.fix)
+        if getattr(err, "connection_invalidated", False) or "connection" in text.lower():
+            return connection_error(self.location, err)
+        return UserError(f"the PostgreSQL store {self.location.shown} failed: {text}",
+                         fix="check the server's log; nothing of this transaction was stored")
+
+    # --- writing -------------------------------------------------------------------------
+
+    def add(self, record: RunRecord) -> bool:
+        """Store one repetition in one transaction; False if its run_id is already stored."""
+        return self.add_many([record]) == 1
+
+    def add_many(self, records: Iterable[RunRecord]) -> int:
+        """Store many records in ONE transaction (all or nothing); returns how many were new."""
+        return self.merge(records).added
+
+    def merge(self, records: Iterable[RunRecord]) -> Merge:
+        """Like add_many, and compares every run_id that was already stored with the stored copy."""
+        from sqlalchemy import func, select
+
+        from eitp_bench.records import utc_now
+
+        if self.read_only:
+            raise UserError(f"{self.location.shown} was opened read-only", fix="open the store for writing")
+        batch = list(records)  # a reader that fails mid-way fails before the transaction
+        stored_at = utc_now()
+        first: dict[str, RunRecord] = {}
+        for r in batch:
+            first.setdefault(r.run_id, r)
+        rows = [run_row(r, stored_at) for r in first.values()]
+        with self._tx(write=True) as conn:
+            if self.dialect == "sqlite":  # under BEGIN IMMEDIATE: nobody else numbers runs meanwhile
+                seq = conn.execute(select(func.coalesce(func.max(RUNS.c.seq), 0))).scalar_one()
+                for k, row in enumerate(rows, 1):
+                    row["seq"] = seq + k
+            # One statement for the batch; RETURNING names the runs that were new (rowcount is not portable)
+            new = set(conn.execute(self._insert_ignoring_duplicates(), rows).scalars()) if rows else set()
+            for name, table in CHILD_TABLES.items():
+                children = [c for r in first.values() if r.run_id in new for c in table.rows(r)]
+                if children:
+                    conn.execute(TABLES[name].insert(), children)
+        result = Merge(added=len(new))
+        skipped = [r for r in first.values() if r.run_id not in new]
+        skipped += [r for r in batch if first[r.run_id] is not r]  # repeated inside the batch
+        if skipped:
+            stored = {s.run_id: s for s in self.records(run_ids=[r.run_id for r in skipped])}
+            for r in skipped:
+                if stored.get(r.run_id) == r:
+                    result.identical += 1
+                else:
+                    result.conflicting.append(r.run_id)
+        return result
+
+    def _insert_ignoring_duplicates(self):
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(RUNS).on_conflict_do_nothing(index_elements=["run_id"]).returning(RUNS.c.run_id)
+
+    # --- reading records -------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Number of stored runs (no __len__: an empty store must still be truthy)."""
+        from sqlalchemy import func, select
+
+        with self._tx() as conn:
+            return conn.execute(select(func.count()).select_from(RUNS)).scalar_one()
+
+    def run_ids(self) -> set[str]:
+        from sqlalchemy import select
+
+        with self._tx() as conn:
+            return set(conn.execute(select(RUNS.c.run_id)).scalars())
+
+    @_reading
+    def records(self, *, suite: Optional[str] = None, status: Optional[str] = None,
+                run_ids: Optional[Iterable[str]] = None) -> list[RunRecord]:
+        """Rebuild the stored RunRecords exactly, in the order they were stored."""
+        if run_ids is not None:
+            ids = list(dict.fromkeys(run_ids))
+            chunks = [ids[i:i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
+            return [r for chunk in chunks for r in self._records(suite, status, chunk)]
+        return self._records(suite, status, None)
+
+    def _records(self, suite, status, run_ids) -> list[RunRecord]:
+        from sqlalchemy import select
+
+        where = _run_filter(suite, status, run_ids)
+        columns = [RUNS.c[c] for c in RUN_SQL_COLUMNS]
+        with self._tx() as conn:
+            runs = conn.execute(select(*columns).where(*where).order_by(RUNS.c.seq)).all()
+            children = {name: self._children(conn, table, where) for name, table in CHILD_TABLES.items()}
+        out = []
+        for row in runs:
+            data = dict(zip(RUN_FIELDS, row))
+            data["config"] = json.loads(row[-2])
+            data["provenance"] = Provenance.model_validate_json(row[-1])
+            out.append(RunRecord(**data, **{name: rows.get(data["run_id"], []) for name, rows in children.items()}))
+        return out
+
+    @staticmethod
+    def _children(conn, table, where) -> dict[str, list]:
+        from sqlalchemy import select
+
+        t = TABLES[table.name]
+        stmt = select(t.c.run_id, *(t.c[table.column(f)] for f in table.fields)).join(RUNS, RUNS.c.run_id == t.c.run_id)
+        grouped: dict[str, list] = {}
+        for row in conn.execute(stmt.where(*where).order_by(t.c.run_id, t.c.idx)):
+            grouped.setdefault(row[0], []).append(table.item(row[1:]))
+        return grouped
+
+    # --- frames for analysis and reports ---------------------------------------------------
+    # Child rows are read bare and merged onto the runs frame in pandas: ~3x faster than letting
+    # SQL repeat every run column on every child row.
+
+    def _frame(self, stmt):
+        import pandas as pd
+
+        with self._tx() as conn:
+            # Straight through the driver's cursor: SQLAlchemy's Row objects cost ~4x on 100 000 rows.
+            # render_postcompile: an IN over a list of run ids becomes one placeholder per id
+            compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            params = [compiled.params[k] for k in compiled.positiontup] if compiled.positional else compiled.params
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                cursor.execute(str(compiled), params) if params else cursor.execute(str(compiled))
+                columns = [d[0] for d in cursor.description]
+                return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+            finally:
+                cursor.close()
+
+    @_reading
+    def runs_frame(self):
+        runs = self._runs(RUN_COLUMNS).drop(columns="_row")
+        from datetime import datetime
+
+        for column in ("started_at", "finished_at"):  # the analysis parses them: a bad one is said here
+            for value in runs[column].dropna().unique() if column in runs else ():
+                datetime.fromisoformat(value)
+        return runs
+
+    @_reading
+    def metrics_frame(self):
+        df = self._with_runs(RUN_COLUMNS, "metrics")
+        df["value"] = df["value"].astype(float)  # None (not finite) → NaN, never object dtype or 0
+        return _split_flags(df)
+
+    @_reading
+    def energy_frame(self):
+        # The energy row's device (gpu:0, cpu:0) is what analysis groups by; the run's torch device
+        # stays available as run_device.
+        df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"})
+        df = df.rename(columns={"device": "run_device", "energy_device": "device"})
+        for column in ("joules", "max_gap_s", "idle_watts", "net_joules", "sampled_joules",
+                       "crosscheck_tolerance_j"):  # None → NaN, never object dtype
+            df[column] = df[column].astype(float)
+        if "hw_state_json" in df.columns:  # the window's GPU state (a dict, or None where not read)
+            df.insert(df.columns.get_loc("hw_state_json"), "hw_state",
+                      [None if t in (None, "null") else json.loads(t) for t in df.pop("hw_state_json").tolist()])
+        return _split_flags(df)
+
+    @_reading
+    def timeline_frame(self, run_ids: Optional[list[str]] = None):
+        """Every timeline point (run_id, arm, task + the point), or only those of `run_ids` (a few runs:
+        one SQL parameter each)."""
+        return self._with_runs(["run_id", "arm", "task"], "timeline", run_ids=run_ids)
+
+    @_reading
+    def timeline_runs(self):
+        """One row per (device, run) with timeline points, in store order within a device: what picks the
+        runs a power plot shows without reading their points (a timeline is the store's largest table)."""
+        from sqlalchemy import select
+
+        t = TABLES["timeline"]
+        pairs = select(t.c.device, t.c.run_id).distinct().subquery()
+        return self._frame(select(pairs.c.device, pairs.c.run_id)
+                           .join_from(pairs, RUNS, pairs.c.run_id == RUNS.c.run_id)
+                           .order_by(pairs.c.device, RUNS.c.seq))
+
+    @_reading
+    def provenance_frame(self):
+        """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry."""
+        import pandas as pd
+        from sqlalchemy import select
+
+        rows = []
+        with self._tx() as conn:
+            for run_id, text in conn.execute(select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)):
+                prov = json.loads(text)
+                hardware = prov.pop("hardware", None) or {}
+                rows.append({"run_id": run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
+        columns = ["run_id", *Provenance.model_fields.keys()]
+        columns.remove("hardware")
+        return pd.DataFrame(rows, columns=None if rows else columns)
+
+    @_reading
+    def configs(self) -> dict[str, dict]:
+        """{suite_config_hash: the resolved suite config}: one per configuration (its runs share it)."""
+        from sqlalchemy import func, select
+
+        first = select(func.min(RUNS.c.seq)).group_by(RUNS.c.suite_config_hash)
+        with self._tx() as conn:
+            rows = conn.execute(select(RUNS.c.suite_config_hash, RUNS.c.config_json).where(RUNS.c.seq.in_(first))).all()
+        return {h: json.loads(c) for h, c in rows}
+
+    def _runs(self, columns: list[str], run_ids: Optional[list[str]] = None):
+        from sqlalchemy import select
+
+        stmt = select(RUNS.c.seq.label("_row"), *(RUNS.c[c] for c in columns)).order_by(RUNS.c.seq)
+        if run_ids is not None:
+            stmt = stmt.where(RUNS.c.run_id.in_(run_ids))
+        return self._frame(stmt)
+
+    def _with_runs(self, run_columns: list[str], name: str, rename: Optional[dict] = None,
+                   run_ids: Optional[list[str]] = None):
+        from sqlalchemy import select
+
+        table, t = CHILD_TABLES[name], TABLES[name]
+        rename = rename or {}
+        columns = [t.c[c].label(rename[c]) if c in rename else t.c[c] for c in table.columns]
+        runs = self._runs(run_columns, run_ids)
+        stmt = select(t.c.run_id, t.c.idx, *columns)
+        if run_ids is not None:
+            stmt = stmt.where(t.c.run_id.in_(run_ids))
+        child = self._frame(stmt)
+        df = runs.merge(child, on="run_id", how="inner").sort_values(["_row", "idx"], kind="stable")
+        return df.drop(columns=["_row", "idx"]).reset_index(drop=True)
+
+
+def _split_flags(df):
+    """flags_json → two list columns, `flags` (codes) and `flag_messages`, in its place."""
+    at = df.columns.get_loc("flags_json")
+    texts = df.pop("flags_json").tolist()  # a plain list: iterating an Arrow string column is ~5x slower
+    parsed = [None if t == "[]" else flag_columns(json.loads(t)) for t in texts]  # most rows have no flags
+    df.insert(at, "flags", [[] if p is None else p[0] for p in parsed])
+    df.insert(at + 1, "flag_messages", [[] if p is None else p[1] for p in parsed])
+    return df
+
+
+def _run_filter(suite: Optional[str], status: Optional[str], run_ids: Optional[list[str]]) -> list:
+    clauses = []
+    if suite is not None:
+        clauses.append(RUNS.c.suite == suite)
+    if status is not None:
+        clauses.append(RUNS.c.status == status)
+    if run_ids is not None:
+        clauses.append(RUNS.c.run_id.in_(run_ids))
+    return clauses
+
+
+def _connect_or_fail(location: StoreLocation, *, write: bool, immutable: bool = False) -> sqlite3.Connection:
+    try:
+        return _sqlite_connect(location.path, write=write, immutable=immutable)
+    except sqlite3.Error as err:
+        raise _io_error(location, err) from None
+
+
+def _io_error(location: StoreLocation, err) -> UserError:
+    return UserError(
+        f"cannot write the results store {location.shown}: {err}",
+        fix="check the file and its folder are writable, the disk has space, and no process holds it locked "
+            "(reading commands need no write access)",
+    )
+
+
+# --- export --------------------------------------------------------------------------------------
+
+TABLE_NAMES = ("runs", "metrics", "energy", "timeline")
+
+
+def export_jsonl(store: Store, out) -> int:
+    """One full RunRecord JSON per line: the lossless interchange format. `out` is a text stream."""
+    records = store.records()
+    for r in records:
+        out.write(r.model_dump_json() + "\n")
+    return len(records)
+
+
+def export_tables(store: Store, out_dir: Path, fmt: str) -> list[Path]:
+    """One csv or parquet file per table (runs, metrics, energy, timeline) in out_dir."""
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "parquet export needs pyarrow, which is not installed",
+                fix="pip install 'eitp-bench[parquet]' (or pip install pyarrow), or use --format csv",
+            ) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = {
+        "runs": store.runs_frame(),
+        "metrics": store.metrics_frame(),
+        "energy": store.energy_frame(),
+        "timeline": store.timeline_frame(),
+    }
+    written = []
+    for name, df in frames.items():
+        path = out_dir / f"{name}.{fmt}"
+        if fmt == "csv":
+            # List columns (flags, flag_messages) as JSON text: a csv cell cannot hold a list.
+            lists = {c: df[c].map(json.dumps) for c in df.columns if c in ("flags", "flag_messages")}
+            df.assign(**lists).to_csv(path, index=False)
+        else:
+            df.to_parquet(path, index=False)
+        written.append(path)
+    return written

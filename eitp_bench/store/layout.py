@@ -1,0 +1,193 @@
+"""The store's tables, declared once for SQLite and PostgreSQL and derived from the record models.
+
+records.py declares every field once; this module turns those fields into SQLAlchemy Core tables
+(`METADATA`), the frame column lists of the Store contract, and the row values of an insert. A new
+field in a model is a new column here by itself (plus a migration in store/migrations.py for stores
+that already exist). SQLAlchemy quotes names that are reserved words (`window` in PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import types
+import typing
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable, Iterable
+
+from pydantic import BaseModel
+from sqlalchemy import BigInteger, Column, Double, ForeignKey, Identity, Index, Integer, MetaData, Table, Text
+
+from eitp_bench.records import EnergyEntry, Metric, RunRecord, TimelinePoint
+
+APP_MARKER = "eitp-bench"
+
+
+def _to_json(value: Any) -> str:
+    return json.dumps(value, default=lambda o: o.model_dump(mode="json"))  # nested models (flags)
+
+
+def _sql_type(annotation: Any) -> tuple[Any, bool]:
+    """(SQLAlchemy type, nullable) of a scalar model field: str/Literal → Text, int → Integer, float → Double."""
+    nullable = False
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        nullable = True
+        (annotation,) = [a for a in args if a is not type(None)]
+    if annotation is float:
+        return Double(), nullable
+    if annotation is int:
+        return Integer(), nullable
+    if annotation is str or typing.get_origin(annotation) is typing.Literal:
+        return Text(), nullable
+    raise TypeError(f"no SQL column type for {annotation!r}: store it as JSON (json_fields)")
+
+
+def _field_type(model: type[BaseModel], field: str) -> tuple[Any, bool]:
+    if field in model.model_computed_fields:
+        return _sql_type(model.model_computed_fields[field].return_type)
+    return _sql_type(model.model_fields[field].annotation)
+
+
+METADATA = MetaData()
+
+META = Table(
+    "meta", METADATA,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChildTable:
+    """A RunRecord list field stored one row per item: (run_id, idx, one column per model field).
+
+    Nested values (lists, models) are JSON text in a `<field>_json` column; computed fields (net_joules)
+    are stored too, for SQL readers, and recomputed when a record is rebuilt.
+    """
+
+    name: str  # the table, and the RunRecord field it holds
+    model: type[BaseModel]
+    json_fields: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()  # optional in the model, never null once stored (a record's rules)
+
+    @cached_property
+    def fields(self) -> list[str]:
+        return list(self.model.model_fields)
+
+    @cached_property
+    def stored(self) -> list[str]:
+        return [*self.model.model_fields, *self.model.model_computed_fields]
+
+    def column(self, field: str) -> str:
+        return f"{field}_json" if field in self.json_fields else field
+
+    @cached_property
+    def columns(self) -> list[str]:
+        return [self.column(f) for f in self.stored]
+
+    def sql_columns(self) -> list[Column]:
+        out = []
+        for f in self.stored:
+            if f in self.json_fields:
+                out.append(Column(self.column(f), Text, nullable=False))
+            else:
+                kind, nullable = _field_type(self.model, f)
+                out.append(Column(f, kind, nullable=nullable and f not in self.required))
+        return out
+
+    @cached_property
+    def _values(self) -> Callable[[Any], tuple]:
+        get = operator.attrgetter(*self.stored)
+        at = [i for i, f in enumerate(self.stored) if f in self.json_fields]
+        if not at:
+            return get
+
+        def values(item: Any) -> tuple:
+            v = list(get(item))
+            for i in at:
+                v[i] = "[]" if v[i] == [] else _to_json(v[i])  # most items have no flags
+            return tuple(v)
+
+        return values
+
+    def rows(self, record: RunRecord) -> list[dict]:
+        """Insert parameters: one dict per item (SQLAlchemy executemany)."""
+        values, keys = self._values, ["run_id", "idx", *self.columns]
+        return [dict(zip(keys, (record.run_id, i, *values(item)))) for i, item in enumerate(getattr(record, self.name))]
+
+    def item(self, values: Iterable[Any]) -> BaseModel:
+        data = {f: json.loads(v) if f in self.json_fields else v for f, v in zip(self.fields, values)}
+        return self.model.model_validate(data)
+
+
+CHILD_TABLES = {
+    t.name: t
+    for t in (ChildTable("metrics", Metric, ("flags",)), ChildTable("energy", EnergyEntry, ("flags", "hw_state"), ("window",)),
+              ChildTable("timeline", TimelinePoint))
+}  # fmt: skip
+
+# runs: RunRecord's scalar fields (schema_version stored as record_schema_version), then the nested
+# ones as JSON, plus two storage-only columns: hardware_profile_id (copied out of provenance, for
+# grouping in SQL) and stored_at.
+_RUN_NESTED = ("config", "provenance", *CHILD_TABLES)
+RUN_FIELDS = [f for f in RunRecord.model_fields if f not in _RUN_NESTED]
+_RUN_RENAMED = {"schema_version": "record_schema_version"}
+RUN_SQL_COLUMNS = [_RUN_RENAMED.get(f, f) for f in RUN_FIELDS] + ["config_json", "provenance_json"]
+RUN_STORAGE_COLUMNS = ["hardware_profile_id", "stored_at", "seq"]
+
+RUNS = Table(
+    "runs", METADATA,
+    *(Column(_RUN_RENAMED.get(f, f), *_field_type(RunRecord, f)[:1], primary_key=f == "run_id",
+             nullable=_field_type(RunRecord, f)[1]) for f in RUN_FIELDS),
+    Column("config_json", Text, nullable=False),
+    Column("provenance_json", Text, nullable=False),
+    Column("hardware_profile_id", Text),
+    Column("stored_at", Text),
+    # The order runs were stored in: PostgreSQL numbers them (identity); SQLite's writer, holding the
+    # write lock, takes max + 1 (store.Store.merge).
+    Column("seq", BigInteger, Identity()),
+    Index("runs_by_suite", "suite", "arm", "task"),
+    Index("runs_by_seq", "seq", unique=True),
+)  # fmt: skip
+
+TABLES = {
+    name: Table(
+        name, METADATA,
+        Column("run_id", Text, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+        Column("idx", Integer, primary_key=True),
+        *table.sql_columns(),
+    )
+    for name, table in CHILD_TABLES.items()
+}  # fmt: skip
+Index("metrics_by_name", TABLES["metrics"].c.name)
+Index("energy_by_domain", TABLES["energy"].c.device, TABLES["energy"].c.domain)
+# Which runs have a timeline on which device, read from the index alone (analysis/frames.StoredTimeline):
+# a report plots a few runs' power and must not scan every stored point to find them.
+Index("timeline_by_run_device", TABLES["timeline"].c.run_id, TABLES["timeline"].c.device)
+
+
+def run_row(record: RunRecord, stored_at: str) -> dict:
+    values = [getattr(record, f) for f in RUN_FIELDS]
+    return {**dict(zip(RUN_SQL_COLUMNS, values)), "config_json": json.dumps(record.config),
+            "provenance_json": record.provenance.model_dump_json(),
+            "hardware_profile_id": record.provenance.hardware_profile_id, "stored_at": stored_at}
+
+
+# Frame columns (the contract in DEVELOPERS.md): runs, and after the run columns those of each child.
+# Flags come as two list columns (codes, messages), never a joined string: messages contain ';'.
+def _frame_columns(table: ChildTable) -> list[str]:
+    return [c for f in table.stored for c in (("flags", "flag_messages") if f == "flags" else (f,))]
+
+
+RUN_COLUMNS = [f for f in RUN_FIELDS if f != "schema_version"] + ["hardware_profile_id"]
+METRIC_COLUMNS = _frame_columns(CHILD_TABLES["metrics"])
+ENERGY_COLUMNS = _frame_columns(CHILD_TABLES["energy"])
+TIMELINE_COLUMNS = CHILD_TABLES["timeline"].stored
+
+
+def flag_columns(flags: list) -> tuple[list[str], list[str]]:
+    """(codes, messages) of a list of Flags or {code, message} dicts: a frame's two flag columns."""
+    items = [f if isinstance(f, dict) else f.model_dump() for f in flags]
+    return [f["code"] for f in items], [f["message"] for f in items]

@@ -1,0 +1,247 @@
+"""Store schema versions: a new store is created from the layout, an older one is brought up to date.
+
+A store at version 0 (a new SQLite file, an empty PostgreSQL database) gets `store.layout.METADATA`
+as declared today and is marked SCHEMA_VERSION: no history to replay. A store at version n ≥ 1 gets
+MIGRATIONS[n:], each a function of an open SQLAlchemy connection inside the migration's transaction.
+Steps up to v4 are SQLite history (only SQLite stores existed then); from v5 on a step must run on
+both SQLite and PostgreSQL (branch on `conn.dialect.name` where their DDL differs). The frozen DDL of
+old steps is history: a test checks that replaying it ends in the models' layout.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from sqlalchemy import Connection, inspect, select, text, update
+
+from eitp_bench.errors import UserError
+from eitp_bench.records import upgrade_record
+from eitp_bench.store.layout import APP_MARKER, META, METADATA
+
+
+def _script(conn: Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.exec_driver_sql(statement)
+
+
+def _v1_create_tables(conn: Connection) -> None:
+    _script(
+        conn,
+        """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            record_schema_version INTEGER NOT NULL,
+            suite TEXT NOT NULL,
+            suite_config_hash TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            task TEXT NOT NULL,
+            size TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            repetition INTEGER NOT NULL,
+            device TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            error TEXT,
+            hardware_profile_id TEXT,
+            config_json TEXT NOT NULL,
+            provenance_json TEXT NOT NULL
+        );
+        CREATE TABLE metrics (
+            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            unit TEXT NOT NULL,
+            window TEXT,
+            PRIMARY KEY (run_id, idx)
+        );
+        CREATE TABLE energy (
+            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            window TEXT NOT NULL,
+            device TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            joules REAL,
+            method TEXT NOT NULL,
+            meter TEXT NOT NULL,
+            duration_s REAL NOT NULL,
+            samples INTEGER NOT NULL,
+            max_gap_s REAL,
+            wraps INTEGER NOT NULL,
+            flags_json TEXT NOT NULL,
+            idle_watts REAL,
+            net_joules REAL,
+            PRIMARY KEY (run_id, idx)
+        );
+        CREATE TABLE timeline (
+            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            window TEXT NOT NULL,
+            device TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            t REAL NOT NULL,
+            watts REAL NOT NULL,
+            PRIMARY KEY (run_id, idx)
+        );
+        CREATE INDEX runs_by_suite ON runs(suite, arm, task);
+        CREATE INDEX metrics_by_name ON metrics(name);
+        """,
+    )
+
+
+def _v2_add_stored_at(conn: Connection) -> None:
+    # v2: when a run landed in this store (differs from started_at for imported runs),
+    # and an index for the energy queries of reports.
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN stored_at TEXT")
+    conn.exec_driver_sql("CREATE INDEX energy_by_domain ON energy(device, domain)")
+
+
+def _v3_coded_flags(conn: Connection) -> None:
+    # v3: record schema 2, flags are {code, message}. Convert the plain-string flags of older runs with
+    # the records' own upgrade step (the one `import` applies), so old stores and old exports agree.
+    rows = conn.exec_driver_sql(
+        "SELECT e.rowid, r.record_schema_version, e.flags_json FROM energy e JOIN runs r USING (run_id)"
+        " WHERE r.record_schema_version < 2 AND e.flags_json != '[]'"
+    ).fetchall()
+    updates = []
+    for rowid, version, flags in rows:
+        entry = upgrade_record({"schema_version": version, "energy": [{"flags": json.loads(flags)}]}, to=2)
+        updates.append((json.dumps(entry["energy"][0]["flags"]), rowid))
+    if updates:
+        conn.exec_driver_sql("UPDATE energy SET flags_json = ? WHERE rowid = ?", updates)
+    conn.exec_driver_sql("UPDATE runs SET record_schema_version = 2 WHERE record_schema_version < 2")
+
+
+def _v4_ranks(conn: Connection) -> None:
+    # v4: record schema 3, multi-rank repetitions. Every stored run was one process on one machine.
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN world_size INTEGER NOT NULL DEFAULT 1")
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN nnodes INTEGER NOT NULL DEFAULT 1")
+    conn.exec_driver_sql("ALTER TABLE energy ADD COLUMN rank INTEGER")
+    conn.exec_driver_sql("ALTER TABLE energy ADD COLUMN host TEXT")
+    conn.exec_driver_sql("UPDATE runs SET record_schema_version = 3 WHERE record_schema_version < 3")
+
+
+def _v5_metric_flags_and_order(conn: Connection) -> None:
+    # v5: record schema 4, a metric that was NaN/inf is stored as NULL with flags; and runs.seq, the
+    # order runs were stored in (SQLite's rowid has no PostgreSQL twin). SQLite cannot drop a NOT NULL,
+    # so metrics is rebuilt there.
+    if conn.dialect.name == "sqlite":
+        _script(
+            conn,
+            """
+            CREATE TABLE metrics_v5 (
+                run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+                idx INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                value REAL,
+                unit TEXT NOT NULL,
+                window TEXT,
+                flags_json TEXT NOT NULL DEFAULT '[]',
+                PRIMARY KEY (run_id, idx)
+            );
+            INSERT INTO metrics_v5 (run_id, idx, name, value, unit, window)
+                SELECT run_id, idx, name, value, unit, window FROM metrics;
+            DROP TABLE metrics;
+            ALTER TABLE metrics_v5 RENAME TO metrics;
+            CREATE INDEX metrics_by_name ON metrics(name);
+            ALTER TABLE runs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+            UPDATE runs SET seq = rowid;
+            """,
+        )
+    else:
+        _script(
+            conn,
+            """
+            ALTER TABLE metrics ALTER COLUMN value DROP NOT NULL;
+            ALTER TABLE metrics ADD COLUMN flags_json TEXT NOT NULL DEFAULT '[]';
+            ALTER TABLE runs ADD COLUMN seq BIGINT GENERATED BY DEFAULT AS IDENTITY
+            """,
+        )
+    conn.exec_driver_sql("CREATE UNIQUE INDEX runs_by_seq ON runs(seq)")
+    conn.exec_driver_sql("UPDATE runs SET record_schema_version = 4 WHERE record_schema_version < 4")
+
+
+def _v6_crosscheck(conn: Connection) -> None:
+    # v6: record schema 5, energy entries carry the counter-vs-sampled cross-check (energy/crosscheck.py).
+    # Older runs did not keep it: NULL.
+    double = "REAL" if conn.dialect.name == "sqlite" else "DOUBLE PRECISION"
+    conn.exec_driver_sql(f"ALTER TABLE energy ADD COLUMN sampled_joules {double}")
+    conn.exec_driver_sql(f"ALTER TABLE energy ADD COLUMN crosscheck_tolerance_j {double}")
+    conn.exec_driver_sql("UPDATE runs SET record_schema_version = 5 WHERE record_schema_version < 5")
+
+
+def _v7_hw_state(conn: Connection) -> None:
+    # v7: record schema 6, GPU energy entries carry the window's hardware state (energy/gpu_state.py).
+    # Older runs did not read it: JSON null.
+    conn.exec_driver_sql("ALTER TABLE energy ADD COLUMN hw_state_json TEXT NOT NULL DEFAULT 'null'")
+    conn.exec_driver_sql("UPDATE runs SET record_schema_version = 6 WHERE record_schema_version < 6")
+
+
+def _v8_timeline_index(conn: Connection) -> None:
+    # v8: an index for the report's power plots, which read which runs have a timeline on which device
+    # (store.timeline_runs) without scanning every point. No record change: the record schema stays 6.
+    conn.exec_driver_sql("CREATE INDEX timeline_by_run_device ON timeline(run_id, device)")
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks, _v5_metric_flags_and_order,
+    _v6_crosscheck, _v7_hw_state, _v8_timeline_index,
+]  # fmt: skip
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def stored_version(conn: Connection, where: str) -> int | None:
+    """The store's schema version; 0 for an empty database; UserError for a database that is not ours."""
+    tables = set(inspect(conn).get_table_names())
+    if not tables:
+        return 0
+    if "meta" not in tables:
+        raise UserError(
+            f"{where} is a database but not an eitp-bench store (tables: {', '.join(sorted(tables)[:10])})",
+            fix="pass a different store; eitp-bench will not write into a foreign database",
+        )
+    meta = dict(conn.execute(select(META.c.key, META.c.value)).all())
+    if meta.get("app") != APP_MARKER or "schema_version" not in meta:
+        raise UserError(
+            f"{where} has a meta table but is not an eitp-bench store",
+            fix="pass a different store; eitp-bench will not write into a foreign database",
+        )
+    try:
+        version = int(meta["schema_version"])
+    except (TypeError, ValueError):
+        raise UserError(f"{where} has schema_version {str(meta['schema_version'])[:40]!r} in its meta table, which "
+                        "eitp-bench never writes: the store was changed outside eitp-bench",
+                        fix="restore a backup of the store, or set the meta row back to the version it was") from None
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{where} was written by a newer eitp-bench (store schema v{version}; this one knows up to v{SCHEMA_VERSION})",
+            fix="upgrade eitp-bench (pip install -U eitp-bench) to read this store",
+        )
+    return version
+
+
+# Any 64-bit number, the same in every eitp-bench: PostgreSQL openers of one database queue on it.
+_PG_MIGRATION_LOCK = 0x6569_7470_6265_6E63
+
+
+def migrate(conn: Connection, where: str) -> None:
+    """Bring the store to SCHEMA_VERSION inside the caller's transaction, which holds the write lock
+    (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock taken here), so concurrent openers agree."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+    version = stored_version(conn, where)
+    if version == SCHEMA_VERSION:
+        return
+    if version == 0:
+        META.create(conn, checkfirst=True)  # an empty SQLite file may hold a bare meta table
+        METADATA.create_all(conn)
+        conn.execute(META.delete())
+        conn.execute(META.insert(), [{"key": "app", "value": APP_MARKER},
+                                     {"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+        return
+    for step in MIGRATIONS[version:]:
+        step(conn)
+    conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))

@@ -1,0 +1,293 @@
+"""The suite's own proof: the A/A control, the planted effect, and the demotion a failed A/A check causes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from eitp_bench.analysis.claims import INCONCLUSIVE, VERIFIED, load_claims
+from eitp_bench.analysis.findings import analyse
+from eitp_bench.analysis.frames import load_frames
+from eitp_bench.analysis.self_check import aa_metrics
+from eitp_bench.records import RunRecord
+from eitp_bench.suite.arms import AA_ARM, PLANTED_ARM
+from tests.synthetic_store import eitp_records, frames_from_records, record
+
+
+def _copy_arm(records, arm: str, scale: dict[str, float] | None = None, noise: float = 0.0, seed: int = 1):
+    """The baseline's records under another arm name, same rounds; `scale` multiplies named metrics,
+    `noise` adds a lognormal wobble per value (an honest second run of the same thing)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in records:
+        if r.arm != "baseline" or r.status != "ok":
+            continue
+        data = r.model_dump()
+        data.pop("run_id")
+        data["arm"] = arm
+        for m in data["metrics"]:
+            factor = (scale or {}).get(m["name"], 1.0)
+            if noise and m["name"] not in ("model_bytes", "target_reached", "target_val_loss", "lr", "e_min_j@bf16",
+                                           "retrieval_chance") and not m["name"].startswith("retrieval_n"):
+                factor *= float(rng.lognormal(0.0, noise))
+            m["value"] = m["value"] * factor
+        out.append(RunRecord.model_validate(data))
+    return out
+
+
+def _group(records):
+    return analyse(load_frames(frames_from_records(records)), load_claims("eitp"), n_resamples=300).to_json()["groups"][0]
+
+
+def test_the_registry_reads_eight_metrics_against_the_baseline():
+    found = {(task, metric) for task, metric, _ in aa_metrics(load_claims("eitp"))}
+    assert found == {("generate", "tokens_per_s"), ("train", "joules_to_target"), ("train", "train_joules_per_step"),
+                     ("compress", "model_bytes"), ("lm", "val_ppl"), ("retrieval", "retrieval_acc_long"),
+                     ("train", "time_to_target_s"), ("lm", "val_accuracy")}
+
+
+def test_an_identical_copy_passes_and_leaves_the_verdicts_alone():
+    recs = eitp_records(n_reps=10, speedup=6.0)
+    g = _group(recs + _copy_arm(recs, AA_ARM, noise=0.01))
+    aa = g["self_check"]["aa"]
+    assert aa["status"] == "passed", aa
+    assert aa["text"].startswith(f"A/A check: no difference on {aa['checked']}/{aa['checked']} metrics (as expected)")
+    verdicts = {v["claim"]: v for v in g["verdicts"]}
+    assert verdicts["inference-speedup"]["verdict"] == VERIFIED
+    assert "A/A" not in verdicts["inference-speedup"]["why"]
+
+
+def test_a_differing_aa_arm_demotes_every_decided_verdict_of_its_group():
+    recs = eitp_records(n_reps=10, speedup=6.0)
+    without = {v["claim"]: v["verdict"] for v in _group(recs)["verdicts"]}
+    assert without["inference-speedup"] == VERIFIED  # the verdict the demotion must overturn
+    decided = [c for c, v in without.items() if v in (VERIFIED, "REFUTED")]
+    assert len(decided) >= 2
+
+    g = _group(recs + _copy_arm(recs, AA_ARM, scale={"tokens_per_s": 1.25}, noise=0.01))
+    aa = g["self_check"]["aa"]
+    assert aa["status"] == "failed" and aa["differs"] == ["tokens_per_s"], aa
+    row = next(r for r in aa["rows"] if r["metric"] == "tokens_per_s")
+    assert row["ci"][0] > 1 and row["p_adjusted"] < 0.05
+    verdicts = {v["claim"]: v for v in g["verdicts"]}
+    for claim in decided:
+        assert verdicts[claim]["verdict"] == INCONCLUSIVE, verdicts[claim]
+        assert verdicts[claim]["why"].startswith("this machine's A/A check failed: tokens_per_s (generate), effect ratio")
+    assert "A/A check FAILED" in aa["text"]
+    json.dumps(g["self_check"])  # plain JSON
+
+
+def _planted_records(n: int, share: float, seed: int = 0, cv: float = 0.03):
+    """Baseline and planted training/generation runs: the planted run's time is its own baseline-like
+    time plus `share` of the total (recorded as planted_*_share, as the workloads do)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for rep in range(n):
+        for arm in ("baseline", AA_ARM, PLANTED_ARM):
+            t = 10.0 * rng.lognormal(0, cv)  # the round's own noise, per arm
+            gen = 100.0 * rng.lognormal(0, cv)
+            train, generate = {"train_s": t}, {"tokens_per_s": gen}
+            if arm == PLANTED_ARM:
+                total = t / (1 - share)  # planted seconds = share × total
+                train = {"train_s": total, "planted_train_s": share * total, "planted_train_share": share}
+                generate = {"tokens_per_s": gen * (1 - share), "planted_generate_share": share}
+            out.append(record(arm, "train", rep, train))
+            out.append(record(arm, "generate", rep, generate))
+    return out
+
+
+def test_a_planted_share_is_detected_within_its_interval():
+    g = _group(_planted_records(10, share=0.2))
+    planted = g["self_check"]["planted"]
+    assert planted["status"] == "detected", planted
+    rows = {r["metric"]: r for r in planted["rows"]}
+    assert rows["train_s"]["planted"] == pytest.approx(1.25)
+    assert rows["tokens_per_s"]["planted"] == pytest.approx(0.8)
+    for m in ("train_s", "tokens_per_s"):
+        lo, hi = rows[m]["ci"]
+        assert lo <= rows[m]["planted"] <= hi and rows[m]["result"] == "detected within its interval"
+    assert rows["train_joules"]["result"] == "not checked"  # no joules recorded here
+    assert planted["text"].startswith("Planted effect detected: train_s planted +25.0 %")
+
+
+def test_a_planted_cost_that_the_timings_overstate_is_not_within_its_interval():
+    recs = _planted_records(10, share=0.2)
+    for r in recs:  # the record claims twice the planted seconds the run really carried
+        for m in r.metrics:
+            if m.name in ("planted_train_share", "planted_generate_share"):
+                m.value = 0.4
+    planted = _group(recs)["self_check"]["planted"]
+    assert planted["status"] == "detected, size off"
+    assert planted["text"].startswith("Planted effect detected, but not at its planted size: train_s planted +66.7 %")
+    assert {r["result"] for r in planted["rows"] if r["result"] != "not checked"} == {
+        "detected, but its interval misses the planted ratio"}
+
+
+def test_a_planted_effect_lost_in_noise_is_missed():
+    planted = _group(_planted_records(6, share=0.02, cv=0.2))["self_check"]["planted"]
+    assert planted["status"] == "missed" and planted["text"].startswith("Planted effect MISSED")
+
+
+def test_no_control_arm_no_self_check():
+    assert _group(eitp_records(n_reps=6))["self_check"] == {}
+
+
+# ----------------------------------------------------------------------------- the workload
+
+
+def test_planted_work_is_real_timed_and_leaves_training_unchanged():
+    import torch
+
+    from eitp_bench.workloads.models import build_model
+    from eitp_bench.workloads.planted import PlantedWork, planted_repeats
+
+    assert planted_repeats(124_000_000, 768, 0.1, training=True) == 63
+    assert planted_repeats(124_000_000, 768, 0.1, training=False) == 21
+    assert planted_repeats(1000, 768, 0.1, training=False) == 1  # never zero work
+
+    def trained(plant: bool):
+        model = build_model("tiny", vocab_size=32, n_positions=32, seed=0)
+        work = PlantedWork.attach(model, 0.5) if plant else None
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        torch.manual_seed(0)
+        for _ in range(3):
+            ids = torch.randint(0, 32, (4, 16))
+            loss = model(ids, labels=ids).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            model(torch.randint(0, 32, (2, 8)))
+        return model, work
+
+    plain, _ = trained(False)
+    planted, work = trained(True)
+    for a, b in zip(plain.parameters(), planted.parameters()):
+        assert torch.equal(a, b)  # the planted products draw no random numbers and touch no weight
+    assert len(work.calls) == 4 and all(d > 0 for _, d in work.calls)
+
+    class Window:  # what seconds_within reads of a monitor WindowResult
+        def __init__(self, start, end):
+            self.start, self.end = start, end
+
+    times = [t for t, _ in work.calls]
+    assert work.seconds_within([Window(times[0], times[2])]) == pytest.approx(sum(d for _, d in work.calls[:3]))
+    assert work.seconds_within([Window(times[-1] + 1, times[-1] + 2)]) == 0.0
+    work.detach()
+    planted(torch.randint(0, 32, (1, 4)))
+    assert len(work.calls) == 4
+
+
+# ----------------------------------------------------------------------------- the suite switch
+
+
+def test_the_switches_add_the_control_arms_and_need_the_baseline():
+    from eitp_bench.suite import Suite, load_suite
+    from eitp_bench.suite.problems import SuiteInvalid
+
+    smoke = load_suite("smoke")
+    assert AA_ARM not in smoke.arms and PLANTED_ARM not in smoke.arms  # off in smoke's default
+    on = load_suite("smoke", overrides=["self_check.aa=true", "self_check.planted=true"])
+    assert on.arms[-2:] == [AA_ARM, PLANTED_ARM]
+    assert Suite.model_validate(on.model_dump()).arms == on.arms  # a stored suite.json reads back the same
+    for name in ("standard", "full"):
+        assert {AA_ARM, PLANTED_ARM} <= set(load_suite(name).arms)
+    from eitp_bench.runner.plan import plan
+
+    tasks = {spec.arm: spec.tasks for spec in plan(on, "hp")}
+    assert tasks[AA_ARM] == tasks["baseline"]  # the baseline under a second name: every task
+    assert tasks[PLANTED_ARM] == ["train", "generate"]  # what the planted check reads, nothing more
+    with pytest.raises(SuiteInvalid, match="add baseline to arms"):
+        load_suite("smoke", overrides=["arms=[eitp-paper]", "self_check.aa=true"])
+    with pytest.raises(SuiteInvalid, match="trains exactly as baseline"):
+        load_suite("smoke", overrides=["self_check.aa=true", "objectives.baseline-aa={}"])
+
+
+# ----------------------------------------------------------------------------- a real run
+
+
+@pytest.mark.slow
+def test_a_smoke_run_with_the_control_arms_passes_its_aa_check_and_sees_its_planted_effect(tmp_path):
+    """21 repetitions of the tiny model on CPU (about 50-90 s on a shared 2-core machine). The planted
+    work is sized large (planted_fraction 10: +~150 % training time, −~25 % tokens/s here) because a
+    shared CPU's run-to-run noise is tens of per cent; 7 rounds let one noisy round pass."""
+    store = tmp_path / "results.sqlite"
+    run = [sys.executable, "-m", "eitp_bench.cli", "run", "smoke", "--out", str(tmp_path / "run"), "--store", str(store),
+           "--quiet", "--no-report", "--set", "arms=[baseline]", "--set", "self_check.aa=true",
+           "--set", "self_check.planted=true", "--set", "self_check.planted_fraction=10",
+           "--set", "repetitions=7", "--set", "tasks=[train,lm,generate]",
+           # one generation setting, timed over 10 calls: windows long enough to see through a shared CPU's noise
+           "--set", "generate.runs=10", "--set", "generate.batch_sizes=[1]", "--set", "generate.modes=[sample]"]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = subprocess.run([sys.executable, "-m", "eitp_bench.cli", "report", "--store", str(store), "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    doc = json.loads(report.stdout)
+    checks = doc["groups"][0]["self_check"]
+    assert doc["self_check"] == checks  # the first screen's: the most recent group's
+    assert checks["aa"]["status"] == "passed", checks["aa"]
+    aa_rows = {r["metric"]: r for r in checks["aa"]["rows"]}
+    for m in ("val_ppl", "val_accuracy"):  # same settings and seed in a fresh process: bit-identical on CPU
+        assert aa_rows[m]["why"] == "identical in every round", aa_rows[m]
+    assert aa_rows["tokens_per_s"]["result"] == "no difference"  # a measured speed: judged, not identical
+    planted = checks["planted"]
+    rows = {r["metric"]: r for r in planted["rows"]}
+    lo, hi = rows["train_s"]["ci"]  # +~150 % planted: detected with the right sign, interval clear of 1
+    assert rows["train_s"]["detected"] and lo > 1, planted["text"]
+    assert rows["train_s"]["planted"] > 1.5 and 0 < rows["tokens_per_s"]["planted_share"] < 1
+    # −~20 % tokens/s: its sign is seen; detected within its interval in most runs here, but one noisy
+    # round of seven on this shared 2-core CPU can widen the interval past 1 (docs/self-checks.md).
+    assert rows["tokens_per_s"]["effect"] < 1, planted["text"]
+    for r in rows.values():
+        if r["ci"] is not None and r["kind"] != "energy":
+            assert r["covered"] == (r["ci"][0] <= r["planted"] <= r["ci"][1])
+
+
+def test_the_report_shows_the_self_checks_on_its_first_screen():
+    from eitp_bench.report.build import render_report
+
+    recs = eitp_records(n_reps=10, speedup=6.0)
+    recs += _copy_arm(recs, AA_ARM, scale={"tokens_per_s": 1.25}, noise=0.01)
+    html = render_report(analyse(load_frames(frames_from_records(recs)), load_claims("eitp"), n_resamples=300))
+    first_screen = html[:html.index('<details')]  # the answer comes before any collapsible section
+    assert "A/A check FAILED: 1 of" in first_screen and "tokens_per_s (generate)" in first_screen
+    assert "Planted effect not run" in first_screen
+
+
+def test_the_configuration_hash_sees_the_arms_and_the_planted_size_not_the_switches():
+    from eitp_bench.suite import load_suite, suite_config_hash
+
+    plain = load_suite("smoke")
+    switched = load_suite("smoke", overrides=["self_check.aa=true"])
+    listed = load_suite("smoke", overrides=[f"arms=[{', '.join(plain.arms)}, {AA_ARM}]"])
+    assert suite_config_hash(switched) == suite_config_hash(listed) != suite_config_hash(plain)
+    assert suite_config_hash(load_suite("smoke", overrides=["self_check.planted_fraction=0.5"])) == suite_config_hash(plain)
+    planted = ["self_check.planted=true", "self_check.planted_fraction=0.5"]
+    assert suite_config_hash(load_suite("smoke", overrides=planted)) != suite_config_hash(
+        load_suite("smoke", overrides=planted[:1]))
+
+
+def test_report_json_from_a_store_whose_aa_arm_differs(tmp_path, capsys):
+    from eitp_bench.cli import main
+    from eitp_bench.store import Store
+
+    recs = eitp_records(n_reps=10, speedup=6.0)
+    recs += _copy_arm(recs, AA_ARM, scale={"val_ppl": 1.02}, noise=0.01)
+    store = Store.open(tmp_path / "s.sqlite")
+    store.add_many(recs)
+    capsys.readouterr()
+    assert main(["report", "--store", str(tmp_path / "s.sqlite"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    aa = doc["self_check"]["aa"]
+    assert aa["status"] == "failed" and aa["differs"] == ["val_ppl"]
+    decided = [v for v in doc["groups"][0]["verdicts"] if v["verdict"] in (VERIFIED, "REFUTED")]
+    assert decided == []
+    speedup = next(v for v in doc["groups"][0]["verdicts"] if v["claim"] == "inference-speedup")
+    assert speedup["verdict"] == INCONCLUSIVE
+    assert speedup["why"].startswith("this machine's A/A check failed: val_ppl (lm), effect ratio 1.0")
+    assert "the statistics would say VERIFIED" in speedup["why"]
