@@ -150,6 +150,8 @@ RUNS = Table(
     Column("seq", BigInteger, Identity()),
     Index("runs_by_suite", "suite", "arm", "task"),
     Index("runs_by_seq", "seq", unique=True),
+    # The runs of a configuration × hardware profile: a report reads only its newest groups' (store_queries.py)
+    Index("runs_by_group", "suite_config_hash", "hardware_profile_id"),
 )  # fmt: skip
 
 TABLES = {

@@ -186,9 +186,15 @@ def _v8_timeline_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX timeline_by_run_device ON timeline(run_id, device)")
 
 
+def _v9_group_index(conn: Connection) -> None:
+    # v9: an index for the runs of one configuration × hardware profile: a report reads only the newest
+    # groups' runs (store_queries.runs_of). No record change: the record schema stays 6.
+    conn.exec_driver_sql("CREATE INDEX runs_by_group ON runs(suite_config_hash, hardware_profile_id)")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks, _v5_metric_flags_and_order,
-    _v6_crosscheck, _v7_hw_state, _v8_timeline_index,
+    _v6_crosscheck, _v7_hw_state, _v8_timeline_index, _v9_group_index,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
