@@ -575,9 +575,13 @@ class Store:
             try:
                 cursor.execute(str(compiled), params) if params else cursor.execute(str(compiled))
                 columns = [d[0] for d in cursor.description]
-                return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+                values = _columns_of(cursor, len(columns))
             finally:
                 cursor.close()
+        if values is None or len(set(columns)) < len(columns):
+            return pd.DataFrame.from_records(values or [], columns=columns)
+        # one column at a time, inferred as from_records infers it (tests/test_store_frames.py)
+        return pd.DataFrame(dict(zip(columns, values)), columns=columns)
 
     # `where`: a condition on the runs table (store_queries.py) that keeps only some runs' rows
 
@@ -682,6 +686,26 @@ class Store:
         child = self._frame(stmt)
         df = runs.merge(child, on="run_id", how="inner").sort_values(["_row", "idx"], kind="stable")
         return df.drop(columns=["_row", "idx"]).reset_index(drop=True)
+
+
+_FETCH_ROWS = 20_000
+
+
+def _columns_of(cursor, n_columns: int) -> Optional[list[list]]:
+    """The cursor's rows as one list per column (None when there are none), fetched a few thousand rows at
+    a time with each column's repeated strings shared: the driver's row tuples, with a new string object per
+    cell (run_id, suite, arm … repeated on every metric row), would otherwise all be alive at once, several
+    times the frame they become."""
+    out: list[list] = [[] for _ in range(n_columns)]
+    shared: list[dict] = [{} for _ in range(n_columns)]
+    while rows := cursor.fetchmany(_FETCH_ROWS):
+        for values, column, seen in zip(zip(*rows), out, shared):
+            if any(type(v) is str for v in values[:50]):
+                column.extend([seen.setdefault(v, v) if type(v) is str else v for v in values])
+            else:
+                column.extend(values)
+        del rows
+    return out if out and out[0] else None
 
 
 def _split_flags(df):

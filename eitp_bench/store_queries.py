@@ -160,3 +160,37 @@ def run_count(store, *, suite: Optional[str] = None) -> int:
 
     with store._tx() as conn:
         return conn.execute(select(func.count()).select_from(RUNS).where(*_suite_filter(suite))).scalar_one()
+
+
+# Columns of a metric series (analysis/regress.py, analysis/compare.py), in the metrics frame's names
+SERIES_RUN_COLUMNS = ["suite", "suite_config_hash", "task", "arm", "hardware_profile_id", "started_at", "status"]
+
+
+def series_metrics(store, *, names: Optional[Iterable[str]] = None):
+    """The ok runs' finite metric values with only the columns a series needs, in store order (the rows
+    and order of the metrics frame, restricted to ok runs and to `names` when given)."""
+    from sqlalchemy import select
+
+    m = TABLES["metrics"]
+    stmt = (select(m.c.run_id, *(RUNS.c[c] for c in SERIES_RUN_COLUMNS), m.c.name, m.c.value)
+            .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
+            .where(RUNS.c.status == "ok", m.c.value.is_not(None))
+            .order_by(RUNS.c.seq, m.c.idx))
+    if names is not None:
+        stmt = stmt.where(m.c.name.in_(sorted(set(names))))
+    df = store._frame(stmt)
+    df["value"] = df["value"].astype(float)
+    return df
+
+
+def run_states(store):
+    """run_id and `hardware.state` (parsed) of the ok runs that recorded one: the provenance that
+    hwstate.with_state reads to key series by energy state and board."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    state = _state_text(store.dialect)
+    stmt = select(RUNS.c.run_id, state).where(RUNS.c.status == "ok", state.is_not(None)).order_by(RUNS.c.seq)
+    with store._tx() as conn:
+        rows = [(run_id, _parsed(text)) for run_id, text in conn.execute(stmt)]
+    return pd.DataFrame(rows, columns=["run_id", "hardware.state"]) if rows else pd.DataFrame(columns=["run_id"])

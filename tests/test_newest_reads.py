@@ -40,13 +40,13 @@ def _with_hardware(record, *, profile="keep", state=None):
     return record.model_copy(update={"provenance": prov.model_copy(update=update)})
 
 
-def _nightlies(nights: int, pairs: list[tuple[str, str, str]], *, minute0: int = 0) -> list:
+def _nightlies(nights: int, pairs: list[tuple[str, str, str]], *, minute0: int = 0, timeline: bool = False) -> list:
     """`nights` repetitions of the EIT-P suite for each (suite, configuration, profile)."""
     out = []
     for night in range(nights):
         for k, (suite, config, profile) in enumerate(pairs):
             recs = eitp_records(n_reps=2, seed=100 * night + k, suite=suite, profile=profile, failed=1,
-                                timeline=False, started0=minute0 + 1440 * night + 30 * k)
+                                timeline=timeline, started0=minute0 + 1440 * night + 30 * k)
             out += [r.model_copy(update={"suite_config_hash": config}) for r in recs]
     return out
 
@@ -175,3 +175,27 @@ def test_a_store_of_failed_runs_only_is_read_whole(tmp_path):
     frames = load_newest(path)
     assert frames.scope is None
     assert _json(frames, 5) == _json(for_suite(load_frames(path), None), 5)
+
+
+def test_compare_and_regress_read_series_alone_and_find_what_a_full_read_finds(stored):
+    """`compare` and `regress` read the ok runs' finite values with a series' columns and each run's
+    hardware state (frames.load_series): their tables and change points are those of every column read."""
+    from eitp_bench.analysis.compare import COMPARED, compare_hardware
+    from eitp_bench.analysis.frames import load_series
+    from eitp_bench.analysis.regress import find_changes, testable_series
+
+    store = Store.open(stored, read_only=True)
+    full = load_frames(store)
+    series = load_series(store)
+    compared = load_series(store, names=[name for name, _, _ in COMPARED])
+    assert set(compared.metrics["name"]) < set(series.metrics["name"])
+    assert len(series.metrics) <= len(full.metrics) and len(series.metrics.columns) < len(full.metrics.columns)
+    tables = compare_hardware(compared.metrics, provenance=compared.provenance)
+    assert tables and repr(tables) == repr(compare_hardware(full.metrics, provenance=full.provenance))
+    assert any(t.energy_state for t in tables)  # the power limits really keyed tables apart
+    assert testable_series(series.metrics, provenance=series.provenance) == \
+        testable_series(full.metrics, provenance=full.provenance)
+    for kw in ({}, {"window": 3, "threshold": 0.01, "min_size": 2}):
+        changes = find_changes(series.metrics, provenance=series.provenance, **kw)
+        assert repr(changes) == repr(find_changes(full.metrics, provenance=full.provenance, **kw))
+    assert changes  # the comparison is not of two empty lists

@@ -142,6 +142,24 @@ def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int =
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite))))
 
 
+def load_series(store_or_path, *, names=None) -> Frames:
+    """What `compare` and `regress` read: the ok runs' finite metric values with only the columns of a
+    series (store_queries.series_metrics; only `names` when given) and, as provenance, each run's
+    recorded hardware state. Frames, dicts of frames and stores without SQL are loaded whole."""
+    from eitp_bench import store_queries
+
+    store = store_or_path
+    if store is None or isinstance(store, (str, Path)):
+        store = _open(store)
+    elif isinstance(store, (Frames, dict)) or not hasattr(store, "dialect"):
+        return load_frames(store)
+    source = str(getattr(store, "path", store_or_path or "default store"))
+    if store_queries.run_count(store) == 0:
+        return load_frames(store)  # no runs: the commands say so from the (empty) frames
+    return Frames(None, store_queries.series_metrics(store, names=names), None, None,
+                  provenance=store_queries.run_states(store), source=source)
+
+
 def _open(path):
     try:
         from eitp_bench.store import Store
