@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from eitp_bench.store import _reading
 from eitp_bench.store_layout import RUNS, TABLES
 
 
@@ -50,6 +51,19 @@ def _state_text(dialect: str):
     return doc[("hardware", "state")].as_string()
 
 
+def _json_rows(conn, stmt) -> list:
+    """The rows of a statement that parses provenance JSON in SQL: text there that is not JSON was written
+    by another program, and is said like any such value (ValueError → store._reading's one line)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return conn.execute(stmt).all()
+    except DBAPIError as err:
+        if "json" in str(getattr(err, "orig", err)).lower():  # SQLite: malformed JSON; PostgreSQL: type json
+            raise ValueError(f"runs.provenance_json is not JSON ({getattr(err, 'orig', err)})") from None
+        raise
+
+
 def _profile():
     from sqlalchemy import func
 
@@ -68,6 +82,7 @@ def _suite_filter(suite: Optional[str]) -> list:
     return [] if suite is None else [RUNS.c.suite == suite]
 
 
+@_reading
 def verdict_groups(store, *, suite: Optional[str] = None) -> list[StoredGroup]:
     """Every comparability group of the ok runs with finite metrics, newest first (ResultSet.groups' order)."""
     import pandas as pd
@@ -85,7 +100,7 @@ def verdict_groups(store, *, suite: Optional[str] = None) -> list[StoredGroup]:
     stmt = (select(runs.c.config_hash, runs.c.profile, runs.c.state, func.max(runs.c.started_at), func.min(runs.c.seq))
             .group_by(runs.c.config_hash, runs.c.profile, runs.c.state))
     with store._tx() as conn:
-        rows = conn.execute(stmt).all()
+        rows = _json_rows(conn, stmt)
         merged: dict[tuple, list] = {}
         for config_hash, profile, text, latest, first in rows:  # several state texts may read the same label
             key = (str(config_hash), str(profile), state_label(energy_state(_parsed(text))))
@@ -183,6 +198,7 @@ def series_metrics(store, *, names: Optional[Iterable[str]] = None):
     return df
 
 
+@_reading
 def run_states(store):
     """run_id and `hardware.state` (parsed) of the ok runs that recorded one: the provenance that
     hwstate.with_state reads to key series by energy state and board."""
@@ -192,5 +208,5 @@ def run_states(store):
     state = _state_text(store.dialect)
     stmt = select(RUNS.c.run_id, state).where(RUNS.c.status == "ok", state.is_not(None)).order_by(RUNS.c.seq)
     with store._tx() as conn:
-        rows = [(run_id, _parsed(text)) for run_id, text in conn.execute(stmt)]
+        rows = [(run_id, _parsed(text)) for run_id, text in _json_rows(conn, stmt)]
     return pd.DataFrame(rows, columns=["run_id", "hardware.state"]) if rows else pd.DataFrame(columns=["run_id"])
