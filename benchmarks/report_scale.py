@@ -37,11 +37,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from synthetic_store import eitp_records  # noqa: E402
 
-# A child that runs one command and reports its peak RSS (KiB on Linux) on its last stderr line.
-_MEASURE = ("import resource, subprocess, sys\n"
-            "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
-            "sys.stderr.write(r.stderr[-2000:] if r.returncode not in (0, 1) else '')\n"
-            "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n")
+# A child that runs one command and reports its peak RSS (KiB on Linux) on its last stderr line. It stops
+# the command (and says so: exit "killed") past --max-mib of resident memory or --max-s seconds, so a
+# command that would not fit cannot take a shared machine down.
+_MEASURE = ("import resource, subprocess, sys, time\n"
+            "limit_kib, limit_s = int(sys.argv[1]) * 1024, float(sys.argv[2])\n"
+            "p = subprocess.Popen(sys.argv[3:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
+            "t0, killed = time.monotonic(), ''\n"
+            "while p.poll() is None:\n"
+            "    try:\n"
+            "        rss = int(next(l for l in open(f'/proc/{p.pid}/status') if l.startswith('VmRSS')).split()[1])\n"
+            "    except (OSError, StopIteration):\n"
+            "        rss = 0\n"
+            "    if rss > limit_kib or time.monotonic() - t0 > limit_s:\n"
+            "        killed = 'memory' if rss > limit_kib else 'time'\n"
+            "        p.kill()\n"
+            "    time.sleep(0.05)\n"
+            "err = p.stderr.read()\n"
+            "sys.stderr.write(err[-2000:] if p.returncode not in (0, 1) and not killed else '')\n"
+            "code = f'killed-{killed}' if killed else p.returncode\n"
+            "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n")
 
 
 def nightly_records(n_records: int, configs: int, profiles: int):
@@ -111,15 +126,17 @@ def _insert(raw, table: str, columns: list[str], rows: list[tuple], postgres: bo
         raw.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))})", rows)
 
 
-def measure(argv: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak MiB, exit code) of one command in a fresh child."""
+def measure(argv: list[str], max_mib: int, max_s: float) -> tuple[float, float, str]:
+    """(wall seconds, peak MiB, exit code or 'killed-memory'/'killed-time') of one command in a fresh child."""
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", _MEASURE, *argv], stderr=subprocess.PIPE, text=True)
+    r = subprocess.run([sys.executable, "-c", _MEASURE, str(max_mib), str(max_s), *argv], stderr=subprocess.PIPE,
+                       text=True)
     wall = time.perf_counter() - t
-    last = r.stderr.strip().splitlines()[-1].split()
-    if len(r.stderr.strip().splitlines()) > 1:
+    lines = r.stderr.strip().splitlines()
+    if len(lines) > 1:
         print(r.stderr, file=sys.stderr)
-    return wall, int(last[1]) / 1024, int(last[0])
+    code, kib = lines[-1].split()
+    return wall, int(kib) / 1024, code
 
 
 def main() -> None:
@@ -132,6 +149,8 @@ def main() -> None:
     parser.add_argument("--pg", metavar="URL", help="a PostgreSQL server (a user who may CREATE DATABASE): the "
                                                     "stores are databases there instead of SQLite files")
     parser.add_argument("--commands", nargs="*", default=["report", "report --json", "compare", "regress"])
+    parser.add_argument("--max-mib", type=int, default=4096, help="stop a command past this resident memory")
+    parser.add_argument("--max-s", type=float, default=300, help="stop a command past this many seconds")
     args = parser.parse_args()
     sizes = args.sizes + ([1_000_000] if args.million else [])
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="report_scale_"))
@@ -158,8 +177,10 @@ def main() -> None:
         for command in args.commands:
             name_, *flags = command.split()
             out = ["--out", str(folder / "report.html")] if command == "report" else []
-            wall, peak, code = measure([*cli, name_, "--store", url, *flags, *out])
+            wall, peak, code = measure([*cli, name_, "--store", url, *flags, *out], args.max_mib, args.max_s)
             print(f"{n:>9} {command:<14} {wall:>8.1f} {peak:>9.0f} {code:>4}  {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"(exit 1 of regress: it found confirmed regressions; killed-*: stopped past --max-mib {args.max_mib} "
+          f"or --max-s {args.max_s:g}; load: 1-minute load average after the command)")
 
 
 def _pg_database(server: str, name: str) -> str:
