@@ -79,9 +79,9 @@ def build_store(url: str, n_records: int, configs: int, profiles: int) -> int:
     """Write the nightly records into a new store at `url` (the rows Store.add_many writes); returns how many."""
     from eitp_bench.records import utc_now
     from eitp_bench.store import CHILD_TABLES, RUN_SQL_COLUMNS, Store
-    from eitp_bench.store_layout import run_row
+    from eitp_bench.store_layout import RUN_STORAGE_COLUMNS, run_row
 
-    run_columns = [*RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at"]
+    run_columns = [*RUN_SQL_COLUMNS, *(c for c in RUN_STORAGE_COLUMNS if c != "seq")]
     with Store.open(url) as store:
         if store.count():
             raise SystemExit(f"{url} already holds runs: pass an empty store")

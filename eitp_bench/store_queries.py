@@ -43,27 +43,6 @@ def _bytewise(column, dialect: str):
     return column.collate("C") if dialect == "postgresql" else column
 
 
-def _state_text(dialect: str):
-    """The run's provenance.hardware.state as JSON text (NULL where not recorded)."""
-    from sqlalchemy import JSON, cast, type_coerce
-
-    doc = cast(RUNS.c.provenance_json, JSON) if dialect == "postgresql" else type_coerce(RUNS.c.provenance_json, JSON)
-    return doc[("hardware", "state")].as_string()
-
-
-def _json_rows(conn, stmt) -> list:
-    """The rows of a statement that parses provenance JSON in SQL: text there that is not JSON was written
-    by another program, and is said like any such value (ValueError → store._reading's one line)."""
-    from sqlalchemy.exc import DBAPIError
-
-    try:
-        return conn.execute(stmt).all()
-    except DBAPIError as err:
-        if "json" in str(getattr(err, "orig", err)).lower():  # SQLite: malformed JSON; PostgreSQL: type json
-            raise ValueError(f"runs.provenance_json is not JSON ({getattr(err, 'orig', err)})") from None
-        raise
-
-
 def _profile():
     from sqlalchemy import func
 
@@ -94,13 +73,13 @@ def verdict_groups(store, *, suite: Optional[str] = None) -> list[StoredGroup]:
     # grouped over a subquery's columns: PostgreSQL would not match a GROUP BY expression whose literals
     # are bound as parameters of their own
     runs = (select(RUNS.c.suite_config_hash.label("config_hash"), _profile().label("profile"),
-                   _state_text(dialect).label("state"), _bytewise(RUNS.c.started_at, dialect).label("started_at"),
+                   RUNS.c.energy_state_json.label("state"), _bytewise(RUNS.c.started_at, dialect).label("started_at"),
                    RUNS.c.seq)
             .where(RUNS.c.status == "ok", _has_finite_metric(), *_suite_filter(suite)).subquery())
     stmt = (select(runs.c.config_hash, runs.c.profile, runs.c.state, func.max(runs.c.started_at), func.min(runs.c.seq))
             .group_by(runs.c.config_hash, runs.c.profile, runs.c.state))
     with store._tx() as conn:
-        rows = _json_rows(conn, stmt)
+        rows = conn.execute(stmt).all()
         merged: dict[tuple, list] = {}
         for config_hash, profile, text, latest, first in rows:  # several state texts may read the same label
             key = (str(config_hash), str(profile), state_label(energy_state(_parsed(text))))
@@ -205,8 +184,8 @@ def run_states(store):
     import pandas as pd
     from sqlalchemy import select
 
-    state = _state_text(store.dialect)
+    state = RUNS.c.energy_state_json
     stmt = select(RUNS.c.run_id, state).where(RUNS.c.status == "ok", state.is_not(None)).order_by(RUNS.c.seq)
     with store._tx() as conn:
-        rows = [(run_id, _parsed(text)) for run_id, text in _json_rows(conn, stmt)]
+        rows = [(run_id, _parsed(text)) for run_id, text in conn.execute(stmt)]
     return pd.DataFrame(rows, columns=["run_id", "hardware.state"]) if rows else pd.DataFrame(columns=["run_id"])

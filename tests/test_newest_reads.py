@@ -199,3 +199,42 @@ def test_compare_and_regress_read_series_alone_and_find_what_a_full_read_finds(s
         changes = find_changes(series.metrics, provenance=series.provenance, **kw)
         assert repr(changes) == repr(find_changes(full.metrics, provenance=full.provenance, **kw))
     assert changes  # the comparison is not of two empty lists
+
+
+@pytest.mark.parametrize("garbage", [False, True])
+def test_a_v8_store_gets_each_runs_state_column_from_its_provenance(store_url, garbage):
+    """Migration v9 copies provenance.hardware.state into runs.energy_state_json (what a new store writes
+    itself), on both backends; a provenance that is not JSON leaves its run's column null, and the
+    findings after the upgrade are those of a full read."""
+    from sqlalchemy import text
+
+    from eitp_bench.store_layout import state_json
+
+    recs = _records()
+    with Store.open(store_url) as store:
+        store.add_many(recs)
+        with store._tx(write=True) as conn:
+            conn.execute(text("DROP INDEX runs_by_group"))
+            conn.execute(text("ALTER TABLE runs DROP COLUMN energy_state_json"))
+            if garbage:  # PostgreSQL's cast fails on it: the step fills the column one run at a time
+                conn.execute(text("UPDATE runs SET provenance_json = 'garbage{[' WHERE run_id = :r"),
+                             {"r": recs[0].run_id})
+            conn.execute(text("UPDATE meta SET value = '8' WHERE key = 'schema_version'"))
+    with Store.open(store_url) as store:  # a writer upgrades it
+        with store._tx() as conn:
+            stored = dict(conn.execute(text("SELECT run_id, energy_state_json FROM runs")).all())
+            version = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one()
+        with store._tx(write=True) as conn:  # the run edited by hand, mended: every read works again
+            conn.execute(text("UPDATE runs SET provenance_json = :p WHERE run_id = :r"),
+                         {"p": recs[0].provenance.model_dump_json(), "r": recs[0].run_id})
+            conn.execute(text("UPDATE runs SET energy_state_json = :s WHERE run_id = :r"),
+                         {"s": state_json(recs[0].provenance.hardware.get("state")), "r": recs[0].run_id})
+    assert version == "9"
+    first = stored.pop(recs[0].run_id)
+    assert first is None if garbage else json.loads(first) == recs[0].provenance.hardware["state"]  # (as text, may
+    # differ in spacing: SQLite's json_extract writes it compact)
+    with_state = [r for r in recs[1:] if r.provenance.hardware.get("state") is not None]
+    assert with_state and all(json.loads(stored[r.run_id]) == r.provenance.hardware["state"] for r in with_state)
+    assert all(stored[r.run_id] is None for r in recs[1:] if r.provenance.hardware.get("state") is None)
+    store = Store.open(store_url, read_only=True)
+    assert _json(load_newest(store, max_groups=5), 5) == _json(for_suite(load_frames(store), None), 5)

@@ -401,7 +401,8 @@ def test_migrated_layout_is_the_models_layout(tmp_path):
     assert a == b
     for name, table in store_module.CHILD_TABLES.items():
         assert set(a[name]) == {"run_id", "idx", *table.columns}
-    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at", "seq"}
+    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "energy_state_json", "stored_at",
+                              "seq"}
     assert "flags_json" in a["energy"] and "net_joules" in a["energy"] and "flags_json" in a["metrics"]
 
 
