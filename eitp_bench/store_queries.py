@@ -2,8 +2,11 @@
 
 A report judges only the newest `max_groups` comparability groups (configuration hash × hardware
 profile × energy state, analysis/resultset.py); every other stored run only needs to be counted. This
-module finds those groups without reading the runs (`verdict_groups`), reads the frames of the newest
-ones only (`scoped_run_ids`), and counts what the whole store shows beside them (`not_finite_counts`).
+module lists those groups without reading the runs (`group_rows`; analysis/newest_groups.py orders
+them), says which runs to read for the newest ones (`runs_of`, a condition for Store.*_frame(where=…)),
+counts what the whole store shows beside them (`not_finite_counts`), and reads a series' columns alone
+(`series_metrics`, `run_states`) for compare and regress. Each run's recorded hardware state is a column
+of its own (runs.energy_state_json, store v9): no provenance JSON is parsed to group runs.
 The SQL is SQLAlchemy Core: the same statements run on SQLite and PostgreSQL.
 
 Orderings that the analysis takes from Python string comparison (max of started_at) are made bytewise
@@ -14,28 +17,10 @@ done in Python, as the analysis does.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from eitp_bench.store import _reading
 from eitp_bench.store_layout import RUNS, TABLES
-
-
-@dataclass(frozen=True)
-class StoredGroup:
-    """One comparability group as `ResultSet.groups()` would find it, from SQL aggregates."""
-
-    config_hash: str
-    hardware_profile_id: str  # 'unknown' where the run stored none (resultset._keyed)
-    energy_state: str  # hwstate.state_label of its runs' recorded state ('' = none)
-    suite: str  # the suite of its first stored run (the name the group is shown under)
-    latest: str  # its newest run's started_at
-    first_seq: int  # store order of its first run: the order pandas meets the groups in
-
-    @property
-    def label(self) -> str:
-        """How an omitted group is listed (findings._verdict_groups)."""
-        return f"{self.suite} ({self.config_hash[:8]}) · {self.hardware_profile_id}"
 
 
 def _bytewise(column, dialect: str):
@@ -62,12 +47,12 @@ def _suite_filter(suite: Optional[str]) -> list:
 
 
 @_reading
-def verdict_groups(store, *, suite: Optional[str] = None) -> list[StoredGroup]:
-    """Every comparability group of the ok runs with finite metrics, newest first (ResultSet.groups' order)."""
-    import pandas as pd
+def group_rows(store, *, suite: Optional[str] = None) -> list[tuple]:
+    """(configuration hash, hardware profile, recorded state JSON, newest started_at, first seq, suite of
+    that first run) per distinct (configuration, profile, state JSON) of the ok runs with a finite metric:
+    what analysis/newest_groups.py turns into ResultSet's groups. Profile 'unknown' where none was stored
+    (resultset._keyed)."""
     from sqlalchemy import func, select
-
-    from eitp_bench.analysis.hwstate import energy_state, state_label
 
     dialect = store.dialect
     # grouped over a subquery's columns: PostgreSQL would not match a GROUP BY expression whose literals
@@ -80,42 +65,33 @@ def verdict_groups(store, *, suite: Optional[str] = None) -> list[StoredGroup]:
             .group_by(runs.c.config_hash, runs.c.profile, runs.c.state))
     with store._tx() as conn:
         rows = conn.execute(stmt).all()
-        merged: dict[tuple, list] = {}
-        for config_hash, profile, text, latest, first in rows:  # several state texts may read the same label
-            key = (str(config_hash), str(profile), state_label(energy_state(_parsed(text))))
-            seen = merged.setdefault(key, [latest, first])
-            seen[0], seen[1] = max(seen[0], latest), min(seen[1], first)
-        firsts = sorted({v[1] for v in merged.values()})
+        firsts = sorted({row[4] for row in rows})
         suite_of = {}
         for i in range(0, len(firsts), 500):
             chunk = firsts[i:i + 500]
             suite_of.update(conn.execute(select(RUNS.c.seq, RUNS.c.suite).where(RUNS.c.seq.in_(chunk))).all())
-    keys = sorted(merged, key=lambda k: merged[k][1])  # first-seen order, as pandas groups them
-    # the same sort as ResultSet.groups (sort_values, descending), on the same first-seen order
-    order = pd.Series([merged[k][0] for k in keys]).sort_values(ascending=False).index
-    return [StoredGroup(*keys[i], suite=str(suite_of[merged[keys[i]][1]]), latest=str(merged[keys[i]][0]),
-                        first_seq=int(merged[keys[i]][1])) for i in order]
+    return [(str(h), str(p), state, str(latest), int(first), str(suite_of[first]))
+            for h, p, state, latest, first in rows]
 
 
-def _parsed(text):
+def parsed_state(text):
+    """A runs.energy_state_json back as the value provenance held (None: not recorded or not JSON)."""
     if text is None:
         return None
     try:
         return json.loads(text)
-    except ValueError:  # SQLite returns a JSON string value unquoted: not a state mapping
+    except ValueError:  # a JSON string value comes back unquoted from SQLite's json_extract (migration v9)
         return None
 
 
-def runs_of(groups: Iterable[StoredGroup], *, suite: Optional[str] = None):
-    """A condition on the runs table that keeps every run (any status) of these groups' (configuration,
-    hardware profile) pairs; None when there are none.
-
-    Whole pairs are kept, every energy state of them: a group's NOT COMPARABLE note names its pair's other
-    states (resultset._not_pooled_notes). Written on the bare columns (no COALESCE) so the
-    runs_by_group index serves it."""
+def runs_of(pairs: Iterable[tuple[str, str]], *, suite: Optional[str] = None):
+    """A condition on the runs table that keeps every run (any status) of these (configuration hash,
+    hardware profile) pairs ('unknown': none stored); None when there are none. Whole pairs, every energy
+    state of them: a group's NOT COMPARABLE note names its pair's other states. Written on the bare
+    columns (no COALESCE) so the runs_by_group index serves it."""
     from sqlalchemy import and_, or_
 
-    pairs = sorted({(g.config_hash, g.hardware_profile_id) for g in groups})
+    pairs = sorted(set(pairs))
     if not pairs:
         return None
     profile = RUNS.c.hardware_profile_id
@@ -187,5 +163,5 @@ def run_states(store):
     state = RUNS.c.energy_state_json
     stmt = select(RUNS.c.run_id, state).where(RUNS.c.status == "ok", state.is_not(None)).order_by(RUNS.c.seq)
     with store._tx() as conn:
-        rows = [(run_id, _parsed(text)) for run_id, text in conn.execute(stmt)]
+        rows = [(run_id, parsed_state(text)) for run_id, text in conn.execute(stmt)]
     return pd.DataFrame(rows, columns=["run_id", "hardware.state"]) if rows else pd.DataFrame(columns=["run_id"])

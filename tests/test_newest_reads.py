@@ -1,8 +1,8 @@
 """`report --json` reads only the runs of the groups it judges, and says what a full read said.
 
-`frames.load_newest` finds every comparability group in SQL (store_queries.verdict_groups), reads the
-runs of the newest `max_groups` ones only, and counts the omitted groups and the not-finite metrics in
-SQL. Its findings (`to_json`) must be those of `for_suite(load_frames(store), suite)`, which reads every
+`frames.load_newest` finds every comparability group from SQL aggregates (newest_groups.verdict_groups over
+store_queries.group_rows), reads the runs of the newest `max_groups` ones only, and counts the omitted
+groups and the not-finite metrics in SQL. Its findings (`to_json`) must be those of `for_suite(load_frames(store), suite)`, which reads every
 run, on both backends: with several suites, several energy states of one configuration × profile
 (NOT COMPARABLE notes), runs without a hardware profile, failed runs and NaN metrics. And what it reads
 must not grow with the groups it does not judge.

@@ -74,7 +74,7 @@ class StoreScope:
     shows of the rest of the store was counted in SQL (store_queries.py), never read."""
 
     max_groups: int
-    groups: list  # store_queries.StoredGroup, every group of the store (or --suite), newest first
+    groups: list  # newest_groups.StoredGroup, every group of the store (or --suite), newest first
     not_finite: list  # the warnings' not_finite rows, counted over every run
 
 
@@ -130,8 +130,10 @@ def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int =
     if suite is not None and store_queries.run_count(store, suite=suite) == 0:
         known = ", ".join(store_queries.suites(store)[:10])
         raise UserError(f"no runs of suite {suite!r} in {source}", fix=f"use one of: {known}")
-    groups = store_queries.verdict_groups(store, suite=suite)
-    where = store_queries.runs_of(groups[:max_groups], suite=suite)
+    from eitp_bench.analysis.newest_groups import verdict_groups
+
+    groups = verdict_groups(store, suite=suite)
+    where = store_queries.runs_of([(g.config_hash, g.hardware_profile_id) for g in groups[:max_groups]], suite=suite)
     if where is None:  # no ok run with a metric: nothing to judge, and nothing large to read
         return for_suite(load_frames(store), suite)
     runs = store.runs_frame(where=where)
