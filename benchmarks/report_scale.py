@@ -2,7 +2,7 @@
 
     python benchmarks/report_scale.py                    # 10 k and 100 k records
     python benchmarks/report_scale.py --sizes 10000      # one size
-    python benchmarks/report_scale.py --million          # adds 1 M records (long: builds a ~1 GB store)
+    python benchmarks/report_scale.py --million          # adds 1 M records (long: builds a 3 GB store in ~5 min)
     python benchmarks/report_scale.py --keep /tmp/scale  # keep (and reuse) the stores: before/after runs
 
 A store is a fleet's nightlies: `--configs` configurations × `--profiles` hardware profiles, each
@@ -11,8 +11,9 @@ generate/compress, eitp-compressed compress) per night, the generate runs with a
 timeline; nights are added until the store holds the wanted number of records.
 
 Each command runs in its own child process (`python -m eitp_bench.cli …`): its wall time and its peak
-resident memory (ru_maxrss of that child) are printed. Figures depend on the machine and its load:
-compare them within one run.
+resident memory (ru_maxrss of that child) are printed, with the load average after it. A command past
+--max-mib of resident memory or --max-s seconds is stopped and shown as killed-memory / killed-time.
+Figures depend on the machine and its load: compare them within one run.
 
 The stores are written straight into the store's tables (the rows `Store.add_many` would write, by the
 driver's executemany on SQLite and COPY on PostgreSQL), so that a 1 M-record store builds in minutes;
