@@ -238,3 +238,18 @@ def test_a_v8_store_gets_each_runs_state_column_from_its_provenance(store_url, g
     assert all(stored[r.run_id] is None for r in recs[1:] if r.provenance.hardware.get("state") is None)
     store = Store.open(store_url, read_only=True)
     assert _json(load_newest(store, max_groups=5), 5) == _json(for_suite(load_frames(store), None), 5)
+
+
+def test_groups_whose_newest_runs_tie_keep_the_order_of_a_full_read(tmp_path):
+    """Twenty groups whose newest runs started at the same moment: the newest five are the same five, in
+    the same order (the store order breaks the tie), whether every group is read or five."""
+    path = str(tmp_path / "ties.sqlite")
+    recs = []
+    for k in range(20):
+        made = eitp_records(n_reps=1, seed=k, suite=f"s{k:02d}", profile=f"hp-{k % 4}", failed=0, timeline=False,
+                            started0=0)
+        recs += [r.model_copy(update={"suite_config_hash": f"cfg-{k:02d}"}) for r in made]
+    with Store.open(path) as store:
+        store.add_many(recs)
+    store = Store.open(path, read_only=True)
+    assert _json(load_newest(store, max_groups=5), 5) == _json(for_suite(load_frames(store), None), 5)
