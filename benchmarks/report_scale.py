@@ -2,7 +2,7 @@
 
     python benchmarks/report_scale.py                    # 10 k and 100 k records
     python benchmarks/report_scale.py --sizes 10000      # one size
-    python benchmarks/report_scale.py --million          # adds 1 M records (long: builds a ~1 GB store)
+    python benchmarks/report_scale.py --million          # adds 1 M records (long: builds a 3 GB store in ~5 min)
     python benchmarks/report_scale.py --keep /tmp/scale  # keep (and reuse) the stores: before/after runs
 
 A store is a fleet's nightlies: `--configs` configurations × `--profiles` hardware profiles, each
@@ -11,8 +11,17 @@ generate/compress, eitp-compressed compress) per night, the generate runs with a
 timeline; nights are added until the store holds the wanted number of records.
 
 Each command runs in its own child process (`python -m eitp_bench.cli …`): its wall time and its peak
-resident memory (ru_maxrss of that child) are printed. Figures depend on the machine and its load:
-compare them within one run.
+resident memory (ru_maxrss of that child) are printed, with the load average after it. A command past
+--max-mib of resident memory or --max-s seconds is stopped and shown as killed-memory / killed-time.
+Figures depend on the machine and its load: compare them within one run.
+
+The stores are written straight into the store's tables (the rows `Store.add_many` would write, by the
+driver's executemany on SQLite and COPY on PostgreSQL), so that a 1 M-record store builds in minutes;
+a sample of the records is read back through the Store and compared with what was generated.
+
+    python benchmarks/report_scale.py --pg postgresql://user:pw@127.0.0.1:5432/postgres
+        # the same on PostgreSQL: one database per size (eitp_scale_<records>_<configs>x<profiles>),
+        # created on that server and kept (reused by the next run); drop them with DROP DATABASE
 """
 
 from __future__ import annotations
@@ -29,41 +38,107 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from synthetic_store import eitp_records  # noqa: E402
 
-# A child that runs one command and reports its peak RSS (KiB on Linux) on its last stderr line.
-_MEASURE = ("import resource, subprocess, sys\n"
-            "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
-            "sys.stderr.write(r.stderr[-2000:] if r.returncode not in (0, 1) else '')\n"
-            "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n")
+# A child that runs one command and reports its peak RSS (KiB on Linux) on its last stderr line. It stops
+# the command (and says so: exit "killed") past --max-mib of resident memory or --max-s seconds, so a
+# command that would not fit cannot take a shared machine down.
+_MEASURE = ("import resource, subprocess, sys, time\n"
+            "limit_kib, limit_s = int(sys.argv[1]) * 1024, float(sys.argv[2])\n"
+            "p = subprocess.Popen(sys.argv[3:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
+            "t0, killed = time.monotonic(), ''\n"
+            "while p.poll() is None:\n"
+            "    try:\n"
+            "        rss = int(next(l for l in open(f'/proc/{p.pid}/status') if l.startswith('VmRSS')).split()[1])\n"
+            "    except (OSError, StopIteration):\n"
+            "        rss = 0\n"
+            "    if rss > limit_kib or time.monotonic() - t0 > limit_s:\n"
+            "        killed = 'memory' if rss > limit_kib else 'time'\n"
+            "        p.kill()\n"
+            "    time.sleep(0.05)\n"
+            "err = p.stderr.read()\n"
+            "sys.stderr.write(err[-2000:] if p.returncode not in (0, 1) and not killed else '')\n"
+            "code = f'killed-{killed}' if killed else p.returncode\n"
+            "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n")
 
 
-def build_store(path: Path, n_records: int, configs: int, profiles: int) -> int:
-    """Nights of every (configuration, profile) until n_records are stored; returns the records stored."""
-    from eitp_bench.store import Store
-
-    store = Store.open(str(path))
-    stored, night = 0, 0
-    while stored < n_records:
+def nightly_records(n_records: int, configs: int, profiles: int):
+    """Batches of one night's records (every configuration × profile) until n_records are generated."""
+    made, night = 0, 0
+    while made < n_records:
         batch = []
         for c in range(configs):
             for p in range(profiles):
                 recs = eitp_records(n_reps=1, seed=night * 1000 + c * 10 + p, suite=f"nightly-{c:02d}",
                                     profile=f"hp-{p:02d}", failed=0, started0=night * 1440 + c * 20 + p * 2)
                 batch.extend(r.model_copy(update={"suite_config_hash": f"cfg-{c:02d}"}) for r in recs)
-        batch = batch[: n_records - stored]
-        stored += store.add_many(batch)
+        batch = batch[: n_records - made]
+        made += len(batch)
         night += 1
-    return stored
+        yield batch
 
 
-def measure(argv: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak MiB, exit code) of one command in a fresh child."""
+def build_store(url: str, n_records: int, configs: int, profiles: int) -> int:
+    """Write the nightly records into a new store at `url` (the rows Store.add_many writes); returns how many."""
+    from eitp_bench.records import utc_now
+    from eitp_bench.store import Store
+    from eitp_bench.store.layout import CHILD_TABLES, RUN_SQL_COLUMNS
+    from eitp_bench.store.layout import RUN_STORAGE_COLUMNS, run_row
+
+    run_columns = [*RUN_SQL_COLUMNS, *(c for c in RUN_STORAGE_COLUMNS if c != "seq")]
+    with Store.open(url) as store:
+        if store.count():
+            raise SystemExit(f"{url} already holds runs: pass an empty store")
+        raw = store._conn.connection.driver_connection
+        postgres = store.dialect == "postgresql"
+        seq, stored_at, sample = 0, utc_now(), []
+        pending = {"runs": [], **{name: [] for name in CHILD_TABLES}}
+
+        def flush():
+            with store._tx(write=True):  # one transaction per flush, under the store's write lock
+                for name, rows in pending.items():
+                    columns = run_columns + ([] if postgres else ["seq"]) if name == "runs" else \
+                        ["run_id", "idx", *CHILD_TABLES[name].columns]
+                    _insert(raw, name, columns, rows, postgres)
+                    rows.clear()
+
+        for batch in nightly_records(n_records, configs, profiles):
+            sample = sample or batch[:11]
+            for r in batch:
+                row = run_row(r, stored_at)
+                seq += 1
+                pending["runs"].append((*(row[c] for c in run_columns), *(() if postgres else (seq,))))
+                for name, table in CHILD_TABLES.items():
+                    values = table._values
+                    pending[name].extend((r.run_id, i, *values(item)) for i, item in enumerate(getattr(r, name)))
+            if len(pending["runs"]) >= 20_000:
+                flush()
+        flush()
+        # what was written directly reads back as the records generated (the Store's own reader)
+        if store.records(run_ids=[r.run_id for r in sample]) != sample:
+            raise SystemExit("the store built does not read back as the records written")
+        return store.count()
+
+
+def _insert(raw, table: str, columns: list[str], rows: list[tuple], postgres: bool) -> None:
+    quoted = ", ".join(f'"{c}"' for c in columns)  # `window` is a reserved word in PostgreSQL
+    if postgres:
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        raw.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))})", rows)
+
+
+def measure(argv: list[str], max_mib: int, max_s: float) -> tuple[float, float, str]:
+    """(wall seconds, peak MiB, exit code or 'killed-memory'/'killed-time') of one command in a fresh child."""
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", _MEASURE, *argv], stderr=subprocess.PIPE, text=True)
+    r = subprocess.run([sys.executable, "-c", _MEASURE, str(max_mib), str(max_s), *argv], stderr=subprocess.PIPE,
+                       text=True)
     wall = time.perf_counter() - t
-    last = r.stderr.strip().splitlines()[-1].split()
-    if len(r.stderr.strip().splitlines()) > 1:
+    lines = r.stderr.strip().splitlines()
+    if len(lines) > 1:
         print(r.stderr, file=sys.stderr)
-    return wall, int(last[1]) / 1024, int(last[0])
+    code, kib = lines[-1].split()
+    return wall, int(kib) / 1024, code
 
 
 def main() -> None:
@@ -73,25 +148,52 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=10)
     parser.add_argument("--profiles", type=int, default=4)
     parser.add_argument("--keep", help="folder for the stores (reused when present); default a temporary one")
+    parser.add_argument("--pg", metavar="URL", help="a PostgreSQL server (a user who may CREATE DATABASE): the "
+                                                    "stores are databases there instead of SQLite files")
     parser.add_argument("--commands", nargs="*", default=["report", "report --json", "compare", "regress"])
+    parser.add_argument("--max-mib", type=int, default=4096, help="stop a command past this resident memory")
+    parser.add_argument("--max-s", type=float, default=300, help="stop a command past this many seconds")
     args = parser.parse_args()
     sizes = args.sizes + ([1_000_000] if args.million else [])
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="report_scale_"))
     folder.mkdir(parents=True, exist_ok=True)
     cli = [sys.executable, "-m", "eitp_bench.cli"]
-    print(f"{args.configs} configurations × {args.profiles} profiles; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'records':>9} {'command':<14} {'wall s':>8} {'peak MiB':>9} exit")
+    where = "PostgreSQL" if args.pg else "SQLite"
+    print(f"{where}; {args.configs} configurations × {args.profiles} profiles; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min); {os.cpu_count()} CPUs")
+    print(f"{'records':>9} {'command':<14} {'wall s':>8} {'peak MiB':>9} exit  load")
     for n in sizes:
-        path = folder / f"scale-{n}-{args.configs}x{args.profiles}.sqlite"
-        if not path.exists():
-            t = time.perf_counter()
-            build_store(path, n, args.configs, args.profiles)
-            print(f"(built {path} in {time.perf_counter() - t:.0f} s, {path.stat().st_size / 2**20:.0f} MiB)")
+        name = f"scale-{n}-{args.configs}x{args.profiles}"
+        url = _pg_database(args.pg, name.replace("-", "_").replace("scale", "eitp_scale")) if args.pg \
+            else str(folder / f"{name}.sqlite")
+        if args.pg or not Path(url).exists():
+            from eitp_bench.store import Store
+
+            with Store.open(url) as store:
+                empty = store.count() == 0
+            if empty:
+                t = time.perf_counter()
+                build_store(url, n, args.configs, args.profiles)
+                size = "" if args.pg else f", {Path(url).stat().st_size / 2**20:.0f} MiB"
+                print(f"(built {name} in {time.perf_counter() - t:.0f} s{size})", flush=True)
         for command in args.commands:
-            name, *flags = command.split()
+            name_, *flags = command.split()
             out = ["--out", str(folder / "report.html")] if command == "report" else []
-            wall, peak, code = measure([*cli, name, "--store", str(path), *flags, *out])
-            print(f"{n:>9} {command:<14} {wall:>8.1f} {peak:>9.0f} {code}", flush=True)
+            wall, peak, code = measure([*cli, name_, "--store", url, *flags, *out], args.max_mib, args.max_s)
+            print(f"{n:>9} {command:<14} {wall:>8.1f} {peak:>9.0f} {code:>4}  {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"(exit 1 of regress: it found confirmed regressions; killed-*: stopped past --max-mib {args.max_mib} "
+          f"or --max-s {args.max_s:g}; load: 1-minute load average after the command)")
+
+
+def _pg_database(server: str, name: str) -> str:
+    """The URL of database `name` on the server, created when missing."""
+    import psycopg
+
+    base = server.rpartition("/")[0]
+    with psycopg.connect(server, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}"
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ class Findings:
     warnings: dict
     heat_sink_k: float = 300.0
     statement: str = ""  # every statistical choice, in one paragraph
+    scoped: bool = False  # from frames.load_newest: only the verdicts and what to_json shows are computed
 
 
     def to_json(self) -> dict:
@@ -194,6 +195,8 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
     from eitp_bench.analysis.stats import methods_paragraph
 
     rs = ResultSet(frames)  # the rules (ok runs, comparability key, measured-only) applied once
+    if frames.scope is not None:
+        return _scoped(frames, rs, claim_set, n_resamples, max_groups)
     energy = profile_per_state(rs.energy)  # never one energy table across power limits (analysis/hwstate.py)
     measured = measured_only(energy)
     additive = measured[measured["domain"].isin(ADDITIVE_DOMAINS)] if measured is not None and len(measured) else None
@@ -215,6 +218,30 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
         warnings=_warnings(frames, rs.energy),
         heat_sink_k=heat_sink_k(frames),
     )
+
+
+def _scoped(frames: Frames, rs, claim_set, n_resamples: int, max_groups: int) -> Findings:
+    """The findings of frames that hold only the newest groups' runs (frames.load_newest): the verdicts,
+    the omitted groups and the not-finite counts, all as a full read gives them. The whole-store sections
+    (summary, energy tables, environment, the other warnings) are not computed from such frames: they
+    stay empty and `scoped` says so (the HTML report reads every run)."""
+    from eitp_bench.analysis.stats import methods_paragraph
+
+    scope = frames.scope
+    if max_groups > scope.max_groups:
+        raise ValueError(f"frames hold the newest {scope.max_groups} groups, not {max_groups}")
+    groups, _ = _verdict_groups(rs, claim_set, n_resamples, max_groups)
+    stored = [(g.config_hash, g.hardware_profile_id, g.energy_state) for g in scope.groups[:max_groups]]
+    judged = [(g.config_hash, g.profile, g.hardware_state) for g in groups]
+    if judged != stored:  # the SQL and the frames disagree on which groups are newest: a bug, never a guess
+        raise RuntimeError(f"newest groups differ between the store ({stored}) and the frames read ({judged})")
+    family = max((sum(v.claim.group == "headline" for v in g.verdicts) for g in groups), default=0)
+    return Findings(
+        statement=methods_paragraph(n_claims=family or None, resamples=n_resamples),
+        source=frames.source, paper=claim_set.paper, summary={}, groups=groups,
+        omitted_groups=[g.label for g in scope.groups[max_groups:]], distributions=_distributions(groups),
+        timelines=[], energy_table=[], energy_breakdown=None, pareto=[], environment=[],
+        warnings={"not_finite": scope.not_finite}, scoped=True)
 
 
 def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupFindings], list[str]]:

@@ -65,6 +65,17 @@ class Frames:
     source: str = "frames"
     configs: dict = None  # suite_config_hash → the stored suite config (None: unknown)
     not_finite: Any = None  # metric rows whose value was NaN/inf (stored null): kept out of `metrics`
+    scope: Any = None  # StoreScope: the frames hold only the newest groups' runs (load_newest)
+
+
+@dataclass(frozen=True)
+class StoreScope:
+    """Frames that hold only the runs of the newest `max_groups` groups (load_newest): what the analysis
+    shows of the rest of the store was counted in SQL (store/queries.py), never read."""
+
+    max_groups: int
+    groups: list  # newest_groups.StoredGroup, every group of the store (or --suite), newest first
+    not_finite: list  # the warnings' not_finite rows, counted over every run
 
 
 def _finite_metrics(frames: Frames) -> Frames:
@@ -92,12 +103,7 @@ def load_frames(store_or_frames=None) -> Frames:
                                       configs=store_or_frames.get("configs")))
     store = store_or_frames
     if store is None or isinstance(store, (str, Path)):
-        try:
-            from eitp_bench.store import Store
-        except ImportError as err:  # pragma: no cover - until the store lands
-            raise UserError(f"the results store is not available ({err})", fix="install eitp-bench completely") from None
-        # read-only: never created (a typo is not a new store), never written, works on a read-only file
-        store = Store.open(str(store) if store is not None else None, read_only=True)
+        store = _open(store)
     provenance = store.provenance_frame() if hasattr(store, "provenance_frame") else None
     timeline = StoredTimeline(store) if hasattr(store, "timeline_runs") else store.timeline_frame()
     return _finite_metrics(Frames(
@@ -106,11 +112,70 @@ def load_frames(store_or_frames=None) -> Frames:
         configs=store.configs() if hasattr(store, "configs") else None))
 
 
+def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int = 5) -> Frames:
+    """Frames of the runs a report judges (the newest `max_groups` groups, restricted to `suite`), read
+    alone: what `for_suite(load_frames(store), suite)` gives for those groups, with a StoreScope for the
+    rest. Frames (and dicts of frames) are only restricted to the suite."""
+    from eitp_bench import store_queries
+
+    store = store_or_path
+    if store is None or isinstance(store, (str, Path)):
+        store = _open(store)
+    elif isinstance(store, (Frames, dict)) or not hasattr(store, "dialect"):
+        return for_suite(load_frames(store), suite)
+    source = str(getattr(store, "path", store_or_path or "default store"))
+    if store_queries.run_count(store) == 0:
+        raise UserError(f"no runs in {source}: nothing to report",
+                        fix="run a suite first (eitp-bench run SUITE) or point --store at a results store")
+    if suite is not None and store_queries.run_count(store, suite=suite) == 0:
+        known = ", ".join(store_queries.suites(store)[:10])
+        raise UserError(f"no runs of suite {suite!r} in {source}", fix=f"use one of: {known}")
+    from eitp_bench.analysis.newest_groups import verdict_groups
+
+    groups = verdict_groups(store, suite=suite)
+    where = store_queries.runs_of([(g.config_hash, g.hardware_profile_id) for g in groups[:max_groups]], suite=suite)
+    if where is None:  # no ok run with a metric: nothing to judge, and nothing large to read
+        return for_suite(load_frames(store), suite)
+    runs = store.runs_frame(where=where)
+    return _finite_metrics(Frames(
+        runs, store.metrics_frame(where=where), store.energy_frame(where=where),
+        StoredTimeline(store, frozenset(runs["run_id"])), provenance=store.provenance_frame(where=where),
+        source=source, configs=store.configs(),
+        scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite))))
+
+
+def load_series(store_or_path, *, names=None) -> Frames:
+    """What `compare` and `regress` read: the ok runs' finite metric values with only the columns of a
+    series (store_queries.series_metrics; only `names` when given) and, as provenance, each run's
+    recorded hardware state. Frames, dicts of frames and stores without SQL are loaded whole."""
+    from eitp_bench import store_queries
+
+    store = store_or_path
+    if store is None or isinstance(store, (str, Path)):
+        store = _open(store)
+    elif isinstance(store, (Frames, dict)) or not hasattr(store, "dialect"):
+        return load_frames(store)
+    source = str(getattr(store, "path", store_or_path or "default store"))
+    if store_queries.run_count(store) == 0:
+        return load_frames(store)  # no runs: the commands say so from the (empty) frames
+    return Frames(None, store_queries.series_metrics(store, names=names), None, None,
+                  provenance=store_queries.run_states(store), source=source)
+
+
+def _open(path):
+    try:
+        from eitp_bench.store import Store
+    except ImportError as err:  # pragma: no cover - until the store lands
+        raise UserError(f"the results store is not available ({err})", fix="install eitp-bench completely") from None
+    # read-only: never created (a typo is not a new store), never written, works on a read-only file
+    return Store.open(str(path) if path is not None else None, read_only=True)
+
+
 def for_suite(frames: Frames, suite: Optional[str]) -> Frames:
     if frames.runs is None or len(frames.runs) == 0:
         raise UserError(f"no runs in {frames.source}: nothing to report",
                         fix="run a suite first (eitp-bench run SUITE) or point --store at a results store")
-    if suite is None:
+    if suite is None or frames.scope is not None:  # scoped frames were read for the suite
         return frames
     if suite not in set(frames.runs["suite"]):
         known = ", ".join(sorted(set(frames.runs["suite"]))[:10])
@@ -120,6 +185,8 @@ def for_suite(frames: Frames, suite: Optional[str]) -> Frames:
 
 def only_runs(frames: Frames, run_ids: set) -> Frames:
     """The frames restricted to these runs."""
+    if frames.scope is not None:  # its store-side counts are of every run: they would not follow
+        raise ValueError("frames read by load_newest cannot be restricted further; use load_frames")
 
     def keep(df):
         if isinstance(df, StoredTimeline):

@@ -16,15 +16,15 @@ def compare(
     """Compare s/step, tokens/s, J/token and tokens/J across hardware profiles (same config hash only)."""
     from pathlib import Path
 
-    from eitp_bench.analysis.compare import compare_hardware
+    from eitp_bench.analysis.compare import COMPARED, compare_hardware
+    from eitp_bench.analysis.frames import load_series
     from eitp_bench.report.compare import compare_html, print_tables
     from eitp_bench.errors import UserError
-    from eitp_bench.report.build import load_frames
 
     if by != "hardware":
         raise UserError(f"--by {by!r} is not supported", fix="use --by hardware")
-    frames = load_frames(store)
-    if len(frames.runs) == 0:
+    frames = load_series(store, names=[name for name, _, _ in COMPARED])  # only the compared metrics' values
+    if frames.runs is not None and len(frames.runs) == 0:
         raise UserError(f"no runs in {frames.source}: nothing to compare", fix="run a suite first")
     tables = compare_hardware(frames.metrics, reference=reference, provenance=frames.provenance)
     print_tables(tables)

@@ -23,16 +23,17 @@ def report(
     """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
     from eitp_bench.report.build import for_suite, load_frames, write_report
 
-    frames = load_frames(store)
-    if as_json:  # the same Findings the HTML renders
+    if as_json:  # the same Findings the HTML renders; only the judged groups' runs are read
         import json
 
+        from eitp_bench.analysis.frames import load_newest
         from eitp_bench.report.build import findings_of
 
-        print(json.dumps(findings_of(for_suite(frames, suite), claims).to_json(), indent=1))
+        print(json.dumps(findings_of(load_newest(store, suite=suite), claims).to_json(), indent=1))
         if bundle:
             _write_bundle(bundle, store, suite, claims, html=None, to=sys.stderr)
         return
+    frames = load_frames(store)
     extra = []
     if regress and len(frames.metrics):
         from eitp_bench.analysis.regress import find_changes

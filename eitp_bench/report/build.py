@@ -55,6 +55,8 @@ def findings_of(frames: Frames, claims="eitp", **kwargs):
 
 def render_report(findings, *, title: str = "eitp-bench report", extra_sections: Iterable[tuple[str, str]] = ()) -> str:
     """The HTML page of findings: plots drawn from their data, every string escaped."""
+    if getattr(findings, "scoped", False):  # its whole-store sections were never computed
+        raise ValueError("findings of frames.load_newest have no whole-store sections to render; use load_frames")
     from markupsafe import Markup
 
     from eitp_bench.report import plots

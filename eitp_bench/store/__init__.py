@@ -4,6 +4,8 @@ One job: keep records and give them back. Modules:
 
 - database.py: `Store` (open, add, read, merge, the frames analysis reads), `export_jsonl`, `export_tables`;
 - layout.py: the tables and columns, declared once from the record models;
+- queries.py: reads the analysis asks for without loading rows into Python (SQL aggregates: the groups,
+  the newest groups' runs, a series' columns, not-finite counts);
 - migrations.py: the numbered schema changes a stored file goes through on opening;
 - url.py: where a store is (a path, `sqlite:///…`, `postgresql://…`), shown with its password masked;
 - retry.py: what a store outage is and how long a write waits for the store to come back;

@@ -575,13 +575,19 @@ class Store:
             try:
                 cursor.execute(str(compiled), params) if params else cursor.execute(str(compiled))
                 columns = [d[0] for d in cursor.description]
-                return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+                values = _columns_of(cursor, len(columns))
             finally:
                 cursor.close()
+        if values is None or len(set(columns)) < len(columns):
+            return pd.DataFrame.from_records(values or [], columns=columns)
+        # one column at a time, inferred as from_records infers it (tests/test_store_frames.py)
+        return pd.DataFrame(dict(zip(columns, values)), columns=columns)
+
+    # `where`: a condition on the runs table (store/queries.py) that keeps only some runs' rows
 
     @_reading
-    def runs_frame(self):
-        runs = self._runs(RUN_COLUMNS).drop(columns="_row")
+    def runs_frame(self, where=None):
+        runs = self._runs(RUN_COLUMNS, where=where).drop(columns="_row")
         from datetime import datetime
 
         for column in ("started_at", "finished_at"):  # the analysis parses them: a bad one is said here
@@ -590,16 +596,16 @@ class Store:
         return runs
 
     @_reading
-    def metrics_frame(self):
-        df = self._with_runs(RUN_COLUMNS, "metrics")
+    def metrics_frame(self, where=None):
+        df = self._with_runs(RUN_COLUMNS, "metrics", where=where)
         df["value"] = df["value"].astype(float)  # None (not finite) → NaN, never object dtype or 0
         return _split_flags(df)
 
     @_reading
-    def energy_frame(self):
+    def energy_frame(self, where=None):
         # The energy row's device (gpu:0, cpu:0) is what analysis groups by; the run's torch device
         # stays available as run_device.
-        df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"})
+        df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"}, where=where)
         df = df.rename(columns={"device": "run_device", "energy_device": "device"})
         for column in ("joules", "max_gap_s", "idle_watts", "net_joules", "sampled_joules",
                        "crosscheck_tolerance_j"):  # None → NaN, never object dtype
@@ -628,14 +634,15 @@ class Store:
                            .order_by(pairs.c.device, RUNS.c.seq))
 
     @_reading
-    def provenance_frame(self):
+    def provenance_frame(self, where=None):
         """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry."""
         import pandas as pd
         from sqlalchemy import select
 
         rows = []
+        stmt = select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)
         with self._tx() as conn:
-            for run_id, text in conn.execute(select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)):
+            for run_id, text in conn.execute(stmt if where is None else stmt.where(where)):
                 prov = json.loads(text)
                 hardware = prov.pop("hardware", None) or {}
                 rows.append({"run_id": run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
@@ -653,28 +660,52 @@ class Store:
             rows = conn.execute(select(RUNS.c.suite_config_hash, RUNS.c.config_json).where(RUNS.c.seq.in_(first))).all()
         return {h: json.loads(c) for h, c in rows}
 
-    def _runs(self, columns: list[str], run_ids: Optional[list[str]] = None):
+    def _runs(self, columns: list[str], run_ids: Optional[list[str]] = None, where=None):
         from sqlalchemy import select
 
         stmt = select(RUNS.c.seq.label("_row"), *(RUNS.c[c] for c in columns)).order_by(RUNS.c.seq)
         if run_ids is not None:
             stmt = stmt.where(RUNS.c.run_id.in_(run_ids))
+        if where is not None:
+            stmt = stmt.where(where)
         return self._frame(stmt)
 
     def _with_runs(self, run_columns: list[str], name: str, rename: Optional[dict] = None,
-                   run_ids: Optional[list[str]] = None):
+                   run_ids: Optional[list[str]] = None, where=None):
         from sqlalchemy import select
 
         table, t = CHILD_TABLES[name], TABLES[name]
         rename = rename or {}
         columns = [t.c[c].label(rename[c]) if c in rename else t.c[c] for c in table.columns]
-        runs = self._runs(run_columns, run_ids)
+        runs = self._runs(run_columns, run_ids, where)
         stmt = select(t.c.run_id, t.c.idx, *columns)
         if run_ids is not None:
             stmt = stmt.where(t.c.run_id.in_(run_ids))
+        if where is not None:
+            stmt = stmt.where(t.c.run_id.in_(select(RUNS.c.run_id).where(where)))
         child = self._frame(stmt)
         df = runs.merge(child, on="run_id", how="inner").sort_values(["_row", "idx"], kind="stable")
         return df.drop(columns=["_row", "idx"]).reset_index(drop=True)
+
+
+_FETCH_ROWS = 20_000
+
+
+def _columns_of(cursor, n_columns: int) -> Optional[list[list]]:
+    """The cursor's rows as one list per column (None when there are none), fetched a few thousand rows at
+    a time with each column's repeated strings shared: the driver's row tuples, with a new string object per
+    cell (run_id, suite, arm … repeated on every metric row), would otherwise all be alive at once, several
+    times the frame they become."""
+    out: list[list] = [[] for _ in range(n_columns)]
+    shared: list[dict] = [{} for _ in range(n_columns)]
+    while rows := cursor.fetchmany(_FETCH_ROWS):
+        for values, column, seen in zip(zip(*rows), out, shared):
+            if any(type(v) is str for v in values[:50]):
+                column.extend([seen.setdefault(v, v) if type(v) is str else v for v in values])
+            else:
+                column.extend(values)
+        del rows
+    return out if out and out[0] else None
 
 
 def _split_flags(df):

@@ -129,13 +129,13 @@ CHILD_TABLES = {
 }  # fmt: skip
 
 # runs: RunRecord's scalar fields (schema_version stored as record_schema_version), then the nested
-# ones as JSON, plus two storage-only columns: hardware_profile_id (copied out of provenance, for
-# grouping in SQL) and stored_at.
+# ones as JSON, plus storage-only columns: hardware_profile_id and energy_state_json (copied out of
+# provenance, for grouping in SQL), stored_at and seq.
 _RUN_NESTED = ("config", "provenance", *CHILD_TABLES)
 RUN_FIELDS = [f for f in RunRecord.model_fields if f not in _RUN_NESTED]
 _RUN_RENAMED = {"schema_version": "record_schema_version"}
 RUN_SQL_COLUMNS = [_RUN_RENAMED.get(f, f) for f in RUN_FIELDS] + ["config_json", "provenance_json"]
-RUN_STORAGE_COLUMNS = ["hardware_profile_id", "stored_at", "seq"]
+RUN_STORAGE_COLUMNS = ["hardware_profile_id", "energy_state_json", "stored_at", "seq"]
 
 RUNS = Table(
     "runs", METADATA,
@@ -144,12 +144,17 @@ RUNS = Table(
     Column("config_json", Text, nullable=False),
     Column("provenance_json", Text, nullable=False),
     Column("hardware_profile_id", Text),
+    # provenance.hardware.state as JSON (null where not recorded): the comparability groups' energy state
+    # (analysis/hwstate.py) found in SQL without parsing every run's provenance (store/queries.py)
+    Column("energy_state_json", Text),
     Column("stored_at", Text),
     # The order runs were stored in: PostgreSQL numbers them (identity); SQLite's writer, holding the
     # write lock, takes max + 1 (store.Store.merge).
     Column("seq", BigInteger, Identity()),
     Index("runs_by_suite", "suite", "arm", "task"),
     Index("runs_by_seq", "seq", unique=True),
+    # The runs of a configuration × hardware profile: a report reads only its newest groups' (store/queries.py)
+    Index("runs_by_group", "suite_config_hash", "hardware_profile_id"),
 )  # fmt: skip
 
 TABLES = {
@@ -172,7 +177,13 @@ def run_row(record: RunRecord, stored_at: str) -> dict:
     values = [getattr(record, f) for f in RUN_FIELDS]
     return {**dict(zip(RUN_SQL_COLUMNS, values)), "config_json": json.dumps(record.config),
             "provenance_json": record.provenance.model_dump_json(),
-            "hardware_profile_id": record.provenance.hardware_profile_id, "stored_at": stored_at}
+            "hardware_profile_id": record.provenance.hardware_profile_id,
+            "energy_state_json": state_json(record.provenance.hardware.get("state")), "stored_at": stored_at}
+
+
+def state_json(state: Any) -> Any:
+    """The runs.energy_state_json of a recorded hardware state (None: not recorded)."""
+    return None if state is None else json.dumps(state)
 
 
 # Frame columns (the contract in DEVELOPERS.md): runs, and after the run columns those of each child.

@@ -14,6 +14,7 @@ import json
 from typing import Callable
 
 from sqlalchemy import Connection, inspect, select, text, update
+from sqlalchemy import text as text_sql
 
 from eitp_bench.errors import UserError
 from eitp_bench.records import upgrade_record
@@ -186,9 +187,43 @@ def _v8_timeline_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX timeline_by_run_device ON timeline(run_id, device)")
 
 
+def _v9_groups(conn: Connection) -> None:
+    # v9: what finds a report's newest groups in SQL (store/queries.py): each run's recorded hardware state
+    # copied out of its provenance into its own column, and an index for the runs of one configuration ×
+    # hardware profile. No record change: the record schema stays 6.
+    from sqlalchemy.exc import DBAPIError
+
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN energy_state_json TEXT")
+    if conn.dialect.name == "postgresql":  # a JSON null is no state, as None is in store/layout.py state_json
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql("UPDATE runs SET energy_state_json = "
+                                     "NULLIF((provenance_json::json #> '{hardware,state}')::text, 'null')")
+        except DBAPIError:  # a provenance that is not JSON (edited by hand) stops the cast: one run at a time
+            _v9_states_one_by_one(conn)
+    else:  # a mapping or list comes back as JSON text (a bare string unquoted: no state either way)
+        conn.exec_driver_sql("UPDATE runs SET energy_state_json = json_extract(provenance_json, '$.hardware.state') "
+                             "WHERE json_valid(provenance_json)")
+    conn.exec_driver_sql("CREATE INDEX runs_by_group ON runs(suite_config_hash, hardware_profile_id)")
+
+
+def _v9_states_one_by_one(conn: Connection) -> None:
+    """energy_state_json of every run whose provenance is JSON; the others are left null (readers that
+    parse their provenance say what is wrong with it)."""
+    rows = conn.exec_driver_sql("SELECT run_id, provenance_json FROM runs").all()
+    for run_id, provenance in rows:
+        try:
+            state = (json.loads(provenance).get("hardware") or {}).get("state")
+        except (ValueError, AttributeError):
+            continue
+        if state is not None:
+            conn.execute(text_sql("UPDATE runs SET energy_state_json = :s WHERE run_id = :r"),
+                         {"s": json.dumps(state), "r": run_id})
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks, _v5_metric_flags_and_order,
-    _v6_crosscheck, _v7_hw_state, _v8_timeline_index,
+    _v6_crosscheck, _v7_hw_state, _v8_timeline_index, _v9_groups,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -22,11 +22,13 @@ def step_series(seed=0, n=40, at=25, before=100.0, after=80.0, noise=0.01):
 @pytest.fixture
 def use_frames(monkeypatch):
     """Point the commands' store loading at synthetic frames (the CLI path, without SQLite)."""
+    import eitp_bench.analysis.frames as frames_module
     import eitp_bench.report.build as build
 
     def install(records):
         frames = build.load_frames(frames_from_records(records))
         monkeypatch.setattr(build, "load_frames", lambda store=None: frames)
+        monkeypatch.setattr(frames_module, "load_series", lambda store=None, names=None: frames)  # regress, compare
     return install
 
 

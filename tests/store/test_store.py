@@ -387,7 +387,7 @@ def _layout(path) -> dict:
 
 
 def test_migrated_layout_is_the_models_layout(tmp_path):
-    # A new store is created from the models (store_layout); an old one replays the migrations. Both
+    # A new store is created from the models (store/layout.py); an old one replays the migrations. Both
     # must end in the same tables, columns, NULL rules and indexes, or old stores would read differently.
     import eitp_bench.store.database as store_module
 
@@ -403,7 +403,8 @@ def test_migrated_layout_is_the_models_layout(tmp_path):
     assert a == b
     for name, table in store_module.CHILD_TABLES.items():
         assert set(a[name]) == {"run_id", "idx", *table.columns}
-    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "stored_at", "seq"}
+    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "energy_state_json", "stored_at",
+                              "seq"}
     assert "flags_json" in a["energy"] and "net_joules" in a["energy"] and "flags_json" in a["metrics"]
 
 

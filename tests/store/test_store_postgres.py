@@ -250,6 +250,8 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
         conn.execute("ALTER TABLE energy DROP COLUMN crosscheck_tolerance_j")
         conn.execute("ALTER TABLE energy DROP COLUMN hw_state_json")  # (v7)
         conn.execute("DROP INDEX timeline_by_run_device")  # (v8)
+        conn.execute("DROP INDEX runs_by_group")  # (v9)
+        conn.execute("ALTER TABLE runs DROP COLUMN energy_state_json")
         conn.execute("UPDATE runs SET record_schema_version = 3")
         conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     with Store.open(pg_url) as store:

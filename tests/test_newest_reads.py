@@ -1,0 +1,255 @@
+"""`report --json` reads only the runs of the groups it judges, and says what a full read said.
+
+`frames.load_newest` finds every comparability group from SQL aggregates (newest_groups.verdict_groups over
+store.queries.group_rows), reads the runs of the newest `max_groups` ones only, and counts the omitted
+groups and the not-finite metrics in SQL. Its findings (`to_json`) must be those of `for_suite(load_frames(store), suite)`, which reads every
+run, on both backends: with several suites, several energy states of one configuration × profile
+(NOT COMPARABLE notes), runs without a hardware profile, failed runs and NaN metrics. And what it reads
+must not grow with the groups it does not judge.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eitp_bench.analysis.frames import StoreScope, for_suite, load_frames, load_newest, only_runs
+from eitp_bench.errors import UserError
+from eitp_bench.records import Metric
+from eitp_bench.report.build import findings_of, render_report
+from eitp_bench.store import Store
+from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
+from synthetic_store import eitp_records
+
+RESAMPLES = 200
+
+
+def _state(limit_w: float) -> dict:
+    return {"driver_version": "550.54", "gpus": [{"uuid": f"GPU-{limit_w:g}", "power_limit_w": limit_w,
+                                                  "clocks_locked": False}]}
+
+
+def _with_hardware(record, *, profile="keep", state=None):
+    prov = record.provenance
+    update = {}
+    if profile != "keep":
+        update["hardware_profile_id"] = profile
+    if state is not None:
+        update["hardware"] = {**prov.hardware, "state": state}
+    return record.model_copy(update={"provenance": prov.model_copy(update=update)})
+
+
+def _nightlies(nights: int, pairs: list[tuple[str, str, str]], *, minute0: int = 0, timeline: bool = False) -> list:
+    """`nights` repetitions of the EIT-P suite for each (suite, configuration, profile)."""
+    out = []
+    for night in range(nights):
+        for k, (suite, config, profile) in enumerate(pairs):
+            recs = eitp_records(n_reps=2, seed=100 * night + k, suite=suite, profile=profile, failed=1,
+                                timeline=timeline, started0=minute0 + 1440 * night + 30 * k)
+            out += [r.model_copy(update={"suite_config_hash": config}) for r in recs]
+    return out
+
+
+def _records() -> list:
+    recs = _nightlies(3, [("a", "cfg-a1", "hp-1"), ("a", "cfg-a1", "hp-2"), ("b", "cfg-b1", "hp-1"),
+                          ("a", "cfg-a2", "hp-1"), ("b", "cfg-b2", "hp-3"), ("b", "cfg-b2", "unknown")])
+    out = []
+    for i, r in enumerate(recs):
+        if r.suite_config_hash == "cfg-a1" and r.provenance.hardware_profile_id == "hp-1":
+            # one configuration × profile under two power limits: two groups, each NOT COMPARABLE with the other
+            r = _with_hardware(r, state=_state(700.0 if i % 3 else 350.0))
+        if r.provenance.hardware_profile_id == "unknown":
+            r = _with_hardware(r, profile=None)  # no profile stored: its own machine, 'unknown'
+        if i % 17 == 0 and r.metrics:  # a NaN value: stored null, counted in metrics_not_finite
+            r = r.model_copy(update={"metrics": [*r.metrics, Metric(name="step_s", value=float("nan"), unit="s")]})
+        out.append(r)
+    return out
+
+
+@pytest.fixture
+def stored(store_url):
+    with Store.open(store_url) as store:
+        store.add_many(_records())
+    return store_url
+
+
+def _json(frames, max_groups: int) -> str:
+    return json.dumps(findings_of(frames, "eitp", n_resamples=RESAMPLES, max_groups=max_groups).to_json(), indent=1)
+
+
+@pytest.mark.parametrize("suite", [None, "a", "b"])
+def test_findings_are_those_of_a_full_read(stored, suite):
+    store = Store.open(stored, read_only=True)
+    full = for_suite(load_frames(store), suite)
+    for max_groups in (1, 2, 5):
+        newest = load_newest(store, suite=suite, max_groups=max_groups)
+        assert isinstance(newest.scope, StoreScope)
+        assert _json(newest, max_groups) == _json(full, max_groups)
+    found = findings_of(load_newest(store, suite=suite, max_groups=2), "eitp", n_resamples=RESAMPLES, max_groups=2)
+    if suite in (None, "a"):  # the fixture's checks are really exercised, not vacuously equal
+        assert found.omitted_groups and found.warnings["not_finite"]
+    assert len(store.runs_frame()) > len(load_newest(store, suite=suite, max_groups=2).runs)
+
+
+def test_the_two_power_limits_stay_two_groups(stored):
+    store = Store.open(stored, read_only=True)
+    found = findings_of(load_newest(store, suite="a", max_groups=5), "eitp", n_resamples=RESAMPLES, max_groups=5)
+    states = sorted(g.hardware_state for g in found.groups if g.config_hash == "cfg-a1" and g.profile == "hp-1")
+    assert len(states) == 2 and all("power limit" in s for s in states)
+    assert all(g.not_pooled for g in found.groups if g.config_hash == "cfg-a1" and g.profile == "hp-1")
+
+
+def _rows_read(monkeypatch, store, read) -> int:
+    """Rows the store hands to pandas (every frame is built by Store._frame, provenance by its own query)."""
+    rows = []
+    frame, prov = Store._frame, Store.provenance_frame
+
+    def counted(self, stmt):
+        df = frame(self, stmt)
+        rows.append(len(df))
+        return df
+
+    def counted_prov(self, *args, **kwargs):
+        df = prov(self, *args, **kwargs)
+        rows.append(len(df))
+        return df
+
+    monkeypatch.setattr(Store, "_frame", counted)
+    monkeypatch.setattr(Store, "provenance_frame", counted_prov)
+    try:
+        read(store)
+    finally:
+        monkeypatch.setattr(Store, "_frame", frame)
+        monkeypatch.setattr(Store, "provenance_frame", prov)
+    return sum(rows)
+
+
+def test_reads_do_not_grow_with_the_groups_not_judged(store_url, monkeypatch):
+    """The newest two groups' runs are read, whatever else is stored; a full read grows with the store."""
+    newest = [("n", "cfg-n1", "hp-1"), ("n", "cfg-n2", "hp-2")]
+    older = [("o", f"cfg-o{k}", f"hp-{k % 3}") for k in range(8)]
+    with Store.open(store_url) as store:
+        store.add_many(_nightlies(2, newest, minute0=10 * 1440))
+        small_newest = _rows_read(monkeypatch, store, lambda s: load_newest(s, max_groups=2))
+        small_full = _rows_read(monkeypatch, store, load_frames)
+        before = _json(load_newest(store, max_groups=2), 2)
+        store.add_many(_nightlies(4, older))  # older nights of eight other configurations
+        big_newest = _rows_read(monkeypatch, store, lambda s: load_newest(s, max_groups=2))
+        big_full = _rows_read(monkeypatch, store, load_frames)
+        after = json.loads(_json(load_newest(store, max_groups=2), 2))
+    assert big_newest == small_newest > 0
+    assert big_full > 3 * small_full
+    assert len(after["omitted_groups"]) == 8
+    assert {**after, "omitted_groups": []} == {**json.loads(before), "omitted_groups": []}
+
+
+def test_restricting_or_rendering_scoped_frames_is_refused(stored):
+    """Their whole-store sections were never computed: the HTML report reads every run instead."""
+    store = Store.open(stored, read_only=True)
+    frames = load_newest(store, max_groups=2)
+    with pytest.raises(ValueError, match="load_frames"):
+        only_runs(frames, set(frames.runs["run_id"][:3]))
+    with pytest.raises(ValueError, match="load_frames"):
+        render_report(findings_of(frames, "eitp", n_resamples=RESAMPLES, max_groups=2))
+    with pytest.raises(ValueError, match="newest 2 groups"):
+        findings_of(frames, "eitp", n_resamples=RESAMPLES, max_groups=3)
+
+
+def test_unknown_suite_and_empty_store_say_so(stored, tmp_path):
+    with pytest.raises(UserError, match="no runs of suite 'zz'.*") as err:
+        load_newest(Store.open(stored, read_only=True), suite="zz")
+    assert "a, b" in err.value.fix
+    empty = tmp_path / "empty.sqlite"
+    Store.open(str(empty)).close()
+    with pytest.raises(UserError, match="no runs in"):
+        load_newest(str(empty))
+
+
+def test_a_store_of_failed_runs_only_is_read_whole(tmp_path):
+    """No group to judge: nothing large to scope; the findings are those of a full read."""
+    path = str(tmp_path / "failed.sqlite")
+    recs = [r.model_copy(update={"status": "failed", "error": "boom"}) for r in _nightlies(1, [("a", "c", "p")])]
+    with Store.open(path) as store:
+        store.add_many(recs)
+    frames = load_newest(path)
+    assert frames.scope is None
+    assert _json(frames, 5) == _json(for_suite(load_frames(path), None), 5)
+
+
+def test_compare_and_regress_read_series_alone_and_find_what_a_full_read_finds(stored):
+    """`compare` and `regress` read the ok runs' finite values with a series' columns and each run's
+    hardware state (frames.load_series): their tables and change points are those of every column read."""
+    from eitp_bench.analysis.compare import COMPARED, compare_hardware
+    from eitp_bench.analysis.frames import load_series
+    from eitp_bench.analysis.regress import find_changes, testable_series
+
+    store = Store.open(stored, read_only=True)
+    full = load_frames(store)
+    series = load_series(store)
+    compared = load_series(store, names=[name for name, _, _ in COMPARED])
+    assert set(compared.metrics["name"]) < set(series.metrics["name"])
+    assert len(series.metrics) <= len(full.metrics) and len(series.metrics.columns) < len(full.metrics.columns)
+    tables = compare_hardware(compared.metrics, provenance=compared.provenance)
+    assert tables and repr(tables) == repr(compare_hardware(full.metrics, provenance=full.provenance))
+    assert any(t.energy_state for t in tables)  # the power limits really keyed tables apart
+    assert testable_series(series.metrics, provenance=series.provenance) == \
+        testable_series(full.metrics, provenance=full.provenance)
+    for kw in ({}, {"window": 3, "threshold": 0.01, "min_size": 2}):
+        changes = find_changes(series.metrics, provenance=series.provenance, **kw)
+        assert repr(changes) == repr(find_changes(full.metrics, provenance=full.provenance, **kw))
+    assert changes  # the comparison is not of two empty lists
+
+
+@pytest.mark.parametrize("garbage", [False, True])
+def test_a_v8_store_gets_each_runs_state_column_from_its_provenance(store_url, garbage):
+    """Migration v9 copies provenance.hardware.state into runs.energy_state_json (what a new store writes
+    itself), on both backends; a provenance that is not JSON leaves its run's column null, and the
+    findings after the upgrade are those of a full read."""
+    from sqlalchemy import text
+
+    from eitp_bench.store.layout import state_json
+
+    recs = _records()
+    with Store.open(store_url) as store:
+        store.add_many(recs)
+        with store._tx(write=True) as conn:
+            conn.execute(text("DROP INDEX runs_by_group"))
+            conn.execute(text("ALTER TABLE runs DROP COLUMN energy_state_json"))
+            if garbage:  # PostgreSQL's cast fails on it: the step fills the column one run at a time
+                conn.execute(text("UPDATE runs SET provenance_json = 'garbage{[' WHERE run_id = :r"),
+                             {"r": recs[0].run_id})
+            conn.execute(text("UPDATE meta SET value = '8' WHERE key = 'schema_version'"))
+    with Store.open(store_url) as store:  # a writer upgrades it
+        with store._tx() as conn:
+            stored = dict(conn.execute(text("SELECT run_id, energy_state_json FROM runs")).all())
+            version = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one()
+        with store._tx(write=True) as conn:  # the run edited by hand, mended: every read works again
+            conn.execute(text("UPDATE runs SET provenance_json = :p WHERE run_id = :r"),
+                         {"p": recs[0].provenance.model_dump_json(), "r": recs[0].run_id})
+            conn.execute(text("UPDATE runs SET energy_state_json = :s WHERE run_id = :r"),
+                         {"s": state_json(recs[0].provenance.hardware.get("state")), "r": recs[0].run_id})
+    assert version == "9"
+    first = stored.pop(recs[0].run_id)
+    assert first is None if garbage else json.loads(first) == recs[0].provenance.hardware["state"]  # (as text, may
+    # differ in spacing: SQLite's json_extract writes it compact)
+    with_state = [r for r in recs[1:] if r.provenance.hardware.get("state") is not None]
+    assert with_state and all(json.loads(stored[r.run_id]) == r.provenance.hardware["state"] for r in with_state)
+    assert all(stored[r.run_id] is None for r in recs[1:] if r.provenance.hardware.get("state") is None)
+    store = Store.open(store_url, read_only=True)
+    assert _json(load_newest(store, max_groups=5), 5) == _json(for_suite(load_frames(store), None), 5)
+
+
+def test_groups_whose_newest_runs_tie_keep_the_order_of_a_full_read(tmp_path):
+    """Twenty groups whose newest runs started at the same moment: the newest five are the same five, in
+    the same order (the store order breaks the tie), whether every group is read or five."""
+    path = str(tmp_path / "ties.sqlite")
+    recs = []
+    for k in range(20):
+        made = eitp_records(n_reps=1, seed=k, suite=f"s{k:02d}", profile=f"hp-{k % 4}", failed=0, timeline=False,
+                            started0=0)
+        recs += [r.model_copy(update={"suite_config_hash": f"cfg-{k:02d}"}) for r in made]
+    with Store.open(path) as store:
+        store.add_many(recs)
+    store = Store.open(path, read_only=True)
+    assert _json(load_newest(store, max_groups=5), 5) == _json(for_suite(load_frames(store), None), 5)

@@ -1,0 +1,72 @@
+"""Frames are fetched a chunk at a time, one list per column: the same frames as the driver's rows all at once.
+
+`Store._frame` no longer holds every row tuple of a query before pandas sees it (store/database.py _columns_of); the
+frames must be exactly those `pd.DataFrame.from_records(cursor.fetchall())` built: values, order and
+dtypes, with null columns, columns null in one chunk only, and no rows at all, on both backends.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import eitp_bench.store.database as store_module
+from eitp_bench import store_queries
+from eitp_bench.store import Store
+from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
+from test_newest_reads import _nightlies, _records
+
+
+def _fetchall_frame(self, stmt):
+    """The former Store._frame: every row from the driver, then pandas."""
+    with self._tx() as conn:
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[k] for k in compiled.positiontup] if compiled.positional else compiled.params
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(str(compiled), params) if params else cursor.execute(str(compiled))
+            return pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+        finally:
+            cursor.close()
+
+
+READS = {
+    "runs": lambda s: s.runs_frame(),
+    "metrics": lambda s: s.metrics_frame(),
+    "energy": lambda s: s.energy_frame(),
+    "timeline": lambda s: s.timeline_frame(),
+    "timeline_runs": lambda s: s.timeline_runs(),
+    "no timeline": lambda s: s.timeline_frame(run_ids=[]),
+    "series": lambda s: store_queries.series_metrics(s),
+}
+
+
+def test_chunked_frames_equal_whole_fetches(store_url, monkeypatch):
+    recs = _records() + _nightlies(1, [("t", "cfg-t", "hp-1")], timeline=True)
+    for k, r in enumerate(recs):  # a column null in some chunks only
+        if k % 5 == 0:
+            r.finished_at = None
+    with Store.open(store_url) as store:
+        store.add_many(recs)
+    store = Store.open(store_url, read_only=True)
+    monkeypatch.setattr(store_module, "_FETCH_ROWS", 7)  # many chunks, some whose columns are all null
+    chunked = {name: read(store) for name, read in READS.items()}
+    monkeypatch.setattr(Store, "_frame", _fetchall_frame)
+    whole = {name: read(store) for name, read in READS.items()}
+    for name in READS:
+        pd.testing.assert_frame_equal(chunked[name], whole[name], check_exact=True, obj=name)
+    assert len(chunked["metrics"]) > 7 and len(chunked["timeline"]) > 7 and len(chunked["no timeline"]) == 0
+    assert chunked["runs"]["finished_at"].isna().any() and chunked["runs"]["finished_at"].notna().any()
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 8, 20])
+def test_columns_of_keeps_every_row_in_order(rows, monkeypatch):
+    import sqlite3
+
+    monkeypatch.setattr(store_module, "_FETCH_ROWS", 7)
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a TEXT, b REAL, c TEXT)")
+    data = [(f"s{i % 3}", i / 2 if i % 4 else None, None if i < 9 else "late") for i in range(rows)]
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?)", data)
+    got = store_module._columns_of(conn.execute("SELECT a, b, c FROM t ORDER BY rowid"), 3)
+    assert got == ([list(col) for col in zip(*data)] if data else None)
