@@ -116,7 +116,7 @@ def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int =
     """Frames of the runs a report judges (the newest `max_groups` groups, restricted to `suite`), read
     alone: what `for_suite(load_frames(store), suite)` gives for those groups, with a StoreScope for the
     rest. Frames (and dicts of frames) are only restricted to the suite."""
-    from eitp_bench import store_queries
+    from eitp_bench.store import queries as store_queries
 
     store = store_or_path
     if store is None or isinstance(store, (str, Path)):
@@ -148,7 +148,7 @@ def load_series(store_or_path, *, names=None) -> Frames:
     """What `compare` and `regress` read: the ok runs' finite metric values with only the columns of a
     series (store_queries.series_metrics; only `names` when given) and, as provenance, each run's
     recorded hardware state. Frames, dicts of frames and stores without SQL are loaded whole."""
-    from eitp_bench import store_queries
+    from eitp_bench.store import queries as store_queries
 
     store = store_or_path
     if store is None or isinstance(store, (str, Path)):

@@ -35,7 +35,7 @@ def verdict_groups(store, *, suite: Optional[str] = None) -> list[StoredGroup]:
     import pandas as pd
 
     from eitp_bench.analysis.hwstate import energy_state, state_label
-    from eitp_bench.store_queries import group_rows, parsed_state
+    from eitp_bench.store.queries import group_rows, parsed_state
 
     merged: dict[tuple, list] = {}
     for config_hash, profile, state, latest, first, first_suite in group_rows(store, suite=suite):

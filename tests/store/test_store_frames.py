@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import eitp_bench.store.database as store_module
-from eitp_bench import store_queries
+from eitp_bench.store import queries as store_queries
 from eitp_bench.store import Store
 from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 from test_newest_reads import _nightlies, _records
