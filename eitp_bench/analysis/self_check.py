@@ -12,10 +12,11 @@ the ratio excludes 1. Holm holds the chance that a machine with no setup differe
 or REFUTED verdict of its group to INCONCLUSIVE (`demote_on_aa_failure`): the setup itself makes
 differences, so a difference between two arms says nothing about the arms.
 
-Planted (`baseline-planted` is the baseline plus extra matrix products per forward pass, timed in
-every run: workloads/planted.py): the ratio each planted run's own record implies — training time
-train_s / (train_s − planted seconds), generation speed (busy − planted) / busy — is set against the
-ratio the judge detects. The effect is *detected* when the interval excludes 1 on the planted side,
+Planted (`baseline-planted` is the baseline plus extra matrix products per forward pass, their whole
+cost measured in every run by an A/B in the arm's own process: workloads/planted.py): the ratio each
+planted run's own record implies from its planted share — training time 1 / (1 − share), generation
+speed 1 − share — is set against the ratio the judge detects. (The products' own seconds,
+`*_product_share`, are shown beside it: they miss the after-effects the A/B sees.) The effect is *detected* when the interval excludes 1 on the planted side,
 and *within its interval* when that interval covers the planted ratio (the median over the planted
 runs). Status: detected (every metric detected within its interval), "detected, size off" (every
 metric detected, an interval misses its planted ratio: about 1 healthy run in 10 over two 95 %
@@ -36,7 +37,7 @@ AA_RULE = ("a metric differs when its two-sided p, Holm-adjusted across the A/A 
            "and its 95 % interval for the ratio excludes 1 (a machine with no setup difference passes ≥ 95 % "
            "of the time)")
 PLANTED_RULE = ("detected: the interval excludes 1 on the planted side; within its interval: it covers the ratio "
-                "the planted runs' own timings imply (median over the runs); energy: sign only")
+                "the planted runs' own A/B timings imply (median over the runs); energy: sign only")
 
 # (task, metric the judge compares, the planted arm's share metric, how the share moves the metric)
 PLANTED_METRICS = (
@@ -177,14 +178,18 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
         shares = shares.to_numpy(dtype=float)
         shares = shares[np.isfinite(shares) & (shares >= 0) & (shares < 1)]
         row = {"task": task, "metric": metric, "kind": kind, "planted_share": None, "planted": None,
-               "planted_range": None, "effect": None, "ci": None, "detected": None, "covered": None}
+               "planted_range": None, "product_share": None, "effect": None, "ci": None, "detected": None, "covered": None}
         if len(shares) == 0:
             rows.append({**row, "result": "not checked", "why": f"no {share_name} recorded by {PLANTED_ARM}"})
             continue
         per_run = 1 / (1 - shares) if kind in ("time", "energy") else 1 - shares
         planted = float(np.median(per_run))
+        products = ok.loc[(ok["arm"] == PLANTED_ARM) & (ok["task"] == task)
+                          & (ok["name"] == share_name.replace("_share", "_product_share")), "value"].to_numpy(dtype=float)
+        products = products[np.isfinite(products)]
         row.update(planted_share=float(np.median(shares)), planted=planted,
-                   planted_range=[float(per_run.min()), float(per_run.max())])
+                   planted_range=[float(per_run.min()), float(per_run.max())],
+                   product_share=float(np.median(products)) if len(products) else None)
         direction = "lower_is_better" if kind in ("time", "energy") else "higher_is_better"
         claim = Claim(id=f"planted:{task}:{metric}", quote="planted effect", paper_figure="", metric=metric, task=task,
                       candidate=PLANTED_ARM, baseline=BASELINE_ARM, direction=direction, threshold=planted,
