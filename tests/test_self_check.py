@@ -249,11 +249,11 @@ def test_the_ab_runs_real_units_and_leaves_the_model_and_rng_untouched():
     assert math.isfinite(ratio) and ratio > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # every A/B step undone
     assert torch.equal(torch.get_rng_state(), rng) and all(p.grad is None for p in model.parameters())
-    assert len(work.calls) == 4  # the planted work ran in the "on" units only: 2 pairs × (lead-in + timed step)
+    assert len(work.calls) == 2 * 4  # the planted work ran in the "on" units only: 2 × (lead-in + 3 timed steps)
     setting = GenerationSetting("greedy", 1, 3, 1.0, 1.0)
     ratio = generation_ratio(work, model.eval(), ids[:1], setting, device="cpu", precision="fp32", pairs=2)
     assert math.isfinite(ratio) and ratio > 0
-    assert len(work.calls) == 4 + 2 * 2 * 3  # 2 "on" units × 2 calls × 3 forward passes (one per new token)
+    assert len(work.calls) == 8 + 2 * 4 * 3  # 2 "on" units × 4 calls × 3 forward passes (one per new token)
 
 
 # ----------------------------------------------------------------------------- the suite switch

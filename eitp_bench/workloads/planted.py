@@ -42,7 +42,8 @@ from typing import Any, Callable
 import torch
 
 TRAIN_STEP_FORWARDS = 3.0  # a training step's arithmetic ≈ 3 forward passes (forward + backward)
-AB_PAIRS = 5  # on/off pairs of the A/B: the median of 5 paired ratios shrugs off one load spike
+AB_PAIRS = 5  # on/off pairs of the A/B: the median of 5 paired ratios shrugs off one or two disturbed pairs
+AB_TIMED = 3  # timed runs per unit, after its lead-in: the unit's time is their fastest
 
 
 def planted_repeats(n_params: int, width: int, fraction: float, *, training: bool) -> int:
@@ -135,7 +136,9 @@ def paired_ratio(work: PlantedWork, unit: Callable[[], float], pairs: int = AB_P
     """The planted work's whole cost as a ratio: median over `pairs` of unit() seconds with the hook on
     ÷ off, adjacent in time (a load spike moves both halves of a pair), the order alternating
     (on-off, off-on) so a drift favours neither. `unit` runs one unit of work and returns the
-    seconds of its timed part, after an untimed lead-in in the same state."""
+    seconds of its timed part, after an untimed lead-in in the same state: the fastest of AB_TIMED
+    runs, because on a shared machine other processes only ever add time (a run the scheduler
+    interrupted is slower, never faster), and a contended CPU interrupts most runs of ~30 ms."""
     ratios = []
     was = work.enabled
     try:
@@ -152,16 +155,18 @@ def paired_ratio(work: PlantedWork, unit: Callable[[], float], pairs: int = AB_P
 
 def train_step_ratio(work: PlantedWork, model, objective, batch: tuple, *, settings, device,
                      pairs: int = AB_PAIRS) -> float:
-    """Training step time with ÷ without the planted work: each unit is a two-step run of the arm's own
-    `train` (a fresh throwaway optimizer; the first step is the lead-in, the second is timed) on
-    `batch`; every step is undone afterwards (weights, gradients, RNG states), outside any window."""
+    """Training step time with ÷ without the planted work: each unit is a run of 1 + AB_TIMED steps of
+    the arm's own `train` (a fresh throwaway optimizer; the first step is the lead-in, the fastest of
+    the others is the unit's time) on `batch`; every step is undone afterwards (weights, gradients,
+    RNG states), outside any window."""
     from eitp_bench.workloads.train import train, undone
 
     def unit() -> float:
-        result = train(model, copy.deepcopy(objective), iter([batch, batch]), steps=2, settings=settings,
-                       device=device, evaluate=lambda m: math.nan, eval_every=2, tokens_per_step=1,
+        steps = 1 + AB_TIMED
+        result = train(model, copy.deepcopy(objective), iter([batch] * steps), steps=steps, settings=settings,
+                       device=device, evaluate=lambda m: math.nan, eval_every=steps, tokens_per_step=1,
                        steps_per_epoch=1.0)
-        return result.step_times[1]
+        return min(result.step_times[1:])
 
     with undone(model, device):
         return paired_ratio(work, unit, pairs)
@@ -170,7 +175,8 @@ def train_step_ratio(work: PlantedWork, model, objective, batch: tuple, *, setti
 def generation_ratio(work: PlantedWork, model, batch, setting, *, device, precision: str,
                      pairs: int = AB_PAIRS) -> float:
     """generate() call time with ÷ without the planted work, on the timed setting's own prompts: each
-    unit is a lead-in call and a timed one, synchronised as the timed runs are."""
+    unit is a lead-in call and AB_TIMED timed ones (the fastest counts), synchronised as the timed
+    runs are."""
     from eitp_bench.workloads.generate import generate_once
     from eitp_bench.workloads.precision import autocast
     from eitp_bench.workloads.train import cuda_sync
@@ -180,10 +186,13 @@ def generation_ratio(work: PlantedWork, model, batch, setting, *, device, precis
             generate_once(model, batch, setting)
         cuda_sync(device)
 
-    def unit() -> float:
-        call()
+    def timed() -> float:
         t0 = time.perf_counter()
         call()
         return time.perf_counter() - t0
+
+    def unit() -> float:
+        call()
+        return min(timed() for _ in range(AB_TIMED))
 
     return paired_ratio(work, unit, pairs)
