@@ -23,8 +23,9 @@ runs, each a measurement with its own spread, so it comes with a distribution-fr
 for that median (order statistics of the per-run ratios: `median_interval`); identical runs make it
 a point, which the interval must then cover. Status: detected (every metric detected within its
 interval), "detected, size off" (every metric detected, an interval misses its planted ratio), missed
-(a metric not detected, or with the wrong sign), not checked. Training energy is checked for its sign only: the planted products' own power is not metered
-apart, so their share of the joules is not known.
+(a metric not detected, or with the wrong sign), not checked. Training energy is checked for its
+sign only: the planted products' own power is not metered apart, so their share of the joules is
+not known.
 """
 
 from __future__ import annotations
@@ -189,8 +190,9 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
             continue
         per_run = 1 / (1 - shares) if kind in ("time", "energy") else 1 - shares
         planted = float(np.median(per_run))
-        products = ok.loc[(ok["arm"] == PLANTED_ARM) & (ok["task"] == task)
-                          & (ok["name"] == share_name.replace("_share", "_product_share")), "value"].to_numpy(dtype=float)
+        product_name = share_name.replace("_share", "_product_share")
+        products = ok.loc[(ok["arm"] == PLANTED_ARM) & (ok["task"] == task) & (ok["name"] == product_name),
+                          "value"].to_numpy(dtype=float)
         products = products[np.isfinite(products)]
         row.update(planted_share=float(np.median(shares)), planted=planted,
                    planted_range=[float(per_run.min()), float(per_run.max())],
