@@ -213,7 +213,7 @@ class SelfCheckConfig(_Section):
     planted: bool = Field(False, description="add baseline-planted: the baseline plus planted extra compute")
     # Extra matrix products per forward pass, sized to this share of the pass's (training: the step's)
     # arithmetic. What it costs in time is measured in every run, never assumed from this figure.
-    planted_fraction: float = Field(0.1, gt=0, le=10)
+    planted_fraction: float = Field(0.1, gt=0, le=100)
 
 
 class TheoryConfig(_Section):
