@@ -23,8 +23,9 @@ GENERATE_PREFIX = "generate@"
 
 # EIT-P's own serving setting: sampling at batch 1. Its metrics also carry the plain names.
 HEADLINE_GENERATE = ("sample", 1)
-# The planted-effect arm's record of its planted cost (workloads/planted.py): `<name>_s` seconds of
-# planted work inside the windows and `<name>_share` of the time the task's speed figure is made of.
+# The planted-effect arm's record of its planted cost (workloads/planted.py): `<name>_s` seconds of the
+# planted products inside the windows, `<name>_product_share` their share of the time the task's figure
+# is made of, and `<name>_share` the planted work's whole share, from its A/B in the arm's own process.
 PLANTED_TRAIN = "planted_train"  # training steps (train_s, step times)
 PLANTED_GENERATE = "planted_generate"  # the headline generation setting (tokens_per_s)
 
@@ -142,11 +143,18 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("model_bytes", "B", "lower_is_better", "bytes of the serialized model"),
         MetricSpec("accuracy_drop", "1", "lower_is_better", "relative accuracy lost by compression"),
         MetricSpec("lr", "1", None, "the learning rate the run trained at"),
-        MetricSpec(f"{PLANTED_TRAIN}_s", "s", None, "planted-effect arm: seconds of planted work in the training steps"),
-        MetricSpec(f"{PLANTED_TRAIN}_share", "1", None, "planted-effect arm: planted share of the training steps' time"),
-        MetricSpec(f"{PLANTED_GENERATE}_s", "s", None, "planted-effect arm: seconds of planted work in the timed "
-                   "generate() calls of the headline setting"),
-        MetricSpec(f"{PLANTED_GENERATE}_share", "1", None, "planted-effect arm: planted share of those calls' time"),
+        MetricSpec(f"{PLANTED_TRAIN}_s", "s", None, "planted-effect arm: seconds of the planted products in the "
+                   "training steps"),
+        MetricSpec(f"{PLANTED_TRAIN}_product_share", "1", None, "planted-effect arm: the planted products' own "
+                   "share of the training steps' time"),
+        MetricSpec(f"{PLANTED_TRAIN}_share", "1", None, "planted-effect arm: planted share of the training steps' "
+                   "time, whole (A/B of a step with and without the planted work)"),
+        MetricSpec(f"{PLANTED_GENERATE}_s", "s", None, "planted-effect arm: seconds of the planted products in the "
+                   "timed generate() calls of the headline setting"),
+        MetricSpec(f"{PLANTED_GENERATE}_product_share", "1", None, "planted-effect arm: the planted products' "
+                   "own share of those calls' time"),
+        MetricSpec(f"{PLANTED_GENERATE}_share", "1", None, "planted-effect arm: planted share of those calls' "
+                   "time, whole (A/B of a call with and without the planted work)"),
         MetricSpec("ranks_parameters_identical", "bool", None,
                    "multi-rank: 1 if every rank held bit-identical parameters after training (DDP in step)"),
     )

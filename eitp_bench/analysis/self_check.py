@@ -1,6 +1,6 @@
 """The suite's own proof, per configuration × machine: the A/A check and the planted effect.
 
-Both compare a control arm (workloads/arms.CONTROL_ARMS) with the baseline it copies, run in the same
+Both compare a control arm (suite/arms.CONTROL_ARMS) with the baseline it copies, run in the same
 rounds, through the claims judge's own rules (`claims.judge_one`: paired by round, censored to-target
 runs, counts as counts, measured joules only, the instrument bound on energy intervals).
 
@@ -12,15 +12,20 @@ the ratio excludes 1. Holm holds the chance that a machine with no setup differe
 or REFUTED verdict of its group to INCONCLUSIVE (`demote_on_aa_failure`): the setup itself makes
 differences, so a difference between two arms says nothing about the arms.
 
-Planted (`baseline-planted` is the baseline plus extra matrix products per forward pass, timed in
-every run: workloads/planted.py): the ratio each planted run's own record implies — training time
-train_s / (train_s − planted seconds), generation speed (busy − planted) / busy — is set against the
-ratio the judge detects. The effect is *detected* when the interval excludes 1 on the planted side,
-and *within its interval* when that interval covers the planted ratio (the median over the planted
-runs). Status: detected (every metric detected within its interval), "detected, size off" (every
-metric detected, an interval misses its planted ratio: about 1 healthy run in 10 over two 95 %
-intervals), missed (a metric not detected, or with the wrong sign), not checked. Training energy is checked for its sign only: the planted products' own power is not metered
-apart, so their share of the joules is not known.
+Planted (`baseline-planted` is the baseline plus extra matrix products per forward pass, their whole
+cost measured in every run by an A/B in the arm's own process: workloads/planted.py): the ratio each
+planted run's own record implies from its planted share — training time 1 / (1 − share), generation
+speed 1 − share — is set against the ratio the judge detects (the products' own seconds,
+`*_product_share`, are shown beside it: they miss the after-effects the A/B sees). The effect is
+*detected* when the interval excludes 1 on the planted side, and *within its interval* when that
+interval meets the planted ratio's own interval: the planted ratio is the median over the planted
+runs, each a measurement with its own spread, so it comes with a distribution-free ≥ 95 % interval
+for that median (order statistics of the per-run ratios: `median_interval`); identical runs make it
+a point, which the interval must then cover. Status: detected (every metric detected within its
+interval), "detected, size off" (every metric detected, an interval misses its planted ratio), missed
+(a metric not detected, or with the wrong sign), not checked. Training energy is checked for its
+sign only: the planted products' own power is not metered apart, so their share of the joules is
+not known.
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ NOT_CHECKED_VERDICTS = ("NO DATA", "NOT MEASURED")
 AA_RULE = ("a metric differs when its two-sided p, Holm-adjusted across the A/A metrics checked, is below 0.05 "
            "and its 95 % interval for the ratio excludes 1 (a machine with no setup difference passes ≥ 95 % "
            "of the time)")
-PLANTED_RULE = ("detected: the interval excludes 1 on the planted side; within its interval: it covers the ratio "
-                "the planted runs' own timings imply (median over the runs); energy: sign only")
+PLANTED_RULE = ("detected: the interval excludes 1 on the planted side; within its interval: it meets the interval "
+                "(order statistics, ≥ 95 %) of the median ratio the planted runs' own A/B timings imply; energy: "
+                "sign only")
 
 # (task, metric the judge compares, the planted arm's share metric, how the share moves the metric)
 PLANTED_METRICS = (
@@ -177,14 +183,21 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
         shares = shares.to_numpy(dtype=float)
         shares = shares[np.isfinite(shares) & (shares >= 0) & (shares < 1)]
         row = {"task": task, "metric": metric, "kind": kind, "planted_share": None, "planted": None,
-               "planted_range": None, "effect": None, "ci": None, "detected": None, "covered": None}
+               "planted_range": None, "planted_ci": None, "product_share": None, "effect": None, "ci": None,
+               "detected": None, "covered": None}
         if len(shares) == 0:
             rows.append({**row, "result": "not checked", "why": f"no {share_name} recorded by {PLANTED_ARM}"})
             continue
         per_run = 1 / (1 - shares) if kind in ("time", "energy") else 1 - shares
         planted = float(np.median(per_run))
+        product_name = share_name.replace("_share", "_product_share")
+        products = ok.loc[(ok["arm"] == PLANTED_ARM) & (ok["task"] == task) & (ok["name"] == product_name),
+                          "value"].to_numpy(dtype=float)
+        products = products[np.isfinite(products)]
         row.update(planted_share=float(np.median(shares)), planted=planted,
-                   planted_range=[float(per_run.min()), float(per_run.max())])
+                   planted_range=[float(per_run.min()), float(per_run.max())],
+                   planted_ci=list(median_interval(per_run)),
+                   product_share=float(np.median(products)) if len(products) else None)
         direction = "lower_is_better" if kind in ("time", "energy") else "higher_is_better"
         claim = Claim(id=f"planted:{task}:{metric}", quote="planted effect", paper_figure="", metric=metric, task=task,
                       candidate=PLANTED_ARM, baseline=BASELINE_ARM, direction=direction, threshold=planted,
@@ -196,7 +209,8 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
         lo, hi = _num(v.ci_low), _num(v.ci_high)
         up = kind in ("time", "energy")  # the planted work makes time and joules larger, speed smaller
         detected = (lo is not None and lo > 1) if up else (hi is not None and hi < 1)
-        covered = None if kind == "energy" else bool(lo is not None and hi is not None and lo <= planted <= hi)
+        p_lo, p_hi = row["planted_ci"]
+        covered = None if kind == "energy" else bool(lo is not None and hi is not None and lo <= p_hi and p_lo <= hi)
         row.update(effect=_num(v.ratio), ci=[lo, hi], detected=bool(detected), covered=covered, design=v.design,
                    n=v.n_candidate)
         if kind == "energy":
@@ -218,6 +232,19 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
             "text": _planted_text(status, rows)}
 
 
+def median_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median of the population `values` were drawn from: the
+    order statistics x(k) and x(n+1−k) with the largest k whose coverage, 1 − 2·P(Binomial(n, ½) < k),
+    is still ≥ `level` (7 runs: the whole range, 98.4 %; 9: the second-smallest to the second-largest,
+    96.1 %). Below 6 values even the range covers less than 95 % (5: 93.8 %): then the range."""
+    xs = sorted(float(v) for v in values)
+    n = len(xs)
+    k = 1
+    while k < (n + 1) // 2 and 1 - 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n >= level:
+        k += 1  # x(k+1) … x(n−k) still covers ≥ level
+    return xs[k - 1], xs[n - k]
+
+
 def _pct(ratio: Optional[float]) -> str:
     return "?" if ratio is None else f"{100 * (ratio - 1):+.1f} %"
 
@@ -229,7 +256,9 @@ def _planted_text(status: str, rows: list[dict]) -> str:
             continue
         ci = r["ci"] or [None, None]
         interval = f" [{_pct(ci[0])}, {_pct(ci[1])}]"
-        planted = "sign only" if r["kind"] == "energy" else f"planted {_pct(r['planted'])}"
+        pci = r.get("planted_ci") or [r["planted"], r["planted"]]
+        spread = "" if pci[0] == pci[1] else f" [{_pct(pci[0])}, {_pct(pci[1])}]"
+        planted = "sign only" if r["kind"] == "energy" else f"planted {_pct(r['planted'])}{spread}"
         parts.append(f"{r['metric']} {planted}, detected {_pct(r['effect'])}{interval}: {r['result']}")
     if not parts:
         return "Planted effect: not checked (" + "; ".join(f"{r['metric']}: {r['why'][:80]}" for r in rows) + ")"

@@ -62,7 +62,7 @@ def _lists(s) -> list[Problem]:
 
 
 def _control_arms(s) -> list[Problem]:
-    """The self-check arms copy the baseline exactly (workloads/arms.CONTROL_ARMS): the baseline must run
+    """The self-check arms copy the baseline exactly (suite/arms.CONTROL_ARMS): the baseline must run
     beside them, and they may have no loss coefficients or training settings of their own."""
     from eitp_bench.suite.arms import CONTROL_ARMS  # light: no torch
 

@@ -216,6 +216,11 @@ class TaskContext:
                 min_window_s=self.suite.meters.min_window_s,  # steady-state rule on the to-target segments
                 seen=self.precision_seen,
             )
+            if "planted" in self.cache:  # its whole cost per step, A/B in this process, outside every window
+                from eitp_bench.workloads.planted import train_step_ratio
+
+                self.cache["planted_train_ratio"] = train_step_ratio(
+                    self.cache["planted"], trained, objective, next(batches), settings=settings, device=self.device)
             if self.ranks is not None:  # DDP keeps the ranks' parameters equal; a record that says so
                 same = self.ranks.parameters_identical(model)
                 self.cache["rank_checks"] = [Metric(name="ranks_parameters_identical", value=float(same), unit="bool")]
@@ -229,15 +234,22 @@ class TaskContext:
 
             self.cache["planted"] = PlantedWork.attach(model, self.suite.self_check.planted_fraction)
 
-    def planted_metrics(self, windows, busy_s: float, name: str, window: Optional[str] = None) -> list[Metric]:
-        """`<name>_s` (planted seconds inside `windows`) and `<name>_share` (of `busy_s`, the time the
-        arm's figure is made of): the planted arm's own record of its planted cost. Others: none."""
+    def planted_metrics(self, windows, busy_s: float, name: str, ratio: Optional[float],
+                        window: Optional[str] = None) -> list[Metric]:
+        """The planted arm's own record of its planted cost (others: none): `<name>_s`, the products' own
+        seconds inside `windows`, and `<name>_product_share` their share of `busy_s` (the time the arm's
+        figure is made of); `<name>_share`, the planted work's whole share, 1 − 1/`ratio` (its A/B
+        ratio, workloads/planted.py): the one the self-check expects, the products' own seconds miss
+        their after-effects."""
         work = self.cache.get("planted")
         if work is None:
             return []
         planted_s = work.seconds_within(windows)
+        nan = float("nan")
         return [Metric(name=f"{name}_s", value=planted_s, unit="s", window=window),
-                Metric(name=f"{name}_share", value=planted_s / busy_s if busy_s > 0 else float("nan"), unit="1",
+                Metric(name=f"{name}_product_share", value=planted_s / busy_s if busy_s > 0 else nan, unit="1",
+                       window=window),
+                Metric(name=f"{name}_share", value=1 - 1 / ratio if ratio and ratio > 0 else nan, unit="1",
                        window=window)]
 
     def compressed_model(self):
@@ -285,7 +297,8 @@ def train_task(ctx: TaskContext) -> list[Metric]:
 
     # E_min sits beside train_joules in the same record: Theorem 3 is judged per run.
     tuning = ctx.tuned_lr()[1] if ctx.train_config.lr_policy == "tuned" else []
-    planted = ctx.planted_metrics(result.windows, sum(result.step_times), names.PLANTED_TRAIN, names.TRAIN_WINDOW)
+    planted = ctx.planted_metrics(result.windows, sum(result.step_times), names.PLANTED_TRAIN,
+                                  ctx.cache.get("planted_train_ratio"), names.TRAIN_WINDOW)
     return (result.metrics() + tuning + [Metric(name="parameters", value=count_parameters(model), unit="1")]
             + e_min_metrics(model, ctx) + ctx.cache.get("rank_checks", []) + ctx.cache.get("target_checks", [])
             + planted)
@@ -437,7 +450,13 @@ def generate_task(ctx: TaskContext) -> list[Metric]:
             out += res.metrics(headline=(mode, bs) == names.HEADLINE_GENERATE)
             if (mode, bs) == names.HEADLINE_GENERATE:  # the setting the claims read, under its plain name
                 busy = res.busy_s if res.busy_s is not None else sum(res.latencies)
-                out += ctx.planted_metrics([res.window], busy, names.PLANTED_GENERATE, res.window_name)
+                ratio = None
+                if "planted" in ctx.cache:  # its whole cost per call, A/B after the window, outside it
+                    from eitp_bench.workloads.planted import generation_ratio
+
+                    ratio = generation_ratio(ctx.cache["planted"], model, prompts[:bs].to(device), setting,
+                                             device=device, precision=precision)
+                out += ctx.planted_metrics([res.window], busy, names.PLANTED_GENERATE, ratio, res.window_name)
             ctx.energy.extend(res.energy_entries())
     out.append(Metric(name="new_tokens", value=g.new_tokens, unit="tokens"))
     if ctx.arm in COMPRESSION_ARMS:

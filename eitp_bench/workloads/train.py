@@ -25,6 +25,7 @@ import itertools
 import math
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
@@ -436,19 +437,29 @@ def untimed_warm_up(model, objective, batches: Iterator, *, steps: int, settings
     drawn = list(itertools.islice(batches, max(0, steps)))
     if not drawn:
         return batches, 0, 0.0
+    with undone(model, device):
+        started = time.perf_counter()
+        train(model, copy.deepcopy(objective), iter(drawn), steps=len(drawn), settings=settings, device=device,
+              evaluate=lambda m: math.nan,  # the throwaway run is never evaluated
+              eval_every=max(1, len(drawn)), tokens_per_step=tokens_per_step, steps_per_epoch=steps_per_epoch)
+    return itertools.chain(drawn, batches), len(drawn), time.perf_counter() - started
+
+
+@contextmanager
+def undone(model, device):
+    """Steps run inside leave no trace: the parameters and buffers, the gradients and the RNG states
+    are put back (the untimed warm-up; the planted arm's A/B, workloads/planted.py)."""
     model.to(device)  # first: on a GPU this starts CUDA, whose RNG state must be saved too
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rng = _rng_states(device)
-    started = time.perf_counter()
-    train(model, copy.deepcopy(objective), iter(drawn), steps=len(drawn), settings=settings, device=device,
-          evaluate=lambda m: math.nan,  # the throwaway run is never evaluated
-          eval_every=max(1, len(drawn)), tokens_per_step=tokens_per_step, steps_per_epoch=steps_per_epoch)
-    with torch.no_grad():
-        model.load_state_dict(saved)
-    model.zero_grad(set_to_none=True)
-    _set_rng_states(rng)
-    cuda_sync(device)
-    return itertools.chain(drawn, batches), len(drawn), time.perf_counter() - started
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            model.load_state_dict(saved)
+        model.zero_grad(set_to_none=True)
+        _set_rng_states(rng)
+        cuda_sync(device)
 
 
 def _rng_states(device) -> tuple:
