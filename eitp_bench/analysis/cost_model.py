@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from eitp_bench.suite import Suite
-from eitp_bench.suite.arms import COMPRESSION_ARMS, objective_arm, tasks_for_arm
+from eitp_bench import names
+from eitp_bench.suite.arms import (COMPRESSION_ARMS, PLANTED_AB_LONG_CALL_S, PLANTED_AB_PAIRS, PLANTED_AB_TIMED,
+                                   PLANTED_ARM, objective_arm, tasks_for_arm)
 from eitp_bench.workloads.sizes import PUBLISHED_GPT2, SIZES, gpt2_parameters
 
 PHASES = ("start_idle", "train", "retrieval", "generate", "compress", "theory")
@@ -238,6 +240,8 @@ class _Costs:
             t += THERMO_PASSES * 4.0 * s.parameters / self._bandwidth(kind) + THERMO_SYNCS * HOST_SYNC_S[kind]
         if "chaos" in terms:
             t += CHAOS_FORWARDS * s.forward_flops_per_token(length) * length / self._flops(kind)
+        if arm == PLANTED_ARM:  # its products are `planted_fraction` of the step's arithmetic (workloads/planted.py)
+            t += self.suite.self_check.planted_fraction * flops / self._flops(kind)
         return t
 
     def weights_copy_s(self) -> float:
@@ -251,6 +255,35 @@ class _Costs:
         n = self.shape.parameters
         t = max(bytes_per_weight * n / self._bandwidth(kind), 2.0 * n * batch / self._flops(kind))
         return t + self._overhead(DECODE_OVERHEAD, kind, self.shape.n_layer)
+
+    def generate_call_s(self, arm: str, batch: int, *, int8_cpu: bool = False) -> float:
+        """One generate() call: the prompt's forward pass, then one decode step per new token; the planted
+        arm adds its products, `planted_fraction` of each pass's arithmetic."""
+        g = self.suite.generate
+        call = g.new_tokens * self.decode_step_s(batch, int8_cpu=int8_cpu) + self.forward_s(
+            batch, g.prompt_len, kind="cpu" if int8_cpu else None, batch=batch)
+        if arm == PLANTED_ARM:
+            flops = 2.0 * self.shape.parameters * batch * (g.new_tokens + g.prompt_len)
+            call += self.suite.self_check.planted_fraction * flops / self._flops(self.kind)
+        return call
+
+
+def _planted_ab_s(suite: Suite, c: _Costs, tasks: list) -> dict:
+    """The planted arm's A/B, outside every window (workloads/planted.py): PLANTED_AB_PAIRS pairs of units
+    with its products on and off, each unit a lead-in and PLANTED_AB_TIMED timed runs (training steps;
+    headline generate() calls, of which one alone is a unit when it lasts PLANTED_AB_LONG_CALL_S or more)."""
+    runs = PLANTED_AB_PAIRS * (1 + PLANTED_AB_TIMED)  # per state
+    out = {}
+    if "train" in tasks:
+        t, block = suite.train, suite.data.block_size
+        out["train"] = runs * (c.train_step_s("baseline", t.batch_size, block)
+                               + c.train_step_s(PLANTED_ARM, t.batch_size, block))
+    mode, bs = names.HEADLINE_GENERATE
+    if "generate" in tasks and mode in suite.generate.modes and bs in suite.generate.batch_sizes:
+        plain = c.generate_call_s("baseline", bs)
+        calls = PLANTED_AB_PAIRS if plain >= PLANTED_AB_LONG_CALL_S else runs
+        out["generate"] = calls * (plain + c.generate_call_s(PLANTED_ARM, bs))
+    return out
 
 
 def _generation_s(call_s: float, warmups: int, runs: int, min_window_s: float) -> float:
@@ -297,7 +330,7 @@ def _profile_phases(suite: Suite, c: _Costs, arm: str) -> dict:
         steps = t.steps + t.warmup_untimed_steps  # the untimed warm-up steps run first (train.untimed_warm_up)
         out["train"] += (weights_s + data_s + steps * c.train_step_s(arm, t.batch_size, s.data.block_size)
                          + _train_evaluations_s(s, c))
-        if "train" in tasks:
+        if "train" in tasks and arm != PLANTED_ARM:  # E_min (the planted arm skips it: workloads/tasks.py)
             out["train"] += ENTROPY_S_PER_PARAM * c.shape.parameters
         if "lm" in tasks:
             out["train"] += c.forward_s(_val_blocks(s), s.data.block_size, batch=t.batch_size)
@@ -309,8 +342,7 @@ def _profile_phases(suite: Suite, c: _Costs, arm: str) -> dict:
         int8 = arm in COMPRESSION_ARMS
         for mode in g.modes:
             for bs in g.batch_sizes:
-                call = g.new_tokens * c.decode_step_s(bs, int8_cpu=int8) + c.forward_s(bs, g.prompt_len,
-                                                                                      kind="cpu" if int8 else None, batch=bs)
+                call = c.generate_call_s(arm, bs, int8_cpu=int8)
                 out["generate"] += _generation_s(call, g.warmups, g.runs, s.meters.min_window_s)
     if "compress" in tasks:
         cmp = s.compress
@@ -365,7 +397,8 @@ def _measured_phases(suite: Suite, arm: str, m: MeasuredRates, profile: dict, tr
         low[phase], mid[phase], high[phase] = triple
         source[phase] = "measured"
 
-    base = objective_arm(arm)  # a compression arm trains as its base arm
+    # a compression arm trains as its base arm; the planted arm as the baseline plus its products: its own rates
+    base = arm if arm == PLANTED_ARM else objective_arm(arm)
     step, other = _spread(m.train_step_s.get(base, [])), _spread(m.train_other_s.get(base, []))
     trained = tuple(t.steps * a + b for a, b in zip(step, other)) if train_s and step and other else None
     if trained and arm not in COMPRESSION_ARMS:
@@ -410,14 +443,17 @@ def estimate(suite: Suite, hardware: Hardware, *, shape: Optional[ModelShape] = 
             if measured is not None:
                 train_s = _profile_phases(suite, c, "baseline")["train"] if arm in COMPRESSION_ARMS else prof["train"]
                 mid, low, high, src = _measured_phases(suite, arm, measured, prof, train_s)
+            # never measured (it runs outside every window): priced from the profile, with its range
+            ab = _planted_ab_s(suite, c, tasks_for_arm(arm, list(suite.tasks))) if arm == PLANTED_ARM else {}
             for p in PHASES[1:]:
-                here = src.get(p) == "measured"
-                phases[p] += suite.repetitions * mid[p]
-                lows[p] += suite.repetitions * (low[p] if here else prof[p] * f_lo)
-                highs[p] += suite.repetitions * (high[p] if here else prof[p] * f_hi)
+                here, extra = src.get(p) == "measured", ab.get(p, 0.0)
+                phases[p] += suite.repetitions * (mid[p] + extra)
+                lows[p] += suite.repetitions * ((low[p] if here else prof[p] * f_lo) + extra * f_lo)
+                highs[p] += suite.repetitions * ((high[p] if here else prof[p] * f_hi) + extra * f_hi)
                 if prof[p] or mid[p]:
                     sources.setdefault(p, set()).add("measured" if here else "profile")
-            per_rep[arm if len(suite.sizes) == 1 else f"{size}/{arm}"] = sum(mid[p] for p in PHASES[1:]) + _start_s(suite, c)
+            per_rep[arm if len(suite.sizes) == 1 else f"{size}/{arm}"] = (sum(mid[p] + ab.get(p, 0.0) for p in PHASES[1:])
+                                                                          + _start_s(suite, c))
         _windows_warnings(suite, c, warnings)
     c = _Costs(suite, shape or model_shape(suite, suite.sizes[0], pretrained_config), hardware)
     n_reps = sum(1 for _ in suite.sizes for a in suite.arms if tasks_for_arm(a, list(suite.tasks))) * suite.repetitions

@@ -32,6 +32,11 @@ PLANTED_ARM = "baseline-planted"  # the baseline plus a known, measured extra co
 CONTROL_ARMS = {AA_ARM: BASELINE_ARM, PLANTED_ARM: BASELINE_ARM}
 # The planted effect is read on training time and generation speed only: its other tasks would be cost alone.
 PLANTED_TASKS = ("train", "generate")
+# Its whole cost is measured by an A/B in its own process, outside every window (workloads/planted.py):
+# PLANTED_AB_PAIRS on/off pairs, each unit a lead-in and PLANTED_AB_TIMED timed runs (the cost model prices them).
+PLANTED_AB_PAIRS = 5
+PLANTED_AB_TIMED = 3
+PLANTED_AB_LONG_CALL_S = 0.1  # a generate() call this long is its own lead-in and is timed once
 
 
 def objective_arm(arm: str) -> str:

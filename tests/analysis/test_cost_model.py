@@ -70,6 +70,46 @@ def test_whole_estimate_by_hand(monkeypatch):
     assert e.idle_measurements == 2 and e.repetitions == 2
 
 
+def test_the_planted_arm_is_priced_with_its_products_and_its_ab(monkeypatch):
+    """The planted arm: its products (planted_fraction of each step's and each pass's arithmetic) inside
+    the steps and calls, plus its A/B outside the windows, PLANTED_AB_PAIRS × (1 + PLANTED_AB_TIMED) units with
+    the products on and as many off; the baseline and the A/A arm carry neither."""
+    monkeypatch.setattr(C, "CPU_MATMUL_EFFICIENCY", 1.0)
+    suite = load_suite("smoke", [*TINY, "tasks=[train, generate]", "generate.modes=[sample]",
+                                 "generate.batch_sizes=[1]", "self_check.aa=true", "self_check.planted=true",
+                                 "self_check.planted_fraction=0.5"])
+    c = C._Costs(suite, C.model_shape(suite, suite.sizes[0]), ONE_CORE)
+    per_token = 2 * 12 * 2 * 64 * 64 + 2 * 2 * 16 * 64 + 2 * 64 * 16
+    step_flops = 3 * per_token * 4 * 16
+    plain, planted = (c.train_step_s(a, 4, 16) for a in ("baseline", "baseline-planted"))
+    assert planted - plain == pytest.approx(0.5 * step_flops / 1e9, rel=1e-12)
+    assert c.train_step_s("baseline-aa", 4, 16) == plain
+    params = c.shape.parameters
+    call_plain, call_planted = (c.generate_call_s(a, 1) for a in ("baseline", "baseline-planted"))
+    assert call_planted - call_plain == pytest.approx(0.5 * 2 * params * (8 + 4) / 1e9, rel=1e-12)
+    runs = C.PLANTED_AB_PAIRS * (1 + C.PLANTED_AB_TIMED)  # per state: a lead-in and the timed runs
+    assert runs == 20
+    assert call_plain < C.PLANTED_AB_LONG_CALL_S  # short calls: lead-in and repeats, as training steps
+    ab = C._planted_ab_s(suite, c, ["train", "generate"])
+    assert ab == {"train": pytest.approx(runs * (plain + planted)), "generate": pytest.approx(runs * (call_plain + call_planted))}
+    # a call of PLANTED_AB_LONG_CALL_S or more is a unit alone: one call per state and pair
+    monkeypatch.setattr(C, "PLANTED_AB_LONG_CALL_S", call_plain)
+    assert C._planted_ab_s(suite, c, ["generate"]) == {"generate": pytest.approx(C.PLANTED_AB_PAIRS * (call_plain + call_planted))}
+    monkeypatch.setattr(C, "PLANTED_AB_LONG_CALL_S", 1e9)
+    e = C.estimate(suite, ONE_CORE)
+    prof = {a: C._profile_phases(suite, c, a) for a in ("baseline", "baseline-aa", "baseline-planted")}
+    assert prof["baseline-aa"] == prof["baseline"]
+    steps = suite.train.warmup_untimed_steps + suite.train.steps
+    e_min = C.ENTROPY_S_PER_PARAM * c.shape.parameters  # the planted arm skips E_min (its weights are the baseline's)
+    assert e_min > 0
+    assert prof["baseline-planted"]["train"] - prof["baseline"]["train"] == pytest.approx(steps * (planted - plain) - e_min)
+    for phase in ("train", "generate"):  # the A/B is in the plan's total, every round
+        assert e.phases[phase] == pytest.approx(suite.repetitions * (sum(p[phase] for p in prof.values()) + ab[phase]))
+    start = C._start_s(suite, c)
+    assert e.per_repetition_s["baseline-planted"] == pytest.approx(
+        sum(prof["baseline-planted"][p] for p in C.PHASES[1:]) + ab["train"] + ab["generate"] + start)
+
+
 def test_denser_evaluations_are_priced_one_by_one_with_their_weight_copies(monkeypatch):
     """eval_every 5 of 10 steps: one more evaluation, and its snapshot (taken, loaded; the final weights
     kept aside and put back: 4 copies of the weights) and one read of the training window."""
