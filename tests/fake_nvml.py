@@ -549,3 +549,28 @@ class FakeNvml:
         if _ARCH[g.arch] < NVML_DEVICE_ARCH_AMPERE:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return [int(g.mig), int(g.mig)]
+
+
+def cli_with_fake_gpus(powercap_root, *args: str, **fake_env: str):
+    """`eitp-bench ARGS` in a child process that imports the fake pynvml (tests/fake_pynvml/) and reads
+    RAPL from `powercap_root`; `fake_env`: the EITP_TEST_FAKE_GPU_* settings (e.g. WATTS="300,denied")."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, EITP_BENCH_POWERCAP_ROOT=str(powercap_root),
+               PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]),
+               **{f"EITP_TEST_FAKE_GPU_{k}": v for k, v in fake_env.items()})
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return subprocess.run([sys.executable, "-m", "eitp_bench.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def measure_a_sleep_with_fake_gpus(powercap_root, **fake_env: str):
+    """`eitp-bench measure --json` around a half-second sleep, with fake GPUs (cli_with_fake_gpus)."""
+    import sys
+
+    return cli_with_fake_gpus(powercap_root, "measure", "--json", "--", sys.executable, "-c",
+                              "import time; time.sleep(0.5)", **fake_env)

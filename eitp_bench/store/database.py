@@ -26,13 +26,11 @@ from typing import Iterable, Iterator, Optional
 from eitp_bench.errors import UserError
 from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import Provenance, RunRecord
-from eitp_bench.store.layout import (  # noqa: F401  (the Store contract's names live on here too)
-    CHILD_TABLES, ENERGY_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES,
-    TIMELINE_COLUMNS, flag_columns, run_row,
-)
+from eitp_bench.store.layout import (CHILD_TABLES, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES, flag_columns,
+                                     run_row)
+from eitp_bench.store.migrations import SCHEMA_VERSION, migrate, stored_version
 from eitp_bench.store.retry import StoreUnavailable, is_transient
-from eitp_bench.store.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, stored_version  # noqa: F401
-from eitp_bench.store.url import DEFAULT_STORE, StoreLocation, connection_error, locate, masked  # noqa: F401
+from eitp_bench.store.url import StoreLocation, connection_error, locate, masked
 
 BUSY_TIMEOUT_MS = 30_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -563,24 +561,29 @@ class Store:
     # Child rows are read bare and merged onto the runs frame in pandas: ~3x faster than letting
     # SQL repeat every run column on every child row.
 
-    def _frame(self, stmt):
-        import pandas as pd
-
+    @contextmanager
+    def _driver_cursor(self, stmt):
+        """`stmt` executed straight on the driver's cursor: SQLAlchemy's Row objects cost ~4x on 100 000
+        rows. render_postcompile: an IN over a list of run ids becomes one placeholder per id."""
         with self._tx() as conn:
-            # Straight through the driver's cursor: SQLAlchemy's Row objects cost ~4x on 100 000 rows.
-            # render_postcompile: an IN over a list of run ids becomes one placeholder per id
             compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
             params = [compiled.params[k] for k in compiled.positiontup] if compiled.positional else compiled.params
             cursor = conn.connection.driver_connection.cursor()
             try:
                 cursor.execute(str(compiled), params) if params else cursor.execute(str(compiled))
-                columns = [d[0] for d in cursor.description]
-                values = _columns_of(cursor, len(columns))
+                yield cursor
             finally:
                 cursor.close()
+
+    def _frame(self, stmt):
+        import pandas as pd
+
+        with self._driver_cursor(stmt) as cursor:
+            columns = [d[0] for d in cursor.description]
+            values = _columns_of(cursor, len(columns))
         if values is None or len(set(columns)) < len(columns):
             return pd.DataFrame.from_records(values or [], columns=columns)
-        # one column at a time, inferred as from_records infers it (tests/test_store_frames.py)
+        # one column at a time, inferred as from_records infers it (tests/store/test_store_frames.py)
         return pd.DataFrame(dict(zip(columns, values)), columns=columns)
 
     # `where`: a condition on the runs table (store/queries.py) that keeps only some runs' rows

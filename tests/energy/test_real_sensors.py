@@ -346,17 +346,10 @@ def test_a_gpu_answering_no_permission_is_skipped_with_a_note_and_the_others_are
 
 def test_doctor_names_the_gpu_it_may_not_read_and_measures_with_the_others(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    tests = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300,denied,100", EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
-               PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    proc = subprocess.run([sys.executable, "-m", "eitp_bench.cli", "doctor", "--json"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    from fake_nvml import cli_with_fake_gpus
+
+    proc = cli_with_fake_gpus(tmp_path, "doctor", "--json", WATTS="300,denied,100")
     assert proc.returncode == 0, proc.stderr  # real joules can be measured: two GPUs read
     nvml = [m for m in json.loads(proc.stdout)["meters"] if m["meter"] == "nvml"]
     assert [(m["device"], m["available"]) for m in nvml] == [(None, False), ("gpu:0", True), ("gpu:1", True)]
@@ -366,18 +359,10 @@ def test_doctor_names_the_gpu_it_may_not_read_and_measures_with_the_others(tmp_p
 
 def test_measure_on_gpus_without_rapl_says_what_its_total_covers(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    tests = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300,denied", EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
-               PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    cmd = [sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--",
-           sys.executable, "-c", "import time; time.sleep(0.5)"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    from fake_nvml import measure_a_sleep_with_fake_gpus
+
+    proc = measure_a_sleep_with_fake_gpus(tmp_path, WATTS="300,denied")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["covered_domains"] == ["gpu"] and [e["device"] for e in out["energy"]] == ["gpu:0"]

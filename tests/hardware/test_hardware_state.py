@@ -418,19 +418,10 @@ def test_regress_does_not_call_a_power_limit_change_a_regression():
 
 def test_measure_json_carries_the_window_state_and_the_throttle_flag(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    tests = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, EITP_TEST_FAKE_GPU_WATTS="300", EITP_TEST_FAKE_GPU_POWER_THROTTLE="0.3",
-               EITP_BENCH_POWERCAP_ROOT=str(tmp_path),
-               PYTHONPATH=os.pathsep.join([str(tests / "fake_pynvml"), str(tests.parent)]))
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    cmd = [sys.executable, "-m", "eitp_bench.cli", "measure", "--json", "--",
-           sys.executable, "-c", "import time; time.sleep(0.5)"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    from fake_nvml import measure_a_sleep_with_fake_gpus
+
+    proc = measure_a_sleep_with_fake_gpus(tmp_path, WATTS="300", POWER_THROTTLE="0.3")
     assert proc.returncode == 0, proc.stderr
     [gpu] = json.loads(proc.stdout)["energy"]
     assert gpu["hw_state"]["throttle_share"]["power"] == pytest.approx(0.3, abs=0.01)

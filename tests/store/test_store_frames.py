@@ -19,15 +19,8 @@ from test_newest_reads import _nightlies, _records
 
 def _fetchall_frame(self, stmt):
     """The former Store._frame: every row from the driver, then pandas."""
-    with self._tx() as conn:
-        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-        params = [compiled.params[k] for k in compiled.positiontup] if compiled.positional else compiled.params
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            cursor.execute(str(compiled), params) if params else cursor.execute(str(compiled))
-            return pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
-        finally:
-            cursor.close()
+    with self._driver_cursor(stmt) as cursor:
+        return pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
 
 
 READS = {
