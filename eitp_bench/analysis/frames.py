@@ -76,6 +76,7 @@ class StoreScope:
     max_groups: int
     groups: list  # newest_groups.StoredGroup, every group of the store (or --suite), newest first
     not_finite: list  # the warnings' not_finite rows, counted over every run
+    runs_total: int = 0  # runs of the store (or --suite), counted in SQL: those not read are runs_total - len(runs)
 
 
 def _finite_metrics(frames: Frames) -> Frames:
@@ -116,23 +117,59 @@ def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int =
     """Frames of the runs a report judges (the newest `max_groups` groups, restricted to `suite`), read
     alone: what `for_suite(load_frames(store), suite)` gives for those groups, with a StoreScope for the
     rest. Frames (and dicts of frames) are only restricted to the suite."""
+    store = _sql_store(store_or_path)
+    if store is None:
+        return for_suite(load_frames(store_or_path), suite)
+    return _read_newest(store, _source(store, store_or_path), suite, max_groups, _stored_groups(store, store_or_path, suite))
+
+
+def load_report(store_or_path, *, suite: Optional[str] = None, max_groups: int = 5) -> Frames:
+    """What the HTML report reads. A store (or suite) of at most `max_groups` groups is read whole, as
+    `for_suite(load_frames(store), suite)`: the report shows every run, the same page as ever. A larger
+    one is read as load_newest reads it: the newest groups' runs only, and the report says which runs
+    its sections describe (its StoreScope), never passing them off as the whole store."""
+    store = _sql_store(store_or_path)
+    if store is None:
+        return for_suite(load_frames(store_or_path), suite)
+    groups = _stored_groups(store, store_or_path, suite)
+    if len(groups) <= max_groups:
+        return for_suite(load_frames(store), suite)
+    return _read_newest(store, _source(store, store_or_path), suite, max_groups, groups)
+
+
+def _sql_store(store_or_path):
+    """The Store to query in SQL, opened read-only from a path/URL; None for frames, dicts and stores
+    without SQL (those are read whole)."""
+    if store_or_path is None or isinstance(store_or_path, (str, Path)):
+        return _open(store_or_path)
+    if isinstance(store_or_path, (Frames, dict)) or not hasattr(store_or_path, "dialect"):
+        return None
+    return store_or_path
+
+
+def _source(store, store_or_path) -> str:
+    return str(getattr(store, "path", store_or_path or "default store"))
+
+
+def _stored_groups(store, store_or_path, suite: Optional[str]) -> list:
+    """Every comparability group of the store (or suite), newest first, from SQL aggregates; a clear
+    error for an empty store or an unknown suite."""
+    from eitp_bench.analysis.newest_groups import verdict_groups
     from eitp_bench.store import queries as store_queries
 
-    store = store_or_path
-    if store is None or isinstance(store, (str, Path)):
-        store = _open(store)
-    elif isinstance(store, (Frames, dict)) or not hasattr(store, "dialect"):
-        return for_suite(load_frames(store), suite)
-    source = str(getattr(store, "path", store_or_path or "default store"))
+    source = _source(store, store_or_path)
     if store_queries.run_count(store) == 0:
         raise UserError(f"no runs in {source}: nothing to report",
                         fix="run a suite first (eitp-bench run SUITE) or point --store at a results store")
     if suite is not None and store_queries.run_count(store, suite=suite) == 0:
         known = ", ".join(store_queries.suites(store)[:10])
         raise UserError(f"no runs of suite {suite!r} in {source}", fix=f"use one of: {known}")
-    from eitp_bench.analysis.newest_groups import verdict_groups
+    return verdict_groups(store, suite=suite)
 
-    groups = verdict_groups(store, suite=suite)
+
+def _read_newest(store, source: str, suite: Optional[str], max_groups: int, groups: list) -> Frames:
+    from eitp_bench.store import queries as store_queries
+
     where = store_queries.runs_of([(g.config_hash, g.hardware_profile_id) for g in groups[:max_groups]], suite=suite)
     if where is None:  # no ok run with a metric: nothing to judge, and nothing large to read
         return for_suite(load_frames(store), suite)
@@ -141,7 +178,8 @@ def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int =
         runs, store.metrics_frame(where=where), store.energy_frame(where=where),
         StoredTimeline(store, frozenset(runs["run_id"])), provenance=store.provenance_frame(where=where),
         source=source, configs=store.configs(),
-        scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite))))
+        scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
+                         runs_total=store_queries.run_count(store, suite=suite))))
 
 
 def load_series(store_or_path, *, names=None) -> Frames:
