@@ -6,7 +6,7 @@ read-only (never creates one: a typo is not a new store).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,10 +20,13 @@ class StoredTimeline:
 
     store: Any
     run_ids: Optional[frozenset] = None  # None: every run's; else only these runs'
+    # the SQL condition on runs that read `run_ids` (load_newest): the plotted runs are picked among
+    # those runs in SQL, never from every run of the store
+    where: Any = field(default=None, compare=False)
 
     def only(self, run_ids: set) -> "StoredTimeline":
         kept = frozenset(run_ids) if self.run_ids is None else self.run_ids & frozenset(run_ids)
-        return StoredTimeline(self.store, kept)
+        return StoredTimeline(self.store, kept, self.where)
 
     def points(self):
         df = self.store.timeline_frame()
@@ -31,7 +34,7 @@ class StoredTimeline:
 
     def plotted(self, max_runs: int):
         """The points of the first `max_runs` runs (in store order) with a timeline on each device."""
-        pairs = self.store.timeline_runs()
+        pairs = self.store.timeline_runs() if self.where is None else self.store.timeline_runs(where=self.where)
         if self.run_ids is not None:
             pairs = pairs[pairs["run_id"].isin(self.run_ids)]
         first = pairs.groupby("device", sort=False).head(max_runs)
@@ -176,7 +179,7 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
     runs = store.runs_frame(where=where)
     return _finite_metrics(Frames(
         runs, store.metrics_frame(where=where), store.energy_frame(where=where),
-        StoredTimeline(store, frozenset(runs["run_id"])), provenance=store.provenance_frame(where=where),
+        StoredTimeline(store, frozenset(runs["run_id"]), where), provenance=store.provenance_frame(where=where),
         source=source, configs=store.configs(),
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
                          runs_total=store_queries.run_count(store, suite=suite))))
