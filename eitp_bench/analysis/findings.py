@@ -9,7 +9,7 @@ compute nothing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from eitp_bench.analysis.experiment import Experiment, describe_experiment
@@ -83,6 +83,9 @@ class Findings:
     heat_sink_k: float = 300.0
     statement: str = ""  # every statistical choice, in one paragraph
     scoped: bool = False  # from frames.load_newest: only the verdicts and what to_json shows are computed
+    # frames.load_newest's frames with the page's sections: which runs those sections describe
+    # ({"groups", "runs_read", "runs_not_read"}); None when every run of the store (or suite) was read
+    coverage: Optional[dict] = None
 
 
     def to_json(self) -> dict:
@@ -188,28 +191,47 @@ def multiplicity_families(verdicts) -> dict:
     return out
 
 
-def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups: int = 5) -> Findings:
-    """Every finding of a report over these frames (already restricted to the runs wanted)."""
-    from eitp_bench.analysis.resultset import ResultSet, measured_only
-    from eitp_bench.analysis.hwstate import profile_per_state
+def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups: int = 5,
+            sections: bool = False) -> Findings:
+    """Every finding of a report over these frames (already restricted to the runs wanted). Frames of
+    frames.load_newest give the verdicts only, unless `sections`: then the page's sections too, computed
+    from the runs read, with `coverage` saying which runs those are."""
+    from eitp_bench.analysis.resultset import ResultSet
     from eitp_bench.analysis.stats import methods_paragraph
 
     rs = ResultSet(frames)  # the rules (ok runs, comparability key, measured-only) applied once
     if frames.scope is not None:
-        return _scoped(frames, rs, claim_set, n_resamples, max_groups)
-    energy = profile_per_state(rs.energy)  # never one energy table across power limits (analysis/hwstate.py)
-    measured = measured_only(energy)
-    additive = measured[measured["domain"].isin(ADDITIVE_DOMAINS)] if measured is not None and len(measured) else None
+        scoped = _scoped(frames, rs, claim_set, n_resamples, max_groups)
+        if not sections:
+            return scoped
+        scope = frames.scope
+        coverage = {"groups": len(scoped.groups), "runs_read": len(frames.runs),
+                    "runs_not_read": scope.runs_total - len(frames.runs)}
+        return replace(scoped, scoped=False, coverage=coverage, **_page_sections(frames, rs))
     groups, omitted = _verdict_groups(rs, claim_set, n_resamples, max_groups)
     family = max((sum(v.claim.group == "headline" for v in g.verdicts) for g in groups), default=0)
     return Findings(
         statement=methods_paragraph(n_claims=family or None, resamples=n_resamples),
         source=frames.source,
         paper=claim_set.paper,
-        summary=_summary(frames),
         groups=groups,
         omitted_groups=omitted,
         distributions=_distributions(groups),
+        **_page_sections(frames, rs),
+    )
+
+
+def _page_sections(frames: Frames, rs) -> dict:
+    """The report's sections over every run of the frames: summary, power timelines, energy tables,
+    Pareto plots, environment, warnings, heat-sink temperature."""
+    from eitp_bench.analysis.resultset import measured_only
+    from eitp_bench.analysis.hwstate import profile_per_state
+
+    energy = profile_per_state(rs.energy)  # never one energy table across power limits (analysis/hwstate.py)
+    measured = measured_only(energy)
+    additive = measured[measured["domain"].isin(ADDITIVE_DOMAINS)] if measured is not None and len(measured) else None
+    return dict(
+        summary=_summary(frames),
         timelines=_timelines(frames),
         energy_table=_energy_table(energy),
         energy_breakdown=_energy_breakdown(additive),

@@ -6,7 +6,7 @@ read-only (never creates one: a typo is not a new store).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,10 +20,13 @@ class StoredTimeline:
 
     store: Any
     run_ids: Optional[frozenset] = None  # None: every run's; else only these runs'
+    # the SQL condition on runs that read `run_ids` (load_newest): the plotted runs are picked among
+    # those runs in SQL, never from every run of the store
+    where: Any = field(default=None, compare=False)
 
     def only(self, run_ids: set) -> "StoredTimeline":
         kept = frozenset(run_ids) if self.run_ids is None else self.run_ids & frozenset(run_ids)
-        return StoredTimeline(self.store, kept)
+        return StoredTimeline(self.store, kept, self.where)
 
     def points(self):
         df = self.store.timeline_frame()
@@ -31,7 +34,7 @@ class StoredTimeline:
 
     def plotted(self, max_runs: int):
         """The points of the first `max_runs` runs (in store order) with a timeline on each device."""
-        pairs = self.store.timeline_runs()
+        pairs = self.store.timeline_runs() if self.where is None else self.store.timeline_runs(where=self.where)
         if self.run_ids is not None:
             pairs = pairs[pairs["run_id"].isin(self.run_ids)]
         first = pairs.groupby("device", sort=False).head(max_runs)
@@ -76,6 +79,7 @@ class StoreScope:
     max_groups: int
     groups: list  # newest_groups.StoredGroup, every group of the store (or --suite), newest first
     not_finite: list  # the warnings' not_finite rows, counted over every run
+    runs_total: int = 0  # runs of the store (or --suite), counted in SQL: those not read are runs_total - len(runs)
 
 
 def _finite_metrics(frames: Frames) -> Frames:
@@ -116,32 +120,69 @@ def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int =
     """Frames of the runs a report judges (the newest `max_groups` groups, restricted to `suite`), read
     alone: what `for_suite(load_frames(store), suite)` gives for those groups, with a StoreScope for the
     rest. Frames (and dicts of frames) are only restricted to the suite."""
+    store = _sql_store(store_or_path)
+    if store is None:
+        return for_suite(load_frames(store_or_path), suite)
+    return _read_newest(store, _source(store, store_or_path), suite, max_groups, _stored_groups(store, store_or_path, suite))
+
+
+def load_report(store_or_path, *, suite: Optional[str] = None, max_groups: int = 5) -> Frames:
+    """What the HTML report reads. A store (or suite) of at most `max_groups` groups is read whole, as
+    `for_suite(load_frames(store), suite)`: the report shows every run, the same page as ever. A larger
+    one is read as load_newest reads it: the newest groups' runs only, and the report says which runs
+    its sections describe (its StoreScope), never passing them off as the whole store."""
+    store = _sql_store(store_or_path)
+    if store is None:
+        return for_suite(load_frames(store_or_path), suite)
+    groups = _stored_groups(store, store_or_path, suite)
+    if len(groups) <= max_groups:
+        return for_suite(load_frames(store), suite)
+    return _read_newest(store, _source(store, store_or_path), suite, max_groups, groups)
+
+
+def _sql_store(store_or_path):
+    """The Store to query in SQL, opened read-only from a path/URL; None for frames, dicts and stores
+    without SQL (those are read whole)."""
+    if store_or_path is None or isinstance(store_or_path, (str, Path)):
+        return _open(store_or_path)
+    if isinstance(store_or_path, (Frames, dict)) or not hasattr(store_or_path, "dialect"):
+        return None
+    return store_or_path
+
+
+def _source(store, store_or_path) -> str:
+    return str(getattr(store, "path", store_or_path or "default store"))
+
+
+def _stored_groups(store, store_or_path, suite: Optional[str]) -> list:
+    """Every comparability group of the store (or suite), newest first, from SQL aggregates; a clear
+    error for an empty store or an unknown suite."""
+    from eitp_bench.analysis.newest_groups import verdict_groups
     from eitp_bench.store import queries as store_queries
 
-    store = store_or_path
-    if store is None or isinstance(store, (str, Path)):
-        store = _open(store)
-    elif isinstance(store, (Frames, dict)) or not hasattr(store, "dialect"):
-        return for_suite(load_frames(store), suite)
-    source = str(getattr(store, "path", store_or_path or "default store"))
+    source = _source(store, store_or_path)
     if store_queries.run_count(store) == 0:
         raise UserError(f"no runs in {source}: nothing to report",
                         fix="run a suite first (eitp-bench run SUITE) or point --store at a results store")
     if suite is not None and store_queries.run_count(store, suite=suite) == 0:
         known = ", ".join(store_queries.suites(store)[:10])
         raise UserError(f"no runs of suite {suite!r} in {source}", fix=f"use one of: {known}")
-    from eitp_bench.analysis.newest_groups import verdict_groups
+    return verdict_groups(store, suite=suite)
 
-    groups = verdict_groups(store, suite=suite)
+
+def _read_newest(store, source: str, suite: Optional[str], max_groups: int, groups: list) -> Frames:
+    from eitp_bench.store import queries as store_queries
+
     where = store_queries.runs_of([(g.config_hash, g.hardware_profile_id) for g in groups[:max_groups]], suite=suite)
     if where is None:  # no ok run with a metric: nothing to judge, and nothing large to read
         return for_suite(load_frames(store), suite)
     runs = store.runs_frame(where=where)
     return _finite_metrics(Frames(
         runs, store.metrics_frame(where=where), store.energy_frame(where=where),
-        StoredTimeline(store, frozenset(runs["run_id"])), provenance=store.provenance_frame(where=where),
+        StoredTimeline(store, frozenset(runs["run_id"]), where), provenance=store.provenance_frame(where=where),
         source=source, configs=store.configs(),
-        scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite))))
+        scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
+                         runs_total=store_queries.run_count(store, suite=suite))))
 
 
 def load_series(store_or_path, *, names=None) -> Frames:

@@ -21,7 +21,7 @@ def report(
     title: Optional[str] = typer.Option(None, "--title", help="the page's title (default: eitp-bench report — <suite>)"),
 ) -> None:
     """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
-    from eitp_bench.report.build import for_suite, load_frames, write_report
+    from eitp_bench.report.build import write_report
 
     if as_json:  # the same Findings the HTML renders; only the judged groups' runs are read
         import json
@@ -33,14 +33,17 @@ def report(
         if bundle:
             _write_bundle(bundle, store, suite, claims, html=None, to=sys.stderr)
         return
-    frames = load_frames(store)
     extra = []
-    if regress and len(frames.metrics):
+    if regress:  # every series of the store, read as `eitp-bench regress` reads them
+        from eitp_bench.analysis.frames import load_series
         from eitp_bench.analysis.regress import find_changes
         from eitp_bench.report.regress import regressions_section
 
-        extra.append(regressions_section(find_changes(frames.metrics), window=8, threshold=0.05))
-    path = write_report(frames, out, suite=suite, claims=claims, extra_sections=extra, title=title)
+        series = load_series(store).metrics
+        if len(series):
+            extra.append(regressions_section(find_changes(series), window=8, threshold=0.05))
+    # only the newest groups' runs when the store holds more (frames.load_report); the page says so
+    path = write_report(store, out, suite=suite, claims=claims, extra_sections=extra, title=title)
     print(f"wrote {path}")
     if bundle:
         _write_bundle(bundle, store, suite, claims, html=path.read_text(encoding="utf-8"), to=sys.stdout)

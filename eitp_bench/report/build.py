@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Optional
 
-from eitp_bench.analysis.frames import Frames, for_suite, load_frames, only_runs  # noqa: F401 (re-exported)
+from eitp_bench.analysis.frames import Frames, for_suite, load_frames, load_report, only_runs  # noqa: F401 (re-exported)
 from eitp_bench.display import cell, num as _num
 from eitp_bench.errors import UserError
 
@@ -25,10 +25,11 @@ def build_report(store_or_frames, *, suite: Optional[str] = None,
     """The whole report as one self-contained HTML string.
 
     Verdicts are judged per (suite, configuration, hardware profile); only the `max_groups` most
-    recent groups are judged and drawn (the rest are listed), so a store of many nightly suites stays fast.
+    recent groups are judged and drawn (the rest are listed). From a store of more groups, only those
+    groups' runs are read (frames.load_report) and the page says which runs its sections describe.
     """
-    frames = for_suite(load_frames(store_or_frames), suite)
-    findings = findings_of(frames, claims, n_resamples=n_resamples, max_groups=max_groups)
+    frames = load_report(store_or_frames, suite=suite, max_groups=max_groups)
+    findings = findings_of(frames, claims, n_resamples=n_resamples, max_groups=max_groups, sections=True)
     extra_sections = list(extra_sections)
     if theory:  # measured joules against the physical floors, when the suite ran the theory tasks
         from eitp_bench.report.theory_sections import theory_sections
@@ -70,6 +71,7 @@ def render_report(findings, *, title: str = "eitp-bench report", extra_sections:
         "statement": findings.statement,
         "groups": findings.groups,
         "omitted_groups": findings.omitted_groups,
+        "coverage": findings.coverage,
         "badge": BADGE,
         "distributions": [Markup(plots.distribution(d["samples"], title=d["title"], unit=d["unit"]))
                           for d in findings.distributions],

@@ -625,12 +625,18 @@ class Store:
         return self._with_runs(["run_id", "arm", "task"], "timeline", run_ids=run_ids)
 
     @_reading
-    def timeline_runs(self):
+    def timeline_runs(self, where=None):
         """One row per (device, run) with timeline points, in store order within a device: what picks the
-        runs a power plot shows without reading their points (a timeline is the store's largest table)."""
+        runs a power plot shows without reading their points (a timeline is the store's largest table).
+        `where`: a condition on the runs table (only those runs')."""
         from sqlalchemy import select
 
         t = TABLES["timeline"]
+        if where is not None:  # the runs first (an index serves `where`), then their timelines' devices
+            df = self._frame(select(t.c.device, t.c.run_id, RUNS.c.seq).distinct()
+                             .join_from(t, RUNS, t.c.run_id == RUNS.c.run_id).where(where)
+                             .order_by(t.c.device, RUNS.c.seq))
+            return df.drop(columns="seq")
         pairs = select(t.c.device, t.c.run_id).distinct().subquery()
         return self._frame(select(pairs.c.device, pairs.c.run_id)
                            .join_from(pairs, RUNS, pairs.c.run_id == RUNS.c.run_id)

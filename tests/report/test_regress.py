@@ -28,6 +28,7 @@ def use_frames(monkeypatch):
     def install(records):
         frames = build.load_frames(frames_from_records(records))
         monkeypatch.setattr(build, "load_frames", lambda store=None: frames)
+        monkeypatch.setattr(build, "load_report", lambda store=None, suite=None, max_groups=5: build.for_suite(frames, suite))
         monkeypatch.setattr(frames_module, "load_series", lambda store=None, names=None: frames)  # regress, compare
     return install
 

@@ -128,7 +128,7 @@ def test_cli_report_on_empty_store_exits_non_zero(monkeypatch, capsys, tmp_path)
     import eitp_bench.report.build as build
 
     frames = build.load_frames(frames_from_records([]))
-    monkeypatch.setattr(build, "load_frames", lambda store=None: frames)
+    monkeypatch.setattr(build, "load_report", lambda store=None, suite=None, max_groups=5: build.for_suite(frames, suite))
     assert cli.main(["report", "--out", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err
     assert "no runs" in err and "fix:" in err and "Traceback" not in err
@@ -137,8 +137,12 @@ def test_cli_report_on_empty_store_exits_non_zero(monkeypatch, capsys, tmp_path)
 def test_cli_report_writes_file(monkeypatch, capsys, tmp_path, frames):
     import eitp_bench.report.build as build
 
-    monkeypatch.setattr(build, "load_frames", lambda store=None: build.Frames(
+    import eitp_bench.analysis.frames as frames_module
+
+    loaded = build.load_frames(build.Frames(
         frames["runs"], frames["metrics"], frames["energy"], frames["timeline"], frames["provenance"]))
+    monkeypatch.setattr(build, "load_report", lambda store=None, suite=None, max_groups=5: build.for_suite(loaded, suite))
+    monkeypatch.setattr(frames_module, "load_series", lambda store=None, names=None: loaded)  # --regress
     out = tmp_path / "r.html"
     assert cli.main(["report", "--out", str(out), "--regress"]) == 0
     assert ">Nightly regressions</h2>" in out.read_text()

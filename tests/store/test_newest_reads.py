@@ -145,7 +145,7 @@ def test_reads_do_not_grow_with_the_groups_not_judged(store_url, monkeypatch):
 
 
 def test_restricting_or_rendering_scoped_frames_is_refused(stored):
-    """Their whole-store sections were never computed: the HTML report reads every run instead."""
+    """Their sections were never computed (`report --json`): the HTML report asks for them (sections=True)."""
     store = Store.open(stored, read_only=True)
     frames = load_newest(store, max_groups=2)
     with pytest.raises(ValueError, match="load_frames"):
