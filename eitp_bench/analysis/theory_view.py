@@ -1,6 +1,7 @@
 """What the theory sections show, read from the frames: medians (or the largest, smallest value) of a metric
 over repetitions per arm, the first of several metric names present, per-distance series, and the joule
-methods of the generate task's headline windows. report/theory_sections.py renders them; like
+methods of the generate task's headline windows, and what the sections compute from them (Theorem 2's
+consistency check per arm, the energy ladder's rungs). report/theory_sections.py renders them; like
 training_view.py, nothing here writes HTML.
 """
 
@@ -80,3 +81,31 @@ def series(m, prefix: str) -> dict[str, dict[int, float]]:
             continue
         out.setdefault(str(arm), {})[L] = float(g["value"].median())
     return out
+
+
+def theorem2_checks(m, e_min_metric: str) -> dict[str, dict]:
+    """Theorem 2's consistency check (theory/param_entropy.theorem_checks) per arm with an E_min: the arm's
+    measured training joules (median) against its E_min over `e_min_metric`'s codes. Theorem 3 is a claim:
+    the claims judge decides it, not this view."""
+    from eitp_bench.theory.param_entropy import theorem_checks
+
+    measured = per_arm(m, "train_joules")
+    return {arm: theorem_checks(measured.get(arm), bound)["theorem_2"]
+            for arm, bound in per_arm(m, e_min_metric).items() if bound is not None}
+
+
+def energy_ladder(m, temperature_k: float, profile) -> Optional[list[dict]]:
+    """The energy ladder's rungs (theory/ladder.py) with this suite's inference and training-step joules per
+    arm added (medians; an estimate says so); None when the suite stored neither."""
+    from eitp_bench.theory.ladder import ladder_rungs
+
+    extra = []
+    for metrics, per, what in ((["joules_per_token", names.estimated("joules_per_token")], "token", "inference"),
+                               (["train_joules_per_step", names.estimated("train_joules_per_step")], "step",
+                                "training step")):
+        values, which = first_present(m, metrics)
+        for arm, v in sorted(values.items()):
+            est = names.is_estimated(which[arm])
+            extra.append({"name": f"{arm}: {what}{' (ESTIMATED)' if est else ''}", "joules": v, "per": per,
+                          "method": "estimated" if est else "measured", "source": "this suite"})
+    return ladder_rungs(temperature_k, profile=profile, extra=extra) if extra else None

@@ -12,7 +12,8 @@ from typing import Any, Optional
 
 from eitp_bench import names
 from eitp_bench.analysis.theory_view import (
-    first_present, generate_methods, ok_metrics, per_arm, per_arm_max, per_arm_min, ratio, series,
+    energy_ladder, first_present, generate_methods, ok_metrics, per_arm, per_arm_max, per_arm_min, ratio, series,
+    theorem2_checks,
 )
 from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, K_B, LN2, check_temperature, landauer_j_per_bit
 
@@ -95,6 +96,7 @@ def _emin_section(m, t: float, theorem3: Optional[list] = None) -> Optional[str]
     t1 = per_arm(m, pe.E_MIN_PAPER_T1_METRIC)
     measured = per_arm(m, "train_joules")
     estimated = per_arm(m, names.estimated("train_joules"))
+    theorem_2 = theorem2_checks(m, pe.e_min_metric_name(primary))
 
     def cell(value: Optional[float], st: str, arm: str, digits: int = 3) -> str:
         text = _num(value, digits)
@@ -109,12 +111,11 @@ def _emin_section(m, t: float, theorem3: Optional[list] = None) -> Optional[str]
         rows.append([_e(arm)] + [cell(h[st].get(arm), st, arm, 4) for st in storages]
                     + [cell(emin[st].get(arm), st, arm) for st in storages]
                     + [_num(t1.get(arm)), label, _num(ratio(e_train, bound))])
-        if bound is None:
+        if arm not in theorem_2:
             continue
         # Theorem 2 is a consistency check, not a claim; Theorem 3 is judged once, by the claims judge.
-        checks = pe.theorem_checks(e_train, bound)
         verdicts.append(f"<li>{_e(arm)} (E<sub>min</sub> over {_e(primary)} codes): Theorem 2 check — "
-                        f"{_e(checks['theorem_2']['verdict'])} ({_e(checks['theorem_2']['reason'])})</li>")
+                        f"{_e(theorem_2[arm]['verdict'])} ({_e(theorem_2[arm]['reason'])})</li>")
     header = ([_e(f"H(θ) {st} (bit/param)") for st in storages]
               + [_e(f"E_min {st} at {_num(t, 4)} K (J)") for st in storages])
     header = ["arm"] + header + [_e(f"E_min {primary} at paper's T = 1.0 (J)"), "measured training (J)",
@@ -187,19 +188,10 @@ def _floors_section(m) -> Optional[str]:
 
 def _ladder_section(m, t: float, profile) -> Optional[str]:
     from eitp_bench.report.plots import ladder_svg
-    from eitp_bench.theory.ladder import ladder_rungs
 
-    extra = []
-    for metrics, per, what in ((["joules_per_token", names.estimated("joules_per_token")], "token", "inference"),
-                               (["train_joules_per_step", names.estimated("train_joules_per_step")], "step", "training step")):
-        values, which = first_present(m, metrics)
-        for arm, v in sorted(values.items()):
-            est = names.is_estimated(which[arm])
-            extra.append({"name": f"{arm}: {what}{' (ESTIMATED)' if est else ''}", "joules": v, "per": per,
-                          "method": "estimated" if est else "measured", "source": "this suite"})
-    if not extra:
+    rungs = energy_ladder(m, t, profile)
+    if rungs is None:
         return None
-    rungs = ladder_rungs(t, profile=profile, extra=extra)
     rows = [[_e(r["name"]), _e(r["per"]), _num(r["joules"]), _num(r["ratio_to_landauer"]),
              _num(r["ratio_to_previous"]), _e(r["method"]), _e(r["source"])] for r in rungs]
     return (ladder_svg(rungs)
