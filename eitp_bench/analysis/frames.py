@@ -120,7 +120,7 @@ def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int =
     """Frames of the runs a report judges (the newest `max_groups` groups, restricted to `suite`), read
     alone: what `for_suite(load_frames(store), suite)` gives for those groups, with a StoreScope for the
     rest. Frames (and dicts of frames) are only restricted to the suite."""
-    store = _sql_store(store_or_path)
+    store = sql_store(store_or_path)
     if store is None:
         return for_suite(load_frames(store_or_path), suite)
     return _read_newest(store, _source(store, store_or_path), suite, max_groups, _stored_groups(store, store_or_path, suite))
@@ -131,7 +131,7 @@ def load_report(store_or_path, *, suite: Optional[str] = None, max_groups: int =
     `for_suite(load_frames(store), suite)`: the report shows every run, the same page as ever. A larger
     one is read as load_newest reads it: the newest groups' runs only, and the report says which runs
     its sections describe (its StoreScope), never passing them off as the whole store."""
-    store = _sql_store(store_or_path)
+    store = sql_store(store_or_path)
     if store is None:
         return for_suite(load_frames(store_or_path), suite)
     groups = _stored_groups(store, store_or_path, suite)
@@ -140,7 +140,7 @@ def load_report(store_or_path, *, suite: Optional[str] = None, max_groups: int =
     return _read_newest(store, _source(store, store_or_path), suite, max_groups, groups)
 
 
-def _sql_store(store_or_path):
+def sql_store(store_or_path):
     """The Store to query in SQL, opened read-only from a path/URL; None for frames, dicts and stores
     without SQL (those are read whole)."""
     if store_or_path is None or isinstance(store_or_path, (str, Path)):

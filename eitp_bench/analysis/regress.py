@@ -82,30 +82,40 @@ class Change:
         return f"{self.suite}/{self.task}/{self.arm}/{self.metric}@{self.hardware_profile_id}{board}{state}"
 
 
-def testable_series(metrics_df, *, min_size: int = 3, provenance=None) -> tuple[int, int]:
-    """(series with enough points for a change point, all series): regress says how many it could test."""
+def testable_series(metrics_df, *, min_size: int = 3, provenance=None, keys=None) -> tuple[int, int]:
+    """(series with enough points for a change point, all series): regress says how many it could test.
+    `keys`: the series keys decided for the whole store (store_changes); None: series_keys(metrics_df)."""
     if len(metrics_df) == 0:
         return 0, 0
     df = _keyed(metrics_df, provenance)
-    sizes = df.groupby(series_keys(df), sort=False, dropna=False).size()
+    sizes = df.groupby(keys or series_keys(df), sort=False, dropna=False).size()
     return int((sizes >= 2 * min_size).sum()), len(sizes)
+
+
+def check_window(window: int) -> None:
+    if window < 2:
+        raise UserError(f"--window {window} is too small", fix="use at least 2 points per side (8 is typical)")
 
 
 def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha: float = 0.05,
                  min_size: int = 3, provenance=None) -> list[Change]:
     """Every candidate change point, with q-values; `confirmed` marks the ones that pass all three tests."""
+    check_window(window)
+    return _judged(_candidates(metrics_df, window, min_size, provenance), alpha=alpha, threshold=threshold)
+
+
+def _candidates(metrics_df, window: int, min_size: int, provenance, keys=None) -> list[Change]:
+    """The candidate change points of every series of `metrics_df`, in the order of its series' keys."""
     import numpy as np
     from scipy.stats import mannwhitneyu
 
-    from eitp_bench.analysis.stats import benjamini_hochberg, change_points
+    from eitp_bench.analysis.stats import change_points
 
-    if window < 2:
-        raise UserError(f"--window {window} is too small", fix="use at least 2 points per side (8 is typical)")
     df = _keyed(metrics_df, provenance)
     if len(df) == 0:
         return []
     df = df.sort_values("started_at", kind="stable")
-    keys = series_keys(df)
+    keys = keys or series_keys(df)
     candidates: list[Change] = []
     for key, series in df.groupby(keys, sort=True, dropna=False):
         named = dict(zip(keys, (_plain(v) for v in key)))
@@ -124,6 +134,13 @@ def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha:
                                      started_at=str(row["started_at"]), before=b, after=a,
                                      relative=a / b - 1, p_value=p, energy_state=named["energy_state"] or "",
                                      board=named.get("board")))
+    return candidates
+
+
+def _judged(candidates: list[Change], *, alpha: float, threshold: float) -> list[Change]:
+    """q-values by Benjamini–Hochberg across all candidates; confirmed and kind set."""
+    from eitp_bench.analysis.stats import benjamini_hochberg
+
     if not candidates:
         return []
     q = benjamini_hochberg([c.p_value for c in candidates])
@@ -135,6 +152,56 @@ def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha:
             better = c.relative > 0 if direction == "higher_is_better" else c.relative < 0
             c.kind = "improvement" if better else "regression"
     return candidates
+
+
+@dataclass
+class StoreChanges:
+    tested: int  # series with enough points for a change point
+    total: int  # all series
+    changes: list  # find_changes' result over every series ([] when the window is invalid: check_window)
+    rows_read: list  # the metric rows read per metric name, in reading order (what was held at once)
+
+
+def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: float = 0.05,
+                  min_size: int = 3) -> StoreChanges:
+    """testable_series and find_changes over every series of a SQL store, reading ONE METRIC NAME's rows
+    at a time (a series never spans two names), so memory grows with the largest metric, not the store.
+    The result is that of one read of every series: the keys (board or not) are decided once for the whole
+    store, the candidates are put in the order of a whole read's series, and Benjamini–Hochberg runs over
+    all of them at the end."""
+    from eitp_bench.analysis.resultset import energy_state_key
+    from eitp_bench.store import queries as store_queries
+
+    provenance = store_queries.run_states(store)
+    keys = series_keys(energy_state_key(store_queries.series_runs(store), provenance))
+    tested = total = 0
+    candidates: list[tuple[tuple, int, Change]] = []
+    rows_read: list[int] = []
+    for name in store_queries.series_names(store):
+        t, n, found = _one_metric(store, name, keys, window, min_size, provenance, rows_read)
+        tested, total = tested + t, total + n
+        candidates += [(_series_order(c, keys), len(candidates) + i, c) for i, c in enumerate(found)]
+    # a whole read groups by (suite, task, arm, name, …), sorted, missing values last; within a series the
+    # candidates keep their order (the running index)
+    changes = [c for _, _, c in sorted(candidates, key=lambda t: t[:2])]
+    return StoreChanges(tested, total, _judged(changes, alpha=alpha, threshold=threshold), rows_read)
+
+
+def _one_metric(store, name, keys, window, min_size, provenance, rows_read):
+    """(tested, total, candidates) of one metric name's series; its rows are dropped on return."""
+    from eitp_bench.store import queries as store_queries
+
+    metrics = store_queries.series_metrics(store, names=[name])
+    rows_read.append(len(metrics))
+    tested, total = testable_series(metrics, min_size=min_size, provenance=provenance, keys=keys)
+    found = _candidates(metrics, window, min_size, provenance, keys) if window >= 2 else []
+    return tested, total, found
+
+
+def _series_order(change: Change, keys: list[str]) -> tuple:
+    field = {"name": "metric"}
+    values = [getattr(change, field.get(k, k)) for k in keys]
+    return tuple((v is None, "" if v is None else v) for v in values)
 
 
 def _plain(v):

@@ -14,21 +14,29 @@ def regress(
     html_out: Optional[str] = typer.Option(None, "--html", help="also write a report with a regressions section"),
 ) -> int:
     """Find confirmed regressions and improvements in every series (exit 1 if any regression)."""
-    from eitp_bench.analysis.regress import confirmed, find_changes, parse_threshold, testable_series
-    from eitp_bench.analysis.frames import load_series
+    from eitp_bench.analysis.frames import sql_store
+    from eitp_bench.analysis.regress import check_window, confirmed, find_changes, parse_threshold, store_changes, \
+        testable_series
     from eitp_bench.report.build import load_frames, write_report
     from eitp_bench.report.regress import regressions_section
 
     rel = parse_threshold(threshold)
-    # the series' columns only, unless a report is written too (it shows every section)
-    frames = load_frames(store) if html_out else load_series(store)
-    tested, total = testable_series(frames.metrics, provenance=frames.provenance)
+    sql = None if html_out else sql_store(store)
+    if sql is not None:  # one metric name's rows at a time: memory bounded by the largest metric's series
+        scanned = store_changes(sql, window=window, threshold=rel)
+        tested, total, changes = scanned.tested, scanned.total, scanned.changes
+    else:  # a report is written too (it shows every section, so it reads every row)
+        frames = load_frames(store)
+        tested, total = testable_series(frames.metrics, provenance=frames.provenance)
+        changes = None
     if tested == 0:  # said aloud: a green nightly job must not hide that nothing was checked
         print(f"nothing testable: none of {total} series has the {2 * 3} or more ok runs a change point needs "
               "(run the suite more nights)")
         return 0
     print(f"tested {tested} of {total} series (the others have fewer than 6 ok runs)")
-    changes = find_changes(frames.metrics, window=window, threshold=rel, provenance=frames.provenance)
+    check_window(window)
+    if changes is None:
+        changes = find_changes(frames.metrics, window=window, threshold=rel, provenance=frames.provenance)
     found = confirmed(changes)
     regressions = [c for c in found if c.kind == "regression"]
     for label, group in (("regressions", regressions), ("improvements", [c for c in found if c.kind != "regression"])):

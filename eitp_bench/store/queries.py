@@ -154,6 +154,31 @@ def series_metrics(store, *, names: Optional[Iterable[str]] = None):
 
 
 @_reading
+def series_names(store) -> list[str]:
+    """Every stored metric name, sorted: regress reads one name's series at a time (analysis/regress.py:
+    store_changes). Read from the metrics_by_name index alone; a name without a finite value in an ok run
+    reads back no rows."""
+    from sqlalchemy import select
+
+    m = TABLES["metrics"]
+    with store._tx() as conn:
+        return sorted(map(str, conn.execute(select(m.c.name).distinct()).scalars()))
+
+
+@_reading
+def series_runs(store):
+    """run_id and hardware_profile_id of the runs of series_metrics (ok, a finite metric) that recorded a
+    hardware state, one row each: regress decides from them, once, whether a profile's series are split by
+    board (a run without a recorded state has no board)."""
+    from sqlalchemy import select
+
+    stmt = (select(RUNS.c.run_id, RUNS.c.hardware_profile_id)
+            .where(RUNS.c.status == "ok", RUNS.c.energy_state_json.is_not(None), _has_finite_metric())
+            .order_by(RUNS.c.seq))
+    return store._frame(stmt)
+
+
+@_reading
 def run_states(store):
     """run_id and `hardware.state` (parsed) of the ok runs that recorded one: the provenance that
     hwstate.with_state reads to key series by energy state and board."""
