@@ -30,6 +30,7 @@ def use_frames(monkeypatch):
         monkeypatch.setattr(build, "load_frames", lambda store=None: frames)
         monkeypatch.setattr(build, "load_report", lambda store=None, suite=None, max_groups=5: build.for_suite(frames, suite))
         monkeypatch.setattr(frames_module, "load_series", lambda store=None, names=None: frames)  # regress, compare
+        monkeypatch.setattr(frames_module, "sql_store", lambda store=None: None)  # regress: no store to read by metric
     return install
 
 

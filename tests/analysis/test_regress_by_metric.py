@@ -1,0 +1,131 @@
+"""`regress` on a store reads one metric name's series at a time (analysis/regress.py: store_changes).
+
+Its table and exit code must be byte for byte those of today's read of every series at once
+(frames.load_series, then testable_series and find_changes), on both backends: with planted steps in
+several metrics, profiles with several boards and power limits, a run without a profile, failed runs and
+NaN values. And it must never hold more than one metric name's rows at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+from eitp_bench import cli
+from eitp_bench.analysis import frames as frames_module
+from eitp_bench.analysis.frames import load_series
+from eitp_bench.analysis import regress as regress_module
+from eitp_bench.analysis.regress import find_changes, store_changes
+from eitp_bench.records import Metric
+from eitp_bench.store import Store
+from eitp_bench.store import queries as store_queries
+from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
+from synthetic_store import record
+
+NIGHTS = 30
+
+
+def _state(uuid: str, limit_w: float) -> dict:
+    return {"driver_version": "550.54", "gpus": [{"uuid": uuid, "power_limit_w": limit_w, "clocks_locked": False}]}
+
+
+def _nightly_records() -> list:
+    """30 nights × 2 arms × 3 profiles; steps at night 20 in three metrics, flat noise in the others."""
+    rng = np.random.default_rng(21)
+    out = []
+    for night in range(NIGHTS):
+        late = night >= 20
+        for p, profile in enumerate(["hp-a", "hp-b", None]):
+            for arm in ("baseline", "eitp"):
+                metrics = {
+                    "tokens_per_s": 100.0 * (0.8 if late and profile == "hp-a" else 1.0),  # a regression
+                    "step_s": 0.5 * (0.85 if late and profile == "hp-b" else 1.0),  # an improvement
+                    "joules_per_token": 2.0 * (1.3 if late and arm == "eitp" else 1.0),  # a regression
+                    "accuracy": 0.6,  # flat noise
+                }
+                metrics = {k: v * (1 + rng.normal(0, 0.01)) for k, v in metrics.items()}
+                r = record(arm, "generate", night, metrics, started=1440 * night + 10 * p,
+                           profile=profile or "hp-x", status="failed" if (night * 7 + p) % 23 == 0 else "ok")
+                prov = r.provenance
+                update = {}
+                if profile is None:  # no profile stored: its own series, sorted after the named ones
+                    update["hardware_profile_id"] = None
+                if profile == "hp-a":  # two boards on one profile, and a power-limit change: keyed apart
+                    board = "GPU-1" if night % 2 else "GPU-2"
+                    update["hardware"] = {**prov.hardware, "state": _state(board, 350.0 if night < 10 else 300.0)}
+                r = r.model_copy(update={"provenance": prov.model_copy(update=update)})
+                if night % 5 == 0:  # a NaN value: stored null, never read as a point
+                    r = r.model_copy(update={"metrics": [*r.metrics, Metric(name="zz_nan", value=float("nan"),
+                                                                            unit="s")]})
+                out.append(r)
+    return out
+
+
+@pytest.fixture
+def nightly(store_url):
+    with Store.open(store_url) as store:
+        store.add_many(_nightly_records())
+    return store_url
+
+
+def _cli(args, capsys):
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("flags", [[], ["--window", "5", "--threshold", "1%"], ["--window", "1"]])
+def test_regress_by_metric_prints_and_exits_as_the_all_at_once_read(nightly, capsys, monkeypatch, flags):
+    by_metric = _cli(["regress", "--store", nightly, *flags], capsys)
+    # today's read: every series at once (frames.load_series), taken when no SQL store is found
+    monkeypatch.setattr(frames_module, "sql_store", lambda store=None: None)
+    all_at_once = _cli(["regress", "--store", nightly, *flags], capsys)
+    assert by_metric == all_at_once
+    if flags != ["--window", "1"]:
+        assert by_metric[0] == 1 and "regressions" in by_metric[1] and "improvement " in by_metric[1]
+    else:  # the bad window is said after the series count, as before
+        assert by_metric[0] == 2 and "--window 1 is too small" in by_metric[2]
+
+
+def test_store_changes_are_those_of_the_all_at_once_read(nightly):
+    store = Store.open(nightly, read_only=True)
+    series = load_series(store)
+    names_with_points = set(series.metrics["name"])
+    for kw in ({"window": 3, "threshold": 0.01, "min_size": 2}, {}):  # the defaults last: checked below
+        scanned = store_changes(store, **kw)
+        expected = find_changes(series.metrics, provenance=series.provenance, **kw)
+        assert repr(scanned.changes) == repr(expected)
+        testable = regress_module.testable_series(series.metrics, provenance=series.provenance,
+                                                  min_size=kw.get("min_size", 3))
+        assert (scanned.tested, scanned.total) == testable
+    kinds = {(c.metric, c.kind) for c in scanned.changes if c.confirmed}
+    assert {("tokens_per_s", "regression"), ("step_s", "improvement"), ("joules_per_token", "regression")} <= kinds
+    assert any(c.board for c in scanned.changes) and any(c.hardware_profile_id is None for c in scanned.changes)
+    assert "zz_nan" in store_queries.series_names(store) and "zz_nan" not in names_with_points
+
+
+def test_store_changes_hold_one_metric_names_rows_at_a_time(nightly, monkeypatch):
+    """Each read is one name's rows, and the previous name's frame is gone before the next is read."""
+    store = Store.open(nightly, read_only=True)
+    per_name = load_series(store).metrics.groupby("name").size()
+    read = store_queries.series_metrics
+    alive: list = []
+    sizes: list[int] = []
+
+    def one_read(store_, names=None):
+        gc.collect()
+        assert not [ref for ref in alive if ref() is not None], "an earlier metric's rows are still held"
+        assert names is not None and len(names) == 1
+        frame = read(store_, names=names)
+        alive.append(weakref.ref(frame))
+        sizes.append(len(frame))
+        return frame
+
+    monkeypatch.setattr(store_queries, "series_metrics", one_read)
+    scanned = store_changes(store)
+    assert scanned.changes and scanned.rows_read == sizes
+    assert sorted(s for s in sizes if s) == sorted(per_name.tolist())  # every name read once, whole
+    assert max(sizes) == per_name.max() < per_name.sum()  # the peak: one metric's rows, not the store's
