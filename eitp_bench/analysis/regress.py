@@ -87,7 +87,10 @@ def testable_series(metrics_df, *, min_size: int = 3, provenance=None, keys=None
     `keys`: the series keys decided for the whole store (store_changes); None: series_keys(metrics_df)."""
     if len(metrics_df) == 0:
         return 0, 0
-    df = _keyed(metrics_df, provenance)
+    return _testable(_keyed(metrics_df, provenance), min_size, keys)
+
+
+def _testable(df, min_size: int, keys=None) -> tuple[int, int]:
     sizes = df.groupby(keys or series_keys(df), sort=False, dropna=False).size()
     return int((sizes >= 2 * min_size).sum()), len(sizes)
 
@@ -106,12 +109,16 @@ def find_changes(metrics_df, *, window: int = 8, threshold: float = 0.05, alpha:
 
 def _candidates(metrics_df, window: int, min_size: int, provenance, keys=None) -> list[Change]:
     """The candidate change points of every series of `metrics_df`, in the order of its series' keys."""
+    return _candidates_of(_keyed(metrics_df, provenance), window, min_size, keys)
+
+
+def _candidates_of(df, window: int, min_size: int, keys=None) -> list[Change]:
+    """_candidates of rows already keyed by energy state and board (_keyed)."""
     import numpy as np
     from scipy.stats import mannwhitneyu
 
     from eitp_bench.analysis.stats import change_points
 
-    df = _keyed(metrics_df, provenance)
     if len(df) == 0:
         return []
     df = df.sort_values("started_at", kind="stable")
@@ -193,9 +200,12 @@ def _one_metric(store, name, keys, window, min_size, provenance, rows_read):
 
     metrics = store_queries.series_metrics(store, names=[name])
     rows_read.append(len(metrics))
-    tested, total = testable_series(metrics, min_size=min_size, provenance=provenance, keys=keys)
-    found = _candidates(metrics, window, min_size, provenance, keys) if window >= 2 else []
-    return tested, total, found
+    if len(metrics) == 0:
+        return 0, 0, []
+    keyed = _keyed(metrics, provenance)  # once: each run's state is labelled per read
+    del metrics
+    tested, total = _testable(keyed, min_size, keys)
+    return tested, total, _candidates_of(keyed, window, min_size, keys) if window >= 2 else []
 
 
 def _series_order(change: Change, keys: list[str]) -> tuple:
