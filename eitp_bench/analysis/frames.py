@@ -191,16 +191,13 @@ def load_series(store_or_path, *, names=None) -> Frames:
     recorded hardware state. Frames, dicts of frames and stores without SQL are loaded whole."""
     from eitp_bench.store import queries as store_queries
 
-    store = store_or_path
-    if store is None or isinstance(store, (str, Path)):
-        store = _open(store)
-    elif isinstance(store, (Frames, dict)) or not hasattr(store, "dialect"):
-        return load_frames(store)
-    source = str(getattr(store, "path", store_or_path or "default store"))
+    store = sql_store(store_or_path)
+    if store is None:
+        return load_frames(store_or_path)
     if store_queries.run_count(store) == 0:
         return load_frames(store)  # no runs: the commands say so from the (empty) frames
     return Frames(None, store_queries.series_metrics(store, names=names), None, None,
-                  provenance=store_queries.run_states(store), source=source)
+                  provenance=store_queries.run_states(store), source=_source(store, store_or_path))
 
 
 def _open(path):
