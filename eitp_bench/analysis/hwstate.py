@@ -79,7 +79,7 @@ def with_state(df, provenance):
     labels = {r: state_label(s) for r, (s, _) in states.items()}
     board_of = {r: b for r, (_, b) in states.items() if b}
     run_ids = df["run_id"].astype(str)
-    return df.assign(energy_state=run_ids.map(labels).fillna("").astype(str), board=run_ids.map(board_of))
+    return df.assign(energy_state=run_ids.map(labels).astype(object).fillna("").astype(str), board=run_ids.map(board_of))
 
 
 def not_comparable_note(label: str, others: list[str], parsed: dict[str, dict]) -> Optional[str]:
