@@ -293,7 +293,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
         arm_energy = training_view.arm_energy(e)
         verdicts = judge_claims(m, e, claims, settings=experiment.settings or None, n_resamples=n_resamples,
                                 instrument=instrument, conditions=conditions)
-        verdicts = [_annotate(v, g.metrics, experiment, changed) for v in verdicts]
+        verdicts = [_annotate(v, g.runs_behind, experiment, changed) for v in verdicts]
         checks = self_checks(m, e, claim_set, n_resamples=n_resamples, instrument=instrument)
         demote_on_aa_failure(verdicts, checks.get("aa"))  # a machine that tells A from A decides nothing
         groups.append(GroupFindings(
@@ -301,7 +301,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             verdicts=[v for v in verdicts if v.claim.group != "ablation"],
             ablation=_ablation_table([v for v in verdicts if v.claim.group == "ablation"]),
             claims_not_run=not_run, claims_not_selected=not_selected, tables=task_tables(m), metrics=m,
-            batches_warning=_batches(g.metrics), isolation=isolation_counts(g.metrics, conditions),
+            batches_warning=_batches(g.runs_behind), isolation=isolation_counts(g.runs_behind.runs(), conditions),
             energy_skipped=_energy_skipped(e),
             scope=group_scope(experiment, g.config, g.key.hardware_profile_id, m, rs.frames.provenance),
             curves=training_view.loss_curves(m), arm_energy=arm_energy,
@@ -314,10 +314,10 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     return groups, omitted
 
 
-def _annotate(v, copies, experiment: Experiment, changed: dict[str, str]):
+def _annotate(v, behind, experiment: Experiment, changed: dict[str, str]):
     """The verdict with what the suite changed (its threshold), NOT COMPARABLE where fairness cannot be
-    checked, and what it rests on: distinct rounds, and the batches that stored them (`copies`: every
-    stored record, before rounds were combined)."""
+    checked, and what it rests on: distinct rounds, and the batches that stored them (`behind`: the
+    stored runs behind the rounds, resultset.RunsBehind)."""
     from eitp_bench.analysis.resultset import evidence
 
     if v.claim.id in changed and changed[v.claim.id] not in v.reason:
@@ -326,7 +326,7 @@ def _annotate(v, copies, experiment: Experiment, changed: dict[str, str]):
         v = _not_comparable(v, experiment.unchecked)
     arms = [a for a in (v.claim.candidate, v.claim.baseline) if a]
     # a bound claim's metric reads "x with y": its claimed metric names the rows
-    v.n_rounds, v.n_batches = max(evidence(copies, v.claim.task, arms, name) for name in (v.metric, v.claim.metric))
+    v.n_rounds, v.n_batches = max(evidence(behind, v.claim.task, arms, name) for name in (v.metric, v.claim.metric))
     return v
 
 
@@ -365,16 +365,11 @@ def _energy_skipped(energy) -> dict[str, int]:
     return {code: len(ws) for code, ws in sorted(out.items())}
 
 
-def _batches(metrics) -> Optional[str]:
+def _batches(behind) -> Optional[str]:
     """A warning when one configuration's runs came in several batches (possible top-ups)."""
-    from eitp_bench.analysis.stats import sequential_looks
-
-    runs = metrics.drop_duplicates("run_id")
-    if not {"arm", "task", "size", "repetition", "started_at"} <= set(runs.columns) or len(runs) < 2:
+    if len(behind.frame) < 2 or not {"arm", "task", "size", "repetition", "started_at"} <= set(behind.frame.columns):
         return None
-    slots = list(zip(runs["arm"], runs["task"], runs["size"], runs["repetition"]))
-    finished = runs["finished_at"] if "finished_at" in runs.columns else None
-    return sequential_looks(slots, list(runs["started_at"]), None if finished is None else list(finished)).warning
+    return behind.looks().warning
 
 
 def _ablation_table(verdicts: list) -> list[dict]:

@@ -69,6 +69,7 @@ class Frames:
     configs: dict = None  # suite_config_hash → the stored suite config (None: unknown)
     not_finite: Any = None  # metric rows whose value was NaN/inf (stored null): kept out of `metrics`
     scope: Any = None  # StoreScope: the frames hold only the newest groups' runs (load_newest)
+    rounds: Any = None  # stored_rounds.StoredRounds: the judge's rounds, read instead of `metrics` (load_newest)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int =
     store = sql_store(store_or_path)
     if store is None:
         return for_suite(load_frames(store_or_path), suite)
-    return _read_newest(store, _source(store, store_or_path), suite, max_groups, _stored_groups(store, store_or_path, suite))
+    return _read_newest(store, _source(store, store_or_path), suite, max_groups,
+                        _stored_groups(store, store_or_path, suite), rounds_only=True)
 
 
 def load_report(store_or_path, *, suite: Optional[str] = None, max_groups: int = 5) -> Frames:
@@ -170,17 +172,24 @@ def _stored_groups(store, store_or_path, suite: Optional[str]) -> list:
     return verdict_groups(store, suite=suite)
 
 
-def _read_newest(store, source: str, suite: Optional[str], max_groups: int, groups: list) -> Frames:
+def _read_newest(store, source: str, suite: Optional[str], max_groups: int, groups: list,
+                 rounds_only: bool = False) -> Frames:
+    """The newest groups' runs. `rounds_only`: their metrics as the judge's rounds, combined while the rows
+    stream past (analysis/stored_rounds.py), and no metrics frame: what the verdicts alone need."""
+    from eitp_bench.analysis.stored_rounds import read_rounds
     from eitp_bench.store import queries as store_queries
 
     where = store_queries.runs_of([(g.config_hash, g.hardware_profile_id) for g in groups[:max_groups]], suite=suite)
     if where is None:  # no ok run with a metric: nothing to judge, and nothing large to read
         return for_suite(load_frames(store), suite)
     runs = store.runs_frame(where=where)
+    provenance = store.provenance_frame(where=where)
+    metrics = None if rounds_only else store.metrics_frame(where=where)
+    rounds = read_rounds(store, where, runs, provenance) if rounds_only else None
     return _finite_metrics(Frames(
-        runs, store.metrics_frame(where=where), store.energy_frame(where=where),
-        StoredTimeline(store, frozenset(runs["run_id"]), where), provenance=store.provenance_frame(where=where),
-        source=source, configs=store.configs(),
+        runs, metrics, store.energy_frame(where=where),
+        StoredTimeline(store, frozenset(runs["run_id"]), where), provenance=provenance,
+        source=source, configs=store.configs(), rounds=rounds,
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
                          runs_total=store_queries.run_count(store, suite=suite))))
 

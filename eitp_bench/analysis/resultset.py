@@ -36,7 +36,7 @@ class Group:
 
     key: ComparabilityKey
     suite: str  # the name it was stored under (display only)
-    metrics: Any  # ok runs' metrics
+    metrics: Any  # ok runs' metrics (None when the store gave its rounds: analysis/stored_rounds.py)
     energy: Any  # ok runs' energy entries (every method; `measured` below for energy figures)
     config: Optional[dict]
     latest: str  # the newest run's start time
@@ -53,7 +53,89 @@ class Group:
             self._rounds = combine_rounds(self.metrics)
         return self._rounds
 
+    @property
+    def runs_behind(self) -> "RunsBehind":
+        """The stored runs behind the rounds: what the evidence, batch and isolation counts read."""
+        if self._runs_behind is None:
+            self._runs_behind = RunsBehind.of_metrics(self.metrics)
+        return self._runs_behind
+
     _rounds: Any = field(default=None, repr=False, compare=False)
+    _runs_behind: Any = field(default=None, repr=False, compare=False)
+
+
+class RunsBehind:
+    """The stored runs of one group that hold a finite metric, one row each in store order (the runs
+    frame's columns), and which of them hold each metric name."""
+
+    def __init__(self, runs, holders: dict):
+        self.frame = runs
+        self._holders = holders  # metric name → positions in `frame` (sorted)
+        self._evidence: dict[bytes, tuple[int, int]] = {}
+        self._clock_cache = None
+
+    @classmethod
+    def of_metrics(cls, metrics) -> "RunsBehind":
+        import numpy as np
+
+        runs = metrics.drop_duplicates("run_id").reset_index(drop=True)
+        at = {run_id: i for i, run_id in enumerate(runs["run_id"])}
+        holders = {str(name): np.unique(rows.map(at).to_numpy(dtype=np.int64))
+                   for name, rows in metrics.groupby("name", sort=False)["run_id"]}
+        return cls(runs, holders)
+
+    def runs(self, *, name: Optional[str] = None, arms: Optional[list[str]] = None, task: Optional[str] = None):
+        """The runs holding `name` (every run when None), of these arms and task when given."""
+        return self.frame.iloc[self._positions(name, arms, task)]
+
+    def _positions(self, name: Optional[str], arms: Optional[list[str]], task: Optional[str]):
+        import numpy as np
+
+        at = np.arange(len(self.frame)) if name is None else self._holders.get(name, np.array([], dtype=np.int64))
+        keep = np.ones(len(at), dtype=bool)
+        if arms is not None:
+            keep &= self.frame["arm"].isin(arms).to_numpy()[at]
+        if task is not None:
+            keep &= (self.frame["task"] == task).to_numpy()[at]
+        return at[keep]
+
+    def evidence(self, name: Optional[str], arms: list[str], task: Optional[str]) -> tuple[int, int]:
+        """(distinct rounds, batches) of the runs holding `name` of these arms and task. Claims on one
+        task share their runs: each distinct set of runs is counted once."""
+        from eitp_bench.analysis.stats import sequential_looks
+
+        at = self._positions(name, arms, task)
+        if len(at) == 0:
+            return 0, 0
+        if (key := at.tobytes()) not in self._evidence:
+            slots, rounds, starts, ends = self._clock()
+            looks = sequential_looks([slots[i] for i in at], starts[at], ends[at])
+            self._evidence[key] = (len({rounds[i] for i in at}), looks.batches)
+        return self._evidence[key]
+
+    def looks(self):
+        """The batches (stats.sequential_looks) all these runs came in."""
+        from eitp_bench.analysis.stats import sequential_looks
+
+        slots, _, starts, ends = self._clock()
+        return sequential_looks(slots, starts, ends)
+
+    def _clock(self):
+        """Per run: its batch slot (arm, task, size, repetition), its round (size, seed, repetition) as text,
+        and its start and end in seconds (the ISO times parsed once, not once per verdict)."""
+        import numpy as np
+
+        if self._clock_cache is None:
+            from eitp_bench.analysis.stats.planning import seconds
+
+            f = self.frame
+            columns = {c: f[c].tolist() for c in ("arm", "task", "size", "seed", "repetition")}
+            slots = list(zip(columns["arm"], columns["task"], columns["size"], columns["repetition"]))
+            rounds = list(zip(*(map(str, columns[c]) for c in ("size", "seed", "repetition"))))
+            starts = seconds(f["started_at"].tolist())
+            ends = seconds(f["finished_at"].tolist()) if "finished_at" in f.columns else np.full(len(f), np.nan)
+            self._clock_cache = (slots, rounds, starts, ends)
+        return self._clock_cache
 
 
 ROUND_KEYS = ["suite_config_hash", "hardware_profile_id", "arm", "task", "size", "seed", "repetition"]
@@ -97,24 +179,12 @@ def combine_rounds(metrics):
     return out
 
 
-def evidence(metrics, task: Optional[str], arms: list[str], metric: Optional[str]) -> tuple[int, int]:
+def evidence(behind: Optional[RunsBehind], task: Optional[str], arms: list[str], metric: Optional[str]) -> tuple[int, int]:
     """(distinct rounds, batches) behind a verdict on `metric` of these arms: the stored copies counted once
     per round; batches split as `stats.sequential_looks` does (a round seen again, or a long idle gap)."""
-    from eitp_bench.analysis.stats import sequential_looks
-
-    if metrics is None or len(metrics) == 0 or metric is None:
+    if behind is None or metric is None:
         return 0, 0
-    rows = metrics[metrics["arm"].isin(arms) & (metrics["name"] == metric)]
-    if task is not None:
-        rows = rows[rows["task"] == task]
-    if len(rows) == 0:
-        return 0, 0
-    rounds = rows[["size", "seed", "repetition"]].astype(str).drop_duplicates()
-    runs = rows.drop_duplicates("run_id")
-    finished = list(runs["finished_at"]) if "finished_at" in runs.columns else None
-    looks = sequential_looks(list(zip(runs["arm"], runs["task"], runs["size"], runs["repetition"])),
-                             list(runs["started_at"]), finished)
-    return len(rounds), looks.batches
+    return behind.evidence(metric, arms, task)
 
 
 def measured_only(energy):
@@ -139,7 +209,10 @@ class ResultSet:
 
     def __init__(self, frames: Frames):
         self.frames = frames
-        self.metrics = energy_state_key(_ok(_keyed(frames.metrics)), frames.provenance)
+        # frames that came with their rounds (read from a store: analysis/stored_rounds.py) are judged on them
+        self.stored_rounds = getattr(frames, "rounds", None)
+        self.metrics = (self.stored_rounds.frame if self.stored_rounds is not None
+                        else energy_state_key(_ok(_keyed(frames.metrics)), frames.provenance))
         self.energy = energy_state_key(_ok(_keyed(frames.energy)), frames.provenance)
 
     @classmethod
@@ -150,17 +223,28 @@ class ResultSet:
         if self.metrics is None or len(self.metrics) == 0:
             return []
         keys = ["suite_config_hash", "hardware_profile_id", "energy_state"]
-        latest = self.metrics.groupby(keys, sort=False)["started_at"].max().sort_values(ascending=False)
         by_key = dict(iter(self.metrics.groupby(keys, sort=False)))
+        if self.stored_rounds is None:
+            latest = self.metrics.groupby(keys, sort=False)["started_at"].max()
+        else:  # a round's row is its first copy: the newest start is among the runs behind it
+            import pandas as pd
+
+            behind = self.stored_rounds.behind
+            latest = pd.Series([behind[k].frame["started_at"].max() for k in by_key],
+                               index=pd.MultiIndex.from_tuples(list(by_key), names=keys), name="started_at")
+        latest = latest.sort_values(ascending=False)
         energy = dict(iter(self.energy.groupby(keys, sort=False))) if self.energy is not None and len(self.energy) else {}
         notes = _not_pooled_notes(list(latest.index), self.frames.provenance, by_key)
         out = []
         for key, started in latest.items():
             config_hash, profile, state = key
             m = by_key[key]
-            out.append(Group(ComparabilityKey(str(config_hash), str(profile), str(state)), str(m["suite"].iloc[0]), m,
-                             energy.get(key, self.energy.iloc[0:0] if self.energy is not None else None),
-                             (self.frames.configs or {}).get(config_hash), str(started), notes.get(key)))
+            group = Group(ComparabilityKey(str(config_hash), str(profile), str(state)), str(m["suite"].iloc[0]), m,
+                          energy.get(key, self.energy.iloc[0:0] if self.energy is not None else None),
+                          (self.frames.configs or {}).get(config_hash), str(started), notes.get(key))
+            if self.stored_rounds is not None:
+                group.metrics, group._rounds, group._runs_behind = None, m, self.stored_rounds.behind[key]
+            out.append(group)
         return out
 
     def __iter__(self) -> Iterator[Group]:

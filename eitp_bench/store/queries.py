@@ -190,3 +190,23 @@ def run_states(store):
     with store._tx() as conn:
         rows = [(run_id, parsed_state(text)) for run_id, text in conn.execute(stmt)]
     return pd.DataFrame(rows, columns=["run_id", "hardware.state"]) if rows else pd.DataFrame(columns=["run_id"])
+
+
+# Rows of metric_values, a chunk at a time: the analysis combines a round's copies while they stream past
+METRIC_VALUE_COLUMNS = ["run_id", "idx", "name", "window", "value", "unit", "flags_json"]
+
+
+@_reading
+def metric_values(store, where, consume, *, chunk_rows: int = 20_000) -> None:
+    """Hands `consume` the finite metric rows of the ok runs that `where` keeps (a condition from runs_of),
+    `chunk_rows` driver tuples (METRIC_VALUE_COLUMNS) at a time, in no particular order: the judge's rounds
+    are computed from them (analysis/stored_rounds.py) without a frame of every row ever existing."""
+    from sqlalchemy import select
+
+    m = TABLES["metrics"]
+    stmt = (select(*(m.c[c] for c in METRIC_VALUE_COLUMNS))
+            .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
+            .where(where, RUNS.c.status == "ok", m.c.value.is_not(None)))
+    with store._driver_cursor(stmt) as cursor:
+        while rows := cursor.fetchmany(chunk_rows):
+            consume(rows)

@@ -80,7 +80,10 @@ class Looks:
     warning: Optional[str]
 
 
-def _seconds(values) -> np.ndarray:
+def seconds(values) -> np.ndarray:
+    """Times (ISO 8601 text, or seconds) as seconds; NaN where missing."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":  # already seconds: no per-item work
+        return values.astype(float)
     out = []
     for v in values:
         if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -110,8 +113,8 @@ def sequential_looks(
     `max_idle_s` after every earlier run had finished (someone came back later). Several batches
     may be top-ups of an earlier, inconclusive run: a fixed-n test's error rates then no longer hold.
     """
-    start = _seconds(started_at)
-    end = _seconds(finished_at) if finished_at is not None else start.copy()
+    start = seconds(started_at)
+    end = seconds(finished_at) if finished_at is not None else start.copy()
     end = np.where(np.isfinite(end), end, start)
     slots = [tuple(r) if not isinstance(r, (str, bytes)) and isinstance(r, Iterable) else (r,) for r in rounds]
     if len(slots) != len(start):
