@@ -184,11 +184,11 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
         return for_suite(load_frames(store), suite)
     runs = store.runs_frame(where=where)
     provenance = store.provenance_frame(where=where)
-    metrics = None if rounds_only else store.metrics_frame(where=where)
+    metrics = None if rounds_only else store.metrics_frame(where=where, runs=runs)
     rounds = read_rounds(store, where, runs, provenance) if rounds_only else None
     return _finite_metrics(Frames(
-        runs, metrics, store.energy_frame(where=where),
-        StoredTimeline(store, frozenset(runs["run_id"]), where), provenance=provenance,
+        runs, metrics, store.energy_frame(where=where, runs=runs),
+        StoredTimeline(store, frozenset(runs["run_id"].tolist()), where), provenance=provenance,
         source=source, configs=store.configs(), rounds=rounds,
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
                          runs_total=store_queries.run_count(store, suite=suite))))

@@ -43,8 +43,8 @@ def read_rounds(store, where, runs, provenance) -> StoredRounds:
     ok = energy_state_key(_keyed(ok), provenance)
     if ok is None or len(ok) == 0:
         return StoredRounds(_empty(runs), {})
-    position = {run_id: i for i, run_id in enumerate(ok["run_id"])}
-    round_of = list(zip(*(ok[k] for k in ROUND_KEYS), ok["energy_state"]))  # a run's round, its state included
+    position = {run_id: i for i, run_id in enumerate(ok["run_id"].tolist())}  # tolist: no per-item pandas
+    round_of = list(zip(*(ok[k].tolist() for k in ROUND_KEYS), ok["energy_state"].tolist()))  # its state included
     acc = _Accumulator(position, round_of)
     metric_values(store, where, acc.add)
     return StoredRounds(acc.frame(ok), acc.behind(ok))

@@ -599,16 +599,16 @@ class Store:
         return runs
 
     @_reading
-    def metrics_frame(self, where=None):
-        df = self._with_runs(RUN_COLUMNS, "metrics", where=where)
+    def metrics_frame(self, where=None, runs=None):
+        df = self._with_runs(RUN_COLUMNS, "metrics", where=where, runs=runs)
         df["value"] = df["value"].astype(float)  # None (not finite) → NaN, never object dtype or 0
         return _split_flags(df)
 
     @_reading
-    def energy_frame(self, where=None):
+    def energy_frame(self, where=None, runs=None):
         # The energy row's device (gpu:0, cpu:0) is what analysis groups by; the run's torch device
         # stays available as run_device.
-        df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"}, where=where)
+        df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"}, where=where, runs=runs)
         df = df.rename(columns={"device": "run_device", "energy_device": "device"})
         for column in ("joules", "max_gap_s", "idle_watts", "net_joules", "sampled_joules",
                        "crosscheck_tolerance_j"):  # None → NaN, never object dtype
@@ -680,13 +680,19 @@ class Store:
         return self._frame(stmt)
 
     def _with_runs(self, run_columns: list[str], name: str, rename: Optional[dict] = None,
-                   run_ids: Optional[list[str]] = None, where=None):
+                   run_ids: Optional[list[str]] = None, where=None, runs=None):
+        """The child table's rows of the runs kept, each with its run's columns, in store order. `runs`:
+        the runs_frame of the same `where`, already read (store order), so it is not read again."""
         from sqlalchemy import select
 
         table, t = CHILD_TABLES[name], TABLES[name]
         rename = rename or {}
         columns = [t.c[c].label(rename[c]) if c in rename else t.c[c] for c in table.columns]
-        runs = self._runs(run_columns, run_ids, where)
+        if runs is None:
+            runs = self._runs(run_columns, run_ids, where)
+        else:  # runs_frame is _runs in store order without `_row`: its positions are that order
+            runs = runs[run_columns].copy()
+            runs.insert(0, "_row", range(len(runs)))
         stmt = select(t.c.run_id, t.c.idx, *columns)
         if run_ids is not None:
             stmt = stmt.where(t.c.run_id.in_(run_ids))
