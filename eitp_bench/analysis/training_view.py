@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from eitp_bench import names
-from eitp_bench.analysis.resultset import measured_only
+from eitp_bench.analysis.resultset import ROUND_KEYS, measured_only
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
 RESAMPLES = 1000  # percentile bootstrap of a median: a picture's whisker, not a verdict
@@ -99,8 +99,8 @@ def arm_energy(energy, *, seed: int = 0) -> list[dict]:
         bars = []
         for arm, a in w.groupby("arm", sort=True):
             channel = _channels(a)
-            parts = a.assign(channel=channel).groupby(["channel", "run_id"])["joules"].sum().groupby("channel").median()
-            totals = a.groupby("run_id")["joules"].sum().to_numpy(dtype=float)
+            parts = _per_round(a.assign(channel=channel), ["channel"]).groupby("channel").median()
+            totals = _per_round(a, []).to_numpy(dtype=float)
             low, high = _median_interval(totals, rng)
             bars.append({"arm": str(arm), "parts": {str(k): float(v) for k, v in parts.items()},
                          "total": float(np.median(totals)), "low": low, "high": high, "n": len(totals)})
@@ -111,6 +111,21 @@ def arm_energy(energy, *, seed: int = 0) -> list[dict]:
                     "bars": bars})
     out.sort(key=lambda p: p["window"] != "train")  # the training window first: the training-energy claim
     return out
+
+
+def _per_round(e, by: list[str]):
+    """Joules summed per run (and `by`), then the median of a round's copies (runs of one round stored by
+    several batches, resultset.ROUND_KEYS): the round is the unit of replication, so a nightly store's
+    copies never narrow an interval. Rounds come in the order of their first run_id: without copies, each
+    run's sum in run_id order, as the bootstrap has always drawn them."""
+    keys = ROUND_KEYS if set(ROUND_KEYS) <= set(e.columns) else []  # no round identity: each run is one
+    per_run = e.groupby([*by, *keys, "run_id"], dropna=False, sort=True)["joules"].sum().reset_index()
+    if keys:
+        rounds = per_run.groupby([*by, *keys], dropna=False, sort=False).agg(
+            joules=("joules", "median"), first=("run_id", "min")).reset_index()
+    else:
+        rounds = per_run.assign(first=per_run["run_id"])
+    return rounds.sort_values([*by, "first"], kind="stable").set_index(by or ["first"])["joules"]
 
 
 def _channels(e):

@@ -132,3 +132,20 @@ def test_the_html_says_how_many_batches_stored_the_rounds(tmp_path):
     batch = eitp_records(n_reps=5, seed=9, failed=0, timeline=False)
     findings = analyse(frames_from_records_frames(batch + copies(batch, 1)), load_claims("eitp"), n_resamples=200)
     assert "5 rounds stored by 2 batches" in render_report(findings)
+
+
+def test_energy_per_arm_counts_rounds_not_copies():
+    """The energy picture's bars: a round stored by five batches is one repetition, with the median of its
+    copies' joules; its whisker is no narrower than one batch's."""
+    from eitp_bench.analysis.training_view import arm_energy
+
+    batch = eitp_records(n_reps=4, seed=3, failed=0)
+    one = arm_energy(ResultSet(frames_from_records_frames(batch)).energy)
+    five = arm_energy(ResultSet(frames_from_records_frames(batch + [r for i in range(1, 5) for r in copies(batch, i)])).energy)
+    assert [p["title"] for p in five] == [p["title"] for p in one]
+    for p, q in zip(one, five):
+        for bar, same in zip(p["bars"], q["bars"]):
+            assert (same["n"], same["total"], same["low"], same["high"]) == (bar["n"], bar["total"], bar["low"], bar["high"])
+            assert bar["n"] == 4
+    jittered = arm_energy(ResultSet(frames_from_records_frames(batch + copies(batch, 1, jitter=0.5) + copies(batch, 2, jitter=0.5))).energy)
+    assert all(bar["n"] == 4 for p in jittered for bar in p["bars"])
