@@ -86,6 +86,9 @@ class Findings:
     # frames.load_newest's frames with the page's sections: which runs those sections describe
     # ({"groups", "runs_read", "runs_not_read"}); None when every run of the store (or suite) was read
     coverage: Optional[dict] = None
+    # the frames the page's metric sections read: the runs read, with their metrics as rounds (a round's
+    # copies combined, resultset.ResultSet.page_rounds); report/build.py's theory and time sections use them
+    page_frames: Any = field(default=None, repr=False, compare=False)
 
 
     def to_json(self) -> dict:
@@ -223,9 +226,12 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
 
 def _page_sections(frames: Frames, rs) -> dict:
     """The report's sections over every run of the frames: summary, power timelines, energy tables,
-    Pareto plots, environment, warnings, heat-sink temperature."""
+    Pareto plots, environment, warnings, heat-sink temperature. Metrics are read as rounds (the round is
+    the unit of replication: a nightly store's copies of one round are one repetition here too)."""
     from eitp_bench.analysis.resultset import measured_only
     from eitp_bench.analysis.hwstate import profile_per_state
+
+    frames = replace(frames, metrics=rs.page_rounds)
 
     energy = profile_per_state(rs.energy)  # never one energy table across power limits (analysis/hwstate.py)
     measured = measured_only(energy)
@@ -239,6 +245,7 @@ def _page_sections(frames: Frames, rs) -> dict:
         environment=_environment(frames),
         warnings=_warnings(frames, rs.energy),
         heat_sink_k=heat_sink_k(frames),
+        page_frames=frames,
     )
 
 

@@ -124,8 +124,7 @@ def load_newest(store_or_path, *, suite: Optional[str] = None, max_groups: int =
     store = sql_store(store_or_path)
     if store is None:
         return for_suite(load_frames(store_or_path), suite)
-    return _read_newest(store, _source(store, store_or_path), suite, max_groups,
-                        _stored_groups(store, store_or_path, suite), rounds_only=True)
+    return _read_newest(store, _source(store, store_or_path), suite, max_groups, _stored_groups(store, store_or_path, suite))
 
 
 def load_report(store_or_path, *, suite: Optional[str] = None, max_groups: int = 5) -> Frames:
@@ -172,10 +171,9 @@ def _stored_groups(store, store_or_path, suite: Optional[str]) -> list:
     return verdict_groups(store, suite=suite)
 
 
-def _read_newest(store, source: str, suite: Optional[str], max_groups: int, groups: list,
-                 rounds_only: bool = False) -> Frames:
-    """The newest groups' runs. `rounds_only`: their metrics as the judge's rounds, combined while the rows
-    stream past (analysis/stored_rounds.py), and no metrics frame: what the verdicts alone need."""
+def _read_newest(store, source: str, suite: Optional[str], max_groups: int, groups: list) -> Frames:
+    """The newest groups' runs, with their metrics as the judge's rounds, combined while the rows stream
+    past (analysis/stored_rounds.py): no frame of every stored copy (`metrics` is None)."""
     from eitp_bench.analysis.stored_rounds import read_rounds
     from eitp_bench.store import queries as store_queries
 
@@ -184,10 +182,9 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
         return for_suite(load_frames(store), suite)
     runs = store.runs_frame(where=where)
     provenance = store.provenance_frame(where=where)
-    metrics = None if rounds_only else store.metrics_frame(where=where, runs=runs)
-    rounds = read_rounds(store, where, runs, provenance) if rounds_only else None
+    rounds = read_rounds(store, where, runs, provenance)
     return _finite_metrics(Frames(
-        runs, metrics, store.energy_frame(where=where, runs=runs),
+        runs, None, store.energy_frame(where=where, runs=runs),
         StoredTimeline(store, frozenset(runs["run_id"].tolist()), where), provenance=provenance,
         source=source, configs=store.configs(), rounds=rounds,
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),

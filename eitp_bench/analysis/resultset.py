@@ -152,7 +152,7 @@ def combine_rounds(metrics):
     """
     if metrics is None or len(metrics) == 0 or not set(ROUND_KEYS + _METRIC_KEYS) <= set(metrics.columns):
         return metrics
-    keys = ROUND_KEYS + _METRIC_KEYS
+    keys = ROUND_KEYS + _METRIC_KEYS + [k for k in ("energy_state",) if k in metrics.columns]  # never across states
     if not metrics.duplicated(subset=keys).any():  # the usual store: nothing to combine
         return metrics.assign(copies=1, round_sd=0.0)
     m = metrics.reset_index(drop=True)  # positions, not labels: a frame's index may repeat
@@ -214,6 +214,18 @@ class ResultSet:
         self.metrics = (self.stored_rounds.frame if self.stored_rounds is not None
                         else energy_state_key(_ok(_keyed(frames.metrics)), frames.provenance))
         self.energy = energy_state_key(_ok(_keyed(frames.energy)), frames.provenance)
+
+    @property
+    def page_rounds(self):
+        """The rounds of every group read (ok runs' finite metrics, a round's copies combined): what the
+        report's metric sections (theory, time, warnings) show, so that they count rounds as the judge does."""
+        if self.stored_rounds is not None:
+            return self.metrics
+        if self._page_rounds is None:
+            self._page_rounds = combine_rounds(self.metrics)
+        return self._page_rounds
+
+    _page_rounds = None
 
     @classmethod
     def load(cls, store_or_frames=None, *, suite: Optional[str] = None) -> "ResultSet":

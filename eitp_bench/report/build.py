@@ -36,10 +36,10 @@ def build_report(store_or_frames, *, suite: Optional[str] = None,
 
         theorem3 = [(v, g.scope.qualifier() if g.scope else "") for g in findings.groups for v in g.verdicts
                     if v.claim.kind == "bound"]
-        extra_sections += theory_sections(frames, temperature_k=findings.heat_sink_k, theorem3=theorem3)
+        extra_sections += theory_sections(findings.page_frames, temperature_k=findings.heat_sink_k, theorem3=theorem3)
     from eitp_bench.report.runtime_section import runtime_sections
 
-    extra_sections += runtime_sections(frames)  # the cost model's estimate against the actual times
+    extra_sections += runtime_sections(findings.page_frames)  # the cost model's estimate against the actual times
     title = title or (f"eitp-bench report — {suite}" if suite else "eitp-bench report")
     return render_report(findings, title=title,
                          extra_sections=extra_sections)

@@ -166,8 +166,9 @@ def bundle_report(out: str | Path, *, store: Optional[str], suite: Optional[str]
                         settings=settings)
 
 
-# Findings fields that are not figures: the store's path, and the verdict groups (in findings.json).
-NOT_FIGURES = ("source", "groups")
+# Findings fields that are not figures: the store's path, the verdict groups (in findings.json), and the
+# frames the page's metric sections were computed from (their figures are in the other fields).
+NOT_FIGURES = ("source", "groups", "page_frames")
 
 
 def figures_json(findings) -> dict:

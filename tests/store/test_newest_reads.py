@@ -101,9 +101,19 @@ def test_the_two_power_limits_stay_two_groups(stored):
 
 
 def _rows_read(monkeypatch, store, read) -> int:
-    """Rows the store hands to pandas (every frame is built by Store._frame, provenance by its own query)."""
+    """Rows the store hands to the analysis: every frame is built by Store._frame, provenance by its own
+    query, and the metric rows a scoped read combines into rounds stream through queries.metric_values."""
+    from eitp_bench.store import queries
+
     rows = []
-    frame, prov = Store._frame, Store.provenance_frame
+    frame, prov, stream = Store._frame, Store.provenance_frame, queries.metric_values
+
+    def counted_stream(store, where, consume, **kwargs):
+        def seen(chunk):
+            rows.append(len(chunk))
+            consume(chunk)
+
+        return stream(store, where, seen, **kwargs)
 
     def counted(self, stmt):
         df = frame(self, stmt)
@@ -117,11 +127,13 @@ def _rows_read(monkeypatch, store, read) -> int:
 
     monkeypatch.setattr(Store, "_frame", counted)
     monkeypatch.setattr(Store, "provenance_frame", counted_prov)
+    monkeypatch.setattr(queries, "metric_values", counted_stream)
     try:
         read(store)
     finally:
         monkeypatch.setattr(Store, "_frame", frame)
         monkeypatch.setattr(Store, "provenance_frame", prov)
+        monkeypatch.setattr(queries, "metric_values", stream)
     return sum(rows)
 
 
