@@ -625,22 +625,29 @@ class Store:
         return self._with_runs(["run_id", "arm", "task"], "timeline", run_ids=run_ids)
 
     @_reading
-    def timeline_runs(self, where=None):
+    def timeline_runs(self, where=None, first: Optional[int] = None):
         """One row per (device, run) with timeline points, in store order within a device: what picks the
         runs a power plot shows without reading their points (a timeline is the store's largest table).
-        `where`: a condition on the runs table (only those runs')."""
-        from sqlalchemy import select
+        `where`: a condition on the runs table (only those runs'). `first`: only the first runs per device
+        (picked in SQL: a few rows come back however many runs match)."""
+        from sqlalchemy import func, select
 
         t = TABLES["timeline"]
         if where is not None:  # the runs first (an index serves `where`), then their timelines' devices
-            df = self._frame(select(t.c.device, t.c.run_id, RUNS.c.seq).distinct()
-                             .join_from(t, RUNS, t.c.run_id == RUNS.c.run_id).where(where)
-                             .order_by(t.c.device, RUNS.c.seq))
-            return df.drop(columns="seq")
-        pairs = select(t.c.device, t.c.run_id).distinct().subquery()
-        return self._frame(select(pairs.c.device, pairs.c.run_id)
-                           .join_from(pairs, RUNS, pairs.c.run_id == RUNS.c.run_id)
-                           .order_by(pairs.c.device, RUNS.c.seq))
+            pairs = (select(t.c.device, t.c.run_id, RUNS.c.seq).distinct()
+                     .join_from(t, RUNS, t.c.run_id == RUNS.c.run_id).where(where))
+        else:
+            distinct = select(t.c.device, t.c.run_id).distinct().subquery()
+            pairs = (select(distinct.c.device, distinct.c.run_id, RUNS.c.seq)
+                     .join_from(distinct, RUNS, distinct.c.run_id == RUNS.c.run_id))
+        pairs = pairs.subquery()
+        if first is None:
+            return self._frame(select(pairs.c.device, pairs.c.run_id).order_by(pairs.c.device, pairs.c.seq))
+        # a run's rank among its device's runs (store order); both backends have window functions
+        rank = func.row_number().over(partition_by=pairs.c.device, order_by=pairs.c.seq).label("device_rank")
+        ranked = select(pairs.c.device, pairs.c.run_id, pairs.c.seq, rank).subquery()
+        return self._frame(select(ranked.c.device, ranked.c.run_id).where(ranked.c.device_rank <= first)
+                           .order_by(ranked.c.device, ranked.c.seq))
 
     @_reading
     def provenance_frame(self, where=None):
