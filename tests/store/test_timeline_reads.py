@@ -135,6 +135,23 @@ def test_scoped_frames_pick_the_plotted_runs_in_sql_among_the_runs_read(stored, 
     assert _first_runs(narrowed.plotted(6), some) == _first_runs(everything, some)
 
 
+@pytest.mark.parametrize("first", [None, 1, 3, 6, 1000])
+def test_timeline_runs_of_a_condition_are_those_of_every_point(stored, first):
+    """Store.timeline_runs(where=, first=) (a skip scan of the index, runs on one device or on two) lists
+    the (device, run) pairs that every point of the runs read shows, in store order per device."""
+    url, _ = stored
+    store = Store.open(url, read_only=True)
+    frames = load_newest(store, max_groups=1)
+    everything = store.timeline_frame()
+    kept = everything[everything["run_id"].isin(set(frames.runs["run_id"]))]
+    want = kept[["device", "run_id"]].drop_duplicates().sort_values("device", kind="stable")
+    if first is not None:
+        want = want.groupby("device", sort=False).head(first)
+    assert kept.groupby("run_id")["device"].nunique().max() == 2  # some runs have points on both devices
+    got = store.timeline_runs(where=frames.timeline.where, first=first)
+    assert list(zip(got["device"], got["run_id"])) == list(zip(want["device"], want["run_id"]))
+
+
 def test_html_report_is_that_of_a_full_read(stored):
     url, _ = stored
     store = Store.open(url, read_only=True)
