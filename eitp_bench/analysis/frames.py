@@ -21,12 +21,14 @@ class StoredTimeline:
     store: Any
     run_ids: Optional[frozenset] = None  # None: every run's; else only these runs'
     # the SQL condition on runs that read `run_ids` (load_newest): the plotted runs are picked among
-    # those runs in SQL, never from every run of the store
+    # those runs in SQL, never from every run of the store. Always the condition that read exactly
+    # `run_ids`: `only` drops it
     where: Any = field(default=None, compare=False)
 
     def only(self, run_ids: set) -> "StoredTimeline":
         kept = frozenset(run_ids) if self.run_ids is None else self.run_ids & frozenset(run_ids)
-        return StoredTimeline(self.store, kept, self.where)
+        # `where` read the runs before this restriction: it no longer says which runs these are
+        return StoredTimeline(self.store, kept)
 
     def points(self):
         df = self.store.timeline_frame()
@@ -34,10 +36,13 @@ class StoredTimeline:
 
     def plotted(self, max_runs: int):
         """The points of the first `max_runs` runs (in store order) with a timeline on each device."""
-        pairs = self.store.timeline_runs() if self.where is None else self.store.timeline_runs(where=self.where)
-        if self.run_ids is not None:
-            pairs = pairs[pairs["run_id"].isin(self.run_ids)]
-        first = pairs.groupby("device", sort=False).head(max_runs)
+        if self.where is not None or self.run_ids is None:
+            # SQL picks them among the runs `where` read (or every run): a few rows come back, never a
+            # row per run read
+            first = self.store.timeline_runs(where=self.where, first=max_runs)
+        else:  # runs restricted in Python (for_suite, only_runs over a whole read): picked among those
+            pairs = self.store.timeline_runs()
+            first = pairs[pairs["run_id"].isin(self.run_ids)].groupby("device", sort=False).head(max_runs)
         if len(first) == 0:
             return self.store.timeline_frame(run_ids=[]).iloc[0:0]
         df = self.store.timeline_frame(run_ids=sorted(set(first["run_id"])))

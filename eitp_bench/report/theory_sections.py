@@ -235,14 +235,14 @@ def _derivation_figure(retrieve: dict, derive: dict, unit: str, unresolved: set[
 
 
 def _derivation_section(m, t: float) -> Optional[str]:
-    from eitp_bench.theory import derivation as dv
-
     retrieve, derive = series(m, "retrieve_j"), series(m, "derive_j")
     unit = "J"
     if not retrieve and not derive:
         retrieve, derive, unit = series(m, "retrieve_s"), series(m, "derive_s"), "s"
         if not retrieve and not derive:
             return None
+    from eitp_bench.theory import derivation as dv  # imports torch (~1 s): only when the section is drawn
+
     measured_flag = per_arm(m, "derivation_energy_measured")
     # Below resolution in any repetition counts: the flag is a max, the window a min.
     unresolved = {a for a, v in per_arm_max(m, dv.BELOW_RESOLUTION_METRIC).items() if v >= 1.0} if unit == "J" else set()

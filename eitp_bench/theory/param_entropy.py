@@ -13,10 +13,9 @@ headlined over bf16 codes, with int8 beside it, and the fp32 figure is kept only
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import numpy as np
-import torch
 
 from eitp_bench.errors import UserError
 from eitp_bench.theory.constants import DEFAULT_TEMPERATURE_K, K_B, LN2, check_temperature, landauer_j_per_bit
@@ -24,7 +23,10 @@ from eitp_bench.theory.quantity import Quantity
 
 SOURCE = "EIT-P paper (E_min = k_B·T·ln2·H(θ)); docs/physical-floors.md §6"
 STORAGE_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "int8": 8}
-_TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # torch's names of the formats
+
+if TYPE_CHECKING:  # torch is imported where tensors are handled: a report needs only the metric names
+    import torch
 
 # --- the storage codes E_min is reported over, and the metric names (writers and readers import these) ---
 
@@ -96,6 +98,8 @@ def miller_madow_entropy_bits(counts) -> float:
 
 def quantize_int8(w: torch.Tensor) -> torch.Tensor:
     """Symmetric per-output-row absmax int8 codes (a 1-D tensor gets one scale)."""
+    import torch
+
     w = w.detach().float()
     rows = w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
     scale = rows.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0
@@ -104,6 +108,8 @@ def quantize_int8(w: torch.Tensor) -> torch.Tensor:
 
 def code_counts(tensors: Iterable[torch.Tensor], storage: str) -> np.ndarray:
     """Histogram of storage codes pooled over `tensors` (only the occupied codes' counts)."""
+    import torch
+
     if storage not in STORAGE_BITS:
         raise UserError(f"unknown storage format {storage!r}", fix=f"use one of {sorted(STORAGE_BITS)}")
     tensors = [t.detach().cpu() for t in tensors]
@@ -115,7 +121,7 @@ def code_counts(tensors: Iterable[torch.Tensor], storage: str) -> np.ndarray:
     if storage in ("bf16", "fp16"):
         total = torch.zeros(65536, dtype=torch.int64)
         for t in tensors:
-            codes = t.to(_TORCH_DTYPES[storage]).reshape(-1).view(torch.int16).to(torch.int64) + 32768
+            codes = t.to(getattr(torch, _TORCH_DTYPES[storage])).reshape(-1).view(torch.int16).to(torch.int64) + 32768
             total += torch.bincount(codes, minlength=65536)
         return total.numpy()
     # fp32: 2³² possible codes, so count only the ones present.
@@ -125,6 +131,8 @@ def code_counts(tensors: Iterable[torch.Tensor], storage: str) -> np.ndarray:
 
 
 def storage_of(model: torch.nn.Module) -> str:
+    import torch
+
     dtype = next(model.parameters()).dtype
     return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
@@ -149,6 +157,8 @@ def binning_sensitivity(tensors: list[torch.Tensor], *, base_width: Optional[flo
 
     Above `max_values` parameters a seeded random subsample of that size is used.
     """
+    import torch
+
     w = torch.cat([t.detach().float().reshape(-1).cpu() for t in tensors])
     if w.numel() > max_values:  # a seeded subsample keeps big models cheap; the ~1 bit/halving shift is unchanged
         w = w[torch.randperm(w.numel(), generator=torch.Generator().manual_seed(0))[:max_values]]

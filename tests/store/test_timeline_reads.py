@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from eitp_bench.analysis.findings import _timelines
-from eitp_bench.analysis.frames import StoredTimeline, for_suite, load_frames, only_runs, plotted_timeline
+from eitp_bench.analysis.frames import StoredTimeline, for_suite, load_frames, load_newest, only_runs, plotted_timeline
 from eitp_bench.records import TimelinePoint
 from eitp_bench.report.build import build_report
 from eitp_bench.report.bundle import timelines_csv
@@ -94,6 +94,62 @@ def test_only_the_plotted_runs_are_read(stored):
     assert list(dict.fromkeys(points.loc[points["device"] == "cpu:0", "run_id"])) == cpu
     assert list(dict.fromkeys(points.loc[points["device"] == "gpu:0", "run_id"])) == gpu
     assert len(points) == (len(cpu) + len(gpu)) * POINTS
+
+
+def _first_runs(points, run_ids, max_runs: int = 6) -> dict:
+    """device → the first `max_runs` of `run_ids` with points on that device, in the order of `points`."""
+    kept = points[points["run_id"].isin(run_ids)]
+    return {device: list(dict.fromkeys(d["run_id"]))[:max_runs] for device, d in kept.groupby("device", sort=True)}
+
+
+def test_scoped_frames_pick_the_plotted_runs_in_sql_among_the_runs_read(stored, monkeypatch):
+    """Frames of the newest group (load_newest) pick their plotted runs among the runs they read, in SQL:
+    the pick returns one row per plotted (device, run), never one per run read. Restricted further
+    (StoredTimeline.only), the pick is among the restricted runs."""
+    url, with_timeline = stored
+    store = Store.open(url, read_only=True)
+    frames = load_newest(store, max_groups=1)
+    read = set(frames.runs["run_id"])
+    everything = store.timeline_frame()
+    want = _first_runs(everything, read)
+    assert len(want) == 2 and all(len(ids) == 6 for ids in want.values())  # both devices, more runs than plotted
+    assert sum(r.run_id in read for r in with_timeline) > 12
+    picks = []
+    original = Store.timeline_runs
+
+    def counted(self, *args, **kwargs):
+        df = original(self, *args, **kwargs)
+        picks.append(len(df))
+        return df
+
+    monkeypatch.setattr(Store, "timeline_runs", counted)
+    points = plotted_timeline(frames, 6)
+    assert picks == [12]  # 6 runs on each of 2 devices came back from SQL
+    assert _first_runs(points, read) == want
+    for device, ids in want.items():  # every point of those runs on that device, none of any other run
+        expected = everything[(everything["device"] == device) & everything["run_id"].isin(ids)]
+        assert len(points[points["device"] == device]) == len(expected)
+    some = set(list(read)[::3])
+    narrowed = frames.timeline.only(some)
+    assert narrowed.where is None  # `where` read every run of the group, not these
+    assert _first_runs(narrowed.plotted(6), some) == _first_runs(everything, some)
+
+
+@pytest.mark.parametrize("first", [None, 1, 3, 6, 1000])
+def test_timeline_runs_of_a_condition_are_those_of_every_point(stored, first):
+    """Store.timeline_runs(where=, first=) (a skip scan of the index, runs on one device or on two) lists
+    the (device, run) pairs that every point of the runs read shows, in store order per device."""
+    url, _ = stored
+    store = Store.open(url, read_only=True)
+    frames = load_newest(store, max_groups=1)
+    everything = store.timeline_frame()
+    kept = everything[everything["run_id"].isin(set(frames.runs["run_id"]))]
+    want = kept[["device", "run_id"]].drop_duplicates().sort_values("device", kind="stable")
+    if first is not None:
+        want = want.groupby("device", sort=False).head(first)
+    assert kept.groupby("run_id")["device"].nunique().max() == 2  # some runs have points on both devices
+    got = store.timeline_runs(where=frames.timeline.where, first=first)
+    assert list(zip(got["device"], got["run_id"])) == list(zip(want["device"], want["run_id"]))
 
 
 def test_html_report_is_that_of_a_full_read(stored):
