@@ -73,8 +73,9 @@ def isolation_counts(metrics, codes_by_run: dict[str, list[str]]) -> dict[str, d
     out: dict[str, dict[str, int]] = {}
     for arm, rows in runs.groupby("arm"):
         reps: dict[tuple, set[str]] = {}
-        for r in rows.to_dict("records"):
-            reps.setdefault(tuple(r[k] for k in keys), set()).update(codes_by_run.get(str(r["run_id"]), ()))
+        # columns as lists: a nightly store's group has tens of thousands of runs
+        for run_id, *rep in zip(rows["run_id"].tolist(), *(rows[k].tolist() for k in keys)):
+            reps.setdefault(tuple(rep), set()).update(codes_by_run.get(str(run_id), ()))
         counts = {"repetitions": len(reps)}
         for code in ISOLATION_CODES:
             counts[code] = sum(code in c for c in reps.values())
