@@ -35,13 +35,20 @@ def report(
         return
     extra = []
     if regress:  # every series of the store, read as `eitp-bench regress` reads them
-        from eitp_bench.analysis.frames import load_series
-        from eitp_bench.analysis.regress import find_changes
+        from eitp_bench.analysis.frames import load_series, sql_store
+        from eitp_bench.analysis.regress import find_changes, store_changes
         from eitp_bench.report.regress import regressions_section
 
-        series = load_series(store).metrics
-        if len(series):
-            extra.append(regressions_section(find_changes(series), window=8, threshold=0.05))
+        sql = sql_store(store)
+        if sql is not None:  # one metric name's rows at a time, as `regress` reads a SQL store
+            scanned = store_changes(sql, window=8, threshold=0.05)
+            if scanned.total:
+                extra.append(regressions_section(scanned.changes, window=8, threshold=0.05))
+        else:
+            series = load_series(store)  # split by board and energy state as regress splits them: provenance
+            if len(series.metrics):
+                extra.append(regressions_section(find_changes(series.metrics, provenance=series.provenance),
+                                                 window=8, threshold=0.05))
     # only the newest groups' runs when the store holds more (frames.load_report); the page says so
     path = write_report(store, out, suite=suite, claims=claims, extra_sections=extra, title=title)
     print(f"wrote {path}")

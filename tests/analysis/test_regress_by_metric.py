@@ -129,3 +129,19 @@ def test_store_changes_hold_one_metric_names_rows_at_a_time(nightly, monkeypatch
     assert scanned.changes and scanned.rows_read == sizes
     assert sorted(s for s in sizes if s) == sorted(per_name.tolist())  # every name read once, whole
     assert max(sizes) == per_name.max() < per_name.sum()  # the peak: one metric's rows, not the store's
+
+
+def test_regress_html_and_report_regress_read_as_report_and_regress_do(nightly, capsys, tmp_path, monkeypatch):
+    """`regress --html` and `report --regress` write the same page: the report of `report` (its newest groups
+    when the store holds more) with the regressions that `regress` finds one metric name at a time."""
+    code, out, _ = _cli(["regress", "--store", nightly, "--html", str(tmp_path / "a.html")], capsys)
+    assert code == 1 and "regressions" in out
+    assert _cli(["report", "--store", nightly, "--regress", "--out", str(tmp_path / "b.html")], capsys)[0] == 0
+    monkeypatch.setattr(frames_module, "sql_store", lambda store=None: None)  # the all-at-once series read
+    assert _cli(["report", "--store", nightly, "--regress", "--out", str(tmp_path / "c.html")], capsys)[0] == 0
+
+    def page(name):
+        return [line for line in (tmp_path / name).read_text().splitlines() if "Generated" not in line]
+
+    assert page("a.html") == page("b.html") == page("c.html")
+    assert "Nightly regressions" in (tmp_path / "a.html").read_text()
