@@ -143,6 +143,7 @@ def test_cli_report_writes_file(monkeypatch, capsys, tmp_path, frames):
         frames["runs"], frames["metrics"], frames["energy"], frames["timeline"], frames["provenance"]))
     monkeypatch.setattr(build, "load_report", lambda store=None, suite=None, max_groups=5: build.for_suite(loaded, suite))
     monkeypatch.setattr(frames_module, "load_series", lambda store=None, names=None: loaded)  # --regress
+    monkeypatch.setattr(frames_module, "sql_store", lambda store=None: None)  # --regress: no store to read by metric
     out = tmp_path / "r.html"
     assert cli.main(["report", "--out", str(out), "--regress"]) == 0
     assert ">Nightly regressions</h2>" in out.read_text()
