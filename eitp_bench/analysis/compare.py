@@ -71,7 +71,7 @@ def compare_hardware(metrics_df, *, reference: Optional[str] = None, provenance=
     `provenance` (the provenance frame) gives each run's hardware state and board."""
     import pandas as pd
 
-    from eitp_bench.analysis.resultset import energy_state_key
+    from eitp_bench.analysis.rounds import energy_state_key
     from eitp_bench.analysis.stats import median_ci
 
     df = energy_state_key(metrics_df, provenance)

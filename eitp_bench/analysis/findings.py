@@ -324,8 +324,8 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
 def _annotate(v, behind, experiment: Experiment, changed: dict[str, str]):
     """The verdict with what the suite changed (its threshold), NOT COMPARABLE where fairness cannot be
     checked, and what it rests on: distinct rounds, and the batches that stored them (`behind`: the
-    stored runs behind the rounds, resultset.RunsBehind)."""
-    from eitp_bench.analysis.resultset import evidence
+    stored runs behind the rounds, rounds.RunsBehind)."""
+    from eitp_bench.analysis.rounds import evidence
 
     if v.claim.id in changed and changed[v.claim.id] not in v.reason:
         v.reason = f"{v.reason}; {changed[v.claim.id]}"

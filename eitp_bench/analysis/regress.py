@@ -29,7 +29,7 @@ def series_keys(df) -> list[str]:
 
 
 def _keyed(metrics_df, provenance):
-    from eitp_bench.analysis.resultset import energy_state_key
+    from eitp_bench.analysis.rounds import energy_state_key
 
     df = metrics_df
     if len(df) and "status" in df.columns:
@@ -176,7 +176,7 @@ def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: flo
     The result is that of one read of every series: the keys (board or not) are decided once for the whole
     store, the candidates are put in the order of a whole read's series, and Benjamini–Hochberg runs over
     all of them at the end."""
-    from eitp_bench.analysis.resultset import energy_state_key
+    from eitp_bench.analysis.rounds import energy_state_key
     from eitp_bench.store import queries as store_queries
 
     provenance = store_queries.run_states(store)

@@ -2,7 +2,7 @@
 
 A nightly job stores the same suite again every night: each round (configuration, hardware profile, arm,
 task, size, seed, repetition) then has one copy per night, and a year of nights on a fleet is millions of
-metric rows. The judge only ever sees the rounds (resultset.combine_rounds: per round × metric the median
+metric rows. The judge only ever sees the rounds (rounds.combine_rounds: per round × metric the median
 of the copies, their number and spread, the first stored copy's row, and every copy's flags). This module
 computes exactly that while the store's metric rows stream past (store.queries.metric_values), keeping per
 round only its values (8 bytes a copy), so the rows held at once are one chunk, not the store.
@@ -21,7 +21,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from eitp_bench.analysis.resultset import ROUND_KEYS, RunsBehind
+from eitp_bench.analysis.rounds import ROUND_KEYS, RunsBehind
 
 
 @dataclass
@@ -36,11 +36,11 @@ class StoredRounds:
 def read_rounds(store, where, runs, provenance) -> StoredRounds:
     """The rounds of the runs that `where` keeps. `runs` is their runs frame (every status, store order)
     and `provenance` their provenance frame, both already read with the same `where`."""
-    from eitp_bench.analysis.resultset import _keyed, energy_state_key
+    from eitp_bench.analysis.rounds import energy_state_key, keyed
     from eitp_bench.store.queries import metric_values
 
     ok = runs[runs["status"] == "ok"].reset_index(drop=True) if len(runs) else runs
-    ok = energy_state_key(_keyed(ok), provenance)
+    ok = energy_state_key(keyed(ok), provenance)
     if ok is None or len(ok) == 0:
         return StoredRounds(_empty(runs), {})
     position = {run_id: i for i, run_id in enumerate(ok["run_id"].tolist())}  # tolist: no per-item pandas

@@ -12,7 +12,8 @@ from typing import Optional
 import numpy as np
 
 from eitp_bench import names
-from eitp_bench.analysis.resultset import ROUND_KEYS, measured_only
+from eitp_bench.analysis.resultset import measured_only
+from eitp_bench.analysis.rounds import ROUND_KEYS
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
 RESAMPLES = 1000  # percentile bootstrap of a median: a picture's whisker, not a verdict
@@ -115,7 +116,7 @@ def arm_energy(energy, *, seed: int = 0) -> list[dict]:
 
 def _per_round(e, by: list[str]):
     """Joules summed per run (and `by`), then the median of a round's copies (runs of one round stored by
-    several batches, resultset.ROUND_KEYS): the round is the unit of replication, so a nightly store's
+    several batches, rounds.ROUND_KEYS): the round is the unit of replication, so a nightly store's
     copies never narrow an interval. Rounds come in the order of their first run_id: without copies, each
     run's sum in run_id order, as the bootstrap has always drawn them."""
     keys = ROUND_KEYS if set(ROUND_KEYS) <= set(e.columns) else []  # no round identity: each run is one

@@ -9,7 +9,8 @@ from synthetic_store import eitp_records, frames_from_records, record
 
 from eitp_bench import cli
 from eitp_bench.analysis.claims import INCONCLUSIVE, VERIFIED, judge_claims, load_claims
-from eitp_bench.analysis.resultset import ResultSet, combine_rounds
+from eitp_bench.analysis.resultset import ResultSet
+from eitp_bench.analysis.rounds import combine_rounds
 from eitp_bench.flags import flag
 from eitp_bench.records import new_run_id
 

@@ -284,7 +284,7 @@ def test_regress_keys_a_series_by_board_where_the_fleet_has_several():
                    profile="nvidia-h100-sxm", started=i)
         recs.append(with_state(r, state(700.0, uuid=board)))
     f = frames_from_records_loaded(recs)
-    from eitp_bench.analysis.resultset import energy_state_key
+    from eitp_bench.analysis.rounds import energy_state_key
 
     assert "board" in series_keys(energy_state_key(f.metrics, f.provenance))
     assert testable_series(f.metrics, provenance=f.provenance) == (2, 2)

@@ -48,5 +48,5 @@ class Verdict:
     censored: Optional[dict] = None
     isolation: Optional[dict] = None  # energy claims: {arm: repetitions started beside other work}
     n_rounds: int = 0  # distinct rounds the verdict rests on (copies of a round stored twice count once)
-    n_batches: int = 0  # batches that stored them (analysis/resultset.evidence)
+    n_batches: int = 0  # batches that stored them (analysis/rounds.evidence)
     throttled: Optional[list] = None  # energy/speed claims: the throttled windows skipped (analysis/throttle.py)
