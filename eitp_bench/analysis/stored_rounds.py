@@ -55,13 +55,18 @@ class _Accumulator:
 
     def __init__(self, position: dict, round_of: list):
         self.position, self.round_of = position, round_of
-        self.rounds: dict[tuple, list] = {}  # key → [first position, first idx, unit, flags_json, values]
-        self.flagged: dict[tuple, list] = {}  # key → [(position, idx, flags_json)] of copies with flags
+        self.rounds: dict[tuple, list] = {}  # key → [first position, first idx, unit, its flags, values]
+        self.flagged: dict[tuple, list] = {}  # key → [(position, idx, (codes, messages))] of copies with flags
         self.holders: dict[tuple, array] = {}  # (round key's group part, name) → positions of runs holding it
 
     def add(self, rows) -> None:
+        """One chunk of rows. Whatever a row holds that eitp-bench never writes (text in `value`, broken flag
+        JSON) fails here, inside the store's read, which says so in one line (store.database._reading)."""
+        from eitp_bench.store.layout import flag_columns
+
         rounds, flagged, holders = self.rounds, self.flagged, self.holders
         for run_id, idx, name, window, value, unit, flags in rows:
+            flags = _NO_FLAGS if flags == "[]" else flag_columns(json.loads(flags))  # most rows have none
             p = self.position[run_id]
             rkey = self.round_of[p]
             key = (rkey, name, window)
@@ -71,7 +76,7 @@ class _Accumulator:
             elif (p, idx) < (r[0], r[1]):  # store order: runs by seq, then the record's own order
                 r[0], r[1], r[2], r[3] = p, idx, unit, flags
             r[4].append(value)
-            if flags != "[]":
+            if flags is not _NO_FLAGS:
                 flagged.setdefault(key, []).append((p, idx, flags))
             group_name = (rkey[0], rkey[1], rkey[-1], name)
             h = holders.get(group_name)
@@ -82,8 +87,6 @@ class _Accumulator:
     def frame(self, ok):
         import numpy as np
         import pandas as pd
-
-        from eitp_bench.store.layout import flag_columns
 
         if not self.rounds:
             return _empty(ok)
@@ -97,12 +100,9 @@ class _Accumulator:
         for key, r in zip(keys, firsts):
             stored = sorted(self.flagged.get(key, ())) if merge else [(r[0], r[1], r[3])]
             codes, texts = [], []
-            for _, _, text in stored:
-                if text == "[]":
-                    continue
-                c, m = flag_columns(json.loads(text))
+            for _, _, (c, m) in stored:
                 if not merge:
-                    codes, texts = c, m
+                    codes, texts = list(c), list(m)
                     continue
                 for code, message in zip(c, m):
                     if code not in codes:
@@ -137,6 +137,9 @@ class _Accumulator:
             out[key] = RunsBehind(ok.iloc[held].reset_index(drop=True),
                                   {name: np.searchsorted(held, ps) for name, ps in names.items()})
         return out
+
+
+_NO_FLAGS = ((), ())  # a row without flags: (codes, messages)
 
 
 def _empty(runs):
