@@ -221,9 +221,26 @@ def _v9_states_one_by_one(conn: Connection) -> None:
                          {"s": json.dumps(state), "r": run_id})
 
 
+def _v10_grouped_runs(conn: Connection) -> None:
+    # v10: what lists a report's groups and counts its not-finite metrics without reading every metric row
+    # (store/queries.py): runs.has_finite_metric (1 when one of the run's metrics has a value), a partial
+    # index holding every column the group listing reads for the ok runs that have one, and a partial index
+    # of the null (NaN/inf) metric values. No record change: the record schema stays 6.
+    # SQLite adds a NOT NULL column only with a default; PostgreSQL drops it afterwards, as a new store has
+    # none (every writer sets the column: store.layout.run_row).
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN has_finite_metric INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql("UPDATE runs SET has_finite_metric = 1 WHERE EXISTS "
+                         "(SELECT 1 FROM metrics m WHERE m.run_id = runs.run_id AND m.value IS NOT NULL)")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE runs ALTER COLUMN has_finite_metric DROP DEFAULT")
+    conn.exec_driver_sql("CREATE INDEX runs_grouped ON runs (suite, suite_config_hash, hardware_profile_id, "
+                         "energy_state_json, started_at, seq) WHERE status = 'ok' AND has_finite_metric = 1")
+    conn.exec_driver_sql("CREATE INDEX metrics_not_finite ON metrics (run_id, name) WHERE value IS NULL")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks, _v5_metric_flags_and_order,
-    _v6_crosscheck, _v7_hw_state, _v8_timeline_index, _v9_groups,
+    _v6_crosscheck, _v7_hw_state, _v8_timeline_index, _v9_groups, _v10_grouped_runs,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
