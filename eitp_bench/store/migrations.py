@@ -234,8 +234,9 @@ def _v10_grouped_runs(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ALTER TABLE runs ALTER COLUMN has_finite_metric DROP DEFAULT")
     conn.exec_driver_sql("CREATE INDEX runs_grouped ON runs (suite, suite_config_hash, hardware_profile_id, "
-                         "energy_state_json, started_at, seq) WHERE status = 'ok' AND has_finite_metric = 1")
-    conn.exec_driver_sql("CREATE INDEX metrics_not_finite ON metrics (run_id, name) WHERE value IS NULL")
+                         "energy_state_json, started_at, seq, status, has_finite_metric) "
+                         "WHERE status = 'ok' AND has_finite_metric = 1")
+    conn.exec_driver_sql("CREATE INDEX metrics_not_finite ON metrics (run_id, name, value) WHERE value IS NULL")
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
