@@ -226,10 +226,13 @@ def _v10_grouped_runs(conn: Connection) -> None:
     # (store/queries.py): runs.has_finite_metric (1 when one of the run's metrics has a value), a partial
     # index holding every column the group listing reads for the ok runs that have one, and a partial index
     # of the null (NaN/inf) metric values. No record change: the record schema stays 6.
-    # SQLite adds a NOT NULL column only with a default; PostgreSQL drops it afterwards, as a new store has
-    # none (every writer sets the column: store.layout.run_row).
-    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN has_finite_metric INTEGER NOT NULL DEFAULT 0")
-    conn.exec_driver_sql("UPDATE runs SET has_finite_metric = 1 WHERE EXISTS "
+    # Added with the default 1 and then set to 0 where no metric has a value (failed runs, all-NaN runs: a
+    # few), so the other run rows are not rewritten: both backends store a column's default without
+    # touching the rows, and rewriting every run would leave PostgreSQL's index-only scans reading the
+    # table until the next VACUUM. PostgreSQL then drops the default, as a new store has none (every writer
+    # sets the column: store.layout.run_row); SQLite cannot drop a default, so an upgraded file keeps it.
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN has_finite_metric INTEGER NOT NULL DEFAULT 1")
+    conn.exec_driver_sql("UPDATE runs SET has_finite_metric = 0 WHERE NOT EXISTS "
                          "(SELECT 1 FROM metrics m WHERE m.run_id = runs.run_id AND m.value IS NOT NULL)")
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ALTER TABLE runs ALTER COLUMN has_finite_metric DROP DEFAULT")
