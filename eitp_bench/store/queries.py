@@ -30,12 +30,6 @@ def _bytewise(column, dialect: str):
     return column.collate("C") if dialect == "postgresql" else column
 
 
-def _profile():
-    from sqlalchemy import func
-
-    return func.coalesce(RUNS.c.hardware_profile_id, "unknown")
-
-
 def _has_finite_metric():
     """The run has a metric the analysis reads (a null value was NaN/inf: frames.not_finite): its
     runs.has_finite_metric (store v10), written with the run, so no metric row is read to know it."""
