@@ -17,7 +17,8 @@ from functools import cached_property
 from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, Column, Double, ForeignKey, Identity, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Double, ForeignKey, Identity, Index, Integer, MetaData, Table, Text, and_
+from sqlalchemy import literal_column
 
 from eitp_bench.records import EnergyEntry, Metric, RunRecord, TimelinePoint
 
@@ -130,12 +131,13 @@ CHILD_TABLES = {
 
 # runs: RunRecord's scalar fields (schema_version stored as record_schema_version), then the nested
 # ones as JSON, plus storage-only columns: hardware_profile_id and energy_state_json (copied out of
-# provenance, for grouping in SQL), stored_at and seq.
+# provenance, for grouping in SQL), has_finite_metric (whether any of its metrics has a value), stored_at
+# and seq.
 _RUN_NESTED = ("config", "provenance", *CHILD_TABLES)
 RUN_FIELDS = [f for f in RunRecord.model_fields if f not in _RUN_NESTED]
 _RUN_RENAMED = {"schema_version": "record_schema_version"}
 RUN_SQL_COLUMNS = [_RUN_RENAMED.get(f, f) for f in RUN_FIELDS] + ["config_json", "provenance_json"]
-RUN_STORAGE_COLUMNS = ["hardware_profile_id", "energy_state_json", "stored_at", "seq"]
+RUN_STORAGE_COLUMNS = ["hardware_profile_id", "energy_state_json", "has_finite_metric", "stored_at", "seq"]
 
 RUNS = Table(
     "runs", METADATA,
@@ -147,6 +149,9 @@ RUNS = Table(
     # provenance.hardware.state as JSON (null where not recorded): the comparability groups' energy state
     # (analysis/hwstate.py) found in SQL without parsing every run's provenance (store/queries.py)
     Column("energy_state_json", Text),
+    # 1 when one of the run's metrics has a value (not all NaN/inf, stored null), else 0: what makes a run
+    # count in a comparability group, kept with the run so that listing the groups reads no metric row
+    Column("has_finite_metric", Integer, nullable=False),
     Column("stored_at", Text),
     # The order runs were stored in: PostgreSQL numbers them (identity); SQLite's writer, holding the
     # write lock, takes max + 1 (store.Store.merge).
@@ -156,6 +161,19 @@ RUNS = Table(
     # The runs of a configuration × hardware profile: a report reads only its newest groups' (store/queries.py)
     Index("runs_by_group", "suite_config_hash", "hardware_profile_id"),
 )  # fmt: skip
+
+# The runs that make up comparability groups (store/queries.py: group_rows). Written with inline literals,
+# not bound parameters: a partial index serves only a query whose condition the planner can match to its
+# own. A PostgreSQL generic plan (psycopg prepares a statement run often) cannot match a parameter, and
+# SQLite, which plans with the parameter's value, still tests it on every row (2.5× slower here).
+GROUPED_RUNS = and_(RUNS.c.status == literal_column("'ok'"), RUNS.c.has_finite_metric == literal_column("1"))
+# Every column group_rows reads, in its GROUP BY order after the suite: the groups are listed from this
+# index alone, in index order, without reading a run row or sorting. The condition's columns come last
+# although every entry holds the same values: SQLite (3.40) counts an index as covering only when it holds
+# every column the query names, its own condition's included.
+Index("runs_grouped", RUNS.c.suite, RUNS.c.suite_config_hash, RUNS.c.hardware_profile_id, RUNS.c.energy_state_json,
+      RUNS.c.started_at, RUNS.c.seq, RUNS.c.status, RUNS.c.has_finite_metric,
+      sqlite_where=GROUPED_RUNS, postgresql_where=GROUPED_RUNS)
 
 TABLES = {
     name: Table(
@@ -167,6 +185,11 @@ TABLES = {
     for name, table in CHILD_TABLES.items()
 }  # fmt: skip
 Index("metrics_by_name", TABLES["metrics"].c.name)
+# The metric values that were NaN/inf (stored null), few among millions: counted for the warnings without
+# reading the others (store/queries.py: not_finite_counts); `value` (always null here) makes it covering
+# for SQLite, as in runs_grouped
+Index("metrics_not_finite", TABLES["metrics"].c.run_id, TABLES["metrics"].c.name, TABLES["metrics"].c.value,
+      sqlite_where=TABLES["metrics"].c.value.is_(None), postgresql_where=TABLES["metrics"].c.value.is_(None))
 Index("energy_by_domain", TABLES["energy"].c.device, TABLES["energy"].c.domain)
 # Which runs have a timeline on which device, read from the index alone (analysis/frames.StoredTimeline):
 # a report plots a few runs' power and must not scan every stored point to find them.
@@ -178,7 +201,8 @@ def run_row(record: RunRecord, stored_at: str) -> dict:
     return {**dict(zip(RUN_SQL_COLUMNS, values)), "config_json": json.dumps(record.config),
             "provenance_json": record.provenance.model_dump_json(),
             "hardware_profile_id": record.provenance.hardware_profile_id,
-            "energy_state_json": state_json(record.provenance.hardware.get("state")), "stored_at": stored_at}
+            "energy_state_json": state_json(record.provenance.hardware.get("state")),
+            "has_finite_metric": int(any(m.value is not None for m in record.metrics)), "stored_at": stored_at}
 
 
 def state_json(state: Any) -> Any:

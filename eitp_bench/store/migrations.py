@@ -221,9 +221,30 @@ def _v9_states_one_by_one(conn: Connection) -> None:
                          {"s": json.dumps(state), "r": run_id})
 
 
+def _v10_grouped_runs(conn: Connection) -> None:
+    # v10: what lists a report's groups and counts its not-finite metrics without reading every metric row
+    # (store/queries.py): runs.has_finite_metric (1 when one of the run's metrics has a value), a partial
+    # index holding every column the group listing reads for the ok runs that have one, and a partial index
+    # of the null (NaN/inf) metric values. No record change: the record schema stays 6.
+    # Added with the default 1 and then set to 0 where no metric has a value (failed runs, all-NaN runs: a
+    # few), so the other run rows are not rewritten: both backends store a column's default without
+    # touching the rows, and rewriting every run would leave PostgreSQL's index-only scans reading the
+    # table until the next VACUUM. PostgreSQL then drops the default, as a new store has none (every writer
+    # sets the column: store.layout.run_row); SQLite cannot drop a default, so an upgraded file keeps it.
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN has_finite_metric INTEGER NOT NULL DEFAULT 1")
+    conn.exec_driver_sql("UPDATE runs SET has_finite_metric = 0 WHERE NOT EXISTS "
+                         "(SELECT 1 FROM metrics m WHERE m.run_id = runs.run_id AND m.value IS NOT NULL)")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE runs ALTER COLUMN has_finite_metric DROP DEFAULT")
+    conn.exec_driver_sql("CREATE INDEX runs_grouped ON runs (suite, suite_config_hash, hardware_profile_id, "
+                         "energy_state_json, started_at, seq, status, has_finite_metric) "
+                         "WHERE status = 'ok' AND has_finite_metric = 1")
+    conn.exec_driver_sql("CREATE INDEX metrics_not_finite ON metrics (run_id, name, value) WHERE value IS NULL")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks, _v5_metric_flags_and_order,
-    _v6_crosscheck, _v7_hw_state, _v8_timeline_index, _v9_groups,
+    _v6_crosscheck, _v7_hw_state, _v8_timeline_index, _v9_groups, _v10_grouped_runs,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

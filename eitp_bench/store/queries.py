@@ -6,7 +6,9 @@ module lists those groups without reading the runs (`group_rows`; analysis/newes
 them), says which runs to read for the newest ones (`runs_of`, a condition for Store.*_frame(where=…)),
 counts what the whole store shows beside them (`not_finite_counts`), and reads a series' columns alone
 (`series_metrics`, `run_states`) for compare and regress. Each run's recorded hardware state is a column
-of its own (runs.energy_state_json, store v9): no provenance JSON is parsed to group runs.
+of its own (runs.energy_state_json, store v9): no provenance JSON is parsed to group runs. Whether a run has
+a finite metric is a column too (runs.has_finite_metric, store v10), and the groups are listed from one
+partial index (runs_grouped): listing them reads no metric row and no run row.
 The SQL is SQLAlchemy Core: the same statements run on SQLite and PostgreSQL.
 
 Orderings that the analysis takes from Python string comparison (max of started_at) are made bytewise
@@ -20,7 +22,7 @@ import json
 from typing import Iterable, Optional
 
 from eitp_bench.store.database import _reading
-from eitp_bench.store.layout import RUNS, TABLES
+from eitp_bench.store.layout import GROUPED_RUNS, RUNS, TABLES
 
 
 def _bytewise(column, dialect: str):
@@ -28,18 +30,12 @@ def _bytewise(column, dialect: str):
     return column.collate("C") if dialect == "postgresql" else column
 
 
-def _profile():
-    from sqlalchemy import func
-
-    return func.coalesce(RUNS.c.hardware_profile_id, "unknown")
-
-
 def _has_finite_metric():
-    """The run has a metric the analysis reads (a null value was NaN/inf: frames.not_finite)."""
-    from sqlalchemy import exists
+    """The run has a metric the analysis reads (a null value was NaN/inf: frames.not_finite): its
+    runs.has_finite_metric (store v10), written with the run, so no metric row is read to know it."""
+    from sqlalchemy import literal_column
 
-    m = TABLES["metrics"]
-    return exists().where(m.c.run_id == RUNS.c.run_id, m.c.value.is_not(None))
+    return RUNS.c.has_finite_metric == literal_column("1")
 
 
 def _suite_filter(suite: Optional[str]) -> list:
@@ -51,27 +47,35 @@ def group_rows(store, *, suite: Optional[str] = None) -> list[tuple]:
     """(configuration hash, hardware profile, recorded state JSON, newest started_at, first seq, suite of
     that first run) per distinct (configuration, profile, state JSON) of the ok runs with a finite metric:
     what analysis/newest_groups.py turns into ResultSet's groups. Profile 'unknown' where none was stored
-    (resultset._keyed)."""
+    (resultset._keyed). Sorted by (configuration, profile, state; no state first)."""
     from sqlalchemy import func, select
 
-    dialect = store.dialect
-    # grouped over a subquery's columns: PostgreSQL would not match a GROUP BY expression whose literals
-    # are bound as parameters of their own
-    runs = (select(RUNS.c.suite_config_hash.label("config_hash"), _profile().label("profile"),
-                   RUNS.c.energy_state_json.label("state"), _bytewise(RUNS.c.started_at, dialect).label("started_at"),
-                   RUNS.c.seq)
-            .where(RUNS.c.status == "ok", _has_finite_metric(), *_suite_filter(suite)).subquery())
-    stmt = (select(runs.c.config_hash, runs.c.profile, runs.c.state, func.max(runs.c.started_at), func.min(runs.c.seq))
-            .group_by(runs.c.config_hash, runs.c.profile, runs.c.state))
+    # Read from the runs_grouped index alone (store/layout.py): its condition written as the index's, and
+    # grouped by its leading columns as stored (suite first, the profile not yet 'unknown'), so the groups
+    # stream out of the index in order. The few rows per group (one per suite and per null/'unknown'
+    # profile) are merged here: newest of the newest, first of the firsts.
+    started_at = _bytewise(RUNS.c.started_at, store.dialect)
+    keys = (RUNS.c.suite, RUNS.c.suite_config_hash, RUNS.c.hardware_profile_id, RUNS.c.energy_state_json)
+    stmt = (select(*keys, func.max(started_at), func.min(RUNS.c.seq))
+            .where(GROUPED_RUNS, *_suite_filter(suite)).group_by(*keys))
     with store._tx() as conn:
         rows = conn.execute(stmt).all()
-        firsts = sorted({row[4] for row in rows})
-        suite_of = {}
-        for i in range(0, len(firsts), 500):
-            chunk = firsts[i:i + 500]
-            suite_of.update(conn.execute(select(RUNS.c.seq, RUNS.c.suite).where(RUNS.c.seq.in_(chunk))).all())
-    return [(str(h), str(p), state, str(latest), int(first), str(suite_of[first]))
-            for h, p, state, latest, first in rows]
+    groups: dict[tuple, list] = {}
+    for run_suite, config_hash, profile, state, latest, first in rows:
+        key = (str(config_hash), "unknown" if profile is None else str(profile), state)
+        latest, first = str(latest), int(first)
+        seen = groups.setdefault(key, [latest, first, str(run_suite)])
+        if latest > seen[0]:  # str order is byte order of UTF-8: the bytewise max of SQL
+            seen[0] = latest
+        if first < seen[1]:
+            seen[1:] = [first, str(run_suite)]
+    return [(h, p, state, latest, first, first_suite)
+            for (h, p, state), (latest, first, first_suite) in sorted(groups.items(), key=_group_order)]
+
+
+def _group_order(item) -> tuple:
+    (h, p, state), _ = item
+    return h, p, state is not None, state or ""
 
 
 def parsed_state(text):
@@ -107,10 +111,15 @@ def not_finite_counts(store, *, suite: Optional[str] = None) -> list[dict]:
     from sqlalchemy import func, select
 
     m = TABLES["metrics"]
-    stmt = (select(RUNS.c.suite, RUNS.c.task, RUNS.c.arm, m.c.name, func.count())
-            .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
-            .where(m.c.value.is_(None), *_suite_filter(suite))
-            .group_by(RUNS.c.suite, RUNS.c.task, RUNS.c.arm, m.c.name))
+    # The null rows are counted per run first, from the metrics_not_finite index alone (store/layout.py),
+    # then joined to their runs: the cost follows the null rows, not the runs of the store or suite (a
+    # plain join would let the planner walk every run of the suite and probe its metrics).
+    nulls = (select(m.c.run_id, m.c.name, func.count().label("n")).where(m.c.value.is_(None))
+             .group_by(m.c.run_id, m.c.name).subquery())
+    stmt = (select(RUNS.c.suite, RUNS.c.task, RUNS.c.arm, nulls.c.name, func.sum(nulls.c.n))
+            .join_from(nulls, RUNS, nulls.c.run_id == RUNS.c.run_id)
+            .where(*_suite_filter(suite))
+            .group_by(RUNS.c.suite, RUNS.c.task, RUNS.c.arm, nulls.c.name))
     with store._tx() as conn:
         rows = conn.execute(stmt).all()
     keys = ["suite", "task", "arm", "name"]

@@ -375,13 +375,15 @@ def test_old_store_with_plain_string_flags_is_upgraded(store_path, store_version
 
 
 def _layout(path) -> dict:
-    """{table: {column: (type affinity, not null)}} plus the index names, as SQLite reports them."""
+    """{table: {column: (type affinity, not null)}} plus the indexes (name, the condition of a partial one), as
+    SQLite reports them."""
     conn = sqlite3.connect(path)
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
     # (a TEXT PRIMARY KEY is NOT NULL in effect although SQLite reports it nullable)
     out = {t: {row[1]: ("INT" in row[2].upper(), bool(row[3] or row[5])) for row in conn.execute(f"PRAGMA table_info({t})")}
            for t in tables}
-    out["indexes"] = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL"))
+    out["indexes"] = sorted((name, " ".join(sql.partition(" WHERE ")[2].split())) for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL"))
     conn.close()
     return out
 
@@ -403,8 +405,10 @@ def test_migrated_layout_is_the_models_layout(tmp_path):
     assert a == b
     for name, table in store_module.CHILD_TABLES.items():
         assert set(a[name]) == {"run_id", "idx", *table.columns}
-    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "energy_state_json", "stored_at",
-                              "seq"}
+    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "energy_state_json",
+                              "has_finite_metric", "stored_at", "seq"}
+    partial = {name: where for name, where in a["indexes"] if where}  # (v10) the planner matches these conditions
+    assert partial == {"runs_grouped": "status = 'ok' AND has_finite_metric = 1", "metrics_not_finite": "value IS NULL"}
     assert "flags_json" in a["energy"] and "net_joules" in a["energy"] and "flags_json" in a["metrics"]
 
 
