@@ -389,3 +389,13 @@ def test_sequential_looks_reads_iso_times_with_offsets():
     looks = stats.sequential_looks([("a", 0), ("a", 1), ("a", 2)], starts)  # 10:00, 10:00, 10:30 UTC
     assert looks.sizes == [3]
     assert stats.sequential_looks([], []).batches == 0
+
+
+def test_sequential_looks_names_a_year_of_nightly_batches_in_one_short_line():
+    slots = [("baseline", r) for r in range(3)] * 365  # the same three rounds, stored every night
+    looks = stats.sequential_looks(slots, [86_400 * (i // 3) + i % 3 for i in range(3 * 365)])
+    assert looks.batches == 365 and looks.sizes == [3] * 365
+    assert "365 separate batches (3 + 3 + 3 + … + 3 + 3 + 3 = 1,095 runs)" in looks.warning
+    assert len(looks.warning) < 400
+    few = stats.sequential_looks([("a", r) for r in range(2)] * 3, list(range(6)))
+    assert "3 separate batches (2 + 2 + 2 runs)" in few.warning

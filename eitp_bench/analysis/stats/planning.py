@@ -134,10 +134,18 @@ def sequential_looks(
             last_end = max(last_end, end[i])
     warning = None
     if len(sizes) > 1:
-        warning = (f"these runs came in {len(sizes)} separate batches ({' + '.join(map(str, sizes))} runs): if later "
+        warning = (f"these runs came in {len(sizes)} separate batches ({_sizes_text(sizes)} runs): if later "
                    "batches were added because an earlier result was inconclusive (a top-up), the intervals and "
                    "p-values overstate the evidence; fix the repetitions up front and run a fresh suite")
     return Looks(len(sizes), sizes, warning)
+
+
+def _sizes_text(sizes: list[int], shown: int = 6) -> str:
+    """Batch sizes as a sum; a long list (a year of nightly batches) as its first and last few and the total."""
+    if len(sizes) <= shown:
+        return " + ".join(map(str, sizes))
+    head, tail = sizes[: shown // 2], sizes[-(shown // 2):]
+    return f"{' + '.join(map(str, head))} + … + {' + '.join(map(str, tail))} = {sum(sizes):,}"
 
 
 def min_paired_rounds(n_claims: int = 1, alpha: float = 0.05) -> int:
