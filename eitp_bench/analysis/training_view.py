@@ -96,6 +96,7 @@ def arm_energy(energy, *, seed: int = 0) -> list[dict]:
         return []
     rng = np.random.default_rng(seed)
     out = []
+    e = e.assign(_round=_round_ids(e))
     for (task, window), w in e.groupby(["task", "window"], sort=True):
         bars = []
         for arm, a in w.groupby("arm", sort=True):
@@ -114,18 +115,22 @@ def arm_energy(energy, *, seed: int = 0) -> list[dict]:
     return out
 
 
+def _round_ids(e):
+    """Each row's round (rounds.ROUND_KEYS) as a number; each run its own round where the frame has no round
+    identity."""
+    if set(ROUND_KEYS) <= set(e.columns):
+        return e.groupby(ROUND_KEYS, dropna=False, sort=False).ngroup().to_numpy()
+    return e["run_id"].factorize()[0]
+
+
 def _per_round(e, by: list[str]):
     """Joules summed per run (and `by`), then the median of a round's copies (runs of one round stored by
-    several batches, rounds.ROUND_KEYS): the round is the unit of replication, so a nightly store's
-    copies never narrow an interval. Rounds come in the order of their first run_id: without copies, each
-    run's sum in run_id order, as the bootstrap has always drawn them."""
-    keys = ROUND_KEYS if set(ROUND_KEYS) <= set(e.columns) else []  # no round identity: each run is one
-    per_run = e.groupby([*by, *keys, "run_id"], dropna=False, sort=True)["joules"].sum().reset_index()
-    if keys:
-        rounds = per_run.groupby([*by, *keys], dropna=False, sort=False).agg(
-            joules=("joules", "median"), first=("run_id", "min")).reset_index()
-    else:
-        rounds = per_run.assign(first=per_run["run_id"])
+    several batches, `_round`): the round is the unit of replication, so a nightly store's copies never
+    narrow an interval. Rounds come in the order of their first run_id: without copies, each run's sum in
+    run_id order, as the bootstrap has always drawn them."""
+    per_run = e.groupby([*by, "_round", "run_id"], dropna=False, sort=True)["joules"].sum().reset_index()
+    rounds = per_run.groupby([*by, "_round"], dropna=False, sort=False).agg(
+        joules=("joules", "median"), first=("run_id", "min")).reset_index()
     return rounds.sort_values([*by, "first"], kind="stable").set_index(by or ["first"])["joules"]
 
 
