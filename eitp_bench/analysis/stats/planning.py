@@ -119,19 +119,19 @@ def sequential_looks(
     slots = [tuple(r) if not isinstance(r, (str, bytes)) and isinstance(r, Iterable) else (r,) for r in rounds]
     if len(slots) != len(start):
         raise ValueError("rounds and started_at must have one entry per run")
-    order = np.argsort(np.where(np.isfinite(start), start, np.inf), kind="stable")
+    order = np.argsort(np.where(np.isfinite(start), start, np.inf), kind="stable").tolist()
+    starts, ends = start.tolist(), end.tolist()  # Python floats: a year of nightly runs is a long loop
     sizes: list[int] = []
-    seen: set = set()
+    batch_of: dict = {}  # slot → the last batch it was seen in: "seen in the current batch" without a new set
     last_end = -math.inf
     for i in order:
-        idle = start[i] - last_end if math.isfinite(start[i]) else 0.0
-        if not sizes or slots[i] in seen or idle > max_idle_s:
+        idle = starts[i] - last_end if math.isfinite(starts[i]) else 0.0
+        if not sizes or batch_of.get(slots[i]) == len(sizes) or idle > max_idle_s:
             sizes.append(0)
-            seen = set()
         sizes[-1] += 1
-        seen.add(slots[i])
-        if math.isfinite(end[i]):
-            last_end = max(last_end, end[i])
+        batch_of[slots[i]] = len(sizes)
+        if math.isfinite(ends[i]):
+            last_end = max(last_end, ends[i])
     warning = None
     if len(sizes) > 1:
         warning = (f"these runs came in {len(sizes)} separate batches ({_sizes_text(sizes)} runs): if later "
