@@ -93,6 +93,7 @@ class ResultSet:
         self.metrics = (self.stored_rounds.frame if self.stored_rounds is not None
                         else energy_state_key(_ok(_keyed(frames.metrics)), frames.provenance))
         self.energy = energy_state_key(_ok(_keyed(frames.energy)), frames.provenance)
+        self._page_rounds = None
 
     @property
     def page_rounds(self):
@@ -103,8 +104,6 @@ class ResultSet:
         if self._page_rounds is None:
             self._page_rounds = combine_rounds(self.metrics)
         return self._page_rounds
-
-    _page_rounds = None
 
     @classmethod
     def load(cls, store_or_frames=None, *, suite: Optional[str] = None) -> "ResultSet":

@@ -17,6 +17,15 @@ ROUND_KEYS = ["suite_config_hash", "hardware_profile_id", "arm", "task", "size",
 _METRIC_KEYS = ["name", "window"]
 
 
+def add_flags(merged: tuple[list, list], codes, messages) -> None:
+    """Adds a copy's flags (codes and their messages) to a round's `merged` (codes, messages), each code
+    once, in the order the copies come: a fault on any copy stays on the round."""
+    for code, message in zip(codes or (), messages or ()):
+        if code not in merged[0]:
+            merged[0].append(code)
+            merged[1].append(message)
+
+
 def combine_rounds(metrics):
     """One row per round × metric: copies of a round stored by several batches become their median.
 
@@ -43,11 +52,7 @@ def combine_rounds(metrics):
         merged: dict = {}
         messages = m["flag_messages"] if "flag_messages" in m.columns else m["flags"]
         for k, codes, msgs in zip(gid, m["flags"], messages):
-            seen = merged.setdefault(k, ([], []))
-            for code, msg in zip(codes or (), msgs or ()):
-                if code not in seen[0]:
-                    seen[0].append(code)
-                    seen[1].append(msg)
+            add_flags(merged.setdefault(k, ([], [])), codes, msgs)
         out["flags"] = [merged[k][0] for k in g]
         if "flag_messages" in out.columns:
             out["flag_messages"] = [merged[k][1] for k in g]

@@ -21,7 +21,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from eitp_bench.analysis.rounds import ROUND_KEYS, RunsBehind
+from eitp_bench.analysis.rounds import ROUND_KEYS, RunsBehind, add_flags
 
 
 @dataclass
@@ -98,16 +98,12 @@ class _Accumulator:
         merge = bool((copies > 1).any())  # as combine_rounds: flags are merged only where copies exist
         flags, messages = [], []
         for key, r in zip(keys, firsts):
-            stored = sorted(self.flagged.get(key, ())) if merge else [(r[0], r[1], r[3])]
-            codes, texts = [], []
-            for _, _, (c, m) in stored:
-                if not merge:
-                    codes, texts = list(c), list(m)
-                    continue
-                for code, message in zip(c, m):
-                    if code not in codes:
-                        codes.append(code)
-                        texts.append(message)
+            if merge:  # every flagged copy's, in store order
+                codes, texts = [], []
+                for _, _, (c, m) in sorted(self.flagged.get(key, ())):
+                    add_flags((codes, texts), c, m)
+            else:  # the one copy's, as stored
+                codes, texts = list(r[3][0]), list(r[3][1])
             flags.append(codes)
             messages.append(texts)
         at = list(out.columns).index("energy_state")
