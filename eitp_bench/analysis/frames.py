@@ -191,7 +191,7 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
     return _finite_metrics(Frames(
         runs, None, store.energy_frame(where=where, runs=runs),
         StoredTimeline(store, frozenset(runs["run_id"].tolist()), where), provenance=provenance,
-        source=source, configs=store.configs(), rounds=rounds,
+        source=source, configs=store.configs(hashes={g.config_hash for g in groups[:max_groups]}), rounds=rounds,
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
                          runs_total=store_queries.run_count(store, suite=suite))))
 

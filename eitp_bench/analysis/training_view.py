@@ -128,10 +128,16 @@ def _per_round(e, by: list[str]):
     several batches, `_round`): the round is the unit of replication, so a nightly store's copies never
     narrow an interval. Rounds come in the order of their first run_id: without copies, each run's sum in
     run_id order, as the bootstrap has always drawn them."""
-    per_run = e.groupby([*by, "_round", "run_id"], dropna=False, sort=True)["joules"].sum().reset_index()
-    rounds = per_run.groupby([*by, "_round"], dropna=False, sort=False).agg(
-        joules=("joules", "median"), first=("run_id", "min")).reset_index()
-    return rounds.sort_values([*by, "first"], kind="stable").set_index(by or ["first"])["joules"]
+    import pandas as pd
+
+    # runs as their rank in run_id order: grouping and sorting integers, not text (a nightly group has
+    # 100 000 energy rows), in the same order
+    codes, run_ids = pd.factorize(e["run_id"], sort=True)
+    per_run = e.assign(_run=codes).groupby([*by, "_round", "_run"], dropna=False, sort=True)["joules"].sum()
+    rounds = per_run.reset_index().groupby([*by, "_round"], dropna=False, sort=False).agg(
+        joules=("joules", "median"), first=("_run", "min")).reset_index()
+    rounds = rounds.sort_values([*by, "first"], kind="stable")
+    return rounds.assign(first=run_ids.take(rounds["first"].to_numpy())).set_index(by or ["first"])["joules"]
 
 
 def _channels(e):

@@ -614,8 +614,7 @@ class Store:
                        "crosscheck_tolerance_j"):  # None → NaN, never object dtype
             df[column] = df[column].astype(float)
         if "hw_state_json" in df.columns:  # the window's GPU state (a dict, or None where not read)
-            df.insert(df.columns.get_loc("hw_state_json"), "hw_state",
-                      [None if t in (None, "null") else json.loads(t) for t in df.pop("hw_state_json").tolist()])
+            df.insert(df.columns.get_loc("hw_state_json"), "hw_state", _parsed_once(df.pop("hw_state_json").tolist()))
         return _split_flags(df)
 
     @_reading
@@ -650,29 +649,56 @@ class Store:
     @_reading
     def provenance_frame(self, where=None):
         """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry."""
+        import numpy as np
         import pandas as pd
         from sqlalchemy import select
 
-        rows = []
         stmt = select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)
-        with self._tx() as conn:
-            for run_id, text in conn.execute(stmt if where is None else stmt.where(where)):
-                prov = json.loads(text)
-                hardware = prov.pop("hardware", None) or {}
-                rows.append({"run_id": run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
-        columns = ["run_id", *Provenance.model_fields.keys()]
-        columns.remove("hardware")
-        return pd.DataFrame(rows, columns=None if rows else columns)
+        with self._driver_cursor(stmt if where is None else stmt.where(where)) as cursor:
+            run_ids, texts = _columns_of(cursor, 2) or ([], [])
+        if not run_ids:
+            columns = ["run_id", *Provenance.model_fields.keys()]
+            columns.remove("hardware")
+            return pd.DataFrame(columns=columns)
+        # The runs of one machine and one commit store the same provenance text: each distinct text is
+        # parsed once and its row repeated (a nightly group's 25 000 runs hold a handful of texts)
+        codes, distinct = pd.factorize(np.asarray(texts, dtype=object))
+        rows = []
+        for text in distinct:
+            prov = json.loads(text)
+            hardware = prov.pop("hardware", None) or {}
+            rows.append({**prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
+        out = pd.DataFrame(rows).take(codes).reset_index(drop=True)
+        out.insert(0, "run_id", run_ids)
+        return out
 
     @_reading
-    def configs(self) -> dict[str, dict]:
-        """{suite_config_hash: the resolved suite config}: one per configuration (its runs share it)."""
+    def configs(self, hashes: Optional[Iterable[str]] = None) -> dict[str, dict]:
+        """{suite_config_hash: the resolved suite config}: one per configuration, its first stored run's (the
+        hash leaves out a few notes, such as how the target was set, that its runs may differ in).
+        `hashes`: only these configurations' (a report's few groups), found by walking the runs in store
+        order until each has been seen: a few rows in a nightly store, where every configuration runs on the
+        first night, against a pass over every run for the grouped minimum."""
         from sqlalchemy import func, select
 
-        first = select(func.min(RUNS.c.seq)).group_by(RUNS.c.suite_config_hash)
+        if hashes is None:
+            first = select(func.min(RUNS.c.seq)).group_by(RUNS.c.suite_config_hash)
+            with self._tx() as conn:
+                rows = conn.execute(select(RUNS.c.suite_config_hash, RUNS.c.config_json)
+                                    .where(RUNS.c.seq.in_(first))).all()
+            return {h: json.loads(c) for h, c in rows}
+        wanted, found, last, page = set(hashes), {}, None, 256
         with self._tx() as conn:
-            rows = conn.execute(select(RUNS.c.suite_config_hash, RUNS.c.config_json).where(RUNS.c.seq.in_(first))).all()
-        return {h: json.loads(c) for h, c in rows}
+            while len(found) < len(wanted):
+                stmt = select(RUNS.c.seq, RUNS.c.suite_config_hash, RUNS.c.config_json).order_by(RUNS.c.seq).limit(page)
+                rows = conn.execute(stmt if last is None else stmt.where(RUNS.c.seq > last)).all()
+                for _, h, text in rows:
+                    if h in wanted and h not in found:
+                        found[h] = json.loads(text)
+                if len(rows) < page:
+                    break
+                last, page = rows[-1][0], min(page * 4, 65_536)  # keyset pages on runs_by_seq, growing
+        return found
 
     def _runs(self, columns: list[str], run_ids: Optional[list[str]] = None, where=None):
         from sqlalchemy import select
@@ -759,6 +785,13 @@ def _columns_of(cursor, n_columns: int) -> Optional[list[list]]:
                 column.extend(values)
         del rows
     return out if out and out[0] else None
+
+
+def _parsed_once(texts: list) -> list:
+    """Each JSON text parsed (None for None and 'null'); a text repeated across rows is parsed once, and its
+    rows share the value (read-only: the analysis never changes a parsed state)."""
+    parsed: dict = {None: None, "null": None}
+    return [parsed[t] if t in parsed else parsed.setdefault(t, json.loads(t)) for t in texts]
 
 
 def _split_flags(df):

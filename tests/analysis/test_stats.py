@@ -399,3 +399,23 @@ def test_sequential_looks_names_a_year_of_nightly_batches_in_one_short_line():
     assert len(looks.warning) < 400
     few = stats.sequential_looks([("a", r) for r in range(2)] * 3, list(range(6)))
     assert "3 separate batches (2 + 2 + 2 runs)" in few.warning
+
+
+def test_seconds_of_iso_texts_in_one_call_equal_the_per_item_parse():
+    """The vectorised path (all texts) gives exactly what datetime.fromisoformat gives item by item (the
+    path a list with a number or None takes): naive times as UTC, offsets and 'Z' honoured."""
+    from datetime import datetime, timedelta, timezone
+
+    from eitp_bench.analysis.stats.planning import seconds
+
+    rng = np.random.default_rng(3)
+    start = datetime(2024, 2, 29, tzinfo=timezone.utc)
+    texts = [(start + timedelta(seconds=float(s))).isoformat() for s in rng.uniform(0, 3e8, 500)]
+    texts += ["2026-01-01T00:00:00Z", "2026-03-01T10:11:12", "2026-03-01T10:11:12.5+02:00",
+              "2025-12-31T23:59:59.999999-05:30"]
+    whole = seconds(texts)
+    one_by_one = seconds([*texts, None])[:-1]  # a None sends the list down the per-item loop
+    assert np.array_equal(whole, one_by_one)
+    assert whole[-3] == datetime(2026, 3, 1, 10, 11, 12, tzinfo=timezone.utc).timestamp()
+    with pytest.raises(ValueError):
+        seconds(["2026-01-01T00:00:00", "not a time"])  # the loop says what is wrong

@@ -171,6 +171,43 @@ def test_provenance_frame(store_url):
         assert prov.hardware_profile_id[0] == "fcf2358a6de5" and prov.torch[0] == "2.13.0"
 
 
+def test_provenance_frame_parses_each_distinct_text_once_and_keeps_every_runs_row(store_url):
+    """Runs sharing a provenance text share its parse; runs with another text (another commit, another
+    hardware key) keep their own values, and columns missing from a text are NaN, as a per-run parse gives."""
+    import pandas as pd
+
+    with Store.open(store_url) as store:
+        records = [make_record(i) for i in range(5)]
+        records[2].provenance.git_commit = "def"
+        records[3].provenance.hardware["board_serial"] = "B-7"
+        store.add_many(records)
+        prov = store.provenance_frame()
+        expected = pd.DataFrame([{**r.provenance.model_dump(exclude={"hardware"}), **{f"hardware.{k}": v for k, v in
+                                  r.provenance.hardware.items()}} for r in records])
+        assert list(prov["run_id"]) == [r.run_id for r in records]
+        assert list(prov.columns[1:]) == list(expected.columns)
+        assert list(prov["git_commit"]) == ["abc", "abc", "def", "abc", "abc"]
+        assert prov["hardware.board_serial"].isna().tolist() == [True, True, True, False, True]
+        assert prov["hardware.board_serial"][3] == "B-7"
+
+
+def test_configs_of_some_hashes_are_those_of_every_hash(store_url):
+    """configs(hashes=…) walks the runs in store order until each hash is seen: the same first run's config
+    as the grouped minimum over every run, also for a hash first stored long after the others."""
+    with Store.open(store_url) as store:
+        records = []
+        for i in range(700):  # past the first keyset pages (256, then 1024 rows)
+            r = make_record(i)
+            r.suite_config_hash = "late" if i >= 650 else f"cfg{i % 3}"
+            r.config = {"steps": i}
+            records.append(r)
+        store.add_many(records)
+        every = store.configs()
+        assert set(every) == {"cfg0", "cfg1", "cfg2", "late"} and every["late"] == {"steps": 650}
+        assert store.configs(hashes=["late", "cfg1"]) == {"late": every["late"], "cfg1": every["cfg1"]}
+        assert store.configs(hashes=["cfg2", "nowhere"]) == {"cfg2": every["cfg2"]}
+
+
 def test_frames_of_an_empty_store(store_url):
     with Store.open(store_url) as store:
         assert len(store.runs_frame()) == 0 and "hardware_profile_id" in store.runs_frame().columns

@@ -84,6 +84,11 @@ def seconds(values) -> np.ndarray:
     """Times (ISO 8601 text, or seconds) as seconds; NaN where missing."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":  # already seconds: no per-item work
         return values.astype(float)
+    values = list(values)
+    if values and all(type(v) is str for v in values):  # the stored runs' times: parsed in one call
+        parsed = _iso_seconds(values)
+        if parsed is not None:
+            return parsed
     out = []
     for v in values:
         if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -96,6 +101,22 @@ def seconds(values) -> np.ndarray:
             t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
             out.append((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp())
     return np.asarray(out, dtype=float)
+
+
+def _iso_seconds(texts: list[str]) -> Optional[np.ndarray]:
+    """ISO 8601 texts as seconds, exactly as the loop in `seconds` gives them (naive = UTC; whole
+    microseconds / 1e6, as datetime.timestamp computes it); None where pandas reads one differently from
+    datetime.fromisoformat (the loop then decides, and says what is wrong)."""
+    import pandas as pd
+
+    try:
+        stamps = pd.to_datetime(pd.Series(texts, dtype=object), utc=True, format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if stamps.isna().any():
+        return None
+    micros = stamps.astype("datetime64[us, UTC]").astype("int64").to_numpy()
+    return micros / 1e6
 
 
 def sequential_looks(
@@ -116,7 +137,8 @@ def sequential_looks(
     start = seconds(started_at)
     end = seconds(finished_at) if finished_at is not None else start.copy()
     end = np.where(np.isfinite(end), end, start)
-    slots = [tuple(r) if not isinstance(r, (str, bytes)) and isinstance(r, Iterable) else (r,) for r in rounds]
+    slots = [r if type(r) is tuple else  # the common case first: isinstance(r, Iterable) is slow
+             tuple(r) if not isinstance(r, (str, bytes)) and isinstance(r, Iterable) else (r,) for r in rounds]
     if len(slots) != len(start):
         raise ValueError("rounds and started_at must have one entry per run")
     order = np.argsort(np.where(np.isfinite(start), start, np.inf), kind="stable").tolist()
