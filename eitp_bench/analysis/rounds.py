@@ -103,7 +103,7 @@ class RunsBehind:
             keep &= self._is_one_of("task", [task])[at]
         return at[keep]
 
-    def _is_one_of(self, column: str, values: list) -> "np.ndarray":
+    def _is_one_of(self, column: str, values: list):
         """Per run, whether its `column` is one of `values`: the column's text factorized once, each call
         compares integers (a verdict asks this of a nightly group's 25 000 runs; 80 verdicts a report)."""
         import numpy as np
