@@ -410,8 +410,10 @@ def _distributions(groups: list[GroupFindings]) -> list[dict]:
     return out
 
 
-def _timelines(frames: Frames, max_runs: int = 6) -> list[dict]:
-    from eitp_bench.analysis.frames import plotted_timeline
+def _timelines(frames: Frames, max_runs: Optional[int] = None) -> list[dict]:
+    from eitp_bench.analysis.frames import PLOTTED_RUNS, plotted_timeline
+
+    max_runs = PLOTTED_RUNS if max_runs is None else max_runs
 
     tl = plotted_timeline(frames, max_runs)  # from a store: only the points of the runs plotted are read
     if tl is None or len(tl) == 0:

@@ -55,34 +55,28 @@ class _Accumulator:
 
     def __init__(self, position: dict, round_of: list):
         self.position, self.round_of = position, round_of
-        self.rounds: dict[tuple, list] = {}  # key → [first position, first idx, unit, its flags, values]
+        self.rounds: dict[tuple, list] = {}  # key → [first position, first idx, unit, its flags, values, positions]
         self.flagged: dict[tuple, list] = {}  # key → [(position, idx, (codes, messages))] of copies with flags
-        self.holders: dict[tuple, array] = {}  # (round key's group part, name) → positions of runs holding it
 
     def add(self, rows) -> None:
         """One chunk of rows. Whatever a row holds that eitp-bench never writes (text in `value`, broken flag
         JSON) fails here, inside the store's read, which says so in one line (store.database._reading)."""
         from eitp_bench.store.layout import flag_columns
 
-        rounds, flagged, holders = self.rounds, self.flagged, self.holders
+        rounds, flagged, position, round_of = self.rounds, self.flagged, self.position, self.round_of
         for run_id, idx, name, window, value, unit, flags in rows:
             flags = _NO_FLAGS if flags == "[]" else flag_columns(json.loads(flags))  # most rows have none
-            p = self.position[run_id]
-            rkey = self.round_of[p]
-            key = (rkey, name, window)
+            p = position[run_id]
+            key = (round_of[p], name, window)
             r = rounds.get(key)
             if r is None:
-                rounds[key] = r = [p, idx, unit, flags, array("d")]
-            elif (p, idx) < (r[0], r[1]):  # store order: runs by seq, then the record's own order
+                rounds[key] = r = [p, idx, unit, flags, array("d"), array("l")]
+            elif p < r[0] or (p == r[0] and idx < r[1]):  # store order: runs by seq, then the record's own order
                 r[0], r[1], r[2], r[3] = p, idx, unit, flags
             r[4].append(value)
+            r[5].append(p)  # which runs hold this metric: gathered per (group, name) in `behind`
             if flags is not _NO_FLAGS:
                 flagged.setdefault(key, []).append((p, idx, flags))
-            group_name = (rkey[0], rkey[1], rkey[-1], name)
-            h = holders.get(group_name)
-            if h is None:
-                holders[group_name] = h = array("l")
-            h.append(p)
 
     def frame(self, ok):
         import numpy as np
@@ -124,9 +118,12 @@ class _Accumulator:
     def behind(self, ok) -> dict:
         import numpy as np
 
+        holders: dict[tuple, list] = {}  # (config hash, profile, state, name) → the positions of its rounds' runs
+        for (rkey, name, _), r in self.rounds.items():
+            holders.setdefault((rkey[0], rkey[1], rkey[-1], name), []).append(np.asarray(r[5]))
         by_group: dict[tuple, dict] = {}
-        for (config_hash, profile, state, name), positions in self.holders.items():
-            by_group.setdefault((config_hash, profile, state), {})[name] = np.unique(np.asarray(positions))
+        for (config_hash, profile, state, name), positions in holders.items():
+            by_group.setdefault((config_hash, profile, state), {})[name] = np.unique(np.concatenate(positions))
         out = {}
         for key, names in by_group.items():
             held = np.unique(np.concatenate(list(names.values())))  # runs with a finite metric, store order
