@@ -210,7 +210,10 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
         scope = frames.scope
         coverage = {"groups": len(scoped.groups), "runs_read": len(frames.runs),
                     "runs_not_read": scope.runs_total - len(frames.runs)}
-        return replace(scoped, scoped=False, coverage=coverage, **_page_sections(frames, rs))
+        page = _page_sections(frames, rs)
+        # the frames hold no null metric row: the runs read's NaN/inf values were counted in SQL
+        page["warnings"] = {**page["warnings"], "not_finite": scope.not_finite_read}
+        return replace(scoped, scoped=False, coverage=coverage, **page)
     groups, omitted = _verdict_groups(rs, claim_set, n_resamples, max_groups)
     family = max((sum(v.claim.group == "headline" for v in g.verdicts) for g in groups), default=0)
     return Findings(

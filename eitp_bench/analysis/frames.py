@@ -96,6 +96,9 @@ class StoreScope:
     groups: list  # newest_groups.StoredGroup, every group of the store (or --suite), newest first
     not_finite: list  # the warnings' not_finite rows, counted over every run
     runs_total: int = 0  # runs of the store (or --suite), counted in SQL: those not read are runs_total - len(runs)
+    # the not_finite rows of the runs read, counted in SQL (the frames hold no null metric row): the page's
+    # warnings, which describe the runs read like its other sections
+    not_finite_read: list = field(default_factory=list)
 
 
 def _finite_metrics(frames: Frames) -> Frames:
@@ -204,6 +207,7 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
         StoredTimeline(store, frozenset(runs["run_id"].tolist()), where, picked), provenance=provenance,
         source=source, configs=store.configs(hashes={g.config_hash for g in groups[:max_groups]}), rounds=rounds,
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
+                         not_finite_read=store_queries.not_finite_counts(store, suite=suite, where=where),
                          runs_total=store_queries.run_count(store, suite=suite))))
 
 

@@ -106,8 +106,9 @@ def runs_of(pairs: Iterable[tuple[str, str]], *, suite: Optional[str] = None):
     return and_(or_(*(and_(RUNS.c.suite_config_hash == h, same_profile(p)) for h, p in pairs)), *_suite_filter(suite))
 
 
-def not_finite_counts(store, *, suite: Optional[str] = None) -> list[dict]:
-    """Metric rows stored as null (NaN/inf) per (suite, task, arm, name): the warnings' `not_finite`."""
+def not_finite_counts(store, *, suite: Optional[str] = None, where=None) -> list[dict]:
+    """Metric rows stored as null (NaN/inf) per (suite, task, arm, name): the warnings' `not_finite`.
+    `where`: of the runs that condition keeps only (runs_of: the runs a report's sections describe)."""
     from sqlalchemy import func, select
 
     m = TABLES["metrics"]
@@ -118,7 +119,7 @@ def not_finite_counts(store, *, suite: Optional[str] = None) -> list[dict]:
              .group_by(m.c.run_id, m.c.name).subquery())
     stmt = (select(RUNS.c.suite, RUNS.c.task, RUNS.c.arm, nulls.c.name, func.sum(nulls.c.n))
             .join_from(nulls, RUNS, nulls.c.run_id == RUNS.c.run_id)
-            .where(*_suite_filter(suite))
+            .where(*_suite_filter(suite), *([] if where is None else [where]))
             .group_by(RUNS.c.suite, RUNS.c.task, RUNS.c.arm, nulls.c.name))
     with store._tx() as conn:
         rows = conn.execute(stmt).all()
