@@ -173,7 +173,7 @@ def _energy(energy, runs) -> Family:
             continue
         fam.samples.append(({"suite": row["suite"], "arm": row["arm"], "task": row["task"], "window": row["window"],
                              "host": row["host"], "device": row["device"], "domain": row["domain"],
-                             "hardware_profile": row["hardware_profile_id"] or "", "method": row["method"]},
+                             "hardware_profile": _label(row["hardware_profile_id"]), "method": row["method"]},
                             float(row["joules"])))
     return fam
 
@@ -198,7 +198,7 @@ def _metrics(metrics, runs) -> list[Family]:
             meaning = declared.meaning if declared else f"the metric {base}"
             fam = by_name[fam_name] = Family(fam_name, "gauge", f"{meaning} (latest ok run)", unit=unit)
         fam.samples.append(({"suite": row["suite"], "arm": row["arm"], "task": row["task"], "device": row["device"],
-                             "hardware_profile": row["hardware_profile_id"] or "", "setting": tag or "",
+                             "hardware_profile": _label(row["hardware_profile_id"]), "setting": tag or "",
                              "metric": row["name"]}, float(row["value"])))
     return [by_name[k] for k in sorted(by_name)]
 
@@ -250,6 +250,11 @@ def _last_runs(runs) -> Family:
 
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and v != v)
+
+
+def _label(v) -> str:
+    """A label value; "" for none (a run without a hardware profile: None, or NaN once in a frame)."""
+    return "" if _missing(v) else v
 
 
 def _epoch(value) -> Optional[float]:
