@@ -250,7 +250,7 @@ def export_store(store: Optional[str], uri: str) -> None:
     with Store.open(store, read_only=True) as st:
         try:
             known = _logged_run_ids(logger, set(store_queries.suites(st)))
-            for records in _pages(st):
+            for records in st.record_pages(RECORDS_PER_READ):
                 total += len(records)
                 fresh = [r for r in records if r.run_id not in known]
                 skipped += len(records) - len(fresh)
@@ -271,16 +271,6 @@ def export_store(store: Optional[str], uri: str) -> None:
                                 "is up; run the export again (repetitions already logged are skipped)") from None
     print(f"logged {n} repetitions to MLflow at {uri}"
           + (f" ({skipped} records already there, skipped)" if skipped else ""))
-
-
-def _pages(store):
-    """The stored records, RECORDS_PER_READ at a time, in store order."""
-    from eitp_bench.store import queries as store_queries
-
-    after = None
-    while page := store_queries.run_ids_after(store, after, RECORDS_PER_READ):
-        after = page[-1][0]
-        yield store.records(run_ids=[run_id for _, run_id in page])
 
 
 def _report(store, suite: str, path):

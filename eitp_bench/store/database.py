@@ -530,6 +530,21 @@ class Store:
             return [r for chunk in chunks for r in self._records(suite, status, chunk)]
         return self._records(suite, status, None)
 
+    def record_pages(self, size: int = 1_000) -> Iterator[list[RunRecord]]:
+        """Every stored record, `size` at a time, in the order stored: a whole store walked a page at a
+        time (by seq, from where the last page ended), never held at once."""
+        from sqlalchemy import select
+
+        after = None
+        while True:
+            stmt = select(RUNS.c.seq, RUNS.c.run_id).order_by(RUNS.c.seq).limit(size)
+            with self._tx() as conn:
+                page = conn.execute(stmt if after is None else stmt.where(RUNS.c.seq > after)).all()
+            if not page:
+                return
+            after = page[-1][0]
+            yield self.records(run_ids=[run_id for _, run_id in page])
+
     def _records(self, suite, status, run_ids) -> list[RunRecord]:
         from sqlalchemy import select
 
@@ -803,11 +818,14 @@ TABLE_NAMES = ("runs", "metrics", "energy", "timeline")
 
 
 def export_jsonl(store: Store, out) -> int:
-    """One full RunRecord JSON per line: the lossless interchange format. `out` is a text stream."""
-    records = store.records()
-    for r in records:
-        out.write(r.model_dump_json() + "\n")
-    return len(records)
+    """One full RunRecord JSON per line: the lossless interchange format. `out` is a text stream. Read a
+    page of records at a time (Store.record_pages)."""
+    n = 0
+    for page in store.record_pages():
+        for r in page:
+            out.write(r.model_dump_json() + "\n")
+        n += len(page)
+    return n
 
 
 def export_tables(store: Store, out_dir: Path, fmt: str) -> list[Path]:

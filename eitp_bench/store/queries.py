@@ -303,15 +303,3 @@ def finished_candidates(store) -> list[tuple]:
     with store._tx() as conn:
         return [tuple(row) for row in conn.execute(stmt)]
 
-
-@_reading
-def run_ids_after(store, seq: Optional[int], limit: int) -> list[tuple[int, str]]:
-    """(seq, run_id) of the next `limit` runs in store order after `seq` (None: from the first): a whole
-    store is walked a page at a time (exporters/mlflow_log.py), never listed at once."""
-    from sqlalchemy import select
-
-    stmt = select(RUNS.c.seq, RUNS.c.run_id).order_by(RUNS.c.seq).limit(limit)
-    if seq is not None:
-        stmt = stmt.where(RUNS.c.seq > seq)
-    with store._tx() as conn:
-        return [(int(s), str(r)) for s, r in conn.execute(stmt)]
