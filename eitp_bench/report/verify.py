@@ -192,5 +192,5 @@ def _version_notes(files: dict[str, bytes]) -> list[str]:
 
     bundled = (_json(files, ENVIRONMENT).get("packages") or {})
     here = environment({})["packages"]
-    return [f"{name} {bundled.get(name)} in the bundle, {here.get(name)} here"
+    return [f"package version differs: {name} {bundled.get(name)} in the bundle, {here.get(name)} here"
             for name in PACKAGES if name in bundled and bundled.get(name) != here.get(name)]
