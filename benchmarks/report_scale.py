@@ -195,8 +195,9 @@ def _outputs(command: str, flags: list[str], folder: Path) -> list[str]:
         flags.insert(flags.index("--bundle") + 1, str(folder / "evidence.tar.gz"))
     if command == "report" and "--json" not in flags:
         flags += ["--out", str(folder / "report.html")]
-    if command == "export":
-        flags += ["--out", str(folder / "export.out")]
+    if command == "export":  # csv and parquet write a folder of tables, the others one file
+        fmt = flags[flags.index("--format") + 1]
+        flags += ["--out", str(folder / (f"export-{fmt}" if fmt in ("csv", "parquet") else f"export.{fmt}"))]
     return flags
 
 
