@@ -246,12 +246,11 @@ def export_store(store: Optional[str], uri: str) -> None:
     logger = MlflowLogger(uri, batch_name="eitp-bench export", bounded_retries=True)
     from mlflow.exceptions import MlflowException
 
-    total = skipped = 0
+    skipped = 0
     with Store.open(store, read_only=True) as st:
         try:
             known = _logged_run_ids(logger, set(store_queries.suites(st)))
             for records in st.record_pages(RECORDS_PER_READ):
-                total += len(records)
                 fresh = [r for r in records if r.run_id not in known]
                 skipped += len(records) - len(fresh)
                 for record in fresh:
@@ -259,12 +258,11 @@ def export_store(store: Optional[str], uri: str) -> None:
             logger.close()
             n = len(logger.logged_runs)
             with tempfile.TemporaryDirectory() as tmp:
-                reports: dict[str, Optional[Path]] = {}  # suite → its report, written once
-                for (suite, config_hash), run_id in list(logger._parents.items()):
+                reports: dict[str, Path] = {}  # suite → its report, written once for all its configurations
+                for (suite, _), run_id in list(logger._parents.items()):
                     if suite not in reports:
                         reports[suite] = _report(st, suite, Path(tmp) / f"suite-{len(reports)}" / "report.html")
-                    if reports[suite] is not None:
-                        logger.client.log_artifact(run_id, str(reports[suite]))
+                    logger.client.log_artifact(run_id, str(reports[suite]))
         except (MlflowException, OSError) as err:
             raise UserError(f"MLflow at {uri} refused the export: {str(err).splitlines()[0][:300]}",
                             fix="check the tracking URI (file:/path/mlruns or http://host:port) and that the server "
