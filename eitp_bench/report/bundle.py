@@ -67,7 +67,7 @@ def environment(settings: dict) -> dict:
             "packages": versions, "report_settings": settings}
 
 
-def write_bundle(out: str | Path, *, records: "BundledRecords", findings_json: dict, figures_json: dict, html: str,
+def write_bundle(out: str | Path, *, records: BundledRecords, findings_json: dict, figures_json: dict, html: str,
                  claims_yaml: str, settings: dict) -> Path:
     """Write the bundle (records: the judged runs' records.jsonl and timelines.csv, already written to
     files by write_records); UserError if it cannot be written."""
@@ -158,7 +158,6 @@ class BundledRecords:
     records: Path
     timelines: Path
     configs: dict  # suite_config_hash → the resolved suite config, in the records' order
-    count: int
 
 
 RECORDS_CHUNK = 2_000  # runs read from the store at a time
@@ -173,7 +172,7 @@ def write_records(store: Optional[str], run_ids: list[str], folder: Path) -> Bun
     from eitp_bench.store import TIMELINE_COLUMNS, Store
 
     columns = ["run_id", "arm", "task", *TIMELINE_COLUMNS]
-    out = BundledRecords(Path(folder) / RECORDS, Path(folder) / TIMELINES, {}, 0)
+    out = BundledRecords(Path(folder) / RECORDS, Path(folder) / TIMELINES, {})
     with Store.open(store, read_only=True) as st, open(out.records, "w", encoding="utf-8") as jsonl, \
             open(out.timelines, "w", encoding="utf-8", newline="") as csv:
         csv.write(",".join(columns) + "\n")
@@ -186,7 +185,6 @@ def write_records(store: Optional[str], run_ids: list[str], folder: Path) -> Bun
                 points += [(r.run_id, r.arm, r.task, *(getattr(p, c) for c in TIMELINE_COLUMNS)) for p in r.timeline]
             if points:
                 pd.DataFrame(points, columns=columns).to_csv(csv, header=False, index=False)
-            out.count += len(records)
     return out
 
 
