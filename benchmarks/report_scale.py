@@ -1,4 +1,5 @@
-"""Wall time and peak memory of `report`, `report --json`, `compare` and `regress` as a store grows.
+"""Wall time and peak memory of `report`, `report --json`, `compare`, `regress`, `export --format
+openmetrics` and `report --bundle` as a store grows.
 
     python benchmarks/report_scale.py                    # 10 k and 100 k records
     python benchmarks/report_scale.py --sizes 10000      # one size
@@ -150,7 +151,8 @@ def main() -> None:
     parser.add_argument("--keep", help="folder for the stores (reused when present); default a temporary one")
     parser.add_argument("--pg", metavar="URL", help="a PostgreSQL server (a user who may CREATE DATABASE): the "
                                                     "stores are databases there instead of SQLite files")
-    parser.add_argument("--commands", nargs="*", default=["report", "report --json", "compare", "regress"])
+    parser.add_argument("--commands", nargs="*", default=["report", "report --json", "compare", "regress",
+                                                          "export --format openmetrics", "report --bundle"])
     parser.add_argument("--max-mib", type=int, default=4096, help="stop a command past this resident memory")
     parser.add_argument("--max-s", type=float, default=300, help="stop a command past this many seconds")
     args = parser.parse_args()
@@ -161,7 +163,7 @@ def main() -> None:
     where = "PostgreSQL" if args.pg else "SQLite"
     print(f"{where}; {args.configs} configurations × {args.profiles} profiles; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min); {os.cpu_count()} CPUs")
-    print(f"{'records':>9} {'command':<14} {'wall s':>8} {'peak MiB':>9} exit  load")
+    print(f"{'records':>9} {'command':<27} {'wall s':>8} {'peak MiB':>9} exit  load")
     for n in sizes:
         name = f"scale-{n}-{args.configs}x{args.profiles}"
         url = _pg_database(args.pg, name.replace("-", "_").replace("scale", "eitp_scale")) if args.pg \
@@ -178,11 +180,25 @@ def main() -> None:
                 print(f"(built {name} in {time.perf_counter() - t:.0f} s{size})", flush=True)
         for command in args.commands:
             name_, *flags = command.split()
-            out = ["--out", str(folder / "report.html")] if command == "report" else []
-            wall, peak, code = measure([*cli, name_, "--store", url, *flags, *out], args.max_mib, args.max_s)
-            print(f"{n:>9} {command:<14} {wall:>8.1f} {peak:>9.0f} {code:>4}  {os.getloadavg()[0]:.1f}", flush=True)
+            wall, peak, code = measure([*cli, name_, "--store", url, *_outputs(name_, flags, folder)], args.max_mib,
+                                       args.max_s)
+            print(f"{n:>9} {command:<27} {wall:>8.1f} {peak:>9.0f} {code:>4}  {os.getloadavg()[0]:.1f}", flush=True)
     print(f"(exit 1 of regress: it found confirmed regressions; killed-*: stopped past --max-mib {args.max_mib} "
           f"or --max-s {args.max_s:g}; load: 1-minute load average after the command)")
+
+
+def _outputs(command: str, flags: list[str], folder: Path) -> list[str]:
+    """The command's flags with the files it writes placed in `folder`: the HTML report, the bundle
+    (`--bundle` alone names no file), the export's file."""
+    flags = [*flags]
+    if "--bundle" in flags:
+        flags.insert(flags.index("--bundle") + 1, str(folder / "evidence.tar.gz"))
+    if command == "report" and "--json" not in flags:
+        flags += ["--out", str(folder / "report.html")]
+    if command == "export":  # csv and parquet write a folder of tables, the others one file
+        fmt = flags[flags.index("--format") + 1]
+        flags += ["--out", str(folder / (f"export-{fmt}" if fmt in ("csv", "parquet") else f"export.{fmt}"))]
+    return flags
 
 
 def _pg_database(server: str, name: str) -> str:

@@ -68,17 +68,18 @@ def export(
 
 
 def _export_metrics_text(dialect: str, out: Optional[Path], store: Optional[str]) -> None:
-    """The latest figure per series; regress' analysis gives eitp_bench_regression."""
-    from eitp_bench.analysis.frames import load_frames
-    from eitp_bench.analysis.regress import find_changes
-    from eitp_bench.exporters.openmetrics import families, render, write_atomic
+    """The latest figure per series; regress' analysis gives eitp_bench_regression. Read in SQL: the
+    latest runs' rows and per-series aggregates (store_families), and regress's changes one metric name
+    at a time (store_changes), so memory follows the series, not the records."""
+    from eitp_bench.analysis.frames import sql_store
+    from eitp_bench.analysis.regress import store_changes
+    from eitp_bench.exporters.openmetrics import render, store_families, write_atomic
 
     if out is not None and out.is_dir():
         raise UserError(f"--out {out} is a directory; a {dialect} export is one file",
                         fix=f"pass a file path such as {out / 'eitp_bench.prom'}")
-    frames = load_frames(store)  # read-only
-    changes = find_changes(frames.metrics, provenance=frames.provenance) if len(frames.metrics) else []
-    fams = families(frames, changes)
+    with sql_store(store) as st:  # opened read-only
+        fams = store_families(st, store_changes(st).changes)
     text = render(fams, dialect)
     if out is None:
         sys.stdout.write(text)

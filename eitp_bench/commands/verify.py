@@ -22,7 +22,7 @@ def verify(
         raise UserError(f"--rel-tol must be zero or positive, got {rel_tol}")
     check = verify_bundle(bundle, rel_tol=rel_tol)
     for note in check.notes:
-        print(f"note: package version differs: {note}")
+        print(f"note: {note}")
     for problem in check.hash_problems:
         print(f"HASH MISMATCH {problem}")
     for difference in check.differences:

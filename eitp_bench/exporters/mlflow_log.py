@@ -228,46 +228,56 @@ def export_records(logger: MlflowLogger, records: Iterable) -> int:
     return len(logger.logged_runs)
 
 
+RECORDS_PER_READ = 1_000  # records read from the store at a time by export_store
+
+
 def export_store(store: Optional[str], uri: str) -> None:
     """`export --format mlflow`: every stored repetition, under one parent run per suite configuration with
-    that configuration's report. Skips repetitions this tracking server already holds (by run_id tag)."""
+    its suite's report (`eitp-bench report --suite`). Skips repetitions this tracking server already holds
+    (by run_id tag). The store is read RECORDS_PER_READ records at a time, in store order (a repetition's
+    records are consecutive), so memory follows one page of records, not the store."""
     import tempfile
     from pathlib import Path
 
     from eitp_bench.store import Store
+    from eitp_bench.store import queries as store_queries
 
     require_mlflow()
     logger = MlflowLogger(uri, batch_name="eitp-bench export", bounded_retries=True)
-    with Store.open(store, read_only=True) as st:
-        records = st.records()
     from mlflow.exceptions import MlflowException
 
-    try:
-        known = _logged_run_ids(logger, {r.suite for r in records})
-        fresh = [r for r in records if r.run_id not in known]
-        n = export_records(logger, fresh)
-        with tempfile.TemporaryDirectory() as tmp:
-            for (suite, config_hash), run_id in list(logger._parents.items()):
-                ids = {r.run_id for r in fresh if r.suite == suite and r.suite_config_hash == config_hash}
-                path = _report(store, ids, Path(tmp) / config_hash[:12] / "report.html")
-                if path is not None:
-                    logger.client.log_artifact(run_id, str(path))
-    except (MlflowException, OSError) as err:
-        raise UserError(f"MLflow at {uri} refused the export: {str(err).splitlines()[0][:300]}",
-                        fix="check the tracking URI (file:/path/mlruns or http://host:port) and that the server "
-                            "is up; run the export again (repetitions already logged are skipped)") from None
+    skipped = 0
+    with Store.open(store, read_only=True) as st:
+        try:
+            known = _logged_run_ids(logger, set(store_queries.suites(st)))
+            for records in st.record_pages(RECORDS_PER_READ):
+                fresh = [r for r in records if r.run_id not in known]
+                skipped += len(records) - len(fresh)
+                for record in fresh:
+                    logger.log(record)
+            logger.close()
+            n = len(logger.logged_runs)
+            with tempfile.TemporaryDirectory() as tmp:
+                reports: dict[str, Path] = {}  # suite → its report, written once for all its configurations
+                for (suite, _), run_id in list(logger._parents.items()):
+                    if suite not in reports:
+                        reports[suite] = _report(st, suite, Path(tmp) / f"suite-{len(reports)}" / "report.html")
+                    logger.client.log_artifact(run_id, str(reports[suite]))
+        except (MlflowException, OSError) as err:
+            raise UserError(f"MLflow at {uri} refused the export: {str(err).splitlines()[0][:300]}",
+                            fix="check the tracking URI (file:/path/mlruns or http://host:port) and that the server "
+                                "is up; run the export again (repetitions already logged are skipped)") from None
     print(f"logged {n} repetitions to MLflow at {uri}"
-          + (f" ({len(records) - len(fresh)} records already there, skipped)" if len(fresh) < len(records) else ""))
+          + (f" ({skipped} records already there, skipped)" if skipped else ""))
 
 
-def _report(store, run_ids: set, path):
-    from eitp_bench.report.build import load_frames, only_runs, write_report
+def _report(store, suite: str, path):
+    """The suite's report as `eitp-bench report --suite` writes it (frames.load_report: from a suite of
+    many groups, the newest groups' runs only, and the page says so)."""
+    from eitp_bench.report.build import write_report
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = only_runs(load_frames(store), run_ids)
-    if frames.runs is None or len(frames.runs) == 0:
-        return None
-    return write_report(frames, path)
+    return write_report(store, path, suite=suite)
 
 
 def _logged_run_ids(logger: MlflowLogger, suites: set) -> set:

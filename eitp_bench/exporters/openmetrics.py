@@ -67,13 +67,44 @@ def metric_family_name(metric: str) -> tuple[str, str]:
 
 
 def families(frames, changes=None, *, min_size: int = 3) -> list[Family]:
-    """Every family from the frames (analysis.frames.Frames) and regress' candidate changes."""
+    """Every family from the frames (analysis.frames.Frames: every stored row in pandas) and regress'
+    candidate changes. A store is read by store_families instead, which gives the same families."""
     runs = _ok(frames.runs)
-    out = [_energy(frames.energy, runs)]
-    out += _metrics(frames.metrics, runs)
-    out.append(_regressions(frames.metrics, changes or [], min_size))
-    out.append(_last_runs(runs))
-    return [f for f in out if f.samples]
+    return _assembled(_energy(frames.energy, runs), _metrics(frames.metrics, runs),
+                      _regressions(_series_sizes(frames.metrics), changes or [], min_size), _last_runs(runs))
+
+
+def store_families(store, changes=None, *, min_size: int = 3) -> list[Family]:
+    """families() of a SQL store (store.Store), reading only what they show: the rows of the runs that
+    are some series' latest, one count per metric series, and a few finish times per (suite, arm, task,
+    profile), all found by aggregates in SQL (store/queries.py). The same family code then picks the
+    latest rows among those runs, so the families are those of the whole store read into frames."""
+    import pandas as pd
+
+    from eitp_bench.analysis.regress import SERIES_KEYS
+    from eitp_bench.store import queries
+
+    series = pd.DataFrame(queries.metric_series(store), columns=queries.METRIC_SERIES_COLUMNS)
+    # the runs that are the latest of some exported series: every run started at one of those times
+    newest = set(series.loc[series["name"].map(_exported_metric), "newest"]) if len(series) else set()
+    newest |= queries.energy_series_newest(store, MEASURED_METHODS)
+    runs, energy, metrics = [], [], []
+    for where in queries.ok_runs_started_at(newest):
+        runs.append(store.runs_frame(where=where))
+        energy.append(store.energy_frame(where=where, runs=runs[-1]))
+        metrics.append(store.metrics_frame(where=where, runs=runs[-1]))
+    runs, energy, metrics = (pd.concat(frames, ignore_index=True) if frames else None for frames in (runs, energy, metrics))
+    if metrics is not None:
+        metrics = metrics[metrics["value"].notna()]  # a null value was NaN/inf: never a figure (frames.load_frames)
+    sizes = series.groupby(SERIES_KEYS, dropna=False, sort=True)["n"].sum() if len(series) else None
+    finished = pd.DataFrame(queries.finished_candidates(store),
+                            columns=["suite", "arm", "task", "hardware_profile_id", "finished_at"])
+    return _assembled(_energy(energy, runs), _metrics(metrics, runs), _regressions(sizes, changes or [], min_size),
+                      _last_runs(finished))
+
+
+def _assembled(energy: Family, metrics: list[Family], regressions: Family, last_runs: Family) -> list[Family]:
+    return [f for f in [energy, *metrics, regressions, last_runs] if f.samples]
 
 
 def render(fams: list[Family], dialect: str = "openmetrics") -> str:
@@ -142,7 +173,7 @@ def _energy(energy, runs) -> Family:
             continue
         fam.samples.append(({"suite": row["suite"], "arm": row["arm"], "task": row["task"], "window": row["window"],
                              "host": row["host"], "device": row["device"], "domain": row["domain"],
-                             "hardware_profile": row["hardware_profile_id"] or "", "method": row["method"]},
+                             "hardware_profile": _label(row["hardware_profile_id"]), "method": row["method"]},
                             float(row["joules"])))
     return fam
 
@@ -167,20 +198,26 @@ def _metrics(metrics, runs) -> list[Family]:
             meaning = declared.meaning if declared else f"the metric {base}"
             fam = by_name[fam_name] = Family(fam_name, "gauge", f"{meaning} (latest ok run)", unit=unit)
         fam.samples.append(({"suite": row["suite"], "arm": row["arm"], "task": row["task"], "device": row["device"],
-                             "hardware_profile": row["hardware_profile_id"] or "", "setting": tag or "",
+                             "hardware_profile": _label(row["hardware_profile_id"]), "setting": tag or "",
                              "metric": row["name"]}, float(row["value"])))
     return [by_name[k] for k in sorted(by_name)]
 
 
-def _regressions(metrics, changes, min_size: int) -> Family:
+def _series_sizes(metrics):
+    """Values per regress series (SERIES_KEYS) of the ok runs, in key order; None for no metrics."""
     from eitp_bench.analysis.regress import SERIES_KEYS
 
+    if metrics is None or len(metrics) == 0:
+        return None
+    df = metrics[metrics["status"] == "ok"] if "status" in metrics.columns else metrics
+    return df.groupby(SERIES_KEYS, dropna=False, sort=True).size()
+
+
+def _regressions(sizes, changes, min_size: int) -> Family:
     fam = Family(PREFIX + "regression", "gauge", "1 if eitp-bench regress confirms a regression in the series, "
                  "0 if it tested the series and found none")
-    if metrics is None or len(metrics) == 0:
+    if sizes is None:
         return fam
-    df = metrics[metrics["status"] == "ok"] if "status" in metrics.columns else metrics
-    sizes = df.groupby(SERIES_KEYS, dropna=False, sort=True).size()
     regressed = {(c.suite, c.task, c.arm, c.metric, c.hardware_profile_id)
                  for c in changes if c.confirmed and c.kind == "regression"}
     for key, n in sizes.items():
@@ -213,6 +250,11 @@ def _last_runs(runs) -> Family:
 
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and v != v)
+
+
+def _label(v) -> str:
+    """A label value; "" for none (a run without a hardware profile: None, or NaN once in a frame)."""
+    return "" if _missing(v) else v
 
 
 def _epoch(value) -> Optional[float]:

@@ -23,6 +23,7 @@ import json
 import platform
 import tarfile
 import time
+from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Optional
@@ -66,22 +67,20 @@ def environment(settings: dict) -> dict:
             "packages": versions, "report_settings": settings}
 
 
-def write_bundle(out: str | Path, *, records: list, findings_json: dict, figures_json: dict, html: str,
-                 claims_yaml: str, timelines_csv: str, settings: dict) -> Path:
-    """Write the bundle (records: RunRecords in the store's order); UserError if it cannot be written."""
-    configs: dict[str, dict] = {}
-    for r in records:
-        configs.setdefault(r.suite_config_hash, r.config)
-    files: dict[str, bytes] = {
-        RECORDS: "".join(r.model_dump_json() + "\n" for r in records).encode(),
-        TIMELINES: timelines_csv.encode(),
+def write_bundle(out: str | Path, *, records: BundledRecords, findings_json: dict, figures_json: dict, html: str,
+                 claims_yaml: str, settings: dict) -> Path:
+    """Write the bundle (records: the judged runs' records.jsonl and timelines.csv, already written to
+    files by write_records); UserError if it cannot be written."""
+    files: dict[str, bytes | Path] = {
+        RECORDS: records.records,
+        TIMELINES: records.timelines,
         CLAIMS: claims_yaml.encode(),
         FINDINGS: (json.dumps(findings_json, indent=1, sort_keys=True) + "\n").encode(),
         FIGURES: (json.dumps(figures_json, indent=1, sort_keys=True) + "\n").encode(),
         REPORT: html.encode(),
         ENVIRONMENT: (json.dumps(environment(settings), indent=1, sort_keys=True) + "\n").encode(),
     }
-    for config_hash, config in configs.items():
+    for config_hash, config in records.configs.items():
         files[f"{SUITES_DIR}{config_hash}.json"] = (json.dumps(config, indent=1, sort_keys=True) + "\n").encode()
     files[MANIFEST] = manifest(files)
     path = Path(out)
@@ -94,18 +93,34 @@ def write_bundle(out: str | Path, *, records: list, findings_json: dict, figures
     return path
 
 
-def manifest(files: dict[str, bytes]) -> bytes:
-    """MANIFEST.json's bytes: the SHA-256 of every file but itself."""
-    hashes = {name: sha256(data) for name, data in sorted(files.items()) if name != MANIFEST}
+def manifest(files: dict[str, bytes | Path]) -> bytes:
+    """MANIFEST.json's bytes: the SHA-256 of every file but itself (a Path: the file's bytes, read in blocks)."""
+    hashes = {name: _sha256_of(data) for name, data in sorted(files.items()) if name != MANIFEST}
     return (json.dumps({"format": FORMAT, "sha256": hashes}, indent=1, sort_keys=True) + "\n").encode()
 
 
-def write_tar(path: Path, files: dict[str, bytes]) -> None:
+def _sha256_of(data: bytes | Path) -> str:
+    if isinstance(data, bytes):
+        return sha256(data)
+    digest = hashlib.sha256()
+    with open(data, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_tar(path: Path, files: dict[str, bytes | Path]) -> None:
     with tarfile.open(path, "w:gz") as tar:
         for name, data in sorted(files.items()):
             info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
-            tar.addfile(info, io.BytesIO(data))
+            info.mtime, info.mode = int(time.time()), 0o644
+            if isinstance(data, bytes):
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:  # a large member, copied from its file
+                info.size = data.stat().st_size
+                with open(data, "rb") as f:
+                    tar.addfile(info, f)
 
 
 def read_tar(path: str | Path, *, max_bytes: int = 4 << 30) -> dict[str, bytes]:
@@ -136,12 +151,41 @@ def timelines_csv(frames) -> str:
     return timeline_points(frames).to_csv(index=False)
 
 
-def records_of(store: Optional[str], run_ids: set[str]) -> list:
-    """The stored records of these runs, in the store's order."""
-    from eitp_bench.store import Store
+@dataclass
+class BundledRecords:
+    """records.jsonl and timelines.csv of the judged runs, written to files, and their suites' configs."""
 
-    with Store.open(store, read_only=True) as st:
-        return [r for r in st.records() if r.run_id in run_ids]
+    records: Path
+    timelines: Path
+    configs: dict  # suite_config_hash → the resolved suite config, in the records' order
+
+
+RECORDS_CHUNK = 2_000  # runs read from the store at a time
+
+
+def write_records(store: Optional[str], run_ids: list[str], folder: Path) -> BundledRecords:
+    """The stored records of these runs (in the order given: the store's), written to records.jsonl and
+    their timeline points to timelines.csv (as timelines_csv writes them) in `folder`, RECORDS_CHUNK
+    runs at a time: what is held at once is one chunk, however many runs a report judged."""
+    import pandas as pd
+
+    from eitp_bench.store import TIMELINE_COLUMNS, Store
+
+    columns = ["run_id", "arm", "task", *TIMELINE_COLUMNS]
+    out = BundledRecords(Path(folder) / RECORDS, Path(folder) / TIMELINES, {})
+    with Store.open(store, read_only=True) as st, open(out.records, "w", encoding="utf-8") as jsonl, \
+            open(out.timelines, "w", encoding="utf-8", newline="") as csv:
+        csv.write(",".join(columns) + "\n")
+        for i in range(0, len(run_ids), RECORDS_CHUNK):
+            records = st.records(run_ids=run_ids[i:i + RECORDS_CHUNK])
+            points = []
+            for r in records:
+                jsonl.write(r.model_dump_json() + "\n")
+                out.configs.setdefault(r.suite_config_hash, r.config)
+                points += [(r.run_id, r.arm, r.task, *(getattr(p, c) for c in TIMELINE_COLUMNS)) for p in r.timeline]
+            if points:
+                pd.DataFrame(points, columns=columns).to_csv(csv, header=False, index=False)
+    return out
 
 
 # The analysis settings of a bundled report: the analysis defaults, written into the bundle so that
@@ -152,18 +196,29 @@ N_RESAMPLES, MAX_GROUPS = 10_000, 5
 def bundle_report(out: str | Path, *, store: Optional[str], suite: Optional[str], claims: str,
                   html: Optional[str] = None) -> Path:
     """Judge the store's runs (of `suite`) with `claims` and write the evidence bundle to `out`.
-    `html`: the report page already rendered from the same store (else rendered here)."""
-    from eitp_bench.report.build import build_report, findings_of, for_suite, load_frames
+    `html`: the report page already rendered from the same store (else rendered here).
+    The runs are read as the HTML report reads them (frames.load_report): from a store of more than
+    MAX_GROUPS groups, only the newest groups' runs, and only their records go into the bundle; the
+    report's statements about the rest (the groups it did not judge, the runs it did not read) are
+    written to its settings (`scope`), which `verify` states and does not re-judge."""
+    import tempfile
 
-    frames = for_suite(load_frames(store), suite)
-    findings = findings_of(frames, claims, n_resamples=N_RESAMPLES, max_groups=MAX_GROUPS)
+    from eitp_bench.report.build import build_report, findings_of, load_report
+
+    frames = load_report(store, suite=suite, max_groups=MAX_GROUPS)
+    # sections: the page's figures of the runs read, as the HTML page shows them (frames.load_report)
+    findings = findings_of(frames, claims, n_resamples=N_RESAMPLES, max_groups=MAX_GROUPS, sections=True)
     if html is None:
         html = build_report(frames, suite=suite, claims=claims, n_resamples=N_RESAMPLES, max_groups=MAX_GROUPS)
-    records = records_of(store, set(frames.runs["run_id"]))
     settings = {"suite": suite, "claims": claims, "n_resamples": N_RESAMPLES, "max_groups": MAX_GROUPS}
-    return write_bundle(out, records=records, findings_json=findings.to_json(), figures_json=figures_json(findings),
-                        html=html, claims_yaml=claims_text(claims), timelines_csv=timelines_csv(frames),
-                        settings=settings)
+    if frames.scope is not None:
+        settings["scope"] = {"omitted_groups": findings.omitted_groups,
+                             "runs_not_read": findings.coverage["runs_not_read"]}
+    with tempfile.TemporaryDirectory(prefix="eitp-bundle-") as tmp:
+        records = write_records(store, frames.runs["run_id"].tolist(), Path(tmp))
+        return write_bundle(out, records=records, findings_json=findings.to_json(),
+                            figures_json=figures_json(findings), html=html, claims_yaml=claims_text(claims),
+                            settings=settings)
 
 
 # Findings fields that are not figures: the store's path, the verdict groups (in findings.json), and the

@@ -93,8 +93,31 @@ def recompute(files: dict[str, bytes]) -> dict[str, dict]:
         with Store.open(str(store_path), read_only=True) as store:
             frames = for_suite(load_frames(store), settings.get("suite"))
             kwargs = {k: settings[k] for k in ("n_resamples", "max_groups") if k in settings}
-            findings = findings_of(frames, str(claims), **kwargs)
+            findings = with_scope(findings_of(frames, str(claims), **kwargs), settings.get("scope"), len(records))
             return {FINDINGS: findings.to_json(), FIGURES: figures_json(findings)}
+
+
+def with_scope(findings, scope, runs_read: int):
+    """The findings of a report that read only the newest groups of a larger store (bundle.bundle_report):
+    the bundle holds those groups' runs, re-judged here; what the report said of the runs it did not read
+    (the groups it did not judge, how many runs it left) is the bundle's own statement, taken as written
+    and named by `scope_note`. Everything else is recomputed."""
+    from dataclasses import replace
+
+    if not scope:
+        return findings
+    return replace(findings, omitted_groups=list(scope["omitted_groups"]),
+                   coverage={"groups": len(findings.groups), "runs_read": runs_read,
+                             "runs_not_read": scope["runs_not_read"]})
+
+
+def scope_note(files: dict[str, bytes]) -> list[str]:
+    scope = (_json(files, ENVIRONMENT).get("report_settings") or {}).get("scope")
+    if not scope:
+        return []
+    return [f"the report judged the newest groups of a larger store: the bundle holds their runs, re-judged here; "
+            f"its {len(scope['omitted_groups'])} other groups and {scope['runs_not_read']} runs not read are "
+            f"as the report stated them (their records are not in the bundle)"]
 
 
 def compare(bundled: Any, recomputed: Any, *, rel_tol: float = REL_TOL) -> tuple[list[str], int]:
@@ -160,7 +183,7 @@ def verify_bundle(path: str | Path, *, rel_tol: float = REL_TOL) -> Check:
         found, n = compare(bundled[name], recomputed[name], rel_tol=rel_tol)
         differences += [f"{name}: {d}" for d in found]
         compared += n
-    return Check(hash_problems, differences, _version_notes(files), compared)
+    return Check(hash_problems, differences, scope_note(files) + _version_notes(files), compared)
 
 
 def _version_notes(files: dict[str, bytes]) -> list[str]:
@@ -169,5 +192,5 @@ def _version_notes(files: dict[str, bytes]) -> list[str]:
 
     bundled = (_json(files, ENVIRONMENT).get("packages") or {})
     here = environment({})["packages"]
-    return [f"{name} {bundled.get(name)} in the bundle, {here.get(name)} here"
+    return [f"package version differs: {name} {bundled.get(name)} in the bundle, {here.get(name)} here"
             for name in PACKAGES if name in bundled and bundled.get(name) != here.get(name)]

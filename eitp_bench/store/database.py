@@ -540,6 +540,21 @@ class Store:
             return [r for chunk in chunks for r in self._records(suite, status, chunk)]
         return self._records(suite, status, None)
 
+    def record_pages(self, size: int = 1_000) -> Iterator[list[RunRecord]]:
+        """Every stored record, `size` at a time, in the order stored: a whole store walked a page at a
+        time (by seq, from where the last page ended), never held at once."""
+        from sqlalchemy import select
+
+        after = None
+        while True:
+            stmt = select(RUNS.c.seq, RUNS.c.run_id).order_by(RUNS.c.seq).limit(size)
+            with self._tx() as conn:
+                page = conn.execute(stmt if after is None else stmt.where(RUNS.c.seq > after)).all()
+            if not page:
+                return
+            after = page[-1][0]
+            yield self.records(run_ids=[run_id for _, run_id in page])
+
     def _records(self, suite, status, run_ids) -> list[RunRecord]:
         from sqlalchemy import select
 
@@ -846,15 +861,20 @@ TABLE_NAMES = ("runs", "metrics", "energy", "timeline")
 
 
 def export_jsonl(store: Store, out) -> int:
-    """One full RunRecord JSON per line: the lossless interchange format. `out` is a text stream."""
-    records = store.records()
-    for r in records:
-        out.write(r.model_dump_json() + "\n")
-    return len(records)
+    """One full RunRecord JSON per line: the lossless interchange format. `out` is a text stream. Read a
+    page of records at a time (Store.record_pages)."""
+    n = 0
+    for page in store.record_pages():
+        for r in page:
+            out.write(r.model_dump_json() + "\n")
+        n += len(page)
+    return n
 
 
 def export_tables(store: Store, out_dir: Path, fmt: str) -> list[Path]:
-    """One csv or parquet file per table (runs, metrics, energy, timeline) in out_dir."""
+    """One csv or parquet file per table (runs, metrics, energy, timeline) in out_dir, one table at a time.
+    A csv is written TABLE_PAGE_RUNS runs' rows at a time (the same bytes as the whole table's frame
+    written at once: _csv_pages); a parquet file is one table's frame."""
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
@@ -864,20 +884,52 @@ def export_tables(store: Store, out_dir: Path, fmt: str) -> list[Path]:
                 fix="pip install 'eitp-bench[parquet]' (or pip install pyarrow), or use --format csv",
             ) from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    frames = {
-        "runs": store.runs_frame(),
-        "metrics": store.metrics_frame(),
-        "energy": store.energy_frame(),
-        "timeline": store.timeline_frame(),
-    }
     written = []
-    for name, df in frames.items():
+    for name in TABLE_NAMES:
         path = out_dir / f"{name}.{fmt}"
         if fmt == "csv":
-            # List columns (flags, flag_messages) as JSON text: a csv cell cannot hold a list.
-            lists = {c: df[c].map(json.dumps) for c in df.columns if c in ("flags", "flag_messages")}
-            df.assign(**lists).to_csv(path, index=False)
+            with open(path, "w", encoding="utf-8", newline="") as f:
+                for i, df in enumerate(_csv_pages(store, name)):
+                    df.to_csv(f, index=False, header=i == 0)
         else:
-            df.to_parquet(path, index=False)
+            _table_frame(store, name).to_parquet(path, index=False)
         written.append(path)
     return written
+
+
+TABLE_PAGE_RUNS = 5_000  # runs whose rows are read at a time for a csv export
+
+
+def _table_frame(store: Store, name: str, where=None):
+    if name == "runs":
+        return store.runs_frame(where=where)
+    if name == "timeline":  # (run_id, arm, task + the point), as timeline_frame
+        return store._with_runs(["run_id", "arm", "task"], "timeline", where=where)
+    return getattr(store, f"{name}_frame")(where=where)
+
+
+def _csv_pages(store: Store, name: str):
+    """The table's frame in pages of runs (store order), each as the whole frame would hold those rows:
+    a nullable integer column with a null anywhere in the table is float there (pandas' int + None),
+    so it is float in every page. List columns (flags) as JSON text: a csv cell cannot hold a list.
+    Yields at least one page (the header of an empty table)."""
+    from sqlalchemy import Integer, and_, func, select
+
+    table = RUNS if name == "runs" else TABLES[name]
+    with store._tx() as conn:
+        floats = [c.name for c in table.columns if c.nullable and isinstance(c.type, Integer)
+                  and conn.execute(select(func.count()).select_from(table).where(c.is_(None))).scalar_one()]
+    after, first = None, True
+    while True:
+        stmt = select(RUNS.c.seq).order_by(RUNS.c.seq).limit(TABLE_PAGE_RUNS)
+        with store._tx() as conn:
+            seqs = conn.execute(stmt if after is None else stmt.where(RUNS.c.seq > after)).scalars().all()
+        if not seqs and not first:
+            return
+        where = and_(RUNS.c.seq >= seqs[0], RUNS.c.seq <= seqs[-1]) if seqs else RUNS.c.seq.is_(None)
+        df = _table_frame(store, name, where)
+        lists = {c: df[c].map(json.dumps) for c in df.columns if c in ("flags", "flag_messages")}
+        yield df.assign(**lists, **{c: df[c].astype(float) for c in floats if c in df.columns})
+        if not seqs:
+            return
+        after, first = seqs[-1], False

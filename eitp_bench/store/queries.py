@@ -220,3 +220,87 @@ def metric_values(store, where, consume, *, chunk_rows: int = 20_000) -> None:
     with store._driver_cursor(stmt) as cursor:
         while rows := cursor.fetchmany(chunk_rows):
             consume(rows)
+
+
+# ---- the latest figures per series (exporters/openmetrics.py) -----------------------------------
+# A series' latest run is its newest started_at (Python's str order: bytewise in SQL); runs that share it
+# are told apart afterwards, in store order, from the few rows of those runs (Store.*_frame(where=…)).
+
+METRIC_SERIES_COLUMNS = ["suite", "arm", "task", "device", "hardware_profile_id", "name", "newest", "n"]
+
+
+@_reading
+def metric_series(store) -> list[tuple]:
+    """Per (suite, arm, task, run device, hardware profile, metric name) of the ok runs' finite metric
+    values: its newest started_at and its number of values (METRIC_SERIES_COLUMNS), in no order. One
+    aggregate in SQL: one row per series comes back, however many runs the store holds."""
+    from sqlalchemy import func, select
+
+    m = TABLES["metrics"]
+    keys = (RUNS.c.suite, RUNS.c.arm, RUNS.c.task, RUNS.c.device, RUNS.c.hardware_profile_id, m.c.name)
+    stmt = (select(*keys, func.max(_bytewise(RUNS.c.started_at, store.dialect)), func.count())
+            .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
+            .where(RUNS.c.status == "ok", m.c.value.is_not(None)).group_by(*keys))
+    with store._tx() as conn:
+        return [tuple(row) for row in conn.execute(stmt)]
+
+
+@_reading
+def energy_series_newest(store, methods: Iterable[str]) -> set[str]:
+    """The newest started_at of each energy series (suite, arm, task, window, host, device, domain,
+    hardware profile, method) of the ok runs' entries of these methods, whatever their joules: a faulted
+    latest entry is still the latest (the exporter leaves it out, never an older figure in its place)."""
+    from sqlalchemy import func, select
+
+    e = TABLES["energy"]
+    keys = (RUNS.c.suite, RUNS.c.arm, RUNS.c.task, e.c.window, func.coalesce(e.c.host, ""), e.c.device, e.c.domain,
+            RUNS.c.hardware_profile_id, e.c.method)
+    stmt = (select(func.max(_bytewise(RUNS.c.started_at, store.dialect)))
+            .join_from(e, RUNS, e.c.run_id == RUNS.c.run_id)
+            .where(RUNS.c.status == "ok", e.c.method.in_(sorted(set(methods)))).group_by(*keys))
+    with store._tx() as conn:
+        return {str(v) for v in conn.execute(stmt).scalars()}
+
+
+def ok_runs_started_at(started: Iterable[str]) -> list:
+    """Conditions on the runs table, each keeping the ok runs started at one of a chunk of these times.
+    Every run started at the same time is in the same chunk (a chunk is a set of times), so each chunk's
+    rows keep the store order that ties are broken by."""
+    from sqlalchemy import and_
+
+    values = sorted(set(started))
+    return [and_(RUNS.c.status == "ok", RUNS.c.started_at.in_(values[i:i + _TIMES_CHUNK]))
+            for i in range(0, len(values), _TIMES_CHUNK)]
+
+
+_TIMES_CHUNK = 500
+
+
+def _digit_shape(column):
+    """The text with every digit made 0: ISO times of one shape differ in their digits alone."""
+    from sqlalchemy import func
+
+    for digit in "123456789":
+        column = func.replace(column, digit, "0")
+    return column
+
+
+@_reading
+def finished_candidates(store) -> list[tuple]:
+    """(suite, arm, task, hardware profile, finished_at) of the ok runs: per (suite, arm, task, profile) the
+    bytewise greatest finished_at of each shape of ISO time (digits made 0) and UTC offset (its last six
+    characters when they read ±HH:MM). Within one shape and offset, byte order is time order, so the
+    latest finished_at of a (suite, arm, task, profile) is among these few rows: one per key for a store
+    written by eitp-bench (records.utc_now)."""
+    from sqlalchemy import case, func, select
+
+    finished = RUNS.c.finished_at
+    tail = func.substr(finished, func.length(finished) - 5)
+    offset = case((func.substr(tail, 1, 1).in_(["+", "-"]) & (func.substr(tail, 4, 1) == ":"), tail), else_="")
+    keys = (RUNS.c.suite, RUNS.c.arm, RUNS.c.task, RUNS.c.hardware_profile_id)
+    stmt = (select(*keys, func.max(_bytewise(finished, store.dialect)))
+            .where(RUNS.c.status == "ok", finished.is_not(None))
+            .group_by(*keys, _digit_shape(finished), offset))
+    with store._tx() as conn:
+        return [tuple(row) for row in conn.execute(stmt)]
+

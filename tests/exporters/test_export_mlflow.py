@@ -216,3 +216,32 @@ def test_a_real_short_run_logs_each_repetition(tmp_path, capsys):
     [parent] = {r.data.tags["mlflow.parentRunId"] for r in kids}
     assert [a.path for a in client.list_artifacts(parent)] == ["report.html"]
     assert Path(out / "report.html").exists()
+
+
+def test_export_reads_the_store_a_page_at_a_time_and_keeps_repetitions_whole(tmp_path, capsys, monkeypatch):
+    """Pages of 3 records: a repetition's two records straddle pages and still make one MLflow run; no
+    read asks for more than a page; a second export after more runs were stored logs only those."""
+    from eitp_bench.exporters import mlflow_log
+
+    monkeypatch.setattr(mlflow_log, "RECORDS_PER_READ", 3)
+    asked = []
+    records = Store.records
+
+    def counting(self, **kwargs):
+        asked.append(len(kwargs["run_ids"]))
+        return records(self, **kwargs)
+
+    monkeypatch.setattr(Store, "records", counting)
+    store, recs = tmp_path / "r.sqlite", repetition_records()
+    with Store.open(str(store)) as st:
+        st.add_many(recs[:4])  # repetition 0 of both arms
+    uri = f"file:{tmp_path / 'mlruns'}"
+    assert main(["export", "--format", "mlflow", "--mlflow", uri, "--store", str(store)]) == 0
+    assert "logged 2 repetitions" in capsys.readouterr().out
+    with Store.open(str(store)) as st:
+        st.add_many(recs[4:])
+    assert main(["export", "--format", "mlflow", "--mlflow", uri, "--store", str(store)]) == 0
+    second = capsys.readouterr().out
+    assert "logged 2 repetitions" in second and "4 records already there, skipped" in second
+    _check_repetitions(MlflowClient(tracking_uri=uri))
+    assert asked and max(asked) <= 3
