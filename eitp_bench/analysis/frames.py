@@ -27,9 +27,6 @@ class StoredTimeline:
     # those runs in SQL, never from every run of the store. Always the condition that read exactly
     # `run_ids`: `only` drops it
     where: Any = field(default=None, compare=False)
-    # load_newest's pick of the plotted runs (timeline_runs(where, first=PLOTTED_RUNS)), started on a second
-    # connection while this one reads the runs: a Future, or None (picked when plotted)
-    picked: Any = field(default=None, compare=False)
 
     def only(self, run_ids: set) -> "StoredTimeline":
         kept = frozenset(run_ids) if self.run_ids is None else self.run_ids & frozenset(run_ids)
@@ -42,11 +39,7 @@ class StoredTimeline:
 
     def plotted(self, max_runs: int):
         """The points of the first `max_runs` runs (in store order) with a timeline on each device."""
-        if self.picked is not None and max_runs == PLOTTED_RUNS:
-            first = self.picked.result()  # the reader's error, if any, is raised here
-            # a run stored after `run_ids` were read (another connection, a later snapshot) is not plotted
-            first = first[first["run_id"].isin(self.run_ids)]
-        elif self.where is not None or self.run_ids is None:
+        if self.where is not None or self.run_ids is None:
             # SQL picks them among the runs `where` read (or every run): a few rows come back, never a
             # row per run read
             first = self.store.timeline_runs(where=self.where, first=max_runs)
@@ -198,38 +191,16 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
     where = store_queries.runs_of([(g.config_hash, g.hardware_profile_id) for g in groups[:max_groups]], suite=suite)
     if where is None:  # no ok run with a metric: nothing to judge, and nothing large to read
         return for_suite(load_frames(store), suite)
-    picked = _pick_plotted_runs(store, where)
     runs = store.runs_frame(where=where)
     provenance = store.provenance_frame(where=where)
     rounds = read_rounds(store, where, runs, provenance)
     return _finite_metrics(Frames(
         runs, None, store.energy_frame(where=where, runs=runs),
-        StoredTimeline(store, frozenset(runs["run_id"].tolist()), where, picked), provenance=provenance,
+        StoredTimeline(store, frozenset(runs["run_id"].tolist()), where), provenance=provenance,
         source=source, configs=store.configs(hashes={g.config_hash for g in groups[:max_groups]}), rounds=rounds,
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
                          not_finite_read=store_queries.not_finite_counts(store, suite=suite, where=where),
                          runs_total=store_queries.run_count(store, suite=suite))))
-
-
-def _pick_plotted_runs(store, where):
-    """timeline_runs(where, first=PLOTTED_RUNS) run in a thread on a second read-only connection, as a
-    Future; None for a store that cannot open one. Finding the plotted runs is an index walk over every run
-    read, nearly all of it inside the database, which runs without Python's lock: on two cores it is done
-    while the runs, their provenance and their metrics are read and combined, instead of after them."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if not hasattr(store, "reader"):
-        return None
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eitp-timeline-pick")
-    try:
-        return pool.submit(_plotted_runs, store, where)
-    finally:
-        pool.shutdown(wait=False)  # the one task still runs; the thread ends with it
-
-
-def _plotted_runs(store, where):
-    with store.reader() as reader:
-        return reader.timeline_runs(where=where, first=PLOTTED_RUNS)
 
 
 def load_series(store_or_path, *, names=None) -> Frames:

@@ -225,16 +225,6 @@ class Store:
         self.read_only = read_only
         self.dialect = engine.dialect.name
 
-    def reader(self) -> "Store":
-        """Another read-only Store on the same data, with its own connection: for a read run in a second
-        thread beside this Store's (a connection is used by one thread at a time)."""
-        if self.location.kind == "postgresql":
-            return self._open_postgres(self.location, create=False, read_only=True)
-        copy = getattr(self, "_private_copy", None)
-        # a Store reading a private copy of a file whose -wal it could not replay: the other reads that copy
-        location = self.location if copy is None else StoreLocation("sqlite", path=copy / self.location.path.name)
-        return self._open_sqlite(location, create=False, read_only=True)
-
     @property
     def path(self):
         """The SQLite file, or for PostgreSQL the URL as it may be shown (password masked)."""
