@@ -5,6 +5,11 @@ Benjamini–Hochberg), so the site and `eitp-bench regress` never disagree. A pa
 one (suite, task, arm, metric) across hardware profiles (and energy states, boards), drawn side by side.
 The noise band of a segment (between confirmed changes) is its median ± 2 robust standard deviations
 (1.4826 × MAD): where a stable night usually lands, not a confidence interval.
+
+Two ways in, one result: `build_history(frames)` from frames in memory, and `store_history(store)` from a
+SQL store one metric name at a time, as `regress` reads it (regress.store_changes): its first pass keeps,
+per page, only a small summary (what the index and the manifest need); after Benjamini–Hochberg,
+`StoreHistory.pages(store, slugs)` reads again only the names of the pages to be drawn.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 from eitp_bench.analysis.regress import Change, _keyed, find_changes, series_keys
 
@@ -48,14 +53,12 @@ class Panel:
     segments: list[Segment] = field(default_factory=list)
 
 
-@dataclass
-class SeriesPage:
+class _PageId:
+    """A page's title and file name, from its (suite, task, arm, metric)."""
     suite: str
     task: str
     arm: str
     metric: str
-    unit: str
-    panels: list[Panel]
 
     @property
     def title(self) -> str:
@@ -68,19 +71,73 @@ class SeriesPage:
         digest = hashlib.sha1(self.title.encode()).hexdigest()[:8]
         return f"{readable}-{digest}"
 
+
+@dataclass
+class SeriesPage(_PageId):
+    suite: str
+    task: str
+    arm: str
+    metric: str
+    unit: str
+    panels: list[Panel]
+
     @property
     def n_points(self) -> int:
         return sum(len(p.points) for p in self.panels)
 
     def fingerprint(self) -> dict:
         """What the page shows changes only when one of these does (the manifest compares them)."""
-        changes = sorted((c.run_id, c.kind, c.confirmed, round(c.relative, 6)) for p in self.panels for c in p.changes)
-        return {"count": self.n_points,
-                "last_run_id": max((pt.started_at, pt.run_id) for p in self.panels for pt in p.points)[1],
-                "changes": hashlib.sha1(json.dumps(changes).encode()).hexdigest()[:16]}
+        return _fingerprint(self.n_points, max((pt.started_at, pt.run_id) for p in self.panels for pt in p.points)[1],
+                            [c for p in self.panels for c in p.changes])
 
     def regressions(self) -> list[Change]:
         return [c for p in self.panels for c in p.changes if c.confirmed and c.kind == "regression"]
+
+
+def _fingerprint(count: int, last_run_id: str, changes: list[Change]) -> dict:
+    listed = sorted((c.run_id, c.kind, c.confirmed, round(c.relative, 6)) for c in changes)
+    return {"count": count, "last_run_id": last_run_id,
+            "changes": hashlib.sha1(json.dumps(listed).encode()).hexdigest()[:16]}
+
+
+@dataclass
+class PageSummary(_PageId):
+    """What the index and the manifest need of a series page, without its points."""
+    suite: str
+    task: str
+    arm: str
+    metric: str
+    unit: str
+    labels: list[str]  # its panels', in page order
+    n_points: int
+    last_run_id: str  # the newest point's run (by start time, then run id)
+    last_started_at: str
+    last_value: float
+    changes: list[Change] = field(default_factory=list)
+
+    def fingerprint(self) -> dict:
+        return _fingerprint(self.n_points, self.last_run_id, self.changes)
+
+    def regressions(self) -> list[Change]:
+        return [c for c in self.changes if c.confirmed and c.kind == "regression"]
+
+
+def summary_of(page: SeriesPage) -> PageSummary:
+    """A drawn page's summary (what store_history keeps of it without drawing it)."""
+    last = max((pt.started_at, pt.run_id, pt.value) for p in page.panels for pt in p.points)
+    return PageSummary(page.suite, page.task, page.arm, page.metric, page.unit, [p.label for p in page.panels],
+                       page.n_points, last[1], last[0], last[2], [c for p in page.panels for c in p.changes])
+
+
+def confirmed_first(pages) -> list[tuple[Change, object]]:
+    """Confirmed regressions, then other confirmed changes; each newest first, then the largest."""
+    found = [(c, page) for page in pages for c in _changes_of(page) if c.confirmed]
+    return sorted(found, key=lambda cp: (cp[0].kind != "regression", _neg_time(cp[0].started_at),
+                                         -abs(cp[0].relative)))
+
+
+def _changes_of(page) -> list[Change]:
+    return page.changes if isinstance(page, PageSummary) else [c for p in page.panels for c in p.changes]
 
 
 @dataclass
@@ -91,10 +148,7 @@ class History:
     threshold: float
 
     def confirmed_first(self) -> list[tuple[Change, SeriesPage]]:
-        """Confirmed regressions, then other confirmed changes; each newest first, then the largest."""
-        found = [(c, page) for page in self.pages for p in page.panels for c in p.changes if c.confirmed]
-        return sorted(found, key=lambda cp: (cp[0].kind != "regression", _neg_time(cp[0].started_at),
-                                             -abs(cp[0].relative)))
+        return confirmed_first(self.pages)
 
 
 def _neg_time(started_at: str) -> float:
@@ -105,33 +159,121 @@ def _neg_time(started_at: str) -> float:
 
 def build_history(frames, *, window: int = 8, threshold: float = 0.05) -> History:
     """Every series of the store's ok runs, grouped into pages, with regress's change points."""
-    import pandas as pd
-
     metrics = frames.metrics
     changes = find_changes(metrics, window=window, threshold=threshold, provenance=frames.provenance)
     df = _keyed(metrics, frames.provenance)
     if len(df) == 0:
         return History([], changes, window, threshold)
-    commits = _commits(frames.provenance)
-    df = df.assign(_t=pd.to_datetime(df["started_at"], utc=True, format="ISO8601")).sort_values("_t", kind="stable")
     keys = series_keys(df)
+    commits = _commits(frames.provenance)
+    df = df.assign(git_commit=[commits.get(str(r)) for r in df["run_id"]])
+    return History(list(_pages(df, keys, _by_series(changes, keys))), changes, window, threshold)
+
+
+@dataclass
+class StoreHistory:
+    """store_history's result: every page's summary and every candidate change; the pages themselves
+    are read again, one metric name at a time, by `pages`."""
+    summaries: list[PageSummary]
+    changes: list[Change]
+    window: int
+    threshold: float
+    keys: list[str]
+    provenance: object
+
+    def confirmed_first(self) -> list[tuple[Change, PageSummary]]:
+        return confirmed_first(self.summaries)
+
+    def pages(self, store, slugs: set[str]) -> Iterator[SeriesPage]:
+        """The SeriesPages whose slug is in `slugs` (equal to build_history's), reading only their names."""
+        from eitp_bench.store.queries import SERIES_EXTRA, series_metrics
+
+        by_series = _by_series(self.changes, self.keys)
+        for name in sorted({s.metric for s in self.summaries if s.slug in slugs}):
+            df = _keyed(series_metrics(store, names=[name], extra=SERIES_EXTRA), self.provenance)
+            yield from _pages(df, self.keys, by_series, wanted=slugs)
+            del df
+
+
+def store_history(store, *, window: int = 8, threshold: float = 0.05) -> StoreHistory:
+    """build_history of a SQL store, read one metric name at a time (regress.store_changes): the same
+    change points as regress, and per page a summary (count, newest run, unit) instead of its points."""
+    from eitp_bench.analysis.regress import check_window, store_changes
+    from eitp_bench.store.queries import SERIES_EXTRA
+
+    check_window(window)
+    summaries: list[PageSummary] = []
+
+    def summarise(name, keyed, keys):
+        summaries.extend(_summaries(keyed, keys))
+
+    found = store_changes(store, window=window, threshold=threshold, extra=SERIES_EXTRA, on_name=summarise)
+    keys = found.keys
+    by_page: dict[tuple, list[Change]] = {}
+    for c in found.changes:
+        by_page.setdefault((c.suite, c.task, c.arm, c.metric), []).append(c)
+    for s in summaries:
+        s.changes = by_page.get((s.suite, s.task, s.arm, s.metric), [])
+    summaries.sort(key=lambda s: _page_order((s.suite, s.task, s.arm, s.metric)))
+    return StoreHistory(summaries, found.changes, window, threshold, keys, found.provenance)
+
+
+def _page_order(key: tuple) -> tuple:
+    return tuple((v is None, "" if v is None else v) for v in key)
+
+
+def _by_series(changes: list[Change], keys: list[str]) -> dict[tuple, list[Change]]:
     by_series: dict[tuple, list[Change]] = {}
     for c in changes:
         by_series.setdefault(_change_key(c, keys), []).append(c)
-    pages: list[SeriesPage] = []
+    return by_series
+
+
+def _in_time_order(df):
+    import pandas as pd
+
+    return df.assign(_t=pd.to_datetime(df["started_at"], utc=True, format="ISO8601")).sort_values("_t", kind="stable")
+
+
+def _pages(df, keys: list[str], by_series: dict, wanted: Optional[set] = None) -> Iterator[SeriesPage]:
+    """The pages of keyed rows (with `git_commit`, `unit`), in page order; only slugs in `wanted` if given."""
+    if len(df) == 0:
+        return
+    df = _in_time_order(df)
+    rest = [k for k in keys if k not in PAGE_KEYS]
     for page_key, page_df in df.groupby(PAGE_KEYS, sort=True, dropna=False):
-        panels = []
-        rest = [k for k in keys if k not in PAGE_KEYS]
+        page = SeriesPage(*(str(_plain(v)) for v in page_key), unit=_unit(page_df), panels=[])
+        if wanted is not None and page.slug not in wanted:
+            continue
         for panel_key, s in page_df.groupby(rest, sort=True, dropna=False):
             named = dict(zip(keys, (*page_key, *panel_key)))
-            points = [Point(str(r), str(t), float(v), commits.get(str(r), ""))
-                      for r, t, v in zip(s["run_id"], s["started_at"], s["value"])]
+            points = [Point(str(r), str(t), float(v), c if isinstance(c, str) else "")
+                      for r, t, v, c in zip(s["run_id"], s["started_at"], s["value"], s["git_commit"])]
             panel_changes = sorted(by_series.get(tuple(_plain(named[k]) for k in keys), []), key=lambda c: c.index)
-            panels.append(Panel(_panel_label(named), _plain(named["hardware_profile_id"]), points, panel_changes,
-                                noise_segments([p.value for p in points], panel_changes)))
-        unit = page_df["unit"].dropna().iloc[-1] if "unit" in page_df and page_df["unit"].notna().any() else ""
-        pages.append(SeriesPage(*(str(_plain(v)) for v in page_key), unit=str(unit), panels=panels))
-    return History(pages, changes, window, threshold)
+            page.panels.append(Panel(_panel_label(named), _plain(named["hardware_profile_id"]), points,
+                                     panel_changes, noise_segments([p.value for p in points], panel_changes)))
+        yield page
+
+
+def _summaries(df, keys: list[str]) -> list[PageSummary]:
+    """The PageSummary of every page of one metric name's keyed rows (as summary_of(page) for _pages')."""
+    if len(df) == 0:
+        return []
+    df = _in_time_order(df)
+    rest = [k for k in keys if k not in PAGE_KEYS]
+    out = []
+    for page_key, page_df in df.groupby(PAGE_KEYS, sort=True, dropna=False):
+        labels = [_panel_label(dict(zip(keys, (*page_key, *panel_key))))
+                  for panel_key, _ in page_df.groupby(rest, sort=True, dropna=False)]
+        last = max(zip(page_df["started_at"].astype(str), page_df["run_id"].astype(str), page_df["value"].astype(float)))
+        out.append(PageSummary(*(str(_plain(v)) for v in page_key), unit=_unit(page_df), labels=labels,
+                               n_points=len(page_df), last_run_id=last[1], last_started_at=last[0],
+                               last_value=last[2]))
+    return out
+
+
+def _unit(page_df) -> str:
+    return str(page_df["unit"].dropna().iloc[-1]) if "unit" in page_df and page_df["unit"].notna().any() else ""
 
 
 def noise_segments(values: list[float], changes: list[Change]) -> list[Segment]:

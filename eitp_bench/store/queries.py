@@ -145,13 +145,30 @@ def run_count(store, *, suite: Optional[str] = None) -> int:
 SERIES_RUN_COLUMNS = ["suite", "suite_config_hash", "task", "arm", "hardware_profile_id", "started_at", "status"]
 
 
-def series_metrics(store, *, names: Optional[Iterable[str]] = None):
+def provenance_field(dialect: str, field: str):
+    """A top-level text field of each run's provenance (git_commit, eitp_bench_version), extracted by the
+    database: no provenance JSON is parsed in Python."""
+    from sqlalchemy import JSON, cast, func
+
+    if dialect == "postgresql":
+        return func.json_extract_path_text(cast(RUNS.c.provenance_json, JSON), field).label(field)
+    return func.json_extract(RUNS.c.provenance_json, f"$.{field}").label(field)
+
+
+# Columns a caller may add to series_metrics: the history site shows each point's unit and commit
+SERIES_EXTRA = ("unit", "git_commit")
+
+
+def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Iterable[str] = ()):
     """The ok runs' finite metric values with only the columns a series needs, in store order (the rows
-    and order of the metrics frame, restricted to ok runs and to `names` when given)."""
+    and order of the metrics frame, restricted to ok runs and to `names` when given), plus `extra`
+    (SERIES_EXTRA) columns."""
     from sqlalchemy import select
 
     m = TABLES["metrics"]
-    stmt = (select(m.c.run_id, *(RUNS.c[c] for c in SERIES_RUN_COLUMNS), m.c.name, m.c.value)
+    added = {"unit": m.c.unit, "git_commit": provenance_field(store.dialect, "git_commit")}
+    stmt = (select(m.c.run_id, *(RUNS.c[c] for c in SERIES_RUN_COLUMNS), m.c.name, m.c.value,
+                   *(added[c] for c in extra))
             .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
             .where(RUNS.c.status == "ok", m.c.value.is_not(None))
             .order_by(RUNS.c.seq, m.c.idx))
@@ -219,3 +236,76 @@ def metric_values(store, where, consume, *, chunk_rows: int = 20_000) -> None:
     with store._driver_cursor(stmt) as cursor:
         while rows := cursor.fetchmany(chunk_rows):
             consume(rows)
+
+
+# The history site's run pages (report/history_site.py): the runs of series_metrics (ok, a finite metric)
+# grouped by start date (its first ten characters: YYYY-MM-DD, UTC as eitp-bench writes it) and profile
+
+
+def _run_date():
+    from sqlalchemy import func
+
+    return func.substr(RUNS.c.started_at, 1, 10)
+
+
+@_reading
+def run_groups(store) -> list[tuple]:
+    """(date, hardware profile or None, run count, newest seq) per run page: whether a page must be
+    rewritten is decided from these alone (a stored run never changes; a new or removed one moves them)."""
+    from sqlalchemy import func, select
+
+    date = _run_date().label("date")
+    stmt = (select(date, RUNS.c.hardware_profile_id, func.count(), func.max(RUNS.c.seq))
+            .where(RUNS.c.status == "ok", _has_finite_metric()).group_by(date, RUNS.c.hardware_profile_id))
+    with store._tx() as conn:
+        rows = conn.execute(stmt).all()
+    return sorted(((str(d), p, int(n), int(s)) for d, p, n, s in rows), key=lambda r: (r[0], r[1] is None, r[1] or ""))
+
+
+GROUP_RUN_COLUMNS = ["run_id", "suite", "task", "arm", "started_at", "hardware_profile_id", "suite_config_hash"]
+
+
+@_reading
+def group_run_rows(store, dates: list[str], consume, *, chunk_rows: int = 20_000) -> None:
+    """Hands `consume(run, metrics)` each ok run with a finite metric started on one of `dates`, in store
+    order: `run` a dict (GROUP_RUN_COLUMNS, git_commit, eitp_bench_version), `metrics` its stored rows
+    as (name, value or None where not finite, unit, window). Streamed: one run's rows held at a time."""
+    from sqlalchemy import select
+
+    if not dates:
+        return
+    m = TABLES["metrics"]
+    run_columns = [*(RUNS.c[c] for c in GROUP_RUN_COLUMNS), provenance_field(store.dialect, "git_commit"),
+                   provenance_field(store.dialect, "eitp_bench_version")]
+    names = [*GROUP_RUN_COLUMNS, "git_commit", "eitp_bench_version"]
+    stmt = (select(*run_columns, m.c.name, m.c.value, m.c.unit, m.c.window)
+            .join_from(RUNS, m, m.c.run_id == RUNS.c.run_id)
+            .where(RUNS.c.status == "ok", _has_finite_metric(), _run_date().in_(sorted(set(dates))))
+            .order_by(RUNS.c.seq, m.c.idx))
+    width = len(names)
+    run, metrics = None, []
+    with store._driver_cursor(stmt) as cursor:
+        while rows := cursor.fetchmany(chunk_rows):
+            for row in rows:
+                if run is None or row[0] != run["run_id"]:
+                    if run is not None:
+                        consume(run, metrics)
+                    run, metrics = dict(zip(names, row[:width])), []
+                metrics.append(tuple(row[width:]))
+    if run is not None:
+        consume(run, metrics)
+
+
+@_reading
+def run_commits(store, run_ids: Iterable[str]) -> dict[str, str]:
+    """run_id → provenance.git_commit of a few runs (the index's confirmed changes)."""
+    from sqlalchemy import select
+
+    wanted = sorted(set(run_ids))
+    out: dict[str, str] = {}
+    commit = provenance_field(store.dialect, "git_commit")
+    with store._tx() as conn:
+        for i in range(0, len(wanted), 500):
+            stmt = select(RUNS.c.run_id, commit).where(RUNS.c.run_id.in_(wanted[i:i + 500]))
+            out.update({str(r): str(c) for r, c in conn.execute(stmt) if c is not None})
+    return out
