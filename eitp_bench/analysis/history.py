@@ -184,13 +184,15 @@ class StoreHistory:
     def confirmed_first(self) -> list[tuple[Change, PageSummary]]:
         return confirmed_first(self.summaries)
 
-    def pages(self, store, slugs: set[str]) -> Iterator[SeriesPage]:
-        """The SeriesPages whose slug is in `slugs` (equal to build_history's), reading only their names."""
-        from eitp_bench.store.queries import SERIES_EXTRA, series_metrics
+    def pages(self, store, slugs: set[str], commits) -> Iterator[SeriesPage]:
+        """The SeriesPages whose slug is in `slugs` (equal to build_history's), reading only their metric
+        names; each point's commit from `commits` (history_commits.CommitIndex, updated)."""
+        from eitp_bench.store.queries import series_metrics
 
         by_series = _by_series(self.changes, self.keys)
         for name in sorted({s.metric for s in self.summaries if s.slug in slugs}):
-            df = _keyed(series_metrics(store, names=[name], extra=SERIES_EXTRA), self.provenance)
+            df = _keyed(series_metrics(store, names=[name], extra=("unit", "seq")), self.provenance)
+            df = df.assign(git_commit=commits.of(df["seq"]) if len(df) else [])
             yield from _pages(df, self.keys, by_series, wanted=slugs)
             del df
 
@@ -199,7 +201,6 @@ def store_history(store, *, window: int = 8, threshold: float = 0.05) -> StoreHi
     """build_history of a SQL store, read one metric name at a time (regress.store_changes): the same
     change points as regress, and per page a summary (count, newest run, unit) instead of its points."""
     from eitp_bench.analysis.regress import check_window, store_changes
-    from eitp_bench.store.queries import SERIES_EXTRA
 
     check_window(window)
     summaries: list[PageSummary] = []
@@ -207,7 +208,7 @@ def store_history(store, *, window: int = 8, threshold: float = 0.05) -> StoreHi
     def summarise(name, keyed, keys):
         summaries.extend(_summaries(keyed, keys))
 
-    found = store_changes(store, window=window, threshold=threshold, extra=SERIES_EXTRA, on_name=summarise)
+    found = store_changes(store, window=window, threshold=threshold, extra=("unit",), on_name=summarise)
     keys = found.keys
     by_page: dict[tuple, list[Change]] = {}
     for c in found.changes:

@@ -5,6 +5,7 @@ inline SVG, no script, no external URL, so it opens from a file system or any st
     series/<slug>.html              one metric of one (suite, task, arm), hardware profiles side by side
     runs/<date>-<profile>.html      the runs of one night (start date, UTC) on one hardware profile, an
                                     anchor #run-<run_id> each: what a point links to
+    commits.npz                     each run's git commit by store seq (analysis/history_commits.py)
     manifest.json                   per series page: its point count, last run and change fingerprint;
                                     per run page: its run count and newest stored run (seq)
 
@@ -16,6 +17,7 @@ to write are read again, and only the rows of the run pages to write. The index 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -24,8 +26,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from eitp_bench.analysis.history_commits import CommitIndex
 from eitp_bench.errors import UserError
 
+COMMITS = "commits.npz"  # each run's commit by seq (analysis/history_commits.py): only new runs' are read
 SITE_FORMAT = 2  # bump when the pages' layout changes: every page is then rewritten (2: run pages per night × profile)
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.2em;max-width:1300px;color:#222}
@@ -79,8 +83,10 @@ def write_site(history, store, out: str | os.PathLike) -> SiteResult:
         target = root / "series" / f"{summary.slug}.html"
         if not (current and old.get("series", {}).get(summary.slug) == entry and target.exists()):
             todo.add(summary.slug)
+    commits = CommitIndex.load(root / COMMITS)
+    commits.update(store)  # the runs stored since the last build only
     written = 0
-    for page in history.pages(store, todo):
+    for page in history.pages(store, todo, commits):
         figures = [(panel, trend(panel, unit=page.unit, title=panel.label,
                                  point_href=lambda pt, hp=panel.hardware_profile_id: "../" + run_href(
                                      pt.run_id, pt.started_at, hp)))
@@ -93,13 +99,15 @@ def write_site(history, store, out: str | os.PathLike) -> SiteResult:
     new["runs"] = {slug: entry for slug, (_, _, entry) in groups.items()}
     changed = {slug for slug, (_, _, entry) in groups.items()
                if not (current and old.get("runs", {}).get(slug) == entry and (root / "runs" / f"{slug}.html").exists())}
-    run_pages = _write_run_pages(root, store, {s: groups[s] for s in changed})
+    run_pages = _write_run_pages(root, store, {s: groups[s] for s in changed}, commits)
     index = root / "index.html"
     index.write_text(_index_page(history, store_queries.run_count(store), store), encoding="utf-8")
     manifest_path.write_text(json.dumps(new, indent=0, sort_keys=True), encoding="utf-8")
+    commits.save(root / COMMITS)
     return SiteResult(index, written, len(history.summaries) - written, run_pages, removed)
 
 
+@functools.lru_cache(maxsize=4096)
 def run_page(date: str, profile) -> str:
     """The run page (file stem) of the runs started on `date` (YYYY-MM-DD) on hardware profile `profile`:
     readable, safe on every file system, and distinct for distinct profiles (a digest of the name)."""
@@ -219,7 +227,7 @@ def _points_table(panel) -> str:
             f"<th>commit</th><th>value</th></tr></thead><tbody>{rows}</tbody></table></details>")
 
 
-def _write_run_pages(root: Path, store, groups: dict) -> int:
+def _write_run_pages(root: Path, store, groups: dict, commits) -> int:
     """Write the run pages `groups` ({slug: (date, profile, [count, last seq])}): their runs' rows are read
     in store order, one stream; a page is written (and its rows dropped) as soon as all its runs came by."""
     from eitp_bench.store import queries as store_queries
@@ -236,6 +244,7 @@ def _write_run_pages(root: Path, store, groups: dict) -> int:
         slug = slug_of.get((str(run["started_at"])[:10], run["hardware_profile_id"]))
         if slug is None:
             return
+        run["git_commit"] = commits.one(run["seq"])
         pending.setdefault(slug, {})[run["run_id"]] = (run, metrics)
         left[slug] -= 1
         if left[slug] == 0:

@@ -155,8 +155,9 @@ def provenance_field(dialect: str, field: str):
     return func.json_extract(RUNS.c.provenance_json, f"$.{field}").label(field)
 
 
-# Columns a caller may add to series_metrics: the history site shows each point's unit and commit
-SERIES_EXTRA = ("unit", "git_commit")
+# Columns a caller may add to series_metrics: the history site shows each point's unit, and finds its
+# commit by its run's seq (analysis/history_commits.py)
+SERIES_EXTRA = ("unit", "seq")
 
 
 def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Iterable[str] = ()):
@@ -166,7 +167,7 @@ def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Itera
     from sqlalchemy import select
 
     m = TABLES["metrics"]
-    added = {"unit": m.c.unit, "git_commit": provenance_field(store.dialect, "git_commit")}
+    added = {"unit": m.c.unit, "seq": RUNS.c.seq}
     stmt = (select(m.c.run_id, *(RUNS.c[c] for c in SERIES_RUN_COLUMNS), m.c.name, m.c.value,
                    *(added[c] for c in extra))
             .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
@@ -262,23 +263,24 @@ def run_groups(store) -> list[tuple]:
     return sorted(((str(d), p, int(n), int(s)) for d, p, n, s in rows), key=lambda r: (r[0], r[1] is None, r[1] or ""))
 
 
-GROUP_RUN_COLUMNS = ["run_id", "suite", "task", "arm", "started_at", "hardware_profile_id", "suite_config_hash"]
+GROUP_RUN_COLUMNS = ["run_id", "suite", "task", "arm", "started_at", "hardware_profile_id", "suite_config_hash",
+                     "seq"]
 
 
 @_reading
 def group_run_rows(store, dates: list[str], consume, *, chunk_rows: int = 20_000) -> None:
     """Hands `consume(run, metrics)` each ok run with a finite metric started on one of `dates`, in store
-    order: `run` a dict (GROUP_RUN_COLUMNS, git_commit, eitp_bench_version), `metrics` its stored rows
-    as (name, value or None where not finite, unit, window). Streamed: one run's rows held at a time."""
-    from sqlalchemy import select
+    order: `run` a dict (GROUP_RUN_COLUMNS, eitp_bench_version), `metrics` its stored rows as (name,
+    value or None where not finite, unit, window). Streamed: one run's rows held at a time."""
+    from sqlalchemy import case, select
 
     if not dates:
         return
     m = TABLES["metrics"]
-    run_columns = [*(RUNS.c[c] for c in GROUP_RUN_COLUMNS), provenance_field(store.dialect, "git_commit"),
-                   provenance_field(store.dialect, "eitp_bench_version")]
-    names = [*GROUP_RUN_COLUMNS, "git_commit", "eitp_bench_version"]
-    stmt = (select(*run_columns, m.c.name, m.c.value, m.c.unit, m.c.window)
+    # the version is parsed out of the provenance JSON once per run (its first metric row), not per row
+    version = case((m.c.idx == 0, provenance_field(store.dialect, "eitp_bench_version")), else_=None)
+    names = [*GROUP_RUN_COLUMNS, "eitp_bench_version"]
+    stmt = (select(*(RUNS.c[c] for c in GROUP_RUN_COLUMNS), version, m.c.name, m.c.value, m.c.unit, m.c.window)
             .join_from(RUNS, m, m.c.run_id == RUNS.c.run_id)
             .where(RUNS.c.status == "ok", _has_finite_metric(), _run_date().in_(sorted(set(dates))))
             .order_by(RUNS.c.seq, m.c.idx))
@@ -294,6 +296,28 @@ def group_run_rows(store, dates: list[str], consume, *, chunk_rows: int = 20_000
                 metrics.append(tuple(row[width:]))
     if run is not None:
         consume(run, metrics)
+
+
+@_reading
+def run_at_seq(store, seq: int):
+    """The run_id stored at `seq` (None if none)."""
+    from sqlalchemy import select
+
+    with store._tx() as conn:
+        return conn.execute(select(RUNS.c.run_id).where(RUNS.c.seq == seq)).scalar()
+
+
+@_reading
+def run_commits_after(store, seq: int, *, chunk_rows: int = 20_000):
+    """(seq, run_id, provenance.git_commit) of the ok runs with a finite metric stored after `seq`, in
+    store order, a chunk at a time (analysis/history_commits.py keeps them)."""
+    from sqlalchemy import select
+
+    stmt = (select(RUNS.c.seq, RUNS.c.run_id, provenance_field(store.dialect, "git_commit"))
+            .where(RUNS.c.status == "ok", _has_finite_metric(), RUNS.c.seq > seq).order_by(RUNS.c.seq))
+    with store._driver_cursor(stmt) as cursor:
+        while rows := cursor.fetchmany(chunk_rows):
+            yield from rows
 
 
 @_reading
