@@ -1,5 +1,6 @@
-"""The nightly history site: the planted slowdown found where regress finds it and shown first, pages
-rebuilt only for series with new runs, and bad input answered in one line."""
+"""The nightly history site: the planted slowdown found where regress finds it and shown first, the
+store read one metric name at a time giving the pages of a whole read, pages rebuilt only for series and
+nights with new runs, and bad input answered in one line."""
 
 import json
 import os
@@ -9,20 +10,37 @@ import pytest
 from nightly_store import nightly_records
 from synthetic_store import frames_from_records
 
+from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
+
 from eitp_bench import cli
 from eitp_bench.analysis.frames import load_frames
-from eitp_bench.analysis.history import build_history, noise_segments
+from eitp_bench.analysis.history import build_history, noise_segments, store_history, summary_of
+from eitp_bench.analysis.history_commits import CommitIndex
 from eitp_bench.analysis.regress import confirmed, find_changes
-from eitp_bench.report.history_site import write_site
+from eitp_bench.report.history_site import SITE_FORMAT, write_site
+from eitp_bench.store import Store
 
 
 def store_of(path, records):
-    from eitp_bench.store import Store
-
     store = Store.open(str(path))
     store.add_many(records)
     store.close()
     return path
+
+
+def site_of(store_path, out):
+    """`eitp-bench history`'s own steps: the store read one metric name at a time, then the site."""
+    store = Store.open(str(store_path), read_only=True)
+    return write_site(store_history(store), store, out)
+
+
+def run_link_targets(site, page_text: str, prefix: str = "../") -> list[tuple]:
+    """(run page file, run id) of every run link of a page; each must exist and hold its anchor."""
+    links = re.findall(rf"href='{re.escape(prefix)}runs/([^'#]+)\.html#run-([^']+)'", page_text)
+    for page, run_id in links:
+        target = site / "runs" / f"{page}.html"
+        assert target.exists() and f"id='run-{run_id}'" in target.read_text(), (page, run_id)
+    return links
 
 
 @pytest.fixture(scope="module")
@@ -67,42 +85,116 @@ def test_profiles_side_by_side_on_one_page():
     assert [p.label for p in page.panels] == ["hp-a", "hp-b"] and all(len(p.points) == 12 for p in page.panels)
 
 
-def test_site_index_lists_the_regression_first_and_points_link_to_runs(planted, tmp_path):
-    found = build_history(planted)
-    result = write_site(found, planted, tmp_path / "site")
+def test_site_index_lists_the_regression_first_and_points_link_to_runs(tmp_path):
+    path = store_of(tmp_path / "nightly.sqlite", nightly_records(30, slow_from=20))
+    site = tmp_path / "site"
+    result = site_of(path, site)
     index = result.index.read_text()
     first_row = re.search(r"<tr class='(\w+)' id='change-1'>(.*?)</tr>", index).groups()
     assert first_row[0] == "regression" and "generate/baseline/tokens_per_s" in first_row[1]
-    assert "http" not in index.replace("http-equiv", "")  # self-contained: no external URL
-    page = next(p for p in found.pages if p.metric == "tokens_per_s")
-    series = (tmp_path / "site" / "series" / f"{page.slug}.html").read_text()
+    assert "0020c0ffee" in first_row[1]  # the commit of the first slow night
+    assert "(90 runs)" in index  # counted in SQL
+    assert len(run_link_targets(site, first_row[1], prefix="")) == 1
+    assert "http" not in index.replace("http-equiv", "").replace("http://www.w3.org/2000/svg", "")  # no external URL
+    found = store_history(Store.open(str(path), read_only=True))
+    page = next(p for p in found.summaries if p.metric == "tokens_per_s")
+    series = (site / "series" / f"{page.slug}.html").read_text()
     assert series.count("<svg") == 1 and "confirmed regression" in series and "noise band" in series
-    links = re.findall(r'xlink:href="\.\./runs/([^"]+)\.html"', series)
-    assert len(links) == 30 and all((tmp_path / "site" / "runs" / f"{r}.html").exists() for r in links)
-    run_page = (tmp_path / "site" / "runs" / f"{links[-1]}.html").read_text()
-    assert "tokens_per_s" in run_page and "0030" in run_page  # its metric and its commit
+    svg = series[series.index("<svg"):series.index("</svg>")]
+    points = run_link_targets(site, svg)
+    assert len(points) == 30 and len({r for _, r in points}) == 30  # every point links to its own run
+    assert len({p for p, _ in points}) == 30  # one run page per night (one profile)
+    run_page = (site / "runs" / f"{points[-1][0]}.html").read_text()
+    assert "tokens_per_s" in run_page and "0030c0ffee" in run_page  # its metric and its commit
+    assert "id='run-" in run_page and run_page.count("<tr id='run-") == 3  # train, lm, generate that night
+
+
+@pytest.mark.parametrize("records", ["planted", "profiles", "fleet"])
+def test_store_history_reads_the_pages_of_a_whole_read(store_url, records):
+    """store_history (one metric name at a time, then the pages' names again) gives build_history's
+    pages, summaries and changes (regress's own): on a planted slowdown, on profiles side by side, and on
+    a fleet with several boards per profile, power-limit changes, a run without a profile, failed runs
+    and NaN values."""
+    from test_regress_by_metric import _nightly_records
+
+    made = {"planted": lambda: nightly_records(30, slow_from=20),
+            "profiles": lambda: nightly_records(12, slow_from=None, profile="hp-a")
+            + nightly_records(12, slow_from=None, profile="hp-b", seed=1),
+            "fleet": _nightly_records}[records]()
+    with Store.open(store_url) as store:
+        store.add_many(made)
+    store = Store.open(store_url, read_only=True)
+    whole = build_history(load_frames(store))
+    by_name = store_history(store)
+    assert repr(by_name.changes) == repr(whole.changes)
+    assert by_name.summaries == [summary_of(p) for p in whole.pages]
+    commits = CommitIndex()
+    commits.update(store)
+    pages = {p.slug: p for p in by_name.pages(store, {s.slug for s in by_name.summaries}, commits)}
+    assert pages == {p.slug: p for p in whole.pages}
+    assert [s.fingerprint() for s in by_name.summaries] == [p.fingerprint() for p in whole.pages]
+    assert [(c.run_id, page.slug) for c, page in by_name.confirmed_first()] == \
+        [(c.run_id, page.slug) for c, page in whole.confirmed_first()]
+    if records == "fleet":
+        assert any(len(p.panels) > 3 for p in whole.pages)  # boards and states split into panels
+        assert any(c.confirmed for c in whole.changes)
+    # only the pages asked for are built, reading only their metric names
+    one = by_name.summaries[0]
+    assert [p.slug for p in by_name.pages(store, {one.slug}, commits)] == [one.slug]
 
 
 def test_rebuild_rewrites_only_series_with_new_runs(tmp_path):
-    nights = nightly_records(12, slow_from=None)
-    frames = load_frames(frames_from_records(nights))
+    path = store_of(tmp_path / "nightly.sqlite", nightly_records(12, slow_from=None))
     site = tmp_path / "site"
-    first = write_site(build_history(frames), frames, site)
-    assert first.written == 6 and first.skipped == 0  # train: 3 metrics, lm: 1, generate: 2
-    again = write_site(build_history(frames), frames, site)
+    first = site_of(path, site)
+    assert (first.written, first.skipped, first.run_pages) == (6, 0, 12)  # train: 3 metrics, lm 1, generate 2
+    again = site_of(path, site)
     assert again.written == 0 and again.skipped == 6 and again.run_pages == 0
-    # one more night of generate only: its two pages change, the other four are left alone
-    extra = [r for r in nightly_records(1, slow_from=None, first_night=12, seed=9) if r.task == "generate"]
-    more = load_frames(frames_from_records(nights + extra))
-    before = {p.name: p.stat().st_mtime_ns for p in (site / "series").iterdir()}
-    third = write_site(build_history(more), more, site)
+    # one more night of generate only: its two pages change and one run page is new; the rest is left alone
+    store_of(path, [r for r in nightly_records(1, slow_from=None, first_night=12, seed=9) if r.task == "generate"])
+    before = {p: p.stat().st_mtime_ns for p in site.rglob("*.html")}
+    third = site_of(path, site)
     assert third.written == 2 and third.skipped == 4 and third.run_pages == 1
+    changed = sorted(p.parent.name for p, t in before.items() if p.stat().st_mtime_ns != t)
+    assert changed == ["series", "series", "site"]  # two series pages and the index; no old run page
+    assert len(list((site / "runs").iterdir())) == 13
     manifest = json.loads((site / "manifest.json").read_text())
     assert sorted(e["count"] for e in manifest["series"].values()) == [12, 12, 12, 12, 13, 13]
+    assert sorted(n for n, _ in manifest["runs"].values()) == [1] + [3] * 12  # runs per night page
     # a deleted page is written again even though the manifest says it is current
-    victim = sorted(before)[0]
-    (site / "series" / victim).unlink()
-    assert write_site(build_history(more), more, site).written == 1
+    victim = sorted((site / "series").iterdir())[0]
+    victim.unlink()
+    assert site_of(path, site).written == 1 and victim.exists()
+
+
+def test_an_older_site_is_rebuilt_once_and_its_per_run_pages_removed(tmp_path):
+    path = store_of(tmp_path / "nightly.sqlite", nightly_records(8, slow_from=None))
+    site = tmp_path / "site"
+    (site / "runs").mkdir(parents=True)
+    old_pages = [site / "runs" / f"run-{i}.html" for i in range(24)]
+    for page in old_pages:
+        page.write_text("an old run page")
+    (site / "manifest.json").write_text(json.dumps({"format": SITE_FORMAT - 1, "series": {}}))
+    result = site_of(path, site)
+    assert result.runs_removed == 24 and not any(p.exists() for p in old_pages)
+    assert result.written == 6 and result.run_pages == 8
+    assert site_of(path, site).runs_removed == 0
+
+
+def test_commits_are_read_once_per_run(tmp_path):
+    """The commit index reads only the runs stored since its newest, and starts again on another store."""
+    path = store_of(tmp_path / "nightly.sqlite", nightly_records(4, slow_from=None))
+    store = Store.open(str(path), read_only=True)
+    index = CommitIndex()
+    assert index.update(store) == 12 and index.update(store) == 0
+    index.save(tmp_path / "c.npz")
+    store_of(path, nightly_records(1, slow_from=None, first_night=4, seed=3))
+    again = CommitIndex.load(tmp_path / "c.npz")
+    assert again.update(Store.open(str(path), read_only=True)) == 3
+    assert again.of([1, 12, 13, 10**6]) == ["0001c0ffee", "0004c0ffee", "0005c0ffee", ""]
+    other = store_of(tmp_path / "other.sqlite", nightly_records(2, slow_from=None, seed=5))
+    assert again.update(Store.open(str(other), read_only=True)) == 6  # its seq 15 is not this store's: rebuilt
+    assert CommitIndex.load(tmp_path / "missing.npz").update(store) == 15  # no file: every run
 
 
 def test_cli_writes_the_site_from_a_store(tmp_path, capsys):
@@ -152,11 +244,12 @@ def test_odd_names_are_text_and_safe_file_names(tmp_path):
     in the figures, and the page file names stay inside series/."""
     odd = "nightly $\\alpha_$ <script>x</script> ../../etc"
     records = nightly_records(12, slow_from=8, suite=odd, arm="arm/$\\beta_$", profile="hp-<i>$x_$")
-    frames = load_frames(frames_from_records(records))
-    result = write_site(build_history(frames), frames, tmp_path / "site")
+    result = site_of(store_of(tmp_path / "odd.sqlite", records), tmp_path / "site")
     assert result.written == 6
     assert sorted(p.parent.name for p in (tmp_path / "site").rglob("*.html") if p.parent.name != "runs") == \
         ["series"] * 6 + ["site"]
-    for page in [result.index, *(tmp_path / "site" / "series").iterdir()]:
+    runs = list((tmp_path / "site" / "runs").iterdir())
+    assert len(runs) == 12 and all(re.fullmatch(r"2026-01-\d\d-[A-Za-z0-9_.-]+-[0-9a-f]{6}\.html", p.name) for p in runs)
+    for page in [result.index, *(tmp_path / "site" / "series").iterdir(), *runs]:
         text = page.read_text()
         assert "<script>x" not in text and "<i>" not in text and "&lt;script&gt;x" in text
