@@ -184,31 +184,68 @@ class StoreHistory:
     def confirmed_first(self) -> list[tuple[Change, PageSummary]]:
         return confirmed_first(self.summaries)
 
+    spilled: object = None  # the first pass's rows per metric name (_Spill), read back by `pages`
+
     def pages(self, store, slugs: set[str], commits) -> Iterator[SeriesPage]:
-        """The SeriesPages whose slug is in `slugs` (equal to build_history's), reading only their metric
-        names; each point's commit from `commits` (history_commits.CommitIndex, updated)."""
+        """The SeriesPages whose slug is in `slugs` (equal to build_history's), one metric name's rows at a
+        time, only the names of those pages; each point's commit from `commits` (history_commits.CommitIndex)."""
         from eitp_bench.store.queries import series_metrics
 
         by_series = _by_series(self.changes, self.keys)
         for name in sorted({s.metric for s in self.summaries if s.slug in slugs}):
-            df = _keyed(series_metrics(store, names=[name], extra=("unit", "seq")), self.provenance)
+            df = self.spilled.load(name) if self.spilled is not None else None
+            if df is None:
+                df = _keyed(series_metrics(store, names=[name], extra=SECOND_READ), self.provenance)
             df = df.assign(git_commit=commits.of(df["seq"]) if len(df) else [])
             yield from _pages(df, self.keys, by_series, wanted=slugs)
             del df
 
 
-def store_history(store, *, window: int = 8, threshold: float = 0.05) -> StoreHistory:
+SECOND_READ = ("unit", "seq")  # series_metrics' extra columns the pages need (seq: the commit, history_commits)
+
+
+class _Spill:
+    """Each metric name's keyed rows as the first pass read them, pickled into a temporary folder: drawing
+    the pages after Benjamini–Hochberg reads them back (a pickle of Arrow columns loads in a fraction of
+    the SQL join's time) instead of querying the store again. Removed when the history is dropped."""
+
+    def __init__(self):
+        import tempfile
+
+        self._dir = tempfile.TemporaryDirectory(prefix="eitp-history-")
+        self._paths: dict[str, str] = {}
+
+    def save(self, name: str, df) -> None:
+        import os
+
+        path = os.path.join(self._dir.name, f"{len(self._paths)}.pkl")
+        df.to_pickle(path)
+        self._paths[name] = path
+
+    def load(self, name: str):
+        import pandas as pd
+
+        path = self._paths.get(name)
+        return None if path is None else pd.read_pickle(path)
+
+
+def store_history(store, *, window: int = 8, threshold: float = 0.05, spill: bool = True) -> StoreHistory:
     """build_history of a SQL store, read one metric name at a time (regress.store_changes): the same
-    change points as regress, and per page a summary (count, newest run, unit) instead of its points."""
+    change points as regress, and per page a summary (count, newest run, unit) instead of its points.
+    `spill`: keep each name's rows in a temporary file for `pages` (else `pages` queries the store again)."""
     from eitp_bench.analysis.regress import check_window, store_changes
 
     check_window(window)
     summaries: list[PageSummary] = []
 
+    spilled = _Spill() if spill else None
+
     def summarise(name, keyed, keys):
         summaries.extend(_summaries(keyed, keys))
+        if spilled is not None:
+            spilled.save(name, keyed)
 
-    found = store_changes(store, window=window, threshold=threshold, extra=("unit",), on_name=summarise)
+    found = store_changes(store, window=window, threshold=threshold, extra=SECOND_READ, on_name=summarise)
     keys = found.keys
     by_page: dict[tuple, list[Change]] = {}
     for c in found.changes:
@@ -216,7 +253,7 @@ def store_history(store, *, window: int = 8, threshold: float = 0.05) -> StoreHi
     for s in summaries:
         s.changes = by_page.get((s.suite, s.task, s.arm, s.metric), [])
     summaries.sort(key=lambda s: _page_order((s.suite, s.task, s.arm, s.metric)))
-    return StoreHistory(summaries, found.changes, window, threshold, keys, found.provenance)
+    return StoreHistory(summaries, found.changes, window, threshold, keys, found.provenance, spilled)
 
 
 def _page_order(key: tuple) -> tuple:
@@ -248,8 +285,10 @@ def _pages(df, keys: list[str], by_series: dict, wanted: Optional[set] = None) -
             continue
         for panel_key, s in page_df.groupby(rest, sort=True, dropna=False):
             named = dict(zip(keys, (*page_key, *panel_key)))
+            # plain lists first: iterating a pandas (Arrow) string column element by element is slow
             points = [Point(str(r), str(t), float(v), c if isinstance(c, str) else "")
-                      for r, t, v, c in zip(s["run_id"], s["started_at"], s["value"], s["git_commit"])]
+                      for r, t, v, c in zip(s["run_id"].tolist(), s["started_at"].tolist(), s["value"].tolist(),
+                                            s["git_commit"].tolist())]
             panel_changes = sorted(by_series.get(tuple(_plain(named[k]) for k in keys), []), key=lambda c: c.index)
             page.panels.append(Panel(_panel_label(named), _plain(named["hardware_profile_id"]), points,
                                      panel_changes, noise_segments([p.value for p in points], panel_changes)))
@@ -266,7 +305,8 @@ def _summaries(df, keys: list[str]) -> list[PageSummary]:
     for page_key, page_df in df.groupby(PAGE_KEYS, sort=True, dropna=False):
         labels = [_panel_label(dict(zip(keys, (*page_key, *panel_key))))
                   for panel_key, _ in page_df.groupby(rest, sort=True, dropna=False)]
-        last = max(zip(page_df["started_at"].astype(str), page_df["run_id"].astype(str), page_df["value"].astype(float)))
+        last = max(zip(map(str, page_df["started_at"].tolist()), map(str, page_df["run_id"].tolist()),
+                       map(float, page_df["value"].tolist())))
         out.append(PageSummary(*(str(_plain(v)) for v in page_key), unit=_unit(page_df), labels=labels,
                                n_points=len(page_df), last_run_id=last[1], last_started_at=last[0],
                                last_value=last[2]))

@@ -87,10 +87,10 @@ def write_site(history, store, out: str | os.PathLike) -> SiteResult:
     commits.update(store)  # the runs stored since the last build only
     written = 0
     for page in history.pages(store, todo, commits):
-        figures = [(panel, trend(panel, unit=page.unit, title=panel.label,
-                                 point_href=lambda pt, hp=panel.hardware_profile_id: "../" + run_href(
-                                     pt.run_id, pt.started_at, hp)))
-                   for panel in page.panels]
+        figures = []
+        for panel in page.panels:  # each point's link made once, for the figure and the points table
+            hrefs = ["../" + run_href(pt.run_id, pt.started_at, panel.hardware_profile_id) for pt in panel.points]
+            figures.append((panel, trend(panel, unit=page.unit, title=panel.label, hrefs=hrefs), hrefs))
         (root / "series" / f"{page.slug}.html").write_text(_series_page(page, figures), encoding="utf-8")
         written += 1
     removed = 0 if current else _remove_run_pages(root)
@@ -118,7 +118,8 @@ def run_page(date: str, profile) -> str:
 
 
 def run_href(run_id: str, started_at: str, profile) -> str:
-    """A run's anchor on its run page, relative to the site's root."""
+    """A run's anchor on its run page, relative to the site's root: only [A-Za-z0-9_.#/-], nothing to
+    escape."""
     return f"runs/{run_page(str(started_at)[:10], profile)}.html#run-{_safe(run_id)}"
 
 
@@ -139,8 +140,11 @@ def _read_manifest(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
 def _safe(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(run_id))
+    return _UNSAFE.sub("_", str(run_id))
 
 
 def _e(value) -> str:
@@ -201,9 +205,9 @@ def _series_page(page, figures) -> str:
              "links to its run. Shaded: the noise band (median ± 2 robust sd) of each stretch between confirmed "
              "changes; solid lines: confirmed changes; dotted: change-point candidates that were not confirmed.</p>"
              "<div class='panels'>"]
-    for panel, svg in figures:
+    for panel, svg, hrefs in figures:
         parts.append(f"<div class='panel'><h2>{_e(panel.label)}</h2>{svg}{_changes_table(panel)}"
-                     f"{_points_table(panel)}</div>")
+                     f"{_points_table(panel, hrefs)}</div>")
     parts.append("</div>")
     return _page(page.title, "".join(parts))
 
@@ -219,10 +223,10 @@ def _changes_table(panel) -> str:
             f"<th>q</th><th>p</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
-def _points_table(panel) -> str:
-    hp = panel.hardware_profile_id
-    rows = "".join(f"<tr><td><a href='../{_e(run_href(p.run_id, p.started_at, hp))}'>{_e(p.started_at[:16])}</a></td>"
-                   f"<td>{_e(p.git_commit[:10])}</td><td>{p.value:.6g}</td></tr>" for p in reversed(panel.points))
+def _points_table(panel, hrefs: list[str]) -> str:
+    rows = "".join(f"<tr><td><a href='{href}'>{_e(p.started_at[:16])}</a></td>"
+                   f"<td>{_e(p.git_commit[:10])}</td><td>{p.value:.6g}</td></tr>"
+                   for p, href in zip(reversed(panel.points), reversed(hrefs)))
     return (f"<details><summary>{len(panel.points)} points (newest first)</summary><table><thead><tr><th>run</th>"
             f"<th>commit</th><th>value</th></tr></thead><tbody>{rows}</tbody></table></details>")
 

@@ -32,8 +32,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
-def trend(panel, *, unit: str, title: str, point_href) -> str:
-    """Points over run time (each a link to point_href(point)), the noise band and median of each stretch
+def trend(panel, *, unit: str, title: str, hrefs: list[str]) -> str:
+    """Points over run time (each a link to its hrefs[i], a URL with nothing to escape), the noise band and median of each stretch
     between confirmed changes, confirmed changes as solid lines (red regression, green improvement, with
     the relative change) and unconfirmed change-point candidates dotted grey; dates below, values left."""
     import numpy as np
@@ -97,10 +97,10 @@ def trend(panel, *, unit: str, title: str, point_href) -> str:
             out.append(f"<text x='{xx + 3:.1f}' y='{TOP + 10}' fill='{color}'>{100 * c.relative:+.1f} %</text>")
         label = f"confirmed {c.kind}" if c.confirmed else "change-point candidate (not confirmed)"
         legend.setdefault(label, (color, "line" if c.confirmed else "dotted"))
-    xs, ys = [x(s) for s in t], [y(val) for val in v]
-    out.extend(f"<a href='{_e(point_href(p))}'><circle cx='{cx:.1f}' cy='{cy:.1f}' r='2.6' fill='{BLUE}'>"
+    xs, ys = (x(t) if len(t) else t).tolist(), (y(v) if len(v) else v).tolist()  # numpy: all points at once
+    out.extend(f"<a href='{href}'><circle cx='{cx:.1f}' cy='{cy:.1f}' r='2.6' fill='{BLUE}'>"
                f"<title>{_e(p.started_at[:16])} {p.value:.6g}</title></circle></a>"
-               for p, cx, cy in zip(points, xs, ys))
+               for p, href, cx, cy in zip(points, hrefs, xs, ys))
     out.append(_legend(legend, TOP + ph + 34))
     out.append("</svg>")
     return "".join(out)

@@ -132,6 +132,10 @@ def test_store_history_reads_the_pages_of_a_whole_read(store_url, records):
     commits.update(store)
     pages = {p.slug: p for p in by_name.pages(store, {s.slug for s in by_name.summaries}, commits)}
     assert pages == {p.slug: p for p in whole.pages}
+    # the pages drawn from the first pass's spilled rows are those of a second read of the store
+    read_again = store_history(store, spill=False)
+    assert read_again.spilled is None and by_name.spilled is not None
+    assert {p.slug: p for p in read_again.pages(store, set(pages), commits)} == pages
     assert [s.fingerprint() for s in by_name.summaries] == [p.fingerprint() for p in whole.pages]
     assert [(c.run_id, page.slug) for c, page in by_name.confirmed_first()] == \
         [(c.run_id, page.slug) for c, page in whole.confirmed_first()]
