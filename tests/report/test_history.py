@@ -257,3 +257,32 @@ def test_odd_names_are_text_and_safe_file_names(tmp_path):
     for page in [result.index, *(tmp_path / "site" / "series").iterdir(), *runs]:
         text = page.read_text()
         assert "<script>x" not in text and "<i>" not in text and "&lt;script&gt;x" in text
+
+
+def test_trend_svg_draws_points_dates_band_and_changes():
+    """The hand-drawn figure: a linked circle per point at its time and value, dates under the axis,
+    the noise band, a solid red line at the confirmed regression and a dotted one at a candidate;
+    every text escaped."""
+    from eitp_bench.analysis.history import Panel, Point
+    from eitp_bench.analysis.regress import Change
+    from eitp_bench.report.history_svg import nice_ticks, trend
+
+    points = [Point(f"r{i}", f"2026-03-{i + 1:02d}T00:00:00+00:00", 100.0 if i < 5 else 80.0) for i in range(10)]
+
+    def change(index, confirmed):
+        return Change("s", "t", "a", "tokens_per_s", "hp", index, f"r{index}", points[index].started_at, 100.0, 80.0,
+                      -0.2, 0.001, 0.002, "regression", confirmed)
+
+    changes = [change(2, False), change(5, True)]
+    panel = Panel("hp <b>", "hp", points, changes, noise_segments([p.value for p in points], changes))
+    svg = trend(panel, unit="tok/s <i>", title="hp <b>", hrefs=[f"../runs/x.html#run-r{i}" for i in range(10)])
+    circles = re.findall(r"<a href='\.\./runs/x\.html#run-r(\d)'><circle cx='([\d.]+)' cy='([\d.]+)'", svg)
+    assert [int(i) for i, _, _ in circles] == list(range(10))
+    xs, ys = [float(x) for _, x, _ in circles], [float(y) for _, _, y in circles]
+    assert xs == sorted(xs) and len(set(xs)) == 10 and xs[1] - xs[0] == pytest.approx(xs[9] - xs[8], abs=0.2)
+    assert ys[0] == ys[4] < ys[5] == ys[9]  # 100 above 80 (SVG y grows downwards)
+    assert re.findall(r">(2026-03-\d\d)<", svg) == ["2026-03-01", "2026-03-04", "2026-03-07", "2026-03-10"]  # dates
+    assert "noise band" in svg and svg.count("fill-opacity='0.15'") == 2  # a band per stretch
+    assert "confirmed regression" in svg and "-20.0 %" in svg and "stroke-dasharray" in svg
+    assert "<b>" not in svg and "<i>" not in svg and "hp &lt;b&gt;" in svg and "tok/s &lt;i&gt;" in svg
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.5, 1.0] and nice_ticks(87.0, 102.0) == [90.0, 95.0, 100.0]  # 1-2-5 steps
