@@ -286,3 +286,25 @@ def test_trend_svg_draws_points_dates_band_and_changes():
     assert "confirmed regression" in svg and "-20.0 %" in svg and "stroke-dasharray" in svg
     assert "<b>" not in svg and "<i>" not in svg and "hp &lt;b&gt;" in svg and "tok/s &lt;i&gt;" in svg
     assert nice_ticks(0.0, 1.0) == [0.0, 0.5, 1.0] and nice_ticks(87.0, 102.0) == [90.0, 95.0, 100.0]  # 1-2-5 steps
+
+
+def test_the_site_is_the_same_from_sqlite_and_postgresql(pg_url, tmp_path):
+    """Every page (run pages, commits, anchors) written from a PostgreSQL store is the page written from a
+    SQLite store of the same runs, first build and after one more night."""
+    records = nightly_records(12, slow_from=8)
+    extra = nightly_records(1, slow_from=8, first_night=12, seed=4)
+    sqlite = store_of(tmp_path / "nightly.sqlite", records)
+    with Store.open(pg_url) as store:
+        store.add_many(records)
+    for more in ([], extra):
+        if more:
+            store_of(sqlite, more)
+            with Store.open(pg_url) as store:
+                store.add_many(more)
+        lite, pg = site_of(sqlite, tmp_path / "lite"), site_of(pg_url, tmp_path / "pg")
+        assert (lite.written, lite.run_pages) == (pg.written, pg.run_pages) and lite.run_pages in (12, 1)
+        pages = sorted(p.relative_to(tmp_path / "lite") for p in (tmp_path / "lite").rglob("*.html"))
+        assert pages == sorted(p.relative_to(tmp_path / "pg") for p in (tmp_path / "pg").rglob("*.html"))
+        for page in pages:
+            assert (tmp_path / "lite" / page).read_text() == (tmp_path / "pg" / page).read_text(), page
+    assert "(39 runs)" in (tmp_path / "pg" / "index.html").read_text()  # 13 nights × 3, counted in SQL
