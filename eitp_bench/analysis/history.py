@@ -278,17 +278,17 @@ def _pages(df, keys: list[str], by_series: dict, wanted: Optional[set] = None) -
     if len(df) == 0:
         return
     df = _in_time_order(df)
-    rest = [k for k in keys if k not in PAGE_KEYS]
-    for page_key, page_df in df.groupby(PAGE_KEYS, sort=True, dropna=False):
-        page = SeriesPage(*(str(_plain(v)) for v in page_key), unit=_unit(page_df), panels=[])
+    # plain lists first: pandas' per-group objects and Arrow string iteration dominate on a large store
+    run_ids, times, values, commits = (df[c].tolist() for c in ("run_id", "started_at", "value", "git_commit"))
+    units = df["unit"].tolist() if "unit" in df else None
+    for page_key, panels in _groups(df, keys):
+        page = SeriesPage(*(str(_plain(v)) for v in page_key), unit=_unit_at(units, panels), panels=[])
         if wanted is not None and page.slug not in wanted:
             continue
-        for panel_key, s in page_df.groupby(rest, sort=True, dropna=False):
-            named = dict(zip(keys, (*page_key, *panel_key)))
-            # plain lists first: iterating a pandas (Arrow) string column element by element is slow
-            points = [Point(str(r), str(t), float(v), c if isinstance(c, str) else "")
-                      for r, t, v, c in zip(s["run_id"].tolist(), s["started_at"].tolist(), s["value"].tolist(),
-                                            s["git_commit"].tolist())]
+        for panel_key, rows in panels:
+            named = dict(zip(keys, panel_key))
+            points = [Point(str(run_ids[i]), str(times[i]), float(values[i]),
+                            commits[i] if isinstance(commits[i], str) else "") for i in rows]
             panel_changes = sorted(by_series.get(tuple(_plain(named[k]) for k in keys), []), key=lambda c: c.index)
             page.panels.append(Panel(_panel_label(named), _plain(named["hardware_profile_id"]), points,
                                      panel_changes, noise_segments([p.value for p in points], panel_changes)))
@@ -300,21 +300,55 @@ def _summaries(df, keys: list[str]) -> list[PageSummary]:
     if len(df) == 0:
         return []
     df = _in_time_order(df)
-    rest = [k for k in keys if k not in PAGE_KEYS]
+    run_ids, times, values = (df[c].tolist() for c in ("run_id", "started_at", "value"))
+    units = df["unit"].tolist() if "unit" in df else None
     out = []
-    for page_key, page_df in df.groupby(PAGE_KEYS, sort=True, dropna=False):
-        labels = [_panel_label(dict(zip(keys, (*page_key, *panel_key))))
-                  for panel_key, _ in page_df.groupby(rest, sort=True, dropna=False)]
-        last = max(zip(map(str, page_df["started_at"].tolist()), map(str, page_df["run_id"].tolist()),
-                       map(float, page_df["value"].tolist())))
-        out.append(PageSummary(*(str(_plain(v)) for v in page_key), unit=_unit(page_df), labels=labels,
-                               n_points=len(page_df), last_run_id=last[1], last_started_at=last[0],
-                               last_value=last[2]))
+    for page_key, panels in _groups(df, keys):
+        rows = [i for _, panel_rows in panels for i in panel_rows]
+        last = max((str(times[i]), str(run_ids[i]), float(values[i])) for i in rows)
+        out.append(PageSummary(*(str(_plain(v)) for v in page_key), unit=_unit_at(units, panels),
+                               labels=[_panel_label(dict(zip(keys, k))) for k, _ in panels], n_points=len(rows),
+                               last_run_id=last[1], last_started_at=last[0], last_value=last[2]))
     return out
 
 
-def _unit(page_df) -> str:
-    return str(page_df["unit"].dropna().iloc[-1]) if "unit" in page_df and page_df["unit"].notna().any() else ""
+def _groups(df, keys: list[str]) -> list[tuple[tuple, list[tuple[tuple, list[int]]]]]:
+    """[(page key, [(series key, row positions in df order)])] in the order of df.groupby(PAGE_KEYS) and
+    then of each page's groupby over the rest of `keys` (sorted, missing values last): numbered once by
+    pandas (ngroup), split with numpy, so no per-group frame is made."""
+    import numpy as np
+
+    if keys[:len(PAGE_KEYS)] != PAGE_KEYS:  # a page's series must be contiguous in the whole key's order
+        raise ValueError(f"series keys {keys} do not start with the page keys {PAGE_KEYS}")
+    number = df.groupby(keys, sort=True, dropna=False).ngroup().to_numpy()
+    order = np.argsort(number, kind="stable")  # within a series: df's order (time)
+    starts = np.flatnonzero(np.r_[True, np.diff(number[order]) != 0])
+    columns = [df[k].tolist() for k in keys]
+    out: list = []
+    for a, b in zip(starts, [*starts[1:], len(order)]):
+        rows = order[a:b].tolist()
+        key = tuple(column[rows[0]] for column in columns)
+        page_key = key[:len(PAGE_KEYS)]
+        if not out or not _same_key(out[-1][0], page_key):
+            out.append((page_key, []))
+        out[-1][1].append((key, rows))
+    return out
+
+
+def _same_key(a: tuple, b: tuple) -> bool:
+    return all(x == y or (_missing(x) and _missing(y)) for x, y in zip(a, b))
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _unit_at(units, panels) -> str:
+    """The page's unit: its last stated one in time order (as _unit of its rows)."""
+    if units is None:
+        return ""
+    stated = [i for _, rows in panels for i in rows if not _missing(units[i])]
+    return str(units[max(stated)]) if stated else ""
 
 
 def noise_segments(values: list[float], changes: list[Change]) -> list[Segment]:
