@@ -173,18 +173,17 @@ def build_history(frames, *, window: int = 8, threshold: float = 0.05) -> Histor
 @dataclass
 class StoreHistory:
     """store_history's result: every page's summary and every candidate change; the pages themselves
-    are read again, one metric name at a time, by `pages`."""
+    are drawn, one metric name at a time, by `pages`."""
     summaries: list[PageSummary]
     changes: list[Change]
     window: int
     threshold: float
-    keys: list[str]
-    provenance: object
+    keys: list[str]  # the series keys, decided once for the whole store (regress.store_changes)
+    provenance: object  # each ok run's recorded hardware state (energy state and board of its series)
+    spilled: object = None  # the first pass's rows per metric name (_Spill), read back by `pages`
 
     def confirmed_first(self) -> list[tuple[Change, PageSummary]]:
         return confirmed_first(self.summaries)
-
-    spilled: object = None  # the first pass's rows per metric name (_Spill), read back by `pages`
 
     def pages(self, store, slugs: set[str], commits) -> Iterator[SeriesPage]:
         """The SeriesPages whose slug is in `slugs` (equal to build_history's), one metric name's rows at a
