@@ -148,11 +148,13 @@ SERIES_RUN_COLUMNS = ["suite", "suite_config_hash", "task", "arm", "hardware_pro
 def provenance_field(dialect: str, field: str):
     """A top-level text field of each run's provenance (git_commit, eitp_bench_version), extracted by the
     database: no provenance JSON is parsed in Python."""
-    from sqlalchemy import JSON, cast, func
+    from sqlalchemy import JSON, case, cast, func
 
+    text = RUNS.c.provenance_json
     if dialect == "postgresql":
-        return func.json_extract_path_text(cast(RUNS.c.provenance_json, JSON), field).label(field)
-    return func.json_extract(RUNS.c.provenance_json, f"$.{field}").label(field)
+        return func.json_extract_path_text(cast(text, JSON), field).label(field)
+    # a provenance edited into malformed JSON reads as no value (json_extract would fail the whole read)
+    return case((func.json_valid(text) == 1, func.json_extract(text, f"$.{field}")), else_=None).label(field)
 
 
 # Columns a caller may add to series_metrics: the history site shows each point's unit, and finds its

@@ -208,6 +208,27 @@ def test_cli_writes_the_site_from_a_store(tmp_path, capsys):
     assert "1 confirmed regression(s)" in out and (tmp_path / "site" / "index.html").exists()
 
 
+@pytest.mark.parametrize("content", [b"\x00garbage" * 500, b"SQLite format 3\x00garbage"])
+def test_cli_corrupt_store_is_one_line_exit_2(tmp_path, capsys, content):
+    (tmp_path / "bad.sqlite").write_bytes(content)
+    assert cli.main(["history", "--store", str(tmp_path / "bad.sqlite"), "--out", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eitp-bench: error:") and "bad.sqlite" in err and "Traceback" not in err
+
+
+def test_a_run_with_damaged_provenance_shows_no_commit(tmp_path, capsys):
+    """A provenance edited into malformed JSON: the site is still written, that run without a commit."""
+    import sqlite3
+
+    path = store_of(tmp_path / "nightly.sqlite", nightly_records(8, slow_from=None))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE runs SET provenance_json = '{not json' WHERE seq = 24")  # night 8's generate run
+    assert cli.main(["history", "--store", str(path), "--out", str(tmp_path / "site")]) == 0
+    runs = {p.name: p.read_text() for p in (tmp_path / "site" / "runs").iterdir()}
+    last = runs[max(runs)]
+    assert "0008c0ffee" in last and last.count("0008c0ffee") == 2  # train and lm; not the damaged run
+
+
 def test_cli_no_store_is_one_line_exit_2(tmp_path, capsys):
     assert cli.main(["history", "--store", str(tmp_path / "missing.sqlite"), "--out", str(tmp_path / "site")]) == 2
     err = capsys.readouterr().err
