@@ -51,6 +51,9 @@ class Panel:
     points: list[Point]
     changes: list[Change]  # every candidate change point; `confirmed` marks the ones regress reports
     segments: list[Segment] = field(default_factory=list)
+    # each point's start in seconds since the epoch, as parsed once for the whole metric (the figure's x);
+    # derived from the points, so not part of what makes two panels equal
+    seconds: list[float] = field(default_factory=list, compare=False, repr=False)
 
 
 class _PageId:
@@ -272,6 +275,13 @@ def _in_time_order(df):
     return df.assign(_t=pd.to_datetime(df["started_at"], utc=True, format="ISO8601")).sort_values("_t", kind="stable")
 
 
+def _epoch_seconds(times) -> list[float]:
+    """Seconds since the epoch of a UTC datetime column, whatever unit pandas parsed it in."""
+    import pandas as pd
+
+    return ((times - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).tolist()
+
+
 def _pages(df, keys: list[str], by_series: dict, wanted: Optional[set] = None) -> Iterator[SeriesPage]:
     """The pages of keyed rows (with `git_commit`, `unit`), in page order; only slugs in `wanted` if given."""
     if len(df) == 0:
@@ -280,6 +290,7 @@ def _pages(df, keys: list[str], by_series: dict, wanted: Optional[set] = None) -
     # plain lists first: pandas' per-group objects and Arrow string iteration dominate on a large store
     run_ids, times, values, commits = (df[c].tolist() for c in ("run_id", "started_at", "value", "git_commit"))
     units = df["unit"].tolist() if "unit" in df else None
+    seconds = _epoch_seconds(df["_t"])
     for page_key, panels in _groups(df, keys):
         page = SeriesPage(*(str(_plain(v)) for v in page_key), unit=_unit_at(units, panels), panels=[])
         if wanted is not None and page.slug not in wanted:
@@ -290,7 +301,8 @@ def _pages(df, keys: list[str], by_series: dict, wanted: Optional[set] = None) -
                             commits[i] if isinstance(commits[i], str) else "") for i in rows]
             panel_changes = sorted(by_series.get(tuple(_plain(named[k]) for k in keys), []), key=lambda c: c.index)
             page.panels.append(Panel(_panel_label(named), _plain(named["hardware_profile_id"]), points,
-                                     panel_changes, noise_segments([p.value for p in points], panel_changes)))
+                                     panel_changes, noise_segments([p.value for p in points], panel_changes),
+                                     [seconds[i] for i in rows]))
         yield page
 
 

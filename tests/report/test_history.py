@@ -6,6 +6,7 @@ import json
 import os
 import re
 
+import pandas as pd
 import pytest
 from nightly_store import nightly_records
 from synthetic_store import frames_from_records
@@ -132,6 +133,9 @@ def test_store_history_reads_the_pages_of_a_whole_read(store_url, records):
     commits.update(store)
     pages = {p.slug: p for p in by_name.pages(store, {s.slug for s in by_name.summaries}, commits)}
     assert pages == {p.slug: p for p in whole.pages}
+    for page in pages.values():  # the figure's x: each point's start, parsed once per metric
+        for panel in page.panels:
+            assert panel.seconds == [pd.Timestamp(p.started_at).timestamp() for p in panel.points]
     # the pages drawn from the first pass's spilled rows are those of a second read of the store
     read_again = store_history(store, spill=False)
     assert read_again.spilled is None and by_name.spilled is not None
@@ -296,7 +300,11 @@ def test_trend_svg_draws_points_dates_band_and_changes():
 
     changes = [change(2, False), change(5, True)]
     panel = Panel("hp <b>", "hp", points, changes, noise_segments([p.value for p in points], changes))
-    svg = trend(panel, unit="tok/s <i>", title="hp <b>", hrefs=[f"../runs/x.html#run-r{i}" for i in range(10)])
+    hrefs = [f"../runs/x.html#run-r{i}" for i in range(10)]
+    svg = trend(panel, unit="tok/s <i>", title="hp <b>", hrefs=hrefs)
+    # the seconds parsed once per metric (as _pages gives them) draw the same figure
+    panel.seconds = [1772323200.0 + 86400 * i for i in range(10)]  # 2026-03-01 + i days, UTC
+    assert trend(panel, unit="tok/s <i>", title="hp <b>", hrefs=hrefs) == svg
     circles = re.findall(r"<a href='\.\./runs/x\.html#run-r(\d)'><circle cx='([\d.]+)' cy='([\d.]+)'", svg)
     assert [int(i) for i, _, _ in circles] == list(range(10))
     xs, ys = [float(x) for _, x, _ in circles], [float(y) for _, _, y in circles]
