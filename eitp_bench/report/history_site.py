@@ -113,7 +113,7 @@ def run_page(date: str, profile) -> str:
     readable, safe on every file system, and distinct for distinct profiles (a digest of the name)."""
     name = "no-profile" if profile is None else str(profile)
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)[:40].strip("-.") or "profile"
-    digest = hashlib.sha1(name.encode()).hexdigest()[:6]
+    digest = hashlib.sha1(b"\x00" if profile is None else name.encode()).hexdigest()[:6]  # not "no-profile"
     return f"{re.sub(r'[^0-9-]', '_', str(date)[:10])}-{readable}-{digest}"
 
 

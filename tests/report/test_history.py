@@ -337,3 +337,12 @@ def test_the_site_is_the_same_from_sqlite_and_postgresql(pg_url, tmp_path):
         for page in pages:
             assert (tmp_path / "lite" / page).read_text() == (tmp_path / "pg" / page).read_text(), page
     assert "(39 runs)" in (tmp_path / "pg" / "index.html").read_text()  # 13 nights × 3, counted in SQL
+
+
+def test_run_page_names_are_safe_and_distinct():
+    from eitp_bench.report.history_site import run_href, run_page
+
+    names = [run_page("2026-01-01", p) for p in (None, "no-profile", "a/b", "a b", "a-b", "../../x", "é")]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"2026-01-01-[A-Za-z0-9_.-]+-[0-9a-f]{6}", n) for n in names)
+    assert run_href("r/1<x>", "2026-01-01T23:59:00+00:00", None) == f"runs/{names[0]}.html#run-r_1_x_"
