@@ -207,20 +207,28 @@ SECOND_READ = ("unit", "seq")  # series_metrics' extra columns the pages need (s
 
 
 class _Spill:
-    """Each metric name's keyed rows as the first pass read them, pickled into a temporary folder: drawing
-    the pages after Benjamini–Hochberg reads them back (a pickle of Arrow columns loads in a fraction of
-    the SQL join's time) instead of querying the store again. Removed when the history is dropped."""
+    """Each metric name's keyed rows as the first pass read them, pickled into a folder: drawing the pages
+    after Benjamini–Hochberg reads them back (a pickle of Arrow columns loads in a fraction of the SQL
+    join's time) instead of querying the store again. The folder (a new temporary one, or `folder`,
+    emptied first: what a killed build left there goes) is removed when the history is dropped."""
 
-    def __init__(self):
+    def __init__(self, folder=None):
+        import shutil
         import tempfile
+        import weakref
+        from pathlib import Path
 
-        self._dir = tempfile.TemporaryDirectory(prefix="eitp-history-")
-        self._paths: dict[str, str] = {}
+        if folder is None:
+            folder = tempfile.mkdtemp(prefix="eitp-history-")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            Path(folder).mkdir(parents=True)
+        self.folder = Path(folder)
+        self._paths: dict[str, Path] = {}
+        weakref.finalize(self, shutil.rmtree, str(folder), True)
 
     def save(self, name: str, df) -> None:
-        import os
-
-        path = os.path.join(self._dir.name, f"{len(self._paths)}.pkl")
+        path = self.folder / f"{len(self._paths)}.pkl"
         df.to_pickle(path)
         self._paths[name] = path
 
@@ -231,16 +239,18 @@ class _Spill:
         return None if path is None else pd.read_pickle(path)
 
 
-def store_history(store, *, window: int = 8, threshold: float = 0.05, spill: bool = True) -> StoreHistory:
+def store_history(store, *, window: int = 8, threshold: float = 0.05, spill: bool = True,
+                  spill_dir=None) -> StoreHistory:
     """build_history of a SQL store, read one metric name at a time (regress.store_changes): the same
     change points as regress, and per page a summary (count, newest run, unit) instead of its points.
-    `spill`: keep each name's rows in a temporary file for `pages` (else `pages` queries the store again)."""
+    `spill`: keep each name's rows in a file for `pages` (else `pages` queries the store again), in
+    `spill_dir` (emptied first) or a new temporary folder."""
     from eitp_bench.analysis.regress import check_window, store_changes
 
     check_window(window)
     summaries: list[PageSummary] = []
 
-    spilled = _Spill() if spill else None
+    spilled = _Spill(spill_dir) if spill else None
 
     def summarise(name, keyed, keys):
         summaries.extend(_summaries(keyed, keys))

@@ -29,7 +29,7 @@ def history(
         raise UserError(f"no runs in {sql.location.shown}: no history to write",
                         fix="run a suite first (eitp-bench run SUITE) or point --store at a results store")
     # one metric name's rows at a time (as regress), then only the pages that changed are drawn
-    found = store_history(sql, window=window, threshold=rel)
+    found = store_history(sql, window=window, threshold=rel, spill_dir=_spill_dir(out))
     result = write_site(found, sql, out)
     regressions = sum(1 for c, _ in found.confirmed_first() if c.kind == "regression")
     print(f"{len(found.summaries)} series pages: {result.written} written, {result.skipped} unchanged; "
@@ -38,6 +38,18 @@ def history(
           + f"; {regressions} confirmed regression(s)")
     print(f"wrote {result.index}")
     return 0
+
+
+def _spill_dir(out: str):
+    """The scratch folder of the site at `out` (the rows kept between the analysis and the drawing): in
+    the temporary folder, not in the site, named after the site so that a killed build's is cleared by
+    the next one."""
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    site = str(Path(out).resolve())
+    return Path(tempfile.gettempdir()) / f"eitp-history-{hashlib.sha1(site.encode()).hexdigest()[:12]}"
 
 
 def register(app) -> None:

@@ -346,3 +346,19 @@ def test_run_page_names_are_safe_and_distinct():
     assert len(set(names)) == len(names)
     assert all(re.fullmatch(r"2026-01-01-[A-Za-z0-9_.-]+-[0-9a-f]{6}", n) for n in names)
     assert run_href("r/1<x>", "2026-01-01T23:59:00+00:00", None) == f"runs/{names[0]}.html#run-r_1_x_"
+
+
+def test_the_scratch_rows_are_removed_and_a_killed_builds_cleared(tmp_path):
+    """The rows kept between the analysis and the drawing live in a scratch folder: emptied first (what
+    a killed build left there), removed when the history is dropped."""
+    import gc
+
+    path = store_of(tmp_path / "nightly.sqlite", nightly_records(8, slow_from=None))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "left-by-a-killed-build.pkl").write_text("x")
+    found = store_history(Store.open(str(path), read_only=True), spill_dir=scratch)
+    assert sorted(p.name for p in scratch.iterdir()) == [f"{i}.pkl" for i in range(6)]  # one per metric name
+    del found
+    gc.collect()
+    assert not scratch.exists()
