@@ -19,7 +19,7 @@ def history(
     from eitp_bench.analysis.frames import sql_store
     from eitp_bench.analysis.history import store_history
     from eitp_bench.analysis.regress import parse_threshold
-    from eitp_bench.report.history_site import prepare_out, write_site
+    from eitp_bench.report.history_site import built_from, is_current, prepare_out, write_site
     from eitp_bench.store import queries as store_queries
 
     rel = parse_threshold(threshold)
@@ -28,9 +28,14 @@ def history(
     if store_queries.run_count(sql) == 0:
         raise UserError(f"no runs in {sql.location.shown}: no history to write",
                         fix="run a suite first (eitp-bench run SUITE) or point --store at a results store")
+    state = built_from(sql, window=window, threshold=rel)
+    if is_current(out, state):  # e.g. a nightly job on a night when no run came in
+        print(f"{out} is current: no run was stored or removed since its last build (with these settings); "
+              "nothing written")
+        return 0
     # one metric name's rows at a time (as regress), then only the pages that changed are drawn
     found = store_history(sql, window=window, threshold=rel, spill_dir=_spill_dir(out))
-    result = write_site(found, sql, out)
+    result = write_site(found, sql, out, state=state)
     regressions = sum(1 for c, _ in found.confirmed_first() if c.kind == "regression")
     print(f"{len(found.summaries)} series pages: {result.written} written, {result.skipped} unchanged; "
           f"{result.run_pages} run pages written"

@@ -66,8 +66,29 @@ def prepare_out(out: str | os.PathLike) -> Path:
     return path
 
 
-def write_site(history, store, out: str | os.PathLike) -> SiteResult:
-    """Write (or update) the site of `history` (analysis/history.store_history of `store`) into `out`."""
+def built_from(store, *, window: int, threshold: float) -> dict:
+    """What a site is built from: the store's state (store_queries.store_state) and the analysis' settings."""
+    from eitp_bench.store import queries as store_queries
+
+    runs, last_seq = store_queries.store_state(store)
+    return {"runs": runs, "last_seq": last_seq, "window": window, "threshold": threshold}
+
+
+def is_current(out: str | os.PathLike, state: dict) -> bool:
+    """The site at `out` was built from this very store state with these settings, and every page it
+    lists is there: nothing to analyse or write."""
+    root = Path(out)
+    old = _read_manifest(root / "manifest.json")
+    if old.get("format") != SITE_FORMAT or old.get("store") != state:
+        return False
+    pages = [root / "index.html", *(root / "series" / f"{slug}.html" for slug in old.get("series", {})),
+             *(root / "runs" / f"{slug}.html" for slug in old.get("runs", {}))]
+    return all(page.exists() for page in pages)
+
+
+def write_site(history, store, out: str | os.PathLike, *, state: dict | None = None) -> SiteResult:
+    """Write (or update) the site of `history` (analysis/history.store_history of `store`) into `out`;
+    `state` (built_from) is recorded in the manifest for is_current."""
     from eitp_bench.report.history_svg import trend
     from eitp_bench.store import queries as store_queries
 
@@ -75,7 +96,7 @@ def write_site(history, store, out: str | os.PathLike) -> SiteResult:
     manifest_path = root / "manifest.json"
     old = _read_manifest(manifest_path)
     current = old.get("format") == SITE_FORMAT
-    new = {"format": SITE_FORMAT, "series": {}, "runs": {}}
+    new = {"format": SITE_FORMAT, "store": state, "series": {}, "runs": {}}
     todo = set()
     for summary in history.summaries:
         entry = summary.fingerprint()

@@ -141,6 +141,17 @@ def run_count(store, *, suite: Optional[str] = None) -> int:
         return conn.execute(select(func.count()).select_from(RUNS).where(*_suite_filter(suite))).scalar_one()
 
 
+@_reading
+def store_state(store) -> tuple[int, int]:
+    """(runs stored, newest seq; 0 when empty): any run stored or removed since moves one of them (a stored
+    run never changes), so the history site knows from them alone that it is current."""
+    from sqlalchemy import func, select
+
+    with store._tx() as conn:
+        count, last = conn.execute(select(func.count(), func.max(RUNS.c.seq)).select_from(RUNS)).one()
+    return int(count), int(last or 0)
+
+
 # Columns of a metric series (analysis/regress.py, analysis/compare.py), in the metrics frame's names
 SERIES_RUN_COLUMNS = ["suite", "suite_config_hash", "task", "arm", "hardware_profile_id", "started_at", "status"]
 

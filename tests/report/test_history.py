@@ -362,3 +362,21 @@ def test_the_scratch_rows_are_removed_and_a_killed_builds_cleared(tmp_path):
     del found
     gc.collect()
     assert not scratch.exists()
+
+
+def test_a_site_built_from_this_very_store_is_left_alone(tmp_path, capsys):
+    """Nothing stored since the last build (same settings, every page there): nothing is analysed or
+    written. A new night, other settings or a missing page make it build again."""
+    path = store_of(tmp_path / "nightly.sqlite", nightly_records(10, slow_from=None))
+    site = tmp_path / "site"
+    args = ["history", "--store", str(path), "--out", str(site)]
+    assert cli.main(args) == 0 and "6 written" in capsys.readouterr().out
+    before = {p: p.stat().st_mtime_ns for p in site.rglob("*")}
+    assert cli.main(args) == 0 and "is current" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in site.rglob("*")} == before
+    assert cli.main([*args, "--threshold", "10%"]) == 0 and "6 unchanged" in capsys.readouterr().out
+    assert cli.main([*args, "--threshold", "10%"]) == 0 and "is current" in capsys.readouterr().out
+    sorted((site / "runs").iterdir())[0].unlink()
+    assert cli.main([*args, "--threshold", "10%"]) == 0 and "1 run pages written" in capsys.readouterr().out
+    store_of(path, nightly_records(1, slow_from=None, first_night=10, seed=2))
+    assert cli.main([*args, "--threshold", "10%"]) == 0 and "6 written" in capsys.readouterr().out
