@@ -303,14 +303,15 @@ def _write_run_page(path: Path, date: str, profile, runs) -> None:
         for _, metrics in rows:
             for name, _, unit, window in metrics:
                 columns.setdefault((name, window or "", unit or ""), None)
-        head = "".join(f"<th>{_e(name)}{_e(' [' + window + ']' if window else '')}{_e(' (' + unit + ')' if unit else '')}</th>"
-                       for name, window, unit in columns)
+        head = "".join(f"<th>{_e(name)}{_e(' [' + window + ']' if window else '')}"
+                       f"{_e(' (' + unit + ')' if unit else '')}</th>" for name, window, unit in columns)
         body = []
         for run, metrics in sorted(rows, key=lambda rm: (str(rm[0]["started_at"]), str(rm[0]["run_id"]))):
             values = {(name, window or "", unit or ""): value for name, value, unit, window in metrics}
             cells = "".join(f"<td>{_value(values.get(col, ''))}</td>" for col in columns)
             facts = "".join(f"<td>{_e(run.get(key) or '')}</td>" for _, key in RUN_FACTS)
-            body.append(f"<tr id='run-{_e(_safe(run['run_id']))}'><td>{_e(str(run['run_id'])[:12])}</td>{facts}{cells}</tr>")
+            body.append(f"<tr id='run-{_e(_safe(run['run_id']))}'><td>{_e(str(run['run_id'])[:12])}</td>"
+                        f"{facts}{cells}</tr>")
         parts.append(f"<h2>{_e(suite)} / {_e(task)} / {_e(arm)}</h2><table><thead><tr><th>run</th>"
                      + "".join(f"<th>{_e(label)}</th>" for label, _ in RUN_FACTS)
                      + f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")

@@ -33,9 +33,10 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def trend(panel, *, unit: str, title: str, hrefs: list[str]) -> str:
-    """Points over run time (each a link to its hrefs[i], a URL with nothing to escape), the noise band and median of each stretch
-    between confirmed changes, confirmed changes as solid lines (red regression, green improvement, with
-    the relative change) and unconfirmed change-point candidates dotted grey; dates below, values left."""
+    """Points over run time (each a link to its hrefs[i], a URL with nothing to escape), the noise band
+    and median of each stretch between confirmed changes, confirmed changes as solid lines (red
+    regression, green improvement, with the relative change) and unconfirmed change-point candidates
+    dotted grey; dates below, values left."""
     import numpy as np
     import pandas as pd
 
@@ -101,7 +102,8 @@ def trend(panel, *, unit: str, title: str, hrefs: list[str]) -> str:
     xs, ys = (x(t) if len(t) else t).tolist(), (y(v) if len(v) else v).tolist()  # numpy: all points at once
     # thousands of points on a large store: the fewest bytes per point (the points table has the values)
     out.append(f"<g fill='{BLUE}'>")
-    out.extend(f"<a href='{href}'><circle cx='{cx:.1f}' cy='{cy:.1f}' r='2.6'/></a>" for href, cx, cy in zip(hrefs, xs, ys))
+    out.extend(f"<a href='{href}'><circle cx='{cx:.1f}' cy='{cy:.1f}' r='2.6'/></a>"
+               for href, cx, cy in zip(hrefs, xs, ys))
     out.append("</g>")
     out.append(_legend(legend, TOP + ph + 34))
     out.append("</svg>")
