@@ -252,37 +252,42 @@ def _points_table(panel, hrefs: list[str]) -> str:
             f"<th>commit</th><th>value</th></tr></thead><tbody>{rows}</tbody></table></details>")
 
 
-def _write_run_pages(root: Path, store, groups: dict, commits) -> int:
+DATES_PER_READ = 200  # nights of run pages read per query: a first build of a large store in a few reads,
+# each bounded (PostgreSQL's driver holds a whole result in memory)
+
+
+def _write_run_pages(root: Path, store, groups: dict, commits, *, dates_per_read: int = DATES_PER_READ) -> int:
     """Write the run pages `groups` ({slug: (date, profile, [count, last seq])}): their runs' rows are read
-    in store order, one stream; a page is written (and its rows dropped) as soon as all its runs came by."""
+    in store order, a few nights per query; a page is written (and its rows dropped) as soon as all its
+    runs came by."""
     from eitp_bench.store import queries as store_queries
 
-    if not groups:
-        return 0
     slug_of = {(date, profile): slug for slug, (date, profile, _) in groups.items()}
     left = {slug: entry[0] for slug, (_, _, entry) in groups.items()}
     pending: dict[str, dict] = {}
-    written = 0
+    done: set[str] = set()
+
+    def write(slug: str) -> None:
+        date, profile, _ = groups[slug]
+        _write_run_page(root / "runs" / f"{slug}.html", date, profile, pending.pop(slug).values())
+        done.add(slug)
 
     def consume(run, metrics):
-        nonlocal written
         slug = slug_of.get((str(run["started_at"])[:10], run["hardware_profile_id"]))
-        if slug is None:
+        if slug is None or slug in done:  # a run stored since the pages were counted: the next build's
             return
         run["git_commit"] = commits.one(run["seq"])
         pending.setdefault(slug, {})[run["run_id"]] = (run, metrics)
         left[slug] -= 1
         if left[slug] == 0:
-            date, profile, _ = groups[slug]
-            _write_run_page(root / "runs" / f"{slug}.html", date, profile, pending.pop(slug).values())
-            written += 1
+            write(slug)
 
-    store_queries.group_run_rows(store, sorted({d for d, _ in slug_of}), consume)
-    for slug, runs in pending.items():  # a run stored while reading: written with what came by
-        date, profile, _ = groups[slug]
-        _write_run_page(root / "runs" / f"{slug}.html", date, profile, runs.values())
-        written += 1
-    return written
+    dates = sorted({d for d, _ in slug_of})
+    for i in range(0, len(dates), dates_per_read):
+        store_queries.group_run_rows(store, dates[i:i + dates_per_read], consume)
+    for slug in list(pending):  # a run removed since the pages were counted: written with what came by
+        write(slug)
+    return len(done)
 
 
 RUN_FACTS = [("started", "started_at"), ("commit", "git_commit"), ("eitp-bench", "eitp_bench_version"),

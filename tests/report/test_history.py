@@ -380,3 +380,19 @@ def test_a_site_built_from_this_very_store_is_left_alone(tmp_path, capsys):
     assert cli.main([*args, "--threshold", "10%"]) == 0 and "1 run pages written" in capsys.readouterr().out
     store_of(path, nightly_records(1, slow_from=None, first_night=10, seed=2))
     assert cli.main([*args, "--threshold", "10%"]) == 0 and "6 written" in capsys.readouterr().out
+
+
+def test_run_pages_read_a_few_nights_at_a_time_are_the_same(tmp_path, monkeypatch):
+    from eitp_bench.report import history_site
+    from eitp_bench.store import queries as store_queries
+
+    path = store_of(tmp_path / "nightly.sqlite", nightly_records(9, slow_from=None))
+    site_of(path, tmp_path / "whole")
+    real_pages, real_rows = history_site._write_run_pages, store_queries.group_run_rows
+    reads = []
+    monkeypatch.setattr(history_site, "_write_run_pages", lambda *a, **k: real_pages(*a, dates_per_read=2))
+    monkeypatch.setattr(store_queries, "group_run_rows", lambda s, dates, c: reads.append(dates) or real_rows(s, dates, c))
+    assert site_of(path, tmp_path / "chunked").run_pages == 9
+    assert [len(d) for d in reads] == [2, 2, 2, 2, 1]
+    for page in (tmp_path / "whole" / "runs").iterdir():
+        assert (tmp_path / "chunked" / "runs" / page.name).read_text() == page.read_text()
