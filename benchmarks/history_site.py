@@ -5,9 +5,10 @@
 Builds nightly smoke-like records (tests/nightly_store.py: train, lm and generate each night, six
 metrics) for every (arm, hardware profile), with a 10 % slowdown of one arm on one profile from the
 last third on, then times: the first build of the site, a rebuild with nothing new, and a rebuild
-after one more night of one arm on one profile. Analysis (regress's change points) runs every time;
-only the rendering of unchanged series pages is skipped. Frames are built in memory (no SQLite),
-so the figures are the history's own cost.
+after one more night of one arm on one profile. Analysis (regress's change points, one metric name at a
+time: analysis/history.store_history) runs every time; only the rendering of unchanged series pages and
+run pages is skipped. The records are stored in a temporary SQLite store first (not timed). For a fleet-
+sized store (100 k, 1 M records) see benchmarks/history_scale.py.
 """
 
 from __future__ import annotations
@@ -22,18 +23,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from nightly_store import nightly_records  # noqa: E402
-from synthetic_store import frames_from_records  # noqa: E402
 
-from eitp_bench.analysis.frames import load_frames  # noqa: E402
-from eitp_bench.analysis.history import build_history  # noqa: E402
+from eitp_bench.analysis.history import store_history  # noqa: E402
 from eitp_bench.report.history_site import write_site  # noqa: E402
+from eitp_bench.store import Store  # noqa: E402
 
 
-def build(frames, out):
+def build(path, out):
+    store = Store.open(str(path), read_only=True)
     t0 = time.perf_counter()
-    found = build_history(frames)
+    found = store_history(store)
     t1 = time.perf_counter()
-    result = write_site(found, frames, out)
+    result = write_site(found, store, out)
+    store.close()
     return t1 - t0, time.perf_counter() - t1, result, found
 
 
@@ -49,16 +51,18 @@ def main() -> None:
             slow = 2 * args.nights // 3 if (p, a) == (0, 0) else None
             records += nightly_records(args.nights, slow_from=slow, seed=100 * p + a, profile=f"hp-{p}", arm=f"arm{a}")
     extra = nightly_records(1, slow_from=None, seed=999, profile="hp-1", arm="arm1", first_night=args.nights)
-    frames = load_frames(frames_from_records(records))
-    more = load_frames(frames_from_records(records + extra))
-    runs = frames.runs["run_id"].nunique()
     out = Path(tempfile.mkdtemp(prefix="history-bench-")) / "site"
+    path = out.parent / "nightly.sqlite"
     try:
-        rows = [("first build", *build(frames, out)), ("rebuild, nothing new", *build(frames, out)),
-                ("rebuild, one new night on one profile", *build(more, out))]
+        with Store.open(str(path)) as store:
+            store.add_many(records)
+        rows = [("first build", *build(path, out)), ("rebuild, nothing new", *build(path, out))]
+        with Store.open(str(path)) as store:
+            store.add_many(extra)
+        rows.append(("rebuild, one new night on one profile", *build(path, out)))
         found = rows[0][4]
-        print(f"{runs} runs, {len(frames.metrics)} metric rows, {len(found.pages)} series pages, "
-              f"{sum(len(p.panels) for p in found.pages)} panels")
+        print(f"{len(records)} runs, {sum(len(r.metrics) for r in records)} metric rows, {len(found.summaries)} "
+              f"series pages, {sum(len(p.labels) for p in found.summaries)} panels")
         regressions = [c for c, _ in found.confirmed_first() if c.kind == "regression"]
         print(f"confirmed regressions: {len(regressions)}; first: {regressions[0].series if regressions else 'none'}")
         for label, analysis_s, render_s, result, _ in rows:

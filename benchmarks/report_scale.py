@@ -61,16 +61,43 @@ _MEASURE = ("import resource, subprocess, sys, time\n"
             "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n")
 
 
+def night_records(night: int, configs: int, profiles: int) -> list:
+    """One night's records: every configuration × profile runs the suite once."""
+    batch = []
+    for c in range(configs):
+        for p in range(profiles):
+            recs = eitp_records(n_reps=1, seed=night * 1000 + c * 10 + p, suite=f"nightly-{c:02d}",
+                                profile=f"hp-{p:02d}", failed=0, started0=night * 1440 + c * 20 + p * 2)
+            batch.extend(r.model_copy(update={"suite_config_hash": f"cfg-{c:02d}"}) for r in recs)
+    return batch
+
+
+def nights_in(n_records: int, configs: int, profiles: int) -> int:
+    """How many nights (the last maybe partial) nightly_records writes for n_records."""
+    per_night = len(night_records(0, configs, profiles))
+    return -(-n_records // per_night)
+
+
+def append_nights(url: str, nights: int, configs: int, profiles: int) -> int:
+    """Store `nights` more nights after those of a store built by build_store (through Store.add_many,
+    as a nightly job would); returns how many records were added."""
+    from eitp_bench.store import Store
+
+    with Store.open(url) as store:
+        first = nights_in(store.count(), configs, profiles)
+        added = 0
+        for night in range(first, first + nights):
+            batch = night_records(night, configs, profiles)
+            store.add_many(batch)
+            added += len(batch)
+    return added
+
+
 def nightly_records(n_records: int, configs: int, profiles: int):
     """Batches of one night's records (every configuration × profile) until n_records are generated."""
     made, night = 0, 0
     while made < n_records:
-        batch = []
-        for c in range(configs):
-            for p in range(profiles):
-                recs = eitp_records(n_reps=1, seed=night * 1000 + c * 10 + p, suite=f"nightly-{c:02d}",
-                                    profile=f"hp-{p:02d}", failed=0, started0=night * 1440 + c * 20 + p * 2)
-                batch.extend(r.model_copy(update={"suite_config_hash": f"cfg-{c:02d}"}) for r in recs)
+        batch = night_records(night, configs, profiles)
         batch = batch[: n_records - made]
         made += len(batch)
         night += 1

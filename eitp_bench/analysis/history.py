@@ -5,6 +5,11 @@ Benjamini–Hochberg), so the site and `eitp-bench regress` never disagree. A pa
 one (suite, task, arm, metric) across hardware profiles (and energy states, boards), drawn side by side.
 The noise band of a segment (between confirmed changes) is its median ± 2 robust standard deviations
 (1.4826 × MAD): where a stable night usually lands, not a confidence interval.
+
+Two ways in, one result: `build_history(frames)` from frames in memory, and `store_history(store)` from a
+SQL store one metric name at a time, as `regress` reads it (regress.store_changes): its first pass keeps,
+per page, only a small summary (what the index and the manifest need); after Benjamini–Hochberg,
+`StoreHistory.pages(store, slugs)` reads again only the names of the pages to be drawn.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 from eitp_bench.analysis.regress import Change, _keyed, find_changes, series_keys
 
@@ -46,16 +51,17 @@ class Panel:
     points: list[Point]
     changes: list[Change]  # every candidate change point; `confirmed` marks the ones regress reports
     segments: list[Segment] = field(default_factory=list)
+    # each point's start in seconds since the epoch, as parsed once for the whole metric (the figure's x);
+    # derived from the points, so not part of what makes two panels equal
+    seconds: list[float] = field(default_factory=list, compare=False, repr=False)
 
 
-@dataclass
-class SeriesPage:
+class _PageId:
+    """A page's title and file name, from its (suite, task, arm, metric)."""
     suite: str
     task: str
     arm: str
     metric: str
-    unit: str
-    panels: list[Panel]
 
     @property
     def title(self) -> str:
@@ -68,19 +74,73 @@ class SeriesPage:
         digest = hashlib.sha1(self.title.encode()).hexdigest()[:8]
         return f"{readable}-{digest}"
 
+
+@dataclass
+class SeriesPage(_PageId):
+    suite: str
+    task: str
+    arm: str
+    metric: str
+    unit: str
+    panels: list[Panel]
+
     @property
     def n_points(self) -> int:
         return sum(len(p.points) for p in self.panels)
 
     def fingerprint(self) -> dict:
         """What the page shows changes only when one of these does (the manifest compares them)."""
-        changes = sorted((c.run_id, c.kind, c.confirmed, round(c.relative, 6)) for p in self.panels for c in p.changes)
-        return {"count": self.n_points,
-                "last_run_id": max((pt.started_at, pt.run_id) for p in self.panels for pt in p.points)[1],
-                "changes": hashlib.sha1(json.dumps(changes).encode()).hexdigest()[:16]}
+        return _fingerprint(self.n_points, max((pt.started_at, pt.run_id) for p in self.panels for pt in p.points)[1],
+                            [c for p in self.panels for c in p.changes])
 
     def regressions(self) -> list[Change]:
         return [c for p in self.panels for c in p.changes if c.confirmed and c.kind == "regression"]
+
+
+def _fingerprint(count: int, last_run_id: str, changes: list[Change]) -> dict:
+    listed = sorted((c.run_id, c.kind, c.confirmed, round(c.relative, 6)) for c in changes)
+    return {"count": count, "last_run_id": last_run_id,
+            "changes": hashlib.sha1(json.dumps(listed).encode()).hexdigest()[:16]}
+
+
+@dataclass
+class PageSummary(_PageId):
+    """What the index and the manifest need of a series page, without its points."""
+    suite: str
+    task: str
+    arm: str
+    metric: str
+    unit: str
+    labels: list[str]  # its panels', in page order
+    n_points: int
+    last_run_id: str  # the newest point's run (by start time, then run id)
+    last_started_at: str
+    last_value: float
+    changes: list[Change] = field(default_factory=list)
+
+    def fingerprint(self) -> dict:
+        return _fingerprint(self.n_points, self.last_run_id, self.changes)
+
+    def regressions(self) -> list[Change]:
+        return [c for c in self.changes if c.confirmed and c.kind == "regression"]
+
+
+def summary_of(page: SeriesPage) -> PageSummary:
+    """A drawn page's summary (what store_history keeps of it without drawing it)."""
+    last = max((pt.started_at, pt.run_id, pt.value) for p in page.panels for pt in p.points)
+    return PageSummary(page.suite, page.task, page.arm, page.metric, page.unit, [p.label for p in page.panels],
+                       page.n_points, last[1], last[0], last[2], [c for p in page.panels for c in p.changes])
+
+
+def confirmed_first(pages) -> list[tuple[Change, object]]:
+    """Confirmed regressions, then other confirmed changes; each newest first, then the largest."""
+    found = [(c, page) for page in pages for c in _changes_of(page) if c.confirmed]
+    return sorted(found, key=lambda cp: (cp[0].kind != "regression", _neg_time(cp[0].started_at),
+                                         -abs(cp[0].relative)))
+
+
+def _changes_of(page) -> list[Change]:
+    return page.changes if isinstance(page, PageSummary) else [c for p in page.panels for c in p.changes]
 
 
 @dataclass
@@ -91,10 +151,7 @@ class History:
     threshold: float
 
     def confirmed_first(self) -> list[tuple[Change, SeriesPage]]:
-        """Confirmed regressions, then other confirmed changes; each newest first, then the largest."""
-        found = [(c, page) for page in self.pages for p in page.panels for c in p.changes if c.confirmed]
-        return sorted(found, key=lambda cp: (cp[0].kind != "regression", _neg_time(cp[0].started_at),
-                                             -abs(cp[0].relative)))
+        return confirmed_first(self.pages)
 
 
 def _neg_time(started_at: str) -> float:
@@ -105,33 +162,214 @@ def _neg_time(started_at: str) -> float:
 
 def build_history(frames, *, window: int = 8, threshold: float = 0.05) -> History:
     """Every series of the store's ok runs, grouped into pages, with regress's change points."""
-    import pandas as pd
-
     metrics = frames.metrics
     changes = find_changes(metrics, window=window, threshold=threshold, provenance=frames.provenance)
     df = _keyed(metrics, frames.provenance)
     if len(df) == 0:
         return History([], changes, window, threshold)
-    commits = _commits(frames.provenance)
-    df = df.assign(_t=pd.to_datetime(df["started_at"], utc=True, format="ISO8601")).sort_values("_t", kind="stable")
     keys = series_keys(df)
+    commits = _commits(frames.provenance)
+    df = df.assign(git_commit=[commits.get(str(r)) for r in df["run_id"]])
+    return History(list(_pages(df, keys, _by_series(changes, keys))), changes, window, threshold)
+
+
+@dataclass
+class StoreHistory:
+    """store_history's result: every page's summary and every candidate change; the pages themselves
+    are drawn, one metric name at a time, by `pages`."""
+    summaries: list[PageSummary]
+    changes: list[Change]
+    window: int
+    threshold: float
+    keys: list[str]  # the series keys, decided once for the whole store (regress.store_changes)
+    provenance: object  # each ok run's recorded hardware state (energy state and board of its series)
+    spilled: object = None  # the first pass's rows per metric name (_Spill), read back by `pages`
+
+    def confirmed_first(self) -> list[tuple[Change, PageSummary]]:
+        return confirmed_first(self.summaries)
+
+    def pages(self, store, slugs: set[str], commits) -> Iterator[SeriesPage]:
+        """The SeriesPages whose slug is in `slugs` (equal to build_history's), one metric name's rows at a
+        time, only the names of those pages; each point's commit from `commits` (history_commits.CommitIndex)."""
+        from eitp_bench.store.queries import series_metrics
+
+        by_series = _by_series(self.changes, self.keys)
+        for name in sorted({s.metric for s in self.summaries if s.slug in slugs}):
+            df = self.spilled.load(name) if self.spilled is not None else None
+            if df is None:
+                df = _keyed(series_metrics(store, names=[name], extra=SECOND_READ), self.provenance)
+            df = df.assign(git_commit=commits.of(df["seq"]) if len(df) else [])
+            yield from _pages(df, self.keys, by_series, wanted=slugs)
+            del df
+
+
+SECOND_READ = ("unit", "seq")  # series_metrics' extra columns the pages need (seq: the commit, history_commits)
+
+
+class _Spill:
+    """Each metric name's keyed rows as the first pass read them, pickled into a folder: drawing the pages
+    after Benjamini–Hochberg reads them back (a pickle of Arrow columns loads in a fraction of the SQL
+    join's time) instead of querying the store again. The folder (a new temporary one, or `folder`,
+    emptied first: what a killed build left there goes) is removed when the history is dropped."""
+
+    def __init__(self, folder=None):
+        import shutil
+        import tempfile
+        import weakref
+        from pathlib import Path
+
+        if folder is None:
+            folder = tempfile.mkdtemp(prefix="eitp-history-")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            Path(folder).mkdir(parents=True)
+        self.folder = Path(folder)
+        self._paths: dict[str, Path] = {}
+        weakref.finalize(self, shutil.rmtree, str(folder), True)
+
+    def save(self, name: str, df) -> None:
+        path = self.folder / f"{len(self._paths)}.pkl"
+        df.to_pickle(path)
+        self._paths[name] = path
+
+    def load(self, name: str):
+        import pandas as pd
+
+        path = self._paths.get(name)
+        return None if path is None else pd.read_pickle(path)
+
+
+def store_history(store, *, window: int = 8, threshold: float = 0.05, spill: bool = True,
+                  spill_dir=None) -> StoreHistory:
+    """build_history of a SQL store, read one metric name at a time (regress.store_changes): the same
+    change points as regress, and per page a summary (count, newest run, unit) instead of its points.
+    `spill`: keep each name's rows in a file for `pages` (else `pages` queries the store again), in
+    `spill_dir` (emptied first) or a new temporary folder."""
+    from eitp_bench.analysis.regress import check_window, store_changes
+
+    check_window(window)
+    summaries: list[PageSummary] = []
+
+    spilled = _Spill(spill_dir) if spill else None
+
+    def summarise(name, keyed, keys):
+        summaries.extend(_summaries(keyed, keys))
+        if spilled is not None:
+            spilled.save(name, keyed)
+
+    found = store_changes(store, window=window, threshold=threshold, extra=SECOND_READ, on_name=summarise)
+    keys = found.keys
+    by_page: dict[tuple, list[Change]] = {}
+    for c in found.changes:
+        by_page.setdefault((c.suite, c.task, c.arm, c.metric), []).append(c)
+    for s in summaries:
+        s.changes = by_page.get((s.suite, s.task, s.arm, s.metric), [])
+    summaries.sort(key=lambda s: _page_order((s.suite, s.task, s.arm, s.metric)))
+    return StoreHistory(summaries, found.changes, window, threshold, keys, found.provenance, spilled)
+
+
+def _page_order(key: tuple) -> tuple:
+    return tuple((v is None, "" if v is None else v) for v in key)
+
+
+def _by_series(changes: list[Change], keys: list[str]) -> dict[tuple, list[Change]]:
     by_series: dict[tuple, list[Change]] = {}
     for c in changes:
         by_series.setdefault(_change_key(c, keys), []).append(c)
-    pages: list[SeriesPage] = []
-    for page_key, page_df in df.groupby(PAGE_KEYS, sort=True, dropna=False):
-        panels = []
-        rest = [k for k in keys if k not in PAGE_KEYS]
-        for panel_key, s in page_df.groupby(rest, sort=True, dropna=False):
-            named = dict(zip(keys, (*page_key, *panel_key)))
-            points = [Point(str(r), str(t), float(v), commits.get(str(r), ""))
-                      for r, t, v in zip(s["run_id"], s["started_at"], s["value"])]
+    return by_series
+
+
+def _in_time_order(df):
+    import pandas as pd
+
+    return df.assign(_t=pd.to_datetime(df["started_at"], utc=True, format="ISO8601")).sort_values("_t", kind="stable")
+
+
+def _epoch_seconds(times) -> list[float]:
+    """Seconds since the epoch of a UTC datetime column, whatever unit pandas parsed it in."""
+    import pandas as pd
+
+    return ((times - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).tolist()
+
+
+def _pages(df, keys: list[str], by_series: dict, wanted: Optional[set] = None) -> Iterator[SeriesPage]:
+    """The pages of keyed rows (with `git_commit`, `unit`), in page order; only slugs in `wanted` if given."""
+    if len(df) == 0:
+        return
+    df = _in_time_order(df)
+    # plain lists first: pandas' per-group objects and Arrow string iteration dominate on a large store
+    run_ids, times, values, commits = (df[c].tolist() for c in ("run_id", "started_at", "value", "git_commit"))
+    units = df["unit"].tolist() if "unit" in df else None
+    seconds = _epoch_seconds(df["_t"])
+    for page_key, panels in _groups(df, keys):
+        page = SeriesPage(*(str(_plain(v)) for v in page_key), unit=_unit_at(units, panels), panels=[])
+        if wanted is not None and page.slug not in wanted:
+            continue
+        for panel_key, rows in panels:
+            named = dict(zip(keys, panel_key))
+            points = [Point(str(run_ids[i]), str(times[i]), float(values[i]),
+                            commits[i] if isinstance(commits[i], str) else "") for i in rows]
             panel_changes = sorted(by_series.get(tuple(_plain(named[k]) for k in keys), []), key=lambda c: c.index)
-            panels.append(Panel(_panel_label(named), _plain(named["hardware_profile_id"]), points, panel_changes,
-                                noise_segments([p.value for p in points], panel_changes)))
-        unit = page_df["unit"].dropna().iloc[-1] if "unit" in page_df and page_df["unit"].notna().any() else ""
-        pages.append(SeriesPage(*(str(_plain(v)) for v in page_key), unit=str(unit), panels=panels))
-    return History(pages, changes, window, threshold)
+            page.panels.append(Panel(_panel_label(named), _plain(named["hardware_profile_id"]), points,
+                                     panel_changes, noise_segments([p.value for p in points], panel_changes),
+                                     [seconds[i] for i in rows]))
+        yield page
+
+
+def _summaries(df, keys: list[str]) -> list[PageSummary]:
+    """The PageSummary of every page of one metric name's keyed rows (as summary_of(page) for _pages')."""
+    if len(df) == 0:
+        return []
+    df = _in_time_order(df)
+    run_ids, times, values = (df[c].tolist() for c in ("run_id", "started_at", "value"))
+    units = df["unit"].tolist() if "unit" in df else None
+    out = []
+    for page_key, panels in _groups(df, keys):
+        rows = [i for _, panel_rows in panels for i in panel_rows]
+        last = max((str(times[i]), str(run_ids[i]), float(values[i])) for i in rows)
+        out.append(PageSummary(*(str(_plain(v)) for v in page_key), unit=_unit_at(units, panels),
+                               labels=[_panel_label(dict(zip(keys, k))) for k, _ in panels], n_points=len(rows),
+                               last_run_id=last[1], last_started_at=last[0], last_value=last[2]))
+    return out
+
+
+def _groups(df, keys: list[str]) -> list[tuple[tuple, list[tuple[tuple, list[int]]]]]:
+    """[(page key, [(series key, row positions in df order)])] in the order of df.groupby(PAGE_KEYS) and
+    then of each page's groupby over the rest of `keys` (sorted, missing values last): numbered once by
+    pandas (ngroup), split with numpy, so no per-group frame is made."""
+    import numpy as np
+
+    if keys[:len(PAGE_KEYS)] != PAGE_KEYS:  # a page's series must be contiguous in the whole key's order
+        raise ValueError(f"series keys {keys} do not start with the page keys {PAGE_KEYS}")
+    number = df.groupby(keys, sort=True, dropna=False).ngroup().to_numpy()
+    order = np.argsort(number, kind="stable")  # within a series: df's order (time)
+    starts = np.flatnonzero(np.r_[True, np.diff(number[order]) != 0])
+    columns = [df[k].tolist() for k in keys]
+    out: list = []
+    for a, b in zip(starts, [*starts[1:], len(order)]):
+        rows = order[a:b].tolist()
+        key = tuple(column[rows[0]] for column in columns)
+        page_key = key[:len(PAGE_KEYS)]
+        if not out or not _same_key(out[-1][0], page_key):
+            out.append((page_key, []))
+        out[-1][1].append((key, rows))
+    return out
+
+
+def _same_key(a: tuple, b: tuple) -> bool:
+    return all(x == y or (_missing(x) and _missing(y)) for x, y in zip(a, b))
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _unit_at(units, panels) -> str:
+    """The page's unit: its last stated one in time order (as _unit of its rows)."""
+    if units is None:
+        return ""
+    stated = [i for _, rows in panels for i in rows if not _missing(units[i])]
+    return str(units[max(stated)]) if stated else ""
 
 
 def noise_segments(values: list[float], changes: list[Change]) -> list[Segment]:

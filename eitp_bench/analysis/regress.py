@@ -167,15 +167,20 @@ class StoreChanges:
     total: int  # all series
     changes: list  # find_changes' result over every series ([] when the window is invalid: check_window)
     rows_read: list  # the metric rows read per metric name, in reading order (what was held at once)
+    keys: list = None  # the series keys decided for the whole store (series_keys)
+    provenance: object = None  # each ok run's recorded hardware state (store_queries.run_states)
 
 
 def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: float = 0.05,
-                  min_size: int = 3) -> StoreChanges:
+                  min_size: int = 3, extra: tuple = (), on_name=None) -> StoreChanges:
     """testable_series and find_changes over every series of a SQL store, reading ONE METRIC NAME's rows
     at a time (a series never spans two names), so memory grows with the largest metric, not the store.
     The result is that of one read of every series: the keys (board or not) are decided once for the whole
     store, the candidates are put in the order of a whole read's series, and Benjamini–Hochberg runs over
-    all of them at the end."""
+    all of them at the end.
+    `extra` columns (store_queries.SERIES_EXTRA) are read beside a series' own, and `on_name(name, keyed,
+    keys)` sees each name's keyed rows (ok runs, energy state and board) before they are dropped: the
+    history site summarises its pages from them in the same pass (analysis/history.py)."""
     from eitp_bench.analysis.rounds import energy_state_key
     from eitp_bench.store import queries as store_queries
 
@@ -185,26 +190,29 @@ def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: flo
     candidates: list[tuple[tuple, int, Change]] = []
     rows_read: list[int] = []
     for name in store_queries.series_names(store):
-        t, n, found = _one_metric(store, name, keys, window, min_size, provenance, rows_read)
+        t, n, found = _one_metric(store, name, keys, window, min_size, provenance, rows_read, extra, on_name)
         tested, total = tested + t, total + n
         candidates += [(_series_order(c, keys), len(candidates) + i, c) for i, c in enumerate(found)]
     # a whole read groups by (suite, task, arm, name, …), sorted, missing values last; within a series the
     # candidates keep their order (the running index)
     changes = [c for _, _, c in sorted(candidates, key=lambda t: t[:2])]
-    return StoreChanges(tested, total, _judged(changes, alpha=alpha, threshold=threshold), rows_read)
+    return StoreChanges(tested, total, _judged(changes, alpha=alpha, threshold=threshold), rows_read, keys,
+                        provenance)
 
 
-def _one_metric(store, name, keys, window, min_size, provenance, rows_read):
+def _one_metric(store, name, keys, window, min_size, provenance, rows_read, extra=(), on_name=None):
     """(tested, total, candidates) of one metric name's series; its rows are dropped on return."""
     from eitp_bench.store import queries as store_queries
 
-    metrics = store_queries.series_metrics(store, names=[name])
+    metrics = store_queries.series_metrics(store, names=[name], extra=extra)
     rows_read.append(len(metrics))
     if len(metrics) == 0:
         return 0, 0, []
     keyed = _keyed(metrics, provenance)  # once: each run's state is labelled per read
     del metrics
     tested, total = _testable(keyed, min_size, keys)
+    if on_name is not None:
+        on_name(name, keyed, keys)
     return tested, total, _candidates_of(keyed, window, min_size, keys) if window >= 2 else []
 
 

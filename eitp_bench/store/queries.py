@@ -142,17 +142,48 @@ def run_count(store, *, suite: Optional[str] = None) -> int:
         return conn.execute(select(func.count()).select_from(RUNS).where(*_suite_filter(suite))).scalar_one()
 
 
+@_reading
+def store_state(store) -> tuple[int, int]:
+    """(runs stored, newest seq; 0 when empty): any run stored or removed since moves one of them (a stored
+    run never changes), so the history site knows from them alone that it is current."""
+    from sqlalchemy import func, select
+
+    with store._tx() as conn:
+        count, last = conn.execute(select(func.count(), func.max(RUNS.c.seq)).select_from(RUNS)).one()
+    return int(count), int(last or 0)
+
+
 # Columns of a metric series (analysis/regress.py, analysis/compare.py), in the metrics frame's names
 SERIES_RUN_COLUMNS = ["suite", "suite_config_hash", "task", "arm", "hardware_profile_id", "started_at", "status"]
 
 
-def series_metrics(store, *, names: Optional[Iterable[str]] = None):
+def provenance_field(dialect: str, field: str):
+    """A top-level text field of each run's provenance (git_commit, eitp_bench_version), extracted by the
+    database: no provenance JSON is parsed in Python."""
+    from sqlalchemy import JSON, case, cast, func
+
+    text = RUNS.c.provenance_json
+    if dialect == "postgresql":
+        return func.json_extract_path_text(cast(text, JSON), field).label(field)
+    # a provenance edited into malformed JSON reads as no value (json_extract would fail the whole read)
+    return case((func.json_valid(text) == 1, func.json_extract(text, f"$.{field}")), else_=None).label(field)
+
+
+# Columns a caller may add to series_metrics: the history site shows each point's unit, and finds its
+# commit by its run's seq (analysis/history_commits.py)
+SERIES_EXTRA = ("unit", "seq")
+
+
+def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Iterable[str] = ()):
     """The ok runs' finite metric values with only the columns a series needs, in store order (the rows
-    and order of the metrics frame, restricted to ok runs and to `names` when given)."""
+    and order of the metrics frame, restricted to ok runs and to `names` when given), plus `extra`
+    (SERIES_EXTRA) columns."""
     from sqlalchemy import select
 
     m = TABLES["metrics"]
-    stmt = (select(m.c.run_id, *(RUNS.c[c] for c in SERIES_RUN_COLUMNS), m.c.name, m.c.value)
+    added = {"unit": m.c.unit, "seq": RUNS.c.seq}
+    stmt = (select(m.c.run_id, *(RUNS.c[c] for c in SERIES_RUN_COLUMNS), m.c.name, m.c.value,
+                   *(added[c] for c in extra))
             .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
             .where(RUNS.c.status == "ok", m.c.value.is_not(None))
             .order_by(RUNS.c.seq, m.c.idx))
@@ -304,3 +335,98 @@ def finished_candidates(store) -> list[tuple]:
     with store._tx() as conn:
         return [tuple(row) for row in conn.execute(stmt)]
 
+
+# The history site's run pages (report/history_site.py): the runs of series_metrics (ok, a finite metric)
+# grouped by start date (its first ten characters: YYYY-MM-DD, UTC as eitp-bench writes it) and profile
+
+
+def _run_date():
+    from sqlalchemy import func
+
+    return func.substr(RUNS.c.started_at, 1, 10)
+
+
+@_reading
+def run_groups(store) -> list[tuple]:
+    """(date, hardware profile or None, run count, newest seq) per run page: whether a page must be
+    rewritten is decided from these alone (a stored run never changes; a new or removed one moves them)."""
+    from sqlalchemy import func, select
+
+    date = _run_date().label("date")
+    stmt = (select(date, RUNS.c.hardware_profile_id, func.count(), func.max(RUNS.c.seq))
+            .where(RUNS.c.status == "ok", _has_finite_metric()).group_by(date, RUNS.c.hardware_profile_id))
+    with store._tx() as conn:
+        rows = conn.execute(stmt).all()
+    return sorted(((str(d), p, int(n), int(s)) for d, p, n, s in rows), key=lambda r: (r[0], r[1] is None, r[1] or ""))
+
+
+GROUP_RUN_COLUMNS = ["run_id", "suite", "task", "arm", "started_at", "hardware_profile_id", "suite_config_hash",
+                     "seq"]
+
+
+@_reading
+def group_run_rows(store, dates: list[str], consume, *, chunk_rows: int = 20_000) -> None:
+    """Hands `consume(run, metrics)` each ok run with a finite metric started on one of `dates`, in store
+    order: `run` a dict (GROUP_RUN_COLUMNS, eitp_bench_version), `metrics` its stored rows as (name,
+    value or None where not finite, unit, window). Streamed: one run's rows held at a time."""
+    from sqlalchemy import case, select
+
+    if not dates:
+        return
+    m = TABLES["metrics"]
+    # the version is parsed out of the provenance JSON once per run (its first metric row), not per row
+    version = case((m.c.idx == 0, provenance_field(store.dialect, "eitp_bench_version")), else_=None)
+    names = [*GROUP_RUN_COLUMNS, "eitp_bench_version"]
+    stmt = (select(*(RUNS.c[c] for c in GROUP_RUN_COLUMNS), version, m.c.name, m.c.value, m.c.unit, m.c.window)
+            .join_from(RUNS, m, m.c.run_id == RUNS.c.run_id)
+            .where(RUNS.c.status == "ok", _has_finite_metric(), _run_date().in_(sorted(set(dates))))
+            .order_by(RUNS.c.seq, m.c.idx))
+    width = len(names)
+    run, metrics = None, []
+    with store._driver_cursor(stmt) as cursor:
+        while rows := cursor.fetchmany(chunk_rows):
+            for row in rows:
+                if run is None or row[0] != run["run_id"]:
+                    if run is not None:
+                        consume(run, metrics)
+                    run, metrics = dict(zip(names, row[:width])), []
+                metrics.append(tuple(row[width:]))
+    if run is not None:
+        consume(run, metrics)
+
+
+@_reading
+def run_at_seq(store, seq: int):
+    """The run_id stored at `seq` (None if none)."""
+    from sqlalchemy import select
+
+    with store._tx() as conn:
+        return conn.execute(select(RUNS.c.run_id).where(RUNS.c.seq == seq)).scalar()
+
+
+@_reading
+def run_commits_after(store, seq: int, *, chunk_rows: int = 20_000):
+    """(seq, run_id, provenance.git_commit) of the ok runs with a finite metric stored after `seq`, in
+    store order, a chunk at a time (analysis/history_commits.py keeps them)."""
+    from sqlalchemy import select
+
+    stmt = (select(RUNS.c.seq, RUNS.c.run_id, provenance_field(store.dialect, "git_commit"))
+            .where(RUNS.c.status == "ok", _has_finite_metric(), RUNS.c.seq > seq).order_by(RUNS.c.seq))
+    with store._driver_cursor(stmt) as cursor:
+        while rows := cursor.fetchmany(chunk_rows):
+            yield from rows
+
+
+@_reading
+def run_commits(store, run_ids: Iterable[str]) -> dict[str, str]:
+    """run_id → provenance.git_commit of a few runs (the index's confirmed changes)."""
+    from sqlalchemy import select
+
+    wanted = sorted(set(run_ids))
+    out: dict[str, str] = {}
+    commit = provenance_field(store.dialect, "git_commit")
+    with store._tx() as conn:
+        for i in range(0, len(wanted), 500):
+            stmt = select(RUNS.c.run_id, commit).where(RUNS.c.run_id.in_(wanted[i:i + 500]))
+            out.update({str(r): str(c) for r, c in conn.execute(stmt) if c is not None})
+    return out

@@ -115,11 +115,11 @@ def test_store_changes_hold_one_metric_names_rows_at_a_time(nightly, monkeypatch
     alive: list = []
     sizes: list[int] = []
 
-    def one_read(store_, names=None):
+    def one_read(store_, names=None, **kw):
         gc.collect()
         assert not [ref for ref in alive if ref() is not None], "an earlier metric's rows are still held"
         assert names is not None and len(names) == 1
-        frame = read(store_, names=names)
+        frame = read(store_, names=names, **kw)
         alive.append(weakref.ref(frame))
         sizes.append(len(frame))
         return frame

@@ -1,6 +1,6 @@
 """The history site in headless Chromium: on 30 nightly runs with a planted 10 % slowdown from night 20,
 the index shows that regression first, on the first screen (1400×900); no element of the index or of a
-series page (all details open) is wider than the window; nothing is fetched from outside."""
+series page (all details open) or of a run page is wider than the window; nothing is fetched from outside."""
 
 import json
 import re
@@ -8,12 +8,11 @@ import html
 
 import pytest
 from nightly_store import nightly_records
-from synthetic_store import frames_from_records
 from test_browser import CHROMIUM, chromium, console_messages
 
-from eitp_bench.analysis.frames import load_frames
-from eitp_bench.analysis.history import build_history
+from eitp_bench.analysis.history import store_history
 from eitp_bench.report.history_site import write_site
+from eitp_bench.store import Store
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")]
@@ -40,12 +39,16 @@ window.addEventListener("load", () => {
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    frames = load_frames(frames_from_records(nightly_records(30, slow_from=20)))
-    found = build_history(frames)
-    root = tmp_path_factory.mktemp("history") / "site"
-    write_site(found, frames, root)
-    page = next(p for p in found.pages if p.metric == "tokens_per_s")
-    return {"index": root / "index.html", "series": root / "series" / f"{page.slug}.html"}
+    folder = tmp_path_factory.mktemp("history")
+    with Store.open(str(folder / "nightly.sqlite")) as store:
+        store.add_many(nightly_records(30, slow_from=20))
+    store = Store.open(str(folder / "nightly.sqlite"), read_only=True)
+    found = store_history(store)
+    root = folder / "site"
+    write_site(found, store, root)
+    page = next(p for p in found.summaries if p.metric == "tokens_per_s")
+    run_page = sorted((root / "runs").iterdir())[-1]
+    return {"index": root / "index.html", "series": root / "series" / f"{page.slug}.html", "runs": run_page}
 
 
 def probe(page, tmp_path, size=(1400, 900)) -> dict:
@@ -73,6 +76,11 @@ def test_index_shows_the_planted_regression_first_on_the_first_screen(site, tmp_
 def test_series_page_fits_the_window(site, tmp_path, size):
     found = probe(site["series"], tmp_path, size)
     assert found["svgs"] == 1
+    assert found["doc_scroll"] <= found["viewport"] and found["too_wide"] == [], found["too_wide"]
+
+
+def test_run_page_fits_the_window(site, tmp_path):
+    found = probe(site["runs"], tmp_path, (800, 1200))
     assert found["doc_scroll"] <= found["viewport"] and found["too_wide"] == [], found["too_wide"]
 
 
