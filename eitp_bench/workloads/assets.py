@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -359,15 +360,32 @@ def download(asset: Asset, cache: Optional[Path] = None) -> Path:
 
     cache = cache or hub_cache_dir()
     # endpoint and cache_dir passed explicitly: huggingface_hub reads its defaults once, at import.
-    path = snapshot_download(
-        asset.repo_id,
-        repo_type=asset.repo_type,
-        revision=asset.revision,  # None: the hub's main
-        allow_patterns=list(asset.patterns),
-        cache_dir=str(cache),
-        endpoint=hub_endpoint(),
-    )
+    with _quiet_retries():
+        path = snapshot_download(
+            asset.repo_id,
+            repo_type=asset.repo_type,
+            revision=asset.revision,  # None: the hub's main
+            allow_patterns=list(asset.patterns),
+            cache_dir=str(cache),
+            endpoint=hub_endpoint(),
+        )
     return Path(path)
+
+
+@contextmanager
+def _quiet_retries():
+    """huggingface_hub (2.x) retries a failed request five times and logs two warning lines to stderr for
+    each try. The retries stay (a flaky network recovers); their lines go: `prepare` says in one message
+    what it could not fetch and how to get it, which a page of retry lines above it would bury."""
+    import logging
+
+    http_log = logging.getLogger("huggingface_hub.utils._http")
+    level = http_log.level
+    http_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        http_log.setLevel(level)
 
 
 def _sha256(path: Path) -> str:
