@@ -532,18 +532,26 @@ class Store:
 
     def record_pages(self, size: int = 1_000) -> Iterator[list[RunRecord]]:
         """Every stored record, `size` at a time, in the order stored: a whole store walked a page at a
-        time (by seq, from where the last page ended), never held at once."""
+        time, never held at once."""
+        for page in self._run_pages(RUNS.c.run_id, size=size):
+            yield self.records(run_ids=[run_id for _, run_id in page])
+
+    def _run_pages(self, *columns, size: int, growth: int = 1) -> Iterator[list]:
+        """The runs' (seq, *columns) rows in store order, a page at a time: keyset pages on runs_by_seq (each
+        from where the last ended), the first of `size` rows, each next `growth` times larger (at most
+        65 536). No page when the store holds no run."""
         from sqlalchemy import select
 
         after = None
         while True:
-            stmt = select(RUNS.c.seq, RUNS.c.run_id).order_by(RUNS.c.seq).limit(size)
+            stmt = select(RUNS.c.seq, *columns).order_by(RUNS.c.seq).limit(size)
             with self._tx() as conn:
                 page = conn.execute(stmt if after is None else stmt.where(RUNS.c.seq > after)).all()
-            if not page:
+            if page:
+                yield page
+            if len(page) < size:
                 return
-            after = page[-1][0]
-            yield self.records(run_ids=[run_id for _, run_id in page])
+            after, size = page[-1][0], min(size * growth, 65_536)
 
     def _records(self, suite, status, run_ids) -> list[RunRecord]:
         from sqlalchemy import select
@@ -702,17 +710,13 @@ class Store:
                 rows = conn.execute(select(RUNS.c.suite_config_hash, RUNS.c.config_json)
                                     .where(RUNS.c.seq.in_(first))).all()
             return {h: json.loads(c) for h, c in rows}
-        wanted, found, last, page = set(hashes), {}, None, 256
-        with self._tx() as conn:
-            while len(found) < len(wanted):
-                stmt = select(RUNS.c.seq, RUNS.c.suite_config_hash, RUNS.c.config_json).order_by(RUNS.c.seq).limit(page)
-                rows = conn.execute(stmt if last is None else stmt.where(RUNS.c.seq > last)).all()
-                for _, h, text in rows:
-                    if h in wanted and h not in found:
-                        found[h] = json.loads(text)
-                if len(rows) < page:
-                    break
-                last, page = rows[-1][0], min(page * 4, 65_536)  # keyset pages on runs_by_seq, growing
+        wanted, found = set(hashes), {}
+        for page in self._run_pages(RUNS.c.suite_config_hash, RUNS.c.config_json, size=256, growth=4):
+            for _, h, text in page:
+                if h in wanted and h not in found:
+                    found[h] = json.loads(text)
+            if len(found) == len(wanted):
+                break
         return found
 
     def _runs(self, columns: list[str], run_ids: Optional[list[str]] = None, where=None):
@@ -909,17 +913,15 @@ def _csv_pages(store: Store, name: str):
     with store._tx() as conn:
         floats = [c.name for c in table.columns if c.nullable and isinstance(c.type, Integer)
                   and conn.execute(select(func.count()).select_from(table).where(c.is_(None))).scalar_one()]
-    after, first = None, True
-    while True:
-        stmt = select(RUNS.c.seq).order_by(RUNS.c.seq).limit(TABLE_PAGE_RUNS)
-        with store._tx() as conn:
-            seqs = conn.execute(stmt if after is None else stmt.where(RUNS.c.seq > after)).scalars().all()
-        if not seqs and not first:
-            return
-        where = and_(RUNS.c.seq >= seqs[0], RUNS.c.seq <= seqs[-1]) if seqs else RUNS.c.seq.is_(None)
+
+    def page(where):
         df = _table_frame(store, name, where)
         lists = {c: df[c].map(json.dumps) for c in df.columns if c in ("flags", "flag_messages")}
-        yield df.assign(**lists, **{c: df[c].astype(float) for c in floats if c in df.columns})
-        if not seqs:
-            return
-        after, first = seqs[-1], False
+        return df.assign(**lists, **{c: df[c].astype(float) for c in floats if c in df.columns})
+
+    pages = 0
+    for runs in store._run_pages(size=TABLE_PAGE_RUNS):
+        yield page(and_(RUNS.c.seq >= runs[0][0], RUNS.c.seq <= runs[-1][0]))
+        pages += 1
+    if not pages:
+        yield page(RUNS.c.seq.is_(None))
