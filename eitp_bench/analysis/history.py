@@ -88,13 +88,18 @@ class SeriesPage(_PageId):
     def n_points(self) -> int:
         return sum(len(p.points) for p in self.panels)
 
+    @property
+    def changes(self) -> list[Change]:
+        """Every panel's candidates, as a PageSummary holds them."""
+        return [c for p in self.panels for c in p.changes]
+
     def fingerprint(self) -> dict:
         """What the page shows changes only when one of these does (the manifest compares them)."""
         return _fingerprint(self.n_points, max((pt.started_at, pt.run_id) for p in self.panels for pt in p.points)[1],
-                            [c for p in self.panels for c in p.changes])
+                            self.changes)
 
     def regressions(self) -> list[Change]:
-        return [c for p in self.panels for c in p.changes if c.confirmed and c.kind == "regression"]
+        return [c for c in self.changes if c.confirmed and c.kind == "regression"]
 
 
 def _fingerprint(count: int, last_run_id: str, changes: list[Change]) -> dict:
@@ -129,18 +134,14 @@ def summary_of(page: SeriesPage) -> PageSummary:
     """A drawn page's summary (what store_history keeps of it without drawing it)."""
     last = max((pt.started_at, pt.run_id, pt.value) for p in page.panels for pt in p.points)
     return PageSummary(page.suite, page.task, page.arm, page.metric, page.unit, [p.label for p in page.panels],
-                       page.n_points, last[1], last[0], last[2], [c for p in page.panels for c in p.changes])
+                       page.n_points, last[1], last[0], last[2], page.changes)
 
 
 def confirmed_first(pages) -> list[tuple[Change, object]]:
     """Confirmed regressions, then other confirmed changes; each newest first, then the largest."""
-    found = [(c, page) for page in pages for c in _changes_of(page) if c.confirmed]
+    found = [(c, page) for page in pages for c in page.changes if c.confirmed]
     return sorted(found, key=lambda cp: (cp[0].kind != "regression", _neg_time(cp[0].started_at),
                                          -abs(cp[0].relative)))
-
-
-def _changes_of(page) -> list[Change]:
-    return page.changes if isinstance(page, PageSummary) else [c for p in page.panels for c in p.changes]
 
 
 @dataclass

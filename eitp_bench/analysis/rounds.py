@@ -111,7 +111,8 @@ class RunsBehind:
         if column not in self._codes:
             self._codes[column] = self.frame[column].factorize()
         codes, uniques = self._codes[column]
-        wanted = [i for i, u in enumerate(uniques) if u in set(values)]
+        values = set(values)
+        wanted = [i for i, u in enumerate(uniques) if u in values]
         return np.isin(codes, wanted)
 
     def evidence(self, name: Optional[str], arms: list[str], task: Optional[str]) -> tuple[int, int]:
