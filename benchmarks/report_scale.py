@@ -195,16 +195,17 @@ def main() -> None:
         name = f"scale-{n}-{args.configs}x{args.profiles}"
         url = _pg_database(args.pg, name.replace("-", "_").replace("scale", "eitp_scale")) if args.pg \
             else str(folder / f"{name}.sqlite")
-        if args.pg or not Path(url).exists():
-            from eitp_bench.store import Store
+        from eitp_bench.store import Store
 
-            with Store.open(url) as store:
-                empty = store.count() == 0
-            if empty:
-                t = time.perf_counter()
-                build_store(url, n, args.configs, args.profiles)
-                size = "" if args.pg else f", {Path(url).stat().st_size / 2**20:.0f} MiB"
-                print(f"(built {name} in {time.perf_counter() - t:.0f} s{size})", flush=True)
+        # opened for writing: creates the store, or brings a kept one (--keep) up to the current store schema
+        # (the commands below open it read-only, which never upgrades)
+        with Store.open(url) as store:
+            empty = store.count() == 0
+        if empty:
+            t = time.perf_counter()
+            build_store(url, n, args.configs, args.profiles)
+            size = "" if args.pg else f", {Path(url).stat().st_size / 2**20:.0f} MiB"
+            print(f"(built {name} in {time.perf_counter() - t:.0f} s{size})", flush=True)
         for command in args.commands:
             name_, *flags = command.split()
             wall, peak, code = measure([*cli, name_, "--store", url, *_outputs(name_, flags, folder)], args.max_mib,

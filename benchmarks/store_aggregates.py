@@ -2,9 +2,9 @@
 
     python benchmarks/store_aggregates.py STORE [STORE …]        # a SQLite path or a PostgreSQL URL
     python benchmarks/store_aggregates.py /tmp/scale/scale-1000000-10x4.sqlite --repeat 5
-    python benchmarks/store_aggregates.py URL --to-v9     # first take a v10 store back to v9, then
+    python benchmarks/store_aggregates.py URL --to-v9     # first take a v11 store back to v9, then
     PYTHONPATH=OLD python benchmarks/store_aggregates.py URL    # time an older eitp-bench (a v9 store) on it,
-    python benchmarks/store_aggregates.py URL             # and this one (it upgrades the store to v10 first)
+    python benchmarks/store_aggregates.py URL             # and this one (it upgrades the store to v11 first)
 
 For each store: group_rows (the comparability groups, whole store and one suite), run_count (whole store
 and one suite), not_finite_counts and suites, each run --repeat times in one process; the median and the
@@ -38,8 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("stores", nargs="+")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--to-v9", action="store_true", help="take each v10 store back to v9 (drop what "
-                        "migration v10 added) and stop: for timing an older eitp-bench on the same store")
+    parser.add_argument("--to-v9", action="store_true", help="take each v11 store back to v9 (drop what "
+                        "migrations v10 and v11 added) and stop: for timing an older eitp-bench on the same store")
     parser.add_argument("--vacuum", action="store_true", help="VACUUM ANALYZE a PostgreSQL store first (what "
                         "autovacuum does after a while): index-only scans need its visibility map")
     args = parser.parse_args()
@@ -87,7 +87,7 @@ def _to_v9(url: str) -> None:
 
     engine = create_engine(url if "://" in url else f"sqlite:///{url}")
     with engine.begin() as conn:
-        for statement in ("DROP INDEX runs_grouped", "DROP INDEX metrics_not_finite",
+        for statement in ("ALTER TABLE runs DROP COLUMN timeline_devices", "DROP INDEX runs_grouped", "DROP INDEX metrics_not_finite",
                           "ALTER TABLE runs DROP COLUMN has_finite_metric",
                           "UPDATE meta SET value = '9' WHERE key = 'schema_version'"):
             conn.execute(text(statement))

@@ -242,9 +242,43 @@ def _v10_grouped_runs(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX metrics_not_finite ON metrics (run_id, name, value) WHERE value IS NULL")
 
 
+def _v11_timeline_devices(conn: Connection) -> None:
+    # v11: runs.timeline_devices, the sorted distinct devices of the run's timeline points as a JSON list
+    # (store.layout.devices_json; '[]' without a timeline): a report picks the runs its power plot shows from
+    # the runs it reads, not from a lookup per run in timeline_by_run_device. No record change: the record
+    # schema stays 6. Filled from that index's distinct (run, device) pairs, in run order, a page of runs at
+    # a time, in Python for both backends, so the text is exactly what run_row writes. PostgreSQL then drops
+    # the default, as a new store has none (run_row sets the column); SQLite keeps it, as in v10. Rewriting
+    # the runs with a timeline leaves PostgreSQL's index-only scans reading the table until autovacuum has
+    # passed (it runs on its own after a change this size).
+    from eitp_bench.store.layout import devices_json
+
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN timeline_devices TEXT NOT NULL DEFAULT '[]'")
+    pairs = conn.exec_driver_sql("SELECT DISTINCT run_id, device FROM timeline ORDER BY run_id, device",
+                                 execution_options={"stream_results": True})  # a server-side cursor on PostgreSQL
+    update_devices = text_sql("UPDATE runs SET timeline_devices = :devices WHERE run_id = :run_id")
+    page: list[dict] = []
+    run_id, devices = None, []
+    for rid, device in pairs:
+        if rid != run_id:
+            if run_id is not None:
+                page.append({"run_id": run_id, "devices": devices_json(devices)})
+            run_id, devices = rid, []
+        devices.append(device)
+        if len(page) >= 10_000:
+            conn.execute(update_devices, page)
+            page = []
+    if run_id is not None:
+        page.append({"run_id": run_id, "devices": devices_json(devices)})
+    if page:
+        conn.execute(update_devices, page)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE runs ALTER COLUMN timeline_devices DROP DEFAULT")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_create_tables, _v2_add_stored_at, _v3_coded_flags, _v4_ranks, _v5_metric_flags_and_order,
-    _v6_crosscheck, _v7_hw_state, _v8_timeline_index, _v9_groups, _v10_grouped_runs,
+    _v6_crosscheck, _v7_hw_state, _v8_timeline_index, _v9_groups, _v10_grouped_runs, _v11_timeline_devices,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -214,10 +214,20 @@ def test_compare_and_regress_read_series_alone_and_find_what_a_full_read_finds(s
     assert changes  # the comparison is not of two empty lists
 
 
-def _back_to_v9(conn) -> None:
-    """Undo store v10 (migrations._v10_grouped_runs) on an open write transaction; the caller sets the version."""
+def _back_to_v10(conn) -> None:
+    """Undo store v11 (migrations._v11_timeline_devices) on an open write transaction; the caller sets the
+    version."""
     from sqlalchemy import text
 
+    conn.execute(text("ALTER TABLE runs DROP COLUMN timeline_devices"))
+
+
+def _back_to_v9(conn) -> None:
+    """Undo store v11 and v10 (migrations._v10_grouped_runs) on an open write transaction; the caller sets the
+    version."""
+    from sqlalchemy import text
+
+    _back_to_v10(conn)
     conn.execute(text("DROP INDEX runs_grouped"))
     conn.execute(text("DROP INDEX metrics_not_finite"))
     conn.execute(text("ALTER TABLE runs DROP COLUMN has_finite_metric"))

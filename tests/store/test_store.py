@@ -443,7 +443,7 @@ def test_migrated_layout_is_the_models_layout(tmp_path):
     for name, table in store_module.CHILD_TABLES.items():
         assert set(a[name]) == {"run_id", "idx", *table.columns}
     assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "energy_state_json",
-                              "has_finite_metric", "stored_at", "seq"}
+                              "has_finite_metric", "timeline_devices", "stored_at", "seq"}
     partial = {name: where for name, where in a["indexes"] if where}  # (v10) the planner matches these conditions
     assert partial == {"runs_grouped": "status = 'ok' AND has_finite_metric = 1", "metrics_not_finite": "value IS NULL"}
     assert "flags_json" in a["energy"] and "net_joules" in a["energy"] and "flags_json" in a["metrics"]

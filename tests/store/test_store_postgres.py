@@ -243,6 +243,7 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
     with Store.open(pg_url) as store:
         store.add(old)
     with psycopg.connect(pg_url) as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN timeline_devices")  # (v11)
         conn.execute("DROP INDEX runs_grouped")  # (v10)
         conn.execute("DROP INDEX metrics_not_finite")
         conn.execute("ALTER TABLE runs DROP COLUMN has_finite_metric")

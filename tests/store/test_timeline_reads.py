@@ -8,10 +8,12 @@ gave (the frame `Store.timeline_frame()` returns), on every suite and run restri
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from eitp_bench.analysis.findings import _timelines
 from eitp_bench.analysis.frames import StoredTimeline, for_suite, load_frames, load_newest, only_runs, plotted_timeline
@@ -21,6 +23,7 @@ from eitp_bench.report.bundle import timelines_csv
 from eitp_bench.store import Store
 from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 from synthetic_store import eitp_records
+from test_newest_reads import _back_to_v10
 
 POINTS = 50  # per run and device in synthetic_store.record
 
@@ -103,8 +106,8 @@ def _first_runs(points, run_ids, max_runs: int = 6) -> dict:
 
 
 def test_scoped_frames_pick_the_plotted_runs_in_sql_among_the_runs_read(stored, monkeypatch):
-    """Frames of the newest group (load_newest) pick their plotted runs among the runs they read, in SQL:
-    the pick returns one row per plotted (device, run), never one per run read. Restricted further
+    """Frames of the newest group (load_newest) pick their plotted runs among the runs they read, by the
+    runs' condition in SQL: the pick returns one row per plotted (device, run), never one per run read. Restricted further
     (StoredTimeline.only), the pick is among the restricted runs."""
     url, with_timeline = stored
     store = Store.open(url, read_only=True)
@@ -137,8 +140,8 @@ def test_scoped_frames_pick_the_plotted_runs_in_sql_among_the_runs_read(stored, 
 
 @pytest.mark.parametrize("first", [None, 1, 3, 6, 1000])
 def test_timeline_runs_of_a_condition_are_those_of_every_point(stored, first):
-    """Store.timeline_runs(where=, first=) (a skip scan of the index, runs on one device or on two) lists
-    the (device, run) pairs that every point of the runs read shows, in store order per device."""
+    """Store.timeline_runs(where=, first=) (runs.timeline_devices of the runs read, runs on one device or on
+    two) lists the (device, run) pairs that every point of the runs read shows, in store order per device."""
     url, _ = stored
     store = Store.open(url, read_only=True)
     frames = load_newest(store, max_groups=1)
@@ -150,6 +153,34 @@ def test_timeline_runs_of_a_condition_are_those_of_every_point(stored, first):
     assert kept.groupby("run_id")["device"].nunique().max() == 2  # some runs have points on both devices
     got = store.timeline_runs(where=frames.timeline.where, first=first)
     assert list(zip(got["device"], got["run_id"])) == list(zip(want["device"], want["run_id"]))
+
+
+@pytest.mark.parametrize("upgraded", [False, True])
+def test_each_runs_timeline_devices_are_those_of_its_points(store_url, upgraded):
+    """runs.timeline_devices (store v11) holds the sorted devices of the run's points as JSON ('[]' without a
+    timeline), as run_row writes it and as migration v11 fills it in on a store taken back to v10, on both
+    backends; the whole store's (device, run) pairs read from it are those of every point."""
+    recs, _ = _records()
+    with Store.open(store_url) as store:
+        store.add_many(recs)
+        if upgraded:
+            with store._tx(write=True) as conn:
+                _back_to_v10(conn)
+                conn.execute(text("UPDATE meta SET value = '10' WHERE key = 'schema_version'"))
+    with Store.open(store_url) as store:  # a writer upgrades a v10 store
+        with store._tx() as conn:
+            stored = dict(conn.execute(text("SELECT run_id, timeline_devices FROM runs")).all())
+    truth = {r.run_id: sorted({p.device for p in r.timeline}) for r in recs}
+    assert stored == {run_id: json.dumps(devices) for run_id, devices in truth.items()}
+    assert {len(devices) for devices in truth.values()} == {0, 1, 2}  # runs without, on one, on two devices
+    store = Store.open(store_url, read_only=True)
+    everything = store.timeline_frame()
+    for first in (None, 1, 4):
+        want = everything[["device", "run_id"]].drop_duplicates().sort_values("device", kind="stable")
+        if first is not None:
+            want = want.groupby("device", sort=False).head(first)
+        got = store.timeline_runs(first=first)
+        assert list(zip(got["device"], got["run_id"])) == list(zip(want["device"], want["run_id"]))
 
 
 def test_html_report_is_that_of_a_full_read(stored):
