@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
-from eitp_bench.analysis.regress import Change, _keyed, find_changes, series_keys
+from eitp_bench.analysis.regress import Change, _keyed, find_changes, missing, series_keys
 
 PAGE_KEYS = ["suite", "task", "arm", "name"]  # one page each; the remaining series keys are its panels
 BAND_SDS = 2.0
@@ -358,18 +358,14 @@ def _groups(df, keys: list[str]) -> list[tuple[tuple, list[tuple[tuple, list[int
 
 
 def _same_key(a: tuple, b: tuple) -> bool:
-    return all(x == y or (_missing(x) and _missing(y)) for x, y in zip(a, b))
-
-
-def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
+    return all(x == y or (missing(x) and missing(y)) for x, y in zip(a, b))
 
 
 def _unit_at(units, panels) -> str:
     """The page's unit: its last stated one in time order (as _unit of its rows)."""
     if units is None:
         return ""
-    stated = [i for _, rows in panels for i in rows if not _missing(units[i])]
+    stated = [i for _, rows in panels for i in rows if not missing(units[i])]
     return str(units[max(stated)]) if stated else ""
 
 
@@ -405,9 +401,7 @@ def _panel_label(named: dict) -> str:
 
 
 def _plain(v):
-    if v is None or (isinstance(v, float) and v != v) or v == "":
-        return None
-    return v
+    return None if missing(v) or v == "" else v
 
 
 def _commits(provenance) -> dict[str, str]:

@@ -222,8 +222,13 @@ def _series_order(change: Change, keys: list[str]) -> tuple:
     return tuple((v is None, "" if v is None else v) for v in values)
 
 
+def missing(v) -> bool:
+    """A key or label value that is not there: None, or NaN (pandas' None once in a float column)."""
+    return v is None or (isinstance(v, float) and v != v)
+
+
 def _plain(v):
-    return None if v is None or (isinstance(v, float) and v != v) else v
+    return None if missing(v) else v
 
 
 def confirmed(changes: list[Change]) -> list[Change]:

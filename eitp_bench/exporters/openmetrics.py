@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Optional
 
 from eitp_bench import names
+from eitp_bench.analysis.regress import SERIES_KEYS, missing
 from eitp_bench.flags import FAULT_CODES
 
 PREFIX = "eitp_bench_"
@@ -81,7 +82,6 @@ def store_families(store, changes=None, *, min_size: int = 3) -> list[Family]:
     latest rows among those runs, so the families are those of the whole store read into frames."""
     import pandas as pd
 
-    from eitp_bench.analysis.regress import SERIES_KEYS
     from eitp_bench.store import queries
 
     series = pd.DataFrame(queries.metric_series(store), columns=queries.METRIC_SERIES_COLUMNS)
@@ -205,7 +205,6 @@ def _metrics(metrics, runs) -> list[Family]:
 
 def _series_sizes(metrics):
     """Values per regress series (SERIES_KEYS) of the ok runs, in key order; None for no metrics."""
-    from eitp_bench.analysis.regress import SERIES_KEYS
 
     if metrics is None or len(metrics) == 0:
         return None
@@ -223,7 +222,7 @@ def _regressions(sizes, changes, min_size: int) -> Family:
     for key, n in sizes.items():
         if n < 2 * min_size:  # not testable: no 0 that would read as "checked, fine"
             continue
-        suite, task, arm, metric, profile = (None if _missing(v) else v for v in key)
+        suite, task, arm, metric, profile = (None if missing(v) else v for v in key)
         fam.samples.append(({"suite": suite, "task": task, "arm": arm, "metric": metric,
                              "hardware_profile": profile or ""},
                             1.0 if (suite, task, arm, metric, profile) in regressed else 0.0))
@@ -240,7 +239,7 @@ def _last_runs(runs) -> Family:
         stamps = [_epoch(v) for v in group["finished_at"]]
         stamps = [s for s in stamps if s is not None]
         if stamps:
-            suite, arm, task, profile = (None if _missing(v) else v for v in key)
+            suite, arm, task, profile = (None if missing(v) else v for v in key)
             fam.samples.append(({"suite": suite, "arm": arm, "task": task, "hardware_profile": profile or ""},
                                 max(stamps)))
     return fam
@@ -248,13 +247,9 @@ def _last_runs(runs) -> Family:
 
 # ---- text ---------------------------------------------------------------------------------------
 
-def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
-
-
 def _label(v) -> str:
     """A label value; "" for none (a run without a hardware profile: None, or NaN once in a frame)."""
-    return "" if _missing(v) else v
+    return "" if missing(v) else v
 
 
 def _epoch(value) -> Optional[float]:
