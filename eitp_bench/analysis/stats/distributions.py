@@ -2,15 +2,16 @@
 
 Importing scipy.stats costs about half a second (it pulls in scipy.spatial, optimize, sparse, ...), more
 than the statistics of a whole report. Its distributions are thin wrappers over scipy.special routines
-(scipy 1.17, stats/_continuous_distns.py and stats/_discrete_distns.py):
+(read in scipy 1.17, stats/_continuous_distns.py and _discrete_distns.py):
 
 - t_gen._cdf(x, df) = special.stdtr(df, x); t_gen._sf(x, df) = special.stdtr(df, -x);
   t_gen._ppf(q, df) = special.stdtrit(df, q) (public routines);
 - beta_gen._ppf(q, a, b) = special._ufuncs._beta_ppf(q, a, b); binom_gen._ppf(q, n, p) =
   special._ufuncs._binom_ppf(q, n, p); binom_gen._sf(k, n, p) = special._ufuncs._binom_sf(floor(k), n, p).
   These three are private names, so they are imported under a guard: a scipy that renames them falls back
-  to scipy.stats itself (slower to import, same figures). The public special.betaincinv and bdtrc are Boost
-  under other error policies: equal figures are only likely there, not certain, so they are not used.
+  to scipy.stats itself (slower to import, same figures). The public special.betaincinv and bdtrc are
+  other routines (betaincinv is Boost's ibeta_inv under another policy than the beta quantile's): equal
+  figures are only likely there, not certain, so they are not used.
 
 The rv_continuous / rv_discrete wrappers (stats/_distn_infrastructure.py) call those routines only inside
 the support and answer the edges themselves: a bad shape or NaN gives NaN, ppf(0) and ppf(1) the ends of
