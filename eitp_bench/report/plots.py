@@ -1,24 +1,29 @@
-"""Matplotlib figures rendered to inline SVG markup (Agg backend, no external files).
+"""Matplotlib figures rendered to inline SVG markup (no external files).
 
 Every function returns an `<svg>…</svg>` string we generated ourselves, so the
 template may inline it unescaped. Text stays text (svg.fonttype none): small files.
+Figures are made with `matplotlib.figure.Figure` directly, not through pyplot: no global figure registry
+to close after each, no interactive backend to pick, and pyplot's import is spared (`subplots` below).
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any
 import re
-import matplotlib
+from typing import Any
 
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+# A named backend, not "auto": reading rcParams["backend"] while it is auto (boxplot reads every rcParam)
+# imports pyplot to resolve it. Agg draws without a display; the SVG itself comes from the svg backend.
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 # Mathtext stays on (log axes write their ticks as mathtext: 10⁻³); every label that comes from the
 # store (suite, arm, task, profile, device names) goes through `escape`, so `nightly $\alpha_$` is text.
-plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "eitp-bench", "font.size": 9,
-                     "axes.spines.top": False, "axes.spines.right": False})
+matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "eitp-bench", "font.size": 9,
+                            "axes.spines.top": False, "axes.spines.right": False})
 
 MAX_POINTS = 200  # per arm in strip plots: enough to see the spread, small enough for 10 000 runs
 _COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
@@ -34,11 +39,16 @@ def legend_outside(ax, **kwargs) -> None:
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kwargs)
 
 
+def subplots(figsize: tuple[float, float]):
+    """A figure with one axes, as pyplot.subplots(figsize=…) makes it, but owned by the caller alone."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
 def to_svg(fig) -> str:
     buf = io.StringIO()
     # bbox_inches="tight": the saved canvas grows to hold every title, tick label and outside legend.
     fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.08)
-    plt.close(fig)
     text = buf.getvalue()
     svg = text[text.find("<svg"):]  # drop the XML prolog and DOCTYPE: inlined into HTML
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)  # RDF date/creator: noise
@@ -49,7 +59,7 @@ def to_svg(fig) -> str:
 def distribution(samples: dict[str, np.ndarray], *, title: str, unit: str = "", seed: int = 0) -> str:
     """Box plot per arm with the individual repetitions as a jittered strip."""
     arms = list(samples)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.1 * len(arms), 2.8))
+    fig, ax = subplots(figsize=(1.8 + 1.1 * len(arms), 2.8))
     data = [np.asarray(samples[a], dtype=float) for a in arms]
     ax.boxplot(data, showfliers=False, widths=0.5)
     ax.set_xticks(range(1, len(arms) + 1), [escape(a) for a in arms])
@@ -65,7 +75,7 @@ def distribution(samples: dict[str, np.ndarray], *, title: str, unit: str = "", 
 
 def timelines(series: dict[str, tuple[np.ndarray, np.ndarray]], *, title: str) -> str:
     """Power against time, one line per (run, domain) label."""
-    fig, ax = plt.subplots(figsize=(7, 2.6))
+    fig, ax = subplots(figsize=(7, 2.6))
     for i, (label, (t, watts)) in enumerate(series.items()):
         ax.plot(t, watts, lw=1, label=escape(label), color=_COLORS[i % len(_COLORS)])
     ax.set_xlabel("time since first window opened (s)")
@@ -79,7 +89,7 @@ def timelines(series: dict[str, tuple[np.ndarray, np.ndarray]], *, title: str) -
 def energy_bars(table, *, title: str) -> str:
     """Stacked median joules per (arm, task, window) bar, one colour per device/domain."""
     pivot = table.pivot_table(index="group", columns="channel", values="joules", aggfunc="sum").fillna(0)
-    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.35 * len(pivot)))
+    fig, ax = subplots(figsize=(7, 1.0 + 0.35 * len(pivot)))
     left = np.zeros(len(pivot))
     labels = [escape(g) for g in pivot.index]
     for i, channel in enumerate(pivot.columns):
@@ -95,7 +105,7 @@ def arm_energy(bars: list[dict], *, title: str, xlabel: str) -> str:
     """One stacked bar per arm (segments: device and domain, medians over repetitions) with the 95 %
     interval of the median total as a whisker. bars: [{arm, parts: {channel: J}, total, low, high, n}]."""
     channels = list(dict.fromkeys(c for b in bars for c in b["parts"]))
-    fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.45 * len(bars)))
+    fig, ax = subplots(figsize=(6.5, 0.9 + 0.45 * len(bars)))
     ys = np.arange(len(bars))
     left = np.zeros(len(bars))
     for i, channel in enumerate(channels):
@@ -116,7 +126,7 @@ def arm_energy(bars: list[dict], *, title: str, xlabel: str) -> str:
 def loss_curves(curves: dict[str, dict], *, x: str, xlabel: str, title: str) -> str:
     """Validation loss per arm against `x` ("step" or "joules"): each repetition faint, the median bold.
     curves: {arm: {"runs": [(xs, losses)], "median": (xs, losses)}}."""
-    fig, ax = plt.subplots(figsize=(6, 3.0))
+    fig, ax = subplots(figsize=(6, 3.0))
     for i, (arm, c) in enumerate(curves.items()):
         color = _COLORS[i % len(_COLORS)]
         for xs, ys in c["runs"][:MAX_POINTS]:
@@ -132,7 +142,7 @@ def loss_curves(curves: dict[str, dict], *, x: str, xlabel: str, title: str) -> 
 
 def pareto(points, frontier, *, title: str) -> str:
     """Per-run (seconds, joules) scatter per arm, arm medians and the Pareto frontier of the medians."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = subplots(figsize=(6, 3.4))
     for i, (arm, group) in enumerate(points.groupby("label", sort=True)):
         color = _COLORS[i % len(_COLORS)]
         shown = group if len(group) <= MAX_POINTS else group.sample(MAX_POINTS, random_state=0)
@@ -150,7 +160,7 @@ def pareto(points, frontier, *, title: str) -> str:
 
 def ladder_svg(rungs: list[dict[str, Any]]) -> str:
     """The rungs on one logarithmic joule axis, as an SVG string."""
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rungs) + 1.2))
+    fig, ax = subplots(figsize=(7, 0.45 * len(rungs) + 1.2))
     ys = range(len(rungs))
     colors = ["#1f77b4" if r.get("method") != "measured" else "#d62728" for r in rungs]
     ax.barh(list(ys), [r["joules"] for r in rungs], color=colors, left=[min(r["joules"] for r in rungs) / 10] * len(rungs))

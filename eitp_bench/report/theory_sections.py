@@ -211,9 +211,9 @@ def _derivation_svg(retrieve: dict, derive: dict, unit: str, unresolved: set[str
 def _derivation_figure(retrieve: dict, derive: dict, unit: str, unresolved: set[str]):
     """Curves per arm; an arm whose windows were below meter resolution is drawn dotted, hollow and faint
     and labelled so, never like a measurement."""
-    from eitp_bench.report.plots import escape, legend_outside, plt
+    from eitp_bench.report.plots import escape, legend_outside, subplots
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6, 3.5))
     for i, arm in enumerate(sorted(set(retrieve) | set(derive))):
         color = f"C{i % 10}"
         low = arm in unresolved

@@ -65,9 +65,7 @@ def test_plots_render_math_never_its_source_and_dollars_in_names_stay_text():
     log_axis = plots.loss_curves({"a $b$": {"runs": [], "median": ([1, 10, 100], [1e-3, 1e-2, 1e-1])}},
                                  x="step", xlabel="step", title="t")
     assert "mathdefault" not in log_axis and "a $b$" in log_axis
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
+    fig, ax = plots.subplots(figsize=(6.4, 4.8))
     ax.plot([1, 10, 1000], [1e-3, 1, 10])
     ax.set_yscale("log")
     svg = plots.to_svg(fig)

@@ -96,8 +96,6 @@ def test_derivation_below_meter_resolution_is_said_and_not_drawn_as_measured():
 
 
 def test_unresolved_curves_are_drawn_dotted_and_labelled():
-    import matplotlib.pyplot as plt
-
     from eitp_bench.report.theory_sections import _derivation_figure
 
     curves = {"a": {8: 1.0, 16: 2.0}, "b": {8: 1.0, 16: 2.0}}
@@ -109,7 +107,6 @@ def test_unresolved_curves_are_drawn_dotted_and_labelled():
                                                                    "a: derive (recompute) — below meter resolution"}
     assert all(ln.get_linestyle() == ":" for k, ln in lines.items() if k.startswith("a:"))
     assert all(ln.get_linestyle() != ":" for k, ln in lines.items() if k.startswith("b:"))
-    plt.close(fig)
 
 
 def test_resolved_derivation_has_no_resolution_warning():

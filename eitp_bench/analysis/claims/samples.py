@@ -126,7 +126,8 @@ def _target_refused(rows, task: Optional[str]) -> Optional[str]:
 def _learned(claim: Claim, rows, metric: str) -> Optional[Verdict]:
     """INCONCLUSIVE unless the baseline learned the task (pooled accuracy above chance, 95 % Clopper–Pearson)."""
     import numpy as np
-    from scipy.stats import beta
+
+    from eitp_bench.analysis.stats import beta_ppf  # scipy.stats.beta's figure without importing scipy.stats
 
     gate = claim.learned
     base_rows = rows[rows["arm"] == claim.baseline]
@@ -144,7 +145,7 @@ def _learned(claim: Claim, rows, metric: str) -> Optional[Verdict]:
     correct = int(np.round((both["value"] * both["value_n"]).sum()))
     total = int(both["value_n"].sum())
     p0 = float(chance.median())
-    lower = float(beta.ppf(0.025, correct, total - correct + 1)) if correct > 0 else 0.0
+    lower = beta_ppf(0.025, correct, total - correct + 1) if correct > 0 else 0.0
     if lower > p0:
         return None
     return Verdict(

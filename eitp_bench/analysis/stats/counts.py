@@ -11,8 +11,8 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy import stats as sps
 
+from eitp_bench.analysis.stats.distributions import t_cdf, t_ppf, t_sf
 from eitp_bench.analysis.stats.effect import Effect, _check_direction
 
 
@@ -97,13 +97,13 @@ def proportion_ratio_effect(
     se = math.sqrt(var)
     if se == 0:
         return degenerate(ratio, ratio, ratio, "zero variance in the counts", constant=True)
-    q = float(sps.t.ppf(1 - (1 - confidence) / 2, df))
+    q = t_ppf(1 - (1 - confidence) / 2, df)
     low, high = math.exp(log_r - q * se), math.exp(log_r + q * se)
-    p = float(2 * sps.t.sf(abs(log_r) / se, df))
+    p = 2 * t_sf(abs(log_r) / se, df)
     p_thr = None
     if threshold is not None:
         tstat = (log_r - math.log(threshold)) / se
-        p_thr = float(sps.t.sf(tstat, df) if direction == "higher_is_better" else sps.t.cdf(tstat, df))
+        p_thr = t_sf(tstat, df) if direction == "higher_is_better" else t_cdf(tstat, df)
     dof = "normal quantile" if math.isinf(df) else f"t on {df} df"
     note = f"{which} variance used ({int(big_kc)}/{int(big_nc)} vs {int(big_kb)}/{int(big_nb)}; {dof})"
     return Effect(ratio, low, high, p, rc, rb, "Katz cluster-robust", note, p_threshold=p_thr,

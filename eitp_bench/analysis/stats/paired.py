@@ -20,7 +20,6 @@ from functools import lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy import stats as sps
 from scipy.special import ndtr, ndtri
 
 from eitp_bench.analysis.stats.effect import Effect, LOG_TIE, _check_direction
@@ -56,6 +55,24 @@ def _signed_rank_k(n: int, confidence: float) -> tuple[int, float, str]:
     sigma = math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
     k = max(1, int(math.floor(mu + 0.5 - float(ndtri(1 - half)) * sigma)))
     return k, float(1 - 2 * ndtr((k - 0.5 - mu) / sigma)), "Wilcoxon normal"
+
+
+def doubled_mid_ranks(x: np.ndarray) -> np.ndarray:
+    """2 × the mid-ranks of x (ties share the average of their ranks), as integers: 2·rank is whole.
+
+    The same figures as rint(2 · scipy.stats.rankdata(x)) (its "average" method: first rank of a tie
+    group + (size − 1)/2), without importing scipy.stats; a tie group at 0-based sorted positions
+    i … i + c − 1 gets 2·(i + 1) + c − 1. ±∞ are values like any other (tied with their equals).
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    n = len(x)
+    order = np.argsort(x, kind="stable")
+    y = x[order]
+    starts = np.flatnonzero(np.concatenate(([True], y[1:] != y[:-1])))  # first position of each tie group
+    sizes = np.diff(np.append(starts, n))
+    out = np.empty(n, dtype=np.int64)
+    out[order] = np.repeat(2 * (starts + 1) + sizes - 1, sizes)
+    return out
 
 
 def _walsh_order_stats(d_sorted: np.ndarray, ks: Sequence[int]) -> np.ndarray:
@@ -102,7 +119,7 @@ def _signed_rank_p(d: np.ndarray, alternative: str) -> float:
     n = len(d)
     if n <= EXACT_MAX_N and np.all(a > 0) and len(np.unique(a)) == n:
         cdf = _signed_rank_cdf(n)
-        t_plus = int(np.sum(sps.rankdata(a)[d > 0]))
+        t_plus = int(np.sum(doubled_mid_ranks(a)[d > 0])) // 2  # untied: whole ranks, doubled
         greater = 1.0 - (cdf[t_plus - 1] if t_plus > 0 else 0.0)  # P(T ≥ t+)
         less = float(cdf[t_plus])  # P(T ≤ t+)
         if alternative == "greater":
@@ -110,9 +127,11 @@ def _signed_rank_p(d: np.ndarray, alternative: str) -> float:
         if alternative == "less":
             return less
         return float(min(1.0, 2 * min(greater, less)))
+    from scipy.stats import wilcoxon  # ~0.5 s to import: only for ties or more than 50 rounds
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        p = float(sps.wilcoxon(d, alternative=alternative).pvalue)
+        p = float(wilcoxon(d, alternative=alternative).pvalue)
     return p if math.isfinite(p) else 1.0
 
 
@@ -206,7 +225,7 @@ def signed_rank_p_ties(d: Sequence[float], alternative: str) -> float:
     n = len(x)
     if n == 0:
         return 1.0
-    ranks2 = np.rint(2 * sps.rankdata(np.abs(x))).astype(np.int64)  # doubled mid-ranks: integers
+    ranks2 = doubled_mid_ranks(np.abs(x))  # mid-ranks are multiples of ½: doubled, integers
     s_obs = int(ranks2[x > 0].sum())
     total = int(ranks2.sum())
     if n <= TIES_EXACT_MAX_N:

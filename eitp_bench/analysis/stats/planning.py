@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
-from scipy import stats as sps
 
+from eitp_bench.analysis.stats.distributions import t_ppf
 from eitp_bench.analysis.stats.effect import DEFAULT_RESAMPLES
 
 
@@ -57,7 +57,7 @@ def repetitions_for_power(
     n = n_exact
     for _ in range(100):
         df = max(n - 1, 1)
-        need = ((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * effect_sd_log / delta) ** 2 / are
+        need = ((t_ppf(1 - alpha / 2, df) + t_ppf(power, df)) * effect_sd_log / delta) ** 2 / are
         new = max(n_exact, math.ceil(need))
         if new == n or new > max_repetitions:
             n = new

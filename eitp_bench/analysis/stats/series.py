@@ -7,8 +7,8 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as sps
 
+from eitp_bench.analysis.stats.distributions import binom_ppf
 from eitp_bench.analysis.stats.effect import _clean
 
 
@@ -29,7 +29,7 @@ def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float,
     med = float(np.median(v))
     alpha = 1 - confidence
     # Largest k with P(Bin(n, ½) < k) ≤ α/2: [v[k-1], v[n-k]] covers the median with ≥ confidence.
-    k = int(sps.binom.ppf(alpha / 2, n, 0.5))
+    k = int(binom_ppf(alpha / 2, n, 0.5))
     if k < 1:
         return med, float("nan"), float("nan")
     return med, float(v[k - 1]), float(v[n - k])
