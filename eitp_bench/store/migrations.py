@@ -11,6 +11,7 @@ old steps is history: a test checks that replaying it ends in the models' layout
 from __future__ import annotations
 
 import json
+from itertools import groupby
 from typing import Callable
 
 from sqlalchemy import Connection, inspect, select, text, update
@@ -258,18 +259,11 @@ def _v11_timeline_devices(conn: Connection) -> None:
                                  execution_options={"stream_results": True})  # a server-side cursor on PostgreSQL
     update_devices = text_sql("UPDATE runs SET timeline_devices = :devices WHERE run_id = :run_id")
     page: list[dict] = []
-    run_id, devices = None, []
-    for rid, device in pairs:
-        if rid != run_id:
-            if run_id is not None:
-                page.append({"run_id": run_id, "devices": devices_json(devices)})
-            run_id, devices = rid, []
-        devices.append(device)
-        if len(page) >= 10_000:
+    for run_id, rows in groupby(pairs, key=lambda row: row[0]):  # a run's pairs are adjacent (ORDER BY)
+        page.append({"run_id": run_id, "devices": devices_json(device for _, device in rows)})
+        if len(page) == 10_000:
             conn.execute(update_devices, page)
             page = []
-    if run_id is not None:
-        page.append({"run_id": run_id, "devices": devices_json(devices)})
     if page:
         conn.execute(update_devices, page)
     if conn.dialect.name == "postgresql":
