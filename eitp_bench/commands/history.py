@@ -40,6 +40,8 @@ def history(
     print(f"{len(found.summaries)} series pages: {result.written} written, {result.skipped} unchanged; "
           f"{result.run_pages} run pages written"
           + (f" ({result.runs_removed} run pages of an older site format removed)" if result.runs_removed else "")
+          + (f"; {result.stale_removed} pages of series or nights no longer in the store removed"
+             if result.stale_removed else "")
           + f"; {regressions} confirmed regression(s)")
     print(f"wrote {result.index}")
     return 0

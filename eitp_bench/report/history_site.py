@@ -49,6 +49,7 @@ class SiteResult:
     skipped: int  # series pages unchanged since the last build
     run_pages: int  # run pages (night × profile) written this time
     runs_removed: int = 0  # run pages of an older site format (one per run) removed
+    stale_removed: int = 0  # pages the last build listed whose series or night × profile is no longer stored
 
 
 def prepare_out(out: str | os.PathLike) -> Path:
@@ -125,7 +126,8 @@ def write_site(history, store, out: str | os.PathLike, *, state: dict | None = N
     index.write_text(_index_page(history, store_queries.run_count(store), store), encoding="utf-8")
     manifest_path.write_text(json.dumps(new, indent=0, sort_keys=True), encoding="utf-8")
     commits.save(root / COMMITS)
-    return SiteResult(index, written, len(history.summaries) - written, run_pages, removed)
+    stale = _remove_stale_pages(root, old, new) if current else 0
+    return SiteResult(index, written, len(history.summaries) - written, run_pages, removed, stale)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -150,6 +152,21 @@ def _remove_run_pages(root: Path) -> int:
     for path in (root / "runs").glob("*.html"):
         path.unlink()
         removed += 1
+    return removed
+
+
+def _remove_stale_pages(root: Path, old: dict, new: dict) -> int:
+    """The pages the last build listed (its manifest) whose series or night × profile this store no longer
+    has (the site was pointed at another store, or runs were taken out): removed, so that an old link or
+    bookmark never shows them as if current. Only files the manifest named go; nothing else in the folder."""
+    removed = 0
+    for folder in ("series", "runs"):
+        for slug in set(old.get(folder, {})) - set(new[folder]):
+            page = root / folder / f"{slug}.html"
+            # the names this module writes only: a hand-edited manifest never reaches outside the folder
+            if re.fullmatch(r"[A-Za-z0-9_.-]+", str(slug)) and page.exists():
+                page.unlink()
+                removed += 1
     return removed
 
 

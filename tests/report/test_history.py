@@ -189,6 +189,33 @@ def test_an_older_site_is_rebuilt_once_and_its_per_run_pages_removed(tmp_path):
     assert site_of(path, site).runs_removed == 0
 
 
+def test_pages_of_series_and_nights_no_longer_stored_are_removed(tmp_path):
+    """A site rebuilt from a store without some of its series and nights (pointed at another store) removes
+    the pages its last build listed for them, and nothing it did not write; the pages kept are current."""
+    records = nightly_records(6, slow_from=None)
+    full = store_of(tmp_path / "full.sqlite", records)
+    site = tmp_path / "site"
+    assert site_of(full, site).written == 6
+    own = [site / "notes.html", site / "series" / "notes.html", site / "runs" / "notes.html"]
+    for page in own:  # the user's own files in the site's folders: never the site's to remove
+        page.write_text("mine")
+    manifest = json.loads((site / "manifest.json").read_text())
+    manifest["series"]["../../outside"] = ["a hand-edited entry"]  # names nothing the site wrote
+    (site / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "outside.html").write_text("not the site's")
+    first_night = records[0].started_at[:10]
+    fewer = store_of(tmp_path / "fewer.sqlite",
+                     [r for r in records if r.task == "generate" and r.started_at[:10] != first_night])
+    result = site_of(fewer, site)
+    kept = json.loads((site / "manifest.json").read_text())
+    assert sorted(p.stem for p in (site / "series").glob("*.html")) == sorted([*kept["series"], "notes"])
+    assert sorted(p.stem for p in (site / "runs").glob("*.html")) == sorted([*kept["runs"], "notes"])
+    assert len(kept["series"]) == 2 and len(kept["runs"]) == 5  # generate's 2 series; 5 of the 6 nights
+    assert result.stale_removed == (6 - 2) + (6 - 5)
+    assert all(page.read_text() == "mine" for page in own) and (tmp_path / "outside.html").exists()
+    assert site_of(fewer, site).stale_removed == 0
+
+
 def test_commits_are_read_once_per_run(tmp_path):
     """The commit index reads only the runs stored since its newest, and starts again on another store."""
     path = store_of(tmp_path / "nightly.sqlite", nightly_records(4, slow_from=None))
