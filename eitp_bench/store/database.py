@@ -325,6 +325,7 @@ class Store:
             found = connection_error(location, err)
             raise (StoreUnavailable(found.message, fix=found.fix) if is_transient(err) else found) from None
         try:
+            rewritten = ()
             with store._tx(write=not read_only) as conn:
                 if read_only or not create:
                     version = stored_version(conn, location.shown)
@@ -332,7 +333,8 @@ class Store:
                         raise UserError(f"no results store in {location.shown} (the database holds no tables)",
                                         fix="run `eitp-bench run` or `eitp-bench import` with this --store first")
                 if not read_only:
-                    migrate(conn, location.shown)
+                    rewritten = migrate(conn, location.shown)
+            store._vacuum(rewritten)
             if read_only:
                 store._check_current()
             else:
@@ -341,6 +343,21 @@ class Store:
             store.close()
             raise
         return store
+
+    def _vacuum(self, tables) -> None:
+        """VACUUM ANALYZE the tables an upgrade rewrote (migrations.REWRITES), outside any transaction:
+        their index-only scans read the table until then. A role that does not own a table gets a warning
+        from PostgreSQL and the table is skipped; autovacuum comes later anyway."""
+        from sqlalchemy.exc import DBAPIError
+
+        if not tables:
+            return
+        try:
+            with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for table in tables:
+                    conn.exec_driver_sql(f"VACUUM (ANALYZE) {table}")
+        except DBAPIError:  # only speed is at stake, and the upgrade is committed: autovacuum will do it
+            pass
 
     def _check_writable(self) -> None:
         """A write into every table, in a transaction rolled back: a read-only role or database is

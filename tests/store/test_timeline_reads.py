@@ -170,6 +170,11 @@ def test_each_runs_timeline_devices_are_those_of_its_points(store_url, upgraded)
     with Store.open(store_url) as store:  # a writer upgrades a v10 store
         with store._tx() as conn:
             stored = dict(conn.execute(text("SELECT run_id, timeline_devices FROM runs")).all())
+            if store.dialect == "postgresql":  # the rewritten runs were vacuumed after the upgrade, only then
+                conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+                vacuumed = conn.exec_driver_sql("SELECT vacuum_count FROM pg_stat_user_tables "
+                                                "WHERE relname = 'runs'").scalar_one()
+                assert vacuumed == (1 if upgraded else 0)
     truth = {r.run_id: sorted({p.device for p in r.timeline}) for r in recs}
     assert stored == {run_id: json.dumps(devices) for run_id, devices in truth.items()}
     assert {len(devices) for devices in truth.values()} == {0, 1, 2}  # runs without, on one, on two devices
