@@ -31,6 +31,7 @@ COMPARED = [
     ("tokens_per_j", "tokens/J", True),
 ]
 JOULES_PER_TOKEN = ("joules_per_token", "gen_joules_per_token")
+COMPARED_NAMES = [name for name, _, _ in COMPARED]
 
 
 @dataclass
@@ -69,26 +70,63 @@ class CompareTable:
 def compare_hardware(metrics_df, *, reference: Optional[str] = None, provenance=None) -> list[CompareTable]:
     """One table per suite_config_hash × energy state; `reference` defaults to the profile with the most runs.
     `provenance` (the provenance frame) gives each run's hardware state and board."""
+    df = _comparable(metrics_df, provenance)
+    if df.empty:
+        raise UserError("no comparable metrics in the store (s/step, tokens/s, J/token)",
+                        fix="run a suite with training or generation tasks first")
+    _check_reference(reference, set(df["hardware_profile_id"]))
+    return _tables(df, reference)
+
+
+def compare_store(store, *, reference: Optional[str] = None) -> list[CompareTable]:
+    """compare_hardware of a SQL store's compared metrics, read one configuration at a time
+    (frames.load_series(config_hash=…)): the tables are per configuration anyway, so they are those of
+    one read of every configuration, and the memory grows with the largest configuration, not the store.
+    Only the reference's check spans them."""
+    from eitp_bench.analysis.frames import load_series
+    from eitp_bench.store import queries as store_queries
+
+    tables, profiles = [], set()
+    for config_hash in store_queries.config_hashes(store):  # sorted, as the tables are
+        frames = load_series(store, names=COMPARED_NAMES, config_hash=config_hash)
+        df = _comparable(frames.metrics, frames.provenance)
+        if len(df):
+            profiles |= set(df["hardware_profile_id"])
+            tables += _tables(df, reference)
+    if not tables:
+        raise UserError("no comparable metrics in the store (s/step, tokens/s, J/token)",
+                        fix="run a suite with training or generation tasks first")
+    _check_reference(reference, profiles)
+    return tables
+
+
+def _comparable(metrics_df, provenance):
+    """The ok runs' compared metrics, tokens/J derived from each positive J/token, with each run's energy
+    state and board, and a missing hardware profile as 'unknown'."""
     import pandas as pd
 
     from eitp_bench.analysis.rounds import energy_state_key
-    from eitp_bench.analysis.stats import median_ci
 
     df = energy_state_key(metrics_df, provenance)
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
-    df = df[df["name"].isin([m for m, _, _ in COMPARED])]
+    df = df[df["name"].isin(COMPARED_NAMES)]
     per_token = df[df["name"].isin(JOULES_PER_TOKEN)]
     per_token = per_token[per_token["value"] > 0]
     df = pd.concat([df, per_token.assign(name="tokens_per_j", value=1.0 / per_token["value"])], ignore_index=True)
-    df = df.assign(hardware_profile_id=df["hardware_profile_id"].fillna("unknown").astype(str))
-    if df.empty:
-        raise UserError("no comparable metrics in the store (s/step, tokens/s, J/token)",
-                        fix="run a suite with training or generation tasks first")
-    all_profiles = sorted(df["hardware_profile_id"].unique())
-    if reference is not None and reference not in all_profiles:
+    return df.assign(hardware_profile_id=df["hardware_profile_id"].fillna("unknown").astype(str))
+
+
+def _check_reference(reference: Optional[str], profiles: set) -> None:
+    if reference is not None and reference not in profiles:
         raise UserError(f"--reference {reference!r} is not a hardware profile in the store",
-                        fix=f"use one of: {', '.join(all_profiles)}")
+                        fix=f"use one of: {', '.join(sorted(profiles))}")
+
+
+def _tables(df, reference: Optional[str]) -> list[CompareTable]:
+    """The tables of `df` (_comparable), one per configuration hash × energy state, in that order."""
+    from eitp_bench.analysis.stats import median_ci
+
     labels = {m: (label, hib) for m, label, hib in COMPARED}
     order = {m: i for i, (m, _, _) in enumerate(COMPARED)}
     tables = []

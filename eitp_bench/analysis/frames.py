@@ -203,19 +203,23 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
                          runs_total=store_queries.run_count(store, suite=suite))))
 
 
-def load_series(store_or_path, *, names=None) -> Frames:
+def load_series(store_or_path, *, names=None, config_hash: Optional[str] = None) -> Frames:
     """What `compare` and `regress` read: the ok runs' finite metric values with only the columns of a
-    series (store_queries.series_metrics; only `names` when given) and, as provenance, each run's
-    recorded hardware state. Frames, dicts of frames and stores without SQL are loaded whole."""
+    series (store_queries.series_metrics; only `names`, and only one configuration's runs, when given)
+    and, as provenance, each run's recorded hardware state. Frames, dicts of frames and stores without
+    SQL are loaded whole (`config_hash` needs a SQL store)."""
     from eitp_bench.store import queries as store_queries
 
     store = sql_store(store_or_path)
     if store is None:
+        if config_hash is not None:
+            raise ValueError("load_series(config_hash=…) reads a SQL store")
         return load_frames(store_or_path)
     if store_queries.run_count(store) == 0:
         return load_frames(store)  # no runs: the commands say so from the (empty) frames
-    return Frames(None, store_queries.series_metrics(store, names=names), None, None,
-                  provenance=store_queries.run_states(store), source=_source(store, store_or_path))
+    return Frames(None, store_queries.series_metrics(store, names=names, config_hash=config_hash), None, None,
+                  provenance=store_queries.run_states(store, config_hash=config_hash),
+                  source=_source(store, store_or_path))
 
 
 def _open(path):

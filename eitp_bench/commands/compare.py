@@ -16,17 +16,24 @@ def compare(
     """Compare s/step, tokens/s, J/token and tokens/J across hardware profiles (same config hash only)."""
     from pathlib import Path
 
-    from eitp_bench.analysis.compare import COMPARED, compare_hardware
-    from eitp_bench.analysis.frames import load_series
+    from eitp_bench.analysis.compare import COMPARED_NAMES, compare_hardware, compare_store
+    from eitp_bench.analysis.frames import load_series, sql_store
     from eitp_bench.report.compare import compare_html, print_tables
     from eitp_bench.errors import UserError
+    from eitp_bench.store import queries as store_queries
 
     if by != "hardware":
         raise UserError(f"--by {by!r} is not supported", fix="use --by hardware")
-    frames = load_series(store, names=[name for name, _, _ in COMPARED])  # only the compared metrics' values
-    if frames.runs is not None and len(frames.runs) == 0:
-        raise UserError(f"no runs in {frames.source}: nothing to compare", fix="run a suite first")
-    tables = compare_hardware(frames.metrics, reference=reference, provenance=frames.provenance)
+    sql = sql_store(store)  # read-only; a missing store is one line, exit 2
+    if sql is not None:  # one configuration's compared metrics at a time
+        if store_queries.run_count(sql) == 0:
+            raise UserError(f"no runs in {sql.location.shown}: nothing to compare", fix="run a suite first")
+        tables = compare_store(sql, reference=reference)
+    else:
+        frames = load_series(store, names=COMPARED_NAMES)  # only the compared metrics' values
+        if frames.runs is not None and len(frames.runs) == 0:
+            raise UserError(f"no runs in {frames.source}: nothing to compare", fix="run a suite first")
+        tables = compare_hardware(frames.metrics, reference=reference, provenance=frames.provenance)
     print_tables(tables)
     if html_out:
         try:

@@ -174,10 +174,11 @@ def provenance_field(dialect: str, field: str):
 SERIES_EXTRA = ("unit", "seq")
 
 
-def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Iterable[str] = ()):
+def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Iterable[str] = (),
+                   config_hash: Optional[str] = None):
     """The ok runs' finite metric values with only the columns a series needs, in store order (the rows
-    and order of the metrics frame, restricted to ok runs and to `names` when given), plus `extra`
-    (SERIES_EXTRA) columns."""
+    and order of the metrics frame, restricted to ok runs, to `names` and to one configuration when
+    given), plus `extra` (SERIES_EXTRA) columns."""
     from sqlalchemy import select
 
     m = TABLES["metrics"]
@@ -189,6 +190,8 @@ def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Itera
             .order_by(RUNS.c.seq, m.c.idx))
     if names is not None:
         stmt = stmt.where(m.c.name.in_(sorted(set(names))))
+    if config_hash is not None:  # runs_by_group serves it: that configuration's runs, then their metrics
+        stmt = stmt.where(RUNS.c.suite_config_hash == config_hash)
     df = store._frame(stmt)
     df["value"] = df["value"].astype(float)
     return df
@@ -207,6 +210,15 @@ def series_names(store) -> list[str]:
 
 
 @_reading
+def config_hashes(store) -> list[str]:
+    """Every stored configuration hash, sorted (from the runs_by_group index)."""
+    from sqlalchemy import select
+
+    with store._tx() as conn:
+        return sorted(map(str, conn.execute(select(RUNS.c.suite_config_hash).distinct()).scalars()))
+
+
+@_reading
 def series_runs(store):
     """run_id and hardware_profile_id of the runs of series_metrics (ok, a finite metric) that recorded a
     hardware state, one row each: regress decides from them, once, whether a profile's series are split by
@@ -220,14 +232,16 @@ def series_runs(store):
 
 
 @_reading
-def run_states(store):
-    """run_id and `hardware.state` (parsed) of the ok runs that recorded one: the provenance that
-    hwstate.with_state reads to key series by energy state and board."""
+def run_states(store, *, config_hash: Optional[str] = None):
+    """run_id and `hardware.state` (parsed) of the ok runs that recorded one (of one configuration when
+    given): the provenance that hwstate.with_state reads to key series by energy state and board."""
     import pandas as pd
     from sqlalchemy import select
 
     state = RUNS.c.energy_state_json
     stmt = select(RUNS.c.run_id, state).where(RUNS.c.status == "ok", state.is_not(None)).order_by(RUNS.c.seq)
+    if config_hash is not None:
+        stmt = stmt.where(RUNS.c.suite_config_hash == config_hash)
     with store._tx() as conn:
         rows = [(run_id, parsed_state(text)) for run_id, text in conn.execute(stmt)]
     return pd.DataFrame(rows, columns=["run_id", "hardware.state"]) if rows else pd.DataFrame(columns=["run_id"])

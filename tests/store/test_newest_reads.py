@@ -214,6 +214,36 @@ def test_compare_and_regress_read_series_alone_and_find_what_a_full_read_finds(s
     assert changes  # the comparison is not of two empty lists
 
 
+def test_compare_reads_one_configuration_at_a_time_and_finds_the_tables_of_a_full_read(stored, monkeypatch):
+    """`compare` on a SQL store reads the compared metrics one configuration hash at a time
+    (analysis.compare.compare_store): the tables, with and without a reference, and the reference's check,
+    are those of one read of every run."""
+    from eitp_bench.analysis.compare import compare_hardware, compare_store
+    from eitp_bench.store import queries as store_queries
+
+    store = Store.open(stored, read_only=True)
+    full = load_frames(store)
+    reads = []
+    original = store_queries.series_metrics
+
+    def counted(store, **kwargs):
+        reads.append(kwargs.get("config_hash"))
+        return original(store, **kwargs)
+
+    monkeypatch.setattr(store_queries, "series_metrics", counted)
+    tables = compare_store(store)
+    hashes = sorted(set(full.runs["suite_config_hash"]))
+    assert reads == hashes and len(hashes) >= 2  # one read per configuration, never one of every run
+    assert repr(tables) == repr(compare_hardware(full.metrics, provenance=full.provenance))
+    assert len({t.config_hash for t in tables}) >= 2 and any(t.energy_state for t in tables)
+    profile = tables[-1].profiles[-1]
+    assert repr(compare_store(store, reference=profile)) == \
+        repr(compare_hardware(full.metrics, reference=profile, provenance=full.provenance))
+    with pytest.raises(UserError) as err:
+        compare_store(store, reference="no-such-profile")
+    assert "not a hardware profile in the store" in err.value.message and profile in err.value.fix
+
+
 def _back_to_v10(conn) -> None:
     """Undo store v11 (migrations._v11_timeline_devices) on an open write transaction; the caller sets the
     version."""
