@@ -87,7 +87,8 @@ def _to_v9(url: str) -> None:
 
     engine = create_engine(url if "://" in url else f"sqlite:///{url}")
     with engine.begin() as conn:
-        for statement in ("ALTER TABLE runs DROP COLUMN timeline_devices", "DROP INDEX runs_grouped", "DROP INDEX metrics_not_finite",
+        for statement in ("ALTER TABLE runs DROP COLUMN timeline_devices",
+                          "CREATE INDEX timeline_by_run_device ON timeline(run_id, device)", "DROP INDEX runs_grouped", "DROP INDEX metrics_not_finite",
                           "ALTER TABLE runs DROP COLUMN has_finite_metric",
                           "UPDATE meta SET value = '9' WHERE key = 'schema_version'"):
             conn.execute(text(statement))

@@ -196,9 +196,8 @@ Index("metrics_by_name", TABLES["metrics"].c.name)
 Index("metrics_not_finite", TABLES["metrics"].c.run_id, TABLES["metrics"].c.name, TABLES["metrics"].c.value,
       sqlite_where=TABLES["metrics"].c.value.is_(None), postgresql_where=TABLES["metrics"].c.value.is_(None))
 Index("energy_by_domain", TABLES["energy"].c.device, TABLES["energy"].c.domain)
-# Which runs have a timeline on which device, read from the index alone (analysis/frames.StoredTimeline):
-# a report plots a few runs' power and must not scan every stored point to find them.
-Index("timeline_by_run_device", TABLES["timeline"].c.run_id, TABLES["timeline"].c.device)
+# (Which runs have a timeline on which device is runs.timeline_devices since v11, which dropped the index
+# timeline_by_run_device that v8 added for it: one entry per stored point, about 15 % of a store's file.)
 
 
 def run_row(record: RunRecord, stored_at: str) -> dict:

@@ -246,8 +246,8 @@ def _v10_grouped_runs(conn: Connection) -> None:
 def _v11_timeline_devices(conn: Connection) -> None:
     # v11: runs.timeline_devices, the sorted distinct devices of the run's timeline points as a JSON list
     # (store.layout.devices_json; '[]' without a timeline): a report picks the runs its power plot shows from
-    # the runs it reads, not from a lookup per run in timeline_by_run_device. No record change: the record
-    # schema stays 6. Filled from that index's distinct (run, device) pairs, in run order, a page of runs at
+    # the runs it reads, not from a lookup per run in timeline_by_run_device, which the step then drops. No
+    # record change: the record schema stays 6. Filled from that index's distinct (run, device) pairs, in run order, a page of runs at
     # a time, in Python for both backends, so the text is exactly what run_row writes. PostgreSQL then drops
     # the default, as a new store has none (run_row sets the column); SQLite keeps it, as in v10. Rewriting
     # the runs with a timeline leaves PostgreSQL's index-only scans reading the table until autovacuum has
@@ -268,6 +268,9 @@ def _v11_timeline_devices(conn: Connection) -> None:
         conn.execute(update_devices, page)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ALTER TABLE runs ALTER COLUMN timeline_devices DROP DEFAULT")
+    # Nothing reads the index any more (a run's points are found by the primary key): an entry per stored
+    # point, written with every point, gone
+    conn.exec_driver_sql("DROP INDEX timeline_by_run_device")
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [

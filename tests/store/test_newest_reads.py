@@ -250,6 +250,7 @@ def _back_to_v10(conn) -> None:
     from sqlalchemy import text
 
     conn.execute(text("ALTER TABLE runs DROP COLUMN timeline_devices"))
+    conn.execute(text("CREATE INDEX timeline_by_run_device ON timeline(run_id, device)"))
 
 
 def _back_to_v9(conn) -> None:

@@ -243,7 +243,7 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
     with Store.open(pg_url) as store:
         store.add(old)
     with psycopg.connect(pg_url) as conn:
-        conn.execute("ALTER TABLE runs DROP COLUMN timeline_devices")  # (v11)
+        conn.execute("ALTER TABLE runs DROP COLUMN timeline_devices")  # (v11; its index gone since then)
         conn.execute("DROP INDEX runs_grouped")  # (v10)
         conn.execute("DROP INDEX metrics_not_finite")
         conn.execute("ALTER TABLE runs DROP COLUMN has_finite_metric")
@@ -253,7 +253,6 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
         conn.execute("ALTER TABLE energy DROP COLUMN sampled_joules")  # (v6)
         conn.execute("ALTER TABLE energy DROP COLUMN crosscheck_tolerance_j")
         conn.execute("ALTER TABLE energy DROP COLUMN hw_state_json")  # (v7)
-        conn.execute("DROP INDEX timeline_by_run_device")  # (v8)
         conn.execute("DROP INDEX runs_by_group")  # (v9)
         conn.execute("ALTER TABLE runs DROP COLUMN energy_state_json")
         conn.execute("UPDATE runs SET record_schema_version = 3")
