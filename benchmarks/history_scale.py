@@ -4,12 +4,15 @@ the site, a rebuild with nothing new, and the nightly rebuild after one more nig
     python benchmarks/history_scale.py --keep /tmp/scale                  # 100 k records
     python benchmarks/history_scale.py --keep /tmp/scale --sizes 1000000  # 1 M (the store takes ~5 min to build)
     python benchmarks/history_scale.py --stores /tmp/scale --work /tmp/h  # ready-made stores, copied first
+    python benchmarks/history_scale.py --pg postgresql://USER@HOST:PORT/postgres --sizes 1000000
 
 The stores are benchmarks/report_scale.py's (a fleet of `--configs` × `--profiles` running the EIT-P suite
 every night): `--keep` builds them there when missing (and reuses them), `--stores` only reads them: each
 store is COPIED into `--work` before the night is added, so the original is never written. The night is
-stored through Store.add_many, as a nightly job would. Each `history` runs in its own child process
-(report_scale.measure: wall time, peak resident memory, stopped past --max-mib / --max-s). Pages written
+stored through Store.add_many, as a nightly job would. With `--pg URL` (a user who may CREATE DATABASE)
+each store is a database built afresh on that server for this run (dropped first): nothing to copy. Each
+`history` runs in its own child process (report_scale.measure: wall time, peak resident memory, stopped
+past --max-mib / --max-s). Pages written
 are the site's HTML files changed by that build; the site size is every file of the site. Figures depend on
 the machine and its load: compare them within one run.
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report_scale import append_nights, build_store, measure  # noqa: E402
+from report_scale import _pg_database, append_nights, build_store, measure  # noqa: E402
 
 
 def site_files(site: Path) -> dict[str, int]:
@@ -57,6 +60,7 @@ def main() -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--keep", help="folder of the stores: built there when missing, then reused")
     source.add_argument("--stores", help="folder of ready-made stores (report_scale.py --keep): only copied")
+    source.add_argument("--pg", metavar="URL", help="a PostgreSQL server: each store a database built afresh there")
     parser.add_argument("--work", help="folder for the copied store and the site (default a temporary one)")
     parser.add_argument("--skip-unchanged", action="store_true", help="no rebuild with nothing new (saves time at 1 M)")
     parser.add_argument("--max-mib", type=int, default=4096)
@@ -66,29 +70,36 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     stores = Path(args.stores or args.keep or work)
     cli = [sys.executable, "-m", "eitp_bench.cli"]
-    print(f"SQLite; {args.configs} configurations × {args.profiles} profiles; load average "
+    print(f"{'PostgreSQL' if args.pg else 'SQLite'}; {args.configs} configurations × {args.profiles} profiles; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min); {os.cpu_count()} CPUs")
     print(f"{'records':>9} {'build':<22} {'wall s':>8} {'peak MiB':>9} exit {'series':>7} {'runs':>7} "
           f"{'site MiB':>9} {'pages':>7}  load")
     for n in args.sizes:
         name = f"scale-{n}-{args.configs}x{args.profiles}.sqlite"
-        original = stores / name
-        if not original.exists():
-            if args.stores:
-                raise SystemExit(f"no {original}: build it with benchmarks/report_scale.py --keep {stores}")
+        site = work / f"site-{n}"
+        if args.pg:
+            copy = _pg_database(args.pg, f"eitp_history_{n}_{args.configs}x{args.profiles}", fresh=True)
             t = time.perf_counter()
-            build_store(str(original), n, args.configs, args.profiles)
-            print(f"(built {name} in {time.perf_counter() - t:.0f} s)", flush=True)
-        copy, site = work / f"history-{name}", work / f"site-{n}"
-        shutil.copyfile(original, copy)
+            build_store(copy, n, args.configs, args.profiles)
+            print(f"(built {name.removesuffix('.sqlite')} on PostgreSQL in {time.perf_counter() - t:.0f} s)", flush=True)
+        else:
+            copy = str(work / f"history-{name}")
+            original = stores / name
+            if not original.exists():
+                if args.stores:
+                    raise SystemExit(f"no {original}: build it with benchmarks/report_scale.py --keep {stores}")
+                t = time.perf_counter()
+                build_store(str(original), n, args.configs, args.profiles)
+                print(f"(built {name} in {time.perf_counter() - t:.0f} s)", flush=True)
+            shutil.copyfile(original, copy)
         shutil.rmtree(site, ignore_errors=True)
-        build(cli, str(copy), site, "first build", n, args)
+        build(cli, copy, site, "first build", n, args)
         if not args.skip_unchanged:
-            build(cli, str(copy), site, "rebuild, nothing new", n, args)
+            build(cli, copy, site, "rebuild, nothing new", n, args)
         t = time.perf_counter()
-        added = append_nights(str(copy), 1, args.configs, args.profiles)
+        added = append_nights(copy, 1, args.configs, args.profiles)
         print(f"(stored one more night: {added} records in {time.perf_counter() - t:.1f} s)", flush=True)
-        build(cli, str(copy), site, "nightly rebuild", n, args)
+        build(cli, copy, site, "nightly rebuild", n, args)
     print("(series / runs: series pages and run pages written by that build; pages: HTML files of the site; "
           "load: 1-minute load average after the build)")
 

@@ -229,12 +229,14 @@ def _outputs(command: str, flags: list[str], folder: Path) -> list[str]:
     return flags
 
 
-def _pg_database(server: str, name: str) -> str:
-    """The URL of database `name` on the server, created when missing."""
+def _pg_database(server: str, name: str, *, fresh: bool = False) -> str:
+    """The URL of database `name` on the server, created when missing (dropped first when `fresh`)."""
     import psycopg
 
     base = server.rpartition("/")[0]
     with psycopg.connect(server, autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
     return f"{base}/{name}"
