@@ -57,11 +57,16 @@ class Panel:
 
 
 class _PageId:
-    """A page's title and file name, from its (suite, task, arm, metric)."""
+    """A page's title and file name, from its (suite, task, arm, metric); its confirmed regressions, from
+    its `changes`."""
     suite: str
     task: str
     arm: str
     metric: str
+    changes: list[Change]
+
+    def regressions(self) -> list[Change]:
+        return [c for c in self.changes if c.confirmed and c.kind == "regression"]
 
     @property
     def title(self) -> str:
@@ -98,9 +103,6 @@ class SeriesPage(_PageId):
         return _fingerprint(self.n_points, max((pt.started_at, pt.run_id) for p in self.panels for pt in p.points)[1],
                             self.changes)
 
-    def regressions(self) -> list[Change]:
-        return [c for c in self.changes if c.confirmed and c.kind == "regression"]
-
 
 def _fingerprint(count: int, last_run_id: str, changes: list[Change]) -> dict:
     listed = sorted((c.run_id, c.kind, c.confirmed, round(c.relative, 6)) for c in changes)
@@ -125,9 +127,6 @@ class PageSummary(_PageId):
 
     def fingerprint(self) -> dict:
         return _fingerprint(self.n_points, self.last_run_id, self.changes)
-
-    def regressions(self) -> list[Change]:
-        return [c for c in self.changes if c.confirmed and c.kind == "regression"]
 
 
 def summary_of(page: SeriesPage) -> PageSummary:
@@ -254,6 +253,7 @@ def store_history(store, *, window: int = 8, threshold: float = 0.05, spill: boo
     spilled = _Spill(spill_dir) if spill else None
 
     def summarise(name, keyed, keys):
+        keyed = _in_time_order(keyed)  # once: the summaries, and the pages drawn from the spilled rows
         summaries.extend(_summaries(keyed, keys))
         if spilled is not None:
             spilled.save(name, keyed)
@@ -281,8 +281,12 @@ def _by_series(changes: list[Change], keys: list[str]) -> dict[tuple, list[Chang
 
 
 def _in_time_order(df):
+    """The rows in time order, their parsed start in `_t`; rows already in that order (with `_t`: the
+    spilled ones) as they are."""
     import pandas as pd
 
+    if "_t" in df.columns:
+        return df
     return df.assign(_t=pd.to_datetime(df["started_at"], utc=True, format="ISO8601")).sort_values("_t", kind="stable")
 
 
