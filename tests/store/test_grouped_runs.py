@@ -22,7 +22,7 @@ from eitp_bench.store import Store, queries
 from eitp_bench.store.migrations import SCHEMA_VERSION
 from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 from synthetic_store import eitp_records
-from test_newest_reads import _back_to_v9, _records, _state, _with_hardware
+from test_newest_reads import _back_to_v9, _records, _state, _with_hardware, stored_and_upgraded
 
 
 def _nan(metric: Metric) -> Metric:
@@ -95,13 +95,8 @@ def test_group_listing_counts_and_not_finite_counts_are_those_of_the_records(sto
     """A store written at v10, and the same store taken back to v9 and upgraded by the next writer, answer
     what the records say: the runs without a finite metric are in no group, their columns say 0."""
     recs = _more_records()
+    stored_and_upgraded(store_url, recs, back_to=9 if upgraded else None)
     with Store.open(store_url) as store:
-        store.add_many(recs)
-        if upgraded:
-            with store._tx(write=True) as conn:
-                _back_to_v9(conn)
-                conn.execute(text("UPDATE meta SET value = '9' WHERE key = 'schema_version'"))
-    with Store.open(store_url) as store:  # a writer upgrades a v9 store
         with store._tx() as conn:
             version = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one()
             finite = dict(conn.execute(text("SELECT run_id, has_finite_metric FROM runs")).all())

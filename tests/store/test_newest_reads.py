@@ -11,6 +11,7 @@ must not grow with the groups it does not judge.
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import pytest
 
@@ -242,6 +243,20 @@ def test_compare_reads_one_configuration_at_a_time_and_finds_the_tables_of_a_ful
     with pytest.raises(UserError) as err:
         compare_store(store, reference="no-such-profile")
     assert "not a hardware profile in the store" in err.value.message and profile in err.value.fix
+
+
+def stored_and_upgraded(store_url, records, back_to: Optional[int] = None) -> None:
+    """`records` stored at the current store schema; with `back_to` (9 or 10), the store then taken back to
+    that version, as an older eitp-bench left it, and opened by a writer, which upgrades it."""
+    from sqlalchemy import text
+
+    with Store.open(store_url) as store:
+        store.add_many(records)
+        if back_to is not None:
+            with store._tx(write=True) as conn:
+                {9: _back_to_v9, 10: _back_to_v10}[back_to](conn)
+                conn.execute(text("UPDATE meta SET value = :v WHERE key = 'schema_version'"), {"v": str(back_to)})
+    Store.open(store_url).close()  # a writer upgrades an older store
 
 
 def _back_to_v10(conn) -> None:

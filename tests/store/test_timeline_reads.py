@@ -23,7 +23,7 @@ from eitp_bench.report.bundle import timelines_csv
 from eitp_bench.store import Store
 from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 from synthetic_store import eitp_records
-from test_newest_reads import _back_to_v10
+from test_newest_reads import stored_and_upgraded
 
 POINTS = 50  # per run and device in synthetic_store.record
 
@@ -161,13 +161,8 @@ def test_each_runs_timeline_devices_are_those_of_its_points(store_url, upgraded)
     timeline), as run_row writes it and as migration v11 fills it in on a store taken back to v10, on both
     backends; the whole store's (device, run) pairs read from it are those of every point."""
     recs, _ = _records()
+    stored_and_upgraded(store_url, recs, back_to=10 if upgraded else None)
     with Store.open(store_url) as store:
-        store.add_many(recs)
-        if upgraded:
-            with store._tx(write=True) as conn:
-                _back_to_v10(conn)
-                conn.execute(text("UPDATE meta SET value = '10' WHERE key = 'schema_version'"))
-    with Store.open(store_url) as store:  # a writer upgrades a v10 store
         with store._tx() as conn:
             stored = dict(conn.execute(text("SELECT run_id, timeline_devices FROM runs")).all())
             if store.dialect == "postgresql":  # the rewritten runs were vacuumed after the upgrade, only then
