@@ -118,6 +118,8 @@ class RunsBehind:
     def evidence(self, name: Optional[str], arms: list[str], task: Optional[str]) -> tuple[int, int]:
         """(distinct rounds, batches) of the runs holding `name` of these arms and task. Claims on one
         task share their runs: each distinct set of runs is counted once."""
+        import numpy as np
+
         from eitp_bench.analysis.stats import sequential_looks
 
         at = self._positions(name, arms, task)
@@ -125,8 +127,8 @@ class RunsBehind:
             return 0, 0
         if (key := at.tobytes()) not in self._evidence:
             slots, rounds, starts, ends = self._clock()
-            looks = sequential_looks([slots[i] for i in at], starts[at], ends[at])
-            self._evidence[key] = (len({rounds[i] for i in at}), looks.batches)
+            looks = sequential_looks(slots[at].tolist(), starts[at], ends[at])
+            self._evidence[key] = (len(np.unique(rounds[at])), looks.batches)
         return self._evidence[key]
 
     def looks(self):
@@ -134,24 +136,31 @@ class RunsBehind:
         from eitp_bench.analysis.stats import sequential_looks
 
         slots, _, starts, ends = self._clock()
-        return sequential_looks(slots, starts, ends)
+        return sequential_looks(slots.tolist(), starts, ends)
 
     def _clock(self):
-        """Per run: its batch slot (arm, task, size, repetition), its round (size, seed, repetition) as text,
-        and its start and end in seconds (the ISO times parsed once, not once per verdict)."""
+        """Per run: its batch slot (arm, task, size, repetition) and its round (size, seed, repetition) as
+        integer codes, and its start and end in seconds (the ISO times parsed once, not once per verdict).
+        Codes, not tuples of the values: a nightly group's 25 000 runs held as tuples of strings for the
+        whole report cost 57 MiB at 1 000 000 records; as codes, 0.4 MiB."""
         import numpy as np
 
         if self._clock_cache is None:
             from eitp_bench.analysis.stats.planning import seconds
 
             f = self.frame
-            columns = {c: f[c].tolist() for c in ("arm", "task", "size", "seed", "repetition")}
-            slots = list(zip(columns["arm"], columns["task"], columns["size"], columns["repetition"]))
-            rounds = list(zip(*(map(str, columns[c]) for c in ("size", "seed", "repetition"))))
+            slots = _codes(f, ["arm", "task", "size", "repetition"])
+            rounds = _codes(f, ["size", "seed", "repetition"])
             starts = seconds(f["started_at"].tolist())
             ends = seconds(f["finished_at"].tolist()) if "finished_at" in f.columns else np.full(len(f), np.nan)
             self._clock_cache = (slots, rounds, starts, ends)
         return self._clock_cache
+
+
+def _codes(frame, columns: list[str]):
+    """One integer per row, equal where the rows' values in `columns` are equal (a missing value is a
+    value: never dropped)."""
+    return frame.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
 
 
 def keyed(df):
