@@ -44,7 +44,9 @@ def read_rounds(store, where, runs, provenance) -> StoredRounds:
     if ok is None or len(ok) == 0:
         return StoredRounds(_empty(runs), {})
     position = {run_id: i for i, run_id in enumerate(ok["run_id"].tolist())}  # tolist: no per-item pandas
-    round_of = list(zip(*(ok[k].tolist() for k in ROUND_KEYS), ok["energy_state"].tolist()))  # its state included
+    # each run's round (its state included) as a code: one small int per run, where a tuple of its eight
+    # values as Python strings (Arrow's tolist makes a new string per cell) was ~70 MiB at 1 000 000 records
+    round_of = ok.groupby([*ROUND_KEYS, "energy_state"], sort=False, dropna=False).ngroup().tolist()
     acc = _Accumulator(position, round_of)
     metric_values(store, where, acc.add)
     return StoredRounds(acc.frame(ok), acc.behind(ok))
@@ -55,7 +57,8 @@ class _Accumulator:
 
     def __init__(self, position: dict, round_of: list):
         self.position, self.round_of = position, round_of
-        self.rounds: dict[tuple, list] = {}  # key → [first position, first idx, unit, its flags, values, positions]
+        # (round code, name, window) → [first position, first idx, unit, its flags, values, positions]
+        self.rounds: dict[tuple, list] = {}
         self.flagged: dict[tuple, list] = {}  # key → [(position, idx, (codes, messages))] of copies with flags
 
     def add(self, rows) -> None:
@@ -119,8 +122,9 @@ class _Accumulator:
         import numpy as np
 
         holders: dict[tuple, list] = {}  # (config hash, profile, state, name) → the positions of its rounds' runs
-        for (rkey, name, _), r in self.rounds.items():
-            holders.setdefault((rkey[0], rkey[1], rkey[-1], name), []).append(np.asarray(r[5]))
+        group_columns = [ok[c] for c in ("suite_config_hash", "hardware_profile_id", "energy_state")]
+        for (_, name, _), r in self.rounds.items():  # a round's first run holds its comparability key
+            holders.setdefault((*(c.iloc[r[0]] for c in group_columns), name), []).append(np.asarray(r[5]))
         by_group: dict[tuple, dict] = {}
         for (config_hash, profile, state, name), positions in holders.items():
             by_group.setdefault((config_hash, profile, state), {})[name] = np.unique(np.concatenate(positions))

@@ -747,19 +747,32 @@ class Store:
         table, t = CHILD_TABLES[name], TABLES[name]
         rename = rename or {}
         columns = [t.c[c].label(rename[c]) if c in rename else t.c[c] for c in table.columns]
-        if runs is None:
-            runs = self._runs(run_columns, run_ids, where)
-        else:  # runs_frame is _runs in store order without `_row`: its positions are that order
-            runs = runs[run_columns].copy()
-            runs.insert(0, "_row", range(len(runs)))
+        # runs_frame is _runs in store order without `_row`: its positions are that order
+        runs = self._runs(run_columns, run_ids, where).drop(columns="_row") if runs is None else runs[run_columns]
         stmt = select(t.c.run_id, t.c.idx, *columns)
         if run_ids is not None:
             stmt = stmt.where(t.c.run_id.in_(run_ids))
         if where is not None:
             stmt = stmt.where(t.c.run_id.in_(select(RUNS.c.run_id).where(where)))
-        child = self._frame(stmt)
-        df = runs.merge(child, on="run_id", how="inner").sort_values(["_row", "idx"], kind="stable")
-        return df.drop(columns=["_row", "idx"]).reset_index(drop=True)
+        return _beside_their_runs(runs, self._frame(stmt))
+
+
+def _beside_their_runs(runs, child):
+    """Each child row (run_id, idx, …) after its run's columns, runs in `runs`' order (store order), a run's
+    rows by idx; rows of runs not in `runs` dropped. What runs.merge(child, on="run_id") sorted by store order
+    gives, without the merge's copy of every run: a report's 125 000 runs at 1 000 000 records have 45 000
+    energy entries, and the merge's copies of the runs frame stayed in the process as 57 MiB."""
+    import numpy as np
+    import pandas as pd
+
+    overlap = (set(runs.columns) & set(child.columns)) - {"run_id"}
+    if overlap:  # the merge would have suffixed them; the callers rename instead (energy's device)
+        raise ValueError(f"run and child columns share names: {sorted(overlap)}")
+    at = pd.Index(runs["run_id"]).get_indexer(child["run_id"])
+    kept = np.flatnonzero(at >= 0)
+    order = kept[np.lexsort((child["idx"].to_numpy()[kept], at[kept]))]
+    return pd.concat([runs.iloc[at[order]].reset_index(drop=True),
+                      child.drop(columns=["run_id", "idx"]).iloc[order].reset_index(drop=True)], axis=1)
 
 
 def _runs_per_device(run_ids: list, texts: list, first: Optional[int]):
