@@ -15,6 +15,8 @@ from typing import Optional
 
 ROUND_KEYS = ["suite_config_hash", "hardware_profile_id", "arm", "task", "size", "seed", "repetition"]
 _METRIC_KEYS = ["name", "window"]
+# what RunsBehind's counts read of a run: its identity, its round and batch slot, and its clock
+BEHIND_COLUMNS = ["run_id", "arm", "task", "size", "seed", "repetition", "started_at", "finished_at"]
 
 
 def add_flags(merged: tuple[list, list], codes, messages) -> None:
