@@ -369,6 +369,15 @@ def test_sequential_looks_top_up_by_repeated_rounds_and_by_idle_gap():
     assert looks.batches == 1
 
 
+def test_sequential_looks_takes_slots_as_integer_codes_as_it_takes_tuples():
+    tuples = [("baseline", r % 4) for r in range(9)] + [("eitp", 0), ("baseline", 0)]
+    starts = [0, 1, 2, 3, 4, 5, 6, 7, 9_000, 9_001, 9_002]
+    codes = [sorted(set(tuples)).index(t) for t in tuples]
+    want = stats.sequential_looks(tuples, starts)
+    assert want.sizes == [4, 4, 2, 1]  # slots seen again, twice; an idle gap; a slot seen again
+    assert stats.sequential_looks(codes, starts) == want
+
+
 def test_fewest_rounds_to_verify_under_holm():
     assert [stats.min_paired_rounds(m) for m in (1, 2, 7)] == [6, 7, 9]
     for m in (1, 3, 7, 20):  # 2⁻ⁿ clears the first Holm step (α/2)/m; one round fewer does not
