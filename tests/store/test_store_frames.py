@@ -63,3 +63,23 @@ def test_columns_of_keeps_every_row_in_order(rows, monkeypatch):
     conn.executemany("INSERT INTO t VALUES (?, ?, ?)", data)
     got = store_module._columns_of(conn.execute("SELECT a, b, c FROM t ORDER BY rowid"), 3)
     assert got == ([list(col) for col in zip(*data)] if data else None)
+
+
+@pytest.mark.parametrize("children", ["some", "none"])
+def test_child_rows_sit_beside_their_runs_as_a_merge_in_store_order_puts_them(children):
+    """`_beside_their_runs` gives what runs.merge(child, on="run_id") sorted by the runs' order, then idx, gives:
+    runs without rows and rows of runs not read drop out, a run's rows come by idx whatever order SQL sent."""
+    runs = pd.DataFrame({"run_id": ["r3", "r1", "r2", "r9"], "arm": ["a", "b", "a", "b"], "seq": [10, 11, 12, 13]})
+    child = pd.DataFrame({"run_id": ["r2", "r1", "r2", "rX", "r3", "r1"], "idx": [1, 2, 0, 0, 0, 1],
+                          "value": [2.1, 1.2, 2.0, 9.9, 3.0, 1.1], "unit": ["J", "J", "J", "J", "s", "J"]})
+    if children == "none":
+        child = child.iloc[0:0]
+    want = (runs.assign(_row=range(len(runs))).merge(child, on="run_id", how="inner")
+            .sort_values(["_row", "idx"], kind="stable").drop(columns=["_row", "idx"]).reset_index(drop=True))
+    got = store_module._beside_their_runs(runs, child)
+    pd.testing.assert_frame_equal(got, want, check_exact=True, check_index_type=False)
+    if children == "some":
+        assert list(zip(got["run_id"], got["value"])) == [("r3", 3.0), ("r1", 1.1), ("r1", 1.2), ("r2", 2.0),
+                                                          ("r2", 2.1)]
+    with pytest.raises(ValueError, match="share names"):
+        store_module._beside_their_runs(runs, child.assign(arm="x"))
