@@ -75,7 +75,7 @@ def main() -> None:
     print(f"{'records':>9} {'build':<22} {'wall s':>8} {'peak MiB':>9} exit {'series':>7} {'runs':>7} "
           f"{'site MiB':>9} {'pages':>7}  load")
     for n in args.sizes:
-        name = f"scale-{n}-{args.configs}x{args.profiles}.sqlite"
+        name = f"scale-{n}-{args.configs}x{args.profiles}-fleet.sqlite"
         site = work / f"site-{n}"
         if args.pg:
             copy = _pg_database(args.pg, f"eitp_history_{n}_{args.configs}x{args.profiles}", fresh=True)

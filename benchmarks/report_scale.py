@@ -68,8 +68,53 @@ def night_records(night: int, configs: int, profiles: int) -> list:
         for p in range(profiles):
             recs = eitp_records(n_reps=1, seed=night * 1000 + c * 10 + p, suite=f"nightly-{c:02d}",
                                 profile=f"hp-{p:02d}", failed=0, started0=night * 1440 + c * 20 + p * 2)
-            batch.extend(r.model_copy(update={"suite_config_hash": f"cfg-{c:02d}"}) for r in recs)
+            batch.extend(r.model_copy(update={"suite_config_hash": f"cfg-{c:02d}",
+                                              "provenance": fleet_provenance(night, c, p, i)})
+                         for i, r in enumerate(recs))
     return batch
+
+
+def fleet_provenance(night: int, config: int, profile: int, i: int):
+    """A run's provenance as the worker records it on a GPU box (runner/worker.py): about 2 KB, most of it
+    the same for the runs of one machine and commit (meters, boards and their state, inputs, the cost
+    estimate), some of it measured per run (setup time, cool-down, idle watts), so no two runs' texts are
+    the same. The nightly job builds the newest commit: a new one every 7 nights."""
+    from eitp_bench.records import Provenance
+
+    jitter = ((night * 7919 + config * 131 + profile * 17 + i) % 1000) / 1000  # per run, deterministic
+    uuids = [f"GPU-{profile:02d}{k}-5ab3-4e1c-9f0d-{profile:04d}{k:08d}" for k in range(2)]
+    hardware = {
+        "meters": ["nvml", "rapl"], "alias": f"fleet node {profile:02d}",
+        "meter_info": {"nvml": {"gpus": [{"device": f"gpu:{k}", "name": "NVIDIA H100 80GB HBM3", "uuid": u,
+                                          "architecture": "Hopper", "power_limit_w": 700.0,
+                                          "counter_update_period_s": 0.1} for k, u in enumerate(uuids)]},
+                       "rapl": {"packages": 2, "domains": ["package", "dram"], "max_energy_range_uj": 262143328850}},
+        "meters_unavailable": ["ipmi: ipmitool is not on PATH (node power over IPMI DCMI)",
+                               "redfish: EITP_BENCH_REDFISH_URL is not set (node power over Redfish is opt-in)"],
+        "gpu_profiles": ["NVIDIA H100 80GB HBM3"], "cpu_profile": "AMD EPYC 9454",
+        "isolation": {"gpu_processes": [], "cpu_busy_processes": [], "flags": [], "notes": []},
+        "cooldown_before_s": round(20.0 + 10 * jitter, 3),
+        "state": {"driver_version": "550.54.15",
+                  "gpus": [{"uuid": u, "power_limit_w": 700.0, "clocks_locked": False, "power_profile": None,
+                            "persistence_mode": 1, "sm_clock_mhz": 1980, "mem_clock_mhz": 2619} for u in uuids],
+                  "cpu": {"driver": "amd-pstate-epp", "governors": ["performance"], "min_mhz": 1500.0,
+                          "max_mhz": 3800.0, "hw_min_mhz": 400.0, "hw_max_mhz": 3800.0, "boost": True,
+                          "boost_source": "cpufreq/boost", "smt": "on"}},
+        "idle_baseline": {"gpu:0 gpu": round(68.0 + jitter, 3), "gpu:1 gpu": round(70.0 + jitter, 3),
+                          "cpu:0 package": round(95.0 + 2 * jitter, 3), "seconds": 10.0},
+        "cost_estimate": {"total_s": 1400.0 + config, "low_s": 900.0, "high_s": 2100.0, "source": "profile",
+                          "phases": {"start_idle": 10.0, "train": 1200.0, "retrieval": 60.0, "generate": 90.0,
+                                     "compress": 40.0, "theory": 0.0}, "repetitions": 1},
+        "inputs": {"model": {"repo": "gpt2", "revision": "607a30d783dfa663caf39e06633721c8d4cfcd7e"},
+                   "data": {"repo": "Salesforce/wikitext", "revision": "b08601e04326c79dfdd32d625aee71d232d685c3"}},
+        "setup_s": round(2.0 + jitter, 4),
+        "precision": {"setting": "bf16", "autocast": "bfloat16", "device": "cuda", "tf32": True,
+                      "applies_to": ["train", "eval", "generate", "distill"]},
+    }
+    return Provenance(eitp_bench_version="0.1.0", git_commit=f"{night // 7:07x}{'c0ffee' * 5}"[:40],
+                      python="3.11.7", torch="2.13.0+cu124", transformers="5.25.0", cuda="12.4",
+                      driver="550.54.15", platform="Linux-6.8.0-x86_64-with-glibc2.39",
+                      hardware_profile_id=f"hp-{profile:02d}", hardware=hardware)
 
 
 def nights_in(n_records: int, configs: int, profiles: int) -> int:
@@ -192,7 +237,7 @@ def main() -> None:
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min); {os.cpu_count()} CPUs")
     print(f"{'records':>9} {'command':<27} {'wall s':>8} {'peak MiB':>9} exit  load")
     for n in sizes:
-        name = f"scale-{n}-{args.configs}x{args.profiles}"
+        name = f"scale-{n}-{args.configs}x{args.profiles}-fleet"  # -fleet: runs with a real run's provenance
         url = _pg_database(args.pg, name.replace("-", "_").replace("scale", "eitp_scale")) if args.pg \
             else str(folder / f"{name}.sqlite")
         from eitp_bench.store import Store
