@@ -56,12 +56,16 @@ def _reading(method):
             return method(self, *args, **kwargs)
         except (ValueError, TypeError, KeyError, RecursionError) as err:
             first = " ".join(str(err).split())[:200] or type(err).__name__
-            raise UserError(f"{self.location.shown} holds a value eitp-bench never writes, so it was changed outside "
-                            f"eitp-bench ({type(err).__name__}: {first})",
-                            fix="restore a backup of the store; or find and delete the altered rows with a SQL client "
-                                "(reading commands, export included, stop at the same value)") from None
+            raise _altered(self.location.shown, f"{type(err).__name__}: {first}") from None
 
     return read
+
+
+def _altered(shown: str, what: str) -> UserError:
+    """A stored value eitp-bench never writes (seen by Python, or by PostgreSQL casting a text to JSON)."""
+    return UserError(f"{shown} holds a value eitp-bench never writes, so it was changed outside eitp-bench ({what})",
+                     fix="restore a backup of the store; or find and delete the altered rows with a SQL client "
+                         "(reading commands, export included, stop at the same value)")
 
 
 def _recover_fix(shown: str) -> str:
@@ -465,6 +469,8 @@ class Store:
             return StoreUnavailable(found.message, fix=found.fix)
         if getattr(err, "connection_invalidated", False) or "connection" in text.lower():
             return connection_error(self.location, err)
+        if getattr(orig, "sqlstate", None) == "22P02":  # a text the server cannot read as JSON (or a number)
+            return _altered(self.location.shown, text)
         return UserError(f"the PostgreSQL store {self.location.shown} failed: {text}",
                          fix="check the server's log; nothing of this transaction was stored")
 
@@ -680,29 +686,11 @@ class Store:
 
     @_reading
     def provenance_frame(self, where=None):
-        """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry."""
-        import numpy as np
-        import pandas as pd
-        from sqlalchemy import select
+        """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry
+        (store/provenance_read.py: each field extracted in SQL, each distinct value parsed once)."""
+        from eitp_bench.store.provenance_read import provenance_frame
 
-        stmt = select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)
-        with self._driver_cursor(stmt if where is None else stmt.where(where)) as cursor:
-            run_ids, texts = _columns_of(cursor, 2) or ([], [])
-        if not run_ids:
-            columns = ["run_id", *Provenance.model_fields.keys()]
-            columns.remove("hardware")
-            return pd.DataFrame(columns=columns)
-        # The runs of one machine and one commit store the same provenance text: each distinct text is
-        # parsed once and its row repeated (a nightly group's 25 000 runs hold a handful of texts)
-        codes, distinct = pd.factorize(np.asarray(texts, dtype=object))
-        rows = []
-        for text in distinct:
-            prov = json.loads(text)
-            hardware = prov.pop("hardware", None) or {}
-            rows.append({**prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
-        out = pd.DataFrame(rows).take(codes).reset_index(drop=True)
-        out.insert(0, "run_id", run_ids)
-        return out
+        return provenance_frame(self, where)
 
     @_reading
     def configs(self, hashes: Optional[Iterable[str]] = None) -> dict[str, dict]:

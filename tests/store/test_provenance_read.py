@@ -1,0 +1,87 @@
+"""The provenance frame read field by field in SQL (store/provenance_read.py) is the frame a parse of each
+run's whole text gives: values and their types, NaN where a run lacks a field, None for JSON null, the
+columns in first-seen order, on both backends; runs that share a value share one object; a text that is not
+JSON still says so in one line."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from eitp_bench.errors import UserError
+from eitp_bench.store import Store
+from eitp_bench.store import provenance_read
+from eitp_bench.store import queries as store_queries
+from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
+from synthetic_store import eitp_records
+
+
+def _varied_records() -> list:
+    """Runs whose provenance differs the ways stored runs do: per-run measured values, fields some runs
+    lack, JSON null, the same number as an int on one run and a float on another, nested objects and
+    lists, keys in another order, a key with a dot, text beyond ASCII."""
+    recs = eitp_records(n_reps=2, seed=3, failed=1, timeline=False)
+    out = []
+    for i, r in enumerate(recs):
+        hardware = {"meters": ["nvml", "rapl"], "alias": "nœud 7 — «GPU»",
+                    "state": {"driver_version": "550.54.15", "gpus": [{"uuid": "GPU-1", "power_limit_w": 700.0}]},
+                    "setup_s": 0.1 + i * 0.2 / 3, "idle_baseline": {"gpu:0 gpu": 68.123456789012345 + i}}
+        if i % 3 == 0:
+            hardware["qualification"] = {"sensors": [{"meter": "nvml", "update_period_s": 0.1}]}
+        if i % 4 == 1:
+            hardware["cooldown_before_s"] = None
+        if i % 5 == 2:
+            hardware = {"cpu.model": "EPYC", **dict(reversed(list(hardware.items())))}
+        if i % 6 == 3:  # the same limit written as an int: equal in Python, another text in JSON
+            hardware["state"] = {"driver_version": "550.54.15", "gpus": [{"uuid": "GPU-1", "power_limit_w": 700}]}
+        prov = r.provenance.model_copy(update={"hardware": hardware, "git_commit": None if i % 7 == 0 else "abc"})
+        out.append(r.model_copy(update={"provenance": prov}))
+    return out
+
+
+@pytest.fixture
+def varied(store_url):  # noqa: F811
+    recs = _varied_records()
+    with Store.open(store_url) as store:
+        store.add_many(recs)
+    return store_url, recs
+
+
+def test_the_frame_is_the_per_run_parse_of_every_run(varied):
+    url, recs = varied
+    store = Store.open(url, read_only=True)
+    got = store.provenance_frame()
+    want = provenance_read.parsed_per_run(store)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert len(got) == len(recs) and got["hardware.cooldown_before_s"].isna().any()
+    limits = [state["gpus"][0]["power_limit_w"] for state in got["hardware.state"]]
+    assert {type(v) for v in limits} == {int, float}  # the stored number's type, never another equal one's
+    assert "hardware.cpu.model" in got.columns
+
+
+def test_the_frame_of_some_runs_is_those_runs_rows(varied):
+    url, recs = varied
+    store = Store.open(url, read_only=True)
+    where = store_queries.runs_of([(recs[0].suite_config_hash, recs[0].provenance.hardware_profile_id)])
+    got = store.provenance_frame(where=where)
+    pd.testing.assert_frame_equal(got, provenance_read.parsed_per_run(store, where), check_exact=True)
+    pd.testing.assert_frame_equal(store.provenance_frame(where=store_queries.runs_of([("none", "none")])),
+                                  provenance_read.parsed_per_run(store, store_queries.runs_of([("none", "none")])))
+
+
+def test_runs_that_share_a_value_share_one_object(varied):
+    url, _ = varied
+    frame = Store.open(url, read_only=True).provenance_frame()
+    states = frame["hardware.state"].tolist()
+    assert len({id(s) for s in states}) == 2 and len(states) > 2  # one parsed object per distinct state
+    assert len({id(v) for v in frame["hardware.idle_baseline"]}) == len(frame)  # measured per run
+
+
+def test_a_provenance_that_is_not_json_says_so_in_one_line(varied):
+    from sqlalchemy import text
+
+    url, recs = varied
+    with Store.open(url) as store, store._tx(write=True) as conn:
+        conn.execute(text("UPDATE runs SET provenance_json = 'garbage{[' WHERE run_id = :r"), {"r": recs[3].run_id})
+    with pytest.raises(UserError, match="changed outside eitp-bench"):
+        Store.open(url, read_only=True).provenance_frame()
