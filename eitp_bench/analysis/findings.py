@@ -539,6 +539,8 @@ def _environment(frames: Frames) -> list[dict]:
         p = frames.runs[["hardware_profile_id", "device", "suite_config_hash"]]
     import json
 
+    import pandas as pd
+
     rows = []
     for col in p.columns:
         if col == "run_id":
@@ -548,8 +550,12 @@ def _environment(frames: Frames) -> list[dict]:
             per_value = [(dict(_leaves(col, value)), int(n)) for value, n in
                          p[col].value_counts(dropna=False, sort=False).items()]
         except TypeError:  # mappings and lists are not hashable: count them by their JSON text
-            keyed = p[col].map(lambda v: json.dumps(v, sort_keys=True, default=str))
-            first = dict(zip(keyed, p[col]))
+            values = p[col].tolist()  # alive throughout: their ids are not reused
+            text_of: dict[int, str] = {}  # the runs of one machine share one parsed value: written once
+            keyed = pd.Series([text_of[id(v)] if id(v) in text_of else
+                               text_of.setdefault(id(v), json.dumps(v, sort_keys=True, default=str)) for v in values],
+                              dtype=object)
+            first = dict(zip(keyed, values))
             per_value = [(dict(_leaves(col, first[key])), int(n))
                          for key, n in keyed.value_counts(sort=False).items()]
         for name in dict.fromkeys(k for leaves, _ in per_value for k in leaves):  # first-seen order

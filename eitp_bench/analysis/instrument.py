@@ -39,16 +39,22 @@ def counter_steps(provenance) -> dict[str, dict]:
     """run_id → a stand-in qualification from the energy counters' own observed update step (NVML's
     `counter_update_period_s` in the meter info), for runs the suite did not qualify: e = P/2, the
     delay unknown and not charged (`"from": "counter step"` says so in the verdict's figures)."""
-    out = {}
+    out, step_of = {}, {}  # step_of: per meter-info object, which the runs of one machine share (read-only)
     for run_id, info in _hardware_column(provenance, "meter_info").items():
-        nvml = info.get("nvml")
-        gpus = (nvml.get("gpus") or ()) if isinstance(nvml, dict) else ()
-        sensors = [{"meter": "nvml", "device": g.get("device"), "quantity": "energy", "windows": True,
-                    "update_period_s": g["counter_update_period_s"], "delay_s": None}
-                   for g in gpus if isinstance(g, dict) and g.get("counter_update_period_s")]
-        if sensors:
-            out[run_id] = {"sensors": sensors, "from": "counter step"}
+        if id(info) not in step_of:
+            step_of[id(info)] = _counter_step(info)
+        if step_of[id(info)] is not None:
+            out[run_id] = step_of[id(info)]
     return out
+
+
+def _counter_step(info: dict) -> Optional[dict]:
+    nvml = info.get("nvml")
+    gpus = (nvml.get("gpus") or ()) if isinstance(nvml, dict) else ()
+    sensors = [{"meter": "nvml", "device": g.get("device"), "quantity": "energy", "windows": True,
+                "update_period_s": g["counter_update_period_s"], "delay_s": None}
+               for g in gpus if isinstance(g, dict) and g.get("counter_update_period_s")]
+    return {"sensors": sensors, "from": "counter step"} if sensors else None
 
 
 def lags_for_judge(provenance) -> dict[str, dict]:
