@@ -242,8 +242,10 @@ def run_states(store, *, config_hash: Optional[str] = None):
     stmt = select(RUNS.c.run_id, state).where(RUNS.c.status == "ok", state.is_not(None)).order_by(RUNS.c.seq)
     if config_hash is not None:
         stmt = stmt.where(RUNS.c.suite_config_hash == config_hash)
+    parsed: dict = {}  # each distinct state parsed once, its runs sharing it (read-only: hwstate reads by object)
     with store._tx() as conn:
-        rows = [(run_id, parsed_state(text)) for run_id, text in conn.execute(stmt)]
+        rows = [(run_id, parsed[text] if text in parsed else parsed.setdefault(text, parsed_state(text)))
+                for run_id, text in conn.execute(stmt)]
     return pd.DataFrame(rows, columns=["run_id", "hardware.state"]) if rows else pd.DataFrame(columns=["run_id"])
 
 
