@@ -621,6 +621,11 @@ class Store:
             finally:
                 cursor.close()
 
+    def _columns(self, stmt, n_columns: int) -> Optional[list[list]]:
+        """`stmt`'s rows as one list per column, repeated strings shared (None when there are none)."""
+        with self._driver_cursor(stmt) as cursor:
+            return _columns_of(cursor, n_columns)
+
     def _frame(self, stmt):
         import pandas as pd
 

@@ -5,7 +5,7 @@ setup time, cool-down and idle watts beside what the runs of one machine and com
 and their state, inputs, the cost estimate). Parsed run by run, the 125 000 runs a report reads at 1 000 000
 records took about 1.9 GB, every run holding its own copy of each shared value. So the database extracts
 each field's JSON text (SQLite's `->`, PostgreSQL's `json ->`, both giving a value's text as stored: numbers
-keep their digits), the runs' equal texts arrive as one string (`database._columns_of`), and each distinct
+keep their digits), the runs' equal texts arrive as one string (`Store._columns`), and each distinct
 text is parsed once: the runs sharing a value share one object (read-only: the analysis never changes one).
 
 The frame is the one the per-run parse gives (`parsed_per_run`, kept for stores whose JSON the database
@@ -30,16 +30,13 @@ def provenance_frame(store, where=None):
     """The provenance frame of the runs `where` keeps (every run when None), in store order."""
     import pandas as pd
 
-    from eitp_bench.store.database import _columns_of
-
     hardware_keys = _hardware_keys(store, where)
     if hardware_keys is None:  # a text the database cannot read as JSON: the per-run parse says which
         return parsed_per_run(store, where)
     paths = [(name,) for name in TOP_FIELDS] + [("hardware", key) for key in hardware_keys]
     stmt = _runs_select(RUNS.c.run_id, *(_json_at(store.dialect, path).label(f"f{i}") for i, path in enumerate(paths)),
                         where=where).order_by(RUNS.c.seq)
-    with store._driver_cursor(stmt) as cursor:
-        values = _columns_of(cursor, len(paths) + 1)
+    values = store._columns(stmt, len(paths) + 1)
     if values is None:
         return _no_runs()
     columns = {"run_id": values[0]}
@@ -54,11 +51,8 @@ def parsed_per_run(store, where=None):
     import numpy as np
     import pandas as pd
 
-    from eitp_bench.store.database import _columns_of
-
     stmt = _runs_select(RUNS.c.run_id, RUNS.c.provenance_json, where=where).order_by(RUNS.c.seq)
-    with store._driver_cursor(stmt) as cursor:
-        run_ids, texts = _columns_of(cursor, 2) or ([], [])
+    run_ids, texts = store._columns(stmt, 2) or ([], [])
     if not run_ids:
         return _no_runs()
     codes, distinct = pd.factorize(np.asarray(texts, dtype=object))
