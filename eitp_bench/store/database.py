@@ -621,11 +621,6 @@ class Store:
             finally:
                 cursor.close()
 
-    def _columns(self, stmt, n_columns: int) -> Optional[list[list]]:
-        """`stmt`'s rows as one list per column, repeated strings shared (None when there are none)."""
-        with self._driver_cursor(stmt) as cursor:
-            return _columns_of(cursor, n_columns)
-
     def _frame(self, stmt):
         import pandas as pd
 
@@ -692,7 +687,7 @@ class Store:
     @_reading
     def provenance_frame(self, where=None):
         """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry
-        (store/provenance_read.py: each field extracted in SQL, each distinct value parsed once)."""
+        (store/provenance_read.py: the runs that hold equal values share one object)."""
         from eitp_bench.store.provenance_read import provenance_frame
 
         return provenance_frame(self, where)

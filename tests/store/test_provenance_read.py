@@ -1,9 +1,11 @@
-"""The provenance frame read field by field in SQL (store/provenance_read.py) is the frame a parse of each
-run's whole text gives: values and their types, NaN where a run lacks a field, None for JSON null, the
+"""The provenance frame (store/provenance_read.py), whose runs share equal values, is the frame of each
+run's own parsed row: values and their types, NaN where a run lacks a field, None for JSON null, the
 columns in first-seen order, on both backends; runs that share a value share one object; a text that is not
 JSON still says so in one line."""
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 import pytest
@@ -14,6 +16,23 @@ from eitp_bench.store import provenance_read
 from eitp_bench.store import queries as store_queries
 from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 from synthetic_store import eitp_records
+
+
+def _per_run_rows(store, where=None):
+    """The reference: every run's text parsed on its own, one row each, framed by pandas."""
+    from sqlalchemy import select
+
+    from eitp_bench.store.layout import RUNS
+
+    stmt = select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)
+    with store._tx() as conn:
+        stored = conn.execute(stmt if where is None else stmt.where(where)).all()
+    rows = []
+    for run_id, text in stored:
+        prov = json.loads(text)
+        hardware = prov.pop("hardware", None) or {}
+        rows.append({"run_id": run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", *provenance_read.TOP_FIELDS])
 
 
 def _varied_records() -> list:
@@ -51,7 +70,7 @@ def test_the_frame_is_the_per_run_parse_of_every_run(varied):
     url, recs = varied
     store = Store.open(url, read_only=True)
     got = store.provenance_frame()
-    want = provenance_read.parsed_per_run(store)
+    want = _per_run_rows(store)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert len(got) == len(recs) and got["hardware.cooldown_before_s"].isna().any()
     limits = [state["gpus"][0]["power_limit_w"] for state in got["hardware.state"]]
@@ -64,9 +83,9 @@ def test_the_frame_of_some_runs_is_those_runs_rows(varied):
     store = Store.open(url, read_only=True)
     where = store_queries.runs_of([(recs[0].suite_config_hash, recs[0].provenance.hardware_profile_id)])
     got = store.provenance_frame(where=where)
-    pd.testing.assert_frame_equal(got, provenance_read.parsed_per_run(store, where), check_exact=True)
-    pd.testing.assert_frame_equal(store.provenance_frame(where=store_queries.runs_of([("none", "none")])),
-                                  provenance_read.parsed_per_run(store, store_queries.runs_of([("none", "none")])))
+    pd.testing.assert_frame_equal(got, _per_run_rows(store, where), check_exact=True)
+    none = store_queries.runs_of([("none", "none")])
+    pd.testing.assert_frame_equal(store.provenance_frame(where=none), _per_run_rows(store, none))
 
 
 def test_runs_that_share_a_value_share_one_object(varied):
@@ -85,3 +104,18 @@ def test_a_provenance_that_is_not_json_says_so_in_one_line(varied):
         conn.execute(text("UPDATE runs SET provenance_json = 'garbage{[' WHERE run_id = :r"), {"r": recs[3].run_id})
     with pytest.raises(UserError, match="changed outside eitp-bench"):
         Store.open(url, read_only=True).provenance_frame()
+
+
+def test_postgresql_failing_to_read_a_stored_text_as_json_says_the_store_was_changed(pg_url):  # noqa: F811
+    """The history's commits are read in SQL (queries.provenance_field casts the text to JSON on PostgreSQL):
+    a text that is not JSON fails the server's cast, and the message names the cause, not the server's log."""
+    from sqlalchemy import text
+
+    recs = _varied_records()
+    with Store.open(pg_url) as store:
+        store.add_many(recs)
+        with store._tx(write=True) as conn:
+            conn.execute(text("UPDATE runs SET provenance_json = 'garbage{[' WHERE run_id = :r"), {"r": recs[3].run_id})
+    with pytest.raises(UserError, match="changed outside eitp-bench") as raised:
+        store_queries.run_commits(Store.open(pg_url, read_only=True), [r.run_id for r in recs])
+    assert "invalid input syntax for type json" in raised.value.message
