@@ -37,21 +37,24 @@ def provenance_frame(store, where=None):
 
     stmt = select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)
     run_ids: list = []
-    columns: dict[str, list] = {}  # insertion order is first-seen order, as a frame of the rows has it
+    values: list[tuple] = []  # per run, its row's values
+    shapes: list[tuple[int, tuple]] = []  # (first run, the keys of its row and of the runs after it, to the next)
     shared: dict[bytes, object] = {}  # a mapping's or list's marshal bytes → the one object its runs share
-    last_text, row = None, {}
+    last_text, keys, row = None, None, ()
     with store._driver_cursor(stmt if where is None else stmt.where(where)) as cursor:
         while rows := cursor.fetchmany(_CHUNK_ROWS):
             for run_id, text in rows:
                 if text != last_text:  # consecutive runs of one machine may store the very same text
-                    last_text, row = text, _row(json.loads(text), shared)
-                _append(columns, len(run_ids), row)
+                    last_text, parsed = text, _row(json.loads(text), shared)
+                    if tuple(parsed) != keys:
+                        keys = tuple(parsed)
+                        shapes.append((len(values), keys))
+                    row = tuple(parsed.values())
                 run_ids.append(run_id)
+                values.append(row)
     if not run_ids:
         return pd.DataFrame(columns=["run_id", *TOP_FIELDS])
-    for column in columns.values():  # fields the last runs lack
-        column.extend([float("nan")] * (len(run_ids) - len(column)))
-    return pd.DataFrame({"run_id": run_ids, **columns})
+    return pd.DataFrame({"run_id": run_ids, **_columns(values, shapes)})
 
 
 def _row(prov: dict, shared: dict) -> dict:
@@ -64,15 +67,19 @@ def _row(prov: dict, shared: dict) -> dict:
     return row
 
 
-def _append(columns: dict[str, list], n: int, row: dict) -> None:
-    """Adds the run at position `n` to every column: its value, or NaN for a field it lacks (a column new
-    with this run starts with NaN for the runs before it)."""
-    for key, value in row.items():
-        column = columns.get(key)
-        if column is None:
-            column = columns[key] = [float("nan")] * n
-        column.append(value)
-    if len(row) != len(columns):
-        for column in columns.values():
-            if len(column) == n:
-                column.append(float("nan"))
+def _columns(values: list[tuple], shapes: list[tuple[int, tuple]]) -> dict[str, list]:
+    """The runs' rows as columns, in first-seen order (as a frame of the row dicts has them): a field a run
+    lacks is NaN. Runs come in stretches of one shape (the same keys in the same order), read a column at a
+    time: one machine's runs are one stretch, a commit that adds a field starts another."""
+    names = list(dict.fromkeys(key for _, keys in shapes for key in keys))
+    ends = [start for start, _ in shapes[1:]] + [len(values)]
+    columns: dict[str, list] = {name: [] for name in names}
+    for (start, keys), end in zip(shapes, ends):
+        at = {key: i for i, key in enumerate(keys)}
+        for name, column in columns.items():
+            if name in at:
+                i = at[name]
+                column.extend([v[i] for v in values[start:end]])
+            else:
+                column.extend([float("nan")] * (end - start))
+    return columns
