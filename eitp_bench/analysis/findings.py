@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from eitp_bench.analysis.experiment import Experiment, describe_experiment
 from eitp_bench.analysis.frames import Frames
+from eitp_bench.analysis.per_object import once_per_object
 from eitp_bench.analysis.task_tables import task_tables
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
@@ -551,10 +552,8 @@ def _environment(frames: Frames) -> list[dict]:
                          p[col].value_counts(dropna=False, sort=False).items()]
         else:  # mappings and lists (pandas compares them one by one: 1.6 s for 125 000 runs' idle
             # baselines): counted by their JSON text
-            values = p[col].tolist()  # alive throughout: their ids are not reused
-            text_of: dict[int, str] = {}  # the runs of one machine share one parsed value: written once
-            keyed = pd.Series([text_of[id(v)] if id(v) in text_of else
-                               text_of.setdefault(id(v), json.dumps(v, sort_keys=True, default=str)) for v in values],
+            values = p[col].tolist()
+            keyed = pd.Series(once_per_object(values, lambda v: json.dumps(v, sort_keys=True, default=str)),
                               dtype=object)
             first = dict(zip(keyed, values))
             per_value = [(dict(_leaves(col, first[key])), int(n))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
+from eitp_bench.analysis.per_object import once_per_object
+
 # field -> how it reads in a NOT COMPARABLE note
 ENERGY_FIELDS = {
     "power_limit_w": "power limit",
@@ -68,15 +70,8 @@ def run_states(provenance) -> dict[str, tuple[dict, Optional[str]]]:
     """run_id → (energy state, board) from a provenance frame (`hardware.state` column)."""
     if provenance is None or len(provenance) == 0 or "hardware.state" not in provenance.columns:
         return {}
-    # The runs of one machine and commit share one parsed state object (Store.provenance_frame parses each
-    # distinct text once): read each object once, and its runs share the (read-only) answer. Per run, it
-    # was a new dict for each of a report's 125 000 runs at 1 000 000 records, on every call.
-    read: dict[int, tuple[dict, Optional[str]]] = {}
-    states = provenance["hardware.state"].tolist()  # alive throughout: their ids are not reused
-    for s in states:
-        if id(s) not in read:
-            read[id(s)] = (energy_state(s), boards(s))
-    return {str(r): read[id(s)] for r, s in zip(provenance["run_id"].tolist(), states)}
+    read = once_per_object(provenance["hardware.state"].tolist(), lambda s: (energy_state(s), boards(s)))
+    return dict(zip(map(str, provenance["run_id"].tolist()), read))
 
 
 def with_state(df, provenance):
@@ -84,9 +79,7 @@ def with_state(df, provenance):
     if df is None or len(df) == 0:
         return df
     states = run_states(provenance)
-    label_of: dict[int, str] = {}  # per state object: the runs of one machine share theirs (run_states)
-    labels = {r: label_of[id(s)] if id(s) in label_of else label_of.setdefault(id(s), state_label(s))
-              for r, (s, _) in states.items()}
+    labels = dict(zip(states, once_per_object([s for s, _ in states.values()], state_label)))
     board_of = {r: b for r, (_, b) in states.items() if b}
     run_ids = df["run_id"].astype(str)
     return df.assign(energy_state=run_ids.map(labels).astype(object).fillna("").astype(str), board=run_ids.map(board_of))

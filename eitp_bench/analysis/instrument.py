@@ -21,6 +21,8 @@ from __future__ import annotations
 import statistics
 from typing import Any, Optional
 
+from eitp_bench.analysis.per_object import once_per_object
+
 ISOLATION_CODES = ("gpu_shared", "cpu_busy")
 
 
@@ -39,13 +41,9 @@ def counter_steps(provenance) -> dict[str, dict]:
     """run_id → a stand-in qualification from the energy counters' own observed update step (NVML's
     `counter_update_period_s` in the meter info), for runs the suite did not qualify: e = P/2, the
     delay unknown and not charged (`"from": "counter step"` says so in the verdict's figures)."""
-    out, step_of = {}, {}  # step_of: per meter-info object, which the runs of one machine share (read-only)
-    for run_id, info in _hardware_column(provenance, "meter_info").items():
-        if id(info) not in step_of:
-            step_of[id(info)] = _counter_step(info)
-        if step_of[id(info)] is not None:
-            out[run_id] = step_of[id(info)]
-    return out
+    infos = _hardware_column(provenance, "meter_info")
+    steps = once_per_object(list(infos.values()), _counter_step)  # one machine's runs share their meter info
+    return {run_id: step for run_id, step in zip(infos, steps) if step is not None}
 
 
 def _counter_step(info: dict) -> Optional[dict]:
