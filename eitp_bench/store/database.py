@@ -608,13 +608,18 @@ class Store:
     # SQL repeat every run column on every child row.
 
     @contextmanager
-    def _driver_cursor(self, stmt):
+    def _driver_cursor(self, stmt, *, server_side: bool = False):
         """`stmt` executed straight on the driver's cursor: SQLAlchemy's Row objects cost ~4x on 100 000
-        rows. render_postcompile: an IN over a list of run ids becomes one placeholder per id."""
+        rows. render_postcompile: an IN over a list of run ids becomes one placeholder per id.
+        `server_side`: on PostgreSQL, a named cursor, whose rows the server sends a fetch at a time (psycopg's
+        default cursor brings the whole result into memory at once: for large rows, such as real runs'
+        provenance, hundreds of MB)."""
         with self._tx() as conn:
             compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
             params = [compiled.params[k] for k in compiled.positiontup] if compiled.positional else compiled.params
-            cursor = conn.connection.driver_connection.cursor()
+            driver = conn.connection.driver_connection
+            cursor = driver.cursor("eitp_bench_rows") if server_side and self.dialect == "postgresql" else \
+                driver.cursor()
             try:
                 cursor.execute(str(compiled), params) if params else cursor.execute(str(compiled))
                 yield cursor

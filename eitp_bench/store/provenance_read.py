@@ -41,7 +41,7 @@ def provenance_frame(store, where=None):
     shapes: list[tuple[int, tuple]] = []  # (first run, the keys of its row and of the runs after it, to the next)
     shared: dict[bytes, object] = {}  # a mapping's or list's marshal bytes → the one object its runs share
     last_text, keys, row = None, None, ()
-    with store._driver_cursor(stmt if where is None else stmt.where(where)) as cursor:
+    with store._driver_cursor(stmt if where is None else stmt.where(where), server_side=True) as cursor:
         while rows := cursor.fetchmany(_CHUNK_ROWS):
             for run_id, text in rows:
                 if text != last_text:  # consecutive runs of one machine may store the very same text
