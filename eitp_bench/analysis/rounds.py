@@ -151,17 +151,17 @@ class RunsBehind:
             from eitp_bench.analysis.stats.planning import seconds
 
             f = self.frame
-            slots = _codes(f, ["arm", "task", "size", "repetition"])
-            rounds = _codes(f, ["size", "seed", "repetition"])
+            slots = row_codes(f, ["arm", "task", "size", "repetition"])
+            rounds = row_codes(f, ["size", "seed", "repetition"])
             starts = seconds(f["started_at"].tolist())
             ends = seconds(f["finished_at"].tolist()) if "finished_at" in f.columns else np.full(len(f), np.nan)
             self._clock_cache = (slots, rounds, starts, ends)
         return self._clock_cache
 
 
-def _codes(frame, columns: list[str]):
-    """One integer per row, equal where the rows' values in `columns` are equal (a missing value is a
-    value: never dropped)."""
+def row_codes(frame, columns: list[str]):
+    """One integer per row (a numpy array), equal where the rows' values in `columns` are equal, numbered
+    in order of first appearance (a missing value is a value: never dropped)."""
     return frame.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
 
 

@@ -21,7 +21,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from eitp_bench.analysis.rounds import BEHIND_COLUMNS, ROUND_KEYS, RunsBehind, add_flags
+from eitp_bench.analysis.rounds import BEHIND_COLUMNS, ROUND_KEYS, RunsBehind, add_flags, row_codes
 
 
 @dataclass
@@ -46,7 +46,7 @@ def read_rounds(store, where, runs, provenance) -> StoredRounds:
     position = {run_id: i for i, run_id in enumerate(ok["run_id"].tolist())}  # tolist: no per-item pandas
     # each run's round (its state included) as a code: one small int per run, where a tuple of its eight
     # values as Python strings (Arrow's tolist makes a new string per cell) was ~70 MiB at 1 000 000 records
-    round_of = ok.groupby([*ROUND_KEYS, "energy_state"], sort=False, dropna=False).ngroup().tolist()
+    round_of = row_codes(ok, [*ROUND_KEYS, "energy_state"]).tolist()
     acc = _Accumulator(position, round_of)
     metric_values(store, where, acc.add)
     return StoredRounds(acc.frame(ok), acc.behind(ok))

@@ -13,7 +13,7 @@ import numpy as np
 
 from eitp_bench import names
 from eitp_bench.analysis.resultset import measured_only
-from eitp_bench.analysis.rounds import ROUND_KEYS
+from eitp_bench.analysis.rounds import ROUND_KEYS, row_codes
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
 RESAMPLES = 1000  # percentile bootstrap of a median: a picture's whisker, not a verdict
@@ -119,7 +119,7 @@ def _round_ids(e):
     """Each row's round (rounds.ROUND_KEYS) as a number; each run its own round where the frame has no round
     identity."""
     if set(ROUND_KEYS) <= set(e.columns):
-        return e.groupby(ROUND_KEYS, dropna=False, sort=False).ngroup().to_numpy()
+        return row_codes(e, ROUND_KEYS)
     return e["run_id"].factorize()[0]
 
 
