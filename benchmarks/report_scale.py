@@ -153,8 +153,8 @@ def build_store(url: str, n_records: int, configs: int, profiles: int) -> int:
     """Write the nightly records into a new store at `url` (the rows Store.add_many writes); returns how many."""
     from eitp_bench.records import utc_now
     from eitp_bench.store import Store
-    from eitp_bench.store.layout import CHILD_TABLES, RUN_SQL_COLUMNS
-    from eitp_bench.store.layout import RUN_STORAGE_COLUMNS, run_row
+    from eitp_bench.store.hardware_values import stored_provenances
+    from eitp_bench.store.layout import CHILD_TABLES, RUN_SQL_COLUMNS, RUN_STORAGE_COLUMNS, run_row
 
     run_columns = [*RUN_SQL_COLUMNS, *(c for c in RUN_STORAGE_COLUMNS if c != "seq")]
     with Store.open(url) as store:
@@ -164,9 +164,16 @@ def build_store(url: str, n_records: int, configs: int, profiles: int) -> int:
         postgres = store.dialect == "postgresql"
         seq, stored_at, sample = 0, utc_now(), []
         pending = {"runs": [], **{name: [] for name in CHILD_TABLES}}
+        pending_records: list = []
+        known: dict[str, int] = {}  # the hardware values stored so far (digest → id)
 
         def flush():
-            with store._tx(write=True):  # one transaction per flush, under the store's write lock
+            with store._tx(write=True) as conn:  # one transaction per flush, under the store's write lock
+                texts = [r.provenance.model_dump_json() for r, _ in pending_records]
+                for (r, seq), provenance in zip(pending_records, stored_provenances(conn, texts, known)):
+                    row = run_row(r, stored_at, provenance)
+                    pending["runs"].append((*(row[c] for c in run_columns), *(() if postgres else (seq,))))
+                pending_records.clear()
                 for name, rows in pending.items():
                     columns = run_columns + ([] if postgres else ["seq"]) if name == "runs" else \
                         ["run_id", "idx", *CHILD_TABLES[name].columns]
@@ -176,13 +183,12 @@ def build_store(url: str, n_records: int, configs: int, profiles: int) -> int:
         for batch in nightly_records(n_records, configs, profiles):
             sample = sample or batch[:11]
             for r in batch:
-                row = run_row(r, stored_at)
                 seq += 1
-                pending["runs"].append((*(row[c] for c in run_columns), *(() if postgres else (seq,))))
+                pending_records.append((r, seq))
                 for name, table in CHILD_TABLES.items():
                     values = table._values
                     pending[name].extend((r.run_id, i, *values(item)) for i, item in enumerate(getattr(r, name)))
-            if len(pending["runs"]) >= 20_000:
+            if len(pending_records) >= 20_000:
                 flush()
         flush()
         # what was written directly reads back as the records generated (the Store's own reader)

@@ -26,6 +26,7 @@ from typing import Iterable, Iterator, Optional
 from eitp_bench.errors import UserError
 from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import Provenance, RunRecord
+from eitp_bench.store.hardware_values import referenced_ids, resolved, stored_provenances, value_texts
 from eitp_bench.store.layout import (CHILD_TABLES, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES, flag_columns,
                                      run_row)
 from eitp_bench.store.migrations import SCHEMA_VERSION, migrate, stored_version
@@ -497,8 +498,10 @@ class Store:
         first: dict[str, RunRecord] = {}
         for r in batch:
             first.setdefault(r.run_id, r)
-        rows = [run_row(r, stored_at) for r in first.values()]
+        texts = [r.provenance.model_dump_json() for r in first.values()]
         with self._tx(write=True) as conn:
+            stored = stored_provenances(conn, texts)  # its hardware values stored once (store v12)
+            rows = [run_row(r, stored_at, p) for r, p in zip(first.values(), stored)]
             if self.dialect == "sqlite":  # under BEGIN IMMEDIATE: nobody else numbers runs meanwhile
                 seq = conn.execute(select(func.coalesce(func.max(RUNS.c.seq), 0))).scalar_one()
                 for k, row in enumerate(rows, 1):
@@ -584,11 +587,14 @@ class Store:
         with self._tx() as conn:
             runs = conn.execute(select(*columns).where(*where).order_by(RUNS.c.seq)).all()
             children = {name: self._children(conn, table, where) for name, table in CHILD_TABLES.items()}
+        provenances = [json.loads(row[-1]) for row in runs]
+        texts = value_texts(self, (i for p in provenances for i in referenced_ids(p)))
         out = []
-        for row in runs:
+        for row, provenance in zip(runs, provenances):
             data = dict(zip(RUN_FIELDS, row))
             data["config"] = json.loads(row[-2])
-            data["provenance"] = Provenance.model_validate_json(row[-1])
+            # each record its own parsed values: a caller may change one record's provenance
+            data["provenance"] = Provenance.model_validate(resolved(provenance, lambda i: json.loads(texts[i])))
             out.append(RunRecord(**data, **{name: rows.get(data["run_id"], []) for name, rows in children.items()}))
         return out
 

@@ -145,6 +145,8 @@ RUNS = Table(
     *(Column(_RUN_RENAMED.get(f, f), *_field_type(RunRecord, f)[:1], primary_key=f == "run_id",
              nullable=_field_type(RunRecord, f)[1]) for f in RUN_FIELDS),
     Column("config_json", Text, nullable=False),
+    # The provenance's JSON with each mapping or list under `hardware` as {"value_id": N}, a reference to
+    # the hardware_values row that holds it (v12, store/hardware_values.py)
     Column("provenance_json", Text, nullable=False),
     Column("hardware_profile_id", Text),
     # provenance.hardware.state as JSON (null where not recorded): the comparability groups' energy state
@@ -180,6 +182,18 @@ Index("runs_grouped", RUNS.c.suite, RUNS.c.suite_config_hash, RUNS.c.hardware_pr
       RUNS.c.started_at, RUNS.c.seq, RUNS.c.status, RUNS.c.has_finite_metric,
       sqlite_where=GROUPED_RUNS, postgresql_where=GROUPED_RUNS)
 
+# Each distinct mapping or list of the runs' provenance.hardware, once (store/hardware_values.py): found by
+# `digest` (of the key and the text) when a run is stored; the runs refer to it by id. A value's text may
+# be larger than a PostgreSQL index entry may be (about 2.7 KB), so the unique index is on the digest.
+HARDWARE_VALUES = Table(
+    "hardware_values", METADATA,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), Identity(), primary_key=True),
+    Column("digest", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("value_json", Text, nullable=False),
+    Index("hardware_values_by_digest", "digest", unique=True),
+)  # fmt: skip
+
 TABLES = {
     name: Table(
         name, METADATA,
@@ -200,10 +214,12 @@ Index("energy_by_domain", TABLES["energy"].c.device, TABLES["energy"].c.domain)
 # timeline_by_run_device that v8 added for it: one entry per stored point, about 15 % of a store's file.)
 
 
-def run_row(record: RunRecord, stored_at: str) -> dict:
+def run_row(record: RunRecord, stored_at: str, provenance_json: str) -> dict:
+    """The runs row of a record; `provenance_json`: its provenance as stored, with references to its
+    hardware values (store/hardware_values.py: stored_provenances)."""
     values = [getattr(record, f) for f in RUN_FIELDS]
     return {**dict(zip(RUN_SQL_COLUMNS, values)), "config_json": json.dumps(record.config),
-            "provenance_json": record.provenance.model_dump_json(),
+            "provenance_json": provenance_json,
             "hardware_profile_id": record.provenance.hardware_profile_id,
             "energy_state_json": state_json(record.provenance.hardware.get("state")),
             "has_finite_metric": int(any(m.value is not None for m in record.metrics)),

@@ -100,7 +100,7 @@ def test_group_listing_counts_and_not_finite_counts_are_those_of_the_records(sto
         with store._tx() as conn:
             version = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one()
             finite = dict(conn.execute(text("SELECT run_id, has_finite_metric FROM runs")).all())
-    assert version == str(SCHEMA_VERSION) == "11"
+    assert version == str(SCHEMA_VERSION) == "12"
     assert finite == {r.run_id: int(any(m.value is not None for m in r.metrics)) for r in recs}
     assert 0 in finite.values() and 1 in finite.values()
     store = Store.open(store_url, read_only=True)
@@ -164,5 +164,5 @@ def test_a_read_only_v9_store_asks_for_write_access_once(pg_url):
             conn.execute(text("UPDATE meta SET value = '9' WHERE key = 'schema_version'"))
     with pytest.raises(UserError) as err:
         Store.open(pg_url, read_only=True)
-    assert "store schema v9; reading needs v11" in err.value.message
+    assert "store schema v9; reading needs v12" in err.value.message
     assert "open it once with write access" in err.value.fix

@@ -246,7 +246,7 @@ def test_compare_reads_one_configuration_at_a_time_and_finds_the_tables_of_a_ful
 
 
 def stored_and_upgraded(store_url, records, back_to: Optional[int] = None) -> None:
-    """`records` stored at the current store schema; with `back_to` (9 or 10), the store then taken back to
+    """`records` stored at the current store schema; with `back_to` (9, 10 or 11), the store then taken back to
     that version, as an older eitp-bench left it, and opened by a writer, which upgrades it."""
     from sqlalchemy import text
 
@@ -254,22 +254,41 @@ def stored_and_upgraded(store_url, records, back_to: Optional[int] = None) -> No
         store.add_many(records)
         if back_to is not None:
             with store._tx(write=True) as conn:
-                {9: _back_to_v9, 10: _back_to_v10}[back_to](conn)
+                {9: _back_to_v9, 10: _back_to_v10, 11: _back_to_v11}[back_to](conn)
                 conn.execute(text("UPDATE meta SET value = :v WHERE key = 'schema_version'"), {"v": str(back_to)})
     Store.open(store_url).close()  # a writer upgrades an older store
 
 
-def _back_to_v10(conn) -> None:
-    """Undo store v11 (migrations._v11_timeline_devices) on an open write transaction; the caller sets the
-    version."""
+def _back_to_v11(conn) -> None:
+    """Undo store v12 (migrations._v12_hardware_values) on an open write transaction: each run's whole
+    provenance back in its row, hardware_values dropped; the caller sets the version."""
+    import json
+
     from sqlalchemy import text
 
+    values = {i: json.loads(v) for i, v in conn.execute(text("SELECT id, value_json FROM hardware_values"))}
+    whole = []
+    for run_id, stored in conn.execute(text("SELECT run_id, provenance_json FROM runs")).all():
+        provenance = json.loads(stored)
+        hardware = provenance.get("hardware") or {}
+        provenance["hardware"] = {k: values[v["value_id"]] if isinstance(v, dict) else v for k, v in hardware.items()}
+        whole.append({"p": json.dumps(provenance), "r": run_id})
+    conn.execute(text("UPDATE runs SET provenance_json = :p WHERE run_id = :r"), whole)
+    conn.execute(text("DROP TABLE hardware_values"))
+
+
+def _back_to_v10(conn) -> None:
+    """Undo store v12 and v11 (migrations._v11_timeline_devices) on an open write transaction; the caller sets
+    the version."""
+    from sqlalchemy import text
+
+    _back_to_v11(conn)
     conn.execute(text("ALTER TABLE runs DROP COLUMN timeline_devices"))
     conn.execute(text("CREATE INDEX timeline_by_run_device ON timeline(run_id, device)"))
 
 
 def _back_to_v9(conn) -> None:
-    """Undo store v11 and v10 (migrations._v10_grouped_runs) on an open write transaction; the caller sets the
+    """Undo store v12, v11 and v10 (migrations._v10_grouped_runs) on an open write transaction; the caller sets the
     version."""
     from sqlalchemy import text
 
@@ -286,6 +305,7 @@ def test_a_v8_store_gets_each_runs_state_column_from_its_provenance(store_url, g
     findings after the upgrade are those of a full read."""
     from sqlalchemy import text
 
+    from eitp_bench.store.hardware_values import stored_provenances
     from eitp_bench.store.layout import state_json
 
     recs = _records()
@@ -304,8 +324,8 @@ def test_a_v8_store_gets_each_runs_state_column_from_its_provenance(store_url, g
             stored = dict(conn.execute(text("SELECT run_id, energy_state_json FROM runs")).all())
             version = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one()
         with store._tx(write=True) as conn:  # the run edited by hand, mended: every read works again
-            conn.execute(text("UPDATE runs SET provenance_json = :p WHERE run_id = :r"),
-                         {"p": recs[0].provenance.model_dump_json(), "r": recs[0].run_id})
+            mended = stored_provenances(conn, [recs[0].provenance.model_dump_json()])[0]  # (as v12 stores it)
+            conn.execute(text("UPDATE runs SET provenance_json = :p WHERE run_id = :r"), {"p": mended, "r": recs[0].run_id})
             conn.execute(text("UPDATE runs SET energy_state_json = :s WHERE run_id = :r"),
                          {"s": state_json(recs[0].provenance.hardware.get("state")), "r": recs[0].run_id})
     assert version == str(SCHEMA_VERSION)

@@ -1,5 +1,5 @@
 """The provenance frame (store/provenance_read.py), whose runs share equal values, is the frame of each
-run's own parsed row: values and their types, NaN where a run lacks a field, None for JSON null, the
+run's own provenance as written: values and their types, NaN where a run lacks a field, None for JSON null, the
 columns in first-seen order, on both backends; runs that share a value share one object; a text that is not
 JSON still says so in one line."""
 
@@ -18,20 +18,13 @@ from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 from synthetic_store import eitp_records
 
 
-def _per_run_rows(store, where=None):
-    """The reference: every run's text parsed on its own, one row each, framed by pandas."""
-    from sqlalchemy import select
-
-    from eitp_bench.store.layout import RUNS
-
-    stmt = select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)
-    with store._tx() as conn:
-        stored = conn.execute(stmt if where is None else stmt.where(where)).all()
+def _per_run_rows(records):
+    """The reference: each record's provenance as written (its JSON), one row each, framed by pandas."""
     rows = []
-    for run_id, text in stored:
-        prov = json.loads(text)
+    for r in records:
+        prov = json.loads(r.provenance.model_dump_json())
         hardware = prov.pop("hardware", None) or {}
-        rows.append({"run_id": run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
+        rows.append({"run_id": r.run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", *provenance_read.TOP_FIELDS])
 
 
@@ -70,7 +63,7 @@ def test_the_frame_is_the_per_run_parse_of_every_run(varied):
     url, recs = varied
     store = Store.open(url, read_only=True)
     got = store.provenance_frame()
-    want = _per_run_rows(store)
+    want = _per_run_rows(recs)  # (store order: the order add_many was given)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert len(got) == len(recs) and got["hardware.cooldown_before_s"].isna().any()
     limits = [state["gpus"][0]["power_limit_w"] for state in got["hardware.state"]]
@@ -81,11 +74,14 @@ def test_the_frame_is_the_per_run_parse_of_every_run(varied):
 def test_the_frame_of_some_runs_is_those_runs_rows(varied):
     url, recs = varied
     store = Store.open(url, read_only=True)
-    where = store_queries.runs_of([(recs[0].suite_config_hash, recs[0].provenance.hardware_profile_id)])
-    got = store.provenance_frame(where=where)
-    pd.testing.assert_frame_equal(got, _per_run_rows(store, where), check_exact=True)
+    from eitp_bench.store.layout import RUNS
+
+    got = store.provenance_frame(where=RUNS.c.arm == recs[0].arm)
+    group = [r for r in recs if r.arm == recs[0].arm]
+    assert 0 < len(group) < len(recs)
+    pd.testing.assert_frame_equal(got, _per_run_rows(group), check_exact=True)
     none = store_queries.runs_of([("none", "none")])
-    pd.testing.assert_frame_equal(store.provenance_frame(where=none), _per_run_rows(store, none))
+    pd.testing.assert_frame_equal(store.provenance_frame(where=none), _per_run_rows([]))
 
 
 def test_runs_that_share_a_value_share_one_object(varied):
@@ -94,6 +90,35 @@ def test_runs_that_share_a_value_share_one_object(varied):
     states = frame["hardware.state"].tolist()
     assert len({id(s) for s in states}) == 2 and len(states) > 2  # one parsed object per distinct state
     assert len({id(v) for v in frame["hardware.idle_baseline"]}) == len(frame)  # measured per run
+
+
+def test_each_distinct_hardware_mapping_or_list_is_stored_once(varied):
+    """Store v12 (store/hardware_values.py): hardware_values holds each distinct (key, value) mapping or list
+    of the runs once; a run's row refers to them and keeps its scalars inline; the records read back whole."""
+    from sqlalchemy import text
+
+    url, recs = varied
+    distinct = {(k, json.dumps(v, sort_keys=False)) for r in recs for k, v in r.provenance.hardware.items()
+                if isinstance(v, (dict, list))}
+    store = Store.open(url, read_only=True)
+    with store._tx() as conn:
+        stored = conn.execute(text("SELECT key, value_json FROM hardware_values")).all()
+        rows = dict(conn.execute(text("SELECT run_id, provenance_json FROM runs")).all())
+    assert len(stored) == len(distinct) and {(k, json.dumps(json.loads(v))) for k, v in stored} == distinct
+    row = json.loads(rows[recs[0].run_id])["hardware"]
+    assert row["setup_s"] == recs[0].provenance.hardware["setup_s"] and set(row["state"]) == {"value_id"}
+    assert store.records() == recs
+
+
+def test_a_reference_to_no_stored_value_says_so_in_one_line(varied):
+    from sqlalchemy import text
+
+    url, recs = varied
+    with Store.open(url) as store, store._tx(write=True) as conn:
+        conn.execute(text("DELETE FROM hardware_values WHERE key = 'state'"))
+    for read in (lambda s: s.provenance_frame(), lambda s: s.records()):
+        with pytest.raises(UserError, match="changed outside eitp-bench"):
+            read(Store.open(url, read_only=True))
 
 
 def test_a_provenance_that_is_not_json_says_so_in_one_line(varied):

@@ -20,6 +20,7 @@ from eitp_bench.store.url import locate, masked
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from store_backends import admin_url, pg_url, require_pg  # noqa: E402,F401  (fixtures)
 from synthetic_store import eitp_records  # noqa: E402
+from test_newest_reads import _back_to_v11  # noqa: E402
 from test_store import make_record  # noqa: E402
 
 TESTS = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])])
@@ -242,6 +243,8 @@ def test_a_v4_store_on_postgresql_is_migrated_to_the_models_layout(pg_url):
     old = make_record(1)
     with Store.open(pg_url) as store:
         store.add(old)
+    with Store.open(pg_url) as store, store._tx(write=True) as conn:
+        _back_to_v11(conn)  # (v12)
     with psycopg.connect(pg_url) as conn:
         conn.execute("ALTER TABLE runs DROP COLUMN timeline_devices")  # (v11; its index gone since then)
         conn.execute("DROP INDEX runs_grouped")  # (v10)
