@@ -61,11 +61,13 @@ def lags_for_judge(provenance) -> dict[str, dict]:
 
 
 def isolation_codes(provenance) -> dict[str, list[str]]:
-    out = {}
-    for run_id, iso in _hardware_column(provenance, "isolation").items():
-        codes = sorted({f.get("code") for f in iso.get("flags") or () if f.get("code") in ISOLATION_CODES})
-        out[run_id] = codes
-    return out
+    checks = _hardware_column(provenance, "isolation")
+    codes = once_per_object(list(checks.values()), _isolation_codes)  # one machine's runs share most checks
+    return dict(zip(checks, codes))
+
+
+def _isolation_codes(check: dict) -> list[str]:
+    return sorted({f.get("code") for f in check.get("flags") or () if f.get("code") in ISOLATION_CODES})
 
 
 def isolation_counts(metrics, codes_by_run: dict[str, list[str]]) -> dict[str, dict[str, int]]:
