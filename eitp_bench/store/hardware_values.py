@@ -19,7 +19,7 @@ in the transaction that stores the runs naming them, so a run read always finds 
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from pydantic_core import from_json, to_json  # pydantic's own JSON, 2× (parsing) and 6× (writing) the json module's
 
@@ -53,12 +53,21 @@ class Split:
                 self.refs[key] = digest = _digest(key, text)
                 self.values[digest] = (key, text)
 
-    def stored(self, ids: dict[str, int]) -> str:
-        """The runs.provenance_json text: each interned entry a reference to its row in `ids` (digest → id)."""
+    def stored(self, ids: dict[str, int]) -> "Stored":
+        """The provenance as stored: each interned entry a reference to its row in `ids` (digest → id)."""
         hardware = self.data.get("hardware") if self.refs else None
-        for key, digest in self.refs.items():
-            hardware[key] = {REFERENCE: ids[digest]}
-        return _text(self.data)
+        refs = {key: ids[digest] for key, digest in self.refs.items()}
+        for key, value_id in refs.items():
+            hardware[key] = {REFERENCE: value_id}
+        return Stored(_text(self.data), refs)
+
+
+class Stored(NamedTuple):
+    """A provenance as stored: the runs.provenance_json text, and the id of each interned hardware entry
+    (hardware key → hardware_values id: runs.energy_state_id is that of "state")."""
+
+    text: str
+    ids: dict[str, int]
 
 
 def value_ids(conn, values: dict[str, tuple[str, str]], known: dict[str, int]) -> dict[str, int]:
@@ -88,13 +97,13 @@ def _insert_skipping(dialect: str):
     return insert(HARDWARE_VALUES).on_conflict_do_nothing(index_elements=["digest"])
 
 
-def stored_provenances(conn, provenance_texts: list[str], known: dict[str, int] | None = None) -> list[str]:
-    """The runs.provenance_json of each provenance (model_dump_json text), its values stored as needed."""
+def stored_provenances(conn, provenance_texts: list[str], known: dict[str, int] | None = None) -> list[Stored]:
+    """Each provenance (model_dump_json text) as stored, its values stored as needed."""
     return stored_splits(conn, [Split(text) for text in provenance_texts], known)
 
 
-def stored_splits(conn, splits: list[Split], known: dict[str, int] | None = None) -> list[str]:
-    """The runs.provenance_json of each split provenance, its values stored as needed. `known` (digest → id):
+def stored_splits(conn, splits: list[Split], known: dict[str, int] | None = None) -> list[Stored]:
+    """Each split provenance as stored, its values stored as needed. `known` (digest → id):
     values known to be stored (completed here), so that a long run of writes looks each one up once."""
     values = {d: v for s in splits for d, v in s.values.items()}
     ids = value_ids(conn, values, {} if known is None else known)

@@ -130,14 +130,14 @@ CHILD_TABLES = {
 }  # fmt: skip
 
 # runs: RunRecord's scalar fields (schema_version stored as record_schema_version), then the nested
-# ones as JSON, plus storage-only columns: hardware_profile_id and energy_state_json (copied out of
+# ones as JSON, plus storage-only columns: hardware_profile_id and energy_state_id (taken out of
 # provenance, for grouping in SQL), has_finite_metric (whether any of its metrics has a value),
 # timeline_devices (the devices its timeline has points on), stored_at and seq.
 _RUN_NESTED = ("config", "provenance", *CHILD_TABLES)
 RUN_FIELDS = [f for f in RunRecord.model_fields if f not in _RUN_NESTED]
 _RUN_RENAMED = {"schema_version": "record_schema_version"}
 RUN_SQL_COLUMNS = [_RUN_RENAMED.get(f, f) for f in RUN_FIELDS] + ["config_json", "provenance_json"]
-RUN_STORAGE_COLUMNS = ["hardware_profile_id", "energy_state_json", "has_finite_metric", "timeline_devices", "stored_at",
+RUN_STORAGE_COLUMNS = ["hardware_profile_id", "energy_state_id", "has_finite_metric", "timeline_devices", "stored_at",
                        "seq"]
 
 RUNS = Table(
@@ -149,9 +149,11 @@ RUNS = Table(
     # the hardware_values row that holds it (v12, store/hardware_values.py)
     Column("provenance_json", Text, nullable=False),
     Column("hardware_profile_id", Text),
-    # provenance.hardware.state as JSON (null where not recorded): the comparability groups' energy state
-    # (analysis/hwstate.py) found in SQL without parsing every run's provenance (store/queries.py)
-    Column("energy_state_json", Text),
+    # The hardware_values id of provenance.hardware.state (null where not recorded): the comparability
+    # groups' energy state (analysis/hwstate.py) found in SQL without parsing every run's provenance
+    # (store/queries.py). An id, not the state's text (store v9 to v11): a real GPU box's state is about
+    # 600 bytes, and runs_grouped held it once per run (812 MiB of index at 1 000 000 runs)
+    Column("energy_state_id", BigInteger().with_variant(Integer, "sqlite")),
     # 1 when one of the run's metrics has a value (not all NaN/inf, stored null), else 0: what makes a run
     # count in a comparability group, kept with the run so that listing the groups reads no metric row
     Column("has_finite_metric", Integer, nullable=False),
@@ -178,7 +180,7 @@ GROUPED_RUNS = and_(RUNS.c.status == literal_column("'ok'"), RUNS.c.has_finite_m
 # index alone, in index order, without reading a run row or sorting. The condition's columns come last
 # although every entry holds the same values: SQLite (3.40) counts an index as covering only when it holds
 # every column the query names, its own condition's included.
-Index("runs_grouped", RUNS.c.suite, RUNS.c.suite_config_hash, RUNS.c.hardware_profile_id, RUNS.c.energy_state_json,
+Index("runs_grouped", RUNS.c.suite, RUNS.c.suite_config_hash, RUNS.c.hardware_profile_id, RUNS.c.energy_state_id,
       RUNS.c.started_at, RUNS.c.seq, RUNS.c.status, RUNS.c.has_finite_metric,
       sqlite_where=GROUPED_RUNS, postgresql_where=GROUPED_RUNS)
 
@@ -214,14 +216,14 @@ Index("energy_by_domain", TABLES["energy"].c.device, TABLES["energy"].c.domain)
 # timeline_by_run_device that v8 added for it: one entry per stored point, about 15 % of a store's file.)
 
 
-def run_row(record: RunRecord, stored_at: str, provenance_json: str) -> dict:
-    """The runs row of a record; `provenance_json`: its provenance as stored, with references to its
-    hardware values (store/hardware_values.py: stored_provenances)."""
+def run_row(record: RunRecord, stored_at: str, provenance) -> dict:
+    """The runs row of a record; `provenance`: its provenance as stored (store/hardware_values.py: Stored, from
+    stored_provenances): the text with references to its hardware values, and their ids."""
     values = [getattr(record, f) for f in RUN_FIELDS]
     return {**dict(zip(RUN_SQL_COLUMNS, values)), "config_json": json.dumps(record.config),
-            "provenance_json": provenance_json,
+            "provenance_json": provenance.text,
             "hardware_profile_id": record.provenance.hardware_profile_id,
-            "energy_state_json": state_json(record.provenance.hardware.get("state")),
+            "energy_state_id": provenance.ids.get("state"),
             "has_finite_metric": int(any(m.value is not None for m in record.metrics)),
             "timeline_devices": devices_json(p.device for p in record.timeline), "stored_at": stored_at}
 
@@ -229,11 +231,6 @@ def run_row(record: RunRecord, stored_at: str, provenance_json: str) -> dict:
 def devices_json(devices: Iterable[str]) -> str:
     """runs.timeline_devices of a run whose timeline points are on these devices (repeats allowed)."""
     return json.dumps(sorted(set(devices)))
-
-
-def state_json(state: Any) -> Any:
-    """The runs.energy_state_json of a recorded hardware state (None: not recorded)."""
-    return None if state is None else json.dumps(state)
 
 
 # Frame columns (the contract in DEVELOPERS.md): runs, and after the run columns those of each child.

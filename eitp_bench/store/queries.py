@@ -6,7 +6,8 @@ module lists those groups without reading the runs (`group_rows`; analysis/newes
 them), says which runs to read for the newest ones (`runs_of`, a condition for Store.*_frame(where=…)),
 counts what the whole store shows beside them (`not_finite_counts`), and reads a series' columns alone
 (`series_metrics`, `run_states`) for compare and regress. Each run's recorded hardware state is a column
-of its own (runs.energy_state_json, store v9): no provenance JSON is parsed to group runs. Whether a run has
+of its own (runs.energy_state_id, store v12: the id of its text in hardware_values): no provenance JSON is
+parsed to group runs. Whether a run has
 a finite metric is a column too (runs.has_finite_metric, store v10), and the groups are listed from one
 partial index (runs_grouped): listing them reads no metric row and no run row.
 The SQL is SQLAlchemy Core: the same statements run on SQLite and PostgreSQL.
@@ -22,6 +23,7 @@ import json
 from typing import Iterable, Optional
 
 from eitp_bench.store.database import _reading
+from eitp_bench.store.hardware_values import value_texts
 from eitp_bench.store.layout import GROUPED_RUNS, RUNS, TABLES
 
 
@@ -55,13 +57,15 @@ def group_rows(store, *, suite: Optional[str] = None) -> list[tuple]:
     # stream out of the index in order. The few rows per group (one per suite and per null/'unknown'
     # profile) are merged here: newest of the newest, first of the firsts.
     started_at = _bytewise(RUNS.c.started_at, store.dialect)
-    keys = (RUNS.c.suite, RUNS.c.suite_config_hash, RUNS.c.hardware_profile_id, RUNS.c.energy_state_json)
+    keys = (RUNS.c.suite, RUNS.c.suite_config_hash, RUNS.c.hardware_profile_id, RUNS.c.energy_state_id)
     stmt = (select(*keys, func.max(started_at), func.min(RUNS.c.seq))
             .where(GROUPED_RUNS, *_suite_filter(suite)).group_by(*keys))
     with store._tx() as conn:
         rows = conn.execute(stmt).all()
+    states = value_texts(store, {row[3] for row in rows if row[3] is not None})  # a few distinct states
     groups: dict[tuple, list] = {}
-    for run_suite, config_hash, profile, state, latest, first in rows:
+    for run_suite, config_hash, profile, state_id, latest, first in rows:
+        state = None if state_id is None else states[state_id]
         key = (str(config_hash), "unknown" if profile is None else str(profile), state)
         latest, first = str(latest), int(first)
         seen = groups.setdefault(key, [latest, first, str(run_suite)])
@@ -79,7 +83,7 @@ def _group_order(item) -> tuple:
 
 
 def parsed_state(text):
-    """A runs.energy_state_json back as the value provenance held (None: not recorded or not JSON)."""
+    """A stored state's JSON text back as the value provenance held (None: not recorded or not JSON)."""
     if text is None:
         return None
     try:
@@ -226,7 +230,7 @@ def series_runs(store):
     from sqlalchemy import select
 
     stmt = (select(RUNS.c.run_id, RUNS.c.hardware_profile_id)
-            .where(RUNS.c.status == "ok", RUNS.c.energy_state_json.is_not(None), _has_finite_metric())
+            .where(RUNS.c.status == "ok", RUNS.c.energy_state_id.is_not(None), _has_finite_metric())
             .order_by(RUNS.c.seq))
     return store._frame(stmt)
 
@@ -238,14 +242,15 @@ def run_states(store, *, config_hash: Optional[str] = None):
     import pandas as pd
     from sqlalchemy import select
 
-    state = RUNS.c.energy_state_json
+    state = RUNS.c.energy_state_id
     stmt = select(RUNS.c.run_id, state).where(RUNS.c.status == "ok", state.is_not(None)).order_by(RUNS.c.seq)
     if config_hash is not None:
         stmt = stmt.where(RUNS.c.suite_config_hash == config_hash)
-    parsed: dict = {}  # each distinct state parsed once, its runs sharing it (read-only: hwstate reads by object)
     with store._tx() as conn:
-        rows = [(run_id, parsed[text] if text in parsed else parsed.setdefault(text, parsed_state(text)))
-                for run_id, text in conn.execute(stmt)]
+        rows = conn.execute(stmt).all()
+    # each distinct state parsed once, its runs sharing it (read-only: hwstate reads by object)
+    parsed = {i: parsed_state(text) for i, text in value_texts(store, {i for _, i in rows}).items()}
+    rows = [(run_id, parsed[state_id]) for run_id, state_id in rows]
     return pd.DataFrame(rows, columns=["run_id", "hardware.state"]) if rows else pd.DataFrame(columns=["run_id"])
 
 

@@ -261,19 +261,27 @@ def stored_and_upgraded(store_url, records, back_to: Optional[int] = None) -> No
 
 def _back_to_v11(conn) -> None:
     """Undo store v12 (migrations._v12_hardware_values) on an open write transaction: each run's whole
-    provenance back in its row, hardware_values dropped; the caller sets the version."""
+    provenance back in its row, its state's text in runs.energy_state_json (as v11's run_row wrote it),
+    hardware_values dropped; the caller sets the version."""
     import json
 
     from sqlalchemy import text
 
     values = {i: json.loads(v) for i, v in conn.execute(text("SELECT id, value_json FROM hardware_values"))}
+    conn.execute(text("DROP INDEX runs_grouped"))
+    conn.execute(text("ALTER TABLE runs ADD COLUMN energy_state_json TEXT"))
     whole = []
     for run_id, stored in conn.execute(text("SELECT run_id, provenance_json FROM runs")).all():
         provenance = json.loads(stored)
         hardware = provenance.get("hardware") or {}
         provenance["hardware"] = {k: values[v["value_id"]] if isinstance(v, dict) else v for k, v in hardware.items()}
-        whole.append({"p": json.dumps(provenance), "r": run_id})
-    conn.execute(text("UPDATE runs SET provenance_json = :p WHERE run_id = :r"), whole)
+        state = provenance["hardware"].get("state")
+        whole.append({"p": json.dumps(provenance), "s": None if state is None else json.dumps(state), "r": run_id})
+    conn.execute(text("UPDATE runs SET provenance_json = :p, energy_state_json = :s WHERE run_id = :r"), whole)
+    conn.execute(text("ALTER TABLE runs DROP COLUMN energy_state_id"))
+    conn.execute(text("CREATE INDEX runs_grouped ON runs (suite, suite_config_hash, hardware_profile_id, "
+                      "energy_state_json, started_at, seq, status, has_finite_metric) "
+                      "WHERE status = 'ok' AND has_finite_metric = 1"))
     conn.execute(text("DROP TABLE hardware_values"))
 
 
@@ -300,13 +308,12 @@ def _back_to_v9(conn) -> None:
 
 @pytest.mark.parametrize("garbage", [False, True])
 def test_a_v8_store_gets_each_runs_state_column_from_its_provenance(store_url, garbage):
-    """Migration v9 copies provenance.hardware.state into runs.energy_state_json (what a new store writes
-    itself), on both backends; a provenance that is not JSON leaves its run's column null, and the
+    """Migration v9 copies provenance.hardware.state into runs.energy_state_json, and v12 turns it into the id
+    of that state in hardware_values (what a new store writes itself), on both backends; a provenance that is not JSON leaves its run's column null, and the
     findings after the upgrade are those of a full read."""
     from sqlalchemy import text
 
     from eitp_bench.store.hardware_values import stored_provenances
-    from eitp_bench.store.layout import state_json
 
     recs = _records()
     with Store.open(store_url) as store:
@@ -319,15 +326,15 @@ def test_a_v8_store_gets_each_runs_state_column_from_its_provenance(store_url, g
                 conn.execute(text("UPDATE runs SET provenance_json = 'garbage{[' WHERE run_id = :r"),
                              {"r": recs[0].run_id})
             conn.execute(text("UPDATE meta SET value = '8' WHERE key = 'schema_version'"))
-    with Store.open(store_url) as store:  # a writer upgrades it
+    with Store.open(store_url) as store:  # a writer upgrades it (v9 fills the state's text, v12 makes it an id)
         with store._tx() as conn:
-            stored = dict(conn.execute(text("SELECT run_id, energy_state_json FROM runs")).all())
+            stored = dict(conn.execute(text("SELECT r.run_id, v.value_json FROM runs r LEFT JOIN hardware_values v "
+                                            "ON v.id = r.energy_state_id")).all())
             version = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one()
         with store._tx(write=True) as conn:  # the run edited by hand, mended: every read works again
             mended = stored_provenances(conn, [recs[0].provenance.model_dump_json()])[0]  # (as v12 stores it)
-            conn.execute(text("UPDATE runs SET provenance_json = :p WHERE run_id = :r"), {"p": mended, "r": recs[0].run_id})
-            conn.execute(text("UPDATE runs SET energy_state_json = :s WHERE run_id = :r"),
-                         {"s": state_json(recs[0].provenance.hardware.get("state")), "r": recs[0].run_id})
+            conn.execute(text("UPDATE runs SET provenance_json = :p, energy_state_id = :s WHERE run_id = :r"),
+                         {"p": mended.text, "s": mended.ids.get("state"), "r": recs[0].run_id})
     assert version == str(SCHEMA_VERSION)
     first = stored.pop(recs[0].run_id)
     assert first is None if garbage else json.loads(first) == recs[0].provenance.hardware["state"]  # (as text, may

@@ -442,7 +442,7 @@ def test_migrated_layout_is_the_models_layout(tmp_path):
     assert a == b
     for name, table in store_module.CHILD_TABLES.items():
         assert set(a[name]) == {"run_id", "idx", *table.columns}
-    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "energy_state_json",
+    assert set(a["runs"]) == {*store_module.RUN_SQL_COLUMNS, "hardware_profile_id", "energy_state_id",
                               "has_finite_metric", "timeline_devices", "stored_at", "seq"}
     partial = {name: where for name, where in a["indexes"] if where}  # (v10) the planner matches these conditions
     assert partial == {"runs_grouped": "status = 'ok' AND has_finite_metric = 1", "metrics_not_finite": "value IS NULL"}
