@@ -498,6 +498,7 @@ class Store:
         first: dict[str, RunRecord] = {}
         for r in batch:
             first.setdefault(r.run_id, r)
+        # the JSON text, not model_dump(): it is what stores wrote before v12 (NaN as null), split from there
         texts = [r.provenance.model_dump_json() for r in first.values()]
         with self._tx(write=True) as conn:
             stored = stored_provenances(conn, texts)  # its hardware values stored once (store v12)

@@ -74,19 +74,22 @@ def value_ids(conn, values: dict[str, tuple[str, str]], known: dict[str, int]) -
     """`known` (digest → id) completed with the ids of `values` (digest → (key, text)), storing those not stored
     yet, inside the caller's write transaction. On PostgreSQL a concurrent writer may store the same value
     first: the insert skips it (ON CONFLICT, after waiting for that writer's commit) and it is read back."""
+    _read_ids(conn, values, known)
+    new = [{"digest": d, "key": values[d][0], "value_json": values[d][1]} for d in values if d not in known]
+    if new:
+        t = HARDWARE_VALUES
+        known.update(conn.execute(_insert_skipping(conn.dialect.name).returning(t.c.digest, t.c.id), new).all())
+        _read_ids(conn, values, known)  # those the insert skipped: another writer stored them meanwhile
+    return known
+
+
+def _read_ids(conn, values: dict, known: dict[str, int]) -> None:
+    """`known` completed with the stored ids of those of `values` it lacks."""
     from sqlalchemy import select
 
     t = HARDWARE_VALUES
-    for attempt in range(2):
-        missing = [d for d in values if d not in known]
-        for chunk in _chunks(missing):
-            known.update(conn.execute(select(t.c.digest, t.c.id).where(t.c.digest.in_(chunk))).all())
-        new = [{"digest": d, "key": values[d][0], "value_json": values[d][1]} for d in values if d not in known]
-        if not new:
-            return known
-        if attempt == 0:
-            known.update(conn.execute(_insert_skipping(conn.dialect.name).returning(t.c.digest, t.c.id), new).all())
-    raise RuntimeError(f"{len(new)} hardware values could be neither stored nor read back")  # never: see above
+    for chunk in _chunks([d for d in values if d not in known]):
+        known.update(conn.execute(select(t.c.digest, t.c.id).where(t.c.digest.in_(chunk))).all())
 
 
 def _insert_skipping(dialect: str):
