@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from eitp_bench.analysis.experiment import Experiment, describe_experiment
 from eitp_bench.analysis.frames import Frames
-from eitp_bench.analysis.per_object import once_per_object
+from eitp_bench.analysis.per_object import counts_per_object
 from eitp_bench.analysis.task_tables import task_tables
 
 ADDITIVE_DOMAINS = ("gpu", "package", "dram")  # never add core/uncore/psys into a total
@@ -370,7 +370,7 @@ def _energy_skipped(energy) -> dict[str, int]:
     if e is None or len(e) == 0 or "flags" not in e.columns:
         return {}
     out: dict[str, set] = {}
-    for run_id, window, codes in zip(e["run_id"], e["window"], e["flags"]):
+    for run_id, window, codes in zip(e["run_id"].tolist(), e["window"].tolist(), e["flags"].tolist()):
         for code in set(codes or ()) & FAULT_CODES:
             out.setdefault(code, set()).add((run_id, window))
     return {code: len(ws) for code, ws in sorted(out.items())}
@@ -540,8 +540,6 @@ def _environment(frames: Frames) -> list[dict]:
         p = frames.runs[["hardware_profile_id", "device", "suite_config_hash"]]
     import json
 
-    import pandas as pd
-
     rows = []
     for col in p.columns:
         if col == "run_id":
@@ -552,12 +550,12 @@ def _environment(frames: Frames) -> list[dict]:
                          p[col].value_counts(dropna=False, sort=False).items()]
         else:  # mappings and lists (pandas compares them one by one: 1.6 s for 125 000 runs' idle
             # baselines): counted by their JSON text
-            values = p[col].tolist()
-            keyed = pd.Series(once_per_object(values, lambda v: json.dumps(v, sort_keys=True, default=str)),
-                              dtype=object)
-            first = dict(zip(keyed, values))
-            per_value = [(dict(_leaves(col, first[key])), int(n))
-                         for key, n in keyed.value_counts(sort=False).items()]
+            # counted per shared object first (store/provenance_read.py), then per text
+            by_text: dict[str, list] = {}
+            for value, n in counts_per_object(p[col].tolist()):
+                key = json.dumps(value, sort_keys=True, default=str)
+                by_text.setdefault(key, [value, 0])[1] += n
+            per_value = [(dict(_leaves(col, value)), n) for value, n in by_text.values()]
         for name in dict.fromkeys(k for leaves, _ in per_value for k in leaves):  # first-seen order
             counts: dict[str, int] = {}
             for leaves, n in per_value:

@@ -144,3 +144,28 @@ def test_postgresql_failing_to_read_a_stored_text_as_json_says_the_store_was_cha
     with pytest.raises(UserError, match="changed outside eitp-bench") as raised:
         store_queries.run_commits(Store.open(pg_url, read_only=True), [r.run_id for r in recs])
     assert "invalid input syntax for type json" in raised.value.message
+
+
+def test_a_read_pauses_the_cycle_collector_and_gives_it_back_as_it_was_even_when_it_fails(varied):
+    import gc
+
+    from sqlalchemy import text
+
+    url, recs = varied
+    store = Store.open(url, read_only=True)
+    seen = []
+    where = store_queries.runs_of([(r.suite_config_hash, r.provenance.hardware_profile_id or "unknown")
+                                   for r in recs])
+    store_queries.metric_values(store, where, lambda rows: seen.append(gc.isenabled()))
+    assert seen and not any(seen) and gc.isenabled()  # paused while the rows streamed, collecting after
+    gc.disable()
+    try:  # a caller that paused it keeps it paused
+        store.provenance_frame()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with Store.open(url) as writer, writer._tx(write=True) as conn:
+        conn.execute(text("UPDATE runs SET provenance_json = 'garbage{[' WHERE run_id = :r"), {"r": recs[3].run_id})
+    with pytest.raises(UserError):
+        Store.open(url, read_only=True).provenance_frame()
+    assert gc.isenabled()
