@@ -37,13 +37,16 @@ def read_rounds(store, where, runs, provenance) -> StoredRounds:
     """The rounds of the runs that `where` keeps. `runs` is their runs frame (every status, store order)
     and `provenance` their provenance frame, both already read with the same `where`."""
     from eitp_bench.analysis.rounds import energy_state_key, keyed
-    from eitp_bench.store.queries import metric_values
+    from eitp_bench.store.queries import metric_values, ok_run_seqs
 
     ok = runs[runs["status"] == "ok"].reset_index(drop=True) if len(runs) else runs
     ok = energy_state_key(keyed(ok), provenance)
     if ok is None or len(ok) == 0:
         return StoredRounds(_empty(runs), {})
-    position = {run_id: i for i, run_id in enumerate(ok["run_id"].tolist())}  # tolist: no per-item pandas
+    seq_of = ok_run_seqs(store, where)
+    # each ok run's position in `ok`, keyed by its seq (the rows name their run by it); tolist: no per-item
+    # pandas. A run another process stores while this one reads is not in `ok`: its rows are passed over
+    position = {seq_of[run_id]: i for i, run_id in enumerate(ok["run_id"].tolist()) if run_id in seq_of}
     # each run's round (its state included) as a code: one small int per run, where a tuple of its eight
     # values as Python strings (Arrow's tolist makes a new string per cell) was ~70 MiB at 1 000 000 records
     round_of = row_codes(ok, [*ROUND_KEYS, "energy_state"]).tolist()
@@ -67,9 +70,11 @@ class _Accumulator:
         from eitp_bench.store.layout import flag_columns
 
         rounds, flagged, position, round_of = self.rounds, self.flagged, self.position, self.round_of
-        for run_id, idx, name, window, value, unit, flags in rows:
-            flags = _NO_FLAGS if flags == "[]" else flag_columns(json.loads(flags))  # most rows have none
-            p = position[run_id]
+        for seq, idx, name, window, value, unit, flags in rows:
+            p = position.get(seq)
+            if p is None:  # a run stored since `runs` was read
+                continue
+            flags = _NO_FLAGS if flags is None else flag_columns(json.loads(flags))  # most rows have none
             key = (round_of[p], name, window)
             r = rounds.get(key)
             if r is None:

@@ -129,3 +129,19 @@ def test_report_json_from_the_rounds_is_that_of_a_full_read(stored, max_groups):
     found = findings_of(newest, "eitp", n_resamples=200, max_groups=max_groups)
     batches = {v.n_batches for g in found.groups for v in g.verdicts if v.n_rounds}
     assert max(batches) >= 2  # the nightly copies count as batches behind the verdicts
+
+
+def test_a_run_stored_while_the_rounds_are_read_is_passed_over(stored):
+    """Another process may store a run of the same groups between the read of the runs and the metric rows'
+    stream: the rounds are those of the runs read, never an error about an altered store."""
+    reader = Store.open(stored, read_only=True)
+    before = _read(reader)
+    groups = [(h, p) for h, p in {(k[0], k[1]) for k in _full_groups(reader)}]
+    where = store_queries.runs_of(groups)
+    runs, provenance = reader.runs_frame(where=where), reader.provenance_frame(where=where)
+    late = copies([r for r in _records() if r.status == "ok" and r.suite_config_hash != "cfg-old"][:3], 9, jitter=0.5)
+    with Store.open(stored) as writer:
+        writer.add_many(late)
+    got = read_rounds(reader, where, runs, provenance)
+    pd.testing.assert_frame_equal(got.frame, before.frame, check_exact=True)
+    assert len(_read(reader).frame) == len(before.frame) and not _read(reader).frame.equals(before.frame)
