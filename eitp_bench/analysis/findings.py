@@ -498,8 +498,9 @@ def _sensors(frames: Frames) -> dict:
     if p is not None and len(p):
         for col, into in (("hardware.meters", present), ("hardware.meters_unavailable", missing)):
             if col in p.columns:
-                for value in p[col].dropna():
-                    into.update(map(str, value if isinstance(value, (list, tuple)) else [value]))
+                for value, _ in counts_per_object(p[col].tolist()):  # the runs share a handful of lists
+                    if value is not None and value == value:  # not NaN: a run without the entry
+                        into.update(map(str, value if isinstance(value, (list, tuple)) else [value]))
     return {"present": sorted(present), "missing": sorted(missing)}
 
 

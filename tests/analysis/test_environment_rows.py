@@ -19,3 +19,16 @@ def test_values_are_counted_per_run_whether_runs_share_the_object_or_hold_equal_
     assert rows["python"]["seen"] == [("3.11.7", 6), ("3.12.1", 1)]
     assert rows["hardware.isolation.gpu_processes"]["seen"] == [("0", 4), ("2", 2), ("—", 1)]
     assert rows["hardware.isolation.cpu_load"]["seen"] == [("0.1", 6), ("—", 1)]
+
+
+def test_the_sensors_are_those_any_run_read_and_any_run_could_not():
+    from eitp_bench.analysis.findings import _sensors
+
+    both, gpu_only = ["nvml", "rapl"], ["nvml"]
+    prov = pd.DataFrame({
+        "run_id": ["r0", "r1", "r2", "r3"],
+        "hardware.meters": pd.Series([both, gpu_only, both, float("nan")], dtype=object),
+        "hardware.meters_unavailable": pd.Series([[], ["rapl: no powercap"], None, ["ipmi: no BMC"]], dtype=object),
+    })
+    frames = load_frames({"runs": prov[["run_id"]], "provenance": prov})
+    assert _sensors(frames) == {"present": ["nvml", "rapl"], "missing": ["ipmi: no BMC", "rapl: no powercap"]}
