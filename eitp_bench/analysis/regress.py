@@ -181,16 +181,18 @@ def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: flo
     `extra` columns (store_queries.SERIES_EXTRA) are read beside a series' own, and `on_name(name, keyed,
     keys)` sees each name's keyed rows (ok runs, energy state and board) before they are dropped: the
     history site summarises its pages from them in the same pass (analysis/history.py)."""
+    from eitp_bench.analysis.hwstate import run_labels
     from eitp_bench.analysis.rounds import energy_state_key
     from eitp_bench.store import queries as store_queries
 
     provenance = store_queries.run_states(store)
-    keys = series_keys(energy_state_key(store_queries.series_runs(store), provenance))
+    labels = run_labels(provenance)  # once: every name's rows are labelled from them
+    keys = series_keys(energy_state_key(store_queries.series_runs(store), labels))
     tested = total = 0
     candidates: list[tuple[tuple, int, Change]] = []
     rows_read: list[int] = []
     for name in store_queries.series_names(store):
-        t, n, found = _one_metric(store, name, keys, window, min_size, provenance, rows_read, extra, on_name)
+        t, n, found = _one_metric(store, name, keys, window, min_size, labels, rows_read, extra, on_name)
         tested, total = tested + t, total + n
         candidates += [(_series_order(c, keys), len(candidates) + i, c) for i, c in enumerate(found)]
     # a whole read groups by (suite, task, arm, name, …), sorted, missing values last; within a series the
@@ -200,15 +202,16 @@ def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: flo
                         provenance)
 
 
-def _one_metric(store, name, keys, window, min_size, provenance, rows_read, extra=(), on_name=None):
-    """(tested, total, candidates) of one metric name's series; its rows are dropped on return."""
+def _one_metric(store, name, keys, window, min_size, labels, rows_read, extra=(), on_name=None):
+    """(tested, total, candidates) of one metric name's series (`labels`: hwstate.run_labels); its rows are
+    dropped on return."""
     from eitp_bench.store import queries as store_queries
 
     metrics = store_queries.series_metrics(store, names=[name], extra=extra)
     rows_read.append(len(metrics))
     if len(metrics) == 0:
         return 0, 0, []
-    keyed = _keyed(metrics, provenance)  # once: each run's state is labelled per read
+    keyed = _keyed(metrics, labels)
     del metrics
     tested, total = _testable(keyed, min_size, keys)
     if on_name is not None:

@@ -178,7 +178,7 @@ def ok_rows(df):
 
 def energy_state_key(df, provenance):
     """The key's third component: each run's energy-moving hardware state (hwstate.with_state), and its
-    board, as columns `energy_state` and `board`."""
+    board, as columns `energy_state` and `board`. `provenance`: a provenance frame, or hwstate.run_labels."""
     from eitp_bench.analysis.hwstate import with_state
 
     if df is None or len(df) == 0:
