@@ -282,6 +282,21 @@ def test_estimate_against_actual_per_phase():
     assert rows["total"]["estimated_s"] == 50.0
 
 
+def test_estimate_against_actual_is_the_same_read_a_slice_of_runs_at_a_time(monkeypatch):
+    from eitp_bench.analysis import runtime
+    from eitp_bench.analysis.frames import load_frames
+    from synthetic_store import frames_from_records
+
+    suite = load_suite("smoke", ["arms=[baseline]", "tasks=[train, generate]", "repetitions=3"])
+    recs = _records(suite, "hp", step_s=[0.1, 0.3, 0.2], other_s=2.0, decode_s=[0.01, 0.02, 0.03])
+    for r in recs:
+        r.provenance.hardware["cost_estimate"] = {"total_s": 50.0, "phases": {"train": 20.0}, "source": "profile"}
+    frames = load_frames(frames_from_records(recs))
+    whole = runtime.estimate_vs_actual(frames)
+    monkeypatch.setattr(runtime, "_SLICE", 2)  # slices that split the repetitions
+    assert runtime.estimate_vs_actual(frames) == whole and whole["rows"][0]["actual_s"] > 0
+
+
 # ----------------------------------------------------------------------------- what a run records
 
 FAST = ["train.steps=2", "train.eval_every=2", "train.eval_batches=1", "data.train_tokens=3000", "data.val_tokens=512",
