@@ -141,21 +141,46 @@ def measured_rates(frames, suite: Suite, *, profile_name: Optional[str] = None,
     return rates
 
 
+def _newest_invocation(runs):
+    """The runs of the newest invocation of the suite among `runs` (store order), and how many runs came
+    before it. A nightly store holds the suite again every night, each night's runs recording an estimate of
+    that one night: summed over every night, "actual" would be the nights times the estimate. One invocation
+    runs each slot (configuration, arm, task, size, seed, repetition) once, so walking back from the newest
+    run, the newest invocation starts after the newest ok run whose slot comes again (a failed run retried
+    within the invocation does not end it)."""
+    from eitp_bench.analysis.rounds import row_codes
+
+    keys = [k for k in ("suite_config_hash", "arm", "task", "size", "seed", "repetition") if k in runs.columns]
+    if not keys or len(runs) == 0:
+        return runs, 0
+    slots = row_codes(runs, keys).tolist()
+    ok = (runs["status"] == "ok").tolist() if "status" in runs.columns else [True] * len(runs)
+    seen: set = set()
+    for i in range(len(runs) - 1, -1, -1):
+        if ok[i]:
+            if slots[i] in seen:
+                return runs.iloc[i + 1:], i + 1
+            seen.add(slots[i])
+    return runs, 0
+
+
 _SLICE = 10_000  # runs whose columns are lists at once (the whole 125 000 of a report's runs: 45 MiB more peak)
 
 
 def estimate_vs_actual(frames) -> Optional[dict]:
-    """{"estimate": the recorded estimate, "rows": [{phase, estimated_s, actual_s}], "note"} over the runs of
-    one recorded estimate; None when no run recorded one."""
+    """{"estimate": the newest run's recorded estimate, "rows": [{phase, estimated_s, actual_s}], "repetitions",
+    "earlier_runs", "note"} over the runs of the newest invocation that recorded it (`earlier_runs`: those of
+    earlier invocations with the same estimate, left out); None when no run recorded one."""
     runs = frames.runs
     recorded = _hardware_column(frames, "cost_estimate")
     if runs is None or len(runs) == 0 or not any(recorded.values()):
         return None
     run_ids = runs["run_id"].tolist()  # columns as lists: a report reads 125 000 runs at 1 000 000 records
-    first = next(rid for rid in run_ids if recorded.get(rid))
-    estimate = recorded[first]
+    newest = next(rid for rid in reversed(run_ids) if recorded.get(rid))  # the estimate of the newest run
+    estimate = recorded[newest]
     # the runs share the parsed estimate object where they stored the same one (store/provenance_read.py)
     runs = runs[[(v := recorded.get(rid)) is estimate or v == estimate for rid in run_ids]]
+    runs, earlier = _newest_invocation(runs)
     metrics = frames.metrics
     built = {}
     if metrics is not None and len(metrics):
@@ -182,7 +207,7 @@ def estimate_vs_actual(frames) -> Optional[dict]:
     phases = estimate.get("phases") or {}
     rows = [{"phase": p, "estimated_s": phases.get(p), "actual_s": actual[p]} for p in PHASES]
     rows.append({"phase": "total", "estimated_s": estimate.get("total_s"), "actual_s": sum(actual.values())})
-    return {"estimate": estimate, "rows": rows, "repetitions": len(firsts),
+    return {"estimate": estimate, "rows": rows, "repetitions": len(firsts), "earlier_runs": earlier,
             "note": ("actual: wall time of the task records; start and idle: from process start to the first task "
                      "(the fork itself and the gaps between repetitions are not in it); a compression arm trains "
                      "inside its generate task, counted there as in the estimate")}

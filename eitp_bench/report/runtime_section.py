@@ -20,6 +20,13 @@ def _ratio(actual: float, estimated: Optional[float]) -> str:
     return "—" if not estimated else f"{actual / estimated:.2f}×"
 
 
+def _earlier(runs: int) -> str:
+    if not runs:
+        return ""
+    return (f" of the newest run of the suite ({runs:,} task records of its earlier runs recorded the same "
+            "estimate and are not counted)")
+
+
 def runtime_sections(frames) -> list[tuple[str, str]]:
     """[(title, html)] when the runs recorded an estimate, else []."""
     from eitp_bench.analysis.runtime import estimate_vs_actual
@@ -34,6 +41,6 @@ def runtime_sections(frames) -> list[tuple[str, str]]:
         for r in table["rows"])
     head = (f"<p>Estimated before the run on {escape(str(e.get('hardware', '')))} (source: "
             f"{escape(str(e.get('source', '')))}, range {_s(e.get('low_s'))} – {_s(e.get('high_s'))}); actual over "
-            f"{table['repetitions']} repetitions. {escape(table['note'])}.</p>")
+            f"{table['repetitions']} repetitions{_earlier(table['earlier_runs'])}. {escape(table['note'])}.</p>")
     return [(TITLE, head + "<table><tr><th>phase</th><th>estimated</th><th>actual</th><th>actual ÷ estimated</th></tr>"
              + rows + "</table>")]

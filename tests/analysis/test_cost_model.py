@@ -282,6 +282,45 @@ def test_estimate_against_actual_per_phase():
     assert rows["total"]["estimated_s"] == 50.0
 
 
+def test_on_a_nightly_store_the_estimate_is_set_against_the_newest_run_of_the_suite_only():
+    """Every night stores the suite again with its estimate: the actual is one night's, not the nights' sum,
+    and a run that failed and was retried within the night does not cut the night short."""
+    from eitp_bench.analysis.frames import load_frames
+    from eitp_bench.analysis.runtime import estimate_vs_actual
+    from eitp_bench.report.runtime_section import runtime_sections
+    from synthetic_store import frames_from_records
+
+    suite = load_suite("smoke", ["arms=[baseline]", "tasks=[train, generate]", "repetitions=2"])
+    estimate = {"total_s": 50.0, "phases": {"train": 20.0, "generate": 5.0}, "source": "profile"}
+    nights = []
+    for night in range(3):
+        recs = _records(suite, "hp", step_s=[0.1, 0.3], other_s=2.0 + night, decode_s=[0.01, 0.02])
+        for r in recs:
+            r.provenance.hardware["cost_estimate"] = dict(estimate)  # equal, not one shared object
+        nights.append(recs)
+    failed = nights[2][0].model_copy(update={"status": "failed", "error": "killed", "run_id": "night-2-failed"})
+    stored = nights[0] + nights[1] + [failed] + nights[2]
+    table = estimate_vs_actual(load_frames(frames_from_records(stored)))
+    rows = {r["phase"]: r for r in table["rows"]}
+    # the last night's two trainings, and its failed one
+    last_trains = [r for r in nights[2] if r.task == "train"]
+    assert len(last_trains) == 2
+    assert rows["train"]["actual_s"] == pytest.approx(sum(map(_wall, last_trains)) + _wall(failed))
+    assert rows["train"]["actual_s"] == pytest.approx(2 * (suite.train.steps * 0.1 + 4) + suite.train.steps * 0.3 + 4)
+    assert rows["generate"]["actual_s"] == pytest.approx(2.0)
+    assert table["repetitions"] == 2 and table["earlier_runs"] == len(nights[0]) + len(nights[1])
+    html = runtime_sections(load_frames(frames_from_records(stored)))[0][1]
+    assert "of the newest run of the suite (8 task records of its earlier runs" in html
+    one_night = estimate_vs_actual(load_frames(frames_from_records(nights[2])))
+    assert one_night["earlier_runs"] == 0 and {r["phase"]: r["actual_s"] for r in one_night["rows"]}["generate"] == 2.0
+
+
+def _wall(record) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(record.finished_at) - datetime.fromisoformat(record.started_at)).total_seconds()
+
+
 def test_estimate_against_actual_is_the_same_read_a_slice_of_runs_at_a_time(monkeypatch):
     from eitp_bench.analysis import runtime
     from eitp_bench.analysis.frames import load_frames
