@@ -172,8 +172,9 @@ def estimate_vs_actual(frames) -> Optional[dict]:
     "earlier_runs", "note"} over the runs of the newest invocation that recorded it (`earlier_runs`: those of
     earlier invocations with the same estimate, left out); None when no run recorded one."""
     runs = frames.runs
-    recorded = _hardware_column(frames, "cost_estimate")
-    if runs is None or len(runs) == 0 or not any(recorded.values()):
+    # a run that recorded none holds NaN in the provenance frame (truthy: never taken for an estimate)
+    recorded = {r: v for r, v in _hardware_column(frames, "cost_estimate").items() if isinstance(v, dict) and v}
+    if runs is None or len(runs) == 0 or not recorded:
         return None
     run_ids = runs["run_id"].tolist()  # columns as lists: a report reads 125 000 runs at 1 000 000 records
     newest = next(rid for rid in reversed(run_ids) if recorded.get(rid))  # the estimate of the newest run

@@ -299,7 +299,9 @@ def test_on_a_nightly_store_the_estimate_is_set_against_the_newest_run_of_the_su
             r.provenance.hardware["cost_estimate"] = dict(estimate)  # equal, not one shared object
         nights.append(recs)
     failed = nights[2][0].model_copy(update={"status": "failed", "error": "killed", "run_id": "night-2-failed"})
-    stored = nights[0] + nights[1] + [failed] + nights[2]
+    unpriced = nights[2][-1].model_copy(deep=True, update={"run_id": "no-estimate"})
+    del unpriced.provenance.hardware["cost_estimate"]  # the newest record recorded none: NaN in its frame
+    stored = nights[0] + nights[1] + [failed] + nights[2] + [unpriced]
     table = estimate_vs_actual(load_frames(frames_from_records(stored)))
     rows = {r["phase"]: r for r in table["rows"]}
     # the last night's two trainings, and its failed one
