@@ -269,8 +269,8 @@ def metric_values(store, where, consume, *, chunk_rows: int = 20_000) -> None:
     from sqlalchemy import case, null, select
 
     m = TABLES["metrics"]
-    flags = case((m.c.flags_json == "[]", null()), else_=m.c.flags_json)
-    stmt = (select(RUNS.c.seq, m.c.idx, m.c.name, m.c.window, m.c.value, m.c.unit, flags)
+    own = {"seq": RUNS.c.seq, "flags_json": case((m.c.flags_json == "[]", null()), else_=m.c.flags_json)}
+    stmt = (select(*(own.get(c, m.c.get(c)) for c in METRIC_VALUE_COLUMNS))
             .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
             .where(where, RUNS.c.status == "ok", m.c.value.is_not(None)))
     with store._driver_cursor(stmt) as cursor:
