@@ -4,7 +4,9 @@
 
 STORE is a store path or URL (benchmarks/report_scale.py --keep DIR builds the fleet stores). Each phase is a
 function of the report's path, timed with perf_counter around every call (nested phases count inside their
-callers; `calls` says how often each ran). Run it twice and read the second: the first reads the file cold.
+callers; `calls` says how often each ran), with how far the process's peak resident memory rose while
+it ran (`peak +MiB`: what that phase added on top of the peak before it). Run it twice and read the second:
+the first reads the file cold.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import resource
 import sys
 import tempfile
 import time
@@ -40,15 +43,20 @@ PHASES = [
 ]
 
 
-def _timed(seconds: dict, calls: dict, label: str, fn):
+def _peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def _timed(seconds: dict, calls: dict, grown: dict, label: str, fn):
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        t0 = time.perf_counter()
+        t0, peak0 = time.perf_counter(), _peak_kib()
         try:
             return fn(*args, **kwargs)
         finally:
             seconds[label] = seconds.get(label, 0.0) + time.perf_counter() - t0
             calls[label] = calls.get(label, 0) + 1
+            grown[label] = grown.get(label, 0) + _peak_kib() - peak0
     return run
 
 
@@ -60,6 +68,7 @@ def main() -> int:
     out = args.out or str(Path(tempfile.mkdtemp(prefix="report_phases_")) / "report.html")
     seconds: dict[str, float] = {}
     calls: dict[str, int] = {}
+    grown: dict[str, int] = {}
     t0 = time.perf_counter()
     for module_name, name in PHASES:
         owner = importlib.import_module(module_name)
@@ -67,22 +76,24 @@ def main() -> int:
         for part in path:
             owner = getattr(owner, part)
         original = getattr(owner, attr)
-        wrapped = _timed(seconds, calls, name, original)
+        wrapped = _timed(seconds, calls, grown, name, original)
         setattr(owner, attr, wrapped)
         for module in list(sys.modules.values()):  # names imported `from … import` elsewhere, before this
             if getattr(module, "__name__", "").startswith("eitp_bench") and getattr(module, attr, None) is original:
                 setattr(module, attr, wrapped)
     seconds["importing"] = time.perf_counter() - t0
+    imported = _peak_kib()
     from eitp_bench.report.build import write_report
 
     started = time.perf_counter()
     write_report(args.store, out)
     total = time.perf_counter() - started
-    print(f"{'phase':34s} {'wall s':>7s} {'calls':>6s}")
+    print(f"{'phase':34s} {'wall s':>7s} {'calls':>6s} {'peak +MiB':>9s}")
+    grown["importing"] = imported
     for label in ["importing", *(name for _, name in PHASES)]:
         if label in seconds:
-            print(f"{label:34s} {seconds[label]:7.2f} {calls.get(label, 1):6d}")
-    print(f"{'report (after importing)':34s} {total:7.2f}")
+            print(f"{label:34s} {seconds[label]:7.2f} {calls.get(label, 1):6d} {grown[label] / 1024:9.0f}")
+    print(f"{'report (after importing)':34s} {total:7.2f} {'':6s} {(_peak_kib() - imported) / 1024:9.0f}")
     return 0
 
 
