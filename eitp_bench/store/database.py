@@ -26,6 +26,7 @@ from typing import Iterable, Iterator, Optional
 from eitp_bench.errors import UserError
 from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import Provenance, RunRecord
+from eitp_bench.store.column_read import columns_of, frame_of
 from eitp_bench.store.hardware_values import referenced_ids, resolved, stored_provenances, value_texts
 from eitp_bench.store.layout import (CHILD_TABLES, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES, flag_columns,
                                      run_row)
@@ -644,27 +645,27 @@ class Store:
                 cursor.close()
 
     def _frame(self, stmt):
-        import pandas as pd
-
         with self._driver_cursor(stmt) as cursor:
-            columns = [d[0] for d in cursor.description]
-            values = _columns_of(cursor, len(columns))
-        if values is None or len(set(columns)) < len(columns):
-            return pd.DataFrame.from_records(values or [], columns=columns)
-        # one column at a time, inferred as from_records infers it (tests/store/test_store_frames.py)
-        return pd.DataFrame(dict(zip(columns, values)), columns=columns)
+            return frame_of(cursor)  # a chunk at a time, typed as from_records types it (store/column_read.py)
 
     # `where`: a condition on the runs table (store/queries.py) that keeps only some runs' rows
 
     @_reading
     def runs_frame(self, where=None):
-        runs = self._runs(RUN_COLUMNS, where=where).drop(columns="_row")
+        return self.runs_and_seqs(where)[0]
+
+    @_reading
+    def runs_and_seqs(self, where=None):
+        """(runs_frame, each of its runs' runs.seq as a numpy array): metric rows name their run by seq
+        (queries.metric_values)."""
+        runs = self._runs(RUN_COLUMNS, where=where)
+        seqs = runs.pop("_row").to_numpy()
         from datetime import datetime
 
         for column in ("started_at", "finished_at"):  # the analysis parses them: a bad one is said here
             for value in runs[column].dropna().unique() if column in runs else ():
                 datetime.fromisoformat(value)
-        return runs
+        return runs, seqs
 
     @_reading
     def metrics_frame(self, where=None, runs=None):
@@ -703,7 +704,7 @@ class Store:
 
         stmt = select(RUNS.c.run_id, RUNS.c.timeline_devices).where(RUNS.c.timeline_devices != "[]")
         with self._driver_cursor((stmt if where is None else stmt.where(where)).order_by(RUNS.c.seq)) as cursor:
-            run_ids, texts = _columns_of(cursor, 2) or ([], [])
+            run_ids, texts = columns_of(cursor, 2) or ([], [])
         return _runs_per_device(run_ids, texts, first)
 
     @_reading
@@ -805,28 +806,6 @@ def _runs_per_device(run_ids: list, texts: list, first: Optional[int]):
         positions = np.sort(np.concatenate(at[device]))[:first]  # [:None] keeps them all
         parts.append(pd.DataFrame({"device": device, "run_id": ids[positions]}))
     return pd.concat(parts, ignore_index=True)
-
-
-_FETCH_ROWS = 20_000
-
-
-def _columns_of(cursor, n_columns: int) -> Optional[list[list]]:
-    """The cursor's rows as one list per column (None when there are none), fetched a few thousand rows at
-    a time with each column's repeated strings shared: the driver's row tuples, with a new string object per
-    cell (run_id, suite, arm … repeated on every metric row), would otherwise all be alive at once, several
-    times the frame they become."""
-    out: list[list] = [[] for _ in range(n_columns)]
-    shared: list[dict] = [{} for _ in range(n_columns)]
-    while rows := cursor.fetchmany(_FETCH_ROWS):
-        for values, column, seen in zip(zip(*rows), out, shared):
-            if any(type(v) is str for v in values[:50]):
-                # a text column: str or None throughout (SQLite's TEXT affinity stores a number as text),
-                # so every value can key `seen` unchanged; map runs in C, ~1.6x the list comprehension
-                column.extend(map(seen.setdefault, values, values))
-            else:
-                column.extend(values)
-        del rows
-    return out if out and out[0] else None
 
 
 def _parsed_once(texts: list) -> list:

@@ -1,6 +1,6 @@
-"""Frames are fetched a chunk at a time, one list per column: the same frames as the driver's rows all at once.
+"""Frames are fetched a chunk at a time, as Arrow columns: the same frames as the driver's rows all at once.
 
-`Store._frame` no longer holds every row tuple of a query before pandas sees it (store/database.py _columns_of); the
+`Store._frame` no longer holds every row tuple of a query before pandas sees it (store/column_read.py); the
 frames must be exactly those `pd.DataFrame.from_records(cursor.fetchall())` built: values, order and
 dtypes, with null columns, columns null in one chunk only, and no rows at all, on both backends.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+import eitp_bench.store.column_read as column_read
 import eitp_bench.store.database as store_module
 from eitp_bench.store import queries as store_queries
 from eitp_bench.store import Store
@@ -42,7 +43,7 @@ def test_chunked_frames_equal_whole_fetches(store_url, monkeypatch):
     with Store.open(store_url) as store:
         store.add_many(recs)
     store = Store.open(store_url, read_only=True)
-    monkeypatch.setattr(store_module, "_FETCH_ROWS", 7)  # many chunks, some whose columns are all null
+    monkeypatch.setattr(column_read, "_FETCH_ROWS", 7)  # many chunks, some whose columns are all null
     chunked = {name: read(store) for name, read in READS.items()}
     monkeypatch.setattr(Store, "_frame", _fetchall_frame)
     whole = {name: read(store) for name, read in READS.items()}
@@ -56,13 +57,42 @@ def test_chunked_frames_equal_whole_fetches(store_url, monkeypatch):
 def test_columns_of_keeps_every_row_in_order(rows, monkeypatch):
     import sqlite3
 
-    monkeypatch.setattr(store_module, "_FETCH_ROWS", 7)
+    monkeypatch.setattr(column_read, "_FETCH_ROWS", 7)
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE t (a TEXT, b REAL, c TEXT)")
     data = [(f"s{i % 3}", i / 2 if i % 4 else None, None if i < 9 else "late") for i in range(rows)]
     conn.executemany("INSERT INTO t VALUES (?, ?, ?)", data)
-    got = store_module._columns_of(conn.execute("SELECT a, b, c FROM t ORDER BY rowid"), 3)
+    got = column_read.columns_of(conn.execute("SELECT a, b, c FROM t ORDER BY rowid"), 3)
     assert got == ([list(col) for col in zip(*data)] if data else None)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 8, 20])
+def test_frame_of_types_columns_as_pandas_infers_them(rows, monkeypatch):
+    """Chunks typed apart (integers then floats, nulls then text, text then integers: SQLite keeps what it was
+    given) still give the column pandas infers from every value at once."""
+    import sqlite3
+
+    monkeypatch.setattr(column_read, "_FETCH_ROWS", 7)
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (txt, num, mixed, late_text, empty, blob, flag, opt_int)")
+    data = [(f"s{i % 3}" if i % 5 else None,
+             i if i < 7 else i / 4,              # int64 chunks, then float64 ones
+             "x" if i == 12 else i,              # one text among integers (a column Arrow cannot type)
+             None if i < 9 else "late",          # a chunk of nulls only, then text
+             None,                               # null throughout: object
+             b"\x00" if i == 15 else i,          # bytes in one chunk (Arrow: binary)
+             i % 2,                              # SQLite has no bool: integers
+             None if i % 3 == 0 else i)          # integers with nulls: float64 and NaN
+            for i in range(rows)]
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?)", data)
+    query = "SELECT * FROM t ORDER BY rowid"
+    got = column_read.frame_of(conn.execute(query))
+    cursor = conn.execute(query)
+    want = pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    if rows == 20:
+        assert str(got["txt"].dtype) == "str" and got["num"].dtype == float and got["opt_int"].dtype == float
+        assert got["mixed"].dtype == object and got["empty"].dtype == object and got["flag"].dtype == "int64"
 
 
 @pytest.mark.parametrize("children", ["some", "none"])
