@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # (module, function or Class.method): reads, then analysis, then drawing
 PHASES = [
     ("eitp_bench.analysis.frames", "_stored_groups"),
-    ("eitp_bench.store.database", "Store.runs_frame"),
+    ("eitp_bench.store.database", "Store.runs_and_seqs"),
     ("eitp_bench.store.database", "Store.provenance_frame"),
     ("eitp_bench.analysis.stored_rounds", "read_rounds"),
     ("eitp_bench.store.queries", "metric_values"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Collection, Optional
 
 from eitp_bench.errors import UserError
 
@@ -22,14 +22,17 @@ class StoredTimeline:
     it. `plotted` reads the points of those runs only, `points` all of them (the evidence bundle)."""
 
     store: Any
-    run_ids: Optional[frozenset] = None  # None: every run's; else only these runs'
+    # None: every run's; else only these runs', a frozenset or a pandas Index. load_newest gives the runs
+    # frame's run_id column as an Index (Arrow text, shared with the frame): a frozenset of the 125 000 runs
+    # a report reads at 1 000 000 records held 15 MiB of Python strings for the whole report
+    run_ids: Optional[Collection] = field(default=None, hash=False)
     # the SQL condition on runs that read `run_ids` (load_newest): the plotted runs are picked among
     # those runs in SQL, never from every run of the store. Always the condition that read exactly
     # `run_ids`: `only` drops it
     where: Any = field(default=None, compare=False)
 
     def only(self, run_ids: set) -> "StoredTimeline":
-        kept = frozenset(run_ids) if self.run_ids is None else self.run_ids & frozenset(run_ids)
+        kept = frozenset(run_ids) if self.run_ids is None else frozenset(run_ids).intersection(self.run_ids)
         # `where` read the runs before this restriction: it no longer says which runs these are
         return StoredTimeline(self.store, kept)
 
@@ -185,18 +188,20 @@ def _stored_groups(store, store_or_path, suite: Optional[str]) -> list:
 def _read_newest(store, source: str, suite: Optional[str], max_groups: int, groups: list) -> Frames:
     """The newest groups' runs, with their metrics as the judge's rounds, combined while the rows stream
     past (analysis/stored_rounds.py): no frame of every stored copy (`metrics` is None)."""
+    import pandas as pd
+
     from eitp_bench.analysis.stored_rounds import read_rounds
     from eitp_bench.store import queries as store_queries
 
     where = store_queries.runs_of([(g.config_hash, g.hardware_profile_id) for g in groups[:max_groups]], suite=suite)
     if where is None:  # no ok run with a metric: nothing to judge, and nothing large to read
         return for_suite(load_frames(store), suite)
-    runs = store.runs_frame(where=where)
+    runs, seqs = store.runs_and_seqs(where=where)
     provenance = store.provenance_frame(where=where)
-    rounds = read_rounds(store, where, runs, provenance)
+    rounds = read_rounds(store, where, runs, seqs, provenance)
     return _finite_metrics(Frames(
         runs, None, store.energy_frame(where=where, runs=runs),
-        StoredTimeline(store, frozenset(runs["run_id"].tolist()), where), provenance=provenance,
+        StoredTimeline(store, pd.Index(runs["run_id"]), where), provenance=provenance,
         source=source, configs=store.configs(hashes={g.config_hash for g in groups[:max_groups]}), rounds=rounds,
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
                          not_finite_read=store_queries.not_finite_counts(store, suite=suite, where=where),

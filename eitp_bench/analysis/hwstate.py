@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from eitp_bench.analysis.per_object import once_per_object
+from eitp_bench.analysis.per_object import object_codes, once_per_object
 
 # field -> how it reads in a NOT COMPARABLE note
 ENERGY_FIELDS = {
@@ -99,13 +99,59 @@ def with_state(df, provenance):
 
     if df is None or len(df) == 0:
         return df
-    known = provenance if isinstance(provenance, RunLabels) else run_labels(provenance)
-    # looked up in lists, not Series.map: 0.5 s for the 125 000 runs a report reads at 1 000 000 records
-    run_ids = df["run_id"].astype(str).tolist()
-    labels, board_of = known.labels, known.boards
-    boards = [board_of.get(r) for r in run_ids]
-    return df.assign(energy_state=pd.Series([labels.get(r) or "" for r in run_ids], index=df.index, dtype=str),
-                     board=pd.Series(boards, index=df.index) if any(boards) else np.nan)
+    states = run_state_codes(df["run_id"], provenance)
+    boards = states.boards[states.codes]
+    return df.assign(energy_state=pd.Series(states.labels[states.codes], index=df.index, dtype=str),
+                     board=pd.Series(boards, index=df.index) if any(b is not None for b in boards) else np.nan)
+
+
+@dataclass(frozen=True)
+class RunStateCodes:
+    """Per entry of a run_id column: a code for its run's recorded state, and per code the state's label
+    ('' where none was recorded) and board (None). Codes are equal where the (label, board) pairs are."""
+
+    codes: Any  # numpy int array, one per entry
+    labels: Any  # numpy object array, one per code
+    boards: Any  # numpy object array, one per code
+
+    def label_codes(self):
+        """Per entry, a code equal where the labels are (the comparability key's third part)."""
+        import pandas as pd
+
+        return pd.factorize(self.labels)[0][self.codes]
+
+
+def run_state_codes(run_ids, provenance) -> RunStateCodes:
+    """Each entry's state, found by position and per state object (the runs of one machine share one) from a
+    provenance frame: no dict or string per run. For the 125 000 runs a report reads at 1 000 000 records,
+    a label string per run was 18 MiB of Arrow text and dicts of their ids 20 MiB more. `provenance` may
+    also be RunLabels (regress) or a frame with a run twice (looked up as a dict, the last row winning)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(provenance, RunLabels) or not _unique_runs(provenance):
+        known = provenance if isinstance(provenance, RunLabels) else run_labels(provenance)
+        # looked up in lists, not Series.map: 0.5 s for the 125 000 runs a report reads at 1 000 000 records
+        pair_code: dict[tuple, int] = {}  # (label, board) → its code, in first-seen order
+        codes = np.fromiter((pair_code.setdefault((known.labels.get(r) or "", known.boards.get(r)), len(pair_code))
+                             for r in run_ids.astype(str).tolist()), dtype=np.int64, count=len(run_ids))
+        labels, board_of = np.empty(len(pair_code), dtype=object), np.empty(len(pair_code), dtype=object)
+        for (label, board), code in pair_code.items():
+            labels[code], board_of[code] = label, board
+        return RunStateCodes(codes, labels, board_of)
+    at = pd.Index(provenance["run_id"].astype(str)).get_indexer(run_ids.astype(str))  # -1: no provenance
+    states = provenance["hardware.state"].tolist()
+    codes, firsts = object_codes(states)
+    none = len(firsts)  # the code of a run without provenance
+    labels = np.array([state_label(energy_state(states[i])) for i in firsts] + [""], dtype=object)
+    board_of = np.empty(none + 1, dtype=object)
+    board_of[:none] = [boards(states[i]) for i in firsts]
+    return RunStateCodes(np.where(at >= 0, codes[at], none), labels, board_of)
+
+
+def _unique_runs(provenance) -> bool:
+    return provenance is not None and len(provenance) > 0 and "hardware.state" in provenance.columns and \
+        provenance["run_id"].is_unique
 
 
 def not_comparable_note(label: str, others: list[str], parsed: dict[str, dict]) -> Optional[str]:

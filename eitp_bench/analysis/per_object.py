@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-def _codes(values: list):
+def object_codes(values: list):
     """(code per value, position of each code's first value): equal codes, the same object."""
     import numpy as np
     import pandas as pd
@@ -32,7 +32,7 @@ def once_per_object(values: list, derive: Callable[[Any], Any]) -> list:
 
     if not values:
         return []
-    codes, firsts = _codes(values)
+    codes, firsts = object_codes(values)
     derived = np.empty(len(firsts), dtype=object)
     for code, at in enumerate(firsts):  # item by item: an answer that is a list must stay one object
         derived[code] = derive(values[at])
@@ -45,5 +45,5 @@ def counts_per_object(values: list) -> list[tuple[Any, int]]:
 
     if not values:
         return []
-    codes, firsts = _codes(values)
+    codes, firsts = object_codes(values)
     return [(values[at], int(n)) for at, n in zip(firsts, np.bincount(codes, minlength=len(firsts)).tolist())]

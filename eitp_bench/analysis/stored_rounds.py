@@ -33,26 +33,30 @@ class StoredRounds:
     behind: dict  # (config hash, hardware profile, energy state) → RunsBehind
 
 
-def read_rounds(store, where, runs, provenance) -> StoredRounds:
-    """The rounds of the runs that `where` keeps. `runs` is their runs frame (every status, store order)
-    and `provenance` their provenance frame, both already read with the same `where`."""
-    from eitp_bench.analysis.rounds import energy_state_key, keyed
-    from eitp_bench.store.queries import metric_values, ok_run_seqs
+def read_rounds(store, where, runs, seqs, provenance) -> StoredRounds:
+    """The rounds of the runs that `where` keeps. `runs` is their runs frame (every status, store order),
+    `seqs` their runs.seq (Store.runs_and_seqs) and `provenance` their provenance frame, all already read
+    with the same `where`."""
+    from eitp_bench.analysis.hwstate import run_state_codes
+    from eitp_bench.analysis.rounds import keyed
+    from eitp_bench.store.queries import metric_values
 
-    ok = runs[runs["status"] == "ok"].reset_index(drop=True) if len(runs) else runs
-    ok = energy_state_key(keyed(ok), provenance)
+    is_ok = (runs["status"] == "ok").to_numpy(dtype=bool, na_value=False) if len(runs) else None
+    ok = keyed(runs[is_ok].reset_index(drop=True)) if len(runs) else runs
     if ok is None or len(ok) == 0:
         return StoredRounds(_empty(runs), {})
-    seq_of = ok_run_seqs(store, where)
-    # each ok run's position in `ok`, keyed by its seq (the rows name their run by it); tolist: no per-item
-    # pandas. A run another process stores while this one reads is not in `ok`: its rows are passed over
-    position = {seq_of[run_id]: i for i, run_id in enumerate(ok["run_id"].tolist()) if run_id in seq_of}
+    # each ok run's position in `ok`, keyed by its seq (the rows name their run by it). A run another
+    # process stores while this one reads is not in `ok`: its rows are passed over
+    position = {seq: i for i, seq in enumerate(seqs[is_ok].tolist())}
+    # each run's energy state as a code, its label looked up per round: a label string per run (what
+    # energy_state_key adds) was 18 MiB of text at 1 000 000 records, for four distinct labels
+    states = run_state_codes(ok["run_id"], provenance)
     # each run's round (its state included) as a code: one small int per run, where a tuple of its eight
     # values as Python strings (Arrow's tolist makes a new string per cell) was ~70 MiB at 1 000 000 records
-    round_of = row_codes(ok, [*ROUND_KEYS, "energy_state"]).tolist()
+    round_of = row_codes(ok[ROUND_KEYS].assign(energy_state=states.label_codes()), [*ROUND_KEYS, "energy_state"]).tolist()
     acc = _Accumulator(position, round_of)
     metric_values(store, where, acc.add)
-    return StoredRounds(acc.frame(ok), acc.behind(ok))
+    return StoredRounds(acc.frame(ok, provenance), acc.behind(ok, states))
 
 
 class _Accumulator:
@@ -86,15 +90,17 @@ class _Accumulator:
             if flags is not _NO_FLAGS:
                 flagged.setdefault(key, []).append((p, idx, flags))
 
-    def frame(self, ok):
+    def frame(self, ok, provenance):
         import numpy as np
         import pandas as pd
+
+        from eitp_bench.analysis.rounds import energy_state_key
 
         if not self.rounds:
             return _empty(ok)
         keys = sorted(self.rounds, key=lambda k: (self.rounds[k][0], self.rounds[k][1]))  # first copies' order
         firsts = [self.rounds[k] for k in keys]
-        out = ok.iloc[[r[0] for r in firsts]].reset_index(drop=True)
+        out = energy_state_key(ok.iloc[[r[0] for r in firsts]].reset_index(drop=True), provenance)
         values = [np.asarray(r[4]) for r in firsts]
         copies = np.array([len(v) for v in values])
         merge = bool((copies > 1).any())  # as combine_rounds: flags are merged only where copies exist
@@ -123,13 +129,14 @@ class _Accumulator:
         frame["round_sd"] = [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in values]
         return frame
 
-    def behind(self, ok) -> dict:
+    def behind(self, ok, states) -> dict:
         import numpy as np
 
         holders: dict[tuple, list] = {}  # (config hash, profile, state, name) → the positions of its rounds' runs
-        group_columns = [ok[c] for c in ("suite_config_hash", "hardware_profile_id", "energy_state")]
+        group_columns = [ok[c] for c in ("suite_config_hash", "hardware_profile_id")]
         for (_, name, _), r in self.rounds.items():  # a round's first run holds its comparability key
-            holders.setdefault((*(c.iloc[r[0]] for c in group_columns), name), []).append(np.asarray(r[5]))
+            key = (*(c.iloc[r[0]] for c in group_columns), states.labels[states.codes[r[0]]], name)
+            holders.setdefault(key, []).append(np.asarray(r[5]))
         by_group: dict[tuple, dict] = {}
         for (config_hash, profile, state, name), positions in holders.items():
             by_group.setdefault((config_hash, profile, state), {})[name] = np.unique(np.concatenate(positions))

@@ -265,7 +265,7 @@ def metric_values(store, where, consume, *, chunk_rows: int = 20_000) -> None:
     """Hands `consume` the finite metric rows of the ok runs that `where` keeps (a condition from runs_of),
     `chunk_rows` driver tuples (METRIC_VALUE_COLUMNS) at a time, in no particular order: the judge's rounds
     are computed from them (analysis/stored_rounds.py) without a frame of every row ever existing.
-    ok_run_seqs says which run each seq is."""
+    Store.runs_and_seqs says which run each seq is."""
     from sqlalchemy import case, null, select
 
     m = TABLES["metrics"]
@@ -276,15 +276,6 @@ def metric_values(store, where, consume, *, chunk_rows: int = 20_000) -> None:
     with store._driver_cursor(stmt) as cursor:
         while rows := cursor.fetchmany(chunk_rows):
             consume(rows)
-
-
-@_reading
-def ok_run_seqs(store, where) -> dict:
-    """run_id → runs.seq of the ok runs that `where` keeps: the runs metric_values' rows name by seq."""
-    from sqlalchemy import select
-
-    with store._driver_cursor(select(RUNS.c.run_id, RUNS.c.seq).where(where, RUNS.c.status == "ok")) as cursor:
-        return dict(cursor.fetchall())
 
 
 # ---- the latest figures per series (exporters/openmetrics.py) -----------------------------------

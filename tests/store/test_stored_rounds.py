@@ -69,8 +69,8 @@ def _full_groups(store):
 def _read(store, **kwargs):
     groups = [(h, p) for h, p in {(k[0], k[1]) for k in _full_groups(store)}]
     where = store_queries.runs_of(groups)
-    runs = store.runs_frame(where=where)
-    return read_rounds(store, where, runs, store.provenance_frame(where=where), **kwargs)
+    runs, seqs = store.runs_and_seqs(where=where)
+    return read_rounds(store, where, runs, seqs, store.provenance_frame(where=where), **kwargs)
 
 
 def test_the_rounds_are_combine_rounds_of_a_full_read(stored):
@@ -138,10 +138,10 @@ def test_a_run_stored_while_the_rounds_are_read_is_passed_over(stored):
     before = _read(reader)
     groups = [(h, p) for h, p in {(k[0], k[1]) for k in _full_groups(reader)}]
     where = store_queries.runs_of(groups)
-    runs, provenance = reader.runs_frame(where=where), reader.provenance_frame(where=where)
+    (runs, seqs), provenance = reader.runs_and_seqs(where=where), reader.provenance_frame(where=where)
     late = copies([r for r in _records() if r.status == "ok" and r.suite_config_hash != "cfg-old"][:3], 9, jitter=0.5)
     with Store.open(stored) as writer:
         writer.add_many(late)
-    got = read_rounds(reader, where, runs, provenance)
+    got = read_rounds(reader, where, runs, seqs, provenance)
     pd.testing.assert_frame_equal(got.frame, before.frame, check_exact=True)
     assert len(_read(reader).frame) == len(before.frame) and not _read(reader).frame.equals(before.frame)
