@@ -378,7 +378,7 @@ def _energy_skipped(energy) -> dict[str, int]:
 
 def _batches(behind) -> Optional[str]:
     """A warning when one configuration's runs came in several batches (possible top-ups)."""
-    if len(behind.frame) < 2 or not {"arm", "task", "size", "repetition", "started_at"} <= set(behind.frame.columns):
+    if len(behind) < 2 or not {"arm", "task", "size", "repetition", "started_at"} <= set(behind.columns):
         return None
     return behind.looks().warning
 
