@@ -27,6 +27,11 @@ def _earlier(runs: int) -> str:
             "estimate and are not counted)")
 
 
+def _on(hardware) -> str:
+    """' on H100 SXM' where the estimate named its hardware; nothing where it did not."""
+    return f" on {escape(str(hardware))}" if hardware else ""
+
+
 def runtime_sections(frames) -> list[tuple[str, str]]:
     """[(title, html)] when the runs recorded an estimate, else []."""
     from eitp_bench.analysis.runtime import estimate_vs_actual
@@ -39,8 +44,8 @@ def runtime_sections(frames) -> list[tuple[str, str]]:
         f"<tr><td>{escape(r['phase'])}</td><td>{_s(r['estimated_s'])}</td><td>{_s(r['actual_s'])}</td>"
         f"<td>{_ratio(r['actual_s'], r['estimated_s'])}</td></tr>"
         for r in table["rows"])
-    head = (f"<p>Estimated before the run on {escape(str(e.get('hardware', '')))} (source: "
-            f"{escape(str(e.get('source', '')))}, range {_s(e.get('low_s'))} – {_s(e.get('high_s'))}); actual over "
+    head = (f"<p>Estimated before the run{_on(e.get('hardware'))} (source: "
+            f"{escape(str(e.get('source') or 'not recorded'))}, range {_s(e.get('low_s'))} – {_s(e.get('high_s'))}); actual over "
             f"{table['repetitions']} repetitions{_earlier(table['earlier_runs'])}. {escape(table['note'])}.</p>")
     return [(TITLE, head + "<table><tr><th>phase</th><th>estimated</th><th>actual</th><th>actual ÷ estimated</th></tr>"
              + rows + "</table>")]

@@ -313,6 +313,7 @@ def test_on_a_nightly_store_the_estimate_is_set_against_the_newest_run_of_the_su
     assert table["repetitions"] == 2 and table["earlier_runs"] == len(nights[0]) + len(nights[1])
     html = runtime_sections(load_frames(frames_from_records(stored)))[0][1]
     assert "of the newest run of the suite (8 task records of its earlier runs" in html
+    assert "Estimated before the run (source: profile, range" in html  # no hardware named: no "on"
     one_night = estimate_vs_actual(load_frames(frames_from_records(nights[2])))
     assert one_night["earlier_runs"] == 0 and {r["phase"]: r["actual_s"] for r in one_night["rows"]}["generate"] == 2.0
 
@@ -410,6 +411,7 @@ def test_the_report_sets_the_estimate_against_the_actual_times():
     steps = suite.train.steps
     train = steps * 0.1 + 2 + steps * 0.3 + 2
     assert "Time: estimated and actual" in html and f"{train / 20.0:.2f}×" in html
+    assert "Estimated before the run on nvidia-h100-sxm (profile) (source: profile, range 25 s – 100 s)" in html
     assert "Time: estimated and actual" not in build_report(frames_from_records(_records(suite, "hp", [0.1], 2.0, [0.01])),
                                                             theory=False)  # no recorded estimate: no section
 
