@@ -147,41 +147,75 @@ def _newest_invocation(runs):
     that one night: summed over every night, "actual" would be the nights times the estimate. One invocation
     runs each slot (configuration, arm, task, size, seed, repetition) once, so walking back from the newest
     run, the newest invocation starts after the newest ok run whose slot comes again (a failed run retried
-    within the invocation does not end it)."""
-    from eitp_bench.analysis.rounds import row_codes
-
+    within the invocation does not end it). The walk reads the runs from the end, a stretch at a time: a
+    nightly store's newest night is a few runs, never a code for each of the 125 000 runs a report reads."""
     keys = [k for k in ("suite_config_hash", "arm", "task", "size", "seed", "repetition") if k in runs.columns]
     if not keys or len(runs) == 0:
         return runs, 0
-    slots = row_codes(runs, keys).tolist()
-    ok = (runs["status"] == "ok").tolist() if "status" in runs.columns else [True] * len(runs)
     seen: set = set()
-    for i in range(len(runs) - 1, -1, -1):
-        if ok[i]:
-            if slots[i] in seen:
-                return runs.iloc[i + 1:], i + 1
-            seen.add(slots[i])
+    end = len(runs)
+    while end > 0:
+        start = max(0, end - _SLICE)
+        part = runs.iloc[start:end]
+        # a missing value (None, or NaN, which equals nothing) is one value, as a groupby key
+        slots = list(zip(*([None if v != v else v for v in part[k].tolist()] for k in keys)))
+        ok = (part["status"] == "ok").tolist() if "status" in part.columns else [True] * len(part)
+        for i in range(len(part) - 1, -1, -1):
+            if ok[i]:
+                if slots[i] in seen:
+                    return runs.iloc[start + i + 1:], start + i + 1
+                seen.add(slots[i])
+        end = start
     return runs, 0
 
 
 _SLICE = 10_000  # runs whose columns are lists at once (the whole 125 000 of a report's runs: 45 MiB more peak)
 
 
+def _per_run(frames, key: str, run_ids) -> list:
+    """provenance.hardware.<key> of each of `run_ids` (None where its run has none), found through an index
+    of the provenance's run ids: no dict of every run's id (two such dicts left 20 MiB at the end of a
+    1 000 000-record report, its peak)."""
+    import numpy as np
+    import pandas as pd
+
+    prov, col = frames.provenance, f"hardware.{key}"
+    if prov is None or len(prov) == 0 or col not in prov.columns:
+        return [None] * len(run_ids)
+    prov = prov if prov["run_id"].is_unique else prov.drop_duplicates("run_id", keep="last")
+    at = pd.Index(prov["run_id"]).get_indexer(pd.Index(run_ids))
+    values = np.empty(len(prov) + 1, dtype=object)  # item by item: a value that is a list stays one object
+    values[:-1] = prov[col].tolist()
+    return values[np.where(at >= 0, at, len(prov))].tolist()
+
+
+def _given(value) -> bool:
+    """A recorded number: not None, not the NaN of a run whose provenance lacks the field."""
+    return value is not None and value == value
+
+
 def estimate_vs_actual(frames) -> Optional[dict]:
     """{"estimate": the newest run's recorded estimate, "rows": [{phase, estimated_s, actual_s}], "repetitions",
     "earlier_runs", "note"} over the runs of the newest invocation that recorded it (`earlier_runs`: those of
     earlier invocations with the same estimate, left out); None when no run recorded one."""
+    import numpy as np
+
+    from eitp_bench.analysis.per_object import object_codes
+
     runs = frames.runs
-    # a run that recorded none holds NaN in the provenance frame (truthy: never taken for an estimate)
-    recorded = {r: v for r, v in _hardware_column(frames, "cost_estimate").items() if isinstance(v, dict) and v}
-    if runs is None or len(runs) == 0 or not recorded:
+    if runs is None or len(runs) == 0:
         return None
-    run_ids = runs["run_id"].tolist()  # columns as lists: a report reads 125 000 runs at 1 000 000 records
-    newest = next(rid for rid in reversed(run_ids) if recorded.get(rid))  # the estimate of the newest run
-    estimate = recorded[newest]
-    # the runs share the parsed estimate object where they stored the same one (store/provenance_read.py)
-    runs = runs[[(v := recorded.get(rid)) is estimate or v == estimate for rid in run_ids]]
-    runs, earlier = _newest_invocation(runs)
+    estimates = _per_run(frames, "cost_estimate", runs["run_id"])
+    # the runs share the parsed estimate object where they stored the same one (store/provenance_read.py):
+    # each distinct object is looked at once. A run that recorded none holds NaN in the provenance frame
+    codes, firsts = object_codes(estimates)
+    recorded = np.array([isinstance(estimates[i], dict) and bool(estimates[i]) for i in firsts], dtype=bool)[codes]
+    if not recorded.any():
+        return None
+    estimate = estimates[int(np.flatnonzero(recorded)[-1])]  # the estimate of the newest run
+    same = np.array([isinstance(estimates[i], dict) and (estimates[i] is estimate or estimates[i] == estimate)
+                     for i in firsts], dtype=bool)[codes]
+    runs, earlier = _newest_invocation(runs[same])
     metrics = frames.metrics
     built = {}
     if metrics is not None and len(metrics):
@@ -202,9 +236,8 @@ def estimate_vs_actual(frames) -> Optional[dict]:
                 # the artefact is built inside the first task that needs it (generate): its time is compress's
                 actual["compress"] += built[rid]
                 actual["generate" if "generate" in set(runs.loc[runs["arm"] == arm, "task"]) else "compress"] -= built[rid]
-    setup = _hardware_column(frames, "setup_s")
     firsts = runs.groupby(["suite_config_hash", "arm", "size", "repetition"], sort=False)["run_id"].first()
-    actual["start_idle"] = sum(float(setup[r]) for r in firsts if setup.get(r) is not None)
+    actual["start_idle"] = sum(float(s) for s in _per_run(frames, "setup_s", firsts.tolist()) if _given(s))
     phases = estimate.get("phases") or {}
     rows = [{"phase": p, "estimated_s": phases.get(p), "actual_s": actual[p]} for p in PHASES]
     rows.append({"phase": "total", "estimated_s": estimate.get("total_s"), "actual_s": sum(actual.values())})

@@ -282,11 +282,17 @@ def test_estimate_against_actual_per_phase():
     assert rows["total"]["estimated_s"] == 50.0
 
 
-def test_on_a_nightly_store_the_estimate_is_set_against_the_newest_run_of_the_suite_only():
+@pytest.mark.parametrize("stretch", [None, 1, 3])
+def test_on_a_nightly_store_the_estimate_is_set_against_the_newest_run_of_the_suite_only(stretch, monkeypatch):
     """Every night stores the suite again with its estimate: the actual is one night's, not the nights' sum,
-    and a run that failed and was retried within the night does not cut the night short."""
+    and a run that failed and was retried within the night does not cut the night short. The walk back
+    from the newest run reads the runs a stretch at a time: stretches shorter than a night find it too."""
+    from eitp_bench.analysis import runtime
     from eitp_bench.analysis.frames import load_frames
     from eitp_bench.analysis.runtime import estimate_vs_actual
+
+    if stretch:
+        monkeypatch.setattr(runtime, "_SLICE", stretch)
     from eitp_bench.report.runtime_section import runtime_sections
     from synthetic_store import frames_from_records
 
