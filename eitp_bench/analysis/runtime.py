@@ -42,14 +42,6 @@ def _ok_runs(frames):
     return runs[runs["status"] == "ok"] if "status" in runs.columns else runs
 
 
-def _hardware_column(frames, key: str) -> dict:
-    prov = frames.provenance
-    col = f"hardware.{key}"
-    if prov is None or len(prov) == 0 or col not in prov.columns:
-        return {}
-    return dict(zip(prov["run_id"].tolist(), prov[col].tolist()))  # tolist: iterating Arrow cells is ~5x slower
-
-
 def _matching_runs(frames, suite: Suite, profile_name: Optional[str], profile_id: Optional[str]):
     """The ok runs of `suite` (by name) on that hardware whose rate-setting configuration is the suite's."""
     runs = _ok_runs(frames)
@@ -62,9 +54,9 @@ def _matching_runs(frames, suite: Suite, profile_name: Optional[str], profile_id
     runs = runs[runs["suite_config_hash"].isin(same) & runs["size"].isin(list(suite.sizes))]
     if profile_id is not None:
         return runs[runs["hardware_profile_id"] == profile_id]
-    gpus, cpus = _hardware_column(frames, "gpu_profiles"), _hardware_column(frames, "cpu_profile")
-    keep = [rid for rid in runs["run_id"] if profile_name in (gpus.get(rid) or []) or cpus.get(rid) == profile_name]
-    return runs[runs["run_id"].isin(keep)]
+    gpus, cpus = (_per_run(frames, key, runs["run_id"]) for key in ("gpu_profiles", "cpu_profile"))
+    # a run without the field holds NaN (the provenance frame's gap), never a list to look in
+    return runs[[(isinstance(g, list) and profile_name in g) or c == profile_name for g, c in zip(gpus, cpus)]]
 
 
 def rate_frames(store, *, open_read_only: bool):
@@ -99,7 +91,8 @@ def measured_rates(frames, suite: Suite, *, profile_name: Optional[str] = None,
     metrics = frames.metrics
     metrics = metrics[metrics["run_id"].isin(set(runs["run_id"]))] if metrics is not None and len(metrics) else metrics
     value = {(r, n): v for r, n, v in zip(metrics["run_id"], metrics["name"], metrics["value"])} if metrics is not None and len(metrics) else {}
-    setup, setup_idle = _hardware_column(frames, "setup_s"), _hardware_column(frames, "idle_baseline")
+    run_ids = runs["run_id"].tolist()
+    setup, setup_idle = (dict(zip(run_ids, _per_run(frames, key, run_ids))) for key in ("setup_s", "idle_baseline"))
     configs = frames.configs or {}
     rates = MeasuredRates(runs=len(runs), label=f"{len(runs)} records of suite {suite.name}")
     keys = ["suite_config_hash", "arm", "size", "repetition"]
@@ -134,9 +127,9 @@ def measured_rates(frames, suite: Suite, *, profile_name: Optional[str] = None,
         if theory and None not in theory:
             rates.theory_s.setdefault(arm, []).append(sum(theory))
         first = rep["run_id"].iloc[0]
-        if setup.get(first) is not None:
+        if _given(setup.get(first)):
             rates.setup_s.append(float(setup[first]))
-            idle = setup_idle.get(first) or {}
+            idle = setup_idle.get(first) if isinstance(setup_idle.get(first), dict) else {}
             rates.setup_idle_s.append(float(idle.get("duration_s") or 0.0) if idle.get("measured_here") else 0.0)
     return rates
 

@@ -232,6 +232,31 @@ def _records(suite, profile_id: str, step_s: list, other_s: float, decode_s: lis
     return out
 
 
+def test_rates_for_a_named_profile_come_from_the_runs_that_name_it(tmp_path):
+    """--profile NAME: runs whose GPU profiles list it, or whose CPU profile is it; a run that recorded neither
+    field (NaN in the provenance frame) is passed over, never an error."""
+    from eitp_bench.analysis.runtime import measured_rates, rate_frames
+    from eitp_bench.store import Store
+
+    suite = load_suite("smoke", ["arms=[baseline]", "tasks=[train, generate]", "repetitions=2"])
+    gpu = _records(suite, "hp-a", step_s=[0.1], other_s=2.0, decode_s=[0.01])
+    cpu = _records(suite, "hp-b", step_s=[0.3], other_s=2.0, decode_s=[0.03])
+    neither = _records(suite, "hp-c", step_s=[9.0], other_s=9.0, decode_s=[9.0])
+    for r in gpu:
+        r.provenance = r.provenance.model_copy(update={"hardware": {**r.provenance.hardware, "gpu_profiles": ["nvidia-h100-sxm"]}})
+    for r in cpu:
+        r.provenance = r.provenance.model_copy(update={"hardware": {**r.provenance.hardware, "cpu_profile": "amd-epyc-9654"}})
+    with Store.open(str(tmp_path / "r.sqlite")) as store:
+        store.add_many(gpu + cpu + neither)
+    frames = rate_frames(str(tmp_path / "r.sqlite"), open_read_only=True)
+    on_gpu = measured_rates(frames, suite, profile_name="nvidia-h100-sxm")
+    on_cpu = measured_rates(frames, suite, profile_name="amd-epyc-9654")
+    assert on_gpu.runs == len(gpu) and on_gpu.train_step_s == {"baseline": [0.1]}
+    assert on_cpu.runs == len(cpu) and on_cpu.train_step_s == {"baseline": [0.3]}
+    assert on_gpu.setup_s == [4.0] and on_gpu.setup_idle_s == [3.0]  # the recorded set-up and its measured idle
+    assert measured_rates(frames, suite, profile_name="nvidia-t4") is None
+
+
 def test_an_estimate_from_measured_step_and_token_times(tmp_path, capsys):
     from eitp_bench.hardware import describe
     from eitp_bench.store import Store
