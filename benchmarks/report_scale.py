@@ -194,6 +194,9 @@ def build_store(url: str, n_records: int, configs: int, profiles: int) -> int:
         # what was written directly reads back as the records generated (the Store's own reader)
         if store.records(run_ids=[r.run_id for r in sample]) != sample:
             raise SystemExit("the store built does not read back as the records written")
+        if postgres:  # a long-lived store has been vacuumed, a fresh bulk load not: index-only scans then read
+            # the tables (a compare straight after a 100 000-record build took 19.4 s once, 2.2 s after this)
+            store._vacuum(["runs", *CHILD_TABLES])
         return store.count()
 
 
