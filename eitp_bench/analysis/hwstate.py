@@ -133,7 +133,7 @@ def run_state_codes(run_ids, provenance) -> RunStateCodes:
     """Each entry's state, found by position and per state object (the runs of one machine share one) from a
     provenance frame: no dict or string per run. For the 125 000 runs a report reads at 1 000 000 records,
     a label string per run was 18 MiB of Arrow text and dicts of their ids 20 MiB more. `provenance` may
-    also be RunLabels (regress) or a frame with a run twice (looked up as a dict, the last row winning)."""
+    also be RunLabels (regress) or a frame with a run twice (made into RunLabels: the last row wins)."""
     import numpy as np
     import pandas as pd
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Optional
 
 from eitp_bench.analysis.cost_model import PHASE_TASKS, PHASES, MeasuredRates
+from eitp_bench.analysis.regress import missing
 from eitp_bench.suite import Suite
 from eitp_bench.suite.arms import COMPRESSION_ARMS
 
@@ -54,7 +55,7 @@ def _matching_runs(frames, suite: Suite, profile_name: Optional[str], profile_id
     runs = runs[runs["suite_config_hash"].isin(same) & runs["size"].isin(list(suite.sizes))]
     if profile_id is not None:
         return runs[runs["hardware_profile_id"] == profile_id]
-    gpus, cpus = (_per_run(frames, key, runs["run_id"]) for key in ("gpu_profiles", "cpu_profile"))
+    gpus, cpus = _per_run(frames, runs["run_id"], "gpu_profiles", "cpu_profile")
     # a run without the field holds NaN (the provenance frame's gap), never a list to look in
     return runs[[(isinstance(g, list) and profile_name in g) or c == profile_name for g, c in zip(gpus, cpus)]]
 
@@ -92,7 +93,7 @@ def measured_rates(frames, suite: Suite, *, profile_name: Optional[str] = None,
     metrics = metrics[metrics["run_id"].isin(set(runs["run_id"]))] if metrics is not None and len(metrics) else metrics
     value = {(r, n): v for r, n, v in zip(metrics["run_id"], metrics["name"], metrics["value"])} if metrics is not None and len(metrics) else {}
     run_ids = runs["run_id"].tolist()
-    setup, setup_idle = (dict(zip(run_ids, _per_run(frames, key, run_ids))) for key in ("setup_s", "idle_baseline"))
+    setup, setup_idle = (dict(zip(run_ids, column)) for column in _per_run(frames, run_ids, "setup_s", "idle_baseline"))
     configs = frames.configs or {}
     rates = MeasuredRates(runs=len(runs), label=f"{len(runs)} records of suite {suite.name}")
     keys = ["suite_config_hash", "arm", "size", "repetition"]
@@ -127,7 +128,7 @@ def measured_rates(frames, suite: Suite, *, profile_name: Optional[str] = None,
         if theory and None not in theory:
             rates.theory_s.setdefault(arm, []).append(sum(theory))
         first = rep["run_id"].iloc[0]
-        if _given(setup.get(first)):
+        if not missing(setup.get(first)):
             rates.setup_s.append(float(setup[first]))
             idle = setup_idle.get(first) if isinstance(setup_idle.get(first), dict) else {}
             rates.setup_idle_s.append(float(idle.get("duration_s") or 0.0) if idle.get("measured_here") else 0.0)
@@ -151,7 +152,7 @@ def _newest_invocation(runs):
         start = max(0, end - _SLICE)
         part = runs.iloc[start:end]
         # a missing value (None, or NaN, which equals nothing) is one value, as a groupby key
-        slots = list(zip(*([None if v != v else v for v in part[k].tolist()] for k in keys)))
+        slots = list(zip(*([None if missing(v) else v for v in part[k].tolist()] for k in keys)))
         ok = (part["status"] == "ok").tolist() if "status" in part.columns else [True] * len(part)
         for i in range(len(part) - 1, -1, -1):
             if ok[i]:
@@ -165,26 +166,29 @@ def _newest_invocation(runs):
 _SLICE = 10_000  # runs whose columns are lists at once (the whole 125 000 of a report's runs: 45 MiB more peak)
 
 
-def _per_run(frames, key: str, run_ids) -> list:
-    """provenance.hardware.<key> of each of `run_ids` (None where its run has none), found through an index
-    of the provenance's run ids: no dict of every run's id (two such dicts left 20 MiB at the end of a
-    1 000 000-record report, its peak)."""
+def _per_run(frames, run_ids, *keys: str) -> list[list]:
+    """For each key, provenance.hardware.<key> of each of `run_ids` (None where its run has none), found
+    through one index of the provenance's run ids: no dict of every run's id (two such dicts left 20 MiB at
+    the end of a 1 000 000-record report, its peak)."""
     import numpy as np
     import pandas as pd
 
-    prov, col = frames.provenance, f"hardware.{key}"
-    if prov is None or len(prov) == 0 or col not in prov.columns:
-        return [None] * len(run_ids)
+    prov = frames.provenance
+    if prov is None or len(prov) == 0:
+        return [[None] * len(run_ids) for _ in keys]
     prov = prov if prov["run_id"].is_unique else prov.drop_duplicates("run_id", keep="last")
     at = pd.Index(prov["run_id"]).get_indexer(pd.Index(run_ids))
-    values = np.empty(len(prov) + 1, dtype=object)  # item by item: a value that is a list stays one object
-    values[:-1] = prov[col].tolist()
-    return values[np.where(at >= 0, at, len(prov))].tolist()
-
-
-def _given(value) -> bool:
-    """A recorded number: not None, not the NaN of a run whose provenance lacks the field."""
-    return value is not None and value == value
+    at = np.where(at >= 0, at, len(prov))  # len(prov): the None after the column's values
+    out = []
+    for key in keys:
+        col = f"hardware.{key}"
+        if col not in prov.columns:
+            out.append([None] * len(run_ids))
+            continue
+        values = np.empty(len(prov) + 1, dtype=object)  # item by item: a value that is a list stays one object
+        values[:-1] = prov[col].tolist()
+        out.append(values[at].tolist())
+    return out
 
 
 def estimate_vs_actual(frames) -> Optional[dict]:
@@ -198,7 +202,7 @@ def estimate_vs_actual(frames) -> Optional[dict]:
     runs = frames.runs
     if runs is None or len(runs) == 0:
         return None
-    estimates = _per_run(frames, "cost_estimate", runs["run_id"])
+    (estimates,) = _per_run(frames, runs["run_id"], "cost_estimate")
     # the runs share the parsed estimate object where they stored the same one (store/provenance_read.py):
     # each distinct object is looked at once. A run that recorded none holds NaN in the provenance frame
     codes, firsts = object_codes(estimates)
@@ -230,7 +234,7 @@ def estimate_vs_actual(frames) -> Optional[dict]:
                 actual["compress"] += built[rid]
                 actual["generate" if "generate" in set(runs.loc[runs["arm"] == arm, "task"]) else "compress"] -= built[rid]
     firsts = runs.groupby(["suite_config_hash", "arm", "size", "repetition"], sort=False)["run_id"].first()
-    actual["start_idle"] = sum(float(s) for s in _per_run(frames, "setup_s", firsts.tolist()) if _given(s))
+    actual["start_idle"] = sum(float(s) for s in _per_run(frames, firsts.tolist(), "setup_s")[0] if not missing(s))
     phases = estimate.get("phases") or {}
     rows = [{"phase": p, "estimated_s": phases.get(p), "actual_s": actual[p]} for p in PHASES]
     rows.append({"phase": "total", "estimated_s": estimate.get("total_s"), "actual_s": sum(actual.values())})

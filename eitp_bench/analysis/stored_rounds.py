@@ -41,10 +41,10 @@ def read_rounds(store, where, runs, seqs, provenance) -> StoredRounds:
     from eitp_bench.analysis.rounds import keyed
     from eitp_bench.store.queries import metric_values
 
-    is_ok = (runs["status"] == "ok").to_numpy(dtype=bool, na_value=False) if len(runs) else None
-    ok = keyed(runs[is_ok].reset_index(drop=True)) if len(runs) else runs
-    if ok is None or len(ok) == 0:
+    is_ok = (runs["status"] == "ok").to_numpy(dtype=bool, na_value=False)
+    if not is_ok.any():
         return StoredRounds(_empty(runs), {})
+    ok = keyed(runs[is_ok].reset_index(drop=True))
     # each ok run's position in `ok`, keyed by its seq (the rows name their run by it). A run another
     # process stores while this one reads is not in `ok`: its rows are passed over
     position = {seq: i for i, seq in enumerate(seqs[is_ok].tolist())}
