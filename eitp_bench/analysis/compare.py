@@ -114,7 +114,7 @@ def _comparable(metrics_df, provenance):
     per_token = df[df["name"].isin(JOULES_PER_TOKEN)]
     per_token = per_token[per_token["value"] > 0]
     df = pd.concat([df, per_token.assign(name="tokens_per_j", value=1.0 / per_token["value"])], ignore_index=True)
-    return df.assign(hardware_profile_id=df["hardware_profile_id"].fillna("unknown").astype(str))
+    return df.assign(hardware_profile_id=df["hardware_profile_id"].astype(str).fillna("unknown"))
 
 
 def _check_reference(reference: Optional[str], profiles: set) -> None:

@@ -227,5 +227,6 @@ def profile_per_state(df):
     several = df.groupby("hardware_profile_id")["energy_state"].transform("nunique") > 1
     if not several.any():
         return df
-    label = df["hardware_profile_id"] + " (" + df["energy_state"].replace("", "no state recorded") + ")"
-    return df.assign(hardware_profile_id=df["hardware_profile_id"].where(~several, label))
+    profiles = df["hardware_profile_id"].astype(str)  # text, not the store's categories: new names are made
+    label = profiles + " (" + df["energy_state"].replace("", "no state recorded") + ")"
+    return df.assign(hardware_profile_id=profiles.where(~several, label))

@@ -189,7 +189,7 @@ def keyed(df):
     """A missing hardware profile is its own machine, 'unknown' (never pooled with a known one)."""
     if df is None or len(df) == 0 or "hardware_profile_id" not in df.columns:
         return df
-    return df.assign(hardware_profile_id=df["hardware_profile_id"].fillna("unknown").astype(str))
+    return df.assign(hardware_profile_id=df["hardware_profile_id"].astype(str).fillna("unknown"))
 
 
 def ok_rows(df):

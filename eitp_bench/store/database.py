@@ -28,8 +28,8 @@ from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import Provenance, RunRecord
 from eitp_bench.store.column_read import columns_of, frame_of
 from eitp_bench.store.hardware_values import referenced_ids, resolved, stored_provenances, value_texts
-from eitp_bench.store.layout import (CHILD_TABLES, RUN_COLUMNS, RUN_FIELDS, RUN_SQL_COLUMNS, RUNS, TABLES, flag_columns,
-                                     run_row)
+from eitp_bench.store.layout import (CHILD_LABELS, CHILD_TABLES, RUN_COLUMNS, RUN_FIELDS, RUN_LABELS, RUN_SQL_COLUMNS,
+                                     RUNS, TABLES, flag_columns, run_row)
 from eitp_bench.store.migrations import SCHEMA_VERSION, migrate, stored_version
 from eitp_bench.store.retry import StoreUnavailable, is_transient
 from eitp_bench.store.url import StoreLocation, connection_error, locate, masked
@@ -644,9 +644,9 @@ class Store:
             finally:
                 cursor.close()
 
-    def _frame(self, stmt):
-        with self._driver_cursor(stmt) as cursor:
-            return frame_of(cursor)  # a chunk at a time, typed as from_records types it (store/column_read.py)
+    def _frame(self, stmt, labels=frozenset()):
+        with self._driver_cursor(stmt) as cursor:  # a chunk at a time, typed as from_records types it,
+            return frame_of(cursor, labels)  # `labels` as categories (store/column_read.py)
 
     # `where`: a condition on the runs table (store/queries.py) that keeps only some runs' rows
 
@@ -747,7 +747,7 @@ class Store:
             stmt = stmt.where(RUNS.c.run_id.in_(run_ids))
         if where is not None:
             stmt = stmt.where(where)
-        return self._frame(stmt)
+        return self._frame(stmt, RUN_LABELS)
 
     def _with_runs(self, run_columns: list[str], name: str, rename: Optional[dict] = None,
                    run_ids: Optional[list[str]] = None, where=None, runs=None):
@@ -765,7 +765,8 @@ class Store:
             stmt = stmt.where(t.c.run_id.in_(run_ids))
         if where is not None:
             stmt = stmt.where(t.c.run_id.in_(select(RUNS.c.run_id).where(where)))
-        return _beside_their_runs(runs, self._frame(stmt))
+        labels = {rename.get(c, c) for c in CHILD_LABELS.get(name, ())}
+        return _beside_their_runs(runs, self._frame(stmt, labels))
 
 
 def _beside_their_runs(runs, child):

@@ -243,6 +243,10 @@ RUN_COLUMNS = [f for f in RUN_FIELDS if f != "schema_version"] + ["hardware_prof
 METRIC_COLUMNS = _frame_columns(CHILD_TABLES["metrics"])
 ENERGY_COLUMNS = _frame_columns(CHILD_TABLES["energy"])
 TIMELINE_COLUMNS = CHILD_TABLES["timeline"].stored
+# Text columns of a few values repeated on every row: read as sorted pandas categories, a small code a row
+# (store/column_read.py). Ids, times, errors and messages stay text.
+RUN_LABELS = frozenset({"suite", "suite_config_hash", "arm", "task", "size", "device", "status", "hardware_profile_id"})
+CHILD_LABELS = {"energy": frozenset({"window", "device", "domain", "method", "meter"})}
 
 
 def flag_columns(flags: list) -> tuple[list[str], list[str]]:

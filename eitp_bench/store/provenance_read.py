@@ -53,7 +53,20 @@ def provenance_frame(store, where=None):
         return pd.DataFrame(columns=["run_id", *TOP_FIELDS])
     texts = value_texts(store, placeholders)
     parsed_values = {p: json.loads(texts[i]) for i, p in placeholders.items()}  # KeyError: a value not stored
-    return pd.DataFrame({"run_id": run_ids, **_columns(values, shapes, parsed_values)})
+    columns = _columns(values, shapes, parsed_values)
+    del values
+    return pd.DataFrame({"run_id": run_ids, **{name: _as_labels(column) for name, column in columns.items()}})
+
+
+def _as_labels(column: list):
+    """A column of text (NaN where a run lacks the field or holds null) as sorted categories, as the run
+    frames' labels (store/column_read.py): a code a run, not a copy of the text a run. Any other column as it
+    is, for pandas to type."""
+    import pandas as pd
+
+    if any(type(v) is not str and v == v and v is not None for v in column):  # not only text and missing
+        return column
+    return pd.Categorical(column) if any(type(v) is str for v in column) else column
 
 
 class _Reference:

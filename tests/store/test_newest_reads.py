@@ -117,8 +117,8 @@ def _rows_read(monkeypatch, store, read) -> int:
 
         return stream(store, where, seen, **kwargs)
 
-    def counted(self, stmt):
-        df = frame(self, stmt)
+    def counted(self, stmt, labels=frozenset()):
+        df = frame(self, stmt, labels)
         rows.append(len(df))
         return df
 

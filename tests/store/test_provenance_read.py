@@ -25,7 +25,10 @@ def _per_run_rows(records):
         prov = json.loads(r.provenance.model_dump_json())
         hardware = prov.pop("hardware", None) or {}
         rows.append({"run_id": r.run_id, **prov, **{f"hardware.{k}": v for k, v in hardware.items()}})
-    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", *provenance_read.TOP_FIELDS])
+    if not rows:
+        return pd.DataFrame(columns=["run_id", *provenance_read.TOP_FIELDS])
+    df = pd.DataFrame(rows)  # text columns (missing values aside) are held as categories, as the runs' labels
+    return df.astype({c: "category" for c in df.columns if c != "run_id" and df[c].dtype == "str"})
 
 
 def _varied_records() -> list:

@@ -18,10 +18,12 @@ from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 from test_newest_reads import _nightlies, _records
 
 
-def _fetchall_frame(self, stmt):
-    """The former Store._frame: every row from the driver, then pandas."""
+def _fetchall_frame(self, stmt, labels=frozenset()):
+    """The former Store._frame: every row from the driver, then pandas; the label columns then made
+    categories by pandas (sorted categories of the column's text)."""
     with self._driver_cursor(stmt) as cursor:
-        return pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+        df = pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    return df.astype({c: "category" for c in labels if c in df.columns and df[c].dtype == "str"})
 
 
 READS = {
@@ -51,6 +53,9 @@ def test_chunked_frames_equal_whole_fetches(store_url, monkeypatch):
         pd.testing.assert_frame_equal(chunked[name], whole[name], check_exact=True, obj=name)
     assert len(chunked["metrics"]) > 7 and len(chunked["timeline"]) > 7 and len(chunked["no timeline"]) == 0
     assert chunked["runs"]["finished_at"].isna().any() and chunked["runs"]["finished_at"].notna().any()
+    arms = chunked["runs"]["arm"]  # a label: categories in text order, a code a row
+    assert isinstance(arms.dtype, pd.CategoricalDtype) and list(arms.cat.categories) == sorted(set(arms))
+    assert chunked["energy"]["device"].dtype == "category" and chunked["runs"]["run_id"].dtype == "str"
 
 
 @pytest.mark.parametrize("rows", [0, 1, 7, 8, 20])
@@ -93,6 +98,36 @@ def test_frame_of_types_columns_as_pandas_infers_them(rows, monkeypatch):
     if rows == 20:
         assert str(got["txt"].dtype) == "str" and got["num"].dtype == float and got["opt_int"].dtype == float
         assert got["mixed"].dtype == object and got["empty"].dtype == object and got["flag"].dtype == "int64"
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 8, 20])
+def test_label_columns_come_as_sorted_categories_of_their_text(rows, monkeypatch):
+    """A label column is coded a chunk at a time; it must hold the column's text as pandas makes categories
+    of it (categories in text order, nulls missing), and a label column that turns out not to be text (SQLite
+    keeps an integer given to a TEXT column) the values pandas infers, as any column."""
+    import sqlite3
+
+    monkeypatch.setattr(column_read, "_FETCH_ROWS", 7)
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (arm, late, nulls, numbered, other)")
+    data = [(["zeta", "alpha", "mid", "é"][i % 4] if i % 6 else None,
+             None if i < 9 else f"v{i % 2}",     # a chunk of nulls only, then text
+             None,                                # null throughout
+             "x" if i < 8 else i,                 # text chunks, then integers
+             f"o{i % 3}")                         # not a label: stays text
+            for i in range(rows)]
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", data)
+    query = "SELECT * FROM t ORDER BY rowid"
+    labels = {"arm", "late", "nulls", "numbered"}
+    got = column_read.frame_of(conn.execute(query), labels)
+    cursor = conn.execute(query)
+    want = pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    want = want.astype({c: "category" for c in labels if want[c].dtype == "str"})
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    if rows == 20:
+        assert list(got["arm"].cat.categories) == ["alpha", "mid", "zeta", "é"]
+        assert got["arm"].isna().sum() == 4 and got["numbered"].dtype == object and got["other"].dtype == "str"
+        assert got.sort_values("arm", kind="stable")["arm"].dropna().tolist() == sorted(got["arm"].dropna())
 
 
 @pytest.mark.parametrize("children", ["some", "none"])
