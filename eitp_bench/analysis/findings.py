@@ -284,12 +284,14 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     from eitp_bench.analysis import training_view
     from eitp_bench.analysis.co2 import co2_per_arm
     from eitp_bench.analysis.hwstate import arm_states
-    from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge
+    from eitp_bench.analysis.instrument import isolation_codes, isolation_counts, lags_for_judge, positions_of
     from eitp_bench.analysis.scope import group_scope
     from eitp_bench.analysis.selection import apply as apply_selection
     from eitp_bench.analysis.self_check import demote_on_aa_failure, self_checks
 
-    instrument, conditions = lags_for_judge(rs.frames.provenance), isolation_codes(rs.frames.provenance)
+    positions = positions_of(rs.frames.provenance)  # the provenance's run ids, looked up by both
+    instrument = lags_for_judge(rs.frames.provenance, positions)
+    conditions = isolation_codes(rs.frames.provenance, positions)
     all_groups = rs.groups()
     omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
     groups = []

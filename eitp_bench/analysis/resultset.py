@@ -145,11 +145,13 @@ def _not_pooled_notes(keys: list[tuple], provenance, by_key: dict) -> dict[tuple
     """For each (config, profile) that ran under several energy states: the NOT COMPARABLE note per group."""
     from eitp_bench.analysis.hwstate import not_comparable_note, run_states
 
+    firsts = {key: str(by_key[key]["run_id"].iloc[0]) for key in keys}  # a group's state is each of its runs'
+    if provenance is not None and len(provenance):  # only those runs' states, not a dict of every run's
+        provenance = provenance[provenance["run_id"].isin(set(firsts.values()))]
     states = run_states(provenance)
     parsed: dict[str, dict] = {}
     for key in keys:
-        run = str(by_key[key]["run_id"].iloc[0])
-        parsed[key[2]] = states.get(run, ({}, None))[0]
+        parsed[key[2]] = states.get(firsts[key], ({}, None))[0]
     out = {}
     for key in keys:
         others = [k[2] for k in keys if k[:2] == key[:2] and k[2] != key[2]]

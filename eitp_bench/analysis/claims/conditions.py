@@ -4,6 +4,7 @@ whether the GPU was shared or the CPU busy (isolation).
 
 from __future__ import annotations
 
+from eitp_bench.analysis.per_object import values_for
 from eitp_bench.analysis.claims.verdict import INCONCLUSIVE, NOT_MEASURED, NO_DATA, Verdict
 
 
@@ -43,9 +44,10 @@ def _isolation_caveat(v: Verdict, rows, conditions: dict) -> None:
     task_rows = rows if claim.task is None else rows[rows["task"] == claim.task]
     run_ids = {arm: set(task_rows.loc[(task_rows["arm"] == arm) & (task_rows["name"] == v.metric), "run_id"])
                for arm in (claim.candidate, claim.baseline)}
-    affected = {arm: sum(bool(conditions.get(str(r))) for r in ids) for arm, ids in run_ids.items()}
+    found = {arm: values_for(conditions, ids) for arm, ids in run_ids.items()}  # a batch: a RunValues' lookup
+    affected = {arm: sum(bool(c) for c in codes) for arm, codes in found.items()}
     if any(affected.values()):
-        codes = sorted({c for ids in run_ids.values() for r in ids for c in conditions.get(str(r), ())})
+        codes = sorted({c for per_run in found.values() for run_codes in per_run for c in run_codes or ()})
         v.isolation = affected
         v.reason = (f"{v.reason}; caveat: runs that started beside other work ({', '.join(codes)}): "
                     + ", ".join(f"{arm} {n} of {len(run_ids[arm])}" for arm, n in affected.items()))
