@@ -32,41 +32,32 @@ def provenance_frame(store, where=None):
     from sqlalchemy import select
 
     stmt = select(RUNS.c.run_id, RUNS.c.provenance_json).order_by(RUNS.c.seq)
-    run_ids: list = []
-    values: list[tuple] = []  # per run, its row's values
-    shapes: list[tuple[int, tuple]] = []  # (first run, the keys of its row and of the runs after it, to the next)
+    columns = _Columns()
     placeholders: dict[int, _Reference] = {}  # hardware_values id → the one placeholder of the runs referring to it
     last_text, shape, row = None, None, ()
     with store._driver_cursor(stmt if where is None else stmt.where(where), server_side=True) as cursor:
         while rows := cursor.fetchmany(_CHUNK_ROWS):
+            run_ids: list = []
+            values: list[tuple] = []  # per run of this chunk, its row's values
+            shapes: list[tuple[int, tuple]] = []  # (first run, the keys of its row and the runs' after it, to the next)
             for run_id, text in rows:
                 if text != last_text:  # consecutive runs of one machine may store the very same text
                     last_text = text
                     top, hardware = _parts(from_json(text), placeholders)
-                    if (tuple(top), tuple(hardware)) != shape:
-                        shape = (tuple(top), tuple(hardware))
-                        shapes.append((len(values), (*shape[0], *(f"hardware.{k}" for k in shape[1]))))
+                    shape = (tuple(top), tuple(hardware))
                     row = (*top.values(), *hardware.values())
+                if not shapes or shapes[-1][1] != shape:
+                    shapes.append((len(values), shape))
                 run_ids.append(run_id)
                 values.append(row)
-    if not run_ids:
+            columns.add(run_ids, values, [(at, (*top, *(f"hardware.{k}" for k in hw))) for at, (top, hw) in shapes])
+            del rows, run_ids, values
+    if not columns.rows:
         return pd.DataFrame(columns=["run_id", *TOP_FIELDS])
     texts = value_texts(store, placeholders)
     parsed_values = {p: json.loads(texts[i]) for i, p in placeholders.items()}  # KeyError: a value not stored
-    columns = _columns(values, shapes, parsed_values)
-    del values
-    return pd.DataFrame({"run_id": run_ids, **{name: _as_labels(column) for name, column in columns.items()}})
-
-
-def _as_labels(column: list):
-    """A column of text (NaN where a run lacks the field or holds null) as sorted categories, as the run
-    frames' labels (store/column_read.py): a code a run, not a copy of the text a run. Any other column as it
-    is, for pandas to type."""
-    import pandas as pd
-
-    if any(type(v) is not str and v == v and v is not None for v in column):  # not only text and missing
-        return column
-    return pd.Categorical(column) if any(type(v) is str for v in column) else column
+    # copy=False: a block per column, not every object column stacked into a second copy
+    return pd.DataFrame({"run_id": columns.run_ids(), **columns.finish(parsed_values)}, copy=False)
 
 
 class _Reference:
@@ -88,23 +79,85 @@ def _parts(prov: dict, placeholders: dict) -> tuple[dict, dict]:
     return prov, hardware
 
 
-def _columns(values: list[tuple], shapes: list[tuple[int, tuple]], parsed: dict) -> dict[str, list]:
-    """The runs' rows as columns, in first-seen order (as a frame of the row dicts has them): a field a run
-    lacks is NaN, a placeholder its parsed value. Runs come in stretches of one shape (the same keys in the
-    same order), read a column at a time: one machine's runs are one stretch, a commit that adds a field
-    starts another."""
-    names = list(dict.fromkeys(key for _, keys in shapes for key in keys))
-    ends = [start for start, _ in shapes[1:]] + [len(values)]
-    columns: dict[str, list] = {name: [] for name in names}
-    for (start, keys), end in zip(shapes, ends):
-        at = {key: i for i, key in enumerate(keys)}
-        for name, column in columns.items():
-            if name not in at:
-                column.extend([float("nan")] * (end - start))
-                continue
-            i = at[name]
-            if name.startswith("hardware."):
-                column.extend([parsed[v[i]] if type(v[i]) is _Reference else v[i] for v in values[start:end]])
-            else:
-                column.extend([v[i] for v in values[start:end]])
-    return columns
+class _Columns:
+    """The runs' rows as columns, filled a chunk of runs at a time, in first-seen order (as a frame of the
+    row dicts has them): a field a run lacks is NaN. Each chunk's column is an object array (a pointer a
+    run, the values shared) and its run ids an Arrow array, so no tuple or list per run outlives its chunk.
+    Runs come in stretches of one shape (the same keys in the same order), read a column at a time: one
+    machine's runs are one stretch, a commit that adds a field starts another."""
+
+    def __init__(self):
+        self.rows = 0
+        self.parts: dict[str, list] = {}  # name → its chunks' object arrays
+        self.id_parts: list = []
+
+    def add(self, run_ids: list, values: list[tuple], shapes: list[tuple[int, tuple]]) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        for _, keys in shapes:
+            for name in keys:
+                if name not in self.parts:  # a field new in this chunk: NaN for the runs before
+                    self.parts[name] = [_missing(self.rows)]
+        n = len(values)
+        chunk = {name: _missing(n) for name in self.parts}
+        ends = [start for start, _ in shapes[1:]] + [n]
+        for (start, keys), end in zip(shapes, ends):
+            for name, column in zip(keys, zip(*values[start:end])):
+                chunk[name][start:end] = np.fromiter(column, dtype=object, count=end - start)
+        for name, part in chunk.items():
+            self.parts[name].append(part)
+        self.id_parts.append(pa.array(run_ids, type=pa.large_string()))
+        self.rows += n
+
+    def run_ids(self):
+        import pandas as pd
+        import pyarrow as pa
+
+        return pd.array(pa.chunked_array(self.id_parts, type=pa.large_string()), dtype="str")
+
+    def finish(self, parsed: dict) -> dict:
+        """Each column whole, a placeholder as its parsed value, typed (`_typed`), one column at a time."""
+        import numpy as np
+
+        out = {}
+        for name in list(self.parts):
+            column = np.concatenate(self.parts.pop(name))
+            out[name] = _typed(_resolved(column, parsed) if name.startswith("hardware.") else column)
+        return out
+
+
+def _missing(n: int):
+    import numpy as np
+
+    return np.full(n, float("nan"), dtype=object)
+
+
+def _resolved(column, parsed: dict):
+    """The column with each placeholder as the value it stands for: one lookup per distinct object."""
+    import numpy as np
+    import pandas as pd
+
+    codes, distinct = pd.factorize(np.fromiter(map(id, column), dtype=np.uint64, count=len(column)))
+    firsts = np.unique(codes, return_index=True)[1]
+    if not any(type(column[at]) is _Reference for at in firsts):
+        return column
+    values = np.empty(len(firsts), dtype=object)
+    for code, at in enumerate(firsts.tolist()):  # item by item: a value that is a list stays one object
+        value = column[at]
+        values[code] = parsed[value] if type(value) is _Reference else value
+    return values[codes]
+
+
+def _typed(column):
+    """The column as pandas types a list of its values, but text (NaN where a run lacks the field or holds
+    null) as sorted categories, as the run frames' labels are (store/column_read.py): a code a run, not a
+    copy of the text a run. Mappings and lists stay the object array they are (pandas' type for them)."""
+    import pandas as pd
+
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if kind == "string":
+        return pd.Categorical(column)
+    if kind == "mixed" and any(isinstance(v, (dict, list)) for v in column):
+        return column
+    return pd.Series(column.tolist()).array  # numbers, booleans, nothing but nulls: as pandas infers them
