@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-_FETCH_ROWS = 20_000
+_FETCH_ROWS = 5_000
 
 
 def frame_of(cursor, labels=frozenset()):
