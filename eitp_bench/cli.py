@@ -81,7 +81,7 @@ def _large_arrays_go_back_to_the_system() -> bool:
     when freed, but raises that threshold to the size of each such block freed (up to 32 MiB): after a large
     read's temporary arrays are freed, the next ones of that size come from the heap, and what they leave
     when freed stays between the objects still alive. A fixed threshold keeps arrays over 512 KiB in
-    mappings: `report` at 1 000 000 records 330 → 301 MiB in 6.6 s (128 KiB: 300 MiB but 6.9 s; docs/scale.md).
+    mappings: `report` at 1 000 000 records 323 → 301 MiB in 6.6 s (128 KiB: 300 MiB but 6.9 s; docs/scale.md).
     True where it was set; other C libraries (musl, macOS) have no such threshold: nothing is done."""
     import ctypes
     import ctypes.util
