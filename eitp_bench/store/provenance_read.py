@@ -35,7 +35,7 @@ def provenance_frame(store, where=None):
     columns = _Columns()
     placeholders: dict[int, _Reference] = {}  # hardware_values id → the one placeholder of the runs referring to it
     last_text, shape, row = None, None, ()
-    with store._driver_cursor(stmt if where is None else stmt.where(where), server_side=True) as cursor:
+    with store._driver_cursor(stmt if where is None else stmt.where(where)) as cursor:
         while rows := cursor.fetchmany(_CHUNK_ROWS):
             run_ids: list = []
             values: list[tuple] = []  # per run of this chunk, its row's values
