@@ -76,31 +76,9 @@ def _arrow_allocates_from_the_process_heap() -> None:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
-def _large_arrays_go_back_to_the_system() -> bool:
-    """glibc serves an allocation over its mmap threshold with a mapping of its own, returned to the system
-    when freed, but raises that threshold to the size of each such block freed (up to 32 MiB): after a large
-    read's temporary arrays are freed, the next ones of that size come from the heap, and what they leave
-    when freed stays between the objects still alive. A fixed threshold keeps arrays over 512 KiB in
-    mappings: `report` at 1 000 000 records 323 → 301 MiB in 6.6 s (128 KiB: 300 MiB but 6.9 s; docs/scale.md).
-    True where it was set; other C libraries (musl, macOS) have no such threshold: nothing is done."""
-    import ctypes
-    import ctypes.util
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    M_MMAP_THRESHOLD = -3  # glibc's malloc.h; setting it also stops the threshold's growth
-    return mallopt(M_MMAP_THRESHOLD, 512 * 1024) == 1
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turns every expected failure into one clear message and an exit code."""
     _arrow_allocates_from_the_process_heap()
-    _large_arrays_go_back_to_the_system()
     if argv is None:  # the eitp-bench program itself: what it starts dies with it (process_tree.py)
         from eitp_bench.process_tree import own_the_tree
 

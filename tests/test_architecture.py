@@ -19,7 +19,8 @@ LOWER_STAGES = ("theory", "workloads", "energy")
 # A new package or top-level module must be placed here (the test below says so).
 LAYERS = (
     # the shared vocabulary, flat at the top of eitp_bench/ (the package itself: __version__)
-    ("eitp_bench", "errors", "flags", "names", "records", "provenance", "display", "file_kinds", "process_tree"),
+    ("eitp_bench", "errors", "flags", "names", "records", "provenance", "display", "file_kinds", "process_tree",
+     "allocator"),
     ("suite",),          # what to run: schema, safe YAML, rules, problems, the arm registry
     ("hardware",),       # the machine: detection, published profiles, state
     ("energy",),         # meters and energy windows

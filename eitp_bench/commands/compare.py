@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from eitp_bench.allocator import large_arrays_go_back_to_the_system
+
 
 def compare(
     store: Optional[str] = typer.Option(None, "--store", help="results store: a SQLite path or postgresql://user@host:port/db (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"),
@@ -14,6 +16,7 @@ def compare(
     html_out: Optional[str] = typer.Option(None, "--html", help="also write the tables as an HTML file"),
 ) -> None:
     """Compare s/step, tokens/s, J/token and tokens/J across hardware profiles (same config hash only)."""
+    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from pathlib import Path
 
     from eitp_bench.analysis.compare import COMPARED_NAMES, compare_hardware, compare_store

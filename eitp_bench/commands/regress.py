@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from eitp_bench.allocator import large_arrays_go_back_to_the_system
+
 
 def regress(
     store: Optional[str] = typer.Option(None, "--store", help="results store: a SQLite path or postgresql://user@host:port/db (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"),
@@ -14,6 +16,7 @@ def regress(
     html_out: Optional[str] = typer.Option(None, "--html", help="also write a report with a regressions section"),
 ) -> int:
     """Find confirmed regressions and improvements in every series (exit 1 if any regression)."""
+    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from eitp_bench.analysis.frames import load_series, sql_store
     from eitp_bench.analysis.regress import check_window, confirmed, find_changes, parse_threshold, store_changes, \
         testable_series

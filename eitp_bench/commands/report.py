@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from eitp_bench.allocator import large_arrays_go_back_to_the_system
+
 
 def report(
     store: Optional[str] = typer.Option(None, "--store", help="results store: a SQLite path or postgresql://user@host:port/db (default $EITP_BENCH_STORE or ./eitp-results/results.sqlite)"),
@@ -21,6 +23,7 @@ def report(
     title: Optional[str] = typer.Option(None, "--title", help="the page's title (default: eitp-bench report — <suite>)"),
 ) -> None:
     """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
+    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from eitp_bench.report.build import write_report
 
     if as_json:  # the same Findings the HTML renders; only the judged groups' runs are read

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from eitp_bench.allocator import large_arrays_go_back_to_the_system
+
 
 def verify(
     bundle: str = typer.Argument(..., help="an evidence bundle written by `eitp-bench report --bundle`"),
@@ -15,6 +17,7 @@ def verify(
                                   "counts are compared exactly)"),
 ) -> None:
     """Re-run the analysis from the bundle alone and confirm every verdict, effect, interval and figure."""
+    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from eitp_bench.errors import UserError
     from eitp_bench.report.verify import verify_bundle
 
