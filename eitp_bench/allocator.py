@@ -4,9 +4,7 @@ Only those commands (report, compare, regress, history, export, verify) call it,
 commands that run workloads (`run`, `measure`, `calibrate`, `profile`). With a threshold of 512 KiB every
 larger tensor of a training step gets a mapping of its own, made and dropped at each allocation, and a
 run's workers, forked from the process that called `run`, would inherit it: it would change the speed
-being measured. (While the whole program set it, the smoke self-check that times a planted slowdown in
-real training missed its planted ratio in two full test runs, +742 % for +768 %; alone it passed. Cause
-not proven; the rule stands either way.)
+being measured.
 """
 
 from __future__ import annotations
