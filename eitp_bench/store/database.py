@@ -632,7 +632,7 @@ class Store:
         rows. render_postcompile: an IN over a list of run ids becomes one placeholder per id.
         `server_side`: on PostgreSQL, a named cursor, whose rows the server sends a fetch at a time (psycopg's
         default cursor brings the whole result into memory at once: for large rows, such as real runs'
-        provenance, hundreds of MB; for the runs and metric rows of a 1 000 000-record report, 50 MiB of
+        provenance, hundreds of MB; for the runs and metric rows of a 1 000 000-record report, about 40 MiB of
         its peak). Each cursor gets a name of its own, so reads may nest."""
         with self._tx() as conn:
             compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
