@@ -83,8 +83,7 @@ class _LabelCodes:
     encoding) mapped to codes shared by the whole column, nulls -1."""
 
     def __init__(self):
-        self.codes: dict[str, int] = {}
-        self.texts: list[str] = []
+        self.codes: dict[str, int] = {}  # text → its code, in the order first seen (the codes' order)
         self.coded = True  # False once a chunk held something other than text or nulls
 
     def takes(self, chunk) -> bool:
@@ -102,7 +101,6 @@ class _LabelCodes:
         encoded = chunk.dictionary_encode()
         local = np.array([self.codes.setdefault(t, len(self.codes)) for t in encoded.dictionary.to_pylist()]
                          + [-1], dtype=np.int32)  # the last: where a row is null
-        self.texts.extend(list(self.codes)[len(self.texts):])
         return local[encoded.indices.fill_null(len(local) - 1).to_numpy()]
 
     def column(self, parts: list):
@@ -112,18 +110,18 @@ class _LabelCodes:
         import pandas as pd
         import pyarrow as pa
 
+        texts = list(self.codes)  # by code
         if not self.coded:  # chunks coded before a chunk that was not text: their texts again, then as any column
-            texts = np.array([*self.texts, None], dtype=object)
-            return _column([pa.array(texts[p], type=pa.large_string()) if isinstance(p, np.ndarray) else p
+            by_code = np.array([*texts, None], dtype=object)
+            return _column([pa.array(by_code[p], type=pa.large_string()) if isinstance(p, np.ndarray) else p
                             for p in parts])
-        if not self.texts:  # nulls only: no text to code, the column pandas infers from None
+        if not texts:  # nulls only: no text to code, the column pandas infers from None
             return [None] * sum(len(p) for p in parts)
-        order = np.argsort(np.array(self.texts, dtype=object)).astype(np.int32)
+        order = np.argsort(np.array(texts, dtype=object)).astype(np.int32)
         rank = np.empty(len(order) + 1, dtype=np.int32)
         rank[order], rank[-1] = np.arange(len(order), dtype=np.int32), -1
-        codes = rank[np.concatenate(parts)]
-        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(
-            pd.Index([self.texts[i] for i in order], dtype="str")))
+        return pd.Categorical.from_codes(rank[np.concatenate(parts)], dtype=pd.CategoricalDtype(
+            pd.Index([texts[i] for i in order], dtype="str")))
 
 
 def _column(parts: list):

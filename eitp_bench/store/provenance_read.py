@@ -134,11 +134,12 @@ def _missing(n: int):
 
 
 def _resolved(column, parsed: dict):
-    """The column with each placeholder as the value it stands for: one lookup per distinct object."""
+    """The column with each placeholder as the value it stands for: one lookup per distinct object, told
+    apart by id (analysis/per_object.object_codes does the same above the store, which cannot import it)."""
     import numpy as np
     import pandas as pd
 
-    codes, distinct = pd.factorize(np.fromiter(map(id, column), dtype=np.uint64, count=len(column)))
+    codes, _ = pd.factorize(np.fromiter(map(id, column), dtype=np.uint64, count=len(column)))
     firsts = np.unique(codes, return_index=True)[1]
     if not any(type(column[at]) is _Reference for at in firsts):
         return column
