@@ -31,7 +31,7 @@ from eitp_bench.analysis.frames import load_frames  # noqa: E402
 from eitp_bench.analysis.self_check import aa_check, planted_check  # noqa: E402
 from eitp_bench.suite.arms import AA_ARM  # noqa: E402
 from tests.synthetic_store import eitp_records, frames_from_records  # noqa: E402
-from tests.test_self_check import _copy_arm, _planted_records  # noqa: E402
+from tests.analysis.test_self_check import _copy_arm, _planted_records  # noqa: E402
 
 SHARES = ("planted_train_share", "planted_generate_share")
 

@@ -20,8 +20,9 @@ speed 1 − share — is set against the ratio the judge detects (the products' 
 *detected* when the interval excludes 1 on the planted side, and *within its interval* when that
 interval meets the planted ratio's own interval: the planted ratio is the median over the planted
 runs, each a measurement with its own spread, so it comes with a distribution-free ≥ 95 % interval
-for that median (order statistics of the per-run ratios: `median_interval`); identical runs make it
-a point, which the interval must then cover. Status: detected (every metric detected within its
+for that median (order statistics of the per-run ratios: `median_interval`), widened by
+PLANTED_AB_TOLERANCE on each side for the A/B's own method error (identical runs make it a point
+±3 %). Status: detected (every metric detected within its
 interval), "detected, size off" (every metric detected, an interval misses its planted ratio), missed
 (a metric not detected, or with the wrong sign), not checked. Training energy is checked for its
 sign only: the planted products' own power is not metered apart, so their share of the joules is
@@ -40,9 +41,18 @@ NOT_CHECKED_VERDICTS = ("NO DATA", "NOT MEASURED")
 AA_RULE = ("a metric differs when its two-sided p, Holm-adjusted across the A/A metrics checked, is below 0.05 "
            "and its 95 % interval for the ratio excludes 1 (a machine with no setup difference passes ≥ 95 % "
            "of the time)")
+# How far the ratio an A/B in the planted arm's own process implies may sit from the ratio the judge
+# measures between processes with nothing wrong: the A/B times a few steps of one batch after a lead-in
+# (workloads/planted.py), the run every step of its own batches with a fresh optimizer, in another
+# process than the baseline's. On the 2-core CPU at a planted ratio of 8.5× (planted_fraction 20), the
+# A/B read 0.5-1 % above a full replica of the run's training timed in the same process, and 0.3-4.7 %
+# above the judged ratio; both intervals there are ±0.3-1 % wide, so that method error alone called
+# healthy runs "size off" (docs/self-checks.md). The planted interval is widened by this factor on each
+# side before the detected interval must meet it; a planted cost mismeasured by more is still caught.
+PLANTED_AB_TOLERANCE = 0.03
 PLANTED_RULE = ("detected: the interval excludes 1 on the planted side; within its interval: it meets the interval "
-                "(order statistics, ≥ 95 %) of the median ratio the planted runs' own A/B timings imply; energy: "
-                "sign only")
+                "(order statistics, ≥ 95 %) of the median ratio the planted runs' own A/B timings imply, widened "
+                f"by ±{100 * PLANTED_AB_TOLERANCE:g} % for the A/B's method error; energy: sign only")
 
 # (task, metric the judge compares, the planted arm's share metric, how the share moves the metric)
 PLANTED_METRICS = (
@@ -183,8 +193,8 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
         shares = shares.to_numpy(dtype=float)
         shares = shares[np.isfinite(shares) & (shares >= 0) & (shares < 1)]
         row = {"task": task, "metric": metric, "kind": kind, "planted_share": None, "planted": None,
-               "planted_range": None, "planted_ci": None, "product_share": None, "effect": None, "ci": None,
-               "detected": None, "covered": None}
+               "planted_range": None, "planted_ci": None, "planted_allowed": None, "product_share": None,
+               "effect": None, "ci": None, "detected": None, "covered": None}
         if len(shares) == 0:
             rows.append({**row, "result": "not checked", "why": f"no {share_name} recorded by {PLANTED_ARM}"})
             continue
@@ -197,6 +207,7 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
         row.update(planted_share=float(np.median(shares)), planted=planted,
                    planted_range=[float(per_run.min()), float(per_run.max())],
                    planted_ci=list(median_interval(per_run)),
+                   planted_allowed=_widened(median_interval(per_run), PLANTED_AB_TOLERANCE),
                    product_share=float(np.median(products)) if len(products) else None)
         direction = "lower_is_better" if kind in ("time", "energy") else "higher_is_better"
         claim = Claim(id=f"planted:{task}:{metric}", quote="planted effect", paper_figure="", metric=metric, task=task,
@@ -209,7 +220,7 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
         lo, hi = _num(v.ci_low), _num(v.ci_high)
         up = kind in ("time", "energy")  # the planted work makes time and joules larger, speed smaller
         detected = (lo is not None and lo > 1) if up else (hi is not None and hi < 1)
-        p_lo, p_hi = row["planted_ci"]
+        p_lo, p_hi = row["planted_allowed"]
         covered = None if kind == "energy" else bool(lo is not None and hi is not None and lo <= p_hi and p_lo <= hi)
         row.update(effect=_num(v.ratio), ci=[lo, hi], detected=bool(detected), covered=covered, design=v.design,
                    n=v.n_candidate)
@@ -245,6 +256,12 @@ def median_interval(values, level: float = 0.95) -> tuple[float, float]:
     return xs[k - 1], xs[n - k]
 
 
+def _widened(interval: tuple[float, float], tolerance: float) -> list[float]:
+    """[lo, hi] widened by the factor 1 + `tolerance` on each side (ratios: multiplicatively)."""
+    lo, hi = interval
+    return [lo / (1 + tolerance), hi * (1 + tolerance)]
+
+
 def _pct(ratio: Optional[float]) -> str:
     return "?" if ratio is None else f"{100 * (ratio - 1):+.1f} %"
 
@@ -258,7 +275,8 @@ def _planted_text(status: str, rows: list[dict]) -> str:
         interval = f" [{_pct(ci[0])}, {_pct(ci[1])}]"
         pci = r.get("planted_ci") or [r["planted"], r["planted"]]
         spread = "" if pci[0] == pci[1] else f" [{_pct(pci[0])}, {_pct(pci[1])}]"
-        planted = "sign only" if r["kind"] == "energy" else f"planted {_pct(r['planted'])}{spread}"
+        allowance = f" ±{100 * PLANTED_AB_TOLERANCE:g} %"  # the A/B's method error, allowed on both sides
+        planted = "sign only" if r["kind"] == "energy" else f"planted {_pct(r['planted'])}{spread}{allowance}"
         parts.append(f"{r['metric']} {planted}, detected {_pct(r['effect'])}{interval}: {r['result']}")
     if not parts:
         return "Planted effect: not checked (" + "; ".join(f"{r['metric']}: {r['why'][:80]}" for r in rows) + ")"

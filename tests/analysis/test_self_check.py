@@ -132,6 +132,24 @@ def test_a_planted_cost_that_the_timings_overstate_is_not_within_its_interval():
         "detected, but its interval misses the planted ratio"}
 
 
+@pytest.mark.parametrize("overstated, covered", [(1.02, True), (1.05, False)])
+def test_the_planted_interval_allows_the_ab_method_error_and_no_more(overstated, covered):
+    from eitp_bench.analysis.self_check import PLANTED_AB_TOLERANCE
+
+    assert PLANTED_AB_TOLERANCE == pytest.approx(0.03)
+    recs = _planted_records(10, share=0.2, cv=0.001)  # the judge sees 1.25 to within ±0.1 %
+    for r in recs:  # every run's A/B reads the ratio `overstated` times too high
+        for m in r.metrics:
+            if m.name == "planted_train_share":
+                m.value = 1 - 1 / (1.25 * overstated)
+    row = next(r for r in _group(recs)["self_check"]["planted"]["rows"] if r["metric"] == "train_s")
+    assert row["planted"] == pytest.approx(1.25 * overstated)
+    assert row["planted_ci"] == pytest.approx([1.25 * overstated] * 2)  # identical runs: a point
+    assert row["planted_allowed"] == pytest.approx([1.25 * overstated / 1.03, 1.25 * overstated * 1.03])
+    assert row["ci"][1] < 1.25 * overstated  # outside the bare planted interval either way
+    assert row["covered"] is covered
+
+
 def test_a_planted_ratio_measured_with_spread_is_judged_with_its_own_interval():
     from eitp_bench.analysis.self_check import median_interval
 
@@ -313,8 +331,8 @@ def _smoke_self_check(out) -> dict:
     assert rows["train_s"]["planted"] > 1.5 and 0 < rows["tokens_per_s"]["planted_share"] < 1
     for m in ("train_s", "tokens_per_s"):  # the A/B's whole share, and the products' own share beside it
         assert rows[m]["ci"] is not None and 0 < rows[m]["product_share"] < 1, rows[m]
-        (lo, hi), (p_lo, p_hi) = rows[m]["ci"], rows[m]["planted_ci"]
-        assert p_lo <= rows[m]["planted"] <= p_hi and rows[m]["covered"] == (lo <= p_hi and p_lo <= hi)
+        (lo, hi), (p_lo, p_hi), (a_lo, a_hi) = rows[m]["ci"], rows[m]["planted_ci"], rows[m]["planted_allowed"]
+        assert a_lo < p_lo <= rows[m]["planted"] <= p_hi < a_hi and rows[m]["covered"] == (lo <= a_hi and a_lo <= hi)
     return checks
 
 
