@@ -679,10 +679,10 @@ class Store:
         return _split_flags(df)
 
     @_reading
-    def energy_frame(self, where=None, runs=None):
-        # The energy row's device (gpu:0, cpu:0) is what analysis groups by; the run's torch device
-        # stays available as run_device.
-        df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"}, where=where, runs=runs)
+    def energy_frame(self, where=None, runs=None, run_columns=RUN_COLUMNS):
+        """Each energy entry after its run's `run_columns`. The energy row's device (gpu:0, cpu:0) is what
+        analysis groups by; the run's torch device stays available as run_device."""
+        df = self._with_runs(run_columns, "energy", rename={"device": "energy_device"}, where=where, runs=runs)
         df = df.rename(columns={"device": "run_device", "energy_device": "device"})
         for column in ("joules", "max_gap_s", "idle_watts", "net_joules", "sampled_joules",
                        "crosscheck_tolerance_j"):  # None → NaN, never object dtype
@@ -713,12 +713,14 @@ class Store:
         return _runs_per_device(run_ids, texts, first)
 
     @_reading
-    def provenance_frame(self, where=None):
+    def provenance_frame(self, where=None, runs=None):
         """One row per run: run_id, the Provenance fields, and hardware.<key> for each detected-hardware entry
-        (store/provenance_read.py: the runs that hold equal values share one object)."""
+        (store/provenance_read.py: the runs that hold equal values share one object). `runs`: the runs_frame
+        of the same `where`, already read: where its run ids are the provenance's, the frame holds them, not
+        a second copy."""
         from eitp_bench.store.provenance_read import provenance_frame
 
-        return provenance_frame(self, where)
+        return provenance_frame(self, where, runs)
 
     @_reading
     def configs(self, hashes: Optional[Iterable[str]] = None) -> dict[str, dict]:

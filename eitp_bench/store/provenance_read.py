@@ -26,8 +26,10 @@ TOP_FIELDS = [f for f in Provenance.model_fields if f != "hardware"]
 _CHUNK_ROWS = 5_000  # texts held at once: about 10 MB of real runs' provenance
 
 
-def provenance_frame(store, where=None):
-    """The provenance frame of the runs `where` keeps (every run when None), in store order."""
+def provenance_frame(store, where=None, runs=None):
+    """The provenance frame of the runs `where` keeps (every run when None), in store order. `runs`: their
+    runs frame, read with the same `where`: its run_id column is shared where it names the same runs in
+    the same order (a run stored between the two reads makes them differ: then the frame has its own)."""
     import pandas as pd
     from sqlalchemy import select
 
@@ -57,7 +59,15 @@ def provenance_frame(store, where=None):
     texts = value_texts(store, placeholders)
     parsed_values = {p: json.loads(texts[i]) for i, p in placeholders.items()}  # KeyError: a value not stored
     # copy=False: a block per column, not every object column stacked into a second copy
-    return pd.DataFrame({"run_id": columns.run_ids(), **columns.finish(parsed_values)}, copy=False)
+    run_ids = columns.run_ids()
+    if runs is not None and _same_ids(runs["run_id"].array, run_ids):
+        run_ids = runs["run_id"].array  # one copy of the ids (4.8 MiB of Arrow text at 1 000 000 records)
+    return pd.DataFrame({"run_id": run_ids, **columns.finish(parsed_values)}, copy=False)
+
+
+def _same_ids(ours, theirs) -> bool:
+    """Whether two arrays of run ids hold the same ids in the same order (compared in Arrow)."""
+    return len(ours) == len(theirs) and bool((ours == theirs).all())
 
 
 class _Reference:

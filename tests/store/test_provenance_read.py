@@ -87,6 +87,27 @@ def test_the_frame_of_some_runs_is_those_runs_rows(varied):
     pd.testing.assert_frame_equal(store.provenance_frame(where=none), _per_run_rows([]))
 
 
+def test_the_frame_holds_the_runs_frames_ids_when_they_are_the_same_runs(varied):
+    import numpy as np
+
+    from eitp_bench.store.layout import RUNS
+
+    url, recs = varied
+    store = Store.open(url, read_only=True)
+    where = RUNS.c.arm == recs[0].arm
+    runs = store.runs_frame(where=where)
+    shared = store.provenance_frame(where=where, runs=runs)
+    pd.testing.assert_frame_equal(shared, store.provenance_frame(where=where), check_exact=True)
+    def text(frame):  # the bytes of the ids' text in Arrow
+        return frame["run_id"].array._pa_array.chunk(0).buffers()[2]
+
+    assert np.shares_memory(text(shared), text(runs))  # one copy of the ids
+    assert not np.shares_memory(text(store.provenance_frame(where=where)), text(runs))
+    other = store.runs_frame()  # not the same runs: the provenance keeps its own ids
+    alone = store.provenance_frame(where=where, runs=other)
+    assert list(alone["run_id"]) == list(runs["run_id"]) and len(other) > len(runs)
+
+
 def test_runs_that_share_a_value_share_one_object(varied):
     url, _ = varied
     frame = Store.open(url, read_only=True).provenance_frame()
