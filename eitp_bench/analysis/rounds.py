@@ -10,6 +10,7 @@ Nothing here reads a store: analysis/resultset.py (frames) and analysis/stored_r
 
 from __future__ import annotations
 
+import hashlib
 from typing import Optional
 
 
@@ -130,8 +131,9 @@ class RunsBehind:
         compares integers (a verdict asks this of a nightly group's 25 000 runs; 80 verdicts a report)."""
         import numpy as np
 
-        if column not in self._codes:
-            self._codes[column] = self.column(column).factorize()
+        if column not in self._codes:  # int32 codes: held as long as the group (a nightly group's 25 000 runs)
+            codes, uniques = self.column(column).factorize()
+            self._codes[column] = (codes.astype(np.int32), uniques)
         codes, uniques = self._codes[column]
         values = set(values)
         wanted = [i for i, u in enumerate(uniques) if u in values]
@@ -147,7 +149,7 @@ class RunsBehind:
         at = self._positions(name, arms, task)
         if len(at) == 0:
             return 0, 0
-        if (key := at.tobytes()) not in self._evidence:
+        if (key := hashlib.blake2b(at.tobytes(), digest_size=16).digest()) not in self._evidence:  # not the bytes
             slots, rounds, starts, ends = self._clock()
             looks = sequential_looks(slots[at].tolist(), starts[at], ends[at])
             self._evidence[key] = (len(np.unique(rounds[at])), looks.batches)
@@ -171,8 +173,8 @@ class RunsBehind:
             from eitp_bench.analysis.stats.planning import seconds
 
             f = self.frame
-            slots = row_codes(f, ["arm", "task", "size", "repetition"])
-            rounds = row_codes(f, ["size", "seed", "repetition"])
+            slots = row_codes(f, ["arm", "task", "size", "repetition"]).astype(np.int32)  # held with the group
+            rounds = row_codes(f, ["size", "seed", "repetition"]).astype(np.int32)
             starts = seconds(f["started_at"].tolist())
             ends = seconds(f["finished_at"].tolist()) if "finished_at" in f.columns else np.full(len(f), np.nan)
             self._clock_cache = (slots, rounds, starts, ends)
