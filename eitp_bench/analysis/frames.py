@@ -192,7 +192,6 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
     import pandas as pd
 
     from eitp_bench.analysis.stored_rounds import read_rounds
-    from eitp_bench.store.layout import RUN_COLUMNS
     from eitp_bench.store import queries as store_queries
 
     where = store_queries.runs_of([(g.config_hash, g.hardware_profile_id) for g in groups[:max_groups]], suite=suite)
@@ -202,19 +201,12 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
     provenance = store.provenance_frame(where=where, runs=runs)
     rounds = read_rounds(store, where, runs, seqs, provenance)
     return _finite_metrics(Frames(
-        runs, None, store.energy_frame(where=where, runs=runs, run_columns=_entry_run_columns(RUN_COLUMNS)),
+        runs, None, store.energy_frame(where=where, runs=runs),
         StoredTimeline(store, pd.Index(runs["run_id"]), where), provenance=provenance,
         source=source, configs=store.configs(hashes={g.config_hash for g in groups[:max_groups]}), rounds=rounds,
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),
                          not_finite_read=store_queries.not_finite_counts(store, suite=suite, where=where),
                          runs_total=store_queries.run_count(store, suite=suite))))
-
-
-def _entry_run_columns(run_columns: list[str]) -> list[str]:
-    """The run columns each energy entry of a scoped read carries: its run's keys and labels. Its times,
-    error and rank counts are the runs frame's to give; copied beside 45 000 entries at 1 000 000 records
-    they were 4 MiB held to the end of the report."""
-    return [c for c in run_columns if c not in ("started_at", "finished_at", "error", "world_size", "nnodes")]
 
 
 def load_series(store_or_path, *, names=None, config_hash: Optional[str] = None) -> Frames:

@@ -679,10 +679,10 @@ class Store:
         return _split_flags(df)
 
     @_reading
-    def energy_frame(self, where=None, runs=None, run_columns=RUN_COLUMNS):
-        """Each energy entry after its run's `run_columns`. The energy row's device (gpu:0, cpu:0) is what
+    def energy_frame(self, where=None, runs=None):
+        """Each energy entry after its run's columns. The energy row's device (gpu:0, cpu:0) is what
         analysis groups by; the run's torch device stays available as run_device."""
-        df = self._with_runs(run_columns, "energy", rename={"device": "energy_device"}, where=where, runs=runs)
+        df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"}, where=where, runs=runs)
         df = df.rename(columns={"device": "run_device", "energy_device": "device"})
         for column in ("joules", "max_gap_s", "idle_watts", "net_joules", "sampled_joules",
                        "crosscheck_tolerance_j"):  # None → NaN, never object dtype
