@@ -74,6 +74,22 @@ def test_the_frame_is_the_per_run_parse_of_every_run(varied):
     assert "hardware.cpu.model" in got.columns
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5])
+@pytest.mark.parametrize("expected", ["none", "all", "fewer"])
+def test_the_frame_is_the_same_read_in_chunks_whatever_the_runs_expected(varied, monkeypatch, chunk, expected):
+    """Columns made for the runs expected and grown past them: read a few runs at a time (fields first seen
+    in a later chunk, stretches of shapes across chunks), expecting every run, none, or fewer (a run stored
+    between the runs read and the provenance read), the frame is the per-run parse."""
+    from eitp_bench.store.layout import RUNS
+
+    url, recs = varied
+    monkeypatch.setattr(provenance_read, "_CHUNK_ROWS", chunk)
+    store = Store.open(url, read_only=True)
+    runs = {"none": None, "all": store.runs_frame(), "fewer": store.runs_frame(where=RUNS.c.arm == recs[0].arm)}
+    got = store.provenance_frame(runs=runs[expected])
+    pd.testing.assert_frame_equal(got, _per_run_rows(recs), check_exact=True)
+
+
 def test_the_frame_of_some_runs_is_those_runs_rows(varied):
     url, recs = varied
     store = Store.open(url, read_only=True)
