@@ -1,13 +1,15 @@
 """How the commands that read a large store ask glibc to give freed large arrays back.
 
-Only those commands (report, compare, regress, history, export, verify) call it, first thing: never the
-commands that run workloads (`run`, `measure`, `calibrate`, `profile`). With a threshold of 512 KiB every
+Only those commands (report, compare, regress, history, export, verify) call it, first thing, through
+the `reads_a_store` mark they are registered with: never the commands that run workloads (`run`, `measure`, `calibrate`, `profile`). With a threshold of 512 KiB every
 larger tensor of a training step gets a mapping of its own, made and dropped at each allocation, and a
 run's workers, forked from the process that called `run`, would inherit it: it would change the speed
 being measured.
 """
 
 from __future__ import annotations
+
+import functools
 
 
 def large_arrays_go_back_to_the_system() -> bool:
@@ -29,3 +31,17 @@ def large_arrays_go_back_to_the_system() -> bool:
         return False
     M_MMAP_THRESHOLD = -3  # glibc's malloc.h; setting it also stops the threshold's growth
     return mallopt(M_MMAP_THRESHOLD, 512 * 1024) == 1
+
+
+def reads_a_store(command):
+    """The command, marked as one that reads a store: it asks glibc for the fixed threshold before anything
+    else (registered as `app.command(NAME)(reads_a_store(fn))`; tests/test_arrow_allocator.py checks that
+    every command with a --store option is marked but `run` and `import`, which write one)."""
+
+    @functools.wraps(command)  # typer reads the options from the wrapped function's signature
+    def marked(*args, **kwargs):
+        large_arrays_go_back_to_the_system()
+        return command(*args, **kwargs)
+
+    marked.reads_a_store = True
+    return marked

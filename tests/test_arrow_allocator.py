@@ -59,3 +59,24 @@ def test_reading_commands_keep_large_arrays_in_mappings_the_system_gets_back(how
                          timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == str(mapped)
+
+
+def _store_option(callback) -> bool:
+    import inspect
+
+    return any("--store" in (getattr(p.default, "param_decls", None) or ())
+               for p in inspect.signature(callback).parameters.values())
+
+
+def test_every_command_that_reads_a_store_is_marked_and_no_other():
+    """A new command that reads a store cannot forget the threshold unnoticed: every command with a --store
+    option is registered through `reads_a_store`, but `run` and `import`, which write one (a run's workers,
+    forked from it, must train under glibc's own settings); `verify` reads the store inside a bundle."""
+    from eitp_bench.cli import app
+
+    commands = {c.name: c.callback for c in app.registered_commands}
+    marked = {name for name, fn in commands.items() if getattr(fn, "reads_a_store", False)}
+    with_store = {name for name, fn in commands.items() if _store_option(fn)}
+    assert {"run", "import"} <= with_store and "version" in commands  # the option is found where it is
+    assert marked == (with_store - {"run", "import"}) | {"verify"}
+    assert marked == {"report", "compare", "regress", "history", "export", "verify"}

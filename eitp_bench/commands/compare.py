@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from eitp_bench.allocator import large_arrays_go_back_to_the_system
+from eitp_bench.allocator import reads_a_store
 
 
 def compare(
@@ -16,7 +16,6 @@ def compare(
     html_out: Optional[str] = typer.Option(None, "--html", help="also write the tables as an HTML file"),
 ) -> None:
     """Compare s/step, tokens/s, J/token and tokens/J across hardware profiles (same config hash only)."""
-    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from pathlib import Path
 
     from eitp_bench.analysis.compare import COMPARED_NAMES, compare_hardware, compare_store
@@ -47,4 +46,4 @@ def compare(
 
 
 def register(app) -> None:
-    app.command("compare")(compare)
+    app.command("compare")(reads_a_store(compare))

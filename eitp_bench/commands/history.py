@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from eitp_bench.allocator import large_arrays_go_back_to_the_system
+from eitp_bench.allocator import reads_a_store
 from eitp_bench.errors import UserError
 
 
@@ -17,7 +17,6 @@ def history(
     threshold: str = typer.Option("5%", "--threshold", help="minimum relative change, e.g. 5% or 0.05 (as regress)"),
 ) -> int:
     """Write a static history site: confirmed regressions first, then every series over nights."""
-    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from eitp_bench.analysis.frames import sql_store
     from eitp_bench.analysis.history import store_history
     from eitp_bench.analysis.regress import parse_threshold
@@ -62,4 +61,4 @@ def _spill_dir(out: str):
 
 
 def register(app) -> None:
-    app.command("history")(history)
+    app.command("history")(reads_a_store(history))

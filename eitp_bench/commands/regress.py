@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from eitp_bench.allocator import large_arrays_go_back_to_the_system
+from eitp_bench.allocator import reads_a_store
 
 
 def regress(
@@ -16,7 +16,6 @@ def regress(
     html_out: Optional[str] = typer.Option(None, "--html", help="also write a report with a regressions section"),
 ) -> int:
     """Find confirmed regressions and improvements in every series (exit 1 if any regression)."""
-    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from eitp_bench.analysis.frames import load_series, sql_store
     from eitp_bench.analysis.regress import check_window, confirmed, find_changes, parse_threshold, store_changes, \
         testable_series
@@ -55,4 +54,4 @@ def regress(
 
 
 def register(app) -> None:
-    app.command("regress")(regress)
+    app.command("regress")(reads_a_store(regress))

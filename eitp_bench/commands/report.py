@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from eitp_bench.allocator import large_arrays_go_back_to_the_system
+from eitp_bench.allocator import reads_a_store
 
 
 def report(
@@ -23,7 +23,6 @@ def report(
     title: Optional[str] = typer.Option(None, "--title", help="the page's title (default: eitp-bench report — <suite>)"),
 ) -> None:
     """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
-    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from eitp_bench.report.build import write_report
 
     if as_json:  # the same Findings the HTML renders; only the judged groups' runs are read
@@ -67,4 +66,4 @@ def _write_bundle(out: str, store, suite, claims, *, html, to) -> None:
 
 
 def register(app) -> None:
-    app.command("report")(report)
+    app.command("report")(reads_a_store(report))

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from eitp_bench.allocator import large_arrays_go_back_to_the_system
+from eitp_bench.allocator import reads_a_store
 from eitp_bench.errors import UserError
 
 FORMATS = ("csv", "parquet", "jsonl", "openmetrics", "prometheus", "mlflow")
@@ -29,7 +29,6 @@ def export(
                                              "(file:/path/mlruns or http://host:5000)"),
 ) -> None:
     """Export the results store as tables, records, Prometheus/OpenMetrics text or MLflow runs."""
-    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from eitp_bench.store import Store, export_jsonl, export_tables
 
     fmt = format_name.lower()
@@ -122,5 +121,5 @@ def import_(
 
 
 def register(app) -> None:
-    app.command("export")(export)
+    app.command("export")(reads_a_store(export))
     app.command("import")(import_)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from eitp_bench.allocator import large_arrays_go_back_to_the_system
+from eitp_bench.allocator import reads_a_store
 
 
 def verify(
@@ -17,7 +17,6 @@ def verify(
                                   "counts are compared exactly)"),
 ) -> None:
     """Re-run the analysis from the bundle alone and confirm every verdict, effect, interval and figure."""
-    large_arrays_go_back_to_the_system()  # a large store's reads (eitp_bench/allocator.py)
     from eitp_bench.errors import UserError
     from eitp_bench.report.verify import verify_bundle
 
@@ -40,4 +39,4 @@ def verify(
 
 
 def register(app) -> None:
-    app.command("verify")(verify)
+    app.command("verify")(reads_a_store(verify))
