@@ -149,7 +149,7 @@ class RunsBehind:
         at = self._positions(name, arms, task)
         if len(at) == 0:
             return 0, 0
-        if (key := hashlib.blake2b(at.tobytes(), digest_size=16).digest()) not in self._evidence:  # not the bytes
+        if (key := hashlib.blake2b(at.tobytes(), digest_size=16).digest()) not in self._evidence:  # not the bytes: held
             slots, rounds, starts, ends = self._clock()
             looks = sequential_looks(slots[at].tolist(), starts[at], ends[at])
             self._evidence[key] = (len(np.unique(rounds[at])), looks.batches)
