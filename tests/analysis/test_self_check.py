@@ -369,7 +369,7 @@ def test_the_report_shows_the_self_checks_on_its_first_screen():
     html = render_report(analyse(load_frames(frames_from_records(recs)), load_claims("eitp"), n_resamples=300))
     first_screen = html[:html.index('<details')]  # the answer comes before any collapsible section
     assert "A/A check FAILED: 1 of" in first_screen and "tokens_per_s (generate)" in first_screen
-    assert "Planted effect not run" in first_screen
+    assert "</b>. Planted effect not run." in first_screen  # two sentences, a space between them
 
 
 def test_the_configuration_hash_sees_the_arms_and_the_planted_size_not_the_switches():
