@@ -305,7 +305,8 @@ def test_the_switches_add_the_control_arms_and_need_the_baseline():
 def _smoke_self_check(out) -> dict:
     """A smoke run of the tiny model on CPU with both control arms on, 7 rounds (about 50-60 s on a
     shared 2-core machine), and its report's self_check. The planted work is sized large
-    (planted_fraction 20: +~400 % training time, −~34 % tokens/s here) because a shared CPU's
+    (planted_fraction 20: +~400 % training time and −~34 % tokens/s on the machine it was sized on, +755-767 %
+    and −44-45 % on a later one) because a shared CPU's
     run-to-run noise is tens of per cent (at 10, −22 % tokens/s, a loaded machine's interval reached
     past 1 in 4 of 14 runs); generation is timed over 10 calls so its windows see through it."""
     store = out / "results.sqlite"
