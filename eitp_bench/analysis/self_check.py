@@ -20,9 +20,9 @@ speed 1 − share — is set against the ratio the judge detects (the products' 
 *detected* when the interval excludes 1 on the planted side, and *within its interval* when that
 interval meets the planted ratio's own interval: the planted ratio is the median over the planted
 runs, each a measurement with its own spread, so it comes with a distribution-free ≥ 95 % interval
-for that median (order statistics of the per-run ratios: `median_interval`), widened by
-PLANTED_AB_TOLERANCE on each side for the A/B's own method error (identical runs make it a point
-±3 %). Status: detected (every metric detected within its
+for that median (order statistics of the per-run ratios: `median_interval`), widened on each side
+for the A/B's own method error (`ab_error`: what it misses of a baseline step matters more the larger
+the planted share). Status: detected (every metric detected within its
 interval), "detected, size off" (every metric detected, an interval misses its planted ratio), missed
 (a metric not detected, or with the wrong sign), not checked. Training energy is checked for its
 sign only: the planted products' own power is not metered apart, so their share of the joules is
@@ -41,18 +41,20 @@ NOT_CHECKED_VERDICTS = ("NO DATA", "NOT MEASURED")
 AA_RULE = ("a metric differs when its two-sided p, Holm-adjusted across the A/A metrics checked, is below 0.05 "
            "and its 95 % interval for the ratio excludes 1 (a machine with no setup difference passes ≥ 95 % "
            "of the time)")
-# How far the ratio an A/B in the planted arm's own process implies may sit from the ratio the judge
-# measures between processes with nothing wrong: the A/B times a few steps of one batch after a lead-in
-# (workloads/planted.py), the run every step of its own batches with a fresh optimizer, in another
-# process than the baseline's. On the 2-core CPU at a planted ratio of 8.5× (planted_fraction 20), the
-# A/B read 0.5-1 % above a full replica of the run's training timed in the same process, and 0.3-4.7 %
-# above the judged ratio; both intervals there are ±0.3-1 % wide, so that method error alone called
-# healthy runs "size off" (docs/self-checks.md). The planted interval is widened by this factor on each
-# side before the detected interval must meet it; a planted cost mismeasured by more is still caught.
-PLANTED_AB_TOLERANCE = 0.03
+# What the planted arm's A/B may miss of a baseline step, as a share of it. The A/B times a few warm steps
+# of one batch after a lead-in, outside every window (workloads/planted.py); the run times every step of its
+# own batches, the first with a fresh optimizer's state, with the window's reads and the evaluation
+# snapshots between them. Those per-step costs are the same with and without the planted work, so the A/B
+# overstates the run's ratio R by (1 + m)·R / (R + m): nothing at a small planted share, most at a large one.
+# On the 2-core CPU at R ≈ 8.6 (planted_fraction 20) the A/B read 1.2-4.7 % above the ratio the judge
+# detected (m ≈ 1.3-4.9 %), with both intervals ±0.3-1 % wide: that method error alone called healthy
+# runs "size off" (docs/self-checks.md).
+PLANTED_AB_MISSED_STEP = 0.05
 PLANTED_RULE = ("detected: the interval excludes 1 on the planted side; within its interval: it meets the interval "
                 "(order statistics, ≥ 95 %) of the median ratio the planted runs' own A/B timings imply, widened "
-                f"by ±{100 * PLANTED_AB_TOLERANCE:g} % for the A/B's method error; energy: sign only")
+                f"on each side by the A/B's method error, (1 + m)·R / (R + m) at a ratio R of times with m = "
+                f"{PLANTED_AB_MISSED_STEP:g} of a baseline step it does not see (±4.4 % at 8.6×, ±1 % at 1.25×); "
+                "energy: sign only")
 
 # (task, metric the judge compares, the planted arm's share metric, how the share moves the metric)
 PLANTED_METRICS = (
@@ -207,7 +209,7 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
         row.update(planted_share=float(np.median(shares)), planted=planted,
                    planted_range=[float(per_run.min()), float(per_run.max())],
                    planted_ci=list(median_interval(per_run)),
-                   planted_allowed=_widened(median_interval(per_run), PLANTED_AB_TOLERANCE),
+                   planted_allowed=_widened(median_interval(per_run), kind),
                    product_share=float(np.median(products)) if len(products) else None)
         direction = "lower_is_better" if kind in ("time", "energy") else "higher_is_better"
         claim = Claim(id=f"planted:{task}:{metric}", quote="planted effect", paper_figure="", metric=metric, task=task,
@@ -256,10 +258,18 @@ def median_interval(values, level: float = 0.95) -> tuple[float, float]:
     return xs[k - 1], xs[n - k]
 
 
-def _widened(interval: tuple[float, float], tolerance: float) -> list[float]:
-    """[lo, hi] widened by the factor 1 + `tolerance` on each side (ratios: multiplicatively)."""
+def ab_error(ratio: float, kind: str) -> float:
+    """The factor by which the A/B may overstate a planted ratio: (1 + m)·R / (R + m), R the ratio of times
+    (a rate's ratio inverted), m = PLANTED_AB_MISSED_STEP."""
+    times = ratio if kind in ("time", "energy") else 1 / ratio
+    m = PLANTED_AB_MISSED_STEP
+    return (1 + m) * times / (times + m)
+
+
+def _widened(interval: tuple[float, float], kind: str) -> list[float]:
+    """The planted ratio's interval widened on each side by the A/B's method error at that end."""
     lo, hi = interval
-    return [lo / (1 + tolerance), hi * (1 + tolerance)]
+    return [lo / ab_error(lo, kind), hi * ab_error(hi, kind)]
 
 
 def _pct(ratio: Optional[float]) -> str:
@@ -275,7 +285,7 @@ def _planted_text(status: str, rows: list[dict]) -> str:
         interval = f" [{_pct(ci[0])}, {_pct(ci[1])}]"
         pci = r.get("planted_ci") or [r["planted"], r["planted"]]
         spread = "" if pci[0] == pci[1] else f" [{_pct(pci[0])}, {_pct(pci[1])}]"
-        allowance = f" ±{100 * PLANTED_AB_TOLERANCE:g} %"  # the A/B's method error, allowed on both sides
+        allowance = f" ±{100 * (ab_error(r['planted'], r['kind']) - 1):.1f} %"  # the A/B's method error, both sides
         planted = "sign only" if r["kind"] == "energy" else f"planted {_pct(r['planted'])}{spread}{allowance}"
         parts.append(f"{r['metric']} {planted}, detected {_pct(r['effect'])}{interval}: {r['result']}")
     if not parts:
