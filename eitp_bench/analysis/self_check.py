@@ -47,13 +47,13 @@ AA_RULE = ("a metric differs when its two-sided p, Holm-adjusted across the A/A 
 # snapshots between them. Those per-step costs are the same with and without the planted work, so the A/B
 # overstates the run's ratio R by (1 + m)·R / (R + m): nothing at a small planted share, most at a large one.
 # On the 2-core CPU at R ≈ 8.6 (planted_fraction 20) the A/B read 1.2-4.7 % above the ratio the judge
-# detected (m ≈ 1.3-4.9 %), with both intervals ±0.3-1 % wide: that method error alone called healthy
-# runs "size off" (docs/self-checks.md).
-PLANTED_AB_MISSED_STEP = 0.05
+# detected (m ≈ 1.4-5.4 %, the largest where a load slowed the later rounds), with both intervals ±0.3-1 %
+# wide: that method error alone called healthy runs "size off" (docs/self-checks.md).
+PLANTED_AB_MISSED_STEP = 0.06
 PLANTED_RULE = ("detected: the interval excludes 1 on the planted side; within its interval: it meets the interval "
                 "(order statistics, ≥ 95 %) of the median ratio the planted runs' own A/B timings imply, widened "
                 f"on each side by the A/B's method error, (1 + m)·R / (R + m) at a ratio R of times with m = "
-                f"{PLANTED_AB_MISSED_STEP:g} of a baseline step it does not see (±4.4 % at 8.6×, ±1 % at 1.25×); "
+                f"{PLANTED_AB_MISSED_STEP:g} of a baseline step it does not see (±5.3 % at 8.6×, ±1.1 % at 1.25×); "
                 "energy: sign only")
 
 # (task, metric the judge compares, the planted arm's share metric, how the share moves the metric)

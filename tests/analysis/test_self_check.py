@@ -133,15 +133,15 @@ def test_a_planted_cost_that_the_timings_overstate_is_not_within_its_interval():
 
 
 @pytest.mark.parametrize("share, overstated, covered", [(0.2, 1.005, True), (0.2, 1.03, False),
-                                                      (0.85, 1.03, True), (0.85, 1.06, False)])
+                                                      (0.85, 1.04, True), (0.85, 1.07, False)])
 def test_the_planted_interval_allows_the_ab_method_error_and_no_more(share, overstated, covered):
-    """The A/B may miss up to 5 % of a baseline step (per-step costs the same with and without the planted
-    work), which overstates a ratio R of times by 1.05·R / (R + 0.05): ±1 % at a share of 20 % (R = 1.25),
-    ±4.2 % at 85 % (R = 6.7). Within that the size holds; beyond it the check says "size off"."""
+    """The A/B may miss up to 6 % of a baseline step (per-step costs the same with and without the planted
+    work), which overstates a ratio R of times by 1.06·R / (R + 0.06): ±1.1 % at a share of 20 % (R = 1.25),
+    ±5 % at 85 % (R = 6.7). Within that the size holds; beyond it the check says "size off"."""
     from eitp_bench.analysis.self_check import PLANTED_AB_MISSED_STEP, ab_error
 
     truth = 1 / (1 - share)
-    assert PLANTED_AB_MISSED_STEP == 0.05 and ab_error(truth, "time") == pytest.approx(1.05 * truth / (truth + 0.05))
+    assert PLANTED_AB_MISSED_STEP == 0.06 and ab_error(truth, "time") == pytest.approx(1.06 * truth / (truth + 0.06))
     assert ab_error(1 - share, "rate") == pytest.approx(ab_error(truth, "time"))  # a rate's ratio inverted
     recs = _planted_records(10, share=share, cv=0.001)  # the judge sees the truth to within ±0.1 %
     for r in recs:  # every run's A/B reads the ratio `overstated` times too high
