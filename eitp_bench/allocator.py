@@ -1,10 +1,10 @@
 """How the commands that read a large store ask glibc to give freed large arrays back.
 
 Only those commands (report, compare, regress, history, export, verify) call it, first thing, through
-the `reads_a_store` mark they are registered with: never the commands that run workloads (`run`, `measure`, `calibrate`, `profile`). With a threshold of 512 KiB every
-larger tensor of a training step gets a mapping of its own, made and dropped at each allocation, and a
-run's workers, forked from the process that called `run`, would inherit it: it would change the speed
-being measured.
+the `reads_a_store` mark they are registered with: never the commands that run workloads (`run`,
+`measure`, `calibrate`, `profile`). With a threshold of 512 KiB every larger tensor of a training step
+gets a mapping of its own, made and dropped at each allocation, and a run's workers, forked from the
+process that called `run`, would inherit it: it would change the speed being measured.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def _comparable(metrics_df, provenance):
     state and board, and a missing hardware profile as 'unknown'."""
     import pandas as pd
 
-    from eitp_bench.analysis.rounds import energy_state_key
+    from eitp_bench.analysis.rounds import energy_state_key, keyed
 
     df = energy_state_key(metrics_df, provenance)
     if "status" in df.columns:
@@ -114,7 +114,7 @@ def _comparable(metrics_df, provenance):
     per_token = df[df["name"].isin(JOULES_PER_TOKEN)]
     per_token = per_token[per_token["value"] > 0]
     df = pd.concat([df, per_token.assign(name="tokens_per_j", value=1.0 / per_token["value"])], ignore_index=True)
-    return df.assign(hardware_profile_id=df["hardware_profile_id"].astype(str).fillna("unknown"))
+    return keyed(df)  # a missing profile is its own machine: 'unknown'
 
 
 def _check_reference(reference: Optional[str], profiles: set) -> None:

@@ -14,16 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-
-def object_codes(values: list):
-    """(code per value, position of each code's first value): equal codes, the same object."""
-    import numpy as np
-    import pandas as pd
-
-    ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
-    codes, _ = pd.factorize(ids)  # codes in first-seen order
-    firsts = np.unique(codes, return_index=True)[1]
-    return codes, firsts.tolist()
+from eitp_bench.store.provenance_read import object_codes  # the reader makes the shared objects; codes them too
 
 
 def once_per_object(values: list, derive: Callable[[Any], Any]) -> list:

@@ -191,7 +191,13 @@ def keyed(df):
     """A missing hardware profile is its own machine, 'unknown' (never pooled with a known one)."""
     if df is None or len(df) == 0 or "hardware_profile_id" not in df.columns:
         return df
-    return df.assign(hardware_profile_id=df["hardware_profile_id"].astype(str).fillna("unknown"))
+    return df.assign(hardware_profile_id=_text(df["hardware_profile_id"], "unknown"))
+
+
+def _text(column, missing: str):
+    """The column as text (not the store's categories: new values are made from it), `missing` where it has
+    none. Filled by position: astype(str) keeps a missing value missing only from pandas 3 on."""
+    return column.astype(str).where(column.notna(), missing)
 
 
 def ok_rows(df):

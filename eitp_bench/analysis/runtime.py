@@ -204,9 +204,9 @@ def _same_runs(ids, run_ids) -> bool:
     (this section's own peak, with the copy `estimate_vs_actual` no longer makes: 19 → 14 MiB)."""
     import pandas as pd
 
-    if len(ids) != len(run_ids) or not isinstance(run_ids, pd.Series):
-        return False
-    return bool((ids.astype(str).array == run_ids.astype(str).array).all())
+    from eitp_bench.store.provenance_read import same_run_ids
+
+    return isinstance(run_ids, pd.Series) and same_run_ids(ids.astype(str).array, run_ids.astype(str).array)
 
 
 def estimate_vs_actual(frames) -> Optional[dict]:

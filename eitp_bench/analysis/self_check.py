@@ -206,10 +206,10 @@ def planted_check(metrics, energy, *, n_resamples: int = 10_000, seed: int = 0,
         products = ok.loc[(ok["arm"] == PLANTED_ARM) & (ok["task"] == task) & (ok["name"] == product_name),
                           "value"].to_numpy(dtype=float)
         products = products[np.isfinite(products)]
+        interval = median_interval(per_run)
         row.update(planted_share=float(np.median(shares)), planted=planted,
                    planted_range=[float(per_run.min()), float(per_run.max())],
-                   planted_ci=list(median_interval(per_run)),
-                   planted_allowed=_widened(median_interval(per_run), kind),
+                   planted_ci=list(interval), planted_allowed=_widened(interval, kind),
                    product_share=float(np.median(products)) if len(products) else None)
         direction = "lower_is_better" if kind in ("time", "energy") else "higher_is_better"
         claim = Claim(id=f"planted:{task}:{metric}", quote="planted effect", paper_figure="", metric=metric, task=task,
@@ -285,8 +285,10 @@ def _planted_text(status: str, rows: list[dict]) -> str:
         interval = f" [{_pct(ci[0])}, {_pct(ci[1])}]"
         pci = r.get("planted_ci") or [r["planted"], r["planted"]]
         spread = "" if pci[0] == pci[1] else f" [{_pct(pci[0])}, {_pct(pci[1])}]"
-        allowance = f" ±{100 * (ab_error(r['planted'], r['kind']) - 1):.1f} %"  # the A/B's method error, both sides
-        planted = "sign only" if r["kind"] == "energy" else f"planted {_pct(r['planted'])}{spread}{allowance}"
+        if r["kind"] == "energy":
+            planted = "sign only"
+        else:  # with the A/B's method error, allowed on both sides
+            planted = f"planted {_pct(r['planted'])}{spread} ±{100 * (ab_error(r['planted'], r['kind']) - 1):.1f} %"
         parts.append(f"{r['metric']} {planted}, detected {_pct(r['effect'])}{interval}: {r['result']}")
     if not parts:
         return "Planted effect: not checked (" + "; ".join(f"{r['metric']}: {r['why'][:80]}" for r in rows) + ")"

@@ -60,12 +60,12 @@ def provenance_frame(store, where=None, runs=None):
     parsed_values = {p: json.loads(texts[i]) for i, p in placeholders.items()}  # KeyError: a value not stored
     # copy=False: a block per column, not every object column stacked into a second copy
     run_ids = columns.run_ids()
-    if runs is not None and _same_ids(runs["run_id"].array, run_ids):
+    if runs is not None and same_run_ids(runs["run_id"].array, run_ids):
         run_ids = runs["run_id"].array  # one copy of the ids (4.8 MiB of Arrow text at 1 000 000 records)
     return pd.DataFrame({"run_id": run_ids, **columns.finish(parsed_values)}, copy=False)
 
 
-def _same_ids(ours, theirs) -> bool:
+def same_run_ids(ours, theirs) -> bool:
     """Whether two arrays of run ids hold the same ids in the same order (compared in Arrow)."""
     return len(ours) == len(theirs) and bool((ours == theirs).all())
 
@@ -95,9 +95,9 @@ class _Columns:
     values shared) made for the runs expected (the runs frame read with the same condition) and grown by
     doubling past them, and the run ids are Arrow arrays, so no tuple or list per run outlives its chunk.
     Arrays per chunk, joined at the end, held the columns twice at the join: at 1 000 000 records the
-    read's peak was 14 MiB higher and the process 21 MiB larger after it. Runs come in stretches of one shape (the same
-    keys in the same order), read a column at a time: one machine's runs are one stretch, a commit that
-    adds a field starts another."""
+    read's peak was 14 MiB higher and the process 21 MiB larger after it. Runs come in stretches of one
+    shape (the same keys in the same order), read a column at a time: one machine's runs are one stretch,
+    a commit that adds a field starts another."""
 
     def __init__(self, expected: int = 0):
         self.rows = 0
@@ -153,18 +153,28 @@ def _missing(n: int):
     return np.full(n, float("nan"), dtype=object)
 
 
-def _resolved(column, parsed: dict):
-    """The column with each placeholder as the value it stands for: one lookup per distinct object, told
-    apart by id (analysis/per_object.object_codes does the same above the store, which cannot import it)."""
+def object_codes(values):
+    """(code per value, position of each code's first value): equal codes, the same object. The objects are
+    told apart by their ids, hashed in numpy (pandas.factorize): the runs this reader makes share one
+    object per equal value, and analysis/per_object.py derives from each object once with these codes."""
     import numpy as np
     import pandas as pd
 
-    codes, _ = pd.factorize(np.fromiter(map(id, column), dtype=np.uint64, count=len(column)))
+    ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
+    codes, _ = pd.factorize(ids)  # codes in first-seen order
     firsts = np.unique(codes, return_index=True)[1]
+    return codes, firsts.tolist()
+
+
+def _resolved(column, parsed: dict):
+    """The column with each placeholder as the value it stands for: one lookup per distinct object."""
+    import numpy as np
+
+    codes, firsts = object_codes(column)
     if not any(type(column[at]) is _Reference for at in firsts):
         return column
     values = np.empty(len(firsts), dtype=object)
-    for code, at in enumerate(firsts.tolist()):  # item by item: a value that is a list stays one object
+    for code, at in enumerate(firsts):  # item by item: a value that is a list stays one object
         value = column[at]
         values[code] = parsed[value] if type(value) is _Reference else value
     return values[codes]

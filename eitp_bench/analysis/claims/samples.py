@@ -265,7 +265,8 @@ def _measured_only(samples: dict, rows, energy_df, metric: str):
             cols = [c for c in ("meter", "device", "domain", "method") if c in e.columns]
             unmeasured = e.loc[~e["run_id"].isin(measured_ids)]
             messages = unmeasured["flag_messages"].map(tuple) if "flag_messages" in e.columns else None
-            unmeasured = unmeasured[cols].astype(str).fillna("").assign(flags=messages).drop_duplicates()
+            labels = unmeasured[cols]  # as text ('' where missing; astype(str) keeps it missing from pandas 3 on)
+            unmeasured = labels.astype(str).where(labels.notna(), "").assign(flags=messages).drop_duplicates()
             for row in unmeasured.to_dict("records"):  # a few distinct rows, even for thousands of runs
                 flags = list(row["flags"] or ())  # messages, never split: they may contain ';'
                 detail = f"{row['meter']} {row['device']}/{row['domain']} ({row['method']})"
