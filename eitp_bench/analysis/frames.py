@@ -211,9 +211,11 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
 
 def load_series(store_or_path, *, names=None, config_hash: Optional[str] = None) -> Frames:
     """What `compare` and `regress` read: the ok runs' finite metric values with only the columns of a
-    series (store_queries.series_metrics; only `names`, and only one configuration's runs, when given)
-    and, as provenance, each run's recorded hardware state. Frames, dicts of frames and stores without
-    SQL are loaded whole (`config_hash` needs a SQL store)."""
+    series (store_queries.series_metrics; only `names`, and only one configuration's runs, when given),
+    each with its run's energy_state_id, and, as provenance, the stored states' labels by id
+    (hwstate.StateLabels: nothing per run). Frames, dicts of frames and stores without SQL are loaded
+    whole, with a provenance frame (`config_hash` needs a SQL store)."""
+    from eitp_bench.analysis.hwstate import state_labels
     from eitp_bench.store import queries as store_queries
 
     store = sql_store(store_or_path)
@@ -223,8 +225,9 @@ def load_series(store_or_path, *, names=None, config_hash: Optional[str] = None)
         return load_frames(store_or_path)
     if store_queries.run_count(store) == 0:
         return load_frames(store)  # no runs: the commands say so from the (empty) frames
-    return Frames(None, store_queries.series_metrics(store, names=names, config_hash=config_hash), None, None,
-                  provenance=store_queries.run_states(store, config_hash=config_hash),
+    metrics = store_queries.series_metrics(store, names=names, config_hash=config_hash, extra=("energy_state_id",))
+    return Frames(None, metrics, None, None,
+                  provenance=state_labels(store_queries.state_values(store, config_hash=config_hash)),
                   source=_source(store, store_or_path))
 
 

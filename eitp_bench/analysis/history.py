@@ -182,7 +182,7 @@ class StoreHistory:
     window: int
     threshold: float
     keys: list[str]  # the series keys, decided once for the whole store (regress.store_changes)
-    provenance: object  # each ok run's recorded hardware state (energy state and board of its series)
+    states: object  # hwstate.StateLabels: the energy state and board of each row's series, by state id
     spilled: object = None  # the first pass's rows per metric name (_Spill), read back by `pages`
 
     def confirmed_first(self) -> list[tuple[Change, PageSummary]]:
@@ -197,13 +197,14 @@ class StoreHistory:
         for name in sorted({s.metric for s in self.summaries if s.slug in slugs}):
             df = self.spilled.load(name) if self.spilled is not None else None
             if df is None:
-                df = _keyed(series_metrics(store, names=[name], extra=SECOND_READ), self.provenance)
+                df = _keyed(series_metrics(store, names=[name], extra=SECOND_READ), self.states)
             df = df.assign(git_commit=commits.of(df["seq"]) if len(df) else [])
             yield from _pages(df, self.keys, by_series, wanted=slugs)
             del df
 
 
-SECOND_READ = ("unit", "seq")  # series_metrics' extra columns the pages need (seq: the commit, history_commits)
+# series_metrics' extra columns the pages need (seq: the commit, history_commits; the state id: the series)
+SECOND_READ = ("unit", "seq", "energy_state_id")
 
 
 class _Spill:
@@ -266,7 +267,7 @@ def store_history(store, *, window: int = 8, threshold: float = 0.05, spill: boo
     for s in summaries:
         s.changes = by_page.get((s.suite, s.task, s.arm, s.metric), [])
     summaries.sort(key=lambda s: _page_order((s.suite, s.task, s.arm, s.metric)))
-    return StoreHistory(summaries, found.changes, window, threshold, keys, found.provenance, spilled)
+    return StoreHistory(summaries, found.changes, window, threshold, keys, found.states, spilled)
 
 
 def _page_order(key: tuple) -> tuple:

@@ -168,7 +168,7 @@ class StoreChanges:
     changes: list  # find_changes' result over every series ([] when the window is invalid: check_window)
     rows_read: list  # the metric rows read per metric name, in reading order (what was held at once)
     keys: list = None  # the series keys decided for the whole store (series_keys)
-    provenance: object = None  # each ok run's recorded hardware state (store_queries.run_states)
+    states: object = None  # hwstate.StateLabels: each stored state's label and board, by its id
 
 
 def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: float = 0.05,
@@ -180,14 +180,16 @@ def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: flo
     all of them at the end.
     `extra` columns (store_queries.SERIES_EXTRA) are read beside a series' own, and `on_name(name, keyed,
     keys)` sees each name's keyed rows (ok runs, energy state and board) before they are dropped: the
-    history site summarises its pages from them in the same pass (analysis/history.py)."""
-    from eitp_bench.analysis.hwstate import run_labels
+    history site summarises its pages from them in the same pass (analysis/history.py).
+    Each row's energy state and board come from its run's energy_state_id, read beside it, and the few
+    distinct states (hwstate.StateLabels): nothing is held per run between the names."""
+    from eitp_bench.analysis.hwstate import state_labels
     from eitp_bench.analysis.rounds import energy_state_key
     from eitp_bench.store import queries as store_queries
 
-    provenance = store_queries.run_states(store)
-    labels = run_labels(provenance)  # once: every name's rows are labelled from them
-    keys = series_keys(energy_state_key(store_queries.series_runs(store), labels))
+    labels = state_labels(store_queries.state_values(store))  # once: every name's rows are labelled from them
+    keys = series_keys(energy_state_key(store_queries.profile_states(store), labels))
+    extra = (*extra, *(() if "energy_state_id" in extra else ("energy_state_id",)))
     tested = total = 0
     candidates: list[tuple[tuple, int, Change]] = []
     rows_read: list[int] = []
@@ -199,11 +201,11 @@ def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: flo
     # candidates keep their order (the running index)
     changes = [c for _, _, c in sorted(candidates, key=lambda t: t[:2])]
     return StoreChanges(tested, total, _judged(changes, alpha=alpha, threshold=threshold), rows_read, keys,
-                        provenance)
+                        labels)
 
 
 def _one_metric(store, name, keys, window, min_size, labels, rows_read, extra=(), on_name=None):
-    """(tested, total, candidates) of one metric name's series (`labels`: hwstate.run_labels); its rows are
+    """(tested, total, candidates) of one metric name's series (`labels`: hwstate.StateLabels); its rows are
     dropped on return."""
     from eitp_bench.store import queries as store_queries
 

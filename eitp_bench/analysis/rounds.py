@@ -206,9 +206,12 @@ def ok_rows(df):
 
 def energy_state_key(df, provenance):
     """The key's third component: each run's energy-moving hardware state (hwstate.with_state), and its
-    board, as columns `energy_state` and `board`. `provenance`: a provenance frame, or hwstate.run_labels."""
+    board, as columns `energy_state` and `board`. `provenance`: a provenance frame, hwstate.run_labels, or
+    hwstate.StateLabels for rows read with their run's energy_state_id."""
     from eitp_bench.analysis.hwstate import with_state
 
     if df is None or len(df) == 0:
-        return df if df is None or "energy_state" in df.columns else df.assign(energy_state="", board=None)
+        if df is None or "energy_state" in df.columns:
+            return df
+        return df.drop(columns="energy_state_id", errors="ignore").assign(energy_state="", board=None)
     return with_state(df, provenance)

@@ -5,7 +5,7 @@ profile × energy state, analysis/resultset.py); every other stored run only nee
 module lists those groups without reading the runs (`group_rows`; analysis/newest_groups.py orders
 them), says which runs to read for the newest ones (`runs_of`, a condition for Store.*_frame(where=…)),
 counts what the whole store shows beside them (`not_finite_counts`), and reads a series' columns alone
-(`series_metrics`, `run_states`) for compare and regress. Each run's recorded hardware state is a column
+(`series_metrics`, `state_values`) for compare and regress. Each run's recorded hardware state is a column
 of its own (runs.energy_state_id, store v12: the id of its text in hardware_values): no provenance JSON is
 parsed to group runs. Whether a run has
 a finite metric is a column too (runs.has_finite_metric, store v10), and the groups are listed from one
@@ -174,8 +174,9 @@ def provenance_field(dialect: str, field: str):
 
 
 # Columns a caller may add to series_metrics: the history site shows each point's unit, and finds its
-# commit by its run's seq (analysis/history_commits.py)
-SERIES_EXTRA = ("unit", "seq")
+# commit by its run's seq (analysis/history_commits.py); compare and regress label each row's hardware
+# state by its run's energy_state_id (hwstate.StateLabels, from state_values)
+SERIES_EXTRA = ("unit", "seq", "energy_state_id")
 
 
 def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Iterable[str] = (),
@@ -186,7 +187,7 @@ def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Itera
     from sqlalchemy import select
 
     m = TABLES["metrics"]
-    added = {"unit": m.c.unit, "seq": RUNS.c.seq}
+    added = {"unit": m.c.unit, "seq": RUNS.c.seq, "energy_state_id": RUNS.c.energy_state_id}
     stmt = (select(m.c.run_id, *(RUNS.c[c] for c in SERIES_RUN_COLUMNS), m.c.name, m.c.value,
                    *(added[c] for c in extra))
             .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
@@ -223,35 +224,33 @@ def config_hashes(store) -> list[str]:
 
 
 @_reading
-def series_runs(store):
-    """run_id and hardware_profile_id of the runs of series_metrics (ok, a finite metric) that recorded a
-    hardware state, one row each: regress decides from them, once, whether a profile's series are split by
-    board (a run without a recorded state has no board)."""
+def profile_states(store):
+    """Each distinct (hardware_profile_id, energy_state_id) of the runs of series_metrics (ok, a finite
+    metric) that recorded a hardware state: regress decides from them, once, whether a profile's series
+    are split by board (a run without a recorded state has no board). A few rows, however many runs."""
     from sqlalchemy import select
 
-    stmt = (select(RUNS.c.run_id, RUNS.c.hardware_profile_id)
+    stmt = (select(RUNS.c.hardware_profile_id, RUNS.c.energy_state_id)
             .where(RUNS.c.status == "ok", RUNS.c.energy_state_id.is_not(None), _has_finite_metric())
-            .order_by(RUNS.c.seq))
+            .distinct())
     return store._frame(stmt)
 
 
 @_reading
-def run_states(store, *, config_hash: Optional[str] = None):
-    """run_id and `hardware.state` (parsed) of the ok runs that recorded one (of one configuration when
-    given): the provenance that hwstate.with_state reads to key series by energy state and board."""
-    import pandas as pd
+def state_values(store, *, config_hash: Optional[str] = None) -> dict:
+    """{energy_state_id: the parsed `hardware.state`} of every state the ok runs recorded (of one
+    configuration when given): hwstate.StateLabels labels series_metrics' rows by their energy_state_id
+    from them. One row per distinct state comes back, never one per run."""
     from sqlalchemy import select
 
     state = RUNS.c.energy_state_id
-    stmt = select(RUNS.c.run_id, state).where(RUNS.c.status == "ok", state.is_not(None)).order_by(RUNS.c.seq)
+    stmt = select(state).where(RUNS.c.status == "ok", state.is_not(None)).distinct()
     if config_hash is not None:
         stmt = stmt.where(RUNS.c.suite_config_hash == config_hash)
     with store._tx() as conn:
-        rows = conn.execute(stmt).all()
-    # each distinct state parsed once, its runs sharing it (read-only: hwstate reads by object)
-    parsed = {i: parsed_state(text) for i, text in value_texts(store, {i for _, i in rows}).items()}
-    rows = [(run_id, parsed[state_id]) for run_id, state_id in rows]
-    return pd.DataFrame(rows, columns=["run_id", "hardware.state"]) if rows else pd.DataFrame(columns=["run_id"])
+        ids = {int(i) for i in conn.execute(stmt).scalars()}
+    # each distinct state parsed once (read-only: hwstate reads by object)
+    return {int(i): parsed_state(text) for i, text in value_texts(store, ids).items()}
 
 
 # Rows of metric_values, a chunk at a time: the analysis combines a round's copies while they stream past.
