@@ -91,8 +91,10 @@ def test_regress_by_metric_prints_and_exits_as_the_all_at_once_read(nightly, cap
 
 
 def test_store_changes_are_those_of_the_all_at_once_read(nightly):
+    """Against the whole store read into frames, each run's state from its provenance row: store_changes
+    labels rows by their runs' state ids instead (hwstate.StateLabels)."""
     store = Store.open(nightly, read_only=True)
-    series = load_series(store)
+    series = frames_module.load_frames(store)
     names_with_points = set(series.metrics["name"])
     for kw in ({"window": 3, "threshold": 0.01, "min_size": 2}, {}):  # the defaults last: checked below
         scanned = store_changes(store, **kw)

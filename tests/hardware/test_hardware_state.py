@@ -427,3 +427,31 @@ def test_measure_json_carries_the_window_state_and_the_throttle_flag(tmp_path):
     assert gpu["hw_state"]["throttle_share"]["power"] == pytest.approx(0.3, abs=0.01)
     assert gpu["hw_state"]["power_limit_w"] == 700.0
     assert [f["code"] for f in gpu["flags"] if f["code"].startswith("throttled")] == ["throttled_power"]
+
+
+def test_rows_labelled_by_state_id_read_as_rows_labelled_by_their_runs_provenance():
+    """hwstate.StateLabels (compare and regress on a SQL store: each row carries its run's
+    energy_state_id) gives each row the label and board that the run's provenance row gives it, a run
+    without a state (null id) the empty label and no board, and drops the id column."""
+    import numpy as np
+    import pandas as pd
+
+    from eitp_bench.analysis.hwstate import state_labels, with_state
+
+    def state(uuid, limit, driver="550.54"):
+        return {"driver_version": driver, "gpus": [{"uuid": uuid, "power_limit_w": limit, "clocks_locked": False}]}
+
+    stored = {7: state("GPU-1", 700.0), 9: state("GPU-2", 350.0, "560.1"), 12: None}  # 12: text not JSON
+    runs = ["r1", "r2", "r3", "r4", "r5"]
+    ids = [7, 9, np.nan, 7, 12]
+    provenance = pd.DataFrame({"run_id": runs, "hardware.state": [stored.get(i) for i in ids]})
+    rows = pd.DataFrame({"run_id": runs * 2, "value": np.arange(10.0), "energy_state_id": ids * 2})
+    by_id = with_state(rows, state_labels(stored))
+    by_run = with_state(rows.drop(columns="energy_state_id"), provenance)
+    assert list(by_id.columns) == list(by_run.columns) and "energy_state_id" not in by_id.columns
+    assert by_id["energy_state"].tolist() == by_run["energy_state"].tolist()
+    assert by_id["board"].equals(by_run["board"])
+    assert by_id["board"].where(by_id["board"].notna(), None).tolist()[:5] == ["GPU-1", "GPU-2", None, "GPU-1", None]
+    assert by_id["energy_state"].tolist()[:3] == [
+        "power limit 700 W · locked clocks no · driver major version 550",
+        "power limit 350 W · locked clocks no · driver major version 560", ""]
