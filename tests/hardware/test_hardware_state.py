@@ -451,7 +451,7 @@ def test_rows_labelled_by_state_id_read_as_rows_labelled_by_their_runs_provenanc
     assert list(by_id.columns) == list(by_run.columns) and "energy_state_id" not in by_id.columns
     assert by_id["energy_state"].tolist() == by_run["energy_state"].tolist()
     assert by_id["board"].equals(by_run["board"])
-    assert by_id["board"].where(by_id["board"].notna(), None).tolist()[:5] == ["GPU-1", "GPU-2", None, "GPU-1", None]
+    assert [b if isinstance(b, str) else None for b in by_id["board"]][:5] == ["GPU-1", "GPU-2", None, "GPU-1", None]
     assert by_id["energy_state"].tolist()[:3] == [
         "power limit 700 W · locked clocks no · driver major version 550",
         "power limit 350 W · locked clocks no · driver major version 560", ""]
