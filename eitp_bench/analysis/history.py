@@ -191,13 +191,14 @@ class StoreHistory:
     def pages(self, store, slugs: set[str], commits) -> Iterator[SeriesPage]:
         """The SeriesPages whose slug is in `slugs` (equal to build_history's), one metric name's rows at a
         time, only the names of those pages; each point's commit from `commits` (history_commits.CommitIndex)."""
-        from eitp_bench.store.queries import series_metrics
+        from eitp_bench.store.queries import CHANGE_RUN_COLUMNS, series_metrics
 
         by_series = _by_series(self.changes, self.keys)
         for name in sorted({s.metric for s in self.summaries if s.slug in slugs}):
             df = self.spilled.load(name) if self.spilled is not None else None
             if df is None:
-                df = _keyed(series_metrics(store, names=[name], extra=SECOND_READ), self.states)
+                df = _keyed(series_metrics(store, names=[name], extra=SECOND_READ, run_columns=CHANGE_RUN_COLUMNS),
+                            self.states)
             df = df.assign(git_commit=commits.of(df["seq"]) if len(df) else [])
             yield from _pages(df, self.keys, by_series, wanted=slugs)
             del df

@@ -159,6 +159,9 @@ def store_state(store) -> tuple[int, int]:
 
 # Columns of a metric series (analysis/regress.py, analysis/compare.py), in the metrics frame's names
 SERIES_RUN_COLUMNS = ["suite", "suite_config_hash", "task", "arm", "hardware_profile_id", "started_at", "status"]
+# ...and those regress and the history site read (a series' keys and its time: the configuration hash
+# was 17 MiB of text per metric name at 1 000 000 records, and the status is 'ok' on every row read)
+CHANGE_RUN_COLUMNS = ["suite", "task", "arm", "hardware_profile_id", "started_at"]
 
 
 def provenance_field(dialect: str, field: str):
@@ -180,15 +183,15 @@ SERIES_EXTRA = ("unit", "seq", "energy_state_id")
 
 
 def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Iterable[str] = (),
-                   config_hash: Optional[str] = None):
+                   config_hash: Optional[str] = None, run_columns: Iterable[str] = SERIES_RUN_COLUMNS):
     """The ok runs' finite metric values with only the columns a series needs, in store order (the rows
     and order of the metrics frame, restricted to ok runs, to `names` and to one configuration when
-    given), plus `extra` (SERIES_EXTRA) columns."""
+    given): the run's `run_columns`, the metric's name and value, plus `extra` (SERIES_EXTRA) columns."""
     from sqlalchemy import select
 
     m = TABLES["metrics"]
     added = {"unit": m.c.unit, "seq": RUNS.c.seq, "energy_state_id": RUNS.c.energy_state_id}
-    stmt = (select(m.c.run_id, *(RUNS.c[c] for c in SERIES_RUN_COLUMNS), m.c.name, m.c.value,
+    stmt = (select(m.c.run_id, *(RUNS.c[c] for c in run_columns), m.c.name, m.c.value,
                    *(added[c] for c in extra))
             .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
             .where(RUNS.c.status == "ok", m.c.value.is_not(None))
