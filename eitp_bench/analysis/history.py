@@ -7,9 +7,9 @@ The noise band of a segment (between confirmed changes) is its median ± 2 robus
 (1.4826 × MAD): where a stable night usually lands, not a confidence interval.
 
 Two ways in, one result: `build_history(frames)` from frames in memory, and `store_history(store)` from a
-SQL store one metric name at a time, as `regress` reads it (regress.store_changes): its first pass keeps,
-per page, only a small summary (what the index and the manifest need); after Benjamini–Hochberg,
-`StoreHistory.pages(store, slugs)` reads again only the names of the pages to be drawn.
+SQL store one page at a time, as `regress` reads it (regress.store_changes): its first pass keeps, per
+page, only a small summary (what the index and the manifest need); after Benjamini–Hochberg,
+`StoreHistory.pages(store, slugs)` reads again only the names of the pages to be drawn, a page at a time.
 """
 
 from __future__ import annotations
@@ -189,19 +189,19 @@ class StoreHistory:
         return confirmed_first(self.summaries)
 
     def pages(self, store, slugs: set[str], commits) -> Iterator[SeriesPage]:
-        """The SeriesPages whose slug is in `slugs` (equal to build_history's), one metric name's rows at a
-        time, only the names of those pages; each point's commit from `commits` (history_commits.CommitIndex)."""
-        from eitp_bench.store.queries import CHANGE_RUN_COLUMNS, series_metrics
+        """The SeriesPages whose slug is in `slugs` (equal to build_history's), one page's rows at a time,
+        only the names of those pages; each point's commit from `commits` (history_commits.CommitIndex)."""
+        from eitp_bench.store.queries import series_pages
 
         by_series = _by_series(self.changes, self.keys)
         for name in sorted({s.metric for s in self.summaries if s.slug in slugs}):
-            df = self.spilled.load(name) if self.spilled is not None else None
-            if df is None:
-                df = _keyed(series_metrics(store, names=[name], extra=SECOND_READ, run_columns=CHANGE_RUN_COLUMNS),
-                            self.states)
-            df = df.assign(git_commit=commits.of(df["seq"]) if len(df) else [])
-            yield from _pages(df, self.keys, by_series, wanted=slugs)
-            del df
+            read = self.spilled.load(name) if self.spilled is not None else None
+            if read is None:
+                read = (_keyed(page, self.states) for page in series_pages(store, name, extra=SECOND_READ))
+            for df in read:
+                df = df.assign(git_commit=commits.of(df["seq"]) if len(df) else [])
+                yield from _pages(df, self.keys, by_series, wanted=slugs)
+                del df
 
 
 # series_metrics' extra columns the pages need (seq: the commit, history_commits; the state id: the series)
@@ -209,7 +209,7 @@ SECOND_READ = ("unit", "seq", "energy_state_id")
 
 
 class _Spill:
-    """Each metric name's keyed rows as the first pass read them, pickled into a folder: drawing the pages
+    """Each page's keyed rows as the first pass read them, pickled into a folder: drawing the pages
     after Benjamini–Hochberg reads them back (a pickle of Arrow columns loads in a fraction of the SQL
     join's time) instead of querying the store again. The folder (a new temporary one, or `folder`,
     emptied first: what a killed build left there goes) is removed when the history is dropped."""
@@ -226,26 +226,30 @@ class _Spill:
             shutil.rmtree(folder, ignore_errors=True)
             Path(folder).mkdir(parents=True)
         self.folder = Path(folder)
-        self._paths: dict[str, Path] = {}
+        self._paths: dict[str, list[Path]] = {}
+        self._count = 0
         weakref.finalize(self, shutil.rmtree, str(folder), True)
 
     def save(self, name: str, df) -> None:
-        path = self.folder / f"{len(self._paths)}.pkl"
+        """One more page of metric `name`."""
+        path = self.folder / f"{self._count}.pkl"
+        self._count += 1
         df.to_pickle(path)
-        self._paths[name] = path
+        self._paths.setdefault(name, []).append(path)
 
     def load(self, name: str):
+        """Metric `name`'s pages, read back one at a time (None: none saved)."""
         import pandas as pd
 
-        path = self._paths.get(name)
-        return None if path is None else pd.read_pickle(path)
+        paths = self._paths.get(name)
+        return None if paths is None else (pd.read_pickle(path) for path in paths)
 
 
 def store_history(store, *, window: int = 8, threshold: float = 0.05, spill: bool = True,
                   spill_dir=None) -> StoreHistory:
-    """build_history of a SQL store, read one metric name at a time (regress.store_changes): the same
+    """build_history of a SQL store, read one page at a time (regress.store_changes): the same
     change points as regress, and per page a summary (count, newest run, unit) instead of its points.
-    `spill`: keep each name's rows in a file for `pages` (else `pages` queries the store again), in
+    `spill`: keep each page's rows in a file for `pages` (else `pages` queries the store again), in
     `spill_dir` (emptied first) or a new temporary folder."""
     from eitp_bench.analysis.regress import check_window, store_changes
 
@@ -260,7 +264,7 @@ def store_history(store, *, window: int = 8, threshold: float = 0.05, spill: boo
         if spilled is not None:
             spilled.save(name, keyed)
 
-    found = store_changes(store, window=window, threshold=threshold, extra=SECOND_READ, on_name=summarise)
+    found = store_changes(store, window=window, threshold=threshold, extra=SECOND_READ, on_page=summarise)
     keys = found.keys
     by_page: dict[tuple, list[Change]] = {}
     for c in found.changes:

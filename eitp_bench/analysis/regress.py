@@ -2,9 +2,10 @@
 
 A series is (suite, task, arm, metric, hardware profile, energy state) ordered by start time, one
 point per ok run; where a profile's runs came from several boards, each board is a series of its own
-(analysis/hwstate.py: a power-limit change or a board swap is not a regression of the code). Candidate change points come from PELT (stats.change_points); each
-is confirmed by a two-sided Mann–Whitney test of the N points before against the N
-after, a minimum relative effect, and Benjamini–Hochberg across all candidates.
+(analysis/hwstate.py: a power-limit change or a board swap is not a regression of the code).
+Candidate change points come from PELT (stats.change_points); each is confirmed by a two-sided
+Mann–Whitney test of the N points before against the N after, a minimum relative effect, and
+Benjamini–Hochberg across all candidates.
 The metric's direction turns a confirmed change into a regression or an improvement.
 """
 
@@ -187,60 +188,51 @@ class StoreChanges:
     tested: int  # series with enough points for a change point
     total: int  # all series
     changes: list  # find_changes' result over every series ([] when the window is invalid: check_window)
-    rows_read: list  # the metric rows read per metric name, in reading order (what was held at once)
+    rows_read: list  # the rows read per page (store_queries.series_pages), in reading order: what was held at once
     keys: list = None  # the series keys decided for the whole store (series_keys)
     states: object = None  # hwstate.StateLabels: each stored state's label and board, by its id
 
 
 def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: float = 0.05,
-                  min_size: int = 3, extra: tuple = (), on_name=None) -> StoreChanges:
-    """testable_series and find_changes over every series of a SQL store, reading ONE METRIC NAME's rows
-    at a time (a series never spans two names), so memory grows with the largest metric, not the store.
+                  min_size: int = 3, extra: tuple = (), on_page=None) -> StoreChanges:
+    """testable_series and find_changes over every series of a SQL store, reading ONE PAGE's rows at a time
+    (a metric name × suite × task × arm, store_queries.series_pages: a series never spans two), so memory
+    grows with the largest page, not the store or a metric name (272 727 rows at 1 000 000 records).
     The result is that of one read of every series: the keys (board or not) are decided once for the whole
     store, the candidates are put in the order of a whole read's series, and Benjamini–Hochberg runs over
     all of them at the end.
-    `extra` columns (store_queries.SERIES_EXTRA) are read beside a series' own, and `on_name(name, keyed,
-    keys)` sees each name's keyed rows (ok runs, energy state and board) before they are dropped: the
+    `extra` columns (store_queries.SERIES_EXTRA) are read beside a series' own, and `on_page(name, keyed,
+    keys)` sees each page's keyed rows (ok runs, energy state and board) before they are dropped: the
     history site summarises its pages from them in the same pass (analysis/history.py).
     Each row's energy state and board come from its run's energy_state_id, read beside it, and the few
-    distinct states (hwstate.StateLabels): nothing is held per run between the names."""
+    distinct states (hwstate.StateLabels): nothing is held per run between the pages."""
     from eitp_bench.analysis.hwstate import state_labels
     from eitp_bench.analysis.rounds import energy_state_key
     from eitp_bench.store import queries as store_queries
 
-    labels = state_labels(store_queries.state_values(store))  # once: every name's rows are labelled from them
+    labels = state_labels(store_queries.state_values(store))  # once: every page's rows are labelled from them
     keys = series_keys(energy_state_key(store_queries.profile_states(store), labels))
     extra = (*extra, *(() if "energy_state_id" in extra else ("energy_state_id",)))
     tested = total = 0
     candidates: list[tuple[tuple, int, Change]] = []
     rows_read: list[int] = []
     for name in store_queries.series_names(store):
-        t, n, found = _one_metric(store, name, keys, window, min_size, labels, rows_read, extra, on_name)
-        tested, total = tested + t, total + n
-        candidates += [(_series_order(c, keys), len(candidates) + i, c) for i, c in enumerate(found)]
+        for page in store_queries.series_pages(store, name, extra=extra):
+            rows_read.append(len(page))
+            keyed = _keyed(page, labels)
+            del page
+            t, n = _testable(keyed, min_size, keys)
+            tested, total = tested + t, total + n
+            if on_page is not None:
+                on_page(name, keyed, keys)
+            found = _candidates_of(keyed, window, min_size, keys) if window >= 2 else []
+            del keyed
+            candidates += [(_series_order(c, keys), len(candidates) + i, c) for i, c in enumerate(found)]
     # a whole read groups by (suite, task, arm, name, …), sorted, missing values last; within a series the
     # candidates keep their order (the running index)
     changes = [c for _, _, c in sorted(candidates, key=lambda t: t[:2])]
     return StoreChanges(tested, total, _judged(changes, alpha=alpha, threshold=threshold), rows_read, keys,
                         labels)
-
-
-def _one_metric(store, name, keys, window, min_size, labels, rows_read, extra=(), on_name=None):
-    """(tested, total, candidates) of one metric name's series (`labels`: hwstate.StateLabels); its rows are
-    dropped on return."""
-    from eitp_bench.store import queries as store_queries
-
-    metrics = store_queries.series_metrics(store, names=[name], extra=extra,
-                                           run_columns=store_queries.CHANGE_RUN_COLUMNS)
-    rows_read.append(len(metrics))
-    if len(metrics) == 0:
-        return 0, 0, []
-    keyed = _keyed(metrics, labels)
-    del metrics
-    tested, total = _testable(keyed, min_size, keys)
-    if on_name is not None:
-        on_name(name, keyed, keys)
-    return tested, total, _candidates_of(keyed, window, min_size, keys) if window >= 2 else []
 
 
 def _series_order(change: Change, keys: list[str]) -> tuple:

@@ -20,7 +20,7 @@ the frame they become, so each chunk of rows is turned into columns and let go b
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 _FETCH_ROWS = 5_000
 
@@ -44,6 +44,48 @@ def frame_of(cursor, labels=frozenset()):
         return pd.DataFrame.from_records([], columns=columns)
     return pd.DataFrame({name: coders[i].column(column_parts) if i in coders else _column(column_parts)
                          for i, (name, column_parts) in enumerate(zip(columns, parts))}, columns=columns)
+
+
+def frames_by_key(cursor, key_columns: list[int], labels=frozenset()) -> Iterator:
+    """A frame_of per stretch of rows whose `key_columns` (positions) hold equal values, in the cursor's
+    order: a query ordered by those columns gives a frame per key, one held at a time."""
+    from operator import itemgetter
+
+    key_of = itemgetter(*key_columns)
+    rest = cursor.fetchmany(_FETCH_ROWS)
+    while rest:
+        stretch = _Stretch(cursor, rest, key_of)
+        yield frame_of(stretch, labels)
+        while stretch.fetchmany(_FETCH_ROWS):  # the consumer's frame_of reads it all; this is a guard
+            pass
+        rest = stretch.rest
+
+
+class _Stretch:
+    """The cursor-like stretch of rows that share the first row's key (frame_of reads it); rows fetched past
+    it stay in `rest`."""
+
+    def __init__(self, cursor, rows: list, key_of):
+        self.description = cursor.description
+        self._cursor, self.rest, self._key_of = cursor, rows, key_of
+        self._key = key_of(rows[0])
+        self._ended = False
+
+    def fetchmany(self, size: int) -> list:
+        if self._ended:
+            return []
+        if not self.rest:
+            self.rest = self._cursor.fetchmany(size)
+            if not self.rest:
+                self._ended = True
+                return []
+        rows, key, key_of = self.rest, self._key, self._key_of
+        if key_of(rows[-1]) == key:  # ordered by the key: every row of the chunk has it
+            self.rest = []
+            return rows
+        n = next(i for i, row in enumerate(rows) if key_of(row) != key)
+        self.rest, self._ended = rows[n:], True
+        return rows[:n]
 
 
 def columns_of(cursor, n_columns: int) -> Optional[list[list]]:

@@ -20,7 +20,7 @@ done in Python, as the analysis does.
 from __future__ import annotations
 
 import json
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from eitp_bench.store.database import _reading
 from eitp_bench.store.hardware_values import value_texts
@@ -187,15 +187,8 @@ def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Itera
     """The ok runs' finite metric values with only the columns a series needs, in store order (the rows
     and order of the metrics frame, restricted to ok runs, to `names` and to one configuration when
     given): the run's `run_columns`, the metric's name and value, plus `extra` (SERIES_EXTRA) columns."""
-    from sqlalchemy import select
-
     m = TABLES["metrics"]
-    added = {"unit": m.c.unit, "seq": RUNS.c.seq, "energy_state_id": RUNS.c.energy_state_id}
-    stmt = (select(m.c.run_id, *(RUNS.c[c] for c in run_columns), m.c.name, m.c.value,
-                   *(added[c] for c in extra))
-            .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
-            .where(RUNS.c.status == "ok", m.c.value.is_not(None))
-            .order_by(RUNS.c.seq, m.c.idx))
+    stmt = _series_rows(extra, run_columns).order_by(RUNS.c.seq, m.c.idx)
     if names is not None:
         stmt = stmt.where(m.c.name.in_(sorted(set(names))))
     if config_hash is not None:  # runs_by_group serves it: that configuration's runs, then their metrics
@@ -203,6 +196,41 @@ def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Itera
     df = store._frame(stmt)
     df["value"] = df["value"].astype(float)
     return df
+
+
+# what a page of the history site is, and regress reads at a time: a series never spans two of these
+PAGE_RUN_COLUMNS = ("suite", "task", "arm")
+
+
+def series_pages(store, name: str, *, extra: Iterable[str] = (),
+                 run_columns: Iterable[str] = CHANGE_RUN_COLUMNS) -> Iterator:
+    """One metric name's series_metrics rows, a frame per (suite, task, arm) with every row of it (in
+    store order), one frame at a time: regress and the history site hold one page's rows, never a whole
+    name's (272 727 rows at 1 000 000 records). Empty: no frame. The pages come in the database's order
+    of their keys (text order differs between SQLite and PostgreSQL): callers order what they find."""
+    from eitp_bench.store.column_read import frames_by_key
+
+    run_columns = list(run_columns)
+    if not set(PAGE_RUN_COLUMNS) <= set(run_columns):
+        raise ValueError(f"series_pages reads {PAGE_RUN_COLUMNS} among the run columns")
+    m = TABLES["metrics"]
+    page = [RUNS.c[c] for c in PAGE_RUN_COLUMNS]
+    stmt = _series_rows(extra, run_columns).where(m.c.name == name).order_by(*page, RUNS.c.seq, m.c.idx)
+    with store._driver_cursor(stmt) as cursor:
+        for df in frames_by_key(cursor, [1 + run_columns.index(c) for c in PAGE_RUN_COLUMNS]):  # 0: run_id
+            df["value"] = df["value"].astype(float)
+            yield df
+
+
+def _series_rows(extra: Iterable[str], run_columns: Iterable[str]):
+    """The SELECT of series_metrics and series_pages, with no order, name or configuration yet."""
+    from sqlalchemy import select
+
+    m = TABLES["metrics"]
+    added = {"unit": m.c.unit, "seq": RUNS.c.seq, "energy_state_id": RUNS.c.energy_state_id}
+    return (select(m.c.run_id, *(RUNS.c[c] for c in run_columns), m.c.name, m.c.value, *(added[c] for c in extra))
+            .join_from(m, RUNS, m.c.run_id == RUNS.c.run_id)
+            .where(RUNS.c.status == "ok", m.c.value.is_not(None)))
 
 
 @_reading

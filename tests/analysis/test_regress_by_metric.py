@@ -1,9 +1,9 @@
-"""`regress` on a store reads one metric name's series at a time (analysis/regress.py: store_changes).
+"""`regress` on a store reads one page of series at a time (analysis/regress.py: store_changes).
 
 Its table and exit code must be byte for byte those of today's read of every series at once
 (frames.load_series, then testable_series and find_changes), on both backends: with planted steps in
 several metrics, profiles with several boards and power limits, a run without a profile, failed runs and
-NaN values. And it must never hold more than one metric name's rows at once.
+NaN values. And it must never hold more than one page's rows (metric name × suite × task × arm) at once.
 """
 
 from __future__ import annotations
@@ -109,28 +109,35 @@ def test_store_changes_are_those_of_the_all_at_once_read(nightly):
     assert "zz_nan" in store_queries.series_names(store) and "zz_nan" not in names_with_points
 
 
-def test_store_changes_hold_one_metric_names_rows_at_a_time(nightly, monkeypatch):
-    """Each read is one name's rows, and the previous name's frame is gone before the next is read."""
+def test_store_changes_hold_one_pages_rows_at_a_time(nightly, monkeypatch):
+    """Each read is one page's rows (metric name × suite × task × arm), every row of it, and the previous
+    page's frame is gone before the next is read."""
     store = Store.open(nightly, read_only=True)
-    per_name = load_series(store).metrics.groupby("name").size()
-    read = store_queries.series_metrics
+    full = frames_module.load_frames(store)
+    ok = full.metrics[full.metrics["status"] == "ok"]
+    per_page = ok.groupby(["name", "suite", "task", "arm"]).size()
+    read = store_queries.series_pages
     alive: list = []
     sizes: list[int] = []
+    pages: list[tuple] = []
 
-    def one_read(store_, names=None, **kw):
-        gc.collect()
-        assert not [ref for ref in alive if ref() is not None], "an earlier metric's rows are still held"
-        assert names is not None and len(names) == 1
-        frame = read(store_, names=names, **kw)
-        alive.append(weakref.ref(frame))
-        sizes.append(len(frame))
-        return frame
+    def one_read(store_, name, **kw):
+        for frame in read(store_, name, **kw):
+            gc.collect()
+            assert not [ref for ref in alive if ref() is not None], "an earlier page's rows are still held"
+            alive.append(weakref.ref(frame))
+            sizes.append(len(frame))
+            assert set(frame["name"]) == {name}
+            pages.extend(set(zip(frame["name"], frame["suite"], frame["task"], frame["arm"])))
+            yield frame
+            del frame
 
-    monkeypatch.setattr(store_queries, "series_metrics", one_read)
+    monkeypatch.setattr(store_queries, "series_pages", one_read)
     scanned = store_changes(store)
     assert scanned.changes and scanned.rows_read == sizes
-    assert sorted(s for s in sizes if s) == sorted(per_name.tolist())  # every name read once, whole
-    assert max(sizes) == per_name.max() < per_name.sum()  # the peak: one metric's rows, not the store's
+    assert len(pages) == len(set(pages)) == len(per_page)  # each page read once, whole, in one frame
+    assert sorted(sizes) == sorted(per_page.tolist())
+    assert max(sizes) == per_page.max() < ok.groupby("name").size().max()  # less than a metric name's rows
 
 
 def test_regress_html_and_report_regress_read_as_report_and_regress_do(nightly, capsys, tmp_path, monkeypatch):

@@ -71,6 +71,34 @@ def test_columns_of_keeps_every_row_in_order(rows, monkeypatch):
     assert got == ([list(col) for col in zip(*data)] if data else None)
 
 
+@pytest.mark.parametrize("sizes", [[], [1], [7], [3, 4], [7, 7, 1], [16, 2, 1, 1, 9], [1] * 12, [20, 3]])
+def test_frames_by_key_gives_each_keys_stretch_whole_whatever_the_fetch_size(sizes, monkeypatch):
+    """store_queries.series_pages hands a frame per page from one ordered query: each stretch of rows with
+    one key (two columns, a null among the keys) must come whole and alone, whether it ends inside a fetch of
+    7 rows, on its edge, or spans several."""
+    import sqlite3
+
+    monkeypatch.setattr(column_read, "_FETCH_ROWS", 7)
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (k1 TEXT, v REAL, k2 TEXT, n INTEGER)")
+    keys = [(f"a{i // 2}", None if i % 3 == 1 else f"b{i % 2}") for i in range(len(sizes))]
+    data = [(k1, float(n), k2, n) for (k1, k2), size in zip(keys, sizes) for n in range(size)]
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", data)
+    query = "SELECT * FROM t ORDER BY rowid"
+    got = list(column_read.frames_by_key(conn.execute(query), [0, 2]))
+    assert [len(f) for f in got] == sizes
+    start = 0
+    whole = column_read.frame_of(conn.execute(query))
+    for frame, (k1, k2), size in zip(got, keys, sizes):
+        assert set(frame["k1"]) == {k1} and [None if pd.isna(v) else v for v in set(frame["k2"])] == [k2]
+        assert frame["n"].tolist() == list(range(size))
+        # a stretch whose k2 is null throughout has it as pandas infers a column of nulls alone: object None
+        drop = ["k2"] if k2 is None else []
+        pd.testing.assert_frame_equal(frame.drop(columns=drop),
+                                      whole.iloc[start:start + size].reset_index(drop=True).drop(columns=drop))
+        start += size
+
+
 @pytest.mark.parametrize("rows", [0, 1, 7, 8, 20])
 def test_frame_of_types_columns_as_pandas_infers_them(rows, monkeypatch):
     """Chunks typed apart (integers then floats, nulls then text, text then integers: SQLite keeps what it was
