@@ -16,7 +16,6 @@ import pytest
 
 from eitp_bench import cli
 from eitp_bench.analysis import frames as frames_module
-from eitp_bench.analysis.frames import load_series
 from eitp_bench.analysis import regress as regress_module
 from eitp_bench.analysis.regress import find_changes, store_changes
 from eitp_bench.records import Metric
