@@ -79,20 +79,25 @@ def compare_hardware(metrics_df, *, reference: Optional[str] = None, provenance=
 
 
 def compare_store(store, *, reference: Optional[str] = None) -> list[CompareTable]:
-    """compare_hardware of a SQL store's compared metrics, read one configuration at a time
-    (frames.load_series(config_hash=…)): the tables are per configuration anyway, so they are those of
-    one read of every configuration, and the memory grows with the largest configuration, not the store.
-    Only the reference's check spans them."""
-    from eitp_bench.analysis.frames import load_series
+    """compare_hardware of a SQL store's compared metrics, read one configuration at a time and, within it,
+    one task × arm at a time (store_queries.series_pages): a table's row is one task × arm × metric, so each
+    page gives whole rows, and what a table needs across pages (its profiles, suites, and each profile's
+    runs, for the reference) is gathered beside them. The tables are those of one read of every
+    configuration; the memory grows with the largest task × arm of a configuration, not the store. Only the
+    reference's check spans them."""
+    from eitp_bench.analysis.hwstate import state_labels
     from eitp_bench.store import queries as store_queries
 
     tables, profiles = [], set()
     for config_hash in store_queries.config_hashes(store):  # sorted, as the tables are
-        frames = load_series(store, names=COMPARED_NAMES, config_hash=config_hash)
-        df = _comparable(frames.metrics, frames.provenance)
-        if len(df):
-            profiles |= set(df["hardware_profile_id"])
-            tables += _tables(df, reference)
+        states = state_labels(store_queries.state_values(store, config_hash=config_hash))
+        parts = _TableParts()
+        for page in store_queries.series_pages(store, COMPARED_NAMES, by=("task", "arm"), config_hash=config_hash,
+                                               run_columns=store_queries.SERIES_RUN_COLUMNS,
+                                               extra=("seq", "energy_state_id")):
+            parts.add(_comparable(page, states))
+        profiles |= parts.profiles()
+        tables += parts.tables(config_hash, reference)
     if not tables:
         raise UserError("no comparable metrics in the store (s/step, tokens/s, J/token)",
                         fix="run a suite with training or generation tasks first")
@@ -125,47 +130,85 @@ def _check_reference(reference: Optional[str], profiles: set) -> None:
 
 def _tables(df, reference: Optional[str]) -> list[CompareTable]:
     """The tables of `df` (_comparable), one per configuration hash × energy state, in that order."""
+    tables = []
+    for config_hash, rows in df.groupby("suite_config_hash", sort=True):
+        parts = _TableParts()
+        parts.add(rows)
+        tables += parts.tables(config_hash, reference)
+    return tables
+
+
+class _TableParts:
+    """One configuration's tables, gathered from its _comparable rows a part at a time: every row of a task
+    × arm must come in one part (a table's row is a task × arm × metric); what spans parts (each energy
+    state's suites, profiles and each profile's runs) is kept as sets."""
+
+    def __init__(self):
+        self.states: dict[str, dict] = {}  # energy state → {"suites", "runs": {profile: run ids}, "rows"}
+
+    def add(self, df) -> None:
+        runs = "seq" if "seq" in df.columns else "run_id"  # seq: an int per run, where the store gave it
+        for state, group in df.groupby("energy_state", sort=True):
+            entry = self.states.setdefault(state, {"suites": set(), "runs": {}, "rows": []})
+            entry["suites"] |= set(map(str, group["suite"].unique()))
+            for profile, ids in group.groupby("hardware_profile_id")[runs]:
+                entry["runs"].setdefault(profile, set()).update(ids.unique().tolist())
+            for (task, arm, name), sel in group.groupby(["task", "arm", "name"]):
+                entry["rows"].append(_row(task, arm, name, sel))
+
+    def profiles(self) -> set:
+        return {p for entry in self.states.values() for p in entry["runs"]}
+
+    def tables(self, config_hash, reference: Optional[str]) -> list[CompareTable]:
+        order = {m: i for i, (m, _, _) in enumerate(COMPARED)}
+        tables = []
+        for state in sorted(self.states):
+            entry = self.states[state]
+            profiles = sorted(entry["runs"])
+            # the profile with the most runs; the first in profile order where several have as many (max)
+            ref = reference or max(profiles, key=lambda p: len(entry["runs"][p]))
+            note = "" if ref in profiles else f"reference {ref} has no runs with this config hash: not normalised"
+            rows = sorted(entry["rows"], key=lambda r: (r.task, r.arm, order[r.metric]))
+            for row in rows:
+                _normalise(row, ref)
+            geomean = {}
+            for p in profiles:
+                logs = [math.log(r.cells[p].normalised) for r in rows if p in r.cells and r.cells[p].normalised]
+                geomean[p] = math.exp(sum(logs) / len(logs)) if logs else None
+            if len(self.states) > 1:
+                apart = (f"NOT COMPARABLE with this configuration's runs under another hardware state "
+                         f"(here: {state or 'none recorded'}): kept in their own table.")
+                note = " ".join(filter(None, [note, apart]))
+            tables.append(CompareTable(str(config_hash), sorted(entry["suites"]), profiles,
+                                       ref if ref in profiles else None, rows, geomean, note, str(state)))
+        return tables
+
+
+def _row(task, arm, name, sel) -> Row:
+    """One task × arm × metric's cells, a profile each (not normalised yet: _normalise)."""
     from eitp_bench.analysis.stats import median_ci
 
     labels = {m: (label, hib) for m, label, hib in COMPARED}
-    order = {m: i for i, (m, _, _) in enumerate(COMPARED)}
-    tables = []
-    states_per_hash = df.groupby("suite_config_hash")["energy_state"].nunique()
-    for (config_hash, state), group in df.groupby(["suite_config_hash", "energy_state"], sort=True):
-        profiles = sorted(group["hardware_profile_id"].unique())
-        ref = reference or group.groupby("hardware_profile_id")["run_id"].nunique().idxmax()
-        note = "" if ref in profiles else f"reference {ref} has no runs with this config hash: not normalised"
-        rows = []
-        keys = sorted(group.groupby(["task", "arm", "name"]).groups, key=lambda k: (k[0], k[1], order[k[2]]))
-        for task, arm, name in keys:
-            sel = group[(group["task"] == task) & (group["arm"] == arm) & (group["name"] == name)]
-            label, hib = labels[name]
-            row = Row(str(task), str(arm), name, label, hib)
-            for profile, runs in sel.groupby("hardware_profile_id"):
-                med, lo, hi = median_ci(runs["value"].to_numpy())
-                cell = Cell(med, lo, hi, len(runs))
-                by_board = {str(b): v.tolist() for b, v in runs.dropna(subset=["board"]).groupby("board")["value"]}
-                cell.boards = board_spread(by_board)
-                if cell.boards is not None:  # a new board of this SKU may sit anywhere in the boards' spread
-                    cell.runs_ci = (lo, hi)
-                    cell.ci_low, cell.ci_high = widened(med, lo, hi, cell.boards.tau)
-                row.cells[profile] = cell
-            ref_cell = row.cells.get(ref)
-            for cell in row.cells.values():
-                if ref_cell and ref_cell.median > 0 and cell.median > 0:
-                    ratio = cell.median / ref_cell.median
-                    cell.normalised = ratio if hib else 1 / ratio
-            rows.append(row)
-        geomean = {}
-        for p in profiles:
-            logs = [math.log(r.cells[p].normalised) for r in rows if p in r.cells and r.cells[p].normalised]
-            geomean[p] = math.exp(sum(logs) / len(logs)) if logs else None
-        if states_per_hash[config_hash] > 1:
-            note = " ".join(filter(None, [note, f"NOT COMPARABLE with this configuration's runs under another "
-                                          f"hardware state (here: {state or 'none recorded'}): kept in their own table."]))
-        tables.append(CompareTable(str(config_hash), sorted(map(str, group["suite"].unique())), profiles,
-                                   ref if ref in profiles else None, rows, geomean, note, str(state)))
-    return tables
+    label, hib = labels[name]
+    row = Row(str(task), str(arm), name, label, hib)
+    for profile, runs in sel.groupby("hardware_profile_id"):
+        med, lo, hi = median_ci(runs["value"].to_numpy())
+        cell = Cell(med, lo, hi, len(runs))
+        by_board = {str(b): v.tolist() for b, v in runs.dropna(subset=["board"]).groupby("board")["value"]}
+        cell.boards = board_spread(by_board)
+        if cell.boards is not None:  # a new board of this SKU may sit anywhere in the boards' spread
+            cell.runs_ci = (lo, hi)
+            cell.ci_low, cell.ci_high = widened(med, lo, hi, cell.boards.tau)
+        row.cells[profile] = cell
+    return row
+
+
+def _normalise(row: Row, ref: str) -> None:
+    ref_cell = row.cells.get(ref)
+    for cell in row.cells.values():
+        if ref_cell and ref_cell.median > 0 and cell.median > 0:
+            ratio = cell.median / ref_cell.median
+            cell.normalised = ratio if row.higher_is_better else 1 / ratio
 
 
 def hash_note(tables: list[CompareTable]) -> str:

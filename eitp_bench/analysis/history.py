@@ -197,7 +197,7 @@ class StoreHistory:
         for name in sorted({s.metric for s in self.summaries if s.slug in slugs}):
             read = self.spilled.load(name) if self.spilled is not None else None
             if read is None:
-                read = (_keyed(page, self.states) for page in series_pages(store, name, extra=SECOND_READ))
+                read = (_keyed(page, self.states) for page in series_pages(store, [name], extra=SECOND_READ))
             for df in read:
                 df = df.assign(git_commit=commits.of(df["seq"]) if len(df) else [])
                 yield from _pages(df, self.keys, by_series, wanted=slugs)

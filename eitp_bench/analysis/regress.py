@@ -217,7 +217,7 @@ def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: flo
     candidates: list[tuple[tuple, int, Change]] = []
     rows_read: list[int] = []
     for name in store_queries.series_names(store):
-        for page in store_queries.series_pages(store, name, extra=extra):
+        for page in store_queries.series_pages(store, [name], extra=extra):
             rows_read.append(len(page))
             keyed = _keyed(page, labels)
             del page

@@ -202,22 +202,26 @@ def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Itera
 PAGE_RUN_COLUMNS = ("suite", "task", "arm")
 
 
-def series_pages(store, name: str, *, extra: Iterable[str] = (),
-                 run_columns: Iterable[str] = CHANGE_RUN_COLUMNS) -> Iterator:
-    """One metric name's series_metrics rows, a frame per (suite, task, arm) with every row of it (in
-    store order), one frame at a time: regress and the history site hold one page's rows, never a whole
-    name's (272 727 rows at 1 000 000 records). Empty: no frame. The pages come in the database's order
-    of their keys (text order differs between SQLite and PostgreSQL): callers order what they find."""
+def series_pages(store, names: Iterable[str], *, by: Iterable[str] = PAGE_RUN_COLUMNS, extra: Iterable[str] = (),
+                 run_columns: Iterable[str] = CHANGE_RUN_COLUMNS, config_hash: Optional[str] = None) -> Iterator:
+    """series_metrics' rows of these metric names (of one configuration when given), a frame per value of
+    the run columns `by` with every row of it (in store order), one frame at a time: regress and the history
+    site hold one page's rows (a name × suite × task × arm), compare one task × arm of a configuration,
+    never a whole name's (272 727 rows at 1 000 000 records) or configuration's. Empty: no frame. The pages
+    come in the database's order of their keys (text order differs between SQLite and PostgreSQL): callers
+    order what they find."""
     from eitp_bench.store.column_read import frames_by_key
 
-    run_columns = list(run_columns)
-    if not set(PAGE_RUN_COLUMNS) <= set(run_columns):
-        raise ValueError(f"series_pages reads {PAGE_RUN_COLUMNS} among the run columns")
+    run_columns, by = list(run_columns), list(by)
+    if not set(by) <= set(run_columns):
+        raise ValueError(f"series_pages reads its page columns {by} among the run columns")
     m = TABLES["metrics"]
-    page = [RUNS.c[c] for c in PAGE_RUN_COLUMNS]
-    stmt = _series_rows(extra, run_columns).where(m.c.name == name).order_by(*page, RUNS.c.seq, m.c.idx)
+    stmt = (_series_rows(extra, run_columns).where(m.c.name.in_(sorted(set(names))))
+            .order_by(*(RUNS.c[c] for c in by), RUNS.c.seq, m.c.idx))
+    if config_hash is not None:
+        stmt = stmt.where(RUNS.c.suite_config_hash == config_hash)
     with store._driver_cursor(stmt) as cursor:
-        for df in frames_by_key(cursor, [1 + run_columns.index(c) for c in PAGE_RUN_COLUMNS]):  # 0: run_id
+        for df in frames_by_key(cursor, [1 + run_columns.index(c) for c in by]):  # 0: run_id
             df["value"] = df["value"].astype(float)
             yield df
 

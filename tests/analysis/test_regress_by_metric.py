@@ -120,8 +120,9 @@ def test_store_changes_hold_one_pages_rows_at_a_time(nightly, monkeypatch):
     sizes: list[int] = []
     pages: list[tuple] = []
 
-    def one_read(store_, name, **kw):
-        for frame in read(store_, name, **kw):
+    def one_read(store_, names, **kw):
+        (name,) = names
+        for frame in read(store_, names, **kw):
             gc.collect()
             assert not [ref for ref in alive if ref() is not None], "an earlier page's rows are still held"
             alive.append(weakref.ref(frame))

@@ -216,25 +216,30 @@ def test_compare_and_regress_read_series_alone_and_find_what_a_full_read_finds(s
 
 
 def test_compare_reads_one_configuration_at_a_time_and_finds_the_tables_of_a_full_read(stored, monkeypatch):
-    """`compare` on a SQL store reads the compared metrics one configuration hash at a time
-    (analysis.compare.compare_store): the tables, with and without a reference, and the reference's check,
-    are those of one read of every run."""
-    from eitp_bench.analysis.compare import compare_hardware, compare_store
+    """`compare` on a SQL store reads the compared metrics one configuration hash at a time, and of it one
+    task × arm at a time (analysis.compare.compare_store): the tables, with and without a reference, and
+    the reference's check, are those of one read of every run."""
+    from eitp_bench.analysis.compare import COMPARED_NAMES, compare_hardware, compare_store
     from eitp_bench.store import queries as store_queries
 
     store = Store.open(stored, read_only=True)
     full = load_frames(store)
-    reads = []
-    original = store_queries.series_metrics
+    reads, pages = [], []
+    original = store_queries.series_pages
 
-    def counted(store, **kwargs):
+    def counted(store, names, **kwargs):
         reads.append(kwargs.get("config_hash"))
-        return original(store, **kwargs)
+        for page in original(store, names, **kwargs):
+            (pair,) = set(zip(page["task"], page["arm"]))  # one task × arm a page
+            pages.append((kwargs.get("config_hash"), *pair))
+            yield page
 
-    monkeypatch.setattr(store_queries, "series_metrics", counted)
+    monkeypatch.setattr(store_queries, "series_pages", counted)
     tables = compare_store(store)
     hashes = sorted(set(full.runs["suite_config_hash"]))
     assert reads == hashes and len(hashes) >= 2  # one read per configuration, never one of every run
+    ok = full.metrics[(full.metrics["status"] == "ok") & full.metrics["name"].isin(COMPARED_NAMES)]
+    assert sorted(pages) == sorted(ok.groupby(["suite_config_hash", "task", "arm"]).groups)  # a page each, whole
     assert repr(tables) == repr(compare_hardware(full.metrics, provenance=full.provenance))
     assert len({t.config_hash for t in tables}) >= 2 and any(t.energy_state for t in tables)
     profile = tables[-1].profiles[-1]
