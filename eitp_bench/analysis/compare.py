@@ -32,6 +32,9 @@ COMPARED = [
 ]
 JOULES_PER_TOKEN = ("joules_per_token", "gen_joules_per_token")
 COMPARED_NAMES = [name for name, _, _ in COMPARED]
+# what compare_store reads of each run beside its metric: a table's keys (its configuration is the read's,
+# every run read is ok); the configuration hash was 64 characters of text on every row
+COMPARE_RUN_COLUMNS = ("suite", "task", "arm", "hardware_profile_id")
 
 
 @dataclass
@@ -93,8 +96,7 @@ def compare_store(store, *, reference: Optional[str] = None) -> list[CompareTabl
         states = state_labels(store_queries.state_values(store, config_hash=config_hash))
         parts = _TableParts()
         for page in store_queries.series_pages(store, COMPARED_NAMES, by=("task", "arm"), config_hash=config_hash,
-                                               run_columns=store_queries.SERIES_RUN_COLUMNS,
-                                               extra=("seq", "energy_state_id")):
+                                               run_columns=COMPARE_RUN_COLUMNS, extra=("seq", "energy_state_id")):
             parts.add(_comparable(page, states))
         profiles |= parts.profiles()
         tables += parts.tables(config_hash, reference)
