@@ -176,7 +176,7 @@ def build_history(frames, *, window: int = 8, threshold: float = 0.05) -> Histor
 @dataclass
 class StoreHistory:
     """store_history's result: every page's summary and every candidate change; the pages themselves
-    are drawn, one metric name at a time, by `pages`."""
+    are drawn, one page at a time, by `pages`."""
     summaries: list[PageSummary]
     changes: list[Change]
     window: int
@@ -328,7 +328,7 @@ def _pages(df, keys: list[str], by_series: dict, wanted: Optional[set] = None) -
 
 
 def _summaries(df, keys: list[str]) -> list[PageSummary]:
-    """The PageSummary of every page of one metric name's keyed rows (as summary_of(page) for _pages')."""
+    """The PageSummary of every page of keyed rows (as summary_of(page) for _pages')."""
     if len(df) == 0:
         return []
     df = _in_time_order(df)
