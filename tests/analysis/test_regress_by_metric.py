@@ -154,3 +154,31 @@ def test_regress_html_and_report_regress_read_as_report_and_regress_do(nightly, 
 
     assert page("a.html") == page("b.html") == page("c.html")
     assert "Nightly regressions" in (tmp_path / "a.html").read_text()
+
+
+def test_series_positions_are_the_rows_of_a_sorted_frames_groups():
+    """regress._series_positions finds each series' rows by position instead of sorting the frame by start
+    time (stable) and grouping it (sorted, missing keys last): the same series, in the same order, with the
+    same rows in the same order, on shuffled rows with equal start times and missing keys."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 400
+    df = pd.DataFrame({
+        "suite": rng.choice(["s1", "s2"], n), "task": rng.choice(["train", "generate"], n),
+        "arm": rng.choice(["baseline", "eitp"], n), "name": "step_s",
+        "hardware_profile_id": pd.Series(rng.choice(["hp-a", "hp-b", None], n), dtype="str"),
+        "energy_state": rng.choice(["", "power limit 300 W"], n),
+        "board": pd.Series(rng.choice(["GPU-1", None], n), dtype=object),
+        "started_at": [f"2026-01-{1 + int(d):02d}T00:00:00" for d in rng.integers(0, 28, n)],  # many ties
+        "value": rng.normal(size=n), "run_id": [f"r{i}" for i in range(n)]})
+    df.index = rng.permutation(n) + 1000  # positions, never labels
+    keys = ["suite", "task", "arm", "name", "hardware_profile_id", "energy_state", "board"]
+    expected = [(key, list(group["run_id"])) for key, group in
+                df.sort_values("started_at", kind="stable").groupby(keys, sort=True, dropna=False)]
+    got = [(named, list(df["run_id"].to_numpy()[at])) for named, at in regress_module._series_positions(df, keys)]
+    assert len(got) == len(expected) > 12
+    for (named, runs), (key, want) in zip(got, expected):
+        assert runs == want
+        assert [named[k] for k in keys] == [regress_module._plain(v) for v in key]
+    assert any(named["hardware_profile_id"] is None for named, _ in got)
