@@ -183,7 +183,7 @@ class StoreHistory:
     threshold: float
     keys: list[str]  # the series keys, decided once for the whole store (regress.store_changes)
     states: object  # hwstate.StateLabels: the energy state and board of each row's series, by state id
-    spilled: object = None  # the first pass's rows per metric name (_Spill), read back by `pages`
+    spilled: object = None  # the first pass's rows, a file per page (_Spill), read back by `pages`
 
     def confirmed_first(self) -> list[tuple[Change, PageSummary]]:
         return confirmed_first(self.summaries)
