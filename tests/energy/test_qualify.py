@@ -146,8 +146,14 @@ def test_doctor_qualify_end_to_end(tmp_path):
     qual = out["qualification"]
     zones = {(s["device"], s["domain"]) for s in qual["sensors"]}
     assert {("cpu:0", "package"), ("cpu:0", "core"), ("cpu:0", "dram")} <= zones
-    # real time on a shared machine: only what cannot depend on the load is asserted
-    assert all(s["update_period_s"] and s["update_period_s"] > 0 for s in qual["sensors"])
+    # real time on a shared machine: only what cannot depend on the load is asserted. A loaded machine can
+    # starve the fake's writer thread (too few changes) or make it catch up in one jump (refused): then the
+    # sensor has no period and says why, never a period of 0 or below
+    for sensor in qual["sensors"]:
+        if sensor["update_period_s"] is None:
+            assert sensor["note"].startswith(("only ", "refused: ")), sensor
+        else:
+            assert sensor["update_period_s"] > 0
     assert qual["runs"][0]["meter"] == "rapl" and qual["uncertainty_formula"].startswith("u(T) = 2")
 
 
