@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, Iterator, Optional
 
-from eitp_bench.store.database import _reading
+from eitp_bench.store.database import ALTERED_READS, _reading, altered_read
 from eitp_bench.store.hardware_values import value_texts
 from eitp_bench.store.layout import GROUPED_RUNS, RUNS, TABLES
 
@@ -182,6 +182,7 @@ def provenance_field(dialect: str, field: str):
 SERIES_EXTRA = ("unit", "seq", "energy_state_id")
 
 
+@_reading
 def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Iterable[str] = (),
                    config_hash: Optional[str] = None, run_columns: Iterable[str] = SERIES_RUN_COLUMNS):
     """The ok runs' finite metric values with only the columns a series needs, in store order (the rows
@@ -193,9 +194,7 @@ def series_metrics(store, *, names: Optional[Iterable[str]] = None, extra: Itera
         stmt = stmt.where(m.c.name.in_(sorted(set(names))))
     if config_hash is not None:  # runs_by_group serves it: that configuration's runs, then their metrics
         stmt = stmt.where(RUNS.c.suite_config_hash == config_hash)
-    df = store._frame(stmt)
-    df["value"] = df["value"].astype(float)
-    return df
+    return _checked(store._frame(stmt))
 
 
 # what a page of the history site is, and regress reads at a time: a series never spans two of these
@@ -221,9 +220,28 @@ def series_pages(store, names: Iterable[str], *, by: Iterable[str] = PAGE_RUN_CO
     if config_hash is not None:
         stmt = stmt.where(RUNS.c.suite_config_hash == config_hash)
     with store._driver_cursor(stmt) as cursor:
-        for df in frames_by_key(cursor, [1 + run_columns.index(c) for c in by]):  # 0: run_id
-            df["value"] = df["value"].astype(float)
+        pages = frames_by_key(cursor, [1 + run_columns.index(c) for c in by])  # 0: run_id
+        while True:
+            try:  # the reading only: what the caller does with a page never comes back in here
+                df = next(pages, None)
+                if df is None:
+                    return
+                df = _checked(df)
+            except ALTERED_READS as err:
+                raise altered_read(store, err) from None
             yield df
+
+
+def _checked(df):
+    """A series read's rows with float values, and start times that parse as the history site parses them:
+    a value eitp-bench never writes (the store edited by hand) raises here, not deep in the analysis
+    (callers say it in one line). Parsed in one vectorised call: 0.7 s of `regress` at 1 000 000 records."""
+    import pandas as pd
+
+    df["value"] = df["value"].astype(float)
+    if "started_at" in df.columns:
+        pd.to_datetime(df["started_at"], utc=True, format="ISO8601")
+    return df
 
 
 def _series_rows(extra: Iterable[str], run_columns: Iterable[str]):
