@@ -32,6 +32,8 @@ COMPARED = [
 ]
 JOULES_PER_TOKEN = ("joules_per_token", "gen_joules_per_token")
 COMPARED_NAMES = [name for name, _, _ in COMPARED]
+_LABELS = {name: (label, hib) for name, label, hib in COMPARED}
+_ORDER = {name: i for i, name in enumerate(COMPARED_NAMES)}  # a table's rows: in COMPARED's order
 # what compare_store reads of each run beside its metric: a table's keys (its configuration is the read's,
 # every run read is ok); the configuration hash was 64 characters of text on every row
 COMPARE_RUN_COLUMNS = ("suite", "task", "arm", "hardware_profile_id")
@@ -162,7 +164,6 @@ class _TableParts:
         return {p for entry in self.states.values() for p in entry["runs"]}
 
     def tables(self, config_hash, reference: Optional[str]) -> list[CompareTable]:
-        order = {m: i for i, (m, _, _) in enumerate(COMPARED)}
         tables = []
         for state in sorted(self.states):
             entry = self.states[state]
@@ -170,7 +171,7 @@ class _TableParts:
             # the profile with the most runs; the first in profile order where several have as many (max)
             ref = reference or max(profiles, key=lambda p: len(entry["runs"][p]))
             note = "" if ref in profiles else f"reference {ref} has no runs with this config hash: not normalised"
-            rows = sorted(entry["rows"], key=lambda r: (r.task, r.arm, order[r.metric]))
+            rows = sorted(entry["rows"], key=lambda r: (r.task, r.arm, _ORDER[r.metric]))
             for row in rows:
                 _normalise(row, ref)
             geomean = {}
@@ -190,8 +191,7 @@ def _row(task, arm, name, sel) -> Row:
     """One task × arm × metric's cells, a profile each (not normalised yet: _normalise)."""
     from eitp_bench.analysis.stats import median_ci
 
-    labels = {m: (label, hib) for m, label, hib in COMPARED}
-    label, hib = labels[name]
+    label, hib = _LABELS[name]
     row = Row(str(task), str(arm), name, label, hib)
     for profile, runs in sel.groupby("hardware_profile_id"):
         med, lo, hi = median_ci(runs["value"].to_numpy())

@@ -212,7 +212,8 @@ def store_changes(store, *, window: int = 8, threshold: float = 0.05, alpha: flo
 
     labels = state_labels(store_queries.state_values(store))  # once: every page's rows are labelled from them
     keys = series_keys(energy_state_key(store_queries.profile_states(store), labels))
-    extra = (*extra, *(() if "energy_state_id" in extra else ("energy_state_id",)))
+    if "energy_state_id" not in extra:  # what `labels` label each row by
+        extra = (*extra, "energy_state_id")
     tested = total = 0
     candidates: list[tuple[tuple, int, Change]] = []
     rows_read: list[int] = []

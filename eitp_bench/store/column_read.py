@@ -55,9 +55,7 @@ def frames_by_key(cursor, key_columns: list[int], labels=frozenset()) -> Iterato
     rest = cursor.fetchmany(_FETCH_ROWS)
     while rest:
         stretch = _Stretch(cursor, rest, key_of)
-        yield frame_of(stretch, labels)
-        while stretch.fetchmany(_FETCH_ROWS):  # the consumer's frame_of reads it all; this is a guard
-            pass
+        yield frame_of(stretch, labels)  # frame_of fetches until the stretch ends
         rest = stretch.rest
 
 
