@@ -546,12 +546,15 @@ def _environment(frames: Frames) -> list[dict]:
     import numpy as np
     import pandas as pd
 
+    from eitp_bench.store.shared_objects import SharedObjectsDtype
+
     rows = []
     for col in p.columns:
         if col == "run_id":
             continue
         # count each distinct value once (10 000 runs share a handful), then expand only those
-        if p[col].dtype != object:  # text (the store's categories), numbers: counted in first-seen order
+        if p[col].dtype != object and not isinstance(p[col].dtype, SharedObjectsDtype):
+            # text (the store's categories), numbers: counted in first-seen order
             codes, values = pd.factorize(p[col], use_na_sentinel=False)
             per_value = [(dict(_leaves(col, value)), n) for value, n in
                          zip(values, np.bincount(codes, minlength=len(values)).tolist())]

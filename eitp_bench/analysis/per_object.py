@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from eitp_bench.store.provenance_read import object_codes  # the reader makes the shared objects; codes them too
+from eitp_bench.store.shared_objects import object_codes  # the reader makes the shared objects
 
 
 def once_per_object(values: list, derive: Callable[[Any], Any]) -> list:

@@ -21,6 +21,7 @@ from pydantic_core import from_json  # 2× json.loads on these texts; equal stri
 from eitp_bench.records import Provenance
 from eitp_bench.store.hardware_values import REFERENCE, value_texts
 from eitp_bench.store.layout import RUNS
+from eitp_bench.store.shared_objects import SharedObjects, object_codes
 
 TOP_FIELDS = [f for f in Provenance.model_fields if f != "hardware"]
 _CHUNK_ROWS = 5_000  # texts held at once: about 10 MB of real runs' provenance
@@ -153,19 +154,6 @@ def _missing(n: int):
     return np.full(n, float("nan"), dtype=object)
 
 
-def object_codes(values):
-    """(code per value, position of each code's first value): equal codes, the same object. The objects are
-    told apart by their ids, hashed in numpy (pandas.factorize): the runs this reader makes share one
-    object per equal value, and analysis/per_object.py derives from each object once with these codes."""
-    import numpy as np
-    import pandas as pd
-
-    ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
-    codes, _ = pd.factorize(ids)  # codes in first-seen order
-    firsts = np.unique(codes, return_index=True)[1]
-    return codes, firsts.tolist()
-
-
 def _resolved(column, parsed: dict):
     """The column with each placeholder as the value it stands for: one lookup per distinct object."""
     import numpy as np
@@ -183,12 +171,14 @@ def _resolved(column, parsed: dict):
 def _typed(column):
     """The column as pandas types a list of its values, but text (NaN where a run lacks the field or holds
     null) as sorted categories, as the run frames' labels are (store/column_read.py): a code a run, not a
-    copy of the text a run. Mappings and lists stay the object array they are (pandas' type for them)."""
+    copy of the text a run. Mappings and lists that runs share become SharedObjects (the same objects, a small
+    code a run); those measured per run stay an object array."""
     import pandas as pd
 
     kind = pd.api.types.infer_dtype(column, skipna=True)
     if kind == "string":
         return pd.Categorical(column)
     if kind == "mixed" and any(isinstance(v, (dict, list)) for v in column):
-        return column
+        shared = SharedObjects.of(column)  # a byte or two a run, not a pointer: store/shared_objects.py
+        return shared if shared.nbytes < column.nbytes else column  # a value per run (idle baseline): as it is
     return pd.Series(column.tolist()).array  # numbers, booleans, nothing but nulls: as pandas infers them
