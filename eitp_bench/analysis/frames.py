@@ -14,6 +14,13 @@ from eitp_bench.errors import UserError
 
 
 PLOTTED_RUNS = 6  # runs per device that a report's power plot shows (analysis/findings.py)
+# The run columns a report's page reads of the runs it judges (load_newest), and those its energy entries
+# carry: a column read is held for every run to the end of the report (each int column 1 MiB, each
+# time 4 MiB of text at 1 000 000 records), and the energy entries' are copies of the runs'.
+PAGE_RUN_COLUMNS = ["run_id", "suite", "suite_config_hash", "arm", "task", "size", "seed", "repetition", "device",
+                    "status", "error", "started_at", "finished_at", "hardware_profile_id"]
+PAGE_ENERGY_RUN_COLUMNS = ["run_id", "suite", "suite_config_hash", "arm", "task", "size", "seed", "repetition",
+                           "status", "hardware_profile_id"]
 
 
 @dataclass(frozen=True)
@@ -197,11 +204,11 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
     where = store_queries.runs_of([(g.config_hash, g.hardware_profile_id) for g in groups[:max_groups]], suite=suite)
     if where is None:  # no ok run with a metric: nothing to judge, and nothing large to read
         return for_suite(load_frames(store), suite)
-    runs, seqs = store.runs_and_seqs(where=where)
+    runs, seqs = store.runs_and_seqs(where=where, columns=PAGE_RUN_COLUMNS)
     provenance = store.provenance_frame(where=where, runs=runs)
     rounds = read_rounds(store, where, runs, seqs, provenance)
     return _finite_metrics(Frames(
-        runs, None, store.energy_frame(where=where, runs=runs),
+        runs, None, store.energy_frame(where=where, runs=runs, run_columns=PAGE_ENERGY_RUN_COLUMNS),
         StoredTimeline(store, pd.Index(runs["run_id"]), where), provenance=provenance,
         source=source, configs=store.configs(hashes={g.config_hash for g in groups[:max_groups]}), rounds=rounds,
         scope=StoreScope(max_groups, groups, store_queries.not_finite_counts(store, suite=suite),

@@ -670,10 +670,10 @@ class Store:
         return self.runs_and_seqs(where)[0]
 
     @_reading
-    def runs_and_seqs(self, where=None):
+    def runs_and_seqs(self, where=None, columns: Optional[list[str]] = None):
         """(runs_frame, each of its runs' runs.seq as a numpy array): metric rows name their run by seq
-        (queries.metric_values)."""
-        runs = self._runs(RUN_COLUMNS, where=where)
+        (queries.metric_values). `columns`: only these of RUN_COLUMNS (all when None)."""
+        runs = self._runs(RUN_COLUMNS if columns is None else columns, where=where)
         seqs = runs.pop("_row").to_numpy()
         from datetime import datetime
 
@@ -689,10 +689,12 @@ class Store:
         return _split_flags(df)
 
     @_reading
-    def energy_frame(self, where=None, runs=None):
-        """Each energy entry after its run's columns. The energy row's device (gpu:0, cpu:0) is what
-        analysis groups by; the run's torch device stays available as run_device."""
-        df = self._with_runs(RUN_COLUMNS, "energy", rename={"device": "energy_device"}, where=where, runs=runs)
+    def energy_frame(self, where=None, runs=None, run_columns: Optional[list[str]] = None):
+        """Each energy entry after its run's columns (`run_columns` of them when given). The energy row's
+        device (gpu:0, cpu:0) is what analysis groups by; the run's torch device stays available as
+        run_device."""
+        run_columns = RUN_COLUMNS if run_columns is None else run_columns
+        df = self._with_runs(run_columns, "energy", rename={"device": "energy_device"}, where=where, runs=runs)
         df = df.rename(columns={"device": "run_device", "energy_device": "device"})
         for column in ("joules", "max_gap_s", "idle_watts", "net_joules", "sampled_joules",
                        "crosscheck_tolerance_j"):  # None → NaN, never object dtype
