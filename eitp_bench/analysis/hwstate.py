@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from eitp_bench.analysis.per_object import object_codes, once_per_object
+from eitp_bench.store.column_read import positions_in
 
 # field -> how it reads in a NOT COMPARABLE note
 ENERGY_FIELDS = {
@@ -171,13 +172,12 @@ def run_state_codes(run_ids, provenance) -> RunStateCodes:
     a label string per run was 18 MiB of Arrow text and dicts of their ids 20 MiB more. `provenance` may
     also be RunLabels (regress) or a frame with a run twice (made into RunLabels: the last row wins)."""
     import numpy as np
-    import pandas as pd
 
     if isinstance(provenance, RunLabels) or not _unique_runs(provenance):
         known = provenance if isinstance(provenance, RunLabels) else run_labels(provenance)
         at = known.run_ids.get_indexer(run_ids.astype(str).astype(object))  # -1: a run without a state
         return RunStateCodes(np.where(at >= 0, at, len(known.run_ids)), known.labels, known.boards)
-    at = pd.Index(provenance["run_id"].astype(str)).get_indexer(run_ids.astype(str))  # -1: no provenance
+    at = positions_in(provenance["run_id"], run_ids)  # -1: no provenance
     states = provenance["hardware.state"].tolist()
     codes, firsts = object_codes(states)
     none = len(firsts)  # the code of a run without provenance

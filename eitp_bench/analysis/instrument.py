@@ -62,7 +62,7 @@ def isolation_codes(provenance, positions=None) -> RunValues:
 
 def positions_of(provenance) -> Optional[RunPositions]:
     """The provenance's run ids, to share between its lookups."""
-    return RunPositions(provenance["run_id"].tolist()) if provenance is not None and len(provenance) else None
+    return RunPositions(provenance["run_id"]) if provenance is not None and len(provenance) else None
 
 
 def _isolation_codes(check: dict) -> list[str]:

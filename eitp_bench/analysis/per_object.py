@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+from eitp_bench.store.column_read import positions_in
 from eitp_bench.store.shared_objects import object_codes  # the reader makes the shared objects
 
 
@@ -42,19 +43,23 @@ def counts_per_object(values: list) -> list[tuple[Any, int]]:
 
 
 class RunPositions:
-    """Where each run id sits in a column of run ids (a provenance frame's, store order), by binary search
-    in the ids as bytes: about 40 bytes a run. A pandas Index of 125 000 Arrow-held ids builds 16 MiB of
-    Python strings and hash table to look one up, a dict of them more again. A run id held twice: its last
-    row, as a dict built from the rows keeps it."""
+    """Where each run id sits in a column of run ids (a provenance frame's, store order), hashed by Arrow
+    over the ids' text the frame already holds (store/column_read.positions_in): nothing a run is made. A
+    pandas Index of 125 000 Arrow-held ids builds 16 MiB of Python strings and hash table to look one up,
+    and the ids as a bytes array sorted for a binary search took 6 MiB more and a Python string a run
+    while it was built. A run id held twice: its last row, as a dict built from the rows keeps it."""
 
     def __init__(self, run_ids):
         import numpy as np
+        import pyarrow as pa
 
-        self._ids = np.array([str(r).encode() for r in run_ids], dtype="S")  # run ids hold no NUL byte
-        self._order = np.argsort(self._ids, kind="stable").astype(np.int64)
-        in_order = self._ids[self._order]
-        self.last = np.ones(len(self._ids), dtype=bool)  # the row that stands for its run id
-        self.last[self._order[:-1][in_order[1:] == in_order[:-1]]] = False
+        self._ids = _arrow_ids(run_ids)
+        n = len(self._ids)
+        self._backwards = None  # the ids last row first, where an id repeats
+        self.last = np.ones(n, dtype=bool)  # the row that stands for its run id
+        if n and pa.compute.count_distinct(self._ids).as_py() < n:
+            self._backwards = self._ids.take(pa.array(np.arange(n - 1, -1, -1)))
+            self.last = self.of(self._ids) == np.arange(n)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -63,15 +68,23 @@ class RunPositions:
         """The position of each of `run_ids`, -1 where it is not here."""
         import numpy as np
 
-        query = np.array([str(r).encode() for r in run_ids], dtype="S")
-        if not len(self._ids) or not len(query):
-            return np.full(len(query), -1, dtype=np.int64)
-        at = np.searchsorted(self._ids, query, side="right", sorter=self._order) - 1  # the last equal id
-        found = self._order[np.maximum(at, 0)]
-        return np.where((at >= 0) & (self._ids[found] == query), found, -1)
+        if self._backwards is None:
+            return positions_in(self._ids, run_ids)
+        at = positions_in(self._backwards, run_ids)  # the first from the end: the last row
+        return np.where(at >= 0, len(self._ids) - 1 - at, -1)
 
     def run_id(self, position: int) -> str:
-        return self._ids[position].decode()
+        return self._ids[position].as_py()
+
+
+def _arrow_ids(run_ids):
+    """The run ids as one Arrow text array: the array a frame's column holds (no copy) where it holds one."""
+    import pyarrow as pa
+
+    held = getattr(getattr(run_ids, "array", run_ids), "_pa_array", None)
+    if held is not None and pa.types.is_large_string(held.type):
+        return held.chunk(0) if held.num_chunks == 1 else held.combine_chunks()
+    return pa.array([str(r) for r in run_ids], type=pa.large_string())
 
 
 class RunValues(Mapping):
@@ -122,7 +135,7 @@ def run_values(provenance, column: str, derive: Callable[[Any], Any], positions:
 
     if provenance is None or len(provenance) == 0:
         return RunValues(RunPositions([]), np.full(0, -1, dtype=np.int32), [])
-    positions = positions if positions is not None else RunPositions(provenance["run_id"].tolist())
+    positions = positions if positions is not None else RunPositions(provenance["run_id"])
     if column not in provenance.columns:
         return RunValues(positions, np.full(len(provenance), -1, dtype=np.int32), [])
     values = provenance[column].tolist()

@@ -131,7 +131,7 @@ class ResultSet:
             import pandas as pd
 
             behind = self.stored_rounds.behind
-            latest = pd.Series([behind[k].column("started_at").max() for k in by_key],
+            latest = pd.Series([behind[k].latest for k in by_key],
                                index=pd.MultiIndex.from_tuples(list(by_key), names=keys), name="started_at")
         latest = latest.sort_values(ascending=False)
         # each group's rows by position, taken when its verdicts ask (Group.energy)

@@ -78,8 +78,9 @@ class RunsBehind:
     (stored_rounds.py). Their columns are then taken when asked, never held: a copy per group of the
     125 000 runs a report reads at 1 000 000 records stayed in the process as 17 MiB."""
 
-    def __init__(self, runs, holders: dict, rows=None):
+    def __init__(self, runs, holders: dict, rows=None, latest: Optional[str] = None):
         self._runs, self._rows = runs, rows
+        self._latest = latest  # the newest start as stored (text), when the runs hold instants
         self._holders = holders  # metric name → positions among the group's runs (sorted)
         self._evidence: dict[bytes, tuple[int, int]] = {}
         self._clock_cache = None
@@ -99,6 +100,11 @@ class RunsBehind:
     def frame(self):
         """The group's runs, one row each in store order (index 0, 1, …)."""
         return self._runs if self._rows is None else self._runs.iloc[self._rows].reset_index(drop=True)
+
+    @property
+    def latest(self) -> str:
+        """The newest start of these runs, as stored (ISO text, compared as text)."""
+        return self._latest if self._latest is not None else str(self.column("started_at").max())
 
     @property
     def columns(self):
@@ -175,8 +181,8 @@ class RunsBehind:
             f = self.frame
             slots = row_codes(f, ["arm", "task", "size", "repetition"]).astype(np.int32)  # held with the group
             rounds = row_codes(f, ["size", "seed", "repetition"]).astype(np.int32)
-            starts = seconds(f["started_at"].tolist())
-            ends = seconds(f["finished_at"].tolist()) if "finished_at" in f.columns else np.full(len(f), np.nan)
+            starts = seconds(f["started_at"].to_numpy())  # text or instants (frames.load_newest)
+            ends = seconds(f["finished_at"].to_numpy()) if "finished_at" in f.columns else np.full(len(f), np.nan)
             self._clock_cache = (slots, rounds, starts, ends)
         return self._clock_cache
 

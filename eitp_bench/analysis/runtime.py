@@ -30,6 +30,14 @@ def _get(config: dict, path: tuple):
 
 
 def _seconds(start, end) -> Optional[float]:
+    """end − start in seconds (ISO texts, or the instants a report's runs hold: frames.load_newest); None
+    where either is missing or unreadable."""
+    if isinstance(start, datetime) or isinstance(end, datetime):  # pandas Timestamps (and NaT) are datetimes
+        try:  # as datetimes: pandas' Timedelta.total_seconds rounds otherwise than datetime's
+            wall = (end.to_pydatetime() - start.to_pydatetime()).total_seconds()
+        except (TypeError, AttributeError, ValueError):  # one is missing (None, NaT)
+            return None
+        return None if wall != wall else wall
     try:
         return (datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))).total_seconds()
     except (TypeError, ValueError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from array import array
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from eitp_bench.analysis.rounds import BEHIND_COLUMNS, ROUND_KEYS, RunsBehind, add_flags, row_codes
 
@@ -33,10 +33,12 @@ class StoredRounds:
     behind: dict  # (config hash, hardware profile, energy state) → RunsBehind
 
 
-def read_rounds(store, where, runs, seqs, provenance) -> StoredRounds:
+def read_rounds(store, where, runs, seqs, provenance, latest: Optional[dict] = None) -> StoredRounds:
     """The rounds of the runs that `where` keeps. `runs` is their runs frame (every status, store order),
     `seqs` their runs.seq (Store.runs_and_seqs) and `provenance` their provenance frame, all already read
-    with the same `where`."""
+    with the same `where`. `latest`: each group's newest start as the store lists the groups
+    (newest_groups.verdict_groups: the text's maximum), by (config hash, profile, energy state), for runs
+    read with their times as instants; else each group's newest start is read from `runs`."""
     import numpy as np
 
     from eitp_bench.analysis.hwstate import run_state_codes
@@ -58,7 +60,7 @@ def read_rounds(store, where, runs, seqs, provenance) -> StoredRounds:
     round_of = row_codes(ok[ROUND_KEYS].assign(energy_state=states.label_codes()), [*ROUND_KEYS, "energy_state"]).tolist()
     acc = _Accumulator(position, round_of)
     metric_values(store, where, acc.add)
-    return StoredRounds(acc.frame(ok, provenance), acc.behind(ok, states, runs, np.flatnonzero(is_ok)))
+    return StoredRounds(acc.frame(ok, provenance), acc.behind(ok, states, runs, np.flatnonzero(is_ok), latest or {}))
 
 
 class _Accumulator:
@@ -131,7 +133,7 @@ class _Accumulator:
         frame["round_sd"] = [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in values]
         return frame
 
-    def behind(self, ok, states, runs, ok_at) -> dict:
+    def behind(self, ok, states, runs, ok_at, latest: dict) -> dict:
         """Each group's RunsBehind, over `runs` (the read's runs frame, which the Frames hold to the end)
         at the positions `ok_at` gives the ok runs: a frame of the ok runs' columns, held for the counts,
         was a second copy of them wherever a run had failed (100 000 records with 1 % failed: 1.3 MiB of
@@ -152,7 +154,7 @@ class _Accumulator:
             held = np.unique(np.concatenate(list(names.values())))  # ok runs with a finite metric, store order
             # positions as int32: these arrays live as long as the report (4 MiB as int64 at 1 000 000 records)
             out[key] = RunsBehind(shared, {name: np.searchsorted(held, ps).astype(np.int32) for name, ps in names.items()},
-                                  rows=ok_at[held])
+                                  rows=ok_at[held], latest=latest.get(key))
         return out
 
 

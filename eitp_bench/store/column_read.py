@@ -25,25 +25,39 @@ from typing import Iterator, Optional
 _FETCH_ROWS = 5_000
 
 
-def frame_of(cursor, labels=frozenset()):
+def frame_of(cursor, labels=frozenset(), instants=frozenset()):
     """The cursor's rows as a pandas frame, columns named as the cursor names them; those named in `labels`
-    as sorted categories where they hold text."""
+    as sorted categories where they hold text, those in `instants` (ISO 8601 times) as datetime64[us]
+    instants, parsed a chunk at a time (store/instants.py): their text is never held whole."""
+    import numpy as np
     import pandas as pd
+
+    from eitp_bench.store.instants import iso_micros
 
     columns = [d[0] for d in cursor.description]
     if len(set(columns)) < len(columns):  # a dict of columns cannot hold repeated names
         return pd.DataFrame.from_records(_rows_of(columns_of(cursor, len(columns))), columns=columns)
     parts: list[list] = [[] for _ in columns]
     coders = {i: _LabelCodes() for i, name in enumerate(columns) if name in labels}
+    timed = {i for i, name in enumerate(columns) if name in instants}
     while rows := cursor.fetchmany(_FETCH_ROWS):
         for i, (values, column_parts) in enumerate(zip(zip(*rows), parts)):
             chunk = _arrow_chunk(values)
-            column_parts.append(coders[i].add(chunk) if i in coders and coders[i].takes(chunk) else chunk)
+            if i in timed:
+                column_parts.append(iso_micros(chunk))
+            else:
+                column_parts.append(coders[i].add(chunk) if i in coders and coders[i].takes(chunk) else chunk)
         del rows
     if not parts or not parts[0]:
-        return pd.DataFrame.from_records([], columns=columns)
-    return pd.DataFrame({name: coders[i].column(column_parts) if i in coders else _column(column_parts)
-                         for i, (name, column_parts) in enumerate(zip(columns, parts))}, columns=columns)
+        return pd.DataFrame.from_records([], columns=columns).astype({columns[i]: "datetime64[us]" for i in timed})
+
+    def column(i, column_parts):
+        if i in timed:
+            return np.concatenate(column_parts)
+        return coders[i].column(column_parts) if i in coders else _column(column_parts)
+
+    return pd.DataFrame({name: column(i, column_parts) for i, (name, column_parts) in enumerate(zip(columns, parts))},
+                        columns=columns)
 
 
 def frames_by_key(cursor, key_columns: list[int], labels=frozenset()) -> Iterator:
@@ -182,3 +196,32 @@ def _column(parts: list):
 
         return pd.array(chunked, dtype="str")
     return chunked.to_numpy()  # int64 with a null: float64 and NaN; bool with a null: object, as pandas infers
+
+
+def positions_in(ids, wanted):
+    """For each of `wanted` (run ids), its position among `ids` (the first where one repeats), -1 where it
+    is not there: hashed by Arrow over the text it already holds. A pandas Index of the 125 000 run ids a
+    report reads at 1 000 000 records makes a Python string of each to hash them: 24 MiB more at the peak
+    each time, and what it freed was not all given back."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    at = pc.index_in(_arrow_text(wanted), value_set=_arrow_text(ids, one_chunk=True))
+    return np.asarray(at.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64) if len(at) else \
+        np.empty(0, dtype=np.int64)
+
+
+def _arrow_text(values, one_chunk: bool = False):
+    """The values as Arrow text: the array pandas holds where it holds one (no copy unless `one_chunk` asks
+    several chunks to become one), else made from the values."""
+    import pyarrow as pa
+
+    held = getattr(getattr(values, "array", values), "_pa_array", None)
+    if held is None or not (pa.types.is_large_string(held.type) or pa.types.is_string(held.type)):
+        held = pa.chunked_array([pa.array([None if v is None or v != v else str(v) for v in values],
+                                          type=pa.large_string())])
+    if held.type != pa.large_string():
+        held = held.cast(pa.large_string())
+    if one_chunk:
+        return held.chunk(0) if held.num_chunks == 1 else held.combine_chunks()
+    return held

@@ -27,13 +27,15 @@ from typing import Iterable, Iterator, Optional
 from eitp_bench.errors import UserError
 from eitp_bench.file_kinds import not_a_file
 from eitp_bench.records import Provenance, RunRecord
-from eitp_bench.store.column_read import columns_of, frame_of
+from eitp_bench.store.column_read import columns_of, frame_of, positions_in
 from eitp_bench.store.hardware_values import referenced_ids, resolved, stored_provenances, value_texts
 from eitp_bench.store.layout import (CHILD_LABELS, CHILD_TABLES, RUN_COLUMNS, RUN_FIELDS, RUN_LABELS, RUN_SQL_COLUMNS,
                                      RUNS, TABLES, flag_columns, run_row)
 from eitp_bench.store.migrations import SCHEMA_VERSION, migrate, stored_version
 from eitp_bench.store.retry import StoreUnavailable, is_transient
 from eitp_bench.store.url import StoreLocation, connection_error, locate, masked
+
+RUN_TIMES = ("started_at", "finished_at")  # a run's times, stored as ISO 8601 text
 
 BUSY_TIMEOUT_MS = 30_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -659,9 +661,9 @@ class Store:
             finally:
                 cursor.close()
 
-    def _frame(self, stmt, labels=frozenset()):
+    def _frame(self, stmt, labels=frozenset(), instants=frozenset()):
         with self._driver_cursor(stmt) as cursor:  # a chunk at a time, typed as from_records types it,
-            return frame_of(cursor, labels)  # `labels` as categories (store/column_read.py)
+            return frame_of(cursor, labels, instants)  # `labels` as categories (store/column_read.py)
 
     # `where`: a condition on the runs table (store/queries.py) that keeps only some runs' rows
 
@@ -670,14 +672,16 @@ class Store:
         return self.runs_and_seqs(where)[0]
 
     @_reading
-    def runs_and_seqs(self, where=None, columns: Optional[list[str]] = None):
+    def runs_and_seqs(self, where=None, columns: Optional[list[str]] = None, instants: bool = False):
         """(runs_frame, each of its runs' runs.seq as a numpy array): metric rows name their run by seq
-        (queries.metric_values). `columns`: only these of RUN_COLUMNS (all when None)."""
-        runs = self._runs(RUN_COLUMNS if columns is None else columns, where=where)
+        (queries.metric_values). `columns`: only these of RUN_COLUMNS (all when None). `instants`: the start
+        and end times as datetime64[us] instants (store/instants.py), not their text."""
+        runs = self._runs(RUN_COLUMNS if columns is None else columns, where=where,
+                          instants=frozenset(RUN_TIMES) if instants else frozenset())
         seqs = runs.pop("_row").to_numpy()
         from datetime import datetime
 
-        for column in ("started_at", "finished_at"):  # the analysis parses them: a bad one is said here
+        for column in RUN_TIMES if not instants else ():  # the analysis parses them: a bad one is said here
             for value in runs[column].dropna().unique() if column in runs else ():
                 datetime.fromisoformat(value)
         return runs, seqs
@@ -758,7 +762,7 @@ class Store:
                 break
         return found
 
-    def _runs(self, columns: list[str], run_ids: Optional[list[str]] = None, where=None):
+    def _runs(self, columns: list[str], run_ids: Optional[list[str]] = None, where=None, instants=frozenset()):
         from sqlalchemy import select
 
         stmt = select(RUNS.c.seq.label("_row"), *(RUNS.c[c] for c in columns)).order_by(RUNS.c.seq)
@@ -766,7 +770,7 @@ class Store:
             stmt = stmt.where(RUNS.c.run_id.in_(run_ids))
         if where is not None:
             stmt = stmt.where(where)
-        return self._frame(stmt, RUN_LABELS)
+        return self._frame(stmt, RUN_LABELS, instants)
 
     def _with_runs(self, run_columns: list[str], name: str, rename: Optional[dict] = None,
                    run_ids: Optional[list[str]] = None, where=None, runs=None):
@@ -802,7 +806,7 @@ def _beside_their_runs(runs, child):
     overlap = (set(runs.columns) & set(child.columns)) - {"run_id"}
     if overlap:  # the merge would have suffixed them; the callers rename instead (energy's device)
         raise ValueError(f"run and child columns share names: {sorted(overlap)}")
-    at = pd.Index(runs["run_id"]).get_indexer(child["run_id"])
+    at = positions_in(runs["run_id"], child["run_id"])  # runs' ids are unique (the primary key)
     kept = np.flatnonzero(at >= 0)
     order = kept[np.lexsort((child["idx"].to_numpy()[kept], at[kept]))]
     return pd.concat([runs.iloc[at[order]].reset_index(drop=True),

@@ -117,8 +117,8 @@ def _rows_read(monkeypatch, store, read) -> int:
 
         return stream(store, where, seen, **kwargs)
 
-    def counted(self, stmt, labels=frozenset()):
-        df = frame(self, stmt, labels)
+    def counted(self, stmt, *args, **kwargs):
+        df = frame(self, stmt, *args, **kwargs)
         rows.append(len(df))
         return df
 

@@ -18,16 +18,20 @@ from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
 from test_newest_reads import _nightlies, _records
 
 
-def _fetchall_frame(self, stmt, labels=frozenset()):
+def _fetchall_frame(self, stmt, labels=frozenset(), instants=frozenset()):
     """The former Store._frame: every row from the driver, then pandas; the label columns then made
-    categories by pandas (sorted categories of the column's text)."""
+    categories by pandas (sorted categories of the column's text), the times asked as instants parsed by
+    pandas as UTC instants to the microsecond."""
     with self._driver_cursor(stmt) as cursor:
         df = pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    for c in instants:
+        df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601").dt.tz_localize(None).astype("datetime64[us]")
     return df.astype({c: "category" for c in labels if c in df.columns and df[c].dtype == "str"})
 
 
 READS = {
     "runs": lambda s: s.runs_frame(),
+    "runs, times as instants": lambda s: s.runs_and_seqs(instants=True)[0],
     "metrics": lambda s: s.metrics_frame(),
     "energy": lambda s: s.energy_frame(),
     "timeline": lambda s: s.timeline_frame(),
@@ -56,6 +60,8 @@ def test_chunked_frames_equal_whole_fetches(store_url, monkeypatch):
     arms = chunked["runs"]["arm"]  # a label: categories in text order, a code a row
     assert isinstance(arms.dtype, pd.CategoricalDtype) and list(arms.cat.categories) == sorted(set(arms))
     assert chunked["energy"]["device"].dtype == "category" and chunked["runs"]["run_id"].dtype == "str"
+    timed = chunked["runs, times as instants"]
+    assert timed["started_at"].dtype == "datetime64[us]" and timed["finished_at"].isna().any()
 
 
 @pytest.mark.parametrize("rows", [0, 1, 7, 8, 20])

@@ -16,6 +16,7 @@ import numpy as np
 
 from eitp_bench.analysis.stats.distributions import t_ppf
 from eitp_bench.analysis.stats.effect import DEFAULT_RESAMPLES
+from eitp_bench.store.instants import iso_texts_micros
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,12 @@ class Looks:
 
 
 def seconds(values) -> np.ndarray:
-    """Times (ISO 8601 text, or seconds) as seconds; NaN where missing."""
+    """Times (ISO 8601 text, timestamps or seconds) as seconds; NaN where missing."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":  # already seconds: no per-item work
         return values.astype(float)
+    if getattr(values, "dtype", None) is not None and values.dtype.kind == "M":  # timestamps (store/instants.py)
+        micros = np.asarray(values, dtype="datetime64[us]")
+        return np.where(np.isnat(micros), np.nan, micros.astype(np.int64) / 1e6)  # as datetime.timestamp
     values = list(values)
     if values and all(type(v) is str for v in values):  # the stored runs' times: parsed in one call
         parsed = _iso_seconds(values)
@@ -107,16 +111,8 @@ def _iso_seconds(texts: list[str]) -> Optional[np.ndarray]:
     """ISO 8601 texts as seconds, exactly as the loop in `seconds` gives them (naive = UTC; whole
     microseconds / 1e6, as datetime.timestamp computes it); None where pandas reads one differently from
     datetime.fromisoformat (the loop then decides, and says what is wrong)."""
-    import pandas as pd
-
-    try:
-        stamps = pd.to_datetime(pd.Series(texts, dtype=object), utc=True, format="ISO8601")
-    except (ValueError, TypeError, OverflowError):
-        return None
-    if stamps.isna().any():
-        return None
-    micros = stamps.astype("datetime64[us, UTC]").astype("int64").to_numpy()
-    return micros / 1e6
+    micros = iso_texts_micros(texts)
+    return None if micros is None else micros / 1e6
 
 
 def sequential_looks(
