@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from eitp_bench.store.column_read import positions_in
+from eitp_bench.store.column_read import arrow_text, positions_in
 from eitp_bench.store.shared_objects import object_codes  # the reader makes the shared objects
 
 
@@ -43,48 +43,33 @@ def counts_per_object(values: list) -> list[tuple[Any, int]]:
 
 
 class RunPositions:
-    """Where each run id sits in a column of run ids (a provenance frame's, store order), hashed by Arrow
-    over the ids' text the frame already holds (store/column_read.positions_in): nothing a run is made. A
-    pandas Index of 125 000 Arrow-held ids builds 16 MiB of Python strings and hash table to look one up,
-    and the ids as a bytes array sorted for a binary search took 6 MiB more and a Python string a run
-    while it was built. A run id held twice: its last row, as a dict built from the rows keeps it."""
+    """Where each run id sits in a column of run ids (a provenance frame's, store order), looked up in the
+    Arrow text the frame already holds (store/column_read.positions_in): nothing is made per run, where the
+    ids as a sorted bytes array took 6 MiB and a Python string a run while it was built. A run id held
+    twice: its last row, as a dict built from the rows keeps it."""
 
     def __init__(self, run_ids):
-        import numpy as np
-        import pyarrow as pa
-
-        self._ids = _arrow_ids(run_ids)
-        n = len(self._ids)
-        self._backwards = None  # the ids last row first, where an id repeats
-        self.last = np.ones(n, dtype=bool)  # the row that stands for its run id
-        if n and pa.compute.count_distinct(self._ids).as_py() < n:
-            self._backwards = self._ids.take(pa.array(np.arange(n - 1, -1, -1)))
-            self.last = self.of(self._ids) == np.arange(n)
+        self._ids = arrow_text(run_ids)  # a frame's column: the Arrow text it holds
+        self._last = None
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def of(self, run_ids):
-        """The position of each of `run_ids`, -1 where it is not here."""
+    @property
+    def last(self):
+        """Per row, whether it is the row that stands for its run id (the last of its id)."""
         import numpy as np
 
-        if self._backwards is None:
-            return positions_in(self._ids, run_ids)
-        at = positions_in(self._backwards, run_ids)  # the first from the end: the last row
-        return np.where(at >= 0, len(self._ids) - 1 - at, -1)
+        if self._last is None:
+            self._last = self.of(self._ids) == np.arange(len(self._ids)) if len(self._ids) else np.ones(0, dtype=bool)
+        return self._last
+
+    def of(self, run_ids):
+        """The position of each of `run_ids`, -1 where it is not here."""
+        return positions_in(self._ids, run_ids, last=True)
 
     def run_id(self, position: int) -> str:
         return self._ids[position].as_py()
-
-
-def _arrow_ids(run_ids):
-    """The run ids as one Arrow text array: the array a frame's column holds (no copy) where it holds one."""
-    import pyarrow as pa
-
-    held = getattr(getattr(run_ids, "array", run_ids), "_pa_array", None)
-    if held is not None and pa.types.is_large_string(held.type):
-        return held.chunk(0) if held.num_chunks == 1 else held.combine_chunks()
-    return pa.array([str(r) for r in run_ids], type=pa.large_string())
 
 
 class RunValues(Mapping):

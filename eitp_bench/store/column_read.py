@@ -198,30 +198,42 @@ def _column(parts: list):
     return chunked.to_numpy()  # int64 with a null: float64 and NaN; bool with a null: object, as pandas infers
 
 
-def positions_in(ids, wanted):
-    """For each of `wanted` (run ids), its position among `ids` (the first where one repeats), -1 where it
-    is not there: hashed by Arrow over the text it already holds. A pandas Index of the 125 000 run ids a
-    report reads at 1 000 000 records makes a Python string of each to hash them: 24 MiB more at the peak
-    each time, and what it freed was not all given back."""
+def positions_in(ids, wanted, *, last: bool = False):
+    """For each of `wanted` (run ids), its position among `ids` (the first where one repeats, the last with
+    `last`), -1 where it is not there, looked up in the Arrow text both already hold. The ids asked for are
+    hashed (their distinct ones) and `ids` scanned once: nothing is made per id of `ids`. A pandas Index of
+    the 125 000 run ids a report reads at 1 000 000 records makes a Python string of each to hash them (24
+    MiB), and Arrow's hash table of them, made at each lookup, took about 10 MiB each time."""
     import numpy as np
     import pyarrow.compute as pc
 
-    at = pc.index_in(_arrow_text(wanted), value_set=_arrow_text(ids, one_chunk=True))
-    return np.asarray(at.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64) if len(at) else \
-        np.empty(0, dtype=np.int64)
+    wanted, ids = arrow_text(wanted), arrow_text(ids)
+    if not len(wanted) or not len(ids):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    distinct = pc.unique(wanted).drop_null()
+    which = np.asarray(pc.index_in(ids, value_set=distinct).fill_null(-1).to_numpy(zero_copy_only=False),
+                       dtype=np.int64)  # each id's place among those asked for
+    rows = np.flatnonzero(which >= 0)
+    if last:
+        found = np.full(len(distinct) + 1, -1, dtype=np.int64)
+        np.maximum.at(found, which[rows], rows)
+    else:
+        found = np.full(len(distinct) + 1, len(ids), dtype=np.int64)
+        np.minimum.at(found, which[rows], rows)
+        found[found == len(ids)] = -1
+    found[-1] = -1  # where an id asked for is null
+    asked = pc.index_in(wanted, value_set=distinct).fill_null(len(distinct))
+    return found[np.asarray(asked.to_numpy(zero_copy_only=False), dtype=np.int64)]
 
 
-def _arrow_text(values, one_chunk: bool = False):
-    """The values as Arrow text: the array pandas holds where it holds one (no copy unless `one_chunk` asks
-    several chunks to become one), else made from the values."""
+def arrow_text(values):
+    """The values as Arrow text: the array pandas holds where it holds one (no copy), else made from them."""
     import pyarrow as pa
 
+    if isinstance(values, (pa.Array, pa.ChunkedArray)) and (pa.types.is_large_string(values.type)
+                                                            or pa.types.is_string(values.type)):
+        return values
     held = getattr(getattr(values, "array", values), "_pa_array", None)
-    if held is None or not (pa.types.is_large_string(held.type) or pa.types.is_string(held.type)):
-        held = pa.chunked_array([pa.array([None if v is None or v != v else str(v) for v in values],
-                                          type=pa.large_string())])
-    if held.type != pa.large_string():
-        held = held.cast(pa.large_string())
-    if one_chunk:
-        return held.chunk(0) if held.num_chunks == 1 else held.combine_chunks()
-    return held
+    if held is not None and (pa.types.is_large_string(held.type) or pa.types.is_string(held.type)):
+        return held
+    return pa.array([None if v is None or v != v else str(v) for v in values], type=pa.large_string())
