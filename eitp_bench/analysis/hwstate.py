@@ -178,8 +178,9 @@ def run_state_codes(run_ids, provenance) -> RunStateCodes:
         at = known.run_ids.get_indexer(run_ids.astype(str).astype(object))  # -1: a run without a state
         return RunStateCodes(np.where(at >= 0, at, len(known.run_ids)), known.labels, known.boards)
     at = positions_in(provenance["run_id"], run_ids)  # -1: no provenance
-    states = provenance["hardware.state"].tolist()
-    codes, firsts = object_codes(states)
+    column = provenance["hardware.state"]
+    codes, firsts = object_codes(column)  # no list of every run's state where the column is SharedObjects
+    states = {i: column.iloc[i] for i in firsts}
     none = len(firsts)  # the code of a run without provenance
     labels = np.array([state_label(energy_state(states[i])) for i in firsts] + [""], dtype=object)
     board_of = np.empty(none + 1, dtype=object)

@@ -123,9 +123,9 @@ def run_values(provenance, column: str, derive: Callable[[Any], Any], positions:
     positions = positions if positions is not None else RunPositions(provenance["run_id"])
     if column not in provenance.columns:
         return RunValues(positions, np.full(len(provenance), -1, dtype=np.int32), [])
-    values = provenance[column].tolist()
-    codes, firsts = object_codes(values)
-    derived = [derive(values[at]) if isinstance(values[at], dict) else None for at in firsts]
+    values = provenance[column]
+    codes, firsts = object_codes(values)  # from its own codes where the column is SharedObjects
+    derived = [derive(v) if isinstance(v, dict) else None for v in (values.iloc[at] for at in firsts)]
     kept = [d is not None for d in derived]
     renumber = np.cumsum(kept, dtype=np.int32) - 1  # codes of the derived values that are kept
     renumber = np.append(np.where(kept, renumber, -1), -1).astype(np.int32)

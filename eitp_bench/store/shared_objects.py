@@ -135,9 +135,18 @@ class SharedObjects(ExtensionArray):
 
 
 def object_codes(values):
-    """(code per value, position of each code's first value): equal codes, the same object. The objects are
-    told apart by their ids, hashed in numpy (pandas.factorize): the runs store/provenance_read.py makes
-    share one object per equal value, and analysis/per_object.py derives from each object once with these codes."""
+    """(code per value, position of each code's first value): equal codes, the same object, codes in
+    first-seen order. The objects are told apart by their ids, hashed in numpy (pandas.factorize): the runs
+    store/provenance_read.py makes share one object per equal value, and analysis/per_object.py derives
+    from each object once with these codes. A column held as SharedObjects gives them from its own codes:
+    no list of its values, no hashing."""
+    held = getattr(values, "array", values)
+    if isinstance(held, SharedObjects):
+        present, firsts = np.unique(held._codes, return_index=True)
+        seen = np.argsort(firsts)  # the codes present, in the order their first rows come
+        renumber = np.zeros(len(held._values), dtype=np.int32)
+        renumber[present[seen]] = np.arange(len(present), dtype=np.int32)
+        return renumber[held._codes], firsts[seen].tolist()
     ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
     codes, _ = pd.factorize(ids)  # codes in first-seen order
     firsts = np.unique(codes, return_index=True)[1]

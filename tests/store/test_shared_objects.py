@@ -68,3 +68,15 @@ def test_conversion_to_objects_gives_the_object_frame():
     assert as_objects["v"].dtype == object
     pd.testing.assert_frame_equal(as_objects, plain)
     pd.testing.assert_frame_equal(shared, shared.copy())
+
+
+def test_object_codes_of_the_array_are_those_of_its_objects_listed():
+    """object_codes reads a SharedObjects column's own codes (no list of its values): the same codes in
+    first-seen order and the same first rows as the objects listed give, after a filter or a reorder too."""
+    from eitp_bench.store.shared_objects import object_codes
+
+    shared, _ = _pair()
+    for column in (shared["v"], shared["v"].iloc[[6, 1, 5, 0, 4]], shared["v"].iloc[1:]):
+        codes, firsts = object_codes(column)
+        want_codes, want_firsts = object_codes(column.tolist())
+        assert codes.tolist() == want_codes.tolist() and firsts == want_firsts
