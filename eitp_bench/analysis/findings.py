@@ -500,7 +500,7 @@ def _sensors(frames: Frames) -> dict:
     if p is not None and len(p):
         for col, into in (("hardware.meters", present), ("hardware.meters_unavailable", missing)):
             if col in p.columns:
-                for value, _ in counts_per_object(p[col].tolist()):  # the runs share a handful of lists
+                for value, _ in counts_per_object(p[col]):  # the runs share a handful of lists
                     if value is not None and value == value:  # not NaN: a run without the entry
                         into.update(map(str, value if isinstance(value, (list, tuple)) else [value]))
     return {"present": sorted(present), "missing": sorted(missing)}
@@ -562,7 +562,7 @@ def _environment(frames: Frames) -> list[dict]:
             # baselines): counted by their JSON text
             # counted per shared object first (store/provenance_read.py), then per text
             by_text: dict[str, list] = {}
-            for value, n in counts_per_object(p[col].tolist()):
+            for value, n in counts_per_object(p[col]):
                 key = json.dumps(value, sort_keys=True, default=str)
                 by_text.setdefault(key, [value, 0])[1] += n
             per_value = [(dict(_leaves(col, value)), n) for value, n in by_text.values()]

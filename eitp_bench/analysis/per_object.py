@@ -32,14 +32,16 @@ def once_per_object(values: list, derive: Callable[[Any], Any]) -> list:
     return derived[codes].tolist()
 
 
-def counts_per_object(values: list) -> list[tuple[Any, int]]:
-    """(object, how many of `values` are it) for each distinct object, in first-seen order."""
+def counts_per_object(values) -> list[tuple[Any, int]]:
+    """(object, how many of `values` are it) for each distinct object, in first-seen order. `values`: a list,
+    or a column (a SharedObjects one is counted from its own codes, with no list of its values)."""
     import numpy as np
 
-    if not values:
+    if not len(values):
         return []
     codes, firsts = object_codes(values)
-    return [(values[at], int(n)) for at, n in zip(firsts, np.bincount(codes, minlength=len(firsts)).tolist())]
+    pick = values.iloc.__getitem__ if hasattr(values, "iloc") else values.__getitem__
+    return [(pick(at), int(n)) for at, n in zip(firsts, np.bincount(codes, minlength=len(firsts)).tolist())]
 
 
 class RunPositions:

@@ -179,30 +179,47 @@ _SLICE = 10_000  # runs whose columns are lists at once (the whole 125 000 of a 
 
 
 def _per_run(frames, run_ids, *keys: str) -> list[list]:
-    """For each key, provenance.hardware.<key> of each of `run_ids` (None where its run has none), found
-    through one index of the provenance's run ids: no dict of every run's id (two such dicts left 20 MiB at
-    the end of a 1 000 000-record report, its peak)."""
+    """For each key, provenance.hardware.<key> of each of `run_ids` (None where its run has none; the last row
+    of a run held twice), found in the Arrow text of the provenance's run ids (column_read.positions_in):
+    no dict of every run's id (two such dicts left 20 MiB at the end of a 1 000 000-record report, its
+    peak), and no pandas Index of them (a Python string a run: this section's 17 MiB passing peak there)."""
     import numpy as np
-    import pandas as pd
+
+    from eitp_bench.store.column_read import positions_in
 
     prov = frames.provenance
     if prov is None or len(prov) == 0:
         return [[None] * len(run_ids) for _ in keys]
-    prov = prov if prov["run_id"].is_unique else prov.drop_duplicates("run_id", keep="last")
-    if _same_runs(prov["run_id"], run_ids):  # the runs read with this provenance, in its order: no index
+    if _same_runs(prov["run_id"], run_ids) and prov["run_id"].is_unique:  # the runs read with it, in its order
         at = np.arange(len(prov))
     else:
-        at = pd.Index(prov["run_id"]).get_indexer(pd.Index(run_ids))
-        at = np.where(at >= 0, at, len(prov))  # len(prov): the None after the column's values
+        at = positions_in(prov["run_id"], run_ids, last=True)
+    found = np.flatnonzero(at >= 0)
     out = []
     for key in keys:
         col = f"hardware.{key}"
-        if col not in prov.columns:
-            out.append([None] * len(run_ids))
-            continue
-        values = np.empty(len(prov) + 1, dtype=object)  # item by item: a value that is a list stays one object
-        values[:-1] = prov[col].tolist()
-        out.append(values[at].tolist())
+        values = [None] * len(run_ids)
+        if col in prov.columns:  # only the rows asked for, item by item: a value that is a list stays one object
+            for i, value in zip(found.tolist(), prov[col].take(at[found]).tolist()):
+                values[i] = value
+        out.append(values)
+    return out
+
+
+def _estimates_of(frames, run_ids):
+    """Each run's recorded cost estimate (provenance.hardware.cost_estimate) as a Series in the order of
+    `run_ids`: the provenance's own column where those are its runs in its order (the report's read), no
+    list of every run's value; else the values found as `_per_run` finds them."""
+    import pandas as pd
+
+    prov = frames.provenance
+    column = "hardware.cost_estimate"
+    if prov is not None and column in prov.columns and _same_runs(prov["run_id"], run_ids) and prov["run_id"].is_unique:
+        return prov[column].reset_index(drop=True)
+    (values,) = _per_run(frames, run_ids, "cost_estimate")
+    out = pd.Series([None] * len(values), dtype=object)
+    for i, value in enumerate(values):  # item by item: an estimate is a mapping, kept as one object
+        out.iat[i] = value
     return out
 
 
@@ -228,16 +245,17 @@ def estimate_vs_actual(frames) -> Optional[dict]:
     runs = frames.runs
     if runs is None or len(runs) == 0:
         return None
-    (estimates,) = _per_run(frames, runs["run_id"], "cost_estimate")
+    estimates = _estimates_of(frames, runs["run_id"])
     # the runs share the parsed estimate object where they stored the same one (store/provenance_read.py):
-    # each distinct object is looked at once. A run that recorded none holds NaN in the provenance frame
+    # each distinct object is looked at once, from the column's own codes where it holds them
+    # (store/shared_objects.py). A run that recorded none holds NaN in the provenance frame, None without one
     codes, firsts = object_codes(estimates)
-    recorded = np.array([isinstance(estimates[i], dict) and bool(estimates[i]) for i in firsts], dtype=bool)[codes]
+    distinct = [estimates.iloc[i] for i in firsts]
+    recorded = np.array([isinstance(d, dict) and bool(d) for d in distinct], dtype=bool)[codes]
     if not recorded.any():
         return None
-    estimate = estimates[int(np.flatnonzero(recorded)[-1])]  # the estimate of the newest run
-    same = np.array([isinstance(estimates[i], dict) and (estimates[i] is estimate or estimates[i] == estimate)
-                     for i in firsts], dtype=bool)[codes]
+    estimate = estimates.iloc[int(np.flatnonzero(recorded)[-1])]  # the estimate of the newest run
+    same = np.array([isinstance(d, dict) and (d is estimate or d == estimate) for d in distinct], dtype=bool)[codes]
     runs, earlier = _newest_invocation(runs, np.flatnonzero(same))  # positions: runs[same] copied every run
     metrics = frames.metrics
     built = {}
