@@ -40,8 +40,8 @@ def counts_per_object(values) -> list[tuple[Any, int]]:
     if not len(values):
         return []
     codes, firsts = object_codes(values)
-    pick = values.iloc.__getitem__ if hasattr(values, "iloc") else values.__getitem__
-    return [(pick(at), int(n)) for at, n in zip(firsts, np.bincount(codes, minlength=len(firsts)).tolist())]
+    items = values.iloc if hasattr(values, "iloc") else values
+    return [(items[at], int(n)) for at, n in zip(firsts, np.bincount(codes, minlength=len(firsts)).tolist())]
 
 
 class RunPositions:

@@ -109,7 +109,9 @@ class SharedObjects(ExtensionArray):
     def take(self, indices, *, allow_fill: bool = False, fill_value=None):
         values = self._values
         if allow_fill:  # -1 in indices: a missing value, its own object at the end of the values
-            values = np.append(values, np.array([np.nan if fill_value is None else fill_value], dtype=object)[:1])
+            filler = np.empty(1, dtype=object)
+            filler[0] = np.nan if fill_value is None else fill_value  # item by item: a list stays one object
+            values = np.concatenate([values, filler])
             codes = take(self._codes.astype(np.int64), indices, allow_fill=True, fill_value=len(values) - 1)
         else:
             codes = take(self._codes, indices)
