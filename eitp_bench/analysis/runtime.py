@@ -190,7 +190,7 @@ def _per_run(frames, run_ids, *keys: str) -> list[list]:
     prov = frames.provenance
     if prov is None or len(prov) == 0:
         return [[None] * len(run_ids) for _ in keys]
-    if _same_runs(prov["run_id"], run_ids) and prov["run_id"].is_unique:  # the runs read with it, in its order
+    if _aligned(prov, run_ids):
         at = np.arange(len(prov))
     else:
         at = positions_in(prov["run_id"], run_ids, last=True)
@@ -214,13 +214,19 @@ def _estimates_of(frames, run_ids):
 
     prov = frames.provenance
     column = "hardware.cost_estimate"
-    if prov is not None and column in prov.columns and _same_runs(prov["run_id"], run_ids) and prov["run_id"].is_unique:
+    if prov is not None and column in prov.columns and _aligned(prov, run_ids):
         return prov[column].reset_index(drop=True)
     (values,) = _per_run(frames, run_ids, "cost_estimate")
     out = pd.Series([None] * len(values), dtype=object)
     for i, value in enumerate(values):  # item by item: an estimate is a mapping, kept as one object
         out.iat[i] = value
     return out
+
+
+def _aligned(prov, run_ids) -> bool:
+    """Whether `run_ids` are the provenance's runs, each once, in its order (the report's read): its rows are
+    then theirs, found by position."""
+    return _same_runs(prov["run_id"], run_ids) and prov["run_id"].is_unique
 
 
 def _same_runs(ids, run_ids) -> bool:

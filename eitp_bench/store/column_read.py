@@ -32,7 +32,7 @@ def frame_of(cursor, labels=frozenset(), instants=frozenset()):
     import numpy as np
     import pandas as pd
 
-    from eitp_bench.store.instants import iso_micros
+    from eitp_bench.store.instants import iso_micros  # numpy: not imported with the store
 
     columns = [d[0] for d in cursor.description]
     if len(set(columns)) < len(columns):  # a dict of columns cannot hold repeated names
@@ -230,10 +230,9 @@ def arrow_text(values):
     """The values as Arrow text: the array pandas holds where it holds one (no copy), else made from them."""
     import pyarrow as pa
 
-    if isinstance(values, (pa.Array, pa.ChunkedArray)) and (pa.types.is_large_string(values.type)
-                                                            or pa.types.is_string(values.type)):
-        return values
-    held = getattr(getattr(values, "array", values), "_pa_array", None)
-    if held is not None and (pa.types.is_large_string(held.type) or pa.types.is_string(held.type)):
+    from eitp_bench.store.instants import arrow_text_held
+
+    held = arrow_text_held(values)
+    if held is not None:
         return held
     return pa.array([None if v is None or v != v else str(v) for v in values], type=pa.large_string())

@@ -37,21 +37,31 @@ def iso_micros(values) -> np.ndarray:
 
 def _arrow_instants(values) -> Optional[np.ndarray]:
     """Text in Arrow (a chunk of a read, or a column pandas holds in Arrow), parsed by Arrow: no Python string
-    a time. None where Arrow will not
-    read one: a time without an offset (taken as UTC here, where Arrow asks for a zone), more than
-    microseconds, or text not held in Arrow."""
+    a time. None where Arrow will not read one: a time without an offset (taken as UTC here, where Arrow asks
+    for a zone), more than microseconds, or text not held in Arrow."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    data = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else \
-        getattr(getattr(values, "array", None), "_pa_array", None)
-    if data is None or not pa.types.is_large_string(data.type) and not pa.types.is_string(data.type):
+    data = arrow_text_held(values)
+    if data is None:
         return None
     try:
         stamps = pc.cast(data, pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     return np.asarray(stamps.to_numpy(zero_copy_only=False), dtype="datetime64[us]")
+
+
+def arrow_text_held(values):
+    """The Arrow text array `values` is, or that pandas holds for it (no copy); None where it is not text
+    held in Arrow."""
+    import pyarrow as pa
+
+    held = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else \
+        getattr(getattr(values, "array", values), "_pa_array", None)
+    if held is None or not (pa.types.is_large_string(held.type) or pa.types.is_string(held.type)):
+        return None
+    return held
 
 
 def _micros_of(value) -> int:

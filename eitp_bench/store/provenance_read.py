@@ -154,31 +154,35 @@ def _missing(n: int):
     return np.full(n, float("nan"), dtype=object)
 
 
-def _resolved(column, parsed: dict):
-    """The column with each placeholder as the value it stands for: one lookup per distinct object."""
+def _resolved(column, parsed: dict) -> SharedObjects:
+    """The column as SharedObjects (each distinct object once, a code a run), each placeholder as the value
+    it stands for: one lookup per distinct object."""
     import numpy as np
 
     codes, firsts = object_codes(column)
-    if not any(type(column[at]) is _Reference for at in firsts):
-        return column
     values = np.empty(len(firsts), dtype=object)
     for code, at in enumerate(firsts):  # item by item: a value that is a list stays one object
         value = column[at]
         values[code] = parsed[value] if type(value) is _Reference else value
-    return values[codes]
+    return SharedObjects(codes, values)
 
 
 def _typed(column):
     """The column as pandas types a list of its values, but text (NaN where a run lacks the field or holds
     null) as sorted categories, as the run frames' labels are (store/column_read.py): a code a run, not a
-    copy of the text a run. Mappings and lists that runs share become SharedObjects (the same objects, a small
-    code a run); those measured per run stay an object array."""
+    copy of the text a run. Mappings and lists that runs share stay SharedObjects (the same objects, a small
+    code a run); those measured per run become an object array. `column`: an object array, or the
+    SharedObjects of a hardware column (`_resolved`), typed from its distinct values."""
+    import numpy as np
     import pandas as pd
 
-    kind = pd.api.types.infer_dtype(column, skipna=True)
+    shared = column if isinstance(column, SharedObjects) else None
+    kind = pd.api.types.infer_dtype(shared.distinct if shared is not None else column, skipna=True)
     if kind == "string":
-        return pd.Categorical(column)
-    if kind == "mixed" and any(isinstance(v, (dict, list)) for v in column):
-        shared = SharedObjects.of(column)  # a byte or two a run, not a pointer: store/shared_objects.py
-        return shared if shared.nbytes < column.nbytes else column  # a value per run (idle baseline): as it is
-    return pd.Series(column.tolist()).array  # numbers, booleans, nothing but nulls: as pandas infers them
+        return pd.Categorical(np.asarray(column))
+    if kind == "mixed" and any(isinstance(v, (dict, list)) for v in (shared.distinct if shared is not None else column)):
+        shared = shared if shared is not None else SharedObjects.of(column)
+        if shared.nbytes < 8 * len(shared):  # a byte or two a run, not a pointer
+            return shared
+        return np.asarray(column)  # a value per run (idle baseline): an object array
+    return pd.Series(np.asarray(column).tolist()).array  # numbers, booleans, nothing but nulls: as pandas infers them

@@ -58,6 +58,11 @@ class SharedObjects(ExtensionArray):
             values[code] = column[at]
         return cls(codes, values)
 
+    @property
+    def distinct(self):
+        """Each distinct object once (a numpy object array; read-only, as the objects are)."""
+        return self._values
+
     # --- what pandas asks of an ExtensionArray
     @classmethod
     def _from_sequence(cls, scalars, *, dtype=None, copy=False):
