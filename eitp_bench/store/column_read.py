@@ -190,12 +190,81 @@ def _column(parts: list):
     if not arrow or len(typed) != 1 or not typed <= {pa.large_string(), pa.int64(), pa.float64(), pa.bool_()}:
         return [v for p in parts for v in (p.to_pylist() if isinstance(p, pa.Array) else p)]
     (kind,) = typed
-    chunked = pa.chunked_array([p.cast(kind) for p in parts], type=kind)  # a chunk of nulls only gets the type
     if kind == pa.large_string():
-        import pandas as pd
-
-        return pd.array(chunked, dtype="str")
+        return text_in_one_chunk(parts)
+    chunked = pa.chunked_array([p.cast(kind) for p in parts], type=kind)  # a chunk of nulls only gets the type
     return chunked.to_numpy()  # int64 with a null: float64 and NaN; bool with a null: object, as pandas infers
+
+
+def text_in_one_chunk(parts: list):
+    """pandas text (held in Arrow) of these Arrow chunks read a page at a time, joined into one chunk. pyarrow
+    takes rows from a column of many chunks by joining them all first: every few rows picked from the 125 000
+    run ids a report reads at 1 000 000 records (a group's runs, the newest night) cost a passing copy of all
+    of them, 4.8 MiB, in the report's last and highest moments; joined once here, while the read's own pages
+    are held anyway."""
+    import pandas as pd
+    import pyarrow as pa
+
+    text = pa.large_string()
+    joined = pa.concat_arrays([p.cast(text) for p in parts]) if parts else pa.array([], type=text)  # nulls: typed
+    return pd.array(pa.chunked_array([joined], type=text), dtype="str")
+
+
+def all_distinct(ids) -> bool:
+    """Whether no value of `ids` (run ids) repeats. Where pandas holds them as Arrow text they are counted a
+    bucket at a time, the bucket of a value being its last byte (nulls and empty texts a bucket each): equal
+    values share a bucket, and Arrow's count of distinct values then hashes a 256th of them at once.
+    pandas' `is_unique` makes a Python string of each value to hash it, and Arrow's count over all of them
+    copies every text into its table: passing peaks of 16 and 12 MiB for the 125 000 run ids a report
+    reads at 1 000 000 records, each the page's peak in its turn."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from eitp_bench.store.instants import arrow_text_held
+
+    held = arrow_text_held(ids)
+    if held is None:
+        return bool(ids.is_unique)
+    chunks = [c for c in (held.chunks if isinstance(held, pa.ChunkedArray) else [held]) if len(c)]
+    # per chunk, its values' positions by bucket: a bucket's values are taken chunk by chunk (a take from a
+    # chunked array first joins its chunks: a copy of every text)
+    sorted_positions = []
+    for chunk in chunks:
+        buckets = _last_byte_buckets(chunk)
+        sorted_positions.append((np.argsort(buckets, kind="stable"),
+                                 np.concatenate([[0], np.cumsum(np.bincount(buckets, minlength=_BUCKETS))])))
+    for bucket in range(_BUCKETS):
+        parts = [chunk.take(order[bounds[bucket]:bounds[bucket + 1]])
+                 for chunk, (order, bounds) in zip(chunks, sorted_positions) if bounds[bucket + 1] > bounds[bucket]]
+        n = sum(len(p) for p in parts)
+        if n > 1 and pc.count_distinct(pa.chunked_array(parts, type=held.type), mode="all").as_py() != n:
+            return False
+    return True
+
+
+_BUCKETS = 258  # a value's last byte (0–255), 256 for null, 257 for the empty text
+
+
+def _last_byte_buckets(chunk, piece: int = 1 << 16):
+    """Per value of an Arrow text array, its bucket (all_distinct), read from the array's offsets and bytes
+    `piece` values at a time (the offsets' arithmetic in int64 over every value at once was 6 MiB)."""
+    import numpy as np
+    import pyarrow as pa
+
+    _, offsets_buffer, data_buffer = chunk.buffers()
+    offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset:chunk.offset + len(chunk) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None and data_buffer.size else \
+        np.zeros(1, np.uint8)  # only empty texts and nulls: no byte is read
+    buckets = np.empty(len(chunk), dtype=np.int16)
+    for at in range(0, len(chunk), piece):
+        stop = min(at + piece, len(chunk))
+        starts, ends = offsets[at:stop], offsets[at + 1:stop + 1]
+        buckets[at:at + piece] = np.where(ends > starts, data[np.maximum(ends - 1, 0)], 257)
+    if chunk.null_count:
+        buckets[chunk.is_null().to_numpy(zero_copy_only=False)] = 256
+    return buckets
 
 
 def positions_in(ids, wanted, *, last: bool = False):

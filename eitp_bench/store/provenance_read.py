@@ -134,10 +134,9 @@ class _Columns:
         self.capacity = capacity
 
     def run_ids(self):
-        import pandas as pd
-        import pyarrow as pa
+        from eitp_bench.store.column_read import text_in_one_chunk
 
-        return pd.array(pa.chunked_array(self.id_parts, type=pa.large_string()), dtype="str")
+        return text_in_one_chunk(self.id_parts)
 
     def finish(self, parsed: dict) -> dict:
         """Each column, a placeholder as its parsed value, typed (`_typed`), one column at a time."""
