@@ -207,7 +207,12 @@ def _text(column, missing: str):
 
 
 def ok_rows(df):
-    return df[df["status"] == "ok"] if df is not None and len(df) and "status" in df.columns else df
+    if df is None or len(df) == 0 or "status" not in df.columns:
+        return df
+    ok = df["status"] == "ok"
+    # every row ok (a nightly store's usual case): a view, not a copy of the frame (copy-on-write shares
+    # its columns until one is written), so the result set's energy entries are not held twice
+    return df.copy(deep=False) if ok.all() else df[ok]
 
 
 def energy_state_key(df, provenance):

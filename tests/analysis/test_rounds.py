@@ -150,3 +150,19 @@ def test_energy_per_arm_counts_rounds_not_copies():
             assert bar["n"] == 4
     jittered = arm_energy(ResultSet(frames_from_records_frames(batch + copies(batch, 1, jitter=0.5) + copies(batch, 2, jitter=0.5))).energy)
     assert all(bar["n"] == 4 for p in jittered for bar in p["bars"])
+
+
+def test_ok_rows_of_all_ok_rows_shares_them_and_a_write_stays_its_own():
+    import numpy as np
+    import pandas as pd
+
+    from eitp_bench.analysis.rounds import ok_rows
+
+    entries = pd.DataFrame({"run_id": ["a", "b"], "status": ["ok", "ok"], "joules": [1.0, 2.0]})
+    ok = ok_rows(entries)
+    assert ok is not entries and ok.equals(entries)
+    assert np.shares_memory(ok["joules"].to_numpy(), entries["joules"].to_numpy())  # not a second copy
+    ok.loc[0, "joules"] = 9.0  # copy-on-write: the frame it came from keeps its value
+    assert entries["joules"].tolist() == [1.0, 2.0]
+    with_failed = entries.assign(status=["ok", "failed"])
+    assert ok_rows(with_failed)["run_id"].tolist() == ["a"]
