@@ -53,6 +53,20 @@ def first_present(m, candidates: list[str]) -> tuple[dict[str, float], dict[str,
     return values, which
 
 
+def theory_frames(frames):
+    """Frames of what the theory sections read, and nothing more: the metrics and the generate task's energy
+    entries (`generate_methods`). The report draws those sections from these, the runs, their provenance and
+    the other energy entries let go first: matplotlib's first figure is the page's largest passing cost, and
+    at 1 000 000 records it was drawn on top of 25 MiB of runs read."""
+    from eitp_bench.analysis.frames import Frames
+
+    e = frames.energy
+    if e is not None and len(e) and "task" in e.columns:
+        e = e[e["task"] == "generate"]
+    return Frames(None, frames.metrics, e, None, source=frames.source, configs=frames.configs,
+                  not_finite=frames.not_finite)
+
+
 def generate_methods(frames) -> dict[str, str]:
     """Per arm, the joule methods seen in the generate task's headline (sample, batch 1) windows."""
     e = frames.energy

@@ -112,3 +112,17 @@ def test_unresolved_curves_are_drawn_dotted_and_labelled():
 def test_resolved_derivation_has_no_resolution_warning():
     body = dict(theory_sections(frames()))["Derivation entropy"]
     assert "below meter resolution" not in body
+
+
+def test_sections_from_theory_frames_alone_are_the_same_pages():
+    # the report draws the theory sections from the metrics and the generate task's energy entries only
+    from eitp_bench.analysis.frames import load_frames
+    from eitp_bench.analysis.theory_view import theory_frames
+
+    profile = {"name": "test gpu", "energy_per_flop": {"joules": 7.075e-13, "basis": "tdp/peak"}, "sources": ["spec"]}
+    for method in ("counter", "estimated"):
+        whole = load_frames(frames(method))
+        slim = theory_frames(whole)
+        assert slim.runs is None and slim.provenance is None
+        assert set(slim.energy["task"]) == {"generate"} and len(slim.energy) < len(whole.energy)
+        assert theory_sections(slim, profile=profile) == theory_sections(whole, profile=profile)
