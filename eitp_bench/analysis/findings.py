@@ -324,6 +324,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             arm_hardware=arm_states(m, e, rs.frames.provenance),
             self_check=checks,
         ))
+        g.runs_behind.forget()  # the group's verdicts are made: its runs' clock and codes are not needed again
     return groups, omitted
 
 
