@@ -92,22 +92,20 @@ def _parts(prov: dict, placeholders: dict) -> tuple[dict, dict]:
 
 class _Columns:
     """The runs' rows as columns, filled a chunk of runs at a time, in first-seen order (as a frame of the
-    row dicts has them): a field a run lacks is NaN. Each column is one object array (a pointer a run, the
-    values shared) made for the runs expected (the runs frame read with the same condition) and grown by
-    doubling past them, and the run ids are Arrow arrays, so no tuple or list per run outlives its chunk.
-    Arrays per chunk, joined at the end, held the columns twice at the join: at 1 000 000 records the
-    read's peak was 14 MiB higher and the process 21 MiB larger after it. Runs come in stretches of one
-    shape (the same keys in the same order), read a column at a time: one machine's runs are one stretch,
-    a commit that adds a field starts another."""
+    row dicts has them): a field a run lacks is NaN. Each column is a `_CodedColumn` made for the runs
+    expected (the runs frame read with the same condition) and grown by doubling past them, and the run ids
+    are Arrow arrays, so no tuple or list per run outlives its chunk. Arrays per chunk, joined at the end,
+    held the columns twice at the join (at 1 000 000 records the read's peak 14 MiB higher). Runs come in
+    stretches of one shape (the same keys in the same order), read a column at a time: one machine's runs
+    are one stretch, a commit that adds a field starts another."""
 
     def __init__(self, expected: int = 0):
         self.rows = 0
         self.capacity = expected
-        self.columns: dict[str, object] = {}  # name → its object array, `capacity` long
+        self.columns: dict[str, _CodedColumn] = {}
         self.id_parts: list = []
 
     def add(self, run_ids: list, values: list[tuple], shapes: list[tuple[int, tuple]]) -> None:
-        import numpy as np
         import pyarrow as pa
 
         n = len(values)
@@ -116,21 +114,17 @@ class _Columns:
         for _, keys in shapes:
             for name in keys:
                 if name not in self.columns:  # a field new in this chunk: NaN for the runs before
-                    self.columns[name] = _missing(self.capacity)
+                    self.columns[name] = _CodedColumn(self.capacity)
         ends = [start for start, _ in shapes[1:]] + [n]
         for (start, keys), end in zip(shapes, ends):
             for name, column in zip(keys, zip(*values[start:end])):
-                # through fromiter: a value that is a list stays one object, never spread over the rows
-                self.columns[name][self.rows + start:self.rows + end] = np.fromiter(column, dtype=object,
-                                                                                     count=end - start)
+                self.columns[name].put(self.rows + start, column)
         self.id_parts.append(pa.array(run_ids, type=pa.large_string()))
         self.rows += n
 
     def _grow(self, capacity: int) -> None:
-        for name, column in self.columns.items():
-            grown = _missing(capacity)
-            grown[:self.rows] = column[:self.rows]
-            self.columns[name] = grown
+        for column in self.columns.values():
+            column.grow(capacity)
         self.capacity = capacity
 
     def run_ids(self):
@@ -142,15 +136,79 @@ class _Columns:
         """Each column, a placeholder as its parsed value, typed (`_typed`), one column at a time."""
         out = {}
         for name in list(self.columns):
-            column = self.columns.pop(name)[:self.rows]
+            column = self.columns.pop(name).objects(self.rows)
             out[name] = _typed(_resolved(column, parsed) if name.startswith("hardware.") else column)
         return out
 
 
-def _missing(n: int):
-    import numpy as np
+_NAN = float("nan")  # where a run lacks a field: one object for every column
+_MOST_CODED = 4096  # distinct objects a column codes; past them it holds its objects (a value measured per run)
 
-    return np.full(n, float("nan"), dtype=object)
+
+class _CodedColumn:
+    """One provenance column while the runs are read: a small code a run into the distinct objects it holds,
+    told apart by identity as `object_codes` tells them (the parsed runs share an object per equal string,
+    the placeholders one per stored value), so that `objects` gives the very objects an object array of the
+    values held. A column of more distinct objects (a setup time measured per run) holds them, an object
+    array. A pointer a run for each of the 23 columns of the 125 000 runs a report reads at 1 000 000 records
+    was the read's passing peak, 23 MiB; a code is 2 bytes."""
+
+    __slots__ = ("codes", "distinct", "code_of", "held")
+
+    def __init__(self, capacity: int):
+        import numpy as np
+
+        self.codes = np.zeros(capacity, dtype=np.int16)  # code 0: the field is missing (NaN)
+        self.distinct, self.code_of = [_NAN], {id(_NAN): 0}
+        self.held = None  # the object array, once the column has more distinct objects than it codes
+
+    def put(self, at: int, values: tuple) -> None:
+        import numpy as np
+        import pandas as pd
+
+        if self.held is not None:  # through fromiter: a value that is a list stays one object
+            self.held[at:at + len(values)] = np.fromiter(values, dtype=object, count=len(values))
+            return
+        ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
+        local, _ = pd.factorize(ids)  # this chunk's codes, first-seen order
+        firsts = np.unique(local, return_index=True)[1]
+        codes = np.empty(len(firsts), dtype=np.int64)
+        for j, first in enumerate(firsts.tolist()):
+            value = values[first]
+            code = self.code_of.get(id(value))
+            if code is None:
+                code = self.code_of[id(value)] = len(self.distinct)
+                self.distinct.append(value)  # kept alive here: its id stays its own
+            codes[j] = code
+        if len(self.distinct) > _MOST_CODED:
+            self.held = self.objects(len(self.codes))
+            self.codes, self.distinct, self.code_of = None, None, None
+            self.put(at, values)
+            return
+        self.codes[at:at + len(values)] = codes[local]
+
+    def grow(self, capacity: int) -> None:
+        import numpy as np
+
+        if self.held is not None:
+            grown = np.full(capacity, _NAN, dtype=object)
+            grown[:len(self.held)] = self.held
+            self.held = grown
+        else:
+            grown = np.zeros(capacity, dtype=np.int16)
+            grown[:len(self.codes)] = self.codes
+            self.codes = grown
+
+    def objects(self, rows: int):
+        """The first `rows` values as an object array: each run's very object."""
+        import numpy as np
+
+        if self.held is not None:
+            return self.held[:rows]
+        distinct = np.empty(len(self.distinct), dtype=object)
+        for code, value in enumerate(self.distinct):  # item by item: a list stays one object
+            distinct[code] = value
+        return distinct[self.codes[:rows]]
 
 
 def _resolved(column, parsed: dict) -> SharedObjects:

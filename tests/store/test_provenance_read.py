@@ -84,14 +84,18 @@ def test_the_frame_is_the_per_run_parse_of_every_run(varied):
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5])
 @pytest.mark.parametrize("expected", ["none", "all", "fewer"])
-def test_the_frame_is_the_same_read_in_chunks_whatever_the_runs_expected(varied, monkeypatch, chunk, expected):
+@pytest.mark.parametrize("most_coded", [4096, 2])
+def test_the_frame_is_the_same_read_in_chunks_whatever_the_runs_expected(varied, monkeypatch, chunk, expected,
+                                                                          most_coded):
     """Columns made for the runs expected and grown past them: read a few runs at a time (fields first seen
     in a later chunk, stretches of shapes across chunks), expecting every run, none, or fewer (a run stored
-    between the runs read and the provenance read), the frame is the per-run parse."""
+    between the runs read and the provenance read), the frame is the per-run parse; so it is where columns
+    of more distinct objects than a few hold their objects (a code a run, then an object array)."""
     from eitp_bench.store.layout import RUNS
 
     url, recs = varied
     monkeypatch.setattr(provenance_read, "_CHUNK_ROWS", chunk)
+    monkeypatch.setattr(provenance_read, "_MOST_CODED", most_coded)
     store = Store.open(url, read_only=True)
     runs = {"none": None, "all": store.runs_frame(), "fewer": store.runs_frame(where=RUNS.c.arm == recs[0].arm)}
     got = store.provenance_frame(runs=runs[expected])
