@@ -48,17 +48,16 @@ def read_rounds(store, where, runs, seqs, provenance, latest: Optional[dict] = N
     is_ok = (runs["status"] == "ok").to_numpy(dtype=bool, na_value=False)
     if not is_ok.any():
         return StoredRounds(_empty(runs), {})
-    ok = keyed(runs[is_ok].reset_index(drop=True))
-    # each ok run's position in `ok`, keyed by its seq (the rows name their run by it). A run another
-    # process stores while this one reads is not in `ok`: its rows are passed over
-    position = {seq: i for i, seq in enumerate(seqs[is_ok].tolist())}
+    # every run ok (a nightly store's usual case): the runs frame's columns shared, not a copy of them (12 MiB
+    # of passing copy at 1 000 000 records)
+    ok = keyed((runs if is_ok.all() else runs[is_ok]).reset_index(drop=True))
     # each run's energy state as a code, its label looked up per round: a label string per run (what
     # energy_state_key adds) was 18 MiB of text at 1 000 000 records, for four distinct labels
     states = run_state_codes(ok["run_id"], provenance)
     # each run's round (its state included) as a code: one small int per run, where a tuple of its eight
     # values as Python strings (Arrow's tolist makes a new string per cell) was ~70 MiB at 1 000 000 records
-    round_of = row_codes(ok[ROUND_KEYS].assign(energy_state=states.label_codes()), [*ROUND_KEYS, "energy_state"]).tolist()
-    acc = _Accumulator(position, round_of)
+    round_of = row_codes(ok[ROUND_KEYS].assign(energy_state=states.label_codes()), [*ROUND_KEYS, "energy_state"])
+    acc = _Accumulator(np.asarray(seqs)[is_ok], round_of.astype(np.int32))
     metric_values(store, where, acc.add)
     return StoredRounds(acc.frame(ok, provenance), acc.behind(ok, states, runs, np.flatnonzero(is_ok), latest or {}))
 
@@ -66,8 +65,11 @@ def read_rounds(store, where, runs, seqs, provenance, latest: Optional[dict] = N
 class _Accumulator:
     """What combine_rounds needs of every copy, gathered a chunk at a time."""
 
-    def __init__(self, position: dict, round_of: list):
-        self.position, self.round_of = position, round_of
+    def __init__(self, seqs, round_of):
+        # the ok runs' seqs, in store order (increasing), and each one's round code: a row names its run by
+        # its seq, found here by bisection a chunk at a time (a dict of 125 000 seqs and a list of their
+        # codes were 10 MiB of the read's passing peak at 1 000 000 records)
+        self.seqs, self.round_of = seqs, round_of
         # (round code, name, window) → [first position, first idx, unit, its flags, values, positions]
         self.rounds: dict[tuple, list] = {}
         self.flagged: dict[tuple, list] = {}  # key → [(position, idx, (codes, messages))] of copies with flags
@@ -77,16 +79,23 @@ class _Accumulator:
         JSON) fails here, inside the store's read, which says so in one line (store.database._reading)."""
         from eitp_bench.store.layout import flag_columns
 
-        rounds, flagged, position, round_of = self.rounds, self.flagged, self.position, self.round_of
-        for seq, idx, name, window, value, unit, flags in rows:
-            p = position.get(seq)
-            if p is None:  # a run stored since `runs` was read
+        import numpy as np
+
+        rounds, flagged = self.rounds, self.flagged
+        seqs = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        at = np.minimum(np.searchsorted(self.seqs, seqs), max(len(self.seqs) - 1, 0))
+        # a run stored since `runs` was read is not among them: its rows are passed over (-1)
+        found = self.seqs[at] == seqs if len(self.seqs) else np.zeros(len(rows), dtype=bool)
+        positions = np.where(found, at, -1).tolist()
+        round_codes = self.round_of[at].tolist() if len(self.seqs) else positions
+        for (_, idx, name, window, value, unit, flags), p, round_code in zip(rows, positions, round_codes):
+            if p < 0:
                 continue
             flags = _NO_FLAGS if flags is None else flag_columns(json.loads(flags))  # most rows have none
-            key = (round_of[p], name, window)
+            key = (round_code, name, window)
             r = rounds.get(key)
             if r is None:
-                rounds[key] = r = [p, idx, unit, flags, array("d"), array("l")]
+                rounds[key] = r = [p, idx, unit, flags, array("d"), array("i")]  # positions: 4 bytes a copy
             elif p < r[0] or (p == r[0] and idx < r[1]):  # store order: runs by seq, then the record's own order
                 r[0], r[1], r[2], r[3] = p, idx, unit, flags
             r[4].append(value)
