@@ -279,6 +279,12 @@ def positions_in(ids, wanted, *, last: bool = False):
     wanted, ids = arrow_text(wanted), arrow_text(ids)
     if not len(wanted) or not len(ids):
         return np.full(len(wanted), -1, dtype=np.int64)
+    same = len(wanted) == len(ids) and ids.null_count == wanted.null_count == 0 and \
+        (wanted is ids or pc.all(pc.equal(wanted, ids)).as_py())
+    if same and all_distinct(ids):
+        # the very ids asked for, in their order (a provenance's runs are its runs frame's): each is where it is.
+        # Hashed, the 125 000 run ids a report reads at 1 000 000 records were an 18 MiB passing peak
+        return np.arange(len(ids), dtype=np.int64)
     distinct = pc.unique(wanted).drop_null()
     which = np.asarray(pc.index_in(ids, value_set=distinct).fill_null(-1).to_numpy(zero_copy_only=False),
                        dtype=np.int64)  # each id's place among those asked for

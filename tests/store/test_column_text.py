@@ -69,3 +69,27 @@ def test_text_in_one_chunk_holds_the_pages_values_in_one_chunk():
     taken = pd.Series(column).iloc[np.array([5, 0])]
     assert taken.tolist() == ["c", "a"]
     assert len(text_in_one_chunk([])) == 0
+
+
+def _positions_by_dict(ids, wanted, last):
+    found = {}
+    for i, v in enumerate(ids):
+        if v is not None and (last or v not in found):
+            found[v] = i
+    return [-1 if w is None else found.get(w, -1) for w in wanted]
+
+
+def test_positions_in_finds_what_a_dict_of_the_ids_finds():
+    # the ids asked for are often the very ids looked in (a provenance's runs are its runs frame's): that
+    # case is answered without hashing, and must answer as the lookup does, repeated ids and nulls included
+    from eitp_bench.store.column_read import positions_in
+
+    rng = random.Random(11)
+    for _ in range(2000):
+        n = rng.randint(1, 9)
+        ids = [rng.choice([None, "a", "b", "c", "d", "e", "f"]) for _ in range(n)]
+        wanted = list(ids) if rng.random() < 0.6 else [rng.choice([None, "a", "b", "c", "x"]) for _ in range(n)]
+        column = pd.Series(ids, dtype="str")
+        asked = column if wanted == ids and rng.random() < 0.5 else pd.Series(wanted, dtype="str")
+        for last in (False, True):
+            assert positions_in(column, asked, last=last).tolist() == _positions_by_dict(ids, wanted, last)
