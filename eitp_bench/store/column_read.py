@@ -51,13 +51,13 @@ def frame_of(cursor, labels=frozenset(), instants=frozenset()):
     if not parts or not parts[0]:
         return pd.DataFrame.from_records([], columns=columns).astype({columns[i]: "datetime64[us]" for i in timed})
 
-    def column(i, column_parts):
+    def column(i):
+        column_parts, parts[i] = parts[i], None  # a column's chunks let go as it is made: never all twice
         if i in timed:
             return np.concatenate(column_parts)
         return coders[i].column(column_parts) if i in coders else _column(column_parts)
 
-    return pd.DataFrame({name: column(i, column_parts) for i, (name, column_parts) in enumerate(zip(columns, parts))},
-                        columns=columns)
+    return pd.DataFrame({name: column(i) for i, name in enumerate(columns)}, columns=columns)
 
 
 def frames_by_key(cursor, key_columns: list[int], labels=frozenset()) -> Iterator:
