@@ -46,7 +46,7 @@ def _findings_and_sections(frames: Frames, claims, n_resamples: int, max_groups:
     from eitp_bench.report.runtime_section import runtime_sections
 
     findings = findings_of(frames, claims, n_resamples=n_resamples, max_groups=max_groups, sections=True)
-    del frames  # the caller's reference: the findings' page_frames hold what the sections read
+    del frames  # from here only the findings' page_frames hold the frames: let go below, once read
     runtime = runtime_sections(findings.page_frames)  # the cost model's estimate against the actual times
     page, findings.page_frames = theory_frames(findings.page_frames), None
     gc.collect()  # the frames read are held in reference cycles: freed now, before the first figure
