@@ -218,30 +218,21 @@ def _estimates_of(frames, run_ids):
     column = "hardware.cost_estimate"
     if prov is not None and column in prov.columns and _aligned(prov, run_ids):
         return prov[column].reset_index(drop=True)
+    from eitp_bench.store.shared_objects import object_array
+
     (values,) = _per_run(frames, run_ids, "cost_estimate")
-    out = pd.Series([None] * len(values), dtype=object)
-    for i, value in enumerate(values):  # item by item: an estimate is a mapping, kept as one object
-        out.iat[i] = value
-    return out
+    return pd.Series(object_array(values), dtype=object)  # an estimate is a mapping, kept as one object
 
 
 def _aligned(prov, run_ids) -> bool:
-    """Whether `run_ids` are the provenance's runs, each once, in its order (the report's read): its rows are
-    then theirs, found by position."""
-    from eitp_bench.store.column_read import all_distinct
-
-    return _same_runs(prov["run_id"], run_ids) and all_distinct(prov["run_id"])
-
-
-def _same_runs(ids, run_ids) -> bool:
-    """Whether `run_ids` are `ids` (a provenance's), in the same order: compared in Arrow, where two pandas
-    indexes of the 125 000 ids a report reads at 1 000 000 records each build a hash table of Python strings
-    (this section's own peak, with the copy `estimate_vs_actual` no longer makes: 19 → 14 MiB)."""
+    """Whether `run_ids` (a column) are the provenance's runs, each once, in its order (the report's read): its
+    rows are then theirs, found by position. Compared in Arrow, where two pandas indexes of the 125 000 ids
+    a report reads at 1 000 000 records each built a hash table of Python strings."""
     import pandas as pd
 
-    from eitp_bench.store.provenance_read import same_run_ids
+    from eitp_bench.store.column_read import all_distinct, same_ids
 
-    return isinstance(run_ids, pd.Series) and same_run_ids(ids.astype(str).array, run_ids.astype(str).array)
+    return isinstance(run_ids, pd.Series) and same_ids(prov["run_id"], run_ids) and all_distinct(prov["run_id"])
 
 
 def estimate_vs_actual(frames) -> Optional[dict]:

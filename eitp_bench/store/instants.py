@@ -30,7 +30,7 @@ def iso_micros(values) -> np.ndarray:
     out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[us]")
     micros = iso_texts_micros(texts) if texts and all(type(v) is str for v in texts) else None
     if micros is None:  # what pandas reads otherwise than fromisoformat, item by item
-        micros = np.array([_micros_of(v) for v in texts], dtype=np.int64)
+        micros = np.array([micros_of(v) for v in texts], dtype=np.int64)
     out[~missing] = micros.astype("datetime64[us]")
     return out
 
@@ -64,8 +64,9 @@ def arrow_text_held(values):
     return held
 
 
-def _micros_of(value) -> int:
-    """One time (ISO 8601 text, or seconds) as whole microseconds since the epoch, as `seconds` reads it."""
+def micros_of(value) -> int:
+    """One time (ISO 8601 text, or seconds) as whole microseconds since the epoch, naive = UTC (`seconds` of
+    a text is this / 1e6, as datetime.timestamp computes it)."""
     from datetime import datetime, timedelta, timezone
 
     if isinstance(value, (int, float, np.integer, np.floating)):

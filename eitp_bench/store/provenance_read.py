@@ -19,9 +19,10 @@ import json
 from pydantic_core import from_json  # 2× json.loads on these texts; equal strings shared
 
 from eitp_bench.records import Provenance
+from eitp_bench.store.column_read import same_ids
 from eitp_bench.store.hardware_values import REFERENCE, value_texts
 from eitp_bench.store.layout import RUNS
-from eitp_bench.store.shared_objects import SharedObjects, object_codes
+from eitp_bench.store.shared_objects import SharedObjects, object_array, object_codes
 
 TOP_FIELDS = [f for f in Provenance.model_fields if f != "hardware"]
 _CHUNK_ROWS = 5_000  # texts held at once: about 10 MB of real runs' provenance
@@ -61,14 +62,9 @@ def provenance_frame(store, where=None, runs=None):
     parsed_values = {p: json.loads(texts[i]) for i, p in placeholders.items()}  # KeyError: a value not stored
     # copy=False: a block per column, not every object column stacked into a second copy
     run_ids = columns.run_ids()
-    if runs is not None and same_run_ids(runs["run_id"].array, run_ids):
+    if runs is not None and same_ids(runs["run_id"], run_ids):
         run_ids = runs["run_id"].array  # one copy of the ids (4.8 MiB of Arrow text at 1 000 000 records)
     return pd.DataFrame({"run_id": run_ids, **columns.finish(parsed_values)}, copy=False)
-
-
-def same_run_ids(ours, theirs) -> bool:
-    """Whether two arrays of run ids hold the same ids in the same order (compared in Arrow)."""
-    return len(ours) == len(theirs) and bool((ours == theirs).all())
 
 
 class _Reference:
@@ -164,16 +160,13 @@ class _CodedColumn:
 
     def put(self, at: int, values: tuple) -> None:
         import numpy as np
-        import pandas as pd
 
         if self.held is not None:  # through fromiter: a value that is a list stays one object
             self.held[at:at + len(values)] = np.fromiter(values, dtype=object, count=len(values))
             return
-        ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
-        local, _ = pd.factorize(ids)  # this chunk's codes, first-seen order
-        firsts = np.unique(local, return_index=True)[1]
+        local, firsts = object_codes(values)  # this chunk's codes, by identity, first-seen order
         codes = np.empty(len(firsts), dtype=np.int64)
-        for j, first in enumerate(firsts.tolist()):
+        for j, first in enumerate(firsts):
             value = values[first]
             code = self.code_of.get(id(value))
             if code is None:
@@ -201,27 +194,15 @@ class _CodedColumn:
 
     def objects(self, rows: int):
         """The first `rows` values as an object array: each run's very object."""
-        import numpy as np
-
-        if self.held is not None:
-            return self.held[:rows]
-        distinct = np.empty(len(self.distinct), dtype=object)
-        for code, value in enumerate(self.distinct):  # item by item: a list stays one object
-            distinct[code] = value
-        return distinct[self.codes[:rows]]
+        return self.held[:rows] if self.held is not None else object_array(self.distinct)[self.codes[:rows]]
 
 
 def _resolved(column, parsed: dict) -> SharedObjects:
     """The column as SharedObjects (each distinct object once, a code a run), each placeholder as the value
     it stands for: one lookup per distinct object."""
-    import numpy as np
-
     codes, firsts = object_codes(column)
-    values = np.empty(len(firsts), dtype=object)
-    for code, at in enumerate(firsts):  # item by item: a value that is a list stays one object
-        value = column[at]
-        values[code] = parsed[value] if type(value) is _Reference else value
-    return SharedObjects(codes, values)
+    values = [column[at] for at in firsts]
+    return SharedObjects(codes, object_array([parsed[v] if type(v) is _Reference else v for v in values]))
 
 
 def _typed(column):

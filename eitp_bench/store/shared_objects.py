@@ -53,10 +53,7 @@ class SharedObjects(ExtensionArray):
         object_codes: equal codes, the same object)."""
         column = np.asarray(column, dtype=object)
         codes, firsts = object_codes(column)
-        values = np.empty(len(firsts), dtype=object)
-        for code, at in enumerate(firsts):  # item by item: a list stays one object
-            values[code] = column[at]
-        return cls(codes, values)
+        return cls(codes, object_array([column[at] for at in firsts]))
 
     @property
     def distinct(self):
@@ -68,7 +65,7 @@ class SharedObjects(ExtensionArray):
     def _from_sequence(cls, scalars, *, dtype=None, copy=False):
         if isinstance(scalars, SharedObjects):
             return scalars.copy() if copy else scalars
-        return cls.of(_one_by_one(list(scalars)))
+        return cls.of(object_array(list(scalars)))
 
     @classmethod
     def _from_factorized(cls, values, original: "SharedObjects"):
@@ -160,8 +157,8 @@ def object_codes(values):
     return codes, firsts.tolist()
 
 
-def _one_by_one(items: list):
-    """An object array of `items`, item by item: a list among them stays one object."""
+def object_array(items: list):
+    """An object array of `items`, item by item: a list among them stays one object (numpy would spread it)."""
     out = np.empty(len(items), dtype=object)
     for i, v in enumerate(items):
         out[i] = v

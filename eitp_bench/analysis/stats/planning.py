@@ -16,7 +16,7 @@ import numpy as np
 
 from eitp_bench.analysis.stats.distributions import t_ppf
 from eitp_bench.analysis.stats.effect import DEFAULT_RESAMPLES
-from eitp_bench.store.instants import iso_texts_micros
+from eitp_bench.store.instants import iso_texts_micros, micros_of
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,7 @@ def seconds(values) -> np.ndarray:
         elif isinstance(v, (int, float, np.integer, np.floating)):
             out.append(float(v))
         else:  # ISO 8601; naive times are taken as UTC, as the records write them
-            from datetime import datetime, timezone
-
-            t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-            out.append((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp())
+            out.append(micros_of(v) / 1e6)
     return np.asarray(out, dtype=float)
 
 
