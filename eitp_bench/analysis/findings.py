@@ -8,9 +8,10 @@ compute nothing.
 
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from eitp_bench.analysis.experiment import Experiment, describe_experiment
 from eitp_bench.analysis.frames import Frames
@@ -205,7 +206,7 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
 
     rs = ResultSet(frames)  # the rules (ok runs, comparability key, measured-only) applied once
     if frames.scope is not None:
-        scoped = _scoped(frames, rs, claim_set, n_resamples, max_groups)
+        scoped = _scoped(frames.scope, frames.source, [(None, rs)], claim_set, n_resamples, max_groups)
         if not sections:
             return scoped
         scope = frames.scope
@@ -253,25 +254,62 @@ def _page_sections(frames: Frames, rs) -> dict:
     )
 
 
-def _scoped(frames: Frames, rs, claim_set, n_resamples: int, max_groups: int) -> Findings:
-    """The findings of frames that hold only the newest groups' runs (frames.load_newest): the verdicts,
-    the omitted groups and the not-finite counts, all as a full read gives them. The whole-store sections
-    (summary, energy tables, environment, the other warnings) are not computed from such frames: they
-    stay empty and `scoped` says so (the HTML report reads every run)."""
+def analyse_each(frames_each: Iterable[Frames], claim_set, *, n_resamples: int = 10_000,
+                 max_groups: int = 5) -> Findings:
+    """analyse() of load_newest's frames (the verdicts only) from frames.load_newest_each, which reads them
+    one (configuration, profile) pair at a time: the same Findings, while one pair's runs are held. A
+    frame read otherwise (no StoreScope: frames, dicts, stores without SQL) is analysed whole."""
+    frames_each = iter(frames_each)
+    first = next(frames_each)
+    if first.scope is None:
+        return analyse(first, claim_set, n_resamples=n_resamples, max_groups=max_groups)
+    scope, source = first.scope, first.source
+    reads = _pair_by_pair(first, frames_each)
+    del first  # held by the reads alone: let go once its pair is judged
+    return _scoped(scope, source, reads, claim_set, n_resamples, max_groups)
+
+
+def _pair_by_pair(frames: Optional[Frames], rest: Iterator[Frames]):
+    """(pairs, ResultSet) of each frames read, each let go before the next is read."""
+    from eitp_bench.analysis.resultset import ResultSet
+
+    while frames is not None:
+        pairs, rs = frames.scope.pairs, ResultSet(frames)
+        del frames
+        yield pairs, rs
+        del rs
+        gc.collect()  # the frames sit in reference cycles: freed now, before the next pair is read
+        frames = next(rest, None)
+
+
+def _scoped(scope, source: str, reads, claim_set, n_resamples: int, max_groups: int) -> Findings:
+    """The findings of frames that hold only the newest groups' runs (frames.load_newest, or
+    load_newest_each a pair at a time): the verdicts, the omitted groups and the not-finite counts, all
+    as a full read gives them. `reads`: (pairs, ResultSet) of the runs read, `pairs` the (configuration,
+    profile) pairs whose runs a ResultSet holds (None: every pair of the newest groups). The whole-store
+    sections (summary, energy tables, environment, the other warnings) are not computed from such frames:
+    they stay empty and `scoped` says so (the HTML report reads every run)."""
     from eitp_bench.analysis.stats import methods_paragraph
 
-    scope = frames.scope
     if max_groups > scope.max_groups:
         raise ValueError(f"frames hold the newest {scope.max_groups} groups, not {max_groups}")
-    groups, _ = _verdict_groups(rs, claim_set, n_resamples, max_groups)
     stored = [(g.config_hash, g.hardware_profile_id, g.energy_state) for g in scope.groups[:max_groups]]
-    judged = [(g.config_hash, g.profile, g.hardware_state) for g in groups]
-    if judged != stored:  # the SQL and the frames disagree on which groups are newest: a bug, never a guess
-        raise RuntimeError(f"newest groups differ between the store ({stored}) and the frames read ({judged})")
+    groups = []
+    for pairs, rs in reads:
+        wanted = [k for k in stored if pairs is None or k[:2] in pairs]  # in the store's order: newest first
+        judged_groups, _ = _verdict_groups(rs, claim_set, n_resamples, len(wanted))
+        del rs
+        judged = [(g.config_hash, g.profile, g.hardware_state) for g in judged_groups]
+        if judged != wanted:  # the SQL and the frames disagree on which groups are newest: a bug, never a guess
+            raise RuntimeError(f"newest groups differ between the store ({wanted}) and the frames read ({judged})")
+        groups += judged_groups
+    groups.sort(key=lambda g: stored.index((g.config_hash, g.profile, g.hardware_state)))
+    if len(groups) != len(stored):
+        raise RuntimeError(f"newest groups differ between the store ({stored}) and the groups judged")
     family = max((sum(v.claim.group == "headline" for v in g.verdicts) for g in groups), default=0)
     return Findings(
         statement=methods_paragraph(n_claims=family or None, resamples=n_resamples),
-        source=frames.source, paper=claim_set.paper, summary={}, groups=groups,
+        source=source, paper=claim_set.paper, summary={}, groups=groups,
         omitted_groups=[g.label for g in scope.groups[max_groups:]], distributions=_distributions(groups),
         timelines=[], energy_table=[], energy_breakdown=None, pareto=[], environment=[],
         warnings={"not_finite": scope.not_finite}, scoped=True)

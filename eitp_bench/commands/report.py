@@ -25,13 +25,12 @@ def report(
     """Write the HTML report: claim verdicts, distributions, energy, environment, warnings."""
     from eitp_bench.report.build import write_report
 
-    if as_json:  # the same Findings the HTML renders; only the judged groups' runs are read
+    if as_json:  # the same verdicts the HTML renders; only the judged groups' runs are read, a pair at a time
         import json
 
-        from eitp_bench.analysis.frames import load_newest
-        from eitp_bench.report.build import findings_of
+        from eitp_bench.report.build import newest_findings
 
-        print(json.dumps(findings_of(load_newest(store, suite=suite), claims).to_json(), indent=1))
+        print(json.dumps(newest_findings(store, claims, suite=suite).to_json(), indent=1))
         if bundle:
             _write_bundle(bundle, store, suite, claims, html=None, to=sys.stderr)
         return

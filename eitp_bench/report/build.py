@@ -62,10 +62,25 @@ def _findings_and_sections(frames: Frames, claims, n_resamples: int, max_groups:
 def findings_of(frames: Frames, claims="eitp", **kwargs):
     """Findings over frames with a claims file (a built-in name, a path or a ClaimSet)."""
     from eitp_bench.analysis.findings import analyse
+
+    return analyse(frames, _claim_set(claims), **kwargs)
+
+
+def newest_findings(store_or_path, claims="eitp", *, suite: Optional[str] = None, max_groups: int = 5, **kwargs):
+    """The verdicts of the newest groups (what `report --json` prints): findings_of(load_newest(…)), read and
+    judged one (configuration, profile) pair at a time (frames.load_newest_each)."""
+    from eitp_bench.analysis.findings import analyse_each
+    from eitp_bench.analysis.frames import load_newest_each
+
+    claim_set = _claim_set(claims)  # a bad claims file is said before the store is read
+    return analyse_each(load_newest_each(store_or_path, suite=suite, max_groups=max_groups), claim_set,
+                        max_groups=max_groups, **kwargs)
+
+
+def _claim_set(claims):
     from eitp_bench.analysis.claims import ClaimSet, load_claims
 
-    claim_set = claims if isinstance(claims, ClaimSet) else load_claims(claims)
-    return analyse(frames, claim_set, **kwargs)
+    return claims if isinstance(claims, ClaimSet) else load_claims(claims)
 
 
 def render_report(findings, *, title: str = "eitp-bench report", extra_sections: Iterable[tuple[str, str]] = ()) -> str:

@@ -10,15 +10,19 @@ must not grow with the groups it does not judge.
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
+from dataclasses import replace
 from typing import Optional
 
 import pytest
 
-from eitp_bench.analysis.frames import StoreScope, for_suite, load_frames, load_newest, only_runs
+from eitp_bench.analysis import frames as frames_module
+from eitp_bench.analysis.frames import StoreScope, for_suite, load_frames, load_newest, load_newest_each, only_runs
 from eitp_bench.errors import UserError
 from eitp_bench.records import Metric
-from eitp_bench.report.build import findings_of, render_report
+from eitp_bench.report.build import findings_of, newest_findings, render_report
 from eitp_bench.store import Store
 from eitp_bench.store.migrations import SCHEMA_VERSION
 from store_backends import pg_url, store_url  # noqa: F401  (fixtures)
@@ -87,7 +91,11 @@ def test_findings_are_those_of_a_full_read(stored, suite):
     for max_groups in (1, 2, 5):
         newest = load_newest(store, suite=suite, max_groups=max_groups)
         assert isinstance(newest.scope, StoreScope)
-        assert _json(newest, max_groups) == _json(full, max_groups)
+        expected = _json(full, max_groups)
+        assert _json(newest, max_groups) == expected
+        # what `report --json` prints: the same findings, read and judged a (configuration, profile) pair at a time
+        each = newest_findings(store, "eitp", suite=suite, max_groups=max_groups, n_resamples=RESAMPLES)
+        assert json.dumps(each.to_json(), indent=1) == expected
     found = findings_of(load_newest(store, suite=suite, max_groups=2), "eitp", n_resamples=RESAMPLES, max_groups=2)
     if suite in (None, "a"):  # the fixture's checks are really exercised, not vacuously equal
         assert found.omitted_groups and found.warnings["not_finite"]
@@ -156,6 +164,50 @@ def test_reads_do_not_grow_with_the_groups_not_judged(store_url, monkeypatch):
     assert big_full > 3 * small_full
     assert len(after["omitted_groups"]) == 8
     assert {**after, "omitted_groups": []} == {**json.loads(before), "omitted_groups": []}
+
+
+def test_each_pair_is_read_alone_and_let_go_before_the_next(stored, monkeypatch):
+    """load_newest_each holds one (configuration, profile) pair's runs: every energy state of it, none of
+    another pair's; and when the next pair is read, the frames of the one before are gone."""
+    store = Store.open(stored, read_only=True)
+    newest = load_newest(store, max_groups=5)
+    def pairs_of(runs) -> set:  # a run stored without a profile is of the 'unknown' one
+        return set(zip(runs["suite_config_hash"], runs["hardware_profile_id"].astype(object).fillna("unknown")))
+
+    pairs = pairs_of(newest.runs)
+    read_before: list = []
+    alive_at_each_read: list[int] = []
+    real_read = frames_module._read_pairs
+
+    def read(*args, **kwargs):
+        gc.collect()
+        alive_at_each_read.append(sum(ref() is not None for ref in read_before))
+        frames = real_read(*args, **kwargs)
+        read_before.append(weakref.ref(frames.runs))
+        return frames
+
+    monkeypatch.setattr(frames_module, "_read_pairs", read)
+    held = []
+    for frames in load_newest_each(store, max_groups=5):
+        (pair,) = frames.scope.pairs
+        held.append((pair, len(frames.runs)))
+        assert pairs_of(frames.runs) == {pair}
+        del frames
+    assert sorted(p for p, _ in held) == sorted(pairs) and len(held) == len(pairs) >= 4
+    assert sum(n for _, n in held) == len(newest.runs)
+    assert len(newest_findings(store, "eitp", max_groups=5, n_resamples=RESAMPLES).groups) == 5
+    assert alive_at_each_read[-5:] == [0] * 5  # newest_findings' five reads: none found the one before alive
+
+
+def test_frames_that_hold_another_pair_than_they_say_are_refused(stored):
+    """The groups judged from a pair's frames must be the store's newest groups of that pair, in order."""
+    from eitp_bench.analysis.claims import load_claims
+    from eitp_bench.analysis.findings import analyse_each
+
+    each = list(load_newest_each(Store.open(stored, read_only=True), max_groups=5))
+    wrong = [each[0], *(replace(f, scope=replace(f.scope, pairs=each[0].scope.pairs)) for f in each[1:])]
+    with pytest.raises(RuntimeError, match="newest groups differ"):
+        analyse_each(wrong, load_claims("eitp"), n_resamples=RESAMPLES, max_groups=5)
 
 
 def test_restricting_or_rendering_scoped_frames_is_refused(stored):
