@@ -297,12 +297,8 @@ def _scoped(scope, source: str, reads, claim_set, n_resamples: int, max_groups: 
     groups = []
     for pairs, rs in reads:
         wanted = [k for k in stored if pairs is None or k[:2] in pairs]  # in the store's order: newest first
-        judged_groups, _ = _verdict_groups(rs, claim_set, n_resamples, len(wanted))
+        groups += _judged(rs, _listed(rs, wanted), claim_set, n_resamples)
         del rs
-        judged = [(g.config_hash, g.profile, g.hardware_state) for g in judged_groups]
-        if judged != wanted:  # the SQL and the frames disagree on which groups are newest: a bug, never a guess
-            raise RuntimeError(f"newest groups differ between the store ({wanted}) and the frames read ({judged})")
-        groups += judged_groups
     groups.sort(key=lambda g: stored.index((g.config_hash, g.profile, g.hardware_state)))
     if len(groups) != len(stored):
         raise RuntimeError(f"newest groups differ between the store ({stored}) and the groups judged")
@@ -315,9 +311,29 @@ def _scoped(scope, source: str, reads, claim_set, n_resamples: int, max_groups: 
         warnings={"not_finite": scope.not_finite}, scoped=True)
 
 
+def _listed(rs, keys: list[tuple]) -> list:
+    """The result set's groups of these keys (the store's listing of the newest groups), in that order. A
+    group of the runs read that the listing does not have was stored after it (another machine of the fleet
+    storing its night while the report reads): it waits for the next report. A listed group missing from
+    the runs read means the SQL and the frames disagree on the groups: a bug, never a guess."""
+    found = {(g.key.config_hash, g.key.hardware_profile_id, g.key.energy_state): g for g in rs.groups()}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise RuntimeError(f"groups listed by the store are not in the runs read: {missing} (read: {list(found)})")
+    return [found[k] for k in keys]
+
+
 def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupFindings], list[str]]:
-    """One verdict table per comparability key (configuration hash × hardware profile): claims are never
-    judged across machines or across different configurations that share a suite name."""
+    """One verdict table per comparability key (configuration hash × hardware profile), the newest
+    `max_groups` of the result set, and the labels of the others."""
+    all_groups = rs.groups()
+    omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
+    return _judged(rs, all_groups[:max_groups], claim_set, n_resamples), omitted
+
+
+def _judged(rs, chosen: list, claim_set, n_resamples) -> list[GroupFindings]:
+    """The verdict table of each of these groups of the result set, in their order: claims are never judged
+    across machines or across different configurations that share a suite name."""
     from eitp_bench.analysis.claims import judge_claims
     from eitp_bench.analysis import training_view
     from eitp_bench.analysis.co2 import co2_per_arm
@@ -330,10 +346,8 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
     positions = positions_of(rs.frames.provenance)  # the provenance's run ids, looked up by both
     instrument = lags_for_judge(rs.frames.provenance, positions)
     conditions = isolation_codes(rs.frames.provenance, positions)
-    all_groups = rs.groups()
-    omitted = [f"{g.suite} ({g.key.config_hash[:8]}) · {g.key.hardware_profile_id}" for g in all_groups[max_groups:]]
     groups = []
-    for g in all_groups[:max_groups]:  # most recent first
+    for g in chosen:  # most recent first
         m, e = g.rounds, g.energy  # copies of a round stored by several batches: one round (resultset.py)
         experiment = describe_experiment(g.suite, g.key.config_hash, g.config, m)
         arms = set(map(str, m["arm"].unique()))
@@ -363,7 +377,7 @@ def _verdict_groups(rs, claim_set, n_resamples, max_groups) -> tuple[list[GroupF
             self_check=checks,
         ))
         g.runs_behind.forget()  # the group's verdicts are made: its runs' clock and codes are not needed again
-    return groups, omitted
+    return groups
 
 
 def _annotate(v, behind, experiment: Experiment, changed: dict[str, str]):

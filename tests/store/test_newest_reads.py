@@ -206,8 +206,39 @@ def test_frames_that_hold_another_pair_than_they_say_are_refused(stored):
 
     each = list(load_newest_each(Store.open(stored, read_only=True), max_groups=5))
     wrong = [each[0], *(replace(f, scope=replace(f.scope, pairs=each[0].scope.pairs)) for f in each[1:])]
-    with pytest.raises(RuntimeError, match="newest groups differ"):
+    with pytest.raises(RuntimeError, match="groups listed by the store are not in the runs read"):
         analyse_each(wrong, load_claims("eitp"), n_resamples=RESAMPLES, max_groups=5)
+
+
+def test_a_group_stored_while_the_pairs_are_read_waits_for_the_next_report(stored):
+    """Another machine of the fleet stores a night under a new power limit after the report listed the
+    groups and before it reads that pair: the report judges the groups it listed, and the next one judges
+    the new group too (the newest)."""
+    from eitp_bench.analysis.claims import load_claims
+    from eitp_bench.analysis.findings import analyse_each
+
+    def keys(found) -> list:
+        return [(g.config_hash, g.profile, g.hardware_state) for g in found.groups]
+
+    reader = Store.open(stored, read_only=True)
+    each = load_newest_each(reader, max_groups=5)
+    first = next(each)  # the groups are listed, and the first pair read
+    listed = [(g.config_hash, g.hardware_profile_id, g.energy_state) for g in first.scope.groups[:5]]
+    later = next(g for g in first.scope.groups[:5] if (g.config_hash, g.hardware_profile_id) not in first.scope.pairs
+                 and g.hardware_profile_id != "unknown")
+    night = [_with_hardware(r, state=_state(500.0)) for r in
+             _nightlies(1, [(later.suite, later.config_hash, later.hardware_profile_id)], minute0=30 * 1440)]
+    with Store.open(stored) as writer:
+        writer.add_many(night)
+
+    def frames_each():
+        yield first
+        yield from each
+
+    found = analyse_each(frames_each(), load_claims("eitp"), n_resamples=RESAMPLES, max_groups=5)
+    assert keys(found) == listed
+    newer = keys(newest_findings(reader, "eitp", max_groups=5, n_resamples=RESAMPLES))
+    assert newer[0][:2] == (later.config_hash, later.hardware_profile_id) and newer[0] not in listed
 
 
 def test_restricting_or_rendering_scoped_frames_is_refused(stored):
