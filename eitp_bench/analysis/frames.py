@@ -231,7 +231,7 @@ def _read_newest(store, source: str, suite: Optional[str], max_groups: int, grou
     return _read_pairs(store, source, suite, pairs, groups, scope)
 
 
-def _scope(store, suite: Optional[str], max_groups: int, groups: list, pairs: list) -> Optional["StoreScope"]:
+def _scope(store, suite: Optional[str], max_groups: int, groups: list, pairs: list) -> Optional[StoreScope]:
     """What the reports say of the runs not read, counted in SQL; None where the pairs name no run."""
     from eitp_bench.store import queries as store_queries
 
@@ -243,7 +243,7 @@ def _scope(store, suite: Optional[str], max_groups: int, groups: list, pairs: li
                       runs_total=store_queries.run_count(store, suite=suite), pairs=tuple(pairs))
 
 
-def _read_pairs(store, source: str, suite: Optional[str], pairs: list, groups: list, scope: "StoreScope") -> Frames:
+def _read_pairs(store, source: str, suite: Optional[str], pairs: list, groups: list, scope: StoreScope) -> Frames:
     """Every run of these (configuration, profile) pairs: runs, provenance, the judge's rounds and energy."""
     import pandas as pd
 
