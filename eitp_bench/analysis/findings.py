@@ -206,7 +206,7 @@ def analyse(frames: Frames, claim_set, *, n_resamples: int = 10_000, max_groups:
 
     rs = ResultSet(frames)  # the rules (ok runs, comparability key, measured-only) applied once
     if frames.scope is not None:
-        scoped = _scoped(frames.scope, frames.source, [(None, rs)], claim_set, n_resamples, max_groups)
+        scoped = _scoped(frames.scope, frames.source, [rs], claim_set, n_resamples, max_groups)
         if not sections:
             return scoped
         scope = frames.scope
@@ -264,39 +264,39 @@ def analyse_each(frames_each: Iterable[Frames], claim_set, *, n_resamples: int =
     if first.scope is None:
         return analyse(first, claim_set, n_resamples=n_resamples, max_groups=max_groups)
     scope, source = first.scope, first.source
-    reads = _pair_by_pair(first, frames_each)
-    del first  # held by the reads alone: let go once its pair is judged
-    return _scoped(scope, source, reads, claim_set, n_resamples, max_groups)
+    result_sets = _pair_by_pair(first, frames_each)
+    del first  # held by the result sets alone: let go once its pair is judged
+    return _scoped(scope, source, result_sets, claim_set, n_resamples, max_groups)
 
 
 def _pair_by_pair(frames: Optional[Frames], rest: Iterator[Frames]):
-    """(pairs, ResultSet) of each frames read, each let go before the next is read."""
+    """The ResultSet of each frames read, each let go before the next is read."""
     from eitp_bench.analysis.resultset import ResultSet
 
     while frames is not None:
-        pairs, rs = frames.scope.pairs, ResultSet(frames)
+        rs = ResultSet(frames)
         del frames
-        yield pairs, rs
+        yield rs
         del rs
         gc.collect()  # the frames sit in reference cycles: freed now, before the next pair is read
         frames = next(rest, None)
 
 
-def _scoped(scope, source: str, reads, claim_set, n_resamples: int, max_groups: int) -> Findings:
+def _scoped(scope, source: str, result_sets, claim_set, n_resamples: int, max_groups: int) -> Findings:
     """The findings of frames that hold only the newest groups' runs (frames.load_newest, or
     load_newest_each a pair at a time): the verdicts, the omitted groups and the not-finite counts, all
-    as a full read gives them. `reads`: (pairs, ResultSet) of the runs read, `pairs` the (configuration,
-    profile) pairs whose runs a ResultSet holds (None: every pair of the newest groups). The whole-store
-    sections (summary, energy tables, environment, the other warnings) are not computed from such frames:
-    they stay empty and `scoped` says so (the HTML report reads every run)."""
+    as a full read gives them. `result_sets`: those of the runs read, each judging the listed groups of the
+    pairs its frames' StoreScope.pairs names. The whole-store sections (summary, energy tables,
+    environment, the other warnings) are not computed from such frames: they stay empty and `scoped` says
+    so (the HTML report reads every run)."""
     from eitp_bench.analysis.stats import methods_paragraph
 
     if max_groups > scope.max_groups:
         raise ValueError(f"frames hold the newest {scope.max_groups} groups, not {max_groups}")
     stored = [(g.config_hash, g.hardware_profile_id, g.energy_state) for g in scope.groups[:max_groups]]
     groups = []
-    for pairs, rs in reads:
-        wanted = [k for k in stored if pairs is None or k[:2] in pairs]  # in the store's order: newest first
+    for rs in result_sets:
+        wanted = [k for k in stored if k[:2] in rs.frames.scope.pairs]  # in the store's order: newest first
         groups += _judged(rs, _listed(rs, wanted), claim_set, n_resamples)
         del rs
     groups.sort(key=lambda g: stored.index((g.config_hash, g.profile, g.hardware_state)))
